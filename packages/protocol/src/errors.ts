@@ -1,0 +1,107 @@
+/**
+ * One error type for the whole project (DESIGN.md "Conventions"): a stable `code` that is never
+ * reused, an HTTP status, a human message and optional details. The API returns
+ * `{ "error": { "code", "message", "details" } }`. Callers branch on `code`, never on the message.
+ */
+
+/** Every error code Flotilla emits, with its HTTP status. Codes are never renamed or reused. */
+export const ErrorCodes = {
+  // generic request problems
+  FLT_BAD_JSON: 400,
+  FLT_VALIDATION: 400,
+  FLT_BAD_REQUEST: 400,
+  FLT_UNSUPPORTED_MEDIA_TYPE: 415,
+  FLT_BODY_TOO_LARGE: 413,
+  FLT_HEADERS_TOO_LARGE: 431,
+  FLT_NOT_FOUND: 404,
+  FLT_ROUTE_NOT_FOUND: 404,
+  FLT_METHOD_NOT_ALLOWED: 405,
+  FLT_CONFLICT: 409,
+  FLT_RATE_LIMITED: 429,
+  FLT_INTERNAL: 500,
+  FLT_UNAVAILABLE: 503,
+  // operator authentication / authorization
+  FLT_UNAUTHENTICATED: 401,
+  FLT_BAD_CREDENTIALS: 401,
+  FLT_TOKEN_INVALID: 401,
+  FLT_TOKEN_EXPIRED: 401,
+  FLT_FORBIDDEN: 403,
+  FLT_CSRF: 403,
+  // registration keys and enrollment
+  FLT_REGKEY_INVALID: 401,
+  FLT_REGKEY_REVOKED: 403,
+  FLT_REGKEY_EXPIRED: 403,
+  FLT_REGKEY_EXHAUSTED: 403,
+  FLT_NONCE_INVALID: 401,
+  FLT_SIGNATURE_INVALID: 401,
+  FLT_PUBLIC_KEY_INVALID: 400,
+  // device lifecycle
+  FLT_DEVICE_NOT_FOUND: 404,
+  FLT_DEVICE_PENDING: 403,
+  FLT_DEVICE_REJECTED: 403,
+  FLT_DEVICE_REVOKED: 403,
+  FLT_DEVICE_STATE_CONFLICT: 409,
+  // filters
+  FLT_FILTER_INVALID: 400,
+  FLT_SORT_INVALID: 400,
+  // configuration (process start, not HTTP)
+  FLT_CONFIG_INVALID: 500,
+  FLT_IO: 500,
+  FLT_NETWORK: 502,
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export interface ErrorBody {
+  code: ErrorCode | string;
+  message: string;
+  details?: unknown;
+}
+
+/** The JSON envelope of every error response. */
+export interface ErrorEnvelope {
+  error: ErrorBody;
+}
+
+export class FlotillaError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly details: unknown;
+
+  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FlotillaError';
+    this.code = code;
+    this.statusCode = ErrorCodes[code];
+    this.details = options.details;
+  }
+
+  toJSON(): ErrorEnvelope {
+    const body: ErrorBody = { code: this.code, message: this.message };
+    if (this.details !== undefined) body.details = this.details;
+    return { error: body };
+  }
+}
+
+export function isFlotillaError(e: unknown): e is FlotillaError {
+  return e instanceof FlotillaError;
+}
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, code);
+}
+
+/** Parses an error envelope received over HTTP back into a FlotillaError (clients: agent, CLI). */
+export function errorFromEnvelope(status: number, body: unknown): FlotillaError {
+  if (body && typeof body === 'object' && 'error' in body) {
+    const err = (body as { error: unknown }).error;
+    if (err && typeof err === 'object') {
+      const { code, message, details } = err as Record<string, unknown>;
+      if (isErrorCode(code) && typeof message === 'string') {
+        return new FlotillaError(code, message, { details });
+      }
+    }
+  }
+  const code: ErrorCode = status >= 500 ? 'FLT_INTERNAL' : status === 404 ? 'FLT_NOT_FOUND' : 'FLT_BAD_REQUEST';
+  return new FlotillaError(code, `HTTP ${status}`, { details: body });
+}

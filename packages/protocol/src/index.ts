@@ -1,0 +1,12 @@
+export * from './errors.js';
+export * from './duration.js';
+export * from './crypto.js';
+export * from './api/common.js';
+export * from './api/device.js';
+export * from './api/ws.js';
+export * from './api/operator.js';
+export { Type } from '@sinclair/typebox';
+export type { Static, TSchema } from '@sinclair/typebox';
+
+/** The version every Flotilla package reports (agent inventory, server info). */
+export const FLOTILLA_VERSION = '0.1.0';
