@@ -1,0 +1,125 @@
+/**
+ * The control plane's tables as Kysely sees them. Portable across SQLite and PostgreSQL:
+ * timestamps are ISO-8601 UTC text (`Date.toISOString()`, lexically ordered), booleans are
+ * integers 0/1, JSON is text. Changing a table means a new numbered migration, never an edit.
+ */
+import type { Generated } from 'kysely';
+
+export interface UsersTable {
+  id: string;
+  username: string;
+  password_hash: string;
+  role: 'admin' | 'deployer' | 'viewer';
+  disabled: number;
+  created_at: string;
+}
+
+export interface SessionsTable {
+  /** SHA-256 of the session cookie's secret. */
+  token_hash: string;
+  user_id: string;
+  created_at: string;
+  expires_at: string;
+  source_ip: string | null;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+export interface RegistrationKeysTable {
+  id: string;
+  name: string;
+  secret_hash: string;
+  /** JSON array of default tags given to devices that enroll with this key. */
+  tags: string;
+  max_uses: number | null;
+  uses: number;
+  auto_accept: number;
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_at: string;
+  created_by: string;
+}
+
+export interface DevicesTable {
+  id: string;
+  public_key: string;
+  status: 'pending' | 'accepted' | 'rejected' | 'revoked';
+  hostname: string | null;
+  registration_key_id: string | null;
+  enrolled_at: string;
+  status_changed_at: string;
+  status_reason: string | null;
+  last_seen_at: string | null;
+  agent_version: string | null;
+  /** Incremented on every change of the desired state; the state poll's ETag. */
+  state_version: number;
+}
+
+export interface DeviceTagsTable {
+  device_id: string;
+  tag: string;
+}
+
+/**
+ * One row per fact value (a list fact has one row per item, `ordinal` 0..n-1), so that RSQL
+ * filters translate to indexed EXISTS subqueries on both dialects.
+ */
+export interface DeviceFactsTable {
+  device_id: string;
+  name: string;
+  ordinal: number;
+  value_type: 'string' | 'number' | 'boolean' | 'list';
+  value_text: string;
+  value_num: number | null;
+}
+
+export interface DeviceNoncesTable {
+  /** SHA-256 of the nonce. */
+  nonce_hash: string;
+  purpose: 'enroll' | 'token';
+  device_id: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface DeviceTokensTable {
+  token_hash: string;
+  device_id: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: string;
+  actor_type: 'user' | 'device' | 'system';
+  actor_id: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  source_ip: string | null;
+  /** JSON object or null. */
+  details: string | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_tokens: ApiTokensTable;
+  registration_keys: RegistrationKeysTable;
+  devices: DevicesTable;
+  device_tags: DeviceTagsTable;
+  device_facts: DeviceFactsTable;
+  device_nonces: DeviceNoncesTable;
+  device_tokens: DeviceTokensTable;
+  audit_log: AuditLogTable;
+}
