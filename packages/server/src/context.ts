@@ -1,0 +1,47 @@
+/**
+ * What every service and route plugin of the server receives. Built once by `buildApp` from a
+ * validated, frozen config; nothing here is an import-time singleton.
+ */
+import type { Kysely, Transaction } from 'kysely';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Database } from './db/schema.js';
+import type { Dialect } from './db/dialect.js';
+import type { ServerConfig } from './config.js';
+
+export interface Clock {
+  now(): Date;
+}
+
+export type Db = Kysely<Database> | Transaction<Database>;
+
+export interface AuditEntryInput {
+  actorType: 'user' | 'device' | 'system';
+  actorId: string;
+  /** Dotted verb, e.g. `device.accept`, `regkey.create`, `user.login`. */
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  sourceIp?: string | null;
+  details?: Record<string, unknown> | null;
+}
+
+export interface AuditRecorder {
+  /** Records one mutation; pass the transaction that made the change so both commit together. */
+  record(entry: AuditEntryInput, db?: Db): Promise<void>;
+}
+
+export interface ServerContext {
+  readonly config: ServerConfig;
+  readonly db: Kysely<Database>;
+  readonly dialect: Dialect;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly audit: AuditRecorder;
+  readonly metrics: Registry;
+}
+
+/** Who made a request, set by the auth hooks before any handler runs. */
+export type Principal =
+  | { kind: 'user'; userId: string; username: string; role: 'admin' | 'deployer' | 'viewer'; via: 'session' | 'token' }
+  | { kind: 'device'; deviceId: string; status: 'pending' | 'accepted' | 'rejected' | 'revoked' };
