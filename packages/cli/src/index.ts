@@ -1,1 +1,16 @@
-export {};
+export { buildProgram, runCli } from './program.js';
+export type { CliIo, SignalSource, TextSink } from './io.js';
+export { processIo } from './io.js';
+export { ExitCode } from './exit-codes.js';
+export { ApiClient } from './api/client.js';
+export type { ApiClientOptions } from './api/client.js';
+export { normalizeServerUrl } from './api/server-url.js';
+export { resolveConfigDir } from './config/paths.js';
+export {
+  readCredentials,
+  writeCredentials,
+  deleteCredentials,
+  credentialsPath,
+} from './config/credentials.js';
+export type { Credentials } from './config/credentials.js';
+export { handleShutdownSignals } from './process/signals.js';

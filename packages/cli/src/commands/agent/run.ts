@@ -1,0 +1,49 @@
+import type { Command } from 'commander';
+import type { AgentFlags } from '@flotilla/agent';
+import { tagListArg } from '../../args.js';
+import { contextFor } from '../../context.js';
+import { runAgent } from '../../daemons/agent.js';
+import { examples } from '../../help.js';
+import type { CliIo } from '../../io.js';
+
+interface AgentOptions {
+  config?: string;
+  dataDir?: string;
+  registrationKeyFile?: string;
+  tags?: string[];
+  logFile?: string;
+  logLevel?: string;
+  logFormat?: string;
+  pollInterval?: string;
+  offline?: boolean;
+  inventoryDir?: string;
+  inventoryInterval?: string;
+}
+
+export function registerAgentCommand(program: Command, io: CliIo): void {
+  const cmd = program
+    .command('agent')
+    .description('run the device agent: enroll with the server, keep its apps at their assigned releases')
+    .option('--config <file>', 'YAML configuration file (default: $FLOTILLA_AGENT_CONFIG)')
+    .option('--data-dir <dir>', "the agent's state: identity, releases, cache")
+    .option('--registration-key-file <file>', 'file holding the registration key used to enroll')
+    .option('--tags <a,b>', 'tags this device asks for at enrollment', tagListArg)
+    .option('--log-file <file>', 'write logs to this file instead of stdout')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)')
+    .option('--poll-interval <duration>', 'how often to poll for its desired state, e.g. 30s')
+    .option('--offline', 'do not contact the server; keep running the installed releases')
+    .option('--inventory-dir <dir>', 'directory of executables that print extra facts as name=value lines')
+    .option('--inventory-interval <duration>', 'how often to send inventory facts, e.g. 1h')
+    .addHelpText('after', '\nThe server URL is the global --server option (or $FLOTILLA_SERVER).')
+    .action(async (opts: AgentOptions, command: Command) => {
+      const server = contextFor(io, command).explicitServer();
+      const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
+      await runAgent(io, flags);
+    });
+  examples(cmd, [
+    'flotilla agent --server https://flotilla.example.com --data-dir /var/lib/flotilla-agent \\\n' +
+      '      --registration-key-file /etc/flotilla/registration.key --tags lab,arm64',
+    'flotilla agent --config /etc/flotilla/agent.yaml --log-file /var/log/flotilla-agent.log',
+  ]);
+}

@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { startEmbeddedServer } from '../../daemons/server.js';
+import { examples } from '../../help.js';
+import type { CliIo } from '../../io.js';
+import { handleShutdownSignals } from '../../process/signals.js';
+
+interface ServerOptions {
+  config?: string;
+  dataDir?: string;
+  listen?: string;
+  database?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+export function registerServerCommand(program: Command, io: CliIo): void {
+  const cmd = program
+    .command('server')
+    .description('run the control plane (HTTP API, device gateway, dashboard) until stopped')
+    .option('--config <file>', 'YAML configuration file (default: $FLOTILLA_CONFIG)')
+    .option('--data-dir <dir>', 'where the database and stored content live (default ./.flotilla/server)')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7070; :0 for any free port)')
+    .option('--database <url>', 'sqlite:PATH or postgres://user@host/db (default: SQLite in the data dir)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)')
+    .action(async (opts: ServerOptions) => {
+      const server = await startEmbeddedServer(io, opts);
+      io.stderr.write(`flotilla server listening on ${server.url}\n`);
+      if (server.initialAdminPassword !== null) {
+        io.stderr.write(
+          server.adminPasswordFromEnv
+            ? `created admin user "${server.adminUsername}" with the password from FLOTILLA_ADMIN_PASSWORD\n`
+            : `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
+                '(shown only this once: log in with `flotilla login` and change it)\n',
+        );
+      }
+      const shutdown = handleShutdownSignals({
+        signals: io.signals,
+        exit: io.exit,
+        log: (message) => server.logger.info(message),
+        stop: () => server.close(),
+      });
+      try {
+        await shutdown.stopped;
+        server.logger.info('server stopped');
+      } finally {
+        shutdown.dispose();
+      }
+    });
+  examples(cmd, [
+    'flotilla server',
+    'flotilla server --listen 0.0.0.0:7070 --data-dir /var/lib/flotilla',
+    'flotilla server --database postgres://flotilla@db.internal/flotilla --log-format json',
+    'FLOTILLA_ADMIN_PASSWORD=… flotilla server --config /etc/flotilla/server.yaml',
+  ]);
+}

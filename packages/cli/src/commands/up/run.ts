@@ -1,0 +1,111 @@
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { cliBinPath } from '../../bin-path.js';
+import { contextFor } from '../../context.js';
+import { startEmbeddedServer } from '../../daemons/server.js';
+import { examples } from '../../help.js';
+import type { CliIo } from '../../io.js';
+import { handleShutdownSignals } from '../../process/signals.js';
+import { SupervisedProcess } from '../../up/agent-process.js';
+import { upBanner } from '../../up/banner.js';
+import { ensureCliLogin, ensureLocalAgentKey } from '../../up/bootstrap.js';
+
+interface UpOptions {
+  dataDir: string;
+  listen: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+export function registerUpCommand(program: Command, io: CliIo): void {
+  const cmd = program
+    .command('up')
+    .description('quick start: a server and a local agent on this machine, the CLI logged in')
+    .option(
+      '--data-dir <dir>',
+      'everything lives here: server/, agent/, the agent registration key',
+      './.flotilla',
+    )
+    .option('--listen <host:port>', 'where the server listens', '127.0.0.1:7070')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+    .option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)')
+    .action(async (opts: UpOptions, command: Command) => {
+      const ctx = contextFor(io, command);
+      const dataDir = resolve(io.cwd, opts.dataDir);
+      const say = (message: string) => void io.stderr.write(`[up] ${message}\n`);
+      const server = await startEmbeddedServer(io, {
+        dataDir: join(dataDir, 'server'),
+        listen: opts.listen,
+        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+        ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
+      });
+      let agent: SupervisedProcess | null = null;
+      const shutdown = handleShutdownSignals({
+        signals: io.signals,
+        exit: io.exit,
+        log: say,
+        stop: async () => {
+          // The agent first, so that it never sees its server vanish.
+          await agent?.stop();
+          await server.close();
+        },
+      });
+      try {
+        const cli = await ensureCliLogin({
+          url: server.url,
+          configDir: ctx.configDir,
+          hostname: io.hostname,
+          adminUsername: server.adminUsername,
+          initialAdminPassword: server.initialAdminPassword,
+        });
+        const keyFile = join(dataDir, 'agent-registration.key');
+        await ensureLocalAgentKey(keyFile, cli.client);
+        agent = new SupervisedProcess({
+          command: process.execPath,
+          args: [
+            ...process.execArgv,
+            cliBinPath(),
+            'agent',
+            '--server',
+            server.url,
+            '--data-dir',
+            join(dataDir, 'agent'),
+            '--registration-key-file',
+            keyFile,
+            ...(opts.logLevel ? ['--log-level', opts.logLevel] : []),
+            ...(opts.logFormat ? ['--log-format', opts.logFormat] : []),
+          ],
+          env: io.env,
+          prefix: '[agent] ',
+          stdout: io.stdout,
+          stderr: io.stderr,
+          log: (message) => say(`local agent ${message}`),
+        });
+        agent.start();
+        io.stderr.write(
+          upBanner({
+            url: server.url,
+            adminUsername: server.adminUsername,
+            generatedPassword: server.adminPasswordFromEnv ? null : server.initialAdminPassword,
+            credentialsPath: cli.credentialsPath,
+            dataDir,
+          }),
+        );
+      } catch (error) {
+        await shutdown.stopNow('setup failed');
+        shutdown.dispose();
+        throw error;
+      }
+      try {
+        await shutdown.stopped;
+        say('stopped');
+      } finally {
+        shutdown.dispose();
+      }
+    });
+  examples(cmd, [
+    'flotilla up',
+    'flotilla up --data-dir ~/flotilla --listen 127.0.0.1:8080',
+    'FLOTILLA_ADMIN_PASSWORD=… flotilla up',
+  ]);
+}

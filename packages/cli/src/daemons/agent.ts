@@ -1,0 +1,36 @@
+/**
+ * Runs the device agent in this process with the CLI's logger (stdout, or `--log-file`). The agent
+ * package is loaded only here.
+ */
+import type { AgentFlags } from '@flotilla/agent';
+import type { CliIo } from '../io.js';
+import { chooseLogFormat, createLogger } from '../process/logger.js';
+import { handleShutdownSignals } from '../process/signals.js';
+
+export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
+  const { resolveAgentConfig, startAgent } = await import('@flotilla/agent');
+  const config = resolveAgentConfig({ flags, env: { ...io.env } });
+  const toFile = config.logFile !== null && config.logFile !== undefined;
+  const isTTY = !toFile && io.stdout.isTTY === true;
+  const logger = createLogger({
+    level: config.logLevel,
+    format: chooseLogFormat(flags.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, config.logFormat, isTTY),
+    destination: toFile ? { file: config.logFile as string } : io.stdout,
+    color: isTTY,
+  });
+  const agent = await startAgent(config, { logger });
+  logger.info({ deviceId: agent.deviceId }, 'agent running');
+  const shutdown = handleShutdownSignals({
+    signals: io.signals,
+    exit: io.exit,
+    log: (message) => logger.info(message),
+    stop: () => agent.stop(),
+  });
+  try {
+    // The agent may also end by itself (e.g. its device was revoked); a failure is the exit status.
+    await Promise.race([shutdown.stopped, agent.done]);
+    logger.info('agent stopped');
+  } finally {
+    shutdown.dispose();
+  }
+}

@@ -1,0 +1,41 @@
+/**
+ * Starts the control plane in this process with the CLI's logger; shared by `flotilla server` and
+ * `flotilla up`. The server package is loaded only here, so commands that merely talk to a server
+ * never load it.
+ */
+import type { ServerFlags } from '@flotilla/server';
+import type { Logger } from 'pino';
+import type { CliIo } from '../io.js';
+import { chooseLogFormat, createLogger } from '../process/logger.js';
+
+export interface RunningServer {
+  url: string;
+  logger: Logger;
+  adminUsername: string;
+  /** The first admin's password when this start created it, else null. */
+  initialAdminPassword: string | null;
+  /** True when that password came from FLOTILLA_ADMIN_PASSWORD (so it is not printed). */
+  adminPasswordFromEnv: boolean;
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promise<RunningServer> {
+  const { resolveServerConfig, startServer } = await import('@flotilla/server');
+  const config = resolveServerConfig({ flags, env: { ...io.env } });
+  const isTTY = io.stdout.isTTY === true;
+  const logger = createLogger({
+    level: config.logLevel,
+    format: chooseLogFormat(flags.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, config.logFormat, isTTY),
+    destination: io.stdout,
+    color: isTTY,
+  });
+  const server = await startServer(config, { logger });
+  return {
+    url: server.url,
+    logger,
+    adminUsername: config.adminUsername,
+    initialAdminPassword: server.initialAdminPassword,
+    adminPasswordFromEnv: config.adminPassword !== null,
+    close: () => server.close(),
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * The daemons' pino logger. Pretty output is pino-pretty used as a stream in this process (not a
+ * worker-thread transport), so log lines reach the sink in order with the rest of the output and
+ * nothing is lost when the process exits.
+ */
+import { destination as fileDestination, pino } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
+import pretty from 'pino-pretty';
+import type { TextSink } from '../io.js';
+
+export type LogFormat = 'pretty' | 'json';
+
+export interface LoggerOptions {
+  level: string;
+  format: LogFormat;
+  /** Where lines go: a text sink (stdout) or a file path (appended, created with its directory). */
+  destination: TextSink | { file: string };
+  /** Colors for pretty output; only when the sink is a terminal. */
+  color?: boolean;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const { destination } = options;
+  const sink: DestinationStream =
+    'file' in destination
+      ? fileDestination({ dest: destination.file, mkdir: true, append: true, sync: true })
+      : { write: (line: string) => void destination.write(line) };
+  const stream =
+    options.format === 'pretty'
+      ? pretty({
+          destination: sink,
+          colorize: options.color === true,
+          sync: true,
+          translateTime: 'SYS:HH:MM:ss.l',
+        })
+      : sink;
+  return pino({ level: options.level }, stream);
+}
+
+/**
+ * `--log-format` when given (flag, then `FLOTILLA_LOG_FORMAT`), else pretty on a terminal and the
+ * configured format (json by default) otherwise.
+ */
+export function chooseLogFormat(
+  explicit: string | undefined,
+  configured: LogFormat,
+  isTTY: boolean,
+): LogFormat {
+  if (explicit === 'pretty' || explicit === 'json') return explicit;
+  return isTTY ? 'pretty' : configured;
+}

@@ -1,0 +1,88 @@
+/**
+ * The `flotilla` command line as a factory: `runCli(argv, io)` builds a fresh commander program,
+ * runs one command and returns its exit code, so tests run the CLI in-process.
+ */
+import { Command, CommanderError } from 'commander';
+import { FLOTILLA_VERSION, isFlotillaError } from '@flotilla/protocol';
+import { serverUrlArg } from './args.js';
+import { registerAgentCommand } from './commands/agent/run.js';
+import { registerAuditCommands } from './commands/audit/index.js';
+import { registerAuthCommands } from './commands/auth/index.js';
+import { registerDeviceCommands } from './commands/devices/index.js';
+import { registerRegistrationKeyCommands } from './commands/regkeys/index.js';
+import { registerServerCommand } from './commands/server/run.js';
+import { registerTokenCommands } from './commands/tokens/index.js';
+import { registerUpCommand } from './commands/up/run.js';
+import { registerUserCommands } from './commands/users/index.js';
+import { ExitCode } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('flotilla')
+    .description('Deploy and update signed software on fleets of machines.')
+    .version(FLOTILLA_VERSION, '-V, --version', 'print the version')
+    .option(
+      '--server <url>',
+      'server URL (default: $FLOTILLA_SERVER, else the one you logged in to)',
+      serverUrlArg,
+    )
+    .option('--json', 'print results as JSON (for scripts)')
+    .option(
+      '--config-dir <dir>',
+      'where credentials live (default: $FLOTILLA_CONFIG_DIR, else ~/.config/flotilla)',
+    )
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+      getOutHasColors: () => false,
+      getErrHasColors: () => false,
+    });
+  // Subcommands inherit exitOverride and output settings from here, so these come after.
+  registerAuthCommands(program, io);
+  registerRegistrationKeyCommands(program, io);
+  registerDeviceCommands(program, io);
+  registerAuditCommands(program, io);
+  registerUserCommands(program, io);
+  registerTokenCommands(program, io);
+  registerServerCommand(program, io);
+  registerAgentCommand(program, io);
+  registerUpCommand(program, io);
+  return program;
+}
+
+/** Runs one `flotilla` invocation (`argv` without node and script) and returns its exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return ExitCode.ok;
+  } catch (error) {
+    return reportError(error, io);
+  }
+}
+
+function reportError(error: unknown, io: CliIo): number {
+  if (error instanceof CommanderError) {
+    // commander has already printed its message (and help) to stderr.
+    return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+  }
+  if (isFlotillaError(error)) {
+    io.stderr.write(`error [${error.code}]: ${error.message}\n`);
+    for (const problem of problemsOf(error.details)) io.stderr.write(`  - ${problem}\n`);
+    return ExitCode.failure;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  io.stderr.write(`error [FLT_INTERNAL]: ${message}\n`);
+  return ExitCode.failure;
+}
+
+function problemsOf(details: unknown): string[] {
+  if (details && typeof details === 'object' && 'problems' in details) {
+    const { problems } = details;
+    if (Array.isArray(problems)) return problems.map(String);
+  }
+  return [];
+}
