@@ -1,0 +1,248 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FlotillaError } from '@flotilla/protocol';
+import {
+  DEFAULT_MAX_DECODED_BYTES,
+  FRAME_HEADER_LENGTH,
+  decodeFrame,
+  encodeFrame,
+  readFrameHeader,
+} from '../codec/frame.js';
+import type { EncodeOptions } from '../codec/frame.js';
+import { assertContentId, contentId, verifyContentId } from '../objects/ids.js';
+import type { ObjectSink, StoreReader } from '../store-api.js';
+
+export interface FsStoreOptions {
+  /** Directory of the store; created if missing. */
+  root: string;
+  /** Re-hash every chunk and object when it is read (default true). */
+  verifyOnRead?: boolean;
+  /** Codec for newly written frames (default zstd level 3). */
+  encode?: EncodeOptions;
+  /** Largest decoded chunk or object accepted, bytes (default 64 MiB). */
+  maxDecodedBytes?: number;
+  /** fsync each file before renaming it into place (default true). */
+  fsync?: boolean;
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+/**
+ * A content-addressed store in a directory: `objects/ab/cdef…` holds the frame (codec header +
+ * payload) of the chunk or object whose SHA-256 is `abcdef…`. Writes go to `tmp/`, are fsynced and
+ * renamed into place, so a crash leaves either the whole file or none. Every write is verified
+ * against its id; reads are verified unless `verifyOnRead` is false. The server and the agent
+ * both use it.
+ */
+export class FsStore implements ObjectSink, StoreReader {
+  readonly root: string;
+  private readonly objectsDir: string;
+  private readonly tmpDir: string;
+  private readonly verifyOnRead: boolean;
+  private readonly encode: EncodeOptions;
+  private readonly maxDecodedBytes: number;
+  private readonly fsync: boolean;
+
+  private constructor(options: FsStoreOptions) {
+    this.root = options.root;
+    this.objectsDir = join(options.root, 'objects');
+    this.tmpDir = join(options.root, 'tmp');
+    this.verifyOnRead = options.verifyOnRead ?? true;
+    this.encode = options.encode ?? {};
+    this.maxDecodedBytes = options.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES;
+    this.fsync = options.fsync ?? true;
+  }
+
+  /** Opens (creating if needed) a store rooted at `options.root`. */
+  static async open(options: FsStoreOptions): Promise<FsStore> {
+    const store = new FsStore(options);
+    await mkdir(store.objectsDir, { recursive: true });
+    await mkdir(store.tmpDir, { recursive: true });
+    return store;
+  }
+
+  /** Path of the frame file for `id`. */
+  pathOf(id: string): string {
+    assertContentId(id);
+    return join(this.objectsDir, id.slice(0, 2), id.slice(2));
+  }
+
+  async has(id: string): Promise<boolean> {
+    try {
+      const handle = await open(this.pathOf(id), 'r');
+      await handle.close();
+      return true;
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return false;
+      throw error;
+    }
+  }
+
+  /** The subset of `ids` this store lacks, in the given order, without duplicates ("which do you lack?"). */
+  async missing(ids: Iterable<string>): Promise<string[]> {
+    const lacking: string[] = [];
+    const seen = new Set<string>();
+    for (const id of ids) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      if (!(await this.has(id))) lacking.push(id);
+    }
+    return lacking;
+  }
+
+  putChunk(id: string, bytes: Uint8Array): Promise<void> {
+    return this.putBytes(id, bytes);
+  }
+
+  putObject(id: string, bytes: Uint8Array): Promise<void> {
+    return this.putBytes(id, bytes);
+  }
+
+  /**
+   * Stores a frame received as is (e.g. uploaded by the CLI): it is decoded within the size limit
+   * and its content verified against `id` first, so a bad frame is refused and nothing is written.
+   */
+  async putFrame(id: string, frame: Uint8Array): Promise<void> {
+    assertContentId(id);
+    if (frame.length > this.maxDecodedBytes + FRAME_HEADER_LENGTH) {
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `frame of ${frame.length} bytes is more than the store's limit`,
+        { details: { id } },
+      );
+    }
+    verifyContentId(id, decodeFrame(frame, this.maxDecodedBytes));
+    if (await this.has(id)) return;
+    await this.writeAtomically(id, frame);
+  }
+
+  getChunk(id: string): Promise<Uint8Array> {
+    return this.getBytes(id);
+  }
+
+  getObject(id: string): Promise<Uint8Array> {
+    return this.getBytes(id);
+  }
+
+  /** The stored frame of `id`, to serve as is (immutable, cacheable); verified like any read. */
+  async getFrame(id: string): Promise<Buffer> {
+    const frame = await this.readFrame(id);
+    if (this.verifyOnRead) this.checkRead(id, decodeFrame(frame, this.maxDecodedBytes));
+    else readFrameHeader(frame, this.maxDecodedBytes);
+    return frame;
+  }
+
+  /** Removes `id` if present (garbage collection); true if something was removed. */
+  async remove(id: string): Promise<boolean> {
+    try {
+      await unlink(this.pathOf(id));
+      return true;
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return false;
+      throw error;
+    }
+  }
+
+  /** Every id in the store, in no particular order. */
+  async *list(): AsyncGenerator<string> {
+    for (const shard of await readdir(this.objectsDir)) {
+      if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+      for (const rest of await readdir(join(this.objectsDir, shard))) {
+        const id = shard + rest;
+        if (/^[0-9a-f]{64}$/.test(id)) yield id;
+      }
+    }
+  }
+
+  private async putBytes(id: string, bytes: Uint8Array): Promise<void> {
+    assertContentId(id);
+    verifyContentId(id, bytes);
+    if (bytes.length > this.maxDecodedBytes) {
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `${bytes.length} bytes is more than the store's limit of ${this.maxDecodedBytes}`,
+      );
+    }
+    if (await this.has(id)) return;
+    await this.writeAtomically(id, encodeFrame(bytes, this.encode));
+  }
+
+  private async writeAtomically(id: string, frame: Uint8Array): Promise<void> {
+    const finalPath = this.pathOf(id);
+    const tmpPath = join(this.tmpDir, `${id}.${randomBytes(6).toString('hex')}`);
+    const handle = await open(tmpPath, 'wx', 0o644);
+    try {
+      await handle.writeFile(frame);
+      if (this.fsync) await handle.sync();
+      await handle.close();
+      await mkdir(join(this.objectsDir, id.slice(0, 2)), { recursive: true });
+      await rename(tmpPath, finalPath);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(tmpPath).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async readFrame(id: string): Promise<Buffer> {
+    const path = this.pathOf(id);
+    let handle;
+    try {
+      handle = await open(path, 'r');
+    } catch (error) {
+      if (isErrno(error, 'ENOENT'))
+        throw new FlotillaError('FLT_OBJECT_MISSING', `no object or chunk ${id} in the store`, {
+          details: { id },
+        });
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      // A frame is never much larger than its decoded limit: incompressible data is stored raw.
+      if (size > this.maxDecodedBytes + FRAME_HEADER_LENGTH) {
+        throw new FlotillaError(
+          'FLT_LIMIT_EXCEEDED',
+          `stored frame of ${id} is ${size} bytes, more than the limit`,
+          { details: { id, size } },
+        );
+      }
+      return await handle.readFile();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async getBytes(id: string): Promise<Uint8Array> {
+    const frame = await this.readFrame(id);
+    let bytes: Buffer;
+    try {
+      bytes = decodeFrame(frame, this.maxDecodedBytes);
+    } catch (error) {
+      if (error instanceof FlotillaError) {
+        throw new FlotillaError(error.code, `stored ${id} is corrupt: ${error.message}`, {
+          details: { id, path: this.pathOf(id) },
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    if (this.verifyOnRead) this.checkRead(id, bytes);
+    return bytes;
+  }
+
+  private checkRead(id: string, bytes: Uint8Array): void {
+    const actual = contentId(bytes);
+    if (actual !== id) {
+      throw new FlotillaError(
+        'FLT_HASH_MISMATCH',
+        `stored ${id} is corrupt: its content hashes to ${actual}`,
+        {
+          details: { id, actual, path: this.pathOf(id) },
+        },
+      );
+    }
+  }
+}

@@ -1,0 +1,107 @@
+import { FlotillaError } from '@flotilla/protocol';
+import { parseDirObject, parseFileObject } from '../objects/encoding.js';
+import type { TreeLimits } from '../objects/limits.js';
+import type { DirObject, FileObject } from '../objects/types.js';
+import type { ObjectReader } from '../store-api.js';
+
+/** Joins a tree-relative path ('' is the root) with a child name. */
+export function childPath(parent: string, name: string): string {
+  return parent === '' ? name : `${parent}/${name}`;
+}
+
+/**
+ * Adds the tree path an error happened at: a FlotillaError keeps its code, a file system error
+ * becomes FLT_IO; anything else is returned as is.
+ */
+export function withPath(error: unknown, path: string): unknown {
+  const where = path === '' ? '/' : path;
+  if (
+    error instanceof Error &&
+    typeof (error as NodeJS.ErrnoException).code === 'string' &&
+    !(error instanceof FlotillaError)
+  ) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return new FlotillaError('FLT_IO', `${where}: ${error.message}`, {
+      details: { path, errno: code },
+      cause: error,
+    });
+  }
+  if (!(error instanceof FlotillaError)) return error;
+  const details =
+    typeof error.details === 'object' && error.details !== null ? { ...error.details, path } : { path };
+  return new FlotillaError(error.code, `${where}: ${error.message}`, { details, cause: error });
+}
+
+/** Counts entries while a tree is traversed and enforces the tree-wide limits. */
+export class TreeBudget {
+  entries = 0;
+  bytes = 0;
+
+  constructor(readonly limits: TreeLimits) {}
+
+  addEntry(path: string): void {
+    this.entries++;
+    if (this.entries > this.limits.maxTotalEntries) {
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `tree has more than ${this.limits.maxTotalEntries} entries (at ${path})`,
+        {
+          details: { path, maxTotalEntries: this.limits.maxTotalEntries },
+        },
+      );
+    }
+  }
+
+  addBytes(size: number, path: string): void {
+    this.bytes += size;
+    if (this.bytes > this.limits.maxTotalBytes) {
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `tree holds more than ${this.limits.maxTotalBytes} bytes (at ${path})`,
+        {
+          details: { path, maxTotalBytes: this.limits.maxTotalBytes },
+        },
+      );
+    }
+  }
+
+  checkDepth(depth: number, path: string): void {
+    if (depth > this.limits.maxDepth) {
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `directory ${path} is nested deeper than ${this.limits.maxDepth} levels`,
+        {
+          details: { path, maxDepth: this.limits.maxDepth },
+        },
+      );
+    }
+  }
+}
+
+/** Fetches a directory object and verifies its hash and content before anyone uses it. */
+export async function loadDir(
+  reader: ObjectReader,
+  id: string,
+  path: string,
+  limits: TreeLimits,
+): Promise<DirObject> {
+  try {
+    return parseDirObject(await reader.getObject(id), { expectedId: id, limits });
+  } catch (error) {
+    throw withPath(error, path);
+  }
+}
+
+/** Fetches a file object and verifies its hash and content before anyone uses it. */
+export async function loadFile(
+  reader: ObjectReader,
+  id: string,
+  path: string,
+  limits: TreeLimits,
+): Promise<FileObject> {
+  try {
+    return parseFileObject(await reader.getObject(id), { expectedId: id, limits });
+  } catch (error) {
+    throw withPath(error, path);
+  }
+}
