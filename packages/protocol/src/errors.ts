@@ -48,6 +48,9 @@ export const ErrorCodes = {
   FLT_CONFIG_INVALID: 500,
   FLT_IO: 500,
   FLT_NETWORK: 502,
+  // database (process start)
+  FLT_DB_SCHEMA_TOO_NEW: 500,
+  FLT_DB_MIGRATION_FAILED: 500,
   // content-addressed store: objects, trees, chunks (packages/store)
   FLT_MANIFEST_INVALID: 400,
   FLT_PATH_UNSAFE: 400,

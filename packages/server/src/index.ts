@@ -1,1 +1,11 @@
-export {};
+export { buildApp } from './app.js';
+export type { BuildAppOptions, BuiltApp } from './app.js';
+export { resolveServerConfig, ServerConfigSchema, redactDatabaseUrl } from './config.js';
+export type { ServerConfig, ServerFlags, ResolveConfigInput } from './config.js';
+export { startServer } from './main.js';
+export type { RunningServer } from './main.js';
+export type { ServerContext, Principal, Clock, AuditRecorder, AuditEntryInput } from './context.js';
+export { requireRole } from './http/auth.js';
+export { openDatabase } from './db/open.js';
+export type { OpenDatabase } from './db/open.js';
+export { createLogger } from './logger.js';

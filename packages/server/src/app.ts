@@ -1,0 +1,103 @@
+/**
+ * `buildApp` assembles the control plane's HTTP application from a validated config: database,
+ * context, validation, error envelope, operator auth, OpenAPI, metrics and every route group.
+ * It never listens; only `main.ts` does.
+ */
+import cookie from '@fastify/cookie';
+import Fastify from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { createAuditRecorder } from './audit/recorder.js';
+import { registerAuditRoutes } from './audit/routes.js';
+import { registerAuthRoutes } from './auth/routes.js';
+import { registerTokenRoutes } from './auth/token-routes.js';
+import type { ServerConfig } from './config.js';
+import type { Clock, ServerContext } from './context.js';
+import { openDatabase } from './db/open.js';
+import type { OpenDatabase } from './db/open.js';
+import { registerDeviceApi } from './devices/index.js';
+import { installOperatorAuth } from './http/auth.js';
+import { clientErrorHandler, installErrorHandling } from './http/errors.js';
+import { installHttpMetrics } from './http/metrics.js';
+import { installOpenApi } from './http/openapi.js';
+import { installValidators } from './http/validation.js';
+import { createLogger } from './logger.js';
+import { registerSystemRoutes } from './system/routes.js';
+import { ensureBootstrapAdmin } from './users/bootstrap.js';
+import { registerUserRoutes } from './users/routes.js';
+
+export interface BuildAppOptions {
+  config: ServerConfig;
+  logger?: Logger;
+  clock?: Clock;
+  /** An already opened (and migrated) database; the caller keeps ownership and closes it. */
+  db?: OpenDatabase;
+}
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  ctx: ServerContext;
+  /** The generated password of the admin created on this start, or null; shown once, never logged. */
+  initialAdminPassword: string | null;
+}
+
+const systemClock: Clock = { now: () => new Date() };
+/** Route ids may be up to 128 characters (protocol `Id`); Fastify's default is 100. */
+const MAX_PARAM_LENGTH = 256;
+
+export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
+  const { config } = opts;
+  const log = opts.logger ?? createLogger(config);
+  const database = opts.db ?? (await openDatabase(config.database, log));
+  const ownsDatabase = opts.db === undefined;
+  try {
+    const clock = opts.clock ?? systemClock;
+    const ctx: ServerContext = Object.freeze({
+      config,
+      db: database.db,
+      dialect: database.dialect,
+      log,
+      clock,
+      audit: createAuditRecorder(database.db, clock),
+      metrics: new Registry(),
+    });
+    const initialAdminPassword = await ensureBootstrapAdmin(ctx);
+    const app = await createFastify(ctx);
+    if (ownsDatabase) app.addHook('onClose', () => database.close());
+    return { app, ctx, initialAdminPassword };
+  } catch (e) {
+    if (ownsDatabase) await database.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+async function createFastify(ctx: ServerContext): Promise<FastifyInstance> {
+  const { config } = ctx;
+  // Typed as Fastify's logger so that the instance has the plain FastifyInstance type.
+  const loggerInstance: FastifyBaseLogger = ctx.log;
+  const app = Fastify({
+    loggerInstance,
+    bodyLimit: config.bodyLimitBytes,
+    http: { maxHeaderSize: config.maxHeaderBytes },
+    trustProxy: config.trustProxy,
+    clientErrorHandler,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+  });
+  installValidators(app);
+  installErrorHandling(app);
+  await app.register(cookie);
+  await installOpenApi(app);
+  installHttpMetrics(app, ctx.metrics);
+  installOperatorAuth(app, ctx);
+
+  registerSystemRoutes(app, ctx);
+  registerAuthRoutes(app, ctx);
+  registerTokenRoutes(app, ctx);
+  registerUserRoutes(app, ctx);
+  registerAuditRoutes(app, ctx);
+  await registerDeviceApi(app, ctx);
+  return app;
+}

@@ -1,0 +1,174 @@
+/**
+ * The server's configuration: one schema with defaults and units in the names; sources merged
+ * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (DESIGN.md "Conventions").
+ */
+import { isAbsolute, join, resolve } from 'node:path';
+import { FlotillaError, Type } from '@flotilla/protocol';
+import type { Static } from '@flotilla/protocol';
+import { readConfigFile } from './config/file.js';
+import { CONFIG_FIELDS, coerceField, envNameOf } from './config/fields.js';
+import { checkAgainstSchema } from './config/schema-check.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const ServerConfigSchema = Type.Object(
+  {
+    listenHost: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    listenPort: Type.Integer({ minimum: 0, maximum: 65535, default: 7070 }),
+    dataDir: Type.String({ minLength: 1, default: './.flotilla/server' }),
+    /** `sqlite:PATH` or `postgres://…`; default `sqlite:<dataDir>/flotilla.db`. */
+    database: Type.String({ pattern: '^(sqlite:.+|postgres(ql)?://.+)$' }),
+    logLevel: Type.Union(
+      LOG_LEVELS.map((l) => Type.Literal(l)),
+      { default: 'info' },
+    ),
+    logFormat: Type.Union([Type.Literal('pretty'), Type.Literal('json')], { default: 'json' }),
+    bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 1024 ** 3, default: 1024 * 1024 }),
+    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1024 * 1024, default: 16 * 1024 }),
+    adminUsername: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      pattern: '^[A-Za-z0-9_.@-]+$',
+      default: 'admin',
+    }),
+    /** Only from `FLOTILLA_ADMIN_PASSWORD`; used once, to create the first admin. Never logged. */
+    adminPassword: Type.Union([Type.String({ minLength: 8, maxLength: 1024 }), Type.Null()], {
+      default: null,
+    }),
+    sessionTtlMs: Type.Integer({ minimum: 60_000, default: 12 * 3_600_000 }),
+    deviceTokenTtlMs: Type.Integer({ minimum: 10_000, default: 15 * 60_000 }),
+    nonceTtlMs: Type.Integer({ minimum: 1_000, default: 5 * 60_000 }),
+    devicePollIntervalMs: Type.Integer({ minimum: 1_000, default: 30_000 }),
+    heartbeatIntervalMs: Type.Integer({ minimum: 1_000, default: 25_000 }),
+    offlineAfterMs: Type.Integer({ minimum: 1_000, default: 90_000 }),
+    /** The URL operators and devices reach this server at, for links; null when unset. */
+    publicUrl: Type.Union([Type.String({ pattern: '^https?://[^\\s]+$' }), Type.Null()], { default: null }),
+    /** Trust `X-Forwarded-For` (set when behind a reverse proxy). */
+    trustProxy: Type.Boolean({ default: false }),
+  },
+  { additionalProperties: false },
+);
+export type ServerConfig = Readonly<Static<typeof ServerConfigSchema>>;
+
+export interface ServerFlags {
+  /** Path of a YAML configuration file. */
+  config?: string;
+  /** `host:port`, `[v6]:port` or `:port`. */
+  listen?: string;
+  dataDir?: string;
+  /** `sqlite:PATH` or `postgres://…`. */
+  database?: string;
+  logLevel?: string;
+  logFormat?: string;
+}
+
+export interface ResolveConfigInput {
+  flags?: ServerFlags;
+  /** Defaults to `process.env`; injectable for tests. */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Merges file < env < flags, validates once and returns a frozen config. Throws
+ * FLT_CONFIG_INVALID listing every problem in `details.problems`.
+ */
+export function resolveServerConfig(input: ResolveConfigInput = {}): ServerConfig {
+  const flags = input.flags ?? {};
+  const env = input.env ?? process.env;
+  const problems: string[] = [];
+  const merged: Record<string, unknown> = {};
+  const origins: Record<string, string> = {};
+  const set = (key: string, value: unknown, label: string) => {
+    const result = coerceField(key, value);
+    if (!result.ok) return problems.push(`${label}: ${result.problem}`);
+    merged[key] = result.value;
+    origins[key] = label;
+  };
+
+  const filePath = flags.config ?? nonEmpty(env.FLOTILLA_CONFIG);
+  if (filePath !== undefined) {
+    const file = readConfigFile(filePath, problems);
+    for (const [key, value] of Object.entries(file)) {
+      const field = CONFIG_FIELDS[key];
+      if (!field) problems.push(`${filePath}: unknown key "${key}"`);
+      else if (field.envOnly) problems.push(`${filePath}: "${key}" may only be set with ${envNameOf(key)}`);
+      else set(key, value, `${filePath}: ${key}`);
+    }
+  }
+
+  const envListen = nonEmpty(env.FLOTILLA_LISTEN);
+  if (envListen !== undefined) applyListen(set, envListen, 'FLOTILLA_LISTEN', problems);
+  for (const key of Object.keys(CONFIG_FIELDS)) {
+    const name = envNameOf(key);
+    const value = env[name];
+    if (value !== undefined && value !== '') set(key, value, name);
+  }
+
+  if (flags.listen !== undefined) applyListen(set, flags.listen, '--listen', problems);
+  const flagValues: [keyof ServerFlags, string][] = [
+    ['dataDir', '--data-dir'],
+    ['database', '--database'],
+    ['logLevel', '--log-level'],
+    ['logFormat', '--log-format'],
+  ];
+  for (const [key, label] of flagValues) {
+    const value = flags[key];
+    if (value !== undefined) set(key, value, label);
+  }
+
+  if (typeof merged.dataDir === 'string' || merged.dataDir === undefined) {
+    merged.dataDir = resolve(typeof merged.dataDir === 'string' ? merged.dataDir : './.flotilla/server');
+  }
+  if (merged.database === undefined)
+    merged.database = `sqlite:${join(String(merged.dataDir), 'flotilla.db')}`;
+  else if (typeof merged.database === 'string') merged.database = absoluteSqlitePath(merged.database);
+
+  const config = checkAgainstSchema(ServerConfigSchema, merged, problems, origins);
+  if (problems.length > 0 || config === undefined) {
+    throw new FlotillaError(
+      'FLT_CONFIG_INVALID',
+      `invalid server configuration:\n  - ${problems.join('\n  - ')}`,
+      {
+        details: { problems },
+      },
+    );
+  }
+  return Object.freeze(config);
+}
+
+type Setter = (key: string, value: unknown, label: string) => unknown;
+
+function applyListen(set: Setter, text: string, label: string, problems: string[]) {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    problems.push(`${label}: expected host:port, [ipv6]:port or :port (got "${text}")`);
+    return;
+  }
+  const host = m[1] ?? m[2];
+  if (host) set('listenHost', host, label);
+  set('listenPort', port, label);
+}
+
+function absoluteSqlitePath(database: string): string {
+  if (!database.startsWith('sqlite:')) return database;
+  const path = database.slice('sqlite:'.length);
+  if (path === '' || path === ':memory:' || isAbsolute(path)) return database;
+  return `sqlite:${resolve(path)}`;
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** The database URL with any password replaced, for logs and error messages. */
+export function redactDatabaseUrl(url: string): string {
+  if (!/^postgres(ql)?:\/\//.test(url)) return url;
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://(unparseable)';
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * Every migration, in order. Forward-only: a released migration is never edited; a change to the
+ * schema is a new numbered file added here. Each migration is `up(db, dialect)`.
+ */
+import type { Kysely } from 'kysely';
+import type { Dialect } from '../dialect.js';
+import * as m001 from './001_foundation.js';
+
+export interface NumberedMigration {
+  up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
+}
+
+export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
+  '001_foundation': m001,
+};

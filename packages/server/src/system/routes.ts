@@ -1,0 +1,65 @@
+/** Unauthenticated endpoints for humans, load balancers and Prometheus. */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { FLOTILLA_VERSION, OperatorRoutes, ServerInfo, Type } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { sql } from 'kysely';
+import type { ServerContext } from '../context.js';
+import { isSchemaCurrent } from '../db/migrate.js';
+
+const Health = Type.Object({ status: Type.Literal('ok') });
+const Ready = Type.Object({ status: Type.Literal('ready'), database: Type.String() });
+
+export function registerSystemRoutes(base: FastifyInstance, ctx: ServerContext): void {
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  app.get(
+    OperatorRoutes.info,
+    {
+      schema: {
+        summary: 'Server name, version and database dialect',
+        tags: ['system'],
+        security: [],
+        response: { 200: ServerInfo },
+      },
+    },
+    () => ({ name: 'flotilla' as const, version: FLOTILLA_VERSION, database: ctx.dialect }),
+  );
+  app.get(
+    '/healthz',
+    {
+      schema: { summary: 'The process is alive', tags: ['system'], security: [], response: { 200: Health } },
+    },
+    () => ({ status: 'ok' as const }),
+  );
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'The database answers and its schema is current',
+        tags: ['system'],
+        security: [],
+        response: { 200: Ready },
+      },
+    },
+    async () => {
+      try {
+        await sql`select 1`.execute(ctx.db);
+        if (!(await isSchemaCurrent(ctx.db))) {
+          throw new FlotillaError('FLT_UNAVAILABLE', 'database migrations are not applied');
+        }
+      } catch (e) {
+        if (e instanceof FlotillaError) throw e;
+        throw new FlotillaError('FLT_UNAVAILABLE', 'the database does not answer', { cause: e });
+      }
+      return { status: 'ready' as const, database: ctx.dialect };
+    },
+  );
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics', tags: ['system'], security: [], produces: ['text/plain'] } },
+    async (_request, reply) => {
+      const text = await ctx.metrics.metrics();
+      return reply.type(ctx.metrics.contentType).send(text);
+    },
+  );
+}
