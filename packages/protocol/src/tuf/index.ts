@@ -1,0 +1,5 @@
+export * from './keys.js';
+export * from './metadata.js';
+export * from './target.js';
+export * from './key-file.js';
+export * from './successors.js';
