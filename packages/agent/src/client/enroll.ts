@@ -1,0 +1,53 @@
+/** First contact: prove possession of the device key and present the registration key. */
+import {
+  DeviceRoutes,
+  EnrollNonceResponse,
+  EnrollResponse,
+  enrollmentMessage,
+  signMessage,
+} from '@flotilla/protocol';
+import type { Facts } from '@flotilla/protocol';
+import type { DeviceIdentity } from '../state/identity.js';
+import type { HttpClient } from './http.js';
+
+export interface EnrollInput {
+  registrationKey: string;
+  tags: readonly string[];
+  facts: Facts;
+  signal: AbortSignal;
+}
+
+/** nonce → sign → enroll. Returns the server's device id and status; throws FlotillaError. */
+export async function enrollDevice(
+  http: HttpClient,
+  identity: DeviceIdentity,
+  input: EnrollInput,
+): Promise<EnrollResponse> {
+  const nonce = await http.request({
+    method: 'POST',
+    path: DeviceRoutes.enrollNonce,
+    schema: EnrollNonceResponse,
+    body: {},
+    signal: input.signal,
+  });
+  const { nonce: value } = nonce.body!;
+  const signature = signMessage(
+    identity.privateKey,
+    enrollmentMessage(value, identity.publicKey, input.registrationKey),
+  );
+  const response = await http.request({
+    method: 'POST',
+    path: DeviceRoutes.enroll,
+    schema: EnrollResponse,
+    body: {
+      registrationKey: input.registrationKey,
+      publicKey: identity.publicKey,
+      nonce: value,
+      signature,
+      tags: [...input.tags],
+      facts: input.facts,
+    },
+    signal: input.signal,
+  });
+  return response.body!;
+}

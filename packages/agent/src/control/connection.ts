@@ -1,0 +1,239 @@
+/**
+ * One WebSocket connection to the control channel, from upgrade to close. Resolves with how it
+ * ended; the reconnect policy lives in channel.ts.
+ */
+import {
+  AgentCommands,
+  DeviceRoutes,
+  FLOTILLA_VERSION,
+  ServerCommands,
+  StateChangedData,
+  WS_MAX_FRAME_BYTES,
+  WelcomeData,
+  WsClose,
+  errorFromEnvelope,
+} from '@flotilla/protocol';
+import type { FlotillaError, WsMessage } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import { matches } from '../util/schema.js';
+import { ackFrame, frame, parseFrame } from './frames.js';
+
+export interface ConnectionHandlers {
+  /** The state version the agent holds, sent in `hello`. */
+  stateVersion: () => number | null;
+  onWelcome: (data: WelcomeData) => void;
+  onStateChanged: (stateVersion: number) => void;
+  /** Collects and reports inventory; a rejection is sent back as a failed ack. */
+  onRequestInventory: () => Promise<void>;
+}
+
+export type ConnectionEnd =
+  | { kind: 'closed'; code: number; reason: string; welcomed: boolean }
+  /** The upgrade was answered with an HTTP error (bad token, revoked device…). */
+  | { kind: 'refused'; status: number; error: FlotillaError }
+  | { kind: 'dead' }
+  | { kind: 'stopped' };
+
+export interface ConnectionOptions {
+  baseUrl: string;
+  token: string;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  handshakeTimeoutMs: number;
+  /** How long a graceful close may take before the socket is cut. */
+  closeTimeoutMs: number;
+  handlers: ConnectionHandlers;
+}
+
+const MAX_REFUSAL_BODY_BYTES = 64 * 1024;
+
+export function wsUrl(baseUrl: string): string {
+  return `${baseUrl.replace(/^http/, 'ws')}${DeviceRoutes.ws}`;
+}
+
+export function runConnection(options: ConnectionOptions, signal: AbortSignal): Promise<ConnectionEnd> {
+  const { logger, handlers } = options;
+  const ws = new WebSocket(wsUrl(options.baseUrl), {
+    headers: { authorization: `Bearer ${options.token}` },
+    maxPayload: WS_MAX_FRAME_BYTES,
+    handshakeTimeout: options.handshakeTimeoutMs,
+    followRedirects: false,
+  });
+  let heartbeatMs = options.heartbeatIntervalMs;
+  let lastTrafficAt = Date.now();
+  let welcomed = false;
+  let sequence = 0;
+  const sentHeartbeats = new Set<string>();
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+
+  return new Promise<ConnectionEnd>((resolve) => {
+    let settled = false;
+    const settle = (end: ConnectionEnd) => {
+      if (settled) return;
+      settled = true;
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(end);
+    };
+    const touch = () => {
+      lastTrafficAt = Date.now();
+    };
+    const send = (text: string) => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(text);
+    };
+    const nextId = () => `a${++sequence}`;
+
+    const startHeartbeat = () => {
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      heartbeatTimer = setInterval(() => {
+        // No frame, ping or pong for two intervals: the peer or the path is gone.
+        if (Date.now() - lastTrafficAt > 2 * heartbeatMs) {
+          logger.warn(
+            { silentForMs: Date.now() - lastTrafficAt },
+            'control channel silent for two heartbeats; reconnecting',
+          );
+          ws.terminate();
+          settle({ kind: 'dead' });
+          return;
+        }
+        const id = nextId();
+        sentHeartbeats.add(id);
+        if (sentHeartbeats.size > 16) sentHeartbeats.delete(sentHeartbeats.values().next().value as string);
+        send(frame(id, AgentCommands.heartbeat, {}));
+        ws.ping();
+      }, heartbeatMs);
+    };
+
+    const onAbort = () => {
+      if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+      else ws.close(WsClose.normal, 'agent stopping');
+      setTimeout(() => ws.terminate(), options.closeTimeoutMs).unref();
+      settle({ kind: 'stopped' });
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    ws.on('open', () => {
+      touch();
+      logger.debug('control channel open');
+      const stateVersion = handlers.stateVersion();
+      send(
+        frame(nextId(), AgentCommands.hello, {
+          agentVersion: FLOTILLA_VERSION,
+          ...(stateVersion === null ? {} : { stateVersion }),
+        }),
+      );
+      startHeartbeat();
+    });
+    ws.on('ping', touch);
+    ws.on('pong', touch);
+    ws.on('message', (data, isBinary) => {
+      touch();
+      const parsed = parseFrame(data, isBinary);
+      if (!parsed.ok) {
+        logger.warn({ reason: parsed.reason }, 'ignored a malformed control frame');
+        return;
+      }
+      dispatch(parsed.message);
+    });
+    ws.on('unexpected-response', (_request, response) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MAX_REFUSAL_BODY_BYTES) chunks.push(chunk);
+      });
+      response.on('error', () => undefined);
+      response.on('end', () => {
+        const status = response.statusCode ?? 0;
+        settle({
+          kind: 'refused',
+          status,
+          error: errorFromEnvelope(status, parseBody(Buffer.concat(chunks))),
+        });
+        ws.terminate();
+      });
+    });
+    ws.on('error', (err) => logger.debug({ err }, 'control channel error'));
+    ws.on('close', (code, reason) =>
+      settle({ kind: 'closed', code, reason: reason.toString('utf8'), welcomed }),
+    );
+
+    function dispatch(message: WsMessage) {
+      switch (message.command) {
+        case ServerCommands.welcome:
+          if (!matches(WelcomeData, message.data))
+            return logger.warn({ id: message.id }, 'ignored a malformed welcome');
+          welcomed = true;
+          if (message.data.heartbeatIntervalMs > 0 && message.data.heartbeatIntervalMs !== heartbeatMs) {
+            heartbeatMs = message.data.heartbeatIntervalMs;
+            startHeartbeat();
+          }
+          logger.info(
+            { status: message.data.status, stateVersion: message.data.stateVersion },
+            'control channel connected',
+          );
+          return handlers.onWelcome(message.data);
+        case ServerCommands.heartbeat:
+          // A reply to one of ours needs no answer; one the server starts gets an ack.
+          if (!sentHeartbeats.delete(message.id)) send(ackFrame(message.id, { ok: true }));
+          return;
+        case ServerCommands.stateChanged:
+          if (!matches(StateChangedData, message.data)) {
+            return send(
+              ackFrame(message.id, {
+                ok: false,
+                error: { code: 'FLT_VALIDATION', message: 'data.stateVersion must be an integer' },
+              }),
+            );
+          }
+          handlers.onStateChanged(message.data.stateVersion);
+          return send(ackFrame(message.id, { ok: true }));
+        case ServerCommands.requestInventory:
+          handlers.onRequestInventory().then(
+            () => send(ackFrame(message.id, { ok: true })),
+            (e: unknown) => send(ackFrame(message.id, { ok: false, error: errorSummary(e) })),
+          );
+          return;
+        case ServerCommands.ack:
+          return;
+        case ServerCommands.error:
+          return logger.warn({ data: message.data }, 'the server reported an error on the control channel');
+        default:
+          logger.warn({ command: message.command }, 'ignored an unknown control command');
+          return send(
+            ackFrame(message.id, {
+              ok: false,
+              error: { code: 'FLT_BAD_REQUEST', message: `unknown command "${message.command}"` },
+            }),
+          );
+      }
+    }
+  });
+}
+
+function parseBody(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as unknown;
+  } catch {
+    return bytes.toString('utf8').slice(0, 200);
+  }
+}
+
+function errorSummary(e: unknown): { code: string; message: string } {
+  if (
+    e &&
+    typeof e === 'object' &&
+    'code' in e &&
+    typeof e.code === 'string' &&
+    'message' in e &&
+    typeof e.message === 'string'
+  ) {
+    return { code: e.code, message: e.message };
+  }
+  return { code: 'FLT_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+}

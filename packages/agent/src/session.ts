@@ -1,0 +1,110 @@
+/**
+ * One connected session of an enrolled device: a token, then the state poller, the inventory
+ * reporter and the control channel side by side until the session's signal aborts (stop, a
+ * terminal status, or the server forgetting the device).
+ */
+import type { DeviceStatus } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import type { AgentConfig } from './config.js';
+import { reactionTo } from './client/classify.js';
+import { DeviceApi } from './client/device-api.js';
+import type { HttpClient } from './client/http.js';
+import { TokenManager } from './client/tokens.js';
+import { ControlChannel } from './control/channel.js';
+import { collectInventory } from './inventory/collect.js';
+import { InventoryReporter } from './inventory/reporter.js';
+import type { DeviceIdentity } from './state/identity.js';
+import type { LocalState } from './state/local-state.js';
+import { serverBackoff } from './sync/backoff.js';
+import { StatePoller } from './sync/poller.js';
+import { sleep } from './util/sleep.js';
+
+export interface SessionDeps {
+  config: AgentConfig;
+  http: HttpClient;
+  identity: DeviceIdentity;
+  deviceId: string;
+  state: LocalState;
+  logger: Logger;
+  random?: () => number;
+  applyStatus: (status: DeviceStatus) => void;
+  /** The daemon's verdict on an error: true to retry, false when the component must stop. */
+  handleError: (error: unknown) => boolean;
+  isPending: () => boolean;
+}
+
+export async function runSession(deps: SessionDeps, signal: AbortSignal): Promise<void> {
+  const { config, logger, state } = deps;
+  const tokens = new TokenManager(deps.http, deps.identity, deps.deviceId, deps.applyStatus);
+  const onError = (error: unknown): boolean => {
+    if (reactionTo(error) === 'refresh-token') tokens.invalidate();
+    return deps.handleError(error);
+  };
+  if (!(await firstToken(tokens, deps, onError, signal))) return;
+
+  const api = new DeviceApi(deps.http, tokens);
+  const poller = new StatePoller({
+    api,
+    state,
+    logger: logger.child({ component: 'poller' }),
+    configuredIntervalMs: config.pollIntervalMs,
+    onState: (desired) => deps.applyStatus(desired.status),
+    onError,
+    isPending: deps.isPending,
+    random: deps.random,
+  });
+  const inventoryLogger = logger.child({ component: 'inventory' });
+  const reporter = new InventoryReporter({
+    api,
+    state,
+    logger: inventoryLogger,
+    collect: () => collectInventory(config, { logger: inventoryLogger }),
+    checkIntervalMs: config.inventoryCheckIntervalMs,
+    reportIntervalMs: config.inventoryIntervalMs,
+    onError,
+    random: deps.random,
+  });
+  const channel = new ControlChannel({
+    baseUrl: deps.http.baseUrl,
+    tokens,
+    logger: logger.child({ component: 'control' }),
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    handshakeTimeoutMs: config.requestTimeoutMs,
+    closeTimeoutMs: Math.min(config.stopTimeoutMs, 5000),
+    pollIntervalMs: config.pollIntervalMs,
+    onError,
+    random: deps.random,
+    handlers: {
+      stateVersion: () => state.stateCursor().stateVersion,
+      onWelcome: (welcome) => {
+        deps.applyStatus(welcome.status);
+        // Changes made while the channel was down are fetched at once.
+        if (welcome.stateVersion !== state.stateCursor().stateVersion) poller.pollNow();
+      },
+      onStateChanged: () => poller.pollNow(),
+      onRequestInventory: () => reporter.reportNow(signal),
+    },
+  });
+  await Promise.all([poller.run(signal), reporter.run(signal), channel.run(signal)]);
+}
+
+async function firstToken(
+  tokens: TokenManager,
+  deps: SessionDeps,
+  onError: (error: unknown) => boolean,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const backoff = serverBackoff(deps.config.pollIntervalMs, deps.random);
+  while (!signal.aborted) {
+    try {
+      await tokens.get(signal);
+      return !signal.aborted;
+    } catch (e) {
+      if (signal.aborted || !onError(e)) return false;
+      const delayMs = backoff.next();
+      deps.logger.warn({ err: e, retryInMs: delayMs }, 'cannot get a device token; retrying');
+      await sleep(delayMs, signal);
+    }
+  }
+  return false;
+}
