@@ -76,3 +76,11 @@ export function nonEmptyArg(value: string): string {
   if (value.trim() === '') throw new InvalidArgumentError('must not be empty');
   return value;
 }
+
+export const LOG_FORMATS = ['pretty', 'json'] as const;
+
+export function logFormatArg(value: string): (typeof LOG_FORMATS)[number] {
+  const format = LOG_FORMATS.find((f) => f === value);
+  if (!format) throw new InvalidArgumentError(`must be one of ${LOG_FORMATS.join(', ')}`);
+  return format;
+}

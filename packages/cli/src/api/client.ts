@@ -6,6 +6,7 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { FlotillaError, errorFromEnvelope } from '@flotilla/protocol';
+import { ensureFormats } from './formats.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type QueryValue = string | number | boolean | undefined;
@@ -117,6 +118,7 @@ export class ApiClient {
 }
 
 export function checkBody<S extends TSchema>(schema: S, body: unknown, what: string): Static<S> {
+  ensureFormats();
   if (Value.Check(schema, body)) return body;
   const problems = [...Value.Errors(schema, body)].slice(0, 5).map((e) => `${e.path || '/'}: ${e.message}`);
   throw new FlotillaError('FLT_NETWORK', `${what}: the server's response does not match the protocol`, {

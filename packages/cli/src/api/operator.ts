@@ -57,7 +57,8 @@ export async function login(c: ApiClient, username: string, password: string) {
   return { ...body, cookie };
 }
 
-export const logoutSession = (c: ApiClient) => c.requestVoid('POST', OperatorRoutes.logout);
+// A JSON body, because the server requires JSON on every cookie-authenticated write (its CSRF rule).
+export const logoutSession = (c: ApiClient) => c.requestVoid('POST', OperatorRoutes.logout, { body: {} });
 export const me = (c: ApiClient) => c.request('GET', OperatorRoutes.me, MeResponse);
 
 export const createToken = (c: ApiClient, req: CreateTokenRequest) =>

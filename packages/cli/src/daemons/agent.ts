@@ -10,12 +10,11 @@ import { handleShutdownSignals } from '../process/signals.js';
 export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
   const { resolveAgentConfig, startAgent } = await import('@flotilla/agent');
   const config = resolveAgentConfig({ flags, env: { ...io.env } });
-  const toFile = config.logFile !== null && config.logFile !== undefined;
-  const isTTY = !toFile && io.stdout.isTTY === true;
+  const isTTY = !config.logFile && io.stdout.isTTY === true;
   const logger = createLogger({
     level: config.logLevel,
     format: chooseLogFormat(flags.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, config.logFormat, isTTY),
-    destination: toFile ? { file: config.logFile as string } : io.stdout,
+    destination: config.logFile ? { file: config.logFile } : io.stdout,
     color: isTTY,
   });
   const agent = await startAgent(config, { logger });

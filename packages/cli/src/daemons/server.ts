@@ -12,10 +12,10 @@ export interface RunningServer {
   url: string;
   logger: Logger;
   adminUsername: string;
-  /** The first admin's password when this start created it, else null. */
+  /** The generated password of the first admin when this start created it (show once), else null. */
   initialAdminPassword: string | null;
-  /** True when that password came from FLOTILLA_ADMIN_PASSWORD (so it is not printed). */
-  adminPasswordFromEnv: boolean;
+  /** The admin password from FLOTILLA_ADMIN_PASSWORD, if set; never printed. */
+  configuredAdminPassword: string | null;
   close(): Promise<void>;
 }
 
@@ -35,7 +35,7 @@ export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promis
     logger,
     adminUsername: config.adminUsername,
     initialAdminPassword: server.initialAdminPassword,
-    adminPasswordFromEnv: config.adminPassword !== null,
+    configuredAdminPassword: config.adminPassword,
     close: () => server.close(),
   };
 }

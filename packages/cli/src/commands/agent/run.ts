@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import type { AgentFlags } from '@flotilla/agent';
-import { tagListArg } from '../../args.js';
+import { tagListArg, logFormatArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { runAgent } from '../../daemons/agent.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
+import type { LogFormat } from '../../process/logger.js';
 
 interface AgentOptions {
   config?: string;
@@ -13,7 +14,7 @@ interface AgentOptions {
   tags?: string[];
   logFile?: string;
   logLevel?: string;
-  logFormat?: string;
+  logFormat?: LogFormat;
   pollInterval?: string;
   offline?: boolean;
   inventoryDir?: string;
@@ -30,7 +31,11 @@ export function registerAgentCommand(program: Command, io: CliIo): void {
     .option('--tags <a,b>', 'tags this device asks for at enrollment', tagListArg)
     .option('--log-file <file>', 'write logs to this file instead of stdout')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)')
+    .option(
+      '--log-format <format>',
+      'pretty or json (default: pretty on a terminal, else json)',
+      logFormatArg,
+    )
     .option('--poll-interval <duration>', 'how often to poll for its desired state, e.g. 30s')
     .option('--offline', 'do not contact the server; keep running the installed releases')
     .option('--inventory-dir <dir>', 'directory of executables that print extra facts as name=value lines')

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
+import { logFormatArg } from '../../args.js';
 import { startEmbeddedServer } from '../../daemons/server.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
+import type { LogFormat } from '../../process/logger.js';
 import { handleShutdownSignals } from '../../process/signals.js';
 
 interface ServerOptions {
@@ -10,7 +12,7 @@ interface ServerOptions {
   listen?: string;
   database?: string;
   logLevel?: string;
-  logFormat?: string;
+  logFormat?: LogFormat;
 }
 
 export function registerServerCommand(program: Command, io: CliIo): void {
@@ -22,16 +24,18 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7070; :0 for any free port)')
     .option('--database <url>', 'sqlite:PATH or postgres://user@host/db (default: SQLite in the data dir)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)')
+    .option(
+      '--log-format <format>',
+      'pretty or json (default: pretty on a terminal, else json)',
+      logFormatArg,
+    )
     .action(async (opts: ServerOptions) => {
       const server = await startEmbeddedServer(io, opts);
       io.stderr.write(`flotilla server listening on ${server.url}\n`);
       if (server.initialAdminPassword !== null) {
         io.stderr.write(
-          server.adminPasswordFromEnv
-            ? `created admin user "${server.adminUsername}" with the password from FLOTILLA_ADMIN_PASSWORD\n`
-            : `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
-                '(shown only this once: log in with `flotilla login` and change it)\n',
+          `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
+            '(shown only this once: log in with `flotilla login`, then change it)\n',
         );
       }
       const shutdown = handleShutdownSignals({

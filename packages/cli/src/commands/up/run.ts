@@ -1,10 +1,12 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { logFormatArg } from '../../args.js';
 import { cliBinPath } from '../../bin-path.js';
 import { contextFor } from '../../context.js';
 import { startEmbeddedServer } from '../../daemons/server.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
+import type { LogFormat } from '../../process/logger.js';
 import { handleShutdownSignals } from '../../process/signals.js';
 import { SupervisedProcess } from '../../up/agent-process.js';
 import { upBanner } from '../../up/banner.js';
@@ -14,7 +16,7 @@ interface UpOptions {
   dataDir: string;
   listen: string;
   logLevel?: string;
-  logFormat?: string;
+  logFormat?: LogFormat;
 }
 
 export function registerUpCommand(program: Command, io: CliIo): void {
@@ -28,7 +30,11 @@ export function registerUpCommand(program: Command, io: CliIo): void {
     )
     .option('--listen <host:port>', 'where the server listens', '127.0.0.1:7070')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)')
+    .option(
+      '--log-format <format>',
+      'pretty or json (default: pretty on a terminal, else json)',
+      logFormatArg,
+    )
     .action(async (opts: UpOptions, command: Command) => {
       const ctx = contextFor(io, command);
       const dataDir = resolve(io.cwd, opts.dataDir);
@@ -56,7 +62,7 @@ export function registerUpCommand(program: Command, io: CliIo): void {
           configDir: ctx.configDir,
           hostname: io.hostname,
           adminUsername: server.adminUsername,
-          initialAdminPassword: server.initialAdminPassword,
+          adminPassword: server.initialAdminPassword ?? server.configuredAdminPassword,
         });
         const keyFile = join(dataDir, 'agent-registration.key');
         await ensureLocalAgentKey(keyFile, cli.client);
@@ -86,7 +92,7 @@ export function registerUpCommand(program: Command, io: CliIo): void {
           upBanner({
             url: server.url,
             adminUsername: server.adminUsername,
-            generatedPassword: server.adminPasswordFromEnv ? null : server.initialAdminPassword,
+            generatedPassword: server.initialAdminPassword,
             credentialsPath: cli.credentialsPath,
             dataDir,
           }),

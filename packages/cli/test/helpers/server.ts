@@ -1,0 +1,63 @@
+/** A real Flotilla server on a free port with a temp data dir, and a temp CLI config dir. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveServerConfig, startServer } from '@flotilla/server';
+import {
+  DeviceRoutes,
+  EnrollNonceResponse,
+  EnrollResponse,
+  enrollmentMessage,
+  generateEd25519,
+  signMessage,
+} from '@flotilla/protocol';
+import type { Facts } from '@flotilla/protocol';
+import { ApiClient } from '../../src/api/client.js';
+import { cli } from './memory-io.js';
+import type { CliResult } from './memory-io.js';
+
+export const ADMIN_PASSWORD = 'cli-test-admin-password';
+
+export interface TestServer {
+  url: string;
+  configDir: string;
+  /** Runs the CLI in-process against this server's config dir. */
+  run(argv: string[], options?: { stdin?: string; env?: Record<string, string> }): Promise<CliResult>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(): Promise<TestServer> {
+  const root = await mkdtemp(join(tmpdir(), 'flt-cli-srv-'));
+  const configDir = join(root, 'config');
+  const config = resolveServerConfig({
+    flags: { dataDir: join(root, 'server'), listen: '127.0.0.1:0', logLevel: 'silent' },
+    env: { FLOTILLA_ADMIN_PASSWORD: ADMIN_PASSWORD },
+  });
+  const server = await startServer(config);
+  return {
+    url: server.url,
+    configDir,
+    run: (argv, options = {}) =>
+      cli(argv, { env: { FLOTILLA_CONFIG_DIR: configDir, ...options.env }, stdin: options.stdin }),
+    close: async () => {
+      await server.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Enrolls a device over the real device API, as an agent would, and returns its id. */
+export async function enrollDevice(
+  url: string,
+  registrationKey: string,
+  extra: { tags?: string[]; facts?: Facts } = {},
+): Promise<string> {
+  const client = new ApiClient({ baseUrl: url });
+  const { privateKeyPem, publicKey } = generateEd25519();
+  const { nonce } = await client.request('POST', DeviceRoutes.enrollNonce, EnrollNonceResponse, { body: {} });
+  const signature = signMessage(privateKeyPem, enrollmentMessage(nonce, publicKey, registrationKey));
+  const res = await client.request('POST', DeviceRoutes.enroll, EnrollResponse, {
+    body: { registrationKey, publicKey, nonce, signature, ...extra },
+  });
+  return res.deviceId;
+}
