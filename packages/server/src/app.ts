@@ -33,6 +33,11 @@ export interface BuildAppOptions {
   clock?: Clock;
   /** An already opened (and migrated) database; the caller keeps ownership and closes it. */
   db?: OpenDatabase;
+  /**
+   * Test seam: runs once the framework hooks (validation, errors, auth, OpenAPI) are installed and
+   * before any route is registered, e.g. to observe routes with `onRoute` or add test routes.
+   */
+  beforeRoutes?: (app: FastifyInstance, ctx: ServerContext) => void;
 }
 
 export interface BuiltApp {
@@ -63,7 +68,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       metrics: new Registry(),
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
-    const app = await createFastify(ctx);
+    const app = await createFastify(ctx, opts.beforeRoutes);
     if (ownsDatabase) app.addHook('onClose', () => database.close());
     return { app, ctx, initialAdminPassword };
   } catch (e) {
@@ -72,7 +77,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
   }
 }
 
-async function createFastify(ctx: ServerContext): Promise<FastifyInstance> {
+async function createFastify(
+  ctx: ServerContext,
+  beforeRoutes: BuildAppOptions['beforeRoutes'],
+): Promise<FastifyInstance> {
   const { config } = ctx;
   // Typed as Fastify's logger so that the instance has the plain FastifyInstance type.
   const loggerInstance: FastifyBaseLogger = ctx.log;
@@ -92,6 +100,7 @@ async function createFastify(ctx: ServerContext): Promise<FastifyInstance> {
   await installOpenApi(app);
   installHttpMetrics(app, ctx.metrics);
   installOperatorAuth(app, ctx);
+  beforeRoutes?.(app, ctx);
 
   registerSystemRoutes(app, ctx);
   registerAuthRoutes(app, ctx);

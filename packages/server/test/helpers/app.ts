@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import type { Role, User } from '@flotilla/protocol';
 import { buildApp } from '../../src/app.js';
+import type { BuildAppOptions } from '../../src/app.js';
 import { createToken } from '../../src/auth/tokens.js';
 import { resolveServerConfig } from '../../src/config.js';
 import type { ServerConfig } from '../../src/config.js';
@@ -47,6 +48,8 @@ export interface TestAppOptions {
   dialect: TestDialect;
   config?: Partial<ServerConfig>;
   clock?: Clock;
+  /** Passed to buildApp: observe routes (`onRoute`) or register test-only routes. */
+  beforeRoutes?: BuildAppOptions['beforeRoutes'];
 }
 
 export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
@@ -66,7 +69,12 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
     });
     const config: ServerConfig = Object.freeze({ ...base, ...opts.config });
     const logger = pino({ level: config.logLevel });
-    const built = await buildApp({ config, logger, ...(opts.clock ? { clock: opts.clock } : {}) });
+    const built = await buildApp({
+      config,
+      logger,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.beforeRoutes ? { beforeRoutes: opts.beforeRoutes } : {}),
+    });
     const { app, ctx } = built;
     await app.ready();
     const adminRow = await ctx.db
