@@ -1,0 +1,309 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import {
+  appendFile,
+  chmod,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  readlink,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import {
+  FsStore,
+  MemoryStore,
+  buildTree,
+  contentId,
+  encodeObject,
+  materialize,
+  verifyTree,
+} from '../src/index.js';
+import type { StoreReader } from '../src/index.js';
+import { withTempDir } from './helpers.js';
+import { putDir, putFile, putRawDir, writeSampleTree } from './tree-fixtures.js';
+
+void describe('buildTree → materialize → verifyTree', () => {
+  void it('round trips a real tree through the filesystem store', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await writeSampleTree(src);
+      const store = await FsStore.open({ root: join(dir, 'store') });
+      const { root, stats } = await buildTree(src, { sink: store });
+      assert.equal(stats.files, 7);
+      assert.equal(stats.symlinks, 3);
+      assert.equal(stats.dirs, 8);
+      assert.ok(stats.uniqueChunks < stats.chunks, 'the copied file shares its chunks');
+      assert.equal(stats.newChunks, stats.uniqueChunks);
+
+      const out = join(dir, 'out');
+      const written = await materialize(store, root, out);
+      assert.deepEqual(written, { files: 7, dirs: 8, symlinks: 3, bytes: stats.bytes });
+      assert.deepEqual(await verifyTree(store, out, root), { ok: true, problems: [] });
+      // Independent check with diff(1): same names, contents and symlinks.
+      execFileSync('diff', ['-r', '--no-dereference', src, out]);
+      assert.equal((await stat(join(out, 'bin/run'))).mode & 0o777, 0o755);
+      assert.equal((await stat(join(out, 'readonly'))).mode & 0o777, 0o555);
+      assert.equal((await stat(join(out, 'empty-file'))).size, 0);
+      assert.deepEqual(await readdir(join(out, 'empty-dir')), []);
+      assert.equal(await readlink(join(out, 'etc/app/run')), '../../bin/run');
+      assert.equal(await readlink(join(out, 'dangling')), 'missing-target');
+      await chmod(join(out, 'readonly'), 0o755);
+    });
+  });
+
+  void it('gives the same root for the same content, and a second build stores nothing new', async () => {
+    await withTempDir(async (dir) => {
+      await writeSampleTree(join(dir, 'a'));
+      await writeSampleTree(join(dir, 'b'));
+      const store = new MemoryStore();
+      const first = await buildTree(join(dir, 'a'), { sink: store });
+      const second = await buildTree(join(dir, 'b'), { sink: store });
+      assert.equal(second.root, first.root);
+      assert.equal(second.stats.newChunks, 0);
+      assert.equal(second.stats.newObjects, 0);
+      await chmod(join(dir, 'a/readonly'), 0o755);
+      await chmod(join(dir, 'b/readonly'), 0o755);
+    });
+  });
+
+  void it('verifyTree reports every kind of difference', async () => {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await writeSampleTree(src);
+      const store = new MemoryStore();
+      const { root } = await buildTree(src, { sink: store });
+      const out = join(dir, 'out');
+      await materialize(store, root, out, { fsync: false });
+      await appendFile(join(out, 'etc/app/app.conf'), 'x');
+      const blob = await readFile(join(out, 'lib/big/blob.bin'));
+      blob[500_000]! ^= 1;
+      await writeFile(join(out, 'lib/big/blob.bin'), blob);
+      await chmod(join(out, 'bin/run'), 0o644);
+      await writeFile(join(out, 'surprise'), '');
+      await rm(join(out, 'empty-file'));
+      await rm(join(out, 'run-link'));
+      await symlink('elsewhere', join(out, 'run-link'));
+      await rm(join(out, 'empty-dir'), { recursive: true });
+      await writeFile(join(out, 'empty-dir'), '');
+      const { ok, problems } = await verifyTree(store, out, root);
+      assert.equal(ok, false);
+      assert.deepEqual(problems.map((p) => `${p.path}:${p.problem}`).sort(), [
+        'bin/run:mode',
+        'empty-dir:kind',
+        'empty-file:missing',
+        'etc/app/app.conf:size',
+        'lib/big/blob.bin:content',
+        'run-link:target',
+        'surprise:unexpected',
+      ]);
+      await chmod(join(out, 'readonly'), 0o755);
+      await chmod(join(src, 'readonly'), 0o755);
+    });
+  });
+});
+
+void describe('buildTree refuses', () => {
+  async function refusesBuild(setup: (src: string) => Promise<void>, code: string, limits = {}) {
+    await withTempDir(async (dir) => {
+      const src = join(dir, 'src');
+      await mkdir(src);
+      await setup(src);
+      const store = new MemoryStore();
+      await assert.rejects(buildTree(src, { sink: store, limits }), { code });
+    });
+  }
+
+  void it('a FIFO', () =>
+    refusesBuild(
+      (src) => Promise.resolve(void execFileSync('mkfifo', [join(src, 'pipe')])),
+      'FLT_FILE_TYPE_UNSUPPORTED',
+    ));
+  void it('a setuid file unless allowed', async () => {
+    await refusesBuild(async (src) => {
+      await writeFile(join(src, 'su'), 'x');
+      await chmod(join(src, 'su'), 0o4755);
+    }, 'FLT_MODE_UNSAFE');
+  });
+  void it('an absolute symlink', () =>
+    refusesBuild((src) => symlink('/etc/passwd', join(src, 'l')), 'FLT_PATH_UNSAFE'));
+  void it('a symlink escaping the tree', async () => {
+    await refusesBuild(async (src) => {
+      await mkdir(join(src, 'a'));
+      await symlink('../../x', join(src, 'a/l'));
+    }, 'FLT_PATH_UNSAFE');
+  });
+  void it('a symlink climbing through another symlink (l -> .., m -> l/../..)', async () => {
+    await refusesBuild(async (src) => {
+      await mkdir(join(src, 'd'));
+      await symlink('..', join(src, 'd/l'));
+      await symlink('l/../..', join(src, 'd/m'));
+    }, 'FLT_PATH_UNSAFE');
+  });
+  void it('a non-UTF-8 file name', () =>
+    refusesBuild((src) => writeFile(Buffer.from(`${src}/bad-\xff`, 'latin1'), 'x'), 'FLT_PATH_UNSAFE'));
+  void it('a tree deeper than maxDepth', () =>
+    refusesBuild(
+      async (src) => void (await mkdir(join(src, 'a/b/c/d'), { recursive: true })),
+      'FLT_LIMIT_EXCEEDED',
+      {
+        maxDepth: 3,
+      },
+    ));
+  void it('a directory with too many entries', async () => {
+    await refusesBuild(
+      async (src) => {
+        for (const name of ['a', 'b', 'c']) await writeFile(join(src, name), name);
+      },
+      'FLT_LIMIT_EXCEEDED',
+      { maxEntriesPerDir: 2 },
+    );
+  });
+  void it('a file larger than maxFileSize', () =>
+    refusesBuild((src) => writeFile(join(src, 'f'), Buffer.alloc(5000)), 'FLT_LIMIT_EXCEEDED', {
+      maxFileSize: 4999,
+    }));
+  void it('a tree with more entries than maxTotalEntries', async () => {
+    await refusesBuild(
+      async (src) => {
+        await mkdir(join(src, 'a'));
+        await writeFile(join(src, 'a/f'), 'x');
+        await writeFile(join(src, 'g'), 'y');
+      },
+      'FLT_LIMIT_EXCEEDED',
+      { maxTotalEntries: 2 },
+    );
+  });
+
+  void it('but accepts a setuid file when allowSpecialModes is set', async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, 'su'), 'x');
+      await chmod(join(dir, 'su'), 0o4755);
+      const store = new MemoryStore();
+      const { root } = await buildTree(dir, { sink: store, limits: { allowSpecialModes: true } });
+      await assert.rejects(materialize(store, root, join(dir, 'out')), { code: 'FLT_MODE_UNSAFE' });
+      await materialize(store, root, join(dir, 'out2'), { limits: { allowSpecialModes: true } });
+      assert.equal((await stat(join(dir, 'out2/su'))).mode & 0o7777, 0o4755);
+    });
+  });
+});
+
+void describe('materialize refuses hostile or broken trees and leaves nothing behind', () => {
+  async function refusesTree(
+    build: (store: MemoryStore) => Promise<string>,
+    code: string,
+    reader?: (s: MemoryStore) => StoreReader,
+  ) {
+    await withTempDir(async (dir) => {
+      const store = new MemoryStore();
+      const root = await build(store);
+      const target = join(dir, 'out');
+      await assert.rejects(
+        materialize(reader ? reader(store) : store, root, target, {
+          limits: { maxDepth: 8, maxTotalEntries: 500 },
+        }),
+        {
+          code,
+        },
+      );
+      await assert.rejects(lstat(target), { code: 'ENOENT' });
+      assert.deepEqual(await readdir(dir), []);
+    });
+  }
+
+  void it('a symlink at the root pointing to ..', () =>
+    refusesTree((s) => putDir(s, [{ name: 'l', kind: 'symlink', target: '..' }]), 'FLT_PATH_UNSAFE'));
+  void it('a nested symlink a -> ../../x', async () => {
+    await refusesTree(async (s) => {
+      const sub = await putDir(s, [{ name: 'a', kind: 'symlink', target: '../../x' }]);
+      return putDir(s, [{ name: 'sub', kind: 'dir', hash: sub, mode: 0o755 }]);
+    }, 'FLT_PATH_UNSAFE');
+  });
+  void it('l -> .. with a path through l (m -> l/../../etc), served unvalidated', async () => {
+    await refusesTree(async (s) => {
+      const d = await putRawDir(s, [
+        { name: 'l', kind: 'symlink', target: '..' },
+        { name: 'm', kind: 'symlink', target: 'l/../../etc' },
+      ]);
+      return putDir(s, [{ name: 'd', kind: 'dir', hash: d, mode: 0o755 }]);
+    }, 'FLT_PATH_UNSAFE');
+  });
+  void it('a name ".." served unvalidated', async () => {
+    await refusesTree(async (s) => {
+      const f = await putFile(s, Buffer.from('pwned'));
+      return putRawDir(s, [{ name: '..', kind: 'file', hash: f }]);
+    }, 'FLT_PATH_UNSAFE');
+  });
+  void it('a chunk that does not match its hash', async () => {
+    const good = Buffer.from('the real content');
+    await refusesTree(
+      async (s) => putDir(s, [{ name: 'f', kind: 'file', hash: await putFile(s, good) }]),
+      'FLT_HASH_MISMATCH',
+      (s) => ({
+        getObject: (id) => s.getObject(id),
+        getChunk: () => Promise.resolve(Buffer.from('the fake content')),
+      }),
+    );
+  });
+  void it('an object that does not match its hash', async () => {
+    await refusesTree(
+      async (s) => putDir(s, [{ name: 'f', kind: 'file', hash: await putFile(s, Buffer.from('x')) }]),
+      'FLT_HASH_MISMATCH',
+      (s) => ({
+        getObject: async (id) => Buffer.from((await s.getObject(id)).toString().replace('"f"', '"g"')),
+        getChunk: (id) => s.getChunk(id),
+      }),
+    );
+  });
+  void it('a missing chunk', async () => {
+    await refusesTree(async (s) => {
+      const content = Buffer.from('content never uploaded');
+      const file = encodeObject({
+        type: 'file',
+        mode: 0o644,
+        size: content.length,
+        chunks: [{ id: contentId(content), size: content.length }],
+      });
+      await s.putObject(file.id, file.bytes);
+      return putDir(s, [{ name: 'f', kind: 'file', hash: file.id }]);
+    }, 'FLT_OBJECT_MISSING');
+  });
+  void it('a tree deeper than maxDepth', async () => {
+    await refusesTree(async (s) => {
+      let id = await putDir(s, []);
+      for (let i = 0; i < 12; i++) id = await putDir(s, [{ name: 'd', kind: 'dir', hash: id, mode: 0o755 }]);
+      return id;
+    }, 'FLT_LIMIT_EXCEEDED');
+  });
+  void it('a small DAG that expands to a huge tree (shared subtrees)', async () => {
+    await refusesTree(async (s) => {
+      let id = await putFile(s, Buffer.from('leaf'));
+      let kind: 'file' | 'dir' = 'file';
+      for (let i = 0; i < 7; i++) {
+        const entries = ['a', 'b', 'c', 'd'].map((name) =>
+          kind === 'dir' ? { name, kind, hash: id, mode: 0o755 } : { name, kind, hash: id },
+        );
+        id = await putDir(s, entries);
+        kind = 'dir';
+      }
+      return id;
+    }, 'FLT_LIMIT_EXCEEDED');
+  });
+
+  void it('an existing target directory, which is left untouched', async () => {
+    await withTempDir(async (dir) => {
+      const store = new MemoryStore();
+      const root = await putDir(store, [
+        { name: 'f', kind: 'file', hash: await putFile(store, Buffer.from('x')) },
+      ]);
+      await writeFile(join(dir, 'keep'), 'mine');
+      await assert.rejects(materialize(store, root, dir), { code: 'FLT_TARGET_EXISTS' });
+      assert.deepEqual(await readdir(dir), ['keep']);
+    });
+  });
+});
