@@ -27,7 +27,7 @@ void test('the first signal runs the graceful stop once and settles `stopped`', 
   await h.handle.stopped;
   assert.equal(stops, 1);
   assert.deepEqual(h.exits, []);
-  assert.match(h.logs[0] ?? '', /SIGTERM: stopping/);
+  assert.match(h.logs[0] ?? '', /^stopping: SIGTERM/);
   h.handle.dispose();
   assert.equal(h.signals.listenerCount('SIGTERM'), 0);
   assert.equal(h.signals.listenerCount('SIGINT'), 0);

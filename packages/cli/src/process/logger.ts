@@ -10,6 +10,20 @@ import type { TextSink } from '../io.js';
 
 export type LogFormat = 'pretty' | 'json';
 
+/** Paths pino replaces wherever they appear in a log line: no secret ever reaches a log. */
+const REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'password',
+  '*.password',
+  'secret',
+  '*.secret',
+  'token',
+  '*.token',
+  'registrationKey',
+  '*.registrationKey',
+];
+
 export interface LoggerOptions {
   level: string;
   format: LogFormat;
@@ -34,7 +48,7 @@ export function createLogger(options: LoggerOptions): Logger {
           translateTime: 'SYS:HH:MM:ss.l',
         })
       : sink;
-  return pino({ level: options.level }, stream);
+  return pino({ level: options.level, redact: { paths: REDACT, censor: '[redacted]' } }, stream);
 }
 
 /**

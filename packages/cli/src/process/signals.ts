@@ -42,7 +42,7 @@ export function handleShutdownSignals(options: ShutdownOptions): ShutdownHandle 
 
   const stopNow = (reason: string): Promise<void> => {
     if (stopping) return stopping;
-    options.log(`${reason}: stopping (again to force)`);
+    options.log(`stopping: ${reason}`);
     const force = setTimeout(() => {
       options.log(`still stopping after ${forceAfterMs / 1000}s: exiting now`);
       options.exit(ExitCode.failure);
@@ -68,7 +68,7 @@ export function handleShutdownSignals(options: ShutdownOptions): ShutdownHandle 
       options.exit(ExitCode.interrupted);
       return;
     }
-    void stopNow(signal);
+    void stopNow(`${signal} (send it again to exit at once)`);
   };
   const listeners = SHUTDOWN_SIGNALS.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, listener] of listeners) options.signals.on(signal, listener);
