@@ -71,7 +71,10 @@ function reportError(error: unknown, io: CliIo): number {
   }
   if (isFlotillaError(error)) {
     io.stderr.write(`error [${error.code}]: ${error.message}\n`);
-    for (const problem of problemsOf(error.details)) io.stderr.write(`  - ${problem}\n`);
+    // Some messages already list their problems; print only what they leave out.
+    for (const problem of problemsOf(error.details).filter((p) => !error.message.includes(p))) {
+      io.stderr.write(`  - ${problem}\n`);
+    }
     return ExitCode.failure;
   }
   const message = error instanceof Error ? error.message : String(error);

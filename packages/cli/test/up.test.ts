@@ -29,7 +29,7 @@ function startUp(cwd: string, env: Record<string, string>): UpProcess {
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   return { output: () => out, exited, kill: (s) => void child.kill(s) };
 }
 

@@ -7,10 +7,12 @@ import type { ServerFlags } from '@flotilla/server';
 import type { Logger } from 'pino';
 import type { CliIo } from '../io.js';
 import { chooseLogFormat, createLogger } from '../process/logger.js';
+import type { LogFormat } from '../process/logger.js';
 
 export interface RunningServer {
   url: string;
   logger: Logger;
+  logFormat: LogFormat;
   adminUsername: string;
   /** The generated password of the first admin when this start created it (show once), else null. */
   initialAdminPassword: string | null;
@@ -23,9 +25,10 @@ export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promis
   const { resolveServerConfig, startServer } = await import('@flotilla/server');
   const config = resolveServerConfig({ flags, env: { ...io.env } });
   const isTTY = io.stdout.isTTY === true;
+  const logFormat = chooseLogFormat(flags.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, config.logFormat, isTTY);
   const logger = createLogger({
     level: config.logLevel,
-    format: chooseLogFormat(flags.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, config.logFormat, isTTY),
+    format: logFormat,
     destination: io.stdout,
     color: isTTY,
   });
@@ -33,6 +36,7 @@ export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promis
   return {
     url: server.url,
     logger,
+    logFormat,
     adminUsername: config.adminUsername,
     initialAdminPassword: server.initialAdminPassword,
     configuredAdminPassword: config.adminPassword,

@@ -79,7 +79,9 @@ export function registerUpCommand(program: Command, io: CliIo): void {
             '--registration-key-file',
             keyFile,
             ...(opts.logLevel ? ['--log-level', opts.logLevel] : []),
-            ...(opts.logFormat ? ['--log-format', opts.logFormat] : []),
+            // The child's stdout is a pipe; it logs in the format this terminal gets.
+            '--log-format',
+            server.logFormat,
           ],
           env: io.env,
           prefix: '[agent] ',
