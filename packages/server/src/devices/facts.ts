@@ -4,6 +4,7 @@
  * `value_num` holds the number for numeric facts and for strings written as plain numbers, so that
  * `rack=gt=1` compares numerically whether the agent sent 2 or "2".
  */
+import { FlotillaError, LIMITS, NAME_PATTERN } from '@flotilla/protocol';
 import type { Facts, FactValue } from '@flotilla/protocol';
 import type { Insertable, Selectable } from 'kysely';
 import type { DeviceFactsTable } from '../db/schema.js';
@@ -16,6 +17,40 @@ type StoredFact = Pick<
 >;
 
 export const EMPTY_LIST_ORDINAL = -1;
+const FACT_NAME = new RegExp(NAME_PATTERN);
+
+/**
+ * Checks what the `Facts` schema leaves open: it constrains names only through patternProperties,
+ * so a name outside the pattern would otherwise pass with any value. Throws FLT_VALIDATION.
+ */
+export function assertValidFacts(facts: Facts): void {
+  for (const [name, value] of Object.entries(facts as Record<string, unknown>)) {
+    if (!FACT_NAME.test(name)) {
+      throw new FlotillaError(
+        'FLT_VALIDATION',
+        `invalid fact name "${name.slice(0, 80)}" (letters, digits, _ . : / -)`,
+        {
+          details: { fact: name.slice(0, 80) },
+        },
+      );
+    }
+    if (!isFactValue(value)) {
+      throw new FlotillaError(
+        'FLT_VALIDATION',
+        `fact "${name}" must be a string, number, boolean or list of strings`,
+        {
+          details: { fact: name },
+        },
+      );
+    }
+  }
+}
+
+function isFactValue(value: unknown): boolean {
+  const text = (v: unknown) => typeof v === 'string' && v.length <= LIMITS.factValueChars;
+  if (Array.isArray(value)) return value.length <= LIMITS.factArrayItems && value.every(text);
+  return text(value) || typeof value === 'boolean' || (typeof value === 'number' && Number.isFinite(value));
+}
 
 export function factsToRows(deviceId: string, facts: Facts): FactRow[] {
   const rows: FactRow[] = [];

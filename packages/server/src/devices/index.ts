@@ -1,5 +1,46 @@
+/**
+ * The device side of the server: registration keys, enrollment, device tokens, state polling,
+ * inventory, the operator's devices API and the WebSocket gateway. `buildApp` calls
+ * `registerDeviceApi` after the operator auth hooks.
+ */
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
+import { registerEnrollRoutes } from './enroll/routes.js';
+import { startCleaner } from './maintenance.js';
+import { registerDeviceRoutes } from './manage/routes.js';
+import { createDeviceMetrics } from './metrics.js';
+import { Presence } from './presence.js';
+import { registerRegistrationKeyRoutes } from './regkeys/routes.js';
+import type { DeviceRuntime } from './runtime.js';
+import { registerStateRoutes } from './state/routes.js';
+import { createDeviceAuthenticator } from './tokens/authenticate.js';
+import { registerTokenRoutes } from './tokens/routes.js';
+import { registerGateway } from './ws/gateway.js';
 
-/** Registers the device gateway and the device-management API. (Filled in by the devices work.) */
-export async function registerDeviceApi(_app: FastifyInstance, _ctx: ServerContext): Promise<void> {}
+export { compileFilter, FILTER_SELECTORS } from './rsql/translate.js';
+export type { FilterContext } from './rsql/translate.js';
+export { createDeviceAuthenticator } from './tokens/authenticate.js';
+export type { DeviceAuth, DeviceAuthenticator } from './tokens/authenticate.js';
+export type { DeviceRuntime } from './runtime.js';
+
+/** Registers the device gateway and the device-management API; returns the shared runtime. */
+export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext): Promise<DeviceRuntime> {
+  const presence = new Presence(ctx);
+  const rt: DeviceRuntime = { ctx, presence, metrics: createDeviceMetrics(ctx, presence) };
+  const auth = createDeviceAuthenticator(rt);
+  const gateway = await registerGateway(app, rt, auth);
+  registerRegistrationKeyRoutes(app, ctx);
+  registerEnrollRoutes(app, rt);
+  registerTokenRoutes(app, rt);
+  registerStateRoutes(app, rt, auth);
+  registerDeviceRoutes(app, rt);
+
+  presence.start();
+  const cleaner = startCleaner(ctx);
+  app.addHook('onClose', async () => {
+    gateway.close();
+    await cleaner.stop();
+    await presence.stop();
+  });
+  return rt;
+}

@@ -1,0 +1,43 @@
+/** `POST enroll/nonce` and `POST enroll` (unauthenticated: the proof is in the request). */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { DeviceRoutes, EnrollNonceResponse, EnrollRequest, EnrollResponse } from '@flotilla/protocol';
+import { sourceAddress } from '../../http/source-address.js';
+import { issueNonce } from '../nonces.js';
+import type { DeviceRuntime } from '../runtime.js';
+import { enrollDevice } from './service.js';
+
+export function registerEnrollRoutes(base: FastifyInstance, rt: DeviceRuntime): void {
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  const tags = ['device'];
+  const { ctx } = rt;
+
+  app.post(
+    DeviceRoutes.enrollNonce,
+    {
+      schema: {
+        summary: 'A single-use nonce to sign for enrollment',
+        tags,
+        response: { 200: EnrollNonceResponse },
+      },
+    },
+    async () => issueNonce(ctx.db, 'enroll', null, ctx.clock.now(), ctx.config.nonceTtlMs),
+  );
+
+  app.post(
+    DeviceRoutes.enroll,
+    {
+      schema: {
+        summary: 'Enroll a device: proof of key possession plus a registration key',
+        description: '201 for a new device, 200 when this public key was already enrolled (idempotent).',
+        tags,
+        body: EnrollRequest,
+        response: { 200: EnrollResponse, 201: EnrollResponse },
+      },
+    },
+    async (request, reply) => {
+      const { created, ...body } = await enrollDevice(rt, request.body, sourceAddress(request));
+      return reply.status(created ? 201 : 200).send(body);
+    },
+  );
+}

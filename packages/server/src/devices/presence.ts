@@ -1,0 +1,153 @@
+/**
+ * Which devices are online on this server, and when each was last seen. Open WebSockets are held
+ * here (one per device: a newer connection replaces the older one); `device.online` and
+ * `device.offline` are audited on transitions. Last-seen times from polls and frames are collected
+ * in memory and written in one batched statement per interval, so polling never writes per request.
+ */
+import { WsClose, randomId } from '@flotilla/protocol';
+import type { WsMessage } from '@flotilla/protocol';
+import { sql } from 'kysely';
+import type { ServerContext } from '../context.js';
+import type { PresenceView } from './device-view.js';
+
+/** The part of a WebSocket connection presence needs. */
+export interface DeviceSocket {
+  send(message: WsMessage): void;
+  close(code: number, reason: string): void;
+}
+
+/** How often collected last-seen times are written (ms). */
+export const LAST_SEEN_FLUSH_MS = 5_000;
+/** Devices per UPDATE statement (3 parameters each; well below SQLite's 32766). */
+const FLUSH_CHUNK = 500;
+
+export class Presence implements PresenceView {
+  private readonly sockets = new Map<string, DeviceSocket>();
+  private readonly seen = new Map<string, string>();
+  private auditChain: Promise<void> = Promise.resolve();
+  private flushing: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly flushIntervalMs = LAST_SEEN_FLUSH_MS,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.flush(), this.flushIntervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and writes what is pending; call before the database closes. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.flush();
+    await this.auditChain;
+  }
+
+  touch(deviceId: string, at: Date = this.ctx.clock.now()): void {
+    this.seen.set(deviceId, at.toISOString());
+  }
+
+  /** Registers a device's connection; an older one is closed with 4009 (replaced). */
+  attach(deviceId: string, socket: DeviceSocket): void {
+    const previous = this.sockets.get(deviceId);
+    this.sockets.set(deviceId, socket);
+    this.touch(deviceId);
+    if (previous) previous.close(WsClose.replaced, 'replaced by a newer connection');
+    else this.audit(deviceId, 'device.online');
+  }
+
+  /** Forgets a closed connection (if it is still the device's current one). */
+  detach(deviceId: string, socket: DeviceSocket): void {
+    if (this.sockets.get(deviceId) !== socket) return;
+    this.sockets.delete(deviceId);
+    this.touch(deviceId);
+    this.audit(deviceId, 'device.offline');
+  }
+
+  isConnected(deviceId: string): boolean {
+    return this.sockets.has(deviceId);
+  }
+
+  get connectedCount(): number {
+    return this.sockets.size;
+  }
+
+  onlineIds(): string[] {
+    return [...new Set([...this.sockets.keys(), ...this.seen.keys()])];
+  }
+
+  pendingLastSeen(deviceId: string): string | undefined {
+    return this.seen.get(deviceId);
+  }
+
+  /** Sends a server-initiated command to the device, if it is connected here. */
+  send(deviceId: string, command: string, data: unknown): boolean {
+    const socket = this.sockets.get(deviceId);
+    if (!socket) return false;
+    socket.send({ id: randomId('srv_', 8), command, data });
+    return true;
+  }
+
+  /** Closes the device's connection now (revocation, rejection). */
+  disconnect(deviceId: string, code: number, reason: string): void {
+    this.sockets.get(deviceId)?.close(code, reason);
+  }
+
+  closeAll(code: number, reason: string): void {
+    for (const socket of this.sockets.values()) socket.close(code, reason);
+  }
+
+  /** Writes collected last-seen times; concurrent calls share one write. */
+  flush(): Promise<void> {
+    this.flushing ??= this.writeSeen().finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
+  private async writeSeen(): Promise<void> {
+    const batch = [...this.seen];
+    for (let i = 0; i < batch.length; i += FLUSH_CHUNK) {
+      const chunk = batch.slice(i, i + FLUSH_CHUNK);
+      const cases = sql.join(
+        chunk.map(([id, at]) => sql`WHEN ${id} THEN ${at}`),
+        sql` `,
+      );
+      try {
+        await this.ctx.db
+          .updateTable('devices')
+          .set({ last_seen_at: sql<string>`CASE id ${cases} END` })
+          .where(
+            'id',
+            'in',
+            chunk.map(([id]) => id),
+          )
+          .execute();
+      } catch (e) {
+        this.ctx.log.warn({ err: e, devices: chunk.length }, 'could not record last-seen times; will retry');
+        continue;
+      }
+      // Keep entries that were touched again while the write ran.
+      for (const [id, at] of chunk) if (this.seen.get(id) === at) this.seen.delete(id);
+    }
+  }
+
+  private audit(deviceId: string, action: 'device.online' | 'device.offline'): void {
+    this.auditChain = this.auditChain
+      .then(() =>
+        this.ctx.audit.record({
+          actorType: 'system',
+          actorId: 'presence',
+          action,
+          subjectType: 'device',
+          subjectId: deviceId,
+        }),
+      )
+      .catch((e: unknown) =>
+        this.ctx.log.warn({ err: e, deviceId, action }, 'could not record presence change'),
+      );
+  }
+}

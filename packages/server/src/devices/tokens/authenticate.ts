@@ -1,0 +1,92 @@
+/**
+ * `requireDevice()`: authenticates `Authorization: Bearer flt_dt_…` with one indexed query joining
+ * device_tokens and devices (the state poll's hot path: no writes, last-seen goes to presence).
+ */
+import { CompiledQuery } from 'kysely';
+import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import { FlotillaError, SECRET_PREFIX, hashSecret } from '@flotilla/protocol';
+import type { DeviceStatus } from '@flotilla/protocol';
+import type { DeviceRuntime } from '../runtime.js';
+import { deviceIdOfToken } from './service.js';
+
+export interface DeviceAuth {
+  deviceId: string;
+  status: DeviceStatus;
+  stateVersion: number;
+}
+
+interface TokenRow {
+  device_id: string;
+  status: DeviceStatus;
+  state_version: number | string;
+  expires_at: string;
+}
+
+export interface DeviceAuthenticator {
+  /** Resolves a bearer header to a device; throws 401/403 FlotillaErrors. */
+  authenticate(header: string | undefined): Promise<DeviceAuth>;
+  /** A preHandler that sets `request.principal` to the device. */
+  requireDevice(): preHandlerAsyncHookHandler;
+  /** The authentication of a request that passed `requireDevice()`. */
+  authOf(request: FastifyRequest): DeviceAuth;
+}
+
+export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticator {
+  const { ctx } = rt;
+  // Compiled once; each request only swaps the parameter.
+  const lookup = ctx.db
+    .selectFrom('device_tokens as t')
+    .innerJoin('devices as d', 'd.id', 't.device_id')
+    .select(['t.device_id', 'd.status', 'd.state_version', 't.expires_at'])
+    .where('t.token_hash', '=', '')
+    .compile();
+  const auths = new WeakMap<FastifyRequest, DeviceAuth>();
+
+  async function authenticate(header: string | undefined): Promise<DeviceAuth> {
+    const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
+    const token = m?.[1];
+    if (token === undefined)
+      throw new FlotillaError('FLT_UNAUTHENTICATED', 'send a device token: Authorization: Bearer flt_dt_…');
+    if (!token.startsWith(SECRET_PREFIX.deviceToken))
+      throw new FlotillaError('FLT_TOKEN_INVALID', 'not a device token');
+    const result = await ctx.db.executeQuery<TokenRow>(CompiledQuery.raw(lookup.sql, [hashSecret(token)]));
+    const row = result.rows[0];
+    if (!row) throw await unknownToken(token);
+    if (row.status === 'revoked') throw new FlotillaError('FLT_DEVICE_REVOKED', 'this device was revoked');
+    if (row.expires_at <= ctx.clock.now().toISOString()) {
+      throw new FlotillaError('FLT_TOKEN_EXPIRED', 'the device token has expired; request a new one');
+    }
+    rt.presence.touch(row.device_id);
+    return { deviceId: row.device_id, status: row.status, stateVersion: Number(row.state_version) };
+  }
+
+  /** Revocation deletes a device's tokens; its token still names it, so say why it stopped working. */
+  async function unknownToken(token: string): Promise<FlotillaError> {
+    const deviceId = deviceIdOfToken(token);
+    if (deviceId !== null) {
+      const device = await ctx.db
+        .selectFrom('devices')
+        .select('status')
+        .where('id', '=', deviceId)
+        .executeTakeFirst();
+      if (device?.status === 'revoked')
+        return new FlotillaError('FLT_DEVICE_REVOKED', 'this device was revoked');
+    }
+    return new FlotillaError('FLT_TOKEN_INVALID', 'unknown device token');
+  }
+
+  return {
+    authenticate,
+    requireDevice: () =>
+      async function requireDevice(request) {
+        const auth = await authenticate(request.headers.authorization);
+        request.principal = { kind: 'device', deviceId: auth.deviceId, status: auth.status };
+        auths.set(request, auth);
+      },
+    authOf(request) {
+      const auth = auths.get(request);
+      if (!auth) throw new FlotillaError('FLT_UNAUTHENTICATED', 'not authenticated as a device');
+      return auth;
+    },
+  };
+}

@@ -1,0 +1,43 @@
+/** `POST token/challenge` and `POST token`. */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import {
+  DeviceRoutes,
+  TokenChallengeRequest,
+  TokenChallengeResponse,
+  TokenRequest,
+  TokenResponse,
+} from '@flotilla/protocol';
+import type { DeviceRuntime } from '../runtime.js';
+import { issueChallenge, issueToken } from './service.js';
+
+export function registerTokenRoutes(base: FastifyInstance, rt: DeviceRuntime): void {
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  const tags = ['device'];
+
+  app.post(
+    DeviceRoutes.tokenChallenge,
+    {
+      schema: {
+        summary: 'A single-use challenge for this device to sign',
+        tags,
+        body: TokenChallengeRequest,
+        response: { 200: TokenChallengeResponse },
+      },
+    },
+    async (request) => issueChallenge(rt, request.body.deviceId),
+  );
+
+  app.post(
+    DeviceRoutes.token,
+    {
+      schema: {
+        summary: 'Exchange a signed challenge for a short-lived device token',
+        tags,
+        body: TokenRequest,
+        response: { 200: TokenResponse },
+      },
+    },
+    async (request) => issueToken(rt, request.body),
+  );
+}

@@ -1,0 +1,145 @@
+/**
+ * One device's WebSocket control connection: JSON `{id, command, data}` frames in both directions.
+ * Bad frames get an `error` reply; repeated abuse or an oversize frame closes with 4000.
+ */
+import type { WebSocket } from '@fastify/websocket';
+import type { FastifyBaseLogger } from 'fastify';
+import {
+  AgentCommands,
+  FlotillaError,
+  ServerCommands,
+  WS_MAX_FRAME_BYTES,
+  WsClose,
+  randomId,
+} from '@flotilla/protocol';
+import type { WelcomeData, WsMessage } from '@flotilla/protocol';
+import type { DeviceSocket } from '../presence.js';
+import type { DeviceRuntime } from '../runtime.js';
+import { replaceInventory } from '../inventory.js';
+import { helloData, idOfInvalidFrame, inventoryData, parseFrame } from './frames.js';
+
+/** Bad frames tolerated on one connection before it is closed. */
+export const MAX_BAD_FRAMES = 5;
+/** Heartbeats (pings) a connection may leave unanswered before it is terminated. */
+export const MAX_MISSED_PONGS = 2;
+
+export class DeviceConnection implements DeviceSocket {
+  private badFrames = 0;
+  private missedPongs = 0;
+
+  constructor(
+    private readonly rt: DeviceRuntime,
+    readonly deviceId: string,
+    private readonly socket: WebSocket,
+    private readonly log: FastifyBaseLogger,
+    private readonly sourceIp: string,
+  ) {
+    socket.on('message', (raw: Buffer, isBinary: boolean) => void this.onFrame(raw, isBinary));
+    socket.on('pong', () => {
+      this.missedPongs = 0;
+      rt.presence.touch(deviceId);
+    });
+    socket.on('close', () => rt.presence.detach(deviceId, this));
+    rt.presence.attach(deviceId, this);
+  }
+
+  send(message: WsMessage): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  close(code: number, reason: string): void {
+    if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
+      this.socket.close(code, reason);
+    }
+  }
+
+  /** Called every heartbeat interval: ping, or terminate a connection that stopped answering. */
+  heartbeat(): void {
+    if (this.missedPongs >= MAX_MISSED_PONGS) {
+      this.log.info({ deviceId: this.deviceId }, 'device missed heartbeats; closing its connection');
+      this.socket.terminate();
+      this.rt.presence.detach(this.deviceId, this);
+      return;
+    }
+    this.missedPongs += 1;
+    this.socket.ping();
+  }
+
+  private async onFrame(raw: Buffer, isBinary: boolean): Promise<void> {
+    this.rt.presence.touch(this.deviceId);
+    let message: WsMessage;
+    try {
+      message = parseFrame(raw, isBinary);
+    } catch (e) {
+      const error = e instanceof FlotillaError ? e : new FlotillaError('FLT_BAD_REQUEST', 'unreadable frame');
+      if (raw.length > WS_MAX_FRAME_BYTES) return this.close(WsClose.protocolError, 'frame too large');
+      return this.rejectFrame(idOfInvalidFrame(raw), error);
+    }
+    try {
+      await this.dispatch(message);
+    } catch (e) {
+      const error = e instanceof FlotillaError ? e : new FlotillaError('FLT_INTERNAL', 'internal error');
+      if (error.code === 'FLT_INTERNAL')
+        this.log.error({ err: e, deviceId: this.deviceId }, 'device frame failed');
+      if (message.command === AgentCommands.inventory) {
+        this.reply(message.id, ServerCommands.ack, {
+          ok: false,
+          error: { code: error.code, message: error.message },
+        });
+      } else if (error.code === 'FLT_VALIDATION') this.rejectFrame(message.id, error);
+      else this.reply(message.id, ServerCommands.error, { code: error.code, message: error.message });
+    }
+  }
+
+  private async dispatch(message: WsMessage): Promise<void> {
+    switch (message.command) {
+      case AgentCommands.hello:
+        return this.reply(
+          message.id,
+          ServerCommands.welcome,
+          await this.welcome(helloData(message.data).agentVersion),
+        );
+      case AgentCommands.heartbeat:
+        return this.reply(message.id, ServerCommands.heartbeat, {});
+      case AgentCommands.inventory:
+        await replaceInventory(this.rt.ctx, this.deviceId, inventoryData(message.data).facts, this.sourceIp);
+        return this.reply(message.id, ServerCommands.ack, { ok: true });
+      case AgentCommands.ack:
+        return;
+      default:
+        throw new FlotillaError('FLT_VALIDATION', `unknown command "${message.command}"`);
+    }
+  }
+
+  private async welcome(agentVersion: string): Promise<WelcomeData> {
+    const { db, config } = this.rt.ctx;
+    const row = await db
+      .selectFrom('devices')
+      .select(['status', 'state_version', 'agent_version'])
+      .where('id', '=', this.deviceId)
+      .executeTakeFirstOrThrow();
+    if (agentVersion !== '' && row.agent_version !== agentVersion) {
+      await db
+        .updateTable('devices')
+        .set({ agent_version: agentVersion })
+        .where('id', '=', this.deviceId)
+        .execute();
+    }
+    return {
+      deviceId: this.deviceId,
+      status: row.status,
+      stateVersion: Number(row.state_version),
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+    };
+  }
+
+  private reply(id: string, command: string, data: unknown): void {
+    this.send({ id, command, data });
+  }
+
+  private rejectFrame(id: string | undefined, error: FlotillaError): void {
+    this.badFrames += 1;
+    this.reply(id ?? randomId('srv_', 8), ServerCommands.error, { code: error.code, message: error.message });
+    if (this.badFrames >= MAX_BAD_FRAMES) this.close(WsClose.protocolError, 'too many invalid frames');
+  }
+}

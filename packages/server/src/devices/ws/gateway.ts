@@ -1,0 +1,67 @@
+/**
+ * `GET ws`: the device control channel. The bearer device token is checked by the route's
+ * preHandler, before the upgrade completes (401/403 otherwise). A ws ping goes out every
+ * heartbeatIntervalMs; a connection that misses two is terminated.
+ */
+import websocket from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import { DeviceRoutes, WS_MAX_FRAME_BYTES, WsClose } from '@flotilla/protocol';
+import { sourceAddress } from '../../http/source-address.js';
+import type { DeviceRuntime } from '../runtime.js';
+import type { DeviceAuthenticator } from '../tokens/authenticate.js';
+import { refuseStatus } from '../tokens/service.js';
+import { DeviceConnection } from './connection.js';
+
+/**
+ * The transport's own hard limit. Frames between WS_MAX_FRAME_BYTES and this are read and refused
+ * with close code 4000; larger ones are cut off by the ws library itself (1009).
+ */
+const TRANSPORT_MAX_PAYLOAD = WS_MAX_FRAME_BYTES * 4;
+
+export interface Gateway {
+  /** Closes every device connection (server shutdown) and stops the heartbeat. */
+  close(): void;
+}
+
+export async function registerGateway(
+  app: FastifyInstance,
+  rt: DeviceRuntime,
+  auth: DeviceAuthenticator,
+): Promise<Gateway> {
+  const connections = new Set<DeviceConnection>();
+  const closeAll = () => {
+    clearInterval(timer);
+    for (const c of connections) c.close(WsClose.goingAway, 'server shutting down');
+  };
+  await app.register(websocket, {
+    options: { maxPayload: TRANSPORT_MAX_PAYLOAD },
+    preClose(done) {
+      closeAll();
+      done();
+    },
+  });
+  const timer = setInterval(() => {
+    for (const c of connections) c.heartbeat();
+  }, rt.ctx.config.heartbeatIntervalMs);
+  timer.unref();
+
+  const requireDevice = auth.requireDevice();
+  app.get(
+    DeviceRoutes.ws,
+    {
+      websocket: true,
+      preHandler: async function requireConnectableDevice(request, reply) {
+        await requireDevice.call(this, request, reply);
+        refuseStatus(auth.authOf(request).status);
+      },
+    },
+    (socket, request) => {
+      const deviceId = auth.authOf(request).deviceId;
+      const log = request.log.child({ component: 'device-ws', deviceId });
+      const connection = new DeviceConnection(rt, deviceId, socket, log, sourceAddress(request));
+      connections.add(connection);
+      socket.on('close', () => connections.delete(connection));
+    },
+  );
+  return { close: closeAll };
+}
