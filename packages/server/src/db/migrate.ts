@@ -17,7 +17,13 @@ class StaticMigrationProvider implements MigrationProvider {
   getMigrations(): Promise<Record<string, Migration>> {
     const out: Record<string, Migration> = {};
     for (const [name, m] of Object.entries(this.migrations)) {
-      out[name] = { up: (db: Kysely<unknown>) => m.up(db, this.dialect) };
+      // Kysely runs PostgreSQL migrations in a transaction but not SQLite ones (its adapter does
+      // not claim transactional DDL, though SQLite has it), so a failed SQLite migration would be
+      // left half applied without this.
+      out[name] =
+        this.dialect === 'sqlite'
+          ? { up: (db: Kysely<unknown>) => db.transaction().execute((trx) => m.up(trx, this.dialect)) }
+          : { up: (db: Kysely<unknown>) => m.up(db, this.dialect) };
     }
     return Promise.resolve(out);
   }
