@@ -59,12 +59,15 @@ export async function* chunkStream(
     pending.push(Buffer.from(piece.buffer, piece.byteOffset, piece.length));
     pendingLength += piece.length;
     if (pendingLength < params.maxSize) continue;
-    const window = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLength);
+    // A concatenated window is ours; a single piece is the caller's and may be reused by it, so
+    // chunks cut from it are copied out.
+    const owned = pending.length > 1;
+    const window = owned ? Buffer.concat(pending, pendingLength) : pending[0]!;
     let offset = 0;
     while (window.length - offset >= params.maxSize) {
       const length = cutPoint(window, offset, window.length, params);
-      // Copy out so a yielded chunk never aliases a caller's buffer that may be reused.
-      yield Buffer.from(window.subarray(offset, offset + length));
+      const chunk = window.subarray(offset, offset + length);
+      yield owned ? chunk : Buffer.from(chunk);
       offset += length;
     }
     const rest = window.subarray(offset);
