@@ -18,7 +18,6 @@ export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
     color: isTTY,
   });
   const agent = await startAgent(config, { logger });
-  logger.info({ deviceId: agent.deviceId }, 'agent running');
   const shutdown = handleShutdownSignals({
     signals: io.signals,
     exit: io.exit,
@@ -28,7 +27,6 @@ export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
   try {
     // The agent may also end by itself (e.g. its device was revoked); a failure is the exit status.
     await Promise.race([shutdown.stopped, agent.done]);
-    logger.info('agent stopped');
   } finally {
     shutdown.dispose();
   }

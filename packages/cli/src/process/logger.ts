@@ -4,8 +4,9 @@
  * nothing is lost when the process exits.
  */
 import { destination as fileDestination, pino } from 'pino';
-import type { DestinationStream, Logger } from 'pino';
+import type { Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { Writable } from 'node:stream';
 import type { TextSink } from '../io.js';
 
 export type LogFormat = 'pretty' | 'json';
@@ -35,10 +36,10 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions): Logger {
   const { destination } = options;
-  const sink: DestinationStream =
+  const sink =
     'file' in destination
       ? fileDestination({ dest: destination.file, mkdir: true, append: true, sync: true })
-      : { write: (line: string) => void destination.write(line) };
+      : asStream(destination);
   const stream =
     options.format === 'pretty'
       ? pretty({
@@ -49,6 +50,21 @@ export function createLogger(options: LoggerOptions): Logger {
         })
       : sink;
   return pino({ level: options.level, redact: { paths: REDACT, censor: '[redacted]' } }, stream);
+}
+
+/** pino-pretty pipes into its destination, so a plain text sink (tests) is wrapped in a stream. */
+function asStream(sink: TextSink): NodeJS.WritableStream {
+  if (isStream(sink)) return sink;
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      sink.write(chunk.toString());
+      callback();
+    },
+  });
+}
+
+function isStream(sink: TextSink): sink is TextSink & NodeJS.WritableStream {
+  return typeof (sink as Partial<NodeJS.WritableStream>).on === 'function';
 }
 
 /**

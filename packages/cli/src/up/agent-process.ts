@@ -63,8 +63,18 @@ export class SupervisedProcess {
   private spawnOnce(): void {
     const { command, args, env, prefix } = this.options;
     const startedAt = Date.now();
-    const child = spawn(command, [...args], { env: { ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: a terminal's Ctrl-C reaches only the supervisor, which then stops the
+    // child once, gracefully (a second signal would make the child exit at once).
+    const child = spawn(command, [...args], {
+      env: { ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.child = child;
+    // Should the supervisor itself exit without stopping the child, the child does not outlive it.
+    const killOnExit = () => child.kill('SIGKILL');
+    process.once('exit', killOnExit);
+    child.once('exit', () => process.off('exit', killOnExit));
     const streamsClosed = Promise.all([
       forwardLines(child.stdout, prefix, this.options.stdout),
       forwardLines(child.stderr, prefix, this.options.stderr),
