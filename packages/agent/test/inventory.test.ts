@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { FLOTILLA_VERSION, Facts, LIMITS } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { collectInventory } from '../src/inventory/collect.js';
 import type { InventoryConfig } from '../src/inventory/collect.js';
 import { parseOsRelease } from '../src/inventory/builtin.js';
@@ -15,7 +16,7 @@ import { tempDir } from './helpers/tmp.js';
 interface Setup {
   config: InventoryConfig;
   warnings: { source?: string; reason?: string; msg: string }[];
-  logger: pino.Logger;
+  logger: Logger;
 }
 
 function setup(dir: string, overrides: Partial<InventoryConfig> = {}): Setup {

@@ -65,7 +65,9 @@ export class FakeDeviceServer {
   private readonly challenges = new Map<string, string>();
   private readonly tokens = new Map<string, { deviceId: string; expiresAtMs: number }>();
   private readonly sockets = new Map<string, WebSocket>();
-  private readonly wss = new WebSocketServer({ noServer: true });
+  /** Devices whose sockets get no answer at all (no pong, no heartbeat reply): a dead path. */
+  readonly frozen = new Set<string>();
+  private readonly wss = new WebSocketServer({ noServer: true, autoPong: false });
   private server: Server | null = null;
   private port = 0;
   private seq = 0;
@@ -334,7 +336,12 @@ export class FakeDeviceServer {
         this.closeCodes.push(code);
         if (this.sockets.get(device.id) === ws) this.sockets.delete(device.id);
       });
-      ws.on('message', (data, isBinary) => this.onFrame(device, ws, data.toString(), isBinary));
+      ws.on('ping', (data) => {
+        if (!this.frozen.has(device.id)) ws.pong(data);
+      });
+      ws.on('message', (data, isBinary) =>
+        this.onFrame(device, ws, (data as Buffer).toString('utf8'), isBinary),
+      );
     });
   }
 
@@ -368,6 +375,7 @@ export class FakeDeviceServer {
         );
         return;
       case 'heartbeat':
+        if (this.frozen.has(device.id)) return;
         ws.send(JSON.stringify({ id: message.id, command: ServerCommands.heartbeat, data: {} }));
         return;
       case 'ack':
