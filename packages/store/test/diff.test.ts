@@ -40,6 +40,27 @@ void describe('walkTree', () => {
     });
   });
 
+  void it('accepts a symlink to an ancestor inside the tree (d/l -> ..)', async () => {
+    const store = new MemoryStore();
+    const d = await putDir(store, [
+      { name: 'l', kind: 'symlink', target: '..' },
+      { name: 'm', kind: 'symlink', target: 'l/x' },
+    ]);
+    const root = await putDir(store, [{ name: 'd', kind: 'dir', hash: d, mode: 0o755 }]);
+    const items = await collect(walkTree(store, root));
+    assert.deepEqual(
+      items.map((i) => i.path),
+      ['d', 'd/l', 'd/m'],
+    );
+  });
+
+  void it('refuses ids that are not SHA-256 hex before asking the reader', async () => {
+    const asked: string[] = [];
+    const reader = { getObject: (id: string) => (asked.push(id), Promise.resolve(Buffer.alloc(0))) };
+    await assert.rejects(collect(walkTree(reader, '../../etc/passwd')), { code: 'FLT_VALIDATION' });
+    assert.deepEqual(asked, []);
+  });
+
   void it('refuses escaping symlinks and oversized trees', async () => {
     const store = new MemoryStore();
     const escaping = await putDir(store, [{ name: 'l', kind: 'symlink', target: '../x' }]);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FsStore, contentId, encodeFrame, readFrameHeader } from '../src/index.js';
@@ -100,6 +100,18 @@ void describe('FsStore', () => {
       await store.putFrame(contentId(text), frame);
       assert.ok((await store.getFrame(contentId(text))).equals(frame));
       assert.ok(Buffer.from(await store.getChunk(contentId(text))).equals(text));
+    });
+  });
+
+  void it('removes stale temp files left by a crash when opened, but not recent ones', async () => {
+    await withTempDir(async (dir) => {
+      await FsStore.open({ root: dir });
+      await writeFile(join(dir, 'tmp', 'old'), 'partial');
+      await writeFile(join(dir, 'tmp', 'recent'), 'in progress');
+      const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      await utimes(join(dir, 'tmp', 'old'), twoHoursAgo, twoHoursAgo);
+      await FsStore.open({ root: dir });
+      assert.deepEqual(await readdir(join(dir, 'tmp')), ['recent']);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import {
@@ -25,6 +25,8 @@ export interface FsStoreOptions {
   /** fsync each file before renaming it into place (default true). */
   fsync?: boolean;
 }
+
+const STALE_TEMP_MS = 60 * 60 * 1000;
 
 function isErrno(error: unknown, code: string): boolean {
   return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
@@ -61,7 +63,19 @@ export class FsStore implements ObjectSink, StoreReader {
     const store = new FsStore(options);
     await mkdir(store.objectsDir, { recursive: true });
     await mkdir(store.tmpDir, { recursive: true });
+    await store.removeStaleTemps();
     return store;
+  }
+
+  // Temp files left by a crash are never renamed into place; those older than an hour cannot
+  // belong to a write still in progress (another process may share the store) and are removed.
+  private async removeStaleTemps(): Promise<void> {
+    const cutoff = Date.now() - STALE_TEMP_MS;
+    for (const name of await readdir(this.tmpDir)) {
+      const path = join(this.tmpDir, name);
+      const info = await stat(path).catch(() => null);
+      if (info !== null && info.isFile() && info.mtimeMs < cutoff) await unlink(path).catch(() => undefined);
+    }
   }
 
   /** Path of the frame file for `id`. */

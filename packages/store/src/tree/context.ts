@@ -1,5 +1,6 @@
 import { FlotillaError } from '@flotilla/protocol';
 import { parseDirObject, parseFileObject } from '../objects/encoding.js';
+import { assertContentId } from '../objects/ids.js';
 import type { TreeLimits } from '../objects/limits.js';
 import type { DirObject, FileObject } from '../objects/types.js';
 import type { ObjectReader } from '../store-api.js';
@@ -86,6 +87,7 @@ export async function loadDir(
   limits: TreeLimits,
 ): Promise<DirObject> {
   try {
+    assertContentId(id);
     return parseDirObject(await reader.getObject(id), { expectedId: id, limits });
   } catch (error) {
     throw withPath(error, path);
@@ -100,6 +102,7 @@ export async function loadFile(
   limits: TreeLimits,
 ): Promise<FileObject> {
   try {
+    assertContentId(id);
     return parseFileObject(await reader.getObject(id), { expectedId: id, limits });
   } catch (error) {
     throw withPath(error, path);
