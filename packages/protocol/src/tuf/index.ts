@@ -3,3 +3,4 @@ export * from './metadata.js';
 export * from './target.js';
 export * from './key-file.js';
 export * from './successors.js';
+export * from './model-errors.js';

@@ -1,0 +1,7 @@
+export { verifyAssignment } from './verify-assignment.js';
+export type { VerifiedRelease, VerifyAssignmentOptions } from './verify-assignment.js';
+export { downloadVerified } from './download.js';
+export type { ExpectedBytes } from './download.js';
+export { provisionTrustedRoot, TrustedRepository } from './trusted-repository.js';
+export type { TrustedRepositoryOptions } from './trusted-repository.js';
+export type { FetchOptions } from './fetcher.js';

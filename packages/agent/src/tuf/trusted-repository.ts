@@ -1,0 +1,131 @@
+/**
+ * One TUF repository as the agent sees it: a tuf-js Updater over `<data-dir>/tuf/<name>/`, whose
+ * `root.json` is the trusted root (provisioned at enrollment, then advanced only by verified
+ * rotations). tuf-js persists metadata only after verifying it.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { FlotillaError, parseMetadata, verifySignedBy } from '@flotilla/protocol';
+import { Updater } from 'tuf-js';
+import type { TargetFile } from 'tuf-js';
+import { mapRefreshError } from './error-mapping.js';
+import type { RepositoryName } from './error-mapping.js';
+import { FailureLog } from './failure-log.js';
+import { RecordingFetcher } from './fetcher.js';
+import type { FetchOptions } from './fetcher.js';
+import { hookTrustedSet } from './trusted-set-hooks.js';
+
+export interface TrustedRepositoryOptions {
+  name: RepositoryName;
+  /** Base URL of the repository's metadata, e.g. `https://server/tuf/image/`. */
+  metadataUrl: string;
+  /** Directory of trusted metadata, e.g. `<data-dir>/tuf/image`. */
+  dir: string;
+  fetch?: FetchOptions;
+}
+
+/**
+ * Stores the initial trusted root (from enrollment) unless one is already trusted: a trusted root is
+ * never replaced, only advanced by rotations the current root vouches for. The root must be
+ * self-signed (threshold of its own root keys).
+ */
+export async function provisionTrustedRoot(dir: string, rootBytes: Uint8Array): Promise<'stored' | 'kept'> {
+  const root = parseMetadata('root', rootBytes);
+  verifySignedBy(root, 'root', root);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
+  const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(rootBytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await link(tmp, join(dir, 'root.json'));
+    return 'stored';
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') return 'kept';
+    throw new FlotillaError('FLT_IO', `cannot store the trusted root in ${dir}`, { cause });
+  } finally {
+    await unlink(tmp);
+  }
+}
+
+export class TrustedRepository {
+  private constructor(
+    private readonly opts: TrustedRepositoryOptions,
+    private readonly updater: Updater,
+    private readonly failures: FailureLog,
+  ) {}
+
+  /** Opens the repository; FLT_TUF_NOT_INITIALIZED when no root is trusted yet. */
+  static open(opts: TrustedRepositoryOptions): TrustedRepository {
+    const failures = new FailureLog();
+    let updater: Updater;
+    try {
+      updater = new Updater({
+        metadataDir: opts.dir,
+        metadataBaseUrl: opts.metadataUrl,
+        fetcher: new RecordingFetcher(failures, opts.fetch),
+      });
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new FlotillaError(
+          'FLT_TUF_NOT_INITIALIZED',
+          `no trusted ${opts.name} root in ${opts.dir}; the device must be provisioned first`,
+          { cause },
+        );
+      }
+      throw mapRefreshError(opts.name, cause, undefined);
+    }
+    hookTrustedSet(updater, failures);
+    return new TrustedRepository(opts, updater, failures);
+  }
+
+  /** Runs the TUF client workflow (spec 5.3–5.6); throws a FlotillaError with a FLT_TUF_* code on refusal. */
+  async refresh(): Promise<void> {
+    this.failures.clear();
+    try {
+      await this.updater.refresh();
+    } catch (error) {
+      throw mapRefreshError(this.opts.name, error, this.failures.last);
+    }
+  }
+
+  /** The trusted target at `path` (after `refresh`), or undefined. */
+  async target(path: string): Promise<TargetFile | undefined> {
+    this.failures.clear();
+    try {
+      return await this.updater.getTargetInfo(path);
+    } catch (error) {
+      throw mapRefreshError(this.opts.name, error, this.failures.last);
+    }
+  }
+
+  /**
+   * Every trusted target (after `refresh`). The names come from the `targets.json` tuf-js persisted
+   * after verifying it; each entry is then taken from tuf-js's in-memory trusted set, so a file
+   * altered on disk can hide entries but never add one.
+   */
+  async targets(): Promise<TargetFile[]> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(join(this.opts.dir, 'targets.json'));
+    } catch (cause) {
+      throw new FlotillaError(
+        'FLT_TUF_NOT_INITIALIZED',
+        `${this.opts.name}: no trusted targets; refresh first`,
+        { cause },
+      );
+    }
+    const found: TargetFile[] = [];
+    for (const path of Object.keys(parseMetadata('targets', bytes).signed.targets)) {
+      const target = await this.target(path);
+      if (target) found.push(target);
+    }
+    return found;
+  }
+}

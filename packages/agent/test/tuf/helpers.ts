@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { isFlotillaError } from '@flotilla/protocol';
+import type { ErrorCode } from '@flotilla/protocol';
+import { provisionTrustedRoot, verifyAssignment } from '../../src/tuf/index.js';
+import type { VerifiedRelease } from '../../src/tuf/index.js';
+import type { World } from './fixture.js';
+
+/** Enrollment hands the device both v1 roots. */
+export async function provision(w: World): Promise<void> {
+  await provisionTrustedRoot(join(w.metadataDir, 'image'), w.image.get('1.root.json'));
+  await provisionTrustedRoot(join(w.metadataDir, 'director'), w.director.get('1.root.json'));
+}
+
+export function verify(w: World): Promise<VerifiedRelease[]> {
+  return verifyAssignment({
+    imageRepoUrl: w.image.url,
+    directorRepoUrl: w.director.url,
+    metadataDir: w.metadataDir,
+    fetch: { timeoutMs: 10_000 },
+  });
+}
+
+/** Asserts verification is refused with `code` and a reason naming the repository; returns the details. */
+export async function refused(
+  w: World,
+  code: ErrorCode,
+  repository?: 'image' | 'director',
+): Promise<Record<string, unknown>> {
+  let details: Record<string, unknown> = {};
+  await assert.rejects(verify(w), (e: unknown) => {
+    assert.ok(isFlotillaError(e), `a FlotillaError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    details = (e.details ?? {}) as Record<string, unknown>;
+    if (repository) assert.equal(details.repository, repository, e.message);
+    return true;
+  });
+  return details;
+}
