@@ -15,6 +15,7 @@ import {
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { FlotillaError } from '@flotilla/protocol';
 import {
   FsStore,
   MemoryStore,
@@ -304,6 +305,30 @@ void describe('materialize refuses hostile or broken trees and leaves nothing be
       await writeFile(join(dir, 'keep'), 'mine');
       await assert.rejects(materialize(store, root, dir), { code: 'FLT_TARGET_EXISTS' });
       assert.deepEqual(await readdir(dir), ['keep']);
+    });
+  });
+});
+
+void describe('errors name the tree path once', () => {
+  void it('a hash mismatch deep in the tree', async () => {
+    await withTempDir(async (dir) => {
+      const store = new MemoryStore();
+      const leaf = await putDir(store, [
+        { name: 'f', kind: 'file', hash: await putFile(store, Buffer.from('real')) },
+      ]);
+      const mid = await putDir(store, [{ name: 'b', kind: 'dir', hash: leaf, mode: 0o755 }]);
+      const root = await putDir(store, [{ name: 'a', kind: 'dir', hash: mid, mode: 0o755 }]);
+      const reader = {
+        getObject: (id: string) => store.getObject(id),
+        getChunk: () => Promise.resolve(Buffer.from('fake')),
+      };
+      await assert.rejects(materialize(reader, root, join(dir, 'out')), (error: unknown) => {
+        assert.ok(error instanceof FlotillaError);
+        assert.equal(error.code, 'FLT_HASH_MISMATCH');
+        assert.equal((error.details as { path: string }).path, 'a/b/f');
+        assert.match(error.message, /^a\/b\/f: chunk [0-9a-f]{64} does not match/);
+        return true;
+      });
     });
   });
 });

@@ -87,10 +87,7 @@ class TreeBuilder {
         this.budget.addEntry(entryPath);
         entries.push(await this.entry(join(absPath, name), entryPath, name, depth));
       } catch (error) {
-        throw error instanceof FlotillaError &&
-          (error.details as { path?: unknown } | undefined)?.path !== undefined
-          ? error
-          : withPath(error, entryPath);
+        throw withPath(error, entryPath);
       }
     }
     return this.putObject({ type: 'dir', entries });

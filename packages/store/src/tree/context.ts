@@ -28,9 +28,14 @@ export function withPath(error: unknown, path: string): unknown {
     });
   }
   if (!(error instanceof FlotillaError)) return error;
+  if (hasPath(error)) return error;
   const details =
     typeof error.details === 'object' && error.details !== null ? { ...error.details, path } : { path };
   return new FlotillaError(error.code, `${where}: ${error.message}`, { details, cause: error });
+}
+
+function hasPath(error: FlotillaError): boolean {
+  return typeof error.details === 'object' && error.details !== null && 'path' in error.details;
 }
 
 /** Counts entries while a tree is traversed and enforces the tree-wide limits. */
