@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -20,6 +21,7 @@ interface Running extends TestAgent {
 async function connectedAgent(
   t: TestContext,
   setup: (server: FakeDeviceServer) => void = () => undefined,
+  env: Record<string, string> = {},
 ): Promise<Running> {
   const server = new FakeDeviceServer();
   setup(server);
@@ -32,7 +34,7 @@ async function connectedAgent(
   const key = server.addRegistrationKey({ autoAccept: true });
   const running = await startTestAgent(
     t,
-    agentConfig(dataDir, { server: server.url }, { FLOTILLA_REGISTRATION_KEY: key }),
+    agentConfig(dataDir, { server: server.url }, { FLOTILLA_REGISTRATION_KEY: key, ...env }),
   );
   await waitFor(
     'connected',
@@ -154,6 +156,28 @@ void test('a connection that goes silent for two heartbeats is dropped and re-es
   );
   server.frozen.delete(id);
   await waitFor('reconnected', () => server.wsConnections === 2 && server.isConnected(id));
+});
+
+void test('tokens are renewed before they expire, without a refused request', async (t) => {
+  const { server } = await connectedAgent(t, (s) => {
+    s.tokenTtlMs = 2000;
+  });
+  await waitFor('two renewals', () => server.count('POST', DeviceRoutes.token) >= 3);
+  assert.deepEqual(
+    server.requests.filter((r) => r.status === 401),
+    [],
+  );
+});
+
+void test('a change in the facts is reported at the next check', async (t) => {
+  const { server, id, dataDir } = await connectedAgent(t, () => undefined, {
+    FLOTILLA_INVENTORY_CHECK_INTERVAL_MS: '1s',
+  });
+  await waitFor('initial inventory', () => server.count('PUT', DeviceRoutes.inventory) === 1);
+  mkdirSync(join(dataDir, 'inventory.d'), { recursive: true });
+  writeFileSync(join(dataDir, 'inventory.d', 'site.json'), JSON.stringify({ site: 'berlin' }));
+  await waitFor('the new fact reached the server', () => server.device(id).facts.site === 'berlin');
+  assert.equal(server.count('PUT', DeviceRoutes.inventory), 2);
 });
 
 void test('close 4001 renews the token before reconnecting', async (t) => {

@@ -68,8 +68,10 @@ export class TokenManager {
     });
     const body = issued.body!;
     const receivedAt = this.now();
-    const serverNow = Date.parse(issued.headers.get('date') ?? '');
-    const lifetimeMs = Date.parse(body.expiresAt) - (Number.isNaN(serverNow) ? receivedAt : serverNow);
+    // The Date header is truncated to the second: its upper bound keeps the estimate conservative.
+    const serverDate = Date.parse(issued.headers.get('date') ?? '');
+    const serverNow = Number.isNaN(serverDate) ? receivedAt : serverDate + 1000;
+    const lifetimeMs = Date.parse(body.expiresAt) - serverNow;
     this.held = { token: body.token, renewAtMs: receivedAt + Math.max(0, lifetimeMs) * RENEW_AT_FRACTION };
     this.onStatus(body.status);
     return body.token;

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import { DeviceState, FlotillaError } from '@flotilla/protocol';
+import { HttpClient } from '../src/client/http.js';
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+async function serve(t: TestContext, handler: Handler): Promise<HttpClient> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as { port: number };
+  return new HttpClient({
+    baseUrl: `http://127.0.0.1:${port}`,
+    fetch: globalThis.fetch,
+    timeoutMs: 500,
+    maxResponseBytes: 4096,
+  });
+}
+
+const state = { deviceId: 'd1', status: 'accepted', tags: [], stateVersion: 1, pollIntervalMs: 30_000 };
+const isCode = (code: string) => (e: unknown) => e instanceof FlotillaError && e.code === code;
+
+void test('a valid body is returned typed; headers and bearer token are sent', async (t) => {
+  let auth: string | undefined;
+  const client = await serve(t, (req, res) => {
+    auth = req.headers.authorization;
+    res
+      .writeHead(200, { 'content-type': 'application/json', etag: '"1-accepted"' })
+      .end(JSON.stringify(state));
+  });
+  const response = await client.request({
+    method: 'GET',
+    path: '/s',
+    schema: DeviceState,
+    token: 'flt_dt_x',
+  });
+  assert.deepEqual(response.body, state);
+  assert.equal(response.headers.get('etag'), '"1-accepted"');
+  assert.equal(auth, 'Bearer flt_dt_x');
+});
+
+void test('304 has no body', async (t) => {
+  const client = await serve(t, (_req, res) => res.writeHead(304).end());
+  const response = await client.request({ method: 'GET', path: '/s', schema: DeviceState });
+  assert.equal(response.status, 304);
+  assert.equal(response.body, null);
+});
+
+void test('error envelopes become FlotillaErrors with the server code; other errors get a generic one', async (t) => {
+  const client = await serve(t, (req, res) => {
+    if (req.url === '/revoked') {
+      res
+        .writeHead(403, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'FLT_DEVICE_REVOKED', message: 'gone' } }));
+    } else {
+      res.writeHead(502).end('<html>bad gateway</html>');
+    }
+  });
+  await assert.rejects(
+    client.request({ method: 'GET', path: '/revoked', schema: null }),
+    isCode('FLT_DEVICE_REVOKED'),
+  );
+  await assert.rejects(
+    client.request({ method: 'GET', path: '/proxy', schema: null }),
+    isCode('FLT_INTERNAL'),
+  );
+});
+
+void test('a body that breaks the protocol, is not JSON, or is too large is refused with FLT_NETWORK', async (t) => {
+  const client = await serve(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (req.url === '/wrong') res.end(JSON.stringify({ ...state, stateVersion: -1 }));
+    else if (req.url === '/text') res.end('hello');
+    else if (req.url === '/declared') res.end('x'.repeat(5000));
+    else {
+      // No content-length: the bound must hold while streaming.
+      res.write('x'.repeat(3000));
+      res.end('x'.repeat(3000));
+    }
+  });
+  await assert.rejects(
+    client.request({ method: 'GET', path: '/wrong', schema: DeviceState }),
+    (e: unknown) => {
+      return (
+        e instanceof FlotillaError &&
+        e.code === 'FLT_NETWORK' &&
+        /does not match the protocol/.test(e.message)
+      );
+    },
+  );
+  await assert.rejects(
+    client.request({ method: 'GET', path: '/text', schema: DeviceState }),
+    isCode('FLT_NETWORK'),
+  );
+  await assert.rejects(
+    client.request({ method: 'GET', path: '/declared', schema: DeviceState }),
+    /larger than 4096/,
+  );
+  await assert.rejects(
+    client.request({ method: 'GET', path: '/streamed', schema: DeviceState }),
+    /larger than 4096/,
+  );
+});
+
+void test('a server that never answers times out with FLT_NETWORK; a refused connection too', async (t) => {
+  const client = await serve(t, () => undefined);
+  await assert.rejects(client.request({ method: 'GET', path: '/hang', schema: null }), (e: unknown) => {
+    return e instanceof FlotillaError && e.code === 'FLT_NETWORK' && /timed out after 500ms/.test(e.message);
+  });
+  const nowhere = new HttpClient({
+    baseUrl: 'http://127.0.0.1:9',
+    fetch: globalThis.fetch,
+    timeoutMs: 500,
+    maxResponseBytes: 4096,
+  });
+  await assert.rejects(nowhere.request({ method: 'GET', path: '/', schema: null }), isCode('FLT_NETWORK'));
+});
+
+void test('a redirect is refused rather than followed with the token', async (t) => {
+  const client = await serve(t, (_req, res) =>
+    res.writeHead(302, { location: 'http://example.invalid/' }).end(),
+  );
+  await assert.rejects(
+    client.request({ method: 'GET', path: '/', schema: null, token: 'flt_dt_secret' }),
+    isCode('FLT_NETWORK'),
+  );
+});
