@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {
   AuditList,
@@ -10,7 +11,8 @@ import type {
   RegistrationKeyList,
   User,
 } from '@flotilla/protocol';
-import { json } from './helpers/memory-io.js';
+import { runCli } from '../src/program.js';
+import { json, memoryIo } from './helpers/memory-io.js';
 import { ADMIN_PASSWORD, enrollDevice, startTestServer } from './helpers/server.js';
 import type { TestServer } from './helpers/server.js';
 
@@ -165,6 +167,57 @@ void describe('flotilla against a real server', () => {
       audit.items.some((e) => e.action === 'device.accept'),
       JSON.stringify(audit.items.map((e) => e.action)),
     );
+  });
+
+  void test('flotilla agent enrolls with its key file, logs to --log-file, and stops on SIGTERM', async (t) => {
+    const key = json<CreateRegistrationKeyResponse>(
+      await srv.run([
+        'regkeys',
+        'create',
+        '--name',
+        'agent-test',
+        '--tags',
+        'cli-agent',
+        '--auto-accept',
+        '--json',
+      ]),
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'flt-cli-agent-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const keyFile = join(dir, 'registration.key');
+    await writeFile(keyFile, `${key.secret}\n`, { mode: 0o600 });
+    const logFile = join(dir, 'logs', 'agent.log');
+    const io = memoryIo({ env: {} });
+    const argv = [
+      '--server',
+      srv.url,
+      'agent',
+      '--data-dir',
+      join(dir, 'agent'),
+      '--registration-key-file',
+      keyFile,
+    ];
+    const running = runCli([...argv, '--log-file', logFile, '--log-format', 'json'], io);
+
+    let device: Device | undefined;
+    for (let attempt = 0; attempt < 300 && !device; attempt++) {
+      const page = json<DeviceList>(
+        await srv.run(['devices', 'ls', '--filter', 'tags==cli-agent', '--json']),
+      );
+      device = page.items.find((d) => d.status === 'accepted');
+      if (!device) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(device, `the agent never enrolled:\n${io.stderr.text}`);
+    io.signals.emit('SIGTERM');
+    assert.equal(await running, 0, io.stderr.text);
+    assert.equal(io.stdout.text, '', 'logs went to the file, not stdout');
+    const lines = (await readFile(logFile, 'utf8')).trim().split('\n');
+    const messages = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.ok(
+      messages.some((m) => /stopping: SIGTERM/.test(m)),
+      messages.join('\n'),
+    );
+    assert.ok(!lines.some((l) => l.includes(key.secret)), 'the registration key never reaches the log');
   });
 
   void test('users and tokens', async () => {

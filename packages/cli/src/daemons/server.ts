@@ -3,6 +3,7 @@
  * `flotilla up`. The server package is loaded only here, so commands that merely talk to a server
  * never load it.
  */
+import { FlotillaError } from '@flotilla/protocol';
 import type { ServerFlags } from '@flotilla/server';
 import type { Logger } from 'pino';
 import type { CliIo } from '../io.js';
@@ -32,7 +33,9 @@ export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promis
     destination: io.stdout,
     color: isTTY,
   });
-  const server = await startServer(config, { logger });
+  const server = await startServer(config, { logger }).catch((e: unknown) => {
+    throw listenError(e, `${config.listenHost}:${config.listenPort}`);
+  });
   return {
     url: server.url,
     logger,
@@ -42,4 +45,21 @@ export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promis
     configuredAdminPassword: config.adminPassword,
     close: () => server.close(),
   };
+}
+
+const LISTEN_ERRORS: Record<string, string> = {
+  EADDRINUSE: 'is already in use',
+  EACCES: 'needs privileges this user does not have',
+  EADDRNOTAVAIL: 'is not an address of this machine',
+};
+
+/** The usual reasons a server cannot listen, as a configuration error naming the address. */
+function listenError(error: unknown, address: string): unknown {
+  const reason = LISTEN_ERRORS[(error as NodeJS.ErrnoException).code ?? ''];
+  if (!reason) return error;
+  const problem = `--listen: ${address} ${reason}`;
+  return new FlotillaError('FLT_CONFIG_INVALID', `cannot listen on ${address}`, {
+    cause: error,
+    details: { problems: [problem] },
+  });
 }

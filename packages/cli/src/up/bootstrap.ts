@@ -5,7 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
 import { ApiClient } from '../api/client.js';
-import { createRegistrationKey, createToken, login, logoutSession, me } from '../api/operator.js';
+import { createRegistrationKey, me } from '../api/operator.js';
+import { loginWithPassword } from '../auth/password-login.js';
 import { credentialsPath, readCredentials, writeCredentials } from '../config/credentials.js';
 import { writePrivateFile } from '../config/private-file.js';
 
@@ -45,20 +46,14 @@ export async function ensureCliLogin(input: {
     }
   }
   if (input.adminPassword === null) return { credentialsPath: null, client: null };
-  const session = await login(anonymous, input.adminUsername, input.adminPassword);
-  const viaSession = anonymous.with({ cookie: session.cookie });
-  try {
-    const created = await createToken(viaSession, { name: `cli@${input.hostname}` });
-    const path = await writeCredentials(input.configDir, {
-      server: input.url,
-      token: created.secret,
-      username: session.user.username,
-      tokenId: created.token.id,
-    });
-    return { credentialsPath: path, client: anonymous.with({ token: created.secret }) };
-  } finally {
-    await logoutSession(viaSession).catch(() => undefined);
-  }
+  const result = await loginWithPassword({
+    server: input.url,
+    username: input.adminUsername,
+    password: input.adminPassword,
+    configDir: input.configDir,
+    hostname: input.hostname,
+  });
+  return { credentialsPath: result.path, client: anonymous.with({ token: result.credentials.token }) };
 }
 
 /** The local agent's registration key file: reused when present, else created (mode 0600). */

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { ApiClient } from '../../api/client.js';
-import { createToken, login, logoutSession, revokeToken } from '../../api/operator.js';
-import { readCredentials, writeCredentials } from '../../config/credentials.js';
+import { revokeToken } from '../../api/operator.js';
+import { loginWithPassword } from '../../auth/password-login.js';
+import { readCredentials } from '../../config/credentials.js';
 import { contextFor } from '../../context.js';
 import { examples, usageError } from '../../help.js';
 import type { CliIo } from '../../io.js';
@@ -19,42 +20,35 @@ export function registerLogin(parent: Command, io: CliIo): void {
     .action(async (opts: { user: string; passwordStdin?: boolean }, command: Command) => {
       const ctx = contextFor(io, command);
       if (!opts.passwordStdin) usageError(command, 'pass the password on stdin with --password-stdin');
-      const previous = await readCredentials(ctx.configDir);
+      const previous = await readCredentials(ctx.configDir).catch(() => null);
       const server = ctx.explicitServer() ?? previous?.server;
       if (!server) usageError(command, 'which server? pass --server URL');
       const password = await readSecretFromStdin(io.stdin);
 
-      const anonymous = new ApiClient({ baseUrl: server });
-      const session = await login(anonymous, opts.user, password);
-      const viaSession = anonymous.with({ cookie: session.cookie });
-      let created;
-      try {
-        created = await createToken(viaSession, { name: `cli@${io.hostname}` });
-      } finally {
-        // The session only existed to mint the token; end it whatever happened.
-        await logoutSession(viaSession).catch(() => undefined);
-      }
-      if (previous?.tokenId && previous.server === server && previous.tokenId !== created.token.id) {
-        // Replace rather than accumulate: the old token of this machine is no longer needed.
-        await revokeToken(anonymous.with({ token: created.secret }), previous.tokenId).catch(() => undefined);
-      }
-      const path = await writeCredentials(ctx.configDir, {
+      const result = await loginWithPassword({
         server,
-        token: created.secret,
-        username: session.user.username,
-        tokenId: created.token.id,
+        username: opts.user,
+        password,
+        configDir: ctx.configDir,
+        hostname: io.hostname,
       });
+      const { credentials, user } = result;
+      if (previous?.tokenId && previous.server === server && previous.tokenId !== credentials.tokenId) {
+        // Replace rather than accumulate: this machine's previous token is no longer needed.
+        const client = new ApiClient({ baseUrl: server, token: credentials.token });
+        await revokeToken(client, previous.tokenId).catch(() => undefined);
+      }
       ctx.out.result(
         {
           server,
-          username: session.user.username,
-          role: session.user.role,
-          tokenId: created.token.id,
-          credentials: path,
+          username: user.username,
+          role: user.role,
+          tokenId: credentials.tokenId,
+          credentials: result.path,
         },
         () => {
-          ctx.out.line(`logged in to ${server} as ${session.user.username} (${session.user.role})`);
-          ctx.out.note(`API token "${created.token.name}" saved to ${path}`);
+          ctx.out.line(`logged in to ${server} as ${user.username} (${user.role})`);
+          ctx.out.note(`API token "${result.tokenName}" saved to ${result.path}`);
         },
       );
     });
