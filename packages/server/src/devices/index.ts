@@ -28,7 +28,7 @@ export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext
   const presence = new Presence(ctx);
   const rt: DeviceRuntime = { ctx, presence, metrics: createDeviceMetrics(ctx, presence) };
   const auth = createDeviceAuthenticator(rt);
-  const gateway = await registerGateway(app, rt, auth);
+  await registerGateway(app, rt, auth);
   registerRegistrationKeyRoutes(app, ctx);
   registerEnrollRoutes(app, rt);
   registerTokenRoutes(app, rt);
@@ -37,8 +37,10 @@ export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext
 
   presence.start();
   const cleaner = startCleaner(ctx);
-  app.addHook('onClose', async () => {
-    gateway.close();
+  // preClose, not onClose: onClose hooks run last-registered-first, so buildApp's database close
+  // would run before a final last-seen flush registered here. The gateway's own preClose (registered
+  // earlier, so run earlier) has already closed the device connections.
+  app.addHook('preClose', async () => {
     await cleaner.stop();
     await presence.stop();
   });

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { DeviceRoutes, generateEd25519, hashSecret, randomSecret } from '@flotilla/protocol';
+import type { LightMyRequestResponse } from 'fastify';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import {
@@ -112,7 +113,7 @@ forEachDialect((dialect) => {
 
   /** Asserts a refusal and that no table changed (the nonce stays unused). */
   async function refused(
-    run: (nonce: string) => Promise<{ statusCode: number; json(): unknown; body: string }>,
+    run: (nonce: string) => Promise<LightMyRequestResponse>,
     status: number,
     code: string,
   ) {

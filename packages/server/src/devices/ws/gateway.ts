@@ -18,25 +18,25 @@ import { DeviceConnection } from './connection.js';
  */
 const TRANSPORT_MAX_PAYLOAD = WS_MAX_FRAME_BYTES * 4;
 
-export interface Gateway {
-  /** Closes every device connection (server shutdown) and stops the heartbeat. */
-  close(): void;
-}
-
 export async function registerGateway(
   app: FastifyInstance,
   rt: DeviceRuntime,
   auth: DeviceAuthenticator,
-): Promise<Gateway> {
+): Promise<void> {
   const connections = new Set<DeviceConnection>();
+  // Devices are marked offline now, while the database is still open; the close handshakes finish later.
   const closeAll = () => {
     clearInterval(timer);
-    for (const c of connections) c.close(WsClose.goingAway, 'server shutting down');
+    for (const c of connections) {
+      rt.presence.detach(c.deviceId, c);
+      c.close(WsClose.goingAway, 'server shutting down');
+    }
   };
   await app.register(websocket, {
     options: { maxPayload: TRANSPORT_MAX_PAYLOAD },
     preClose(done) {
       closeAll();
+      this.websocketServer.close(() => undefined);
       done();
     },
   });
@@ -63,5 +63,4 @@ export async function registerGateway(
       socket.on('close', () => connections.delete(connection));
     },
   );
-  return { close: closeAll };
 }
