@@ -52,6 +52,7 @@ export async function startAgent(
   const local = prepareLocalState(config, logger);
   const daemon = new AgentDaemon(config, local, logger, options);
   daemon.start();
+  // Async so that local start-up errors reject rather than throw synchronously.
   return Promise.resolve({
     get deviceId() {
       return daemon.deviceId;

@@ -133,6 +133,24 @@ void test('a script that hangs, fails, prints garbage or too much is skipped; th
   assert.match(reasons.get('d-fails') ?? '', /status 3: oops/);
 });
 
+void test('scripts do not see the registration key', async (t) => {
+  const { config, logger } = setup(tempDir(t));
+  script(
+    config.inventoryDir,
+    'env',
+    'echo "key=${FLOTILLA_REGISTRATION_KEY:-none}"\necho "flag=$FLOTILLA_INVENTORY"',
+  );
+  const saved = process.env.FLOTILLA_REGISTRATION_KEY;
+  process.env.FLOTILLA_REGISTRATION_KEY = 'flt_rk_topsecret';
+  t.after(() => {
+    if (saved === undefined) delete process.env.FLOTILLA_REGISTRATION_KEY;
+    else process.env.FLOTILLA_REGISTRATION_KEY = saved;
+  });
+  const facts = await collectInventory(config, { logger });
+  assert.equal(facts.key, 'none');
+  assert.equal(facts.flag, '1');
+});
+
 void test('custom facts cannot override built-ins, and the total stays within the protocol limit', async (t) => {
   const { config, warnings, logger } = setup(tempDir(t));
   const many: Record<string, string> = { hostname: 'spoofed' };

@@ -100,6 +100,7 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
         const id = nextId();
         sentHeartbeats.add(id);
         if (sentHeartbeats.size > 16) sentHeartbeats.delete(sentHeartbeats.values().next().value as string);
+        if (ws.readyState !== WebSocket.OPEN) return;
         send(frame(id, AgentCommands.heartbeat, {}));
         ws.ping();
       }, heartbeatMs);
@@ -138,7 +139,12 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
         logger.warn({ reason: parsed.reason }, 'ignored a malformed control frame');
         return;
       }
-      dispatch(parsed.message);
+      try {
+        dispatch(parsed.message);
+      } catch (e) {
+        // A handler failing (e.g. the disk is full) must not take the event loop down with it.
+        logger.error({ err: e, command: parsed.message.command }, 'handling a control message failed');
+      }
     });
     ws.on('unexpected-response', (_request, response) => {
       const chunks: Buffer[] = [];

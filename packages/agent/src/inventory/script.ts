@@ -25,7 +25,7 @@ export function runInventoryScript(path: string, limits: ScriptLimits): Promise<
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
       shell: false,
-      env: { ...process.env, FLOTILLA_INVENTORY: '1' },
+      env: scriptEnvironment(),
     });
     const finish = (result: Parsed) => {
       if (settled) return;
@@ -73,4 +73,11 @@ function killGroup(pid: number | undefined) {
   } catch {
     // The group is already gone.
   }
+}
+
+/** The agent's environment minus its secrets: scripts are site code, not part of the trust base. */
+function scriptEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, FLOTILLA_INVENTORY: '1' };
+  delete env.FLOTILLA_REGISTRATION_KEY;
+  return env;
 }
