@@ -8,7 +8,8 @@ void test('relative times read as humans say them', () => {
   assert.equal(relativeTime(null, now), '-');
   assert.equal(relativeTime('2026-01-01T11:59:59.500Z', now), 'just now');
   assert.equal(relativeTime('2026-01-01T11:59:15Z', now), '45s ago');
-  assert.equal(relativeTime('2026-01-01T10:30:00Z', now), '1h ago');
+  assert.equal(relativeTime('2026-01-01T10:45:00Z', now), '1h ago');
+  assert.equal(relativeTime('2026-01-08T11:59:00Z', now), 'in 7d');
   assert.equal(relativeTime('2025-12-25T12:00:00Z', now), '7d ago');
   assert.equal(relativeTime('2026-01-08T12:00:00Z', now), 'in 7d');
   assert.equal(relativeTime('garbage', now), 'garbage');
