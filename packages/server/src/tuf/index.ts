@@ -7,3 +7,5 @@ export * from './director-repository.js';
 export * from './routes.js';
 export * from './metrics.js';
 export * from './refresher.js';
+export * from './operator-routes.js';
+export * from './local-signing.js';

@@ -1,0 +1,57 @@
+/**
+ * The TUF part of the wire contract: where devices fetch metadata, and the operator API the CLI uses
+ * for `flotilla keys init|rotate|renew` and release signing (root and targets are uploaded as the
+ * signed metadata JSON itself, signed offline).
+ */
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+
+export const TufRoutes = {
+  /** Device-facing, unauthenticated or device-token: `root.json`, `timestamp.json`, `N.<role>.json`. */
+  imageFile: '/tuf/image/:file',
+  directorFile: '/tuf/director/:deviceId/:file',
+  /** Operator API. */
+  onlineKeys: '/api/v1/tuf/online-keys',
+  status: '/api/v1/tuf/status',
+  root: '/api/v1/tuf/root',
+  targets: '/api/v1/tuf/targets',
+} as const;
+
+/** The server's online public keys (raw ed25519, base64url) that a new image root must name. */
+export const TufOnlineKeys = Type.Object({ snapshot: Type.String(), timestamp: Type.String() });
+export type TufOnlineKeys = Static<typeof TufOnlineKeys>;
+
+const RoleState = Type.Object({ version: Type.Integer({ minimum: 1 }), expires: Type.String() });
+
+export const TufExpiryWarning = Type.Object({
+  repository: Type.Literal('image'),
+  role: Type.Union([Type.Literal('root'), Type.Literal('targets')]),
+  version: Type.Integer(),
+  expires: Type.String(),
+  remainingSeconds: Type.Integer({ description: 'Negative once expired' }),
+  expired: Type.Boolean(),
+  command: Type.String({
+    description: 'The CLI command that renews it, e.g. `flotilla keys renew --role targets`',
+  }),
+});
+export type TufExpiryWarning = Static<typeof TufExpiryWarning>;
+
+/** GET status: the image repository's current versions and expiries, and warnings for offline roles. */
+export const TufStatus = Type.Object({
+  initialized: Type.Boolean(),
+  root: Type.Optional(RoleState),
+  targets: Type.Optional(RoleState),
+  snapshot: Type.Optional(RoleState),
+  timestamp: Type.Optional(RoleState),
+  warnings: Type.Array(TufExpiryWarning),
+});
+export type TufStatus = Static<typeof TufStatus>;
+
+/** The answer to an accepted root or targets upload. */
+export const TufSubmitResponse = Type.Object({
+  role: Type.Union([Type.Literal('root'), Type.Literal('targets')]),
+  version: Type.Integer({ minimum: 1 }),
+  snapshot: Type.Optional(Type.Integer()),
+  timestamp: Type.Optional(Type.Integer()),
+});
+export type TufSubmitResponse = Static<typeof TufSubmitResponse>;
