@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -130,4 +130,25 @@ void test('a corrupt credentials file is reported, not a crash', async (t) => {
 void test('login refuses to run without --password-stdin and never reads a password from argv', async () => {
   const res = await cli(['--server', 'http://127.0.0.1:1', 'login', '--user', 'admin', 'hunter2']);
   assert.equal(res.code, 2);
+});
+
+void test('logout with an unreachable server still deletes the credentials and names the token to revoke', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'flt-cli-logout-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeCredentials(dir, {
+    server: 'http://127.0.0.1:1',
+    token: 'flt_at_x',
+    username: 'admin',
+    tokenId: 'tok_1',
+  });
+  const res = await cli(['logout', '--json'], { env: { FLOTILLA_CONFIG_DIR: dir } });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stderr, /^warning: could not revoke token tok_1 on http:\/\/127\.0\.0\.1:1/);
+  assert.deepEqual(JSON.parse(res.stdout), {
+    loggedOut: true,
+    revoked: false,
+    server: 'http://127.0.0.1:1',
+    username: 'admin',
+  });
+  assert.deepEqual(await readdir(dir), []);
 });
