@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { collectInventory } from '../src/inventory/collect.js';
 import type { InventoryConfig } from '../src/inventory/collect.js';
-import { parseOsRelease } from '../src/inventory/builtin.js';
+import { debianArch, parseOsRelease } from '../src/inventory/builtin.js';
 import { factsHash } from '../src/inventory/hash.js';
 import { parseScriptOutput } from '../src/inventory/parse.js';
 import { tempDir } from './helpers/tmp.js';
@@ -187,4 +187,11 @@ void test('a missing inventory directory yields the built-ins only', async (t) =
     inventoryScriptMaxOutputBytes: 1024,
   });
   assert.equal(facts['agent.version'], FLOTILLA_VERSION);
+});
+
+test('architecture is reported with the names operators filter on (amd64, not x64)', () => {
+  assert.equal(debianArch('x64'), 'amd64');
+  assert.equal(debianArch('arm64'), 'arm64');
+  assert.equal(debianArch('ia32'), '386');
+  assert.equal(debianArch('riscv64'), 'riscv64');
 });
