@@ -5,3 +5,4 @@ export type { ExpectedBytes } from './download.js';
 export { provisionTrustedRoot, TrustedRepository } from './trusted-repository.js';
 export type { TrustedRepositoryOptions } from './trusted-repository.js';
 export type { FetchOptions } from './fetcher.js';
+export { tufFailureReport } from './failure-report.js';

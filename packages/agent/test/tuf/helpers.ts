@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { isFlotillaError } from '@flotilla/protocol';
+import { isFlotillaError, TufVerificationFailure } from '@flotilla/protocol';
+import { Value } from '@sinclair/typebox/value';
 import type { ErrorCode } from '@flotilla/protocol';
-import { provisionTrustedRoot, verifyAssignment } from '../../src/tuf/index.js';
+import { provisionTrustedRoot, tufFailureReport, verifyAssignment } from '../../src/tuf/index.js';
 import type { VerifiedRelease } from '../../src/tuf/index.js';
 import type { World } from './fixture.js';
 
@@ -21,7 +22,7 @@ export function verify(w: World): Promise<VerifiedRelease[]> {
   });
 }
 
-/** Asserts verification is refused with `code` and a reason naming the repository; returns the details. */
+/** Asserts verification is refused with `code`, a reason naming the repository and a valid report; returns the details. */
 export async function refused(
   w: World,
   code: ErrorCode,
@@ -33,6 +34,9 @@ export async function refused(
     assert.equal(e.code, code, e.message);
     details = (e.details ?? {}) as Record<string, unknown>;
     if (repository) assert.equal(details.repository, repository, e.message);
+    const report = tufFailureReport(e);
+    assert.ok(Value.Check(TufVerificationFailure, report), 'the report matches the wire schema');
+    assert.equal(report.code, code);
     return true;
   });
   return details;

@@ -55,3 +55,26 @@ export const TufSubmitResponse = Type.Object({
   timestamp: Type.Optional(Type.Integer()),
 });
 export type TufSubmitResponse = Static<typeof TufSubmitResponse>;
+
+/**
+ * Why a device refused an update at the trust step, as it reports it to the server (embedded in the
+ * update/phase report): the stable code, the message, and where it happened.
+ */
+export const TufVerificationFailure = Type.Object(
+  {
+    code: Type.String({ description: 'A FLT_TUF_* (or FLT_KEY_*) code' }),
+    message: Type.String({ maxLength: 2048 }),
+    repository: Type.Optional(Type.Union([Type.Literal('image'), Type.Literal('director')])),
+    step: Type.Optional(
+      Type.Union([
+        Type.Literal('root'),
+        Type.Literal('timestamp'),
+        Type.Literal('snapshot'),
+        Type.Literal('targets'),
+      ]),
+    ),
+    path: Type.Optional(Type.String({ maxLength: 512, description: 'The target path concerned, if any' })),
+  },
+  { additionalProperties: false },
+);
+export type TufVerificationFailure = Static<typeof TufVerificationFailure>;
