@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chunkBuffer, decodeFrame, encodeFrame } from '@flotilla/store';
 import type { EncodeOptions } from '@flotilla/store';
-import { machineLine, mbPerSecond, medianSeconds } from './machine.js';
+import { machineLine, mbPerSecond, bestSeconds } from './machine.js';
 
 const limitBytes = Number(process.argv[2] ?? 200) * 1024 * 1024;
 const repoRoot = resolve(fileURLToPath(import.meta.url), '../../../..');
@@ -45,6 +45,7 @@ for (const dir of dirs) {
   total += fromDir;
 }
 
+const RUNS = 3;
 const codecs: [string, EncodeOptions][] = [
   ['zstd 1', { codec: 'zstd', level: 1 }],
   ['zstd 3 (default)', { codec: 'zstd', level: 3 }],
@@ -60,10 +61,10 @@ console.log('| codec | ratio | compress MB/s | decompress MB/s |');
 console.log('| --- | ---: | ---: | ---: |');
 for (const [name, options] of codecs) {
   let frames: Buffer[] = [];
-  const encode = medianSeconds(1, () => {
+  const encode = bestSeconds(RUNS, () => {
     frames = chunks.map((chunk) => encodeFrame(chunk, options));
   });
-  const decode = medianSeconds(1, () => {
+  const decode = bestSeconds(RUNS, () => {
     for (const frame of frames) decodeFrame(frame);
   });
   const stored = frames.reduce((sum, frame) => sum + frame.length, 0);
