@@ -136,6 +136,11 @@ forEachDialect((dialect) => {
     const cached = await state(d.token, etag);
     assert.equal(cached.statusCode, 304);
     assert.equal(cached.body, '');
+    assert.equal(
+      cached.headers['content-length'],
+      undefined,
+      'no body announced (keep-alive clients would wait for it)',
+    );
     assert.equal((await state(d.token, `W/${etag}`)).statusCode, 304);
     assert.equal((await state(d.token, `"0-x", ${etag}`)).statusCode, 304);
     assert.equal(

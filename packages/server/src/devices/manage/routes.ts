@@ -76,10 +76,15 @@ export function registerDeviceRoutes(base: FastifyInstance, rt: DeviceRuntime): 
       route,
       {
         schema: { summary, tags, params: IdParams, body: DeviceActionRequest, response: { 200: Device } },
+        // The body (a reason) is optional: a bodyless POST is the same as `{}`.
+        preValidation: (request, _reply, done) => {
+          request.body ??= {};
+          done();
+        },
         preHandler: requireRole(role),
       },
       async (request) =>
-        changeStatus(rt, request.params.id, action, request.body?.reason ?? null, actorOf(request)),
+        changeStatus(rt, request.params.id, action, request.body.reason ?? null, actorOf(request)),
     );
   }
 

@@ -11,6 +11,12 @@ import { replaceInventory } from '../inventory.js';
 import type { DeviceRuntime } from '../runtime.js';
 import type { DeviceAuthenticator } from '../tokens/authenticate.js';
 
+/**
+ * `send(undefined)` skips serialization, so a 304 goes out with no body and no Content-Length. A
+ * serialized `null` would announce a 4-byte body that never comes, and keep-alive clients would wait.
+ */
+const NO_BODY = undefined as unknown as null;
+
 export function stateEtag(stateVersion: number, status: string): string {
   return `"${stateVersion}-${status}"`;
 }
@@ -37,9 +43,9 @@ export function registerStateRoutes(
     DeviceRoutes.state,
     {
       schema: {
-        summary: "The device's desired state; 304 when If-None-Match matches its ETag",
+        summary: "The device's desired state; 304 (no body) when If-None-Match matches its ETag",
         tags,
-        response: { 200: DeviceState, 304: Type.Null() },
+        response: { 200: DeviceState, 304: Type.Null({ description: 'Not modified (no body)' }) },
       },
       preHandler: auth.requireDevice(),
     },
@@ -49,7 +55,7 @@ export function registerStateRoutes(
       void reply.header('etag', etag).header('cache-control', 'no-cache');
       if (etagMatches(request.headers['if-none-match'], etag)) {
         rt.metrics.polls.inc({ result: 'not_modified' });
-        return reply.status(304).send(null);
+        return reply.status(304).send(NO_BODY);
       }
       rt.metrics.polls.inc({ result: 'modified' });
       const body: DeviceState = {
