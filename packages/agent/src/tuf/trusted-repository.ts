@@ -4,9 +4,9 @@
  * rotations). tuf-js persists metadata only after verifying it.
  */
 import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FlotillaError, parseMetadata, verifySignedBy } from '@flotilla/protocol';
 import { Updater } from 'tuf-js';
 import type { TargetFile } from 'tuf-js';
@@ -45,12 +45,39 @@ export async function provisionTrustedRoot(dir: string, rootBytes: Uint8Array): 
   }
   try {
     await link(tmp, join(dir, 'root.json'));
+    await writeFileAtomic(join(dir, LAST_GOOD_ROOT), Buffer.from(rootBytes));
     return 'stored';
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === 'EEXIST') return 'kept';
     throw new FlotillaError('FLT_IO', `cannot store the trusted root in ${dir}`, { cause });
   } finally {
     await unlink(tmp);
+  }
+}
+
+/** A copy of the trusted root written atomically after each successful refresh (tuf-js writes in place). */
+const LAST_GOOD_ROOT = 'root.last-good.json';
+
+async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
+  const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  try {
+    await handle.writeFile(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (cause) {
+    await unlink(tmp).catch(() => undefined);
+    throw new FlotillaError('FLT_IO', `cannot write ${path}`, { cause });
+  }
+  const dir = await open(dirname(path), fsConstants.O_RDONLY);
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }
 
@@ -61,16 +88,22 @@ export class TrustedRepository {
     private readonly failures: FailureLog,
   ) {}
 
-  /** Opens the repository; FLT_TUF_NOT_INITIALIZED when no root is trusted yet. */
-  static open(opts: TrustedRepositoryOptions): TrustedRepository {
+  /**
+   * Opens the repository; FLT_TUF_NOT_INITIALIZED when no root is trusted yet. tuf-js writes
+   * `root.json` in place, so a crash can leave it torn: then the last root known good (kept by
+   * `refresh`) is restored and the chain is walked again from there.
+   */
+  static async open(opts: TrustedRepositoryOptions): Promise<TrustedRepository> {
     const failures = new FailureLog();
-    let updater: Updater;
-    try {
-      updater = new Updater({
+    const create = () =>
+      new Updater({
         metadataDir: opts.dir,
         metadataBaseUrl: opts.metadataUrl,
         fetcher: new RecordingFetcher(failures, opts.fetch),
       });
+    let updater: Updater;
+    try {
+      updater = create();
     } catch (cause) {
       if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
         throw new FlotillaError(
@@ -79,7 +112,14 @@ export class TrustedRepository {
           { cause },
         );
       }
-      throw mapRefreshError(opts.name, cause, undefined);
+      const lastGood = await readFile(join(opts.dir, LAST_GOOD_ROOT)).catch(() => undefined);
+      if (!lastGood) throw mapRefreshError(opts.name, cause, undefined);
+      await writeFileAtomic(join(opts.dir, 'root.json'), lastGood);
+      try {
+        updater = create();
+      } catch (again) {
+        throw mapRefreshError(opts.name, again, undefined);
+      }
     }
     hookTrustedSet(updater, failures);
     return new TrustedRepository(opts, updater, failures);
@@ -93,6 +133,13 @@ export class TrustedRepository {
     } catch (error) {
       throw mapRefreshError(this.opts.name, error, this.failures.last);
     }
+    await this.#keepLastGoodRoot();
+  }
+
+  async #keepLastGoodRoot(): Promise<void> {
+    const root = await readFile(join(this.opts.dir, 'root.json'));
+    const kept = await readFile(join(this.opts.dir, LAST_GOOD_ROOT)).catch(() => undefined);
+    if (!kept || !kept.equals(root)) await writeFileAtomic(join(this.opts.dir, LAST_GOOD_ROOT), root);
   }
 
   /** The trusted target at `path` (after `refresh`), or undefined. */

@@ -44,13 +44,13 @@ export interface VerifiedRelease {
  * any refusal; nothing is returned partially. Do not run two calls on the same `metadataDir` at once.
  */
 export async function verifyAssignment(opts: VerifyAssignmentOptions): Promise<VerifiedRelease[]> {
-  const director = TrustedRepository.open({
+  const director = await TrustedRepository.open({
     name: 'director',
     metadataUrl: opts.directorRepoUrl,
     dir: join(opts.metadataDir, 'director'),
     ...(opts.fetch && { fetch: opts.fetch }),
   });
-  const image = TrustedRepository.open({
+  const image = await TrustedRepository.open({
     name: 'image',
     metadataUrl: opts.imageRepoUrl,
     dir: join(opts.metadataDir, 'image'),

@@ -1,4 +1,6 @@
 import { test } from 'node:test';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { directorEntry, newSigner, releaseOf, trustedVersion, world } from './fixture.js';
 import { provision, refused, verify } from './helpers.js';
@@ -98,4 +100,23 @@ void test('a device without provisioned roots refuses with FLT_TUF_NOT_INITIALIZ
   w.image.roots = [];
   const foreign = await w.image.writeRoot([other]);
   assert.equal(await provisionTrustedRoot(`${w.metadataDir}/image`, foreign), 'kept');
+});
+
+void test('a trusted root torn by a crash is restored from the last good copy and the chain is walked again', async (t) => {
+  const w = await world();
+  t.after(() => w.close());
+  await provision(w);
+  await verify(w);
+  const [oldRoot] = w.image.keys.root;
+  const nextRoot = newSigner();
+  w.image.keys = { ...w.image.keys, root: [nextRoot] };
+  await w.image.writeRoot([oldRoot!, nextRoot]);
+  await verify(w);
+  assert.equal(await trustedVersion(w, 'image', 'root'), 2);
+  const rootPath = join(w.metadataDir, 'image', 'root.json');
+  const bytes = await readFile(rootPath);
+  await writeFile(rootPath, bytes.subarray(0, bytes.length >> 1));
+  const [release] = await verify(w);
+  assert.equal(release?.path, w.web1.path);
+  assert.equal(await trustedVersion(w, 'image', 'root'), 2);
 });
