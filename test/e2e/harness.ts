@@ -104,7 +104,8 @@ export class Cluster {
     const port = opts.port ?? (await freePort());
     const args = ['server', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--log-format', 'json'];
     if (opts.database) args.push('--database', opts.database);
-    const proc = this.spawnCli('server', args, { FLOTILLA_ADMIN_PASSWORD: ADMIN_PASSWORD, ...opts.env });
+    // A short offline window so that tests see a silent device go offline quickly.
+    const proc = this.spawnCli('server', args, { FLOTILLA_ADMIN_PASSWORD: ADMIN_PASSWORD, FLOTILLA_OFFLINE_AFTER_MS: '5s', ...opts.env });
     const url = `http://127.0.0.1:${port}`;
     await waitFor(`server ready at ${url}`, async () => {
       if (proc.child.exitCode !== null) throw new Error(`server exited: ${proc.output()}`);

@@ -10,6 +10,7 @@ interface DeviceView {
   id: string;
   status: string;
   online: boolean;
+  enrolledAt: string;
   facts: Record<string, unknown>;
 }
 interface AuditList {
@@ -69,11 +70,13 @@ describe('resilience of server and agents', () => {
       const d = await deviceNamed('vanisher');
       return d?.online ? d : null;
     }, 60_000);
+    await waitFor('vanisher connected over WebSocket', async () => (await onlineEventsSince(dev.id, dev.enrolledAt)) > 0, 30_000);
     await cluster.stop(a.proc, 'SIGKILL');
     await waitFor('vanisher recorded offline', async () => {
       const r = await api.call<AuditList>('GET', `/api/v1/audit?action=device.offline&subjectId=${dev.id}`);
       return r.body.items.length > 0;
     }, 60_000);
+    await waitFor('vanisher shown offline', async () => !(await deviceNamed('vanisher'))?.online, 30_000);
     const ready = await fetch(`${url}/readyz`);
     assert.equal(ready.status, 200);
     const list = await api.call<{ items: DeviceView[] }>('GET', '/api/v1/devices');
@@ -86,8 +89,14 @@ describe('resilience of server and agents', () => {
       const d = await deviceNamed('revokee');
       return d?.online ? d : null;
     }, 60_000);
+    await waitFor('revokee connected over WebSocket', async () => (await onlineEventsSince(dev.id, dev.enrolledAt)) > 0, 30_000);
     const r = await api.call('POST', `/api/v1/devices/${dev.id}/revoke`, { reason: 'e2e' });
     assert.equal(r.status, 200, JSON.stringify(r.body));
+    // Its WebSocket is closed at once (device.offline), and with no more polls it shows offline.
+    await waitFor('revokee disconnected', async () => {
+      const r = await api.call<AuditList>('GET', `/api/v1/audit?action=device.offline&subjectId=${dev.id}`);
+      return r.body.items.length > 0;
+    }, 10_000);
     await waitFor('revokee offline', async () => !(await deviceNamed('revokee'))?.online, 30_000);
     // The agent learns it was revoked (close code) and stops contacting the server: it either exits
     // or stays idle; in both cases it must not re-enroll or reconnect.
