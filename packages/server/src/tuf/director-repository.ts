@@ -28,6 +28,7 @@ import { KeyedMutex } from './keyed-mutex.js';
 import type { MetadataStore } from './metadata-store.js';
 import type { OnlineKeys } from './online-keys.js';
 import {
+  KEEP_SUPERSEDED_VERSIONS,
   latest,
   publishSnapshotAndTimestamp,
   readServedFile,
@@ -168,7 +169,9 @@ export class DirectorRepository {
     });
     await signMetadata(targets, [this.#ctx.keys.director]);
     await this.#ctx.store.put(repo, 'targets', version, serializeMetadata(targets));
-    return { targets: version, ...(await publishSnapshotAndTimestamp(this.#ctx, repo, now)) };
+    const published = await publishSnapshotAndTimestamp(this.#ctx, repo, now);
+    await this.#ctx.store.deleteBelow(repo, 'targets', version - KEEP_SUPERSEDED_VERSIONS);
+    return { targets: version, ...published };
   }
 
   /** The device's current director targets, or undefined if it was never initialised. */

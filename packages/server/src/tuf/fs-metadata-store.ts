@@ -67,6 +67,19 @@ export class FsMetadataStore implements MetadataStore {
     }
   }
 
+  async deleteBelow(repo: string, role: StoredRole, version: number): Promise<void> {
+    checkStoreKey(repo, 1);
+    const dir = join(this.dir, repo);
+    for (const name of await this.#list(dir)) {
+      const m = FILE_NAME.exec(name);
+      if (m?.[2] !== role || Number(m[1]) >= version) continue;
+      await unlink(join(dir, name)).catch((cause: NodeJS.ErrnoException) => {
+        if (cause.code !== 'ENOENT')
+          throw new FlotillaError('FLT_IO', `cannot delete ${repo}/${name}`, { cause });
+      });
+    }
+  }
+
   async listRepos(prefix: string): Promise<string[]> {
     const repos: string[] = [];
     for (const name of await this.#list(this.dir)) {

@@ -16,6 +16,8 @@ export interface MetadataStore {
   put(repo: string, role: StoredRole, version: number, bytes: Uint8Array): Promise<void>;
   /** The names of the repositories whose name starts with `prefix`. */
   listRepos(prefix: string): Promise<string[]>;
+  /** Deletes the versions of a role below `version` (superseded online metadata nobody fetches any more). */
+  deleteBelow(repo: string, role: StoredRole, version: number): Promise<void>;
 }
 
 const REPO_NAME = /^(image|director|director\/[A-Za-z0-9_-]{1,128})$/;
@@ -55,6 +57,12 @@ export class MemoryMetadataStore implements MetadataStore {
     if (!versions) this.#files.set(key, (versions = new Map<number, Buffer>()));
     if (versions.has(version)) return Promise.reject(versionExists(repo, role, version));
     versions.set(version, Buffer.from(bytes));
+    return Promise.resolve();
+  }
+
+  deleteBelow(repo: string, role: StoredRole, version: number): Promise<void> {
+    const versions = this.#files.get(`${repo}\0${role}`);
+    for (const v of [...(versions?.keys() ?? [])]) if (v < version) versions?.delete(v);
     return Promise.resolve();
   }
 

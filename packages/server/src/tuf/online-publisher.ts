@@ -22,6 +22,13 @@ export interface PublisherContext {
   policy: TufExpiryPolicy;
 }
 
+/**
+ * How many superseded snapshot (and director targets) versions stay served, for a device that read the
+ * timestamp just before a newer one was published. Older timestamps are never served (only
+ * `timestamp.json` is), so only the latest is kept.
+ */
+export const KEEP_SUPERSEDED_VERSIONS = 3;
+
 export interface Published {
   snapshot?: number;
   timestamp: number;
@@ -76,6 +83,8 @@ export async function publishTimestamp(
   });
   await signMetadata(timestamp, [ctx.keys.timestamp]);
   await ctx.store.put(repo, 'timestamp', version, serializeMetadata(timestamp));
+  await ctx.store.deleteBelow(repo, 'timestamp', version);
+  await ctx.store.deleteBelow(repo, 'snapshot', snapshot.version - KEEP_SUPERSEDED_VERSIONS);
   return version;
 }
 

@@ -87,3 +87,18 @@ void test('the director re-signs device targets, snapshot, timestamp and its roo
   assert.ok(await f.director.readFile(DEVICE, '1.root.json'));
   assert.ok(serializeMetadata(root2).length > 0);
 });
+
+void test('superseded timestamps are dropped and only the last few snapshots and device targets stay served', async () => {
+  const f = await initialised();
+  for (let i = 0; i < 6; i++)
+    await f.director.assign(DEVICE, [{ path: release('web', '1.0.0').path, rollout: `r${i}` }]);
+  const repo = `director/${DEVICE}`;
+  assert.equal(await f.store.latestVersion(repo, 'targets'), 6);
+  assert.equal(await f.store.get(repo, 'targets', 2), undefined);
+  assert.ok(await f.store.get(repo, 'targets', 3));
+  assert.equal(await f.store.get(repo, 'timestamp', 5), undefined);
+  assert.ok(await f.store.get(repo, 'timestamp', 6));
+  assert.equal(await f.store.get(repo, 'snapshot', 2), undefined);
+  assert.ok(await f.store.get(repo, 'snapshot', 3));
+  assert.ok(await f.director.readFile(DEVICE, '1.root.json'), 'roots are never dropped');
+});

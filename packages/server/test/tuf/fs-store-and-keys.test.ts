@@ -26,6 +26,9 @@ void test('the filesystem store keeps immutable versions per repository', async 
   await assert.rejects(store.put('../x', 'root', 1, Buffer.from('x')), { code: 'FLT_VALIDATION' });
   await assert.rejects(store.put('image', 'root', 0, Buffer.from('x')), { code: 'FLT_VALIDATION' });
   assert.deepEqual(await store.listRepos('director/'), ['director/dev-1']);
+  await store.deleteBelow('image', 'root', 2);
+  assert.equal(await store.get('image', 'root', 1), undefined);
+  assert.equal((await store.get('image', 'root', 2))?.toString(), 'r2');
   assert.deepEqual(await store.listRepos(''), ['director', 'director/dev-1', 'image']);
 });
 
