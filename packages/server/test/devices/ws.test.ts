@@ -193,3 +193,28 @@ forEachDialect((dialect) => {
     }
   });
 });
+
+forEachDialect((dialect) => {
+  void it('changes made by another replica reach the connection: state-changed, then revocation', async () => {
+    const t = await createTestApp({ dialect, config: { heartbeatIntervalMs: 50 } });
+    try {
+      const url = await t.app.listen({ host: '127.0.0.1', port: 0 });
+      const d = await acceptedDevice(t);
+      const ws = await TestSocket.open(url, d.token);
+      const welcome = await ws.request('h', 'hello', { agentVersion: '1' });
+      const version = (welcome.data as { stateVersion: number }).stateVersion;
+      // Written straight to the database, as another replica would: this server's API is not involved.
+      await t.ctx.db
+        .updateTable('devices')
+        .set({ state_version: version + 5 })
+        .where('id', '=', d.id)
+        .execute();
+      const pushed = await ws.next((m) => m.command === 'state-changed');
+      assert.deepEqual(pushed.data, { stateVersion: version + 5 });
+      await t.ctx.db.updateTable('devices').set({ status: 'revoked' }).where('id', '=', d.id).execute();
+      assert.equal((await ws.closed).code, WsClose.deviceRevoked);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -26,6 +26,8 @@ export const MAX_MISSED_PONGS = 2;
 export class DeviceConnection implements DeviceSocket {
   private badFrames = 0;
   private missedPongs = 0;
+  /** The newest state version this device was told about (welcome, state-changed). */
+  knownStateVersion: number;
 
   constructor(
     private readonly rt: DeviceRuntime,
@@ -33,7 +35,9 @@ export class DeviceConnection implements DeviceSocket {
     private readonly socket: WebSocket,
     private readonly log: FastifyBaseLogger,
     private readonly sourceIp: string,
+    stateVersion: number,
   ) {
+    this.knownStateVersion = stateVersion;
     socket.on('message', (raw: Buffer, isBinary: boolean) => void this.onFrame(raw, isBinary));
     socket.on('pong', () => {
       this.missedPongs = 0;
@@ -44,6 +48,10 @@ export class DeviceConnection implements DeviceSocket {
   }
 
   send(message: WsMessage): void {
+    if (message.command === ServerCommands.stateChanged || message.command === ServerCommands.welcome) {
+      const version = (message.data as { stateVersion?: unknown } | undefined)?.stateVersion;
+      if (typeof version === 'number') this.knownStateVersion = Math.max(this.knownStateVersion, version);
+    }
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
   }
 

@@ -1,7 +1,8 @@
 /**
  * `GET ws`: the device control channel. The bearer device token is checked by the route's
  * preHandler, before the upgrade completes (401/403 otherwise). A ws ping goes out every
- * heartbeatIntervalMs; a connection that misses two is terminated.
+ * heartbeatIntervalMs; a connection that misses two is terminated, and connections are reconciled
+ * with the database (see reconcile.ts).
  */
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +12,7 @@ import type { DeviceRuntime } from '../runtime.js';
 import type { DeviceAuthenticator } from '../tokens/authenticate.js';
 import { refuseStatus } from '../tokens/service.js';
 import { DeviceConnection } from './connection.js';
+import { reconcileConnections } from './reconcile.js';
 
 /**
  * The transport's own hard limit. Frames between WS_MAX_FRAME_BYTES and this are read and refused
@@ -40,8 +42,14 @@ export async function registerGateway(
       done();
     },
   });
+  let reconciling: Promise<void> | null = null;
   const timer = setInterval(() => {
     for (const c of connections) c.heartbeat();
+    reconciling ??= reconcileConnections(rt.ctx, connections)
+      .catch((e: unknown) => rt.ctx.log.warn({ err: e }, 'could not reconcile device connections'))
+      .finally(() => {
+        reconciling = null;
+      });
   }, rt.ctx.config.heartbeatIntervalMs);
   timer.unref();
 
@@ -56,9 +64,16 @@ export async function registerGateway(
       },
     },
     (socket, request) => {
-      const deviceId = auth.authOf(request).deviceId;
+      const { deviceId, stateVersion } = auth.authOf(request);
       const log = request.log.child({ component: 'device-ws', deviceId });
-      const connection = new DeviceConnection(rt, deviceId, socket, log, sourceAddress(request));
+      const connection = new DeviceConnection(
+        rt,
+        deviceId,
+        socket,
+        log,
+        sourceAddress(request),
+        stateVersion,
+      );
       connections.add(connection);
       socket.on('close', () => connections.delete(connection));
     },
