@@ -132,3 +132,12 @@ void test('metadata the server cannot serve is reported as FLT_TUF_FETCH with th
   const details = await refused(w, 'FLT_TUF_FETCH', 'director');
   assert.equal(details.status, 404);
 });
+
+void test('garbage metadata is refused as FLT_TUF_METADATA_INVALID', async (t) => {
+  const w = await trustedWorld(t);
+  w.image.put('timestamp.json', Buffer.from('{"signed":'));
+  await refused(w, 'FLT_TUF_METADATA_INVALID', 'image');
+  w.image.put('timestamp.json', Buffer.from('{"signed":{"_type":"snapshot"},"signatures":[]}'));
+  await refused(w, 'FLT_TUF_METADATA_INVALID', 'image');
+  assert.equal(await trustedVersion(w, 'image', 'timestamp'), 2);
+});

@@ -120,3 +120,22 @@ void test('a trusted root torn by a crash is restored from the last good copy an
   assert.equal(release?.path, w.web1.path);
   assert.equal(await trustedVersion(w, 'image', 'root'), 2);
 });
+
+void test('a director with no assignment yields nothing to install; two releases of one app are refused', async (t) => {
+  const w = await world();
+  t.after(() => w.close());
+  await provision(w);
+  w.director.targets = [];
+  await w.director.publish();
+  assert.deepEqual(await verify(w), []);
+  const web2 = releaseOf(
+    w.server,
+    { app: 'web', version: '2.0.0', runtime: 'process' },
+    Buffer.from('{"type":"dir","entries":[]}'),
+  );
+  w.image.targets = [w.web1, web2];
+  await w.image.publish();
+  w.director.targets = [directorEntry(w.web1), directorEntry(web2)];
+  await w.director.publish();
+  await refused(w, 'FLT_TUF_METADATA_INVALID');
+});
