@@ -1,0 +1,203 @@
+/**
+ * Content-addressed objects, releases, deployments and update reports (issues 3 and 4).
+ *
+ * Objects are the store's chunks and tree objects, named by the SHA-256 of their uncompressed bytes.
+ * On the server they are kept as codec frames (`@flotilla/store` `encodeFrame`), and that frame is
+ * what the per-object GET returns, so its URL is immutable and cacheable by a proxy or CDN.
+ *
+ * Pack format (`application/vnd.flotilla.pack`), used for uploads and batched downloads: a sequence of
+ * records `[32-byte raw SHA-256 id][u32 big-endian length][length raw (uncompressed) bytes]`, ended by
+ * 32 zero bytes. The whole stream may be compressed as one (`X-Flotilla-Pack-Codec: zstd | br | gzip |
+ * identity`), since small files compress poorly one by one. Every record is verified by hash on arrival.
+ */
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+import { AppName, ReleaseVersion, RuntimeKind, Sha256Hex } from '../tuf/target.js';
+import { Id, LIMITS, Timestamp } from './common.js';
+
+export const ObjectRoutes = {
+  missing: '/api/v1/objects/missing',
+  upload: '/api/v1/objects/upload',
+  object: '/api/v1/objects/:id',
+  pack: '/api/v1/objects/pack',
+} as const;
+
+export const PACK_CONTENT_TYPE = 'application/vnd.flotilla.pack';
+export const FRAME_CONTENT_TYPE = 'application/vnd.flotilla.frame';
+export const PACK_CODEC_HEADER = 'x-flotilla-pack-codec';
+export const PackCodec = Type.Union([
+  Type.Literal('zstd'),
+  Type.Literal('br'),
+  Type.Literal('gzip'),
+  Type.Literal('identity'),
+]);
+export type PackCodec = Static<typeof PackCodec>;
+/** Most ids in one "missing" or "pack" request. */
+export const MAX_IDS_PER_REQUEST = 10_000;
+
+export const ObjectIdList = Type.Object(
+  { ids: Type.Array(Sha256Hex, { maxItems: MAX_IDS_PER_REQUEST }) },
+  { additionalProperties: false },
+);
+export type ObjectIdList = Static<typeof ObjectIdList>;
+export const MissingObjectsResponse = Type.Object({ missing: Type.Array(Sha256Hex) });
+export type MissingObjectsResponse = Static<typeof MissingObjectsResponse>;
+export const PackRequest = Type.Object(
+  {
+    ids: Type.Array(Sha256Hex, { minItems: 1, maxItems: MAX_IDS_PER_REQUEST }),
+    codec: Type.Optional(PackCodec),
+  },
+  { additionalProperties: false },
+);
+export type PackRequest = Static<typeof PackRequest>;
+export const UploadResponse = Type.Object({
+  received: Type.Integer({ description: 'Objects stored by this upload' }),
+  duplicates: Type.Integer({ description: 'Objects the server already had' }),
+  bytes: Type.Integer({ description: 'Uncompressed bytes received' }),
+  wireBytes: Type.Integer({ description: 'Bytes on the wire (compressed pack)' }),
+});
+export type UploadResponse = Static<typeof UploadResponse>;
+
+export const ReleaseRoutes = {
+  releases: '/api/v1/releases',
+  release: '/api/v1/releases/:app/:version',
+  diff: '/api/v1/releases/:app/diff',
+  deploy: '/api/v1/deployments',
+  deviceApps: '/api/v1/devices/:id/apps',
+  deviceAppAction: '/api/v1/devices/:id/apps/:app/:action',
+  deployStatus: '/api/v1/deployments/status',
+} as const;
+
+export const CreateReleaseRequest = Type.Object(
+  {
+    app: AppName,
+    version: ReleaseVersion,
+    runtime: RuntimeKind,
+    rootObject: Sha256Hex,
+    config: Type.Optional(
+      Type.Record(Type.String({ maxLength: 256 }), Type.Unknown(), { maxProperties: 1024 }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateReleaseRequest = Static<typeof CreateReleaseRequest>;
+
+export const Release = Type.Object({
+  app: AppName,
+  version: ReleaseVersion,
+  runtime: RuntimeKind,
+  rootObject: Sha256Hex,
+  config: Type.Record(Type.String(), Type.Unknown()),
+  targetPath: Type.String({ description: '<app>/<version>/<rootObject>' }),
+  signed: Type.Boolean({ description: 'True once offline-signed targets metadata names it' }),
+  files: Type.Integer(),
+  bytes: Type.Integer({ description: 'Uncompressed size of all files' }),
+  storedBytes: Type.Integer({ description: 'Compressed size of its objects on the server' }),
+  createdAt: Timestamp,
+  createdBy: Type.String(),
+});
+export type Release = Static<typeof Release>;
+export const ReleaseList = Type.Object({ items: Type.Array(Release) });
+export type ReleaseList = Static<typeof ReleaseList>;
+
+export const ReleaseDiffQuery = Type.Object(
+  { from: ReleaseVersion, to: ReleaseVersion },
+  { additionalProperties: false },
+);
+export type ReleaseDiffQuery = Static<typeof ReleaseDiffQuery>;
+export const ReleaseDiff = Type.Object({
+  app: AppName,
+  from: ReleaseVersion,
+  to: ReleaseVersion,
+  added: Type.Array(Type.Object({ path: Type.String(), size: Type.Integer() })),
+  removed: Type.Array(Type.Object({ path: Type.String(), size: Type.Integer() })),
+  modified: Type.Array(
+    Type.Object({ path: Type.String(), oldSize: Type.Integer(), newSize: Type.Integer() }),
+  ),
+  fetchObjects: Type.Integer({ description: 'Objects a device on `from` must fetch to reach `to`' }),
+  fetchBytes: Type.Integer({ description: 'Compressed bytes of those objects' }),
+});
+export type ReleaseDiff = Static<typeof ReleaseDiff>;
+
+export const DeployRequest = Type.Object(
+  {
+    app: AppName,
+    version: ReleaseVersion,
+    deviceId: Type.Optional(Id),
+    filter: Type.Optional(
+      Type.String({ maxLength: LIMITS.filterChars, description: 'RSQL selecting devices' }),
+    ),
+  },
+  { additionalProperties: false, description: 'Exactly one of deviceId or filter' },
+);
+export type DeployRequest = Static<typeof DeployRequest>;
+export const DeployResponse = Type.Object({
+  app: AppName,
+  version: ReleaseVersion,
+  devices: Type.Array(Id),
+});
+export type DeployResponse = Static<typeof DeployResponse>;
+
+/** Phases of one update on one device, in order; the last three are final. */
+export const UpdatePhase = Type.Union([
+  Type.Literal('assigned'),
+  Type.Literal('verifying'),
+  Type.Literal('downloading'),
+  Type.Literal('installing'),
+  Type.Literal('stopping'),
+  Type.Literal('switching'),
+  Type.Literal('starting'),
+  Type.Literal('health'),
+  Type.Literal('committed'),
+  Type.Literal('failed'),
+  Type.Literal('rolled-back'),
+]);
+export type UpdatePhase = Static<typeof UpdatePhase>;
+
+/** The agent's report of an update's progress: `POST /api/v1/device/reports`. */
+export const DEVICE_REPORTS_ROUTE = '/api/v1/device/reports';
+export const UpdateReport = Type.Object(
+  {
+    app: AppName,
+    targetPath: Type.String({ maxLength: 512 }),
+    phase: UpdatePhase,
+    bytesDone: Type.Optional(Type.Integer({ minimum: 0 })),
+    bytesTotal: Type.Optional(Type.Integer({ minimum: 0 })),
+    bytesFetched: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Bytes on the wire for this update' }),
+    ),
+    error: Type.Optional(
+      Type.Object(
+        {
+          code: Type.String({ maxLength: 64 }),
+          message: Type.String({ maxLength: 2048 }),
+          details: Type.Optional(Type.Unknown()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    at: Type.Optional(Timestamp),
+  },
+  { additionalProperties: false },
+);
+export type UpdateReport = Static<typeof UpdateReport>;
+
+/** What a device runs and is doing, per app (operator view). */
+export const DeviceApp = Type.Object({
+  app: AppName,
+  desired: Type.Union([Type.String(), Type.Null()], { description: 'Target path assigned' }),
+  current: Type.Union([Type.String(), Type.Null()], { description: 'Target path last committed' }),
+  phase: Type.Union([UpdatePhase, Type.Null()]),
+  bytesDone: Type.Union([Type.Integer(), Type.Null()]),
+  bytesTotal: Type.Union([Type.Integer(), Type.Null()]),
+  bytesFetched: Type.Union([Type.Integer(), Type.Null()]),
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  updatedAt: Timestamp,
+});
+export type DeviceApp = Static<typeof DeviceApp>;
+export const DeviceAppList = Type.Object({ items: Type.Array(DeviceApp) });
+export type DeviceAppList = Static<typeof DeviceAppList>;
+
+/** Operator actions on a device's app, delivered over the control channel. */
+export const DeviceAppAction = Type.Union([Type.Literal('rollback'), Type.Literal('restart')]);
+export type DeviceAppAction = Static<typeof DeviceAppAction>;
