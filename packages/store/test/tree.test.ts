@@ -20,6 +20,7 @@ import {
   FsStore,
   MemoryStore,
   buildTree,
+  chunkStream,
   contentId,
   encodeObject,
   materialize,
@@ -329,6 +330,28 @@ void describe('errors name the tree path once', () => {
         assert.match(error.message, /^a\/b\/f: chunk [0-9a-f]{64} does not match/);
         return true;
       });
+    });
+  });
+});
+
+void describe('file system failures are FLT_IO errors naming the path', () => {
+  void it('build of a missing directory, a file, and materialize under a missing parent', async () => {
+    await withTempDir(async (dir) => {
+      const store = new MemoryStore();
+      await assert.rejects(buildTree(join(dir, 'nope'), { sink: store }), { code: 'FLT_IO' });
+      await writeFile(join(dir, 'file'), 'x');
+      await assert.rejects(buildTree(join(dir, 'file'), { sink: store }), { code: 'FLT_VALIDATION' });
+      const root = await putDir(store, []);
+      await assert.rejects(materialize(store, root, join(dir, 'missing/parent/out')), { code: 'FLT_IO' });
+    });
+  });
+
+  void it('a store rooted at a file, and chunking a missing path', async () => {
+    await withTempDir(async (dir) => {
+      await writeFile(join(dir, 'file'), 'x');
+      await assert.rejects(FsStore.open({ root: join(dir, 'file') }), { code: 'FLT_IO' });
+      const chunks = chunkStream(join(dir, 'missing'));
+      await assert.rejects(chunks.next(), { code: 'FLT_IO' });
     });
   });
 });

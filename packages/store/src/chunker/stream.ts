@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
+import { asIoError } from '../io-error.js';
 import { cutPoint } from './fastcdc.js';
 import { resolveChunkerParams } from './params.js';
 import type { ChunkerOptions, ChunkerParams } from './params.js';
@@ -21,9 +22,16 @@ export async function* readFileHandle(handle: FileHandle): AsyncGenerator<Uint8A
 }
 
 async function* readFile(path: string): AsyncGenerator<Uint8Array> {
-  const handle = await open(path, 'r');
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    throw asIoError(error, path);
+  }
   try {
     yield* readFileHandle(handle);
+  } catch (error) {
+    throw asIoError(error, path);
   } finally {
     await handle.close();
   }

@@ -10,6 +10,7 @@ import {
   readFrameHeader,
 } from '../codec/frame.js';
 import type { EncodeOptions } from '../codec/frame.js';
+import { asIoError } from '../io-error.js';
 import { assertContentId, contentId, verifyContentId } from '../objects/ids.js';
 import type { ObjectSink, StoreReader } from '../store-api.js';
 
@@ -61,9 +62,13 @@ export class FsStore implements ObjectSink, StoreReader {
   /** Opens (creating if needed) a store rooted at `options.root`. */
   static async open(options: FsStoreOptions): Promise<FsStore> {
     const store = new FsStore(options);
-    await mkdir(store.objectsDir, { recursive: true });
-    await mkdir(store.tmpDir, { recursive: true });
-    await store.removeStaleTemps();
+    try {
+      await mkdir(store.objectsDir, { recursive: true });
+      await mkdir(store.tmpDir, { recursive: true });
+      await store.removeStaleTemps();
+    } catch (error) {
+      throw asIoError(error, options.root);
+    }
     return store;
   }
 
@@ -91,7 +96,7 @@ export class FsStore implements ObjectSink, StoreReader {
       return true;
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return false;
-      throw error;
+      throw asIoError(error, this.pathOf(id));
     }
   }
 
@@ -156,18 +161,26 @@ export class FsStore implements ObjectSink, StoreReader {
       return true;
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return false;
-      throw error;
+      throw asIoError(error, this.pathOf(id));
     }
   }
 
   /** Every id in the store, in no particular order. */
   async *list(): AsyncGenerator<string> {
-    for (const shard of await readdir(this.objectsDir)) {
+    for (const shard of await this.readDir(this.objectsDir)) {
       if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-      for (const rest of await readdir(join(this.objectsDir, shard))) {
+      for (const rest of await this.readDir(join(this.objectsDir, shard))) {
         const id = shard + rest;
         if (/^[0-9a-f]{64}$/.test(id)) yield id;
       }
+    }
+  }
+
+  private async readDir(path: string): Promise<string[]> {
+    try {
+      return await readdir(path);
+    } catch (error) {
+      throw asIoError(error, path);
     }
   }
 
@@ -187,7 +200,9 @@ export class FsStore implements ObjectSink, StoreReader {
   private async writeAtomically(id: string, frame: Uint8Array): Promise<void> {
     const finalPath = this.pathOf(id);
     const tmpPath = join(this.tmpDir, `${id}.${randomBytes(6).toString('hex')}`);
-    const handle = await open(tmpPath, 'wx', 0o644);
+    const handle = await open(tmpPath, 'wx', 0o644).catch((error: unknown) => {
+      throw asIoError(error, tmpPath);
+    });
     try {
       await handle.writeFile(frame);
       if (this.fsync) await handle.sync();
@@ -197,7 +212,7 @@ export class FsStore implements ObjectSink, StoreReader {
     } catch (error) {
       await handle.close().catch(() => undefined);
       await unlink(tmpPath).catch(() => undefined);
-      throw error;
+      throw asIoError(error, finalPath);
     }
   }
 
@@ -211,7 +226,7 @@ export class FsStore implements ObjectSink, StoreReader {
         throw new FlotillaError('FLT_OBJECT_MISSING', `no object or chunk ${id} in the store`, {
           details: { id },
         });
-      throw error;
+      throw asIoError(error, path);
     }
     try {
       const { size } = await handle.stat();
@@ -224,6 +239,8 @@ export class FsStore implements ObjectSink, StoreReader {
         );
       }
       return await handle.readFile();
+    } catch (error) {
+      throw asIoError(error, path);
     } finally {
       await handle.close();
     }

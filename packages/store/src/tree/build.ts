@@ -6,6 +6,7 @@ import { FlotillaError } from '@flotilla/protocol';
 import { resolveChunkerParams } from '../chunker/params.js';
 import type { ChunkerOptions, ChunkerParams } from '../chunker/params.js';
 import { chunkStream, readFileHandle } from '../chunker/stream.js';
+import { asIoError } from '../io-error.js';
 import { encodeObject } from '../objects/encoding.js';
 import { contentId } from '../objects/ids.js';
 import { resolveLimits } from '../objects/limits.js';
@@ -211,10 +212,14 @@ function describeType(info: Stats): string {
  */
 export async function buildTree(dir: string, options: BuildOptions): Promise<BuildResult> {
   const limits = resolveLimits(options.limits);
-  const info = await stat(dir);
+  const info = await stat(dir).catch((error: unknown) => {
+    throw asIoError(error, dir);
+  });
   if (!info.isDirectory())
     throw new FlotillaError('FLT_VALIDATION', `${dir} is not a directory`, { details: { dir } });
   const builder = new TreeBuilder(options.sink, resolveChunkerParams(options.chunker), limits);
-  const root = await builder.dir(dir, '', 0);
+  const root = await builder.dir(dir, '', 0).catch((error: unknown) => {
+    throw withPath(error, '');
+  });
   return { root, stats: builder.stats };
 }

@@ -1,4 +1,5 @@
 import { FlotillaError } from '@flotilla/protocol';
+import { asIoError } from '../io-error.js';
 import { parseDirObject, parseFileObject } from '../objects/encoding.js';
 import { assertContentId } from '../objects/ids.js';
 import type { TreeLimits } from '../objects/limits.js';
@@ -16,17 +17,8 @@ export function childPath(parent: string, name: string): string {
  */
 export function withPath(error: unknown, path: string): unknown {
   const where = path === '' ? '/' : path;
-  if (
-    error instanceof Error &&
-    typeof (error as NodeJS.ErrnoException).code === 'string' &&
-    !(error instanceof FlotillaError)
-  ) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return new FlotillaError('FLT_IO', `${where}: ${error.message}`, {
-      details: { path, errno: code },
-      cause: error,
-    });
-  }
+  const io = asIoError(error, where);
+  if (io !== error) return io;
   if (!(error instanceof FlotillaError)) return error;
   if (hasPath(error)) return error;
   const details =
