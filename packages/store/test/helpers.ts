@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,9 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   try {
     return await fn(dir);
   } finally {
+    // Trees under test include read-only directories; make them writable so that cleanup also
+    // works for a non-root user.
+    execFileSync('chmod', ['-R', 'u+w', dir]);
     await rm(dir, { recursive: true, force: true });
   }
 }

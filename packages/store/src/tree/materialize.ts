@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, rm, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
+import { asIoError } from '../io-error.js';
 import { contentId } from '../objects/ids.js';
 import { resolveLimits } from '../objects/limits.js';
 import type { TreeLimits } from '../objects/limits.js';
@@ -128,7 +129,7 @@ export async function materialize(
         { details: { targetDir } },
       );
     }
-    throw withPath(error, '');
+    throw asIoError(error, targetDir);
   }
   try {
     await materializer.dir(root, targetDir, '', 0);
