@@ -8,6 +8,7 @@ import { resolveLimits } from '../objects/limits.js';
 import type { TreeLimits } from '../objects/limits.js';
 import { checkSymlinkWithinTree } from '../objects/paths.js';
 import type { FileObject } from '../objects/types.js';
+import { checkMode } from '../objects/validate.js';
 import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
 
@@ -118,7 +119,9 @@ export async function materialize(
   targetDir: string,
   options: MaterializeOptions = {},
 ): Promise<MaterializeStats> {
-  const materializer = new Materializer(reader, resolveLimits(options.limits), options.fsync ?? true);
+  const limits = resolveLimits(options.limits);
+  const rootMode = checkMode(options.rootMode ?? 0o755, limits, 'rootMode');
+  const materializer = new Materializer(reader, limits, options.fsync ?? true);
   try {
     await mkdir(targetDir, { mode: 0o700 });
   } catch (error) {
@@ -134,7 +137,7 @@ export async function materialize(
   try {
     await materializer.dir(root, targetDir, '', 0);
     for (const { absPath, mode } of materializer.dirModes) await applyMode(absPath, mode);
-    await applyMode(targetDir, options.rootMode ?? 0o755);
+    await applyMode(targetDir, rootMode);
     if (options.fsync ?? true) await syncDir(targetDir);
   } catch (error) {
     await rm(targetDir, { recursive: true, force: true }).catch(() => undefined);

@@ -6,7 +6,7 @@ import { resolveLimits } from '../objects/limits.js';
 import type { TreeLimits } from '../objects/limits.js';
 import type { DirEntry, FileObject } from '../objects/types.js';
 import type { ObjectReader } from '../store-api.js';
-import { TreeBudget, childPath, loadDir, loadFile } from './context.js';
+import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
 
 export interface TreeProblem {
   /** Path relative to the tree root ('' is the root). */
@@ -52,14 +52,20 @@ class Verifier {
     this.budget.checkDepth(depth, path);
     const dir = await loadDir(this.reader, id, path, this.limits);
     const expected = new Set(dir.entries.map((entry) => entry.name));
-    for (const name of (await readdir(absPath)).sort()) {
+    const names = await readdir(absPath).catch((error: unknown) => {
+      throw withPath(error, path);
+    });
+    for (const name of names.sort()) {
       if (!expected.has(name))
         this.report(childPath(path, name), 'unexpected', 'present on disk but not in the tree');
     }
     for (const entry of dir.entries) {
       if (this.full) return;
       this.budget.addEntry(childPath(path, entry.name));
-      await this.entry(entry, join(absPath, entry.name), childPath(path, entry.name), depth);
+      const entryPath = childPath(path, entry.name);
+      await this.entry(entry, join(absPath, entry.name), entryPath, depth).catch((error: unknown) => {
+        throw withPath(error, entryPath);
+      });
     }
   }
 
