@@ -6,6 +6,7 @@
  */
 import { FlotillaError, LIMITS, NAME_PATTERN } from '@flotilla/protocol';
 import type { Facts, FactValue } from '@flotilla/protocol';
+import { assertStorableText } from './text.js';
 import type { Insertable, Selectable } from 'kysely';
 import type { DeviceFactsTable } from '../db/schema.js';
 import { numericValue } from './rsql/values.js';
@@ -42,6 +43,9 @@ export function assertValidFacts(facts: Facts): void {
           details: { fact: name },
         },
       );
+    }
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (typeof item === 'string') assertStorableText(item, `fact "${name}"`);
     }
   }
 }

@@ -234,6 +234,8 @@ for (const dialect of testDialects()) {
       ['tags=gt=a', 'FLT_FILTER_INVALID'],
       ['enrolledAt=gt=yesterday', 'FLT_FILTER_INVALID'],
       ['enrolledAt=gt=2026-02-01T00:00:00', 'FLT_FILTER_INVALID'],
+      ['lastSeenAt=gt=-999999999w', 'FLT_FILTER_INVALID'],
+      ['enrolledAt=gt=2026-13-45', 'FLT_FILTER_INVALID'],
       ['-bad==x', 'FLT_FILTER_INVALID'],
       ['facts.==x', 'FLT_FILTER_INVALID'],
       ['arch==(a,b)', 'FLT_FILTER_INVALID'],

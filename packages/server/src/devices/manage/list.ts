@@ -18,7 +18,7 @@ export async function listDevices(ctx: ListContext, query: DeviceListQuery): Pro
   const sort = parseSort(query.sort);
   const where =
     query.filter === undefined || query.filter.trim() === ''
-      ? sql<boolean>`1 = 1`
+      ? sql<boolean>`TRUE`
       : compileFilter(query.filter, {
           dialect: ctx.dialect,
           now: ctx.now,

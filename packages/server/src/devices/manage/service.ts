@@ -11,6 +11,7 @@ import { loadDeviceRow, loadTags, toDevices } from '../device-view.js';
 import type { DeviceRow } from '../device-view.js';
 import { viewContext } from '../runtime.js';
 import type { DeviceRuntime } from '../runtime.js';
+import { assertStorableText } from '../text.js';
 
 export type DeviceAction = 'accept' | 'reject' | 'revoke';
 
@@ -40,6 +41,7 @@ export async function changeStatus(
   actor: Actor,
 ): Promise<Device> {
   const { ctx } = rt;
+  if (reason !== null) assertStorableText(reason, 'reason');
   const rule = TRANSITIONS[action];
   const stateVersion = await ctx.db.transaction().execute(async (trx) => {
     const before = await existingDevice(trx, id);

@@ -20,6 +20,7 @@ import type { Selectable } from 'kysely';
 import type { Db, ServerContext } from '../../context.js';
 import type { RegistrationKeysTable } from '../../db/schema.js';
 import type { Actor } from '../../users/service.js';
+import { assertStorableText } from '../text.js';
 
 export type RegistrationKeyRow = Selectable<RegistrationKeysTable>;
 export type RegistrationKeyState = RegistrationKey['state'];
@@ -58,14 +59,9 @@ export async function createRegistrationKey(
   input: CreateRegistrationKeyRequest,
   actor: Actor,
 ): Promise<CreateRegistrationKeyResponse> {
+  assertStorableText(input.name, 'name');
   const now = ctx.clock.now();
-  const expiresAt =
-    input.expiresIn === undefined
-      ? null
-      : new Date(now.getTime() + parseDurationMs(input.expiresIn)).toISOString();
-  if (expiresAt !== null && Number.isNaN(Date.parse(expiresAt))) {
-    throw new FlotillaError('FLT_VALIDATION', `expiresIn "${input.expiresIn}" is too far in the future`);
-  }
+  const expiresAt = input.expiresIn === undefined ? null : expiryAfter(now, input.expiresIn);
   const secret = randomSecret(SECRET_PREFIX.registrationKey);
   const row: RegistrationKeyRow = {
     id: randomId('rk_'),
@@ -102,6 +98,15 @@ export async function createRegistrationKey(
     );
   });
   return { key: toRegistrationKey(row, now), secret };
+}
+
+/** `now` + a duration as ISO text; FLT_VALIDATION past the last representable date. */
+function expiryAfter(now: Date, duration: string): string {
+  const at = new Date(now.getTime() + parseDurationMs(duration));
+  if (Number.isNaN(at.getTime())) {
+    throw new FlotillaError('FLT_VALIDATION', `expiresIn "${duration}" is too far in the future`);
+  }
+  return at.toISOString();
 }
 
 export async function listRegistrationKeys(ctx: ServerContext): Promise<RegistrationKey[]> {

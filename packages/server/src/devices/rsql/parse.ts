@@ -40,6 +40,8 @@ export function filterError(reason: string, details: Record<string, unknown> = {
 /** Parses an RSQL filter; throws FLT_FILTER_INVALID with `details.position` (1-based) when known. */
 export function parseFilter(text: string): FilterNode {
   if (text.length > LIMITS.filterChars) throw filterError(`longer than ${LIMITS.filterChars} characters`);
+  const nul = text.indexOf('\u0000');
+  if (nul >= 0) throw filterError('NUL characters are not allowed', { position: nul + 1 });
   let ast: ExpressionNode;
   try {
     ast = parse(text);

@@ -18,14 +18,25 @@ export function numericValue(text: string): number | undefined {
  * or relative to now (`-1h`, `-7d`).
  */
 export function timestampValue(selector: string, text: string, now: Date): string {
-  if (RELATIVE_TEXT.test(text)) return new Date(now.getTime() - parseDurationMs(text.slice(1))).toISOString();
-  const ms = DATE_TEXT.test(text) ? Date.parse(text) : Number.NaN;
-  if (Number.isNaN(ms)) {
+  const ms = RELATIVE_TEXT.test(text)
+    ? now.getTime() - durationOrNaN(text.slice(1))
+    : DATE_TEXT.test(text)
+      ? Date.parse(text)
+      : Number.NaN;
+  if (Number.isNaN(ms) || Number.isNaN(new Date(ms).getTime())) {
     throw filterError(`"${text}" is not a timestamp (use 2026-11-01, 2026-11-01T12:00:00Z or -1h)`, {
       selector,
     });
   }
   return new Date(ms).toISOString();
+}
+
+function durationOrNaN(text: string): number {
+  try {
+    return parseDurationMs(text);
+  } catch {
+    return Number.NaN;
+  }
 }
 
 export function booleanValue(selector: string, text: string): boolean {

@@ -17,6 +17,7 @@ import type { DeviceSocket } from '../presence.js';
 import type { DeviceRuntime } from '../runtime.js';
 import { replaceInventory } from '../inventory.js';
 import { helloData, idOfInvalidFrame, inventoryData, parseFrame } from './frames.js';
+import { assertStorableText } from '../text.js';
 
 /** Bad frames tolerated on one connection before it is closed. */
 export const MAX_BAD_FRAMES = 5;
@@ -120,6 +121,7 @@ export class DeviceConnection implements DeviceSocket {
   }
 
   private async welcome(agentVersion: string): Promise<WelcomeData> {
+    assertStorableText(agentVersion, 'agentVersion');
     const { db, config } = this.rt.ctx;
     const row = await db
       .selectFrom('devices')
