@@ -2,6 +2,7 @@
 import type { Device } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db } from '../context.js';
+import type { Dialect } from '../db/dialect.js';
 import type { DevicesTable } from '../db/schema.js';
 import { rowsToFacts } from './facts.js';
 
@@ -37,8 +38,18 @@ export const DEVICE_COLUMNS = [
   'devices.state_version',
 ] as const;
 
-export async function loadDeviceRow(db: Db, id: string): Promise<DeviceRow | undefined> {
-  return db.selectFrom('devices').select(DEVICE_COLUMNS).where('devices.id', '=', id).executeTakeFirst();
+/**
+ * One device row. With `lock` (inside a transaction), PostgreSQL holds the row until commit so that
+ * concurrent replacements of the device's tags or facts queue up instead of colliding; SQLite
+ * transactions are serialized already (and have no FOR UPDATE).
+ */
+export async function loadDeviceRow(db: Db, id: string, lock?: Dialect): Promise<DeviceRow | undefined> {
+  return db
+    .selectFrom('devices')
+    .select(DEVICE_COLUMNS)
+    .where('devices.id', '=', id)
+    .$if(lock === 'postgres', (qb) => qb.forUpdate())
+    .executeTakeFirst();
 }
 
 export async function loadTags(db: Db, deviceId: string): Promise<string[]> {

@@ -3,7 +3,9 @@
  * are replaced as a whole; `hostname` and `agent.version` also update the device row. A report that
  * changes nothing writes nothing (and is not audited).
  */
+import { FlotillaError } from '@flotilla/protocol';
 import type { Facts } from '@flotilla/protocol';
+import { loadDeviceRow } from './device-view.js';
 import type { Db, ServerContext } from '../context.js';
 import { assertValidFacts, factsEqual, factsToRows, identityFacts, rowsToFacts } from './facts.js';
 import type { FactRow } from './facts.js';
@@ -37,11 +39,8 @@ export async function replaceInventory(
 ): Promise<boolean> {
   assertValidFacts(facts);
   return ctx.db.transaction().execute(async (trx) => {
-    const device = await trx
-      .selectFrom('devices')
-      .select(['hostname', 'agent_version'])
-      .where('id', '=', deviceId)
-      .executeTakeFirstOrThrow();
+    const device = await loadDeviceRow(trx, deviceId, ctx.dialect);
+    if (!device) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);
     const before = rowsToFacts(await factRowsOf(trx, deviceId));
     const identity = identityFacts(facts);
     const hostname = identity.hostname ?? device.hostname;

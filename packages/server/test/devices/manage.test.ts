@@ -173,6 +173,27 @@ forEachDialect((dialect) => {
     );
   });
 
+  void it('concurrent tag changes on one device all succeed, one after the other', async () => {
+    const d = await pendingDevice();
+    const v0 = (await status(d.id)).stateVersion;
+    const sets = Array.from({ length: 8 }, (_, i) => [`set-${i}`, 'common']);
+    const results = await Promise.all(
+      sets.map((set) => operatorPost(t, '/api/v1/devices/:id/tags', d.id, { set }, tokens.deployer)),
+    );
+    assert.deepEqual(
+      results.map((r) => r.statusCode),
+      sets.map(() => 200),
+    );
+    const final = (
+      await t.app.inject({ method: 'GET', url: `/api/v1/devices/${d.id}`, headers: bearer(t.adminToken) })
+    ).json<{
+      tags: string[];
+      stateVersion: number;
+    }>();
+    assert.ok(sets.some((set) => [...set].sort().join() === final.tags.join()));
+    assert.equal(final.stateVersion, v0 + 8);
+  });
+
   void it('list over HTTP: filter, sort, pagination and stable error codes', async () => {
     const { secret } = await createKey(t, { name: 'listing', tags: ['listing'], autoAccept: true });
     for (const arch of ['arm64', 'amd64', 'arm64']) await enroll(t, secret, { facts: { arch } });

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import {
   DeviceRoutes,
   generateEd25519,
@@ -258,6 +259,23 @@ forEachDialect((dialect) => {
       .where('name', '=', 'nics')
       .execute();
     assert.equal(rows.length, 2, 'one row per list item');
+  });
+
+  void it('concurrent inventory reports of one device all succeed; the facts are one of them', async () => {
+    const d = await acceptedDevice(t);
+    const reports = Array.from({ length: 6 }, (_, i) => ({ n: i, list: [`a${i}`, `b${i}`] }));
+    const results = await Promise.all(reports.map((facts) => putInventory(d.token, facts)));
+    assert.deepEqual(
+      results.map((r) => r.statusCode),
+      reports.map(() => 204),
+    );
+    const shown = await t.app.inject({
+      method: 'GET',
+      url: `/api/v1/devices/${d.id}`,
+      headers: bearer(t.adminToken),
+    });
+    const facts = shown.json<{ facts: unknown }>().facts;
+    assert.ok(reports.some((r) => isDeepStrictEqual(r, facts)));
   });
 
   void it('inventory refuses bad facts and changes nothing', async () => {

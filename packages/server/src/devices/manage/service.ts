@@ -6,6 +6,7 @@
 import { FlotillaError, LIMITS, ServerCommands, WsClose } from '@flotilla/protocol';
 import type { Device, DeviceStatus, DeviceTagsRequest } from '@flotilla/protocol';
 import type { Db } from '../../context.js';
+import type { Dialect } from '../../db/dialect.js';
 import type { Actor } from '../../users/service.js';
 import { loadDeviceRow, loadTags, toDevices } from '../device-view.js';
 import type { DeviceRow } from '../device-view.js';
@@ -21,8 +22,8 @@ const TRANSITIONS: Record<DeviceAction, { from: readonly DeviceStatus[]; to: Dev
   revoke: { from: ['pending', 'accepted', 'rejected'], to: 'revoked' },
 };
 
-async function existingDevice(db: Db, id: string): Promise<DeviceRow> {
-  const row = await loadDeviceRow(db, id);
+async function existingDevice(db: Db, id: string, lock?: Dialect): Promise<DeviceRow> {
+  const row = await loadDeviceRow(db, id, lock);
   if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${id}`, { details: { id } });
   return row;
 }
@@ -119,7 +120,7 @@ export async function changeTags(
 ): Promise<Device> {
   const { ctx } = rt;
   const stateVersion = await ctx.db.transaction().execute(async (trx) => {
-    const before = await existingDevice(trx, id);
+    const before = await existingDevice(trx, id, ctx.dialect);
     const current = await loadTags(trx, id);
     const after = nextTags(current, req);
     if (after.join('\n') === current.join('\n')) return null;
