@@ -111,3 +111,28 @@ forEachDialect((dialect) => {
     }
   });
 });
+
+forEachDialect((dialect) => {
+  void it('/metrics exposes device gauges and counters', async () => {
+    const t = await createTestApp({ dialect });
+    try {
+      const d = await acceptedDevice(t);
+      const first = await t.app.inject({ method: 'GET', url: DeviceRoutes.state, headers: bearer(d.token) });
+      await t.app.inject({
+        method: 'GET',
+        url: DeviceRoutes.state,
+        headers: { ...bearer(d.token), 'if-none-match': String(first.headers.etag) },
+      });
+      const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+      assert.match(metrics, /^flotilla_devices\{status="accepted"\} 1$/m);
+      assert.match(metrics, /^flotilla_devices\{status="pending"\} 0$/m);
+      assert.match(metrics, /^flotilla_devices_online 1$/m);
+      assert.match(metrics, /^flotilla_device_websockets 0$/m);
+      assert.match(metrics, /^flotilla_device_enrollments_total\{result="enrolled"\} 1$/m);
+      assert.match(metrics, /^flotilla_device_state_polls_total\{result="modified"\} 1$/m);
+      assert.match(metrics, /^flotilla_device_state_polls_total\{result="not_modified"\} 1$/m);
+    } finally {
+      await t.close();
+    }
+  });
+});
