@@ -7,7 +7,7 @@
  */
 import autocannon from 'autocannon';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,6 +39,13 @@ async function freePort(): Promise<number> {
       s.close(() => res(typeof a === 'object' && a ? a.port : 0));
     });
   });
+}
+
+/** utime + stime of a process in seconds (Linux /proc; USER_HZ is 100 on Linux). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function json<T>(url: string, init: RequestInit & { body?: string } = {}): Promise<T> {
@@ -129,6 +136,7 @@ async function main(): Promise<void> {
     // Enrollment: nonce + enroll + challenge + token + first state, with bounded concurrency.
     const devices: Enrolled[] = [];
     const t0 = performance.now();
+    const enrollCpuBefore = await cpuSeconds(server.pid!);
     let next = 0;
     await Promise.all(
       Array.from({ length: ENROLL_CONCURRENCY }, async () => {
@@ -139,8 +147,12 @@ async function main(): Promise<void> {
       }),
     );
     const enrollSec = (performance.now() - t0) / 1000;
+    const enrollCpu = (await cpuSeconds(server.pid!)) - enrollCpuBefore;
 
-    // Polls: each request picks the next device's token and its current ETag.
+    // Polls: each request picks the next device's token and its current ETag. The server's CPU
+    // time over the run (from /proc) gives its capacity per core even when the load generator
+    // shares the machine: polls per CPU-second.
+    const cpuBefore = await cpuSeconds(server.pid!);
     let i = 0;
     const result = await autocannon({
       url: `${base}${DeviceRoutes.state}`,
@@ -156,6 +168,7 @@ async function main(): Promise<void> {
         },
       ],
     });
+    const cpuUsed = (await cpuSeconds(server.pid!)) - cpuBefore;
     const notModified = result['2xx'] === 0 ? 'all' : `${result['2xx']} were 2xx`;
     const figures = {
       date: new Date().toISOString().slice(0, 10),
@@ -163,7 +176,10 @@ async function main(): Promise<void> {
       serverPinnedToOneCore: pinned,
       devices: DEVICES,
       enrollmentsPerSec: Math.round(DEVICES / enrollSec),
+      enrollmentsPerServerCpuSecond: Math.round(DEVICES / enrollCpu),
       pollsPerSec: Math.round(result.requests.average),
+      serverCpuSeconds: Number(cpuUsed.toFixed(2)),
+      pollsPerServerCpuSecond: Math.round(result.requests.total / cpuUsed),
       pollLatencyMs: { p50: result.latency.p50, p99: result.latency.p99 },
       non2xx304: result.non2xx,
       errors: result.errors,
@@ -172,7 +188,9 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(figures, null, 2));
     console.log(
-      `\nenrollment: ${figures.enrollmentsPerSec}/s (${DEVICES} devices, concurrency ${ENROLL_CONCURRENCY})\n` +
+      `\nenrollment: ${figures.enrollmentsPerSec}/s (${DEVICES} devices, concurrency ${ENROLL_CONCURRENCY}); ` +
+        `${figures.enrollmentsPerServerCpuSecond} per server CPU-second (nonce, enroll, challenge, token, first state)\n` +
+        `state polls per server CPU-second: ${figures.pollsPerServerCpuSecond}\n` +
         `state polls: ${figures.pollsPerSec}/s on one core (p50 ${figures.pollLatencyMs.p50} ms, p99 ${figures.pollLatencyMs.p99} ms, ${CONNECTIONS} keep-alive connections, 304 answers)`,
     );
   } finally {

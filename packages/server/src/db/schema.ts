@@ -111,6 +111,49 @@ export interface AuditLogTable {
   details: string | null;
 }
 
+export interface ReleasesTable {
+  app: string;
+  version: string;
+  runtime: 'files' | 'process' | 'docker' | 'lxc';
+  root_object: string;
+  /** Bytes of the root directory object (the TUF target's length). */
+  root_length: number;
+  /** JSON object. */
+  config: string;
+  target_path: string;
+  files: number;
+  bytes: number | string;
+  stored_bytes: number | string;
+  signed: number;
+  created_at: string;
+  created_by: string;
+}
+
+/** One row per object (chunk, file or directory object) a release's tree references. */
+export interface ObjectRefsTable {
+  app: string;
+  version: string;
+  object_id: string;
+}
+
+/** What a device should run and is doing, per app. */
+export interface DeviceAppsTable {
+  device_id: string;
+  app: string;
+  /** Target path assigned, or null. */
+  desired: string | null;
+  rollout: string | null;
+  /** Target path last committed, or null. */
+  current: string | null;
+  phase: string | null;
+  bytes_done: number | string | null;
+  bytes_total: number | string | null;
+  bytes_fetched: number | string | null;
+  /** JSON `{ code, message }` or null. */
+  error: string | null;
+  updated_at: string;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -122,4 +165,7 @@ export interface Database {
   device_nonces: DeviceNoncesTable;
   device_tokens: DeviceTokensTable;
   audit_log: AuditLogTable;
+  releases: ReleasesTable;
+  object_refs: ObjectRefsTable;
+  device_apps: DeviceAppsTable;
 }
