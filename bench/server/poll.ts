@@ -13,7 +13,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
-import { DeviceRoutes, enrollmentMessage, generateEd25519, signMessage, tokenChallengeMessage } from '@flotilla/protocol';
+import {
+  DeviceRoutes,
+  enrollmentMessage,
+  generateEd25519,
+  signMessage,
+  tokenChallengeMessage,
+} from '@flotilla/protocol';
 
 const { values: opts } = parseArgs({
   options: {
@@ -49,7 +55,10 @@ async function cpuSeconds(pid: number): Promise<number> {
 }
 
 async function json<T>(url: string, init: RequestInit & { body?: string } = {}): Promise<T> {
-  const r = await fetch(url, { ...init, headers: { 'content-type': 'application/json', ...(init.headers ?? {}) } });
+  const r = await fetch(url, {
+    ...init,
+    headers: { 'content-type': 'application/json', ...(init.headers ?? {}) },
+  });
   const text = await r.text();
   if (!r.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${r.status} ${text}`);
   return JSON.parse(text) as T;
@@ -77,7 +86,10 @@ interface Enrolled {
 
 async function enrollOne(base: string, regkey: string): Promise<Enrolled> {
   const kp = generateEd25519();
-  const { nonce } = await json<{ nonce: string }>(`${base}${DeviceRoutes.enrollNonce}`, { method: 'POST', body: '{}' });
+  const { nonce } = await json<{ nonce: string }>(`${base}${DeviceRoutes.enrollNonce}`, {
+    method: 'POST',
+    body: '{}',
+  });
   const signature = signMessage(kp.privateKeyPem, enrollmentMessage(nonce, kp.publicKey, regkey));
   const { deviceId } = await json<{ deviceId: string }>(`${base}${DeviceRoutes.enroll}`, {
     method: 'POST',
@@ -89,7 +101,11 @@ async function enrollOne(base: string, regkey: string): Promise<Enrolled> {
   });
   const { token } = await json<{ token: string }>(`${base}${DeviceRoutes.token}`, {
     method: 'POST',
-    body: JSON.stringify({ deviceId, challenge, signature: signMessage(kp.privateKeyPem, tokenChallengeMessage(challenge, deviceId)) }),
+    body: JSON.stringify({
+      deviceId,
+      challenge,
+      signature: signMessage(kp.privateKeyPem, tokenChallengeMessage(challenge, deviceId)),
+    }),
   });
   const st = await fetch(`${base}${DeviceRoutes.state}`, { headers: { authorization: `Bearer ${token}` } });
   await st.arrayBuffer();
@@ -115,7 +131,10 @@ async function main(): Promise<void> {
     '--log-format',
     'json',
   ];
-  const server = spawn(cmd, args, { env: { ...process.env, FLOTILLA_ADMIN_PASSWORD: PASSWORD }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const server = spawn(cmd, args, {
+    env: { ...process.env, FLOTILLA_ADMIN_PASSWORD: PASSWORD },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   try {
     for (let i = 0; ; i++) {
       try {
@@ -163,7 +182,10 @@ async function main(): Promise<void> {
           method: 'GET',
           setupRequest: (req) => {
             const d = devices[i++ % devices.length]!;
-            return { ...req, headers: { ...req.headers, authorization: `Bearer ${d.token}`, 'if-none-match': d.etag } };
+            return {
+              ...req,
+              headers: { ...req.headers, authorization: `Bearer ${d.token}`, 'if-none-match': d.etag },
+            };
           },
         },
       ],

@@ -34,7 +34,11 @@ export async function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `fn` until it returns a truthy value or `timeoutMs` passes; the last error is reported. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = null;
   while (Date.now() < deadline) {
@@ -46,7 +50,9 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | null | unde
     }
     await sleep(200);
   }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+  throw new Error(
+    `timed out waiting for ${what}${last ? `: ${last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
+  );
 }
 
 export interface Proc {
@@ -99,13 +105,19 @@ export class Cluster {
     return p;
   }
 
-  async startServer(opts: { dataDir?: string; port?: number; database?: string; env?: Record<string, string> } = {}) {
+  async startServer(
+    opts: { dataDir?: string; port?: number; database?: string; env?: Record<string, string> } = {},
+  ) {
     const dataDir = opts.dataDir ?? (await this.tempDir('flt-server-'));
     const port = opts.port ?? (await freePort());
     const args = ['server', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--log-format', 'json'];
     if (opts.database) args.push('--database', opts.database);
     // A short offline window so that tests see a silent device go offline quickly.
-    const proc = this.spawnCli('server', args, { FLOTILLA_ADMIN_PASSWORD: ADMIN_PASSWORD, FLOTILLA_OFFLINE_AFTER_MS: '5s', ...opts.env });
+    const proc = this.spawnCli('server', args, {
+      FLOTILLA_ADMIN_PASSWORD: ADMIN_PASSWORD,
+      FLOTILLA_OFFLINE_AFTER_MS: '5s',
+      ...opts.env,
+    });
     const url = `http://127.0.0.1:${port}`;
     await waitFor(`server ready at ${url}`, async () => {
       if (proc.child.exitCode !== null) throw new Error(`server exited: ${proc.output()}`);
@@ -134,7 +146,15 @@ export class Cluster {
       await writeFile(script, `#!/bin/sh\n${lines.join('\n')}\n`);
       await chmod(script, 0o755);
     }
-    const args = ['agent', '--server', opts.server, '--data-dir', dataDir, '--registration-key-file', keyFile];
+    const args = [
+      'agent',
+      '--server',
+      opts.server,
+      '--data-dir',
+      dataDir,
+      '--registration-key-file',
+      keyFile,
+    ];
     args.push('--inventory-dir', inventoryDir, '--poll-interval', '2s', '--log-format', 'json');
     if (opts.tags?.length) args.push('--tags', opts.tags.join(','));
     args.push(...(opts.extraArgs ?? []));
@@ -192,11 +212,19 @@ export class Api {
     return this.token ?? '';
   }
 
-  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  async call<T = unknown>(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T }> {
     const headers: Record<string, string> = {};
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const r = await fetch(`${this.base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const r = await fetch(`${this.base}${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await r.text();
     return { status: r.status, body: (text ? JSON.parse(text) : null) as T };
   }

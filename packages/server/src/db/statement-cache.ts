@@ -9,7 +9,10 @@ import type { SqliteDatabase as KyselySqliteDatabase } from 'kysely';
 
 export const STATEMENT_CACHE_SIZE = 500;
 
-export function withStatementCache(native: SqliteDatabase.Database, size = STATEMENT_CACHE_SIZE): KyselySqliteDatabase {
+export function withStatementCache(
+  native: SqliteDatabase.Database,
+  size = STATEMENT_CACHE_SIZE,
+): KyselySqliteDatabase {
   const cache = new Map<string, SqliteDatabase.Statement>();
   return {
     close: () => native.close(),

@@ -4,15 +4,17 @@ import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { withStatementCache } from '../../src/db/statement-cache.js';
 
-test('prepared statements are reused per SQL text and evicted least recently used first', async () => {
+void test('prepared statements are reused per SQL text and evicted least recently used first', async () => {
   const native = new SqliteDatabase(':memory:');
   let prepared = 0;
   const realPrepare = native.prepare.bind(native);
   native.prepare = ((text: string) => {
     prepared++;
     return realPrepare(text);
-  }) as typeof native.prepare;
-  const db = new Kysely<Record<string, never>>({ dialect: new SqliteDialect({ database: withStatementCache(native, 2) }) });
+  }) as never;
+  const db = new Kysely<Record<string, never>>({
+    dialect: new SqliteDialect({ database: withStatementCache(native, 2) }),
+  });
   await sql`create table t (x integer)`.execute(db);
   for (let i = 0; i < 5; i++) await sql`insert into t (x) values (${i})`.execute(db);
   const rows = await sql<{ n: number }>`select count(*) as n from t`.execute(db);

@@ -56,7 +56,9 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('public_key', 'text', (c) => c.notNull().unique())
     .addColumn('status', 'text', (c) => c.notNull())
     .addColumn('hostname', 'text')
-    .addColumn('registration_key_id', 'text', (c) => c.references('registration_keys.id').onDelete('set null'))
+    .addColumn('registration_key_id', 'text', (c) =>
+      c.references('registration_keys.id').onDelete('set null'),
+    )
     .addColumn('enrolled_at', 'text', (c) => c.notNull())
     .addColumn('status_changed_at', 'text', (c) => c.notNull())
     .addColumn('status_reason', 'text')
@@ -72,7 +74,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('tag', 'text', (c) => c.notNull())
     .addPrimaryKeyConstraint('device_tags_pk', ['device_id', 'tag'])
     .execute();
-  await db.schema.createIndex('device_tags_tag_idx').on('device_tags').columns(['tag', 'device_id']).execute();
+  await db.schema
+    .createIndex('device_tags_tag_idx')
+    .on('device_tags')
+    .columns(['tag', 'device_id'])
+    .execute();
 
   await db.schema
     .createTable('device_facts')
@@ -84,7 +90,11 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('value_num', dialect === 'postgres' ? sql`double precision` : 'real')
     .addPrimaryKeyConstraint('device_facts_pk', ['device_id', 'name', 'ordinal'])
     .execute();
-  await db.schema.createIndex('device_facts_name_text_idx').on('device_facts').columns(['name', 'value_text']).execute();
+  await db.schema
+    .createIndex('device_facts_name_text_idx')
+    .on('device_facts')
+    .columns(['name', 'value_text'])
+    .execute();
 
   await db.schema
     .createTable('device_nonces')
@@ -119,5 +129,9 @@ export async function up(db: Kysely<unknown>, dialect: Dialect): Promise<void> {
     .addColumn('details', 'text')
     .execute();
   await db.schema.createIndex('audit_log_at_idx').on('audit_log').column('at').execute();
-  await db.schema.createIndex('audit_log_subject_idx').on('audit_log').columns(['subject_type', 'subject_id']).execute();
+  await db.schema
+    .createIndex('audit_log_subject_idx')
+    .on('audit_log')
+    .columns(['subject_type', 'subject_id'])
+    .execute();
 }
