@@ -5,9 +5,14 @@ import { DeviceRoutes, EnrollNonceResponse, EnrollRequest, EnrollResponse } from
 import { sourceAddress } from '../../http/source-address.js';
 import { issueNonce } from '../nonces.js';
 import type { DeviceRuntime } from '../runtime.js';
+import { NonceBudget } from './nonce-budget.js';
 import { enrollDevice } from './service.js';
 
-export function registerEnrollRoutes(base: FastifyInstance, rt: DeviceRuntime): void {
+export function registerEnrollRoutes(
+  base: FastifyInstance,
+  rt: DeviceRuntime,
+  budget = new NonceBudget(),
+): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['device'];
   const { ctx } = rt;
@@ -21,7 +26,11 @@ export function registerEnrollRoutes(base: FastifyInstance, rt: DeviceRuntime): 
         response: { 200: EnrollNonceResponse },
       },
     },
-    async () => issueNonce(ctx.db, 'enroll', null, ctx.clock.now(), ctx.config.nonceTtlMs),
+    async () => {
+      const now = ctx.clock.now();
+      budget.take(now.getTime(), now.getTime() + ctx.config.nonceTtlMs);
+      return issueNonce(ctx.db, 'enroll', null, now, ctx.config.nonceTtlMs);
+    },
   );
 
   app.post(
