@@ -8,6 +8,7 @@ import type { Device, DeviceStatus, DeviceTagsRequest } from '@flotilla/protocol
 import type { Db } from '../../context.js';
 import type { Dialect } from '../../db/dialect.js';
 import type { Actor } from '../../users/service.js';
+import { auditOperator } from '../audit.js';
 import { loadDeviceRow, loadTags, toDevices } from '../device-view.js';
 import type { DeviceRow } from '../device-view.js';
 import { viewContext } from '../runtime.js';
@@ -73,17 +74,13 @@ export async function changeStatus(
       });
     }
     if (rule.to === 'revoked') await trx.deleteFrom('device_tokens').where('device_id', '=', id).execute();
-    await ctx.audit.record(
-      {
-        actorType: 'user',
-        actorId: actor.userId,
-        action: `device.${action}`,
-        subjectType: 'device',
-        subjectId: id,
-        sourceIp: actor.sourceIp,
-        details: { from: before.status, to: rule.to, reason },
-      },
+    await auditOperator(
+      ctx,
       trx,
+      actor,
+      `device.${action}`,
+      { type: 'device', id },
+      { from: before.status, to: rule.to, reason },
     );
     return next;
   });
@@ -132,18 +129,7 @@ export async function changeTags(
         .values(after.map((tag) => ({ device_id: id, tag })))
         .execute();
     await trx.updateTable('devices').set({ state_version: next }).where('id', '=', id).execute();
-    await ctx.audit.record(
-      {
-        actorType: 'user',
-        actorId: actor.userId,
-        action: 'device.tags',
-        subjectType: 'device',
-        subjectId: id,
-        sourceIp: actor.sourceIp,
-        details: { before: current, after },
-      },
-      trx,
-    );
+    await auditOperator(ctx, trx, actor, 'device.tags', { type: 'device', id }, { before: current, after });
     return next;
   });
   if (stateVersion !== null) rt.presence.send(id, ServerCommands.stateChanged, { stateVersion });

@@ -20,6 +20,7 @@ import type { Selectable } from 'kysely';
 import type { Db, ServerContext } from '../../context.js';
 import type { RegistrationKeysTable } from '../../db/schema.js';
 import type { Actor } from '../../users/service.js';
+import { auditOperator } from '../audit.js';
 import { assertStorableText } from '../text.js';
 
 export type RegistrationKeyRow = Selectable<RegistrationKeysTable>;
@@ -78,23 +79,19 @@ export async function createRegistrationKey(
   };
   await ctx.db.transaction().execute(async (trx) => {
     await trx.insertInto('registration_keys').values(row).execute();
-    await ctx.audit.record(
-      {
-        actorType: 'user',
-        actorId: actor.userId,
-        action: 'regkey.create',
-        subjectType: 'registration_key',
-        subjectId: row.id,
-        sourceIp: actor.sourceIp,
-        details: {
-          name: row.name,
-          tags: parseTags(row.tags),
-          maxUses: row.max_uses,
-          autoAccept: row.auto_accept === 1,
-          expiresAt,
-        },
-      },
+    await auditOperator(
+      ctx,
       trx,
+      actor,
+      'regkey.create',
+      { type: 'registration_key', id: row.id },
+      {
+        name: row.name,
+        tags: parseTags(row.tags),
+        maxUses: row.max_uses,
+        autoAccept: row.auto_accept === 1,
+        expiresAt,
+      },
     );
   });
   return { key: toRegistrationKey(row, now), secret };
@@ -138,17 +135,13 @@ export async function revokeRegistrationKey(
     if (before.revoked_at !== null) return toRegistrationKey(before, now);
     const revokedAt = now.toISOString();
     await trx.updateTable('registration_keys').set({ revoked_at: revokedAt }).where('id', '=', id).execute();
-    await ctx.audit.record(
-      {
-        actorType: 'user',
-        actorId: actor.userId,
-        action: 'regkey.revoke',
-        subjectType: 'registration_key',
-        subjectId: id,
-        sourceIp: actor.sourceIp,
-        details: { name: before.name, uses: Number(before.uses) },
-      },
+    await auditOperator(
+      ctx,
       trx,
+      actor,
+      'regkey.revoke',
+      { type: 'registration_key', id },
+      { name: before.name, uses: Number(before.uses) },
     );
     return toRegistrationKey({ ...before, revoked_at: revokedAt }, now);
   });
