@@ -18,7 +18,14 @@ export default tseslint.config(
       '@typescript-eslint/explicit-module-boundary-types': 'off',
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@flotilla/*/src/*', '../../*/src/*'], message: 'Import a package by its name, never its src/.' }] },
+        {
+          patterns: [
+            {
+              group: ['@flotilla/*/src/*', '../../*/src/*'],
+              message: 'Import a package by its name, never its src/.',
+            },
+          ],
+        },
       ],
     },
   },

@@ -78,12 +78,27 @@ export const ErrorCodes = {
   FLT_KEY_FILE_UNSAFE_MODE: 400,
   FLT_KEY_PASSPHRASE_WRONG: 401,
   FLT_KEY_PASSPHRASE_REQUIRED: 401,
+  // agent updates: fetch, apply transaction, runtimes (docs/updates.md)
+  FLT_DISK_SPACE: 507,
+  FLT_HEALTH_CHECK_FAILED: 503,
+  FLT_RUNTIME_FAILED: 500,
+  FLT_RUNTIME_UNSUPPORTED: 400,
+  FLT_NO_PREVIOUS_RELEASE: 409,
+  FLT_APP_NOT_INSTALLED: 404,
+  // objects, releases, deployments (docs/releases.md)
+  FLT_PACK_INVALID: 400,
+  FLT_RELEASE_OBJECTS_MISSING: 409,
+  FLT_RELEASE_UNSIGNED: 409,
+  FLT_RELEASE_IN_USE: 409,
+  FLT_DEVICE_OFFLINE: 409,
+  FLT_REPORT_STALE: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
 
 export interface ErrorBody {
-  code: ErrorCode | string;
+  /** An ErrorCode from this version, or one a newer peer sent. */
+  code: string;
   message: string;
   details?: unknown;
 }
@@ -124,7 +139,7 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 /** Parses an error envelope received over HTTP back into a FlotillaError (clients: agent, CLI). */
 export function errorFromEnvelope(status: number, body: unknown): FlotillaError {
   if (body && typeof body === 'object' && 'error' in body) {
-    const err = (body as { error: unknown }).error;
+    const err = body.error;
     if (err && typeof err === 'object') {
       const { code, message, details } = err as Record<string, unknown>;
       if (isErrorCode(code) && typeof message === 'string') {
@@ -132,6 +147,7 @@ export function errorFromEnvelope(status: number, body: unknown): FlotillaError 
       }
     }
   }
-  const code: ErrorCode = status >= 500 ? 'FLT_INTERNAL' : status === 404 ? 'FLT_NOT_FOUND' : 'FLT_BAD_REQUEST';
+  const code: ErrorCode =
+    status >= 500 ? 'FLT_INTERNAL' : status === 404 ? 'FLT_NOT_FOUND' : 'FLT_BAD_REQUEST';
   return new FlotillaError(code, `HTTP ${status}`, { details: body });
 }

@@ -14,7 +14,7 @@ import {
   verifyMessage,
 } from '@flotilla/protocol';
 
-test('ed25519 sign/verify round trip and refusals', () => {
+void test('ed25519 sign/verify round trip and refusals', () => {
   const kp = generateEd25519();
   assert.equal(Buffer.from(kp.publicKey, 'base64url').length, 32);
   assert.equal(publicKeyOfPrivatePem(kp.privateKeyPem), kp.publicKey);
@@ -25,11 +25,14 @@ test('ed25519 sign/verify round trip and refusals', () => {
   assert.equal(verifyMessage(generateEd25519().publicKey, msg, sig), false);
   assert.equal(verifyMessage(kp.publicKey, msg, 'garbage'), false);
   assert.equal(verifyMessage('not-a-key', msg, sig), false);
-  assert.throws(() => importPublicKey('AAAA'), (e: unknown) => e instanceof FlotillaError && e.code === 'FLT_PUBLIC_KEY_INVALID');
+  assert.throws(
+    () => importPublicKey('AAAA'),
+    (e: unknown) => e instanceof FlotillaError && e.code === 'FLT_PUBLIC_KEY_INVALID',
+  );
   assert.match(deviceIdFromPublicKey(kp.publicKey), /^[0-9a-f]{32}$/);
 });
 
-test('durations', () => {
+void test('durations', () => {
   assert.equal(parseDurationMs('7d'), 7 * 86_400_000);
   assert.equal(parseDurationMs('30s'), 30_000);
   assert.equal(parseDurationMs('250ms'), 250);
@@ -39,7 +42,7 @@ test('durations', () => {
   assert.equal(formatDurationMs(5_400_000), '1h30m');
 });
 
-test('error envelopes round trip', () => {
+void test('error envelopes round trip', () => {
   const e = new FlotillaError('FLT_REGKEY_REVOKED', 'registration key revoked');
   assert.equal(e.statusCode, 403);
   const back = errorFromEnvelope(403, JSON.parse(JSON.stringify(e.toJSON())));

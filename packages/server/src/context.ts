@@ -43,5 +43,11 @@ export interface ServerContext {
 
 /** Who made a request, set by the auth hooks before any handler runs. */
 export type Principal =
-  | { kind: 'user'; userId: string; username: string; role: 'admin' | 'deployer' | 'viewer'; via: 'session' | 'token' }
+  | {
+      kind: 'user';
+      userId: string;
+      username: string;
+      role: 'admin' | 'deployer' | 'viewer';
+      via: 'session' | 'token';
+    }
   | { kind: 'device'; deviceId: string; status: 'pending' | 'accepted' | 'rejected' | 'revoked' };

@@ -8,7 +8,13 @@ import type { Facts } from '@flotilla/protocol';
  * Node's architecture names (`x64`, `ia32`) differ from the ones operators filter on everywhere else
  * (Debian, Docker, Go: `amd64`, `386`); report the latter so `arch=in=(arm64,amd64)` works.
  */
-const ARCH_NAMES: Record<string, string> = { x64: 'amd64', ia32: '386', arm: 'armhf', ppc64: 'ppc64el', loong64: 'loong64' };
+const ARCH_NAMES: Record<string, string> = {
+  x64: 'amd64',
+  ia32: '386',
+  arm: 'armhf',
+  ppc64: 'ppc64el',
+  loong64: 'loong64',
+};
 
 export function debianArch(nodeArch: string): string {
   return ARCH_NAMES[nodeArch] ?? nodeArch;

@@ -44,7 +44,9 @@ export const ErrorEnvelopeSchema = Type.Object(
 );
 
 export const Pagination = Type.Object({
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.pageSizeMax, default: LIMITS.pageSizeDefault })),
+  limit: Type.Optional(
+    Type.Integer({ minimum: 1, maximum: LIMITS.pageSizeMax, default: LIMITS.pageSizeDefault }),
+  ),
   offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
 });
 

@@ -23,7 +23,11 @@ export const DeviceStatus = Type.Union(
 );
 export type DeviceStatus = Static<typeof DeviceStatus>;
 
-const PublicKey = Type.String({ minLength: 43, maxLength: 43, description: 'Raw Ed25519 public key, base64url' });
+const PublicKey = Type.String({
+  minLength: 43,
+  maxLength: 43,
+  description: 'Raw Ed25519 public key, base64url',
+});
 const Signature = Type.String({ minLength: 86, maxLength: 86, description: 'Ed25519 signature, base64url' });
 const Nonce = Type.String({ minLength: 16, maxLength: 128 });
 
@@ -39,7 +43,10 @@ export const EnrollRequest = Type.Object(
     tags: Type.Optional(Tags),
     facts: Type.Optional(Facts),
   },
-  { additionalProperties: false, description: 'signature = Ed25519 over enrollmentMessage(nonce, publicKey, registrationKey)' },
+  {
+    additionalProperties: false,
+    description: 'signature = Ed25519 over enrollmentMessage(nonce, publicKey, registrationKey)',
+  },
 );
 export type EnrollRequest = Static<typeof EnrollRequest>;
 
@@ -53,10 +60,17 @@ export type TokenChallengeResponse = Static<typeof TokenChallengeResponse>;
 
 export const TokenRequest = Type.Object(
   { deviceId: Id, challenge: Nonce, signature: Signature },
-  { additionalProperties: false, description: 'signature = Ed25519 over tokenChallengeMessage(challenge, deviceId)' },
+  {
+    additionalProperties: false,
+    description: 'signature = Ed25519 over tokenChallengeMessage(challenge, deviceId)',
+  },
 );
 export type TokenRequest = Static<typeof TokenRequest>;
-export const TokenResponse = Type.Object({ token: Type.String(), expiresAt: Timestamp, status: DeviceStatus });
+export const TokenResponse = Type.Object({
+  token: Type.String(),
+  expiresAt: Timestamp,
+  status: DeviceStatus,
+});
 export type TokenResponse = Static<typeof TokenResponse>;
 
 /**

@@ -42,12 +42,19 @@ export type Role = Static<typeof Role>;
 /** Each role includes the ones after it. */
 export const ROLE_RANK: Record<Role, number> = { admin: 3, deployer: 2, viewer: 1 };
 
-export const ServerInfo = Type.Object({ name: Type.Literal('flotilla'), version: Type.String(), database: Type.String() });
+export const ServerInfo = Type.Object({
+  name: Type.Literal('flotilla'),
+  version: Type.String(),
+  database: Type.String(),
+});
 export type ServerInfo = Static<typeof ServerInfo>;
 
 const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.@-]+$' });
 const Password = Type.String({ minLength: 8, maxLength: 1024 });
-const DurationText = Type.String({ pattern: '^\\d+(\\.\\d+)?(ms|s|m|h|d|w)$', description: 'e.g. 30m, 12h, 7d' });
+const DurationText = Type.String({
+  pattern: '^\\d+(\\.\\d+)?(ms|s|m|h|d|w)$',
+  description: 'e.g. 30m, 12h, 7d',
+});
 
 export const User = Type.Object({
   id: Id,
@@ -58,14 +65,23 @@ export const User = Type.Object({
 });
 export type User = Static<typeof User>;
 
-export const LoginRequest = Type.Object({ username: Username, password: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false });
+export const LoginRequest = Type.Object(
+  { username: Username, password: Type.String({ minLength: 1, maxLength: 1024 }) },
+  { additionalProperties: false },
+);
 export type LoginRequest = Static<typeof LoginRequest>;
 export const LoginResponse = Type.Object({ user: User, expiresAt: Timestamp });
 export type LoginResponse = Static<typeof LoginResponse>;
-export const MeResponse = Type.Object({ user: User, via: Type.Union([Type.Literal('session'), Type.Literal('token')]) });
+export const MeResponse = Type.Object({
+  user: User,
+  via: Type.Union([Type.Literal('session'), Type.Literal('token')]),
+});
 export type MeResponse = Static<typeof MeResponse>;
 
-export const CreateUserRequest = Type.Object({ username: Username, password: Password, role: Role }, { additionalProperties: false });
+export const CreateUserRequest = Type.Object(
+  { username: Username, password: Password, role: Role },
+  { additionalProperties: false },
+);
 export type CreateUserRequest = Static<typeof CreateUserRequest>;
 export const UpdateUserRequest = Type.Object(
   { role: Type.Optional(Role), password: Type.Optional(Password), disabled: Type.Optional(Type.Boolean()) },
@@ -89,7 +105,10 @@ export const CreateTokenRequest = Type.Object(
   { additionalProperties: false },
 );
 export type CreateTokenRequest = Static<typeof CreateTokenRequest>;
-export const CreateTokenResponse = Type.Object({ token: ApiToken, secret: Type.String({ description: 'Shown once' }) });
+export const CreateTokenResponse = Type.Object({
+  token: ApiToken,
+  secret: Type.String({ description: 'Shown once' }),
+});
 export type CreateTokenResponse = Static<typeof CreateTokenResponse>;
 export const TokenList = Type.Object({ items: Type.Array(ApiToken) });
 export type TokenList = Static<typeof TokenList>;
@@ -105,7 +124,12 @@ export const RegistrationKey = Type.Object({
   revokedAt: Type.Union([Timestamp, Type.Null()]),
   createdAt: Timestamp,
   createdBy: Type.String(),
-  state: Type.Union([Type.Literal('active'), Type.Literal('revoked'), Type.Literal('expired'), Type.Literal('exhausted')]),
+  state: Type.Union([
+    Type.Literal('active'),
+    Type.Literal('revoked'),
+    Type.Literal('expired'),
+    Type.Literal('exhausted'),
+  ]),
 });
 export type RegistrationKey = Static<typeof RegistrationKey>;
 export const CreateRegistrationKeyRequest = Type.Object(
@@ -119,7 +143,10 @@ export const CreateRegistrationKeyRequest = Type.Object(
   { additionalProperties: false },
 );
 export type CreateRegistrationKeyRequest = Static<typeof CreateRegistrationKeyRequest>;
-export const CreateRegistrationKeyResponse = Type.Object({ key: RegistrationKey, secret: Type.String({ description: 'Shown once' }) });
+export const CreateRegistrationKeyResponse = Type.Object({
+  key: RegistrationKey,
+  secret: Type.String({ description: 'Shown once' }),
+});
 export type CreateRegistrationKeyResponse = Static<typeof CreateRegistrationKeyResponse>;
 export const RegistrationKeyList = Type.Object({ items: Type.Array(RegistrationKey) });
 export type RegistrationKeyList = Static<typeof RegistrationKeyList>;
@@ -139,13 +166,23 @@ export const Device = Type.Object({
 });
 export type Device = Static<typeof Device>;
 
-export const DeviceListQuery = Type.Composite([
-  Pagination,
-  Type.Object({
-    filter: Type.Optional(Type.String({ maxLength: LIMITS.filterChars, description: 'RSQL, e.g. arch==arm64;tags==canary' })),
-    sort: Type.Optional(Type.String({ maxLength: 256, description: 'Comma-separated fields, "-" for descending: -lastSeenAt,id' })),
-  }),
-], { additionalProperties: false });
+export const DeviceListQuery = Type.Composite(
+  [
+    Pagination,
+    Type.Object({
+      filter: Type.Optional(
+        Type.String({ maxLength: LIMITS.filterChars, description: 'RSQL, e.g. arch==arm64;tags==canary' }),
+      ),
+      sort: Type.Optional(
+        Type.String({
+          maxLength: 256,
+          description: 'Comma-separated fields, "-" for descending: -lastSeenAt,id',
+        }),
+      ),
+    }),
+  ],
+  { additionalProperties: false },
+);
 export type DeviceListQuery = Static<typeof DeviceListQuery>;
 export const DeviceList = Page(Device);
 export type DeviceList = Static<typeof DeviceList>;
@@ -176,18 +213,25 @@ export type AuditEntry = Static<typeof AuditEntry>;
 export const AuditQuery = Type.Object(
   {
     actor: Type.Optional(Type.String({ maxLength: 128 })),
-    action: Type.Optional(Type.String({ maxLength: 128, description: 'Exact, or a prefix ending in * (device.*)' })),
+    action: Type.Optional(
+      Type.String({ maxLength: 128, description: 'Exact, or a prefix ending in * (device.*)' }),
+    ),
     subjectType: Type.Optional(Type.String({ maxLength: 64 })),
     subjectId: Type.Optional(Type.String({ maxLength: 128 })),
     since: Type.Optional(Timestamp),
     until: Type.Optional(Timestamp),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: LIMITS.pageSizeMax, default: LIMITS.pageSizeDefault })),
+    limit: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: LIMITS.pageSizeMax, default: LIMITS.pageSizeDefault }),
+    ),
     before: Type.Optional(Type.Integer({ minimum: 1, description: 'Cursor: entries with id below this' })),
   },
   { additionalProperties: false },
 );
 export type AuditQuery = Static<typeof AuditQuery>;
-export const AuditList = Type.Object({ items: Type.Array(AuditEntry), nextBefore: Type.Union([Type.Integer(), Type.Null()]) });
+export const AuditList = Type.Object({
+  items: Type.Array(AuditEntry),
+  nextBefore: Type.Union([Type.Integer(), Type.Null()]),
+});
 export type AuditList = Static<typeof AuditList>;
 
 export { Tag };
