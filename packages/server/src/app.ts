@@ -23,6 +23,7 @@ import { installHttpMetrics } from './http/metrics.js';
 import { installOpenApi } from './http/openapi.js';
 import { installValidators } from './http/validation.js';
 import { createLogger } from './logger.js';
+import { registerReleaseApi } from './releases/index.js';
 import { registerSystemRoutes } from './system/routes.js';
 import { ensureBootstrapAdmin } from './users/bootstrap.js';
 import { registerUserRoutes } from './users/routes.js';
@@ -107,6 +108,7 @@ async function createFastify(
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  await registerDeviceApi(app, ctx);
+  const devices = await registerDeviceApi(app, ctx);
+  await registerReleaseApi(app, ctx, devices);
   return app;
 }

@@ -45,6 +45,17 @@ export const ServerConfigSchema = Type.Object(
     publicUrl: Type.Union([Type.String({ pattern: '^https?://[^\\s]+$' }), Type.Null()], { default: null }),
     /** Trust `X-Forwarded-For` (set when behind a reverse proxy). */
     trustProxy: Type.Boolean({ default: false }),
+    /** Objects no release references are deleted only once older than this (a push uploads first). */
+    objectGcGraceMs: Type.Integer({ minimum: 0, default: 24 * 3_600_000 }),
+    /** How often the object garbage collector runs. */
+    objectGcIntervalMs: Type.Integer({ minimum: 1_000, default: 3_600_000 }),
+    /** Most uncompressed bytes one pack upload may carry. */
+    maxUploadBytes: Type.Integer({ minimum: 1024, default: 4 * 1024 ** 3 }),
+    /**
+     * Single-machine convenience mode: this server holds the offline root and targets keys too and
+     * signs releases itself (docs/security.md explains what that gives up). Off by default.
+     */
+    allowServerSideSigning: Type.Boolean({ default: false }),
   },
   { additionalProperties: false },
 );

@@ -201,3 +201,44 @@ export type DeviceAppList = Static<typeof DeviceAppList>;
 /** Operator actions on a device's app, delivered over the control channel. */
 export const DeviceAppAction = Type.Union([Type.Literal('rollback'), Type.Literal('restart')]);
 export type DeviceAppAction = Static<typeof DeviceAppAction>;
+
+/** `GET /api/v1/deployments/status?app=&version=`: where one release stands across the fleet. */
+export const DeployStatusQuery = Type.Object(
+  { app: AppName, version: ReleaseVersion },
+  { additionalProperties: false },
+);
+export type DeployStatusQuery = Static<typeof DeployStatusQuery>;
+export const DeployStatusDevice = Type.Object({
+  deviceId: Id,
+  desired: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Union([Type.String(), Type.Null()]),
+  phase: Type.Union([UpdatePhase, Type.Null()]),
+  bytesDone: Type.Union([Type.Integer(), Type.Null()]),
+  bytesTotal: Type.Union([Type.Integer(), Type.Null()]),
+  bytesFetched: Type.Union([Type.Integer(), Type.Null()]),
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  updatedAt: Timestamp,
+});
+export type DeployStatusDevice = Static<typeof DeployStatusDevice>;
+export const DeployStatus = Type.Object({
+  app: AppName,
+  version: ReleaseVersion,
+  targetPath: Type.String(),
+  /** Devices per phase (only phases that occur), counting devices assigned or running this release. */
+  phases: Type.Record(Type.String(), Type.Integer()),
+  devices: Type.Array(DeployStatusDevice),
+});
+export type DeployStatus = Static<typeof DeployStatus>;
+
+/** `GET /api/v1/releases?app=` */
+export const ReleaseListQuery = Type.Object({ app: Type.Optional(AppName) }, { additionalProperties: false });
+export type ReleaseListQuery = Static<typeof ReleaseListQuery>;
+
+/** `POST /api/v1/objects/gc` (admin): objects deleted because no release references them. */
+export const OBJECT_GC_ROUTE = '/api/v1/objects/gc';
+export const GcResponse = Type.Object({
+  deleted: Type.Array(Sha256Hex),
+  bytes: Type.Integer({ description: 'Stored bytes freed' }),
+  kept: Type.Integer({ description: 'Unreferenced objects kept because they are within the grace period' }),
+});
+export type GcResponse = Static<typeof GcResponse>;

@@ -28,6 +28,10 @@ export const CONFIG_FIELDS: Readonly<Record<string, FieldSpec>> = {
   offlineAfterMs: { kind: 'duration' },
   publicUrl: { kind: 'string' },
   trustProxy: { kind: 'boolean' },
+  objectGcGraceMs: { kind: 'duration' },
+  objectGcIntervalMs: { kind: 'duration' },
+  maxUploadBytes: { kind: 'integer' },
+  allowServerSideSigning: { kind: 'boolean' },
 };
 
 /** `sessionTtlMs` → `FLOTILLA_SESSION_TTL_MS`. */

@@ -1,0 +1,125 @@
+/** Deployment routes: deploy (deployer), status and device apps (viewer), app actions (deployer), reports (device). */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import {
+  AppName,
+  DEVICE_REPORTS_ROUTE,
+  DeployRequest,
+  DeployResponse,
+  DeployStatus,
+  DeployStatusQuery,
+  DeviceAppAction,
+  DeviceAppList,
+  Id,
+  ReleaseRoutes,
+  Type,
+  UpdateReport,
+} from '@flotilla/protocol';
+import type { DeviceAuthenticator } from '../devices/index.js';
+import { operatorOf, requireRole } from '../http/auth.js';
+import { IdParams, NoContent } from '../http/route-helpers.js';
+import { sourceAddress } from '../http/source-address.js';
+import { requireAccepted } from '../objects/access.js';
+import type { Creator } from '../releases/service.js';
+import { recordReport } from './reports.js';
+import { deploy, deployStatus, deviceApps, sendAppAction } from './service.js';
+import type { DeployServices } from './service.js';
+
+const ActionParams = Type.Object(
+  { id: Id, app: AppName, action: DeviceAppAction },
+  { additionalProperties: false },
+);
+
+function creatorOf(request: FastifyRequest): Creator {
+  const op = operatorOf(request);
+  return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
+}
+
+export function registerDeploymentRoutes(
+  base: FastifyInstance,
+  svc: DeployServices,
+  auth: DeviceAuthenticator,
+): void {
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  const tags = ['deployments'];
+  const { ctx } = svc;
+
+  app.post(
+    ReleaseRoutes.deploy,
+    {
+      schema: {
+        summary: 'Assign a signed release to one device or to the accepted devices a filter selects',
+        tags,
+        body: DeployRequest,
+        response: { 200: DeployResponse },
+      },
+      preHandler: requireRole('deployer'),
+    },
+    async (request) => deploy(svc, request.body, creatorOf(request)),
+  );
+
+  app.get(
+    ReleaseRoutes.deployStatus,
+    {
+      schema: {
+        summary: "Where a release stands: devices per phase and each device's progress",
+        tags,
+        querystring: DeployStatusQuery,
+        response: { 200: DeployStatus },
+      },
+      preHandler: requireRole('viewer'),
+    },
+    async (request) => deployStatus(ctx, request.query.app, request.query.version),
+  );
+
+  app.get(
+    ReleaseRoutes.deviceApps,
+    {
+      schema: {
+        summary: "A device's apps: assigned and committed releases, phase, progress, error",
+        tags,
+        params: IdParams,
+        response: { 200: DeviceAppList },
+      },
+      preHandler: requireRole('viewer'),
+    },
+    async (request) => deviceApps(ctx, request.params.id),
+  );
+
+  app.post(
+    ReleaseRoutes.deviceAppAction,
+    {
+      schema: {
+        summary: 'Ask a connected device to roll an app back or restart it (409 if offline)',
+        tags,
+        params: ActionParams,
+        response: { 204: NoContent },
+      },
+      preHandler: requireRole('deployer'),
+    },
+    async (request, reply) => {
+      const { id, app: appName, action } = request.params;
+      await sendAppAction(svc, id, appName, action, creatorOf(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.post(
+    DEVICE_REPORTS_ROUTE,
+    {
+      schema: {
+        summary: "The agent's report of an update phase",
+        tags: ['device'],
+        body: UpdateReport,
+        response: { 204: NoContent },
+      },
+      preHandler: auth.requireDevice(),
+    },
+    async (request, reply) => {
+      const device = auth.authOf(request);
+      requireAccepted(device.status);
+      await recordReport(ctx, device.deviceId, request.body, sourceAddress(request));
+      return reply.code(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,204 @@
+/**
+ * Deployments: assigning a signed release to devices. Per device, the director's targets are
+ * re-signed naming every app's assigned release (the new one replacing the app's previous), the
+ * device_apps row records the assignment, the device's state_version is bumped, and the device is
+ * told over its WebSocket.
+ */
+import { FlotillaError, ServerCommands, randomId } from '@flotilla/protocol';
+import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList } from '@flotilla/protocol';
+import type { ServerContext } from '../context.js';
+import type { DeviceRuntime } from '../devices/index.js';
+import { compileFilter } from '../devices/index.js';
+import type { Trust } from '../releases/trust.js';
+import { getRelease } from '../releases/service.js';
+import type { Creator } from '../releases/service.js';
+import { toDeviceApp, toStatusDevice } from './rows.js';
+
+export interface DeployServices {
+  ctx: ServerContext;
+  trust: Trust;
+  devices: DeviceRuntime;
+}
+
+export async function deploy(
+  svc: DeployServices,
+  input: DeployRequest,
+  actor: Creator,
+): Promise<DeployResponse> {
+  const { ctx } = svc;
+  if ((input.deviceId === undefined) === (input.filter === undefined))
+    throw new FlotillaError('FLT_VALIDATION', 'give exactly one of deviceId or filter');
+  const release = await getRelease(ctx.db, input.app, input.version);
+  if (!release.signed)
+    throw new FlotillaError(
+      'FLT_RELEASE_UNSIGNED',
+      `${release.app}@${release.version} is not in the signed targets yet; sign it with: flotilla release sign ${release.app}@${release.version}`,
+      { details: { targetPath: release.targetPath } },
+    );
+  const deviceIds = await selectDevices(svc, input);
+  const rollout = randomId('dep_', 8);
+  for (const deviceId of deviceIds) await assignOne(svc, deviceId, release.app, release.targetPath, rollout);
+  await ctx.audit.record({
+    actorType: 'user',
+    actorId: actor.userId,
+    action: 'deployment.create',
+    subjectType: 'release',
+    subjectId: `${release.app}@${release.version}`,
+    sourceIp: actor.sourceIp,
+    details: {
+      rollout,
+      devices: deviceIds.length,
+      ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : { filter: input.filter }),
+    },
+  });
+  return { app: release.app, version: release.version, devices: deviceIds };
+}
+
+async function selectDevices(svc: DeployServices, input: DeployRequest): Promise<string[]> {
+  const { ctx } = svc;
+  if (input.deviceId !== undefined) {
+    const row = await ctx.db
+      .selectFrom('devices')
+      .select('status')
+      .where('id', '=', input.deviceId)
+      .executeTakeFirst();
+    if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${input.deviceId}`);
+    if (row.status !== 'accepted')
+      throw new FlotillaError(
+        'FLT_DEVICE_STATE_CONFLICT',
+        `device ${input.deviceId} is ${row.status}, not accepted`,
+        {
+          details: { status: row.status },
+        },
+      );
+    return [input.deviceId];
+  }
+  const where = compileFilter(input.filter ?? '', {
+    dialect: ctx.dialect,
+    now: ctx.clock.now(),
+    offlineAfterMs: ctx.config.offlineAfterMs,
+    onlineIds: svc.devices.presence.onlineIds(),
+  });
+  const rows = await ctx.db
+    .selectFrom('devices')
+    .select('id')
+    .where('status', '=', 'accepted')
+    .where(where)
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+async function assignOne(
+  svc: DeployServices,
+  deviceId: string,
+  app: string,
+  targetPath: string,
+  rollout: string,
+) {
+  const { ctx } = svc;
+  const others = await ctx.db
+    .selectFrom('device_apps')
+    .select(['desired', 'rollout'])
+    .where('device_id', '=', deviceId)
+    .where('app', '!=', app)
+    .where('desired', 'is not', null)
+    .execute();
+  await svc.trust.director.assign(deviceId, [
+    ...others.map((o) => ({ path: o.desired!, ...(o.rollout !== null && { rollout: o.rollout }) })),
+    { path: targetPath, rollout },
+  ]);
+  const now = ctx.clock.now().toISOString();
+  const stateVersion = await ctx.db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('device_apps')
+      .values({ device_id: deviceId, app, desired: targetPath, rollout, phase: 'assigned', updated_at: now })
+      .onConflict((oc) =>
+        oc.columns(['device_id', 'app']).doUpdateSet({
+          desired: targetPath,
+          rollout,
+          phase: 'assigned',
+          bytes_done: null,
+          bytes_total: null,
+          bytes_fetched: null,
+          error: null,
+          updated_at: now,
+        }),
+      )
+      .execute();
+    const row = await trx
+      .updateTable('devices')
+      .set((eb) => ({ state_version: eb('state_version', '+', 1) }))
+      .where('id', '=', deviceId)
+      .returning('state_version')
+      .executeTakeFirstOrThrow();
+    return Number(row.state_version);
+  });
+  svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
+}
+
+async function requireDevice(ctx: ServerContext, deviceId: string): Promise<void> {
+  const row = await ctx.db.selectFrom('devices').select('id').where('id', '=', deviceId).executeTakeFirst();
+  if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);
+}
+
+export async function deviceApps(ctx: ServerContext, deviceId: string): Promise<DeviceAppList> {
+  await requireDevice(ctx, deviceId);
+  const rows = await ctx.db
+    .selectFrom('device_apps')
+    .selectAll()
+    .where('device_id', '=', deviceId)
+    .orderBy('app')
+    .execute();
+  return { items: rows.map(toDeviceApp) };
+}
+
+export async function deployStatus(ctx: ServerContext, app: string, version: string): Promise<DeployStatus> {
+  const release = await getRelease(ctx.db, app, version);
+  const rows = await ctx.db
+    .selectFrom('device_apps')
+    .selectAll()
+    .where('app', '=', app)
+    .where((eb) => eb.or([eb('desired', '=', release.targetPath), eb('current', '=', release.targetPath)]))
+    .orderBy('device_id')
+    .execute();
+  const phases: Record<string, number> = {};
+  for (const row of rows) {
+    const phase = row.desired === release.targetPath ? (row.phase ?? 'assigned') : 'superseded';
+    phases[phase] = (phases[phase] ?? 0) + 1;
+  }
+  return { app, version, targetPath: release.targetPath, phases, devices: rows.map(toStatusDevice) };
+}
+
+/** Sends `rollback` or `restart` for one app to a connected device. */
+export async function sendAppAction(
+  svc: DeployServices,
+  deviceId: string,
+  app: string,
+  action: 'rollback' | 'restart',
+  actor: Creator,
+): Promise<void> {
+  const { ctx } = svc;
+  await requireDevice(ctx, deviceId);
+  const row = await ctx.db
+    .selectFrom('device_apps')
+    .select('app')
+    .where('device_id', '=', deviceId)
+    .where('app', '=', app)
+    .executeTakeFirst();
+  if (!row) throw new FlotillaError('FLT_NOT_FOUND', `device ${deviceId} has no app ${app}`);
+  if (!svc.devices.presence.send(deviceId, action, { app }))
+    throw new FlotillaError(
+      'FLT_DEVICE_OFFLINE',
+      `device ${deviceId} is not connected to this server; try again when it is online`,
+    );
+  await ctx.audit.record({
+    actorType: 'user',
+    actorId: actor.userId,
+    action: `device.app.${action}`,
+    subjectType: 'device',
+    subjectId: deviceId,
+    sourceIp: actor.sourceIp,
+    details: { app },
+  });
+}

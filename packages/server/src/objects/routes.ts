@@ -1,0 +1,163 @@
+/**
+ * Object routes (protocol `ObjectRoutes`): which objects are missing, pack upload (deployer), per-object
+ * GET (immutable, Range-capable, for proxies and CDNs) and batched pack download (operators and
+ * accepted devices).
+ */
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import {
+  FRAME_CONTENT_TYPE,
+  FlotillaError,
+  MissingObjectsResponse,
+  ObjectIdList,
+  ObjectRoutes,
+  PACK_CODEC_HEADER,
+  PACK_CONTENT_TYPE,
+  PackRequest,
+  Sha256Hex,
+  Type,
+  UploadResponse,
+} from '@flotilla/protocol';
+import type { DeviceAuthenticator } from '../devices/index.js';
+import { requireRole } from '../http/auth.js';
+import { requireOperatorOrDevice } from './access.js';
+import type { ObjectMetrics } from './metrics.js';
+import { packStream, parseCodec } from './pack.js';
+import type { PackRecord } from './pack.js';
+import { parseRange } from './range.js';
+import type { ObjectStore } from './store.js';
+import { receivePack } from './upload.js';
+
+export interface ObjectRoutesOptions {
+  store: ObjectStore;
+  metrics: ObjectMetrics;
+  deviceAuth: DeviceAuthenticator;
+  maxUploadBytes: number;
+}
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+const ObjectParams = Type.Object({ id: Sha256Hex }, { additionalProperties: false });
+
+/** Registers the object routes in their own scope (the pack body parser stays local to them). */
+export async function registerObjectRoutes(base: FastifyInstance, opts: ObjectRoutesOptions): Promise<void> {
+  await base.register((scope, _options, done) => {
+    scope.addContentTypeParser(PACK_CONTENT_TYPE, (_request, payload, next) => next(null, payload));
+    routes(scope, opts);
+    done();
+  });
+}
+
+function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
+  const app = base.withTypeProvider<TypeBoxTypeProvider>();
+  const { store, metrics } = opts;
+  const tags = ['objects'];
+  const reader = requireOperatorOrDevice(opts.deviceAuth);
+
+  app.post(
+    ObjectRoutes.missing,
+    {
+      schema: {
+        summary: 'Which of these objects does the server lack?',
+        tags,
+        body: ObjectIdList,
+        response: { 200: MissingObjectsResponse },
+      },
+      preHandler: requireRole('deployer'),
+    },
+    async (request) => ({ missing: await store.missing(request.body.ids) }),
+  );
+
+  app.post(
+    ObjectRoutes.upload,
+    {
+      schema: {
+        summary: `Upload a pack (${PACK_CONTENT_TYPE}); every record is verified by hash before it is stored`,
+        tags,
+        headers: Type.Object({ [PACK_CODEC_HEADER]: Type.Optional(Type.String()) }),
+        response: { 200: UploadResponse },
+      },
+      preHandler: requireRole('deployer'),
+    },
+    async (request) => {
+      const body: unknown = request.body;
+      if (!(body instanceof Readable))
+        throw new FlotillaError('FLT_UNSUPPORTED_MEDIA_TYPE', `send the pack as ${PACK_CONTENT_TYPE}`);
+      const codec = parseCodec(request.headers[PACK_CODEC_HEADER]);
+      const result = await receivePack(body, codec, { store, metrics, maxBytes: opts.maxUploadBytes });
+      request.log.info({ ...result, codec }, 'pack received');
+      return result;
+    },
+  );
+
+  app.get(
+    ObjectRoutes.object,
+    {
+      schema: {
+        summary: `One object's stored frame (${FRAME_CONTENT_TYPE}); immutable, Range-capable`,
+        tags,
+        params: ObjectParams,
+      },
+      preHandler: reader,
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const etag = `"${id}"`;
+      void reply
+        .header('etag', etag)
+        .header('cache-control', IMMUTABLE)
+        .header('accept-ranges', 'bytes')
+        .header('x-content-type-options', 'nosniff');
+      if (request.headers['if-none-match']?.split(',').some((t) => t.trim().replace(/^W\//, '') === etag))
+        return reply.code(304).send();
+      const frame = await store.get(id);
+      const range = parseRange(request.headers.range, frame.length);
+      if (range.kind === 'unsatisfiable')
+        return reply
+          .code(416)
+          .header('content-range', `bytes */${frame.length}`)
+          .send(new FlotillaError('FLT_BAD_REQUEST', 'the requested range is outside the object').toJSON());
+      const body = range.kind === 'partial' ? frame.subarray(range.start, range.end + 1) : frame;
+      metrics.objectsServed.inc({ via: 'object' });
+      metrics.bytesServed.inc({ via: 'object' }, body.length);
+      void reply.type(FRAME_CONTENT_TYPE);
+      if (range.kind === 'partial')
+        void reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${frame.length}`);
+      return reply.send(body);
+    },
+  );
+
+  app.post(
+    ObjectRoutes.pack,
+    {
+      schema: {
+        summary: 'Objects as one pack stream, compressed as a whole; unknown ids are a 404 listing them',
+        tags,
+        body: PackRequest,
+      },
+      preHandler: reader,
+    },
+    async (request, reply) => {
+      const ids = [...new Set(request.body.ids)];
+      const missing = await store.missing(ids);
+      if (missing.length > 0)
+        throw new FlotillaError('FLT_OBJECT_MISSING', `${missing.length} requested objects are not stored`, {
+          details: { missing },
+        });
+      const codec = request.body.codec ?? 'zstd';
+      async function* records(): AsyncGenerator<PackRecord> {
+        for (const id of ids) {
+          const bytes = Buffer.from(await store.getObject(id));
+          metrics.objectsServed.inc({ via: 'pack' });
+          metrics.bytesServed.inc({ via: 'pack' }, bytes.length);
+          yield { id, bytes };
+        }
+      }
+      const stream = packStream(records(), codec);
+      stream.on('error', (err) =>
+        request.log.error({ err }, 'pack stream failed; the client sees a truncated pack'),
+      );
+      return reply.type(PACK_CONTENT_TYPE).header(PACK_CODEC_HEADER, codec).send(stream);
+    },
+  );
+}

@@ -1,0 +1,156 @@
+/**
+ * Wires the TUF layer into the server: metadata under `<dataDir>/tuf`, online keys under
+ * `<dataDir>/tuf-keys`, the image repository and the per-device director, their routes, metrics
+ * and refresher. With `allowServerSideSigning` (single-machine convenience mode) the server also
+ * holds offline root and targets keys under `<dataDir>/tuf-offline` and signs releases itself.
+ */
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import {
+  FlotillaError,
+  ROLE_RANK,
+  SECRET_PREFIX,
+  generateEd25519,
+  isFlotillaError,
+  readKeyFile,
+  writeKeyFile,
+} from '@flotilla/protocol';
+import type { Signer, TufSubmitResponse } from '@flotilla/protocol';
+import type { TargetFile } from '@tufjs/models';
+import type { ServerContext } from '../context.js';
+import type { DeviceAuthenticator } from '../devices/index.js';
+import { sourceAddress } from '../http/source-address.js';
+import {
+  DirectorRepository,
+  FsMetadataStore,
+  ImageRepository,
+  expiryPolicy,
+  initLocalTrust,
+  loadOrCreateOnlineKeys,
+  registerTufMetrics,
+  signReleaseLocally,
+  startTufRefresher,
+  tufOperatorRoutes,
+  tufRoutes,
+} from '../tuf/index.js';
+import type { LocalOfflineKeys } from '../tuf/index.js';
+import { requireAccepted } from '../objects/access.js';
+
+export interface Trust {
+  image: ImageRepository;
+  director: DirectorRepository;
+  /** Signs a release target with the server-held offline key; null unless `allowServerSideSigning`. */
+  signLocally: ((target: TargetFile) => Promise<void>) | null;
+}
+
+export interface TrustOptions {
+  deviceAuth: DeviceAuthenticator;
+  /** Called after root or targets metadata was accepted (recompute the releases' signed flags). */
+  onTargetsChanged: (image: ImageRepository) => Promise<unknown>;
+}
+
+export async function setUpTrust(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  opts: TrustOptions,
+): Promise<Trust> {
+  const { dataDir } = ctx.config;
+  const store = new FsMetadataStore(join(dataDir, 'tuf'));
+  const keys = await loadOrCreateOnlineKeys(join(dataDir, 'tuf-keys'));
+  const policy = expiryPolicy();
+  const image = new ImageRepository({ store, keys, policy, clock: ctx.clock });
+  const director = new DirectorRepository({ store, keys, policy, clock: ctx.clock, image });
+
+  await app.register(
+    tufRoutes({
+      image,
+      director,
+      authorizeDevice: async (request, deviceId) => {
+        await authorizeDirectorRead(request, deviceId, opts.deviceAuth);
+        // Devices accepted before any deployment get empty targets on first read (idempotent).
+        await director.initDevice(deviceId);
+      },
+    }),
+  );
+  await app.register(
+    tufOperatorRoutes({
+      image,
+      authorize: (request, access) => requireOperator(request, access === 'read' ? 'viewer' : 'admin'),
+      onSubmitted: async (request, result) => {
+        await auditSubmission(ctx, request, result);
+        await opts.onTargetsChanged(image);
+      },
+    }),
+  );
+  registerTufMetrics(ctx.metrics, image, ctx.clock);
+  const refresher = startTufRefresher({ image, director, log: ctx.log });
+  app.addHook('preClose', () => refresher.stop());
+
+  let signLocally: Trust['signLocally'] = null;
+  if (ctx.config.allowServerSideSigning) {
+    ctx.log.warn(
+      'allowServerSideSigning is on: this server holds the offline root and targets keys and signs releases ' +
+        'itself, so a compromise of this server can make devices run anything (docs/security.md)',
+    );
+    const offline = await loadOfflineKeys(join(dataDir, 'tuf-offline'));
+    await initLocalTrust(image, offline, ctx.clock);
+    signLocally = async (target) => {
+      await signReleaseLocally(image, offline, target, ctx.clock);
+    };
+  }
+  return { image, director, signLocally };
+}
+
+function requireOperator(request: FastifyRequest, role: 'viewer' | 'admin'): void {
+  const p = request.principal;
+  if (p?.kind !== 'user') throw new FlotillaError('FLT_UNAUTHENTICATED', 'sign in or send an API token');
+  if (ROLE_RANK[p.role] < ROLE_RANK[role])
+    throw new FlotillaError('FLT_FORBIDDEN', `this action needs the ${role} role (you are ${p.role})`);
+}
+
+/** A device reads only its own director metadata; operators (viewer and up) read any. */
+async function authorizeDirectorRead(
+  request: FastifyRequest,
+  deviceId: string,
+  deviceAuth: DeviceAuthenticator,
+): Promise<void> {
+  if (request.principal?.kind === 'user') return;
+  const header = request.headers.authorization;
+  if (header === undefined || !header.includes(SECRET_PREFIX.deviceToken))
+    throw new FlotillaError('FLT_UNAUTHENTICATED', 'send the device token');
+  const device = await deviceAuth.authenticate(header);
+  requireAccepted(device.status);
+  if (device.deviceId !== deviceId)
+    throw new FlotillaError('FLT_FORBIDDEN', 'a device may read only its own director metadata');
+}
+
+async function auditSubmission(ctx: ServerContext, request: FastifyRequest, result: TufSubmitResponse) {
+  const p = request.principal;
+  await ctx.audit.record({
+    actorType: 'user',
+    actorId: p?.kind === 'user' ? p.userId : 'unknown',
+    action: `tuf.${result.role}.submit`,
+    subjectType: 'tuf',
+    subjectId: `image/${result.role}`,
+    sourceIp: sourceAddress(request),
+    details: { ...result },
+  });
+}
+
+async function loadOfflineKeys(dir: string): Promise<LocalOfflineKeys> {
+  const load = async (role: 'root' | 'targets'): Promise<Signer> => {
+    const path = join(dir, `${role}.key.json`);
+    try {
+      return (await readKeyFile(path)).signer;
+    } catch (e) {
+      if (!isFlotillaError(e) || e.code !== 'FLT_NOT_FOUND') throw e;
+    }
+    try {
+      return (await writeKeyFile(path, { role, privateKeyPem: generateEd25519().privateKeyPem })).signer;
+    } catch (e) {
+      if (isFlotillaError(e) && e.code === 'FLT_CONFLICT') return (await readKeyFile(path)).signer;
+      throw e;
+    }
+  };
+  return { root: await load('root'), targets: await load('targets') };
+}
