@@ -8,8 +8,11 @@ import { serverUrlArg } from './args.js';
 import { registerAgentCommand } from './commands/agent/run.js';
 import { registerAuditCommands } from './commands/audit/index.js';
 import { registerAuthCommands } from './commands/auth/index.js';
+import { registerDeployCommands } from './commands/deploy/index.js';
 import { registerDeviceCommands } from './commands/devices/index.js';
+import { registerKeyCommands } from './commands/keys/index.js';
 import { registerRegistrationKeyCommands } from './commands/regkeys/index.js';
+import { registerReleaseCommands } from './commands/release/index.js';
 import { registerServerCommand } from './commands/server/run.js';
 import { registerTokenCommands } from './commands/tokens/index.js';
 import { registerUpCommand } from './commands/up/run.js';
@@ -44,6 +47,10 @@ export function buildProgram(io: CliIo): Command {
   registerAuthCommands(program, io);
   registerRegistrationKeyCommands(program, io);
   registerDeviceCommands(program, io);
+  registerKeyCommands(program, io);
+  registerReleaseCommands(program, io);
+  // After devices: also adds `devices apps|rollback|restart` to that group.
+  registerDeployCommands(program, io);
   registerAuditCommands(program, io);
   registerUserCommands(program, io);
   registerTokenCommands(program, io);

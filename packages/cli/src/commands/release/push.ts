@@ -1,0 +1,121 @@
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import type { RuntimeKind } from '@flotilla/protocol';
+import { durationArg } from '../../args.js';
+import { contextFor } from '../../context.js';
+import { examples } from '../../help.js';
+import type { CliIo } from '../../io.js';
+import { dedupRatio, formatBytes, PushProgress } from '../../push/progress.js';
+import { pushRelease } from '../../push/push-release.js';
+import { checkAppName, checkVersion } from '../../push/release-ref.js';
+import { releaseConfig } from '../../push/release-config.js';
+import { sourceDirectory } from '../../push/source-dir.js';
+import { bearerTokenFor } from '../../push/token.js';
+import { httpTransport } from '../../push/transport.js';
+import { DEFAULT_TARGETS_EXPIRES, expiresIn } from '../../signing/expiry.js';
+import { keyPassphrase } from '../../signing/passphrase.js';
+import { keyFileOptions, keysDirOf } from '../keys/options.js';
+import type { KeyFileOptions } from '../keys/options.js';
+
+interface PushOptions extends KeyFileOptions {
+  app: string;
+  appVersion: string;
+  runtime: RuntimeKind;
+  entrypoint?: string[];
+  configFile?: string;
+  expires: string;
+}
+
+const PUSHABLE: readonly RuntimeKind[] = ['files', 'process'];
+
+function runtimeArg(value: string): RuntimeKind {
+  const runtime = PUSHABLE.find((r) => r === value);
+  if (!runtime) throw new InvalidArgumentError(`must be one of ${PUSHABLE.join(', ')}`);
+  return runtime;
+}
+
+export function registerReleasePush(parent: Command, io: CliIo): void {
+  const cmd = keyFileOptions(
+    parent
+      .command('push')
+      .description(
+        'upload a directory as a release (only the chunks the server lacks) and sign it with the offline targets key',
+      )
+      .argument('<dir>', 'the directory that becomes the release tree'),
+  )
+    .requiredOption('--app <name>', 'app name, e.g. web')
+    .requiredOption(
+      '--app-version <version>',
+      'release version, e.g. 1.4.0 (not --version: that prints the CLI version)',
+    )
+    .option('--runtime <kind>', 'how devices run it: files or process', runtimeArg, 'files')
+    .option(
+      '--entrypoint <argv...>',
+      'argv the process runtime starts, e.g. ./bin/web serve (arguments starting with - go in --config-file)',
+    )
+    .option('--config-file <file>', 'runtime configuration as a JSON object (see docs/cli.md)')
+    .option(
+      '--expires <duration>',
+      'lifetime of the new targets metadata',
+      durationArg,
+      DEFAULT_TARGETS_EXPIRES,
+    )
+    .action(async (dir: string, opts: PushOptions, command: Command) => {
+      const ctx = contextFor(io, command);
+      const app = checkAppName(opts.app);
+      const version = checkVersion(opts.appVersion);
+      const source = await sourceDirectory(io.cwd, dir);
+      const config = await releaseConfig({
+        cwd: io.cwd,
+        runtime: opts.runtime,
+        configFile: opts.configFile,
+        entrypoint: opts.entrypoint,
+      });
+      const client = await ctx.client();
+      const transport = httpTransport(client, await bearerTokenFor(ctx, client));
+      const passphrase = await keyPassphrase(io, opts.passphraseStdin);
+      const progress = new PushProgress(io.stderr, !ctx.out.json && io.stderr.isTTY === true);
+      const result = await pushRelease(
+        client,
+        transport,
+        {
+          dir: source,
+          app,
+          version,
+          runtime: opts.runtime,
+          config,
+          keysDir: keysDirOf(ctx, opts),
+          passphrase,
+          targetsExpires: expiresIn(opts.expires),
+        },
+        (stats) => progress.update(stats),
+      ).catch((error: unknown) => {
+        progress.abort();
+        throw error;
+      });
+      progress.done(result.upload);
+      ctx.out.result(result, () => {
+        const { upload, tree } = result;
+        ctx.out.line(`pushed ${app}@${version} and signed targets v${result.targetsVersion}`);
+        ctx.out.fields([
+          ['target', result.targetPath],
+          [
+            'tree',
+            `${tree.files} files, ${tree.dirs} dirs, ${formatBytes(tree.bytes)}, ${tree.chunks} chunks`,
+          ],
+          [
+            'uploaded',
+            `${upload.uploadedObjects} of ${upload.objects} objects, ${formatBytes(upload.uploadedBytes)} ` +
+              `(${formatBytes(upload.wireBytes)} on the wire)`,
+          ],
+          ['dedup', `${(dedupRatio(upload) * 100).toFixed(1)}% already on the server`],
+        ]);
+      });
+    });
+  examples(cmd, [
+    'flotilla release push ./site --app web --app-version 1.4.0',
+    'flotilla release push ./build --app api --app-version 2.0.1 --runtime process --entrypoint ./bin/api serve',
+    'flotilla release push ./build --app api --app-version 2.0.2 --runtime process --config-file api.json',
+    'echo "$PASSPHRASE" | flotilla release push ./site --app web --app-version 1.4.1 --passphrase-stdin --json',
+  ]);
+}

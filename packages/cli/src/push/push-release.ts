@@ -1,0 +1,79 @@
+/**
+ * `release push` end to end: load the offline targets keys (so a wrong passphrase fails before
+ * anything is sent), build the tree while uploading what the server lacks, create the release,
+ * then publish targets v(N+1) naming it, signed offline. The server re-signs snapshot and timestamp.
+ */
+import { buildTree } from '@flotilla/store';
+import type { BuildStats } from '@flotilla/store';
+import { FlotillaError, releaseTarget } from '@flotilla/protocol';
+import type { Release, ReleaseTargetCustom, RuntimeKind } from '@flotilla/protocol';
+import type { ApiClient } from '../api/client.js';
+import { currentRoot } from '../signing/image-api.js';
+import { loadRoleKeys } from '../signing/role-keys.js';
+import { publishTargets } from '../signing/sign.js';
+import { dedupRatio } from './progress.js';
+import { createRelease } from './releases-api.js';
+import { UploadSink } from './upload-sink.js';
+import type { UploadStats } from './upload-sink.js';
+import type { ObjectTransport } from './transport.js';
+
+export interface PushInput {
+  dir: string;
+  app: string;
+  version: string;
+  runtime: RuntimeKind;
+  config?: Record<string, unknown> | undefined;
+  keysDir: string;
+  passphrase: string | undefined;
+  targetsExpires: Date;
+}
+
+export interface PushResult {
+  release: Release;
+  targetPath: string;
+  targetsVersion: number;
+  tree: BuildStats;
+  upload: UploadStats & { dedupRatio: number };
+}
+
+export async function pushRelease(
+  client: ApiClient,
+  transport: ObjectTransport,
+  input: PushInput,
+  onProgress?: (stats: Readonly<UploadStats>) => void,
+): Promise<PushResult> {
+  const root = await currentRoot(client);
+  const keys = await loadRoleKeys(input.keysDir, root, 'targets', input.passphrase);
+  const sink = new UploadSink({ transport, ...(onProgress && { onProgress }) });
+  const built = await buildTree(input.dir, { sink });
+  const upload = await sink.finish();
+  const release = await createRelease(client, {
+    app: input.app,
+    version: input.version,
+    runtime: input.runtime,
+    rootObject: built.root,
+    ...(input.config !== undefined && { config: input.config }),
+  });
+  if (release.rootObject !== built.root) {
+    throw new FlotillaError(
+      'FLT_CONFLICT',
+      `${input.app}@${input.version} already exists with another tree (${release.rootObject})`,
+    );
+  }
+  const custom: ReleaseTargetCustom = {
+    app: input.app,
+    version: input.version,
+    runtime: input.runtime,
+    rootObject: built.root,
+    ...(input.config !== undefined && { config: input.config }),
+  };
+  const target = releaseTarget(custom, sink.rootLength(built.root));
+  const { response } = await publishTargets(client, keys, [target], input.targetsExpires);
+  return {
+    release: { ...release, signed: true },
+    targetPath: target.path,
+    targetsVersion: response.version,
+    tree: built.stats,
+    upload: { ...upload, dedupRatio: dedupRatio(upload) },
+  };
+}

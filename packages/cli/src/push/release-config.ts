@@ -1,0 +1,61 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { FlotillaError } from '@flotilla/protocol';
+import type { RuntimeKind } from '@flotilla/protocol';
+
+const MAX_CONFIG_BYTES = 256 * 1024;
+
+/**
+ * The release's runtime configuration: the JSON object in `--config-file`, with `--entrypoint`
+ * as `process.command` (the process runtime's argv). The agent validates the result against its
+ * runtime before installing anything; here only the shape is checked, for an early clear error.
+ */
+export async function releaseConfig(opts: {
+  cwd: string;
+  runtime: RuntimeKind;
+  configFile?: string | undefined;
+  entrypoint?: readonly string[] | undefined;
+}): Promise<Record<string, unknown> | undefined> {
+  let config: Record<string, unknown> | undefined;
+  if (opts.configFile !== undefined) config = await readConfigFile(resolve(opts.cwd, opts.configFile));
+  if (opts.entrypoint !== undefined && opts.entrypoint.length > 0) {
+    if (opts.runtime !== 'process') {
+      throw new FlotillaError('FLT_VALIDATION', '--entrypoint is for --runtime process');
+    }
+    const section = config?.process;
+    if (section !== undefined && (typeof section !== 'object' || section === null || Array.isArray(section)))
+      throw new FlotillaError('FLT_VALIDATION', 'the config file\'s "process" must be an object');
+    config = { ...config, process: { ...section, command: [...opts.entrypoint] } };
+  }
+  return config;
+}
+
+async function readConfigFile(path: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new FlotillaError(
+      code === 'ENOENT' ? 'FLT_NOT_FOUND' : 'FLT_IO',
+      `cannot read config file ${path}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  if (Buffer.byteLength(text) > MAX_CONFIG_BYTES)
+    throw new FlotillaError(
+      'FLT_LIMIT_EXCEEDED',
+      `config file ${path} is larger than ${MAX_CONFIG_BYTES} bytes`,
+    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw new FlotillaError('FLT_BAD_JSON', `config file ${path} is not JSON: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new FlotillaError('FLT_VALIDATION', `config file ${path} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
