@@ -25,6 +25,8 @@ export const FactValue = Type.Union([
 export type FactValue = Static<typeof FactValue>;
 export const Facts = Type.Record(Type.String({ pattern: NAME_PATTERN }), FactValue, {
   maxProperties: LIMITS.factsPerDevice,
+  // Keys not matching NAME_PATTERN are refused, not passed through unchecked.
+  additionalProperties: false,
   description: 'Inventory facts: name → string, number, boolean or list of strings',
 });
 export type Facts = Static<typeof Facts>;
