@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { FlotillaError, newImageRoot, signMetadata } from '@flotilla/protocol';
+import { FlotillaError, newImageRoot } from '@flotilla/protocol';
 import { durationArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { examples, usageError } from '../../help.js';
@@ -8,7 +8,7 @@ import { DEFAULT_ROOT_EXPIRES, expiresIn } from '../../signing/expiry.js';
 import { onlineKeys, submitRoot, tufStatus } from '../../signing/image-api.js';
 import { generateKeys, keyIdsOnDisk, OFFLINE_ROLES } from '../../signing/keys-dir.js';
 import { newKeyPassphrase } from '../../signing/passphrase.js';
-import { discardKeys } from '../../signing/sign.js';
+import { discardKeys, signWith } from '../../signing/sign.js';
 import { keyCountArg, keyFileOptions, keysDirOf } from './options.js';
 import type { KeyFileOptions } from './options.js';
 
@@ -68,10 +68,7 @@ export function registerKeysInit(parent: Command, io: CliIo): void {
           online,
           expires: expiresIn(opts.expires),
         });
-        await signMetadata(
-          root,
-          rootKeys.slice(0, threshold).map((k) => k.signer),
-        );
+        await signWith(root, { keys: rootKeys, threshold });
         const response = await submitRoot(client, root);
         const result = {
           keysDir,

@@ -14,10 +14,7 @@ export interface KeyFileOptions {
 export function keyFileOptions(cmd: Command): Command {
   return cmd
     .option('--keys-dir <dir>', 'where the offline keys are (default: <config-dir>/keys)')
-    .option(
-      '--passphrase-stdin',
-      `read the key passphrase from stdin (default: $${PASSPHRASE_ENV}, else keys are unencrypted)`,
-    );
+    .option('--passphrase-stdin', `read the key passphrase from stdin (default: $${PASSPHRASE_ENV})`);
 }
 
 export function keysDirOf(ctx: CommandContext, opts: KeyFileOptions): string {

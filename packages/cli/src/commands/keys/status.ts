@@ -5,6 +5,7 @@ import { contextFor } from '../../context.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import { relativeTime } from '../../output/format.js';
+import type { Printer } from '../../output/printer.js';
 import { currentRoot, tufStatus } from '../../signing/image-api.js';
 import { keyIdsOnDisk, OFFLINE_ROLES } from '../../signing/keys-dir.js';
 import { keysDirOf } from './options.js';
@@ -56,12 +57,7 @@ export function registerKeysStatus(parent: Command, io: CliIo): void {
   examples(cmd, ['flotilla keys status', 'flotilla keys status --json | jq .warnings']);
 }
 
-function printStatus(
-  out: ReturnType<typeof contextFor>['out'],
-  status: TufStatus,
-  keysDir: string,
-  local: readonly LocalKeys[],
-): void {
+function printStatus(out: Printer, status: TufStatus, keysDir: string, local: readonly LocalKeys[]): void {
   if (!status.initialized) {
     out.note('the image repository has no root yet: run `flotilla keys init`');
     return;
