@@ -88,6 +88,19 @@ void describe('flotilla release against a real server', () => {
   const showRelease = async (version: string) =>
     json<Release>(await srv.run(['release', 'show', `web@${version}`, '--json']));
 
+  void test('pushing the same tree again uploads and signs nothing; other content under that version is refused', async () => {
+    const again = json<PushResult>(await push('1.4.0'));
+    assert.equal(again.upload.uploadedObjects, 0);
+    assert.equal(again.targetsVersion, 2, 'targets not re-signed');
+    await writeFile(join(tree, 'index.html'), '<h1>not 1.4.0</h1>\n');
+    const conflict = await push('1.4.0');
+    assert.equal(conflict.code, 1);
+    assert.match(conflict.stderr, /^error \[FLT_CONFLICT\]/);
+    await writeFile(join(tree, 'index.html'), '<h1>v2</h1>\n');
+    const targets = await currentTargets(await apiClient(srv));
+    assert.equal(targets?.signed.version, 2);
+  });
+
   void test('ls, show and diff', async () => {
     const list = json<ReleaseList>(await srv.run(['release', 'ls', '--app', 'web', '--json']));
     assert.deepEqual(list.items.map((r) => r.version).sort(), ['1.3.0', '1.4.0']);
@@ -208,7 +221,7 @@ void describe('flotilla release against a real server', () => {
       tty: true,
     });
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stderr, /read, .* uploaded .*on the wire\), dedup \d+\.\d%/);
+    assert.match(res.stderr, /read \(\d+ chunks, \d+ objects\), .* uploaded .*on the wire\), dedup \d+\.\d%/);
     assert.match(res.stdout, /pushed web@1\.5\.0 and signed targets v\d+/);
   });
 });

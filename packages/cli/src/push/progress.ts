@@ -25,7 +25,7 @@ export function dedupRatio(stats: Readonly<UploadStats>): number {
 
 export function progressLine(stats: Readonly<UploadStats>): string {
   return (
-    `${formatBytes(stats.bytes)} in ${stats.objects} objects read, ` +
+    `${formatBytes(stats.bytes)} read (${stats.chunks} chunks, ${stats.objects} objects), ` +
     `${formatBytes(stats.uploadedBytes)} in ${stats.uploadedObjects} uploaded ` +
     `(${formatBytes(stats.wireBytes)} on the wire), dedup ${(dedupRatio(stats) * 100).toFixed(1)}%`
   );

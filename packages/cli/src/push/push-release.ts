@@ -8,7 +8,7 @@ import type { BuildStats } from '@flotilla/store';
 import { FlotillaError, releaseTarget } from '@flotilla/protocol';
 import type { Release, ReleaseTargetCustom, RuntimeKind } from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
-import { currentRoot } from '../signing/image-api.js';
+import { currentRoot, currentTargets } from '../signing/image-api.js';
 import { loadRoleKeys } from '../signing/role-keys.js';
 import { publishTargets } from '../signing/sign.js';
 import { dedupRatio } from './progress.js';
@@ -68,11 +68,16 @@ export async function pushRelease(
     ...(input.config !== undefined && { config: input.config }),
   };
   const target = releaseTarget(custom, sink.rootLength(built.root));
-  const { response } = await publishTargets(client, keys, [target], input.targetsExpires);
+  // Pushing the same tree again (e.g. after a network failure while signing) signs only once.
+  const current = await currentTargets(client);
+  const signedAlready = current?.signed.targets[target.path]?.equals(target) === true;
+  const targetsVersion = signedAlready
+    ? (current?.signed.version ?? 0)
+    : (await publishTargets(client, keys, [target], input.targetsExpires, current)).response.version;
   return {
     release: { ...release, signed: true },
     targetPath: target.path,
-    targetsVersion: response.version,
+    targetsVersion,
     tree: built.stats,
     upload: { ...upload, dedupRatio: dedupRatio(upload) },
   };

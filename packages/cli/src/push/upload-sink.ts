@@ -11,6 +11,8 @@ import type { PackRecord } from './pack.js';
 import type { ObjectTransport } from './transport.js';
 
 export interface UploadStats {
+  /** File content chunks produced (each distinct id once). */
+  chunks: number;
   /** Chunks and tree objects produced (each distinct id once). */
   objects: number;
   /** Their uncompressed bytes. */
@@ -36,7 +38,14 @@ export interface UploadSinkOptions {
 export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
 
 export class UploadSink implements ObjectSink {
-  readonly stats: UploadStats = { objects: 0, bytes: 0, uploadedObjects: 0, uploadedBytes: 0, wireBytes: 0 };
+  readonly stats: UploadStats = {
+    chunks: 0,
+    objects: 0,
+    bytes: 0,
+    uploadedObjects: 0,
+    uploadedBytes: 0,
+    wireBytes: 0,
+  };
   private batch: PackRecord[] = [];
   private batchBytes = 0;
   private inFlight: Promise<void> = Promise.resolve();
@@ -55,6 +64,7 @@ export class UploadSink implements ObjectSink {
   }
 
   putChunk(id: string, bytes: Uint8Array): Promise<void> {
+    this.stats.chunks++;
     return this.add(id, bytes);
   }
 

@@ -21,7 +21,8 @@ export async function signWith(md: Metadata<Root> | Metadata<Targets>, keys: Rol
 }
 
 /**
- * Publishes targets v(N+1): the current targets plus `add`, expiring at `expires`, signed offline.
+ * Publishes targets v(N+1): the current targets (fetched unless given) plus `add`, expiring at
+ * `expires`, signed offline.
  * The server checks the signatures and version and re-signs snapshot and timestamp.
  */
 export async function publishTargets(
@@ -29,8 +30,9 @@ export async function publishTargets(
   keys: RoleSigningKeys,
   add: readonly TargetFile[],
   expires: Date,
+  current?: Metadata<Targets>,
 ): Promise<{ md: Metadata<Targets>; response: TufSubmitResponse }> {
-  const md = nextTargets(await currentTargets(client), add, expires);
+  const md = nextTargets(current ?? (await currentTargets(client)), add, expires);
   await signWith(md, keys);
   return { md, response: await submitTargets(client, md) };
 }
