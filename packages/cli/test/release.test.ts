@@ -199,6 +199,10 @@ void describe('flotilla release against a real server', () => {
       assert.match(res.stderr, c.code, c.argv.join(' '));
     }
     assert.equal(json<ReleaseList>(await srv.run(['release', 'ls', '--json'])).items.length, before);
+    // The global --version would print the CLI version and exit 0: after `release push` it is refused.
+    const versionFlag = await srv.run(['release', 'push', tree, '--app', 'web', '--version', '9.9.9']);
+    assert.equal(versionFlag.code, 2);
+    assert.match(versionFlag.stderr, /takes the version as --app-version/);
     const runtime = await srv.run([
       'release',
       'push',

@@ -5,10 +5,12 @@ import { registerReleaseDiff } from './diff.js';
 import { registerReleaseList } from './ls.js';
 import { registerReleasePush } from './push.js';
 import { registerReleaseShow } from './show.js';
+import { refuseVersionFlagOnPush } from './version-guard.js';
 
 export function registerReleaseCommands(program: Command, io: CliIo): void {
   const group = program.command('release').description('releases: signed, content-addressed app trees');
   registerReleasePush(group, io);
+  refuseVersionFlagOnPush(program);
   registerReleaseList(group, io);
   registerReleaseShow(group, io);
   registerReleaseDiff(group, io);
