@@ -40,6 +40,16 @@ void describe('flotilla keys against a real server', () => {
     assert.equal((await status()).initialized, false);
   });
 
+  void test('when the server refuses root v1, init removes the keys it created', async () => {
+    // A root that has expired by the time it arrives (TUF expiry has whole seconds).
+    const res = await srv.run(['keys', 'init', '--no-passphrase', '--expires', '1ms']);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^error \[FLT_TUF_FREEZE\]/);
+    assert.deepEqual(await keyFiles('root'), []);
+    assert.deepEqual(await keyFiles('targets'), []);
+    assert.equal((await status()).initialized, false);
+  });
+
   void test('init writes encrypted 0600 key files and the server accepts root v1', async () => {
     const res = await srv.run(['keys', 'init', '--passphrase-stdin', '--expires', '10d', '--json'], {
       stdin: `${PASSPHRASE}\n`,

@@ -3,7 +3,7 @@
  * each key a file named after its TUF key id (`<keys-dir>/<role>/<keyid>.json`, mode 0600), so a
  * rotation adds files and never replaces one, and signing picks the files the current root names.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { FlotillaError, generateEd25519, tufKeyFromPublicKey, writeKeyFile } from '@flotilla/protocol';
 import type { LoadedKey } from '@flotilla/protocol';
@@ -41,12 +41,26 @@ export async function generateKeys(
   passphrase: string | undefined,
 ): Promise<LoadedKey[]> {
   const keys: LoadedKey[] = [];
-  for (let i = 0; i < count; i++) {
-    const { privateKeyPem, publicKey } = generateEd25519();
-    const path = keyFilePath(keysDir, role, tufKeyFromPublicKey(publicKey).keyID);
-    keys.push(
-      await writeKeyFile(path, { role, privateKeyPem }, passphrase === undefined ? {} : { passphrase }),
-    );
+  try {
+    for (let i = 0; i < count; i++) {
+      const { privateKeyPem, publicKey } = generateEd25519();
+      const path = keyFilePath(keysDir, role, tufKeyFromPublicKey(publicKey).keyID);
+      keys.push(
+        await writeKeyFile(path, { role, privateKeyPem }, passphrase === undefined ? {} : { passphrase }),
+      );
+    }
+  } catch (error) {
+    await discardKeys(keysDir, role, keys);
+    throw error;
   }
   return keys;
+}
+
+/** Removes key files that were generated but never registered (the server refused the root). */
+export async function discardKeys(
+  keysDir: string,
+  role: OfflineRole,
+  keys: readonly LoadedKey[],
+): Promise<void> {
+  for (const key of keys) await rm(keyFilePath(keysDir, role, key.keyId), { force: true });
 }

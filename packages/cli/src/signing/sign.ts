@@ -2,14 +2,11 @@
  * Signing and publishing offline metadata: new roots (signed by the old root keys and the new
  * ones) and new targets versions (signed by the targets keys the current root names).
  */
-import { rm } from 'node:fs/promises';
 import type { Metadata, Root, TargetFile, Targets } from '@tufjs/models';
 import { nextTargets, signMetadata } from '@flotilla/protocol';
-import type { LoadedKey, TufSubmitResponse } from '@flotilla/protocol';
+import type { TufSubmitResponse } from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
 import { currentTargets, submitTargets } from './image-api.js';
-import { keyFilePath } from './keys-dir.js';
-import type { OfflineRole } from './keys-dir.js';
 import type { RoleSigningKeys } from './role-keys.js';
 
 /** Signs with the first `threshold` keys: more signatures add nothing a client checks. */
@@ -35,13 +32,4 @@ export async function publishTargets(
   const md = nextTargets(current ?? (await currentTargets(client)), add, expires);
   await signWith(md, keys);
   return { md, response: await submitTargets(client, md) };
-}
-
-/** Removes key files that were generated but never registered (the server refused the root). */
-export async function discardKeys(
-  keysDir: string,
-  role: OfflineRole,
-  keys: readonly LoadedKey[],
-): Promise<void> {
-  for (const key of keys) await rm(keyFilePath(keysDir, role, key.keyId), { force: true });
 }

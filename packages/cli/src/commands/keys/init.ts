@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
 import { FlotillaError, newImageRoot } from '@flotilla/protocol';
+import type { LoadedKey } from '@flotilla/protocol';
 import { durationArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { examples, usageError } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import { DEFAULT_ROOT_EXPIRES, expiresIn } from '../../signing/expiry.js';
 import { onlineKeys, submitRoot, tufStatus } from '../../signing/image-api.js';
-import { generateKeys, keyIdsOnDisk, OFFLINE_ROLES } from '../../signing/keys-dir.js';
+import { discardKeys, generateKeys, keyIdsOnDisk, OFFLINE_ROLES } from '../../signing/keys-dir.js';
 import { newKeyPassphrase } from '../../signing/passphrase.js';
-import { discardKeys, signWith } from '../../signing/sign.js';
+import { signWith } from '../../signing/sign.js';
 import { keyCountArg, keyFileOptions, keysDirOf } from './options.js';
 import type { KeyFileOptions } from './options.js';
 
@@ -58,9 +59,12 @@ export function registerKeysInit(parent: Command, io: CliIo): void {
       }
       const passphrase = await newKeyPassphrase(io, opts);
       const online = await onlineKeys(client);
-      const rootKeys = await generateKeys(keysDir, 'root', rootKeyCount, passphrase);
-      const targetsKeys = await generateKeys(keysDir, 'targets', 1, passphrase);
+      const rootKeys: LoadedKey[] = [];
+      const targetsKeys: LoadedKey[] = [];
+      let registered: { version: number; expires: string };
       try {
+        rootKeys.push(...(await generateKeys(keysDir, 'root', rootKeyCount, passphrase)));
+        targetsKeys.push(...(await generateKeys(keysDir, 'targets', 1, passphrase)));
         const root = newImageRoot({
           rootKeys: rootKeys.map((k) => k.signer.key),
           rootThreshold: threshold,
@@ -69,32 +73,30 @@ export function registerKeysInit(parent: Command, io: CliIo): void {
           expires: expiresIn(opts.expires),
         });
         await signWith(root, { keys: rootKeys, threshold });
-        const response = await submitRoot(client, root);
-        const result = {
-          keysDir,
-          encrypted: passphrase !== undefined,
-          root: { version: response.version, expires: root.signed.expires, threshold },
-          keys: {
-            root: rootKeys.map((k) => k.keyId),
-            targets: targetsKeys.map((k) => k.keyId),
-          },
-        };
-        ctx.out.result(result, () => {
-          ctx.out.line(`registered root v${response.version} with ${client.baseUrl}`);
-          ctx.out.fields([
-            ['keys dir', keysDir],
-            ['encrypted', result.encrypted ? 'yes' : 'no'],
-            ['root keys', `${result.keys.root.join(', ')} (threshold ${threshold})`],
-            ['targets key', result.keys.targets.join(', ')],
-            ['root expires', root.signed.expires],
-          ]);
-          ctx.out.warn(`back up ${keysDir} offline: without these keys no new release can be signed`);
-        });
+        registered = { version: (await submitRoot(client, root)).version, expires: root.signed.expires };
       } catch (error) {
+        // Keys the server never accepted protect nothing: remove them so that init can run again.
         await discardKeys(keysDir, 'root', rootKeys);
         await discardKeys(keysDir, 'targets', targetsKeys);
         throw error;
       }
+      const result = {
+        keysDir,
+        encrypted: passphrase !== undefined,
+        root: { ...registered, threshold },
+        keys: { root: rootKeys.map((k) => k.keyId), targets: targetsKeys.map((k) => k.keyId) },
+      };
+      ctx.out.result(result, () => {
+        ctx.out.line(`registered root v${registered.version} with ${client.baseUrl}`);
+        ctx.out.fields([
+          ['keys dir', keysDir],
+          ['encrypted', result.encrypted ? 'yes' : 'no'],
+          ['root keys', `${result.keys.root.join(', ')} (threshold ${threshold})`],
+          ['targets key', result.keys.targets.join(', ')],
+          ['root expires', registered.expires],
+        ]);
+        ctx.out.warn(`back up ${keysDir} offline: without these keys no new release can be signed`);
+      });
     });
   examples(cmd, [
     'echo "$PASSPHRASE" | flotilla keys init --passphrase-stdin',

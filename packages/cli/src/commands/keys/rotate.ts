@@ -1,16 +1,16 @@
 import type { Command } from 'commander';
-import { nextRoot, signMetadata } from '@flotilla/protocol';
+import { FlotillaError, isFlotillaError, nextRoot, signMetadata } from '@flotilla/protocol';
 import { durationArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { examples, usageError } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import { DEFAULT_ROOT_EXPIRES, DEFAULT_TARGETS_EXPIRES, expiresIn } from '../../signing/expiry.js';
 import { currentRoot, currentTargets, submitRoot } from '../../signing/image-api.js';
-import { generateKeys } from '../../signing/keys-dir.js';
+import { discardKeys, generateKeys } from '../../signing/keys-dir.js';
 import type { OfflineRole } from '../../signing/keys-dir.js';
 import { newKeyPassphrase } from '../../signing/passphrase.js';
 import { loadRoleKeys } from '../../signing/role-keys.js';
-import { discardKeys, publishTargets } from '../../signing/sign.js';
+import { publishTargets } from '../../signing/sign.js';
 import { keyCountArg, keyFileOptions, keysDirOf, offlineRoleArg } from './options.js';
 import type { KeyFileOptions } from './options.js';
 
@@ -73,13 +73,23 @@ export function registerKeysRotate(parent: Command, io: CliIo): void {
       // Targets signed by the retired keys no longer verify under the new root: re-sign them now.
       let targetsVersion: number | undefined;
       if (opts.role === 'targets' && (await currentTargets(client)) !== undefined) {
-        const { response } = await publishTargets(
-          client,
-          { keys: fresh, threshold },
-          [],
-          expiresIn(opts.targetsExpires),
-        );
-        targetsVersion = response.version;
+        try {
+          const { response } = await publishTargets(
+            client,
+            { keys: fresh, threshold },
+            [],
+            expiresIn(opts.targetsExpires),
+          );
+          targetsVersion = response.version;
+        } catch (error) {
+          if (!isFlotillaError(error)) throw error;
+          throw new FlotillaError(
+            error.code,
+            `root v${root.signed.version + 1} names the new targets keys, but re-signing targets failed ` +
+              `(${error.message}); run \`flotilla keys renew --role targets\``,
+            { cause: error, details: error.details },
+          );
+        }
       }
       const result = {
         role: opts.role,
