@@ -101,9 +101,25 @@ void describe('flotilla release against a real server', () => {
     assert.equal(targets?.signed.version, 2);
   });
 
+  void test('concurrent pushes both end up in the signed targets', async () => {
+    const dirs = [join(work, 'c1'), join(work, 'c2')];
+    for (const dir of dirs) await writeTree(dir, randomFiles(2, 4096));
+    const results = await Promise.all(
+      dirs.map((dir, i) =>
+        srv.run(['release', 'push', dir, '--app', 'conc', '--app-version', `1.${i}`, '--json'], { env }),
+      ),
+    );
+    for (const res of results) assert.equal(res.code, 0, res.stderr);
+    const targets = await currentTargets(await apiClient(srv));
+    for (const res of results) assert.ok(targets?.signed.targets[json<PushResult>(res).targetPath]);
+  });
+
   void test('ls, show and diff', async () => {
     const list = json<ReleaseList>(await srv.run(['release', 'ls', '--app', 'web', '--json']));
     assert.deepEqual(list.items.map((r) => r.version).sort(), ['1.3.0', '1.4.0']);
+    assert.ok(
+      json<ReleaseList>(await srv.run(['release', 'ls', '--json'])).items.some((r) => r.app === 'conc'),
+    );
     const human = await srv.run(['release', 'ls']);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /^APP\s+VERSION\s+RUNTIME/);

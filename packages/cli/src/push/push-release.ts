@@ -5,11 +5,13 @@
  */
 import { buildTree } from '@flotilla/store';
 import type { BuildStats } from '@flotilla/store';
-import { FlotillaError, releaseTarget } from '@flotilla/protocol';
+import type { TargetFile } from '@tufjs/models';
+import { FlotillaError, isFlotillaError, releaseTarget } from '@flotilla/protocol';
 import type { Release, ReleaseTargetCustom, RuntimeKind } from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
 import { currentRoot, currentTargets } from '../signing/image-api.js';
 import { loadRoleKeys } from '../signing/role-keys.js';
+import type { RoleSigningKeys } from '../signing/role-keys.js';
 import { publishTargets } from '../signing/sign.js';
 import { dedupRatio } from './progress.js';
 import { createRelease } from './releases-api.js';
@@ -68,12 +70,7 @@ export async function pushRelease(
     ...(input.config !== undefined && { config: input.config }),
   };
   const target = releaseTarget(custom, sink.rootLength(built.root));
-  // Pushing the same tree again (e.g. after a network failure while signing) signs only once.
-  const current = await currentTargets(client);
-  const signedAlready = current?.signed.targets[target.path]?.equals(target) === true;
-  const targetsVersion = signedAlready
-    ? (current?.signed.version ?? 0)
-    : (await publishTargets(client, keys, [target], input.targetsExpires, current)).response.version;
+  const targetsVersion = await signRelease(client, keys, target, input.targetsExpires);
   return {
     release: { ...release, signed: true },
     targetPath: target.path,
@@ -81,4 +78,29 @@ export async function pushRelease(
     tree: built.stats,
     upload: { ...upload, dedupRatio: dedupRatio(upload) },
   };
+}
+
+const SIGN_ATTEMPTS = 3;
+
+/**
+ * Adds the release to the image targets unless they already name it (pushing the same tree again,
+ * e.g. after a network failure while signing, signs only once). When another push published the
+ * same targets version first (FLT_TUF_ROLLBACK), the current targets are fetched and signed again.
+ */
+async function signRelease(
+  client: ApiClient,
+  keys: RoleSigningKeys,
+  target: TargetFile,
+  expires: Date,
+): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    const current = await currentTargets(client);
+    if (current?.signed.targets[target.path]?.equals(target) === true) return current.signed.version;
+    try {
+      return (await publishTargets(client, keys, [target], expires, current)).response.version;
+    } catch (error) {
+      if (!isFlotillaError(error) || error.code !== 'FLT_TUF_ROLLBACK' || attempt >= SIGN_ATTEMPTS)
+        throw error;
+    }
+  }
 }
