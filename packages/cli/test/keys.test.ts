@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TufStatus } from '@flotilla/protocol';
 import { roleKeysOf, verifySignedBy } from '@flotilla/protocol';
@@ -173,6 +173,25 @@ void describe('flotilla keys against a real server', () => {
     const short = await srv.run(['keys', 'renew', '--role', 'root'], { env });
     assert.equal(short.code, 1);
     assert.match(short.stderr, /^error \[FLT_TUF_KEY_MISMATCH\]: root v5 needs 2 of its root keys/);
+  });
+
+  void test('a key file readable by others is refused before anything is signed', async () => {
+    const client = await apiClient(srv);
+    const [targetsKey] = roleKeysOf((await currentRoot(client)).signed, 'targets').keys;
+    assert.ok(targetsKey);
+    const path = join(keysDir, 'targets', `${targetsKey.keyID}.json`);
+    const versionBefore = (await status()).targets?.version;
+    await chmod(path, 0o644);
+    try {
+      const res = await srv.run(['keys', 'renew', '--role', 'targets'], {
+        env: { FLOTILLA_KEY_PASSPHRASE: PASSPHRASE },
+      });
+      assert.equal(res.code, 1);
+      assert.match(res.stderr, /^error \[FLT_KEY_FILE_UNSAFE_MODE\]: .*chmod 600/);
+      assert.equal((await status()).targets?.version, versionBefore);
+    } finally {
+      await chmod(path, 0o600);
+    }
   });
 
   void test('bad options are usage errors', async () => {
