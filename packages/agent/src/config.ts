@@ -64,6 +64,16 @@ export const AgentConfigSchema = Type.Object(
     heartbeatIntervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 25_000 }),
     /** Graceful stop period; after it, connections are cut and the state database closed. */
     stopTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+    /** Previous releases kept per app for instant rollback (docs/updates.md). */
+    keepPreviousReleases: Type.Integer({ minimum: 0, maximum: 10, default: 1 }),
+    /** Size cap of the chunk cache `<dataDir>/chunks` in bytes; current and previous releases are never evicted. */
+    chunkCacheMaxBytes: Type.Integer({ minimum: 0, default: 1024 * 1024 * 1024 }),
+    /** Parallel object downloads. */
+    fetchConcurrency: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+    /** Download bandwidth limit in bytes per second; 0 = unlimited. */
+    fetchBytesPerSecond: Type.Integer({ minimum: 0, default: 0 }),
+    /** The image repository's trusted root (TUF root.json); null: trust the server's on first use. */
+    trustedRootFile: nullable(Type.String({ minLength: 1 })),
   },
   { additionalProperties: false },
 );
@@ -86,6 +96,12 @@ export interface AgentFlags {
   inventoryDir?: string;
   /** A duration such as `1h`. */
   inventoryInterval?: string;
+  /** The image repository's root.json to trust (see docs/updates.md). */
+  trustedRoot?: string;
+  keepPreviousReleases?: number;
+  chunkCacheMaxBytes?: number;
+  fetchConcurrency?: number;
+  fetchBytesPerSecond?: number;
 }
 
 export interface ResolveAgentConfigInput {
@@ -106,6 +122,11 @@ const FLAG_FIELDS: readonly (readonly [keyof AgentFlags, string, string])[] = [
   ['offline', 'offline', '--offline'],
   ['inventoryDir', 'inventoryDir', '--inventory-dir'],
   ['inventoryInterval', 'inventoryIntervalMs', '--inventory-interval'],
+  ['trustedRoot', 'trustedRootFile', '--trusted-root'],
+  ['keepPreviousReleases', 'keepPreviousReleases', '--keep-previous-releases'],
+  ['chunkCacheMaxBytes', 'chunkCacheMaxBytes', '--chunk-cache-max-bytes'],
+  ['fetchConcurrency', 'fetchConcurrency', '--fetch-concurrency'],
+  ['fetchBytesPerSecond', 'fetchBytesPerSecond', '--fetch-bytes-per-second'],
 ];
 
 /**
@@ -164,7 +185,7 @@ function applyDerivedDefaults(merged: Record<string, unknown>) {
   const dataDir = merged.dataDir as string;
   merged.inventoryDir =
     typeof merged.inventoryDir === 'string' ? resolve(merged.inventoryDir) : join(dataDir, 'inventory.d');
-  for (const key of ['registrationKeyFile', 'logFile'] as const) {
+  for (const key of ['registrationKeyFile', 'logFile', 'trustedRootFile'] as const) {
     if (typeof merged[key] === 'string' && merged[key] !== '') merged[key] = resolve(merged[key]);
   }
 }

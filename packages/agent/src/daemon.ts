@@ -19,6 +19,7 @@ import { runSession } from './session.js';
 import { prepareLocalState, readRegistrationKey } from './startup.js';
 import type { LocalSetup } from './startup.js';
 import { serverBackoff } from './sync/backoff.js';
+import { UpdateEngine } from './update/engine.js';
 import { sleep } from './util/sleep.js';
 
 export interface StartAgentOptions {
@@ -28,6 +29,8 @@ export interface StartAgentOptions {
   fetch?: FetchFn;
   /** Uniform in [0, 1) for backoff jitter; injectable for tests. */
   random?: () => number;
+  /** Fetch and apply assigned releases while connected (default true; tests of other parts turn it off). */
+  updates?: boolean;
 }
 
 export interface RunningAgent {
@@ -50,7 +53,20 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   const logger = (options.logger ?? pino({ level: config.logLevel })).child({ component: 'agent' });
   const local = prepareLocalState(config, logger);
-  const daemon = new AgentDaemon(config, local, logger, options);
+  let updates: UpdateEngine;
+  try {
+    updates = await UpdateEngine.open({
+      dataDir: config.dataDir,
+      db: local.db,
+      logger: logger.child({ component: 'updates' }),
+      keepPrevious: config.keepPreviousReleases,
+      cacheMaxBytes: config.chunkCacheMaxBytes,
+    });
+  } catch (e) {
+    local.db.close();
+    throw e;
+  }
+  const daemon = new AgentDaemon(config, local, logger, options, updates);
   daemon.start();
   // Async so that local start-up errors reject rather than throw synchronously.
   return Promise.resolve({
@@ -83,6 +99,7 @@ class AgentDaemon {
     private readonly local: LocalSetup,
     private readonly logger: Logger,
     private readonly options: StartAgentOptions,
+    private readonly updates: UpdateEngine,
   ) {
     this.deviceId = local.state.enrollment()?.deviceId ?? null;
     this.lifecycle = new Lifecycle((from, to) =>
@@ -116,6 +133,8 @@ class AgentDaemon {
 
   private async run(): Promise<void> {
     const stopSignal = this.stopController.signal;
+    // Interrupted transactions finish or roll back, installed apps come back up, before any contact.
+    await this.updates.start(stopSignal);
     if (this.http === null) {
       this.logger.info(
         { deviceId: this.deviceId },
@@ -210,6 +229,7 @@ class AgentDaemon {
           applyStatus: (status) => this.applyStatus(status),
           handleError: (error) => this.handleSessionError(error),
           isPending: () => this.lifecycle.state === 'PENDING_ACCEPTANCE',
+          updates: this.options.updates === false ? null : this.updates,
         },
         controller.signal,
       );
@@ -307,6 +327,7 @@ class AgentDaemon {
         'graceful stop timed out; closing anyway',
       );
     if (this.lifecycle.state === 'FAILED') return;
+    await this.closeUpdates();
     this.closeDatabase();
     this.lifecycle.transition('STOPPED');
     this.resolveDone();
@@ -317,9 +338,18 @@ class AgentDaemon {
     this.fatal = error instanceof Error ? error : new Error(String(error));
     this.logger.error({ err: this.fatal }, 'agent failed');
     this.stopController.abort();
-    this.closeDatabase();
+    void this.closeUpdates().finally(() => this.closeDatabase());
     this.lifecycle.transition('FAILED');
     this.rejectDone(this.fatal);
+  }
+
+  private async closeUpdates(): Promise<void> {
+    await settlesWithin(
+      this.updates
+        .close()
+        .catch((e: unknown) => this.logger.warn({ err: e }, 'stopping app runtimes failed')),
+      this.config.stopTimeoutMs,
+    );
   }
 
   private closeDatabase(): void {

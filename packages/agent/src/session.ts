@@ -18,6 +18,8 @@ import type { LocalState } from './state/local-state.js';
 import { serverBackoff } from './sync/backoff.js';
 import { StatePoller } from './sync/poller.js';
 import { sleep } from './util/sleep.js';
+import type { UpdateEngine } from './update/engine.js';
+import { SessionUpdates } from './update/session-updates.js';
 
 export interface SessionDeps {
   config: AgentConfig;
@@ -31,6 +33,8 @@ export interface SessionDeps {
   /** The daemon's verdict on an error: true to retry, false when the component must stop. */
   handleError: (error: unknown) => boolean;
   isPending: () => boolean;
+  /** The update engine (docs/updates.md); null when updates are not wired (tests of other parts). */
+  updates?: UpdateEngine | null;
 }
 
 export async function runSession(deps: SessionDeps, signal: AbortSignal): Promise<void> {
@@ -43,12 +47,26 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
   if (!(await firstToken(tokens, deps, onError, signal))) return;
 
   const api = new DeviceApi(deps.http, tokens);
+  const updates = deps.updates
+    ? new SessionUpdates({
+        engine: deps.updates,
+        config,
+        http: deps.http,
+        tokens,
+        deviceId: deps.deviceId,
+        logger: logger.child({ component: 'updates' }),
+        random: deps.random,
+      })
+    : null;
   const poller = new StatePoller({
     api,
     state,
     logger: logger.child({ component: 'poller' }),
     configuredIntervalMs: config.pollIntervalMs,
-    onState: (desired) => deps.applyStatus(desired.status),
+    onState: (desired) => {
+      deps.applyStatus(desired.status);
+      updates?.trigger();
+    },
     onError,
     isPending: deps.isPending,
     random: deps.random,
@@ -81,11 +99,20 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
         // Changes made while the channel was down are fetched at once.
         if (welcome.stateVersion !== state.stateCursor().stateVersion) poller.pollNow();
       },
-      onStateChanged: () => poller.pollNow(),
+      onStateChanged: () => {
+        poller.pollNow();
+        updates?.trigger();
+      },
       onRequestInventory: () => reporter.reportNow(signal),
+      ...(updates && { onAppAction: (action, app) => updates.act(action, app, signal) }),
     },
   });
-  await Promise.all([poller.run(signal), reporter.run(signal), channel.run(signal)]);
+  await Promise.all([
+    poller.run(signal),
+    reporter.run(signal),
+    channel.run(signal),
+    ...(updates ? [updates.run(signal)] : []),
+  ]);
 }
 
 async function firstToken(

@@ -29,6 +29,11 @@ export const CONFIG_FIELDS: Readonly<Record<string, FieldSpec>> = {
   maxResponseBytes: { kind: 'integer' },
   heartbeatIntervalMs: { kind: 'duration' },
   stopTimeoutMs: { kind: 'duration' },
+  keepPreviousReleases: { kind: 'integer' },
+  chunkCacheMaxBytes: { kind: 'integer' },
+  fetchConcurrency: { kind: 'integer' },
+  fetchBytesPerSecond: { kind: 'integer' },
+  trustedRootFile: { kind: 'nullableString' },
 };
 
 /** `pollIntervalMs` → `FLOTILLA_POLL_INTERVAL_MS`. */

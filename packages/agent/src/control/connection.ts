@@ -4,6 +4,7 @@
  */
 import {
   AgentCommands,
+  AppActionData,
   DeviceRoutes,
   FLOTILLA_VERSION,
   ServerCommands,
@@ -13,7 +14,7 @@ import {
   WsClose,
   errorFromEnvelope,
 } from '@flotilla/protocol';
-import type { FlotillaError, WsMessage } from '@flotilla/protocol';
+import type { DeviceAppAction, FlotillaError, WsMessage } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { matches } from '../util/schema.js';
@@ -26,6 +27,8 @@ export interface ConnectionHandlers {
   onStateChanged: (stateVersion: number) => void;
   /** Collects and reports inventory; a rejection is sent back as a failed ack. */
   onRequestInventory: () => Promise<void>;
+  /** Operator actions on an app (`rollback`, `restart`); a rejection is sent back as a failed ack. */
+  onAppAction?: (action: DeviceAppAction, app: string) => Promise<void>;
 }
 
 export type ConnectionEnd =
@@ -205,6 +208,25 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
             (e: unknown) => send(ackFrame(message.id, { ok: false, error: errorSummary(e) })),
           );
           return;
+        case 'rollback':
+        case 'restart': {
+          const onAppAction = handlers.onAppAction;
+          if (!onAppAction || !matches(AppActionData, message.data)) {
+            return send(
+              ackFrame(message.id, {
+                ok: false,
+                error: onAppAction
+                  ? { code: 'FLT_VALIDATION', message: 'data.app must be an app name' }
+                  : { code: 'FLT_BAD_REQUEST', message: 'updates are not enabled on this agent' },
+              }),
+            );
+          }
+          onAppAction(message.command, message.data.app).then(
+            () => send(ackFrame(message.id, { ok: true })),
+            (e: unknown) => send(ackFrame(message.id, { ok: false, error: errorSummary(e) })),
+          );
+          return;
+        }
         case ServerCommands.ack:
           return;
         case ServerCommands.error:

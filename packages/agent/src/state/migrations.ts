@@ -18,4 +18,40 @@ export const MIGRATIONS: readonly Migration[] = [
       updated_at TEXT NOT NULL
     ) STRICT`,
   },
+  {
+    version: 2,
+    name: 'updates',
+    // installed releases per app (role current/previous), the in-flight update transaction per app
+    // (docs/updates.md "The transaction"), and chunk-cache recency for LRU eviction.
+    sql: `CREATE TABLE app_release (
+      app TEXT NOT NULL,
+      root TEXT NOT NULL,
+      release TEXT NOT NULL,
+      role TEXT NOT NULL CHECK (role IN ('current', 'previous')),
+      since TEXT NOT NULL,
+      PRIMARY KEY (app, root)
+    ) STRICT;
+    CREATE TABLE app_hold (
+      app TEXT PRIMARY KEY NOT NULL,
+      rejected_root TEXT NOT NULL,
+      reason TEXT NOT NULL,
+      since TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE update_journal (
+      app TEXT PRIMARY KEY NOT NULL,
+      txn TEXT NOT NULL,
+      mode TEXT NOT NULL CHECK (mode IN ('update', 'rollback')),
+      from_release TEXT,
+      to_release TEXT NOT NULL,
+      step TEXT NOT NULL,
+      attempts INTEGER NOT NULL,
+      reason TEXT,
+      bytes_fetched INTEGER NOT NULL DEFAULT 0,
+      updated_at TEXT NOT NULL
+    ) STRICT;
+    CREATE TABLE chunk_use (
+      id TEXT PRIMARY KEY NOT NULL,
+      used_at INTEGER NOT NULL
+    ) STRICT`,
+  },
 ];

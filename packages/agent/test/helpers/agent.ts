@@ -50,7 +50,7 @@ export interface TestAgent {
 /** Starts an agent that is stopped when the test ends; backoff jitter fixed at half the window. */
 export async function startTestAgent(t: TestContext, config: AgentConfig): Promise<TestAgent> {
   const { logger, lines } = memoryLogger();
-  const agent = await startAgent(config, { logger, random: () => 0.5 });
+  const agent = await startAgent(config, { logger, random: () => 0.5, updates: false });
   t.after(() => agent.stop());
   return { agent, lines };
 }

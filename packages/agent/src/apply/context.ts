@@ -1,0 +1,25 @@
+/** What the step executors need; every side effect sits behind one of these. */
+import type { Logger } from 'pino';
+import type { ChunkCache } from '../cache/chunk-cache.js';
+import type { Runtime } from '../runtimes/runtime.js';
+import type { UpdateRecords } from '../update/records.js';
+import type { ReleaseSpec } from '../update/types.js';
+import type { AppLayout } from './layout.js';
+
+export interface FetchOutcome {
+  /** Bytes on the wire. */
+  wireBytes: number;
+}
+
+export interface ApplyContext {
+  layout: AppLayout;
+  cache: ChunkCache;
+  records: UpdateRecords;
+  runtimeFor: (release: ReleaseSpec) => Runtime;
+  /** Fetches what the cache lacks of `release` (disk check first); `full` ignores installed subtrees. */
+  fetchRelease: (release: ReleaseSpec, signal: AbortSignal, full: boolean) => Promise<FetchOutcome>;
+  /** Ids the cache must keep: everything reachable from current and previous releases of every app. */
+  protectedIds: () => Promise<Set<string>>;
+  keepPrevious: number;
+  logger: Logger;
+}

@@ -1,0 +1,136 @@
+/** One executor per step kind (balena-supervisor style); each is safe to run again after a crash. */
+import { mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { FlotillaError } from '@flotilla/protocol';
+import { materialize } from '@flotilla/store';
+import type { Step } from '../update/types.js';
+import type { ApplyContext } from './context.js';
+import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from './fs-ops.js';
+
+type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
+export interface StepResult {
+  wireBytes: number;
+}
+type Executor<K extends Step['kind']> = (
+  step: StepOf<K>,
+  ctx: ApplyContext,
+  signal: AbortSignal,
+) => Promise<StepResult>;
+
+const NOTHING: StepResult = { wireBytes: 0 };
+const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID']);
+
+const executors: { [K in Step['kind']]: Executor<K> } = {
+  async fetch(step, ctx, signal) {
+    return ctx.fetchRelease(step.release, signal, false);
+  },
+
+  async stage(step, ctx, signal) {
+    const { app, root } = step.release;
+    const final = ctx.layout.releaseDir(app, root);
+    if (await exists(final)) return NOTHING;
+    const releases = ctx.layout.releasesDir(app);
+    const temp = `${final}.tmp`;
+    await mkdir(releases, { recursive: true }).catch((e: unknown) => {
+      throw ioError('cannot create', releases, e);
+    });
+    await removeTree(temp).catch((e: unknown) => {
+      throw ioError('cannot remove', temp, e);
+    });
+    let wireBytes = 0;
+    try {
+      await materialize(ctx.cache, root, temp, { fsync: true });
+    } catch (error) {
+      // A corrupt cache item was removed by the cache: fetch it again (whole tree, no shortcuts), retry once.
+      if (!(error instanceof FlotillaError && CORRUPTION.has(error.code))) throw asDiskError(error);
+      ctx.logger.warn({ err: error }, 'corrupt item in the chunk cache; fetching it again');
+      wireBytes = (await ctx.fetchRelease(step.release, signal, true)).wireBytes;
+      await materialize(ctx.cache, root, temp, { fsync: true }).catch((e: unknown) => {
+        throw asDiskError(e);
+      });
+    }
+    try {
+      await rename(temp, final);
+      await fsyncDir(releases);
+    } catch (e) {
+      throw ioError('cannot rename into place', final, e);
+    }
+    return { wireBytes };
+  },
+
+  async stop(step, ctx) {
+    const appDir = ctx.layout.appDir(step.release.app);
+    await ctx.runtimeFor(step.release).stop(step.release.app, appDir);
+    return NOTHING;
+  },
+
+  async switch(step, ctx) {
+    if (step.release === null) {
+      return NOTHING; // a failed first install: `current` is removed by the rollback step
+    }
+    const link = ctx.layout.currentLink(step.release.app);
+    try {
+      await removeStaleLinks(link);
+      await switchSymlink(link, `releases/${step.release.root}`);
+    } catch (e) {
+      throw ioError('cannot switch', link, e);
+    }
+    return NOTHING;
+  },
+
+  async start(step, ctx, signal) {
+    await ctx.runtimeFor(step.release).start(ctx.layout.context(step.release), signal);
+    return NOTHING;
+  },
+
+  async health(step, ctx, signal) {
+    await ctx.runtimeFor(step.release).health(ctx.layout.context(step.release), signal);
+    return NOTHING;
+  },
+
+  async commit(step, ctx) {
+    ctx.records.commit(step.release.app, step.release, step.replaced, ctx.keepPrevious);
+    return NOTHING;
+  },
+
+  async rollback(step, ctx) {
+    const app = step.failed.app;
+    if (step.release === null) {
+      const link = ctx.layout.currentLink(app);
+      await switchSymlink(link, null).catch((e: unknown) => {
+        throw ioError('cannot remove', link, e);
+      });
+    }
+    ctx.records.rollback(app, step.release, step.failed, step.reason, ctx.keepPrevious);
+    return NOTHING;
+  },
+
+  async cleanup(step, ctx) {
+    const releases = ctx.layout.releasesDir(step.app);
+    for (const name of await readdir(releases).catch(() => [] as string[])) {
+      if (step.keep.includes(name)) continue;
+      await removeTree(`${releases}/${name}`).catch((e: unknown) =>
+        ctx.logger.warn({ err: e, name }, 'could not remove an old release directory'),
+      );
+    }
+    const evicted = await ctx.cache.evict(await ctx.protectedIds());
+    if (evicted.removed > 0) ctx.logger.info(evicted, 'chunk cache trimmed to its size cap');
+    return NOTHING;
+  },
+};
+
+export function executeStep(step: Step, ctx: ApplyContext, signal: AbortSignal): Promise<StepResult> {
+  return (executors[step.kind] as Executor<typeof step.kind>)(step as never, ctx, signal);
+}
+
+async function exists(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => null)) !== null;
+}
+
+function asDiskError(error: unknown): unknown {
+  if (error instanceof FlotillaError && error.code === 'FLT_IO') {
+    const cause = error.cause as NodeJS.ErrnoException | undefined;
+    if (cause?.code === 'ENOSPC')
+      return ioError('cannot write', String((error.details as { path?: string })?.path), cause);
+  }
+  return error;
+}

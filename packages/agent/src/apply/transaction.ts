@@ -1,0 +1,117 @@
+/**
+ * Runs a plan as a transaction: each step is written to the journal in state.db before it runs, so
+ * recovery knows where a crash struck. A failure before the switch abandons the update (the running
+ * release never stopped being current); a failure at or after it rolls back with the reason.
+ */
+import { randomUUID } from 'node:crypto';
+import { isFlotillaError } from '@flotilla/protocol';
+import type { UpdatePhase } from '@flotilla/protocol';
+import { planFailureRollback } from '../update/planner.js';
+import type { PlanInput } from '../update/planner.js';
+import type { FailureReason, JournalEntry, Plan, Step } from '../update/types.js';
+import type { ApplyContext } from './context.js';
+import { executeStep } from './executors.js';
+
+export interface PhaseEvent {
+  app: string;
+  targetPath: string;
+  phase: UpdatePhase;
+  bytesFetched?: number;
+  error?: FailureReason;
+}
+
+export type TransactionOutcome =
+  | { kind: 'none' }
+  | { kind: 'committed'; bytesFetched: number }
+  | { kind: 'rolled-back'; reason: FailureReason }
+  | { kind: 'failed'; reason: FailureReason };
+
+const PHASE_OF: Partial<Record<Step['kind'], UpdatePhase>> = {
+  fetch: 'downloading',
+  stage: 'installing',
+  stop: 'stopping',
+  switch: 'switching',
+  start: 'starting',
+  health: 'health',
+};
+const BEFORE_SWITCH = new Set<Step['kind']>(['fetch', 'stage']);
+
+export function failureReason(error: unknown): FailureReason {
+  if (isFlotillaError(error)) return { code: error.code, message: error.message.slice(0, 2048) };
+  return {
+    code: 'FLT_INTERNAL',
+    message: (error instanceof Error ? error.message : String(error)).slice(0, 2048),
+  };
+}
+
+export async function runTransaction(
+  plan: Plan,
+  input: PlanInput,
+  ctx: ApplyContext,
+  signal: AbortSignal,
+  onPhase: (event: PhaseEvent) => void,
+): Promise<TransactionOutcome> {
+  if (plan.steps.length === 0 || plan.mode === null) return { kind: 'none' };
+  const previous = input.journal;
+  const entry: JournalEntry = {
+    app: plan.app,
+    txn: plan.action === 'resume' && previous ? previous.txn : randomUUID(),
+    mode: plan.mode,
+    from: plan.from,
+    to: plan.to,
+    step: plan.steps[0]!.kind,
+    attempts: plan.action === 'resume' && previous ? previous.attempts + 1 : 0,
+    reason: plan.mode === 'rollback' ? reasonOf(plan) : null,
+    bytesFetched: plan.action === 'resume' && previous ? previous.bytesFetched : 0,
+  };
+  const subject = plan.mode === 'update' ? plan.to : plan.from;
+  const targetPath = subject?.targetPath ?? '';
+  for (const step of plan.steps) {
+    entry.step = step.kind;
+    ctx.records.writeJournal(entry);
+    const phase = plan.mode === 'update' ? PHASE_OF[step.kind] : undefined;
+    if (phase) onPhase({ app: plan.app, targetPath, phase });
+    try {
+      const result = await executeStep(step, ctx, signal);
+      entry.bytesFetched += result.wireBytes;
+    } catch (error) {
+      const reason = failureReason(error);
+      ctx.logger.error({ err: error, app: plan.app, step: step.kind }, 'update step failed');
+      if (plan.mode === 'rollback' || step.kind === 'commit') {
+        // The journal stays: the next pass (or the next agent start) resumes from this step.
+        onPhase({ app: plan.app, targetPath, phase: 'failed', error: reason });
+        return { kind: 'failed', reason };
+      }
+      if (BEFORE_SWITCH.has(step.kind)) {
+        ctx.records.clearJournal(plan.app);
+        onPhase({
+          app: plan.app,
+          targetPath,
+          phase: 'failed',
+          error: reason,
+          bytesFetched: entry.bytesFetched,
+        });
+        return { kind: 'failed', reason };
+      }
+      if (step.kind === 'cleanup') break;
+      const to = plan.to;
+      if (to === null) return { kind: 'failed', reason };
+      const rollback = planFailureRollback(input, to, plan.from, reason);
+      const outcome = await runTransaction(rollback, { ...input, journal: null }, ctx, signal, onPhase);
+      return outcome.kind === 'failed' ? outcome : { kind: 'rolled-back', reason };
+    }
+  }
+  ctx.records.clearJournal(plan.app);
+  if (plan.mode === 'update') {
+    onPhase({ app: plan.app, targetPath, phase: 'committed', bytesFetched: entry.bytesFetched });
+    return { kind: 'committed', bytesFetched: entry.bytesFetched };
+  }
+  const reason = reasonOf(plan);
+  onPhase({ app: plan.app, targetPath, phase: 'rolled-back', error: reason });
+  return { kind: 'rolled-back', reason };
+}
+
+function reasonOf(plan: Plan): FailureReason {
+  const step = plan.steps.find((s): s is Extract<Step, { kind: 'rollback' }> => s.kind === 'rollback');
+  return step?.reason ?? { code: 'FLT_RUNTIME_FAILED', message: plan.note ?? 'rolled back' };
+}

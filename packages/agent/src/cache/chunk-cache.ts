@@ -1,0 +1,172 @@
+/**
+ * The local chunk cache `<data-dir>/chunks/`, shared by all apps: an FsStore (verified writes,
+ * atomic renames) plus recency in state.db for LRU eviction under a size cap. Chunks and objects of
+ * protected releases (current and previous) are never evicted. A corrupt item found on read is
+ * removed at once, so the next fetch brings it again.
+ */
+import { stat } from 'node:fs/promises';
+import { FlotillaError } from '@flotilla/protocol';
+import { FsStore, parseObject } from '@flotilla/store';
+import type { ObjectSink, StoreReader } from '@flotilla/store';
+import type { StateDatabase } from '../state/db.js';
+
+export interface ChunkCacheOptions {
+  dir: string;
+  db: StateDatabase;
+  /** Size cap in bytes of stored frames; eviction brings the cache below it. */
+  maxBytes: number;
+  /** Reports items found corrupt (and removed). */
+  onCorrupt?: (id: string, error: FlotillaError) => void;
+}
+
+export interface EvictionResult {
+  removed: number;
+  bytesRemoved: number;
+  bytesKept: number;
+}
+
+const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID', 'FLT_LIMIT_EXCEEDED']);
+
+export class ChunkCache implements StoreReader, ObjectSink {
+  private readonly touched = new Map<string, number>();
+
+  private constructor(
+    readonly store: FsStore,
+    private readonly options: ChunkCacheOptions,
+  ) {}
+
+  static async open(options: ChunkCacheOptions): Promise<ChunkCache> {
+    return new ChunkCache(await FsStore.open({ root: options.dir }), options);
+  }
+
+  has(id: string): Promise<boolean> {
+    return this.store.has(id);
+  }
+
+  missing(ids: Iterable<string>): Promise<string[]> {
+    return this.store.missing(ids);
+  }
+
+  getObject(id: string): Promise<Uint8Array> {
+    return this.read(id, () => this.store.getObject(id));
+  }
+
+  getChunk(id: string): Promise<Uint8Array> {
+    return this.read(id, () => this.store.getChunk(id));
+  }
+
+  async putChunk(id: string, bytes: Uint8Array): Promise<void> {
+    await this.store.putChunk(id, bytes);
+    this.touch(id);
+  }
+
+  async putObject(id: string, bytes: Uint8Array): Promise<void> {
+    await this.store.putObject(id, bytes);
+    this.touch(id);
+  }
+
+  /** Stores a frame received from the server; decoded and verified against `id` first. */
+  async putFrame(id: string, frame: Uint8Array): Promise<void> {
+    await this.store.putFrame(id, frame);
+    this.touch(id);
+  }
+
+  remove(id: string): Promise<boolean> {
+    return this.store.remove(id);
+  }
+
+  /** Writes recency kept in memory to state.db (batched: one transaction, not one write per read). */
+  flushRecency(): void {
+    if (this.touched.size === 0) return;
+    const upsert = this.options.db.prepare(
+      'INSERT INTO chunk_use (id, used_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET used_at = excluded.used_at',
+    );
+    const entries = [...this.touched];
+    this.options.db.transaction(() => {
+      for (const [id, at] of entries) upsert.run(id, at);
+    })();
+    this.touched.clear();
+  }
+
+  /** Every object and chunk id reachable from `roots` that the cache holds (objects it lacks are skipped). */
+  async reachable(roots: Iterable<string>): Promise<Set<string>> {
+    const seen = new Set<string>();
+    const stack = [...roots];
+    while (stack.length > 0) {
+      const id = stack.pop() as string;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      if (!(await this.store.has(id))) continue;
+      let object;
+      try {
+        object = parseObject(await this.store.getObject(id), { expectedId: id });
+      } catch {
+        continue; // a chunk (not an object) or a corrupt item: nothing below it
+      }
+      if (object.type === 'file') for (const c of object.chunks) seen.add(c.id);
+      else for (const e of object.entries) if (e.hash !== undefined) stack.push(e.hash);
+    }
+    return seen;
+  }
+
+  /** Removes least recently used items not in `protectedIds` until the cache is within its cap. */
+  async evict(protectedIds: ReadonlySet<string>): Promise<EvictionResult> {
+    this.flushRecency();
+    const usedAt = new Map(
+      (
+        this.options.db.prepare('SELECT id, used_at FROM chunk_use').all() as {
+          id: string;
+          used_at: number;
+        }[]
+      ).map((r) => [r.id, r.used_at]),
+    );
+    const items: { id: string; size: number; usedAt: number }[] = [];
+    let total = 0;
+    for await (const id of this.store.list()) {
+      const info = await stat(this.store.pathOf(id)).catch(() => null);
+      if (!info) continue;
+      total += info.size;
+      items.push({ id, size: info.size, usedAt: usedAt.get(id) ?? 0 });
+    }
+    items.sort((a, b) => a.usedAt - b.usedAt);
+    const result: EvictionResult = { removed: 0, bytesRemoved: 0, bytesKept: total };
+    const forget = this.options.db.prepare('DELETE FROM chunk_use WHERE id = ?');
+    for (const item of items) {
+      if (result.bytesKept <= this.options.maxBytes) break;
+      if (protectedIds.has(item.id)) continue;
+      if (await this.store.remove(item.id)) {
+        forget.run(item.id);
+        result.removed += 1;
+        result.bytesRemoved += item.size;
+        result.bytesKept -= item.size;
+      }
+    }
+    return result;
+  }
+
+  private touch(id: string): void {
+    this.touched.set(id, Date.now());
+  }
+
+  private async read(id: string, get: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    try {
+      const bytes = await get();
+      this.touch(id);
+      return bytes;
+    } catch (error) {
+      if (error instanceof FlotillaError && CORRUPTION.has(error.code)) {
+        await this.store.remove(id).catch(() => false);
+        this.options.onCorrupt?.(id, error);
+        throw new FlotillaError(
+          error.code,
+          `${error.message}; removed from the cache, it will be fetched again`,
+          {
+            details: { id, cache: this.options.dir },
+            cause: error,
+          },
+        );
+      }
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Fetches objects from the server: batches through the pack endpoint (one stream, compressed as a
+ * whole), and what a cut pack left over through the immutable per-object URLs, resumed with Range
+ * from a partial file that survives agent restarts. Concurrency and a shared token bucket bound
+ * the load; every object is verified by hash before it is stored.
+ */
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, pipeline } from 'node:stream';
+import type { ReadableStream as NodeWebStream } from 'node:stream/web';
+import { createBrotliDecompress, createGunzip } from 'node:zlib';
+import { FRAME_CONTENT_TYPE, FlotillaError, ObjectRoutes, PACK_CODEC_HEADER } from '@flotilla/protocol';
+import type { PackCodec } from '@flotilla/protocol';
+import { FRAME_HEADER_LENGTH } from '@flotilla/store';
+import { DecompressStream } from 'zstd-napi';
+import type { FetchRequestOptions, FetchSink, ObjectFetcher } from './fetcher.js';
+import { readPack } from './pack-reader.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface HttpFetcherOptions {
+  /** Server base URL (`https://host[:port][/prefix]`). */
+  baseUrl: string;
+  /** Request headers, e.g. the device token; called per request. */
+  headers: () => Promise<Record<string, string>>;
+  /** Directory for partial per-object downloads (resumed with Range). */
+  partialDir: string;
+  /** Parallel requests (default 4). */
+  concurrency?: number;
+  /** Bandwidth limit in bytes per second over all requests; 0 = unlimited (default). */
+  bytesPerSecond?: number;
+  /** Ids per pack request (default 1000). */
+  batchSize?: number;
+  /** Whole-stream codec asked of the pack endpoint (default zstd). */
+  packCodec?: PackCodec;
+  /** Largest object accepted, bytes (default 64 MiB). */
+  maxObjectBytes?: number;
+  /** Attempts per object over per-object GETs (default 4). */
+  attempts?: number;
+  /** Request timeout before the first byte (default 30 s). */
+  timeoutMs?: number;
+  fetch?: typeof globalThis.fetch;
+}
+
+export class HttpFetcher implements ObjectFetcher {
+  private readonly bucket: TokenBucket;
+  private packUnsupported = false;
+
+  constructor(private readonly options: HttpFetcherOptions) {
+    this.bucket = new TokenBucket(options.bytesPerSecond ?? 0);
+  }
+
+  async fetch(ids: readonly string[], sink: FetchSink, options: FetchRequestOptions = {}): Promise<void> {
+    const wanted = [...new Set(ids)];
+    if (wanted.length === 0) return;
+    await mkdir(this.options.partialDir, { recursive: true }).catch((cause: unknown) => {
+      throw new FlotillaError('FLT_IO', `cannot create ${this.options.partialDir}`, { cause });
+    });
+    const left = new Set(wanted);
+    if (!this.packUnsupported) {
+      const size = this.options.batchSize ?? 1000;
+      const batches: string[][] = [];
+      for (let i = 0; i < wanted.length; i += size) batches.push(wanted.slice(i, i + size));
+      await this.pool(batches, async (batch) => {
+        try {
+          await this.fetchPack(batch, sink, options, (id) => left.delete(id));
+        } catch (error) {
+          // What a cut or refused pack left over is fetched object by object below; verified records stay.
+          if (error instanceof FlotillaError && !RETRYABLE.has(error.code)) throw error;
+        }
+      });
+    }
+    await this.pool([...left], (id) => this.fetchObject(id, sink, options));
+  }
+
+  private async fetchPack(
+    ids: string[],
+    sink: FetchSink,
+    options: FetchRequestOptions,
+    done: (id: string) => void,
+  ): Promise<void> {
+    const codec = this.options.packCodec ?? 'zstd';
+    const response = await this.request(ObjectRoutes.pack, options.signal, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ids, codec }),
+    });
+    if (response.status === 404 || response.status === 405 || response.status === 501) {
+      this.packUnsupported = true;
+      await response.body?.cancel();
+      throw new FlotillaError('FLT_NETWORK', `pack endpoint unavailable (HTTP ${response.status})`);
+    }
+    await this.expectOk(response, ObjectRoutes.pack);
+    const wire = this.throttled(response, options);
+    const declared = (response.headers.get(PACK_CODEC_HEADER) ?? 'identity') as string;
+    const records = decompress(wire, declared);
+    await readPack(records, new Set(ids), this.maxObjectBytes(), async (id, bytes) => {
+      await sink.putChunk(id, bytes);
+      done(id);
+    });
+  }
+
+  private async fetchObject(id: string, sink: FetchSink, options: FetchRequestOptions): Promise<void> {
+    const partial = join(this.options.partialDir, id);
+    const attempts = this.options.attempts ?? 4;
+    let lastError: unknown = null;
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (options.signal?.aborted) break;
+      try {
+        await this.downloadFrame(id, partial, options);
+        const frame = await readFile(partial);
+        try {
+          await sink.putFrame(id, frame);
+        } finally {
+          await rm(partial, { force: true });
+        }
+        return;
+      } catch (error) {
+        lastError = error;
+        if (error instanceof FlotillaError && !RETRYABLE.has(error.code)) throw error;
+      }
+    }
+    throw new FlotillaError('FLT_NETWORK', `could not fetch object ${id} after ${attempts} attempts`, {
+      details: { id },
+      cause: lastError,
+    });
+  }
+
+  /** GETs the frame of `id` into `partial`, continuing from what a cut transfer left there. */
+  private async downloadFrame(id: string, partial: string, options: FetchRequestOptions): Promise<void> {
+    const have = (await stat(partial).catch(() => null))?.size ?? 0;
+    const path = ObjectRoutes.object.replace(':id', id);
+    const response = await this.request(path, options.signal, {
+      method: 'GET',
+      headers: { accept: FRAME_CONTENT_TYPE, ...(have > 0 ? { range: `bytes=${have}-` } : {}) },
+    });
+    if (response.status === 416) {
+      // The partial file is already whole (or wrong): start over.
+      await response.body?.cancel();
+      await rm(partial, { force: true });
+      throw new FlotillaError('FLT_NETWORK', `GET ${path}: range not satisfiable; restarting`);
+    }
+    await this.expectOk(response, path);
+    const append = response.status === 206;
+    const limit = this.maxObjectBytes() + FRAME_HEADER_LENGTH;
+    const handle = await open(partial, append ? 'a' : 'w');
+    let size = append ? have : 0;
+    try {
+      for await (const piece of this.throttled(response, options)) {
+        size += piece.length;
+        if (size > limit) {
+          throw new FlotillaError('FLT_LIMIT_EXCEEDED', `GET ${path}: more than ${limit} bytes`, {
+            details: { id },
+          });
+        }
+        await handle.write(piece);
+      }
+      await handle.sync();
+    } catch (error) {
+      if (error instanceof FlotillaError) throw error;
+      throw new FlotillaError('FLT_NETWORK', `GET ${path}: the transfer broke off at ${size} bytes`, {
+        details: { id, bytes: size },
+        cause: error,
+      });
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async request(path: string, signal: AbortSignal | undefined, init: RequestInit): Promise<Response> {
+    const url = `${this.options.baseUrl}${path}`;
+    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    try {
+      return await (this.options.fetch ?? globalThis.fetch)(url, {
+        ...init,
+        headers: { ...(await this.options.headers()), ...(init.headers as Record<string, string>) },
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        redirect: 'error',
+      });
+    } catch (cause) {
+      throw new FlotillaError('FLT_NETWORK', `${init.method ?? 'GET'} ${url} failed`, {
+        cause,
+        details: { url },
+      });
+    }
+  }
+
+  private async expectOk(response: Response, path: string): Promise<void> {
+    if (response.ok && response.body) return;
+    const text = await response.text().catch(() => '');
+    const code =
+      response.status === 404
+        ? 'FLT_OBJECT_MISSING'
+        : response.status >= 500
+          ? 'FLT_NETWORK'
+          : 'FLT_BAD_REQUEST';
+    throw new FlotillaError(code, `${path}: HTTP ${response.status}`, {
+      details: { status: response.status, body: text.slice(0, 300) },
+    });
+  }
+
+  private async *throttled(response: Response, options: FetchRequestOptions): AsyncGenerator<Uint8Array> {
+    const body = Readable.fromWeb(response.body as unknown as NodeWebStream<Uint8Array>);
+    for await (const piece of body as AsyncIterable<Buffer>) {
+      await this.bucket.take(piece.length, options.signal);
+      options.onWireBytes?.(piece.length);
+      yield piece;
+    }
+  }
+
+  private maxObjectBytes(): number {
+    return this.options.maxObjectBytes ?? 64 * 1024 * 1024;
+  }
+
+  private async pool<T>(items: T[], work: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length) await work(items[next++] as T);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency ?? 4, items.length) }, worker));
+  }
+}
+
+/** Errors worth another attempt: the network, a cut stream. Anything else (a bad hash, a refusal) is final. */
+const RETRYABLE = new Set(['FLT_NETWORK', 'FLT_UNAVAILABLE']);
+
+function decompress(wire: AsyncIterable<Uint8Array>, codec: string): AsyncIterable<Uint8Array> {
+  const source = Readable.from(wire);
+  const through = (decoder: NodeJS.ReadWriteStream) =>
+    // pipeline, not pipe: a cut connection must reach the reader as an error, not a silent end.
+    pipeline(source, decoder, () => undefined) as unknown as AsyncIterable<Uint8Array>;
+  switch (codec) {
+    case 'identity':
+      return source;
+    case 'gzip':
+      return through(createGunzip());
+    case 'br':
+      return through(createBrotliDecompress());
+    case 'zstd':
+      return through(new DecompressStream());
+    default:
+      throw new FlotillaError('FLT_PACK_INVALID', `pack codec "${codec}" is not supported`);
+  }
+}

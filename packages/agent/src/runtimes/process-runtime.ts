@@ -1,0 +1,126 @@
+/** The `process` runtime: a supervised command from the release tree (docs/updates.md "Runtimes"). */
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { FlotillaError } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import type { ReleaseSpec } from '../update/types.js';
+import { appEnv, processConfig } from './config.js';
+import { healthWindow } from './health.js';
+import { RotatingLog, readLogTail } from './rotating-log.js';
+import type { AppContext, Runtime } from './runtime.js';
+import { Supervisor, stopLeftover } from './supervisor.js';
+
+export const PROCESS_DEFAULTS = {
+  stopTimeoutMs: 10_000,
+  initialDelayMs: 1000,
+  maxDelayMs: 60_000,
+  logMaxBytes: 10 * 1024 * 1024,
+  logKeep: 3,
+} as const;
+
+interface Running {
+  supervisor: Supervisor;
+  logs: RotatingLog[];
+}
+
+export class ProcessRuntime implements Runtime {
+  readonly kind = 'process' as const;
+  private readonly running = new Map<string, Running>();
+
+  constructor(private readonly logger: Logger) {}
+
+  validate(release: ReleaseSpec): void {
+    processConfig(release);
+  }
+
+  async start(ctx: AppContext): Promise<void> {
+    const config = processConfig(ctx.release);
+    await this.stop(ctx.app, ctx.appDir);
+    await mkdir(ctx.logDir, { recursive: true });
+    await mkdir(ctx.dataDir, { recursive: true });
+    const [program, ...args] = config.command as [string, ...string[]];
+    const argv = [program.startsWith('./') ? resolve(ctx.releaseDir, program) : program, ...args];
+    const logs = [
+      new RotatingLog(
+        join(ctx.logDir, 'stdout.log'),
+        config.logs?.maxBytes ?? PROCESS_DEFAULTS.logMaxBytes,
+        config.logs?.keep ?? PROCESS_DEFAULTS.logKeep,
+      ),
+      new RotatingLog(
+        join(ctx.logDir, 'stderr.log'),
+        config.logs?.maxBytes ?? PROCESS_DEFAULTS.logMaxBytes,
+        config.logs?.keep ?? PROCESS_DEFAULTS.logKeep,
+      ),
+    ] as const;
+    const supervisor = new Supervisor({
+      argv,
+      cwd: config.cwd === undefined ? ctx.releaseDir : resolve(ctx.releaseDir, config.cwd),
+      env: appEnv(ctx, config.env ?? {}),
+      policy: config.restart?.policy ?? 'always',
+      initialDelayMs: config.restart?.initialDelayMs ?? PROCESS_DEFAULTS.initialDelayMs,
+      maxDelayMs: config.restart?.maxDelayMs ?? PROCESS_DEFAULTS.maxDelayMs,
+      stopTimeoutMs: config.stopTimeoutMs ?? PROCESS_DEFAULTS.stopTimeoutMs,
+      pidFile: join(ctx.appDir, 'process.pid'),
+      stdoutLog: logs[0],
+      stderrLog: logs[1],
+      logger: this.logger.child({ app: ctx.app }),
+    });
+    this.running.set(ctx.app, { supervisor, logs: [...logs] });
+    supervisor.start();
+  }
+
+  async stop(app: string, appDir: string): Promise<void> {
+    const entry = this.running.get(app);
+    if (entry) {
+      this.running.delete(app);
+      await entry.supervisor.stop();
+      for (const log of entry.logs) log.close();
+    }
+    await stopLeftover(join(appDir, 'process.pid'), PROCESS_DEFAULTS.stopTimeoutMs);
+  }
+
+  async health(ctx: AppContext, signal: AbortSignal): Promise<void> {
+    const config = processConfig(ctx.release);
+    const entry = this.running.get(ctx.app);
+    if (!entry) throw new FlotillaError('FLT_HEALTH_CHECK_FAILED', `${ctx.app} is not running`);
+    const { supervisor } = entry;
+    const exitsAtStart = supervisor.exits;
+    await healthWindow(config.health, {
+      cwd: ctx.releaseDir,
+      env: appEnv(ctx, config.env ?? {}),
+      signal,
+      failure: () => {
+        if (supervisor.spawnError !== null) return `the process could not start: ${supervisor.spawnError}`;
+        if (supervisor.exits === exitsAtStart) return null;
+        const exit = supervisor.lastExit;
+        const how = exit?.signal ? `killed by ${exit.signal}` : `exit code ${String(exit?.code)}`;
+        const tail = readLogTail(join(ctx.logDir, 'stderr.log'), 300)
+          .trim()
+          .split('\n')
+          .slice(-2)
+          .join(' | ');
+        return `the process exited during the health window (${how})${tail ? `: ${tail}` : ''}`;
+      },
+    });
+  }
+
+  /** After an agent restart the committed release runs again. */
+  adopt(ctx: AppContext): Promise<void> {
+    return this.start(ctx);
+  }
+
+  /** The supervisor of a running app (tests, status). */
+  supervisorOf(app: string): Supervisor | null {
+    return this.running.get(app)?.supervisor ?? null;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.running.entries()].map(async ([app, entry]) => {
+        this.running.delete(app);
+        await entry.supervisor.stop();
+        for (const log of entry.logs) log.close();
+      }),
+    );
+  }
+}

@@ -1,0 +1,61 @@
+/** Size-rotated log files: `<name>.log`, then `<name>.log.1` … `<name>.log.<keep>` (oldest dropped). */
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+
+export class RotatingLog {
+  private fd: number;
+  private size: number;
+
+  constructor(
+    readonly path: string,
+    private readonly maxBytes: number,
+    private readonly keep: number,
+  ) {
+    this.fd = openSync(path, 'a', 0o640);
+    this.size = fstatSync(this.fd).size;
+  }
+
+  write(bytes: Uint8Array): void {
+    if (this.size > 0 && this.size + bytes.length > this.maxBytes) this.rotate();
+    writeSync(this.fd, bytes);
+    this.size += bytes.length;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private rotate(): void {
+    closeSync(this.fd);
+    rmSync(`${this.path}.${this.keep}`, { force: true });
+    for (let i = this.keep - 1; i >= 1; i--) {
+      if (existsSync(`${this.path}.${i}`)) renameSync(`${this.path}.${i}`, `${this.path}.${i + 1}`);
+    }
+    renameSync(this.path, `${this.path}.1`);
+    this.fd = openSync(this.path, 'a', 0o640);
+    this.size = 0;
+  }
+}
+
+/** The last `maxBytes` of a rotated log, oldest first, across its files (what an operator reads remotely). */
+export function readLogTail(path: string, maxBytes: number, keep = 100): string {
+  const parts: Buffer[] = [];
+  let total = 0;
+  for (let i = 0; i <= keep && total < maxBytes; i++) {
+    const file = i === 0 ? path : `${path}.${i}`;
+    if (!existsSync(file)) break;
+    const bytes = readFileSync(file);
+    parts.unshift(bytes);
+    total += bytes.length;
+  }
+  const all = Buffer.concat(parts);
+  return all.subarray(Math.max(0, all.length - maxBytes)).toString('utf8');
+}

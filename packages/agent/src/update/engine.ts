@@ -1,0 +1,345 @@
+/**
+ * The update engine: owns the chunk cache, the runtimes and the journal; plans and runs one
+ * transaction at a time per device. The session attaches a source (verified assignment, fetcher,
+ * report sink) while connected; recovery and already-installed apps need none.
+ */
+import { lstat, mkdir, readdir } from 'node:fs/promises';
+import { FlotillaError } from '@flotilla/protocol';
+import type { RuntimeKind, UpdateReport } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import { AppLayout } from '../apply/layout.js';
+import type { ApplyContext } from '../apply/context.js';
+import { ioError } from '../apply/fs-ops.js';
+import { runTransaction } from '../apply/transaction.js';
+import type { PhaseEvent, TransactionOutcome } from '../apply/transaction.js';
+import { ChunkCache } from '../cache/chunk-cache.js';
+import type { DiskProbe } from '../fetch/disk.js';
+import { statfsProbe } from '../fetch/disk.js';
+import { fetchReleaseObjects } from '../fetch/fetch-release.js';
+import type { ObjectFetcher } from '../fetch/fetcher.js';
+import { FilesRuntime } from '../runtimes/files-runtime.js';
+import { ProcessRuntime } from '../runtimes/process-runtime.js';
+import type { Runtime } from '../runtimes/runtime.js';
+import type { StateDatabase } from '../state/db.js';
+import { planRollback, planUpdate } from './planner.js';
+import type { PlanInput } from './planner.js';
+import { UpdateRecords } from './records.js';
+import type { Plan, ReleaseSpec } from './types.js';
+
+export interface UpdateEngineOptions {
+  dataDir: string;
+  db: StateDatabase;
+  logger: Logger;
+  /** Previous releases kept for instant rollback (default 1). */
+  keepPrevious?: number;
+  /** Chunk cache size cap in bytes (default 1 GiB). */
+  cacheMaxBytes?: number;
+  /** Agent restarts inside switch..health before rolling back (default 3). */
+  maxAttempts?: number;
+  disk?: DiskProbe;
+  /** Defaults to `files` and `process`. */
+  runtimes?: Partial<Record<RuntimeKind, Runtime>>;
+}
+
+/** What a connected session provides. */
+export interface UpdateSource {
+  /** The verified assignment, one release per app (TUF); throws on a refusal. */
+  assignment: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
+  fetcher: ObjectFetcher;
+  report: (report: UpdateReport) => void;
+}
+
+export class UpdateEngine {
+  readonly layout: AppLayout;
+  readonly records: UpdateRecords;
+  private source: UpdateSource | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly runtimes: Partial<Record<RuntimeKind, Runtime>>;
+  private readonly keepPrevious: number;
+  private readonly maxAttempts: number;
+  private readonly disk: DiskProbe;
+
+  private constructor(
+    private readonly options: UpdateEngineOptions,
+    readonly cache: ChunkCache,
+  ) {
+    this.layout = new AppLayout(options.dataDir);
+    this.records = new UpdateRecords(options.db);
+    this.keepPrevious = options.keepPrevious ?? 1;
+    this.maxAttempts = options.maxAttempts ?? 3;
+    this.disk = options.disk ?? statfsProbe;
+    this.runtimes = options.runtimes ?? {
+      files: new FilesRuntime(),
+      process: new ProcessRuntime(options.logger.child({ component: 'runtime' })),
+    };
+  }
+
+  static async open(options: UpdateEngineOptions): Promise<UpdateEngine> {
+    const layout = new AppLayout(options.dataDir);
+    await mkdir(layout.chunksDir, { recursive: true }).catch((e: unknown) => {
+      throw ioError('cannot create', layout.chunksDir, e);
+    });
+    const cache = await ChunkCache.open({
+      dir: layout.chunksDir,
+      db: options.db,
+      maxBytes: options.cacheMaxBytes ?? 1024 * 1024 * 1024,
+      onCorrupt: (id, error) => options.logger.warn({ id, err: error }, 'corrupt chunk cache item removed'),
+    });
+    return new UpdateEngine(options, cache);
+  }
+
+  attach(source: UpdateSource | null): void {
+    this.source = source;
+  }
+
+  /** At agent start: finish or roll back interrupted transactions, then bring committed apps back up. */
+  start(signal: AbortSignal): Promise<void> {
+    return this.serialize(async () => {
+      for (const app of this.records.apps()) {
+        const journal = this.records.journal(app);
+        if (journal !== null) {
+          const input = await this.planInput(app, journal.to);
+          const plan = planUpdate(input);
+          // A transaction interrupted while fetching waits for a connection.
+          if (plan.steps.some((s) => s.kind === 'fetch')) continue;
+          await this.run(plan, input, signal);
+        } else {
+          const current = this.records.installed(app).current;
+          if (current) {
+            await this.runtimeFor(current)
+              .adopt(this.layout.context(current))
+              .catch((e: unknown) =>
+                this.options.logger.error({ err: e, app }, 'could not start an installed app'),
+              );
+          }
+        }
+      }
+    });
+  }
+
+  /**
+   * Verifies the assignment and runs each app's plan. Failures are reported, never thrown; the
+   * result is false when something failed and a later retry may succeed.
+   */
+  converge(signal: AbortSignal): Promise<boolean> {
+    return this.serialize(async () => {
+      const source = this.source;
+      if (!source) return true;
+      let targets: ReleaseSpec[];
+      try {
+        targets = await source.assignment(signal);
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'the assignment could not be verified; installing nothing');
+        return false;
+      }
+      let ok = true;
+      const apps = new Set([...targets.map((t) => t.app), ...this.records.apps()]);
+      for (const app of apps) {
+        if (signal.aborted) return ok;
+        const input = await this.planInput(app, targets.find((t) => t.app === app) ?? null);
+        const outcome = await this.run(planUpdate(input), input, signal).catch((error: unknown) => {
+          this.options.logger.error({ err: error, app }, 'update failed unexpectedly');
+          return { kind: 'failed' } as const;
+        });
+        if (outcome.kind === 'failed') ok = false;
+      }
+      return ok;
+    });
+  }
+
+  /** The plans `converge` would run for `targets` (dry run); nothing is executed. */
+  async plans(targets: readonly ReleaseSpec[]): Promise<Plan[]> {
+    const apps = new Set([...targets.map((t) => t.app), ...this.records.apps()]);
+    const plans: Plan[] = [];
+    for (const app of apps)
+      plans.push(planUpdate(await this.planInput(app, targets.find((t) => t.app === app) ?? null)));
+    return plans;
+  }
+
+  /** Operator action: back to the previous release; the current one is held until the assignment changes. */
+  rollback(app: string, signal: AbortSignal): Promise<TransactionOutcome> {
+    return this.serialize(async () => {
+      const input = await this.planInput(app, null);
+      if (input.journal !== null)
+        throw new FlotillaError('FLT_CONFLICT', `${app} has an update in progress; try again when it ends`);
+      const plan = planRollback(input, {
+        code: 'FLT_ROLLED_BACK_BY_OPERATOR',
+        message: 'rolled back by an operator',
+      });
+      if (plan.steps.length === 0) {
+        throw new FlotillaError(
+          input.installed.current ? 'FLT_NO_PREVIOUS_RELEASE' : 'FLT_APP_NOT_INSTALLED',
+          `cannot roll back ${app}: ${plan.note ?? ''}`,
+          { details: { app } },
+        );
+      }
+      return this.run(plan, input, signal);
+    });
+  }
+
+  /** Operator action: restart the app's current release through its runtime. */
+  restart(app: string, signal: AbortSignal): Promise<void> {
+    return this.serialize(async () => {
+      const current = this.records.installed(app).current;
+      if (!current)
+        throw new FlotillaError('FLT_APP_NOT_INSTALLED', `${app} is not installed`, { details: { app } });
+      const runtime = this.runtimeFor(current);
+      await runtime.stop(app, this.layout.appDir(app));
+      await runtime.start(this.layout.context(current), signal);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    this.cache.flushRecency();
+    await Promise.all(Object.values(this.runtimes).map((r) => r.close()));
+  }
+
+  private async run(plan: Plan, input: PlanInput, signal: AbortSignal): Promise<TransactionOutcome> {
+    if (plan.steps.length === 0) return { kind: 'none' };
+    const to = plan.to;
+    if (plan.mode === 'update' && to !== null) {
+      try {
+        this.runtimeFor(to).validate(to);
+      } catch (error) {
+        this.report({ app: plan.app, targetPath: to.targetPath, phase: 'failed', error: summary(error) });
+        return { kind: 'failed', reason: summary(error) };
+      }
+    }
+    this.options.logger.info(
+      {
+        app: plan.app,
+        action: plan.action,
+        from: plan.from?.targetPath,
+        to: to?.targetPath,
+        steps: plan.steps.map((s) => s.kind),
+      },
+      'running an update plan',
+    );
+    const outcome = await runTransaction(plan, input, this.applyContext(), signal, (event) =>
+      this.onPhase(event),
+    );
+    this.options.logger.info({ app: plan.app, outcome }, 'update plan finished');
+    return outcome;
+  }
+
+  private applyContext(): ApplyContext {
+    return {
+      layout: this.layout,
+      cache: this.cache,
+      records: this.records,
+      runtimeFor: (release) => this.runtimeFor(release),
+      fetchRelease: (release, signal, full) => this.fetchRelease(release, signal, full),
+      protectedIds: () => this.cache.reachable(this.installedRoots()),
+      keepPrevious: this.keepPrevious,
+      logger: this.options.logger,
+    };
+  }
+
+  private async fetchRelease(release: ReleaseSpec, signal: AbortSignal, full: boolean) {
+    const source = this.source;
+    if (!source) throw new FlotillaError('FLT_UNAVAILABLE', 'not connected to the server; cannot fetch');
+    const installed = full ? new Set<string>() : await this.installedObjectIds();
+    let reportedAt = -1;
+    const result = await fetchReleaseObjects(release.root, {
+      cache: this.cache,
+      fetcher: source.fetcher,
+      disk: this.disk,
+      dataDir: this.options.dataDir,
+      installed,
+      signal,
+      onProgress: (p) => {
+        // Every 5 % (and the first and last), not every chunk.
+        const step = p.bytesTotal === 0 ? 100 : Math.floor((p.bytesDone * 20) / p.bytesTotal);
+        if (step === reportedAt) return;
+        reportedAt = step;
+        this.report({
+          app: release.app,
+          targetPath: release.targetPath,
+          phase: 'downloading',
+          bytesDone: p.bytesDone,
+          bytesTotal: p.bytesTotal,
+          bytesFetched: p.wireBytes,
+        });
+      },
+    });
+    this.options.logger.info({ app: release.app, ...result }, 'release fetched');
+    return { wireBytes: result.wireBytes };
+  }
+
+  /** Object ids (dirs and files) of every installed release: their subtrees are complete in the cache. */
+  private async installedObjectIds(): Promise<Set<string>> {
+    const ids = await this.cache.reachable(this.installedRoots());
+    return ids;
+  }
+
+  private installedRoots(): string[] {
+    const roots: string[] = [];
+    for (const app of this.records.apps()) {
+      const installed = this.records.installed(app);
+      for (const r of [installed.current, ...installed.previous]) if (r) roots.push(r.root);
+      const journal = this.records.journal(app);
+      if (journal?.from) roots.push(journal.from.root);
+      if (journal?.to) roots.push(journal.to.root);
+    }
+    return roots;
+  }
+
+  private async planInput(app: string, target: ReleaseSpec | null): Promise<PlanInput> {
+    return {
+      app,
+      installed: this.records.installed(app),
+      target,
+      journal: this.records.journal(app),
+      stagedRoots: await this.stagedRoots(app),
+      keepPrevious: this.keepPrevious,
+      maxAttempts: this.maxAttempts,
+    };
+  }
+
+  private async stagedRoots(app: string): Promise<string[]> {
+    const dir = this.layout.releasesDir(app);
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const roots: string[] = [];
+    for (const name of names) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      if ((await lstat(`${dir}/${name}`).catch(() => null))?.isDirectory()) roots.push(name);
+    }
+    return roots;
+  }
+
+  private runtimeFor(release: ReleaseSpec): Runtime {
+    const runtime = this.runtimes[release.runtime];
+    if (!runtime) {
+      throw new FlotillaError('FLT_RUNTIME_UNSUPPORTED', `this agent has no ${release.runtime} runtime`, {
+        details: { app: release.app, runtime: release.runtime },
+      });
+    }
+    return runtime;
+  }
+
+  private onPhase(event: PhaseEvent): void {
+    this.report({
+      app: event.app,
+      targetPath: event.targetPath,
+      phase: event.phase,
+      ...(event.bytesFetched !== undefined && { bytesFetched: event.bytesFetched }),
+      ...(event.error && { error: event.error }),
+    });
+  }
+
+  private report(report: UpdateReport): void {
+    this.source?.report({ ...report, at: new Date().toISOString() });
+  }
+
+  private serialize<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work, work);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+}
+
+function summary(error: unknown): { code: string; message: string } {
+  if (error instanceof FlotillaError) return { code: error.code, message: error.message.slice(0, 2048) };
+  return { code: 'FLT_INTERNAL', message: String(error).slice(0, 2048) };
+}

@@ -1,0 +1,198 @@
+/**
+ * The pure planner: (what is installed, what is assigned, the journal) → steps. No I/O, no clock,
+ * so every case, including recovery from each journal state, is unit-tested without processes.
+ */
+import type { FailureReason, InstalledApp, JournalEntry, Plan, ReleaseSpec, Step } from './types.js';
+
+export interface PlanInput {
+  app: string;
+  installed: InstalledApp;
+  /** The verified assignment; null when the director names no release for this app. */
+  target: ReleaseSpec | null;
+  journal: JournalEntry | null;
+  /** Release directories complete on disk (`releases/<root>`, renamed after fsync). */
+  stagedRoots: readonly string[];
+  /** Previous releases kept for instant rollback (default 1). */
+  keepPrevious: number;
+  /** After this many agent restarts inside the switch..health window, roll back (default 3). */
+  maxAttempts: number;
+}
+
+const RESUME_FROM_STOP = new Set(['stop', 'switch', 'start', 'health']);
+
+/** The steps that take the app from what is installed to `target`, or finish an interrupted transaction. */
+export function planUpdate(input: PlanInput): Plan {
+  const { journal, target, installed } = input;
+  if (journal !== null) {
+    const abandon =
+      journal.mode === 'update' &&
+      (journal.step === 'fetch' || journal.step === 'stage') &&
+      target !== null &&
+      target.root !== journal.to?.root;
+    if (!abandon) return planRecovery(input, journal);
+  }
+  const current = installed.current;
+  const none = (note: string): Plan => ({
+    app: input.app,
+    action: 'none',
+    mode: null,
+    from: current,
+    to: target,
+    steps: [],
+    note,
+  });
+  if (target === null) return none('no release assigned');
+  if (current !== null && current.root === target.root) return none('up to date');
+  if (installed.held !== null && installed.held.root === target.root)
+    return none(`held after a rollback: ${installed.held.reason}`);
+  return {
+    app: input.app,
+    action: 'update',
+    mode: 'update',
+    from: current,
+    to: target,
+    steps: forwardSteps(input, current, target, true),
+    note: null,
+  };
+}
+
+/** The operator's rollback: back to the newest previous release, holding the current one. */
+export function planRollback(input: PlanInput, reason: FailureReason): Plan {
+  const current = input.installed.current;
+  const previous = input.installed.previous.find((p) => input.stagedRoots.includes(p.root)) ?? null;
+  if (current === null || previous === null) {
+    return {
+      app: input.app,
+      action: 'none',
+      mode: null,
+      from: current,
+      to: null,
+      steps: [],
+      note: current === null ? 'not installed' : 'no previous release on disk',
+    };
+  }
+  return rollbackPlan(input, current, previous, reason);
+}
+
+/** The rollback after a failed start or health window of `failed`. */
+export function planFailureRollback(
+  input: PlanInput,
+  failed: ReleaseSpec,
+  back: ReleaseSpec | null,
+  reason: FailureReason,
+): Plan {
+  return rollbackPlan(input, failed, back, reason);
+}
+
+function rollbackPlan(
+  input: PlanInput,
+  failed: ReleaseSpec,
+  back: ReleaseSpec | null,
+  reason: FailureReason,
+): Plan {
+  const steps: Step[] = [
+    { kind: 'stop', release: failed },
+    { kind: 'switch', release: back },
+  ];
+  if (back !== null) steps.push({ kind: 'start', release: back });
+  steps.push({ kind: 'rollback', release: back, failed, reason });
+  steps.push({ kind: 'cleanup', app: input.app, keep: keepAfterRollback(input, back, failed) });
+  return {
+    app: input.app,
+    action: 'rollback',
+    mode: 'rollback',
+    from: failed,
+    to: back,
+    steps,
+    note: reason.message,
+  };
+}
+
+function planRecovery(input: PlanInput, journal: JournalEntry): Plan {
+  const resumed = (steps: Step[], mode = journal.mode): Plan => ({
+    app: input.app,
+    action: 'resume',
+    mode,
+    from: journal.from,
+    to: journal.to,
+    steps,
+    note: `resuming after an interruption at "${journal.step}" (attempt ${journal.attempts + 1})`,
+  });
+  if (journal.mode === 'rollback') {
+    const failed = journal.from;
+    const reason = journal.reason ?? { code: 'FLT_RUNTIME_FAILED', message: 'rollback interrupted' };
+    if (failed === null) return resumed([]);
+    if (journal.step === 'cleanup')
+      return resumed([
+        { kind: 'cleanup', app: input.app, keep: keepAfterRollback(input, journal.to, failed) },
+      ]);
+    return { ...rollbackPlan(input, failed, journal.to, reason), action: 'resume' };
+  }
+  const to = journal.to;
+  if (to === null) return resumed([]);
+  const from = journal.from;
+  if (RESUME_FROM_STOP.has(journal.step) && journal.attempts >= input.maxAttempts) {
+    return planFailureRollback(input, to, from, {
+      code: 'FLT_RUNTIME_FAILED',
+      message: `the agent was interrupted ${journal.attempts} times while starting ${to.targetPath}`,
+    });
+  }
+  switch (journal.step) {
+    case 'fetch':
+    case 'stage':
+      return resumed(forwardSteps(input, from, to, true));
+    case 'stop':
+    case 'switch':
+    case 'start':
+    case 'health':
+      return resumed(forwardSteps(input, from, to, false));
+    case 'commit':
+      return resumed([
+        { kind: 'commit', release: to, replaced: from },
+        { kind: 'cleanup', app: input.app, keep: keepAfterCommit(input, to, from) },
+      ]);
+    default:
+      return resumed([{ kind: 'cleanup', app: input.app, keep: keepAfterCommit(input, to, from) }]);
+  }
+}
+
+function forwardSteps(
+  input: PlanInput,
+  from: ReleaseSpec | null,
+  to: ReleaseSpec,
+  withStaging: boolean,
+): Step[] {
+  const steps: Step[] = [];
+  if (withStaging && !input.stagedRoots.includes(to.root)) {
+    steps.push({ kind: 'fetch', release: to }, { kind: 'stage', release: to });
+  }
+  if (from !== null || !withStaging) steps.push({ kind: 'stop', release: from ?? to });
+  steps.push(
+    { kind: 'switch', release: to },
+    { kind: 'start', release: to },
+    { kind: 'health', release: to },
+    { kind: 'commit', release: to, replaced: from },
+    { kind: 'cleanup', app: input.app, keep: keepAfterCommit(input, to, from) },
+  );
+  return steps;
+}
+
+function keepAfterCommit(input: PlanInput, to: ReleaseSpec, from: ReleaseSpec | null): string[] {
+  const previous = [from, ...input.installed.previous]
+    .filter((r): r is ReleaseSpec => r !== null && r.root !== to.root)
+    .map((r) => r.root);
+  return unique([to.root, ...previous.slice(0, input.keepPrevious)]);
+}
+
+function keepAfterRollback(input: PlanInput, back: ReleaseSpec | null, failed: ReleaseSpec): string[] {
+  const others = input.installed.previous.filter((r) => r.root !== back?.root).map((r) => r.root);
+  // The failed release stays on disk as a previous one only if there is room; it is held anyway.
+  return unique([...(back ? [back.root] : []), ...others.slice(0, input.keepPrevious), failed.root]).slice(
+    0,
+    1 + input.keepPrevious,
+  );
+}
+
+function unique(ids: string[]): string[] {
+  return [...new Set(ids)];
+}

@@ -1,0 +1,71 @@
+/**
+ * Update reports to `POST /api/v1/device/reports`: best effort, in order, queued while offline and
+ * retried with backoff. Bounded: when full, progress reports (downloading) are dropped first.
+ */
+import type { UpdateReport } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import { sleep } from '../util/sleep.js';
+
+export interface ReportQueueOptions {
+  send: (report: UpdateReport, signal: AbortSignal) => Promise<void>;
+  logger: Logger;
+  /** Most reports kept while the server is unreachable (default 1000). */
+  maxQueued?: number;
+  /** First retry delay; doubles up to `maxRetryMs` (defaults 1 s and 60 s). */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+export class ReportQueue {
+  private readonly queued: UpdateReport[] = [];
+  private draining: Promise<void> | null = null;
+  private readonly controller = new AbortController();
+
+  constructor(private readonly options: ReportQueueOptions) {}
+
+  get size(): number {
+    return this.queued.length;
+  }
+
+  push(report: UpdateReport): void {
+    const max = this.options.maxQueued ?? 1000;
+    if (this.queued.length >= max) {
+      const progress = this.queued.findIndex((r) => r.phase === 'downloading');
+      this.queued.splice(progress >= 0 ? progress : 0, 1);
+    }
+    this.queued.push(report);
+    this.draining ??= this.drain().finally(() => {
+      this.draining = null;
+    });
+  }
+
+  /** Resolves once everything queued so far was sent (or the queue was closed). */
+  async flushed(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  close(): void {
+    this.controller.abort();
+  }
+
+  private async drain(): Promise<void> {
+    const signal = this.controller.signal;
+    let delayMs = this.options.retryMs ?? 1000;
+    while (this.queued.length > 0 && !signal.aborted) {
+      const report = this.queued[0] as UpdateReport;
+      try {
+        await this.options.send(report, signal);
+        this.queued.shift();
+        delayMs = this.options.retryMs ?? 1000;
+      } catch (error) {
+        if (signal.aborted) return;
+        this.options.logger.warn(
+          { err: error, retryInMs: delayMs, queued: this.queued.length },
+          'could not send an update report; will retry',
+        );
+        await sleep(delayMs, signal);
+        delayMs = Math.min(delayMs * 2, this.options.maxRetryMs ?? 60_000);
+      }
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The update engine's part in a connected session: the HTTP fetcher and report queue bound to the
+ * device token, the TUF assignment, a loop that converges at start, on `state-changed` and after a
+ * failure (with backoff), and the operator's `rollback` / `restart` actions.
+ */
+import { DEVICE_REPORTS_ROUTE, isFlotillaError, parseReleaseTargetPath } from '@flotilla/protocol';
+import type { DeviceAppAction, UpdateReport } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import type { AgentConfig } from '../config.js';
+import type { HttpClient } from '../client/http.js';
+import type { TokenManager } from '../client/tokens.js';
+import { HttpFetcher } from '../fetch/http-fetcher.js';
+import { serverBackoff } from '../sync/backoff.js';
+import { tufFailureReport } from '../tuf/index.js';
+import { WakeableSleep } from '../util/sleep.js';
+import type { UpdateEngine } from './engine.js';
+import { ReportQueue } from './report-queue.js';
+import { tufAssignment } from './tuf-source.js';
+
+/** Converge again this often even without a push (a missed `state-changed`, an expired hold). */
+const IDLE_RECHECK_MS = 60 * 60 * 1000;
+
+export interface SessionUpdatesOptions {
+  engine: UpdateEngine;
+  config: AgentConfig;
+  http: HttpClient;
+  tokens: TokenManager;
+  deviceId: string;
+  logger: Logger;
+  random?: () => number;
+}
+
+export class SessionUpdates {
+  private readonly wake = new WakeableSleep();
+  private readonly reports: ReportQueue;
+
+  constructor(private readonly options: SessionUpdatesOptions) {
+    const { config, http, tokens, logger } = options;
+    this.reports = new ReportQueue({
+      logger,
+      send: async (report, signal) => {
+        await http.request({
+          method: 'POST',
+          path: DEVICE_REPORTS_ROUTE,
+          schema: null,
+          token: await tokens.get(signal),
+          body: report,
+          signal,
+        });
+      },
+    });
+    const fetcher = new HttpFetcher({
+      baseUrl: http.baseUrl,
+      headers: async () => ({ authorization: `Bearer ${await tokens.get(new AbortController().signal)}` }),
+      partialDir: options.engine.layout.partialDir,
+      concurrency: config.fetchConcurrency,
+      bytesPerSecond: config.fetchBytesPerSecond,
+      timeoutMs: config.requestTimeoutMs,
+    });
+    const assignment = tufAssignment({
+      serverUrl: http.baseUrl,
+      deviceId: options.deviceId,
+      dataDir: config.dataDir,
+      trustedRootFile: config.trustedRootFile,
+      token: (signal) => tokens.get(signal),
+      cache: options.engine.cache,
+      fetcher,
+      logger,
+      timeoutMs: config.requestTimeoutMs,
+    });
+    options.engine.attach({
+      fetcher,
+      report: (r) => this.reports.push(r),
+      assignment: async (signal) => {
+        try {
+          return await assignment(signal);
+        } catch (error) {
+          this.reportRefusal(error);
+          throw error;
+        }
+      },
+    });
+  }
+
+  /** Converges now (a `state-changed` push or a changed state poll). */
+  trigger(): void {
+    this.wake.wake();
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const backoff = serverBackoff(this.options.config.pollIntervalMs, this.options.random);
+    try {
+      while (!signal.aborted) {
+        const ok = await this.options.engine.converge(signal);
+        if (signal.aborted) break;
+        await this.wake.sleep(ok ? IDLE_RECHECK_MS : backoff.next(), signal);
+        if (ok) backoff.reset();
+      }
+    } finally {
+      this.options.engine.attach(null);
+      this.reports.close();
+    }
+  }
+
+  /** The operator's action from the control channel; a refusal is sent back in the ack. */
+  async act(action: DeviceAppAction, app: string, signal: AbortSignal): Promise<void> {
+    if (action === 'restart') return this.options.engine.restart(app, signal);
+    await this.options.engine.rollback(app, signal);
+  }
+
+  private reportRefusal(error: unknown): void {
+    const failure = tufFailureReport(error);
+    let app: string | null = null;
+    if (failure.path !== undefined) {
+      try {
+        app = parseReleaseTargetPath(failure.path).app;
+      } catch {
+        app = null;
+      }
+    }
+    const apps = app !== null ? [app] : this.options.engine.records.apps();
+    for (const a of apps) {
+      const report: UpdateReport = {
+        app: a,
+        targetPath: failure.path ?? '',
+        phase: 'failed',
+        error: { code: failure.code, message: failure.message, details: failure },
+        at: new Date().toISOString(),
+      };
+      this.reports.push(report);
+    }
+    if (!isFlotillaError(error))
+      this.options.logger.error({ err: error }, 'unexpected error verifying the assignment');
+  }
+}

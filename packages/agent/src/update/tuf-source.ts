@@ -1,0 +1,120 @@
+/**
+ * The verified assignment from the TUF layer (docs/security.md): trusted roots provisioned once,
+ * both repositories refreshed, director and image in agreement, then each release's root object
+ * fetched into the cache and checked against the signed length (its hash is its id, checked on
+ * arrival). The per-object URL serves codec frames, so the root object travels through the same
+ * verified fetcher as every other object rather than `downloadVerified`.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FlotillaError } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import type { ChunkCache } from '../cache/chunk-cache.js';
+import type { ObjectFetcher } from '../fetch/fetcher.js';
+import { provisionTrustedRoot, verifyAssignment } from '../tuf/index.js';
+import type { ReleaseSpec } from './types.js';
+
+export interface TufSourceOptions {
+  serverUrl: string;
+  deviceId: string;
+  dataDir: string;
+  /** The image repository's root shipped with the agent; null: trust on first use from the server. */
+  trustedRootFile: string | null;
+  token: (signal: AbortSignal) => Promise<string>;
+  cache: ChunkCache;
+  fetcher: ObjectFetcher;
+  logger: Logger;
+  timeoutMs: number;
+}
+
+const MAX_ROOT_OBJECT_BYTES = 32 * 1024 * 1024;
+
+export function tufAssignment(options: TufSourceOptions): (signal: AbortSignal) => Promise<ReleaseSpec[]> {
+  return async (signal) => {
+    const token = await options.token(signal);
+    const headers = () => ({ authorization: `Bearer ${token}` });
+    const metadataDir = join(options.dataDir, 'tuf');
+    const imageRepoUrl = `${options.serverUrl}/tuf/image/`;
+    const directorRepoUrl = `${options.serverUrl}/tuf/director/${options.deviceId}/`;
+    await provision(
+      join(metadataDir, 'image'),
+      options.trustedRootFile,
+      `${imageRepoUrl}1.root.json`,
+      headers,
+      options,
+    );
+    await provision(join(metadataDir, 'director'), null, `${directorRepoUrl}1.root.json`, headers, options);
+    const verified = await verifyAssignment({
+      imageRepoUrl,
+      directorRepoUrl,
+      metadataDir,
+      fetch: { headers, timeoutMs: options.timeoutMs },
+    });
+    const releases: ReleaseSpec[] = [];
+    for (const v of verified) {
+      if (v.length > MAX_ROOT_OBJECT_BYTES) {
+        throw new FlotillaError(
+          'FLT_TUF_LENGTH',
+          `root object of ${v.path} is ${v.length} bytes, over the limit`,
+          {
+            details: { path: v.path },
+          },
+        );
+      }
+      if (!(await options.cache.has(v.sha256)))
+        await options.fetcher.fetch([v.sha256], options.cache, { signal });
+      const bytes = await options.cache.getObject(v.sha256);
+      if (bytes.length !== v.length) {
+        await options.cache.remove(v.sha256);
+        throw new FlotillaError(
+          'FLT_TUF_LENGTH',
+          `root object of ${v.path} is ${bytes.length} bytes, ${v.length} signed`,
+          {
+            details: { path: v.path, expected: v.length, received: bytes.length },
+          },
+        );
+      }
+      releases.push({
+        app: v.app,
+        version: v.release.version,
+        runtime: v.release.runtime,
+        root: v.release.rootObject,
+        targetPath: v.path,
+        config: v.release.config ?? {},
+      });
+    }
+    return releases;
+  };
+}
+
+async function provision(
+  dir: string,
+  configured: string | null,
+  url: string,
+  headers: () => Record<string, string>,
+  options: TufSourceOptions,
+): Promise<void> {
+  if (existsSync(join(dir, 'root.json'))) return;
+  let bytes: Uint8Array;
+  if (configured !== null) {
+    bytes = await readFile(configured).catch((cause: unknown) => {
+      throw new FlotillaError('FLT_CONFIG_INVALID', `cannot read the trusted root ${configured}`, { cause });
+    });
+  } else {
+    options.logger.warn(
+      { url },
+      "no trusted root configured: trusting the server's first root (trust on first use)",
+    );
+    const response = await fetch(url, {
+      headers: headers(),
+      signal: AbortSignal.timeout(options.timeoutMs),
+    }).catch((cause: unknown) => {
+      throw new FlotillaError('FLT_TUF_FETCH', `GET ${url} failed`, { cause, details: { url } });
+    });
+    if (!response.ok)
+      throw new FlotillaError('FLT_TUF_FETCH', `GET ${url}: HTTP ${response.status}`, { details: { url } });
+    bytes = new Uint8Array(await response.arrayBuffer());
+  }
+  await provisionTrustedRoot(dir, bytes);
+}

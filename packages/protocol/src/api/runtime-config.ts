@@ -1,0 +1,120 @@
+/**
+ * How a release runs on a device: the `config` custom field of a release target, per runtime
+ * (docs/updates.md "Runtimes"). The agent validates it before anything is installed; a release
+ * whose config does not match its runtime is refused with FLT_VALIDATION and changes nothing.
+ */
+import { Type } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
+
+const Argv = Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 256 });
+const AbsolutePath = Type.String({ minLength: 2, maxLength: 1024, pattern: '^/[^\\u0000]*$' });
+/** A path inside the release tree: relative, no `..` component. */
+const TreePath = Type.String({
+  minLength: 1,
+  maxLength: 1024,
+  pattern: '^(?!/)(?!.*(^|/)\\.\\.(/|$))[^\\u0000]+$',
+});
+
+/** One way to tell that an app serves: an HTTP URL answering 2xx, a TCP port accepting, or a command exiting 0. */
+export const HealthCheckConfig = Type.Object(
+  {
+    http: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048 })),
+    tcp: Type.Optional(
+      Type.Object(
+        {
+          host: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+          port: Type.Integer({ minimum: 1, maximum: 65535 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    command: Type.Optional(Argv),
+    /** Time between probes. */
+    intervalMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+    /** Timeout of one probe. */
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+    /** The health window: the probe must pass and the app stay up until it ends. */
+    windowMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+  },
+  { additionalProperties: false },
+);
+export type HealthCheckConfig = Static<typeof HealthCheckConfig>;
+
+export const FilesRuntimeConfig = Type.Object(
+  {
+    files: Type.Object(
+      {
+        /** Where the tree appears: a symlink to `<data-dir>/apps/<app>/current`, switched atomically. */
+        path: AbsolutePath,
+        /** Run after each switch (e.g. `["systemctl","restart","x"]`); a non-zero exit fails the update. */
+        postInstall: Type.Optional(Argv),
+        postInstallTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+        health: Type.Optional(HealthCheckConfig),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type FilesRuntimeConfig = Static<typeof FilesRuntimeConfig>;
+
+export const RestartPolicy = Type.Union([
+  Type.Literal('always'),
+  Type.Literal('on-failure'),
+  Type.Literal('never'),
+]);
+export type RestartPolicy = Static<typeof RestartPolicy>;
+
+export const ProcessRuntimeConfig = Type.Object(
+  {
+    process: Type.Object(
+      {
+        /** argv; a first element starting with `./` is a program inside the release tree. */
+        command: Argv,
+        env: Type.Optional(
+          Type.Record(
+            Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }),
+            Type.String({ maxLength: 32_768 }),
+            {
+              maxProperties: 256,
+            },
+          ),
+        ),
+        /** Working directory inside the release tree (default its root). */
+        cwd: Type.Optional(TreePath),
+        restart: Type.Optional(
+          Type.Object(
+            {
+              policy: Type.Optional(RestartPolicy),
+              initialDelayMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+              maxDelayMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 3_600_000 })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        /** After SIGTERM, wait this long, then SIGKILL. */
+        stopTimeoutMs: Type.Optional(Type.Integer({ minimum: 10, maximum: 600_000 })),
+        health: Type.Optional(HealthCheckConfig),
+        logs: Type.Optional(
+          Type.Object(
+            {
+              maxBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1024 * 1024 * 1024 })),
+              keep: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type ProcessRuntimeConfig = Static<typeof ProcessRuntimeConfig>;
+
+/** Operator actions delivered on the control channel as commands `rollback` / `restart` with this data. */
+export const AppActionData = Type.Object(
+  { app: Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }) },
+  { additionalProperties: false },
+);
+export type AppActionData = Static<typeof AppActionData>;
