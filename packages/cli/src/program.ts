@@ -23,7 +23,7 @@ import type { CliIo } from './io.js';
 export function buildProgram(io: CliIo): Command {
   const program = new Command('flotilla')
     .description('Deploy and update signed software on fleets of machines.')
-    .version(FLOTILLA_VERSION, '-V, --version', 'print the version')
+    .version(FLOTILLA_VERSION, '-V', 'print the version (also: flotilla --version)')
     .option(
       '--server <url>',
       'server URL (default: $FLOTILLA_SERVER, else the one you logged in to)',
@@ -62,6 +62,13 @@ export function buildProgram(io: CliIo): Command {
 
 /** Runs one `flotilla` invocation (`argv` without node and script) and returns its exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  // `--version` is only the program's own flag when it stands alone: commander would otherwise
+  // take it anywhere on the line, and subcommands use it (`release push --version 1.4.0`,
+  // `agent --version`).
+  if (argv.length === 1 && argv[0] === '--version') {
+    io.stdout.write(`${FLOTILLA_VERSION}\n`);
+    return ExitCode.ok;
+  }
   const program = buildProgram(io);
   try {
     await program.parseAsync([...argv], { from: 'user' });

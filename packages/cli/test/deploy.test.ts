@@ -56,7 +56,7 @@ void describe('flotilla deploy against a real server', () => {
       join(work, 'site'),
       '--app',
       'web',
-      '--app-version',
+      '--version',
       '1.0.0',
       '--json',
     ]);

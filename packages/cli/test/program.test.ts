@@ -21,7 +21,7 @@ void test('--help of every command lists each of its options and shows examples'
   for (const { path, command } of commands) {
     const res = await cli([...path, '--help']);
     assert.equal(res.code, 0, path.join(' '));
-    for (const option of command.options) {
+    for (const option of command.options.filter((o) => !o.hidden)) {
       assert.ok(res.stdout.includes(option.flags), `${path.join(' ')} --help lacks ${option.flags}`);
     }
     for (const global of ['--server <url>', '--json', '--config-dir <dir>']) {
@@ -151,4 +151,15 @@ void test('logout with an unreachable server still deletes the credentials and n
     username: 'admin',
   });
   assert.deepEqual(await readdir(dir), []);
+});
+
+void test('--version belongs to subcommands when it is not alone: agent --version, release push --version', async () => {
+  const agent = await cli(['agent', '--version']);
+  assert.equal(agent.code, 0);
+  assert.match(agent.stdout, /^flotilla-agent \d+\.\d+\.\d+/);
+  const push = await cli(['release', 'push', '--help']);
+  assert.equal(push.code, 0);
+  assert.match(push.stdout, /--version <version>/);
+  const short = await cli(['-V']);
+  assert.equal(short.code, 0);
 });

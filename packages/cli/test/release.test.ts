@@ -33,7 +33,7 @@ void describe('flotilla release against a real server', () => {
   });
 
   const push = (version: string, extra: string[] = [], options: { env?: Record<string, string> } = {}) =>
-    srv.run(['release', 'push', tree, '--app', 'web', '--app-version', version, '--json', ...extra], {
+    srv.run(['release', 'push', tree, '--app', 'web', '--version', version, '--json', ...extra], {
       env: options.env ?? env,
     });
 
@@ -106,7 +106,7 @@ void describe('flotilla release against a real server', () => {
     for (const dir of dirs) await writeTree(dir, randomFiles(2, 4096));
     const results = await Promise.all(
       dirs.map((dir, i) =>
-        srv.run(['release', 'push', dir, '--app', 'conc', '--app-version', `1.${i}`, '--json'], { env }),
+        srv.run(['release', 'push', dir, '--app', 'conc', '--version', `1.${i}`, '--json'], { env }),
       ),
     );
     for (const res of results) assert.equal(res.code, 0, res.stderr);
@@ -164,28 +164,28 @@ void describe('flotilla release against a real server', () => {
     const before = json<ReleaseList>(await srv.run(['release', 'ls', '--json'])).items.length;
     const cases: { argv: string[]; env?: Record<string, string>; code: RegExp }[] = [
       {
-        argv: ['release', 'push', join(work, 'nope'), '--app', 'web', '--app-version', '9.0.0'],
+        argv: ['release', 'push', join(work, 'nope'), '--app', 'web', '--version', '9.0.0'],
         code: /^error \[FLT_NOT_FOUND\]: no such directory/,
       },
       {
-        argv: ['release', 'push', tree, '--app', 'web', '--app-version', '../1'],
+        argv: ['release', 'push', tree, '--app', 'web', '--version', '../1'],
         code: /^error \[FLT_VALIDATION\]: invalid version/,
       },
       {
-        argv: ['release', 'push', tree, '--app', 'a/b', '--app-version', '1'],
+        argv: ['release', 'push', tree, '--app', 'a/b', '--version', '1'],
         code: /^error \[FLT_VALIDATION\]: invalid app name/,
       },
       {
-        argv: ['release', 'push', tree, '--app', 'web', '--app-version', '9.0.1'],
+        argv: ['release', 'push', tree, '--app', 'web', '--version', '9.0.1'],
         env: { FLOTILLA_KEY_PASSPHRASE: 'not the passphrase' },
         code: /^error \[FLT_KEY_PASSPHRASE_WRONG\]/,
       },
       {
-        argv: ['release', 'push', tree, '--app', 'web', '--app-version', '9.0.2', '--keys-dir', work],
+        argv: ['release', 'push', tree, '--app', 'web', '--version', '9.0.2', '--keys-dir', work],
         code: /^error \[FLT_TUF_KEY_MISMATCH\]: .*needs 1 of its targets keys/,
       },
       {
-        argv: ['release', 'push', tree, '--app', 'web', '--app-version', '9.0.3', '--entrypoint', './x'],
+        argv: ['release', 'push', tree, '--app', 'web', '--version', '9.0.3', '--entrypoint', './x'],
         code: /^error \[FLT_VALIDATION\]: --entrypoint is for --runtime process/,
       },
       {
@@ -195,7 +195,7 @@ void describe('flotilla release against a real server', () => {
           tree,
           '--app',
           'web',
-          '--app-version',
+          '--version',
           '9.0.4',
           '--config-file',
           join(work, 'site', 'index.html'),
@@ -215,17 +215,17 @@ void describe('flotilla release against a real server', () => {
       assert.match(res.stderr, c.code, c.argv.join(' '));
     }
     assert.equal(json<ReleaseList>(await srv.run(['release', 'ls', '--json'])).items.length, before);
-    // The global --version would print the CLI version and exit 0: after `release push` it is refused.
-    const versionFlag = await srv.run(['release', 'push', tree, '--app', 'web', '--version', '9.9.9']);
-    assert.equal(versionFlag.code, 2);
-    assert.match(versionFlag.stderr, /takes the version as --app-version/);
+    // Without a version the push is a usage error, and nothing is created.
+    const noVersion = await srv.run(['release', 'push', tree, '--app', 'web']);
+    assert.equal(noVersion.code, 2);
+    assert.match(noVersion.stderr, /--version <version>/);
     const runtime = await srv.run([
       'release',
       'push',
       tree,
       '--app',
       'web',
-      '--app-version',
+      '--version',
       '9',
       '--runtime',
       'docker',
@@ -236,7 +236,7 @@ void describe('flotilla release against a real server', () => {
   void test('a terminal sees progress on stderr; --json keeps stdout pure', async () => {
     const { cli } = await import('./helpers/memory-io.js');
     await writeFile(join(tree, 'index.html'), '<h1>v3</h1>\n');
-    const res = await cli(['release', 'push', tree, '--app', 'web', '--app-version', '1.5.0'], {
+    const res = await cli(['release', 'push', tree, '--app', 'web', '--version', '1.5.0'], {
       env: { ...env, FLOTILLA_CONFIG_DIR: srv.configDir },
       tty: true,
     });

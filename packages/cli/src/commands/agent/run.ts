@@ -1,3 +1,4 @@
+import { FLOTILLA_VERSION } from '@flotilla/protocol';
 import type { Command } from 'commander';
 import type { AgentFlags } from '@flotilla/agent';
 import { tagListArg, logFormatArg } from '../../args.js';
@@ -40,8 +41,13 @@ export function registerAgentCommand(program: Command, io: CliIo): void {
     .option('--offline', 'do not contact the server; keep running the installed releases')
     .option('--inventory-dir <dir>', 'directory of executables that print extra facts as name=value lines')
     .option('--inventory-interval <duration>', 'how often to send inventory facts, e.g. 1h')
+    .option('--version', 'print the agent version and exit')
     .addHelpText('after', '\nThe server URL is the global --server option (or $FLOTILLA_SERVER).')
-    .action(async (opts: AgentOptions, command: Command) => {
+    .action(async ({ version, ...opts }: AgentOptions & { version?: boolean }, command: Command) => {
+      if (version) {
+        io.stdout.write(`flotilla-agent ${FLOTILLA_VERSION}\n`);
+        return;
+      }
       const server = contextFor(io, command).explicitServer();
       const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
       await runAgent(io, flags);

@@ -5,17 +5,15 @@ import { registerReleaseDiff } from './diff.js';
 import { registerReleaseList } from './ls.js';
 import { registerReleasePush } from './push.js';
 import { registerReleaseShow } from './show.js';
-import { refuseVersionFlagOnPush } from './version-guard.js';
 
 export function registerReleaseCommands(program: Command, io: CliIo): void {
   const group = program.command('release').description('releases: signed, content-addressed app trees');
   registerReleasePush(group, io);
-  refuseVersionFlagOnPush(program);
   registerReleaseList(group, io);
   registerReleaseShow(group, io);
   registerReleaseDiff(group, io);
   examples(group, [
-    'flotilla release push ./site --app web --app-version 1.4.0',
+    'flotilla release push ./site --app web --version 1.4.0',
     'flotilla release ls --app web',
     'flotilla release diff web@1.3.0 web@1.4.0',
   ]);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import type { RuntimeKind } from '@flotilla/protocol';
 import { durationArg } from '../../args.js';
 import { contextFor } from '../../context.js';
@@ -19,7 +19,8 @@ import type { KeyFileOptions } from '../keys/options.js';
 
 interface PushOptions extends KeyFileOptions {
   app: string;
-  appVersion: string;
+  version?: string;
+  appVersion?: string;
   runtime: RuntimeKind;
   entrypoint?: string[];
   configFile?: string;
@@ -44,10 +45,8 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       .argument('<dir>', 'the directory that becomes the release tree'),
   )
     .requiredOption('--app <name>', 'app name, e.g. web')
-    .requiredOption(
-      '--app-version <version>',
-      'release version, e.g. 1.4.0 (not --version: that prints the CLI version)',
-    )
+    .option('--version <version>', 'release version, e.g. 1.4.0 (required)')
+    .addOption(new Option('--app-version <version>', 'the same as --version').hideHelp())
     .option('--runtime <kind>', 'how devices run it: files or process', runtimeArg, 'files')
     .option(
       '--entrypoint <argv...>',
@@ -63,7 +62,9 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     .action(async (dir: string, opts: PushOptions, command: Command) => {
       const ctx = contextFor(io, command);
       const app = checkAppName(opts.app);
-      const version = checkVersion(opts.appVersion);
+      const given = opts.version ?? opts.appVersion;
+      if (given === undefined) command.error("error: required option '--version <version>' not specified");
+      const version = checkVersion(given);
       const source = await sourceDirectory(io.cwd, dir);
       const config = await releaseConfig({
         cwd: io.cwd,
@@ -113,9 +114,9 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       });
     });
   examples(cmd, [
-    'flotilla release push ./site --app web --app-version 1.4.0',
-    'flotilla release push ./build --app api --app-version 2.0.1 --runtime process --entrypoint ./bin/api serve',
-    'flotilla release push ./build --app api --app-version 2.0.2 --runtime process --config-file api.json',
-    'echo "$PASSPHRASE" | flotilla release push ./site --app web --app-version 1.4.1 --passphrase-stdin --json',
+    'flotilla release push ./site --app web --version 1.4.0',
+    'flotilla release push ./build --app api --version 2.0.1 --runtime process --entrypoint ./bin/api serve',
+    'flotilla release push ./build --app api --version 2.0.2 --runtime process --config-file api.json',
+    'echo "$PASSPHRASE" | flotilla release push ./site --app web --version 1.4.1 --passphrase-stdin --json',
   ]);
 }
