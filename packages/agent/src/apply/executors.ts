@@ -1,7 +1,7 @@
 /** One executor per step kind (balena-supervisor style); each is safe to run again after a crash. */
 import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
-import { materialize } from '@flotilla/store';
+import { materialize, parseObject } from '@flotilla/store';
 import type { Step } from '../update/types.js';
 import type { ApplyContext } from './context.js';
 import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from './fs-ops.js';
@@ -40,9 +40,15 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     try {
       await materialize(ctx.cache, root, temp, { fsync: true });
     } catch (error) {
-      // A corrupt cache item was removed by the cache: fetch it again (whole tree, no shortcuts), retry once.
+      // The cache removes a corrupt item when it reads one. Read the whole release once to find
+      // (and remove) every other, fetch them again with no shortcut through installed subtrees, retry once.
       if (!(error instanceof FlotillaError && CORRUPTION.has(error.code))) throw asDiskError(error);
-      ctx.logger.warn({ err: error }, 'corrupt item in the chunk cache; fetching it again');
+      ctx.logger.warn(
+        { err: error },
+        'corrupt item in the chunk cache; scrubbing the release and fetching again',
+      );
+      await removeTree(temp);
+      await scrub(ctx, root);
       wireBytes = (await ctx.fetchRelease(step.release, signal, true)).wireBytes;
       await materialize(ctx.cache, root, temp, { fsync: true }).catch((e: unknown) => {
         throw asDiskError(e);
@@ -120,6 +126,21 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
 
 export function executeStep(step: Step, ctx: ApplyContext, signal: AbortSignal): Promise<StepResult> {
   return (executors[step.kind] as Executor<typeof step.kind>)(step as never, ctx, signal);
+}
+
+/** Reads every object and chunk of a tree; the cache removes each corrupt one it meets. */
+async function scrub(ctx: ApplyContext, id: string): Promise<void> {
+  let object;
+  try {
+    object = parseObject(await ctx.cache.getObject(id), { expectedId: id });
+  } catch {
+    return; // missing or corrupt (now removed): the full fetch brings it
+  }
+  if (object.type === 'file') {
+    for (const c of object.chunks) await ctx.cache.getChunk(c.id).catch(() => undefined);
+  } else {
+    for (const e of object.entries) if (e.hash !== undefined) await scrub(ctx, e.hash);
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

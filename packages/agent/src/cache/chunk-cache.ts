@@ -88,15 +88,17 @@ export class ChunkCache implements StoreReader, ObjectSink {
     this.touched.clear();
   }
 
-  /** Every object and chunk id reachable from `roots` that the cache holds (objects it lacks are skipped). */
+  /** Every object and chunk id reachable from `roots` that the cache holds (what it lacks is left out). */
   async reachable(roots: Iterable<string>): Promise<Set<string>> {
     const seen = new Set<string>();
+    const visited = new Set<string>();
     const stack = [...roots];
     while (stack.length > 0) {
       const id = stack.pop() as string;
-      if (seen.has(id)) continue;
-      seen.add(id);
+      if (visited.has(id)) continue;
+      visited.add(id);
       if (!(await this.store.has(id))) continue;
+      seen.add(id);
       let object;
       try {
         object = parseObject(await this.store.getObject(id), { expectedId: id });

@@ -230,7 +230,7 @@ export class UpdateEngine {
       records: this.records,
       runtimeFor: (release) => this.runtimeFor(release),
       fetchRelease: (release, signal, full) => this.fetchRelease(release, signal, full),
-      protectedIds: () => this.cache.reachable(this.installedRoots()),
+      protectedIds: () => this.cache.reachable(this.installedRoots(true)),
       keepPrevious: this.keepPrevious,
       logger: this.options.logger,
     };
@@ -268,19 +268,19 @@ export class UpdateEngine {
   }
 
   /** Object ids (dirs and files) of every installed release: their subtrees are complete in the cache. */
-  private async installedObjectIds(): Promise<Set<string>> {
-    const ids = await this.cache.reachable(this.installedRoots());
-    return ids;
+  private installedObjectIds(): Promise<Set<string>> {
+    return this.cache.reachable(this.installedRoots(false));
   }
 
-  private installedRoots(): string[] {
+  /** Roots of committed releases; with `inFlight`, also those of open transactions (never evicted). */
+  private installedRoots(inFlight: boolean): string[] {
     const roots: string[] = [];
     for (const app of this.records.apps()) {
       const installed = this.records.installed(app);
       for (const r of [installed.current, ...installed.previous]) if (r) roots.push(r.root);
       const journal = this.records.journal(app);
-      if (journal?.from) roots.push(journal.from.root);
-      if (journal?.to) roots.push(journal.to.root);
+      if (inFlight && journal?.from) roots.push(journal.from.root);
+      if (inFlight && journal?.to) roots.push(journal.to.root);
     }
     return roots;
   }

@@ -1,0 +1,71 @@
+/** An UpdateEngine on a temp data dir, fed by an ObjectServer, with assignments set by the test. */
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import type { UpdateReport } from '@flotilla/protocol';
+import type { FsStore } from '@flotilla/store';
+import type { DiskProbe } from '../../src/fetch/disk.js';
+import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
+import { UpdateEngine } from '../../src/update/engine.js';
+import type { ReleaseSpec } from '../../src/update/types.js';
+import { tempDir } from '../helpers/tmp.js';
+import { quietLogger, stateDb } from './fixtures.js';
+import { startObjectServer } from './object-server.js';
+import type { ObjectServer } from './object-server.js';
+
+export interface Harness {
+  dataDir: string;
+  engine: UpdateEngine;
+  server: ObjectServer;
+  reports: UpdateReport[];
+  assign: (releases: ReleaseSpec[]) => void;
+  converge: () => Promise<boolean>;
+}
+
+export async function harness(
+  t: TestContext,
+  store: FsStore,
+  options: { disk?: DiskProbe; dataDir?: string; keepPrevious?: number; cacheMaxBytes?: number } = {},
+): Promise<Harness> {
+  const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
+  const db = stateDb(t, dataDir);
+  const server = await startObjectServer(store);
+  t.after(() => server.close());
+  const engine = await UpdateEngine.open({
+    dataDir,
+    db,
+    logger: quietLogger(),
+    keepPrevious: options.keepPrevious,
+    cacheMaxBytes: options.cacheMaxBytes,
+    disk: options.disk,
+  });
+  t.after(async () => {
+    await engine.close();
+    db.close();
+  });
+  const reports: UpdateReport[] = [];
+  let assigned: ReleaseSpec[] = [];
+  const fetcher = new HttpFetcher({
+    baseUrl: server.url,
+    headers: () => Promise.resolve({ authorization: 'Bearer test' }),
+    partialDir: engine.layout.partialDir,
+  });
+  engine.attach({
+    assignment: async () => {
+      for (const r of assigned)
+        if (!(await engine.cache.has(r.root))) await fetcher.fetch([r.root], engine.cache);
+      return assigned;
+    },
+    fetcher,
+    report: (r) => reports.push(r),
+  });
+  return {
+    dataDir,
+    engine,
+    server,
+    reports,
+    assign: (releases) => {
+      assigned = releases;
+    },
+    converge: () => engine.converge(new AbortController().signal),
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * A small HTTP server speaking the object contract (protocol `api/releases.ts`): the pack endpoint
+ * (records compressed as a whole) and per-object frames with Range. It can cut connections after a
+ * number of bytes, to test resumption, and counts what it sent.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
+import { ObjectRoutes, PACK_CODEC_HEADER } from '@flotilla/protocol';
+import type { FsStore } from '@flotilla/store';
+import { compress } from 'zstd-napi';
+
+export interface ObjectServer {
+  url: string;
+  /** Wire bytes sent in bodies. */
+  bytesSent: number;
+  /** Ids asked for, per request kind. */
+  packIds: string[];
+  objectGets: string[];
+  ranges: string[];
+  /** Cut the next N responses after this many body bytes. */
+  cut: { afterBytes: number; times: number } | null;
+  /** Serve these ids with bytes flipped (tampering). */
+  tamper: Set<string>;
+  packDisabled: boolean;
+  close(): Promise<void>;
+}
+
+export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
+  const state: ObjectServer = {
+    url: '',
+    bytesSent: 0,
+    packIds: [],
+    objectGets: [],
+    ranges: [],
+    cut: null,
+    tamper: new Set(),
+    packDisabled: false,
+    close: () => Promise.resolve(),
+  };
+  const send = (res: ServerResponse, status: number, headers: Record<string, string>, body: Buffer) => {
+    res.writeHead(status, { ...headers, 'content-length': String(body.length) });
+    const cut = state.cut;
+    if (cut && cut.times > 0 && body.length > cut.afterBytes) {
+      cut.times -= 1;
+      state.bytesSent += cut.afterBytes;
+      res.write(body.subarray(0, cut.afterBytes), () => res.socket?.destroy());
+      return;
+    }
+    state.bytesSent += body.length;
+    res.end(body);
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method === 'POST' && url.pathname === ObjectRoutes.pack) {
+      if (state.packDisabled) return send(res, 404, {}, Buffer.from('{}'));
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const { ids, codec } = JSON.parse(Buffer.concat(chunks).toString()) as {
+        ids: string[];
+        codec?: string;
+      };
+      state.packIds.push(...ids);
+      const parts: Buffer[] = [];
+      for (const id of ids) {
+        const bytes = Buffer.from(await store.getObject(id));
+        if (state.tamper.has(id)) bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+        const header = Buffer.alloc(36);
+        Buffer.from(id, 'hex').copy(header);
+        header.writeUInt32BE(bytes.length, 32);
+        parts.push(header, bytes);
+      }
+      parts.push(Buffer.alloc(32));
+      const raw = Buffer.concat(parts);
+      const chosen = codec === 'gzip' ? 'gzip' : codec === 'identity' ? 'identity' : 'zstd';
+      const body = chosen === 'gzip' ? gzipSync(raw) : chosen === 'zstd' ? compress(raw) : raw;
+      return send(res, 200, { [PACK_CODEC_HEADER]: chosen }, body);
+    }
+    const match = /^\/api\/v1\/objects\/([0-9a-f]{64})$/.exec(url.pathname);
+    if (req.method === 'GET' && match) {
+      const id = match[1] as string;
+      state.objectGets.push(id);
+      let frame: Buffer;
+      try {
+        frame = await store.getFrame(id);
+      } catch {
+        return send(res, 404, {}, Buffer.from('{"error":{"code":"FLT_OBJECT_MISSING","message":"no"}}'));
+      }
+      const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+      if (range) {
+        state.ranges.push(`${id}:${range[1]}`);
+        const start = Number(range[1]);
+        if (start >= frame.length) return send(res, 416, {}, Buffer.alloc(0));
+        return send(
+          res,
+          206,
+          { 'content-range': `bytes ${start}-${frame.length - 1}/${frame.length}` },
+          frame.subarray(start),
+        );
+      }
+      return send(res, 200, {}, frame);
+    }
+    send(res, 404, {}, Buffer.from('{}'));
+  };
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  state.close = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return state;
+}
