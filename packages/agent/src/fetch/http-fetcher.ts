@@ -4,7 +4,7 @@
  * from a partial file that survives agent restarts. Concurrency and a shared token bucket bound
  * the load; every object is verified by hash before it is stored.
  */
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, pipeline } from 'node:stream';
 import type { ReadableStream as NodeWebStream } from 'node:stream/web';
@@ -14,6 +14,7 @@ import type { PackCodec } from '@flotilla/protocol';
 import { FRAME_HEADER_LENGTH } from '@flotilla/store';
 import { DecompressStream } from 'zstd-napi';
 import type { FetchRequestOptions, FetchSink, ObjectFetcher } from './fetcher.js';
+import { getObjectFrame } from './object-get.js';
 import { readPack } from './pack-reader.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -129,40 +130,22 @@ export class HttpFetcher implements ObjectFetcher {
   private async downloadFrame(id: string, partial: string, options: FetchRequestOptions): Promise<void> {
     const have = (await stat(partial).catch(() => null))?.size ?? 0;
     const path = ObjectRoutes.object.replace(':id', id);
-    const response = await this.request(path, options.signal, {
-      method: 'GET',
-      headers: { accept: FRAME_CONTENT_TYPE, ...(have > 0 ? { range: `bytes=${have}-` } : {}) },
-    });
-    if (response.status === 416) {
-      // The partial file is already whole (or wrong): start over.
-      await response.body?.cancel();
-      await rm(partial, { force: true });
-      throw new FlotillaError('FLT_NETWORK', `GET ${path}: range not satisfiable; restarting`);
-    }
-    await this.expectOk(response, path);
-    const append = response.status === 206;
-    const limit = this.maxObjectBytes() + FRAME_HEADER_LENGTH;
-    const handle = await open(partial, append ? 'a' : 'w');
-    let size = append ? have : 0;
     try {
-      for await (const piece of this.throttled(response, options)) {
-        size += piece.length;
-        if (size > limit) {
-          throw new FlotillaError('FLT_LIMIT_EXCEEDED', `GET ${path}: more than ${limit} bytes`, {
-            details: { id },
-          });
-        }
-        await handle.write(piece);
-      }
-      await handle.sync();
-    } catch (error) {
-      if (error instanceof FlotillaError) throw error;
-      throw new FlotillaError('FLT_NETWORK', `GET ${path}: the transfer broke off at ${size} bytes`, {
-        details: { id, bytes: size },
-        cause: error,
+      await getObjectFrame({
+        url: `${this.options.baseUrl}${path}`,
+        headers: { accept: FRAME_CONTENT_TYPE, ...(await this.options.headers()) },
+        have,
+        partial,
+        limitBytes: this.maxObjectBytes() + FRAME_HEADER_LENGTH,
+        timeoutMs: this.options.timeoutMs ?? 30_000,
+        bucket: this.bucket,
+        ...(options.signal && { signal: options.signal }),
+        ...(options.onWireBytes && { onWireBytes: options.onWireBytes }),
       });
-    } finally {
-      await handle.close();
+    } catch (error) {
+      if (error instanceof FlotillaError && (error.details as { restart?: boolean } | undefined)?.restart)
+        await rm(partial, { force: true });
+      throw error;
     }
   }
 
