@@ -29,6 +29,7 @@ const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID', '
 
 export class ChunkCache implements StoreReader, ObjectSink {
   private readonly touched = new Map<string, number>();
+  private lastTouch = 0;
 
   private constructor(
     readonly store: FsStore,
@@ -147,7 +148,9 @@ export class ChunkCache implements StoreReader, ObjectSink {
   }
 
   private touch(id: string): void {
-    this.touched.set(id, Date.now());
+    // Strictly increasing, so that order survives several reads in one millisecond.
+    this.lastTouch = Math.max(Date.now(), this.lastTouch + 1);
+    this.touched.set(id, this.lastTouch);
   }
 
   private async read(id: string, get: () => Promise<Uint8Array>): Promise<Uint8Array> {

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ChunkCache } from '../../src/cache/chunk-cache.js';
+import { tempDir } from '../helpers/tmp.js';
+import { buildRelease, randomFiles, stateDb, writeTree } from '../update/fixtures.js';
+
+test('LRU eviction under the cap never removes protected (current / previous release) items', async (t) => {
+  const dir = tempDir(t);
+  const db = stateDb(t, join(dir, 'data'));
+  t.after(() => db.close());
+  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 150_000 });
+  const current = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(3, 30_000, 'a')), {
+    app: 'x',
+    version: '1',
+  });
+  const old = await buildRelease(cache.store, writeTree(join(dir, 'b'), randomFiles(3, 30_000, 'b')), {
+    app: 'x',
+    version: '0',
+  });
+  const newer = await buildRelease(cache.store, writeTree(join(dir, 'c'), randomFiles(3, 30_000, 'c')), {
+    app: 'x',
+    version: '2',
+  });
+  // Recency: `old` is read last, so plain LRU would keep it over `newer`.
+  for (const id of await cache.reachable([newer.root])) await cache.getChunk(id).catch(() => undefined);
+  for (const id of await cache.reachable([old.root])) await cache.getChunk(id).catch(() => undefined);
+  const protectedIds = await cache.reachable([current.root]);
+  const oldIds = [...(await cache.reachable([old.root]))];
+  const newerIds = [...(await cache.reachable([newer.root]))];
+  const result = await cache.evict(protectedIds);
+  assert.ok(result.removed > 0);
+  assert.ok(result.bytesKept <= 150_000);
+  for (const id of protectedIds) assert.equal(await cache.has(id), true, 'protected item kept');
+  const oldGone = await cache.missing(oldIds);
+  const newerGone = await cache.missing(newerIds);
+  assert.ok(newerGone.length > 0, 'the least recently used release went first');
+  assert.ok(oldGone.length < newerGone.length);
+});
+
+test('a cap of 0 keeps exactly the protected items', async (t) => {
+  const dir = tempDir(t);
+  const db = stateDb(t, join(dir, 'data'));
+  t.after(() => db.close());
+  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 0 });
+  const keep = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(2, 30_000, 'a')), {
+    app: 'x',
+    version: '1',
+  });
+  await buildRelease(cache.store, writeTree(join(dir, 'b'), randomFiles(2, 30_000, 'b')), {
+    app: 'x',
+    version: '2',
+  });
+  const protectedIds = await cache.reachable([keep.root]);
+  await cache.evict(protectedIds);
+  const left: string[] = [];
+  for await (const id of cache.store.list()) left.push(id);
+  assert.deepEqual(left.sort(), [...protectedIds].sort());
+});
+
+test('a corrupt item read from the cache is removed and reported as FLT_HASH_MISMATCH', async (t) => {
+  const dir = tempDir(t);
+  const db = stateDb(t, join(dir, 'data'));
+  t.after(() => db.close());
+  const corrupt: string[] = [];
+  const cache = await ChunkCache.open({
+    dir: join(dir, 'data/chunks'),
+    db,
+    maxBytes: 1e9,
+    onCorrupt: (id) => corrupt.push(id),
+  });
+  const release = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(1, 30_000)), {
+    app: 'x',
+    version: '1',
+  });
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  let target = '';
+  for (const id of await cache.reachable([release.root])) {
+    const bytes = readFileSync(cache.store.pathOf(id));
+    if (bytes.length > 20_000) {
+      bytes[100] = (bytes[100] ?? 0) ^ 1;
+      writeFileSync(cache.store.pathOf(id), bytes);
+      target = id;
+    }
+  }
+  await assert.rejects(cache.getChunk(target), { code: 'FLT_HASH_MISMATCH' });
+  assert.equal(await cache.has(target), false);
+  assert.deepEqual(corrupt, [target]);
+});

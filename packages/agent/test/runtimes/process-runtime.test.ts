@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ProcessRuntime } from '../../src/runtimes/process-runtime.js';
+import { readLogTail } from '../../src/runtimes/rotating-log.js';
+import { AppLayout } from '../../src/apply/layout.js';
+import type { ReleaseSpec } from '../../src/update/types.js';
+import { tempDir } from '../helpers/tmp.js';
+import { quietLogger } from '../update/fixtures.js';
+
+const APP = fileURLToPath(new URL('./app-server.cjs', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function setup(t: TestContext, processConfig: (port: number) => Record<string, unknown>) {
+  const layout = new AppLayout(tempDir(t));
+  const port = await freePort();
+  const release: ReleaseSpec = {
+    app: 'web',
+    version: '1',
+    runtime: 'process',
+    root: 'a'.repeat(64),
+    targetPath: `web/1/${'a'.repeat(64)}`,
+    config: { process: processConfig(port) },
+  };
+  const ctx = layout.context(release);
+  mkdirSync(ctx.releaseDir, { recursive: true });
+  copyFileSync(APP, join(ctx.releaseDir, 'app.cjs'));
+  const runtime = new ProcessRuntime(quietLogger());
+  t.after(() => runtime.close());
+  runtime.validate(release);
+  return { runtime, ctx, port, signal: new AbortController().signal };
+}
+
+const base = (port: number, env: Record<string, string> = {}) => ({
+  command: [process.execPath, './app.cjs'],
+  env: { PORT: String(port), ...env },
+});
+
+test('health by HTTP URL, TCP port and command pass for a serving app; logs are kept', async (t) => {
+  for (const kind of ['http', 'tcp', 'command'] as const) {
+    const { runtime, ctx, signal } = await setup(t, (port) => ({
+      ...base(port),
+      command: [process.execPath, join('.', 'app.cjs')].map((a, i) => (i === 1 ? './app.cjs' : a)),
+      health:
+        kind === 'http'
+          ? { http: `http://127.0.0.1:${port}/healthz`, windowMs: 300, intervalMs: 50 }
+          : kind === 'tcp'
+            ? { tcp: { port }, windowMs: 300, intervalMs: 50 }
+            : {
+                command: [
+                  process.execPath,
+                  '-e',
+                  `require('net').connect(${port}).on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`,
+                ],
+                windowMs: 300,
+                intervalMs: 50,
+              },
+    }));
+    await runtime.start(ctx);
+    await runtime.health(ctx, signal);
+    await runtime.stop(ctx.app, ctx.appDir);
+    assert.match(readFileSync(join(ctx.logDir, 'stdout.log'), 'utf8'), /listening/);
+    assert.equal(existsSync(join(ctx.appDir, 'process.pid')), false);
+  }
+});
+
+test('an unhealthy app fails the health window with the probe reason', async (t) => {
+  const { runtime, ctx, signal } = await setup(t, (port) => ({
+    ...base(port, { UNHEALTHY: '1' }),
+    health: { http: `http://127.0.0.1:${port}/healthz`, windowMs: 300, intervalMs: 50 },
+  }));
+  await runtime.start(ctx);
+  await assert.rejects(runtime.health(ctx, signal), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'FLT_HEALTH_CHECK_FAILED');
+    assert.match(e.message, /HTTP 500/);
+    return true;
+  });
+});
+
+test('a crash loop is restarted with growing backoff and fails the health window with the exit', async (t) => {
+  const { runtime, ctx, signal } = await setup(t, (port) => ({
+    ...base(port, { CRASH: '1' }),
+    restart: { policy: 'always', initialDelayMs: 20, maxDelayMs: 80 },
+    health: { tcp: { port }, windowMs: 400, intervalMs: 20 },
+  }));
+  await runtime.start(ctx);
+  await assert.rejects(
+    runtime.health(ctx, signal),
+    /exited during the health window \(exit code 7\): crashing on purpose/,
+  );
+  const supervisor = runtime.supervisorOf('web');
+  assert.ok(supervisor);
+  while (supervisor.exits < 4) await new Promise((r) => setTimeout(r, 20));
+  // Backoff doubles per consecutive failure, capped at maxDelayMs.
+  assert.equal(supervisor.nextDelayMs(), 80);
+  assert.match(readLogTail(join(ctx.logDir, 'stderr.log'), 10_000), /crashing on purpose/);
+});
+
+test('stop sends SIGTERM, then SIGKILL after the stop timeout to a process that ignores it', async (t) => {
+  const { runtime, ctx, signal } = await setup(t, (port) => ({
+    ...base(port, { IGNORE_TERM: '1' }),
+    stopTimeoutMs: 200,
+    health: { tcp: { port }, windowMs: 1000, intervalMs: 20 },
+  }));
+  await runtime.start(ctx);
+  await runtime.health(ctx, signal);
+  const supervisor = runtime.supervisorOf('web');
+  await runtime.stop(ctx.app, ctx.appDir);
+  assert.equal(supervisor?.lastExit?.signal, 'SIGKILL');
+  assert.match(readFileSync(join(ctx.logDir, 'stdout.log'), 'utf8'), /ignoring SIGTERM/);
+});
+
+test('a process left by a killed agent is stopped through its pid file', async (t) => {
+  const first = await setup(t, (port) => ({
+    ...base(port),
+    health: { tcp: { port }, windowMs: 1000, intervalMs: 20 },
+  }));
+  await first.runtime.start(first.ctx);
+  await first.runtime.health(first.ctx, first.signal);
+  const pid = Number(readFileSync(join(first.ctx.appDir, 'process.pid'), 'utf8').split(' ')[0]);
+  // A new runtime (a restarted agent) knows nothing of it but the pid file.
+  const second = new ProcessRuntime(quietLogger());
+  await second.stop(first.ctx.app, first.ctx.appDir);
+  assert.throws(() => process.kill(pid, 0));
+});
+
+test('stdout is rotated by size, keeping the configured number of files', async (t) => {
+  const { runtime, ctx, signal } = await setup(t, (port) => ({
+    ...base(port, { NOISE: '400' }),
+    logs: { maxBytes: 4096, keep: 2 },
+    health: { tcp: { port }, windowMs: 1000, intervalMs: 20 },
+  }));
+  await runtime.start(ctx);
+  await runtime.health(ctx, signal);
+  await runtime.stop(ctx.app, ctx.appDir);
+  const names = readdirSync(ctx.logDir)
+    .filter((n) => n.startsWith('stdout'))
+    .sort();
+  assert.deepEqual(names, ['stdout.log', 'stdout.log.1', 'stdout.log.2']);
+  for (const name of names) assert.ok(readFileSync(join(ctx.logDir, name)).length <= 4096 + 200);
+  assert.match(readLogTail(join(ctx.logDir, 'stdout.log'), 100_000, 2), /line 399/);
+});
+
+test('an invalid process configuration is refused with the problems listed', async (t) => {
+  const runtime = new ProcessRuntime(quietLogger());
+  t.after(() => runtime.close());
+  assert.throws(
+    () =>
+      runtime.validate({
+        app: 'web',
+        version: '1',
+        runtime: 'process',
+        root: 'a'.repeat(64),
+        targetPath: 'x',
+        config: { process: { command: [], cwd: '../etc' } },
+      }),
+    (e: Error & { code?: string }) =>
+      e.code === 'FLT_VALIDATION' && /command/.test(e.message) && /cwd/.test(e.message),
+  );
+});
