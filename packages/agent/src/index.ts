@@ -5,3 +5,8 @@ export type { RunningAgent, StartAgentOptions } from './daemon.js';
 export type { AgentLifecycleState } from './lifecycle.js';
 export { collectInventory } from './inventory/collect.js';
 export type { InventoryConfig } from './inventory/collect.js';
+export { dryRunUpdates, formatDryRun } from './update/dry-run.js';
+export type { UpdateDryRun } from './update/dry-run.js';
+export { UpdateEngine } from './update/engine.js';
+export type { UpdateEngineOptions, UpdateSource } from './update/engine.js';
+export type { Plan, ReleaseSpec, Step } from './update/types.js';

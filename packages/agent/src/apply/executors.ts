@@ -93,9 +93,9 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     return NOTHING;
   },
 
-  async commit(step, ctx) {
+  commit(step, ctx) {
     ctx.records.commit(step.release.app, step.release, step.replaced, ctx.keepPrevious);
-    return NOTHING;
+    return Promise.resolve(NOTHING);
   },
 
   async rollback(step, ctx) {
@@ -125,7 +125,8 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
 };
 
 export function executeStep(step: Step, ctx: ApplyContext, signal: AbortSignal): Promise<StepResult> {
-  return (executors[step.kind] as Executor<typeof step.kind>)(step as never, ctx, signal);
+  const run = executors[step.kind] as Executor<Step['kind']>;
+  return run(step, ctx, signal);
 }
 
 /** Reads every object and chunk of a tree; the cache removes each corrupt one it meets. */

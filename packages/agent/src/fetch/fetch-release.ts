@@ -4,7 +4,6 @@
  * already holds (protected in the cache). Checks the disk before downloading chunks.
  */
 import { parseObject } from '@flotilla/store';
-import type { FileObject } from '@flotilla/store';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { DiskProbe } from './disk.js';
 import { ensureRoom } from './disk.js';
@@ -62,7 +61,7 @@ export async function fetchReleaseObjects(
       const object = parseObject(await cache.getObject(id), { expectedId: id });
       if (object.type === 'file') {
         treeBytes += object.size;
-        for (const c of (object as FileObject).chunks) chunkSizes.set(c.id, c.size);
+        for (const c of object.chunks) chunkSizes.set(c.id, c.size);
       } else {
         for (const entry of object.entries) if (entry.hash !== undefined) next.push(entry.hash);
       }

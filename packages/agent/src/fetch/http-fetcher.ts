@@ -92,7 +92,7 @@ export class HttpFetcher implements ObjectFetcher {
     }
     await this.expectOk(response, ObjectRoutes.pack);
     const wire = this.throttled(response, options);
-    const declared = (response.headers.get(PACK_CODEC_HEADER) ?? 'identity') as string;
+    const declared = response.headers.get(PACK_CODEC_HEADER) ?? 'identity';
     const records = decompress(wire, declared);
     await readPack(records, new Set(ids), this.maxObjectBytes(), async (id, bytes) => {
       await sink.putChunk(id, bytes);

@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { RestartPolicy } from '@flotilla/protocol';
 import type { Logger } from 'pino';
-import { RotatingLog } from './rotating-log.js';
+import type { RotatingLog } from './rotating-log.js';
 
 export interface SupervisorOptions {
   argv: readonly string[];

@@ -50,7 +50,7 @@ function runChild(env: Record<string, string>, killAfterReadyMs: number | null):
   });
 }
 
-test(
+void test(
   'SIGKILL at 50+ random points during download and apply: always the old or the new release, complete; a restart finishes',
   { timeout: 600_000 },
   async (t) => {

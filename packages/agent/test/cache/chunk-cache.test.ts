@@ -5,7 +5,7 @@ import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildRelease, randomFiles, stateDb, writeTree } from '../update/fixtures.js';
 
-test('LRU eviction under the cap never removes protected (current / previous release) items', async (t) => {
+void test('LRU eviction under the cap never removes protected (current / previous release) items', async (t) => {
   const dir = tempDir(t);
   const db = stateDb(t, join(dir, 'data'));
   t.after(() => db.close());
@@ -38,7 +38,7 @@ test('LRU eviction under the cap never removes protected (current / previous rel
   assert.ok(oldGone.length < newerGone.length);
 });
 
-test('a cap of 0 keeps exactly the protected items', async (t) => {
+void test('a cap of 0 keeps exactly the protected items', async (t) => {
   const dir = tempDir(t);
   const db = stateDb(t, join(dir, 'data'));
   t.after(() => db.close());
@@ -58,7 +58,7 @@ test('a cap of 0 keeps exactly the protected items', async (t) => {
   assert.deepEqual(left.sort(), [...protectedIds].sort());
 });
 
-test('a corrupt item read from the cache is removed and reported as FLT_HASH_MISMATCH', async (t) => {
+void test('a corrupt item read from the cache is removed and reported as FLT_HASH_MISMATCH', async (t) => {
   const dir = tempDir(t);
   const db = stateDb(t, join(dir, 'data'));
   t.after(() => db.close());

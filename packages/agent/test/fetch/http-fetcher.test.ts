@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { FsStore } from '@flotilla/store';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { TokenBucket } from '../../src/fetch/token-bucket.js';
@@ -9,7 +10,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { buildRelease, randomFiles, serverStore, writeTree } from '../update/fixtures.js';
 import { startObjectServer } from '../update/object-server.js';
 
-async function setup(t: import('node:test').TestContext) {
+async function setup(t: TestContext) {
   const store = await serverStore(t);
   const base = tempDir(t);
   const release = await buildRelease(store, writeTree(join(base, 'src'), randomFiles(12, 40_000)), {
@@ -31,7 +32,7 @@ async function setup(t: import('node:test').TestContext) {
   return { store, server, local, fetcher, ids, release, base };
 }
 
-test('the pack endpoint fetches every object, verified, compressed as one stream', async (t) => {
+void test('the pack endpoint fetches every object, verified, compressed as one stream', async (t) => {
   const { server, local, fetcher, ids } = await setup(t);
   let wire = 0;
   await fetcher().fetch(ids, local, { onWireBytes: (n) => (wire += n) });
@@ -45,7 +46,7 @@ test('the pack endpoint fetches every object, verified, compressed as one stream
   }
 });
 
-test('a connection cut mid-pack: what arrived is kept, only the rest is fetched, per object', async (t) => {
+void test('a connection cut mid-pack: what arrived is kept, only the rest is fetched, per object', async (t) => {
   const { server, local, fetcher, ids } = await setup(t);
   server.cut = { afterBytes: 200_000, times: 1 };
   await fetcher({ packCodec: 'identity', batchSize: 1000 }).fetch(ids, local);
@@ -54,7 +55,7 @@ test('a connection cut mid-pack: what arrived is kept, only the rest is fetched,
   assert.ok(server.objectGets.length < ids.length, 'records before the cut were not fetched again');
 });
 
-test('a cut per-object transfer resumes with Range from the partial file', async (t) => {
+void test('a cut per-object transfer resumes with Range from the partial file', async (t) => {
   const { server, local, fetcher, ids, base, store } = await setup(t);
   const totalFrameBytes = async (list: string[]) => {
     let n = 0;
@@ -72,22 +73,22 @@ test('a cut per-object transfer resumes with Range from the partial file', async
   assert.deepEqual(readdirSync(join(base, 'partial')), [], 'partial files are removed once stored');
 });
 
-test('a tampered object is refused (FLT_HASH_MISMATCH) and never stored', async (t) => {
+void test('a tampered object is refused (FLT_HASH_MISMATCH) and never stored', async (t) => {
   const { server, local, fetcher, release } = await setup(t);
   server.tamper.add(release.root);
   await assert.rejects(fetcher().fetch([release.root], local), { code: 'FLT_HASH_MISMATCH' });
   assert.equal(await local.has(release.root), false);
 });
 
-test('an object the server lacks is a clear FLT_OBJECT_MISSING', async (t) => {
+void test('an object the server lacks is a clear FLT_OBJECT_MISSING', async (t) => {
   const { local, fetcher, server } = await setup(t);
   server.packDisabled = true;
   await assert.rejects(fetcher().fetch(['0'.repeat(64)], local), { code: 'FLT_OBJECT_MISSING' });
   assert.equal(existsSync(local.pathOf('0'.repeat(64))), false);
 });
 
-test('the token bucket lets an average rate through, bursting one second', async () => {
-  let now = 0;
+void test('the token bucket lets an average rate through, bursting one second', async () => {
+  const now = 0;
   const bucket = new TokenBucket(1000, () => now);
   const started = now;
   await bucket.take(500);

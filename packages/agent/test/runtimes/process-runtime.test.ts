@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { ProcessRuntime } from '../../src/runtimes/process-runtime.js';
 import { readLogTail } from '../../src/runtimes/rotating-log.js';
 import { AppLayout } from '../../src/apply/layout.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
 import { tempDir } from '../helpers/tmp.js';
 import { quietLogger } from '../update/fixtures.js';
-
-const APP = fileURLToPath(new URL('./app-server.cjs', import.meta.url));
+import { APP_SOURCE } from './app-source.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -36,7 +34,7 @@ async function setup(t: TestContext, processConfig: (port: number) => Record<str
   };
   const ctx = layout.context(release);
   mkdirSync(ctx.releaseDir, { recursive: true });
-  copyFileSync(APP, join(ctx.releaseDir, 'app.cjs'));
+  writeFileSync(join(ctx.releaseDir, 'app.cjs'), APP_SOURCE);
   const runtime = new ProcessRuntime(quietLogger());
   t.after(() => runtime.close());
   runtime.validate(release);
@@ -48,7 +46,7 @@ const base = (port: number, env: Record<string, string> = {}) => ({
   env: { PORT: String(port), ...env },
 });
 
-test('health by HTTP URL, TCP port and command pass for a serving app; logs are kept', async (t) => {
+void test('health by HTTP URL, TCP port and command pass for a serving app; logs are kept', async (t) => {
   for (const kind of ['http', 'tcp', 'command'] as const) {
     const { runtime, ctx, signal } = await setup(t, (port) => ({
       ...base(port),
@@ -76,7 +74,7 @@ test('health by HTTP URL, TCP port and command pass for a serving app; logs are 
   }
 });
 
-test('an unhealthy app fails the health window with the probe reason', async (t) => {
+void test('an unhealthy app fails the health window with the probe reason', async (t) => {
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { UNHEALTHY: '1' }),
     health: { http: `http://127.0.0.1:${port}/healthz`, windowMs: 300, intervalMs: 50 },
@@ -89,7 +87,7 @@ test('an unhealthy app fails the health window with the probe reason', async (t)
   });
 });
 
-test('a crash loop is restarted with growing backoff and fails the health window with the exit', async (t) => {
+void test('a crash loop is restarted with growing backoff and fails the health window with the exit', async (t) => {
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { CRASH: '1' }),
     restart: { policy: 'always', initialDelayMs: 20, maxDelayMs: 80 },
@@ -108,7 +106,7 @@ test('a crash loop is restarted with growing backoff and fails the health window
   assert.match(readLogTail(join(ctx.logDir, 'stderr.log'), 10_000), /crashing on purpose/);
 });
 
-test('stop sends SIGTERM, then SIGKILL after the stop timeout to a process that ignores it', async (t) => {
+void test('stop sends SIGTERM, then SIGKILL after the stop timeout to a process that ignores it', async (t) => {
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { IGNORE_TERM: '1' }),
     stopTimeoutMs: 200,
@@ -122,7 +120,7 @@ test('stop sends SIGTERM, then SIGKILL after the stop timeout to a process that 
   assert.match(readFileSync(join(ctx.logDir, 'stdout.log'), 'utf8'), /ignoring SIGTERM/);
 });
 
-test('a process left by a killed agent is stopped through its pid file', async (t) => {
+void test('a process left by a killed agent is stopped through its pid file', async (t) => {
   const first = await setup(t, (port) => ({
     ...base(port),
     health: { tcp: { port }, windowMs: 1000, intervalMs: 20 },
@@ -136,7 +134,7 @@ test('a process left by a killed agent is stopped through its pid file', async (
   assert.throws(() => process.kill(pid, 0));
 });
 
-test('stdout is rotated by size, keeping the configured number of files', async (t) => {
+void test('stdout is rotated by size, keeping the configured number of files', async (t) => {
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { NOISE: '400' }),
     logs: { maxBytes: 4096, keep: 2 },
@@ -153,7 +151,7 @@ test('stdout is rotated by size, keeping the configured number of files', async 
   assert.match(readLogTail(join(ctx.logDir, 'stdout.log'), 100_000, 2), /line 399/);
 });
 
-test('an invalid process configuration is refused with the problems listed', async (t) => {
+void test('an invalid process configuration is refused with the problems listed', (t) => {
   const runtime = new ProcessRuntime(quietLogger());
   t.after(() => runtime.close());
   assert.throws(

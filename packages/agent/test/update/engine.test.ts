@@ -7,7 +7,7 @@ import { tempDir } from '../helpers/tmp.js';
 import { harness } from './engine-harness.js';
 import { buildRelease, randomFiles, serverStore, writeTree } from './fixtures.js';
 
-test('v1 then v2 (10 % of files changed): converges, fetches about the changed chunks only, keeps v1 for rollback', async (t) => {
+void test('v1 then v2 (10 % of files changed): converges, fetches about the changed chunks only, keeps v1 for rollback', async (t) => {
   const store = await serverStore(t);
   const base = tempDir(t);
   const files = randomFiles(40, 20_000);
@@ -74,7 +74,7 @@ test('v1 then v2 (10 % of files changed): converges, fetches about the changed c
   assert.equal(h.server.bytesSent, sent);
 });
 
-test('a failing post-install command rolls back to v1 with the reason', async (t) => {
+void test('a failing post-install command rolls back to v1 with the reason', async (t) => {
   const store = await serverStore(t);
   const base = tempDir(t);
   const installPath = join(base, 'site');
@@ -102,7 +102,7 @@ test('a failing post-install command rolls back to v1 with the reason', async (t
   assert.match(rolled?.error?.message ?? '', /exit code 3.*broken/);
 });
 
-test('not enough disk: FLT_DISK_SPACE is reported before downloading, the running release stays', async (t) => {
+void test('not enough disk: FLT_DISK_SPACE is reported before downloading, the running release stays', async (t) => {
   const store = await serverStore(t);
   const base = tempDir(t);
   const config = { files: { path: join(base, 'site') } };
@@ -136,7 +136,7 @@ test('not enough disk: FLT_DISK_SPACE is reported before downloading, the runnin
   assert.equal(h.engine.records.installed('site').current?.root, v2.root);
 });
 
-test('a corrupt chunk in the cache is removed, fetched again, and the update completes', async (t) => {
+void test('a corrupt chunk in the cache is removed, fetched again, and the update completes', async (t) => {
   const store = await serverStore(t);
   const base = tempDir(t);
   const config = { files: { path: join(base, 'site') } };
@@ -171,7 +171,7 @@ test('a corrupt chunk in the cache is removed, fetched again, and the update com
   );
 });
 
-test('an unwritable data dir: a clear FLT_IO error is reported and the running release keeps running', async (t) => {
+void test('an unwritable data dir: a clear FLT_IO error is reported and the running release keeps running', async (t) => {
   if (process.getuid?.() === 0) return t.skip('root ignores directory permissions');
   const store = await serverStore(t);
   const base = tempDir(t);
@@ -199,7 +199,7 @@ test('an unwritable data dir: a clear FLT_IO error is reported and the running r
   assert.equal(readFileSync(join(base, 'site/a.txt'), 'utf8'), 'one');
 });
 
-test('an invalid runtime configuration is refused before anything is fetched', async (t) => {
+void test('an invalid runtime configuration is refused before anything is fetched', async (t) => {
   const store = await serverStore(t);
   const base = tempDir(t);
   const bad = await buildRelease(store, writeTree(join(base, 'v1'), { 'a.txt': 'one' }), {

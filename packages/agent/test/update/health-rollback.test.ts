@@ -1,15 +1,14 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { tempDir } from '../helpers/tmp.js';
+import { APP_SOURCE } from '../runtimes/app-source.js';
 import { harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';
 
-const APP = readFileSync(fileURLToPath(new URL('../runtimes/app-server.cjs', import.meta.url)));
+const APP = APP_SOURCE;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -32,7 +31,7 @@ async function serving(port: number): Promise<boolean> {
   return false;
 }
 
-test('process app: v2 failing its health window rolls back automatically with the reason; v1 serves again', async (t) => {
+void test('process app: v2 failing its health window rolls back automatically with the reason; v1 serves again', async (t) => {
   const store = await serverStore(t);
   const base = tempDir(t);
   const port = await freePort();

@@ -40,7 +40,7 @@ const journal = (step: StepKind, over: Partial<JournalEntry> = {}): JournalEntry
   ...over,
 });
 
-test('a new assignment plans fetch, stage, stop, switch, start, health, commit, cleanup', () => {
+void test('a new assignment plans fetch, stage, stop, switch, start, health, commit, cleanup', () => {
   const plan = planUpdate(input());
   assert.equal(plan.action, 'update');
   assert.deepEqual(kinds(plan.steps), [
@@ -57,17 +57,17 @@ test('a new assignment plans fetch, stage, stop, switch, start, health, commit, 
   assert.deepEqual(plan.steps.at(-2), { kind: 'commit', release: v2, replaced: v1 });
 });
 
-test('a first install has nothing to stop', () => {
+void test('a first install has nothing to stop', () => {
   const plan = planUpdate(input({ installed: { current: null, previous: [], held: null }, stagedRoots: [] }));
   assert.deepEqual(kinds(plan.steps), ['fetch', 'stage', 'switch', 'start', 'health', 'commit', 'cleanup']);
 });
 
-test('a release already on disk (a previous one) is neither fetched nor staged', () => {
+void test('a release already on disk (a previous one) is neither fetched nor staged', () => {
   const plan = planUpdate(input({ stagedRoots: [v1.root, v2.root] }));
   assert.deepEqual(kinds(plan.steps), ['stop', 'switch', 'start', 'health', 'commit', 'cleanup']);
 });
 
-test('nothing to do: up to date, not assigned, or held after a rollback', () => {
+void test('nothing to do: up to date, not assigned, or held after a rollback', () => {
   assert.equal(planUpdate(input({ target: v1 })).note, 'up to date');
   assert.equal(planUpdate(input({ target: null })).action, 'none');
   const held = planUpdate(
@@ -82,7 +82,7 @@ test('nothing to do: up to date, not assigned, or held after a rollback', () => 
   assert.equal(next.action, 'update');
 });
 
-test('keepPrevious bounds what cleanup keeps', () => {
+void test('keepPrevious bounds what cleanup keeps', () => {
   const installed = { current: v2, previous: [v1], held: null };
   assert.deepEqual(planUpdate(input({ installed, target: v3, keepPrevious: 1 })).steps.at(-1), {
     kind: 'cleanup',
@@ -101,7 +101,7 @@ test('keepPrevious bounds what cleanup keeps', () => {
   });
 });
 
-test('recovery from fetch or stage resumes the download and staging', () => {
+void test('recovery from fetch or stage resumes the download and staging', () => {
   for (const step of ['fetch', 'stage'] as const) {
     const plan = planUpdate(input({ journal: journal(step) }));
     assert.equal(plan.action, 'resume');
@@ -118,13 +118,13 @@ test('recovery from fetch or stage resumes the download and staging', () => {
   }
 });
 
-test('recovery from fetch with a newer assignment abandons the old transaction', () => {
+void test('recovery from fetch with a newer assignment abandons the old transaction', () => {
   const plan = planUpdate(input({ journal: journal('fetch'), target: v3 }));
   assert.equal(plan.action, 'update');
   assert.equal(plan.to, v3);
 });
 
-test('recovery from stop, switch, start or health goes through stop again (idempotent) to commit', () => {
+void test('recovery from stop, switch, start or health goes through stop again (idempotent) to commit', () => {
   for (const step of ['stop', 'switch', 'start', 'health'] as const) {
     const plan = planUpdate(input({ journal: journal(step), stagedRoots: [v1.root, v2.root] }));
     assert.equal(plan.action, 'resume');
@@ -134,7 +134,7 @@ test('recovery from stop, switch, start or health goes through stop again (idemp
   }
 });
 
-test('recovery after too many interrupted starts rolls back with a reason', () => {
+void test('recovery after too many interrupted starts rolls back with a reason', () => {
   const plan = planUpdate(input({ journal: journal('health', { attempts: 3 }) }));
   assert.equal(plan.action, 'rollback');
   assert.deepEqual(kinds(plan.steps), ['stop', 'switch', 'start', 'rollback', 'cleanup']);
@@ -145,12 +145,12 @@ test('recovery after too many interrupted starts rolls back with a reason', () =
   assert.equal(rollback.reason.code, 'FLT_RUNTIME_FAILED');
 });
 
-test('recovery from commit or cleanup only finishes the bookkeeping', () => {
+void test('recovery from commit or cleanup only finishes the bookkeeping', () => {
   assert.deepEqual(kinds(planUpdate(input({ journal: journal('commit') })).steps), ['commit', 'cleanup']);
   assert.deepEqual(kinds(planUpdate(input({ journal: journal('cleanup') })).steps), ['cleanup']);
 });
 
-test('recovery of an interrupted rollback runs it again from stop', () => {
+void test('recovery of an interrupted rollback runs it again from stop', () => {
   const reason = { code: 'FLT_HEALTH_CHECK_FAILED', message: 'down' };
   for (const step of ['stop', 'switch', 'start', 'rollback'] as const) {
     const plan = planUpdate(
@@ -169,7 +169,7 @@ test('recovery of an interrupted rollback runs it again from stop', () => {
   assert.deepEqual(kinds(cleanup.steps), ['cleanup']);
 });
 
-test('a failed first install rolls back to nothing: no start, current removed by the rollback step', () => {
+void test('a failed first install rolls back to nothing: no start, current removed by the rollback step', () => {
   const plan = planUpdate(
     input({
       installed: { current: null, previous: [], held: null },
@@ -180,7 +180,7 @@ test('a failed first install rolls back to nothing: no start, current removed by
   assert.deepEqual(plan.steps[1], { kind: 'switch', release: null });
 });
 
-test('operator rollback goes to the newest previous release on disk and holds the current one', () => {
+void test('operator rollback goes to the newest previous release on disk and holds the current one', () => {
   const installed = { current: v2, previous: [v1], held: null };
   const plan = planRollback(input({ installed, stagedRoots: [v1.root, v2.root] }), {
     code: 'X',
@@ -202,7 +202,7 @@ test('operator rollback goes to the newest previous release on disk and holds th
   );
 });
 
-test('the planner is pure: the same input gives the same plan and is not mutated', () => {
+void test('the planner is pure: the same input gives the same plan and is not mutated', () => {
   const given = input({ journal: journal('switch') });
   const copy = structuredClone(given);
   assert.deepEqual(planUpdate(given), planUpdate(given));
