@@ -25,7 +25,7 @@ forEachDialect((dialect) => {
   });
   after(() => t.close());
 
-  test('missing → upload → missing is empty; counters count what was received', async () => {
+  void test('missing → upload → missing is empty; counters count what was received', async () => {
     const tree = await treeOf({ 'a.txt': 'alpha\n', 'dir/b.bin': noise(200_000), 'dir/c.txt': 'gamma' });
     const ids = tree.store.ids();
     assert.deepEqual((await missingOf(t, t.adminToken, ids)).sort(), [...ids].sort());
@@ -43,7 +43,7 @@ forEachDialect((dialect) => {
     assert.equal(again.json<{ received: number }>().received, 0);
   });
 
-  test('every codec round-trips', async () => {
+  void test('every codec round-trips', async () => {
     for (const codec of ['zstd', 'br', 'gzip', 'identity'] as const) {
       const tree = await treeOf({ [`${codec}.txt`]: `content for ${codec} `.repeat(1000) });
       const result = await pushTree(t, tree, t.adminToken, codec);
@@ -52,7 +52,7 @@ forEachDialect((dialect) => {
     }
   });
 
-  test('a corrupted record is refused and nothing of it is stored', async () => {
+  void test('a corrupted record is refused and nothing of it is stored', async () => {
     const tree = await treeOf({ 'x.txt': 'the good one', 'y.txt': 'the one that gets corrupted' });
     const records = await recordsOf(tree.store, tree.store.ids());
     const bad = records[records.length - 1]!;
@@ -66,7 +66,7 @@ forEachDialect((dialect) => {
     assert.deepEqual(await missingOf(t, t.adminToken, [bad.id]), [bad.id]);
   });
 
-  test('malformed packs: truncated, trailing bytes, bad codec data, unknown codec, wrong content type', async () => {
+  void test('malformed packs: truncated, trailing bytes, bad codec data, unknown codec, wrong content type', async () => {
     const tree = await treeOf({ 'z.txt': 'zeta' });
     const pack = await encodePack(await recordsOf(tree.store, tree.store.ids()));
     const truncated = await uploadRaw(t, t.adminToken, pack.subarray(0, pack.length - 40));
@@ -97,7 +97,7 @@ forEachDialect((dialect) => {
     assert.equal(errorCode(json), 'FLT_UNSUPPORTED_MEDIA_TYPE');
   });
 
-  test('a record over the upload limit is refused', async () => {
+  void test('a record over the upload limit is refused', async () => {
     const small = await createTestApp({ dialect, config: { maxUploadBytes: 4096 } });
     try {
       const tree = await treeOf({ 'big.bin': noise(20_000) });
@@ -113,7 +113,7 @@ forEachDialect((dialect) => {
     }
   });
 
-  test('incremental push: a tree sharing ~95% of its bytes uploads ~5%', async () => {
+  void test('incremental push: a tree sharing ~95% of its bytes uploads ~5%', async () => {
     const shared = noise(1_900_000);
     const first = await treeOf({ 'data.bin': shared, 'small.txt': 'v1' });
     const firstUpload = await pushTree(t, first);
@@ -126,7 +126,7 @@ forEachDialect((dialect) => {
     assert.ok(secondUpload.bytes < 0.08 * total, `uploaded ${secondUpload.bytes} of ${total}`);
   });
 
-  test('GET object: frame with ETag, immutable caching, Range 206 and 416, 304', async () => {
+  void test('GET object: frame with ETag, immutable caching, Range 206 and 416, 304', async () => {
     const content = noise(5000);
     const tree = await treeOf({ 'f.bin': content });
     await pushTree(t, tree);
@@ -179,7 +179,7 @@ forEachDialect((dialect) => {
     assert.equal(badId.statusCode, 400);
   });
 
-  test('POST pack streams exactly the requested objects, verified; unknown ids are a 404 listing them', async () => {
+  void test('POST pack streams exactly the requested objects, verified; unknown ids are a 404 listing them', async () => {
     const tree = await treeOf({ 'p/one.txt': 'one', 'p/two.bin': noise(70_000) });
     await pushTree(t, tree);
     const device = await acceptedDevice(t);
@@ -212,7 +212,7 @@ forEachDialect((dialect) => {
     ]);
   });
 
-  test('roles: viewers and devices cannot upload; anonymous cannot read', async () => {
+  void test('roles: viewers and devices cannot upload; anonymous cannot read', async () => {
     const viewer = await t.tokenFor('viewer');
     const device = await acceptedDevice(t);
     const tree = await treeOf({ 'r.txt': 'roles' });

@@ -25,7 +25,7 @@ forEachDialect((dialect) => {
   });
   after(() => t.close());
 
-  test('create refuses a tree with missing objects (409 listing them) and stores nothing', async () => {
+  void test('create refuses a tree with missing objects (409 listing them) and stores nothing', async () => {
     const tree = await treeOf({ 'a.txt': 'a', 'b/c.bin': noise(30_000) });
     const absentRoot = await createRelease(t, { app: 'miss', version: '1', rootObject: tree.root });
     assert.equal(absentRoot.statusCode, 409);
@@ -47,7 +47,7 @@ forEachDialect((dialect) => {
     assert.equal(errorCode(get), 'FLT_NOT_FOUND');
   });
 
-  test('create, show, list, duplicates and conflicts', async () => {
+  void test('create, show, list, duplicates and conflicts', async () => {
     const tree = await treeOf({ 'index.html': '<h1>hi</h1>', 'lib/app.js': 'console.log(1)\n' });
     await pushTree(t, tree);
     const res = await createRelease(t, {
@@ -102,7 +102,7 @@ forEachDialect((dialect) => {
     );
   });
 
-  test('hostile input: a chunk as root, bad names, unknown fields', async () => {
+  void test('hostile input: a chunk as root, bad names, unknown fields', async () => {
     const tree = await treeOf({ 'only.txt': 'just a chunk' });
     await pushTree(t, tree);
     const chunkId = tree.store.ids()[0]!;
@@ -129,7 +129,7 @@ forEachDialect((dialect) => {
     );
   });
 
-  test('diff reports added, removed and modified files and what to fetch', async () => {
+  void test('diff reports added, removed and modified files and what to fetch', async () => {
     const shared = noise(50_000);
     const v1 = await treeOf({ 'keep.bin': shared, 'gone.txt': 'bye', 'conf/app.ini': 'a=1' });
     const v2 = await treeOf({ 'keep.bin': shared, 'new.txt': 'hello', 'conf/app.ini': 'a=22' });
@@ -155,7 +155,7 @@ forEachDialect((dialect) => {
     assert.equal(errorCode(missing), 'FLT_NOT_FOUND');
   });
 
-  test('signed becomes true once offline-signed targets name the release', async () => {
+  void test('signed becomes true once offline-signed targets name the release', async () => {
     const tree = await treeOf({ 'signed.txt': 'sign me' });
     const release = await publish(t, tree, 'signedapp', '1');
     assert.equal(release.signed, false);
@@ -177,7 +177,7 @@ forEachDialect((dialect) => {
     assert.equal(shown.json<Release>().signed, true);
   });
 
-  test('roles: viewers cannot create, deployers cannot delete or collect garbage', async () => {
+  void test('roles: viewers cannot create, deployers cannot delete or collect garbage', async () => {
     const viewer = await t.tokenFor('viewer');
     const deployer = await t.tokenFor('deployer');
     const tree = await treeOf({ 'r.txt': 'roles' });
@@ -200,7 +200,7 @@ forEachDialect((dialect) => {
     assert.equal(errorCode(gc), 'FLT_FORBIDDEN');
   });
 
-  test('GC keeps everything within the grace period', async () => {
+  void test('GC keeps everything within the grace period', async () => {
     const tree = await treeOf({ 'orphan.txt': 'nobody references me' });
     await pushTree(t, tree);
     const res = await t.app.inject({ method: 'POST', url: OBJECT_GC_ROUTE, headers: bearer(t.adminToken) });
@@ -212,7 +212,7 @@ forEachDialect((dialect) => {
 });
 
 forEachDialect((dialect) => {
-  test('GC past the grace period removes only unreferenced objects; deleting a release frees its own', async () => {
+  void test('GC past the grace period removes only unreferenced objects; deleting a release frees its own', async () => {
     const t = await createTestApp({ dialect, config: { objectGcGraceMs: 0 } });
     try {
       const shared = noise(40_000);
