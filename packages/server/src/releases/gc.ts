@@ -65,13 +65,22 @@ export function startGcJob(ctx: ServerContext, store: ObjectStore): GcJob {
     return round;
   };
   const timer = setInterval(() => {
-    runOnce().then(
-      (r) => {
-        if (r.deleted.length > 0)
-          log.info({ deleted: r.deleted.length, bytes: r.bytes }, 'unreferenced objects deleted');
-      },
-      (err: unknown) => log.error({ err }, 'object garbage collection failed; retrying at the next interval'),
-    );
+    runOnce()
+      .then(async (r) => {
+        if (r.deleted.length === 0) return;
+        log.info({ deleted: r.deleted.length, bytes: r.bytes }, 'unreferenced objects deleted');
+        await ctx.audit.record({
+          actorType: 'system',
+          actorId: 'object-gc',
+          action: 'objects.gc',
+          subjectType: 'objects',
+          subjectId: 'store',
+          details: { deleted: r.deleted.length, bytes: r.bytes, kept: r.kept },
+        });
+      })
+      .catch((err: unknown) =>
+        log.error({ err }, 'object garbage collection failed; retrying at the next interval'),
+      );
   }, ctx.config.objectGcIntervalMs);
   timer.unref();
   return {

@@ -252,3 +252,31 @@ forEachDialect((dialect) => {
     }
   });
 });
+
+forEachDialect((dialect) => {
+  void test('the OpenAPI document lists the object, release and deployment routes', async () => {
+    const t = await createTestApp({ dialect });
+    try {
+      const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
+      const paths = Object.keys(res.json<{ paths: Record<string, unknown> }>().paths);
+      for (const path of [
+        '/api/v1/objects/missing',
+        '/api/v1/objects/upload',
+        '/api/v1/objects/{id}',
+        '/api/v1/objects/pack',
+        '/api/v1/objects/gc',
+        '/api/v1/releases',
+        '/api/v1/releases/{app}/{version}',
+        '/api/v1/releases/{app}/diff',
+        '/api/v1/deployments',
+        '/api/v1/deployments/status',
+        '/api/v1/devices/{id}/apps',
+        '/api/v1/devices/{id}/apps/{app}/{action}',
+        '/api/v1/device/reports',
+      ])
+        assert.ok(paths.includes(path), `${path} missing from ${paths.join(', ')}`);
+    } finally {
+      await t.close();
+    }
+  });
+});
