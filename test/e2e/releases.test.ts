@@ -1,0 +1,208 @@
+/**
+ * Signed releases and delta updates, end to end through real processes: offline keys made by the
+ * CLI, a release pushed (only missing chunks uploaded) and signed offline, deployed to a real agent
+ * that verifies it with TUF against the image repository and its director, installs it atomically,
+ * and reports each phase. Then an update that moves only what changed, and a tampered object on
+ * the server's disk that the agent refuses, reporting why, while the old release keeps serving.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
+
+interface DeviceApp {
+  app: string;
+  desired: string | null;
+  current: string | null;
+  phase: string | null;
+  bytesFetched: number | null;
+  error: { code: string; message: string } | null;
+}
+interface PushResult {
+  targetPath: string;
+  upload: { uploadedBytes: number; objects: number; uploadedObjects: number };
+}
+
+async function writeTree(dir: string, files: Record<string, string | Buffer>): Promise<void> {
+  for (const [name, content] of Object.entries(files)) {
+    const path = join(dir, name);
+    await mkdir(join(path, '..'), { recursive: true });
+    await writeFile(path, content);
+  }
+}
+
+void describe('signed releases delivered to a real agent', () => {
+  const cluster = new Cluster();
+  let api: Api;
+  let url: string;
+  let serverData: string;
+  let configDir: string;
+  let keysDir: string;
+  let work: string;
+  let installPath: string;
+  let deviceId: string;
+  const files: Record<string, Buffer> = {};
+
+  function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(process.execPath, [cliBin, ...args], {
+      env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
+      encoding: 'utf8',
+      input: '',
+    });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  function push(version: string): PushResult {
+    const r = cli([
+      'release',
+      'push',
+      join(work, 'src'),
+      '--app',
+      'web',
+      '--version',
+      version,
+      '--config-file',
+      join(work, 'config.json'),
+      '--keys-dir',
+      keysDir,
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as PushResult;
+  }
+
+  async function appState(): Promise<DeviceApp | undefined> {
+    const r = await api.call<{ items: DeviceApp[] }>('GET', `/api/v1/devices/${deviceId}/apps`);
+    return r.body.items.find((a) => a.app === 'web');
+  }
+
+  async function waitCommitted(targetPath: string): Promise<DeviceApp> {
+    return waitFor(
+      `web committed at ${targetPath}`,
+      async () => {
+        const a = await appState();
+        if (a?.phase === 'failed' || a?.phase === 'rolled-back') throw new Error(JSON.stringify(a));
+        return a?.current === targetPath && a.phase === 'committed' ? a : null;
+      },
+      90_000,
+    );
+  }
+
+  before(async () => {
+    const server = await cluster.startServer();
+    url = server.url;
+    serverData = server.dataDir;
+    api = await Api.login(url);
+    configDir = await cluster.tempDir('flt-cli-');
+    keysDir = join(configDir, 'keys');
+    work = await cluster.tempDir('flt-rel-');
+    installPath = join(work, 'installed-web');
+    const login = spawnSync(
+      process.execPath,
+      [cliBin, 'login', '--server', url, '--user', 'admin', '--password-stdin'],
+      {
+        input: `${ADMIN_PASSWORD}\n`,
+        env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(login.status, 0, login.stderr);
+    const init = cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]);
+    assert.equal(init.code, 0, init.stderr);
+    await writeFile(join(work, 'config.json'), JSON.stringify({ files: { path: installPath } }));
+    // v1: 40 files of 20 KiB random data (incompressible, so sizes are easy to reason about).
+    for (let i = 0; i < 40; i++) files[`assets/f${String(i).padStart(2, '0')}.bin`] = randomBytes(20 * 1024);
+    files['index.html'] = Buffer.from('<h1>v1</h1>\n');
+    await writeTree(join(work, 'src'), files);
+
+    const key = await api.call<{ secret: string }>('POST', '/api/v1/registration-keys', {
+      name: 'rel',
+      autoAccept: true,
+    });
+    await cluster.startAgent({ server: url, registrationKey: key.body.secret, facts: { name: 'rel-agent' } });
+    const dev = await waitFor(
+      'agent enrolled',
+      async () => {
+        const r = await api.call<{ items: { id: string; status: string }[] }>(
+          'GET',
+          `/api/v1/devices?filter=${encodeURIComponent('name==rel-agent')}`,
+        );
+        return r.body.items.find((d) => d.status === 'accepted') ?? null;
+      },
+      60_000,
+    );
+    deviceId = dev.id;
+  });
+  after(() => cluster.cleanup());
+
+  void test('v1 is pushed, signed offline, deployed, verified and installed', async () => {
+    const v1 = push('1.0.0');
+    assert.equal(v1.upload.uploadedObjects, v1.upload.objects, 'a first push uploads everything');
+    const d = cli(['deploy', 'web@1.0.0', '--device', deviceId, '--json']);
+    assert.equal(d.code, 0, d.stderr);
+    await waitCommitted(v1.targetPath);
+    assert.equal(await readFile(join(installPath, 'index.html'), 'utf8'), '<h1>v1</h1>\n');
+    assert.deepEqual(await readFile(join(installPath, 'assets/f07.bin')), files['assets/f07.bin']);
+  });
+
+  void test('v2 with 10% of files changed moves only the changed chunks', async () => {
+    for (let i = 0; i < 4; i++)
+      files[`assets/f${String(i * 10).padStart(2, '0')}.bin`] = randomBytes(20 * 1024);
+    files['index.html'] = Buffer.from('<h1>v2</h1>\n');
+    await writeTree(join(work, 'src'), files);
+    const v2 = push('2.0.0');
+    assert.ok(v2.upload.uploadedObjects < v2.upload.objects / 2, 'the second push uploads only what changed');
+    const diff = cli(['release', 'diff', 'web@1.0.0', 'web@2.0.0', '--json']);
+    assert.equal(diff.code, 0, diff.stderr);
+    const { fetchBytes, modified } = JSON.parse(diff.stdout) as { fetchBytes: number; modified: unknown[] };
+    assert.equal(modified.length, 5);
+    assert.equal(cli(['deploy', 'web@2.0.0', '--device', deviceId]).code, 0);
+    const app = await waitCommitted(v2.targetPath);
+    assert.equal(await readFile(join(installPath, 'index.html'), 'utf8'), '<h1>v2</h1>\n');
+    assert.ok(app.bytesFetched !== null && app.bytesFetched > 0, 'bytes fetched are reported');
+    assert.ok(app.bytesFetched <= 1.3 * fetchBytes, `fetched ${app.bytesFetched} > 1.3 × ${fetchBytes}`);
+  });
+
+  void test('an object altered on the server disk is refused, reported, and v2 keeps serving', async () => {
+    files['assets/new.bin'] = randomBytes(30 * 1024);
+    files['index.html'] = Buffer.from('<h1>v3</h1>\n');
+    await writeTree(join(work, 'src'), files);
+    const before = new Set(await listObjects(join(serverData, 'objects', 'objects')));
+    const v3 = push('3.0.0');
+    const added = (await listObjects(join(serverData, 'objects', 'objects'))).filter((p) => !before.has(p));
+    assert.ok(added.length > 0, 'v3 added objects on the server');
+    // Flip bytes in every object v3 added (its chunks and tree objects), keeping the lengths.
+    for (const p of added) {
+      const buf = await readFile(p);
+      buf[buf.length - 1] = (buf[buf.length - 1] ?? 0) ^ 0xff;
+      await writeFile(p, buf);
+    }
+    assert.equal(cli(['deploy', 'web@3.0.0', '--device', deviceId]).code, 0);
+    const failed = await waitFor(
+      'v3 refused',
+      async () => {
+        const a = await appState();
+        return a?.desired === v3.targetPath && (a.phase === 'failed' || a.phase === 'rolled-back') ? a : null;
+      },
+      90_000,
+    );
+    assert.ok(failed.error?.code, 'the reason is reported with a code');
+    assert.equal(await readFile(join(installPath, 'index.html'), 'utf8'), '<h1>v2</h1>\n');
+    const state = await appState();
+    assert.notEqual(state?.current, v3.targetPath);
+  });
+});
+
+async function listObjects(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const sub of await readdir(dir, { withFileTypes: true })) {
+    if (!sub.isDirectory()) continue;
+    for (const f of await readdir(join(dir, sub.name), { withFileTypes: true })) {
+      if (f.isFile() && !f.name.includes('.tmp')) out.push(join(dir, sub.name, f.name));
+    }
+  }
+  return out;
+}
