@@ -85,13 +85,6 @@ export const ErrorCodes = {
   FLT_RUNTIME_UNSUPPORTED: 400,
   FLT_NO_PREVIOUS_RELEASE: 409,
   FLT_APP_NOT_INSTALLED: 404,
-  // agent updates: fetch, apply transaction, runtimes (docs/updates.md)
-  FLT_DISK_SPACE: 507,
-  FLT_HEALTH_CHECK_FAILED: 503,
-  FLT_RUNTIME_FAILED: 500,
-  FLT_RUNTIME_UNSUPPORTED: 400,
-  FLT_NO_PREVIOUS_RELEASE: 409,
-  FLT_APP_NOT_INSTALLED: 404,
   // objects, releases, deployments (docs/releases.md)
   FLT_PACK_INVALID: 400,
   FLT_RELEASE_OBJECTS_MISSING: 409,
