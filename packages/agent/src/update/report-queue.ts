@@ -30,8 +30,10 @@ export class ReportQueue {
   push(report: UpdateReport): void {
     const max = this.options.maxQueued ?? 1000;
     if (this.queued.length >= max) {
-      const progress = this.queued.findIndex((r) => r.phase === 'downloading');
-      this.queued.splice(progress >= 0 ? progress : 0, 1);
+      // The head may be in flight (sent, not yet shifted): never drop it.
+      const first = this.draining ? 1 : 0;
+      const progress = this.queued.findIndex((r, i) => i >= first && r.phase === 'downloading');
+      this.queued.splice(progress >= 0 ? progress : first, 1);
     }
     this.queued.push(report);
     this.draining ??= this.drain().finally(() => {

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { UpdateReport } from '@flotilla/protocol';
+import { ReportQueue } from '../../src/update/report-queue.js';
+import { quietLogger } from './fixtures.js';
+
+const report = (phase: UpdateReport['phase'], n = 0): UpdateReport => ({
+  app: 'a',
+  targetPath: 'a/1/x',
+  phase,
+  bytesDone: n,
+});
+
+void test('reports are queued while the server is unreachable and sent in order once it answers', async () => {
+  let up = false;
+  const sent: UpdateReport[] = [];
+  const queue = new ReportQueue({
+    logger: quietLogger(),
+    retryMs: 5,
+    maxRetryMs: 10,
+    send: (r) => {
+      if (!up) return Promise.reject(new Error('offline'));
+      sent.push(r);
+      return Promise.resolve();
+    },
+  });
+  queue.push(report('downloading', 1));
+  queue.push(report('installing'));
+  queue.push(report('committed'));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(sent.length, 0);
+  up = true;
+  await queue.flushed();
+  assert.deepEqual(
+    sent.map((r) => r.phase),
+    ['downloading', 'installing', 'committed'],
+  );
+  queue.close();
+});
+
+void test('when full, progress reports are dropped before phase changes', async () => {
+  const sent: UpdateReport[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const queue = new ReportQueue({
+    logger: quietLogger(),
+    maxQueued: 3,
+    send: async (r) => {
+      await gate;
+      sent.push(r);
+    },
+  });
+  queue.push(report('installing'));
+  queue.push(report('downloading', 1));
+  queue.push(report('downloading', 2));
+  queue.push(report('committed'));
+  release();
+  await queue.flushed();
+  assert.deepEqual(
+    sent.map((r) => `${r.phase}${r.bytesDone ?? ''}`),
+    ['installing0', 'downloading2', 'committed0'],
+  );
+  queue.close();
+});
