@@ -10,7 +10,7 @@ import { contentId } from '@flotilla/store';
 const HEADER = 36;
 
 export async function readPack(
-  stream: AsyncIterable<Uint8Array>,
+  stream: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   expected: ReadonlySet<string>,
   maxRecordBytes: number,
   onRecord: (id: string, bytes: Uint8Array) => Promise<void>,

@@ -11,8 +11,10 @@ const record = (id: string, bytes: Buffer, length = bytes.length) => {
   return Buffer.concat([header, bytes]);
 };
 const END = Buffer.alloc(32);
-async function* pieces(data: Buffer, size: number) {
-  for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+function pieces(data: Buffer, size: number): Iterable<Buffer> {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < data.length; i += size) parts.push(data.subarray(i, i + size));
+  return parts;
 }
 const a = Buffer.from('alpha');
 const b = Buffer.from('bravo!');
