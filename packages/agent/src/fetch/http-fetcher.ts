@@ -86,8 +86,18 @@ export class HttpFetcher implements ObjectFetcher {
       body: JSON.stringify({ ids, codec }),
     });
     if (response.status === 404 || response.status === 405 || response.status === 501) {
+      const body = await response.text().catch(() => '');
+      // The server answers 404 FLT_OBJECT_MISSING for ids it lacks; any other 404 means no pack route.
+      if (body.includes('"FLT_OBJECT_MISSING"')) {
+        throw new FlotillaError(
+          'FLT_OBJECT_MISSING',
+          `the server lacks objects of this release: ${body.slice(0, 300)}`,
+          {
+            details: { status: response.status },
+          },
+        );
+      }
       this.packUnsupported = true;
-      await response.body?.cancel();
       throw new FlotillaError('FLT_NETWORK', `pack endpoint unavailable (HTTP ${response.status})`);
     }
     await this.expectOk(response, ObjectRoutes.pack);

@@ -80,8 +80,13 @@ void test('a tampered object is refused (FLT_HASH_MISMATCH) and never stored', a
   assert.equal(await local.has(release.root), false);
 });
 
-void test('an object the server lacks is a clear FLT_OBJECT_MISSING', async (t) => {
-  const { local, fetcher, server } = await setup(t);
+void test('an object the server lacks is a clear FLT_OBJECT_MISSING, by pack or per object', async (t) => {
+  const { local, fetcher, server, ids } = await setup(t);
+  const f = fetcher();
+  await assert.rejects(f.fetch(['0'.repeat(64)], local), { code: 'FLT_OBJECT_MISSING' });
+  // The pack route stays in use afterwards.
+  await f.fetch(ids.slice(0, 2), local);
+  assert.equal(server.objectGets.length, 0);
   server.packDisabled = true;
   await assert.rejects(fetcher().fetch(['0'.repeat(64)], local), { code: 'FLT_OBJECT_MISSING' });
   assert.equal(existsSync(local.pathOf('0'.repeat(64))), false);

@@ -62,6 +62,13 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
         codec?: string;
       };
       state.packIds.push(...ids);
+      const lacking = await store.missing(ids);
+      if (lacking.length > 0) {
+        const error = {
+          error: { code: 'FLT_OBJECT_MISSING', message: 'not stored', details: { missing: lacking } },
+        };
+        return send(res, 404, {}, Buffer.from(JSON.stringify(error)));
+      }
       const parts: Buffer[] = [];
       for (const id of ids) {
         const bytes = Buffer.from(await store.getObject(id));
