@@ -2,6 +2,7 @@
  * Update reports to `POST /api/v1/device/reports`: best effort, in order, queued while offline and
  * retried with backoff. Bounded: when full, progress reports (downloading) are dropped first.
  */
+import { isFlotillaError } from '@flotilla/protocol';
 import type { UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { sleep } from '../util/sleep.js';
@@ -61,6 +62,12 @@ export class ReportQueue {
         delayMs = this.options.retryMs ?? 1000;
       } catch (error) {
         if (signal.aborted) return;
+        if (isRefusal(error)) {
+          // The server will never take this one (e.g. a stale report): retrying would block the rest.
+          this.options.logger.warn({ err: error, report }, 'the server refused an update report; dropped');
+          this.queued.shift();
+          continue;
+        }
         this.options.logger.warn(
           { err: error, retryInMs: delayMs, queued: this.queued.length },
           'could not send an update report; will retry',
@@ -70,4 +77,11 @@ export class ReportQueue {
       }
     }
   }
+}
+
+/** A 4xx other than authentication, timeout or rate limiting: sending it again cannot succeed. */
+function isRefusal(error: unknown): boolean {
+  if (!isFlotillaError(error)) return false;
+  const status = error.statusCode;
+  return status >= 400 && status < 500 && status !== 401 && status !== 408 && status !== 429;
 }

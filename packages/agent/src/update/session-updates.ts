@@ -7,6 +7,7 @@ import { DEVICE_REPORTS_ROUTE, isFlotillaError, parseReleaseTargetPath } from '@
 import type { DeviceAppAction, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.js';
+import { reactionTo } from '../client/classify.js';
 import type { HttpClient } from '../client/http.js';
 import type { TokenManager } from '../client/tokens.js';
 import { HttpFetcher } from '../fetch/http-fetcher.js';
@@ -39,14 +40,19 @@ export class SessionUpdates {
     this.reports = new ReportQueue({
       logger,
       send: async (report, signal) => {
-        await http.request({
-          method: 'POST',
-          path: DEVICE_REPORTS_ROUTE,
-          schema: null,
-          token: await tokens.get(signal),
-          body: report,
-          signal,
-        });
+        try {
+          await http.request({
+            method: 'POST',
+            path: DEVICE_REPORTS_ROUTE,
+            schema: null,
+            token: await tokens.get(signal),
+            body: report,
+            signal,
+          });
+        } catch (error) {
+          if (reactionTo(error) === 'refresh-token') tokens.invalidate();
+          throw error;
+        }
       },
     });
     const fetcher = new HttpFetcher({

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { FlotillaError } from '@flotilla/protocol';
 import type { UpdateReport } from '@flotilla/protocol';
 import { ReportQueue } from '../../src/update/report-queue.js';
 import { quietLogger } from './fixtures.js';
@@ -60,5 +61,23 @@ void test('when full, progress reports are dropped before phase changes', async 
     sent.map((r) => `${r.phase}${r.bytesDone ?? ''}`),
     ['installing0', 'downloading2', 'committed0'],
   );
+  queue.close();
+});
+
+void test('a report the server refuses (4xx) is dropped, not retried forever', async () => {
+  const sent: string[] = [];
+  const queue = new ReportQueue({
+    logger: quietLogger(),
+    retryMs: 5,
+    send: (r) => {
+      if (r.phase === 'failed') return Promise.reject(new FlotillaError('FLT_CONFLICT', 'stale'));
+      sent.push(r.phase);
+      return Promise.resolve();
+    },
+  });
+  queue.push(report('failed'));
+  queue.push(report('committed'));
+  await queue.flushed();
+  assert.deepEqual(sent, ['committed']);
   queue.close();
 });
