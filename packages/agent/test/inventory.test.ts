@@ -176,6 +176,8 @@ void test('the facts hash ignores order and sees every change', () => {
   assert.equal(factsHash({ a: '1', b: 2 }), factsHash({ b: 2, a: '1' }));
   assert.notEqual(factsHash({ a: '1' }), factsHash({ a: 1 }));
   assert.notEqual(factsHash({ a: ['x', 'y'] }), factsHash({ a: ['y', 'x'] }));
+  // Free disk space alone changing does not count as a change worth a report.
+  assert.equal(factsHash({ a: '1', 'disk.free_bytes': 10 }), factsHash({ a: '1', 'disk.free_bytes': 20 }));
 });
 
 void test('a missing inventory directory yields the built-ins only', async (t) => {
