@@ -79,12 +79,18 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
       },
       preHandler: requireRole('deployer'),
     },
-    async (request) => {
+    async (request, reply) => {
       const body: unknown = request.body;
       if (!(body instanceof Readable))
         throw new FlotillaError('FLT_UNSUPPORTED_MEDIA_TYPE', `send the pack as ${PACK_CONTENT_TYPE}`);
       const codec = parseCodec(request.headers[PACK_CODEC_HEADER]);
-      const result = await receivePack(body, codec, { store, metrics, maxBytes: opts.maxUploadBytes });
+      // A refused upload may leave bytes unread; never keep such a connection for another request.
+      const result = await receivePack(body, codec, { store, metrics, maxBytes: opts.maxUploadBytes }).catch(
+        (error: unknown) => {
+          void reply.header('connection', 'close');
+          throw error;
+        },
+      );
       request.log.info({ ...result, codec }, 'pack received');
       return result;
     },

@@ -47,6 +47,7 @@ export async function receivePack(
       } else result.duplicates += 1;
     }
   } catch (error) {
+    discardRest(body);
     throw asPackError(error);
   } finally {
     opts.metrics.bytesReceived.inc({ encoding: 'wire' }, result.wireBytes);
@@ -62,4 +63,23 @@ function asPackError(error: unknown): unknown {
   if (error instanceof FlotillaError) return error;
   const message = error instanceof Error ? error.message : String(error);
   return new FlotillaError('FLT_PACK_INVALID', `the pack cannot be decoded: ${message}`, { cause: error });
+}
+
+/** Most bytes of a refused upload read and dropped so the client sees the error cleanly. */
+const MAX_DISCARD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * After a refusal the client may still be sending. Reading (and dropping) the rest lets it finish
+ * and read the error, and lets the server close the connection; a sender that goes on past the
+ * cap is cut off.
+ */
+function discardRest(body: Readable): void {
+  body.unpipe();
+  let discarded = 0;
+  body.on('data', (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > MAX_DISCARD_BYTES) body.destroy();
+  });
+  body.on('error', () => undefined);
+  body.resume();
 }
