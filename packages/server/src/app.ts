@@ -94,6 +94,21 @@ async function createFastify(
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Every device polls: logging each request at info would drown the operator log. Requests are
+    // logged at debug below, errors by the error handler.
+    disableRequestLogging: true,
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    request.log.debug(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request',
+    );
+    done();
   });
   installValidators(app);
   installErrorHandling(app);
