@@ -96,25 +96,28 @@ export class UpdateEngine {
   start(signal: AbortSignal): Promise<void> {
     return this.serialize(async () => {
       for (const app of this.records.apps()) {
-        const journal = this.records.journal(app);
-        if (journal !== null) {
-          const input = await this.planInput(app, journal.to);
-          const plan = planUpdate(input);
-          // A transaction interrupted while fetching waits for a connection.
-          if (plan.steps.some((s) => s.kind === 'fetch')) continue;
-          await this.run(plan, input, signal);
-        } else {
-          const current = this.records.installed(app).current;
-          if (current) {
-            await this.runtimeFor(current)
-              .adopt(this.layout.context(current))
-              .catch((e: unknown) =>
-                this.options.logger.error({ err: e, app }, 'could not start an installed app'),
-              );
-          }
+        try {
+          await this.recoverApp(app, signal);
+        } catch (error) {
+          // One app's trouble must not keep the agent (or the other apps) from starting.
+          this.options.logger.error({ err: error, app }, 'could not recover or start an installed app');
         }
       }
     });
+  }
+
+  private async recoverApp(app: string, signal: AbortSignal): Promise<void> {
+    const journal = this.records.journal(app);
+    if (journal !== null) {
+      const input = await this.planInput(app, journal.to);
+      const plan = planUpdate(input);
+      // A transaction interrupted while fetching waits for a connection.
+      if (plan.steps.some((s) => s.kind === 'fetch')) return;
+      await this.run(plan, input, signal);
+      return;
+    }
+    const current = this.records.installed(app).current;
+    if (current) await this.runtimeFor(current).adopt(this.layout.context(current));
   }
 
   /**
