@@ -4,7 +4,7 @@
  * It never listens; only `main.ts` does.
  */
 import cookie from '@fastify/cookie';
-import Fastify from 'fastify';
+import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -96,7 +96,7 @@ async function createFastify(
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Every device polls: logging each request at info would drown the operator log. Requests are
     // logged at debug below, errors by the error handler.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   app.addHook('onResponse', (request, reply, done) => {
     request.log.debug(
