@@ -4,6 +4,7 @@
  * device_apps row records the assignment, the device's state_version is bumped, and the device is
  * told over its WebSocket.
  */
+import { KeyedMutex } from '../tuf/keyed-mutex.js';
 import { FlotillaError, ServerCommands, randomId } from '@flotilla/protocol';
 import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList } from '@flotilla/protocol';
 import type { ServerContext } from '../context.js';
@@ -89,6 +90,18 @@ async function selectDevices(svc: DeployServices, input: DeployRequest): Promise
   return rows.map((r) => r.id);
 }
 
+const locks = new WeakMap<object, KeyedMutex>();
+
+/** One lock table per server (keyed by its trust wiring, which lives as long as the app). */
+function assignmentLocks(svc: DeployServices): KeyedMutex {
+  let mutex = locks.get(svc.trust);
+  if (!mutex) {
+    mutex = new KeyedMutex();
+    locks.set(svc.trust, mutex);
+  }
+  return mutex;
+}
+
 async function assignOne(
   svc: DeployServices,
   deviceId: string,
@@ -96,45 +109,56 @@ async function assignOne(
   targetPath: string,
   rollout: string,
 ) {
-  const { ctx } = svc;
-  const others = await ctx.db
-    .selectFrom('device_apps')
-    .select(['desired', 'rollout'])
-    .where('device_id', '=', deviceId)
-    .where('app', '!=', app)
-    .where('desired', 'is not', null)
-    .execute();
-  await svc.trust.director.assign(deviceId, [
-    ...others.map((o) => ({ path: o.desired!, ...(o.rollout !== null && { rollout: o.rollout }) })),
-    { path: targetPath, rollout },
-  ]);
-  const now = ctx.clock.now().toISOString();
-  const stateVersion = await ctx.db.transaction().execute(async (trx) => {
-    await trx
-      .insertInto('device_apps')
-      .values({ device_id: deviceId, app, desired: targetPath, rollout, phase: 'assigned', updated_at: now })
-      .onConflict((oc) =>
-        oc.columns(['device_id', 'app']).doUpdateSet({
+  // Reading the device's other apps and re-signing its director targets must not interleave with
+  // another deployment to the same device, or one assignment would be lost.
+  return assignmentLocks(svc).run(deviceId, async () => {
+    const { ctx } = svc;
+    const others = await ctx.db
+      .selectFrom('device_apps')
+      .select(['desired', 'rollout'])
+      .where('device_id', '=', deviceId)
+      .where('app', '!=', app)
+      .where('desired', 'is not', null)
+      .execute();
+    await svc.trust.director.assign(deviceId, [
+      ...others.map((o) => ({ path: o.desired!, ...(o.rollout !== null && { rollout: o.rollout }) })),
+      { path: targetPath, rollout },
+    ]);
+    const now = ctx.clock.now().toISOString();
+    const stateVersion = await ctx.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('device_apps')
+        .values({
+          device_id: deviceId,
+          app,
           desired: targetPath,
           rollout,
           phase: 'assigned',
-          bytes_done: null,
-          bytes_total: null,
-          bytes_fetched: null,
-          error: null,
           updated_at: now,
-        }),
-      )
-      .execute();
-    const row = await trx
-      .updateTable('devices')
-      .set((eb) => ({ state_version: eb('state_version', '+', 1) }))
-      .where('id', '=', deviceId)
-      .returning('state_version')
-      .executeTakeFirstOrThrow();
-    return Number(row.state_version);
+        })
+        .onConflict((oc) =>
+          oc.columns(['device_id', 'app']).doUpdateSet({
+            desired: targetPath,
+            rollout,
+            phase: 'assigned',
+            bytes_done: null,
+            bytes_total: null,
+            bytes_fetched: null,
+            error: null,
+            updated_at: now,
+          }),
+        )
+        .execute();
+      const row = await trx
+        .updateTable('devices')
+        .set((eb) => ({ state_version: eb('state_version', '+', 1) }))
+        .where('id', '=', deviceId)
+        .returning('state_version')
+        .executeTakeFirstOrThrow();
+      return Number(row.state_version);
+    });
+    svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
   });
-  svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
 }
 
 async function requireDevice(ctx: ServerContext, deviceId: string): Promise<void> {

@@ -126,6 +126,18 @@ forEachDialect((dialect) => {
     }
   });
 
+  void test('concurrent deployments of two apps to one device both land in its director targets', async () => {
+    const device = await acceptedDevice(t);
+    const [a, b] = await Promise.all([
+      deployReq(t, { app: 'web', version: '1.4.0', deviceId: device.id }),
+      deployReq(t, { app: 'api', version: '1', deviceId: device.id }),
+    ]);
+    assert.equal(a.statusCode, 200, a.body);
+    assert.equal(b.statusCode, 200, b.body);
+    const targets = await directorTargets(t, device.id, device.token);
+    assert.deepEqual(Object.keys(targets.signed.targets).sort(), [api1.targetPath, web14.targetPath].sort());
+  });
+
   void test('deploy by filter reaches only accepted matching devices', async () => {
     const canaryA = await acceptedDevice(t, { tags: ['canary'] });
     const canaryB = await acceptedDevice(t, { tags: ['canary'] });
