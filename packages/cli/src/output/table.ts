@@ -10,7 +10,9 @@ export function renderTable(
   color: boolean,
 ): string {
   const table = new Table({
-    head: head.map((h) => h.toUpperCase()),
+    // Bold is written here rather than through cli-table3's style, whose color library turns
+    // itself off whenever the process's stdout is not a terminal, whatever `color` says.
+    head: head.map((h) => (color ? `\u001b[1m${h.toUpperCase()}\u001b[22m` : h.toUpperCase())),
     chars: {
       top: '',
       'top-mid': '',
@@ -28,7 +30,7 @@ export function renderTable(
       'right-mid': '',
       middle: '  ',
     },
-    style: { 'padding-left': 0, 'padding-right': 0, head: color ? ['bold'] : [], border: [], compact: true },
+    style: { 'padding-left': 0, 'padding-right': 0, head: [], border: [], compact: true },
   });
   table.push(...rows.map((r) => [...r]));
   return table
