@@ -1,0 +1,91 @@
+/**
+ * Downloads objects through the server's pack endpoint as the agent's fetcher does (batches of 1,000
+ * ids, 4 requests at a time, whole-stream zstd), counting the response body bytes on the wire.
+ * Records are decompressed with the `zstd` tool and split per the pack format (protocol
+ * `releases.ts`): `[32-byte id][u32 BE length][bytes]`…, ended by 32 zero bytes.
+ */
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import type { ReadableStream } from 'node:stream/web';
+import { ObjectRoutes, PACK_CONTENT_TYPE } from '@flotilla/protocol';
+
+export const BATCH_SIZE = 1000;
+export const PARALLEL_REQUESTS = 4;
+
+export type RecordSink = (id: string, bytes: Buffer) => Promise<void>;
+
+/** Splits an uncompressed pack into records; throws if it is truncated. */
+async function* packRecords(source: AsyncIterable<Buffer>): AsyncGenerator<{ id: string; bytes: Buffer }> {
+  let buffered: Buffer = Buffer.alloc(0);
+  for await (const piece of source) {
+    buffered = buffered.length === 0 ? piece : Buffer.concat([buffered, piece]);
+    for (;;) {
+      if (buffered.length < 32) break;
+      const id = buffered.subarray(0, 32);
+      if (id.every((b) => b === 0)) return;
+      if (buffered.length < 36) break;
+      const length = buffered.readUInt32BE(32);
+      if (buffered.length < 36 + length) break;
+      yield { id: id.toString('hex'), bytes: Buffer.from(buffered.subarray(36, 36 + length)) };
+      buffered = buffered.subarray(36 + length);
+    }
+  }
+  throw new Error('the pack ended before its terminator');
+}
+
+async function fetchBatch(
+  base: string,
+  token: string,
+  ids: string[],
+  sink: RecordSink | null,
+): Promise<number> {
+  const response = await fetch(`${base}${ObjectRoutes.pack}`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: PACK_CONTENT_TYPE,
+    },
+    body: JSON.stringify({ ids, codec: 'zstd' }),
+  });
+  if (!response.ok || response.body === null)
+    throw new Error(`pack: ${response.status} ${await response.text()}`);
+  const zstd = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<number | null>((resolve) => zstd.on('close', resolve));
+  let wire = 0;
+  const feed = (async () => {
+    for await (const piece of Readable.fromWeb(response.body as ReadableStream)) {
+      const bytes = piece as Buffer;
+      wire += bytes.length;
+      if (!zstd.stdin.write(bytes)) await new Promise((r) => zstd.stdin.once('drain', r));
+    }
+    zstd.stdin.end();
+  })();
+  let received = 0;
+  for await (const record of packRecords(zstd.stdout as AsyncIterable<Buffer>)) {
+    received++;
+    if (sink) await sink(record.id, record.bytes);
+  }
+  await feed;
+  if ((await exited) !== 0) throw new Error('zstd could not decompress the pack');
+  if (received !== ids.length) throw new Error(`pack carried ${received} records, asked ${ids.length}`);
+  return wire;
+}
+
+/** Fetches `ids` and returns the response body bytes; each record goes to `sink` when given. */
+export async function fetchPacks(
+  base: string,
+  token: string,
+  ids: readonly string[],
+  sink: RecordSink | null,
+): Promise<number> {
+  const batches: string[][] = [];
+  for (let i = 0; i < ids.length; i += BATCH_SIZE) batches.push(ids.slice(i, i + BATCH_SIZE));
+  let wire = 0;
+  const worker = async () => {
+    for (let batch = batches.shift(); batch; batch = batches.shift())
+      wire += await fetchBatch(base, token, batch, sink);
+  };
+  await Promise.all(Array.from({ length: PARALLEL_REQUESTS }, worker));
+  return wire;
+}

@@ -1,0 +1,58 @@
+/**
+ * Flotilla's delta delivery against OSTree on real release pairs (bench/README.md, "delta"): bytes on
+ * the wire and wall time of a full download, a Flotilla update, an OSTree pull and an OSTree static
+ * delta, and the zstd --patch-from size as the lower bound, measured side by side in one run.
+ *
+ *   sh bench/delta/setup.sh && npx tsc -b bench && node bench/dist/delta/run.js [--only NAME] [--json]
+ */
+import { cpus, release, totalmem } from 'node:os';
+import { parseArgs } from 'node:util';
+import { benchCache, dataSets } from './data-sets.js';
+import { measureFlotilla } from './flotilla-measure.js';
+import { startFlotillaServer } from './flotilla-server.js';
+import { lowerBound } from './lower-bound.js';
+import { measureOstree } from './ostree-measure.js';
+import { bytesTable, targets, timeTable } from './table.js';
+import type { SetResult } from './table.js';
+import { treeIds } from './tree-ids.js';
+
+const { values: opts } = parseArgs({
+  options: { only: { type: 'string' }, json: { type: 'boolean', default: false } },
+});
+
+async function main(): Promise<void> {
+  const sets = dataSets(benchCache()).filter((s) => opts.only === undefined || s.name === opts.only);
+  if (sets.length === 0) throw new Error(`no data set named ${String(opts.only)}`);
+  const server = await startFlotillaServer();
+  const results: SetResult[] = [];
+  try {
+    for (const set of sets) {
+      console.error(`${set.name}: ${set.description}`);
+      const flotilla = await measureFlotilla(server, set.name, set.v1, set.v2);
+      console.error(`  flotilla done`);
+      const ostree = await measureOstree(set.v1, set.v2);
+      console.error(`  ostree done`);
+      const bound = await lowerBound(set.v1, set.v2);
+      const v2Bytes = (await treeIds(set.v2)).bytes;
+      results.push({ name: set.name, v2Bytes, flotilla, ostree, ...bound });
+    }
+  } finally {
+    await server.stop();
+  }
+  if (opts.json) {
+    console.log(JSON.stringify({ results, targets: targets(results) }, null, 2));
+    return;
+  }
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log(
+    `${new Date().toISOString().slice(0, 10)} · ${cpu} (${cpus().length} vCPU, ${Math.round(totalmem() / 2 ** 30)} GiB) · Node ${process.version} · Linux ${release()}\n`,
+  );
+  console.log(bytesTable(results), '\n');
+  console.log(timeTable(results), '\n');
+  for (const t of targets(results)) console.log(`- ${t.met ? 'met' : '**not met**'}: ${t.target}`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});
