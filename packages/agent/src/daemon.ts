@@ -29,7 +29,7 @@ export interface StartAgentOptions {
   fetch?: FetchFn;
   /** Uniform in [0, 1) for backoff jitter; injectable for tests. */
   random?: () => number;
-  /** Fetch and apply assigned releases while connected (default true; tests of other parts turn it off). */
+  /** Run the update engine: recover, fetch and apply assigned releases (default true; tests of other parts turn it off). */
   updates?: boolean;
 }
 
@@ -53,15 +53,16 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   const logger = (options.logger ?? pino({ level: config.logLevel })).child({ component: 'agent' });
   const local = prepareLocalState(config, logger);
-  let updates: UpdateEngine;
+  let updates: UpdateEngine | null = null;
   try {
-    updates = await UpdateEngine.open({
-      dataDir: config.dataDir,
-      db: local.db,
-      logger: logger.child({ component: 'updates' }),
-      keepPrevious: config.keepPreviousReleases,
-      cacheMaxBytes: config.chunkCacheMaxBytes,
-    });
+    if (options.updates !== false)
+      updates = await UpdateEngine.open({
+        dataDir: config.dataDir,
+        db: local.db,
+        logger: logger.child({ component: 'updates' }),
+        keepPrevious: config.keepPreviousReleases,
+        cacheMaxBytes: config.chunkCacheMaxBytes,
+      });
   } catch (e) {
     local.db.close();
     throw e;
@@ -99,7 +100,7 @@ class AgentDaemon {
     private readonly local: LocalSetup,
     private readonly logger: Logger,
     private readonly options: StartAgentOptions,
-    private readonly updates: UpdateEngine,
+    private readonly updates: UpdateEngine | null,
   ) {
     this.deviceId = local.state.enrollment()?.deviceId ?? null;
     this.lifecycle = new Lifecycle((from, to) =>
@@ -133,8 +134,11 @@ class AgentDaemon {
 
   private async run(): Promise<void> {
     const stopSignal = this.stopController.signal;
-    // Interrupted transactions finish or roll back, installed apps come back up, before any contact.
-    await this.updates.start(stopSignal);
+    // Interrupted transactions finish or roll back and installed apps come back up; the engine
+    // serializes its work, so any update a session triggers runs after this.
+    this.updates
+      ?.start(stopSignal)
+      .catch((e: unknown) => this.logger.error({ err: e }, 'update recovery failed'));
     if (this.http === null) {
       this.logger.info(
         { deviceId: this.deviceId },
@@ -229,7 +233,7 @@ class AgentDaemon {
           applyStatus: (status) => this.applyStatus(status),
           handleError: (error) => this.handleSessionError(error),
           isPending: () => this.lifecycle.state === 'PENDING_ACCEPTANCE',
-          updates: this.options.updates === false ? null : this.updates,
+          updates: this.updates,
         },
         controller.signal,
       );
@@ -327,7 +331,7 @@ class AgentDaemon {
         'graceful stop timed out; closing anyway',
       );
     if (this.lifecycle.state === 'FAILED') return;
-    await this.closeUpdates();
+    if (this.updates !== null) await this.closeUpdates();
     this.closeDatabase();
     this.lifecycle.transition('STOPPED');
     this.resolveDone();
@@ -338,12 +342,14 @@ class AgentDaemon {
     this.fatal = error instanceof Error ? error : new Error(String(error));
     this.logger.error({ err: this.fatal }, 'agent failed');
     this.stopController.abort();
-    void this.closeUpdates().finally(() => this.closeDatabase());
+    if (this.updates === null) this.closeDatabase();
+    else void this.closeUpdates().finally(() => this.closeDatabase());
     this.lifecycle.transition('FAILED');
     this.rejectDone(this.fatal);
   }
 
   private async closeUpdates(): Promise<void> {
+    if (this.updates === null) return;
     await settlesWithin(
       this.updates
         .close()
