@@ -74,15 +74,16 @@ void test('a corrupt item read from the cache is removed and reported as FLT_HAS
     version: '1',
   });
   const { readFileSync, writeFileSync } = await import('node:fs');
+  // The largest stored item is a chunk (objects are a few hundred bytes).
   let target = '';
+  let largest = 0;
   for (const id of await cache.reachable([release.root])) {
-    const bytes = readFileSync(cache.store.pathOf(id));
-    if (bytes.length > 20_000) {
-      bytes[100] = (bytes[100] ?? 0) ^ 1;
-      writeFileSync(cache.store.pathOf(id), bytes);
-      target = id;
-    }
+    const size = readFileSync(cache.store.pathOf(id)).length;
+    if (size > largest) [target, largest] = [id, size];
   }
+  const bytes = readFileSync(cache.store.pathOf(target));
+  bytes[100] = (bytes[100] ?? 0) ^ 1;
+  writeFileSync(cache.store.pathOf(target), bytes);
   await assert.rejects(cache.getChunk(target), { code: 'FLT_HASH_MISMATCH' });
   assert.equal(await cache.has(target), false);
   assert.deepEqual(corrupt, [target]);
