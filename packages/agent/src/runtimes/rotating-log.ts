@@ -23,10 +23,16 @@ export class RotatingLog {
     this.size = fstatSync(this.fd).size;
   }
 
+  /** Appends; a file never grows past `maxBytes` (a large write is split across files). */
   write(bytes: Uint8Array): void {
-    if (this.size > 0 && this.size + bytes.length > this.maxBytes) this.rotate();
-    writeSync(this.fd, bytes);
-    this.size += bytes.length;
+    let rest = bytes;
+    while (rest.length > 0) {
+      if (this.size >= this.maxBytes) this.rotate();
+      const part = rest.subarray(0, this.maxBytes - this.size);
+      writeSync(this.fd, part);
+      this.size += part.length;
+      rest = rest.subarray(part.length);
+    }
   }
 
   close(): void {

@@ -131,7 +131,11 @@ void test('a process left by a killed agent is stopped through its pid file', as
   // A new runtime (a restarted agent) knows nothing of it but the pid file.
   const second = new ProcessRuntime(quietLogger());
   await second.stop(first.ctx.app, first.ctx.appDir);
-  assert.throws(() => process.kill(pid, 0));
+  // Gone, or a zombie that only its parent (this test process) has yet to reap.
+  const state = existsSync(`/proc/${pid}/stat`)
+    ? readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0]
+    : 'gone';
+  assert.ok(state === 'gone' || state === 'Z', `process state ${state}`);
 });
 
 void test('stdout is rotated by size, keeping the configured number of files', async (t) => {
@@ -147,7 +151,7 @@ void test('stdout is rotated by size, keeping the configured number of files', a
     .filter((n) => n.startsWith('stdout'))
     .sort();
   assert.deepEqual(names, ['stdout.log', 'stdout.log.1', 'stdout.log.2']);
-  for (const name of names) assert.ok(readFileSync(join(ctx.logDir, name)).length <= 4096 + 200);
+  for (const name of names) assert.ok(readFileSync(join(ctx.logDir, name)).length <= 4096, name);
   assert.match(readLogTail(join(ctx.logDir, 'stdout.log'), 100_000, 2), /line 399/);
 });
 
