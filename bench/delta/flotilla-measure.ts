@@ -1,7 +1,8 @@
 /**
  * Flotilla's side: both trees pushed to a real server with the real CLI; a device that holds v1
  * fetches what v2 adds (the ids v2 has and v1 lacks, objects then chunks) through the pack endpoint
- * into an `FsStore` cache, then `materialize`s v2 (fsync on, as the agent stages a release).
+ * into an `FsStore` cache, then `materialize`s v2. Both fsync, as the agent does before it switches
+ * releases; the OSTree side is run with its fsyncs on too (pull's default, checkout `--fsync=true`).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -62,7 +62,7 @@ export async function measureOstree(v1Dir: string, v2Dir: string): Promise<Ostre
     const pull = await timed(() => ostree([`--repo=${client}`, 'pull', 'origin', c2]));
     const update = server.counters();
     const checkout = await timed(() =>
-      ostree([`--repo=${client}`, 'checkout', '-U', c2, join(work, 'co-pull')]),
+      ostree([`--repo=${client}`, 'checkout', '-U', '--fsync=true', c2, join(work, 'co-pull')]),
     );
 
     const deltaFile = join(work, 'served', 'deltas', 'v1-v2.delta');
@@ -87,7 +87,7 @@ export async function measureOstree(v1Dir: string, v2Dir: string): Promise<Ostre
     const deltaBytes = server.counters().bytes;
     const apply = await timed(() => ostree([`--repo=${offline}`, 'static-delta', 'apply-offline', local]));
     const deltaCheckout = await timed(() =>
-      ostree([`--repo=${offline}`, 'checkout', '-U', c2, join(work, 'co-delta')]),
+      ostree([`--repo=${offline}`, 'checkout', '-U', '--fsync=true', c2, join(work, 'co-delta')]),
     );
     return {
       fullBytes,

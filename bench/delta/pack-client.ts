@@ -83,8 +83,11 @@ export async function fetchPacks(
   for (let i = 0; i < ids.length; i += BATCH_SIZE) batches.push(ids.slice(i, i + BATCH_SIZE));
   let wire = 0;
   const worker = async () => {
-    for (let batch = batches.shift(); batch; batch = batches.shift())
-      wire += await fetchBatch(base, token, batch, sink);
+    for (let batch = batches.shift(); batch; batch = batches.shift()) {
+      // Not `wire += await …`: that reads `wire` before the await and loses the other workers' bytes.
+      const bytes = await fetchBatch(base, token, batch, sink);
+      wire += bytes;
+    }
   };
   await Promise.all(Array.from({ length: PARALLEL_REQUESTS }, worker));
   return wire;

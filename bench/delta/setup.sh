@@ -32,6 +32,12 @@ deb_tree() {
   (cd "$dir.debs" && apt-get download -qq "$@")
   for deb in "$dir.debs"/*.deb; do dpkg-deb -x "$deb" "$dir/root"; done
   rm -rf "$dir.debs"
+  # A release tree holds no absolute symlinks (FLT_PATH_UNSAFE): point each at the same file
+  # inside the unpacked root instead, for both Flotilla and OSTree.
+  find "$dir/root" -type l -lname '/*' | while read -r link; do
+    target=$(readlink "$link")
+    ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$dir/root$target")" "$link"
+  done
   touch "$dir/.done"
 }
 
