@@ -1,37 +1,18 @@
 /**
  * Downloads objects through the server's pack endpoint as the agent's fetcher does (batches of 1,000
  * ids, 4 requests at a time, whole-stream zstd), counting the response body bytes on the wire.
- * Records are decompressed with the `zstd` tool and split per the pack format (protocol
- * `releases.ts`): `[32-byte id][u32 BE length][bytes]`…, ended by 32 zero bytes.
+ * Records are decompressed with the `zstd` tool (the bench has no zstd binding of its own).
  */
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import type { ReadableStream } from 'node:stream/web';
 import { ObjectRoutes, PACK_CONTENT_TYPE } from '@flotilla/protocol';
+import { packRecords } from './pack-records.js';
 
 export const BATCH_SIZE = 1000;
 export const PARALLEL_REQUESTS = 4;
 
 export type RecordSink = (id: string, bytes: Buffer) => Promise<void>;
-
-/** Splits an uncompressed pack into records; throws if it is truncated. */
-async function* packRecords(source: AsyncIterable<Buffer>): AsyncGenerator<{ id: string; bytes: Buffer }> {
-  let buffered: Buffer = Buffer.alloc(0);
-  for await (const piece of source) {
-    buffered = buffered.length === 0 ? piece : Buffer.concat([buffered, piece]);
-    for (;;) {
-      if (buffered.length < 32) break;
-      const id = buffered.subarray(0, 32);
-      if (id.every((b) => b === 0)) return;
-      if (buffered.length < 36) break;
-      const length = buffered.readUInt32BE(32);
-      if (buffered.length < 36 + length) break;
-      yield { id: id.toString('hex'), bytes: Buffer.from(buffered.subarray(36, 36 + length)) };
-      buffered = buffered.subarray(36 + length);
-    }
-  }
-  throw new Error('the pack ended before its terminator');
-}
 
 async function fetchBatch(
   base: string,

@@ -21,8 +21,11 @@ export async function serveDirectory(root: string): Promise<CountingServer> {
   let requests = 0;
   const server = createServer((req, res) => {
     requests++;
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-    if (path.includes('..')) {
+    let path: string;
+    try {
+      // normalize() of an absolute path cannot climb above `/`, so the file stays under root.
+      path = normalize(`/${decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)}`);
+    } catch {
       res.writeHead(400).end();
       return;
     }
