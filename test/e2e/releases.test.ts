@@ -181,14 +181,20 @@ void describe('signed releases delivered to a real agent', () => {
       await writeFile(p, buf);
     }
     assert.equal(cli(['deploy', 'web@3.0.0', '--device', deviceId]).code, 0);
+    let last: DeviceApp | undefined;
     const failed = await waitFor(
       'v3 refused',
       async () => {
-        const a = await appState();
+        const a = (last = await appState());
         return a?.desired === v3.targetPath && (a.phase === 'failed' || a.phase === 'rolled-back') ? a : null;
       },
       90_000,
-    );
+    ).catch((e: unknown) => {
+      const agentLog = cluster.procs.find((p) => p.name.startsWith('agent'))?.output() ?? '';
+      throw new Error(
+        `${e instanceof Error ? e.message : String(e)}; last state ${JSON.stringify(last)}; agent log tail:\n${agentLog.slice(-4000)}`,
+      );
+    });
     assert.ok(failed.error?.code, 'the reason is reported with a code');
     assert.equal(await readFile(join(installPath, 'index.html'), 'utf8'), '<h1>v2</h1>\n');
     const state = await appState();

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
@@ -62,8 +62,17 @@ export function tufAssignment(options: TufSourceOptions): (signal: AbortSignal) 
           },
         );
       }
-      if (!(await options.cache.has(v.sha256)))
-        await options.fetcher.fetch([v.sha256], options.cache, { signal });
+      if (!(await options.cache.has(v.sha256))) {
+        // A failure here is about this release: say which, so that the report names it.
+        await options.fetcher.fetch([v.sha256], options.cache, { signal }).catch((e: unknown) => {
+          if (!isFlotillaError(e) || signal.aborted) throw e;
+          const details = e.details && typeof e.details === 'object' ? e.details : {};
+          throw new FlotillaError(e.code, `root object of ${v.path}: ${e.message}`, {
+            details: { ...details, path: v.path },
+            cause: e,
+          });
+        });
+      }
       const bytes = await options.cache.getObject(v.sha256);
       if (bytes.length !== v.length) {
         await options.cache.remove(v.sha256);
