@@ -110,8 +110,6 @@ void describe('signed releases delivered to a real agent', () => {
       },
     );
     assert.equal(login.status, 0, login.stderr);
-    const init = cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]);
-    assert.equal(init.code, 0, init.stderr);
     await writeFile(join(work, 'config.json'), JSON.stringify({ files: { path: installPath } }));
     // v1: 40 files of 20 KiB random data (incompressible, so sizes are easy to reason about).
     for (let i = 0; i < 40; i++) files[`assets/f${String(i).padStart(2, '0')}.bin`] = randomBytes(20 * 1024);
@@ -135,6 +133,9 @@ void describe('signed releases delivered to a real agent', () => {
       60_000,
     );
     deviceId = dev.id;
+    // The agent started before any key existed (nothing signed yet: it waits quietly); keys now.
+    const init = cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]);
+    assert.equal(init.code, 0, init.stderr);
   });
   after(() => cluster.cleanup());
 

@@ -37,14 +37,25 @@ export function tufAssignment(options: TufSourceOptions): (signal: AbortSignal) 
     const metadataDir = join(options.dataDir, 'tuf');
     const imageRepoUrl = `${options.serverUrl}/tuf/image/`;
     const directorRepoUrl = `${options.serverUrl}/tuf/director/${options.deviceId}/`;
-    await provision(
+    const imageReady = await provision(
       join(metadataDir, 'image'),
       options.trustedRootFile,
       `${imageRepoUrl}1.root.json`,
       headers,
       options,
     );
-    await provision(join(metadataDir, 'director'), null, `${directorRepoUrl}1.root.json`, headers, options);
+    const directorReady =
+      imageReady &&
+      (await provision(
+        join(metadataDir, 'director'),
+        null,
+        `${directorRepoUrl}1.root.json`,
+        headers,
+        options,
+      ));
+    // A server whose operators have not run `flotilla keys init` yet has nothing signed: expected,
+    // and quiet (STYLE.md: expected conditions are typed and handled quietly).
+    if (!directorReady) return [];
     const verified = await verifyAssignment({
       imageRepoUrl,
       directorRepoUrl,
@@ -103,27 +114,33 @@ async function provision(
   url: string,
   headers: () => Record<string, string>,
   options: TufSourceOptions,
-): Promise<void> {
-  if (existsSync(join(dir, 'root.json'))) return;
+): Promise<boolean> {
+  if (existsSync(join(dir, 'root.json'))) return true;
   let bytes: Uint8Array;
   if (configured !== null) {
     bytes = await readFile(configured).catch((cause: unknown) => {
       throw new FlotillaError('FLT_CONFIG_INVALID', `cannot read the trusted root ${configured}`, { cause });
     });
   } else {
-    options.logger.warn(
-      { url },
-      "no trusted root configured: trusting the server's first root (trust on first use)",
-    );
     const response = await fetch(url, {
       headers: headers(),
       signal: AbortSignal.timeout(options.timeoutMs),
     }).catch((cause: unknown) => {
       throw new FlotillaError('FLT_TUF_FETCH', `GET ${url} failed`, { cause, details: { url } });
     });
+    if (response.status === 404) {
+      await response.arrayBuffer().catch(() => undefined);
+      options.logger.debug({ url }, 'the server has no signed metadata yet; nothing to install');
+      return false;
+    }
     if (!response.ok)
       throw new FlotillaError('FLT_TUF_FETCH', `GET ${url}: HTTP ${response.status}`, { details: { url } });
     bytes = new Uint8Array(await response.arrayBuffer());
+    options.logger.warn(
+      { url },
+      "no trusted root configured: trusting the server's first root (trust on first use)",
+    );
   }
   await provisionTrustedRoot(dir, bytes);
+  return true;
 }
