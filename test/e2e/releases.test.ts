@@ -34,7 +34,7 @@ async function writeTree(dir: string, files: Record<string, string | Buffer>): P
   }
 }
 
-void describe('signed releases delivered to a real agent', () => {
+void describe('signed releases delivered to three real agents', () => {
   const cluster = new Cluster();
   let api: Api;
   let url: string;
@@ -42,8 +42,8 @@ void describe('signed releases delivered to a real agent', () => {
   let configDir: string;
   let keysDir: string;
   let work: string;
-  let installPath: string;
-  let deviceId: string;
+  /** Device id → the agent's data dir; its `web` tree is at `<dir>/apps/web/current`. */
+  const agents = new Map<string, string>();
   const files: Record<string, Buffer> = {};
 
   function cli(args: string[]): { code: number | null; stdout: string; stderr: string } {
@@ -74,21 +74,35 @@ void describe('signed releases delivered to a real agent', () => {
     return JSON.parse(r.stdout) as PushResult;
   }
 
-  async function appState(): Promise<DeviceApp | undefined> {
+  async function appState(deviceId: string): Promise<DeviceApp | undefined> {
     const r = await api.call<{ items: DeviceApp[] }>('GET', `/api/v1/devices/${deviceId}/apps`);
     return r.body.items.find((a) => a.app === 'web');
   }
 
-  async function waitCommitted(targetPath: string): Promise<DeviceApp> {
-    return waitFor(
-      `web committed at ${targetPath}`,
+  function installed(deviceId: string, path: string): Promise<Buffer> {
+    return readFile(join(agents.get(deviceId)!, 'apps', 'web', 'current', path));
+  }
+
+  /** Waits until every agent has settled on `targetPath` and asserts each committed it. */
+  async function waitAllCommitted(targetPath: string): Promise<DeviceApp[]> {
+    const out: DeviceApp[] = [];
+    for (const id of agents.keys()) out.push(await waitCommitted(id, targetPath));
+    return out;
+  }
+
+  async function waitCommitted(deviceId: string, targetPath: string): Promise<DeviceApp> {
+    const final = await waitFor(
+      `web settled at ${targetPath} on ${deviceId}`,
       async () => {
-        const a = await appState();
-        if (a?.phase === 'failed' || a?.phase === 'rolled-back') throw new Error(JSON.stringify(a));
-        return a?.current === targetPath && a.phase === 'committed' ? a : null;
+        const a = await appState(deviceId);
+        if (a?.desired !== targetPath) return null;
+        return a.phase === 'committed' || a.phase === 'failed' || a.phase === 'rolled-back' ? a : null;
       },
       90_000,
     );
+    assert.equal(final.phase, 'committed', JSON.stringify(final));
+    assert.equal(final.current, targetPath);
+    return final;
   }
 
   before(async () => {
@@ -99,7 +113,6 @@ void describe('signed releases delivered to a real agent', () => {
     configDir = await cluster.tempDir('flt-cli-');
     keysDir = join(configDir, 'keys');
     work = await cluster.tempDir('flt-rel-');
-    installPath = join(work, 'installed-web');
     const login = spawnSync(
       process.execPath,
       [cliBin, 'login', '--server', url, '--user', 'admin', '--password-stdin'],
@@ -110,7 +123,7 @@ void describe('signed releases delivered to a real agent', () => {
       },
     );
     assert.equal(login.status, 0, login.stderr);
-    await writeFile(join(work, 'config.json'), JSON.stringify({ files: { path: installPath } }));
+    await writeFile(join(work, 'config.json'), JSON.stringify({ files: {} }));
     // v1: 40 files of 20 KiB random data (incompressible, so sizes are easy to reason about).
     for (let i = 0; i < 40; i++) files[`assets/f${String(i).padStart(2, '0')}.bin`] = randomBytes(20 * 1024);
     files['index.html'] = Buffer.from('<h1>v1</h1>\n');
@@ -118,38 +131,50 @@ void describe('signed releases delivered to a real agent', () => {
 
     const key = await api.call<{ secret: string }>('POST', '/api/v1/registration-keys', {
       name: 'rel',
+      tags: ['rel'],
       autoAccept: true,
     });
-    await cluster.startAgent({ server: url, registrationKey: key.body.secret, facts: { name: 'rel-agent' } });
-    const dev = await waitFor(
-      'agent enrolled',
+    const dirs = new Map<string, string>();
+    for (let i = 0; i < 3; i++) {
+      const a = await cluster.startAgent({
+        server: url,
+        registrationKey: key.body.secret,
+        facts: { name: `rel-${i}` },
+      });
+      dirs.set(`rel-${i}`, a.dataDir);
+    }
+    await waitFor(
+      'three agents enrolled',
       async () => {
-        const r = await api.call<{ items: { id: string; status: string }[] }>(
+        const r = await api.call<{ items: { id: string; status: string; facts: Record<string, unknown> }[] }>(
           'GET',
-          `/api/v1/devices?filter=${encodeURIComponent('name==rel-agent')}`,
+          `/api/v1/devices?filter=${encodeURIComponent('tags==rel;status==accepted')}`,
         );
-        return r.body.items.find((d) => d.status === 'accepted') ?? null;
+        for (const d of r.body.items) agents.set(d.id, dirs.get(String(d.facts.name))!);
+        return agents.size === 3;
       },
       60_000,
     );
-    deviceId = dev.id;
     // The agent started before any key existed (nothing signed yet: it waits quietly); keys now.
     const init = cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]);
     assert.equal(init.code, 0, init.stderr);
   });
   after(() => cluster.cleanup());
 
-  void test('v1 is pushed, signed offline, deployed, verified and installed', async () => {
+  void test('v1 is pushed, signed offline, deployed to three agents, verified and installed', async () => {
     const v1 = push('1.0.0');
     assert.equal(v1.upload.uploadedObjects, v1.upload.objects, 'a first push uploads everything');
-    const d = cli(['deploy', 'web@1.0.0', '--device', deviceId, '--json']);
+    const d = cli(['deploy', 'web@1.0.0', '--filter', 'tags==rel', '--json']);
     assert.equal(d.code, 0, d.stderr);
-    await waitCommitted(v1.targetPath);
-    assert.equal(await readFile(join(installPath, 'index.html'), 'utf8'), '<h1>v1</h1>\n');
-    assert.deepEqual(await readFile(join(installPath, 'assets/f07.bin')), files['assets/f07.bin']);
+    assert.equal((JSON.parse(d.stdout) as { devices: string[] }).devices.length, 3);
+    await waitAllCommitted(v1.targetPath);
+    for (const id of agents.keys()) {
+      assert.equal((await installed(id, 'index.html')).toString(), '<h1>v1</h1>\n');
+      assert.deepEqual(await installed(id, 'assets/f07.bin'), files['assets/f07.bin']);
+    }
   });
 
-  void test('v2 with 10% of files changed moves only the changed chunks', async () => {
+  void test('v2 with 10% of files changed: each agent moves at most 1.3x the changed chunks', async () => {
     for (let i = 0; i < 4; i++)
       files[`assets/f${String(i * 10).padStart(2, '0')}.bin`] = randomBytes(20 * 1024);
     files['index.html'] = Buffer.from('<h1>v2</h1>\n');
@@ -160,11 +185,13 @@ void describe('signed releases delivered to a real agent', () => {
     assert.equal(diff.code, 0, diff.stderr);
     const { fetchBytes, modified } = JSON.parse(diff.stdout) as { fetchBytes: number; modified: unknown[] };
     assert.equal(modified.length, 5);
-    assert.equal(cli(['deploy', 'web@2.0.0', '--device', deviceId]).code, 0);
-    const app = await waitCommitted(v2.targetPath);
-    assert.equal(await readFile(join(installPath, 'index.html'), 'utf8'), '<h1>v2</h1>\n');
-    assert.ok(app.bytesFetched !== null && app.bytesFetched > 0, 'bytes fetched are reported');
-    assert.ok(app.bytesFetched <= 1.3 * fetchBytes, `fetched ${app.bytesFetched} > 1.3 × ${fetchBytes}`);
+    assert.equal(cli(['deploy', 'web@2.0.0', '--filter', 'tags==rel']).code, 0);
+    for (const app of await waitAllCommitted(v2.targetPath)) {
+      assert.ok(app.bytesFetched !== null && app.bytesFetched > 0, 'bytes fetched are reported');
+      assert.ok(app.bytesFetched <= 1.3 * fetchBytes, `fetched ${app.bytesFetched} > 1.3 × ${fetchBytes}`);
+    }
+    for (const id of agents.keys())
+      assert.equal((await installed(id, 'index.html')).toString(), '<h1>v2</h1>\n');
   });
 
   void test('an object altered on the server disk is refused, reported, and v2 keeps serving', async () => {
@@ -181,25 +208,27 @@ void describe('signed releases delivered to a real agent', () => {
       buf[buf.length - 1] = (buf[buf.length - 1] ?? 0) ^ 0xff;
       await writeFile(p, buf);
     }
-    assert.equal(cli(['deploy', 'web@3.0.0', '--device', deviceId]).code, 0);
+    const [deviceId] = [...agents.keys()];
+    assert.equal(cli(['deploy', 'web@3.0.0', '--device', deviceId!]).code, 0);
     let last: DeviceApp | undefined;
     const failed = await waitFor(
       'v3 refused',
       async () => {
-        const a = (last = await appState());
+        const a = (last = await appState(deviceId!));
         return a?.desired === v3.targetPath && (a.phase === 'failed' || a.phase === 'rolled-back') ? a : null;
       },
       90_000,
     ).catch((e: unknown) => {
-      const agentLog = cluster.procs.find((p) => p.name.startsWith('agent'))?.output() ?? '';
+      const logs = cluster.procs
+        .filter((p) => p.name.startsWith('agent'))
+        .map((p) => p.output().slice(-2000));
       throw new Error(
-        `${e instanceof Error ? e.message : String(e)}; last state ${JSON.stringify(last)}; agent log tail:\n${agentLog.slice(-4000)}`,
+        `${e instanceof Error ? e.message : String(e)}; last ${JSON.stringify(last)}\n${logs.join('\n')}`,
       );
     });
     assert.ok(failed.error?.code, 'the reason is reported with a code');
-    assert.equal(await readFile(join(installPath, 'index.html'), 'utf8'), '<h1>v2</h1>\n');
-    const state = await appState();
-    assert.notEqual(state?.current, v3.targetPath);
+    assert.equal((await installed(deviceId!, 'index.html')).toString(), '<h1>v2</h1>\n');
+    assert.notEqual((await appState(deviceId!))?.current, v3.targetPath);
   });
 });
 

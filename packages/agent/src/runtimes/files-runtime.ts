@@ -26,7 +26,7 @@ export class FilesRuntime implements Runtime {
   async start(ctx: AppContext, signal: AbortSignal): Promise<void> {
     const config = filesConfig(ctx.release);
     this.lastFailure.delete(ctx.app);
-    await linkInstallPath(config.path, ctx.currentLink);
+    if (config.path !== undefined) await linkInstallPath(config.path, ctx.currentLink);
     if (config.postInstall === undefined) return;
     const result = await runCommand(config.postInstall, {
       cwd: ctx.releaseDir,
@@ -43,7 +43,8 @@ export class FilesRuntime implements Runtime {
 
   /** After an agent restart the install path must still point at `current`; the post-install command does not run again. */
   adopt(ctx: AppContext): Promise<void> {
-    return linkInstallPath(filesConfig(ctx.release).path, ctx.currentLink);
+    const { path } = filesConfig(ctx.release);
+    return path === undefined ? Promise.resolve() : linkInstallPath(path, ctx.currentLink);
   }
 
   stop(): Promise<void> {

@@ -44,8 +44,11 @@ export const FilesRuntimeConfig = Type.Object(
   {
     files: Type.Object(
       {
-        /** Where the tree appears: a symlink to `<data-dir>/apps/<app>/current`, switched atomically. */
-        path: AbsolutePath,
+        /**
+         * Where the tree appears: a symlink to `<data-dir>/apps/<app>/current`, switched atomically.
+         * Without it the tree is used where it is, at `<data-dir>/apps/<app>/current`.
+         */
+        path: Type.Optional(AbsolutePath),
         /** Run after each switch (e.g. `["systemctl","restart","x"]`); a non-zero exit fails the update. */
         postInstall: Type.Optional(Argv),
         postInstallTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
