@@ -163,3 +163,22 @@ void test('--version belongs to subcommands when it is not alone: agent --versio
   const short = await cli(['-V']);
   assert.equal(short.code, 0);
 });
+
+void test('agent --dry-run prints the plan without executing: --json for scripts', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'flt-dry-'));
+  try {
+    const res = await cli(['agent', '--data-dir', dataDir, '--dry-run', '--json']);
+    assert.equal(res.code, 0, res.stderr);
+    const plan = JSON.parse(res.stdout) as { plans: unknown[]; assignmentError?: { code: string } };
+    assert.deepEqual(plan.plans, []);
+    assert.equal(
+      plan.assignmentError?.code,
+      'FLT_UNAVAILABLE',
+      'a device not enrolled has no known assignment',
+    );
+    const human = await cli(['agent', '--data-dir', dataDir, '--dry-run']);
+    assert.match(human.stdout, /no apps assigned or installed/);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});

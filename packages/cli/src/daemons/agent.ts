@@ -31,3 +31,14 @@ export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
     shutdown.dispose();
   }
 }
+
+/**
+ * `flotilla agent --dry-run`: what the agent would do now (verify the assignment, then per app the
+ * planned steps), printed as a table or `--json`, without executing anything.
+ */
+export async function printAgentPlan(io: CliIo, flags: AgentFlags, json: boolean): Promise<void> {
+  const { resolveAgentConfig, dryRunUpdates, formatDryRun } = await import('@flotilla/agent');
+  const config = resolveAgentConfig({ flags, env: { ...io.env } });
+  const result = await dryRunUpdates(config);
+  io.stdout.write(formatDryRun(result, json));
+}

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import type { AgentFlags } from '@flotilla/agent';
 import { tagListArg, logFormatArg } from '../../args.js';
 import { contextFor } from '../../context.js';
-import { runAgent } from '../../daemons/agent.js';
+import { printAgentPlan, runAgent } from '../../daemons/agent.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import type { LogFormat } from '../../process/logger.js';
@@ -41,20 +41,32 @@ export function registerAgentCommand(program: Command, io: CliIo): void {
     .option('--offline', 'do not contact the server; keep running the installed releases')
     .option('--inventory-dir <dir>', 'directory of executables that print extra facts as name=value lines')
     .option('--inventory-interval <duration>', 'how often to send inventory facts, e.g. 1h')
+    .option('--dry-run', 'print the update plan (verified assignment, steps per app) and exit')
     .option('--version', 'print the agent version and exit')
     .addHelpText('after', '\nThe server URL is the global --server option (or $FLOTILLA_SERVER).')
-    .action(async ({ version, ...opts }: AgentOptions & { version?: boolean }, command: Command) => {
-      if (version) {
-        io.stdout.write(`flotilla-agent ${FLOTILLA_VERSION}\n`);
-        return;
-      }
-      const server = contextFor(io, command).explicitServer();
-      const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
-      await runAgent(io, flags);
-    });
+    .action(
+      async (
+        { version, dryRun, ...opts }: AgentOptions & { version?: boolean; dryRun?: boolean },
+        command: Command,
+      ) => {
+        if (version) {
+          io.stdout.write(`flotilla-agent ${FLOTILLA_VERSION}\n`);
+          return;
+        }
+        const ctx = contextFor(io, command);
+        const server = ctx.explicitServer();
+        const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
+        if (dryRun) {
+          await printAgentPlan(io, flags, ctx.out.json);
+          return;
+        }
+        await runAgent(io, flags);
+      },
+    );
   examples(cmd, [
     'flotilla agent --server https://flotilla.example.com --data-dir /var/lib/flotilla-agent \\\n' +
       '      --registration-key-file /etc/flotilla/registration.key --tags lab,arm64',
     'flotilla agent --config /etc/flotilla/agent.yaml --log-file /var/log/flotilla-agent.log',
+    'flotilla agent --data-dir /var/lib/flotilla-agent --dry-run --json   # the plan, nothing executed',
   ]);
 }
