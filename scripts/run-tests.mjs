@@ -40,7 +40,16 @@ if (files.length === 0) {
 }
 const res = spawnSync(
   process.execPath,
-  ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
+  // --test-force-exit: a file whose tests all finished exits even if a stray handle (a socket, a
+  // timer) would keep it alive; --test-timeout bounds any single test (no test asserts timings).
+  [
+    '--test',
+    '--test-concurrency=2',
+    '--test-force-exit',
+    '--test-timeout=600000',
+    '--test-reporter=spec',
+    ...files,
+  ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, FLOTILLA_REPO_ROOT: root } },
 );
 process.exit(res.status ?? 1);
