@@ -13,3 +13,5 @@ export type { Static, TSchema } from '@sinclair/typebox';
 /** The version every Flotilla package reports (agent inventory, server info). */
 export const FLOTILLA_VERSION = '0.1.0';
 export * from './tuf/index.js';
+export * from './config/fields.js';
+export * from './config/file.js';

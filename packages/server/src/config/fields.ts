@@ -1,15 +1,8 @@
-/** How each configuration key is read from text sources (env, flags) and YAML values. */
-import { parseDurationMs } from '@flotilla/protocol';
+/** The configuration keys this component reads, and their kinds (coercion: @flotilla/protocol). */
+import { coerceConfigField, envNameOf } from '@flotilla/protocol';
+import type { Coerced, ConfigFieldSpec } from '@flotilla/protocol';
 
-type FieldKind = 'string' | 'integer' | 'duration' | 'boolean';
-
-interface FieldSpec {
-  kind: FieldKind;
-  /** Secrets that must not sit in a file that may be shared or committed. */
-  envOnly?: boolean;
-}
-
-export const CONFIG_FIELDS: Readonly<Record<string, FieldSpec>> = {
+export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   listenHost: { kind: 'string' },
   listenPort: { kind: 'integer' },
   dataDir: { kind: 'string' },
@@ -34,69 +27,10 @@ export const CONFIG_FIELDS: Readonly<Record<string, FieldSpec>> = {
   allowServerSideSigning: { kind: 'boolean' },
 };
 
-/** `sessionTtlMs` → `FLOTILLA_SESSION_TTL_MS`. */
-export function envNameOf(key: string): string {
-  return `FLOTILLA_${key.replace(/([A-Z])/g, '_$1').toUpperCase()}`;
-}
+export { envNameOf };
+export type { Coerced };
 
-export type Coerced = { ok: true; value: unknown } | { ok: false; problem: string };
-
-/** Converts a YAML value or a text value to the field's type; range checks are the schema's job. */
+/** Converts a YAML or text value to the key's type; ranges and patterns are the schema's job. */
 export function coerceField(key: string, value: unknown): Coerced {
-  const spec = CONFIG_FIELDS[key];
-  if (!spec) return { ok: false, problem: `unknown key "${key}"` };
-  switch (spec.kind) {
-    case 'string':
-      return typeof value === 'string'
-        ? { ok: true, value }
-        : { ok: false, problem: `must be a string (got ${show(value)})` };
-    case 'integer':
-      return toInteger(value);
-    case 'duration':
-      return toDuration(value);
-    case 'boolean':
-      return toBoolean(value);
-  }
-}
-
-function toInteger(value: unknown): Coerced {
-  if (typeof value === 'number' && Number.isSafeInteger(value)) return { ok: true, value };
-  if (typeof value === 'string' && /^\s*-?\d{1,15}\s*$/.test(value))
-    return { ok: true, value: Number(value) };
-  return { ok: false, problem: `must be an integer (got ${show(value)})` };
-}
-
-function toDuration(value: unknown): Coerced {
-  if (typeof value !== 'number' && typeof value !== 'string') {
-    return {
-      ok: false,
-      problem: `must be a duration such as 30s, 5m, 12h or a number of milliseconds (got ${show(value)})`,
-    };
-  }
-  try {
-    return { ok: true, value: parseDurationMs(value) };
-  } catch {
-    return {
-      ok: false,
-      problem: `must be a duration such as 30s, 5m, 12h or a number of milliseconds (got ${show(value)})`,
-    };
-  }
-}
-
-const TRUE_WORDS = new Set(['true', '1', 'yes', 'on']);
-const FALSE_WORDS = new Set(['false', '0', 'no', 'off']);
-
-function toBoolean(value: unknown): Coerced {
-  if (typeof value === 'boolean') return { ok: true, value };
-  if (typeof value === 'string') {
-    const word = value.trim().toLowerCase();
-    if (TRUE_WORDS.has(word)) return { ok: true, value: true };
-    if (FALSE_WORDS.has(word)) return { ok: true, value: false };
-  }
-  return { ok: false, problem: `must be true or false (got ${show(value)})` };
-}
-
-function show(value: unknown): string {
-  const text = typeof value === 'string' ? `"${value}"` : (JSON.stringify(value) ?? String(value));
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+  return coerceConfigField(CONFIG_FIELDS, key, value);
 }
