@@ -1,9 +1,10 @@
 /**
  * OSTree's side (Debian's `ostree`): both trees committed to an archive-mode repository served over
  * HTTP on 127.0.0.1 by a byte-counting static server. A client repository (bare-user) pulls v1, then
- * v2 (bytes and time of that pull), then checks v2 out. Static delta: generated `--inline` into one
- * file, fetched over the same HTTP server and applied with `static-delta apply-offline` on a second
- * client that holds v1 (pulling static deltas is broken in Debian's ostree 2022.7), then checked out.
+ * v2 (bytes and time of that pull), then checks v2 out; a fresh client pulls v2 in full. Static
+ * delta: generated `--inline` into one file, fetched over the same HTTP server and applied with
+ * `static-delta apply-offline` on a second client that holds v1 (pulling static deltas is broken in
+ * Debian's ostree 2022.7), then checked out.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { run, timed } from './exec.js';
 import { serveDirectory } from './static-server.js';
 
 export interface OstreeFigures {
-  /** Bytes of the first pull (v1 into an empty repository). */
+  /** Bytes of a pull of v2 into an empty repository. */
   fullBytes: number;
   updateBytes: number;
   updateRequests: number;
@@ -57,10 +58,13 @@ export async function measureOstree(v1Dir: string, v2Dir: string): Promise<Ostre
 
     const client = await clientRepo(join(work, 'client'), server.url);
     await ostree([`--repo=${client}`, 'pull', 'origin', c1]);
-    const fullBytes = server.counters().bytes;
     server.reset();
     const pull = await timed(() => ostree([`--repo=${client}`, 'pull', 'origin', c2]));
     const update = server.counters();
+    const fresh = await clientRepo(join(work, 'fresh'), server.url);
+    server.reset();
+    await ostree([`--repo=${fresh}`, 'pull', 'origin', c2]);
+    const fullBytes = server.counters().bytes;
     const checkout = await timed(() =>
       ostree([`--repo=${client}`, 'checkout', '-U', '--fsync=true', c2, join(work, 'co-pull')]),
     );
