@@ -33,21 +33,43 @@ async function fetchBatch(
     throw new Error(`pack: ${response.status} ${await response.text()}`);
   const zstd = spawn('zstd', ['-d', '-c', '-q'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => zstd.on('close', resolve));
+  // A write after zstd died (EPIPE) shows up as its exit status or a short pack, not as a crash.
+  zstd.stdin.on('error', () => undefined);
+  const writable = () =>
+    new Promise((resolve) => {
+      zstd.stdin.once('drain', resolve);
+      zstd.stdin.once('close', resolve);
+    });
   let wire = 0;
   const feed = (async () => {
     for await (const piece of Readable.fromWeb(response.body as ReadableStream)) {
       const bytes = piece as Buffer;
       wire += bytes.length;
-      if (!zstd.stdin.write(bytes)) await new Promise((r) => zstd.stdin.once('drain', r));
+      if (zstd.stdin.destroyed) break;
+      if (!zstd.stdin.write(bytes)) await writable();
     }
     zstd.stdin.end();
-  })();
+  })().then(
+    () => null,
+    (error: unknown) => {
+      zstd.kill(); // ends zstd's output, so that reading the records stops too
+      return error;
+    },
+  );
   let received = 0;
-  for await (const record of packRecords(zstd.stdout as AsyncIterable<Buffer>)) {
-    received++;
-    if (sink) await sink(record.id, record.bytes);
+  let failure: unknown = null;
+  try {
+    for await (const record of packRecords(zstd.stdout as AsyncIterable<Buffer>)) {
+      received++;
+      if (sink) await sink(record.id, record.bytes);
+    }
+  } catch (error) {
+    failure = error;
+    zstd.kill();
   }
-  await feed;
+  failure = (await feed) ?? failure;
+  if (failure !== null)
+    throw failure instanceof Error ? failure : new Error('the pack download failed', { cause: failure });
   if ((await exited) !== 0) throw new Error('zstd could not decompress the pack');
   if (received !== ids.length) throw new Error(`pack carried ${received} records, asked ${ids.length}`);
   return wire;
