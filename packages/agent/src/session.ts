@@ -104,7 +104,10 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
         updates?.trigger();
       },
       onRequestInventory: () => reporter.reportNow(signal),
-      ...(updates && { onAppAction: (action, app) => updates.act(action, app, signal) }),
+      ...(updates && {
+        onAppAction: (action, app) => updates.act(action, app, signal),
+        onLogs: (request) => updates.logs(request),
+      }),
     },
   });
   await Promise.all([

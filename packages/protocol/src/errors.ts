@@ -92,6 +92,8 @@ export const ErrorCodes = {
   FLT_RELEASE_IN_USE: 409,
   FLT_DEVICE_OFFLINE: 409,
   FLT_REPORT_STALE: 409,
+  // replies a device owes the server over its control channel (device app logs)
+  FLT_DEVICE_TIMEOUT: 504,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -7,6 +7,9 @@ import {
   AppActionData,
   DeviceRoutes,
   FLOTILLA_VERSION,
+  LOGS_MAX_BYTES,
+  LogCommands,
+  LogsRequestData,
   ServerCommands,
   StateChangedData,
   WS_MAX_FRAME_BYTES,
@@ -14,11 +17,12 @@ import {
   WsClose,
   errorFromEnvelope,
 } from '@flotilla/protocol';
-import type { DeviceAppAction, FlotillaError, WsMessage } from '@flotilla/protocol';
+import type { AppLogs, DeviceAppAction, FlotillaError, WsMessage } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { matches } from '../util/schema.js';
 import { ackFrame, frame, parseFrame } from './frames.js';
+import { logsResultFrame } from './logs-frame.js';
 
 export interface ConnectionHandlers {
   /** The state version the agent holds, sent in `hello`. */
@@ -29,6 +33,8 @@ export interface ConnectionHandlers {
   onRequestInventory: () => Promise<void>;
   /** Operator actions on an app (`rollback`, `restart`); a rejection is sent back as a failed ack. */
   onAppAction?: (action: DeviceAppAction, app: string) => Promise<void>;
+  /** The tail of an app's logs (`logs`); a throw is sent back as `{ error }` in `logs-result`. */
+  onLogs?: (request: LogsRequestData) => AppLogs;
 }
 
 export type ConnectionEnd =
@@ -227,6 +233,8 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
           );
           return;
         }
+        case LogCommands.logs:
+          return send(logsResultFrame(message.id, readLogs(message.data)));
         case ServerCommands.ack:
           return;
         case ServerCommands.error:
@@ -239,6 +247,25 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
               error: { code: 'FLT_BAD_REQUEST', message: `unknown command "${message.command}"` },
             }),
           );
+      }
+    }
+
+    function readLogs(data: unknown): AppLogs | { error: { code: string; message: string } } {
+      if (!handlers.onLogs)
+        return { error: { code: 'FLT_BAD_REQUEST', message: 'updates are not enabled on this agent' } };
+      if (!matches(LogsRequestData, data)) {
+        return {
+          error: {
+            code: 'FLT_VALIDATION',
+            message: `logs needs { app, stream?: stdout|stderr|both, maxBytes: 1..${LOGS_MAX_BYTES} }`,
+          },
+        };
+      }
+      try {
+        return handlers.onLogs(data);
+      } catch (e) {
+        const error = errorSummary(e);
+        return { error: { code: error.code.slice(0, 64), message: error.message.slice(0, 1024) } };
       }
     }
   });

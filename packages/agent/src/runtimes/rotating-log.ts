@@ -53,15 +53,34 @@ export class RotatingLog {
 
 /** The last `maxBytes` of a rotated log, oldest first, across its files (what an operator reads remotely). */
 export function readLogTail(path: string, maxBytes: number, keep = 100): string {
+  return readLogTailBytes(path, maxBytes, keep).bytes.toString('utf8');
+}
+
+/**
+ * The last `maxBytes` bytes of a rotated log, oldest first; `truncated` when older bytes exist. The cut
+ * never splits a UTF-8 character (its continuation bytes are dropped), so the text decodes cleanly.
+ */
+export function readLogTailBytes(
+  path: string,
+  maxBytes: number,
+  keep = 100,
+): { bytes: Buffer; truncated: boolean } {
   const parts: Buffer[] = [];
   let total = 0;
-  for (let i = 0; i <= keep && total < maxBytes; i++) {
+  for (let i = 0; i <= keep && total <= maxBytes; i++) {
     const file = i === 0 ? path : `${path}.${i}`;
     if (!existsSync(file)) break;
     const bytes = readFileSync(file);
     parts.unshift(bytes);
     total += bytes.length;
   }
-  const all = Buffer.concat(parts);
-  return all.subarray(Math.max(0, all.length - maxBytes)).toString('utf8');
+  return cutTail(Buffer.concat(parts), maxBytes);
+}
+
+/** The last `maxBytes` of `bytes`, starting on a UTF-8 character boundary. */
+export function cutTail(bytes: Buffer, maxBytes: number): { bytes: Buffer; truncated: boolean } {
+  if (bytes.length <= maxBytes) return { bytes, truncated: false };
+  let start = bytes.length - maxBytes;
+  while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
+  return { bytes: bytes.subarray(start), truncated: true };
 }

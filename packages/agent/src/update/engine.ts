@@ -5,7 +5,7 @@
  */
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
-import type { RuntimeKind, UpdateReport } from '@flotilla/protocol';
+import type { AppLogs, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { AppLayout } from '../apply/layout.js';
 import type { ApplyContext } from '../apply/context.js';
@@ -17,6 +17,7 @@ import type { DiskProbe } from '../fetch/disk.js';
 import { statfsProbe } from '../fetch/disk.js';
 import { fetchReleaseObjects } from '../fetch/fetch-release.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
+import { readAppLogs } from '../runtimes/app-logs.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
 import { ProcessRuntime } from '../runtimes/process-runtime.js';
 import type { Runtime } from '../runtimes/runtime.js';
@@ -190,6 +191,23 @@ export class UpdateEngine {
       await runtime.stop(app, this.layout.appDir(app));
       await runtime.start(this.layout.context(current), signal);
     });
+  }
+
+  /**
+   * The tail of an app's captured output (operator read). Not serialized with updates: it only reads
+   * files. Only the process runtime captures output; others answer FLT_RUNTIME_UNSUPPORTED.
+   */
+  appLogs(app: string, stream: LogStream, maxBytes: number): AppLogs {
+    const current = this.records.installed(app).current;
+    if (!current)
+      throw new FlotillaError('FLT_APP_NOT_INSTALLED', `${app} is not installed`, { details: { app } });
+    if (current.runtime !== 'process')
+      throw new FlotillaError(
+        'FLT_RUNTIME_UNSUPPORTED',
+        `${app} runs on the ${current.runtime} runtime, which captures no process output`,
+        { details: { app, runtime: current.runtime } },
+      );
+    return readAppLogs(this.layout.context(current).logDir, app, stream, maxBytes);
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@
  * failure (with backoff), and the operator's `rollback` / `restart` actions.
  */
 import { DEVICE_REPORTS_ROUTE, isFlotillaError, parseReleaseTargetPath } from '@flotilla/protocol';
-import type { DeviceAppAction, UpdateReport } from '@flotilla/protocol';
+import type { AppLogs, DeviceAppAction, LogsRequestData, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.js';
 import { reactionTo } from '../client/classify.js';
@@ -112,6 +112,11 @@ export class SessionUpdates {
   async act(action: DeviceAppAction, app: string, signal: AbortSignal): Promise<void> {
     if (action === 'restart') return this.options.engine.restart(app, signal);
     await this.options.engine.rollback(app, signal);
+  }
+
+  /** The tail of an app's captured output (the control channel's `logs`). */
+  logs(request: LogsRequestData): AppLogs {
+    return this.options.engine.appLogs(request.app, request.stream ?? 'both', request.maxBytes);
   }
 
   private reportRefusal(error: unknown): void {

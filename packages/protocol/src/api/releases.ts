@@ -14,6 +14,7 @@ import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { AppName, ReleaseVersion, RuntimeKind, Sha256Hex } from '../tuf/target.js';
 import { Id, LIMITS, Timestamp } from './common.js';
+import { LOGS_DEFAULT_BYTES, LOGS_MAX_BYTES, LogStream } from './ws.js';
 
 export const ObjectRoutes = {
   missing: '/api/v1/objects/missing',
@@ -242,3 +243,16 @@ export const GcResponse = Type.Object({
   kept: Type.Integer({ description: 'Unreferenced objects kept because they are within the grace period' }),
 });
 export type GcResponse = Static<typeof GcResponse>;
+
+/** `GET` (deployer: logs can hold secrets): the tail of an app's logs, read live from the connected device. */
+export const DEVICE_APP_LOGS_ROUTE = '/api/v1/devices/:id/apps/:app/logs';
+export const AppLogsQuery = Type.Object(
+  {
+    maxBytes: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: LOGS_MAX_BYTES, default: LOGS_DEFAULT_BYTES }),
+    ),
+    stream: Type.Optional(LogStream),
+  },
+  { additionalProperties: false },
+);
+export type AppLogsQuery = Static<typeof AppLogsQuery>;

@@ -6,6 +6,7 @@ import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { DeviceStatus } from './device.js';
 import { Facts } from './common.js';
+import { AppName } from '../tuf/target.js';
 
 export const WsMessage = Type.Object(
   {
@@ -74,3 +75,44 @@ export const AckData = Type.Object({
   error: Type.Optional(Type.Object({ code: Type.String(), message: Type.String() })),
 });
 export type AckData = Static<typeof AckData>;
+
+/**
+ * Reading an app's logs (docs/updates.md "Reading an app's logs"): the server sends `logs`, the agent
+ * answers `logs-result` with the same id, carrying either the logs or `{ error }`.
+ */
+export const LogCommands = { logs: 'logs', logsResult: 'logs-result' } as const;
+
+/** Largest tail an operator may ask for (bytes). The reply must also fit in one control frame. */
+export const LOGS_MAX_BYTES = 1024 * 1024;
+/** The tail read when the operator names no size (bytes). */
+export const LOGS_DEFAULT_BYTES = 64 * 1024;
+
+export const LogStream = Type.Union([Type.Literal('stdout'), Type.Literal('stderr'), Type.Literal('both')]);
+export type LogStream = Static<typeof LogStream>;
+
+export const LogsRequestData = Type.Object(
+  {
+    app: AppName,
+    /** Default `both`: stdout's tail, then stderr's, each under a `==> stream <==` heading. */
+    stream: Type.Optional(LogStream),
+    maxBytes: Type.Integer({ minimum: 1, maximum: LOGS_MAX_BYTES }),
+  },
+  { additionalProperties: false },
+);
+export type LogsRequestData = Static<typeof LogsRequestData>;
+
+/** The tail of an app's logs; `truncated` when older output exists that was not included. */
+export const AppLogs = Type.Object({
+  app: AppName,
+  text: Type.String(),
+  truncated: Type.Boolean(),
+});
+export type AppLogs = Static<typeof AppLogs>;
+
+export const LogsErrorData = Type.Object({
+  error: Type.Object({ code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) }),
+});
+export type LogsErrorData = Static<typeof LogsErrorData>;
+
+export const LogsResultData = Type.Union([AppLogs, LogsErrorData]);
+export type LogsResultData = Static<typeof LogsResultData>;

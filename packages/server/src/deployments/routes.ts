@@ -1,8 +1,11 @@
-/** Deployment routes: deploy (deployer), status and device apps (viewer), app actions (deployer), reports (device). */
+/** Deployment routes: deploy (deployer), status and device apps (viewer), app actions and logs (deployer), reports (device). */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
+  AppLogs,
+  AppLogsQuery,
   AppName,
+  DEVICE_APP_LOGS_ROUTE,
   DEVICE_REPORTS_ROUTE,
   DeployRequest,
   DeployResponse,
@@ -21,6 +24,7 @@ import { IdParams, NoContent } from '../http/route-helpers.js';
 import { sourceAddress } from '../http/source-address.js';
 import { requireAccepted } from '../objects/access.js';
 import type { Creator } from '../releases/service.js';
+import { readAppLogs } from './logs.js';
 import { recordReport } from './reports.js';
 import { deploy, deployStatus, deviceApps, sendAppAction } from './service.js';
 import type { DeployServices } from './service.js';
@@ -29,6 +33,8 @@ const ActionParams = Type.Object(
   { id: Id, app: AppName, action: DeviceAppAction },
   { additionalProperties: false },
 );
+
+const AppParams = Type.Object({ id: Id, app: AppName }, { additionalProperties: false });
 
 function creatorOf(request: FastifyRequest): Creator {
   const op = operatorOf(request);
@@ -102,6 +108,23 @@ export function registerDeploymentRoutes(
       await sendAppAction(svc, id, appName, action, creatorOf(request));
       return reply.code(204).send(null);
     },
+  );
+
+  app.get(
+    DEVICE_APP_LOGS_ROUTE,
+    {
+      schema: {
+        summary:
+          "The tail of an app's stdout/stderr, read live from the connected device (409 if offline, 504 if it does not answer)",
+        tags,
+        params: AppParams,
+        querystring: AppLogsQuery,
+        response: { 200: AppLogs },
+      },
+      preHandler: requireRole('deployer'),
+    },
+    async (request) =>
+      readAppLogs(svc, request.params.id, request.params.app, request.query, creatorOf(request)),
   );
 
   app.post(

@@ -161,7 +161,7 @@ async function assignOne(
   });
 }
 
-async function requireDevice(ctx: ServerContext, deviceId: string): Promise<void> {
+export async function requireDevice(ctx: ServerContext, deviceId: string): Promise<void> {
   const row = await ctx.db.selectFrom('devices').select('id').where('id', '=', deviceId).executeTakeFirst();
   if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);
 }

@@ -4,11 +4,12 @@
  * `device.offline` are audited on transitions. Last-seen times from polls and frames are collected
  * in memory and written in one batched statement per interval, so polling never writes per request.
  */
-import { WsClose, randomId } from '@flotilla/protocol';
+import { FlotillaError, WsClose, randomId } from '@flotilla/protocol';
 import type { WsMessage } from '@flotilla/protocol';
 import { sql } from 'kysely';
 import type { ServerContext } from '../context.js';
 import type { PresenceView } from './device-view.js';
+import { PendingReplies } from './ws/replies.js';
 
 /** The part of a WebSocket connection presence needs. */
 export interface DeviceSocket {
@@ -18,6 +19,8 @@ export interface DeviceSocket {
 
 /** How often collected last-seen times are written (ms). */
 export const LAST_SEEN_FLUSH_MS = 5_000;
+/** How long a device has to answer a command the server awaits (ms). */
+export const DEVICE_REPLY_TIMEOUT_MS = 10_000;
 /** Devices per UPDATE statement (3 parameters each; well below SQLite's 32766). */
 const FLUSH_CHUNK = 500;
 
@@ -27,6 +30,7 @@ export class Presence implements PresenceView {
   private auditChain: Promise<void> = Promise.resolve();
   private flushing: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private readonly replies = new PendingReplies();
 
   constructor(
     private readonly ctx: ServerContext,
@@ -40,6 +44,7 @@ export class Presence implements PresenceView {
 
   /** Stops the timer and writes what is pending; call before the database closes. */
   async stop(): Promise<void> {
+    this.replies.dropAll();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.flush();
@@ -63,6 +68,7 @@ export class Presence implements PresenceView {
   detach(deviceId: string, socket: DeviceSocket): void {
     if (this.sockets.get(deviceId) !== socket) return;
     this.sockets.delete(deviceId);
+    this.replies.dropDevice(deviceId);
     this.touch(deviceId);
     this.audit(deviceId, 'device.offline');
   }
@@ -89,6 +95,37 @@ export class Presence implements PresenceView {
     if (!socket) return false;
     socket.send({ id: randomId('srv_', 8), command, data });
     return true;
+  }
+
+  /**
+   * Sends a command and resolves with the device's answer (the frame carrying the same id).
+   * FLT_DEVICE_OFFLINE when it is not connected here or disconnects first; FLT_DEVICE_TIMEOUT when it
+   * does not answer within `timeoutMs`.
+   */
+  request(
+    deviceId: string,
+    command: string,
+    data: unknown,
+    timeoutMs = DEVICE_REPLY_TIMEOUT_MS,
+  ): Promise<WsMessage> {
+    const socket = this.sockets.get(deviceId);
+    if (!socket)
+      return Promise.reject(
+        new FlotillaError(
+          'FLT_DEVICE_OFFLINE',
+          `device ${deviceId} is not connected to this server; try again when it is online`,
+          { details: { deviceId } },
+        ),
+      );
+    const id = randomId('srv_', 8);
+    const answer = this.replies.wait(deviceId, id, timeoutMs);
+    socket.send({ id, command, data });
+    return answer;
+  }
+
+  /** Called by a connection for each answer frame; false when nobody awaits it. */
+  settleReply(deviceId: string, message: WsMessage): boolean {
+    return this.replies.settle(deviceId, message);
   }
 
   /** Closes the device's connection now (revocation, rejection). */

@@ -7,6 +7,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import {
   AgentCommands,
   FlotillaError,
+  LogCommands,
   ServerCommands,
   WS_MAX_FRAME_BYTES,
   WsClose,
@@ -114,6 +115,11 @@ export class DeviceConnection implements DeviceSocket {
         await replaceInventory(this.rt.ctx, this.deviceId, inventoryData(message.data).facts, this.sourceIp);
         return this.reply(message.id, ServerCommands.ack, { ok: true });
       case AgentCommands.ack:
+        return;
+      case LogCommands.logsResult:
+        // Late (after the timeout) or unasked-for answers are dropped: nobody is waiting for them.
+        if (!this.rt.presence.settleReply(this.deviceId, message))
+          this.log.debug({ deviceId: this.deviceId, id: message.id }, 'dropped an unawaited logs-result');
         return;
       default:
         throw new FlotillaError('FLT_VALIDATION', `unknown command "${message.command}"`);

@@ -2,7 +2,14 @@
 import { Ajv } from 'ajv';
 import type { ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { FlotillaError, HelloData, InventoryData, WS_MAX_FRAME_BYTES, WsMessage } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  HelloData,
+  InventoryData,
+  LogsResultData,
+  WS_MAX_FRAME_BYTES,
+  WsMessage,
+} from '@flotilla/protocol';
 import type { TSchema } from '@flotilla/protocol';
 
 const ajv = new Ajv({ allErrors: false, strict: false, coerceTypes: false, useDefaults: false });
@@ -16,6 +23,7 @@ const validators = {
   message: compile<WsMessage>(WsMessage),
   hello: compile<HelloData>(HelloData),
   inventory: compile<InventoryData>(InventoryData),
+  logsResult: compile<LogsResultData>(LogsResultData),
 };
 
 function problem(validate: ValidateFunction): string {
@@ -54,6 +62,13 @@ export function inventoryData(data: unknown): InventoryData {
   if (!validators.inventory(data)) {
     throw new FlotillaError('FLT_VALIDATION', `invalid inventory: ${problem(validators.inventory)}`);
   }
+  return data;
+}
+
+/** A device's `logs-result` data; FLT_VALIDATION names what is wrong. */
+export function logsResultData(data: unknown): LogsResultData {
+  if (!validators.logsResult(data))
+    throw new FlotillaError('FLT_VALIDATION', `invalid logs-result: ${problem(validators.logsResult)}`);
   return data;
 }
 

@@ -1,0 +1,55 @@
+/**
+ * Reading an app's logs from a connected device (docs/updates.md "Reading an app's logs"): the
+ * server asks over the control channel and waits for the answer; nothing is stored on the server.
+ */
+import { ErrorCodes, FlotillaError, LOGS_DEFAULT_BYTES, LogCommands } from '@flotilla/protocol';
+import type { AppLogs, AppLogsQuery, ErrorCode, LogsRequestData } from '@flotilla/protocol';
+import { logsResultData } from '../devices/index.js';
+import type { Creator } from '../releases/service.js';
+import { requireDevice } from './service.js';
+import type { DeployServices } from './service.js';
+
+/** Asks the device for the tail of `app`'s logs; the read is audited (logs can hold secrets). */
+export async function readAppLogs(
+  svc: DeployServices,
+  deviceId: string,
+  app: string,
+  query: AppLogsQuery,
+  actor: Creator,
+): Promise<AppLogs> {
+  const { ctx } = svc;
+  await requireDevice(ctx, deviceId);
+  const request: LogsRequestData = {
+    app,
+    stream: query.stream ?? 'both',
+    maxBytes: query.maxBytes ?? LOGS_DEFAULT_BYTES,
+  };
+  const answer = await svc.devices.presence.request(deviceId, LogCommands.logs, request);
+  let result;
+  try {
+    result = logsResultData(answer.data);
+  } catch (e) {
+    throw new FlotillaError('FLT_NETWORK', `device ${deviceId} sent an invalid logs-result`, { cause: e });
+  }
+  if ('error' in result) throw deviceError(deviceId, result.error);
+  if (result.app !== app)
+    throw new FlotillaError('FLT_NETWORK', `device ${deviceId} answered with the logs of another app`);
+  await ctx.audit.record({
+    actorType: 'user',
+    actorId: actor.userId,
+    action: 'device.logs.read',
+    subjectType: 'device',
+    subjectId: deviceId,
+    sourceIp: actor.sourceIp,
+    details: { app, stream: request.stream, maxBytes: request.maxBytes },
+  });
+  return result;
+}
+
+/** The device's error under its own code when this server knows it (e.g. FLT_APP_NOT_INSTALLED). */
+function deviceError(deviceId: string, error: { code: string; message: string }): FlotillaError {
+  const code: ErrorCode = error.code in ErrorCodes ? (error.code as ErrorCode) : 'FLT_RUNTIME_FAILED';
+  return new FlotillaError(code, `device ${deviceId}: ${error.message}`, {
+    details: { deviceId, deviceCode: error.code },
+  });
+}
