@@ -6,8 +6,8 @@ import type { AppLogs, LogsErrorData } from '@flotilla/protocol';
 const ENVELOPE_BYTES = 1024;
 
 /**
- * Serializes the reply; logs too large for a frame (after JSON escaping) lose their oldest part and
- * are marked truncated. Each pass drops at least as many characters as the frame is over.
+ * Serializes the reply; logs too large for a frame after JSON escaping keep their newest part (the
+ * longest suffix that fits, found by bisection) and are marked truncated.
  */
 export function logsResultFrame(
   id: string,
@@ -15,16 +15,24 @@ export function logsResultFrame(
   maxFrameBytes = WS_MAX_FRAME_BYTES,
 ): string {
   const limit = maxFrameBytes - ENVELOPE_BYTES;
-  if (!('text' in result)) return JSON.stringify({ id, command: LogCommands.logsResult, data: result });
-  let logs = result;
-  for (;;) {
-    const frame = JSON.stringify({ id, command: LogCommands.logsResult, data: logs });
-    const excess = Buffer.byteLength(frame) - limit;
-    if (excess <= 0) return frame;
-    let cut = Math.min(excess, logs.text.length);
-    // Never leave half of a surrogate pair at the start.
-    const code = logs.text.charCodeAt(cut);
-    if (code >= 0xdc00 && code <= 0xdfff) cut += 1;
-    logs = { ...logs, text: logs.text.slice(cut), truncated: true };
+  const serialize = (data: AppLogs | LogsErrorData) =>
+    JSON.stringify({ id, command: LogCommands.logsResult, data });
+  const whole = serialize(result);
+  if (!('text' in result) || Buffer.byteLength(whole) <= limit) return whole;
+  const { text } = result;
+  const withSuffix = (keep: number) => {
+    let start = text.length - keep;
+    // Never start on the second half of a surrogate pair.
+    const code = text.charCodeAt(start);
+    if (code >= 0xdc00 && code <= 0xdfff) start += 1;
+    return serialize({ ...result, text: text.slice(start), truncated: true });
+  };
+  let fits = 0;
+  let tooBig = text.length;
+  while (tooBig - fits > 1) {
+    const mid = Math.floor((fits + tooBig) / 2);
+    if (Buffer.byteLength(withSuffix(mid)) <= limit) fits = mid;
+    else tooBig = mid;
   }
+  return withSuffix(fits);
 }
