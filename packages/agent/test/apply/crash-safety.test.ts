@@ -17,7 +17,10 @@ import { tempDir } from '../helpers/tmp.js';
 import { buildRelease, randomFiles, serverStore, writeTree } from '../update/fixtures.js';
 import { startObjectServer } from '../update/object-server.js';
 
-const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
+// Compiled (npm test) the child is the sibling .js; run from source with tsx, the .ts through tsx.
+const COMPILED = import.meta.url.endsWith('.js');
+const CHILD = fileURLToPath(new URL(COMPILED ? './crash-child.js' : './crash-child.ts', import.meta.url));
+const CHILD_ARGS = COMPILED ? [CHILD] : ['--import', 'tsx', CHILD];
 const KILLS = 50;
 
 interface ChildRun {
@@ -30,7 +33,7 @@ interface ChildRun {
 
 function runChild(env: Record<string, string>, killAfterReadyMs: number | null): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD], {
+    const child = spawn(process.execPath, CHILD_ARGS, {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
