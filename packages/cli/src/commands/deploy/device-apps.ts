@@ -7,6 +7,7 @@ import { relativeTime } from '../../output/format.js';
 import { checkAppName } from '../../push/release-ref.js';
 import { deviceAppAction, deviceApps } from '../../push/releases-api.js';
 import { resolveDeviceId } from '../devices/resolve-id.js';
+import { registerDeviceLogs } from './device-logs.js';
 import { progressText, releaseOfPath } from './view.js';
 
 function appRow(a: DeviceApp): string[] {
@@ -21,7 +22,7 @@ function appRow(a: DeviceApp): string[] {
   ];
 }
 
-/** `devices apps|rollback|restart`, added to the `devices` group. */
+/** `devices apps|rollback|restart|logs`, added to the `devices` group. */
 export function registerDeviceAppCommands(devices: Command, io: CliIo): void {
   const apps = devices
     .command('apps')
@@ -42,6 +43,7 @@ export function registerDeviceAppCommands(devices: Command, io: CliIo): void {
   examples(apps, ['flotilla devices apps 3f2a9c0d1e4b', 'flotilla devices apps 3f2a9c0d1e4b --json']);
   registerAppAction(devices, io, 'rollback', 'switch an app back to the release it ran before');
   registerAppAction(devices, io, 'restart', 'restart an app on its device (same release)');
+  registerDeviceLogs(devices, io);
 }
 
 function registerAppAction(devices: Command, io: CliIo, action: DeviceAppAction, description: string): void {

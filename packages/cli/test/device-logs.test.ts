@@ -1,0 +1,148 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  DeviceRoutes,
+  EnrollNonceResponse,
+  EnrollResponse,
+  LogCommands,
+  TokenChallengeResponse,
+  TokenResponse,
+  enrollmentMessage,
+  generateEd25519,
+  signMessage,
+  tokenChallengeMessage,
+} from '@flotilla/protocol';
+import type { CreateRegistrationKeyResponse, WsMessage } from '@flotilla/protocol';
+import { WebSocket } from 'ws';
+import { ApiClient } from '../src/api/client.js';
+import { json } from './helpers/memory-io.js';
+import type { TestServer } from './helpers/server.js';
+import { loggedInServer } from './release-fixtures.js';
+
+/** Enrolls a device, gets it a token and opens its control channel; it answers `logs` as an agent would. */
+async function connectedDevice(url: string, registrationKey: string) {
+  const client = new ApiClient({ baseUrl: url });
+  const { privateKeyPem, publicKey } = generateEd25519();
+  const { nonce } = await client.request('POST', DeviceRoutes.enrollNonce, EnrollNonceResponse, { body: {} });
+  const { deviceId } = await client.request('POST', DeviceRoutes.enroll, EnrollResponse, {
+    body: {
+      registrationKey,
+      publicKey,
+      nonce,
+      signature: signMessage(privateKeyPem, enrollmentMessage(nonce, publicKey, registrationKey)),
+    },
+  });
+  const { challenge } = await client.request('POST', DeviceRoutes.tokenChallenge, TokenChallengeResponse, {
+    body: { deviceId },
+  });
+  const { token } = await client.request('POST', DeviceRoutes.token, TokenResponse, {
+    body: {
+      deviceId,
+      challenge,
+      signature: signMessage(privateKeyPem, tokenChallengeMessage(challenge, deviceId)),
+    },
+  });
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${DeviceRoutes.ws}`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
+  const asked: unknown[] = [];
+  const welcomed = new Promise<void>((resolve) => {
+    ws.on('message', (raw: Buffer) => {
+      const message = JSON.parse(raw.toString('utf8')) as WsMessage;
+      if (message.command === 'welcome') resolve();
+      if (message.command !== LogCommands.logs) return;
+      asked.push(message.data);
+      ws.send(
+        JSON.stringify({
+          id: message.id,
+          command: LogCommands.logsResult,
+          data: { app: 'web', text: 'listening on :8080\nGET / 200\n', truncated: true },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  ws.send(JSON.stringify({ id: 'hello-1', command: 'hello', data: { agentVersion: '0.1.0' } }));
+  await welcomed;
+  const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+  return {
+    deviceId,
+    asked,
+    close: () => {
+      ws.close();
+      return closed;
+    },
+  };
+}
+
+void describe('flotilla devices logs against a real server and a connected device', () => {
+  let srv: TestServer;
+  let device: Awaited<ReturnType<typeof connectedDevice>>;
+  let offline: string;
+  before(async () => {
+    srv = await loggedInServer();
+    const key = json<CreateRegistrationKeyResponse>(
+      await srv.run(['regkeys', 'create', '--name', 'fleet', '--auto-accept', '--json']),
+    );
+    device = await connectedDevice(srv.url, key.secret);
+    const other = await connectedDevice(srv.url, key.secret);
+    offline = other.deviceId;
+    await other.close();
+  });
+  after(async () => {
+    await device.close();
+    await srv.close();
+  });
+
+  void test('prints the text; --json gives the whole answer', async () => {
+    const res = await srv.run([
+      'devices',
+      'logs',
+      device.deviceId,
+      '--app',
+      'web',
+      '--stream',
+      'stderr',
+      '--bytes',
+      '4096',
+    ]);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, 'listening on :8080\nGET / 200\n');
+    assert.match(res.stderr, /older output left out/);
+    assert.deepEqual(device.asked.at(-1), { app: 'web', stream: 'stderr', maxBytes: 4096 });
+
+    const asJson = json<{ deviceId: string; app: string; text: string; truncated: boolean }>(
+      await srv.run(['devices', 'logs', device.deviceId, '--app', 'web', '--json']),
+    );
+    assert.deepEqual(asJson, {
+      deviceId: device.deviceId,
+      app: 'web',
+      text: 'listening on :8080\nGET / 200\n',
+      truncated: true,
+    });
+    assert.deepEqual(device.asked.at(-1), { app: 'web', stream: 'both', maxBytes: 65536 });
+  });
+
+  void test('bad input is refused before anything is sent; an offline device is FLT_DEVICE_OFFLINE', async () => {
+    const before = device.asked.length;
+    const cases: [string[], number, RegExp][] = [
+      [['devices', 'logs', device.deviceId, '--app', 'web', '--bytes', '0'], 2, /must be an integer from 1/],
+      [['devices', 'logs', device.deviceId, '--app', 'web', '--bytes', '2000000'], 2, /must be an integer/],
+      [['devices', 'logs', device.deviceId, '--app', 'web', '--stream', 'journal'], 2, /Allowed choices/],
+      [['devices', 'logs', device.deviceId], 2, /--app/],
+      [['devices', 'logs', device.deviceId, '--app', '../x'], 1, /^error \[FLT_VALIDATION\]/],
+    ];
+    for (const [argv, code, message] of cases) {
+      const res = await srv.run(argv);
+      assert.equal(res.code, code, `${argv.join(' ')}: ${res.stderr}`);
+      assert.match(res.stderr, message, argv.join(' '));
+    }
+    assert.equal(device.asked.length, before);
+    const res = await srv.run(['devices', 'logs', offline, '--app', 'web']);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^error \[FLT_DEVICE_OFFLINE\]/);
+  });
+});
