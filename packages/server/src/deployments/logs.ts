@@ -2,7 +2,7 @@
  * Reading an app's logs from a connected device (docs/updates.md "Reading an app's logs"): the
  * server asks over the control channel and waits for the answer; nothing is stored on the server.
  */
-import { ErrorCodes, FlotillaError, LOGS_DEFAULT_BYTES, LogCommands } from '@flotilla/protocol';
+import { FlotillaError, LOGS_DEFAULT_BYTES, LogCommands } from '@flotilla/protocol';
 import type { AppLogs, AppLogsQuery, ErrorCode, LogsRequestData } from '@flotilla/protocol';
 import { logsResultData } from '../devices/index.js';
 import type { Creator } from '../releases/service.js';
@@ -46,9 +46,21 @@ export async function readAppLogs(
   return result;
 }
 
-/** The device's error under its own code when this server knows it (e.g. FLT_APP_NOT_INSTALLED). */
+/**
+ * Codes a device may pass through to the operator. Any other (an auth code, a name like
+ * `constructor`) becomes FLT_RUNTIME_FAILED: a device must not steer the operator's client.
+ */
+const DEVICE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'FLT_APP_NOT_INSTALLED',
+  'FLT_RUNTIME_UNSUPPORTED',
+  'FLT_BAD_REQUEST',
+  'FLT_VALIDATION',
+  'FLT_IO',
+]);
+
 function deviceError(deviceId: string, error: { code: string; message: string }): FlotillaError {
-  const code: ErrorCode = error.code in ErrorCodes ? (error.code as ErrorCode) : 'FLT_RUNTIME_FAILED';
+  const known = DEVICE_CODES.has(error.code as ErrorCode);
+  const code: ErrorCode = known ? (error.code as ErrorCode) : 'FLT_RUNTIME_FAILED';
   return new FlotillaError(code, `device ${deviceId}: ${error.message}`, {
     details: { deviceId, deviceCode: error.code },
   });

@@ -92,6 +92,16 @@ forEachDialect((dialect) => {
     }
   });
 
+  void test('the route is in the OpenAPI document with its query', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+      paths: Record<string, { get?: { parameters?: { name: string; in: string }[] } }>;
+    }>();
+    const op = doc.paths['/api/v1/devices/{id}/apps/{app}/logs']?.get;
+    assert.ok(op, 'documented');
+    const query = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+    assert.deepEqual(query.sort(), ['maxBytes', 'stream']);
+  });
+
   void test('offline device is 409 FLT_DEVICE_OFFLINE; unknown device is 404', async () => {
     const device = await acceptedDevice(t);
     assert.equal(errorCode(await readLogs(device.id)), 'FLT_DEVICE_OFFLINE');
@@ -116,6 +126,15 @@ forEachDialect((dialect) => {
       const ask2 = await ws.next((m) => m.command === LogCommands.logs);
       ws.send({ id: ask2.id, command: LogCommands.logsResult, data: { text: 42 } });
       assert.equal(errorCode(await garbled), 'FLT_NETWORK');
+
+      for (const code of ['constructor', 'FLT_UNAUTHENTICATED', 'FLT_NOPE']) {
+        const steered = readLogs(id);
+        const ask4 = await ws.next((m) => m.command === LogCommands.logs);
+        ws.send({ id: ask4.id, command: LogCommands.logsResult, data: { error: { code, message: 'x' } } });
+        const res4 = await steered;
+        assert.equal(res4.statusCode, 500, code);
+        assert.equal(errorCode(res4), 'FLT_RUNTIME_FAILED', code);
+      }
 
       const otherApp = readLogs(id);
       const ask3 = await ws.next((m) => m.command === LogCommands.logs);
