@@ -25,6 +25,12 @@ export async function readAppLogs(
     maxBytes: query.maxBytes ?? LOGS_DEFAULT_BYTES,
   };
   const answer = await svc.devices.presence.request(deviceId, LogCommands.logs, request);
+  if (answer.command !== LogCommands.logsResult)
+    throw new FlotillaError(
+      'FLT_RUNTIME_UNSUPPORTED',
+      `the agent on device ${deviceId} cannot read logs (it answered ${answer.command}); upgrade it`,
+      { details: { deviceId } },
+    );
   let result;
   try {
     result = logsResultData(answer.data);

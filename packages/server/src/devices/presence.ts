@@ -60,8 +60,11 @@ export class Presence implements PresenceView {
     const previous = this.sockets.get(deviceId);
     this.sockets.set(deviceId, socket);
     this.touch(deviceId);
-    if (previous) previous.close(WsClose.replaced, 'replaced by a newer connection');
-    else this.audit(deviceId, 'device.online');
+    if (previous) {
+      // Commands sent on the old connection will not be answered on the new one.
+      this.replies.dropDevice(deviceId);
+      previous.close(WsClose.replaced, 'replaced by a newer connection');
+    } else this.audit(deviceId, 'device.online');
   }
 
   /** Forgets a closed connection (if it is still the device's current one). */

@@ -136,6 +136,15 @@ forEachDialect((dialect) => {
         assert.equal(errorCode(res4), 'FLT_RUNTIME_FAILED', code);
       }
 
+      const oldAgent = readLogs(id);
+      const ask5 = await ws.next((m) => m.command === LogCommands.logs);
+      ws.send({
+        id: ask5.id,
+        command: 'ack',
+        data: { ok: false, error: { code: 'FLT_BAD_REQUEST', message: 'unknown command "logs"' } },
+      });
+      assert.equal(errorCode(await oldAgent), 'FLT_RUNTIME_UNSUPPORTED');
+
       const otherApp = readLogs(id);
       const ask3 = await ws.next((m) => m.command === LogCommands.logs);
       ws.send({

@@ -115,6 +115,9 @@ export class DeviceConnection implements DeviceSocket {
         await replaceInventory(this.rt.ctx, this.deviceId, inventoryData(message.data).facts, this.sourceIp);
         return this.reply(message.id, ServerCommands.ack, { ok: true });
       case AgentCommands.ack:
+        // Most acks answer notices nobody awaits; an agent that does not know a command acks it
+        // with an error, and that answers a request too.
+        this.rt.presence.settleReply(this.deviceId, message);
         return;
       case LogCommands.logsResult:
         // Late (after the timeout) or unasked-for answers are dropped: nobody is waiting for them.
