@@ -3,12 +3,11 @@
  * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (DESIGN.md "Conventions").
  */
 import { join, resolve } from 'node:path';
-import { FlotillaError, LIMITS, NAME_PATTERN, Type } from '@flotilla/protocol';
+import { ConfigCollector, FlotillaError, LIMITS, NAME_PATTERN, Type } from '@flotilla/protocol';
 import type { Static } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 import type { ValueError } from '@sinclair/typebox/value';
-import { readConfigFile } from './config/file.js';
-import { CONFIG_FIELDS, coerceField, envNameOf, show } from './config/fields.js';
+import { CONFIG_FIELDS, envNameOf, show } from './config/fields.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -137,25 +136,11 @@ const FLAG_FIELDS: readonly (readonly [keyof AgentFlags, string, string])[] = [
 export function resolveAgentConfig(input: ResolveAgentConfigInput = {}): AgentConfig {
   const flags = input.flags ?? {};
   const env = input.env ?? process.env;
-  const problems: string[] = [];
-  const merged: Record<string, unknown> = {};
-  const origins: Record<string, string> = {};
-  const set = (key: string, value: unknown, label: string) => {
-    const result = coerceField(key, value);
-    if (!result.ok) return problems.push(`${label}: ${result.problem}`);
-    merged[key] = result.value;
-    origins[key] = label;
-  };
+  const sources = new ConfigCollector(CONFIG_FIELDS);
+  const { problems, merged, origins, set } = sources;
 
   const filePath = flags.config ?? nonEmpty(env.FLOTILLA_AGENT_CONFIG);
-  if (filePath !== undefined) {
-    for (const [key, value] of Object.entries(readConfigFile(filePath, problems))) {
-      const field = CONFIG_FIELDS[key];
-      if (!field) problems.push(`${filePath}: unknown key "${key}"`);
-      else if (field.envOnly) problems.push(`${filePath}: "${key}" may only be set with ${envNameOf(key)}`);
-      else set(key, value, `${filePath}: ${key}`);
-    }
-  }
+  if (filePath !== undefined) sources.readFile(filePath);
   for (const key of Object.keys(CONFIG_FIELDS)) {
     const value = nonEmpty(env[envNameOf(key)]);
     if (value !== undefined) set(key, key === 'registrationKey' ? value.trim() : value, envNameOf(key));

@@ -3,10 +3,9 @@
  * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (DESIGN.md "Conventions").
  */
 import { isAbsolute, join, resolve } from 'node:path';
-import { FlotillaError, Type } from '@flotilla/protocol';
+import { ConfigCollector, FlotillaError, Type } from '@flotilla/protocol';
 import type { Static } from '@flotilla/protocol';
-import { readConfigFile } from './config/file.js';
-import { CONFIG_FIELDS, coerceField, envNameOf } from './config/fields.js';
+import { CONFIG_FIELDS, envNameOf } from './config/fields.js';
 import { checkAgainstSchema } from './config/schema-check.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -86,26 +85,11 @@ export interface ResolveConfigInput {
 export function resolveServerConfig(input: ResolveConfigInput = {}): ServerConfig {
   const flags = input.flags ?? {};
   const env = input.env ?? process.env;
-  const problems: string[] = [];
-  const merged: Record<string, unknown> = {};
-  const origins: Record<string, string> = {};
-  const set = (key: string, value: unknown, label: string) => {
-    const result = coerceField(key, value);
-    if (!result.ok) return problems.push(`${label}: ${result.problem}`);
-    merged[key] = result.value;
-    origins[key] = label;
-  };
+  const sources = new ConfigCollector(CONFIG_FIELDS);
+  const { problems, merged, origins, set } = sources;
 
   const filePath = flags.config ?? nonEmpty(env.FLOTILLA_CONFIG);
-  if (filePath !== undefined) {
-    const file = readConfigFile(filePath, problems);
-    for (const [key, value] of Object.entries(file)) {
-      const field = CONFIG_FIELDS[key];
-      if (!field) problems.push(`${filePath}: unknown key "${key}"`);
-      else if (field.envOnly) problems.push(`${filePath}: "${key}" may only be set with ${envNameOf(key)}`);
-      else set(key, value, `${filePath}: ${key}`);
-    }
-  }
+  if (filePath !== undefined) sources.readFile(filePath);
 
   const envListen = nonEmpty(env.FLOTILLA_LISTEN);
   if (envListen !== undefined) applyListen(set, envListen, 'FLOTILLA_LISTEN', problems);

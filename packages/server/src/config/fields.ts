@@ -1,6 +1,6 @@
 /** The configuration keys this component reads, and their kinds (coercion: @flotilla/protocol). */
-import { coerceConfigField, envNameOf } from '@flotilla/protocol';
-import type { Coerced, ConfigFieldSpec } from '@flotilla/protocol';
+import { envNameOf } from '@flotilla/protocol';
+import type { ConfigFieldSpec } from '@flotilla/protocol';
 
 export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   listenHost: { kind: 'string' },
@@ -28,9 +28,3 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
 };
 
 export { envNameOf };
-export type { Coerced };
-
-/** Converts a YAML or text value to the key's type; ranges and patterns are the schema's job. */
-export function coerceField(key: string, value: unknown): Coerced {
-  return coerceConfigField(CONFIG_FIELDS, key, value);
-}

@@ -1,2 +1,0 @@
-/** Reads this component's YAML config file (shared reader: @flotilla/protocol). */
-export { readYamlConfigFile as readConfigFile } from '@flotilla/protocol';
