@@ -63,6 +63,11 @@ export class DeviceConnection implements DeviceSocket {
     }
   }
 
+  /** Drops the connection without a close handshake (a peer that did not answer ours). */
+  terminate(): void {
+    this.socket.terminate();
+  }
+
   /** Called every heartbeat interval: ping, or terminate a connection that stopped answering. */
   heartbeat(): void {
     if (this.missedPongs >= MAX_MISSED_PONGS) {

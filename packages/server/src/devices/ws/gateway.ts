@@ -19,6 +19,8 @@ import { reconcileConnections } from './reconcile.js';
  * with close code 4000; larger ones are cut off by the ws library itself (1009).
  */
 const TRANSPORT_MAX_PAYLOAD = WS_MAX_FRAME_BYTES * 4;
+/** How long a device has to answer the server's close frame at shutdown before it is dropped (ms). */
+const CLOSE_GRACE_MS = 2_000;
 
 export async function registerGateway(
   app: FastifyInstance,
@@ -26,13 +28,20 @@ export async function registerGateway(
   auth: DeviceAuthenticator,
 ): Promise<void> {
   const connections = new Set<DeviceConnection>();
-  // Devices are marked offline now, while the database is still open; the close handshakes finish later.
+  let closing = false;
+  // Devices are marked offline now, while the database is still open; the close handshakes finish
+  // later, and a peer that has not answered within the grace period is dropped, so that shutdown
+  // never waits on a device.
   const closeAll = () => {
+    closing = true;
     clearInterval(timer);
     for (const c of connections) {
       rt.presence.detach(c.deviceId, c);
       c.close(WsClose.goingAway, 'server shutting down');
     }
+    setTimeout(() => {
+      for (const c of connections) c.terminate();
+    }, CLOSE_GRACE_MS).unref();
   };
   await app.register(websocket, {
     options: { maxPayload: TRANSPORT_MAX_PAYLOAD },
@@ -64,6 +73,12 @@ export async function registerGateway(
       },
     },
     (socket, request) => {
+      // An agent reconnecting while the server shuts down would otherwise hold the shutdown open.
+      if (closing) {
+        socket.close(WsClose.goingAway, 'server shutting down');
+        setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+        return;
+      }
       const { deviceId, stateVersion } = auth.authOf(request);
       const log = request.log.child({ component: 'device-ws', deviceId });
       const connection = new DeviceConnection(
