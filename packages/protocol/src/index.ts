@@ -15,3 +15,4 @@ export const FLOTILLA_VERSION = '0.1.0';
 export * from './tuf/index.js';
 export * from './config/fields.js';
 export * from './config/file.js';
+export * from './fs.js';

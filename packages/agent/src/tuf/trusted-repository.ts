@@ -4,10 +4,10 @@
  * rotations). tuf-js persists metadata only after verifying it.
  */
 import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
-import { FlotillaError, parseMetadata, verifySignedBy } from '@flotilla/protocol';
+import { FlotillaError, createFileExclusive, parseMetadata, verifySignedBy } from '@flotilla/protocol';
 import { Updater } from 'tuf-js';
 import type { TargetFile } from 'tuf-js';
 import { mapRefreshError } from './error-mapping.js';
@@ -34,25 +34,15 @@ export interface TrustedRepositoryOptions {
 export async function provisionTrustedRoot(dir: string, rootBytes: Uint8Array): Promise<'stored' | 'kept'> {
   const root = parseMetadata('root', rootBytes);
   verifySignedBy(root, 'root', root);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
-  const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  let created: 'created' | 'exists';
   try {
-    await handle.writeFile(rootBytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await link(tmp, join(dir, 'root.json'));
-    await writeFileAtomic(join(dir, LAST_GOOD_ROOT), Buffer.from(rootBytes));
-    return 'stored';
+    created = await createFileExclusive(dir, 'root.json', rootBytes, 0o600);
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') return 'kept';
     throw new FlotillaError('FLT_IO', `cannot store the trusted root in ${dir}`, { cause });
-  } finally {
-    await unlink(tmp);
   }
+  if (created === 'exists') return 'kept';
+  await writeFileAtomic(join(dir, LAST_GOOD_ROOT), Buffer.from(rootBytes));
+  return 'stored';
 }
 
 /** A copy of the trusted root written atomically after each successful refresh (tuf-js writes in place). */

@@ -5,6 +5,7 @@
  */
 import { destination as fileDestination, pino } from 'pino';
 import type { Logger } from 'pino';
+import { LOG_REDACT_PATHS } from '@flotilla/protocol';
 import pretty from 'pino-pretty';
 import { Writable } from 'node:stream';
 import type { TextSink } from '../io.js';
@@ -12,18 +13,7 @@ import type { TextSink } from '../io.js';
 export type LogFormat = 'pretty' | 'json';
 
 /** Paths pino replaces wherever they appear in a log line: no secret ever reaches a log. */
-const REDACT = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'password',
-  '*.password',
-  'secret',
-  '*.secret',
-  'token',
-  '*.token',
-  'registrationKey',
-  '*.registrationKey',
-];
+const REDACT = [...LOG_REDACT_PATHS];
 
 export interface LoggerOptions {
   level: string;

@@ -2,11 +2,10 @@
  * Metadata on the local filesystem: `<dir>/<repo>/<version>.<role>.json`, written to a temporary
  * file, fsynced and linked into place (no-clobber), so a crash leaves a version complete or absent.
  */
-import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, createFileExclusive } from '@flotilla/protocol';
 import { checkStoreKey, versionExists } from './metadata-store.js';
 import type { MetadataStore, StoredRole } from './metadata-store.js';
 
@@ -40,25 +39,15 @@ export class FsMetadataStore implements MetadataStore {
   async put(repo: string, role: StoredRole, version: number, bytes: Uint8Array): Promise<void> {
     checkStoreKey(repo, version);
     const dir = join(this.dir, repo);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    const tmp = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
-    const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o644);
+    let created: 'created' | 'exists';
     try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await link(tmp, join(dir, `${version}.${role}.json`));
+      created = await createFileExclusive(dir, `${version}.${role}.json`, bytes, 0o644);
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw versionExists(repo, role, version);
       throw new FlotillaError('FLT_IO', `cannot write TUF metadata ${repo}/${version}.${role}.json`, {
         cause,
       });
-    } finally {
-      await unlink(tmp);
     }
+    if (created === 'exists') throw versionExists(repo, role, version);
     const dirHandle = await open(dir, fsConstants.O_RDONLY);
     try {
       await dirHandle.sync();
