@@ -87,6 +87,7 @@ export const ErrorCodes = {
   FLT_APP_NOT_INSTALLED: 404,
   // objects, releases, deployments (docs/releases.md)
   FLT_PACK_INVALID: 400,
+  FLT_DELTA_INVALID: 422,
   FLT_RELEASE_OBJECTS_MISSING: 409,
   FLT_RELEASE_UNSIGNED: 409,
   FLT_RELEASE_IN_USE: 409,

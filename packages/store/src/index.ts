@@ -44,3 +44,21 @@ export { materialize } from './tree/materialize.js';
 export type { MaterializeOptions, MaterializeStats } from './tree/materialize.js';
 export { verifyTree } from './tree/verify.js';
 export type { TreeProblem, VerifyOptions, VerifyResult } from './tree/verify.js';
+export {
+  DEFAULT_DELTA_LEVEL,
+  DEFAULT_MAX_DELTA_FILE_BYTES,
+  decodeDelta,
+  encodeDelta,
+  usableAsDeltaBase,
+} from './delta/zstd-delta.js';
+export type { DeltaEncodeOptions } from './delta/zstd-delta.js';
+export {
+  DeltaKind,
+  deltaPairKey,
+  deltaRecordBytes,
+  readDeltaPack,
+  writeDeltaPack,
+} from './delta/delta-pack.js';
+export type { DeltaRecord, ReadDeltaPackOptions } from './delta/delta-pack.js';
+export { readFileContent, splitIntoChunks, verifyFileContent } from './delta/file-content.js';
+export { syncFilesystem } from './fs-sync.js';

@@ -21,6 +21,7 @@ export const ObjectRoutes = {
   upload: '/api/v1/objects/upload',
   object: '/api/v1/objects/:id',
   pack: '/api/v1/objects/pack',
+  deltas: '/api/v1/objects/deltas',
 } as const;
 
 export const PACK_CONTENT_TYPE = 'application/vnd.flotilla.pack';
@@ -51,6 +52,32 @@ export const PackRequest = Type.Object(
   { additionalProperties: false },
 );
 export type PackRequest = Static<typeof PackRequest>;
+
+/**
+ * Delta pack (`application/vnd.flotilla.delta-pack`): the answer to a list of (target, base) file
+ * object pairs. Records `[32-byte target file id][32-byte base file id][u8 kind][u32 BE length]
+ * [length bytes]`, ended by 32 zero bytes, never compressed again as a whole. Kind 1: a zstd frame
+ * of the target file's whole content compressed with the base file's content as its dictionary
+ * (`zstd --patch-from`); the client rebuilds the content and verifies every chunk of it by hash.
+ * Kind 0: no delta for this pair (too large, not worth it, or not possible): fetch its chunks.
+ */
+export const DELTA_PACK_CONTENT_TYPE = 'application/vnd.flotilla.delta-pack';
+/** Most pairs in one delta request. */
+export const MAX_DELTA_PAIRS_PER_REQUEST = 1000;
+export const DeltaPair = Type.Object(
+  { target: Sha256Hex, base: Sha256Hex },
+  {
+    additionalProperties: false,
+    description: 'A file object to rebuild and the file object the client holds',
+  },
+);
+export type DeltaPair = Static<typeof DeltaPair>;
+export const DeltaRequest = Type.Object(
+  { pairs: Type.Array(DeltaPair, { minItems: 1, maxItems: MAX_DELTA_PAIRS_PER_REQUEST }) },
+  { additionalProperties: false },
+);
+export type DeltaRequest = Static<typeof DeltaRequest>;
+
 export const UploadResponse = Type.Object({
   received: Type.Integer({ description: 'Objects stored by this upload' }),
   duplicates: Type.Integer({ description: 'Objects the server already had' }),
