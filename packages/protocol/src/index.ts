@@ -6,6 +6,7 @@ export * from './api/device.js';
 export * from './api/ws.js';
 export * from './api/operator.js';
 export * from './api/releases.js';
+export * from './api/deltas.js';
 export * from './api/runtime-config.js';
 export { Type } from '@sinclair/typebox';
 export type { Static, TSchema } from '@sinclair/typebox';
