@@ -1,12 +1,19 @@
 /**
  * Brings every object and chunk of a release into the cache, fetching only what it lacks: walks the
  * new tree from its root, one level per round trip, skipping subtrees that an installed release
- * already holds (protected in the cache). Checks the disk before downloading chunks.
+ * already holds (protected in the cache). Checks the disk before downloading chunks. Files that
+ * changed at a path of the release the app runs come as deltas against it where the server offers
+ * them (delta-fetch.ts); every other missing chunk comes in packs. The cache is made durable once,
+ * at the end, not file by file.
  */
-import { parseObject } from '@flotilla/store';
+import { DEFAULT_MAX_DELTA_FILE_BYTES, parseObject } from '@flotilla/store';
+import type { FileObject } from '@flotilla/store';
 import type { ChunkCache } from '../cache/chunk-cache.js';
+import { fetchByDeltas } from './delta-fetch.js';
+import type { DeltaBase, WantedFile } from './delta-fetch.js';
 import type { DiskProbe } from './disk.js';
 import { ensureRoom } from './disk.js';
+import { canFetchDeltas } from './fetcher.js';
 import type { ObjectFetcher } from './fetcher.js';
 
 export interface ReleaseFetchProgress {
@@ -24,11 +31,20 @@ export interface FetchReleaseOptions {
   installed: ReadonlySet<string>;
   signal: AbortSignal;
   onProgress?: (progress: ReleaseFetchProgress) => void;
+  /** The release this app runs: changed files are asked for as deltas against it. */
+  deltaBase?: DeltaBase | null;
+  /** Files larger than this are never asked for as deltas (default 128 MiB). */
+  maxDeltaFileBytes?: number;
+  /** Told when a delta is refused or fails (the chunks are then fetched in packs). */
+  onDeltaFailed?: (target: string, error: unknown) => void;
 }
 
 export interface FetchReleaseResult {
   wireBytes: number;
   chunksFetched: number;
+  /** Files rebuilt from deltas, and pairs the server declined (or whose delta failed). */
+  deltaFiles: number;
+  deltaDeclined: number;
   /** Size of the materialized tree. */
   treeBytes: number;
 }
@@ -43,15 +59,16 @@ export async function fetchReleaseObjects(
     wireBytes += n;
   };
   const chunkSizes = new Map<string, number>();
+  const files: WantedFile[] = [];
   let treeBytes = 0;
-  let level = [root];
+  let level: { id: string; path: string }[] = [{ id: root, path: '' }];
   const visited = new Set<string>();
   while (level.length > 0) {
-    const wanted = level.filter((id) => !options.installed.has(id));
+    const wanted = level.map((l) => l.id).filter((id) => !options.installed.has(id));
     const missing = await cache.missing(wanted);
     if (missing.length > 0) await fetcher.fetch(missing, cache, { signal, onWireBytes });
-    const next: string[] = [];
-    for (const id of level) {
+    const next: { id: string; path: string }[] = [];
+    for (const { id, path } of level) {
       if (visited.has(id)) continue;
       visited.add(id);
       if (options.installed.has(id)) {
@@ -62,8 +79,11 @@ export async function fetchReleaseObjects(
       if (object.type === 'file') {
         treeBytes += object.size;
         for (const c of object.chunks) chunkSizes.set(c.id, c.size);
+        files.push({ id, file: object, path });
       } else {
-        for (const entry of object.entries) if (entry.hash !== undefined) next.push(entry.hash);
+        for (const entry of object.entries)
+          if (entry.hash !== undefined)
+            next.push({ id: entry.hash, path: path === '' ? entry.name : `${path}/${entry.name}` });
       }
     }
     level = next;
@@ -79,7 +99,30 @@ export async function fetchReleaseObjects(
   let bytesDone = 0;
   const report = () => options.onProgress?.({ bytesDone, bytesTotal, wireBytes });
   report();
-  if (missingChunks.length > 0) {
+  const left = new Set(missingChunks);
+  let deltaFiles = 0;
+  let deltaDeclined = 0;
+  if (left.size > 0 && options.deltaBase && canFetchDeltas(fetcher)) {
+    const delta = await fetchByDeltas(
+      files.filter((f) => lacksChunks(f.file, left)),
+      {
+        cache,
+        fetcher,
+        base: options.deltaBase,
+        missing: left,
+        maxFileBytes: options.maxDeltaFileBytes ?? DEFAULT_MAX_DELTA_FILE_BYTES,
+        request: { signal, onWireBytes },
+        onChunkStored: (_id, size) => {
+          bytesDone += size;
+          report();
+        },
+        ...(options.onDeltaFailed && { onDeltaFailed: options.onDeltaFailed }),
+      },
+    );
+    deltaFiles = delta.rebuilt;
+    deltaDeclined = delta.declined;
+  }
+  if (left.size > 0) {
     const counting = {
       putChunk: async (id: string, bytes: Uint8Array) => {
         await cache.putChunk(id, bytes);
@@ -92,10 +135,15 @@ export async function fetchReleaseObjects(
         report();
       },
     };
-    await fetcher.fetch(missingChunks, counting, { signal, onWireBytes });
+    await fetcher.fetch([...left], counting, { signal, onWireBytes });
   }
+  await cache.sync();
   cache.flushRecency();
-  return { wireBytes, chunksFetched: missingChunks.length, treeBytes };
+  return { wireBytes, chunksFetched: missingChunks.length, deltaFiles, deltaDeclined, treeBytes };
+}
+
+function lacksChunks(file: FileObject, missing: ReadonlySet<string>): boolean {
+  return file.chunks.some((c) => missing.has(c.id));
 }
 
 async function subtreeBytes(cache: ChunkCache, id: string): Promise<number> {

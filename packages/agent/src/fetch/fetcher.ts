@@ -1,4 +1,6 @@
 /** The seam between the update flow and wherever objects come from (HTTP in production, fakes in unit tests). */
+import type { DeltaPair } from '@flotilla/protocol';
+import type { DeltaRecord } from '@flotilla/store';
 
 /** Where fetched objects go; each call verifies `id` against the bytes before anything is stored. */
 export interface FetchSink {
@@ -17,4 +19,21 @@ export interface FetchRequestOptions {
 export interface ObjectFetcher {
   /** Fetches every id into `sink`; resolves when all are stored, rejects (FlotillaError) otherwise. */
   fetch(ids: readonly string[], sink: FetchSink, options?: FetchRequestOptions): Promise<void>;
+}
+
+export interface DeltaFetcher {
+  /**
+   * Asks for file deltas (protocol `ObjectRoutes.deltas`) and hands on each record of the answer as it
+   * arrives. Resolves false, having fetched nothing, when the server offers no deltas; rejects
+   * (FlotillaError) when a request fails part way (the records already handed on stay valid).
+   */
+  fetchDeltas(
+    pairs: readonly DeltaPair[],
+    onRecord: (record: DeltaRecord) => Promise<void>,
+    options?: FetchRequestOptions,
+  ): Promise<boolean>;
+}
+
+export function canFetchDeltas(fetcher: ObjectFetcher): fetcher is ObjectFetcher & DeltaFetcher {
+  return typeof (fetcher as Partial<DeltaFetcher>).fetchDeltas === 'function';
 }

@@ -9,11 +9,23 @@ import { join } from 'node:path';
 import { Readable, pipeline } from 'node:stream';
 import type { ReadableStream as NodeWebStream } from 'node:stream/web';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
-import { FRAME_CONTENT_TYPE, FlotillaError, ObjectRoutes, PACK_CODEC_HEADER } from '@flotilla/protocol';
-import type { PackCodec } from '@flotilla/protocol';
-import { FRAME_HEADER_LENGTH } from '@flotilla/store';
+import {
+  FRAME_CONTENT_TYPE,
+  FlotillaError,
+  MAX_DELTA_PAIRS_PER_REQUEST,
+  ObjectRoutes,
+  PACK_CODEC_HEADER,
+} from '@flotilla/protocol';
+import type { DeltaPair, PackCodec } from '@flotilla/protocol';
+import {
+  DEFAULT_MAX_DELTA_FILE_BYTES,
+  FRAME_HEADER_LENGTH,
+  deltaPairKey,
+  readDeltaPack,
+} from '@flotilla/store';
+import type { DeltaRecord } from '@flotilla/store';
 import { DecompressStream } from 'zstd-napi';
-import type { FetchRequestOptions, FetchSink, ObjectFetcher } from './fetcher.js';
+import type { DeltaFetcher, FetchRequestOptions, FetchSink, ObjectFetcher } from './fetcher.js';
 import { getObjectFrame } from './object-get.js';
 import { readPack } from './pack-reader.js';
 import { TokenBucket } from './token-bucket.js';
@@ -35,6 +47,8 @@ export interface HttpFetcherOptions {
   packCodec?: PackCodec;
   /** Largest object accepted, bytes (default 64 MiB). */
   maxObjectBytes?: number;
+  /** Largest delta record accepted, bytes (default 128 MiB, the largest file deltas are made for). */
+  maxDeltaBytes?: number;
   /** Attempts per object over per-object GETs (default 4). */
   attempts?: number;
   /** Request timeout before the first byte (default 30 s). */
@@ -42,9 +56,10 @@ export interface HttpFetcherOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-export class HttpFetcher implements ObjectFetcher {
+export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
   private readonly bucket: TokenBucket;
   private packUnsupported = false;
+  private deltasUnsupported = false;
 
   constructor(private readonly options: HttpFetcherOptions) {
     this.bucket = new TokenBucket(options.bytesPerSecond ?? 0);
@@ -71,6 +86,49 @@ export class HttpFetcher implements ObjectFetcher {
       });
     }
     await this.pool([...left], (id) => this.fetchObject(id, sink, options));
+  }
+
+  async fetchDeltas(
+    pairs: readonly DeltaPair[],
+    onRecord: (record: DeltaRecord) => Promise<void>,
+    options: FetchRequestOptions = {},
+  ): Promise<boolean> {
+    if (this.deltasUnsupported || pairs.length === 0) return !this.deltasUnsupported;
+    const batches: DeltaPair[][] = [];
+    for (let i = 0; i < pairs.length; i += MAX_DELTA_PAIRS_PER_REQUEST)
+      batches.push(pairs.slice(i, i + MAX_DELTA_PAIRS_PER_REQUEST));
+    // One batch at a time: a delta request makes the server compute, and records are large.
+    for (const batch of batches) {
+      if (this.deltasUnsupported) return false;
+      await this.fetchDeltaBatch(batch, onRecord, options);
+    }
+    return !this.deltasUnsupported;
+  }
+
+  private async fetchDeltaBatch(
+    pairs: DeltaPair[],
+    onRecord: (record: DeltaRecord) => Promise<void>,
+    options: FetchRequestOptions,
+  ): Promise<void> {
+    const response = await this.request(ObjectRoutes.deltas, options.signal, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pairs }),
+    });
+    if (response.status === 404 || response.status === 405 || response.status === 501) {
+      const body = await response.text().catch(() => '');
+      if (body.includes('"FLT_OBJECT_MISSING"'))
+        throw new FlotillaError('FLT_OBJECT_MISSING', `the server lacks delta bases: ${body.slice(0, 300)}`);
+      this.deltasUnsupported = true; // an older server: chunks only, and no more asking
+      return;
+    }
+    await this.expectOk(response, ObjectRoutes.deltas);
+    const expected = new Set(pairs.map((p) => deltaPairKey(p.target, p.base)));
+    const records = readDeltaPack(this.throttled(response, options), {
+      expected,
+      maxPayloadBytes: this.options.maxDeltaBytes ?? DEFAULT_MAX_DELTA_FILE_BYTES,
+    });
+    for await (const record of records) await onRecord(record);
   }
 
   private async fetchPack(

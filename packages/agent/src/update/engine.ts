@@ -261,6 +261,7 @@ export class UpdateEngine {
     const source = this.source;
     if (!source) throw new FlotillaError('FLT_UNAVAILABLE', 'not connected to the server; cannot fetch');
     const installed = full ? new Set<string>() : await this.installedObjectIds();
+    const current = this.records.installed(release.app).current;
     let reportedAt = -1;
     const result = await fetchReleaseObjects(release.root, {
       cache: this.cache,
@@ -269,6 +270,17 @@ export class UpdateEngine {
       dataDir: this.options.dataDir,
       installed,
       signal,
+      // Changed files come as deltas against the release this app runs (not after a scrub: its
+      // chunks may be what was corrupt).
+      deltaBase:
+        current && !full && current.root !== release.root
+          ? { root: current.root, dir: this.layout.releaseDir(current.app, current.root) }
+          : null,
+      onDeltaFailed: (target, error) =>
+        this.options.logger.warn(
+          { err: error, target },
+          'delta refused or failed; fetching its chunks instead',
+        ),
       onProgress: (p) => {
         // Every 5 % (and the first and last), not every chunk.
         const step = p.bytesTotal === 0 ? 100 : Math.floor((p.bytesDone * 20) / p.bytesTotal);

@@ -8,7 +8,9 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { ObjectRoutes, PACK_CODEC_HEADER } from '@flotilla/protocol';
-import type { FsStore } from '@flotilla/store';
+import type { DeltaPair } from '@flotilla/protocol';
+import { DeltaKind, deltaRecordBytes, encodeDelta, parseFileObject, readFileContent } from '@flotilla/store';
+import type { DeltaRecord, FsStore } from '@flotilla/store';
 import { compress } from 'zstd-napi';
 
 export interface ObjectServer {
@@ -24,6 +26,12 @@ export interface ObjectServer {
   /** Serve these ids with bytes flipped (tampering). */
   tamper: Set<string>;
   packDisabled: boolean;
+  /**
+   * The deltas route: `off` answers 404 like an older server; `ok` makes real deltas; `none` declines
+   * every pair; `garbage` sends bytes that are no zstd frame; `wrong` a valid delta of other content.
+   */
+  deltas: 'off' | 'ok' | 'none' | 'garbage' | 'wrong';
+  deltaPairs: DeltaPair[];
   close(): Promise<void>;
 }
 
@@ -37,7 +45,21 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
     cut: null,
     tamper: new Set(),
     packDisabled: false,
+    deltas: 'off',
+    deltaPairs: [],
     close: () => Promise.resolve(),
+  };
+  const deltaRecord = async ({ target, base }: DeltaPair): Promise<DeltaRecord> => {
+    const none = { target, base, kind: DeltaKind.none, payload: Buffer.alloc(0) } as const;
+    if (state.deltas === 'none') return none;
+    if (state.deltas === 'garbage')
+      return { target, base, kind: DeltaKind.zstd, payload: Buffer.from('not a zstd frame at all') };
+    const targetFile = parseFileObject(await store.getObject(target), { expectedId: target });
+    const baseFile = parseFileObject(await store.getObject(base), { expectedId: base });
+    const baseContent = await readFileContent(store, baseFile);
+    const content = await readFileContent(store, targetFile);
+    if (state.deltas === 'wrong' && content.length > 0) content[0] = (content[0] ?? 0) ^ 0xff;
+    return { target, base, kind: DeltaKind.zstd, payload: encodeDelta(baseContent, content) };
   };
   const send = (res: ServerResponse, status: number, headers: Record<string, string>, body: Buffer) => {
     res.writeHead(status, { ...headers, 'content-length': String(body.length) });
@@ -83,6 +105,17 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
       const chosen = codec === 'gzip' ? 'gzip' : codec === 'identity' ? 'identity' : 'zstd';
       const body = chosen === 'gzip' ? gzipSync(raw) : chosen === 'zstd' ? compress(raw) : raw;
       return send(res, 200, { [PACK_CODEC_HEADER]: chosen }, body);
+    }
+    if (req.method === 'POST' && url.pathname === ObjectRoutes.deltas) {
+      if (state.deltas === 'off') return send(res, 404, {}, Buffer.from('{}'));
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const { pairs } = JSON.parse(Buffer.concat(chunks).toString()) as { pairs: DeltaPair[] };
+      state.deltaPairs.push(...pairs);
+      const parts: Buffer[] = [];
+      for (const pair of pairs) parts.push(...deltaRecordBytes(await deltaRecord(pair)));
+      parts.push(Buffer.alloc(32));
+      return send(res, 200, {}, Buffer.concat(parts));
     }
     const match = /^\/api\/v1\/objects\/([0-9a-f]{64})$/.exec(url.pathname);
     if (req.method === 'GET' && match) {

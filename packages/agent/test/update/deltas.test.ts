@@ -1,0 +1,108 @@
+/**
+ * Deltas on the agent: a changed file comes as a zstd delta against the installed release (far
+ * fewer bytes than its chunks), rebuilt and verified chunk by chunk; a delta that is refused,
+ * garbage, or rebuilds other content is dropped and the chunks are fetched instead, so the update
+ * still converges to exactly the signed tree.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import { verifyTree } from '@flotilla/store';
+import { tempDir } from '../helpers/tmp.js';
+import { harness } from './engine-harness.js';
+import type { Harness } from './engine-harness.js';
+import { buildRelease, serverStore, writeTree } from './fixtures.js';
+import type { ObjectServer } from './object-server.js';
+
+/** v1: a 600 KB file of random bytes and a small one; v2: the big one with 200 bytes changed in the middle, plus a new file. */
+async function twoReleases(t: TestContext) {
+  const store = await serverStore(t);
+  const base = tempDir(t);
+  const big = randomBytes(600_000);
+  const bigger = Buffer.from(big);
+  randomBytes(200).copy(bigger, 300_000);
+  const config = { files: {} };
+  const v1 = await buildRelease(
+    store,
+    writeTree(join(base, 'v1'), { 'bin/app': big, 'etc/version': 'one\n' }),
+    { app: 'svc', version: '1', config },
+  );
+  const v2 = await buildRelease(
+    store,
+    writeTree(join(base, 'v2'), { 'bin/app': bigger, 'etc/version': 'two\n', 'etc/new': 'fresh\n' }),
+    { app: 'svc', version: '2', config },
+  );
+  return { store, v1, v2 };
+}
+
+async function update(t: TestContext, deltas: ObjectServer['deltas']) {
+  const { store, v1, v2 } = await twoReleases(t);
+  const h = await harness(t, store);
+  h.assign([v1]);
+  assert.equal(await h.converge(), true);
+  h.server.deltas = deltas;
+  const before = h.server.bytesSent;
+  const packedBefore = h.server.packIds.length;
+  h.assign([v2]);
+  assert.equal(await h.converge(), true);
+  await assertRuns(h, v2.root);
+  return {
+    h,
+    v2,
+    wire: h.server.bytesSent - before,
+    packIds: h.server.packIds.slice(packedBefore),
+  };
+}
+
+async function assertRuns(h: Harness, root: string) {
+  assert.equal(h.engine.records.installed('svc').current?.root, root);
+  const dir = realpathSync(join(h.dataDir, 'apps/svc/current'));
+  const result = await verifyTree(h.engine.cache, dir, root);
+  assert.ok(result.ok, JSON.stringify(result.problems));
+}
+
+void test('a changed file comes as a delta against the installed release: a few KB instead of its changed chunks', async (t) => {
+  const { h, v2, wire } = await update(t, 'ok');
+  // Pairs by path: bin/app and etc/version changed; etc/new has no base and comes in a pack.
+  assert.deepEqual(h.server.deltaPairs.length, 2);
+  // The changed chunks of bin/app alone are over 60 KB of random bytes; the delta is about 300 bytes.
+  assert.ok(wire < 20_000, `fetched ${wire} bytes`);
+  const committed = h.reports.find((r) => r.phase === 'committed' && r.targetPath === v2.targetPath);
+  assert.ok(committed);
+});
+
+void test('without deltas (an older server), the same update fetches the changed chunks', async (t) => {
+  const { wire, h } = await update(t, 'off');
+  assert.equal(h.server.deltaPairs.length, 0);
+  assert.ok(wire > 60_000, `fetched ${wire} bytes`);
+});
+
+for (const mode of ['none', 'garbage', 'wrong'] as const) {
+  void test(`a delta answer "${mode}" is dropped and the chunks are fetched instead; v2 is exact`, async (t) => {
+    const { h, packIds } = await update(t, mode);
+    assert.equal(h.server.deltaPairs.length, 2);
+    assert.ok(packIds.length > 0, 'the chunks came in packs');
+  });
+}
+
+void test('a base modified on disk is not trusted: the base content comes from the cache instead', async (t) => {
+  const { store, v1, v2 } = await twoReleases(t);
+  const h = await harness(t, store);
+  h.assign([v1]);
+  assert.equal(await h.converge(), true);
+  // Someone edits the running release in place (not allowed, but it happens).
+  const file = join(h.dataDir, 'apps/svc/releases', v1.root, 'bin/app');
+  writeFileSync(file, randomBytes(600_000));
+  h.server.deltas = 'ok';
+  const before = h.server.bytesSent;
+  h.assign([v2]);
+  assert.equal(await h.converge(), true);
+  await assertRuns(h, v2.root);
+  // The delta was made against the signed v1 content, read from the cache, so it still applied:
+  // no chunk of bin/app came in a pack.
+  const wire = h.server.bytesSent - before;
+  assert.ok(wire < 20_000, `fetched ${wire} bytes`);
+});
