@@ -62,3 +62,5 @@ export {
 export type { DeltaRecord, ReadDeltaPackOptions } from './delta/delta-pack.js';
 export { readFileContent, splitIntoChunks, verifyFileContent } from './delta/file-content.js';
 export { syncFilesystem } from './fs-sync.js';
+export type { Durability } from './tree/materialize.js';
+export type { ReuseMode, ReuseSource } from './tree/reuse.js';

@@ -45,7 +45,15 @@ void describe('buildTree → materialize → verifyTree', () => {
 
       const out = join(dir, 'out');
       const written = await materialize(store, root, out);
-      assert.deepEqual(written, { files: 7, dirs: 8, symlinks: 3, bytes: stats.bytes });
+      assert.deepEqual(written, {
+        files: 7,
+        dirs: 8,
+        symlinks: 3,
+        bytes: stats.bytes,
+        reused: 0,
+        reuseFallbacks: 0,
+        bytesWritten: stats.bytes,
+      });
       assert.deepEqual(await verifyTree(store, out, root), { ok: true, problems: [] });
       // Independent check with diff(1): same names, contents and symlinks.
       execFileSync('diff', ['-r', '--no-dereference', src, out]);

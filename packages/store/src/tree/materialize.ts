@@ -1,7 +1,9 @@
 import { constants } from 'node:fs';
-import { mkdir, open, rm, symlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rm, stat, symlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
+import { syncFilesystem } from '../fs-sync.js';
 import { asIoError } from '../io-error.js';
 import { contentId } from '../objects/ids.js';
 import { resolveLimits } from '../objects/limits.js';
@@ -11,71 +13,206 @@ import type { FileObject } from '../objects/types.js';
 import { checkMode } from '../objects/validate.js';
 import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
+import { mapBounded, runBounded } from './pool.js';
+import { buildReuseIndex, reuseCandidate } from './reuse.js';
+import type { ReuseIndex, ReuseMode, ReuseSource } from './reuse.js';
+
+/**
+ * How the written tree is made durable before materialize returns:
+ * - `file`: fsync every file as it is written and every directory once complete (what `fsync: true`
+ *   has always meant; slow on trees of many small files, a journal commit each);
+ * - `filesystem`: no fsync per file, one syncfs(2) of the target's file system at the end (as
+ *   OSTree does after a checkout); where that is unavailable, every file and directory written is
+ *   fsynced afterwards;
+ * - `none`: nothing is synced (tests, or a caller that syncs by itself).
+ */
+export type Durability = 'file' | 'filesystem' | 'none';
 
 export interface MaterializeOptions {
   limits?: Partial<TreeLimits>;
-  /** fsync every file before returning (default true: the agent switches releases right after). */
+  /**
+   * Alias of `durability`: true is `'file'`, false is `'none'` (default true: the agent switches
+   * releases right after). Ignored when `durability` is given.
+   */
   fsync?: boolean;
+  /** Default `'file'` (or what `fsync` says). */
+  durability?: Durability;
   /** Mode of the target directory itself (default 0o755). */
   rootMode?: number;
+  /**
+   * Trees already materialized on disk (the releases the device has installed), with their root
+   * ids. A file of the new tree found in one of them, verified against its file object, is taken
+   * from there (see `reuseMode`) instead of being rebuilt from chunks; any doubt about a candidate
+   * (changed, replaced by a symlink, different mode, another device…) falls back to chunks.
+   */
+  reuse?: readonly ReuseSource[];
+  /**
+   * `link` (default): hardlink the verified file, sharing its inode with the old tree, as OSTree's
+   * checkout does; a file modified in place later changes both trees. `copy`: copy it (a reflink
+   * where the file system supports it), so the trees stay independent.
+   */
+  reuseMode?: ReuseMode;
+  /** Files and directories processed at once (default 8, 1–64). */
+  concurrency?: number;
 }
 
 export interface MaterializeStats {
   files: number;
   dirs: number;
   symlinks: number;
+  /** Bytes of all files of the tree. */
   bytes: number;
+  /** Files taken from a `reuse` tree (linked or copied) instead of being written from chunks. */
+  reused: number;
+  /** Files that had a reuse candidate, none of which qualified, so they were written from chunks. */
+  reuseFallbacks: number;
+  /** Bytes written from chunks (files not reused). */
+  bytesWritten: number;
 }
 
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+const OPEN_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const DEFAULT_CONCURRENCY = 8;
+const MAX_CONCURRENCY = 64;
+
+interface FileJob {
+  id: string;
+  abs: string;
+  path: string;
+  /** Set once written: whether the inode is ours (written or copied), not a link to an old tree's. */
+  owned?: boolean;
+}
+
+interface DirJob {
+  id: string;
+  abs: string;
+  path: string;
+  depth: number;
+}
+
+interface DirMode {
+  abs: string;
+  path: string;
+  mode: number;
+  depth: number;
+}
 
 class Materializer {
-  readonly stats: MaterializeStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
+  readonly stats: MaterializeStats = {
+    files: 0,
+    dirs: 0,
+    symlinks: 0,
+    bytes: 0,
+    reused: 0,
+    reuseFallbacks: 0,
+    bytesWritten: 0,
+  };
+  readonly files: FileJob[] = [];
   // Directory modes are applied last, deepest first, so read-only directories can still be filled.
-  readonly dirModes: { absPath: string; mode: number }[] = [];
+  readonly dirModes: DirMode[] = [];
   private readonly budget: TreeBudget;
+  private readonly syncEach: boolean;
 
   constructor(
     private readonly reader: StoreReader,
     private readonly limits: TreeLimits,
-    private readonly fsync: boolean,
+    private readonly durability: Durability,
+    private readonly concurrency: number,
+    private readonly reuseMode: ReuseMode,
   ) {
     this.budget = new TreeBudget(limits);
+    this.syncEach = durability === 'file';
   }
 
-  async dir(id: string, absPath: string, path: string, depth: number): Promise<void> {
-    this.budget.checkDepth(depth, path);
-    const dir = await loadDir(this.reader, id, path, this.limits);
-    for (const entry of dir.entries) {
-      const entryPath = childPath(path, entry.name);
-      const entryAbs = join(absPath, entry.name);
-      this.budget.addEntry(entryPath);
-      try {
-        if (entry.kind === 'symlink') {
-          checkSymlinkWithinTree(entry.target!, depth, entryPath);
-          await symlink(entry.target!, entryAbs);
-          this.stats.symlinks++;
-        } else if (entry.kind === 'file') {
-          await this.file(
-            await loadFile(this.reader, entry.hash!, entryPath, this.limits),
-            entryAbs,
-            entryPath,
-          );
-        } else {
-          await mkdir(entryAbs, { mode: 0o700 });
-          this.stats.dirs++;
-          await this.dir(entry.hash!, entryAbs, entryPath, depth + 1);
-          this.dirModes.push({ absPath: entryAbs, mode: entry.mode! });
+  /**
+   * Creates every directory and symlink, level by level (directory objects of a level are loaded
+   * concurrently), and lists the files. Checks run in tree order before anything of a level is
+   * created, so the same tree always fails at the same place.
+   */
+  async dirs(root: string, targetDir: string): Promise<void> {
+    let level: DirJob[] = [{ id: root, abs: targetDir, path: '', depth: 0 }];
+    while (level.length > 0) {
+      const objects = await mapBounded(level, this.concurrency, (dir) => {
+        this.budget.checkDepth(dir.depth, dir.path);
+        return loadDir(this.reader, dir.id, dir.path, this.limits);
+      });
+      const next: DirJob[] = [];
+      const create: { path: string; run: () => Promise<void> }[] = [];
+      level.forEach((dir, i) => {
+        for (const entry of objects[i]!.entries) {
+          const path = childPath(dir.path, entry.name);
+          const abs = join(dir.abs, entry.name);
+          try {
+            this.budget.addEntry(path);
+            if (entry.kind === 'symlink') {
+              checkSymlinkWithinTree(entry.target!, dir.depth, path);
+              create.push({ path, run: () => symlink(entry.target!, abs) });
+              this.stats.symlinks++;
+            } else if (entry.kind === 'file') {
+              this.files.push({ id: entry.hash!, abs, path });
+            } else {
+              create.push({ path, run: () => mkdir(abs, { mode: 0o700 }) });
+              this.stats.dirs++;
+              next.push({ id: entry.hash!, abs, path, depth: dir.depth + 1 });
+              this.dirModes.push({ abs, path, mode: entry.mode!, depth: dir.depth + 1 });
+            }
+          } catch (error) {
+            throw withPath(error, path);
+          }
         }
-      } catch (error) {
-        throw withPath(error, entryPath);
-      }
+      });
+      await runBounded(create.length, this.concurrency, async (i) => {
+        await create[i]!.run().catch((error: unknown) => {
+          throw withPath(error, create[i]!.path);
+        });
+      });
+      level = next;
     }
   }
 
-  private async file(file: FileObject, absPath: string, path: string): Promise<void> {
-    this.budget.addBytes(file.size, path);
+  /** Loads every file object (each distinct one once) and charges the sizes in tree order. */
+  async fileObjects(): Promise<FileObject[]> {
+    const loads = new Map<string, Promise<FileObject>>();
+    const objects = await mapBounded(this.files, this.concurrency, (job) => {
+      let load = loads.get(job.id);
+      if (load === undefined) {
+        load = loadFile(this.reader, job.id, job.path, this.limits);
+        loads.set(job.id, load);
+      }
+      return load;
+    });
+    this.files.forEach((job, i) => this.budget.addBytes(objects[i]!.size, job.path));
+    return objects;
+  }
+
+  async writeFiles(objects: FileObject[], reuse: ReuseIndex | undefined, targetDev: bigint): Promise<void> {
+    await runBounded(this.files.length, this.concurrency, async (i) => {
+      const job = this.files[i]!;
+      const file = objects[i]!;
+      try {
+        const candidates = reuse?.get(job.id);
+        if (candidates !== undefined) {
+          for (const candidate of candidates) {
+            if (await reuseCandidate(file, candidate, job.abs, this.reuseMode, targetDev, this.syncEach)) {
+              job.owned = this.reuseMode === 'copy';
+              this.stats.reused++;
+              this.stats.files++;
+              this.stats.bytes += file.size;
+              return;
+            }
+          }
+          this.stats.reuseFallbacks++;
+        }
+        await this.writeFromChunks(file, job.abs);
+        job.owned = true;
+      } catch (error) {
+        throw withPath(error, job.path);
+      }
+    });
+  }
+
+  private async writeFromChunks(file: FileObject, absPath: string): Promise<void> {
     // O_EXCL | O_NOFOLLOW: never write through a symlink or into a file that is already there.
     const handle = await open(absPath, CREATE_FILE, 0o600);
     try {
@@ -89,29 +226,130 @@ class Materializer {
         await handle.write(bytes);
       }
       await handle.chmod(file.mode);
-      if (this.fsync) await handle.sync();
+      if (this.syncEach) await handle.sync();
     } finally {
       await handle.close();
     }
     this.stats.files++;
     this.stats.bytes += file.size;
+    this.stats.bytesWritten += file.size;
+  }
+
+  /** Applies directory modes deepest level first (fsyncing each directory under `file`). */
+  async applyDirModes(): Promise<void> {
+    const byDepth = new Map<number, DirMode[]>();
+    for (const dir of this.dirModes) {
+      const level = byDepth.get(dir.depth);
+      if (level === undefined) byDepth.set(dir.depth, [dir]);
+      else level.push(dir);
+    }
+    for (const depth of [...byDepth.keys()].sort((a, b) => b - a)) {
+      const level = byDepth.get(depth)!;
+      await runBounded(level.length, this.concurrency, async (i) => {
+        const dir = level[i]!;
+        await applyMode(dir.abs, dir.mode, this.syncEach).catch((error: unknown) => {
+          throw withPath(error, dir.path);
+        });
+      });
+    }
+  }
+
+  /**
+   * What `filesystem` durability falls back to without syncfs: fsync each file, then each
+   * directory. The root is closed to others (0700) meanwhile, as while it was being written, since
+   * a file its owner cannot read is made readable for a moment.
+   */
+  async syncEachWritten(targetDir: string, objects: FileObject[], rootMode: number): Promise<void> {
+    await applyMode(targetDir, 0o700, false);
+    await runBounded(this.files.length, this.concurrency, async (i) => {
+      const job = this.files[i]!;
+      await syncPath(job.abs, false, objects[i]!.mode, job.owned === true).catch((error: unknown) => {
+        throw withPath(error, job.path);
+      });
+    });
+    const dirs = [...this.dirModes].sort((a, b) => b.depth - a.depth);
+    await runBounded(dirs.length, this.concurrency, async (i) => {
+      const dir = dirs[i]!;
+      await syncPath(dir.abs, true, dir.mode, true).catch((error: unknown) => {
+        throw withPath(error, dir.path);
+      });
+    });
+    await applyMode(targetDir, rootMode, true);
   }
 }
 
-async function applyMode(absPath: string, mode: number): Promise<void> {
+async function applyMode(absPath: string, mode: number, sync: boolean): Promise<void> {
   const handle = await open(absPath, OPEN_DIR);
   try {
     await handle.chmod(mode);
+    if (sync) await handle.sync();
   } finally {
     await handle.close();
   }
 }
 
 /**
+ * fsyncs a file or directory of the new tree. One whose mode forbids its owner to read it (open
+ * fails with EACCES unless running as root) is made readable for the moment if it is ours; a
+ * hardlinked file is never chmod-ed (it could be opened to be verified, so it can be opened now).
+ */
+async function syncPath(absPath: string, isDir: boolean, mode: number, owned: boolean): Promise<void> {
+  const flags = isDir ? OPEN_DIR : OPEN_FILE;
+  let handle: FileHandle;
+  try {
+    handle = await open(absPath, flags);
+  } catch (error) {
+    if (!owned || (error as NodeJS.ErrnoException).code !== 'EACCES') throw error;
+    await chmod(absPath, mode | (isDir ? 0o500 : 0o400));
+    handle = await open(absPath, flags);
+    const opened = handle;
+    await opened.chmod(mode).catch(async (chmodError: unknown) => {
+      await opened.close();
+      throw chmodError;
+    });
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function checkConcurrency(value: number | undefined): number {
+  if (value === undefined) return DEFAULT_CONCURRENCY;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_CONCURRENCY)
+    throw new FlotillaError('FLT_VALIDATION', `concurrency must be an integer from 1 to ${MAX_CONCURRENCY}`, {
+      details: { concurrency: value },
+    });
+  return value;
+}
+
+function checkDurability(options: MaterializeOptions): Durability {
+  const durability = options.durability ?? (options.fsync === false ? 'none' : 'file');
+  if (durability !== 'file' && durability !== 'filesystem' && durability !== 'none')
+    throw new FlotillaError('FLT_VALIDATION', `durability must be 'file', 'filesystem' or 'none'`, {
+      details: { durability },
+    });
+  return durability;
+}
+
+function checkReuseMode(mode: ReuseMode | undefined): ReuseMode {
+  if (mode === undefined) return 'link';
+  if (mode !== 'link' && mode !== 'copy')
+    throw new FlotillaError('FLT_VALIDATION', `reuseMode must be 'link' or 'copy'`, {
+      details: { reuseMode: mode },
+    });
+  return mode;
+}
+
+/**
  * Writes the tree `root` into `targetDir`, which must not exist yet (its parent must). Every object
  * and chunk is verified against its hash before it is written; files are created with O_EXCL and
- * O_NOFOLLOW, symlinks are checked not to escape the tree. On any failure the partly written
- * directory is removed, so the caller sees either the whole tree or nothing.
+ * O_NOFOLLOW, symlinks are checked not to escape the tree. Files found in `reuse` trees are linked
+ * or copied from there once verified (docs/store.md, "Staging with reuse"). Up to `concurrency`
+ * files are written at once. On any failure the partly written directory is removed, so the
+ * caller sees either the whole tree or nothing; the error is the first in tree order among the
+ * operations that failed.
  */
 export async function materialize(
   reader: StoreReader,
@@ -121,7 +359,10 @@ export async function materialize(
 ): Promise<MaterializeStats> {
   const limits = resolveLimits(options.limits);
   const rootMode = checkMode(options.rootMode ?? 0o755, limits, 'rootMode');
-  const materializer = new Materializer(reader, limits, options.fsync ?? true);
+  const durability = checkDurability(options);
+  const concurrency = checkConcurrency(options.concurrency);
+  const reuseMode = checkReuseMode(options.reuseMode);
+  const materializer = new Materializer(reader, limits, durability, concurrency, reuseMode);
   try {
     await mkdir(targetDir, { mode: 0o700 });
   } catch (error) {
@@ -134,23 +375,23 @@ export async function materialize(
     }
     throw asIoError(error, targetDir);
   }
+  let reuse: Promise<ReuseIndex> | undefined;
   try {
-    await materializer.dir(root, targetDir, '', 0);
-    for (const { absPath, mode } of materializer.dirModes) await applyMode(absPath, mode);
-    await applyMode(targetDir, rootMode);
-    if (options.fsync ?? true) await syncDir(targetDir);
+    // The old trees are indexed while the new one's directories are created (never rejects).
+    if (options.reuse !== undefined && options.reuse.length > 0)
+      reuse = buildReuseIndex(reader, options.reuse, limits, concurrency);
+    await materializer.dirs(root, targetDir);
+    const objects = await materializer.fileObjects();
+    const targetDev = (await stat(targetDir, { bigint: true })).dev;
+    await materializer.writeFiles(objects, await reuse, targetDev);
+    await materializer.applyDirModes();
+    await applyMode(targetDir, rootMode, durability === 'file');
+    if (durability === 'filesystem' && !(await syncFilesystem(targetDir)))
+      await materializer.syncEachWritten(targetDir, objects, rootMode);
   } catch (error) {
+    await reuse;
     await rm(targetDir, { recursive: true, force: true }).catch(() => undefined);
     throw error;
   }
   return materializer.stats;
-}
-
-async function syncDir(absPath: string): Promise<void> {
-  const handle = await open(absPath, OPEN_DIR);
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

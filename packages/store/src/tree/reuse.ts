@@ -1,0 +1,259 @@
+/**
+ * Reusing files of trees already on disk (the releases a device has installed) when a new tree is
+ * materialized: a file whose file-object id is in an old tree is hardlinked (or copied) from there
+ * instead of being rebuilt from the chunk cache, as OSTree's checkout hardlinks out of its repository.
+ *
+ * Nothing on disk is trusted: a candidate is opened with O_NOFOLLOW, checked by fstat on that
+ * descriptor (regular file, size, mode) and its content hashed at the file object's chunk
+ * boundaries through the same descriptor. A hardlink is kept only if the linked name turns out to
+ * be the inode that was verified; a copy is verified after it is made. Anything unexpected makes the
+ * caller write the file from chunks instead.
+ */
+import { constants } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
+import { chmod, copyFile, link, lstat, open, realpath, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TreeLimits } from '../objects/limits.js';
+import type { DirObject, FileObject } from '../objects/types.js';
+import type { ObjectReader } from '../store-api.js';
+import { verifyFileContent } from '../delta/file-content.js';
+import { TreeBudget, childPath, loadDir } from './context.js';
+import { mapBounded } from './pool.js';
+
+/** A tree already materialized at `dir` (e.g. an installed release) and its root id. */
+export interface ReuseSource {
+  dir: string;
+  root: string;
+}
+
+/** `link`: hardlink the verified file (no copy, shares the inode); `copy`: copy it (reflink if possible). */
+export type ReuseMode = 'link' | 'copy';
+
+/** File-object id → paths of files on disk that should hold that content (unverified). */
+export type ReuseIndex = Map<string, string[]>;
+
+/** Candidates kept per file-object id: a second one helps when the first was changed on disk. */
+const MAX_CANDIDATES = 2;
+/** Verification reads whole chunks, this much at once (plus at most one chunk). */
+const READ_BATCH_BYTES = 4 * 1024 * 1024;
+// O_NONBLOCK: a FIFO planted where a file was expected must not block the open.
+const OPEN_CANDIDATE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/**
+ * Maps every file of the `sources` trees to its path on disk, walking their directory objects
+ * through `reader`. Each directory on the way must be a real directory (lstat, not a symlink), else
+ * its subtree is left out; a source whose objects cannot be read or that breaks `limits` is left out
+ * from there on. Never throws: reuse is an optimisation, and every candidate is verified before use.
+ */
+export async function buildReuseIndex(
+  reader: ObjectReader,
+  sources: readonly ReuseSource[],
+  limits: TreeLimits,
+  concurrency: number,
+): Promise<ReuseIndex> {
+  const index: ReuseIndex = new Map();
+  const dirs = new Map<string, Promise<DirObject>>();
+  const load = (id: string, path: string): Promise<DirObject> => {
+    let dir = dirs.get(id);
+    if (dir === undefined) {
+      dir = loadDir(reader, id, path, limits);
+      dirs.set(id, dir);
+    }
+    return dir;
+  };
+  for (const source of sources) {
+    try {
+      await indexSource(source, index, load, limits, concurrency);
+    } catch {
+      // Whatever was indexed before the failure stays usable; each candidate is verified anyway.
+    }
+  }
+  return index;
+}
+
+interface Level {
+  id: string;
+  abs: string;
+  path: string;
+  depth: number;
+}
+
+async function indexSource(
+  source: ReuseSource,
+  index: ReuseIndex,
+  load: (id: string, path: string) => Promise<DirObject>,
+  limits: TreeLimits,
+  concurrency: number,
+): Promise<void> {
+  // The caller names the directory (it may be a `current` symlink); below it nothing is followed.
+  const top = await realpath(source.dir);
+  if (!(await isRealDir(top))) return;
+  const budget = new TreeBudget(limits);
+  let level: Level[] = [{ id: source.root, abs: top, path: '', depth: 0 }];
+  while (level.length > 0) {
+    const loaded = await mapBounded(level, concurrency, async (dir) => {
+      budget.checkDepth(dir.depth, dir.path);
+      const [object, real] = await Promise.all([
+        load(dir.id, dir.path),
+        dir.depth === 0 ? true : isRealDir(dir.abs),
+      ]);
+      return real ? object : undefined;
+    });
+    const next: Level[] = [];
+    level.forEach((dir, i) => {
+      const object = loaded[i];
+      if (object === undefined) return;
+      for (const entry of object.entries) {
+        const path = childPath(dir.path, entry.name);
+        budget.addEntry(path);
+        const abs = join(dir.abs, entry.name);
+        if (entry.kind === 'dir') next.push({ id: entry.hash!, abs, path, depth: dir.depth + 1 });
+        else if (entry.kind === 'file') {
+          const paths = index.get(entry.hash!);
+          if (paths === undefined) index.set(entry.hash!, [abs]);
+          else if (paths.length < MAX_CANDIDATES) paths.push(abs);
+        }
+      }
+    });
+    level = next;
+  }
+}
+
+async function isRealDir(abs: string): Promise<boolean> {
+  const info = await lstat(abs).catch(() => null);
+  return info !== null && info.isDirectory();
+}
+
+/**
+ * Puts a verified copy of `file` at `target` (which must not exist) from the candidate `source`:
+ * a hardlink of the very inode verified (`link`), or a copy verified after it is made (`copy`).
+ * Returns false, leaving nothing at `target`, if the candidate does not qualify or anything fails.
+ * `targetDev` is the device of the target tree (a hardlink cannot cross devices).
+ */
+export async function reuseCandidate(
+  file: FileObject,
+  source: string,
+  target: string,
+  mode: ReuseMode,
+  targetDev: bigint,
+  sync: boolean,
+): Promise<boolean> {
+  let handle: FileHandle;
+  try {
+    handle = await open(source, OPEN_CANDIDATE);
+  } catch {
+    return false;
+  }
+  try {
+    const info = await handle.stat({ bigint: true });
+    if (!info.isFile() || info.size !== BigInt(file.size)) return false;
+    if (mode === 'link') return await linkVerified(handle, info, file, source, target, targetDev, sync);
+    return await copyVerified(file, source, target, sync);
+  } catch {
+    return false;
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+async function linkVerified(
+  handle: FileHandle,
+  info: BigIntStats,
+  file: FileObject,
+  source: string,
+  target: string,
+  targetDev: bigint,
+  sync: boolean,
+): Promise<boolean> {
+  // Never chmod a linked inode (it is the old release's file too): the mode must already match.
+  if (Number(info.mode & 0o7777n) !== file.mode || info.dev !== targetDev) return false;
+  if (!(await contentMatches(handle, file))) return false;
+  try {
+    await link(source, target);
+  } catch {
+    // EXDEV, EPERM (protected hardlinks), EMLINK, a vanished source: write from chunks instead.
+    return false;
+  }
+  // The name may have been swapped for another file between the verification and link(2).
+  const linked = await lstat(target, { bigint: true }).catch(() => null);
+  if (linked === null || linked.dev !== info.dev || linked.ino !== info.ino) {
+    await unlink(target).catch(() => undefined);
+    return false;
+  }
+  if (sync) await handle.sync();
+  return true;
+}
+
+async function copyVerified(
+  file: FileObject,
+  source: string,
+  target: string,
+  sync: boolean,
+): Promise<boolean> {
+  try {
+    // FICLONE: a reflink where the file system supports it, else an in-kernel copy.
+    await copyFile(source, target, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+  } catch {
+    return false;
+  }
+  let ok = false;
+  try {
+    // A fresh inode of ours inside the private target tree: make it readable, then verify what
+    // actually landed there (the source path may have changed since it was opened).
+    await chmod(target, 0o600);
+    const copy = await open(target, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const info = await copy.stat({ bigint: true });
+      if (info.isFile() && info.size === BigInt(file.size) && (await contentMatches(copy, file))) {
+        await copy.chmod(file.mode);
+        if (sync) await copy.sync();
+        ok = true;
+      }
+    } finally {
+      await copy.close();
+    }
+  } catch {
+    ok = false;
+  }
+  if (!ok) await unlink(target).catch(() => undefined);
+  return ok;
+}
+
+/** Whether the first `file.size` bytes read through `handle` hash to the file object's chunks. */
+export async function contentMatches(handle: FileHandle, file: FileObject): Promise<boolean> {
+  let position = 0;
+  let first = 0;
+  let buffer: Buffer | undefined;
+  while (first < file.chunks.length) {
+    // Whole chunks per read, at least READ_BATCH_BYTES at a time unless the file ends (one read
+    // for most files).
+    let last = first;
+    let bytes = 0;
+    do {
+      bytes += file.chunks[last]!.size;
+      last++;
+    } while (last < file.chunks.length && bytes < READ_BATCH_BYTES);
+    if (buffer === undefined || buffer.length < bytes) buffer = Buffer.allocUnsafe(bytes);
+    const view = buffer.subarray(0, bytes);
+    if (!(await readExactly(handle, view, position))) return false;
+    try {
+      verifyFileContent({ size: bytes, chunks: file.chunks.slice(first, last) }, view);
+    } catch {
+      return false;
+    }
+    position += bytes;
+    first = last;
+  }
+  return position === file.size;
+}
+
+async function readExactly(handle: FileHandle, into: Buffer, position: number): Promise<boolean> {
+  let done = 0;
+  while (done < into.length) {
+    const { bytesRead } = await handle.read(into, done, into.length - done, position + done);
+    if (bytesRead === 0) return false;
+    done += bytesRead;
+  }
+  return true;
+}
