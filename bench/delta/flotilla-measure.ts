@@ -1,29 +1,30 @@
 /**
- * Flotilla's side: both trees pushed to a real server with the real CLI; a device that holds v1
- * fetches what v2 adds (the ids v2 has and v1 lacks, objects then chunks) through the pack endpoint
- * into an `FsStore` cache, then `materialize`s v2. Both fsync, as the agent does before it switches
- * releases; the OSTree side is run with its fsyncs on too (pull's default, checkout `--fsync=true`).
+ * Flotilla's side: both trees pushed to a real server with the real CLI; devices are the agent's own
+ * update engine (flotilla-device.ts). Full: a device with nothing installs v2. Update: a device that
+ * runs v1 installs v2: the first such device makes the server compute the deltas (cold), a second
+ * finds them in the server's delta cache (warm, as after `flotilla release delta` or a deploy, which
+ * prepares them). The engine fsyncs as it does in production (one syncfs for the cache, one for the
+ * staged release); the OSTree side runs with its fsyncs on (pull's default, checkout `--fsync=true`).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FsStore, materialize } from '@flotilla/store';
-import { timed } from './exec.js';
+import { BenchDevice } from './flotilla-device.js';
 import type { FlotillaServer } from './flotilla-server.js';
-import { fetchPacks } from './pack-client.js';
-import { missingIds, treeIds } from './tree-ids.js';
+import { treeIds } from './tree-ids.js';
 import type { TreeIds } from './tree-ids.js';
 
 export interface FlotillaFigures {
-  /** Response bytes of a device with nothing fetching all of v2. */
+  /** Response bytes of a device with nothing installing v2. */
   fullBytes: number;
   fullMs: number;
-  /** Response bytes of the v1 → v2 update. */
+  /** Response bytes of the v1 → v2 update (warm; the cold run's bytes are the same, checked). */
   updateBytes: number;
-  updateObjects: number;
-  /** Fetch of the update into the cache, then materialize of v2. */
+  /** Warm update: assignment to staging, staging to commit. */
   fetchMs: number;
   applyMs: number;
+  /** The first device's whole update, deltas computed on demand by the server. */
+  coldMs: number;
 }
 
 async function pushChecked(server: FlotillaServer, dir: string, app: string, version: string, ids: TreeIds) {
@@ -32,20 +33,18 @@ async function pushChecked(server: FlotillaServer, dir: string, app: string, ver
     throw new Error(`the CLI pushed root ${String(out.release?.rootObject)}, the local build is ${ids.root}`);
 }
 
-async function fetchInto(server: FlotillaServer, store: FsStore | null, need: ReturnType<typeof missingIds>) {
-  const objects = await fetchPacks(
-    server.base,
-    server.token,
-    need.objects,
-    store && ((id, b) => store.putObject(id, b)),
-  );
-  const chunks = await fetchPacks(
-    server.base,
-    server.token,
-    need.chunks,
-    store && ((id, b) => store.putChunk(id, b)),
-  );
-  return objects + chunks;
+async function withDevice<T>(
+  work: string,
+  name: string,
+  server: FlotillaServer,
+  use: (d: BenchDevice) => Promise<T>,
+): Promise<T> {
+  const device = await BenchDevice.open(join(work, name), server);
+  try {
+    return await use(device);
+  } finally {
+    await device.remove();
+  }
 }
 
 export async function measureFlotilla(
@@ -58,24 +57,27 @@ export async function measureFlotilla(
   const v2 = await treeIds(v2Dir);
   await pushChecked(server, v1Dir, app, '1.0.0', v1);
   await pushChecked(server, v2Dir, app, '2.0.0', v2);
-  const device = await mkdtemp(join(tmpdir(), 'flt-delta-device-'));
+  const work = await mkdtemp(join(tmpdir(), 'flt-delta-device-'));
   try {
-    const full = await timed(() => fetchInto(server, null, missingIds(v2, null)));
-    const store = await FsStore.open({ root: join(device, 'cache') });
-    await fetchInto(server, store, missingIds(v1, null));
-    await materialize(store, v1.root, join(device, 'v1'));
-    const need = missingIds(v2, v1);
-    const fetched = await timed(() => fetchInto(server, store, need));
-    const applied = await timed(() => materialize(store, v2.root, join(device, 'v2')));
+    const full = await withDevice(work, 'full', server, (d) => d.install(app, '2.0.0', v2.root));
+    const update = async (name: string) =>
+      withDevice(work, name, server, async (d) => {
+        await d.install(app, '1.0.0', v1.root);
+        return d.install(app, '2.0.0', v2.root);
+      });
+    const cold = await update('cold');
+    const warm = await update('warm');
+    if (cold.wireBytes !== warm.wireBytes)
+      console.error(`  note: cold update moved ${cold.wireBytes} bytes, warm ${warm.wireBytes}`);
     return {
-      fullBytes: full.value,
-      fullMs: full.ms,
-      updateBytes: fetched.value,
-      updateObjects: need.objects.length + need.chunks.length,
-      fetchMs: fetched.ms,
-      applyMs: applied.ms,
+      fullBytes: full.wireBytes,
+      fullMs: full.totalMs,
+      updateBytes: warm.wireBytes,
+      fetchMs: warm.fetchMs,
+      applyMs: warm.applyMs,
+      coldMs: cold.totalMs,
     };
   } finally {
-    await rm(device, { recursive: true, force: true });
+    await rm(work, { recursive: true, force: true });
   }
 }

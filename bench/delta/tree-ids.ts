@@ -29,9 +29,3 @@ export async function treeIds(dir: string): Promise<TreeIds> {
   const built = await buildTree(dir, { sink });
   return { root: built.root, objects, chunks, bytes: built.stats.bytes };
 }
-
-/** What a device holding `from` lacks of `to`: the ids its fetcher requests. */
-export function missingIds(to: TreeIds, from: TreeIds | null): { objects: string[]; chunks: string[] } {
-  const lacks = (id: string) => !(from?.objects.has(id) || from?.chunks.has(id));
-  return { objects: [...to.objects].filter(lacks), chunks: [...to.chunks].filter(lacks) };
-}

@@ -71,6 +71,15 @@ export const AgentConfigSchema = Type.Object(
     fetchConcurrency: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
     /** Download bandwidth limit in bytes per second; 0 = unlimited. */
     fetchBytesPerSecond: Type.Integer({ minimum: 0, default: 0 }),
+    /** Ask for changed files as deltas against the installed release (docs/updates.md "Deltas"). */
+    fetchDeltas: Type.Boolean({ default: true }),
+    /**
+     * Staging takes unchanged files from the installed releases, verified, by hardlink (`link`),
+     * by copy (`copy`, reflink where the filesystem can) or not at all (`off`): docs/updates.md.
+     */
+    stageReuse: Type.Union([Type.Literal('link'), Type.Literal('copy'), Type.Literal('off')], {
+      default: 'link',
+    }),
     /** The image repository's trusted root (TUF root.json); null: trust the server's on first use. */
     trustedRootFile: nullable(Type.String({ minLength: 1 })),
   },
@@ -101,6 +110,8 @@ export interface AgentFlags {
   chunkCacheMaxBytes?: number;
   fetchConcurrency?: number;
   fetchBytesPerSecond?: number;
+  fetchDeltas?: boolean;
+  stageReuse?: 'link' | 'copy' | 'off';
 }
 
 export interface ResolveAgentConfigInput {
@@ -126,6 +137,8 @@ const FLAG_FIELDS: readonly (readonly [keyof AgentFlags, string, string])[] = [
   ['chunkCacheMaxBytes', 'chunkCacheMaxBytes', '--chunk-cache-max-bytes'],
   ['fetchConcurrency', 'fetchConcurrency', '--fetch-concurrency'],
   ['fetchBytesPerSecond', 'fetchBytesPerSecond', '--fetch-bytes-per-second'],
+  ['fetchDeltas', 'fetchDeltas', '--fetch-deltas'],
+  ['stageReuse', 'stageReuse', '--stage-reuse'],
 ];
 
 /**

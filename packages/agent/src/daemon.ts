@@ -62,6 +62,8 @@ export async function startAgent(
         logger: logger.child({ component: 'updates' }),
         keepPrevious: config.keepPreviousReleases,
         cacheMaxBytes: config.chunkCacheMaxBytes,
+        fetchDeltas: config.fetchDeltas,
+        stageReuse: config.stageReuse,
       });
   } catch (e) {
     local.db.close();

@@ -10,3 +10,6 @@ export type { UpdateDryRun } from './update/dry-run.js';
 export { UpdateEngine } from './update/engine.js';
 export type { UpdateEngineOptions, UpdateSource } from './update/engine.js';
 export type { Plan, ReleaseSpec, Step } from './update/types.js';
+export { HttpFetcher } from './fetch/http-fetcher.js';
+export type { HttpFetcherOptions } from './fetch/http-fetcher.js';
+export { openStateDatabase } from './state/db.js';

@@ -11,6 +11,9 @@ export interface FetchOutcome {
   wireBytes: number;
 }
 
+/** How staging takes unchanged files from installed releases: hardlink, copy, or not at all. */
+export type StageReuse = 'link' | 'copy' | 'off';
+
 export interface ApplyContext {
   layout: AppLayout;
   cache: ChunkCache;
@@ -21,5 +24,6 @@ export interface ApplyContext {
   /** Ids the cache must keep: everything reachable from current and previous releases of every app. */
   protectedIds: () => Promise<Set<string>>;
   keepPrevious: number;
+  stageReuse: StageReuse;
   logger: Logger;
 }

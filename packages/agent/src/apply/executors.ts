@@ -2,7 +2,8 @@
 import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
 import { materialize, parseObject } from '@flotilla/store';
-import type { Step } from '../update/types.js';
+import type { MaterializeOptions } from '@flotilla/store';
+import type { ReleaseSpec, Step } from '../update/types.js';
 import type { ApplyContext } from './context.js';
 import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from './fs-ops.js';
 
@@ -18,6 +19,20 @@ type Executor<K extends Step['kind']> = (
 
 const NOTHING: StepResult = { wireBytes: 0 };
 const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID']);
+
+/**
+ * Staging is made durable by one syncfs, not an fsync per file, and takes unchanged files from the
+ * app's installed releases (each verified against its file object first) instead of rebuilding
+ * them from the cache: docs/updates.md "Staging".
+ */
+function stageOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptions {
+  if (ctx.stageReuse === 'off') return { durability: 'filesystem' };
+  const installed = ctx.records.installed(release.app);
+  const reuse = [installed.current, ...installed.previous]
+    .filter((r): r is ReleaseSpec => r !== null && r.root !== release.root)
+    .map((r) => ({ root: r.root, dir: ctx.layout.releaseDir(r.app, r.root) }));
+  return { durability: 'filesystem', reuse, reuseMode: ctx.stageReuse };
+}
 
 const executors: { [K in Step['kind']]: Executor<K> } = {
   async fetch(step, ctx, signal) {
@@ -37,8 +52,9 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       throw ioError('cannot remove', temp, e);
     });
     let wireBytes = 0;
+    const options = stageOptions(ctx, step.release);
     try {
-      await materialize(ctx.cache, root, temp, { fsync: true });
+      await materialize(ctx.cache, root, temp, options);
     } catch (error) {
       // The cache removes a corrupt item when it reads one. Read the whole release once to find
       // (and remove) every other, fetch them again with no shortcut through installed subtrees, retry once.
@@ -50,7 +66,8 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       await removeTree(temp);
       await scrub(ctx, root);
       wireBytes = (await ctx.fetchRelease(step.release, signal, true)).wireBytes;
-      await materialize(ctx.cache, root, temp, { fsync: true }).catch((e: unknown) => {
+      // No reuse on the retry: the corrupt item may be what a reused file was checked against.
+      await materialize(ctx.cache, root, temp, { durability: 'filesystem' }).catch((e: unknown) => {
         throw asDiskError(e);
       });
     }

@@ -26,6 +26,8 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   chunkCacheMaxBytes: { kind: 'integer' },
   fetchConcurrency: { kind: 'integer' },
   fetchBytesPerSecond: { kind: 'integer' },
+  fetchDeltas: { kind: 'boolean' },
+  stageReuse: { kind: 'string' },
   trustedRootFile: { kind: 'nullableString' },
 };
 

@@ -113,9 +113,9 @@ export function formatDryRun(result: UpdateDryRun, json: boolean): string {
 function describeStep(step: Step): string {
   switch (step.kind) {
     case 'fetch':
-      return `fetch     objects of ${step.release.version} the cache lacks`;
+      return `fetch     objects of ${step.release.version} the cache lacks (changed files as deltas where offered)`;
     case 'stage':
-      return `stage     releases/${step.release.root.slice(0, 12)}… (materialize, fsync, rename)`;
+      return `stage     releases/${step.release.root.slice(0, 12)}… (materialize, reusing unchanged files, syncfs, rename)`;
     case 'stop':
       return `stop      ${step.release.app} (${step.release.runtime})`;
     case 'switch':

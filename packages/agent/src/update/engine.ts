@@ -8,7 +8,7 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { AppLogs, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { AppLayout } from '../apply/layout.js';
-import type { ApplyContext } from '../apply/context.js';
+import type { ApplyContext, StageReuse } from '../apply/context.js';
 import { ioError } from '../apply/fs-ops.js';
 import { runTransaction } from '../apply/transaction.js';
 import type { PhaseEvent, TransactionOutcome } from '../apply/transaction.js';
@@ -38,6 +38,10 @@ export interface UpdateEngineOptions {
   /** Agent restarts inside switch..health before rolling back (default 3). */
   maxAttempts?: number;
   disk?: DiskProbe;
+  /** Ask for changed files as deltas against the installed release (default true). */
+  fetchDeltas?: boolean;
+  /** How staging takes unchanged files from installed releases (default `link`). */
+  stageReuse?: StageReuse;
   /** Defaults to `files` and `process`. */
   runtimes?: Partial<Record<RuntimeKind, Runtime>>;
 }
@@ -253,6 +257,7 @@ export class UpdateEngine {
       fetchRelease: (release, signal, full) => this.fetchRelease(release, signal, full),
       protectedIds: () => this.cache.reachable(this.installedRoots(true)),
       keepPrevious: this.keepPrevious,
+      stageReuse: this.options.stageReuse ?? 'link',
       logger: this.options.logger,
     };
   }
@@ -273,7 +278,7 @@ export class UpdateEngine {
       // Changed files come as deltas against the release this app runs (not after a scrub: its
       // chunks may be what was corrupt).
       deltaBase:
-        current && !full && current.root !== release.root
+        current && !full && current.root !== release.root && this.options.fetchDeltas !== false
           ? { root: current.root, dir: this.layout.releaseDir(current.app, current.root) }
           : null,
       onDeltaFailed: (target, error) =>

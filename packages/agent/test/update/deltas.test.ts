@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { realpathSync, writeFileSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -106,3 +106,39 @@ void test('a base modified on disk is not trusted: the base content comes from t
   const wire = h.server.bytesSent - before;
   assert.ok(wire < 20_000, `fetched ${wire} bytes`);
 });
+
+for (const mode of ['link', 'copy', 'off'] as const) {
+  void test(`staging with stageReuse=${mode}: unchanged files ${mode === 'link' ? 'share the installed inode' : 'are separate files'}, the tree is exact`, async (t) => {
+    const { store, v1, v2 } = await twoReleases(t);
+    const h = await harness(t, store, { stageReuse: mode });
+    h.assign([v1]);
+    assert.equal(await h.converge(), true);
+    h.assign([v2]);
+    assert.equal(await h.converge(), true);
+    await assertRuns(h, v2.root);
+    // etc/version changed, bin/app changed; make a v3 that only adds a file: everything else is reused.
+    const releases = join(h.dataDir, 'apps/svc/releases');
+    const old = statSync(join(releases, v1.root, 'bin/app'));
+    const now = statSync(join(releases, v2.root, 'bin/app'));
+    assert.notEqual(old.ino, now.ino, 'a changed file is never linked');
+    const v3 = await buildRelease(
+      store,
+      writeTree(join(tempDir(t), 'v3'), {
+        'bin/app': readFileSync(join(releases, v2.root, 'bin/app')),
+        'etc/version': 'two\n',
+        'etc/new': 'fresh\n',
+        'etc/extra': 'more\n',
+      }),
+      { app: 'svc', version: '3', config: { files: {} } },
+    );
+    h.assign([v3]);
+    assert.equal(await h.converge(), true);
+    assert.equal(h.engine.records.installed('svc').current?.root, v3.root);
+    const inV2 = statSync(join(releases, v2.root, 'bin/app'));
+    const inV3 = statSync(join(releases, v3.root, 'bin/app'));
+    if (mode === 'link') assert.equal(inV3.ino, inV2.ino);
+    else assert.notEqual(inV3.ino, inV2.ino);
+    const dir = realpathSync(join(h.dataDir, 'apps/svc/current'));
+    assert.ok((await verifyTree(h.engine.cache, dir, v3.root)).ok);
+  });
+}

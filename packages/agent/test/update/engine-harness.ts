@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { UpdateReport } from '@flotilla/protocol';
 import type { FsStore } from '@flotilla/store';
+import type { StageReuse } from '../../src/apply/context.js';
 import type { DiskProbe } from '../../src/fetch/disk.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { UpdateEngine } from '../../src/update/engine.js';
@@ -24,7 +25,13 @@ export interface Harness {
 export async function harness(
   t: TestContext,
   store: FsStore,
-  options: { disk?: DiskProbe; dataDir?: string; keepPrevious?: number; cacheMaxBytes?: number } = {},
+  options: {
+    disk?: DiskProbe;
+    dataDir?: string;
+    keepPrevious?: number;
+    cacheMaxBytes?: number;
+    stageReuse?: StageReuse;
+  } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
   const db = stateDb(t, dataDir);
@@ -37,6 +44,7 @@ export async function harness(
     keepPrevious: options.keepPrevious,
     cacheMaxBytes: options.cacheMaxBytes,
     disk: options.disk,
+    stageReuse: options.stageReuse,
   });
   t.after(async () => {
     await engine.close();
