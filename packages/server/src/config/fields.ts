@@ -24,6 +24,8 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   objectGcGraceMs: { kind: 'duration' },
   objectGcIntervalMs: { kind: 'duration' },
   maxUploadBytes: { kind: 'integer' },
+  deltaLevel: { kind: 'integer' },
+  maxDeltaFileBytes: { kind: 'integer' },
   allowServerSideSigning: { kind: 'boolean' },
 };
 

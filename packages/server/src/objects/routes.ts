@@ -1,12 +1,14 @@
 /**
  * Object routes (protocol `ObjectRoutes`): which objects are missing, pack upload (deployer), per-object
- * GET (immutable, Range-capable, for proxies and CDNs) and batched pack download (operators and
- * accepted devices).
+ * GET (immutable, Range-capable, for proxies and CDNs), batched pack download and file deltas
+ * (operators and accepted devices).
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
+  DELTA_PACK_CONTENT_TYPE,
+  DeltaRequest,
   FRAME_CONTENT_TYPE,
   FlotillaError,
   MissingObjectsResponse,
@@ -19,10 +21,13 @@ import {
   Type,
   UploadResponse,
 } from '@flotilla/protocol';
+import { DeltaKind, deltaPairKey, writeDeltaPack } from '@flotilla/store';
+import type { DeltaRecord } from '@flotilla/store';
 import type { DeviceAuthenticator } from '../devices/index.js';
 import { requireRole } from '../http/auth.js';
 import { requireOperatorOrDevice } from './access.js';
-import type { ObjectMetrics } from './metrics.js';
+import type { DeltaService } from './deltas.js';
+import type { DeltaMetrics, ObjectMetrics } from './metrics.js';
 import { packStream, parseCodec } from './pack.js';
 import type { PackRecord } from './pack.js';
 import { parseRange } from './range.js';
@@ -32,6 +37,8 @@ import { receivePack } from './upload.js';
 export interface ObjectRoutesOptions {
   store: ObjectStore;
   metrics: ObjectMetrics;
+  deltas: DeltaService;
+  deltaMetrics: DeltaMetrics;
   deviceAuth: DeviceAuthenticator;
   maxUploadBytes: number;
 }
@@ -164,6 +171,55 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
         request.log.error({ err }, 'pack stream failed; the client sees a truncated pack'),
       );
       return reply.type(PACK_CONTENT_TYPE).header(PACK_CODEC_HEADER, codec).send(stream);
+    },
+  );
+
+  app.post(
+    ObjectRoutes.deltas,
+    {
+      schema: {
+        summary:
+          `File deltas (${DELTA_PACK_CONTENT_TYPE}): per (target, base) file pair, in request order, a zstd ` +
+          'frame of the target rebuilt against the base (zstd --patch-from), or "none" (fetch its chunks); ' +
+          'unknown ids are a 404 listing them, ids that are not file objects a 400',
+        tags,
+        body: DeltaRequest,
+        response: {
+          200: {
+            description: 'The delta pack, streamed as each record is ready',
+            content: {
+              [DELTA_PACK_CONTENT_TYPE]: {
+                schema: Type.Unsafe<Readable>({ type: 'string', format: 'binary' }),
+              },
+            },
+          },
+        },
+      },
+      preHandler: reader,
+    },
+    async (request, reply) => {
+      const seen = new Set<string>();
+      const pairs = request.body.pairs.filter((p) => {
+        const key = deltaPairKey(p.target, p.base);
+        if (seen.has(key)) return false;
+        seen.add(key);
+        return true;
+      });
+      const files = await opts.deltas.fileObjects(pairs.flatMap((p) => [p.target, p.base]));
+      const { deltas, deltaMetrics } = opts;
+      async function* records(): AsyncGenerator<DeltaRecord> {
+        for (const { target, base } of pairs) {
+          const record = await deltas.record(target, base, files);
+          deltaMetrics.served.inc({ kind: record.kind === DeltaKind.zstd ? 'zstd' : 'none' });
+          deltaMetrics.bytesServed.inc(record.payload.length);
+          yield record;
+        }
+      }
+      const stream = Readable.from(writeDeltaPack(records()), { objectMode: false });
+      stream.on('error', (err) =>
+        request.log.error({ err }, 'delta pack stream failed; the client sees a truncated pack'),
+      );
+      return reply.type(DELTA_PACK_CONTENT_TYPE).header('cache-control', 'no-store').send(stream);
     },
   );
 }

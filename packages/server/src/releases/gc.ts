@@ -55,12 +55,26 @@ export interface GcJob {
   stop(): Promise<void>;
 }
 
+export interface GcJobOptions {
+  /** Runs after each round (e.g. dropping what depended on the deleted objects); failures are logged. */
+  afterRound?: (result: GcResponse) => Promise<void>;
+}
+
 /** Runs `collectGarbage` every `objectGcIntervalMs`; one round at a time; failures are logged. */
-export function startGcJob(ctx: ServerContext, store: ObjectStore): GcJob {
+export function startGcJob(ctx: ServerContext, store: ObjectStore, options: GcJobOptions = {}): GcJob {
   const log = ctx.log.child({ component: 'object-gc' });
   let running: Promise<GcResponse | undefined> = Promise.resolve(undefined);
+  const collectOnce = async (): Promise<GcResponse> => {
+    const result = await collectGarbage(ctx, store);
+    await options
+      .afterRound?.(result)
+      .catch((err: unknown) =>
+        log.error({ err }, 'after object garbage collection: cleanup failed; retrying at the next round'),
+      );
+    return result;
+  };
   const runOnce = (): Promise<GcResponse> => {
-    const round = running.catch(() => undefined).then(() => collectGarbage(ctx, store));
+    const round = running.catch(() => undefined).then(collectOnce);
     running = round.catch(() => undefined);
     return round;
   };

@@ -8,16 +8,22 @@ import type { ServerContext } from '../context.js';
 import { registerDeploymentRoutes } from '../deployments/index.js';
 import { createDeviceAuthenticator } from '../devices/index.js';
 import type { DeviceRuntime } from '../devices/index.js';
-import { createObjectMetrics } from '../objects/metrics.js';
+import { ReleaseRoutes } from '@flotilla/protocol';
+import { DeltaCache } from '../objects/delta-cache.js';
+import { DeltaEncoder } from '../objects/delta-worker.js';
+import { DeltaService } from '../objects/deltas.js';
+import { createDeltaMetrics, createObjectMetrics } from '../objects/metrics.js';
 import { registerObjectRoutes } from '../objects/routes.js';
 import { FsObjectStore } from '../objects/store.js';
 import type { ObjectStore } from '../objects/store.js';
+import { registerDeltaRoutes, startDeploymentPrecompute } from './deltas.js';
 import { startGcJob } from './gc.js';
 import { registerReleaseRoutes } from './routes.js';
 import { refreshSigned } from './service.js';
 import { setUpTrust } from './trust.js';
 import type { Trust } from './trust.js';
 
+export { precomputeDeltas } from './deltas.js';
 export { collectGarbage, startGcJob } from './gc.js';
 export type { GcJob } from './gc.js';
 export { createRelease, getRelease, listReleases, refreshSigned, targetCustom } from './service.js';
@@ -43,15 +49,58 @@ export async function registerReleaseApi(
   });
   // Targets may have changed while the server was down (or another replica accepted them).
   await refreshSigned(ctx, trust.image);
+  const deltaMetrics = createDeltaMetrics(ctx.metrics);
+  const deltaLog = ctx.log.child({ component: 'deltas' });
+  const deltaCache = DeltaCache.under(ctx.config.dataDir, deltaLog);
+  const deltas = new DeltaService({
+    store,
+    cache: deltaCache,
+    encoder: new DeltaEncoder(deltaLog),
+    metrics: deltaMetrics,
+    level: ctx.config.deltaLevel,
+    maxFileBytes: ctx.config.maxDeltaFileBytes,
+    log: deltaLog,
+  });
   await registerObjectRoutes(app, {
     store,
     metrics: createObjectMetrics(ctx.metrics),
+    deltas,
+    deltaMetrics,
     deviceAuth,
     maxUploadBytes: ctx.config.maxUploadBytes,
   });
-  const gc = startGcJob(ctx, store);
-  app.addHook('preClose', () => gc.stop());
+  const gc = startGcJob(ctx, store, {
+    // Deltas of deleted objects can never be asked for again (ids are content hashes).
+    afterRound: async (result) => {
+      const pruned = await deltaCache.prune(new Set(result.deleted), (id) => store.has(id));
+      if (pruned.removed > 0) deltaLog.info(pruned, 'delta cache entries of deleted objects removed');
+    },
+  });
+  const precompute = startDeploymentPrecompute({ ctx, store, deltas });
+  app.addHook('preClose', async () => {
+    // Shutdown waits for no delta: queued and running computations end now (answered "none").
+    const precomputing = precompute.stop();
+    await deltas.close();
+    await precomputing;
+    await gc.stop();
+  });
   registerReleaseRoutes(app, { ctx, store, trust }, gc);
-  registerDeploymentRoutes(app, { ctx, trust, devices }, deviceAuth);
+  registerDeltaRoutes(app, { ctx, store, deltas });
+  // The deployment routes in their own scope, so that this hook sees only them.
+  await app.register((scope, _options, done) => {
+    scope.addHook('onResponse', (request, reply, next) => {
+      if (
+        request.method === 'POST' &&
+        request.routeOptions.url === ReleaseRoutes.deploy &&
+        reply.statusCode === 200
+      ) {
+        const body = request.body as { app: string; version: string };
+        precompute.afterDeploy(body.app, body.version);
+      }
+      next();
+    });
+    registerDeploymentRoutes(scope, { ctx, trust, devices }, deviceAuth);
+    done();
+  });
   return { store, trust };
 }

@@ -1,0 +1,147 @@
+/**
+ * The on-disk cache of computed delta records: `<dataDir>/deltas/<target[0:2]>/<target>-<base>`
+ * holds `[4-byte magic "FLD1"][u8 kind][32-byte SHA-256 of the payload][payload]`. Entries are
+ * written to a temp file beside their place and renamed into it, so a reader sees a whole entry or
+ * none; the hash catches a torn or damaged one, which is then dropped and computed again. It is only
+ * a cache: deleting the directory loses nothing but computation time.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DeltaKind } from '@flotilla/store';
+import type { Logger } from 'pino';
+
+const MAGIC = Buffer.from('FLD1', 'latin1');
+const HEADER_BYTES = MAGIC.length + 1 + 32;
+const ENTRY_NAME = /^([0-9a-f]{64})-([0-9a-f]{64})$/;
+const TEMP_MARK = '.tmp-';
+/** Temp files older than this belong to no write in progress (a crash left them). */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+export interface CachedDelta {
+  kind: DeltaKind;
+  /** The zstd frame for kind `zstd`; empty for `none`. */
+  payload: Buffer;
+}
+
+export interface PruneResult {
+  removed: number;
+  kept: number;
+}
+
+function isErrno(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+export class DeltaCache {
+  constructor(
+    readonly root: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** The cache under `<dataDir>/deltas`. */
+  static under(dataDir: string, log: Logger): DeltaCache {
+    return new DeltaCache(join(dataDir, 'deltas'), log);
+  }
+
+  pathOf(target: string, base: string): string {
+    return join(this.root, target.slice(0, 2), `${target}-${base}`);
+  }
+
+  /** The cached record, or undefined (absent, or damaged: then it is removed). */
+  async get(target: string, base: string): Promise<CachedDelta | undefined> {
+    const path = this.pathOf(target, base);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(path);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return undefined;
+      throw error;
+    }
+    const entry = parseEntry(bytes);
+    if (entry) return entry;
+    this.log.warn({ path }, 'damaged delta cache entry removed; the delta is computed again');
+    await unlink(path).catch(() => undefined);
+    return undefined;
+  }
+
+  /** Stores a record atomically (temp file in the same directory, then rename). */
+  async put(target: string, base: string, entry: CachedDelta): Promise<void> {
+    const path = this.pathOf(target, base);
+    const temp = `${path}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
+    const header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(header, 0);
+    header[MAGIC.length] = entry.kind;
+    createHash('sha256')
+      .update(entry.payload)
+      .digest()
+      .copy(header, MAGIC.length + 1);
+    await mkdir(join(this.root, target.slice(0, 2)), { recursive: true });
+    try {
+      await writeFile(temp, Buffer.concat([header, entry.payload]));
+      await rename(temp, path);
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * Removes every entry whose target or base is gone (`gone` names objects just deleted;
+   * `exists` is asked about the others, so entries left by an earlier, interrupted sweep go too)
+   * and temp files a crash left behind.
+   */
+  async prune(gone: ReadonlySet<string>, exists: (id: string) => Promise<boolean>): Promise<PruneResult> {
+    const result: PruneResult = { removed: 0, kept: 0 };
+    const known = new Map<string, boolean>();
+    const present = async (id: string): Promise<boolean> => {
+      if (gone.has(id)) return false;
+      let answer = known.get(id);
+      if (answer === undefined) {
+        answer = await exists(id);
+        known.set(id, answer);
+      }
+      return answer;
+    };
+    const staleBefore = Date.now() - STALE_TEMP_MS;
+    for (const dir of await this.list(this.root)) {
+      const dirPath = join(this.root, dir);
+      for (const name of await this.list(dirPath)) {
+        const path = join(dirPath, name);
+        if (name.includes(TEMP_MARK)) {
+          const info = await stat(path).catch(() => undefined);
+          if (info && info.mtimeMs < staleBefore) await rm(path, { force: true });
+          continue;
+        }
+        const m = ENTRY_NAME.exec(name);
+        if (m && (await present(m[1]!)) && (await present(m[2]!))) {
+          result.kept += 1;
+          continue;
+        }
+        await rm(path, { force: true });
+        result.removed += 1;
+      }
+    }
+    return result;
+  }
+
+  private async list(dir: string): Promise<string[]> {
+    try {
+      return await readdir(dir);
+    } catch (error) {
+      if (isErrno(error, 'ENOENT') || isErrno(error, 'ENOTDIR')) return [];
+      throw error;
+    }
+  }
+}
+
+function parseEntry(bytes: Buffer): CachedDelta | undefined {
+  if (bytes.length < HEADER_BYTES || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+  const kind = bytes[MAGIC.length];
+  if (kind !== DeltaKind.none && kind !== DeltaKind.zstd) return undefined;
+  const payload = bytes.subarray(HEADER_BYTES);
+  if (kind === DeltaKind.none && payload.length > 0) return undefined;
+  const hash = createHash('sha256').update(payload).digest();
+  if (!hash.equals(bytes.subarray(MAGIC.length + 1, HEADER_BYTES))) return undefined;
+  return { kind, payload };
+}

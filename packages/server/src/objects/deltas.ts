@@ -1,0 +1,225 @@
+/**
+ * File deltas (issue 4): for a (target file, base file) pair, a zstd frame of the target's whole
+ * content compressed with the base's content as raw dictionary (`zstd --patch-from`), or "none" when
+ * the device is better off fetching the target's chunks. Answers come from the on-disk cache when
+ * they can; otherwise they are computed one pair at a time (base and target content in memory for
+ * that pair only) on the encoder's worker thread, device requests before background precomputation,
+ * and a pair asked for by several requests at once is computed once.
+ */
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import {
+  DeltaKind,
+  deltaPairKey,
+  parseFileObject,
+  readFileContent,
+  usableAsDeltaBase,
+} from '@flotilla/store';
+import type { DeltaRecord, FileObject } from '@flotilla/store';
+import type { Logger } from 'pino';
+import type { CachedDelta, DeltaCache } from './delta-cache.js';
+import type { DeltaEncoder } from './delta-worker.js';
+import type { DeltaMetrics } from './metrics.js';
+import type { ObjectStore } from './store.js';
+
+/** Device requests go first; release precomputation fills the gaps. */
+export type DeltaPriority = 'request' | 'background';
+
+export interface DeltaServiceOptions {
+  store: ObjectStore;
+  cache: DeltaCache;
+  encoder: DeltaEncoder;
+  metrics: DeltaMetrics;
+  /** zstd level (config `deltaLevel`). */
+  level: number;
+  /** Largest base or target file a delta is made for (config `maxDeltaFileBytes`). */
+  maxFileBytes: number;
+  log: Logger;
+}
+
+const NONE: CachedDelta = Object.freeze({ kind: DeltaKind.none, payload: Buffer.alloc(0) });
+
+/** Parse failures that mean "this object is not a file object" (a directory, or a chunk's bytes). */
+const NOT_A_FILE = new Set([
+  'FLT_MANIFEST_INVALID',
+  'FLT_LIMIT_EXCEEDED',
+  'FLT_PATH_UNSAFE',
+  'FLT_MODE_UNSAFE',
+]);
+
+export class DeltaService {
+  private readonly queues: Record<DeltaPriority, (() => void)[]> = { request: [], background: [] };
+  private running = false;
+  private closed = false;
+  private readonly inFlight = new Map<string, Promise<CachedDelta>>();
+
+  constructor(private readonly opts: DeltaServiceOptions) {}
+
+  /**
+   * The parsed file objects of `ids`, checked before anything is streamed or computed:
+   * FLT_OBJECT_MISSING listing unknown ids, FLT_VALIDATION listing ids that are not file objects.
+   */
+  async fileObjects(ids: Iterable<string>): Promise<Map<string, FileObject>> {
+    const unique = [...new Set(ids)];
+    const missing = await this.opts.store.missing(unique);
+    if (missing.length > 0)
+      throw new FlotillaError('FLT_OBJECT_MISSING', `${missing.length} requested objects are not stored`, {
+        details: { missing },
+      });
+    const files = new Map<string, FileObject>();
+    const notFiles: string[] = [];
+    for (const id of unique) {
+      try {
+        files.set(id, parseFileObject(await this.opts.store.getObject(id), { expectedId: id }));
+      } catch (error) {
+        if (!isFlotillaError(error) || !NOT_A_FILE.has(error.code)) throw error;
+        notFiles.push(id);
+      }
+    }
+    if (notFiles.length > 0)
+      throw new FlotillaError(
+        'FLT_VALIDATION',
+        `${notFiles.length} requested ids are not file objects (a delta needs two files)`,
+        { details: { notFiles } },
+      );
+    return files;
+  }
+
+  /** The record for one pair; never throws (a failed computation is answered "none" and logged). */
+  async record(
+    target: string,
+    base: string,
+    files: ReadonlyMap<string, FileObject>,
+    priority: DeltaPriority = 'request',
+  ): Promise<DeltaRecord> {
+    return { target, base, ...(await this.answer(target, base, files, priority)) };
+  }
+
+  /**
+   * What a device would fetch for the target file instead of a delta: the stored (compressed)
+   * frames of the target's chunks that the base file does not hold.
+   */
+  async plainBytes(targetFile: FileObject, baseFile: FileObject): Promise<number> {
+    const held = new Set(baseFile.chunks.map((c) => c.id));
+    let bytes = 0;
+    for (const id of new Set(targetFile.chunks.map((c) => c.id))) {
+      if (held.has(id)) continue;
+      bytes += (await this.opts.store.size(id)) ?? 0;
+    }
+    return bytes;
+  }
+
+  /** Fails queued computations (answered "none") and ends the worker. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const queue of Object.values(this.queues)) for (const start of queue.splice(0)) start();
+    await this.opts.encoder.close();
+  }
+
+  private async answer(
+    target: string,
+    base: string,
+    files: ReadonlyMap<string, FileObject>,
+    priority: DeltaPriority,
+  ): Promise<CachedDelta> {
+    const targetFile = files.get(target);
+    const baseFile = files.get(base);
+    if (!targetFile || !baseFile) throw new FlotillaError('FLT_INTERNAL', 'file objects not loaded');
+    if (target === base) return NONE;
+    const max = this.opts.maxFileBytes;
+    if (targetFile.size > max || baseFile.size > max) return NONE;
+    const { cache, metrics, log } = this.opts;
+    const cached = await cache.get(target, base).catch((err: unknown) => {
+      log.warn({ err, target, base }, 'delta cache unreadable; computing the delta');
+      return undefined;
+    });
+    if (cached) {
+      metrics.cacheHits.inc();
+      return cached;
+    }
+    const key = deltaPairKey(target, base);
+    let running = this.inFlight.get(key);
+    if (!running) {
+      running = this.queued(priority, () => this.compute(target, base, targetFile, baseFile))
+        .catch((err: unknown) => {
+          metrics.failures.inc();
+          if (!this.closed) log.error({ err, target, base }, 'delta computation failed; answering "none"');
+          return NONE;
+        })
+        .finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, running);
+    }
+    return running;
+  }
+
+  private async compute(
+    target: string,
+    base: string,
+    targetFile: FileObject,
+    baseFile: FileObject,
+  ): Promise<CachedDelta> {
+    const { store, cache, encoder, metrics, level, log } = this.opts;
+    // A request that waited in the queue may find another one's result.
+    const cached = await cache.get(target, base).catch(() => undefined);
+    if (cached) {
+      metrics.cacheHits.inc();
+      return cached;
+    }
+    const started = Date.now();
+    const plain = await this.plainBytes(targetFile, baseFile);
+    let answer: CachedDelta = NONE;
+    let why = 'nothing to fetch';
+    if (plain > 0) {
+      const baseContent = await readFileContent(store, baseFile);
+      if (!usableAsDeltaBase(baseContent)) why = 'base starts with the zstd dictionary magic';
+      else {
+        const targetContent = await readFileContent(store, targetFile);
+        const payload = await encoder.encode(baseContent, targetContent, level);
+        if (payload.length < plain) answer = { kind: DeltaKind.zstd, payload };
+        else why = 'not smaller than the chunks';
+      }
+    }
+    metrics.computed.inc({ kind: answer.kind === DeltaKind.zstd ? 'zstd' : 'none' });
+    log.debug(
+      {
+        target,
+        base,
+        kind: answer.kind,
+        ...(answer.kind === DeltaKind.none && { why }),
+        deltaBytes: answer.payload.length,
+        plainBytes: plain,
+        ms: Date.now() - started,
+      },
+      'delta computed',
+    );
+    await cache.put(target, base, answer).catch((err: unknown) => {
+      log.warn({ err, target, base }, 'delta not cached; it is computed again next time');
+    });
+    return answer;
+  }
+
+  /** Runs `job` when no other computation runs, device requests first. */
+  private queued<T>(priority: DeltaPriority, job: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queues[priority].push(() => {
+        if (this.closed) {
+          reject(new FlotillaError('FLT_UNAVAILABLE', 'the server is shutting down'));
+          return;
+        }
+        this.running = true;
+        job()
+          .then(resolve, reject)
+          .finally(() => {
+            this.running = false;
+            this.pump();
+          });
+      });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.running) return;
+    const next = this.queues.request.shift() ?? this.queues.background.shift();
+    next?.();
+  }
+}
