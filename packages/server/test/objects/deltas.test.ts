@@ -14,6 +14,7 @@ import { after, before, test } from 'node:test';
 import {
   DELTA_PACK_CONTENT_TYPE,
   DEVICE_REPORTS_ROUTE,
+  isFlotillaError,
   MAX_DELTA_PAIRS_PER_REQUEST,
   OBJECT_GC_ROUTE,
   ObjectRoutes,
@@ -23,6 +24,8 @@ import {
 } from '@flotilla/protocol';
 import type { DeltaPair, PrecomputeDeltasResponse, Release } from '@flotilla/protocol';
 import {
+  DEFAULT_DELTA_LEVEL,
+  DEFAULT_MAX_DELTA_FILE_BYTES,
   DeltaKind,
   decodeDelta,
   deltaPairKey,
@@ -38,6 +41,7 @@ import { acceptedDevice, createKey, deviceToken, enroll } from '../devices/fixtu
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { errorCode } from '../helpers/http.js';
+import { resolveServerConfig } from '../../src/config.js';
 import { publish, pushTree, treeOf } from './push.js';
 import type { BuiltTree } from './push.js';
 
@@ -213,6 +217,21 @@ forEachDialect((dialect) => {
     assert.ok(!entries.includes(`${big.target}-${big.base}`));
   });
 
+  void test('concurrent requests for a new pair compute it once', async () => {
+    // The reverse pair (v2's file as the base) has not been asked for yet.
+    const forward = await pair('main.js');
+    const p = { target: forward.base, base: forward.target };
+    const computed = await metric(t, 'flotilla_deltas_computed_total');
+    const answers = await Promise.all(
+      [device, t.adminToken, device].map(async (token) => records(await requestDeltas(t, token, [p]), [p])),
+    );
+    for (const [record] of answers) {
+      assert.equal(record?.kind, DeltaKind.zstd);
+      assert.deepEqual(await rebuild(v2, v1, record), mainV1);
+    }
+    assert.equal((await metric(t, 'flotilla_deltas_computed_total')) - computed, 1);
+  });
+
   void test('a pair repeated in one request is answered once', async () => {
     const p = await pair('main.js');
     const res = await requestDeltas(t, device, [p, p]);
@@ -372,7 +391,51 @@ forEachDialect((dialect) => {
   });
 });
 
+void test('config: deltaLevel and maxDeltaFileBytes from file < env, defaults, bounds', () => {
+  const defaults = resolveServerConfig({ env: {} });
+  assert.equal(defaults.deltaLevel, DEFAULT_DELTA_LEVEL);
+  assert.equal(defaults.maxDeltaFileBytes, DEFAULT_MAX_DELTA_FILE_BYTES);
+  const set = resolveServerConfig({
+    env: { FLOTILLA_DELTA_LEVEL: '19', FLOTILLA_MAX_DELTA_FILE_BYTES: '0' },
+  });
+  assert.equal(set.deltaLevel, 19);
+  assert.equal(set.maxDeltaFileBytes, 0);
+  for (const env of [
+    { FLOTILLA_DELTA_LEVEL: '20' },
+    { FLOTILLA_DELTA_LEVEL: '0' },
+    { FLOTILLA_MAX_DELTA_FILE_BYTES: '-1' },
+  ]) {
+    assert.throws(
+      () => resolveServerConfig({ env }),
+      (e: unknown) =>
+        isFlotillaError(e) &&
+        e.code === 'FLT_CONFIG_INVALID' &&
+        /FLOTILLA_(DELTA_LEVEL|MAX_DELTA)/.test(e.message),
+    );
+  }
+});
+
 forEachDialect((dialect) => {
+  void test('the OpenAPI document lists both delta routes with their schemas', async () => {
+    const t = await createTestApp({ dialect });
+    try {
+      const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+        paths: Record<
+          string,
+          { post?: { requestBody?: unknown; responses?: Record<string, { content?: object }> } }
+        >;
+      }>();
+      const deltas = doc.paths['/api/v1/objects/deltas']?.post;
+      assert.ok(deltas?.requestBody, 'the delta route documents its body');
+      assert.ok(Object.keys(deltas.responses?.['200']?.content ?? {}).includes(DELTA_PACK_CONTENT_TYPE));
+      const precompute = doc.paths['/api/v1/releases/{app}/{version}/deltas']?.post;
+      assert.ok(precompute?.requestBody, 'the precompute route documents its body');
+      assert.ok(precompute.responses?.['200']);
+    } finally {
+      await t.close();
+    }
+  });
+
   void test('the server answers /healthz at once while a large delta is computed', async () => {
     const t = await createTestApp({ dialect, config: { deltaLevel: 19 } });
     try {
