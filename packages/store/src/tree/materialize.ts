@@ -1,6 +1,5 @@
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, rm, stat, symlink } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { syncFilesystem } from '../fs-sync.js';
@@ -9,13 +8,14 @@ import { contentId } from '../objects/ids.js';
 import { resolveLimits } from '../objects/limits.js';
 import type { TreeLimits } from '../objects/limits.js';
 import { checkSymlinkWithinTree } from '../objects/paths.js';
-import type { FileObject } from '../objects/types.js';
+import type { DirObject, FileObject } from '../objects/types.js';
 import { checkMode } from '../objects/validate.js';
 import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
-import { mapBounded, runBounded } from './pool.js';
-import { buildReuseIndex, reuseCandidate } from './reuse.js';
-import type { ReuseIndex, ReuseMode, ReuseSource } from './reuse.js';
+import { closeFd, fchmodFd, fsyncFd, openFd, writeAll } from './fd.js';
+import { Limiter, mapBounded, runBounded } from './pool.js';
+import { SYNC_REUSE_MAX_BYTES, buildReuseIndex, linkCandidateSync, reuseCandidate } from './reuse.js';
+import type { DirLoader, ReuseIndex, ReuseMode, ReuseSource } from './reuse.js';
 
 /**
  * How the written tree is made durable before materialize returns:
@@ -75,11 +75,14 @@ const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLL
 const OPEN_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const DEFAULT_CONCURRENCY = 8;
 const MAX_CONCURRENCY = 64;
+/** Synchronous reuse steps give the event loop a turn at least this often (ms). */
+const YIELD_EVERY_MS = 5;
 
 interface FileJob {
   id: string;
   abs: string;
   path: string;
+  object: Promise<FileObject>;
   /** Set once written: whether the inode is ours (written or copied), not a link to an old tree's. */
   owned?: boolean;
 }
@@ -113,6 +116,21 @@ class Materializer {
   readonly dirModes: DirMode[] = [];
   private readonly budget: TreeBudget;
   private readonly syncEach: boolean;
+  private lastYield = performance.now();
+  private readonly fileLoads = new Map<string, Promise<FileObject>>();
+  private readonly fileLimiter: Limiter;
+  private readonly dirObjects = new Map<string, Promise<DirObject>>();
+  /** Directory objects, each loaded once for this tree and the reuse trees (which share most). */
+  readonly loadDir: DirLoader = (id, path) => {
+    let dir = this.dirObjects.get(id);
+    if (dir === undefined) {
+      dir = loadDir(this.reader, id, path, this.limits);
+      // Marked handled: a rejection is seen by whoever awaits it, not reported as unhandled.
+      dir.catch(() => undefined);
+      this.dirObjects.set(id, dir);
+    }
+    return dir;
+  };
 
   constructor(
     private readonly reader: StoreReader,
@@ -123,6 +141,7 @@ class Materializer {
   ) {
     this.budget = new TreeBudget(limits);
     this.syncEach = durability === 'file';
+    this.fileLimiter = new Limiter(concurrency);
   }
 
   /**
@@ -135,7 +154,10 @@ class Materializer {
     while (level.length > 0) {
       const objects = await mapBounded(level, this.concurrency, (dir) => {
         this.budget.checkDepth(dir.depth, dir.path);
-        return loadDir(this.reader, dir.id, dir.path, this.limits);
+        // A failure cached by the reuse walk is retried here, to be reported with this tree's path.
+        return this.loadDir(dir.id, dir.path).catch(() =>
+          loadDir(this.reader, dir.id, dir.path, this.limits),
+        );
       });
       const next: DirJob[] = [];
       const create: { path: string; run: () => Promise<void> }[] = [];
@@ -150,7 +172,7 @@ class Materializer {
               create.push({ path, run: () => symlink(entry.target!, abs) });
               this.stats.symlinks++;
             } else if (entry.kind === 'file') {
-              this.files.push({ id: entry.hash!, abs, path });
+              this.files.push({ id: entry.hash!, abs, path, object: this.loadFile(entry.hash!, path) });
             } else {
               create.push({ path, run: () => mkdir(abs, { mode: 0o700 }) });
               this.stats.dirs++;
@@ -171,19 +193,37 @@ class Materializer {
     }
   }
 
-  /** Loads every file object (each distinct one once) and charges the sizes in tree order. */
+  /**
+   * File objects are loaded as the walk finds them (each distinct one once, `concurrency` at a
+   * time), so their reads overlap the creation of the directories.
+   */
+  private loadFile(id: string, path: string): Promise<FileObject> {
+    let load = this.fileLoads.get(id);
+    if (load === undefined) {
+      load = this.fileLimiter.run(() => loadFile(this.reader, id, path, this.limits));
+      load.catch(() => undefined); // awaited in tree order by fileObjects(); never unhandled
+      this.fileLoads.set(id, load);
+    }
+    return load;
+  }
+
+  /** Every file's object, in tree order; then the sizes are charged in that order. */
   async fileObjects(): Promise<FileObject[]> {
-    const loads = new Map<string, Promise<FileObject>>();
-    const objects = await mapBounded(this.files, this.concurrency, (job) => {
-      let load = loads.get(job.id);
-      if (load === undefined) {
-        load = loadFile(this.reader, job.id, job.path, this.limits);
-        loads.set(job.id, load);
+    const objects: FileObject[] = [];
+    for (const job of this.files) {
+      try {
+        objects.push(await job.object);
+      } catch (error) {
+        throw withPath(error, job.path);
       }
-      return load;
-    });
+    }
     this.files.forEach((job, i) => this.budget.addBytes(objects[i]!.size, job.path));
     return objects;
+  }
+
+  /** Waits for the file object loads still running (before the partial tree is removed). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.fileLoads.values());
   }
 
   async writeFiles(objects: FileObject[], reuse: ReuseIndex | undefined, targetDev: bigint): Promise<void> {
@@ -193,8 +233,13 @@ class Materializer {
       try {
         const candidates = reuse?.get(job.id);
         if (candidates !== undefined) {
+          const small = this.reuseMode === 'link' && !this.syncEach && file.size <= SYNC_REUSE_MAX_BYTES;
           for (const candidate of candidates) {
-            if (await reuseCandidate(file, candidate, job.abs, this.reuseMode, targetDev, this.syncEach)) {
+            if (
+              small
+                ? await this.yieldSometimes(() => linkCandidateSync(file, candidate, job.abs, targetDev))
+                : await reuseCandidate(file, candidate, job.abs, this.reuseMode, targetDev, this.syncEach)
+            ) {
               job.owned = this.reuseMode === 'copy';
               this.stats.reused++;
               this.stats.files++;
@@ -212,9 +257,19 @@ class Materializer {
     });
   }
 
+  /** Runs a synchronous step, first letting the event loop run if the last such pause was long ago. */
+  private async yieldSometimes<T>(step: () => T): Promise<T> {
+    const now = performance.now();
+    if (now - this.lastYield > YIELD_EVERY_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.lastYield = performance.now();
+    }
+    return step();
+  }
+
   private async writeFromChunks(file: FileObject, absPath: string): Promise<void> {
     // O_EXCL | O_NOFOLLOW: never write through a symlink or into a file that is already there.
-    const handle = await open(absPath, CREATE_FILE, 0o600);
+    const fd = await openFd(absPath, CREATE_FILE, 0o600);
     try {
       for (const chunk of file.chunks) {
         const bytes = await this.reader.getChunk(chunk.id);
@@ -223,12 +278,12 @@ class Materializer {
             details: { chunk: chunk.id, size: chunk.size, got: bytes.length },
           });
         }
-        await handle.write(bytes);
+        await writeAll(fd, bytes);
       }
-      await handle.chmod(file.mode);
-      if (this.syncEach) await handle.sync();
+      await fchmodFd(fd, file.mode);
+      if (this.syncEach) await fsyncFd(fd);
     } finally {
-      await handle.close();
+      await closeFd(fd);
     }
     this.stats.files++;
     this.stats.bytes += file.size;
@@ -279,12 +334,12 @@ class Materializer {
 }
 
 async function applyMode(absPath: string, mode: number, sync: boolean): Promise<void> {
-  const handle = await open(absPath, OPEN_DIR);
+  const fd = await openFd(absPath, OPEN_DIR);
   try {
-    await handle.chmod(mode);
-    if (sync) await handle.sync();
+    await fchmodFd(fd, mode);
+    if (sync) await fsyncFd(fd);
   } finally {
-    await handle.close();
+    await closeFd(fd);
   }
 }
 
@@ -295,23 +350,23 @@ async function applyMode(absPath: string, mode: number, sync: boolean): Promise<
  */
 async function syncPath(absPath: string, isDir: boolean, mode: number, owned: boolean): Promise<void> {
   const flags = isDir ? OPEN_DIR : OPEN_FILE;
-  let handle: FileHandle;
+  let fd: number;
   try {
-    handle = await open(absPath, flags);
+    fd = await openFd(absPath, flags);
   } catch (error) {
     if (!owned || (error as NodeJS.ErrnoException).code !== 'EACCES') throw error;
     await chmod(absPath, mode | (isDir ? 0o500 : 0o400));
-    handle = await open(absPath, flags);
-    const opened = handle;
-    await opened.chmod(mode).catch(async (chmodError: unknown) => {
-      await opened.close();
+    fd = await openFd(absPath, flags);
+    const opened = fd;
+    await fchmodFd(opened, mode).catch(async (chmodError: unknown) => {
+      await closeFd(opened);
       throw chmodError;
     });
   }
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    await closeFd(fd);
   }
 }
 
@@ -379,7 +434,7 @@ export async function materialize(
   try {
     // The old trees are indexed while the new one's directories are created (never rejects).
     if (options.reuse !== undefined && options.reuse.length > 0)
-      reuse = buildReuseIndex(reader, options.reuse, limits, concurrency);
+      reuse = buildReuseIndex(materializer.loadDir, options.reuse, limits, concurrency);
     await materializer.dirs(root, targetDir);
     const objects = await materializer.fileObjects();
     const targetDev = (await stat(targetDir, { bigint: true })).dev;
@@ -390,6 +445,7 @@ export async function materialize(
       await materializer.syncEachWritten(targetDir, objects, rootMode);
   } catch (error) {
     await reuse;
+    await materializer.settle();
     await rm(targetDir, { recursive: true, force: true }).catch(() => undefined);
     throw error;
   }
