@@ -60,7 +60,9 @@ export class DeltaService {
    */
   async fileObjects(ids: Iterable<string>): Promise<Map<string, FileObject>> {
     const unique = [...new Set(ids)];
-    const missing = await this.opts.store.missing(unique);
+    // `has`, not `missing`: a read must not mark objects as wanted (that delays their collection).
+    const missing: string[] = [];
+    for (const id of unique) if (!(await this.opts.store.has(id))) missing.push(id);
     if (missing.length > 0)
       throw new FlotillaError('FLT_OBJECT_MISSING', `${missing.length} requested objects are not stored`, {
         details: { missing },
