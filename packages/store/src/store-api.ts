@@ -17,9 +17,13 @@ export interface ChunkReader {
 
 export type StoreReader = ObjectReader & ChunkReader;
 
-/** Receives what a tree build produces. `has` lets the builder skip compressing what is already there. */
+/**
+ * Receives what a tree build produces. `has` lets the builder skip compressing what is already
+ * there. The put methods resolve once the item is stored (a store may tell what it wrote; callers
+ * here ignore it).
+ */
 export interface ObjectSink {
   has(id: string): Promise<boolean>;
-  putChunk(id: string, bytes: Uint8Array): Promise<void>;
-  putObject(id: string, bytes: Uint8Array): Promise<void>;
+  putChunk(id: string, bytes: Uint8Array): Promise<unknown>;
+  putObject(id: string, bytes: Uint8Array): Promise<unknown>;
 }

@@ -135,6 +135,7 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
         ctx.logger.warn({ err: e, name }, 'could not remove an old release directory'),
       );
     }
+    if (!(await ctx.cache.overCap())) return NOTHING;
     const evicted = await ctx.cache.evict(await ctx.protectedIds());
     if (evicted.removed > 0) ctx.logger.info(evicted, 'chunk cache trimmed to its size cap');
     return NOTHING;

@@ -31,8 +31,21 @@ export interface EvictionResult {
 
 const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID', 'FLT_LIMIT_EXCEEDED']);
 
+/** Tree objects kept in memory (bytes), and the largest one kept. */
+const OBJECT_MEMO_BYTES = 64 * 1024 * 1024;
+const OBJECT_MEMO_MAX_ITEM = 1024 * 1024;
+
 export class ChunkCache implements StoreReader, ObjectSink {
   private readonly touched = new Map<string, number>();
+  /**
+   * Verified tree objects, least recently used first. An update reads every file and directory
+   * object of the new and the installed releases several times (fetch walk, delta pairing, staging,
+   * reuse, what eviction protects); from disk that was thousands of opens each time.
+   */
+  private readonly objects = new Map<string, Uint8Array>();
+  private objectBytes = 0;
+  /** Bytes of stored frames; null until `overCap` first scans the directory. */
+  private storedBytes: number | null = null;
   private lastTouch = 0;
   /** Written since the last `sync()`. */
   private unsynced = new Set<string>();
@@ -43,7 +56,14 @@ export class ChunkCache implements StoreReader, ObjectSink {
   ) {}
 
   static async open(options: ChunkCacheOptions): Promise<ChunkCache> {
-    return new ChunkCache(await FsStore.open({ root: options.dir, fsync: false }), options);
+    // Synchronous calls and zstd level 1: see FsStoreOptions.syncIo; the cache favours speed over size.
+    const store = await FsStore.open({
+      root: options.dir,
+      fsync: false,
+      syncIo: true,
+      encode: { codec: 'zstd', level: 1 },
+    });
+    return new ChunkCache(store, options);
   }
 
   has(id: string): Promise<boolean> {
@@ -54,8 +74,35 @@ export class ChunkCache implements StoreReader, ObjectSink {
     return this.store.missing(ids);
   }
 
-  getObject(id: string): Promise<Uint8Array> {
-    return this.read(id, () => this.store.getObject(id));
+  async getObject(id: string): Promise<Uint8Array> {
+    const memo = this.objects.get(id);
+    if (memo !== undefined) {
+      this.objects.delete(id);
+      this.objects.set(id, memo);
+      this.touch(id);
+      return memo;
+    }
+    const bytes = await this.read(id, () => this.store.getObject(id));
+    this.remember(id, bytes);
+    return bytes;
+  }
+
+  private remember(id: string, bytes: Uint8Array): void {
+    if (bytes.length > OBJECT_MEMO_MAX_ITEM || this.objects.has(id)) return;
+    this.objects.set(id, bytes);
+    this.objectBytes += bytes.length;
+    for (const [old, held] of this.objects) {
+      if (this.objectBytes <= OBJECT_MEMO_BYTES) break;
+      this.objects.delete(old);
+      this.objectBytes -= held.length;
+    }
+  }
+
+  private forget(id: string): void {
+    const held = this.objects.get(id);
+    if (held === undefined) return;
+    this.objects.delete(id);
+    this.objectBytes -= held.length;
   }
 
   getChunk(id: string): Promise<Uint8Array> {
@@ -63,19 +110,17 @@ export class ChunkCache implements StoreReader, ObjectSink {
   }
 
   async putChunk(id: string, bytes: Uint8Array): Promise<void> {
-    await this.store.putChunk(id, bytes);
-    this.written(id);
+    this.written(id, await this.store.putChunk(id, bytes));
   }
 
   async putObject(id: string, bytes: Uint8Array): Promise<void> {
-    await this.store.putObject(id, bytes);
-    this.written(id);
+    this.written(id, await this.store.putObject(id, bytes));
+    this.remember(id, bytes);
   }
 
   /** Stores a frame received from the server; decoded and verified against `id` first. */
   async putFrame(id: string, frame: Uint8Array): Promise<void> {
-    await this.store.putFrame(id, frame);
-    this.written(id);
+    this.written(id, await this.store.putFrame(id, frame));
   }
 
   /** Makes every write since the last call durable: one syncfs, or an fsync per file where that fails. */
@@ -96,7 +141,24 @@ export class ChunkCache implements StoreReader, ObjectSink {
   }
 
   remove(id: string): Promise<boolean> {
+    this.forget(id);
+    this.storedBytes = null; // its size is unknown here: scan again when next asked
     return this.store.remove(id);
+  }
+
+  /**
+   * Whether the cache holds more than its cap. The first call scans the directory; after that a
+   * running count answers, so an update under the cap skips eviction (and the walk over every
+   * installed release that working out what to protect takes).
+   */
+  async overCap(): Promise<boolean> {
+    if (this.storedBytes === null) {
+      let total = 0;
+      for await (const id of this.store.list())
+        total += (await stat(this.store.pathOf(id)).catch(() => null))?.size ?? 0;
+      this.storedBytes = total;
+    }
+    return this.storedBytes > this.options.maxBytes;
   }
 
   /** Writes recency kept in memory to state.db (batched: one transaction, not one write per read). */
@@ -125,7 +187,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       seen.add(id);
       let object;
       try {
-        object = parseObject(await this.store.getObject(id), { expectedId: id });
+        object = parseObject(await this.getObject(id), { expectedId: id });
       } catch {
         continue; // a chunk (not an object) or a corrupt item: nothing below it
       }
@@ -161,16 +223,19 @@ export class ChunkCache implements StoreReader, ObjectSink {
       if (result.bytesKept <= this.options.maxBytes) break;
       if (protectedIds.has(item.id)) continue;
       if (await this.store.remove(item.id)) {
+        this.forget(item.id);
         forget.run(item.id);
         result.removed += 1;
         result.bytesRemoved += item.size;
         result.bytesKept -= item.size;
       }
     }
+    this.storedBytes = result.bytesKept;
     return result;
   }
 
-  private written(id: string): void {
+  private written(id: string, frameBytes: number): void {
+    if (this.storedBytes !== null) this.storedBytes += frameBytes;
     this.unsynced.add(id);
     this.touch(id);
   }

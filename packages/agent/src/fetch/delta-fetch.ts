@@ -7,8 +7,7 @@
  * delta that is refused, cut, or does not rebuild the signed content is dropped, and its chunks are
  * left for the plain chunk fetch that follows. So deltas only ever save bytes, never trust.
  */
-import { open } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { DeltaPair } from '@flotilla/protocol';
@@ -105,20 +104,23 @@ class TreeIndex {
 
 const READ_BASE = constants.O_RDONLY | constants.O_NOFOLLOW;
 
-/** The base file's content: from the installed release on disk if it is intact, else from the cache. */
+/**
+ * The base file's content: from the installed release on disk if it is intact, else from the cache.
+ * Synchronous reads: one file at a time, local disk, and several times faster than FileHandle here.
+ */
 async function baseContent(options: DeltaPhaseOptions, path: string, file: FileObject): Promise<Buffer> {
   if (options.base.dir) {
     try {
-      const handle = await open(join(options.base.dir, ...path.split('/')), READ_BASE);
+      const fd = openSync(join(options.base.dir, ...path.split('/')), READ_BASE);
       try {
-        const info = await handle.stat();
+        const info = fstatSync(fd);
         if (info.isFile() && info.size === file.size) {
-          const content = await handle.readFile();
+          const content = readFileSync(fd);
           verifyFileContent(file, content);
           return content;
         }
       } finally {
-        await handle.close();
+        closeSync(fd);
       }
     } catch {
       // changed or missing on disk: the cache holds every chunk of an installed release

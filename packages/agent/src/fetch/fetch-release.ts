@@ -33,6 +33,11 @@ export interface FetchReleaseOptions {
   onProgress?: (progress: ReleaseFetchProgress) => void;
   /** The release this app runs: changed files are asked for as deltas against it. */
   deltaBase?: DeltaBase | null;
+  /**
+   * Staging hardlinks what installed releases hold, so their subtrees need no room on disk and
+   * are not counted (counting reads every object in them).
+   */
+  installedNeedsNoRoom?: boolean;
   /** Files larger than this are never asked for as deltas (default 128 MiB). */
   maxDeltaFileBytes?: number;
   /** Told when a delta is refused or fails (the chunks are then fetched in packs). */
@@ -72,7 +77,7 @@ export async function fetchReleaseObjects(
       if (visited.has(id)) continue;
       visited.add(id);
       if (options.installed.has(id)) {
-        treeBytes += await subtreeBytes(cache, id);
+        if (!options.installedNeedsNoRoom) treeBytes += await subtreeBytes(cache, id);
         continue;
       }
       const object = parseObject(await cache.getObject(id), { expectedId: id });

@@ -5,9 +5,9 @@ import type { DeltaRecord } from '@flotilla/store';
 /** Where fetched objects go; each call verifies `id` against the bytes before anything is stored. */
 export interface FetchSink {
   /** Uncompressed bytes of a chunk or object (pack records). */
-  putChunk(id: string, bytes: Uint8Array): Promise<void>;
+  putChunk(id: string, bytes: Uint8Array): Promise<unknown>;
   /** A codec frame as the per-object URL serves it. */
-  putFrame(id: string, frame: Uint8Array): Promise<void>;
+  putFrame(id: string, frame: Uint8Array): Promise<unknown>;
 }
 
 export interface FetchRequestOptions {

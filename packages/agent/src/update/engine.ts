@@ -274,6 +274,7 @@ export class UpdateEngine {
       disk: this.disk,
       dataDir: this.options.dataDir,
       installed,
+      installedNeedsNoRoom: (this.options.stageReuse ?? 'link') === 'link',
       signal,
       // Changed files come as deltas against the release this app runs (not after a scrub: its
       // chunks may be what was corrupt).

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { contentId } from '@flotilla/store';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildRelease, randomFiles, stateDb, writeTree } from '../update/fixtures.js';
@@ -87,4 +89,39 @@ void test('a corrupt item read from the cache is removed and reported as FLT_HAS
   await assert.rejects(cache.getChunk(target), { code: 'FLT_HASH_MISMATCH' });
   assert.equal(await cache.has(target), false);
   assert.deepEqual(corrupt, [target]);
+});
+
+void test('overCap: a scan the first time, then a running count of what the cache writes and evicts', async (t) => {
+  const dir = tempDir(t);
+  const db = stateDb(t, join(dir, 'data'));
+  t.after(() => db.close());
+  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 100_000 });
+  // Written behind the cache's back: only the first scan can know about these.
+  const first = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(2, 30_000, 'a')), {
+    app: 'x',
+    version: '1',
+  });
+  assert.equal(await cache.overCap(), false, '~60 KB under a 100 KB cap');
+  for (const [i, bytes] of Object.values(randomFiles(2, 30_000, 'b')).entries()) {
+    await cache.putChunk(contentId(bytes), bytes);
+    assert.equal(await cache.overCap(), i === 1, `after ${i + 1} more chunks of 30 KB`);
+  }
+  await cache.evict(await cache.reachable([first.root]));
+  assert.equal(await cache.overCap(), false, 'eviction brings the count under the cap');
+});
+
+void test('tree objects are kept in memory once read: a second read needs no file, a removed one is forgotten', async (t) => {
+  const dir = tempDir(t);
+  const db = stateDb(t, join(dir, 'data'));
+  t.after(() => db.close());
+  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 1 << 30 });
+  const release = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(1, 1000, 'a')), {
+    app: 'x',
+    version: '1',
+  });
+  const bytes = await cache.getObject(release.root);
+  await rm(cache.store.pathOf(release.root));
+  assert.deepEqual(await cache.getObject(release.root), bytes, 'served from memory');
+  await cache.remove(release.root);
+  await assert.rejects(cache.getObject(release.root), { code: 'FLT_OBJECT_MISSING' });
 });

@@ -109,7 +109,7 @@ export async function* readDeltaPack(
       take(HEADER_BYTES);
       const payload = Buffer.from(take(size));
       seen.add(key);
-      yield { target, base, kind: kind as DeltaKind, payload };
+      yield { target, base, kind: kind, payload };
     }
   }
   if (!ended) throw invalid('the stream ends before its end marker');
