@@ -4,14 +4,15 @@
  * protected releases (current and previous) are never evicted. A corrupt item found on read is
  * removed at once, so the next fetch brings it again.
  *
- * Writes are not fsynced one by one (a journal commit per chunk was most of a fetch's time): the
- * fetch calls `sync()` once when it is done, before the apply journal moves on. A chunk lost or torn
- * by a power cut before that is caught by the hash check on read and fetched again.
+ * Writes are not fsynced (a journal commit per chunk was most of a fetch's time): staging, which
+ * reads the new chunks right after, ends with one syncfs of the filesystem, which covers the cache
+ * when it shares the data dir's filesystem. A chunk lost or torn by a power cut before that is
+ * caught by the hash check on read, removed, and fetched again (the stage step's scrub).
  */
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
-import { FsStore, parseObject, syncFilesystem } from '@flotilla/store';
-import type { ObjectSink, StoreReader } from '@flotilla/store';
+import { FsStore, parseObject } from '@flotilla/store';
+import type { ObjectSink, StoreReader, TreeObject } from '@flotilla/store';
 import type { StateDatabase } from '../state/db.js';
 
 export interface ChunkCacheOptions {
@@ -21,6 +22,8 @@ export interface ChunkCacheOptions {
   maxBytes: number;
   /** Reports items found corrupt (and removed). */
   onCorrupt?: (id: string, error: FlotillaError) => void;
+  /** Reports a deferred recency flush that failed (it is tried again at the next flush). */
+  onFlushError?: (error: unknown) => void;
 }
 
 export interface EvictionResult {
@@ -44,11 +47,12 @@ export class ChunkCache implements StoreReader, ObjectSink {
    */
   private readonly objects = new Map<string, Uint8Array>();
   private objectBytes = 0;
+  /** The same objects parsed (and so verified): the walks over installed releases re-read them all. */
+  private readonly parsed = new Map<string, TreeObject>();
   /** Bytes of stored frames; null until `overCap` first scans the directory. */
   private storedBytes: number | null = null;
   private lastTouch = 0;
-  /** Written since the last `sync()`. */
-  private unsynced = new Set<string>();
+  private flushTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly store: FsStore,
@@ -87,6 +91,18 @@ export class ChunkCache implements StoreReader, ObjectSink {
     return bytes;
   }
 
+  /** The object `id` parsed and verified against its id (FLT_* like `parseObject` otherwise). */
+  async getTreeObject(id: string): Promise<TreeObject> {
+    const known = this.parsed.get(id);
+    if (known !== undefined && this.objects.has(id)) {
+      this.touch(id);
+      return known;
+    }
+    const object = parseObject(await this.getObject(id), { expectedId: id });
+    if (this.objects.has(id)) this.parsed.set(id, object);
+    return object;
+  }
+
   private remember(id: string, bytes: Uint8Array): void {
     if (bytes.length > OBJECT_MEMO_MAX_ITEM || this.objects.has(id)) return;
     this.objects.set(id, bytes);
@@ -94,6 +110,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
     for (const [old, held] of this.objects) {
       if (this.objectBytes <= OBJECT_MEMO_BYTES) break;
       this.objects.delete(old);
+      this.parsed.delete(old);
       this.objectBytes -= held.length;
     }
   }
@@ -102,6 +119,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
     const held = this.objects.get(id);
     if (held === undefined) return;
     this.objects.delete(id);
+    this.parsed.delete(id);
     this.objectBytes -= held.length;
   }
 
@@ -121,23 +139,6 @@ export class ChunkCache implements StoreReader, ObjectSink {
   /** Stores a frame received from the server; decoded and verified against `id` first. */
   async putFrame(id: string, frame: Uint8Array): Promise<void> {
     this.written(id, await this.store.putFrame(id, frame));
-  }
-
-  /** Makes every write since the last call durable: one syncfs, or an fsync per file where that fails. */
-  async sync(): Promise<void> {
-    if (this.unsynced.size === 0) return;
-    const ids = this.unsynced;
-    this.unsynced = new Set();
-    if (await syncFilesystem(this.options.dir)) return;
-    for (const id of ids) {
-      const handle = await open(this.store.pathOf(id), 'r').catch(() => null);
-      if (!handle) continue; // evicted or found corrupt and removed since
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
   }
 
   remove(id: string): Promise<boolean> {
@@ -161,8 +162,31 @@ export class ChunkCache implements StoreReader, ObjectSink {
     return this.storedBytes > this.options.maxBytes;
   }
 
+  /**
+   * Flushes recency a few seconds from now, off the update's path (thousands of upserts took a
+   * tenth of a small update). Eviction and close flush first, so nothing they need is missing; a
+   * crash loses at most those seconds of recency, which only orders eviction.
+   */
+  flushRecencySoon(delayMs = 5000): void {
+    if (this.flushTimer !== null) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      try {
+        this.flushRecency();
+      } catch (error) {
+        // state.db closed or unwritable: recency stays in memory for the next flush
+        this.options.onFlushError?.(error);
+      }
+    }, delayMs);
+    this.flushTimer.unref();
+  }
+
   /** Writes recency kept in memory to state.db (batched: one transaction, not one write per read). */
   flushRecency(): void {
+    if (this.flushTimer !== null) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = null;
+    }
     if (this.touched.size === 0) return;
     const upsert = this.options.db.prepare(
       'INSERT INTO chunk_use (id, used_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET used_at = excluded.used_at',
@@ -187,7 +211,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       seen.add(id);
       let object;
       try {
-        object = parseObject(await this.getObject(id), { expectedId: id });
+        object = await this.getTreeObject(id);
       } catch {
         continue; // a chunk (not an object) or a corrupt item: nothing below it
       }
@@ -236,7 +260,6 @@ export class ChunkCache implements StoreReader, ObjectSink {
 
   private written(id: string, frameBytes: number): void {
     if (this.storedBytes !== null) this.storedBytes += frameBytes;
-    this.unsynced.add(id);
     this.touch(id);
   }
 

@@ -14,7 +14,6 @@ import type { DeltaPair } from '@flotilla/protocol';
 import {
   DeltaKind,
   decodeDelta,
-  parseObject,
   readFileContent,
   splitIntoChunks,
   usableAsDeltaBase,
@@ -77,7 +76,7 @@ class TreeIndex {
       const last = i === names.length - 1;
       if (last !== (entry.kind === 'file')) return null;
       if (last) {
-        const object = parseObject(await this.cache.getObject(entry.hash), { expectedId: entry.hash });
+        const object = await this.cache.getTreeObject(entry.hash);
         return object.type === 'file' ? { id: entry.hash, file: object } : null;
       }
       if (entry.kind !== 'dir') return null;
@@ -90,11 +89,8 @@ class TreeIndex {
     let loaded = this.dirs.get(id);
     if (!loaded) {
       loaded = this.cache
-        .getObject(id)
-        .then((bytes) => {
-          const object = parseObject(bytes, { expectedId: id });
-          return object.type === 'dir' ? object : null;
-        })
+        .getTreeObject(id)
+        .then((object) => (object.type === 'dir' ? object : null))
         .catch(() => null);
       this.dirs.set(id, loaded);
     }

@@ -3,10 +3,10 @@
  * new tree from its root, one level per round trip, skipping subtrees that an installed release
  * already holds (protected in the cache). Checks the disk before downloading chunks. Files that
  * changed at a path of the release the app runs come as deltas against it where the server offers
- * them (delta-fetch.ts); every other missing chunk comes in packs. The cache is made durable once,
- * at the end, not file by file.
+ * them (delta-fetch.ts); every other missing chunk comes in packs. Nothing is fsynced here: the
+ * stage step's syncfs makes the cache durable with the release (chunk-cache.ts).
  */
-import { DEFAULT_MAX_DELTA_FILE_BYTES, parseObject } from '@flotilla/store';
+import { DEFAULT_MAX_DELTA_FILE_BYTES } from '@flotilla/store';
 import type { FileObject } from '@flotilla/store';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import { fetchByDeltas } from './delta-fetch.js';
@@ -80,7 +80,7 @@ export async function fetchReleaseObjects(
         if (!options.installedNeedsNoRoom) treeBytes += await subtreeBytes(cache, id);
         continue;
       }
-      const object = parseObject(await cache.getObject(id), { expectedId: id });
+      const object = await cache.getTreeObject(id);
       if (object.type === 'file') {
         treeBytes += object.size;
         for (const c of object.chunks) chunkSizes.set(c.id, c.size);
@@ -142,8 +142,7 @@ export async function fetchReleaseObjects(
     };
     await fetcher.fetch([...left], counting, { signal, onWireBytes });
   }
-  await cache.sync();
-  cache.flushRecency();
+  cache.flushRecencySoon();
   return { wireBytes, chunksFetched: missingChunks.length, deltaFiles, deltaDeclined, treeBytes };
 }
 
@@ -152,7 +151,7 @@ function lacksChunks(file: FileObject, missing: ReadonlySet<string>): boolean {
 }
 
 async function subtreeBytes(cache: ChunkCache, id: string): Promise<number> {
-  const object = parseObject(await cache.getObject(id), { expectedId: id });
+  const object = await cache.getTreeObject(id);
   if (object.type === 'file') return object.size;
   let total = 0;
   for (const entry of object.entries)

@@ -89,6 +89,7 @@ export class UpdateEngine {
       db: options.db,
       maxBytes: options.cacheMaxBytes ?? 1024 * 1024 * 1024,
       onCorrupt: (id, error) => options.logger.warn({ id, err: error }, 'corrupt chunk cache item removed'),
+      onFlushError: (error) => options.logger.warn({ err: error }, 'could not record chunk cache recency'),
     });
     return new UpdateEngine(options, cache);
   }

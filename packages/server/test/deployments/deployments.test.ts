@@ -242,6 +242,7 @@ forEachDialect((dialect) => {
       .selectFrom('audit_log')
       .select('action')
       .where('actor_id', '=', device.id)
+      .orderBy('id') // PostgreSQL returns rows in no particular order without one
       .execute();
     assert.deepEqual(
       audit.map((a) => a.action).filter((a) => a.startsWith('update.')),
