@@ -4,6 +4,7 @@
  * new release, complete (verifyTree against its manifest); a restart finishes the update by itself.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -66,9 +67,21 @@ void test(
       version: '1',
       config,
     });
+    // v2 and v3 edit six files in place (they come as deltas, so kills land in the delta phase
+    // too); v3 also adds six new files and v2 replaces two outright (they come as chunks).
+    const edited = (seed: number) =>
+      Object.fromEntries(
+        Object.entries(files)
+          .slice(0, 6)
+          .map(([path, bytes]) => {
+            const copy = Buffer.from(bytes);
+            randomBytes(64).copy(copy, (seed * 997 + path.length * 131) % (copy.length - 64));
+            return [path, copy];
+          }),
+      );
     const v2 = await buildRelease(
       store,
-      writeTree(join(base, 'v2'), { ...files, ...randomFiles(6, 24_000, 'f') }),
+      writeTree(join(base, 'v2'), { ...files, ...edited(1), ...randomFiles(2, 24_000, 'f') }),
       {
         app: 'app',
         version: '2',
@@ -77,7 +90,7 @@ void test(
     );
     const v3 = await buildRelease(
       store,
-      writeTree(join(base, 'v3'), { ...files, ...randomFiles(6, 24_000, 'g') }),
+      writeTree(join(base, 'v3'), { ...files, ...edited(2), ...randomFiles(6, 24_000, 'g') }),
       {
         app: 'app',
         version: '3',
@@ -85,6 +98,7 @@ void test(
       },
     );
     const server = await startObjectServer(store);
+    server.deltas = 'ok';
     t.after(() => server.close());
     const dataDir = join(base, 'data');
     const env = (target: ReleaseSpec) => ({
@@ -145,5 +159,6 @@ void test(
     const records = new UpdateRecords(db);
     assert.equal(records.journal('app'), null);
     assert.equal(records.installed('app').current?.root, currentRoot());
+    assert.ok(server.deltaPairs.length > 0, 'the updates asked for deltas');
   },
 );
