@@ -194,6 +194,38 @@ void describe('signed releases delivered to three real agents', () => {
       assert.equal((await installed(id, 'index.html')).toString(), '<h1>v2</h1>\n');
   });
 
+  void test('v2.1 edits four files in place: the server prepares deltas, each agent fetches a fraction of the changed chunks', async () => {
+    for (let i = 1; i <= 4; i++) {
+      const path = `assets/f${String(i).padStart(2, '0')}.bin`;
+      const edited = Buffer.from(files[path]!);
+      randomBytes(100).copy(edited, 5_000 * i);
+      files[path] = edited;
+    }
+    await writeTree(join(work, 'src'), files);
+    const v21 = push('2.1.0');
+    const diff = cli(['release', 'diff', 'web@2.0.0', 'web@2.1.0', '--json']);
+    assert.equal(diff.code, 0, diff.stderr);
+    const { fetchBytes } = JSON.parse(diff.stdout) as { fetchBytes: number };
+    assert.ok(fetchBytes > 4 * 20 * 1024, `the changed chunks are ${fetchBytes} bytes`);
+    // Like `ostree static-delta generate`: computed once on the server, before any device asks.
+    const prepared = cli(['release', 'delta', 'web@2.0.0', 'web@2.1.0', '--json']);
+    assert.equal(prepared.code, 0, prepared.stderr);
+    const summary = JSON.parse(prepared.stdout) as { files: number; deltas: number; deltaBytes: number };
+    assert.equal(summary.files, 4);
+    assert.equal(summary.deltas, 4);
+    assert.ok(summary.deltaBytes < fetchBytes / 10, `deltas are ${summary.deltaBytes} bytes`);
+    assert.equal(cli(['deploy', 'web@2.1.0', '--filter', 'tags==rel']).code, 0);
+    for (const app of await waitAllCommitted(v21.targetPath)) {
+      assert.ok(app.bytesFetched !== null && app.bytesFetched > 0, 'bytes fetched are reported');
+      assert.ok(app.bytesFetched < fetchBytes / 4, `fetched ${app.bytesFetched} of ${fetchBytes} changed`);
+    }
+    for (const id of agents.keys())
+      for (let i = 1; i <= 4; i++) {
+        const path = `assets/f${String(i).padStart(2, '0')}.bin`;
+        assert.deepEqual(await installed(id, path), files[path], `${path} on ${id}`);
+      }
+  });
+
   void test('an object altered on the server disk is refused, reported, and v2 keeps serving', async () => {
     files['assets/new.bin'] = randomBytes(30 * 1024);
     files['index.html'] = Buffer.from('<h1>v3</h1>\n');
