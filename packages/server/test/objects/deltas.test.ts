@@ -476,9 +476,9 @@ forEachDialect((dialect) => {
       }))
         got.push(r);
       assert.equal(got[0]?.kind, DeltaKind.zstd);
-      assert.ok(latencies.length >= 5, `only ${latencies.length} health checks while computing`);
-      const worst = Math.max(...latencies);
-      assert.ok(worst < 500, `a health check took ${worst.toFixed(0)} ms while a delta was computed`);
+      // Behaviour, not a timing: computed on the event loop (seconds at level 19), no health check
+      // could complete meanwhile but the one or two before the computation started.
+      assert.ok(latencies.length >= 10, `only ${latencies.length} health checks while computing`);
     } finally {
       await t.close();
     }
