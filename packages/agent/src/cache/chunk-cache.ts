@@ -103,6 +103,17 @@ export class ChunkCache implements StoreReader, ObjectSink {
     return object;
   }
 
+  /**
+   * The same for walks that only look (what is reachable, what to protect): no recency is recorded,
+   * so such a walk never makes a release look recently used to eviction.
+   */
+  private async lookAtTreeObject(id: string): Promise<TreeObject> {
+    const known = this.parsed.get(id);
+    if (known !== undefined && this.objects.has(id)) return known;
+    const memo = this.objects.get(id);
+    return parseObject(memo ?? (await this.store.getObject(id)), { expectedId: id });
+  }
+
   private remember(id: string, bytes: Uint8Array): void {
     if (bytes.length > OBJECT_MEMO_MAX_ITEM || this.objects.has(id)) return;
     this.objects.set(id, bytes);
@@ -211,7 +222,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       seen.add(id);
       let object;
       try {
-        object = await this.getTreeObject(id);
+        object = await this.lookAtTreeObject(id);
       } catch {
         continue; // a chunk (not an object) or a corrupt item: nothing below it
       }
