@@ -110,25 +110,32 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
     onRecord: (record: DeltaRecord) => Promise<void>,
     options: FetchRequestOptions,
   ): Promise<void> {
-    const response = await this.request(ObjectRoutes.deltas, options.signal, {
+    const { response, idle } = await this.request(ObjectRoutes.deltas, options.signal, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ pairs }),
     });
-    if (response.status === 404 || response.status === 405 || response.status === 501) {
-      const body = await response.text().catch(() => '');
-      if (body.includes('"FLT_OBJECT_MISSING"'))
-        throw new FlotillaError('FLT_OBJECT_MISSING', `the server lacks delta bases: ${body.slice(0, 300)}`);
-      this.deltasUnsupported = true; // an older server: chunks only, and no more asking
-      return;
+    try {
+      if (response.status === 404 || response.status === 405 || response.status === 501) {
+        const body = await response.text().catch(() => '');
+        if (body.includes('"FLT_OBJECT_MISSING"'))
+          throw new FlotillaError(
+            'FLT_OBJECT_MISSING',
+            `the server lacks delta bases: ${body.slice(0, 300)}`,
+          );
+        this.deltasUnsupported = true; // an older server: chunks only, and no more asking
+        return;
+      }
+      await this.expectOk(response, ObjectRoutes.deltas);
+      const expected = new Set(pairs.map((p) => deltaPairKey(p.target, p.base)));
+      const records = readDeltaPack(this.throttled(response, options, idle), {
+        expected,
+        maxPayloadBytes: this.options.maxDeltaBytes ?? DEFAULT_MAX_DELTA_FILE_BYTES,
+      });
+      for await (const record of records) await onRecord(record);
+    } finally {
+      idle.stop();
     }
-    await this.expectOk(response, ObjectRoutes.deltas);
-    const expected = new Set(pairs.map((p) => deltaPairKey(p.target, p.base)));
-    const records = readDeltaPack(this.throttled(response, options), {
-      expected,
-      maxPayloadBytes: this.options.maxDeltaBytes ?? DEFAULT_MAX_DELTA_FILE_BYTES,
-    });
-    for await (const record of records) await onRecord(record);
   }
 
   private async fetchPack(
@@ -138,34 +145,38 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
     done: (id: string) => void,
   ): Promise<void> {
     const codec = this.options.packCodec ?? 'zstd';
-    const response = await this.request(ObjectRoutes.pack, options.signal, {
+    const { response, idle } = await this.request(ObjectRoutes.pack, options.signal, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ ids, codec }),
     });
-    if (response.status === 404 || response.status === 405 || response.status === 501) {
-      const body = await response.text().catch(() => '');
-      // The server answers 404 FLT_OBJECT_MISSING for ids it lacks; any other 404 means no pack route.
-      if (body.includes('"FLT_OBJECT_MISSING"')) {
-        throw new FlotillaError(
-          'FLT_OBJECT_MISSING',
-          `the server lacks objects of this release: ${body.slice(0, 300)}`,
-          {
-            details: { status: response.status },
-          },
-        );
+    try {
+      if (response.status === 404 || response.status === 405 || response.status === 501) {
+        const body = await response.text().catch(() => '');
+        // The server answers 404 FLT_OBJECT_MISSING for ids it lacks; any other 404 means no pack route.
+        if (body.includes('"FLT_OBJECT_MISSING"')) {
+          throw new FlotillaError(
+            'FLT_OBJECT_MISSING',
+            `the server lacks objects of this release: ${body.slice(0, 300)}`,
+            {
+              details: { status: response.status },
+            },
+          );
+        }
+        this.packUnsupported = true;
+        throw new FlotillaError('FLT_NETWORK', `pack endpoint unavailable (HTTP ${response.status})`);
       }
-      this.packUnsupported = true;
-      throw new FlotillaError('FLT_NETWORK', `pack endpoint unavailable (HTTP ${response.status})`);
+      await this.expectOk(response, ObjectRoutes.pack);
+      const wire = this.throttled(response, options, idle);
+      const declared = response.headers.get(PACK_CODEC_HEADER) ?? 'identity';
+      const records = decompress(wire, declared);
+      await readPack(records, new Set(ids), this.maxObjectBytes(), async (id, bytes) => {
+        await sink.putChunk(id, bytes);
+        done(id);
+      });
+    } finally {
+      idle.stop();
     }
-    await this.expectOk(response, ObjectRoutes.pack);
-    const wire = this.throttled(response, options);
-    const declared = response.headers.get(PACK_CODEC_HEADER) ?? 'identity';
-    const records = decompress(wire, declared);
-    await readPack(records, new Set(ids), this.maxObjectBytes(), async (id, bytes) => {
-      await sink.putChunk(id, bytes);
-      done(id);
-    });
   }
 
   private async fetchObject(id: string, sink: FetchSink, options: FetchRequestOptions): Promise<void> {
@@ -217,17 +228,28 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
     }
   }
 
-  private async request(path: string, signal: AbortSignal | undefined, init: RequestInit): Promise<Response> {
+  /**
+   * Sends a request whose timeout covers the wait for the response and then each silence in its
+   * body (not the whole transfer: a large pack or delta on a slow or throttled link takes longer
+   * than any fixed bound). The caller stops the watchdog when it is done with the body.
+   */
+  private async request(
+    path: string,
+    signal: AbortSignal | undefined,
+    init: RequestInit,
+  ): Promise<{ response: Response; idle: IdleWatchdog }> {
     const url = `${this.options.baseUrl}${path}`;
-    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    const idle = new IdleWatchdog(this.options.timeoutMs ?? 30_000);
     try {
-      return await (this.options.fetch ?? globalThis.fetch)(url, {
+      const response = await (this.options.fetch ?? globalThis.fetch)(url, {
         ...init,
         headers: { ...(await this.options.headers()), ...(init.headers as Record<string, string>) },
-        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+        signal: signal ? AbortSignal.any([signal, idle.signal]) : idle.signal,
         redirect: 'error',
       });
+      return { response, idle };
     } catch (cause) {
+      idle.stop();
       throw new FlotillaError('FLT_NETWORK', `${init.method ?? 'GET'} ${url} failed`, {
         cause,
         details: { url },
@@ -249,10 +271,17 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
     });
   }
 
-  private async *throttled(response: Response, options: FetchRequestOptions): AsyncGenerator<Uint8Array> {
+  private async *throttled(
+    response: Response,
+    options: FetchRequestOptions,
+    idle: IdleWatchdog,
+  ): AsyncGenerator<Uint8Array> {
     const body = Readable.fromWeb(response.body as unknown as NodeWebStream<Uint8Array>);
     for await (const piece of body as AsyncIterable<Buffer>) {
+      // Time spent in our own bandwidth limit is not the server's silence.
+      idle.stop();
       await this.bucket.take(piece.length, options.signal);
+      idle.touch();
       options.onWireBytes?.(piece.length);
       yield piece;
     }
@@ -268,6 +297,39 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
       while (next < items.length) await work(items[next++] as T);
     };
     await Promise.all(Array.from({ length: Math.min(this.options.concurrency ?? 4, items.length) }, worker));
+  }
+}
+
+/** Aborts a request when nothing arrives for `ms`: before the response, and between body pieces. */
+class IdleWatchdog {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly ms: number) {
+    this.touch();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Something arrived: the silence starts again from now. */
+  touch(): void {
+    this.stop();
+    this.timer = setTimeout(() => this.controller.abort(this.timeoutError()), this.ms);
+    this.timer.unref();
+  }
+
+  /** Not counting (waiting in our own bandwidth limit), or done. */
+  stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private timeoutError(): Error {
+    const error = new Error(`nothing received for ${this.ms} ms`);
+    error.name = 'TimeoutError';
+    return error;
   }
 }
 

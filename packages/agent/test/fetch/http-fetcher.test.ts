@@ -103,3 +103,39 @@ void test('the token bucket lets an average rate through, bursting one second', 
   const unlimited = new TokenBucket(0, () => now);
   await unlimited.take(1e12);
 });
+
+void test(
+  'the timeout is for silence, not the whole transfer: a pack slower than it in total still arrives whole',
+  { timeout: 30_000 },
+  async (t) => {
+    const { server, local, fetcher, ids } = await setup(t);
+    // About 480 KB at 200 KB/s (a one-second burst, then throttled): 1.4 s in all, against a 300 ms timeout.
+    await fetcher({ packCodec: 'identity', bytesPerSecond: 200_000, timeoutMs: 300 }).fetch(ids, local);
+    assert.deepEqual(await local.missing(ids), []);
+    assert.equal(server.objectGets.length, 0, 'nothing fell back to per-object requests');
+  },
+);
+
+void test(
+  'a pack that goes silent is given up after the timeout and the objects come one by one',
+  { timeout: 30_000 },
+  async (t) => {
+    const { server, local, fetcher, ids } = await setup(t);
+    // The pack's response starts, then nothing more arrives (a stalled proxy); the stream ends only
+    // when the request is aborted.
+    const stalled: typeof globalThis.fetch = (_input, init) =>
+      Promise.resolve(
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start(controller) {
+              init?.signal?.addEventListener('abort', () => controller.error(init.signal?.reason));
+            },
+          }),
+          { status: 200, headers: { 'x-flotilla-pack-codec': 'identity' } },
+        ),
+      );
+    await fetcher({ fetch: stalled, timeoutMs: 300 }).fetch(ids, local);
+    assert.deepEqual(await local.missing(ids), []);
+    assert.equal(server.objectGets.length, ids.length, 'every object came per object');
+  },
+);
