@@ -43,12 +43,11 @@ export class ChunkCache implements StoreReader, ObjectSink {
   /**
    * Verified tree objects, least recently used first. An update reads every file and directory
    * object of the new and the installed releases several times (fetch walk, delta pairing, staging,
-   * reuse, what eviction protects); from disk that was thousands of opens each time.
+   * reuse, what eviction protects); from disk that was thousands of opens each time. `parsed` is
+   * filled the first time a walk parses the bytes (parsing verifies them against the id).
    */
-  private readonly objects = new Map<string, Uint8Array>();
+  private readonly objects = new Map<string, { bytes: Uint8Array; parsed?: TreeObject }>();
   private objectBytes = 0;
-  /** The same objects parsed (and so verified): the walks over installed releases re-read them all. */
-  private readonly parsed = new Map<string, TreeObject>();
   /** Bytes of stored frames; null until `overCap` first scans the directory. */
   private storedBytes: number | null = null;
   private lastTouch = 0;
@@ -84,7 +83,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       this.objects.delete(id);
       this.objects.set(id, memo);
       this.touch(id);
-      return memo;
+      return memo.bytes;
     }
     const bytes = await this.read(id, () => this.store.getObject(id));
     this.remember(id, bytes);
@@ -92,37 +91,35 @@ export class ChunkCache implements StoreReader, ObjectSink {
   }
 
   /** The object `id` parsed and verified against its id (FLT_* like `parseObject` otherwise). */
-  async getTreeObject(id: string): Promise<TreeObject> {
-    const known = this.parsed.get(id);
-    if (known !== undefined && this.objects.has(id)) {
-      this.touch(id);
-      return known;
-    }
-    const object = parseObject(await this.getObject(id), { expectedId: id });
-    if (this.objects.has(id)) this.parsed.set(id, object);
-    return object;
+  getTreeObject(id: string): Promise<TreeObject> {
+    return this.treeObject(id, true);
   }
 
   /**
-   * The same for walks that only look (what is reachable, what to protect): no recency is recorded,
-   * so such a walk never makes a release look recently used to eviction.
+   * `recordUse` false is for walks that only look (what is reachable, what to protect): no recency
+   * is recorded, so such a walk never makes a release look recently used to eviction.
    */
-  private async lookAtTreeObject(id: string): Promise<TreeObject> {
-    const known = this.parsed.get(id);
-    if (known !== undefined && this.objects.has(id)) return known;
-    const memo = this.objects.get(id);
-    return parseObject(memo ?? (await this.store.getObject(id)), { expectedId: id });
+  private async treeObject(id: string, recordUse: boolean): Promise<TreeObject> {
+    const held = this.objects.get(id);
+    if (held?.parsed !== undefined) {
+      if (recordUse) this.touch(id);
+      return held.parsed;
+    }
+    const bytes = recordUse ? await this.getObject(id) : (held?.bytes ?? (await this.store.getObject(id)));
+    const object = parseObject(bytes, { expectedId: id });
+    const entry = this.objects.get(id);
+    if (entry !== undefined) entry.parsed = object;
+    return object;
   }
 
   private remember(id: string, bytes: Uint8Array): void {
     if (bytes.length > OBJECT_MEMO_MAX_ITEM || this.objects.has(id)) return;
-    this.objects.set(id, bytes);
+    this.objects.set(id, { bytes });
     this.objectBytes += bytes.length;
     for (const [old, held] of this.objects) {
       if (this.objectBytes <= OBJECT_MEMO_BYTES) break;
       this.objects.delete(old);
-      this.parsed.delete(old);
-      this.objectBytes -= held.length;
+      this.objectBytes -= held.bytes.length;
     }
   }
 
@@ -130,8 +127,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
     const held = this.objects.get(id);
     if (held === undefined) return;
     this.objects.delete(id);
-    this.parsed.delete(id);
-    this.objectBytes -= held.length;
+    this.objectBytes -= held.bytes.length;
   }
 
   getChunk(id: string): Promise<Uint8Array> {
@@ -222,7 +218,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       seen.add(id);
       let object;
       try {
-        object = await this.lookAtTreeObject(id);
+        object = await this.treeObject(id, false);
       } catch {
         continue; // a chunk (not an object) or a corrupt item: nothing below it
       }

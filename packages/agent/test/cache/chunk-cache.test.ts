@@ -2,16 +2,23 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import { contentId } from '@flotilla/store';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
+import type { ChunkCacheOptions } from '../../src/cache/chunk-cache.js';
 import { tempDir } from '../helpers/tmp.js';
 import { buildRelease, randomFiles, stateDb, writeTree } from '../update/fixtures.js';
 
-void test('LRU eviction under the cap never removes protected (current / previous release) items', async (t) => {
+/** A cache in `<tmp>/data/chunks` with its state.db; `dir` is the temp dir, for release sources. */
+async function openCache(t: TestContext, options: Omit<ChunkCacheOptions, 'dir' | 'db'>) {
   const dir = tempDir(t);
   const db = stateDb(t, join(dir, 'data'));
   t.after(() => db.close());
-  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 150_000 });
+  return { dir, cache: await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, ...options }) };
+}
+
+void test('LRU eviction under the cap never removes protected (current / previous release) items', async (t) => {
+  const { dir, cache } = await openCache(t, { maxBytes: 150_000 });
   const current = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(3, 30_000, 'a')), {
     app: 'x',
     version: '1',
@@ -41,10 +48,7 @@ void test('LRU eviction under the cap never removes protected (current / previou
 });
 
 void test('a cap of 0 keeps exactly the protected items', async (t) => {
-  const dir = tempDir(t);
-  const db = stateDb(t, join(dir, 'data'));
-  t.after(() => db.close());
-  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 0 });
+  const { dir, cache } = await openCache(t, { maxBytes: 0 });
   const keep = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(2, 30_000, 'a')), {
     app: 'x',
     version: '1',
@@ -61,16 +65,8 @@ void test('a cap of 0 keeps exactly the protected items', async (t) => {
 });
 
 void test('a corrupt item read from the cache is removed and reported as FLT_HASH_MISMATCH', async (t) => {
-  const dir = tempDir(t);
-  const db = stateDb(t, join(dir, 'data'));
-  t.after(() => db.close());
   const corrupt: string[] = [];
-  const cache = await ChunkCache.open({
-    dir: join(dir, 'data/chunks'),
-    db,
-    maxBytes: 1e9,
-    onCorrupt: (id) => corrupt.push(id),
-  });
+  const { dir, cache } = await openCache(t, { maxBytes: 1e9, onCorrupt: (id) => corrupt.push(id) });
   const release = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(1, 30_000)), {
     app: 'x',
     version: '1',
@@ -92,10 +88,7 @@ void test('a corrupt item read from the cache is removed and reported as FLT_HAS
 });
 
 void test('overCap: a scan the first time, then a running count of what the cache writes and evicts', async (t) => {
-  const dir = tempDir(t);
-  const db = stateDb(t, join(dir, 'data'));
-  t.after(() => db.close());
-  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 100_000 });
+  const { dir, cache } = await openCache(t, { maxBytes: 100_000 });
   // Written behind the cache's back: only the first scan can know about these.
   const first = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(2, 30_000, 'a')), {
     app: 'x',
@@ -111,10 +104,7 @@ void test('overCap: a scan the first time, then a running count of what the cach
 });
 
 void test('tree objects are kept in memory once read: a second read needs no file, a removed one is forgotten', async (t) => {
-  const dir = tempDir(t);
-  const db = stateDb(t, join(dir, 'data'));
-  t.after(() => db.close());
-  const cache = await ChunkCache.open({ dir: join(dir, 'data/chunks'), db, maxBytes: 1 << 30 });
+  const { dir, cache } = await openCache(t, { maxBytes: 1 << 30 });
   const release = await buildRelease(cache.store, writeTree(join(dir, 'a'), randomFiles(1, 1000, 'a')), {
     app: 'x',
     version: '1',
