@@ -38,6 +38,15 @@ export interface FsStoreOptions {
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
 
+/** Why a frame could not be opened: absent (FLT_OBJECT_MISSING) or a file system error (FLT_IO). */
+function openError(error: unknown, id: string, path: string): unknown {
+  if (isErrno(error, 'ENOENT'))
+    return new FlotillaError('FLT_OBJECT_MISSING', `no object or chunk ${id} in the store`, {
+      details: { id },
+    });
+  return asIoError(error, path);
+}
+
 function isErrno(error: unknown, code: string): boolean {
   return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
 }
@@ -280,11 +289,7 @@ export class FsStore implements ObjectSink, StoreReader {
     try {
       fd = fs.openSync(path, 'r');
     } catch (error) {
-      if (isErrno(error, 'ENOENT'))
-        throw new FlotillaError('FLT_OBJECT_MISSING', `no object or chunk ${id} in the store`, {
-          details: { id },
-        });
-      throw asIoError(error, path);
+      throw openError(error, id, path);
     }
     try {
       const { size } = fs.fstatSync(fd);
@@ -317,11 +322,7 @@ export class FsStore implements ObjectSink, StoreReader {
     try {
       handle = await open(path, 'r');
     } catch (error) {
-      if (isErrno(error, 'ENOENT'))
-        throw new FlotillaError('FLT_OBJECT_MISSING', `no object or chunk ${id} in the store`, {
-          details: { id },
-        });
-      throw asIoError(error, path);
+      throw openError(error, id, path);
     }
     try {
       const { size } = await handle.stat();
