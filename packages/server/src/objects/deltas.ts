@@ -60,23 +60,23 @@ export class DeltaService {
    */
   async fileObjects(ids: Iterable<string>): Promise<Map<string, FileObject>> {
     const unique = [...new Set(ids)];
-    // `has`, not `missing`: a read must not mark objects as wanted (that delays their collection).
+    // One read per id (not `has` then a read); `missing` would also mark objects as wanted.
     const missing: string[] = [];
-    for (const id of unique) if (!(await this.opts.store.has(id))) missing.push(id);
-    if (missing.length > 0)
-      throw new FlotillaError('FLT_OBJECT_MISSING', `${missing.length} requested objects are not stored`, {
-        details: { missing },
-      });
     const files = new Map<string, FileObject>();
     const notFiles: string[] = [];
     for (const id of unique) {
       try {
         files.set(id, parseFileObject(await this.opts.store.getObject(id), { expectedId: id }));
       } catch (error) {
-        if (!isFlotillaError(error) || !NOT_A_FILE.has(error.code)) throw error;
-        notFiles.push(id);
+        if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') missing.push(id);
+        else if (isFlotillaError(error) && NOT_A_FILE.has(error.code)) notFiles.push(id);
+        else throw error;
       }
     }
+    if (missing.length > 0)
+      throw new FlotillaError('FLT_OBJECT_MISSING', `${missing.length} requested objects are not stored`, {
+        details: { missing },
+      });
     if (notFiles.length > 0)
       throw new FlotillaError(
         'FLT_VALIDATION',
