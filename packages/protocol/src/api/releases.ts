@@ -21,6 +21,7 @@ export const ObjectRoutes = {
   upload: '/api/v1/objects/upload',
   object: '/api/v1/objects/:id',
   pack: '/api/v1/objects/pack',
+  treePack: '/api/v1/objects/tree-pack',
   deltas: '/api/v1/objects/deltas',
 } as const;
 
@@ -52,6 +53,32 @@ export const PackRequest = Type.Object(
   { additionalProperties: false },
 );
 export type PackRequest = Static<typeof PackRequest>;
+
+/**
+ * Tree pack (`ObjectRoutes.treePack`): one round trip for every tree object (directory and file
+ * objects, never chunks) a device lacks of a release's tree. The answer is a pack in the format
+ * above holding each object reachable from `root` once, except those reachable from any `have`
+ * root, a directory always before the objects it names. A `have` root the server does not know
+ * (or cannot walk) is ignored; an unknown `root` is a 404 `FLT_OBJECT_MISSING`.
+ */
+export const MAX_TREE_PACK_HAVE = 16;
+export const TreePackRequest = Type.Object(
+  {
+    root: Sha256Hex,
+    have: Type.Optional(
+      Type.Array(Sha256Hex, {
+        maxItems: MAX_TREE_PACK_HAVE,
+        description: 'Roots of trees the device holds whole: nothing reachable from them is sent',
+      }),
+    ),
+    codec: Type.Optional(PackCodec),
+  },
+  {
+    additionalProperties: false,
+    description: '`root`: the root object id of the tree wanted; `have`: roots the device holds',
+  },
+);
+export type TreePackRequest = Static<typeof TreePackRequest>;
 
 /**
  * Delta pack (`application/vnd.flotilla.delta-pack`): the answer to a list of (target, base) file
