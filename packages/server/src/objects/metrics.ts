@@ -1,4 +1,4 @@
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 
 /** Prometheus counters for the object store (issue 2: bytes and chunks received and served). */
@@ -78,6 +78,30 @@ export function createDeltaMetrics(registry: Registry): DeltaMetrics {
     failures: new Counter({
       name: 'flotilla_delta_failures_total',
       help: 'Delta computations that failed (answered "none", not cached)',
+      registers: [registry],
+    }),
+  };
+}
+
+/** Prometheus metrics of the tree-pack route's closure cache (objects sent count in ObjectMetrics). */
+export interface TreePackMetrics {
+  /** Closure lookups: `hit` (cached), `miss` (built now), `shared` (joined a build in progress). */
+  closureLookups: Counter<'result'>;
+  /** Tree objects held over all cached closures. */
+  cachedObjects: Gauge;
+}
+
+export function createTreePackMetrics(registry: Registry): TreePackMetrics {
+  return {
+    closureLookups: new Counter({
+      name: 'flotilla_tree_closure_lookups_total',
+      help: 'Tree closures asked for by tree-pack requests (root and have roots), by result: hit, miss, shared',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
+    cachedObjects: new Gauge({
+      name: 'flotilla_tree_closure_cached_objects',
+      help: 'Tree objects held by the cached tree closures',
       registers: [registry],
     }),
   };

@@ -1,7 +1,7 @@
 /**
  * Object routes (protocol `ObjectRoutes`): which objects are missing, pack upload (deployer), per-object
- * GET (immutable, Range-capable, for proxies and CDNs), batched pack download and file deltas
- * (operators and accepted devices).
+ * GET (immutable, Range-capable, for proxies and CDNs), batched pack download, a release tree's
+ * objects in one pack (tree pack) and file deltas (operators and accepted devices).
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -18,8 +18,10 @@ import {
   PACK_CONTENT_TYPE,
   PackRequest,
   Sha256Hex,
+  TreePackRequest,
   Type,
   UploadResponse,
+  isFlotillaError,
 } from '@flotilla/protocol';
 import { DeltaKind, deltaPairKey, writeDeltaPack } from '@flotilla/store';
 import type { DeltaRecord } from '@flotilla/store';
@@ -32,6 +34,8 @@ import { packStream, parseCodec } from './pack.js';
 import type { PackRecord } from './pack.js';
 import { parseRange } from './range.js';
 import type { ObjectStore } from './store.js';
+import { treePackIds } from './tree-closures.js';
+import type { Closure, TreeClosures } from './tree-closures.js';
 import { receivePack } from './upload.js';
 
 export interface ObjectRoutesOptions {
@@ -41,10 +45,14 @@ export interface ObjectRoutesOptions {
   deltaMetrics: DeltaMetrics;
   deviceAuth: DeviceAuthenticator;
   maxUploadBytes: number;
+  treeClosures: TreeClosures;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const ObjectParams = Type.Object({ id: Sha256Hex }, { additionalProperties: false });
+/** A tree-pack body is a root and at most 16 ids: anything near this is not one. */
+const TREE_PACK_BODY_LIMIT = 16 * 1024;
+const PackBody = Type.Unsafe<Readable>({ type: 'string', format: 'binary' });
 
 /** Registers the object routes in their own scope (the pack body parser stays local to them). */
 export async function registerObjectRoutes(base: FastifyInstance, opts: ObjectRoutesOptions): Promise<void> {
@@ -171,6 +179,73 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
         request.log.error({ err }, 'pack stream failed; the client sees a truncated pack'),
       );
       return reply.type(PACK_CONTENT_TYPE).header(PACK_CODEC_HEADER, codec).send(stream);
+    },
+  );
+
+  app.post(
+    ObjectRoutes.treePack,
+    {
+      schema: {
+        summary:
+          `Every tree object (directory and file objects, not chunks) reachable from root and from ` +
+          `no have root, as one pack (${PACK_CONTENT_TYPE}), directories first; an unknown root is a 404`,
+        tags,
+        body: TreePackRequest,
+        response: {
+          200: {
+            description: 'The pack, compressed as a whole (codec echoed in X-Flotilla-Pack-Codec)',
+            content: { [PACK_CONTENT_TYPE]: { schema: PackBody } },
+          },
+        },
+      },
+      bodyLimit: TREE_PACK_BODY_LIMIT,
+      preHandler: reader,
+    },
+    async (request, reply) => {
+      const { root } = request.body;
+      const closures = opts.treeClosures;
+      // A cached closure outlives a deleted release: check the root is still stored.
+      const closure = (await store.has(root)) ? await closures.get(root) : null;
+      if (!closure)
+        throw new FlotillaError('FLT_OBJECT_MISSING', `tree ${root} is not stored`, {
+          details: { missing: [root] },
+        });
+      const have: Closure[] = [];
+      for (const id of new Set(request.body.have ?? [])) {
+        if (id === root) {
+          have.push(closure);
+          continue;
+        }
+        // A have root the server does not know, or cannot walk whole, only means more is sent.
+        const known = await closures.get(id).catch((error: unknown) => {
+          if (isFlotillaError(error) && error.statusCode < 500) return null;
+          throw error;
+        });
+        if (known) have.push(known);
+      }
+      const ids = treePackIds(root, closure, have);
+      const codec = request.body.codec ?? 'zstd';
+      async function* records(): AsyncGenerator<PackRecord> {
+        for (const id of ids) {
+          const bytes = await store.getObject(id).catch((error: unknown) => {
+            if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') closures.forget(root);
+            throw error;
+          });
+          metrics.objectsServed.inc({ via: 'tree-pack' });
+          metrics.bytesServed.inc({ via: 'tree-pack' }, bytes.length);
+          yield { id, bytes: Buffer.from(bytes) };
+        }
+      }
+      const stream = packStream(records(), codec);
+      stream.on('error', (err) =>
+        request.log.error({ err }, 'tree pack stream failed; the client sees a truncated pack'),
+      );
+      request.log.debug({ root, have: have.length, objects: ids.length }, 'tree pack');
+      return reply
+        .type(PACK_CONTENT_TYPE)
+        .header(PACK_CODEC_HEADER, codec)
+        .header('cache-control', 'no-store')
+        .send(stream);
     },
   );
 

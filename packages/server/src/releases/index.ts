@@ -12,9 +12,10 @@ import { ReleaseRoutes } from '@flotilla/protocol';
 import { DeltaCache } from '../objects/delta-cache.js';
 import { DeltaEncoder } from '../objects/delta-worker.js';
 import { DeltaService } from '../objects/deltas.js';
-import { createDeltaMetrics, createObjectMetrics } from '../objects/metrics.js';
+import { createDeltaMetrics, createObjectMetrics, createTreePackMetrics } from '../objects/metrics.js';
 import { registerObjectRoutes } from '../objects/routes.js';
 import { FsObjectStore } from '../objects/store.js';
+import { TreeClosures } from '../objects/tree-closures.js';
 import type { ObjectStore } from '../objects/store.js';
 import { registerDeltaRoutes, startDeploymentPrecompute } from './deltas.js';
 import { startGcJob } from './gc.js';
@@ -68,6 +69,7 @@ export async function registerReleaseApi(
     deltaMetrics,
     deviceAuth,
     maxUploadBytes: ctx.config.maxUploadBytes,
+    treeClosures: new TreeClosures({ store, metrics: createTreePackMetrics(ctx.metrics) }),
   });
   const gc = startGcJob(ctx, store, {
     // Deltas of deleted objects can never be asked for again (ids are content hashes).
