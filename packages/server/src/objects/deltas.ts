@@ -36,6 +36,19 @@ export interface DeltaServiceOptions {
   log: Logger;
 }
 
+/** File objects read at once (small files: enough to keep libuv's thread pool busy). */
+const READ_CONCURRENCY = 16;
+/** Records read (or queued for computation) ahead of the one being sent... */
+const READ_AHEAD = 16;
+/** ...while those already read and not yet sent hold less than this. */
+const READ_AHEAD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Parsed file objects kept for the next requests, counted as 1 + their chunks: a device fleet
+ * updating between two releases asks for the same pairs again and again.
+ */
+const RECENT_FILES_WEIGHT = 64 * 1024;
+
 const NONE: CachedDelta = Object.freeze({ kind: DeltaKind.none, payload: Buffer.alloc(0) });
 
 /** Parse failures that mean "this object is not a file object" (a directory, or a chunk's bytes). */
@@ -51,28 +64,50 @@ export class DeltaService {
   private running = false;
   private closed = false;
   private readonly inFlight = new Map<string, Promise<CachedDelta>>();
+  private readonly recentFiles = new RecentFiles(RECENT_FILES_WEIGHT);
 
   constructor(private readonly opts: DeltaServiceOptions) {}
 
   /**
    * The parsed file objects of `ids`, checked before anything is streamed or computed:
    * FLT_OBJECT_MISSING listing unknown ids, FLT_VALIDATION listing ids that are not file objects.
+   * Several objects are read at once (each read is a few thread-pool round trips that would
+   * otherwise follow one another); the lists keep the order of `ids`. An object parsed by a recent
+   * request is only checked to be still stored (one stat instead of a read, hash and parse).
    */
   async fileObjects(ids: Iterable<string>): Promise<Map<string, FileObject>> {
     const unique = [...new Set(ids)];
     // One read per id (not `has` then a read); `missing` would also mark objects as wanted.
+    const found = new Array<FileObject | 'missing' | 'not a file'>(unique.length);
+    let failure: { index: number; error: unknown } | undefined;
+    await inParallel(unique.length, READ_CONCURRENCY, async (index) => {
+      const id = unique[index]!;
+      try {
+        // Read and verified before: it cannot have changed (content-addressed), only gone.
+        const known = this.recentFiles.get(id);
+        if (known) {
+          found[index] = (await this.opts.store.size(id)) === undefined ? 'missing' : known;
+          return;
+        }
+        const file = parseFileObject(await this.opts.store.getObject(id), { expectedId: id });
+        this.recentFiles.set(id, file);
+        found[index] = file;
+      } catch (error) {
+        if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') found[index] = 'missing';
+        else if (isFlotillaError(error) && NOT_A_FILE.has(error.code)) found[index] = 'not a file';
+        else if (!failure || index < failure.index) failure = { index, error };
+      }
+    });
+    if (failure) throw failure.error;
     const missing: string[] = [];
     const files = new Map<string, FileObject>();
     const notFiles: string[] = [];
-    for (const id of unique) {
-      try {
-        files.set(id, parseFileObject(await this.opts.store.getObject(id), { expectedId: id }));
-      } catch (error) {
-        if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') missing.push(id);
-        else if (isFlotillaError(error) && NOT_A_FILE.has(error.code)) notFiles.push(id);
-        else throw error;
-      }
-    }
+    unique.forEach((id, index) => {
+      const object = found[index]!;
+      if (object === 'missing') missing.push(id);
+      else if (object === 'not a file') notFiles.push(id);
+      else files.set(id, object);
+    });
     if (missing.length > 0)
       throw new FlotillaError('FLT_OBJECT_MISSING', `${missing.length} requested objects are not stored`, {
         details: { missing },
@@ -84,6 +119,40 @@ export class DeltaService {
         { details: { notFiles } },
       );
     return files;
+  }
+
+  /**
+   * The records of `pairs`, in their order. The next pairs' records are read (or their
+   * computations queued) while one is sent, a few at a time and within a byte budget, so cached
+   * records do not wait for each other's disk reads one by one.
+   */
+  async *records(
+    pairs: readonly { target: string; base: string }[],
+    files: ReadonlyMap<string, FileObject>,
+    priority: DeltaPriority = 'request',
+  ): AsyncGenerator<DeltaRecord> {
+    const ahead: Promise<DeltaRecord>[] = [];
+    let next = 0;
+    let heldBytes = 0;
+    const fill = () => {
+      while (next < pairs.length && ahead.length < READ_AHEAD && heldBytes < READ_AHEAD_BYTES) {
+        const { target, base } = pairs[next++]!;
+        const record = this.record(target, base, files, priority).then((r) => {
+          heldBytes += r.payload.length;
+          return r;
+        });
+        // Awaited in turn below; until then a rejection must not count as unhandled.
+        record.catch(() => undefined);
+        ahead.push(record);
+      }
+    };
+    fill();
+    while (ahead.length > 0) {
+      const record = await ahead.shift()!;
+      heldBytes -= record.payload.length;
+      fill();
+      yield record;
+    }
   }
 
   /** The record for one pair; never throws (a failed computation is answered "none" and logged). */
@@ -223,5 +292,47 @@ export class DeltaService {
     if (this.running) return;
     const next = this.queues.request.shift() ?? this.queues.background.shift();
     next?.();
+  }
+}
+
+/** Runs `task(0) … task(count - 1)`, at most `concurrency` at once, started in index order. */
+async function inParallel(
+  count: number,
+  concurrency: number,
+  task: (index: number) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+/** The most recently used parsed file objects, within a total weight (1 + chunks per object). */
+class RecentFiles {
+  private readonly entries = new Map<string, FileObject>();
+  private weight = 0;
+
+  constructor(private readonly maxWeight: number) {}
+
+  get(id: string): FileObject | undefined {
+    const file = this.entries.get(id);
+    if (file) {
+      this.entries.delete(id);
+      this.entries.set(id, file);
+    }
+    return file;
+  }
+
+  set(id: string, file: FileObject): void {
+    const weight = 1 + file.chunks.length;
+    if (weight > this.maxWeight || this.entries.has(id)) return;
+    this.entries.set(id, file);
+    this.weight += weight;
+    for (const [oldId, old] of this.entries) {
+      if (this.weight <= this.maxWeight) break;
+      this.entries.delete(oldId);
+      this.weight -= 1 + old.chunks.length;
+    }
   }
 }
