@@ -283,8 +283,7 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
       const files = await opts.deltas.fileObjects(pairs.flatMap((p) => [p.target, p.base]));
       const { deltas, deltaMetrics } = opts;
       async function* records(): AsyncGenerator<DeltaRecord> {
-        for (const { target, base } of pairs) {
-          const record = await deltas.record(target, base, files);
+        for await (const record of deltas.records(pairs, files)) {
           deltaMetrics.served.inc({ kind: record.kind === DeltaKind.zstd ? 'zstd' : 'none' });
           deltaMetrics.bytesServed.inc(record.payload.length);
           yield record;
