@@ -1,8 +1,10 @@
 /**
  * Fetches objects from the server: batches through the pack endpoint (one stream, compressed as a
  * whole), and what a cut pack left over through the immutable per-object URLs, resumed with Range
- * from a partial file that survives agent restarts. Concurrency and a shared token bucket bound
- * the load; every object is verified by hash before it is stored.
+ * from a partial file that survives agent restarts. A release's tree objects can come in one
+ * request (the tree-pack endpoint) before the level walk that would otherwise ask level by level.
+ * Concurrency and a shared token bucket bound the load; every object is verified by hash before it
+ * is stored.
  */
 import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +15,7 @@ import {
   FRAME_CONTENT_TYPE,
   FlotillaError,
   MAX_DELTA_PAIRS_PER_REQUEST,
+  MAX_TREE_PACK_HAVE,
   ObjectRoutes,
   PACK_CODEC_HEADER,
 } from '@flotilla/protocol';
@@ -21,11 +24,19 @@ import {
   DEFAULT_MAX_DELTA_FILE_BYTES,
   FRAME_HEADER_LENGTH,
   deltaPairKey,
+  isContentId,
   readDeltaPack,
 } from '@flotilla/store';
 import type { DeltaRecord } from '@flotilla/store';
 import { DecompressStream } from 'zstd-napi';
-import type { DeltaFetcher, FetchRequestOptions, FetchSink, ObjectFetcher } from './fetcher.js';
+import type {
+  DeltaFetcher,
+  FetchRequestOptions,
+  FetchSink,
+  ObjectFetcher,
+  TreeFetchOptions,
+  TreeFetcher,
+} from './fetcher.js';
 import { getObjectFrame } from './object-get.js';
 import { readPack } from './pack-reader.js';
 import { TokenBucket } from './token-bucket.js';
@@ -56,10 +67,11 @@ export interface HttpFetcherOptions {
   fetch?: typeof globalThis.fetch;
 }
 
-export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
+export class HttpFetcher implements ObjectFetcher, DeltaFetcher, TreeFetcher {
   private readonly bucket: TokenBucket;
   private packUnsupported = false;
   private deltasUnsupported = false;
+  private treesUnsupported = false;
 
   constructor(private readonly options: HttpFetcherOptions) {
     this.bucket = new TokenBucket(options.bytesPerSecond ?? 0);
@@ -105,24 +117,79 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
     return !this.deltasUnsupported;
   }
 
+  async fetchTree(
+    root: string,
+    have: readonly string[],
+    sink: FetchSink,
+    options: TreeFetchOptions = {},
+  ): Promise<boolean> {
+    if (this.treesUnsupported) return false;
+    const haveRoots = [...new Set(have)].slice(0, MAX_TREE_PACK_HAVE);
+    let sinkError: { error: unknown } | null = null;
+    const store = async (id: string, bytes: Uint8Array) => {
+      try {
+        await sink.putChunk(id, bytes);
+      } catch (error) {
+        sinkError = { error };
+        throw error;
+      }
+    };
+    try {
+      return await this.fetchTreePack(root, haveRoots, store, options);
+    } catch (error) {
+      if (sinkError) throw (sinkError as { error: unknown }).error;
+      if (options.signal?.aborted) throw error;
+      options.onFallback?.(
+        error instanceof FlotillaError
+          ? error
+          : new FlotillaError('FLT_NETWORK', `tree pack of ${root} failed`, { cause: error }),
+      );
+      return false;
+    }
+  }
+
+  /** One tree-pack request; false when the server has no such route. */
+  private async fetchTreePack(
+    root: string,
+    have: string[],
+    store: (id: string, bytes: Uint8Array) => Promise<void>,
+    options: FetchRequestOptions,
+  ): Promise<boolean> {
+    const codec = this.options.packCodec ?? 'zstd';
+    const { response, idle } = await this.postJson(
+      ObjectRoutes.treePack,
+      { root, have, codec },
+      options.signal,
+    );
+    try {
+      if (await this.routeMissing(response, `the server lacks tree ${root}`)) {
+        this.treesUnsupported = true; // an older server: the level walk, and no more asking
+        return false;
+      }
+      await this.expectOk(response, ObjectRoutes.treePack);
+      const wire = this.throttled(response, options, idle);
+      const records = decompress(wire, response.headers.get(PACK_CODEC_HEADER) ?? 'identity');
+      // Only what the tree names is taken: the root, then the children of each directory received
+      // (the server sends a directory before what it names).
+      const expected = new Set([root]);
+      await readPack(records, expected, this.maxObjectBytes(), async (id, bytes) => {
+        for (const child of childIds(bytes)) expected.add(child);
+        await store(id, bytes);
+      });
+      return true;
+    } finally {
+      idle.stop();
+    }
+  }
+
   private async fetchDeltaBatch(
     pairs: DeltaPair[],
     onRecord: (record: DeltaRecord) => Promise<void>,
     options: FetchRequestOptions,
   ): Promise<void> {
-    const { response, idle } = await this.request(ObjectRoutes.deltas, options.signal, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ pairs }),
-    });
+    const { response, idle } = await this.postJson(ObjectRoutes.deltas, { pairs }, options.signal);
     try {
-      if (response.status === 404 || response.status === 405 || response.status === 501) {
-        const body = await response.text().catch(() => '');
-        if (body.includes('"FLT_OBJECT_MISSING"'))
-          throw new FlotillaError(
-            'FLT_OBJECT_MISSING',
-            `the server lacks delta bases: ${body.slice(0, 300)}`,
-          );
+      if (await this.routeMissing(response, 'the server lacks delta bases')) {
         this.deltasUnsupported = true; // an older server: chunks only, and no more asking
         return;
       }
@@ -145,24 +212,9 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
     done: (id: string) => void,
   ): Promise<void> {
     const codec = this.options.packCodec ?? 'zstd';
-    const { response, idle } = await this.request(ObjectRoutes.pack, options.signal, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ids, codec }),
-    });
+    const { response, idle } = await this.postJson(ObjectRoutes.pack, { ids, codec }, options.signal);
     try {
-      if (response.status === 404 || response.status === 405 || response.status === 501) {
-        const body = await response.text().catch(() => '');
-        // The server answers 404 FLT_OBJECT_MISSING for ids it lacks; any other 404 means no pack route.
-        if (body.includes('"FLT_OBJECT_MISSING"')) {
-          throw new FlotillaError(
-            'FLT_OBJECT_MISSING',
-            `the server lacks objects of this release: ${body.slice(0, 300)}`,
-            {
-              details: { status: response.status },
-            },
-          );
-        }
+      if (await this.routeMissing(response, 'the server lacks objects of this release')) {
         this.packUnsupported = true;
         throw new FlotillaError('FLT_NETWORK', `pack endpoint unavailable (HTTP ${response.status})`);
       }
@@ -257,6 +309,29 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher {
     }
   }
 
+  private postJson(path: string, body: object, signal: AbortSignal | undefined) {
+    return this.request(path, signal, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  }
+
+  /**
+   * Whether an answer says the route itself does not exist (an older server: 404, 405 or 501 with
+   * no FLT_OBJECT_MISSING). A 404 FLT_OBJECT_MISSING (the server lacks what was asked for) is
+   * thrown, `lacking` first in its message.
+   */
+  private async routeMissing(response: Response, lacking: string): Promise<boolean> {
+    if (response.status !== 404 && response.status !== 405 && response.status !== 501) return false;
+    const body = await response.text().catch(() => '');
+    if (body.includes('"FLT_OBJECT_MISSING"'))
+      throw new FlotillaError('FLT_OBJECT_MISSING', `${lacking}: ${body.slice(0, 300)}`, {
+        details: { status: response.status },
+      });
+    return true;
+  }
+
   private async expectOk(response: Response, path: string): Promise<void> {
     if (response.ok && response.body) return;
     const text = await response.text().catch(() => '');
@@ -331,6 +406,29 @@ class IdleWatchdog {
     error.name = 'TimeoutError';
     return error;
   }
+}
+
+/**
+ * The object ids a directory object names (none for anything else). Bytes are already verified
+ * against their id; the cache parses them strictly when the walk reads them, so this only finds
+ * which ids may follow in a tree pack.
+ */
+function childIds(bytes: Uint8Array): string[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
+  } catch {
+    return [];
+  }
+  if (typeof value !== 'object' || value === null) return [];
+  const { type, entries } = value as { type?: unknown; entries?: unknown };
+  if (type !== 'dir' || !Array.isArray(entries)) return [];
+  const ids: string[] = [];
+  for (const entry of entries as unknown[]) {
+    const hash = (entry as { hash?: unknown } | null)?.hash;
+    if (isContentId(hash)) ids.push(hash);
+  }
+  return ids;
 }
 
 /** Errors worth another attempt: the network, a cut stream. Anything else (a bad hash, a refusal) is final. */
