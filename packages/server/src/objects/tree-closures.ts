@@ -18,7 +18,7 @@ export type Closure = ReadonlyMap<string, readonly string[] | null>;
 export interface TreeClosuresOptions {
   store: ObjectStore;
   metrics: TreePackMetrics;
-  /** Most tree objects held over all cached closures (default 500,000, roughly 100 MB). */
+  /** Most tree objects held over all cached closures (default 500,000: about 65 MB of heap). */
   maxObjects?: number;
   /** Most closures held (default 64). */
   maxRoots?: number;
