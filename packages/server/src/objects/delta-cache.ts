@@ -4,6 +4,10 @@
  * written to a temp file beside their place and renamed into it, so a reader sees a whole entry or
  * none; the hash catches a torn or damaged one, which is then dropped and computed again. It is only
  * a cache: deleting the directory loses nothing but computation time.
+ *
+ * The entries last read or written are also kept in memory (within a byte budget), so the pairs a
+ * fleet updating between two releases asks for again and again are answered without a file read
+ * and hash each; `prune` drops them with their files.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
@@ -17,6 +21,10 @@ const ENTRY_NAME = /^([0-9a-f]{64})-([0-9a-f]{64})$/;
 const TEMP_MARK = '.tmp-';
 /** Temp files older than this belong to no write in progress (a crash left them). */
 const STALE_TEMP_MS = 60 * 60 * 1000;
+/** Bytes of the entries kept in memory (payload and a fixed overhead each), and the largest kept. */
+const DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024;
+const MEMORY_ENTRY_OVERHEAD = 256;
+const MEMORY_ENTRY_SHARE = 8;
 
 export interface CachedDelta {
   kind: DeltaKind;
@@ -34,9 +42,14 @@ function isErrno(error: unknown, code: string): boolean {
 }
 
 export class DeltaCache {
+  /** Recently used entries by `<target>-<base>`, least recent first. */
+  private readonly recent = new Map<string, CachedDelta>();
+  private recentBytes = 0;
+
   constructor(
     readonly root: string,
     private readonly log: Logger,
+    private readonly memoryBytes = DEFAULT_MEMORY_BYTES,
   ) {}
 
   /** The cache under `<dataDir>/deltas`. */
@@ -50,6 +63,13 @@ export class DeltaCache {
 
   /** The cached record, or undefined (absent, or damaged: then it is removed). */
   async get(target: string, base: string): Promise<CachedDelta | undefined> {
+    const name = `${target}-${base}`;
+    const kept = this.recent.get(name);
+    if (kept) {
+      this.recent.delete(name);
+      this.recent.set(name, kept);
+      return kept;
+    }
     const path = this.pathOf(target, base);
     let bytes: Buffer;
     try {
@@ -59,7 +79,10 @@ export class DeltaCache {
       throw error;
     }
     const entry = parseEntry(bytes);
-    if (entry) return entry;
+    if (entry) {
+      this.keep(name, entry);
+      return entry;
+    }
     this.log.warn({ path }, 'damaged delta cache entry removed; the delta is computed again');
     await unlink(path).catch(() => undefined);
     return undefined;
@@ -84,6 +107,7 @@ export class DeltaCache {
       await unlink(temp).catch(() => undefined);
       throw error;
     }
+    this.keep(`${target}-${base}`, entry);
   }
 
   /**
@@ -103,6 +127,10 @@ export class DeltaCache {
       }
       return answer;
     };
+    for (const name of [...this.recent.keys()]) {
+      const [target, base] = name.split('-') as [string, string];
+      if (!(await present(target)) || !(await present(base))) this.forget(name);
+    }
     const staleBefore = Date.now() - STALE_TEMP_MS;
     for (const dir of await this.list(this.root)) {
       const dirPath = join(this.root, dir);
@@ -118,11 +146,31 @@ export class DeltaCache {
           result.kept += 1;
           continue;
         }
+        this.forget(name);
         await rm(path, { force: true });
         result.removed += 1;
       }
     }
     return result;
+  }
+
+  /** Keeps `entry` in memory, dropping the least recently used beyond the budget. */
+  private keep(name: string, entry: CachedDelta): void {
+    this.forget(name);
+    if (memoryCost(entry) > this.memoryBytes / MEMORY_ENTRY_SHARE) return;
+    this.recent.set(name, entry);
+    this.recentBytes += memoryCost(entry);
+    for (const oldName of this.recent.keys()) {
+      if (this.recentBytes <= this.memoryBytes) break;
+      this.forget(oldName);
+    }
+  }
+
+  private forget(name: string): void {
+    const entry = this.recent.get(name);
+    if (!entry) return;
+    this.recent.delete(name);
+    this.recentBytes -= memoryCost(entry);
   }
 
   private async list(dir: string): Promise<string[]> {
@@ -133,6 +181,10 @@ export class DeltaCache {
       throw error;
     }
   }
+}
+
+function memoryCost(entry: CachedDelta): number {
+  return entry.payload.length + MEMORY_ENTRY_OVERHEAD;
 }
 
 function parseEntry(bytes: Buffer): CachedDelta | undefined {
