@@ -36,7 +36,7 @@ export interface DeltaServiceOptions {
   log: Logger;
 }
 
-/** File objects read at once (small files: enough to keep libuv's thread pool busy). */
+/** File objects read (or chunk sizes asked) at once: enough to keep libuv's thread pool busy. */
 const READ_CONCURRENCY = 16;
 /** Records read (or queued for computation) ahead of the one being sent... */
 const READ_AHEAD = 16;
@@ -171,11 +171,11 @@ export class DeltaService {
    */
   async plainBytes(targetFile: FileObject, baseFile: FileObject): Promise<number> {
     const held = new Set(baseFile.chunks.map((c) => c.id));
+    const ids = [...new Set(targetFile.chunks.map((c) => c.id))].filter((id) => !held.has(id));
     let bytes = 0;
-    for (const id of new Set(targetFile.chunks.map((c) => c.id))) {
-      if (held.has(id)) continue;
-      bytes += (await this.opts.store.size(id)) ?? 0;
-    }
+    await inParallel(ids.length, READ_CONCURRENCY, async (index) => {
+      bytes += (await this.opts.store.size(ids[index]!)) ?? 0;
+    });
     return bytes;
   }
 

@@ -72,8 +72,10 @@ export async function precomputeDeltas(
   for (const { target, base } of pairs) {
     if (options.signal?.aborted)
       throw new FlotillaError('FLT_UNAVAILABLE', 'delta precomputation stopped (server shutting down)');
-    const record = await svc.deltas.record(target, base, files, options.priority ?? 'request');
-    const plain = await svc.deltas.plainBytes(files.get(target)!, files.get(base)!);
+    const [record, plain] = await Promise.all([
+      svc.deltas.record(target, base, files, options.priority ?? 'request'),
+      svc.deltas.plainBytes(files.get(target)!, files.get(base)!),
+    ]);
     result.plainBytes += plain;
     if (record.kind === DeltaKind.zstd) {
       result.deltas += 1;
