@@ -174,7 +174,10 @@ export class DeltaService {
     const ids = [...new Set(targetFile.chunks.map((c) => c.id))].filter((id) => !held.has(id));
     let bytes = 0;
     await inParallel(ids.length, READ_CONCURRENCY, async (index) => {
-      bytes += (await this.opts.store.size(ids[index]!)) ?? 0;
+      // Read first, then add: `bytes += await …` would read `bytes` before the wait and lose
+      // what the other reads added meanwhile.
+      const size = (await this.opts.store.size(ids[index]!)) ?? 0;
+      bytes += size;
     });
     return bytes;
   }
