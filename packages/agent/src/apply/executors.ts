@@ -18,20 +18,23 @@ type Executor<K extends Step['kind']> = (
 ) => Promise<StepResult>;
 
 const NOTHING: StepResult = { wireBytes: 0 };
-const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID']);
+/** What a stage that fails this way recovers from: scrub the cache, fetch again, retry once. */
+const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID', 'FLT_OBJECT_MISSING']);
 
 /**
  * Staging is made durable by one syncfs, not an fsync per file, and takes unchanged files from the
- * app's installed releases (each verified against its file object first) instead of rebuilding
- * them from the cache: docs/updates.md "Staging".
+ * app's installed releases, and files rebuilt from deltas from the cache's whole files (each
+ * verified against its file object first), instead of writing them out of chunks:
+ * docs/updates.md "Staging".
  */
 function stageOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptions {
   if (ctx.stageReuse === 'off') return { durability: 'filesystem' };
+  const wholeFiles = (id: string) => ctx.cache.wholeFilePath(id);
   const installed = ctx.records.installed(release.app);
   const reuse = [installed.current, ...installed.previous]
     .filter((r): r is ReleaseSpec => r !== null && r.root !== release.root)
     .map((r) => ({ root: r.root, dir: ctx.layout.releaseDir(r.app, r.root) }));
-  return { durability: 'filesystem', reuse, reuseMode: ctx.stageReuse };
+  return { durability: 'filesystem', reuse, reuseMode: ctx.stageReuse, wholeFiles };
 }
 
 const executors: { [K in Step['kind']]: Executor<K> } = {

@@ -8,12 +8,17 @@
  * reads the new chunks right after, ends with one syncfs of the filesystem, which covers the cache
  * when it shares the data dir's filesystem. A chunk lost or torn by a power cut before that is
  * caught by the hash check on read, removed, and fetched again (the stage step's scrub).
+ *
+ * Files rebuilt from deltas are kept whole beside the chunks (whole-files.ts) and stand in for
+ * their chunks: `getChunk` reads a chunk out of such a file when the store lacks it.
  */
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { FsStore, parseObject } from '@flotilla/store';
-import type { ObjectSink, StoreReader, TreeObject } from '@flotilla/store';
+import type { FileObject, ObjectSink, StoreReader, TreeObject } from '@flotilla/store';
 import type { StateDatabase } from '../state/db.js';
+import { WholeFiles } from './whole-files.js';
 
 export interface ChunkCacheOptions {
   dir: string;
@@ -52,11 +57,18 @@ export class ChunkCache implements StoreReader, ObjectSink {
   private storedBytes: number | null = null;
   private lastTouch = 0;
   private flushTimer: NodeJS.Timeout | null = null;
+  /** Ids of the whole files on disk (listed at open, kept up to date). */
+  private readonly wholeIds: Set<string>;
+  /** Where each chunk of a whole file lies in it; built at the first chunk the store lacks. */
+  private wholeChunks: Map<string, { file: string; offset: number; size: number }> | null = null;
 
   private constructor(
     readonly store: FsStore,
+    readonly whole: WholeFiles,
     private readonly options: ChunkCacheOptions,
-  ) {}
+  ) {
+    this.wholeIds = new Set(whole.list().map((f) => f.id));
+  }
 
   static async open(options: ChunkCacheOptions): Promise<ChunkCache> {
     // Synchronous calls and zstd level 1: see FsStoreOptions.syncIo; the cache favours speed over size.
@@ -66,7 +78,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       syncIo: true,
       encode: { codec: 'zstd', level: 1 },
     });
-    return new ChunkCache(store, options);
+    return new ChunkCache(store, WholeFiles.open(join(options.dir, 'files')), options);
   }
 
   has(id: string): Promise<boolean> {
@@ -130,8 +142,63 @@ export class ChunkCache implements StoreReader, ObjectSink {
     this.objectBytes -= held.bytes.length;
   }
 
-  getChunk(id: string): Promise<Uint8Array> {
-    return this.read(id, () => this.store.getChunk(id));
+  async getChunk(id: string): Promise<Uint8Array> {
+    try {
+      return await this.read(id, () => this.store.getChunk(id));
+    } catch (error) {
+      if (!(error instanceof FlotillaError && error.code === 'FLT_OBJECT_MISSING')) throw error;
+      const at = (await this.chunksOfWholeFiles()).get(id);
+      if (at === undefined) throw error;
+      const readChunk = () =>
+        Promise.resolve().then(() => this.whole.readChunk(at.file, id, at.offset, at.size));
+      return this.read(at.file, readChunk, true);
+    }
+  }
+
+  /** Whether the file object `id` is held as a whole file (then its chunks need no fetching). */
+  hasWholeFile(id: string): boolean {
+    return this.wholeIds.has(id);
+  }
+
+  /** The path of the whole file `id`, if held (unverified: whoever uses it verifies it). */
+  wholeFilePath(id: string): string | undefined {
+    if (!this.wholeIds.has(id)) return undefined;
+    this.touch(id);
+    return this.whole.pathOf(id);
+  }
+
+  /** Keeps `content`, verified against `file` (the file object `id`) by the caller, as a whole file. */
+  putWholeFile(id: string, file: FileObject, content: Uint8Array): void {
+    const written = this.whole.put(id, file, content);
+    this.wholeIds.add(id);
+    if (this.wholeChunks !== null) this.indexWholeFile(id, file);
+    this.written(id, written);
+  }
+
+  private async chunksOfWholeFiles(): Promise<Map<string, { file: string; offset: number; size: number }>> {
+    if (this.wholeChunks === null) {
+      this.wholeChunks = new Map();
+      for (const id of this.wholeIds) {
+        const object = await this.treeObject(id, false).catch(() => null);
+        if (object?.type === 'file') this.indexWholeFile(id, object);
+      }
+    }
+    return this.wholeChunks;
+  }
+
+  private indexWholeFile(id: string, file: FileObject): void {
+    let offset = 0;
+    for (const chunk of file.chunks) {
+      this.wholeChunks?.set(chunk.id, { file: id, offset, size: chunk.size });
+      offset += chunk.size;
+    }
+  }
+
+  private removeWholeFile(id: string): boolean {
+    this.wholeIds.delete(id);
+    if (this.wholeChunks !== null)
+      for (const [chunk, at] of this.wholeChunks) if (at.file === id) this.wholeChunks.delete(chunk);
+    return this.whole.remove(id);
   }
 
   async putChunk(id: string, bytes: Uint8Array): Promise<void> {
@@ -148,10 +215,11 @@ export class ChunkCache implements StoreReader, ObjectSink {
     this.written(id, await this.store.putFrame(id, frame));
   }
 
-  remove(id: string): Promise<boolean> {
+  async remove(id: string): Promise<boolean> {
     this.forget(id);
     this.storedBytes = null; // its size is unknown here: scan again when next asked
-    return this.store.remove(id);
+    const whole = this.wholeIds.has(id) && this.removeWholeFile(id);
+    return (await this.store.remove(id)) || whole;
   }
 
   /**
@@ -164,6 +232,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       let total = 0;
       for await (const id of this.store.list())
         total += (await stat(this.store.pathOf(id)).catch(() => null))?.size ?? 0;
+      for (const file of this.whole.list()) total += file.size;
       this.storedBytes = total;
     }
     return this.storedBytes > this.options.maxBytes;
@@ -214,7 +283,9 @@ export class ChunkCache implements StoreReader, ObjectSink {
       const id = stack.pop() as string;
       if (visited.has(id)) continue;
       visited.add(id);
-      if (!(await this.store.has(id))) continue;
+      // An object held in memory was read from (or written to) the store: no stat needed (one per
+      // object of every installed release was most of this walk).
+      if (!this.objects.has(id) && !(await this.store.has(id))) continue;
       seen.add(id);
       let object;
       try {
@@ -239,13 +310,18 @@ export class ChunkCache implements StoreReader, ObjectSink {
         }[]
       ).map((r) => [r.id, r.used_at]),
     );
-    const items: { id: string; size: number; usedAt: number }[] = [];
+    const items: { id: string; size: number; usedAt: number; whole: boolean }[] = [];
     let total = 0;
     for await (const id of this.store.list()) {
       const info = await stat(this.store.pathOf(id)).catch(() => null);
       if (!info) continue;
       total += info.size;
-      items.push({ id, size: info.size, usedAt: usedAt.get(id) ?? 0 });
+      items.push({ id, size: info.size, usedAt: usedAt.get(id) ?? 0, whole: false });
+    }
+    // A whole file shares its id (and recency) with its file object; both go or stay together.
+    for (const file of this.whole.list()) {
+      total += file.size;
+      items.push({ ...file, usedAt: usedAt.get(file.id) ?? 0, whole: true });
     }
     items.sort((a, b) => a.usedAt - b.usedAt);
     const result: EvictionResult = { removed: 0, bytesRemoved: 0, bytesKept: total };
@@ -253,7 +329,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
     for (const item of items) {
       if (result.bytesKept <= this.options.maxBytes) break;
       if (protectedIds.has(item.id)) continue;
-      if (await this.store.remove(item.id)) {
+      if (item.whole ? this.removeWholeFile(item.id) : await this.store.remove(item.id)) {
         this.forget(item.id);
         forget.run(item.id);
         result.removed += 1;
@@ -276,14 +352,19 @@ export class ChunkCache implements StoreReader, ObjectSink {
     this.touched.set(id, this.lastTouch);
   }
 
-  private async read(id: string, get: () => Promise<Uint8Array>): Promise<Uint8Array> {
+  /** `whole`: `id` names a whole file (removed if corrupt), not an item of the store. */
+  private async read(id: string, get: () => Promise<Uint8Array>, whole = false): Promise<Uint8Array> {
     try {
       const bytes = await get();
       this.touch(id);
       return bytes;
     } catch (error) {
       if (error instanceof FlotillaError && CORRUPTION.has(error.code)) {
-        await this.store.remove(id).catch(() => false);
+        if (whole) this.removeWholeFile(id);
+        else {
+          this.forget(id);
+          await this.store.remove(id).catch(() => false);
+        }
         this.options.onCorrupt?.(id, error);
         throw new FlotillaError(
           error.code,

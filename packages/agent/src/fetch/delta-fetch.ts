@@ -1,13 +1,14 @@
 /**
  * The delta phase of a fetch: for every file of the new release that lacks chunks and whose path
  * held another file in the release the app runs, ask the server for the new content as a zstd
- * delta against the old (`zstd --patch-from`), rebuild it, and store the chunks it was missing.
+ * delta against the old (`zstd --patch-from`), rebuild it, and keep it whole in the cache (staging
+ * then links it into the release: nothing is written twice), or as chunks where it cannot be.
  * The old content comes from the installed release on disk (verified against its file object) or,
- * failing that, from the cache. Every rebuilt chunk is verified by hash before it is stored; a
+ * failing that, from the cache. Every rebuilt file is verified by hash before it is stored; a
  * delta that is refused, cut, or does not rebuild the signed content is dropped, and its chunks are
  * left for the plain chunk fetch that follows. So deltas only ever save bytes, never trust.
  */
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { DeltaPair } from '@flotilla/protocol';
@@ -21,6 +22,7 @@ import {
 } from '@flotilla/store';
 import type { DeltaRecord, DirObject, FileObject } from '@flotilla/store';
 import type { ChunkCache } from '../cache/chunk-cache.js';
+import { WholeFiles } from '../cache/whole-files.js';
 import type { DeltaFetcher, FetchRequestOptions } from './fetcher.js';
 
 /** The release a device runs, as a delta base: its root and where it is materialized. */
@@ -101,17 +103,29 @@ class TreeIndex {
 const READ_BASE = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 /**
- * The base file's content: from the installed release on disk if it is intact, else from the cache.
- * Synchronous reads: one file at a time, local disk, and several times faster than FileHandle here.
+ * The base file's content: from the installed release on disk if it is intact (read into `into`),
+ * else from the cache. Synchronous reads: one file at a time, local disk, and several times faster
+ * than FileHandle here.
  */
-async function baseContent(options: DeltaPhaseOptions, path: string, file: FileObject): Promise<Buffer> {
+async function baseContent(
+  options: DeltaPhaseOptions,
+  path: string,
+  file: FileObject,
+  into: Buffer,
+): Promise<Buffer> {
   if (options.base.dir) {
     try {
       const fd = openSync(join(options.base.dir, ...path.split('/')), READ_BASE);
       try {
         const info = fstatSync(fd);
         if (info.isFile() && info.size === file.size) {
-          const content = readFileSync(fd);
+          const content = into.subarray(0, file.size);
+          let done = 0;
+          while (done < file.size) {
+            const read = readSync(fd, content, done, file.size - done, done);
+            if (read === 0) throw new Error('the base file ended early');
+            done += read;
+          }
           verifyFileContent(file, content);
           return content;
         }
@@ -123,6 +137,11 @@ async function baseContent(options: DeltaPhaseOptions, path: string, file: FileO
     }
   }
   return readFileContent(options.cache, file);
+}
+
+interface RebuildBuffers {
+  base: Buffer;
+  target: Buffer;
 }
 
 interface PairPlan {
@@ -156,6 +175,13 @@ export async function fetchByDeltas(
   const plans = await planDeltaPairs(options.cache, options.base, wanted, options.maxFileBytes);
   if (plans.length === 0) return result;
   const byKey = new Map(plans.map((p) => [`${p.target.id}:${p.base.id}`, p]));
+  // Base and rebuilt content go through two buffers, each as large as the largest of its kind in
+  // this phase, reused from file to file: fresh memory for each file was a third of the phase's
+  // time on a virtual machine (docs/updates.md "Staging"). Only the pages used are ever touched.
+  const buffers: RebuildBuffers = {
+    base: Buffer.allocUnsafeSlow(Math.max(...plans.map((p) => p.base.file.size))),
+    target: Buffer.allocUnsafeSlow(Math.max(...plans.map((p) => p.target.file.size))),
+  };
   const pairs: DeltaPair[] = plans.map((p) => ({ target: p.target.id, base: p.base.id }));
   const apply = async (record: DeltaRecord) => {
     const plan = byKey.get(`${record.target}:${record.base}`);
@@ -165,7 +191,7 @@ export async function fetchByDeltas(
       return;
     }
     try {
-      await storeRebuilt(plan, record, options);
+      await storeRebuilt(plan, record, options, buffers);
       result.rebuilt += 1;
     } catch (error) {
       if (isLocalFailure(error)) throw error;
@@ -188,15 +214,24 @@ function isLocalFailure(error: unknown): boolean {
   return error instanceof FlotillaError && (error.code === 'FLT_IO' || error.code === 'FLT_DISK_SPACE');
 }
 
-async function storeRebuilt(plan: PairPlan, record: DeltaRecord, options: DeltaPhaseOptions): Promise<void> {
-  const base = await baseContent(options, plan.base.path, plan.base.file);
+async function storeRebuilt(
+  plan: PairPlan,
+  record: DeltaRecord,
+  options: DeltaPhaseOptions,
+  buffers: RebuildBuffers,
+): Promise<void> {
+  const file = plan.target.file;
+  const base = await baseContent(options, plan.base.path, plan.base.file, buffers.base);
   if (!usableAsDeltaBase(base))
     throw new FlotillaError('FLT_DELTA_INVALID', 'the base cannot serve as a delta dictionary');
-  const content = decodeDelta(base, record.payload, plan.target.file.size);
-  // putChunk hashes each chunk against its id: content that is not the signed file stops here.
-  for (const { chunk, bytes } of splitIntoChunks(plan.target.file.chunks, content)) {
+  const content = decodeDelta(base, record.payload, file.size, buffers.target);
+  // Content that is not the signed file stops here (FLT_HASH_MISMATCH): nothing is stored.
+  verifyFileContent(file, content);
+  const whole = WholeFiles.canHold(file);
+  if (whole) options.cache.putWholeFile(plan.target.id, file, content);
+  for (const { chunk, bytes } of splitIntoChunks(file.chunks, content)) {
     if (!options.missing.has(chunk.id)) continue;
-    await options.cache.putChunk(chunk.id, bytes);
+    if (!whole) await options.cache.putChunk(chunk.id, bytes);
     options.missing.delete(chunk.id);
     options.onChunkStored(chunk.id, chunk.size);
   }

@@ -1,7 +1,8 @@
 /**
- * Brings every object and chunk of a release into the cache, fetching only what it lacks: walks the
- * new tree from its root, one level per round trip, skipping subtrees that an installed release
- * already holds (protected in the cache). Checks the disk before downloading chunks. Files that
+ * Brings every object and chunk of a release into the cache, fetching only what it lacks: asks the
+ * server for the new tree's objects minus the installed releases' in one request, then walks the
+ * new tree from its root (one level per round trip for whatever that left out), skipping subtrees
+ * that an installed release already holds (protected in the cache). Checks the disk before downloading chunks. Files that
  * changed at a path of the release the app runs come as deltas against it where the server offers
  * them (delta-fetch.ts); every other missing chunk comes in packs. Nothing is fsynced here: the
  * stage step's syncfs makes the cache durable with the release (chunk-cache.ts).
@@ -13,7 +14,7 @@ import { fetchByDeltas } from './delta-fetch.js';
 import type { DeltaBase, WantedFile } from './delta-fetch.js';
 import type { DiskProbe } from './disk.js';
 import { ensureRoom } from './disk.js';
-import { canFetchDeltas } from './fetcher.js';
+import { canFetchDeltas, canFetchTrees } from './fetcher.js';
 import type { ObjectFetcher } from './fetcher.js';
 
 export interface ReleaseFetchProgress {
@@ -29,6 +30,13 @@ export interface FetchReleaseOptions {
   dataDir: string;
   /** Ids of installed releases' objects: subtrees to skip (they and their chunks are in the cache). */
   installed: ReadonlySet<string>;
+  /**
+   * Roots of the installed releases: the server is first asked for the new tree's objects minus
+   * theirs in one request (`ObjectRoutes.treePack`), so the walk below finds them in the cache.
+   */
+  installedRoots?: readonly string[];
+  /** Told why such a one-request tree fetch was given up (the walk then fetches what is left). */
+  onTreeFetchFailed?: (error: unknown) => void;
   signal: AbortSignal;
   onProgress?: (progress: ReleaseFetchProgress) => void;
   /** The release this app runs: changed files are asked for as deltas against it. */
@@ -68,6 +76,12 @@ export async function fetchReleaseObjects(
   let treeBytes = 0;
   let level: { id: string; path: string }[] = [{ id: root, path: '' }];
   const visited = new Set<string>();
+  if (canFetchTrees(fetcher))
+    await fetcher.fetchTree(root, options.installedRoots ?? [], cache, {
+      signal,
+      onWireBytes,
+      ...(options.onTreeFetchFailed && { onFallback: options.onTreeFetchFailed }),
+    });
   while (level.length > 0) {
     const wanted = level.map((l) => l.id).filter((id) => !options.installed.has(id));
     const missing = await cache.missing(wanted);
@@ -83,6 +97,8 @@ export async function fetchReleaseObjects(
       const object = await cache.getTreeObject(id);
       if (object.type === 'file') {
         treeBytes += object.size;
+        // A file kept whole (rebuilt from a delta before) needs none of its chunks.
+        if (cache.hasWholeFile(id)) continue;
         for (const c of object.chunks) chunkSizes.set(c.id, c.size);
         files.push({ id, file: object, path });
       } else {

@@ -24,7 +24,8 @@ export interface ObjectFetcher {
 export interface DeltaFetcher {
   /**
    * Asks for file deltas (protocol `ObjectRoutes.deltas`) and hands on each record of the answer as it
-   * arrives. Resolves false, having fetched nothing, when the server offers no deltas; rejects
+   * arrives, one at a time (`onRecord` settles before the next is handed on: the caller reuses its
+   * buffers from record to record). Resolves false, having fetched nothing, when the server offers no deltas; rejects
    * (FlotillaError) when a request fails part way (the records already handed on stay valid).
    */
   fetchDeltas(

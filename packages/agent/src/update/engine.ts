@@ -275,6 +275,9 @@ export class UpdateEngine {
       disk: this.disk,
       dataDir: this.options.dataDir,
       installed,
+      installedRoots: full ? [] : this.installedRoots(false),
+      onTreeFetchFailed: (error) =>
+        this.options.logger.warn({ err: error }, 'one-request tree fetch failed; walking the tree instead'),
       installedNeedsNoRoom: (this.options.stageReuse ?? 'link') === 'link',
       signal,
       // Changed files come as deltas against the release this app runs (not after a scrub: its

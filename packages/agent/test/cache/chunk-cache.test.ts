@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { contentId } from '@flotilla/store';
@@ -114,4 +115,67 @@ void test('tree objects are kept in memory once read: a second read needs no fil
   assert.deepEqual(await cache.getObject(release.root), bytes, 'served from memory');
   await cache.remove(release.root);
   await assert.rejects(cache.getObject(release.root), { code: 'FLT_OBJECT_MISSING' });
+});
+
+/**
+ * A release whose one file is kept whole (as after a delta) instead of as chunks: the file's chunks
+ * are dropped from the store and the content put whole.
+ */
+async function wholeFileRelease(t: TestContext, maxBytes: number) {
+  const { dir, cache } = await openCache(t, { maxBytes });
+  const content = randomBytes(200_000);
+  const release = await buildRelease(cache.store, writeTree(join(dir, 'a'), { 'bin/app': content }), {
+    app: 'x',
+    version: '1',
+  });
+  const top = await cache.getTreeObject(release.root);
+  assert.equal(top.type, 'dir');
+  const bin = await cache.getTreeObject(top.entries[0]!.hash!);
+  assert.equal(bin.type, 'dir');
+  const fileId = bin.entries[0]!.hash!;
+  const file = await cache.getTreeObject(fileId);
+  assert.equal(file.type, 'file');
+  assert.ok(file.chunks.length > 1, 'several chunks');
+  for (const c of file.chunks) await cache.store.remove(c.id);
+  cache.putWholeFile(fileId, file, content);
+  return { dir, cache, release, fileId, file, content };
+}
+
+void test('a whole file stands in for its chunks: read back verified, counted, evicted unless protected', async (t) => {
+  const { cache, release, fileId, file, content } = await wholeFileRelease(t, 0);
+  assert.equal(cache.hasWholeFile(fileId), true);
+  assert.equal((await stat(cache.wholeFilePath(fileId)!)).mode & 0o7777, file.mode);
+  let offset = 0;
+  for (const c of file.chunks) {
+    assert.deepEqual(Buffer.from(await cache.getChunk(c.id)), content.subarray(offset, offset + c.size));
+    offset += c.size;
+  }
+  assert.equal(await cache.overCap(), true, 'its bytes count towards the cap');
+  const kept = await cache.evict(await cache.reachable([release.root]));
+  assert.equal(cache.hasWholeFile(fileId), true, 'protected with its release');
+  assert.ok(kept.bytesKept >= content.length);
+  await cache.evict(new Set());
+  assert.equal(cache.hasWholeFile(fileId), false, 'evicted once unprotected');
+  await assert.rejects(cache.getChunk(file.chunks[0]!.id), { code: 'FLT_OBJECT_MISSING' });
+});
+
+void test('a whole file changed on disk: the chunk read fails FLT_HASH_MISMATCH and the file is removed', async (t) => {
+  const { cache, fileId, file } = await wholeFileRelease(t, 1 << 30);
+  await writeFile(cache.wholeFilePath(fileId)!, randomBytes(200_000));
+  await assert.rejects(cache.getChunk(file.chunks[0]!.id), { code: 'FLT_HASH_MISMATCH' });
+  assert.equal(cache.hasWholeFile(fileId), false);
+  await assert.rejects(cache.getChunk(file.chunks[1]!.id), { code: 'FLT_OBJECT_MISSING' });
+});
+
+void test('whole files survive a restart; a temporary file a crash left behind is removed', async (t) => {
+  const { cache, fileId, file, content } = await wholeFileRelease(t, 1 << 30);
+  const leftover = join(cache.whole.dir, `${fileId}.abcdef.tmp`);
+  await writeFile(leftover, 'half');
+  const db = stateDb(t, join(tempDir(t), 'data'));
+  t.after(() => db.close());
+  const again = await ChunkCache.open({ dir: dirname(cache.whole.dir), db, maxBytes: 1 << 30 });
+  assert.equal(again.hasWholeFile(fileId), true);
+  await assert.rejects(stat(leftover), { code: 'ENOENT' });
+  const last = file.chunks.at(-1)!;
+  assert.deepEqual(Buffer.from(await again.getChunk(last.id)), content.subarray(content.length - last.size));
 });

@@ -52,6 +52,7 @@ async function update(t: TestContext, deltas: ObjectServer['deltas']) {
   await assertRuns(h, v2.root);
   return {
     h,
+    store,
     v2,
     wire: h.server.bytesSent - before,
     packIds: h.server.packIds.slice(packedBefore),
@@ -143,3 +144,54 @@ for (const mode of ['link', 'copy', 'off'] as const) {
     assert.ok((await verifyTree(h.engine.cache, dir, v3.root)).ok);
   });
 }
+
+/** The file-object id at `path` of the tree `root`, read from the cache. */
+async function fileIdAt(h: Harness, root: string, path: string): Promise<string> {
+  let id = root;
+  for (const name of path.split('/')) {
+    const dir = await h.engine.cache.getTreeObject(id);
+    assert.equal(dir.type, 'dir');
+    const entry = dir.entries.find((e) => e.name === name);
+    assert.ok(entry?.hash, `no ${path}`);
+    id = entry.hash;
+  }
+  return id;
+}
+
+void test('a file rebuilt from a delta is written once: kept whole in the cache, staged as a hardlink of it', async (t) => {
+  const { h, v2 } = await update(t, 'ok');
+  const id = await fileIdAt(h, v2.root, 'bin/app');
+  assert.equal(h.engine.cache.hasWholeFile(id), true);
+  const whole = statSync(h.engine.cache.wholeFilePath(id)!);
+  const staged = statSync(join(h.dataDir, 'apps/svc/releases', v2.root, 'bin/app'));
+  assert.equal(staged.ino, whole.ino, 'the release file is the cached file');
+  // Its chunks are not stored a second time, yet every one reads back (out of the whole file).
+  const file = await h.engine.cache.getTreeObject(id);
+  assert.equal(file.type, 'file');
+  assert.ok((await h.engine.cache.missing(file.chunks.map((c) => c.id))).length > 0);
+  for (const c of file.chunks) assert.equal((await h.engine.cache.getChunk(c.id)).length, c.size);
+});
+
+void test('a rebuilt file edited in place (release and cache share it): the next stage notices, fetches again, converges exact', async (t) => {
+  const { h, store, v2 } = await update(t, 'ok');
+  const id = await fileIdAt(h, v2.root, 'bin/app');
+  const v3 = await buildRelease(
+    store,
+    writeTree(join(tempDir(t), 'v3'), {
+      'bin/app': readFileSync(h.engine.cache.wholeFilePath(id)!),
+      'etc/version': 'three\n',
+    }),
+    { app: 'svc', version: '3', config: { files: {} } },
+  );
+  // The app rewrites its own binary in place: the inode the cache keeps whole changes too, so
+  // neither the whole file nor the running release can serve v3's (unchanged) bin/app.
+  writeFileSync(join(h.dataDir, 'apps/svc/releases', v2.root, 'bin/app'), randomBytes(600_000));
+  const before = h.server.bytesSent;
+  h.assign([v3]);
+  assert.equal(await h.converge(), true);
+  await assertRuns(h, v3.root);
+  assert.equal(h.engine.cache.hasWholeFile(id), false, 'the changed whole file was removed');
+  // The chunks of bin/app that v1 did not share (over 48 KB of random bytes) came again.
+  const wire = h.server.bytesSent - before;
+  assert.ok(wire > 40_000, `fetched ${wire} bytes`);
+});

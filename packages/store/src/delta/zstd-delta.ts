@@ -20,6 +20,16 @@ const DICTIONARY_MAGIC = 0xec30a437;
 /** Below this, a base adds nothing worth a dictionary (zstd needs at least 8 bytes of content). */
 const MIN_BASE_BYTES = 8;
 
+/**
+ * One decompression context for every delta (calls are synchronous): zstd's copy of each base then
+ * reuses the memory of the one before, where a fresh context per file made the process touch fresh
+ * pages for every base (expensive on virtual machines). After a base larger than this the context
+ * is dropped, so an idle agent does not keep a large copy alive.
+ */
+let decodeContext: zstd.DCtx | null = null;
+const KEEP_DICTIONARY_BYTES = 32 * 1024 * 1024;
+const EMPTY = new Uint8Array(0);
+
 export interface DeltaEncodeOptions {
   level?: number;
 }
@@ -59,17 +69,30 @@ export function encodeDelta(base: Uint8Array, target: Uint8Array, options: Delta
 /**
  * The content `delta` rebuilds from `base`: exactly `expectedLength` bytes or FLT_DELTA_INVALID.
  * The caller still verifies the content (chunk by chunk) against the signed file object.
+ * `into`, at least `expectedLength` long, receives the content (the result is a view of it): a
+ * caller rebuilding many files reuses one buffer instead of touching fresh memory for each.
  */
-export function decodeDelta(base: Uint8Array, delta: Uint8Array, expectedLength: number): Buffer {
+export function decodeDelta(
+  base: Uint8Array,
+  delta: Uint8Array,
+  expectedLength: number,
+  into?: Buffer,
+): Buffer {
   if (!usableAsDeltaBase(base))
     throw new FlotillaError('FLT_DELTA_INVALID', 'the base starts with the zstd dictionary magic');
-  const out = Buffer.allocUnsafe(expectedLength);
+  if (into !== undefined && into.length < expectedLength)
+    throw new FlotillaError('FLT_VALIDATION', `the output buffer is smaller than ${expectedLength} bytes`);
+  // Exactly the expected length: a delta that rebuilds more fails to decode (no room).
+  const out = (into ?? Buffer.allocUnsafe(expectedLength)).subarray(0, expectedLength);
   let written: number;
   try {
-    const dctx = new zstd.DCtx();
-    if (withDictionary(base)) dctx.loadDictionary(base);
+    const dctx = (decodeContext ??= new zstd.DCtx());
+    // zstd copies the dictionary; it is freed when the next one replaces it (see KEEP_DICTIONARY_BYTES).
+    dctx.loadDictionary(withDictionary(base) ? base : EMPTY);
     written = dctx.decompress(out, delta);
+    if (base.length > KEEP_DICTIONARY_BYTES) decodeContext = null;
   } catch (cause) {
+    decodeContext = null;
     throw new FlotillaError('FLT_DELTA_INVALID', 'the delta does not decode against its base', { cause });
   }
   if (written !== expectedLength)

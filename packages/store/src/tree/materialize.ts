@@ -1,5 +1,5 @@
-import { constants } from 'node:fs';
-import { chmod, mkdir, rm, stat, symlink } from 'node:fs/promises';
+import { constants, mkdirSync, symlinkSync } from 'node:fs';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { syncFilesystem } from '../fs-sync.js';
@@ -54,6 +54,12 @@ export interface MaterializeOptions {
   reuseMode?: ReuseMode;
   /** Files and directories processed at once (default 8, 1–64). */
   concurrency?: number;
+  /**
+   * Where a file with the given file-object id may be found whole on disk, outside any tree (the
+   * agent keeps files rebuilt from deltas so: docs/updates.md "Staging"). Tried before `reuse`,
+   * verified and linked or copied (`reuseMode`) the same way, falling back like them.
+   */
+  wholeFiles?: (fileId: string) => string | undefined;
 }
 
 export interface MaterializeStats {
@@ -138,6 +144,7 @@ class Materializer {
     private readonly durability: Durability,
     private readonly concurrency: number,
     private readonly reuseMode: ReuseMode,
+    private readonly wholeFiles: ((fileId: string) => string | undefined) | undefined,
   ) {
     this.budget = new TreeBudget(limits);
     this.syncEach = durability === 'file';
@@ -160,7 +167,7 @@ class Materializer {
         );
       });
       const next: DirJob[] = [];
-      const create: { path: string; run: () => Promise<void> }[] = [];
+      const create: { path: string; run: () => void }[] = [];
       level.forEach((dir, i) => {
         for (const entry of objects[i]!.entries) {
           const path = childPath(dir.path, entry.name);
@@ -169,12 +176,12 @@ class Materializer {
             this.budget.addEntry(path);
             if (entry.kind === 'symlink') {
               checkSymlinkWithinTree(entry.target!, dir.depth, path);
-              create.push({ path, run: () => symlink(entry.target!, abs) });
+              create.push({ path, run: () => symlinkSync(entry.target!, abs) });
               this.stats.symlinks++;
             } else if (entry.kind === 'file') {
               this.files.push({ id: entry.hash!, abs, path, object: this.loadFile(entry.hash!, path) });
             } else {
-              create.push({ path, run: () => mkdir(abs, { mode: 0o700 }) });
+              create.push({ path, run: () => mkdirSync(abs, { mode: 0o700 }) });
               this.stats.dirs++;
               next.push({ id: entry.hash!, abs, path, depth: dir.depth + 1 });
               this.dirModes.push({ abs, path, mode: entry.mode!, depth: dir.depth + 1 });
@@ -184,11 +191,15 @@ class Materializer {
           }
         }
       });
-      await runBounded(create.length, this.concurrency, async (i) => {
-        await create[i]!.run().catch((error: unknown) => {
-          throw withPath(error, create[i]!.path);
-        });
-      });
+      // Synchronous calls: a directory or symlink is one quick system call, and a thread-pool
+      // round trip per entry cost several times that on trees of hundreds of directories.
+      for (const { path, run } of create) {
+        try {
+          await this.yieldSometimes(run);
+        } catch (error) {
+          throw withPath(error, path);
+        }
+      }
       level = next;
     }
   }
@@ -231,7 +242,9 @@ class Materializer {
       const job = this.files[i]!;
       const file = objects[i]!;
       try {
-        const candidates = reuse?.get(job.id);
+        const whole = this.wholeFiles?.(job.id);
+        const found = reuse?.get(job.id);
+        const candidates = whole === undefined ? found : [whole, ...(found ?? [])];
         if (candidates !== undefined) {
           const small = this.reuseMode === 'link' && !this.syncEach && file.size <= SYNC_REUSE_MAX_BYTES;
           for (const candidate of candidates) {
@@ -417,7 +430,14 @@ export async function materialize(
   const durability = checkDurability(options);
   const concurrency = checkConcurrency(options.concurrency);
   const reuseMode = checkReuseMode(options.reuseMode);
-  const materializer = new Materializer(reader, limits, durability, concurrency, reuseMode);
+  const materializer = new Materializer(
+    reader,
+    limits,
+    durability,
+    concurrency,
+    reuseMode,
+    options.wholeFiles,
+  );
   try {
     await mkdir(targetDir, { mode: 0o700 });
   } catch (error) {

@@ -19,6 +19,7 @@ import { verifyFileContent } from '../delta/file-content.js';
 import { TreeBudget, childPath } from './context.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, lstatBig, openFd, readExactly } from './fd.js';
 import { mapBounded } from './pool.js';
+import { scratch } from './scratch.js';
 
 /** A tree already materialized at `dir` (e.g. an installed release) and its root id. */
 export interface ReuseSource {
@@ -175,14 +176,18 @@ export function linkCandidateSync(
     const info = fs.fstatSync(fd, { bigint: true });
     if (!info.isFile() || info.size !== BigInt(file.size)) return false;
     if (Number(info.mode & 0o7777n) !== file.mode || info.dev !== targetDev) return false;
-    const content = Buffer.allocUnsafe(file.size);
-    let done = 0;
-    while (done < content.length) {
-      const read = fs.readSync(fd, content, done, content.length - done, done);
-      if (read === 0) return false;
-      done += read;
-    }
-    verifyFileContent(file, content);
+    const verified = scratch.withSync(file.size, (buffer) => {
+      const content = buffer.subarray(0, file.size);
+      let done = 0;
+      while (done < content.length) {
+        const read = fs.readSync(fd, content, done, content.length - done, done);
+        if (read === 0) return false;
+        done += read;
+      }
+      verifyFileContent(file, content);
+      return true;
+    });
+    if (!verified) return false;
     fs.linkSync(source, target);
     const linked = lstatOrNull(target);
     if (linked === null || linked.dev !== info.dev || linked.ino !== info.ino) {
@@ -274,9 +279,16 @@ async function copyVerified(
 
 /** Whether the first `file.size` bytes read through `fd` hash to the file object's chunks. */
 export async function contentMatches(fd: number, file: FileObject): Promise<boolean> {
+  let largest = 0;
+  for (const chunk of file.chunks) largest = Math.max(largest, chunk.size);
+  return scratch.with(Math.min(file.size, READ_BATCH_BYTES + largest), (buffer) =>
+    matchesInto(fd, file, buffer),
+  );
+}
+
+async function matchesInto(fd: number, file: FileObject, buffer: Buffer): Promise<boolean> {
   let position = 0;
   let first = 0;
-  let buffer: Buffer | undefined;
   while (first < file.chunks.length) {
     // Whole chunks per read, at least READ_BATCH_BYTES at a time unless the file ends (one read
     // for most files).
@@ -286,7 +298,6 @@ export async function contentMatches(fd: number, file: FileObject): Promise<bool
       bytes += file.chunks[last]!.size;
       last++;
     } while (last < file.chunks.length && bytes < READ_BATCH_BYTES);
-    if (buffer === undefined || buffer.length < bytes) buffer = Buffer.allocUnsafe(bytes);
     const view = buffer.subarray(0, bytes);
     if (!(await readExactly(fd, view, position))) return false;
     try {

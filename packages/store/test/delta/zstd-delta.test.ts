@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { FlotillaError } from '@flotilla/protocol';
 import {
   contentId,
   decodeDelta,
@@ -109,6 +110,29 @@ void describe('file deltas (zstd --patch-from)', () => {
         });
         return true;
       },
+    );
+  });
+
+  void it('decodes into a caller buffer, one after another; a buffer too small is refused', () => {
+    const base = seededBytes(3, 200_000);
+    const first = Buffer.from(base);
+    first.write('first edit', 50_000);
+    const second = Buffer.from(base.subarray(0, 150_000));
+    second.write('second edit', 10_000);
+    const into = Buffer.alloc(300_000, 0xaa);
+    const a = decodeDelta(base, encodeDelta(base, first), first.length, into);
+    assert.equal(a.buffer, into.buffer, 'a view of the buffer given');
+    assert.deepEqual(a, first);
+    // The same buffer again, with a shorter file and then with no dictionary at all.
+    assert.deepEqual(decodeDelta(base, encodeDelta(base, second), second.length, into), second);
+    const tiny = Buffer.from('no dictionary below 8 bytes');
+    assert.deepEqual(
+      decodeDelta(Buffer.alloc(3), encodeDelta(Buffer.alloc(3), tiny), tiny.length, into),
+      tiny,
+    );
+    assert.throws(
+      () => decodeDelta(base, encodeDelta(base, first), first.length, Buffer.alloc(10)),
+      (e: unknown) => e instanceof FlotillaError && e.code === 'FLT_VALIDATION',
     );
   });
 

@@ -15,7 +15,7 @@ import {
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FlotillaError } from '@flotilla/protocol';
-import { MemoryStore, buildTree, materialize, verifyTree } from '../../src/index.js';
+import { MemoryStore, buildTree, materialize, verifyTree, walkTree } from '../../src/index.js';
 import type { MaterializeOptions, MaterializeStats, StoreReader } from '../../src/index.js';
 import { seededBytes, withTempDir } from '../helpers.js';
 
@@ -350,6 +350,26 @@ void describe('materialize durability', () => {
     await withReleases(async (f) => {
       const stats = await stage(f, { concurrency: 1 });
       assert.equal(stats.reused, UNCHANGED.length);
+    });
+  });
+
+  void it('links a whole file offered by id before any reuse tree; one that does not verify is passed over', async () => {
+    await withReleases(async (f) => {
+      // The changed file, kept whole outside any tree (as the agent keeps files rebuilt from deltas).
+      const whole = join(f.dir, 'whole-c');
+      await writeFile(whole, 'charlie v2, longer\n');
+      await chmod(whole, (await stat(join(f.dir, 'src2/lib/deep/c.txt'))).mode & 0o7777);
+      const wrong = join(f.dir, 'whole-new');
+      await writeFile(wrong, 'not what v2 says\n');
+      const paths = new Map<string, string>();
+      for await (const { path, entry } of walkTree(f.store, f.v2))
+        if (entry.kind === 'file') paths.set(entry.hash!, path);
+      const held: Record<string, string> = { 'lib/deep/c.txt': whole, 'new.txt': wrong };
+      const stats = await stage(f, { wholeFiles: (id) => held[paths.get(id) ?? ''] });
+      assert.equal(stats.reused, UNCHANGED.length + 1);
+      assert.equal(stats.reuseFallbacks, 1, 'new.txt: its whole file did not verify');
+      assert.equal((await inode(join(f.dir, 'releases/v2/lib/deep/c.txt'))).ino, (await inode(whole)).ino);
+      assert.equal((await inode(join(f.dir, 'releases/v2/new.txt'))).nlink, 1);
     });
   });
 });
