@@ -30,7 +30,7 @@ export {
 export type { TreeLimits } from './objects/limits.js';
 export { checkEntryName, checkSymlinkTarget, checkSymlinkWithinTree } from './objects/paths.js';
 export { compareNames } from './objects/validate.js';
-export type { ChunkReader, ObjectReader, ObjectSink, StoreReader } from './store-api.js';
+export type { ChunkReader, ObjectReader, ObjectSink, ParsedObjectReader, StoreReader } from './store-api.js';
 export { MemoryStore } from './memory-store.js';
 export { FsStore } from './fs-store/fs-store.js';
 export type { FsStoreOptions } from './fs-store/fs-store.js';

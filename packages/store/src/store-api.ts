@@ -4,6 +4,7 @@
  * uncompressed bytes; chunks and objects share one id space, as git blobs and trees do. Readers are
  * not trusted: the tree code verifies every id it is given bytes for.
  */
+import type { TreeObject } from './objects/types.js';
 
 /** Gives the canonical bytes of a file or directory object. */
 export interface ObjectReader {
@@ -16,6 +17,15 @@ export interface ChunkReader {
 }
 
 export type StoreReader = ObjectReader & ChunkReader;
+
+/**
+ * A reader that can also give an object already parsed and verified against its id with the
+ * default tree limits (the agent's chunk cache keeps them in memory): tree code reading with the
+ * default limits takes these instead of hashing and parsing the bytes again.
+ */
+export interface ParsedObjectReader {
+  getTreeObject(id: string): Promise<TreeObject>;
+}
 
 /**
  * Receives what a tree build produces. `has` lets the builder skip compressing what is already

@@ -2,9 +2,10 @@ import { FlotillaError } from '@flotilla/protocol';
 import { asIoError } from '../io-error.js';
 import { parseDirObject, parseFileObject } from '../objects/encoding.js';
 import { assertContentId } from '../objects/ids.js';
+import { DEFAULT_TREE_LIMITS } from '../objects/limits.js';
 import type { TreeLimits } from '../objects/limits.js';
-import type { DirObject, FileObject } from '../objects/types.js';
-import type { ObjectReader } from '../store-api.js';
+import type { DirObject, FileObject, TreeObject } from '../objects/types.js';
+import type { ObjectReader, ParsedObjectReader } from '../store-api.js';
 
 /** Joins a tree-relative path ('' is the root) with a child name. */
 export function childPath(parent: string, name: string): string {
@@ -76,6 +77,33 @@ export class TreeBudget {
   }
 }
 
+const defaultLimits = new WeakMap<TreeLimits, boolean>();
+
+function isDefault(limits: TreeLimits): boolean {
+  let known = defaultLimits.get(limits);
+  if (known === undefined) {
+    const keys = Object.keys(DEFAULT_TREE_LIMITS) as (keyof TreeLimits)[];
+    known = keys.every((k) => limits[k] === DEFAULT_TREE_LIMITS[k]);
+    defaultLimits.set(limits, known);
+  }
+  return known;
+}
+
+/**
+ * The object as a `ParsedObjectReader` holds it (verified with the default limits), when `limits`
+ * are the defaults; undefined otherwise, or if the reader cannot give it (then the bytes are
+ * parsed here, and any error is reported from there).
+ */
+async function parsedByReader(
+  reader: ObjectReader,
+  id: string,
+  limits: TreeLimits,
+): Promise<TreeObject | undefined> {
+  const parsed = reader as Partial<ParsedObjectReader>;
+  if (typeof parsed.getTreeObject !== 'function' || !isDefault(limits)) return undefined;
+  return parsed.getTreeObject(id).catch(() => undefined);
+}
+
 /** Fetches a directory object and verifies its hash and content before anyone uses it. */
 export async function loadDir(
   reader: ObjectReader,
@@ -85,6 +113,8 @@ export async function loadDir(
 ): Promise<DirObject> {
   try {
     assertContentId(id);
+    const parsed = await parsedByReader(reader, id, limits);
+    if (parsed?.type === 'dir') return parsed;
     return parseDirObject(await reader.getObject(id), { expectedId: id, limits });
   } catch (error) {
     throw withPath(error, path);
@@ -100,6 +130,8 @@ export async function loadFile(
 ): Promise<FileObject> {
   try {
     assertContentId(id);
+    const parsed = await parsedByReader(reader, id, limits);
+    if (parsed?.type === 'file') return parsed;
     return parseFileObject(await reader.getObject(id), { expectedId: id, limits });
   } catch (error) {
     throw withPath(error, path);

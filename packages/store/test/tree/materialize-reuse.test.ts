@@ -15,7 +15,7 @@ import {
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FlotillaError } from '@flotilla/protocol';
-import { MemoryStore, buildTree, materialize, verifyTree, walkTree } from '../../src/index.js';
+import { MemoryStore, buildTree, materialize, parseObject, verifyTree, walkTree } from '../../src/index.js';
 import type { MaterializeOptions, MaterializeStats, StoreReader } from '../../src/index.js';
 import { seededBytes, withTempDir } from '../helpers.js';
 
@@ -370,6 +370,39 @@ void describe('materialize durability', () => {
       assert.equal(stats.reuseFallbacks, 1, 'new.txt: its whole file did not verify');
       assert.equal((await inode(join(f.dir, 'releases/v2/lib/deep/c.txt'))).ino, (await inode(whole)).ino);
       assert.equal((await inode(join(f.dir, 'releases/v2/new.txt'))).nlink, 1);
+    });
+  });
+});
+
+void describe('materialize with a reader that holds parsed objects', () => {
+  /** The store, also giving parsed objects (counted), as the agent's chunk cache does. */
+  function parsedReader(store: MemoryStore) {
+    const reader = {
+      parsedCalls: 0,
+      getObject: (id: string) => store.getObject(id),
+      getChunk: (id: string) => store.getChunk(id),
+      getTreeObject: async (id: string) => {
+        reader.parsedCalls++;
+        return parseObject(await store.getObject(id), { expectedId: id });
+      },
+    };
+    return reader;
+  }
+
+  void it('takes them with the default limits, never with other limits', async () => {
+    await withReleases(async (f) => {
+      const reader = parsedReader(f.store);
+      await materialize(reader, f.v2, join(f.dir, 'a'), { durability: 'none' });
+      assert.ok(reader.parsedCalls >= 8, `${reader.parsedCalls} parsed objects used`);
+      assert.deepEqual(await verifyTree(f.store, join(f.dir, 'a'), f.v2), { ok: true, problems: [] });
+      reader.parsedCalls = 0;
+      await materialize(reader, f.v2, join(f.dir, 'b'), { durability: 'none', limits: { maxDepth: 10 } });
+      assert.equal(reader.parsedCalls, 0);
+      // Stricter limits are still enforced on the bytes.
+      await assert.rejects(
+        materialize(reader, f.v2, join(f.dir, 'c'), { durability: 'none', limits: { maxDepth: 1 } }),
+        (e: unknown) => e instanceof FlotillaError && e.code === 'FLT_LIMIT_EXCEEDED',
+      );
     });
   });
 });
