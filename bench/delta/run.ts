@@ -4,7 +4,12 @@
  * delta, and the zstd --patch-from size as the lower bound, measured side by side in one run.
  *
  *   sh bench/delta/setup.sh && npx tsc -b bench && node bench/dist/delta/run.js [--only NAME] [--json]
+ *
+ * Everything runs with the malloc setting the agent's systemd unit ships
+ * (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, docs/agent.md): the bench re-runs itself with it, so
+ * the device, the server and every ostree process get it alike. `--no-hugetlb` measures without.
  */
+import { spawnSync } from 'node:child_process';
 import { cpus, release, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { benchCache, dataSets } from './data-sets.js';
@@ -17,8 +22,26 @@ import type { SetResult } from './table.js';
 import { treeIds } from './tree-ids.js';
 
 const { values: opts } = parseArgs({
-  options: { only: { type: 'string' }, json: { type: 'boolean', default: false } },
+  options: {
+    only: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'no-hugetlb': { type: 'boolean', default: false },
+  },
 });
+
+const TUNABLE = 'glibc.malloc.hugetlb=1';
+
+/** Re-runs this process with the agent unit's malloc setting unless it has it (or was told not to). */
+function withAgentMalloc(): boolean {
+  if (opts['no-hugetlb'] || process.env.GLIBC_TUNABLES?.includes(TUNABLE)) return false;
+  const tunables = [process.env.GLIBC_TUNABLES, TUNABLE].filter(Boolean).join(':');
+  const child = spawnSync(process.execPath, process.argv.slice(1), {
+    stdio: 'inherit',
+    env: { ...process.env, GLIBC_TUNABLES: tunables },
+  });
+  process.exitCode = child.status ?? 1;
+  return true;
+}
 
 async function main(): Promise<void> {
   const sets = dataSets(benchCache()).filter((s) => opts.only === undefined || s.name === opts.only);
@@ -44,15 +67,17 @@ async function main(): Promise<void> {
     return;
   }
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const malloc = process.env.GLIBC_TUNABLES ? ` · GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : '';
   console.log(
-    `${new Date().toISOString().slice(0, 10)} · ${cpu} (${cpus().length} vCPU, ${Math.round(totalmem() / 2 ** 30)} GiB) · Node ${process.version} · Linux ${release()}\n`,
+    `${new Date().toISOString().slice(0, 10)} · ${cpu} (${cpus().length} vCPU, ${Math.round(totalmem() / 2 ** 30)} GiB) · Node ${process.version} · Linux ${release()}${malloc}\n`,
   );
   console.log(bytesTable(results), '\n');
   console.log(timeTable(results), '\n');
   for (const t of targets(results)) console.log(`- ${t.met ? 'met' : '**not met**'}: ${t.target}`);
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});
+if (!withAgentMalloc())
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SupervisedProcess } from '../src/up/agent-process.js';
+import { SupervisedProcess, agentEnv } from '../src/up/agent-process.js';
 import { Capture } from './helpers/memory-io.js';
 
 async function until(what: string, check: () => boolean): Promise<void> {
@@ -78,4 +78,17 @@ void test('a child that ignores SIGTERM is killed after the kill timeout', async
   const pid = proc.pid!;
   await proc.stop();
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' });
+});
+
+void test('the local agent gets glibc huge pages for large buffers; an operator setting is kept', () => {
+  assert.equal(agentEnv({ PATH: '/bin' }).GLIBC_TUNABLES, 'glibc.malloc.hugetlb=1');
+  assert.equal(agentEnv({ PATH: '/bin' }).PATH, '/bin');
+  assert.equal(
+    agentEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES,
+    'glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1',
+  );
+  assert.equal(
+    agentEnv({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }).GLIBC_TUNABLES,
+    'glibc.malloc.hugetlb=0',
+  );
 });

@@ -119,3 +119,17 @@ function forwardLines(stream: Readable | null, prefix: string, sink: TextSink): 
   lines.on('line', (line) => void sink.write(`${prefix}${line}\n`));
   return new Promise((resolve) => lines.once('close', resolve));
 }
+
+const HUGETLB = 'glibc.malloc.hugetlb=1';
+
+/**
+ * The environment the agent runs best in, as its systemd unit sets it: glibc's malloc gives large
+ * buffers transparent huge pages (docs/agent.md "Memory"). An operator's own setting is kept.
+ */
+export function agentEnv(
+  env: Readonly<Record<string, string | undefined>>,
+): Record<string, string | undefined> {
+  const tunables = env.GLIBC_TUNABLES;
+  if (tunables?.includes('glibc.malloc.hugetlb')) return { ...env };
+  return { ...env, GLIBC_TUNABLES: tunables ? `${tunables}:${HUGETLB}` : HUGETLB };
+}

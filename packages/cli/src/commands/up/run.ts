@@ -8,7 +8,7 @@ import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import type { LogFormat } from '../../process/logger.js';
 import { handleShutdownSignals } from '../../process/signals.js';
-import { SupervisedProcess } from '../../up/agent-process.js';
+import { SupervisedProcess, agentEnv } from '../../up/agent-process.js';
 import { upBanner } from '../../up/banner.js';
 import { ensureCliLogin, ensureLocalAgentKey } from '../../up/bootstrap.js';
 
@@ -83,7 +83,7 @@ export function registerUpCommand(program: Command, io: CliIo): void {
             '--log-format',
             server.logFormat,
           ],
-          env: io.env,
+          env: agentEnv(io.env),
           prefix: '[agent] ',
           stdout: io.stdout,
           stderr: io.stderr,
