@@ -65,9 +65,16 @@ void test('state-changed on the control channel makes the agent poll at once, an
   const ack = server.frames.find((f) => f.message.command === 'ack');
   assert.ok(ack, 'the push was acknowledged');
   assert.deepEqual(ack.message.data, { ok: true });
-  const db = openStateDatabase(join(dataDir, 'state.db'));
-  assert.equal(new LocalState(db, 'state.db').stateCursor().stateVersion, 2);
-  db.close();
+  // The cursor is written after the response is handled: wait for it rather than race it.
+  const cursorVersion = () => {
+    const db = openStateDatabase(join(dataDir, 'state.db'));
+    try {
+      return new LocalState(db, 'state.db').stateCursor().stateVersion;
+    } finally {
+      db.close();
+    }
+  };
+  await waitFor('the new state version recorded', () => cursorVersion() === 2);
 });
 
 void test('request-inventory reports the facts and acks', async (t) => {

@@ -225,6 +225,9 @@ export class UpdateEngine {
     if (plan.steps.length === 0) return { kind: 'none' };
     const to = plan.to;
     if (plan.mode === 'update' && to !== null) {
+      // The assignment's signed metadata is verified (a refusal there is reported as failed by
+      // the session); now the release's signed runtime config is checked before anything is fetched.
+      this.report({ app: plan.app, targetPath: to.targetPath, phase: 'verifying' });
       try {
         this.runtimeFor(to).validate(to);
       } catch (error) {
