@@ -3,8 +3,9 @@
  * held another file in the release the app runs, ask the server for the new content as a zstd
  * delta against the old (`zstd --patch-from`), rebuild it, and keep it whole in the cache (staging
  * then links it into the release: nothing is written twice), or as chunks where it cannot be.
- * The old content comes from the installed release on disk (verified against its file object) or,
- * failing that, from the cache. Every rebuilt file is verified by hash before it is stored; a
+ * The old content comes from the installed release on disk (checked against its file object only
+ * when the result does not verify) or, if that copy was changed, from the cache. Every rebuilt file
+ * is verified by hash before it is stored; a
  * delta that is refused, cut, or does not rebuild the signed content is dropped, and its chunks are
  * left for the plain chunk fetch that follows. So deltas only ever save bytes, never trust.
  */
@@ -103,16 +104,11 @@ class TreeIndex {
 const READ_BASE = constants.O_RDONLY | constants.O_NOFOLLOW;
 
 /**
- * The base file's content: from the installed release on disk if it is intact (read into `into`),
- * else from the cache. Synchronous reads: one file at a time, local disk, and several times faster
- * than FileHandle here.
+ * The base file's content as the installed release holds it on disk (read into `into`), not yet
+ * verified; null if it is not there with the right size. Synchronous reads: one file at a time,
+ * local disk, and several times faster than FileHandle here.
  */
-async function baseContent(
-  options: DeltaPhaseOptions,
-  path: string,
-  file: FileObject,
-  into: Buffer,
-): Promise<Buffer> {
+function baseOnDisk(options: DeltaPhaseOptions, path: string, file: FileObject, into: Buffer): Buffer | null {
   if (options.base.dir) {
     try {
       const fd = openSync(join(options.base.dir, ...path.split('/')), READ_BASE);
@@ -123,20 +119,62 @@ async function baseContent(
           let done = 0;
           while (done < file.size) {
             const read = readSync(fd, content, done, file.size - done, done);
-            if (read === 0) throw new Error('the base file ended early');
+            if (read === 0) return null;
             done += read;
           }
-          verifyFileContent(file, content);
           return content;
         }
       } finally {
         closeSync(fd);
       }
     } catch {
-      // changed or missing on disk: the cache holds every chunk of an installed release
+      // missing or unreadable on disk: the cache holds every chunk of an installed release
     }
   }
-  return readFileContent(options.cache, file);
+  return null;
+}
+
+/** `content` rebuilt from `base` and verified against the signed target (FLT_* otherwise). */
+function rebuild(base: Buffer, record: DeltaRecord, file: FileObject, into: Buffer): Buffer {
+  if (!usableAsDeltaBase(base))
+    throw new FlotillaError('FLT_DELTA_INVALID', 'the base cannot serve as a delta dictionary');
+  const content = decodeDelta(base, record.payload, file.size, into);
+  // Content that is not the signed file stops here (FLT_HASH_MISMATCH): nothing is stored.
+  verifyFileContent(file, content);
+  return content;
+}
+
+/**
+ * Rebuilds the target from the base on disk, optimistically: the base is only hashed if the
+ * result does not verify (then a base changed on disk is replaced by the signed one from the
+ * cache, and the delta tried again). Hashing every base first cost as much as the decoding.
+ */
+async function rebuildTarget(
+  plan: PairPlan,
+  record: DeltaRecord,
+  options: DeltaPhaseOptions,
+  buffers: RebuildBuffers,
+): Promise<Buffer> {
+  const onDisk = baseOnDisk(options, plan.base.path, plan.base.file, buffers.base);
+  if (onDisk !== null) {
+    try {
+      return rebuild(onDisk, record, plan.target.file, buffers.target);
+    } catch (error) {
+      // The base was intact: the delta itself is wrong (dropped by the caller).
+      if (baseIntact(onDisk, plan.base.file)) throw error;
+    }
+  }
+  const signed = await readFileContent(options.cache, plan.base.file);
+  return rebuild(signed, record, plan.target.file, buffers.target);
+}
+
+function baseIntact(content: Buffer, file: FileObject): boolean {
+  try {
+    verifyFileContent(file, content);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface RebuildBuffers {
@@ -221,12 +259,7 @@ async function storeRebuilt(
   buffers: RebuildBuffers,
 ): Promise<void> {
   const file = plan.target.file;
-  const base = await baseContent(options, plan.base.path, plan.base.file, buffers.base);
-  if (!usableAsDeltaBase(base))
-    throw new FlotillaError('FLT_DELTA_INVALID', 'the base cannot serve as a delta dictionary');
-  const content = decodeDelta(base, record.payload, file.size, buffers.target);
-  // Content that is not the signed file stops here (FLT_HASH_MISMATCH): nothing is stored.
-  verifyFileContent(file, content);
+  const content = await rebuildTarget(plan, record, options, buffers);
   const whole = WholeFiles.canHold(file);
   if (whole) options.cache.putWholeFile(plan.target.id, file, content);
   for (const { chunk, bytes } of splitIntoChunks(file.chunks, content)) {

@@ -3,14 +3,17 @@
  * and hashing it; a fresh buffer per file makes the kernel hand out fresh pages, and on a virtual
  * machine that is the dearest part (about 15 µs per 4 KiB page measured on the 2-core bench
  * machine: a 10 MB file cost 40 ms to read into new memory, 3 ms into memory touched before).
- * Buffers are handed back after use and kept for the next file, up to a bound.
+ * Buffers are handed back after use and kept for the next file, up to a bound, and dropped once
+ * the pool has been idle a while (an idle agent keeps no scratch memory).
  */
 const KEEP_BUFFERS = 8;
 /** A buffer larger than this is not kept after use (a one-off large file should not pin its memory). */
-const KEEP_MAX_BYTES = 64 * 1024 * 1024;
+const KEEP_MAX_BYTES = 16 * 1024 * 1024;
+const IDLE_DROP_MS = 10_000;
 
 export class ScratchPool {
   private readonly free: Buffer[] = [];
+  private idle: NodeJS.Timeout | null = null;
 
   /** A buffer of at least `size` bytes (its first `size` bytes are what the caller uses). */
   take(size: number): Buffer {
@@ -25,6 +28,7 @@ export class ScratchPool {
 
   give(buffer: Buffer): void {
     if (buffer.length > KEEP_MAX_BYTES) return;
+    this.dropWhenIdle();
     if (this.free.length >= KEEP_BUFFERS) {
       // Keep the larger ones: a small request can use a large buffer, not the other way round.
       let smallest = 0;
@@ -34,6 +38,17 @@ export class ScratchPool {
       this.free.splice(smallest, 1);
     }
     this.free.push(buffer);
+  }
+
+  private dropWhenIdle(): void {
+    if (this.idle !== null) this.idle.refresh();
+    else {
+      this.idle = setTimeout(() => {
+        this.idle = null;
+        this.free.length = 0;
+      }, IDLE_DROP_MS);
+      this.idle.unref();
+    }
   }
 
   /** Runs `use` with a buffer of at least `size` bytes, handed back afterwards. */
