@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
 
@@ -225,7 +225,19 @@ void describe('signed releases delivered to three real agents', () => {
       for (let i = 1; i <= 4; i++) {
         const path = `assets/f${String(i).padStart(2, '0')}.bin`;
         assert.deepEqual(await installed(id, path), files[path], `${path} on ${id}`);
+        // Rebuilt from its delta, the file was written once: the release's file is the one the
+        // agent's cache keeps whole (docs/updates.md "Deltas").
+        const inRelease = await stat(join(agents.get(id)!, 'apps', 'web', 'current', path));
+        const whole = (await readdir(join(agents.get(id)!, 'chunks', 'files'))).map((name) =>
+          join(agents.get(id)!, 'chunks', 'files', name),
+        );
+        const inodes = await Promise.all(whole.map(async (f) => (await stat(f)).ino));
+        assert.ok(inodes.includes(inRelease.ino), `${path} on ${id} is a hardlink of a cached whole file`);
       }
+    // The agents asked for each new tree in one request (the tree pack), not a level at a time.
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const served = /flotilla_objects_served_total\{via="tree-pack"\} (\d+)/.exec(metrics);
+    assert.ok(served && Number(served[1]) > 0, 'tree packs were served');
   });
 
   void test('an object altered on the server disk is refused, reported, and v2 keeps serving', async () => {

@@ -2,10 +2,11 @@
  * Brings every object and chunk of a release into the cache, fetching only what it lacks: asks the
  * server for the new tree's objects minus the installed releases' in one request, then walks the
  * new tree from its root (one level per round trip for whatever that left out), skipping subtrees
- * that an installed release already holds (protected in the cache). Checks the disk before downloading chunks. Files that
- * changed at a path of the release the app runs come as deltas against it where the server offers
- * them (delta-fetch.ts); every other missing chunk comes in packs. Nothing is fsynced here: the
- * stage step's syncfs makes the cache durable with the release (chunk-cache.ts).
+ * that an installed release already holds (protected in the cache). Checks the disk before
+ * downloading chunks. Files that changed at a path of the release the app runs come as deltas
+ * against it where the server offers them (delta-fetch.ts), and are kept whole; every other missing
+ * chunk comes in packs. Nothing is fsynced here: the stage step's syncfs makes the cache durable
+ * with the release (chunk-cache.ts).
  */
 import { DEFAULT_MAX_DELTA_FILE_BYTES } from '@flotilla/store';
 import type { FileObject } from '@flotilla/store';
