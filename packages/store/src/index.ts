@@ -64,4 +64,4 @@ export { readFileContent, splitIntoChunks, verifyFileContent } from './delta/fil
 export { syncFilesystem } from './fs-sync.js';
 export type { Durability } from './tree/materialize.js';
 export type { ReuseMode, ReuseSource } from './tree/reuse.js';
-export { ScratchPool } from './tree/scratch.js';
+export { mapBounded, runBounded } from './tree/pool.js';

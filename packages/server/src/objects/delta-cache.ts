@@ -14,6 +14,7 @@ import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'n
 import { join } from 'node:path';
 import { DeltaKind } from '@flotilla/store';
 import type { Logger } from 'pino';
+import { WeightedLru } from './weighted-lru.js';
 
 const MAGIC = Buffer.from('FLD1', 'latin1');
 const HEADER_BYTES = MAGIC.length + 1 + 32;
@@ -42,15 +43,20 @@ function isErrno(error: unknown, code: string): boolean {
 }
 
 export class DeltaCache {
-  /** Recently used entries by `<target>-<base>`, least recent first. */
-  private readonly recent = new Map<string, CachedDelta>();
-  private recentBytes = 0;
+  /** Recently used entries by `<target>-<base>`. */
+  private readonly recent: WeightedLru<string, CachedDelta>;
 
   constructor(
     readonly root: string,
     private readonly log: Logger,
-    private readonly memoryBytes = DEFAULT_MEMORY_BYTES,
-  ) {}
+    memoryBytes = DEFAULT_MEMORY_BYTES,
+  ) {
+    this.recent = new WeightedLru({
+      weigh: (entry) => entry.payload.length + MEMORY_ENTRY_OVERHEAD,
+      maxWeight: memoryBytes,
+      maxItemWeight: memoryBytes / MEMORY_ENTRY_SHARE,
+    });
+  }
 
   /** The cache under `<dataDir>/deltas`. */
   static under(dataDir: string, log: Logger): DeltaCache {
@@ -65,11 +71,7 @@ export class DeltaCache {
   async get(target: string, base: string): Promise<CachedDelta | undefined> {
     const name = `${target}-${base}`;
     const kept = this.recent.get(name);
-    if (kept) {
-      this.recent.delete(name);
-      this.recent.set(name, kept);
-      return kept;
-    }
+    if (kept) return kept;
     const path = this.pathOf(target, base);
     let bytes: Buffer;
     try {
@@ -80,7 +82,7 @@ export class DeltaCache {
     }
     const entry = parseEntry(bytes);
     if (entry) {
-      this.keep(name, entry);
+      this.recent.set(name, entry);
       return entry;
     }
     this.log.warn({ path }, 'damaged delta cache entry removed; the delta is computed again');
@@ -107,7 +109,7 @@ export class DeltaCache {
       await unlink(temp).catch(() => undefined);
       throw error;
     }
-    this.keep(`${target}-${base}`, entry);
+    this.recent.set(`${target}-${base}`, entry);
   }
 
   /**
@@ -129,7 +131,7 @@ export class DeltaCache {
     };
     for (const name of [...this.recent.keys()]) {
       const [target, base] = name.split('-') as [string, string];
-      if (!(await present(target)) || !(await present(base))) this.forget(name);
+      if (!(await present(target)) || !(await present(base))) this.recent.delete(name);
     }
     const staleBefore = Date.now() - STALE_TEMP_MS;
     for (const dir of await this.list(this.root)) {
@@ -146,31 +148,12 @@ export class DeltaCache {
           result.kept += 1;
           continue;
         }
-        this.forget(name);
+        this.recent.delete(name);
         await rm(path, { force: true });
         result.removed += 1;
       }
     }
     return result;
-  }
-
-  /** Keeps `entry` in memory, dropping the least recently used beyond the budget. */
-  private keep(name: string, entry: CachedDelta): void {
-    this.forget(name);
-    if (memoryCost(entry) > this.memoryBytes / MEMORY_ENTRY_SHARE) return;
-    this.recent.set(name, entry);
-    this.recentBytes += memoryCost(entry);
-    for (const oldName of this.recent.keys()) {
-      if (this.recentBytes <= this.memoryBytes) break;
-      this.forget(oldName);
-    }
-  }
-
-  private forget(name: string): void {
-    const entry = this.recent.get(name);
-    if (!entry) return;
-    this.recent.delete(name);
-    this.recentBytes -= memoryCost(entry);
   }
 
   private async list(dir: string): Promise<string[]> {
@@ -181,10 +164,6 @@ export class DeltaCache {
       throw error;
     }
   }
-}
-
-function memoryCost(entry: CachedDelta): number {
-  return entry.payload.length + MEMORY_ENTRY_OVERHEAD;
 }
 
 function parseEntry(bytes: Buffer): CachedDelta | undefined {

@@ -10,6 +10,7 @@ import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import {
   DeltaKind,
   deltaPairKey,
+  mapBounded,
   parseFileObject,
   readFileContent,
   usableAsDeltaBase,
@@ -20,6 +21,7 @@ import type { CachedDelta, DeltaCache } from './delta-cache.js';
 import type { DeltaEncoder } from './delta-worker.js';
 import type { DeltaMetrics } from './metrics.js';
 import type { ObjectStore } from './store.js';
+import { WeightedLru } from './weighted-lru.js';
 
 /** Device requests go first; release precomputation fills the gaps. */
 export type DeltaPriority = 'request' | 'background';
@@ -64,7 +66,10 @@ export class DeltaService {
   private running = false;
   private closed = false;
   private readonly inFlight = new Map<string, Promise<CachedDelta>>();
-  private readonly recentFiles = new RecentFiles(RECENT_FILES_WEIGHT);
+  private readonly recentFiles = new WeightedLru<string, FileObject>({
+    weigh: (file) => 1 + file.chunks.length,
+    maxWeight: RECENT_FILES_WEIGHT,
+  });
 
   constructor(private readonly opts: DeltaServiceOptions) {}
 
@@ -77,28 +82,7 @@ export class DeltaService {
    */
   async fileObjects(ids: Iterable<string>): Promise<Map<string, FileObject>> {
     const unique = [...new Set(ids)];
-    // One read per id (not `has` then a read); `missing` would also mark objects as wanted.
-    const found = new Array<FileObject | 'missing' | 'not a file'>(unique.length);
-    let failure: { index: number; error: unknown } | undefined;
-    await inParallel(unique.length, READ_CONCURRENCY, async (index) => {
-      const id = unique[index]!;
-      try {
-        // Read and verified before: it cannot have changed (content-addressed), only gone.
-        const known = this.recentFiles.get(id);
-        if (known) {
-          found[index] = (await this.opts.store.size(id)) === undefined ? 'missing' : known;
-          return;
-        }
-        const file = parseFileObject(await this.opts.store.getObject(id), { expectedId: id });
-        this.recentFiles.set(id, file);
-        found[index] = file;
-      } catch (error) {
-        if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') found[index] = 'missing';
-        else if (isFlotillaError(error) && NOT_A_FILE.has(error.code)) found[index] = 'not a file';
-        else if (!failure || index < failure.index) failure = { index, error };
-      }
-    });
-    if (failure) throw failure.error;
+    const found = await mapBounded(unique, READ_CONCURRENCY, (id) => this.fileObject(id));
     const missing: string[] = [];
     const files = new Map<string, FileObject>();
     const notFiles: string[] = [];
@@ -119,6 +103,24 @@ export class DeltaService {
         { details: { notFiles } },
       );
     return files;
+  }
+
+  /**
+   * One file object: one read (not `has` then a read; `missing` would also mark it as wanted). An
+   * object read and verified before cannot have changed (content-addressed), only gone: one stat.
+   */
+  private async fileObject(id: string): Promise<FileObject | 'missing' | 'not a file'> {
+    try {
+      const known = this.recentFiles.get(id);
+      if (known) return (await this.opts.store.size(id)) === undefined ? 'missing' : known;
+      const file = parseFileObject(await this.opts.store.getObject(id), { expectedId: id });
+      this.recentFiles.set(id, file);
+      return file;
+    } catch (error) {
+      if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') return 'missing';
+      if (isFlotillaError(error) && NOT_A_FILE.has(error.code)) return 'not a file';
+      throw error;
+    }
   }
 
   /**
@@ -172,14 +174,12 @@ export class DeltaService {
   async plainBytes(targetFile: FileObject, baseFile: FileObject): Promise<number> {
     const held = new Set(baseFile.chunks.map((c) => c.id));
     const ids = [...new Set(targetFile.chunks.map((c) => c.id))].filter((id) => !held.has(id));
-    let bytes = 0;
-    await inParallel(ids.length, READ_CONCURRENCY, async (index) => {
-      // Read first, then add: `bytes += await …` would read `bytes` before the wait and lose
-      // what the other reads added meanwhile.
-      const size = (await this.opts.store.size(ids[index]!)) ?? 0;
-      bytes += size;
-    });
-    return bytes;
+    const sizes = await mapBounded(
+      ids,
+      READ_CONCURRENCY,
+      async (id) => (await this.opts.store.size(id)) ?? 0,
+    );
+    return sizes.reduce((sum, size) => sum + size, 0);
   }
 
   /** Fails queued computations (answered "none") and ends the worker. */
@@ -295,47 +295,5 @@ export class DeltaService {
     if (this.running) return;
     const next = this.queues.request.shift() ?? this.queues.background.shift();
     next?.();
-  }
-}
-
-/** Runs `task(0) … task(count - 1)`, at most `concurrency` at once, started in index order. */
-async function inParallel(
-  count: number,
-  concurrency: number,
-  task: (index: number) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) await task(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-}
-
-/** The most recently used parsed file objects, within a total weight (1 + chunks per object). */
-class RecentFiles {
-  private readonly entries = new Map<string, FileObject>();
-  private weight = 0;
-
-  constructor(private readonly maxWeight: number) {}
-
-  get(id: string): FileObject | undefined {
-    const file = this.entries.get(id);
-    if (file) {
-      this.entries.delete(id);
-      this.entries.set(id, file);
-    }
-    return file;
-  }
-
-  set(id: string, file: FileObject): void {
-    const weight = 1 + file.chunks.length;
-    if (weight > this.maxWeight || this.entries.has(id)) return;
-    this.entries.set(id, file);
-    this.weight += weight;
-    for (const [oldId, old] of this.entries) {
-      if (this.weight <= this.maxWeight) break;
-      this.entries.delete(oldId);
-      this.weight -= 1 + old.chunks.length;
-    }
   }
 }

@@ -8,9 +8,10 @@
  * shares most of its directories with the previous one).
  */
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
-import { parseObject } from '@flotilla/store';
+import { mapBounded, parseObject } from '@flotilla/store';
 import type { TreePackMetrics } from './metrics.js';
 import type { ObjectStore } from './store.js';
+import { WeightedLru } from './weighted-lru.js';
 
 /** Object id → its child object ids (a directory), or null (a file object). */
 export type Closure = ReadonlyMap<string, readonly string[] | null>;
@@ -27,16 +28,15 @@ export interface TreeClosuresOptions {
 }
 
 export class TreeClosures {
-  /** Least recently used first (Map insertion order; a hit moves its entry to the end). */
-  private readonly cache = new Map<string, Closure>();
+  private readonly cache: WeightedLru<string, Closure>;
   private readonly building = new Map<string, Promise<Closure | null>>();
-  private cachedObjects = 0;
-  private readonly maxObjects: number;
-  private readonly maxRoots: number;
 
   constructor(private readonly opts: TreeClosuresOptions) {
-    this.maxObjects = opts.maxObjects ?? 500_000;
-    this.maxRoots = opts.maxRoots ?? 64;
+    this.cache = new WeightedLru({
+      weigh: (closure) => closure.size,
+      maxWeight: opts.maxObjects ?? 500_000,
+      maxEntries: opts.maxRoots ?? 64,
+    });
   }
 
   /**
@@ -46,8 +46,6 @@ export class TreeClosures {
   async get(root: string): Promise<Closure | null> {
     const cached = this.cache.get(root);
     if (cached) {
-      this.cache.delete(root);
-      this.cache.set(root, cached);
       this.opts.metrics.closureLookups.inc({ result: 'hit' });
       return cached;
     }
@@ -60,34 +58,22 @@ export class TreeClosures {
     const build = this.build(root).finally(() => this.building.delete(root));
     this.building.set(root, build);
     const closure = await build;
-    if (closure) this.remember(root, closure);
+    if (closure && !this.cache.has(root)) {
+      this.cache.set(root, closure);
+      this.opts.metrics.cachedObjects.set(this.cache.weight);
+    }
     return closure;
   }
 
   /** Drops the closure of `root` (its objects turned out not to be all stored any more). */
   forget(root: string): void {
-    const closure = this.cache.get(root);
-    if (!closure) return;
     this.cache.delete(root);
-    this.cachedObjects -= closure.size;
-    this.opts.metrics.cachedObjects.set(this.cachedObjects);
+    this.opts.metrics.cachedObjects.set(this.cache.weight);
   }
 
   /** Closures held and the tree objects they count, for tests and diagnostics. */
   stats(): { roots: number; objects: number } {
-    return { roots: this.cache.size, objects: this.cachedObjects };
-  }
-
-  private remember(root: string, closure: Closure): void {
-    if (this.cache.has(root) || closure.size > this.maxObjects) return;
-    this.cache.set(root, closure);
-    this.cachedObjects += closure.size;
-    for (const [oldest, old] of this.cache) {
-      if (this.cachedObjects <= this.maxObjects && this.cache.size <= this.maxRoots) break;
-      this.cache.delete(oldest);
-      this.cachedObjects -= old.size;
-    }
-    this.opts.metrics.cachedObjects.set(this.cachedObjects);
+    return { roots: this.cache.size, objects: this.cache.weight };
   }
 
   /** A directory's children as some cached closure knows them (content ids: any closure will do). */
@@ -127,16 +113,11 @@ export class TreeClosures {
           if (known) next.push(...known);
         }
       }
-      let index = 0;
-      const worker = async () => {
-        while (index < toRead.length) {
-          const id = toRead[index++]!;
-          const children = (await this.read(id, false)) ?? null;
-          nodes.set(id, children);
-          if (children) next.push(...children);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(limit, toRead.length) }, worker));
+      const read = await mapBounded(toRead, limit, async (id) => (await this.read(id, false)) ?? null);
+      toRead.forEach((id, i) => {
+        nodes.set(id, read[i]!);
+        if (read[i]) next.push(...read[i]);
+      });
       frontier = next;
     }
     return nodes;

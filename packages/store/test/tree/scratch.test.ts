@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ScratchPool } from '../../src/index.js';
+import { ScratchPool } from '../../src/tree/scratch.js';
 
 void describe('scratch buffers', () => {
   void it('hands back the smallest kept buffer that fits, and a fresh one while it is in use', () => {
