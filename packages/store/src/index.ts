@@ -65,3 +65,4 @@ export { syncFilesystem } from './fs-sync.js';
 export type { Durability } from './tree/materialize.js';
 export type { ReuseMode, ReuseSource } from './tree/reuse.js';
 export { mapBounded, runBounded } from './tree/pool.js';
+export { readExactlySync } from './tree/fd.js';

@@ -149,9 +149,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       if (!(error instanceof FlotillaError && error.code === 'FLT_OBJECT_MISSING')) throw error;
       const at = (await this.chunksOfWholeFiles()).get(id);
       if (at === undefined) throw error;
-      const readChunk = () =>
-        Promise.resolve().then(() => this.whole.readChunk(at.file, id, at.offset, at.size));
-      return this.read(at.file, readChunk, true);
+      return this.read(at.file, () => this.whole.readChunk(at.file, id, at.offset, at.size), true);
     }
   }
 
@@ -353,7 +351,11 @@ export class ChunkCache implements StoreReader, ObjectSink {
   }
 
   /** `whole`: `id` names a whole file (removed if corrupt), not an item of the store. */
-  private async read(id: string, get: () => Promise<Uint8Array>, whole = false): Promise<Uint8Array> {
+  private async read(
+    id: string,
+    get: () => Uint8Array | Promise<Uint8Array>,
+    whole = false,
+  ): Promise<Uint8Array> {
     try {
       const bytes = await get();
       this.touch(id);

@@ -14,7 +14,7 @@ import fs, { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
-import { contentId } from '@flotilla/store';
+import { contentId, readExactlySync } from '@flotilla/store';
 import type { FileObject } from '@flotilla/store';
 import { ioError } from '../apply/fs-ops.js';
 
@@ -102,13 +102,7 @@ export class WholeFiles {
     }
     try {
       const bytes = Buffer.allocUnsafe(size);
-      let done = 0;
-      while (done < size) {
-        const read = fs.readSync(fd, bytes, done, size - done, offset + done);
-        if (read === 0) break;
-        done += read;
-      }
-      if (done !== size || contentId(bytes) !== chunkId)
+      if (!readExactlySync(fd, bytes, offset) || contentId(bytes) !== chunkId)
         throw new FlotillaError('FLT_HASH_MISMATCH', `chunk ${chunkId} read from ${path} does not match`, {
           details: { id: chunkId, file: id },
         });

@@ -9,13 +9,14 @@
  * delta that is refused, cut, or does not rebuild the signed content is dropped, and its chunks are
  * left for the plain chunk fetch that follows. So deltas only ever save bytes, never trust.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { DeltaPair } from '@flotilla/protocol';
 import {
   DeltaKind,
   decodeDelta,
+  readExactlySync,
   readFileContent,
   splitIntoChunks,
   usableAsDeltaBase,
@@ -116,13 +117,7 @@ function baseOnDisk(options: DeltaPhaseOptions, path: string, file: FileObject, 
         const info = fstatSync(fd);
         if (info.isFile() && info.size === file.size) {
           const content = into.subarray(0, file.size);
-          let done = 0;
-          while (done < file.size) {
-            const read = readSync(fd, content, done, file.size - done, done);
-            if (read === 0) return null;
-            done += read;
-          }
-          return content;
+          return readExactlySync(fd, content, 0) ? content : null;
         }
       } finally {
         closeSync(fd);

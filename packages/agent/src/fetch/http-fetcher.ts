@@ -24,7 +24,7 @@ import {
   DEFAULT_MAX_DELTA_FILE_BYTES,
   FRAME_HEADER_LENGTH,
   deltaPairKey,
-  isContentId,
+  parseObject,
   readDeltaPack,
 } from '@flotilla/store';
 import type { DeltaRecord } from '@flotilla/store';
@@ -173,7 +173,7 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher, TreeFetcher {
       // (the server sends a directory before what it names).
       const expected = new Set([root]);
       await readPack(records, expected, this.maxObjectBytes(), async (id, bytes) => {
-        for (const child of childIds(bytes)) expected.add(child);
+        for (const child of childIds(id, bytes)) expected.add(child);
         await store(id, bytes);
       });
       return true;
@@ -409,26 +409,14 @@ class IdleWatchdog {
 }
 
 /**
- * The object ids a directory object names (none for anything else). Bytes are already verified
- * against their id; the cache parses them strictly when the walk reads them, so this only finds
- * which ids may follow in a tree pack.
+ * The object ids a directory object names (none for a file object). The bytes are verified against
+ * their id already; a record that is not a valid tree object fails the tree pack (the walk then
+ * fetches what is left).
  */
-function childIds(bytes: Uint8Array): string[] {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8'));
-  } catch {
-    return [];
-  }
-  if (typeof value !== 'object' || value === null) return [];
-  const { type, entries } = value as { type?: unknown; entries?: unknown };
-  if (type !== 'dir' || !Array.isArray(entries)) return [];
-  const ids: string[] = [];
-  for (const entry of entries as unknown[]) {
-    const hash = (entry as { hash?: unknown } | null)?.hash;
-    if (isContentId(hash)) ids.push(hash);
-  }
-  return ids;
+function childIds(id: string, bytes: Uint8Array): string[] {
+  const object = parseObject(bytes, { expectedId: id });
+  if (object.type !== 'dir') return [];
+  return object.entries.flatMap((entry) => (entry.hash === undefined ? [] : [entry.hash]));
 }
 
 /** Errors worth another attempt: the network, a cut stream. Anything else (a bad hash, a refusal) is final. */

@@ -19,6 +19,7 @@ import { canFetchTrees } from '../../src/fetch/fetcher.js';
 import type { ObjectFetcher } from '../../src/fetch/fetcher.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { tempDir } from '../helpers/tmp.js';
+import { packRecords } from '../update/object-server.js';
 
 type Mode = 'ok' | 'old' | 'cut' | 'extra' | 'tamper' | 'error';
 
@@ -74,17 +75,7 @@ async function setup(t: TestContext) {
             ids.push(id); // a chunk, which no tree pack carries
             break;
           }
-      const parts: Buffer[] = [];
-      for (const id of ids) {
-        const bytes = Buffer.from(await store.getObject(id));
-        if (state.mode === 'tamper' && id !== body.root) bytes[0] = (bytes[0] ?? 0) ^ 0xff;
-        const header = Buffer.alloc(36);
-        Buffer.from(id, 'hex').copy(header);
-        header.writeUInt32BE(bytes.length, 32);
-        parts.push(header, bytes);
-      }
-      parts.push(Buffer.alloc(32));
-      let raw = Buffer.concat(parts);
+      let raw = await packRecords(store, ids, (id) => state.mode === 'tamper' && id !== body.root);
       if (state.mode === 'cut') raw = raw.subarray(0, raw.length - 40);
       res.writeHead(200, { [PACK_CODEC_HEADER]: 'zstd' });
       res.end(compress(raw));

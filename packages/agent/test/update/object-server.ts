@@ -35,6 +35,28 @@ export interface ObjectServer {
   close(): Promise<void>;
 }
 
+/**
+ * An uncompressed pack (`[32-byte id][u32 BE length][bytes]` records, 32 zero bytes at the end) of
+ * `ids` read from `store`; the first byte of each record `tamper` picks is flipped.
+ */
+export async function packRecords(
+  store: FsStore,
+  ids: readonly string[],
+  tamper: (id: string) => boolean = () => false,
+): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (const id of ids) {
+    const bytes = Buffer.from(await store.getObject(id));
+    if (tamper(id)) bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+    const header = Buffer.alloc(36);
+    Buffer.from(id, 'hex').copy(header);
+    header.writeUInt32BE(bytes.length, 32);
+    parts.push(header, bytes);
+  }
+  parts.push(Buffer.alloc(32));
+  return Buffer.concat(parts);
+}
+
 export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
   const state: ObjectServer = {
     url: '',
@@ -91,17 +113,7 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
         };
         return send(res, 404, {}, Buffer.from(JSON.stringify(error)));
       }
-      const parts: Buffer[] = [];
-      for (const id of ids) {
-        const bytes = Buffer.from(await store.getObject(id));
-        if (state.tamper.has(id)) bytes[0] = (bytes[0] ?? 0) ^ 0xff;
-        const header = Buffer.alloc(36);
-        Buffer.from(id, 'hex').copy(header);
-        header.writeUInt32BE(bytes.length, 32);
-        parts.push(header, bytes);
-      }
-      parts.push(Buffer.alloc(32));
-      const raw = Buffer.concat(parts);
+      const raw = await packRecords(store, ids, (id) => state.tamper.has(id));
       const chosen = codec === 'gzip' ? 'gzip' : codec === 'identity' ? 'identity' : 'zstd';
       const body = chosen === 'gzip' ? gzipSync(raw) : chosen === 'zstd' ? compress(raw) : raw;
       return send(res, 200, { [PACK_CODEC_HEADER]: chosen }, body);

@@ -51,6 +51,17 @@ export async function readExactly(fd: number, into: Uint8Array, position: number
   return true;
 }
 
+/** `readExactly` with synchronous calls. */
+export function readExactlySync(fd: number, into: Uint8Array, position: number): boolean {
+  let done = 0;
+  while (done < into.length) {
+    const read = fs.readSync(fd, into, done, into.length - done, position + done);
+    if (read === 0) return false;
+    done += read;
+  }
+  return true;
+}
+
 /** Writes all of `bytes` at the current offset. */
 export async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
   let done = 0;

@@ -17,7 +17,7 @@ import type { TreeLimits } from '../objects/limits.js';
 import type { DirObject, FileObject } from '../objects/types.js';
 import { verifyFileContent } from '../delta/file-content.js';
 import { TreeBudget, childPath } from './context.js';
-import { closeFd, fchmodFd, fstatFd, fsyncFd, lstatBig, openFd, readExactly } from './fd.js';
+import { closeFd, fchmodFd, fstatFd, fsyncFd, lstatBig, openFd, readExactly, readExactlySync } from './fd.js';
 import { mapBounded } from './pool.js';
 import { scratch } from './scratch.js';
 
@@ -178,12 +178,7 @@ export function linkCandidateSync(
     if (Number(info.mode & 0o7777n) !== file.mode || info.dev !== targetDev) return false;
     const verified = scratch.withSync(file.size, (buffer) => {
       const content = buffer.subarray(0, file.size);
-      let done = 0;
-      while (done < content.length) {
-        const read = fs.readSync(fd, content, done, content.length - done, done);
-        if (read === 0) return false;
-        done += read;
-      }
+      if (!readExactlySync(fd, content, 0)) return false;
       verifyFileContent(file, content);
       return true;
     });
