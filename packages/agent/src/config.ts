@@ -80,6 +80,12 @@ export const AgentConfigSchema = Type.Object(
     stageReuse: Type.Union([Type.Literal('link'), Type.Literal('copy'), Type.Literal('off')], {
       default: 'link',
     }),
+    /**
+     * How staging verifies an installed file before linking it: `stamp` trusts one unchanged
+     * (inode, size, mode, modification time) since the last staging verified it; `content` reads
+     * every one: docs/updates.md "Staging".
+     */
+    stageVerify: Type.Union([Type.Literal('stamp'), Type.Literal('content')], { default: 'stamp' }),
     /** The image repository's trusted root (TUF root.json); null: trust the server's on first use. */
     trustedRootFile: nullable(Type.String({ minLength: 1 })),
   },
@@ -112,6 +118,7 @@ export interface AgentFlags {
   fetchBytesPerSecond?: number;
   fetchDeltas?: boolean;
   stageReuse?: 'link' | 'copy' | 'off';
+  stageVerify?: 'stamp' | 'content';
 }
 
 export interface ResolveAgentConfigInput {
@@ -139,6 +146,7 @@ const FLAG_FIELDS: readonly (readonly [keyof AgentFlags, string, string])[] = [
   ['fetchBytesPerSecond', 'fetchBytesPerSecond', '--fetch-bytes-per-second'],
   ['fetchDeltas', 'fetchDeltas', '--fetch-deltas'],
   ['stageReuse', 'stageReuse', '--stage-reuse'],
+  ['stageVerify', 'stageVerify', '--stage-verify'],
 ];
 
 /**

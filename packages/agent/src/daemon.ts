@@ -64,6 +64,7 @@ export async function startAgent(
         cacheMaxBytes: config.chunkCacheMaxBytes,
         fetchDeltas: config.fetchDeltas,
         stageReuse: config.stageReuse,
+        stageVerify: config.stageVerify,
       });
   } catch (e) {
     local.db.close();

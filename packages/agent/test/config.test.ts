@@ -157,3 +157,11 @@ void test('server URLs with credentials, queries or fragments are refused', () =
     assert.equal(problemsOf(() => resolveAgentConfig({ env: {}, flags: { server } })).length, 1, server);
   }
 });
+
+void test('stageVerify: stamp by default, content from the environment, anything else refused', () => {
+  assert.equal(resolveAgentConfig({ env: {} }).stageVerify, 'stamp');
+  assert.equal(resolveAgentConfig({ env: { FLOTILLA_STAGE_VERIFY: 'content' } }).stageVerify, 'content');
+  const problems = problemsOf(() => resolveAgentConfig({ env: { FLOTILLA_STAGE_VERIFY: 'never' } }));
+  assert.equal(problems.length, 1, problems.join('\n'));
+  assert.match(problems[0]!, /^FLOTILLA_STAGE_VERIFY: /);
+});

@@ -65,4 +65,14 @@ export { syncFilesystem } from './fs-sync.js';
 export type { Durability } from './tree/materialize.js';
 export type { ReuseMode, ReuseSource } from './tree/reuse.js';
 export { mapBounded, runBounded } from './tree/pool.js';
+export {
+  RACY_MARGIN_MS,
+  StampIndex,
+  backdatedSeconds,
+  decodeStamps,
+  encodeStamps,
+  racyAfterNs,
+  stampOf,
+} from './tree/stamps.js';
+export type { FileStamp } from './tree/stamps.js';
 export { readExactlySync } from './tree/fd.js';

@@ -53,6 +53,7 @@ void describe('buildTree → materialize → verifyTree', () => {
         reused: 0,
         reuseFallbacks: 0,
         bytesWritten: stats.bytes,
+        trustedByStamp: 0,
       });
       assert.deepEqual(await verifyTree(store, out, root), { ok: true, problems: [] });
       // Independent check with diff(1): same names, contents and symlinks.

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { Runtime } from '../runtimes/runtime.js';
 import type { UpdateRecords } from '../update/records.js';
+import type { ReleaseStamps } from '../update/release-stamps.js';
 import type { ReleaseSpec } from '../update/types.js';
 import type { AppLayout } from './layout.js';
 
@@ -14,10 +15,18 @@ export interface FetchOutcome {
 /** How staging takes unchanged files from installed releases: hardlink, copy, or not at all. */
 export type StageReuse = 'link' | 'copy' | 'off';
 
+/**
+ * How staging verifies an installed file before linking it: `stamp` trusts one whose inode, size,
+ * mode and modification time match what the last staging verified, and reads the rest; `content`
+ * reads every one (docs/updates.md "Staging").
+ */
+export type StageVerify = 'stamp' | 'content';
+
 export interface ApplyContext {
   layout: AppLayout;
   cache: ChunkCache;
   records: UpdateRecords;
+  stamps: ReleaseStamps;
   runtimeFor: (release: ReleaseSpec) => Runtime;
   /** Fetches what the cache lacks of `release` (disk check first); `full` ignores installed subtrees. */
   fetchRelease: (release: ReleaseSpec, signal: AbortSignal, full: boolean) => Promise<FetchOutcome>;
@@ -25,5 +34,6 @@ export interface ApplyContext {
   protectedIds: () => Promise<Set<string>>;
   keepPrevious: number;
   stageReuse: StageReuse;
+  stageVerify: StageVerify;
   logger: Logger;
 }

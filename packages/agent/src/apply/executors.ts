@@ -1,7 +1,7 @@
 /** One executor per step kind (balena-supervisor style); each is safe to run again after a crash. */
 import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
-import { materialize, parseObject } from '@flotilla/store';
+import { StampIndex, materialize, parseObject } from '@flotilla/store';
 import type { MaterializeOptions } from '@flotilla/store';
 import type { ReleaseSpec, Step } from '../update/types.js';
 import type { ApplyContext } from './context.js';
@@ -34,7 +34,19 @@ function stageOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptio
   const reuse = [installed.current, ...installed.previous]
     .filter((r): r is ReleaseSpec => r !== null && r.root !== release.root)
     .map((r) => ({ root: r.root, dir: ctx.layout.releaseDir(r.app, r.root) }));
-  return { durability: 'filesystem', reuse, reuseMode: ctx.stageReuse, wholeFiles };
+  const options: MaterializeOptions = {
+    durability: 'filesystem',
+    reuse,
+    reuseMode: ctx.stageReuse,
+    wholeFiles,
+  };
+  if (ctx.stageReuse !== 'link' || ctx.stageVerify !== 'stamp') return options;
+  const stamps = ctx.stamps.load(
+    release.app,
+    reuse.map((r) => r.root),
+  );
+  const trusted = new StampIndex([...stamps, ...ctx.cache.wholeFileStamps()]);
+  return { ...options, trusted, recordStamps: true };
 }
 
 const executors: { [K in Step['kind']]: Executor<K> } = {
@@ -57,7 +69,8 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     let wireBytes = 0;
     const options = stageOptions(ctx, step.release);
     try {
-      await materialize(ctx.cache, root, temp, options);
+      const stats = await materialize(ctx.cache, root, temp, options);
+      if (stats.stamps !== undefined) ctx.stamps.save(app, root, stats.stamps);
     } catch (error) {
       // The cache removes a corrupt item when it reads one. Read the whole release once to find
       // (and remove) every other, fetch them again with no shortcut through installed subtrees, retry once.
@@ -73,6 +86,8 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       await materialize(ctx.cache, root, temp, { durability: 'filesystem' }).catch((e: unknown) => {
         throw asDiskError(e);
       });
+      // The disk corrupts data: verify installed files by content from now on, not by stamp.
+      ctx.stamps.forgetAllBut(app, []);
     }
     try {
       await rename(temp, final);
@@ -138,6 +153,7 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
         ctx.logger.warn({ err: e, name }, 'could not remove an old release directory'),
       );
     }
+    ctx.stamps.forgetAllBut(step.app, step.keep);
     if (!(await ctx.cache.overCap())) return NOTHING;
     const evicted = await ctx.cache.evict(await ctx.protectedIds());
     if (evicted.removed > 0) ctx.logger.info(evicted, 'chunk cache trimmed to its size cap');

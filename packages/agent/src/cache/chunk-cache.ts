@@ -16,7 +16,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { FsStore, parseObject } from '@flotilla/store';
-import type { FileObject, ObjectSink, StoreReader, TreeObject } from '@flotilla/store';
+import type { FileObject, FileStamp, ObjectSink, StoreReader, TreeObject } from '@flotilla/store';
 import type { StateDatabase } from '../state/db.js';
 import { WholeFiles } from './whole-files.js';
 
@@ -163,6 +163,11 @@ export class ChunkCache implements StoreReader, ObjectSink {
     if (!this.wholeIds.has(id)) return undefined;
     this.touch(id);
     return this.whole.pathOf(id);
+  }
+
+  /** Stamps of the whole files written since the agent started (staging trusts those still matching). */
+  wholeFileStamps(): Iterable<FileStamp> {
+    return this.whole.stamps();
   }
 
   /** Keeps `content`, verified against `file` (the file object `id`) by the caller, as a whole file. */

@@ -9,13 +9,17 @@
  * more than the call) to a temporary name, then renamed, so a name always holds a complete write;
  * not fsynced (the stage step's syncfs covers it). A file torn by a power cut fails its hash check
  * on read and is removed.
+ *
+ * Each file written is given a modification time a few seconds in the past and stamped (store's
+ * stamps.ts), in memory only: staging links a whole file its stamp still vouches for without
+ * reading it back. After a restart, whole files are verified by content as before.
  */
 import fs, { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
-import { contentId, readExactlySync } from '@flotilla/store';
-import type { FileObject } from '@flotilla/store';
+import { backdatedSeconds, contentId, racyAfterNs, readExactlySync, stampOf } from '@flotilla/store';
+import type { FileObject, FileStamp } from '@flotilla/store';
 import { ioError } from '../apply/fs-ops.js';
 
 const ID = /^[0-9a-f]{64}$/;
@@ -24,6 +28,9 @@ const READ = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const TEMP_SUFFIX = '.tmp';
 
 export class WholeFiles {
+  /** Stamps of the files written by this process, by file-object id. */
+  private readonly stamped = new Map<string, FileStamp>();
+
   private constructor(readonly dir: string) {}
 
   /** Opens (creating) the directory and removes temporary files a crash left behind. */
@@ -67,12 +74,17 @@ export class WholeFiles {
     const final = this.pathOf(id);
     if (this.has(id)) return 0;
     const temp = join(this.dir, `${id}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+    const now = Date.now();
+    let stamp: FileStamp | undefined;
     try {
       const fd = fs.openSync(temp, CREATE, 0o600);
       try {
         let done = 0;
         while (done < file.size) done += fs.writeSync(fd, content, done, file.size - done);
         fs.fchmodSync(fd, file.mode);
+        const backdated = backdatedSeconds(now);
+        fs.futimesSync(fd, backdated, backdated);
+        stamp = stampOf(id, fs.fstatSync(fd, { bigint: true }), racyAfterNs(now));
       } finally {
         fs.closeSync(fd);
       }
@@ -81,6 +93,7 @@ export class WholeFiles {
       fs.rmSync(temp, { force: true });
       throw ioError('cannot write', final, error);
     }
+    if (stamp !== undefined) this.stamped.set(id, stamp);
     return file.size;
   }
 
@@ -112,7 +125,13 @@ export class WholeFiles {
     }
   }
 
+  /** Stamps of the whole files this process wrote (still to be checked against the inode: stamps.ts). */
+  stamps(): IterableIterator<FileStamp> {
+    return this.stamped.values();
+  }
+
   remove(id: string): boolean {
+    this.stamped.delete(id);
     try {
       fs.unlinkSync(this.pathOf(id));
       return true;

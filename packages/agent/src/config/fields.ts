@@ -28,6 +28,7 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   fetchBytesPerSecond: { kind: 'integer' },
   fetchDeltas: { kind: 'boolean' },
   stageReuse: { kind: 'string' },
+  stageVerify: { kind: 'string' },
   trustedRootFile: { kind: 'nullableString' },
 };
 

@@ -54,4 +54,17 @@ export const MIGRATIONS: readonly Migration[] = [
       used_at INTEGER NOT NULL
     ) STRICT`,
   },
+  {
+    version: 3,
+    name: 'release-stamps',
+    // Per staged release, the inode stamps of its files verified when it was staged (store's
+    // encodeStamps): the next staging links a file its stamp vouches for without reading it.
+    sql: `CREATE TABLE release_stamps (
+      app TEXT NOT NULL,
+      root TEXT NOT NULL,
+      stamps BLOB NOT NULL,
+      recorded_at TEXT NOT NULL,
+      PRIMARY KEY (app, root)
+    ) STRICT`,
+  },
 ];

@@ -8,7 +8,8 @@ import { FlotillaError } from '@flotilla/protocol';
 import type { AppLogs, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { AppLayout } from '../apply/layout.js';
-import type { ApplyContext, StageReuse } from '../apply/context.js';
+import type { ApplyContext, StageReuse, StageVerify } from '../apply/context.js';
+import { ReleaseStamps } from './release-stamps.js';
 import { ioError } from '../apply/fs-ops.js';
 import { runTransaction } from '../apply/transaction.js';
 import type { PhaseEvent, TransactionOutcome } from '../apply/transaction.js';
@@ -42,6 +43,8 @@ export interface UpdateEngineOptions {
   fetchDeltas?: boolean;
   /** How staging takes unchanged files from installed releases (default `link`). */
   stageReuse?: StageReuse;
+  /** How staging verifies the installed files it links (default `stamp`). */
+  stageVerify?: StageVerify;
   /** Defaults to `files` and `process`. */
   runtimes?: Partial<Record<RuntimeKind, Runtime>>;
 }
@@ -57,6 +60,7 @@ export interface UpdateSource {
 export class UpdateEngine {
   readonly layout: AppLayout;
   readonly records: UpdateRecords;
+  private readonly stamps: ReleaseStamps;
   private source: UpdateSource | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly runtimes: Partial<Record<RuntimeKind, Runtime>>;
@@ -70,6 +74,7 @@ export class UpdateEngine {
   ) {
     this.layout = new AppLayout(options.dataDir);
     this.records = new UpdateRecords(options.db);
+    this.stamps = new ReleaseStamps(options.db);
     this.keepPrevious = options.keepPrevious ?? 1;
     this.maxAttempts = options.maxAttempts ?? 3;
     this.disk = options.disk ?? statfsProbe;
@@ -262,6 +267,8 @@ export class UpdateEngine {
       protectedIds: () => this.cache.reachable(this.installedRoots(true)),
       keepPrevious: this.keepPrevious,
       stageReuse: this.options.stageReuse ?? 'link',
+      stageVerify: this.options.stageVerify ?? 'stamp',
+      stamps: this.stamps,
       logger: this.options.logger,
     };
   }

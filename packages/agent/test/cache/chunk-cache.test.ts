@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import { contentId } from '@flotilla/store';
+import { RACY_MARGIN_MS, contentId, racyAfterNs, stampOf } from '@flotilla/store';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import type { ChunkCacheOptions } from '../../src/cache/chunk-cache.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -157,6 +157,18 @@ void test('a whole file stands in for its chunks: read back verified, counted, e
   await cache.evict(new Set());
   assert.equal(cache.hasWholeFile(fileId), false, 'evicted once unprotected');
   await assert.rejects(cache.getChunk(file.chunks[0]!.id), { code: 'FLT_OBJECT_MISSING' });
+});
+
+void test('a whole file is written with a time before the racy margin and stamped, until it is removed', async (t) => {
+  const start = Date.now();
+  const { cache, fileId } = await wholeFileRelease(t, 0);
+  const info = await lstat(cache.wholeFilePath(fileId)!, { bigint: true });
+  assert.ok(Number(info.mtimeNs / 1_000_000n) < start - RACY_MARGIN_MS, 'backdated');
+  // Every field as lstat gives it (stampOf's mapping is checked field by field in the store's tests).
+  assert.deepEqual([...cache.wholeFileStamps()], [stampOf(fileId, info, racyAfterNs(Date.now() + 60_000))]);
+  await cache.evict(new Set());
+  assert.equal(cache.hasWholeFile(fileId), false);
+  assert.deepEqual([...cache.wholeFileStamps()], []);
 });
 
 void test('a whole file changed on disk: the chunk read fails FLT_HASH_MISMATCH and the file is removed', async (t) => {

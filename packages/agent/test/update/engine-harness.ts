@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { UpdateReport } from '@flotilla/protocol';
 import type { FsStore } from '@flotilla/store';
-import type { StageReuse } from '../../src/apply/context.js';
+import type { StageReuse, StageVerify } from '../../src/apply/context.js';
 import type { DiskProbe } from '../../src/fetch/disk.js';
+import type { StateDatabase } from '../../src/state/db.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { UpdateEngine } from '../../src/update/engine.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
@@ -15,6 +16,7 @@ import type { ObjectServer } from './object-server.js';
 
 export interface Harness {
   dataDir: string;
+  db: StateDatabase;
   engine: UpdateEngine;
   server: ObjectServer;
   reports: UpdateReport[];
@@ -31,6 +33,7 @@ export async function harness(
     keepPrevious?: number;
     cacheMaxBytes?: number;
     stageReuse?: StageReuse;
+    stageVerify?: StageVerify;
   } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
@@ -45,6 +48,7 @@ export async function harness(
     cacheMaxBytes: options.cacheMaxBytes,
     disk: options.disk,
     stageReuse: options.stageReuse,
+    stageVerify: options.stageVerify,
   });
   t.after(async () => {
     await engine.close();
@@ -68,6 +72,7 @@ export async function harness(
   });
   return {
     dataDir,
+    db,
     engine,
     server,
     reports,

@@ -23,6 +23,8 @@ export const closeFd = (fd: number): Promise<void> => call((done) => fs.close(fd
 export const fsyncFd = (fd: number): Promise<void> => call((done) => fs.fsync(fd, done));
 export const fchmodFd = (fd: number, mode: number): Promise<void> =>
   call((done) => fs.fchmod(fd, mode, done));
+export const futimesFd = (fd: number, atime: number, mtime: number): Promise<void> =>
+  call((done) => fs.futimes(fd, atime, mtime, done));
 
 export function fstatFd(fd: number): Promise<BigIntStats> {
   return new Promise((resolve, reject) =>

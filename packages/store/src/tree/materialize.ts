@@ -1,4 +1,5 @@
 import { constants, mkdirSync, symlinkSync } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
@@ -12,10 +13,12 @@ import type { DirObject, FileObject } from '../objects/types.js';
 import { checkMode } from '../objects/validate.js';
 import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
-import { closeFd, fchmodFd, fsyncFd, openFd, writeAll } from './fd.js';
+import { closeFd, fchmodFd, fstatFd, fsyncFd, futimesFd, openFd, writeAll } from './fd.js';
 import { Limiter, mapBounded, runBounded } from './pool.js';
 import { SYNC_REUSE_MAX_BYTES, buildReuseIndex, linkCandidateSync, reuseCandidate } from './reuse.js';
 import type { DirLoader, ReuseIndex, ReuseMode, ReuseSource } from './reuse.js';
+import { backdatedSeconds, racyAfterNs, stampOf } from './stamps.js';
+import type { FileStamp, StampIndex } from './stamps.js';
 
 /**
  * How the written tree is made durable before materialize returns:
@@ -60,6 +63,13 @@ export interface MaterializeOptions {
    * verified and linked or copied (`reuseMode`) the same way, falling back like them.
    */
   wholeFiles?: (fileId: string) => string | undefined;
+  /**
+   * Stamps of inodes verified before (by an earlier materialize's `stamps`): in `link` mode a
+   * candidate they vouch for is linked without being read (stamps.ts). Ignored with `file` durability.
+   */
+  trusted?: StampIndex;
+  /** Return `stamps` of the files linked into the new tree, for the next materialize's `trusted`. */
+  recordStamps?: boolean;
 }
 
 export interface MaterializeStats {
@@ -74,6 +84,14 @@ export interface MaterializeStats {
   reuseFallbacks: number;
   /** Bytes written from chunks (files not reused). */
   bytesWritten: number;
+  /** Reused files linked on the word of a stamp (`trusted`), without being read. */
+  trustedByStamp: number;
+  /**
+   * With `recordStamps`: a stamp for each file linked into the tree whose modification time is not
+   * racy, and for each file written here (its modification time set a few seconds before staging
+   * began, so that it is not racy either): stamps.ts. Copies are not stamped.
+   */
+  stamps?: FileStamp[];
 }
 
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -116,6 +134,7 @@ class Materializer {
     reused: 0,
     reuseFallbacks: 0,
     bytesWritten: 0,
+    trustedByStamp: 0,
   };
   readonly files: FileJob[] = [];
   // Directory modes are applied last, deepest first, so read-only directories can still be filled.
@@ -145,7 +164,10 @@ class Materializer {
     private readonly concurrency: number,
     private readonly reuseMode: ReuseMode,
     private readonly wholeFiles: ((fileId: string) => string | undefined) | undefined,
+    private readonly trusted: StampIndex | undefined,
+    recordStamps: boolean,
   ) {
+    if (recordStamps) this.stats.stamps = [];
     this.budget = new TreeBudget(limits);
     this.syncEach = durability === 'file';
     this.fileLimiter = new Limiter(concurrency);
@@ -238,6 +260,11 @@ class Materializer {
   }
 
   async writeFiles(objects: FileObject[], reuse: ReuseIndex | undefined, targetDev: bigint): Promise<void> {
+    // Files modified from here on (minus the margin) are not stamped: their times are racy.
+    const now = Date.now();
+    const racyAfter = racyAfterNs(now);
+    const backdated = backdatedSeconds(now);
+    const trusted = this.syncEach ? undefined : this.trusted;
     await runBounded(this.files.length, this.concurrency, async (i) => {
       const job = this.files[i]!;
       const file = objects[i]!;
@@ -248,12 +275,25 @@ class Materializer {
         if (candidates !== undefined) {
           const small = this.reuseMode === 'link' && !this.syncEach && file.size <= SYNC_REUSE_MAX_BYTES;
           for (const candidate of candidates) {
-            if (
-              small
-                ? await this.yieldSometimes(() => linkCandidateSync(file, candidate, job.abs, targetDev))
-                : await reuseCandidate(file, candidate, job.abs, this.reuseMode, targetDev, this.syncEach)
-            ) {
+            const reused = small
+              ? await this.yieldSometimes(() =>
+                  linkCandidateSync(file, job.id, candidate, job.abs, targetDev, trusted),
+                )
+              : await reuseCandidate(
+                  file,
+                  job.id,
+                  candidate,
+                  job.abs,
+                  this.reuseMode,
+                  targetDev,
+                  this.syncEach,
+                  trusted,
+                );
+            if (reused) {
               job.owned = this.reuseMode === 'copy';
+              if (reused.byStamp) this.stats.trustedByStamp++;
+              const stamp = reused.stamp && stampOf(job.id, reused.stamp, racyAfter);
+              if (stamp !== undefined) this.stats.stamps?.push(stamp);
               this.stats.reused++;
               this.stats.files++;
               this.stats.bytes += file.size;
@@ -262,7 +302,9 @@ class Materializer {
           }
           this.stats.reuseFallbacks++;
         }
-        await this.writeFromChunks(file, job.abs);
+        const written = await this.writeFromChunks(file, job.abs, backdated);
+        const stamp = written && stampOf(job.id, written, racyAfter);
+        if (stamp) this.stats.stamps?.push(stamp);
         job.owned = true;
       } catch (error) {
         throw withPath(error, job.path);
@@ -280,7 +322,13 @@ class Materializer {
     return step();
   }
 
-  private async writeFromChunks(file: FileObject, absPath: string): Promise<void> {
+  /** Writes `file` at `absPath`; with stamps recorded, backdates it and returns its fstat. */
+  private async writeFromChunks(
+    file: FileObject,
+    absPath: string,
+    backdated: number,
+  ): Promise<BigIntStats | undefined> {
+    let written: BigIntStats | undefined;
     // O_EXCL | O_NOFOLLOW: never write through a symlink or into a file that is already there.
     const fd = await openFd(absPath, CREATE_FILE, 0o600);
     try {
@@ -294,6 +342,10 @@ class Materializer {
         await writeAll(fd, bytes);
       }
       await fchmodFd(fd, file.mode);
+      if (this.stats.stamps !== undefined) {
+        await futimesFd(fd, backdated, backdated);
+        written = await fstatFd(fd);
+      }
       if (this.syncEach) await fsyncFd(fd);
     } finally {
       await closeFd(fd);
@@ -301,6 +353,7 @@ class Materializer {
     this.stats.files++;
     this.stats.bytes += file.size;
     this.stats.bytesWritten += file.size;
+    return written;
   }
 
   /** Applies directory modes deepest level first (fsyncing each directory under `file`). */
@@ -437,6 +490,8 @@ export async function materialize(
     concurrency,
     reuseMode,
     options.wholeFiles,
+    options.trusted,
+    options.recordStamps === true,
   );
   try {
     await mkdir(targetDir, { mode: 0o700 });

@@ -3,11 +3,12 @@
  * materialized: a file whose file-object id is in an old tree is hardlinked (or copied) from there
  * instead of being rebuilt from the chunk cache, as OSTree's checkout hardlinks out of its repository.
  *
- * Nothing on disk is trusted: a candidate is opened with O_NOFOLLOW, checked by fstat on that
- * descriptor (regular file, size, mode) and its content hashed at the file object's chunk
- * boundaries through the same descriptor. A hardlink is kept only if the linked name turns out to
- * be the inode that was verified; a copy is verified after it is made. Anything unexpected makes the
- * caller write the file from chunks instead.
+ * A candidate is opened with O_NOFOLLOW, checked by fstat on that descriptor (regular file, size,
+ * mode) and its content hashed at the file object's chunk boundaries through the same descriptor.
+ * Only in `link` mode, a candidate whose inode a stamp from an earlier verification vouches for
+ * (same inode, size, mode and modification time: stamps.ts) is linked without being read. A
+ * hardlink is kept only if the linked name turns out to be the inode that was verified; a copy is
+ * verified after it is made. Anything unexpected makes the caller write the file from chunks instead.
  */
 import fs, { constants } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
@@ -20,6 +21,7 @@ import { TreeBudget, childPath } from './context.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, lstatBig, openFd, readExactly, readExactlySync } from './fd.js';
 import { mapBounded } from './pool.js';
 import { scratch } from './scratch.js';
+import type { StampIndex } from './stamps.js';
 
 /** A tree already materialized at `dir` (e.g. an installed release) and its root id. */
 export interface ReuseSource {
@@ -120,19 +122,38 @@ async function isRealDir(abs: string): Promise<boolean> {
 }
 
 /**
- * Puts a verified copy of `file` at `target` (which must not exist) from the candidate `source`:
- * a hardlink of the very inode verified (`link`), or a copy verified after it is made (`copy`).
- * Returns false, leaving nothing at `target`, if the candidate does not qualify or anything fails.
- * `targetDev` is the device of the target tree (a hardlink cannot cross devices).
+ * What reusing a candidate gave: nothing (false), or the file in place, with whether a stamp
+ * vouched for it (`byStamp`) and the candidate's stat from before it was verified if the linked
+ * inode still showed it afterwards (`stamp`: what may be recorded as verified; none for copies).
+ */
+export type ReuseOutcome = false | { byStamp: boolean; stamp: BigIntStats | undefined };
+
+/**
+ * Puts a verified copy of `file` (file object `fileId`) at `target` (which must not exist) from
+ * the candidate `source`: a hardlink of the very inode verified (`link`), or a copy verified after
+ * it is made (`copy`). In `link` mode a candidate whose inode `trusted` vouches for is linked
+ * without reading it. Returns false, leaving nothing at `target`, if the candidate does not
+ * qualify or anything fails. `targetDev` is the device of the target tree (a hardlink cannot cross
+ * devices).
  */
 export async function reuseCandidate(
   file: FileObject,
+  fileId: string,
   source: string,
   target: string,
   mode: ReuseMode,
   targetDev: bigint,
   sync: boolean,
-): Promise<boolean> {
+  trusted?: StampIndex,
+): Promise<ReuseOutcome> {
+  // Not with `sync`: fsyncing the file needs it open, as the content check has it.
+  if (mode === 'link' && trusted !== undefined && !sync) {
+    const info = await lstatBig(source).catch(() => null);
+    if (info !== null && info.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, info)) {
+      const linked = await linkSame(source, target, info);
+      return linked !== null && { byStamp: true, stamp: unchangedSince(info, linked) };
+    }
+  }
   let fd: number;
   try {
     fd = await openFd(source, OPEN_CANDIDATE);
@@ -143,7 +164,7 @@ export async function reuseCandidate(
     const info = await fstatFd(fd);
     if (!info.isFile() || info.size !== BigInt(file.size)) return false;
     if (mode === 'link') return await linkVerified(fd, info, file, source, target, targetDev, sync);
-    return await copyVerified(file, source, target, sync);
+    return (await copyVerified(file, source, target, sync)) && { byStamp: false, stamp: undefined };
   } catch {
     return false;
   } finally {
@@ -162,10 +183,20 @@ export const SYNC_REUSE_MAX_BYTES = 256 * 1024;
 /** `reuseCandidate` in `link` mode without fsync, with synchronous calls (small files only). */
 export function linkCandidateSync(
   file: FileObject,
+  fileId: string,
   source: string,
   target: string,
   targetDev: bigint,
-): boolean {
+  trusted?: StampIndex,
+): ReuseOutcome {
+  if (trusted !== undefined) {
+    // lstat, link, lstat: three system calls where verifying by content takes seven and a hash.
+    const info = lstatOrNull(source);
+    if (info !== null && info.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, info)) {
+      const linked = linkSameSync(source, target, info);
+      return linked !== null && { byStamp: true, stamp: unchangedSince(info, linked) };
+    }
+  }
   let fd: number;
   try {
     fd = fs.openSync(source, OPEN_CANDIDATE);
@@ -183,22 +214,51 @@ export function linkCandidateSync(
       return true;
     });
     if (!verified) return false;
-    fs.linkSync(source, target);
-    const linked = lstatOrNull(target);
-    if (linked === null || linked.dev !== info.dev || linked.ino !== info.ino) {
-      try {
-        fs.unlinkSync(target);
-      } catch {
-        // Nothing was there or it cannot be removed: writing from chunks (O_EXCL) will say so.
-      }
-      return false;
-    }
-    return true;
+    const linked = linkSameSync(source, target, info);
+    return linked !== null && { byStamp: false, stamp: unchangedSince(info, linked) };
   } catch {
     return false;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Hardlinks `source` at `target` and returns the link's lstat if it is the inode `expected`
+ * describes; otherwise (the name was swapped for another file meanwhile, or link failed) removes
+ * what it made and returns null.
+ */
+function linkSameSync(source: string, target: string, expected: BigIntStats): BigIntStats | null {
+  try {
+    fs.linkSync(source, target);
+  } catch {
+    return null; // EXDEV, EPERM (protected hardlinks), EMLINK, a vanished source
+  }
+  const linked = lstatOrNull(target);
+  if (linked !== null && linked.dev === expected.dev && linked.ino === expected.ino) return linked;
+  try {
+    fs.unlinkSync(target);
+  } catch {
+    // Nothing was there or it cannot be removed: writing from chunks (O_EXCL) will say so.
+  }
+  return null;
+}
+
+async function linkSame(source: string, target: string, expected: BigIntStats): Promise<BigIntStats | null> {
+  try {
+    await link(source, target);
+  } catch {
+    return null;
+  }
+  const linked = await lstatBig(target).catch(() => null);
+  if (linked !== null && linked.dev === expected.dev && linked.ino === expected.ino) return linked;
+  await unlink(target).catch(() => undefined);
+  return null;
+}
+
+/** `before` if the inode's size and modification time did not change up to `after` (it may be stamped). */
+function unchangedSince(before: BigIntStats, after: BigIntStats): BigIntStats | undefined {
+  return after.size === before.size && after.mtimeNs === before.mtimeNs ? before : undefined;
 }
 
 function lstatOrNull(path: string): BigIntStats | null {
@@ -217,24 +277,14 @@ async function linkVerified(
   target: string,
   targetDev: bigint,
   sync: boolean,
-): Promise<boolean> {
+): Promise<ReuseOutcome> {
   // Never chmod a linked inode (it is the old release's file too): the mode must already match.
   if (Number(info.mode & 0o7777n) !== file.mode || info.dev !== targetDev) return false;
   if (!(await contentMatches(fd, file))) return false;
-  try {
-    await link(source, target);
-  } catch {
-    // EXDEV, EPERM (protected hardlinks), EMLINK, a vanished source: write from chunks instead.
-    return false;
-  }
-  // The name may have been swapped for another file between the verification and link(2).
-  const linked = await lstatBig(target).catch(() => null);
-  if (linked === null || linked.dev !== info.dev || linked.ino !== info.ino) {
-    await unlink(target).catch(() => undefined);
-    return false;
-  }
+  const linked = await linkSame(source, target, info);
+  if (linked === null) return false;
   if (sync) await fsyncFd(fd);
-  return true;
+  return { byStamp: false, stamp: unchangedSince(info, linked) };
 }
 
 async function copyVerified(

@@ -10,13 +10,25 @@ import {
   rm,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FlotillaError } from '@flotilla/protocol';
-import { MemoryStore, buildTree, materialize, parseObject, verifyTree, walkTree } from '../../src/index.js';
-import type { MaterializeOptions, MaterializeStats, StoreReader } from '../../src/index.js';
+import {
+  MemoryStore,
+  RACY_MARGIN_MS,
+  StampIndex,
+  buildTree,
+  decodeStamps,
+  encodeStamps,
+  materialize,
+  parseObject,
+  verifyTree,
+  walkTree,
+} from '../../src/index.js';
+import type { FileStamp, MaterializeOptions, MaterializeStats, StoreReader } from '../../src/index.js';
 import { seededBytes, withTempDir } from '../helpers.js';
 
 /** v1: small files, an executable, a read-only file, an empty file, a multi-chunk file, a symlink. */
@@ -92,6 +104,7 @@ void describe('materialize with reuse', () => {
         reused: UNCHANGED.length,
         reuseFallbacks: 0,
         bytesWritten: changedBytes,
+        trustedByStamp: 0,
       });
       for (const path of UNCHANGED) {
         const old = await inode(join(f.installed, path));
@@ -403,6 +416,161 @@ void describe('materialize with a reader that holds parsed objects', () => {
         materialize(reader, f.v2, join(f.dir, 'c'), { durability: 'none', limits: { maxDepth: 1 } }),
         (e: unknown) => e instanceof FlotillaError && e.code === 'FLT_LIMIT_EXCEEDED',
       );
+    });
+  });
+});
+
+void describe('materialize trusting stamps', () => {
+  /** Sets every file of the installed tree's modification time to an hour ago (not racy). */
+  async function ageInstalled(f: Fixture): Promise<void> {
+    const hourAgo = new Date(Date.now() - 3600_000);
+    for (const path of UNCHANGED) await utimes(join(f.installed, path), hourAgo, hourAgo);
+  }
+
+  /** File-object id by path in `root`. */
+  async function fileIds(store: MemoryStore, root: string): Promise<Map<string, string>> {
+    const ids = new Map<string, string>();
+    for await (const { path, entry } of walkTree(store, root))
+      if (entry.kind === 'file') ids.set(path, entry.hash!);
+    return ids;
+  }
+
+  /** Stages v2 from v1 recording stamps; then v2 is the installed tree and its stamps are returned. */
+  async function stampedV2(f: Fixture): Promise<FileStamp[]> {
+    await ageInstalled(f);
+    const stats = await stage(f, { recordStamps: true });
+    assert.equal(stats.trustedByStamp, 0);
+    return stats.stamps!;
+  }
+
+  /** Stages v2 again, as `name`, from the staged v2 with `stamps` trusted. */
+  function restage(f: Fixture, stamps: FileStamp[], name: string, options: MaterializeOptions = {}) {
+    return stage(
+      f,
+      {
+        reuse: [{ dir: join(f.dir, 'releases/v2'), root: f.v2 }],
+        trusted: new StampIndex(stamps),
+        ...options,
+      },
+      name,
+    );
+  }
+
+  void it('stamps every file it links or writes; files it writes get a time before the racy margin', async () => {
+    await withReleases(async (f) => {
+      const start = Date.now();
+      const stamps = await stampedV2(f);
+      const ids = await fileIds(f.store, f.v2);
+      assert.equal(ids.size, 8);
+      assert.deepEqual(stamps.map((s) => s.fileId).sort(), [...ids.values()].sort());
+      for (const [path, fileId] of ids) {
+        const info = await lstat(join(f.dir, 'releases/v2', path), { bigint: true });
+        const stamp = stamps.find((s) => s.ino === info.ino);
+        assert.deepEqual(
+          stamp,
+          {
+            fileId,
+            dev: info.dev,
+            ino: info.ino,
+            size: Number(info.size),
+            mode: Number(info.mode & 0o7777n),
+            mtimeNs: info.mtimeNs,
+          },
+          path,
+        );
+      }
+      const written = await lstat(join(f.dir, 'releases/v2/new.txt'));
+      assert.ok(written.mtimeMs < start - RACY_MARGIN_MS, 'a written file is backdated past the racy margin');
+    });
+  });
+
+  void it('does not stamp a file modified within the racy margin', async () => {
+    await withReleases(async (f) => {
+      await ageInstalled(f);
+      const recent = new Date(Date.now() - RACY_MARGIN_MS / 2);
+      await utimes(join(f.installed, 'a.txt'), recent, recent);
+      const stats = await stage(f, { recordStamps: true });
+      assert.equal(stats.reused, UNCHANGED.length, 'still verified by content and linked');
+      assert.equal(stats.stamps!.length, 8 - 1, 'every file but a.txt (written files included)');
+    });
+  });
+
+  void it('links the files its stamps vouch for without reading them', async () => {
+    await withReleases(async (f) => {
+      const stamps = await stampedV2(f);
+      const stats = await restage(f, stamps, 'v3', { recordStamps: true });
+      assert.equal(stats.trustedByStamp, 8, 'the files written for v2 too');
+      assert.equal(stats.reused, 8);
+      assert.deepEqual(
+        stats.stamps!.map((s) => s.ino).sort(),
+        stamps.map((s) => s.ino).sort(),
+        'the same inodes are stamped again',
+      );
+      // Not read: content changed with size, mode and modification time kept (the documented
+      // blind spot, as in git) is linked as it is.
+      const a = join(f.dir, 'releases/v2/a.txt');
+      const before = await lstat(a);
+      await writeFile(a, 'ALPHA\n');
+      await utimes(a, before.atime, before.mtime);
+      const target = join(f.dir, 'releases/v4');
+      const blind = await materialize(f.store, f.v2, target, {
+        reuse: [{ dir: join(f.dir, 'releases/v2'), root: f.v2 }],
+        trusted: new StampIndex(stamps),
+        durability: 'none',
+      });
+      assert.equal(blind.trustedByStamp, 8);
+      assert.equal(await readFile(join(target, 'a.txt'), 'utf8'), 'ALPHA\n');
+    });
+  });
+
+  void it('verifies by content a file whose stamp no longer matches, and writes a changed one from chunks', async () => {
+    await withReleases(async (f) => {
+      const stamps = await stampedV2(f);
+      const v2 = join(f.dir, 'releases/v2');
+      // Content written in place (new mtime): same size, other bytes.
+      await writeFile(join(v2, 'a.txt'), 'ALPHA\n');
+      // Same content, but another inode with the stamped modification time forged.
+      const old = await lstat(join(v2, 'lib/deep/d.txt'));
+      await rm(join(v2, 'lib/deep/d.txt'));
+      await writeFile(join(v2, 'lib/deep/d.txt'), 'delta\n');
+      await utimes(join(v2, 'lib/deep/d.txt'), old.atime, old.mtime);
+      // Mode changed: neither the stamp nor the content check accepts it.
+      await chmod(join(v2, 'run.sh'), 0o700);
+      const stats = await restage(f, stamps, 'v3');
+      assert.equal(stats.trustedByStamp, 8 - 3);
+      assert.equal(stats.reused, 8 - 2, 'd.txt verified by content');
+      assert.equal(stats.reuseFallbacks, 2, 'a.txt and run.sh written from chunks');
+    });
+  });
+
+  void it('ignores stamps with file durability, and in copy mode', async () => {
+    await withReleases(async (f) => {
+      const stamps = await stampedV2(f);
+      assert.equal((await restage(f, stamps, 'v3', { durability: 'file' })).trustedByStamp, 0);
+      assert.equal((await restage(f, stamps, 'v4', { reuseMode: 'copy' })).trustedByStamp, 0);
+    });
+  });
+
+  void it('encodes and decodes stamps, refusing anything malformed', async () => {
+    await withReleases(async (f) => {
+      const stamps = await stampedV2(f);
+      assert.deepEqual(decodeStamps(encodeStamps(stamps)), stamps);
+      assert.deepEqual(decodeStamps(encodeStamps([])), []);
+      const good = encodeStamps(stamps);
+      const bad = [
+        Buffer.alloc(0),
+        Buffer.from('not stamps at all'),
+        good.subarray(0, good.length - 1),
+        Buffer.concat([good, Buffer.alloc(1)]),
+        Buffer.from(good).fill(2, 4, 5),
+      ];
+      const hugeMode = Buffer.from(good);
+      hugeMode.writeUInt32LE(0o10000, 12 + 64);
+      bad.push(hugeMode);
+      for (const bytes of bad) assert.throws(() => decodeStamps(bytes), { code: 'FLT_VALIDATION' });
+      assert.throws(() => encodeStamps([{ ...stamps[0]!, fileId: 'x'.repeat(64) }]), {
+        code: 'FLT_VALIDATION',
+      });
     });
   });
 });
