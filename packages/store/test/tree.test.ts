@@ -364,3 +364,37 @@ void describe('file system failures are FLT_IO errors naming the path', () => {
     });
   });
 });
+
+void describe('materialize directory modes', () => {
+  void it('gives every directory its mode whether mkdir can set it (0755, 0700) or not (0775 under umask 022, 0555)', async () => {
+    const previous = process.umask(0o022);
+    try {
+      await withTempDir(async (dir) => {
+        const modes: Record<string, number> = {
+          plain: 0o755,
+          own: 0o700,
+          group: 0o775,
+          ro: 0o555,
+        };
+        for (const name of Object.keys(modes)) {
+          await mkdir(join(dir, 'src', name, 'inner'), { recursive: true });
+          await writeFile(join(dir, 'src', name, 'inner', 'f'), name);
+        }
+        for (const [name, mode] of Object.entries(modes)) await chmod(join(dir, 'src', name), mode);
+        const store = new MemoryStore();
+        const { root } = await buildTree(join(dir, 'src'), { sink: store });
+        for (const durability of ['none', 'file'] as const) {
+          const out = join(dir, `out-${durability}`);
+          await materialize(store, root, out, { durability });
+          assert.deepEqual(await verifyTree(store, out, root), { ok: true, problems: [] }, durability);
+          for (const [name, mode] of Object.entries(modes))
+            assert.equal((await stat(join(out, name))).mode & 0o7777, mode, `${durability}: ${name}`);
+          for (const name of Object.keys(modes)) await chmod(join(out, name), 0o755);
+        }
+        for (const name of Object.keys(modes)) await chmod(join(dir, 'src', name), 0o755);
+      });
+    } finally {
+      process.umask(previous);
+    }
+  });
+});
