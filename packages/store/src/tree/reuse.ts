@@ -5,14 +5,15 @@
  *
  * A candidate is opened with O_NOFOLLOW, checked by fstat on that descriptor (regular file, size,
  * mode) and its content hashed at the file object's chunk boundaries through the same descriptor.
- * Only in `link` mode, a candidate whose inode a stamp from an earlier verification vouches for
- * (same inode, size, mode and modification time: stamps.ts) is linked without being read. A
+ * Only in `link` mode, a candidate is linked without being read if, once linked, its inode is one a
+ * stamp from an earlier verification vouches for (same inode, size, mode and modification time:
+ * stamps.ts). A
  * hardlink is kept only if the linked name turns out to be the inode that was verified; a copy is
  * verified after it is made. Anything unexpected makes the caller write the file from chunks instead.
  */
 import fs, { constants } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { chmod, copyFile, link, lstat, realpath, unlink } from 'node:fs/promises';
+import { chmod, copyFile, link, realpath, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TreeLimits } from '../objects/limits.js';
 import type { DirObject, FileObject } from '../objects/types.js';
@@ -84,17 +85,14 @@ async function indexSource(
 ): Promise<void> {
   // The caller names the directory (it may be a `current` symlink); below it nothing is followed.
   const top = await realpath(source.dir);
-  if (!(await isRealDir(top))) return;
+  if (!isRealDir(top)) return;
   const budget = new TreeBudget(limits);
   let level: Level[] = [{ id: source.root, abs: top, path: '', depth: 0 }];
   while (level.length > 0) {
     const loaded = await mapBounded(level, concurrency, async (dir) => {
       budget.checkDepth(dir.depth, dir.path);
-      const [object, real] = await Promise.all([
-        load(dir.id, dir.path),
-        dir.depth === 0 ? true : isRealDir(dir.abs),
-      ]);
-      return real ? object : undefined;
+      if (dir.depth > 0 && !isRealDir(dir.abs)) return undefined;
+      return load(dir.id, dir.path);
     });
     const next: Level[] = [];
     level.forEach((dir, i) => {
@@ -116,9 +114,13 @@ async function indexSource(
   }
 }
 
-async function isRealDir(abs: string): Promise<boolean> {
-  const info = await lstat(abs).catch(() => null);
-  return info !== null && info.isDirectory();
+/** Synchronous: one quick system call, where a thread-pool round trip per directory cost ten times more. */
+function isRealDir(abs: string): boolean {
+  try {
+    return fs.lstatSync(abs).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -147,11 +149,12 @@ export async function reuseCandidate(
   trusted?: StampIndex,
 ): Promise<ReuseOutcome> {
   // Not with `sync`: fsyncing the file needs it open, as the content check has it.
-  if (mode === 'link' && trusted !== undefined && !sync) {
-    const info = await lstatBig(source).catch(() => null);
-    if (info !== null && info.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, info)) {
-      const linked = await linkSame(source, target, info);
-      return linked !== null && { byStamp: true, stamp: unchangedSince(info, linked) };
+  if (mode === 'link' && trusted?.has(fileId) === true && !sync) {
+    const linked = await linkThenStat(source, target);
+    if (linked !== null) {
+      if (linked.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, linked))
+        return { byStamp: true, stamp: linked };
+      await unlink(target).catch(() => undefined);
     }
   }
   let fd: number;
@@ -189,12 +192,14 @@ export function linkCandidateSync(
   targetDev: bigint,
   trusted?: StampIndex,
 ): ReuseOutcome {
-  if (trusted !== undefined) {
-    // lstat, link, lstat: three system calls where verifying by content takes seven and a hash.
-    const info = lstatOrNull(source);
-    if (info !== null && info.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, info)) {
-      const linked = linkSameSync(source, target, info);
-      return linked !== null && { byStamp: true, stamp: unchangedSince(info, linked) };
+  if (trusted?.has(fileId) === true) {
+    // link, then lstat of what was linked: two system calls where verifying by content takes
+    // seven and a hash. The inode checked is the one linked, whatever the name held before.
+    const linked = linkThenStatSync(source, target);
+    if (linked !== null) {
+      if (linked.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, linked))
+        return { byStamp: true, stamp: linked };
+      unlinkQuietly(target);
     }
   }
   let fd: number;
@@ -229,31 +234,48 @@ export function linkCandidateSync(
  * what it made and returns null.
  */
 function linkSameSync(source: string, target: string, expected: BigIntStats): BigIntStats | null {
+  const linked = linkThenStatSync(source, target);
+  if (linked !== null && linked.dev === expected.dev && linked.ino === expected.ino) return linked;
+  if (linked !== null) unlinkQuietly(target);
+  return null;
+}
+
+async function linkSame(source: string, target: string, expected: BigIntStats): Promise<BigIntStats | null> {
+  const linked = await linkThenStat(source, target);
+  if (linked !== null && linked.dev === expected.dev && linked.ino === expected.ino) return linked;
+  if (linked !== null) await unlink(target).catch(() => undefined);
+  return null;
+}
+
+/** Hardlinks `source` at `target` and returns the lstat of `target`; null if link failed. */
+function linkThenStatSync(source: string, target: string): BigIntStats | null {
   try {
     fs.linkSync(source, target);
   } catch {
     return null; // EXDEV, EPERM (protected hardlinks), EMLINK, a vanished source
   }
   const linked = lstatOrNull(target);
-  if (linked !== null && linked.dev === expected.dev && linked.ino === expected.ino) return linked;
-  try {
-    fs.unlinkSync(target);
-  } catch {
-    // Nothing was there or it cannot be removed: writing from chunks (O_EXCL) will say so.
-  }
-  return null;
+  if (linked === null) unlinkQuietly(target);
+  return linked;
 }
 
-async function linkSame(source: string, target: string, expected: BigIntStats): Promise<BigIntStats | null> {
+async function linkThenStat(source: string, target: string): Promise<BigIntStats | null> {
   try {
     await link(source, target);
   } catch {
     return null;
   }
   const linked = await lstatBig(target).catch(() => null);
-  if (linked !== null && linked.dev === expected.dev && linked.ino === expected.ino) return linked;
-  await unlink(target).catch(() => undefined);
-  return null;
+  if (linked === null) await unlink(target).catch(() => undefined);
+  return linked;
+}
+
+function unlinkQuietly(target: string): void {
+  try {
+    fs.unlinkSync(target);
+  } catch {
+    // Nothing was there or it cannot be removed: writing from chunks (O_EXCL) will say so.
+  }
 }
 
 /** `before` if the inode's size and modification time did not change up to `after` (it may be stamped). */

@@ -35,25 +35,33 @@ export interface FileStamp {
  */
 export const RACY_MARGIN_MS = 3000;
 
-/** Stamps by inode; a later stamp for the same inode replaces an earlier one. */
+/** Stamps by file object; a later stamp for the same inode replaces an earlier one. */
 export class StampIndex {
-  private readonly byInode = new Map<bigint, FileStamp>();
+  private readonly byFile = new Map<string, FileStamp[]>();
+  readonly size: number;
 
   constructor(stamps: Iterable<FileStamp> = []) {
-    for (const stamp of stamps) this.byInode.set(stamp.ino, stamp);
+    const byInode = new Map<bigint, FileStamp>();
+    for (const stamp of stamps) byInode.set(stamp.ino, stamp);
+    for (const stamp of byInode.values()) {
+      const list = this.byFile.get(stamp.fileId);
+      if (list === undefined) this.byFile.set(stamp.fileId, [stamp]);
+      else list.push(stamp);
+    }
+    this.size = byInode.size;
   }
 
-  get size(): number {
-    return this.byInode.size;
+  /** Whether some inode is stamped as holding `fileId` (else `vouchesFor` cannot hold for it). */
+  has(fileId: string): boolean {
+    return this.byFile.has(fileId);
   }
 
-  /** Whether `info` (an lstat of a candidate) is the very inode stamped as holding `fileId`, unchanged. */
+  /** Whether `info` (an lstat) is an inode stamped as holding `fileId`, unchanged since. */
   vouchesFor(fileId: string, size: number, mode: number, info: BigIntStats): boolean {
-    const stamp = this.byInode.get(info.ino);
+    const stamp = this.byFile.get(fileId)?.find((s) => s.ino === info.ino);
     return (
       stamp !== undefined &&
       info.isFile() &&
-      stamp.fileId === fileId &&
       stamp.dev === info.dev &&
       stamp.size === size &&
       info.size === BigInt(size) &&
