@@ -106,6 +106,17 @@ export class BenchDevice {
     };
   }
 
+  /** The phases the last install reported, each with the ms since the one before (`verifying +12`). */
+  phaseTimes(): string[] {
+    let last = NaN;
+    return this.reports.map((r) => {
+      const at = r.at ? Date.parse(r.at) : NaN;
+      const since = Number.isNaN(last) ? '' : ` +${at - last}`;
+      last = at;
+      return `${r.phase}${since}`;
+    });
+  }
+
   async remove(): Promise<void> {
     await this.engine.close();
     this.close();

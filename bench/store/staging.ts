@@ -9,8 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { FsStore, buildTree, materialize, verifyTree } from '@flotilla/store';
-import type { MaterializeOptions } from '@flotilla/store';
+import { FsStore, StampIndex, buildTree, materialize, verifyTree } from '@flotilla/store';
+import type { MaterializeOptions, MaterializeStats } from '@flotilla/store';
 import { machineLine } from './machine.js';
 
 const execFileAsync = promisify(execFile);
@@ -40,8 +40,13 @@ try {
   const v2 = await buildTree(v2Dir, { sink: store });
   const installed = join(work, 'releases', 'v1');
   execFileSync('mkdir', ['-p', join(work, 'releases')]);
-  await materialize(store, v1.root, installed, { durability: 'filesystem' });
+  const { stamps } = await materialize(store, v1.root, installed, {
+    durability: 'filesystem',
+    recordStamps: true,
+  });
   const reuse = [{ dir: installed, root: v1.root }];
+  // What the agent trusts (stageVerify: stamp): v1's files were written by materialize, so stamped.
+  const trusted = new StampIndex(stamps);
 
   const variants: [string, MaterializeOptions][] = [
     ['no reuse, fsync per file (before; default)', {}],
@@ -50,6 +55,8 @@ try {
     ['reuse link, durability filesystem', { reuse, durability: 'filesystem' }],
     ['reuse copy, durability filesystem', { reuse, reuseMode: 'copy', durability: 'filesystem' }],
     ['reuse link, durability none', { reuse, durability: 'none' }],
+    ['reuse link, filesystem, trusted stamps', { reuse, durability: 'filesystem', trusted }],
+    ['reuse link, none, trusted stamps', { reuse, durability: 'none', trusted }],
   ];
   console.log(machineLine());
   console.log(
@@ -58,7 +65,7 @@ try {
   let n = 0;
   for (const [name, options] of variants) {
     const times: number[] = [];
-    let last;
+    let last: MaterializeStats | undefined;
     for (let i = 0; i < runs; i++) {
       const target = join(work, 'releases', `stage-${n++}`);
       times.push(await seconds(async () => (last = await materialize(store, v2.root, target, options))));
@@ -67,7 +74,9 @@ try {
       execFileSync('chmod', ['-R', 'u+w', target]);
       await rm(target, { recursive: true });
     }
-    console.log(`${name.padEnd(44)} ${median(times).toFixed(3)} s  ${JSON.stringify(last)}`);
+    console.log(
+      `${name.padEnd(44)} ${median(times).toFixed(3)} s  ${JSON.stringify({ ...last, stamps: undefined })}`,
+    );
   }
 
   const repo = join(work, 'ostree');
