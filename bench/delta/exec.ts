@@ -37,3 +37,10 @@ export async function timed<T>(work: () => Promise<T>): Promise<{ ms: number; va
   const value = await work();
   return { ms: Number(process.hrtime.bigint() - start) / 1e6, value };
 }
+
+/** The run whose `key` is the median of `runs` (the lower middle one for an even count). */
+export function medianBy<T>(runs: readonly T[], key: (run: T) => number): T {
+  if (runs.length === 0) throw new Error('no runs');
+  const sorted = [...runs].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}

@@ -3,12 +3,14 @@
  * update engine (flotilla-device.ts). Full: a device with nothing installs v2. Update: a device that
  * runs v1 installs v2: the first such device makes the server compute the deltas (cold), a second
  * finds them in the server's delta cache (warm, as after `flotilla release delta` or a deploy, which
- * prepares them). The engine fsyncs as it does in production (one syncfs for the cache, one for the
+ * prepares them); `reps` such warm devices run and the one with the median update time is reported.
+ * The engine fsyncs as it does in production (one syncfs for the cache, one for the
  * staged release); the OSTree side runs with its fsyncs on (pull's default, checkout `--fsync=true`).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { medianBy } from './exec.js';
 import { BenchDevice } from './flotilla-device.js';
 import type { FlotillaServer } from './flotilla-server.js';
 import { treeIds } from './tree-ids.js';
@@ -20,7 +22,7 @@ export interface FlotillaFigures {
   fullMs: number;
   /** Response bytes of the v1 → v2 update (warm; the cold run's bytes are the same, checked). */
   updateBytes: number;
-  /** Warm update: assignment to staging, staging to commit. */
+  /** Warm update (the median of the runs): assignment to staging, staging to commit. */
   fetchMs: number;
   applyMs: number;
   /** The first device's whole update, deltas computed on demand by the server. */
@@ -52,6 +54,7 @@ export async function measureFlotilla(
   app: string,
   v1Dir: string,
   v2Dir: string,
+  reps: number,
 ): Promise<FlotillaFigures> {
   const v1 = await treeIds(v1Dir);
   const v2 = await treeIds(v2Dir);
@@ -66,9 +69,13 @@ export async function measureFlotilla(
         return d.install(app, '2.0.0', v2.root);
       });
     const cold = await update('cold');
-    const warm = await update('warm');
-    if (cold.wireBytes !== warm.wireBytes)
-      console.error(`  note: cold update moved ${cold.wireBytes} bytes, warm ${warm.wireBytes}`);
+    const warms = [];
+    for (let i = 0; i < reps; i++) warms.push(await update(`warm-${i}`));
+    const warm = medianBy(warms, (w) => w.fetchMs + w.applyMs);
+    for (const w of warms)
+      if (w.wireBytes !== cold.wireBytes)
+        console.error(`  note: cold update moved ${cold.wireBytes} bytes, a warm one ${w.wireBytes}`);
+    console.error(`  flotilla updates: ${warms.map((w) => w.fetchMs + w.applyMs).join(', ')} ms`);
     return {
       fullBytes: full.wireBytes,
       fullMs: full.totalMs,

@@ -1,7 +1,8 @@
 /**
  * OSTree's side (Debian's `ostree`): both trees committed to an archive-mode repository served over
  * HTTP on 127.0.0.1 by a byte-counting static server. A client repository (bare-user) pulls v1, then
- * v2 (bytes and time of that pull), then checks v2 out; a fresh client pulls v2 in full. Static
+ * v2 (bytes and time of that pull), then checks v2 out; `reps` such clients run and the one with the
+ * median pull + checkout time is reported. A fresh client pulls v2 in full. Static
  * delta: generated `--inline` into one file, fetched over the same HTTP server and applied with
  * `static-delta apply-offline` on a second client that holds v1 (pulling static deltas is broken in
  * Debian's ostree 2022.7), then checked out.
@@ -9,7 +10,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, timed } from './exec.js';
+import { medianBy, run, timed } from './exec.js';
 import { serveDirectory } from './static-server.js';
 
 export interface OstreeFigures {
@@ -46,7 +47,7 @@ async function clientRepo(path: string, url: string): Promise<string> {
   return path;
 }
 
-export async function measureOstree(v1Dir: string, v2Dir: string): Promise<OstreeFigures> {
+export async function measureOstree(v1Dir: string, v2Dir: string, reps: number): Promise<OstreeFigures> {
   const work = await mkdtemp(join(tmpdir(), 'flt-delta-ostree-'));
   const server = await serveDirectory(join(work, 'served'));
   try {
@@ -56,18 +57,26 @@ export async function measureOstree(v1Dir: string, v2Dir: string): Promise<Ostre
     const c1 = await commit(repo, v1Dir, 'v1');
     const c2 = await commit(repo, v2Dir, 'v2');
 
-    const client = await clientRepo(join(work, 'client'), server.url);
-    await ostree([`--repo=${client}`, 'pull', 'origin', c1]);
-    server.reset();
-    const pull = await timed(() => ostree([`--repo=${client}`, 'pull', 'origin', c2]));
-    const update = server.counters();
+    const updates = [];
+    for (let i = 0; i < reps; i++) {
+      const client = await clientRepo(join(work, `client-${i}`), server.url);
+      await ostree([`--repo=${client}`, 'pull', 'origin', c1]);
+      server.reset();
+      const pull = await timed(() => ostree([`--repo=${client}`, 'pull', 'origin', c2]));
+      const counters = server.counters();
+      const checkout = await timed(() =>
+        ostree([`--repo=${client}`, 'checkout', '-U', '--fsync=true', c2, join(work, `co-pull-${i}`)]),
+      );
+      updates.push({ pullMs: pull.ms, checkoutMs: checkout.ms, ...counters });
+    }
+    const update = medianBy(updates, (u) => u.pullMs + u.checkoutMs);
+    console.error(
+      `  ostree updates: ${updates.map((u) => Math.round(u.pullMs + u.checkoutMs)).join(', ')} ms`,
+    );
     const fresh = await clientRepo(join(work, 'fresh'), server.url);
     server.reset();
     await ostree([`--repo=${fresh}`, 'pull', 'origin', c2]);
     const fullBytes = server.counters().bytes;
-    const checkout = await timed(() =>
-      ostree([`--repo=${client}`, 'checkout', '-U', '--fsync=true', c2, join(work, 'co-pull')]),
-    );
 
     const deltaFile = join(work, 'served', 'deltas', 'v1-v2.delta');
     await ostree([
@@ -97,8 +106,8 @@ export async function measureOstree(v1Dir: string, v2Dir: string): Promise<Ostre
       fullBytes,
       updateBytes: update.bytes,
       updateRequests: update.requests,
-      pullMs: pull.ms,
-      checkoutMs: checkout.ms,
+      pullMs: update.pullMs,
+      checkoutMs: update.checkoutMs,
       deltaBytes,
       deltaFetchMs: fetched.ms,
       deltaApplyMs: apply.ms,

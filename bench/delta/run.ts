@@ -3,7 +3,10 @@
  * the wire and wall time of a full download, a Flotilla update, an OSTree pull and an OSTree static
  * delta, and the zstd --patch-from size as the lower bound, measured side by side in one run.
  *
- *   sh bench/delta/setup.sh && npx tsc -b bench && node bench/dist/delta/run.js [--only NAME] [--json]
+ *   sh bench/delta/setup.sh && npx tsc -b bench && node bench/dist/delta/run.js [--only NAME] [--reps N] [--json]
+ *
+ * Update times are the median of `--reps` runs on each side (default 3): a fresh device (client
+ * repository) installs v1, then is timed installing (pulling and checking out) v2.
  *
  * Everything runs with the malloc setting the agent's systemd unit ships
  * (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, docs/agent.md): the bench re-runs itself with it, so
@@ -25,6 +28,7 @@ const { values: opts } = parseArgs({
   options: {
     only: { type: 'string' },
     json: { type: 'boolean', default: false },
+    reps: { type: 'string', default: '3' },
     'no-hugetlb': { type: 'boolean', default: false },
   },
 });
@@ -46,14 +50,16 @@ function withAgentMalloc(): boolean {
 async function main(): Promise<void> {
   const sets = dataSets(benchCache()).filter((s) => opts.only === undefined || s.name === opts.only);
   if (sets.length === 0) throw new Error(`no data set named ${String(opts.only)}`);
+  const reps = Number(opts.reps);
+  if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps must be a positive integer');
   const server = await startFlotillaServer();
   const results: SetResult[] = [];
   try {
     for (const set of sets) {
       console.error(`${set.name}: ${set.description}`);
-      const flotilla = await measureFlotilla(server, set.name, set.v1, set.v2);
+      const flotilla = await measureFlotilla(server, set.name, set.v1, set.v2, reps);
       console.error(`  flotilla done`);
-      const ostree = await measureOstree(set.v1, set.v2);
+      const ostree = await measureOstree(set.v1, set.v2, reps);
       console.error(`  ostree done`);
       const bound = await lowerBound(set.v1, set.v2);
       const v2Bytes = (await treeIds(set.v2)).bytes;
