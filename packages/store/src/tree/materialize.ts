@@ -15,7 +15,13 @@ import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, futimesFd, openFd, writeAll } from './fd.js';
 import { Limiter, mapBounded, runBounded } from './pool.js';
-import { SYNC_REUSE_MAX_BYTES, buildReuseIndex, linkCandidateSync, reuseCandidate } from './reuse.js';
+import {
+  SYNC_REUSE_MAX_BYTES,
+  buildReuseIndex,
+  linkCandidateSync,
+  linkIfStampedSync,
+  reuseCandidate,
+} from './reuse.js';
 import type { DirLoader, ReuseIndex, ReuseMode, ReuseSource } from './reuse.js';
 import { backdatedSeconds, racyAfterNs, stampOf } from './stamps.js';
 import type { FileStamp, StampIndex } from './stamps.js';
@@ -106,7 +112,14 @@ interface FileJob {
   id: string;
   abs: string;
   path: string;
-  object: Promise<FileObject>;
+  /**
+   * The file object, loading; not loaded (undefined) for a file that stamps name, which is first
+   * tried by stamp alone (`linkByStamp`) and loaded only if that fails.
+   */
+  object: Promise<FileObject> | undefined;
+  /** Size and mode: from a stamp of the file object until the object itself is loaded. */
+  size: number;
+  mode: number;
   /** Set once written: whether the inode is ours (written or copied), not a link to an old tree's. */
   owned?: boolean;
 }
@@ -142,6 +155,8 @@ class Materializer {
   // Directory modes are applied last, deepest first, so read-only directories can still be filled.
   readonly dirModes: DirMode[] = [];
   private readonly umask: number;
+  /** The stamps, where files may be linked on their word (`link` mode, no fsync per file). */
+  private readonly linkTrusted: StampIndex | undefined;
   private readonly budget: TreeBudget;
   private readonly syncEach: boolean;
   private lastYield = performance.now();
@@ -167,11 +182,12 @@ class Materializer {
     private readonly concurrency: number,
     private readonly reuseMode: ReuseMode,
     private readonly wholeFiles: ((fileId: string) => string | undefined) | undefined,
-    private readonly trusted: StampIndex | undefined,
+    trusted: StampIndex | undefined,
     recordStamps: boolean,
   ) {
     if (recordStamps) this.stats.stamps = [];
     this.umask = currentUmask();
+    this.linkTrusted = reuseMode === 'link' && durability !== 'file' ? trusted : undefined;
     this.budget = new TreeBudget(limits);
     this.syncEach = durability === 'file';
     this.fileLimiter = new Limiter(concurrency);
@@ -205,7 +221,13 @@ class Materializer {
               create.push({ path, run: () => symlinkSync(entry.target!, abs) });
               this.stats.symlinks++;
             } else if (entry.kind === 'file') {
-              this.files.push({ id: entry.hash!, abs, path, object: this.loadFile(entry.hash!, path) });
+              const id = entry.hash!;
+              const stamp = this.linkTrusted?.anyStampOf(id);
+              this.files.push(
+                stamp !== undefined
+                  ? { id, abs, path, object: undefined, size: stamp.size, mode: stamp.mode }
+                  : { id, abs, path, object: this.loadFile(id, path), size: 0, mode: 0 },
+              );
             } else {
               const direct = this.createsWithMode(entry.mode!);
               create.push({ path, run: () => mkdirSync(abs, { mode: direct ? entry.mode! : 0o700 }) });
@@ -245,17 +267,25 @@ class Materializer {
     return load;
   }
 
-  /** Every file's object, in tree order; then the sizes are charged in that order. */
-  async fileObjects(): Promise<FileObject[]> {
-    const objects: FileObject[] = [];
+  /**
+   * Every file's object in tree order (undefined for files left to their stamps); then the sizes
+   * are charged in that order.
+   */
+  async fileObjects(): Promise<(FileObject | undefined)[]> {
+    const objects: (FileObject | undefined)[] = [];
     for (const job of this.files) {
       try {
-        objects.push(await job.object);
+        const object = await job.object;
+        if (object !== undefined) {
+          job.size = object.size;
+          job.mode = object.mode;
+        }
+        objects.push(object);
       } catch (error) {
         throw withPath(error, job.path);
       }
     }
-    this.files.forEach((job, i) => this.budget.addBytes(objects[i]!.size, job.path));
+    this.files.forEach((job) => this.budget.addBytes(job.size, job.path));
     return objects;
   }
 
@@ -264,44 +294,58 @@ class Materializer {
     await Promise.allSettled(this.fileLoads.values());
   }
 
-  async writeFiles(objects: FileObject[], reuse: ReuseIndex | undefined, targetDev: bigint): Promise<void> {
+  async writeFiles(
+    objects: (FileObject | undefined)[],
+    reuse: ReuseIndex | undefined,
+    targetDev: bigint,
+  ): Promise<void> {
     // Files modified from here on (minus the margin) are not stamped: their times are racy.
     const now = Date.now();
     const racyAfter = racyAfterNs(now);
     const backdated = backdatedSeconds(now);
-    const trusted = this.syncEach ? undefined : this.trusted;
-    await runBounded(this.files.length, this.concurrency, async (i) => {
+    const candidatesOf = (id: string): string[] | undefined => {
+      const whole = this.wholeFiles?.(id);
+      const found = reuse?.get(id);
+      return whole === undefined ? found : [whole, ...(found ?? [])];
+    };
+    // First, in one synchronous pass (yielding now and then), every file left to its stamps: a
+    // link and an lstat each, no promise per file. What its stamps do not vouch for is loaded
+    // and goes the way of the others.
+    const rest: number[] = [];
+    for (let i = 0; i < this.files.length; i++) {
       const job = this.files[i]!;
-      const file = objects[i]!;
+      if (job.object !== undefined) {
+        rest.push(i);
+        continue;
+      }
+      await this.yieldSometimes(() => undefined);
+      const linked = this.linkByStamp(job, candidatesOf(job.id), targetDev);
+      if (linked !== undefined) {
+        this.stats.trustedByStamp++;
+        this.counted(job, true);
+        const stamp = stampOf(job.id, linked, racyAfter);
+        if (stamp !== undefined) this.stats.stamps?.push(stamp);
+        continue;
+      }
+      job.object = this.loadFile(job.id, job.path);
+      rest.push(i);
+    }
+    await runBounded(rest.length, this.concurrency, async (n) => {
+      const i = rest[n]!;
+      const job = this.files[i]!;
       try {
-        const whole = this.wholeFiles?.(job.id);
-        const found = reuse?.get(job.id);
-        const candidates = whole === undefined ? found : [whole, ...(found ?? [])];
+        const file = objects[i] ?? (await job.object!);
+        const candidates = candidatesOf(job.id);
         if (candidates !== undefined) {
           const small = this.reuseMode === 'link' && !this.syncEach && file.size <= SYNC_REUSE_MAX_BYTES;
           for (const candidate of candidates) {
             const reused = small
-              ? await this.yieldSometimes(() =>
-                  linkCandidateSync(file, job.id, candidate, job.abs, targetDev, trusted),
-                )
-              : await reuseCandidate(
-                  file,
-                  job.id,
-                  candidate,
-                  job.abs,
-                  this.reuseMode,
-                  targetDev,
-                  this.syncEach,
-                  trusted,
-                );
+              ? await this.yieldSometimes(() => linkCandidateSync(file, candidate, job.abs, targetDev))
+              : await reuseCandidate(file, candidate, job.abs, this.reuseMode, targetDev, this.syncEach);
             if (reused) {
-              job.owned = this.reuseMode === 'copy';
-              if (reused.byStamp) this.stats.trustedByStamp++;
+              this.counted(job, this.reuseMode === 'link');
               const stamp = reused.stamp && stampOf(job.id, reused.stamp, racyAfter);
               if (stamp !== undefined) this.stats.stamps?.push(stamp);
-              this.stats.reused++;
-              this.stats.files++;
-              this.stats.bytes += file.size;
               return;
             }
           }
@@ -315,6 +359,27 @@ class Materializer {
         throw withPath(error, job.path);
       }
     });
+  }
+
+  /** Counts a file taken from a candidate (`linked`: a hardlink, not a copy of our own). */
+  private counted(job: FileJob, linked: boolean): void {
+    job.owned = !linked;
+    this.stats.reused++;
+    this.stats.files++;
+    this.stats.bytes += job.size;
+  }
+
+  /** Links the first candidate whose inode, once linked, a stamp vouches for; its lstat, or undefined. */
+  private linkByStamp(
+    job: FileJob,
+    candidates: string[] | undefined,
+    targetDev: bigint,
+  ): BigIntStats | undefined {
+    for (const candidate of candidates ?? []) {
+      const linked = linkIfStampedSync(this.linkTrusted!, job.id, candidate, job.abs, targetDev);
+      if (linked !== undefined) return linked;
+    }
+    return undefined;
   }
 
   /** Runs a synchronous step, first letting the event loop run if the last such pause was long ago. */
@@ -396,11 +461,11 @@ class Materializer {
    * directory. The root is closed to others (0700) meanwhile, as while it was being written, since
    * a file its owner cannot read is made readable for a moment.
    */
-  async syncEachWritten(targetDir: string, objects: FileObject[], rootMode: number): Promise<void> {
+  async syncEachWritten(targetDir: string, rootMode: number): Promise<void> {
     await applyMode(targetDir, 0o700, false);
     await runBounded(this.files.length, this.concurrency, async (i) => {
       const job = this.files[i]!;
-      await syncPath(job.abs, false, objects[i]!.mode, job.owned === true).catch((error: unknown) => {
+      await syncPath(job.abs, false, job.mode, job.owned === true).catch((error: unknown) => {
         throw withPath(error, job.path);
       });
     });
@@ -542,7 +607,7 @@ export async function materialize(
     await materializer.applyDirModes();
     await applyMode(targetDir, rootMode, durability === 'file');
     if (durability === 'filesystem' && !(await syncFilesystem(targetDir)))
-      await materializer.syncEachWritten(targetDir, objects, rootMode);
+      await materializer.syncEachWritten(targetDir, rootMode);
   } catch (error) {
     await reuse;
     await materializer.settle();

@@ -5,11 +5,11 @@
  *
  * A candidate is opened with O_NOFOLLOW, checked by fstat on that descriptor (regular file, size,
  * mode) and its content hashed at the file object's chunk boundaries through the same descriptor.
- * Only in `link` mode, a candidate is linked without being read if, once linked, its inode is one a
- * stamp from an earlier verification vouches for (same inode, size, mode and modification time:
- * stamps.ts). A
- * hardlink is kept only if the linked name turns out to be the inode that was verified; a copy is
+ * A hardlink is kept only if the linked name turns out to be the inode that was verified; a copy is
  * verified after it is made. Anything unexpected makes the caller write the file from chunks instead.
+ * `linkIfStampedSync` is the exception: in `link` mode, a candidate whose inode, once linked, a
+ * stamp from an earlier verification vouches for (same inode, size, mode and modification time:
+ * stamps.ts) is kept without being read.
  */
 import fs, { constants } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
@@ -124,39 +124,26 @@ function isRealDir(abs: string): boolean {
 }
 
 /**
- * What reusing a candidate gave: nothing (false), or the file in place, with whether a stamp
- * vouched for it (`byStamp`) and the candidate's stat from before it was verified if the linked
- * inode still showed it afterwards (`stamp`: what may be recorded as verified; none for copies).
+ * What reusing a candidate gave: nothing (false), or the file in place, with the candidate's stat
+ * from before it was verified if the linked inode still showed it afterwards (`stamp`: what may be
+ * recorded as verified; none for copies).
  */
-export type ReuseOutcome = false | { byStamp: boolean; stamp: BigIntStats | undefined };
+export type ReuseOutcome = false | { stamp: BigIntStats | undefined };
 
 /**
- * Puts a verified copy of `file` (file object `fileId`) at `target` (which must not exist) from
- * the candidate `source`: a hardlink of the very inode verified (`link`), or a copy verified after
- * it is made (`copy`). In `link` mode a candidate whose inode `trusted` vouches for is linked
- * without reading it. Returns false, leaving nothing at `target`, if the candidate does not
- * qualify or anything fails. `targetDev` is the device of the target tree (a hardlink cannot cross
- * devices).
+ * Puts a verified copy of `file` at `target` (which must not exist) from the candidate `source`:
+ * a hardlink of the very inode verified (`link`), or a copy verified after it is made (`copy`).
+ * Returns false, leaving nothing at `target`, if the candidate does not qualify or anything fails.
+ * `targetDev` is the device of the target tree (a hardlink cannot cross devices).
  */
 export async function reuseCandidate(
   file: FileObject,
-  fileId: string,
   source: string,
   target: string,
   mode: ReuseMode,
   targetDev: bigint,
   sync: boolean,
-  trusted?: StampIndex,
 ): Promise<ReuseOutcome> {
-  // Not with `sync`: fsyncing the file needs it open, as the content check has it.
-  if (mode === 'link' && trusted?.has(fileId) === true && !sync) {
-    const linked = await linkThenStat(source, target);
-    if (linked !== null) {
-      if (linked.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, linked))
-        return { byStamp: true, stamp: linked };
-      await unlink(target).catch(() => undefined);
-    }
-  }
   let fd: number;
   try {
     fd = await openFd(source, OPEN_CANDIDATE);
@@ -167,7 +154,7 @@ export async function reuseCandidate(
     const info = await fstatFd(fd);
     if (!info.isFile() || info.size !== BigInt(file.size)) return false;
     if (mode === 'link') return await linkVerified(fd, info, file, source, target, targetDev, sync);
-    return (await copyVerified(file, source, target, sync)) && { byStamp: false, stamp: undefined };
+    return (await copyVerified(file, source, target, sync)) && { stamp: undefined };
   } catch {
     return false;
   } finally {
@@ -186,22 +173,10 @@ export const SYNC_REUSE_MAX_BYTES = 256 * 1024;
 /** `reuseCandidate` in `link` mode without fsync, with synchronous calls (small files only). */
 export function linkCandidateSync(
   file: FileObject,
-  fileId: string,
   source: string,
   target: string,
   targetDev: bigint,
-  trusted?: StampIndex,
 ): ReuseOutcome {
-  if (trusted?.has(fileId) === true) {
-    // link, then lstat of what was linked: two system calls where verifying by content takes
-    // seven and a hash. The inode checked is the one linked, whatever the name held before.
-    const linked = linkThenStatSync(source, target);
-    if (linked !== null) {
-      if (linked.dev === targetDev && trusted.vouchesFor(fileId, file.size, file.mode, linked))
-        return { byStamp: true, stamp: linked };
-      unlinkQuietly(target);
-    }
-  }
   let fd: number;
   try {
     fd = fs.openSync(source, OPEN_CANDIDATE);
@@ -220,12 +195,32 @@ export function linkCandidateSync(
     });
     if (!verified) return false;
     const linked = linkSameSync(source, target, info);
-    return linked !== null && { byStamp: false, stamp: unchangedSince(info, linked) };
+    return linked !== null && { stamp: unchangedSince(info, linked) };
   } catch {
     return false;
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Links `source` at `target` (which must not exist) if the inode linked is one `trusted` vouches
+ * for as file object `fileId`: link first, then lstat of the new name, so the inode checked is the
+ * one linked, whatever the name held before. Two system calls where verifying by content takes
+ * seven and a hash. Returns the lstat, or undefined with nothing left at `target`.
+ */
+export function linkIfStampedSync(
+  trusted: StampIndex,
+  fileId: string,
+  source: string,
+  target: string,
+  targetDev: bigint,
+): BigIntStats | undefined {
+  const linked = linkThenStatSync(source, target);
+  if (linked === null) return undefined;
+  if (linked.dev === targetDev && trusted.vouchesFor(fileId, linked)) return linked;
+  unlinkQuietly(target);
+  return undefined;
 }
 
 /**
@@ -306,7 +301,7 @@ async function linkVerified(
   const linked = await linkSame(source, target, info);
   if (linked === null) return false;
   if (sync) await fsyncFd(fd);
-  return { byStamp: false, stamp: unchangedSince(info, linked) };
+  return { stamp: unchangedSince(info, linked) };
 }
 
 async function copyVerified(

@@ -51,22 +51,23 @@ export class StampIndex {
     this.size = byInode.size;
   }
 
-  /** Whether some inode is stamped as holding `fileId` (else `vouchesFor` cannot hold for it). */
-  has(fileId: string): boolean {
-    return this.byFile.has(fileId);
+  /**
+   * A stamp of `fileId`, if any: its size and mode are the file object's (every stamp of one file
+   * object has the same), which is what staging needs of a file it expects to link on a stamp.
+   */
+  anyStampOf(fileId: string): FileStamp | undefined {
+    return this.byFile.get(fileId)?.[0];
   }
 
   /** Whether `info` (an lstat) is an inode stamped as holding `fileId`, unchanged since. */
-  vouchesFor(fileId: string, size: number, mode: number, info: BigIntStats): boolean {
+  vouchesFor(fileId: string, info: BigIntStats): boolean {
     const stamp = this.byFile.get(fileId)?.find((s) => s.ino === info.ino);
     return (
       stamp !== undefined &&
       info.isFile() &&
       stamp.dev === info.dev &&
-      stamp.size === size &&
-      info.size === BigInt(size) &&
-      stamp.mode === mode &&
-      Number(info.mode & 0o7777n) === mode &&
+      info.size === BigInt(stamp.size) &&
+      Number(info.mode & 0o7777n) === stamp.mode &&
       stamp.mtimeNs === info.mtimeNs
     );
   }
