@@ -1,7 +1,6 @@
 import { constants, mkdirSync, symlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { syncFilesystem } from '../fs-sync.js';
 import { asIoError } from '../io-error.js';
@@ -213,7 +212,8 @@ class Materializer {
       level.forEach((dir, i) => {
         for (const entry of objects[i]!.entries) {
           const path = childPath(dir.path, entry.name);
-          const abs = join(dir.abs, entry.name);
+          // Not path.join: names are checked (no '/', '.' or '..'), and normalizing each cost ~3 µs.
+          const abs = `${dir.abs}/${entry.name}`;
           try {
             this.budget.addEntry(path);
             if (entry.kind === 'symlink') {

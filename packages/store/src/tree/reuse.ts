@@ -14,7 +14,6 @@
 import fs, { constants } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { chmod, copyFile, link, realpath, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { TreeLimits } from '../objects/limits.js';
 import type { DirObject, FileObject } from '../objects/types.js';
 import { verifyFileContent } from '../delta/file-content.js';
@@ -101,7 +100,8 @@ async function indexSource(
       for (const entry of object.entries) {
         const path = childPath(dir.path, entry.name);
         budget.addEntry(path);
-        const abs = join(dir.abs, entry.name);
+        // Not path.join: names are checked (no '/', '.' or '..'), and normalizing each cost ~3 µs.
+        const abs = `${dir.abs}/${entry.name}`;
         if (entry.kind === 'dir') next.push({ id: entry.hash!, abs, path, depth: dir.depth + 1 });
         else if (entry.kind === 'file') {
           const paths = index.get(entry.hash!);
