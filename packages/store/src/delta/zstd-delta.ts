@@ -21,14 +21,12 @@ const DICTIONARY_MAGIC = 0xec30a437;
 const MIN_BASE_BYTES = 8;
 
 /**
- * One decompression context for every delta (calls are synchronous): zstd's copy of each base then
- * reuses the memory of the one before, where a fresh context per file made the process touch fresh
- * pages for every base (expensive on virtual machines). After a base larger than this the context
- * is dropped, so an idle agent does not keep a large copy alive.
+ * One decompression context for every delta (calls are synchronous), so its workspace is reused.
+ * The base is referenced where it lies (`ZSTD_decompress_usingDict` with raw content: no copy), where
+ * loading it into the context copied it into fresh memory, expensive on virtual machines (a 46 MB
+ * binary's base cost a copy of 46 MB of newly touched pages).
  */
 let decodeContext: zstd.DCtx | null = null;
-const KEEP_DICTIONARY_BYTES = 32 * 1024 * 1024;
-const EMPTY = new Uint8Array(0);
 
 export interface DeltaEncodeOptions {
   level?: number;
@@ -87,10 +85,7 @@ export function decodeDelta(
   let written: number;
   try {
     const dctx = (decodeContext ??= new zstd.DCtx());
-    // zstd copies the dictionary; it is freed when the next one replaces it (see KEEP_DICTIONARY_BYTES).
-    dctx.loadDictionary(withDictionary(base) ? base : EMPTY);
-    written = dctx.decompress(out, delta);
-    if (base.length > KEEP_DICTIONARY_BYTES) decodeContext = null;
+    written = withDictionary(base) ? dctx.decompressUsingDict(out, delta, base) : dctx.decompress(out, delta);
   } catch (cause) {
     decodeContext = null;
     throw new FlotillaError('FLT_DELTA_INVALID', 'the delta does not decode against its base', { cause });
