@@ -1,7 +1,7 @@
 /**
  * Inode stamps: "the inode `ino` on device `dev`, of this size, mode and modification time, was
- * found to hold file object `fileId`". Staging records one for every file it hardlinks into a new
- * tree after verifying it; the next staging links a file whose inode still matches its stamp
+ * found to hold file object `fileId`". Staging records one for every file it verifies and links,
+ * or writes, into a new tree; the next staging links a file whose inode still matches its stamp
  * without reading it again, as git trusts an index entry whose stat data is unchanged
  * (docs/store.md "Trusting files by stamp").
  *
