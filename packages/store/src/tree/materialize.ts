@@ -268,11 +268,10 @@ class Materializer {
   }
 
   /**
-   * Every file's object in tree order (undefined for files left to their stamps); then the sizes
-   * are charged in that order.
+   * Waits for every file's object in tree order (files left to their stamps have none yet), so the
+   * first failure in tree order is the one reported; then charges the sizes in that order.
    */
-  async fileObjects(): Promise<(FileObject | undefined)[]> {
-    const objects: (FileObject | undefined)[] = [];
+  async fileObjects(): Promise<void> {
     for (const job of this.files) {
       try {
         const object = await job.object;
@@ -280,13 +279,11 @@ class Materializer {
           job.size = object.size;
           job.mode = object.mode;
         }
-        objects.push(object);
       } catch (error) {
         throw withPath(error, job.path);
       }
     }
     this.files.forEach((job) => this.budget.addBytes(job.size, job.path));
-    return objects;
   }
 
   /** Waits for the file object loads still running (before the partial tree is removed). */
@@ -294,11 +291,7 @@ class Materializer {
     await Promise.allSettled(this.fileLoads.values());
   }
 
-  async writeFiles(
-    objects: (FileObject | undefined)[],
-    reuse: ReuseIndex | undefined,
-    targetDev: bigint,
-  ): Promise<void> {
+  async writeFiles(reuse: ReuseIndex | undefined, targetDev: bigint): Promise<void> {
     // Files modified from here on (minus the margin) are not stamped: their times are racy.
     const now = Date.now();
     const racyAfter = racyAfterNs(now);
@@ -318,8 +311,7 @@ class Materializer {
         rest.push(i);
         continue;
       }
-      await this.yieldSometimes(() => undefined);
-      const linked = this.linkByStamp(job, candidatesOf(job.id), targetDev);
+      const linked = await this.yieldSometimes(() => this.linkByStamp(job, candidatesOf(job.id), targetDev));
       if (linked !== undefined) {
         this.stats.trustedByStamp++;
         this.counted(job, true);
@@ -334,7 +326,7 @@ class Materializer {
       const i = rest[n]!;
       const job = this.files[i]!;
       try {
-        const file = objects[i] ?? (await job.object!);
+        const file = await job.object!;
         const candidates = candidatesOf(job.id);
         if (candidates !== undefined) {
           const small = this.reuseMode === 'link' && !this.syncEach && file.size <= SYNC_REUSE_MAX_BYTES;
@@ -440,7 +432,7 @@ class Materializer {
   async applyDirModes(): Promise<void> {
     const byDepth = new Map<number, DirMode[]>();
     for (const dir of this.dirModes) {
-      if (!dir.pending && !this.syncEach) continue;
+      if (!dir.pending) continue; // created with its mode (never with a fsync per directory due)
       const level = byDepth.get(dir.depth);
       if (level === undefined) byDepth.set(dir.depth, [dir]);
       else level.push(dir);
@@ -601,9 +593,9 @@ export async function materialize(
     if (options.reuse !== undefined && options.reuse.length > 0)
       reuse = buildReuseIndex(materializer.loadDir, options.reuse, limits, concurrency);
     await materializer.dirs(root, targetDir);
-    const objects = await materializer.fileObjects();
+    await materializer.fileObjects();
     const targetDev = (await stat(targetDir, { bigint: true })).dev;
-    await materializer.writeFiles(objects, await reuse, targetDev);
+    await materializer.writeFiles(await reuse, targetDev);
     await materializer.applyDirModes();
     await applyMode(targetDir, rootMode, durability === 'file');
     if (durability === 'filesystem' && !(await syncFilesystem(targetDir)))

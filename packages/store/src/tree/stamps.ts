@@ -38,7 +38,6 @@ export const RACY_MARGIN_MS = 3000;
 /** Stamps by file object; a later stamp for the same inode replaces an earlier one. */
 export class StampIndex {
   private readonly byFile = new Map<string, FileStamp[]>();
-  readonly size: number;
 
   constructor(stamps: Iterable<FileStamp> = []) {
     const byInode = new Map<bigint, FileStamp>();
@@ -48,7 +47,6 @@ export class StampIndex {
       if (list === undefined) this.byFile.set(stamp.fileId, [stamp]);
       else list.push(stamp);
     }
-    this.size = byInode.size;
   }
 
   /**
