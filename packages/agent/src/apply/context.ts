@@ -1,4 +1,5 @@
 /** What the step executors need; every side effect sits behind one of these. */
+import type { MaterializeStats } from '@flotilla/store';
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { Runtime } from '../runtimes/runtime.js';
@@ -28,12 +29,22 @@ export interface ApplyContext {
   records: UpdateRecords;
   stamps: ReleaseStamps;
   runtimeFor: (release: ReleaseSpec) => Runtime;
-  /** Fetches what the cache lacks of `release` (disk check first); `full` ignores installed subtrees. */
-  fetchRelease: (release: ReleaseSpec, signal: AbortSignal, full: boolean) => Promise<FetchOutcome>;
+  /**
+   * Fetches what the cache lacks of `release` (disk check first); `full` ignores installed subtrees.
+   * `onTreeReady` is called once the tree's objects are in the cache, before the files' contents.
+   */
+  fetchRelease: (
+    release: ReleaseSpec,
+    signal: AbortSignal,
+    full: boolean,
+    onTreeReady?: () => void,
+  ) => Promise<FetchOutcome>;
   /** Ids the cache must keep: everything reachable from current and previous releases of every app. */
   protectedIds: () => Promise<Set<string>>;
   keepPrevious: number;
   stageReuse: StageReuse;
   stageVerify: StageVerify;
+  /** Staging the fetch step began, by release root, for the stage step (staging.ts). */
+  earlyStaging: Map<string, Promise<MaterializeStats>>;
   logger: Logger;
 }

@@ -1,11 +1,11 @@
 /** One executor per step kind (balena-supervisor style); each is safe to run again after a crash. */
-import { mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { readdir, rename, stat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
-import { StampIndex, materialize, parseObject } from '@flotilla/store';
-import type { MaterializeOptions } from '@flotilla/store';
-import type { ReleaseSpec, Step } from '../update/types.js';
+import { materialize, parseObject } from '@flotilla/store';
+import type { Step } from '../update/types.js';
 import type { ApplyContext } from './context.js';
 import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from './fs-ops.js';
+import { EarlyStaging, stageIntoTemp, takeEarlyStaging } from './staging.js';
 
 type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
 export interface StepResult {
@@ -21,55 +21,35 @@ const NOTHING: StepResult = { wireBytes: 0 };
 /** What a stage that fails this way recovers from: scrub the cache, fetch again, retry once. */
 const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID', 'FLT_OBJECT_MISSING']);
 
-/**
- * Staging is made durable by one syncfs, not an fsync per file, and takes unchanged files from the
- * app's installed releases, and files rebuilt from deltas from the cache's whole files (each
- * verified against its file object first), instead of writing them out of chunks:
- * docs/updates.md "Staging".
- */
-function stageOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptions {
-  if (ctx.stageReuse === 'off') return { durability: 'filesystem' };
-  const wholeFiles = (id: string) => ctx.cache.wholeFilePath(id);
-  const installed = ctx.records.installed(release.app);
-  const reuse = [installed.current, ...installed.previous]
-    .filter((r): r is ReleaseSpec => r !== null && r.root !== release.root)
-    .map((r) => ({ root: r.root, dir: ctx.layout.releaseDir(r.app, r.root) }));
-  const options: MaterializeOptions = {
-    durability: 'filesystem',
-    reuse,
-    reuseMode: ctx.stageReuse,
-    wholeFiles,
-  };
-  if (ctx.stageReuse !== 'link' || ctx.stageVerify !== 'stamp') return options;
-  const stamps = ctx.stamps.load(
-    release.app,
-    reuse.map((r) => r.root),
-  );
-  const trusted = new StampIndex([...stamps, ...ctx.cache.wholeFileStamps()]);
-  return { ...options, trusted, recordStamps: true };
-}
-
 const executors: { [K in Step['kind']]: Executor<K> } = {
   async fetch(step, ctx, signal) {
-    return ctx.fetchRelease(step.release, signal, false);
+    const { release } = step;
+    // Staging begins as soon as the tree is known (staging.ts), unless the release is staged already.
+    const early = (await exists(ctx.layout.releaseDir(release.app, release.root)))
+      ? null
+      : new EarlyStaging(ctx, release);
+    try {
+      const outcome = await ctx.fetchRelease(release, signal, false, () => early?.start());
+      early?.fetched();
+      return outcome;
+    } catch (error) {
+      await early?.failed(error);
+      throw error;
+    }
   },
 
   async stage(step, ctx, signal) {
     const { app, root } = step.release;
     const final = ctx.layout.releaseDir(app, root);
-    if (await exists(final)) return NOTHING;
+    if (await exists(final)) {
+      await takeEarlyStaging(ctx, root)?.catch(() => undefined);
+      return NOTHING;
+    }
     const releases = ctx.layout.releasesDir(app);
     const temp = `${final}.tmp`;
-    await mkdir(releases, { recursive: true }).catch((e: unknown) => {
-      throw ioError('cannot create', releases, e);
-    });
-    await removeTree(temp).catch((e: unknown) => {
-      throw ioError('cannot remove', temp, e);
-    });
     let wireBytes = 0;
-    const options = stageOptions(ctx, step.release);
     try {
-      const stats = await materialize(ctx.cache, root, temp, options);
+      const stats = await (takeEarlyStaging(ctx, root) ?? stageIntoTemp(ctx, step.release));
       if (stats.stamps !== undefined) ctx.stamps.save(app, root, stats.stamps);
     } catch (error) {
       // The cache removes a corrupt item when it reads one. Read the whole release once to find

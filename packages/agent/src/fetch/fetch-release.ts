@@ -51,6 +51,11 @@ export interface FetchReleaseOptions {
   maxDeltaFileBytes?: number;
   /** Told when a delta is refused or fails (the chunks are then fetched in packs). */
   onDeltaFailed?: (target: string, error: unknown) => void;
+  /**
+   * Called once every object of the tree is in the cache and the disk has room, before the files'
+   * contents are fetched: staging can begin (the agent links unchanged files meanwhile).
+   */
+  onTreeReady?: () => void;
 }
 
 export interface FetchReleaseResult {
@@ -118,6 +123,7 @@ export async function fetchReleaseObjects(
     bytesTotal + treeBytes,
     `the update (${missingChunks.length} chunks to fetch, ${treeBytes} bytes to install)`,
   );
+  options.onTreeReady?.();
   let bytesDone = 0;
   const report = () => options.onProgress?.({ bytesDone, bytesTotal, wireBytes });
   report();

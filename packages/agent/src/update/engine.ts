@@ -263,17 +263,24 @@ export class UpdateEngine {
       cache: this.cache,
       records: this.records,
       runtimeFor: (release) => this.runtimeFor(release),
-      fetchRelease: (release, signal, full) => this.fetchRelease(release, signal, full),
+      fetchRelease: (release, signal, full, onTreeReady) =>
+        this.fetchRelease(release, signal, full, onTreeReady),
       protectedIds: () => this.cache.reachable(this.installedRoots(true)),
       keepPrevious: this.keepPrevious,
       stageReuse: this.options.stageReuse ?? 'link',
       stageVerify: this.options.stageVerify ?? 'stamp',
       stamps: this.stamps,
+      earlyStaging: new Map(),
       logger: this.options.logger,
     };
   }
 
-  private async fetchRelease(release: ReleaseSpec, signal: AbortSignal, full: boolean) {
+  private async fetchRelease(
+    release: ReleaseSpec,
+    signal: AbortSignal,
+    full: boolean,
+    onTreeReady?: () => void,
+  ) {
     const source = this.source;
     if (!source) throw new FlotillaError('FLT_UNAVAILABLE', 'not connected to the server; cannot fetch');
     const installed = full ? new Set<string>() : await this.installedObjectIds();
@@ -290,6 +297,7 @@ export class UpdateEngine {
         this.options.logger.warn({ err: error }, 'one-request tree fetch failed; walking the tree instead'),
       installedNeedsNoRoom: (this.options.stageReuse ?? 'link') === 'link',
       signal,
+      ...(onTreeReady && { onTreeReady }),
       // Changed files come as deltas against the release this app runs (not after a scrub: its
       // chunks may be what was corrupt).
       deltaBase:

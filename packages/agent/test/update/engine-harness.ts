@@ -1,7 +1,10 @@
 /** An UpdateEngine on a temp data dir, fed by an ObjectServer, with assignments set by the test. */
+import assert from 'node:assert/strict';
+import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { UpdateReport } from '@flotilla/protocol';
+import { verifyTree } from '@flotilla/store';
 import type { FsStore } from '@flotilla/store';
 import type { StageReuse, StageVerify } from '../../src/apply/context.js';
 import type { DiskProbe } from '../../src/fetch/disk.js';
@@ -81,4 +84,12 @@ export async function harness(
     },
     converge: () => engine.converge(new AbortController().signal),
   };
+}
+
+/** `app`'s current release is `root`, and its tree on disk verifies against it. */
+export async function assertCurrent(h: Harness, app: string, root: string): Promise<void> {
+  assert.equal(h.engine.records.installed(app).current?.root, root);
+  const dir = realpathSync(join(h.dataDir, 'apps', app, 'current'));
+  const result = await verifyTree(h.engine.cache, dir, root);
+  assert.ok(result.ok, JSON.stringify(result.problems));
 }

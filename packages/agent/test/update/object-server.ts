@@ -32,6 +32,8 @@ export interface ObjectServer {
    */
   deltas: 'off' | 'ok' | 'none' | 'garbage' | 'wrong';
   deltaPairs: DeltaPair[];
+  /** Awaited before a pack request is answered, with the ids it asks for. */
+  beforePack: ((ids: readonly string[]) => Promise<void>) | null;
   close(): Promise<void>;
 }
 
@@ -69,6 +71,7 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
     packDisabled: false,
     deltas: 'off',
     deltaPairs: [],
+    beforePack: null,
     close: () => Promise.resolve(),
   };
   const deltaRecord = async ({ target, base }: DeltaPair): Promise<DeltaRecord> => {
@@ -106,6 +109,7 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
         codec?: string;
       };
       state.packIds.push(...ids);
+      await state.beforePack?.(ids);
       const lacking = await store.missing(ids);
       if (lacking.length > 0) {
         const error = {

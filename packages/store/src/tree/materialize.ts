@@ -75,6 +75,14 @@ export interface MaterializeOptions {
   trusted?: StampIndex;
   /** Return `stamps` of the files linked into the new tree, for the next materialize's `trusted`. */
   recordStamps?: boolean;
+  /**
+   * Contents still arriving (an update whose download is finishing while staging begins): the
+   * directories, symlinks and files that `trusted` vouches for are put in place first, then this
+   * is awaited before any other file is written or linked. It resolves to stamps of files that
+   * arrived meanwhile (added to `trusted`); if it rejects, materialize removes what it made and
+   * throws that error. Every file object of the tree must already be readable.
+   */
+  pending?: Promise<Iterable<FileStamp> | undefined>;
 }
 
 export interface MaterializeStats {
@@ -121,6 +129,8 @@ interface FileJob {
   mode: number;
   /** Set once written: whether the inode is ours (written or copied), not a link to an old tree's. */
   owned?: boolean;
+  /** Its stamps were tried (and did not vouch for any candidate). */
+  stampTried?: true;
 }
 
 interface DirJob {
@@ -291,19 +301,20 @@ class Materializer {
     await Promise.allSettled(this.fileLoads.values());
   }
 
-  async writeFiles(reuse: ReuseIndex | undefined, targetDev: bigint): Promise<void> {
+  private candidatesOf(reuse: ReuseIndex | undefined, id: string): string[] | undefined {
+    const whole = this.wholeFiles?.(id);
+    const found = reuse?.get(id);
+    return whole === undefined ? found : [whole, ...(found ?? [])];
+  }
+
+  /**
+   * In one synchronous pass (yielding now and then), every file left to its stamps: a link and an
+   * lstat each, no promise per file. Returns the indexes of the other files (what its stamps did
+   * not vouch for is loaded and goes with them), for `writeFiles`.
+   */
+  async linkStamped(reuse: ReuseIndex | undefined, targetDev: bigint): Promise<number[]> {
     // Files modified from here on (minus the margin) are not stamped: their times are racy.
-    const now = Date.now();
-    const racyAfter = racyAfterNs(now);
-    const backdated = backdatedSeconds(now);
-    const candidatesOf = (id: string): string[] | undefined => {
-      const whole = this.wholeFiles?.(id);
-      const found = reuse?.get(id);
-      return whole === undefined ? found : [whole, ...(found ?? [])];
-    };
-    // First, in one synchronous pass (yielding now and then), every file left to its stamps: a
-    // link and an lstat each, no promise per file. What its stamps do not vouch for is loaded
-    // and goes the way of the others.
+    const racyAfter = racyAfterNs(Date.now());
     const rest: number[] = [];
     for (let i = 0; i < this.files.length; i++) {
       const job = this.files[i]!;
@@ -311,23 +322,47 @@ class Materializer {
         rest.push(i);
         continue;
       }
-      const linked = await this.yieldSometimes(() => this.linkByStamp(job, candidatesOf(job.id), targetDev));
+      const candidates = this.candidatesOf(reuse, job.id);
+      const linked = await this.yieldSometimes(() => this.linkByStamp(job, candidates, targetDev));
       if (linked !== undefined) {
-        this.stats.trustedByStamp++;
-        this.counted(job, true);
-        const stamp = stampOf(job.id, linked, racyAfter);
-        if (stamp !== undefined) this.stats.stamps?.push(stamp);
+        this.linkedByStamp(job, linked, racyAfter);
         continue;
       }
       job.object = this.loadFile(job.id, job.path);
+      job.stampTried = true;
       rest.push(i);
     }
+    return rest;
+  }
+
+  /** Stamps that arrived after the tree was listed (`pending`), for `writeFiles`. */
+  trust(stamps: Iterable<FileStamp>): void {
+    this.linkTrusted?.add(stamps);
+  }
+
+  private linkedByStamp(job: FileJob, linked: BigIntStats, racyAfter: bigint): void {
+    this.stats.trustedByStamp++;
+    this.counted(job, true);
+    const stamp = stampOf(job.id, linked, racyAfter);
+    if (stamp !== undefined) this.stats.stamps?.push(stamp);
+  }
+
+  /** Writes (or links, or copies) the files `linkStamped` left, `concurrency` at a time. */
+  async writeFiles(rest: readonly number[], reuse: ReuseIndex | undefined, targetDev: bigint): Promise<void> {
+    const now = Date.now();
+    const racyAfter = racyAfterNs(now);
+    const backdated = backdatedSeconds(now);
     await runBounded(rest.length, this.concurrency, async (n) => {
       const i = rest[n]!;
       const job = this.files[i]!;
       try {
         const file = await job.object!;
-        const candidates = candidatesOf(job.id);
+        const candidates = this.candidatesOf(reuse, job.id);
+        // A file that arrived while staging waited (`pending`) may be stamped by now.
+        if (job.stampTried === undefined && this.linkTrusted?.anyStampOf(job.id) !== undefined) {
+          const linked = this.linkByStamp(job, candidates, targetDev);
+          if (linked !== undefined) return this.linkedByStamp(job, linked, racyAfter);
+        }
         if (candidates !== undefined) {
           const small = this.reuseMode === 'link' && !this.syncEach && file.size <= SYNC_REUSE_MAX_BYTES;
           for (const candidate of candidates) {
@@ -560,6 +595,8 @@ export async function materialize(
   targetDir: string,
   options: MaterializeOptions = {},
 ): Promise<MaterializeStats> {
+  // Awaited below; a rejection while something else fails first must not go unhandled.
+  options.pending?.catch(() => undefined);
   const limits = resolveLimits(options.limits);
   const rootMode = checkMode(options.rootMode ?? 0o755, limits, 'rootMode');
   const durability = checkDurability(options);
@@ -595,7 +632,10 @@ export async function materialize(
     await materializer.dirs(root, targetDir);
     await materializer.fileObjects();
     const targetDev = (await stat(targetDir, { bigint: true })).dev;
-    await materializer.writeFiles(await reuse, targetDev);
+    const reuseIndex = await reuse;
+    const rest = await materializer.linkStamped(reuseIndex, targetDev);
+    if (options.pending !== undefined) materializer.trust((await options.pending) ?? []);
+    await materializer.writeFiles(rest, reuseIndex, targetDev);
     await materializer.applyDirModes();
     await applyMode(targetDir, rootMode, durability === 'file');
     if (durability === 'filesystem' && !(await syncFilesystem(targetDir)))

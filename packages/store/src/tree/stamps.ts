@@ -38,11 +38,22 @@ export const RACY_MARGIN_MS = 3000;
 /** Stamps by file object; a later stamp for the same inode replaces an earlier one. */
 export class StampIndex {
   private readonly byFile = new Map<string, FileStamp[]>();
+  private readonly byInode = new Map<bigint, FileStamp>();
 
   constructor(stamps: Iterable<FileStamp> = []) {
-    const byInode = new Map<bigint, FileStamp>();
-    for (const stamp of stamps) byInode.set(stamp.ino, stamp);
-    for (const stamp of byInode.values()) {
+    this.add(stamps);
+  }
+
+  /** Adds stamps (files verified or written since the index was made, e.g. while staging waited). */
+  add(stamps: Iterable<FileStamp>): void {
+    for (const stamp of stamps) {
+      const replaced = this.byInode.get(stamp.ino);
+      if (replaced !== undefined) {
+        const list = this.byFile.get(replaced.fileId)!;
+        list.splice(list.indexOf(replaced), 1);
+        if (list.length === 0) this.byFile.delete(replaced.fileId);
+      }
+      this.byInode.set(stamp.ino, stamp);
       const list = this.byFile.get(stamp.fileId);
       if (list === undefined) this.byFile.set(stamp.fileId, [stamp]);
       else list.push(stamp);

@@ -86,6 +86,10 @@ async function stage(f: Fixture, options: MaterializeOptions = {}, name = 'v2'):
   return stats;
 }
 
+async function exists(path: string): Promise<boolean> {
+  return (await lstat(path).catch(() => null)) !== null;
+}
+
 async function inode(path: string): Promise<{ ino: number; nlink: number }> {
   const info = await lstat(path);
   return { ino: info.ino, nlink: info.nlink };
@@ -540,6 +544,63 @@ void describe('materialize trusting stamps', () => {
       assert.equal(stats.trustedByStamp, 8 - 3);
       assert.equal(stats.reused, 8 - 2, 'd.txt verified by content');
       assert.equal(stats.reuseFallbacks, 2, 'a.txt and run.sh written from chunks');
+    });
+  });
+
+  /** Resolves once `path` exists (materialize running in the background got there). */
+  async function appears(path: string): Promise<void> {
+    for (let i = 0; i < 1000; i++) {
+      if (await exists(path)) return;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    throw new Error(`${path} never appeared`);
+  }
+
+  void it('with contents pending: links what stamps vouch for, waits for the rest, then trusts the stamps they bring', async () => {
+    await withReleases(async (f) => {
+      const stamps = await stampedV2(f);
+      const ids = await fileIds(f.store, f.v2);
+      const late = stamps.filter((s) => s.fileId === ids.get('a.txt'));
+      assert.equal(late.length, 1);
+      let arrive!: (stamps: FileStamp[]) => void;
+      const pending = new Promise<FileStamp[]>((resolve) => (arrive = resolve));
+      const staging = restage(
+        f,
+        stamps.filter((s) => !late.includes(s)),
+        'v3',
+        { pending },
+      );
+      const target = join(f.dir, 'releases/v3');
+      await appears(join(target, 'lib/deep/d.txt'));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(await exists(join(target, 'a.txt')), false, 'a file with no stamp waits for the contents');
+      arrive(late);
+      const stats = await staging;
+      assert.equal(stats.trustedByStamp, 8, 'a.txt linked on the stamp that arrived');
+      assert.equal(
+        (await inode(join(target, 'a.txt'))).ino,
+        (await inode(join(f.dir, 'releases/v2/a.txt'))).ino,
+      );
+    });
+  });
+
+  void it('with contents pending that fail: removes what it made and throws their error', async () => {
+    await withReleases(async (f) => {
+      const stamps = await stampedV2(f);
+      const ids = await fileIds(f.store, f.v2);
+      let fail!: (error: unknown) => void;
+      const pending = new Promise<FileStamp[]>((_resolve, reject) => (fail = reject));
+      const target = join(f.dir, 'releases/v3');
+      const staging = materialize(f.store, f.v2, target, {
+        reuse: [{ dir: join(f.dir, 'releases/v2'), root: f.v2 }],
+        trusted: new StampIndex(stamps.filter((s) => s.fileId !== ids.get('a.txt'))),
+        durability: 'none',
+        pending,
+      });
+      await appears(join(target, 'lib/deep/d.txt'));
+      fail(new FlotillaError('FLT_NETWORK', 'the download was cut'));
+      await assert.rejects(staging, { code: 'FLT_NETWORK', message: 'the download was cut' });
+      assert.equal(await exists(target), false);
     });
   });
 
