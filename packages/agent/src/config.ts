@@ -86,6 +86,11 @@ export const AgentConfigSchema = Type.Object(
      * every one: docs/updates.md "Staging".
      */
     stageVerify: Type.Union([Type.Literal('stamp'), Type.Literal('content')], { default: 'stamp' }),
+    /**
+     * Worker threads that rebuild files from deltas while the main thread stages the release (at
+     * most the CPUs less one); 0 rebuilds them on the main thread: docs/updates.md "Deltas".
+     */
+    deltaThreads: Type.Integer({ minimum: 0, maximum: 8, default: 1 }),
     /** The image repository's trusted root (TUF root.json); null: trust the server's on first use. */
     trustedRootFile: nullable(Type.String({ minLength: 1 })),
   },

@@ -65,6 +65,7 @@ export async function startAgent(
         fetchDeltas: config.fetchDeltas,
         stageReuse: config.stageReuse,
         stageVerify: config.stageVerify,
+        deltaThreads: config.deltaThreads,
       });
   } catch (e) {
     local.db.close();

@@ -165,3 +165,13 @@ void test('stageVerify: stamp by default, content from the environment, anything
   assert.equal(problems.length, 1, problems.join('\n'));
   assert.match(problems[0]!, /^FLOTILLA_STAGE_VERIFY: /);
 });
+
+void test('deltaThreads: 1 by default, 0 from the environment, negative, fractional or over 8 refused', () => {
+  assert.equal(resolveAgentConfig({ env: {} }).deltaThreads, 1);
+  assert.equal(resolveAgentConfig({ env: { FLOTILLA_DELTA_THREADS: '0' } }).deltaThreads, 0);
+  for (const bad of ['-1', '1.5', '9', 'two']) {
+    const problems = problemsOf(() => resolveAgentConfig({ env: { FLOTILLA_DELTA_THREADS: bad } }));
+    assert.equal(problems.length, 1, `${bad}: ${problems.join('\n')}`);
+    assert.match(problems[0]!, /^FLOTILLA_DELTA_THREADS: /);
+  }
+});

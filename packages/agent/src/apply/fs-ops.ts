@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, lstat, open, readdir, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol/errors';
 
 export function ioError(what: string, path: string, cause: unknown): FlotillaError {
   if (cause instanceof FlotillaError) return cause;

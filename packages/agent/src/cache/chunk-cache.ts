@@ -172,10 +172,20 @@ export class ChunkCache implements StoreReader, ObjectSink {
 
   /** Keeps `content`, verified against `file` (the file object `id`) by the caller, as a whole file. */
   putWholeFile(id: string, file: FileObject, content: Uint8Array): void {
-    const written = this.whole.put(id, file, content);
+    this.adoptWholeFile(id, file, { written: this.whole.put(id, file, content) });
+  }
+
+  /** The directory whole files are kept in (`writeWholeFile` there, then `adoptWholeFile`). */
+  get wholeFilesDir(): string {
+    return this.whole.dir;
+  }
+
+  /** Takes in the whole file `id` that `writeWholeFile` wrote into `wholeFilesDir`. */
+  adoptWholeFile(id: string, file: FileObject, result: { written: number; stamp?: FileStamp }): void {
+    this.whole.adopt(id, result.stamp);
     this.wholeIds.add(id);
     if (this.wholeChunks !== null) this.indexWholeFile(id, file);
-    this.written(id, written);
+    this.written(id, result.written);
   }
 
   private async chunksOfWholeFiles(): Promise<Map<string, { file: string; offset: number; size: number }>> {

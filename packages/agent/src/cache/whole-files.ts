@@ -17,9 +17,9 @@
 import fs, { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { FlotillaError } from '@flotilla/protocol';
-import { backdatedSeconds, contentId, racyAfterNs, readExactlySync, stampOf } from '@flotilla/store';
-import type { FileObject, FileStamp } from '@flotilla/store';
+import { FlotillaError } from '@flotilla/protocol/errors';
+import { backdatedSeconds, contentId, racyAfterNs, readExactlySync, stampOf } from '@flotilla/store/rebuild';
+import type { FileObject, FileStamp } from '@flotilla/store/rebuild';
 import { ioError } from '../apply/fs-ops.js';
 
 const ID = /^[0-9a-f]{64}$/;
@@ -71,30 +71,14 @@ export class WholeFiles {
    * the bytes written (0 if it was there already).
    */
   put(id: string, file: Pick<FileObject, 'mode' | 'size'>, content: Uint8Array): number {
-    const final = this.pathOf(id);
-    if (this.has(id)) return 0;
-    const temp = join(this.dir, `${id}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
-    const now = Date.now();
-    let stamp: FileStamp | undefined;
-    try {
-      const fd = fs.openSync(temp, CREATE, 0o600);
-      try {
-        let done = 0;
-        while (done < file.size) done += fs.writeSync(fd, content, done, file.size - done);
-        fs.fchmodSync(fd, file.mode);
-        const backdated = backdatedSeconds(now);
-        fs.futimesSync(fd, backdated, backdated);
-        stamp = stampOf(id, fs.fstatSync(fd, { bigint: true }), racyAfterNs(now));
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(temp, final);
-    } catch (error) {
-      fs.rmSync(temp, { force: true });
-      throw ioError('cannot write', final, error);
-    }
+    const { written, stamp } = writeWholeFile(this.dir, id, file, content);
     if (stamp !== undefined) this.stamped.set(id, stamp);
-    return file.size;
+    return written;
+  }
+
+  /** Records the stamp of a whole file that `writeWholeFile` wrote (on another thread). */
+  adopt(id: string, stamp: FileStamp | undefined): void {
+    if (stamp !== undefined) this.stamped.set(id, stamp);
   }
 
   /**
@@ -159,4 +143,41 @@ export class WholeFiles {
     }
     return out;
   }
+}
+
+/**
+ * Writes `content` as the whole file `id` in `dir` (the work of `WholeFiles.put`, callable from a
+ * worker thread): to a temporary name, with its mode and a backdated modification time, then
+ * renamed. Returns the bytes written (0 if it was there already) and its stamp.
+ */
+export function writeWholeFile(
+  dir: string,
+  id: string,
+  file: Pick<FileObject, 'mode' | 'size'>,
+  content: Uint8Array,
+): { written: number; stamp?: FileStamp } {
+  if (!ID.test(id)) throw new FlotillaError('FLT_VALIDATION', `not a content id: ${id}`);
+  const final = join(dir, id);
+  if (fs.lstatSync(final, { throwIfNoEntry: false })?.isFile()) return { written: 0 };
+  const temp = join(dir, `${id}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+  const now = Date.now();
+  let stamp: FileStamp | undefined;
+  try {
+    const fd = fs.openSync(temp, CREATE, 0o600);
+    try {
+      let done = 0;
+      while (done < file.size) done += fs.writeSync(fd, content, done, file.size - done);
+      fs.fchmodSync(fd, file.mode);
+      const backdated = backdatedSeconds(now);
+      fs.futimesSync(fd, backdated, backdated);
+      stamp = stampOf(id, fs.fstatSync(fd, { bigint: true }), racyAfterNs(now));
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(temp, final);
+  } catch (error) {
+    fs.rmSync(temp, { force: true });
+    throw ioError('cannot write', final, error);
+  }
+  return stamp === undefined ? { written: file.size } : { written: file.size, stamp };
 }

@@ -29,6 +29,7 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   fetchDeltas: { kind: 'boolean' },
   stageReuse: { kind: 'string' },
   stageVerify: { kind: 'string' },
+  deltaThreads: { kind: 'integer' },
   trustedRootFile: { kind: 'nullableString' },
 };
 

@@ -9,23 +9,17 @@
  * delta that is refused, cut, or does not rebuild the signed content is dropped, and its chunks are
  * left for the plain chunk fetch that follows. So deltas only ever save bytes, never trust.
  */
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { DeltaPair } from '@flotilla/protocol';
-import {
-  DeltaKind,
-  decodeDelta,
-  readExactlySync,
-  readFileContent,
-  splitIntoChunks,
-  usableAsDeltaBase,
-  verifyFileContent,
-} from '@flotilla/store';
+import { DeltaKind, readFileContent, splitIntoChunks } from '@flotilla/store';
 import type { DeltaRecord, DirObject, FileObject } from '@flotilla/store';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import { WholeFiles } from '../cache/whole-files.js';
 import type { DeltaFetcher, FetchRequestOptions } from './fetcher.js';
+import { RebuildBuffers, baseIntact, baseOnDisk, rebuild } from './rebuild-job.js';
+import type { RebuildOutcome } from './rebuild-job.js';
+import type { RebuildPool } from './rebuild-pool.js';
 
 /** The release a device runs, as a delta base: its root and where it is materialized. */
 export interface DeltaBase {
@@ -52,6 +46,11 @@ export interface DeltaPhaseOptions {
   request: FetchRequestOptions;
   onChunkStored: (id: string, size: number) => void;
   onDeltaFailed?: (target: string, error: unknown) => void;
+  /**
+   * The worker threads that rebuild files kept whole while the delta stream and staging go on
+   * (a pool of none rebuilds each file on this thread as its delta arrives). The caller closes it.
+   */
+  pool: RebuildPool;
 }
 
 export interface DeltaPhaseResult {
@@ -102,80 +101,41 @@ class TreeIndex {
   }
 }
 
-const READ_BASE = constants.O_RDONLY | constants.O_NOFOLLOW;
-
-/**
- * The base file's content as the installed release holds it on disk (read into `into`), not yet
- * verified; null if it is not there with the right size. Synchronous reads: one file at a time,
- * local disk, and several times faster than FileHandle here.
- */
-function baseOnDisk(options: DeltaPhaseOptions, path: string, file: FileObject, into: Buffer): Buffer | null {
-  if (options.base.dir) {
-    try {
-      const fd = openSync(join(options.base.dir, ...path.split('/')), READ_BASE);
-      try {
-        const info = fstatSync(fd);
-        if (info.isFile() && info.size === file.size) {
-          const content = into.subarray(0, file.size);
-          return readExactlySync(fd, content, 0) ? content : null;
-        }
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      // missing or unreadable on disk: the cache holds every chunk of an installed release
-    }
-  }
-  return null;
-}
-
-/** `content` rebuilt from `base` and verified against the signed target (FLT_* otherwise). */
-function rebuild(base: Buffer, record: DeltaRecord, file: FileObject, into: Buffer): Buffer {
-  if (!usableAsDeltaBase(base))
-    throw new FlotillaError('FLT_DELTA_INVALID', 'the base cannot serve as a delta dictionary');
-  const content = decodeDelta(base, record.payload, file.size, into);
-  // Content that is not the signed file stops here (FLT_HASH_MISMATCH): nothing is stored.
-  verifyFileContent(file, content);
-  return content;
-}
-
 /**
  * Rebuilds the target from the base on disk, optimistically: the base is only hashed if the
  * result does not verify (then a base changed on disk is replaced by the signed one from the
- * cache, and the delta tried again). Hashing every base first cost as much as the decoding.
+ * cache, and the delta tried again). `onDisk: false` goes to the cache's copy at once.
  */
 async function rebuildTarget(
   plan: PairPlan,
   record: DeltaRecord,
   options: DeltaPhaseOptions,
   buffers: RebuildBuffers,
+  onDisk: boolean,
 ): Promise<Buffer> {
-  const onDisk = baseOnDisk(options, plan.base.path, plan.base.file, buffers.base);
-  if (onDisk !== null) {
+  const base =
+    onDisk && options.base.dir
+      ? baseOnDisk(basePath(options.base.dir, plan), plan.base.file, buffers.base)
+      : null;
+  if (base !== null) {
     try {
-      return rebuild(onDisk, record, plan.target.file, buffers.target);
+      return rebuild(base, record.payload, plan.target.file, buffers.target);
     } catch (error) {
       // The base was intact: the delta itself is wrong (dropped by the caller).
-      if (baseIntact(onDisk, plan.base.file)) throw error;
+      if (baseIntact(base, plan.base.file)) throw error;
     }
   }
   const signed = await readFileContent(options.cache, plan.base.file);
-  return rebuild(signed, record, plan.target.file, buffers.target);
+  return rebuild(signed, record.payload, plan.target.file, buffers.target);
 }
 
-function baseIntact(content: Buffer, file: FileObject): boolean {
-  try {
-    verifyFileContent(file, content);
-    return true;
-  } catch {
-    return false;
-  }
+function basePath(dir: string, plan: PairPlan): string {
+  return join(dir, ...plan.base.path.split('/'));
 }
 
-interface RebuildBuffers {
-  base: Buffer;
-  target: Buffer;
-}
+/** Bounds what waits for the rebuild workers: records held in memory, and their bytes. */
+const MAX_QUEUED_JOBS = 8;
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 interface PairPlan {
   target: WantedFile;
@@ -208,42 +168,105 @@ export async function fetchByDeltas(
   const plans = await planDeltaPairs(options.cache, options.base, wanted, options.maxFileBytes);
   if (plans.length === 0) return result;
   const byKey = new Map(plans.map((p) => [`${p.target.id}:${p.base.id}`, p]));
-  // Base and rebuilt content go through two buffers, each as large as the largest of its kind in
-  // this phase, reused from file to file: fresh memory for each file was a third of the phase's
-  // time on a virtual machine (docs/updates.md "Staging"). Only the pages used are ever touched.
-  const buffers: RebuildBuffers = {
-    base: Buffer.allocUnsafeSlow(Math.max(...plans.map((p) => p.base.file.size))),
-    target: Buffer.allocUnsafeSlow(Math.max(...plans.map((p) => p.target.file.size))),
+  const maxBase = Math.max(...plans.map((p) => p.base.file.size));
+  const maxTarget = Math.max(...plans.map((p) => p.target.file.size));
+  // On this thread: files that cannot be kept whole, and bases changed on disk (both rare).
+  const buffers = new RebuildBuffers();
+  const { pool } = options;
+  const queued = new Set<Promise<void>>();
+  let queuedBytes = 0;
+  // A local failure (this device's disk) met by a rebuild: it stops the phase (set from callbacks).
+  const local: { failure: FlotillaError | null } = { failure: null };
+  const declined = (target: string, error: unknown) => {
+    result.declined += 1;
+    options.onDeltaFailed?.(target, error);
   };
-  const pairs: DeltaPair[] = plans.map((p) => ({ target: p.target.id, base: p.base.id }));
+  /** Counts a rebuilt file, or a failure: a local one stops the phase, others decline the delta. */
+  const settle = async (plan: PairPlan, rebuildIt: () => Promise<void>) => {
+    try {
+      await rebuildIt();
+      result.rebuilt += 1;
+    } catch (error) {
+      if (isLocalFailure(error)) local.failure ??= error;
+      else declined(plan.target.id, error);
+    }
+  };
+  const onThread = (plan: PairPlan, record: DeltaRecord, onDisk: boolean) => () =>
+    storeRebuilt(plan, record, options, buffers, onDisk);
+  // The record's payload moves to the worker: its length is kept for the queue's accounting.
+  const inWorker = (plan: PairPlan, record: DeltaRecord) => async () => {
+    const outcome = await pool.run({
+      basePath: basePath(options.base.dir!, plan),
+      base: plan.base.file,
+      targetId: plan.target.id,
+      target: plan.target.file,
+      payload: record.payload,
+      wholeDir: options.cache.wholeFilesDir,
+      maxBase,
+      maxTarget,
+    });
+    if (outcome.kind === 'base-changed')
+      return onThread(plan, { ...record, payload: asBuffer(outcome.payload) }, false)();
+    if (outcome.kind === 'error') throw new FlotillaError(outcome.code, outcome.message);
+    adopt(plan, outcome, options);
+  };
   const apply = async (record: DeltaRecord) => {
+    if (local.failure !== null) throw local.failure;
     const plan = byKey.get(`${record.target}:${record.base}`);
     if (!plan) return;
     if (record.kind === DeltaKind.none) {
       result.declined += 1;
       return;
     }
-    try {
-      await storeRebuilt(plan, record, options, buffers);
-      result.rebuilt += 1;
-    } catch (error) {
-      if (isLocalFailure(error)) throw error;
-      result.declined += 1;
-      options.onDeltaFailed?.(plan.target.id, error);
-    }
+    if (!WholeFiles.canHold(plan.target.file) || options.base.dir === undefined)
+      return settle(plan, onThread(plan, record, true));
+    const bytes = record.payload.length;
+    const job = settle(plan, inWorker(plan, record)).finally(() => {
+      queued.delete(job);
+      queuedBytes -= bytes;
+    });
+    queued.add(job);
+    queuedBytes += bytes;
+    while (queued.size > MAX_QUEUED_JOBS || (queuedBytes > MAX_QUEUED_BYTES && queued.size > 1))
+      await Promise.race(queued);
   };
   try {
-    await options.fetcher.fetchDeltas(pairs, apply, options.request);
+    await options.fetcher.fetchDeltas(pairs(plans), apply, options.request);
   } catch (error) {
     if (options.request.signal?.aborted || isLocalFailure(error)) throw error;
     // A cut or refused delta stream: what arrived is stored; the rest goes by chunks.
     options.onDeltaFailed?.('*', error);
+  } finally {
+    await Promise.all(queued);
   }
+  if (local.failure !== null) throw local.failure;
   return result;
 }
 
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function pairs(plans: readonly PairPlan[]): DeltaPair[] {
+  return plans.map((p) => ({ target: p.target.id, base: p.base.id }));
+}
+
+/** Takes in a file a worker rebuilt and kept whole: its chunks are no longer missing. */
+function adopt(
+  plan: PairPlan,
+  outcome: Extract<RebuildOutcome, { kind: 'stored' }>,
+  options: DeltaPhaseOptions,
+) {
+  const file = plan.target.file;
+  options.cache.adoptWholeFile(plan.target.id, file, outcome);
+  for (const chunk of file.chunks) {
+    if (!options.missing.delete(chunk.id)) continue;
+    options.onChunkStored(chunk.id, chunk.size);
+  }
+}
+
 /** A failure of this device (its disk), which a plain fetch would meet too: not a reason to fall back. */
-function isLocalFailure(error: unknown): boolean {
+function isLocalFailure(error: unknown): error is FlotillaError {
   return error instanceof FlotillaError && (error.code === 'FLT_IO' || error.code === 'FLT_DISK_SPACE');
 }
 
@@ -252,9 +275,11 @@ async function storeRebuilt(
   record: DeltaRecord,
   options: DeltaPhaseOptions,
   buffers: RebuildBuffers,
+  onDisk: boolean,
 ): Promise<void> {
   const file = plan.target.file;
-  const content = await rebuildTarget(plan, record, options, buffers);
+  buffers.fit(plan.base.file.size, file.size);
+  const content = await rebuildTarget(plan, record, options, buffers, onDisk);
   const whole = WholeFiles.canHold(file);
   if (whole) options.cache.putWholeFile(plan.target.id, file, content);
   for (const { chunk, bytes } of splitIntoChunks(file.chunks, content)) {

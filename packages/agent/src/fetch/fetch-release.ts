@@ -12,6 +12,7 @@ import { DEFAULT_MAX_DELTA_FILE_BYTES } from '@flotilla/store';
 import type { FileObject } from '@flotilla/store';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import { fetchByDeltas } from './delta-fetch.js';
+import { RebuildPool } from './rebuild-pool.js';
 import type { DeltaBase, WantedFile } from './delta-fetch.js';
 import type { DiskProbe } from './disk.js';
 import { ensureRoom } from './disk.js';
@@ -51,6 +52,11 @@ export interface FetchReleaseOptions {
   maxDeltaFileBytes?: number;
   /** Told when a delta is refused or fails (the chunks are then fetched in packs). */
   onDeltaFailed?: (target: string, error: unknown) => void;
+  /**
+   * The worker threads that rebuild files from deltas while staging goes on (rebuild-pool.ts);
+   * without one, files are rebuilt on this thread as their deltas arrive.
+   */
+  rebuildPool?: RebuildPool;
   /**
    * Called once every object of the tree is in the cache and the disk has room, before the files'
    * contents are fetched: staging can begin (the agent links unchanged files meanwhile).
@@ -131,6 +137,7 @@ export async function fetchReleaseObjects(
   let deltaFiles = 0;
   let deltaDeclined = 0;
   if (left.size > 0 && options.deltaBase && canFetchDeltas(fetcher)) {
+    const pool = options.rebuildPool ?? new RebuildPool(0);
     const delta = await fetchByDeltas(
       files.filter((f) => lacksChunks(f.file, left)),
       {
@@ -144,9 +151,10 @@ export async function fetchReleaseObjects(
           bytesDone += size;
           report();
         },
+        pool,
         ...(options.onDeltaFailed && { onDeltaFailed: options.onDeltaFailed }),
       },
-    );
+    ).finally(() => pool.release());
     deltaFiles = delta.rebuilt;
     deltaDeclined = delta.declined;
   }

@@ -4,6 +4,7 @@
  * report sink) while connected; recovery and already-installed apps need none.
  */
 import { lstat, mkdir, readdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { FlotillaError } from '@flotilla/protocol';
 import type { AppLogs, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
@@ -17,6 +18,7 @@ import { ChunkCache } from '../cache/chunk-cache.js';
 import type { DiskProbe } from '../fetch/disk.js';
 import { statfsProbe } from '../fetch/disk.js';
 import { fetchReleaseObjects } from '../fetch/fetch-release.js';
+import { RebuildPool } from '../fetch/rebuild-pool.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
 import { readAppLogs } from '../runtimes/app-logs.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
@@ -45,6 +47,11 @@ export interface UpdateEngineOptions {
   stageReuse?: StageReuse;
   /** How staging verifies the installed files it links (default `stamp`). */
   stageVerify?: StageVerify;
+  /**
+   * Worker threads that rebuild files from deltas while staging goes on (default 1; never more
+   * than the CPUs less one); 0 rebuilds them on the main thread.
+   */
+  deltaThreads?: number;
   /** Defaults to `files` and `process`. */
   runtimes?: Partial<Record<RuntimeKind, Runtime>>;
 }
@@ -67,6 +74,7 @@ export class UpdateEngine {
   private readonly keepPrevious: number;
   private readonly maxAttempts: number;
   private readonly disk: DiskProbe;
+  private rebuilders: RebuildPool | null = null;
 
   private constructor(
     private readonly options: UpdateEngineOptions,
@@ -223,6 +231,7 @@ export class UpdateEngine {
   async close(): Promise<void> {
     await this.queue.catch(() => undefined);
     this.cache.flushRecency();
+    await this.rebuilders?.close();
     await Promise.all(Object.values(this.runtimes).map((r) => r.close()));
   }
 
@@ -304,6 +313,7 @@ export class UpdateEngine {
         current && !full && current.root !== release.root && this.options.fetchDeltas !== false
           ? { root: current.root, dir: this.layout.releaseDir(current.app, current.root) }
           : null,
+      rebuildPool: this.rebuildPool(),
       onDeltaFailed: (target, error) =>
         this.options.logger.warn(
           { err: error, target },
@@ -326,6 +336,17 @@ export class UpdateEngine {
     });
     this.options.logger.info({ app: release.app, ...result }, 'release fetched');
     return { wireBytes: result.wireBytes };
+  }
+
+  /** The delta rebuild workers, started with the first download and kept (rebuild-pool.ts). */
+  private rebuildPool(): RebuildPool {
+    const threads = Math.min(this.options.deltaThreads ?? 1, availableParallelism() - 1);
+    this.rebuilders ??= new RebuildPool(threads, () =>
+      this.options.logger.warn(
+        'a delta rebuild worker stopped or did not start; rebuilding on the main thread',
+      ),
+    );
+    return this.rebuilders;
   }
 
   /** Object ids (dirs and files) of every installed release: their subtrees are complete in the cache. */

@@ -39,9 +39,9 @@ async function twoReleases(t: TestContext) {
   return { store, v1, v2 };
 }
 
-async function update(t: TestContext, deltas: ObjectServer['deltas']) {
+async function update(t: TestContext, deltas: ObjectServer['deltas'], deltaThreads?: number) {
   const { store, v1, v2 } = await twoReleases(t);
-  const h = await harness(t, store);
+  const h = await harness(t, store, { deltaThreads });
   h.assign([v1]);
   assert.equal(await h.converge(), true);
   h.server.deltas = deltas;
@@ -66,15 +66,18 @@ async function assertRuns(h: Harness, root: string) {
   assert.ok(result.ok, JSON.stringify(result.problems));
 }
 
-void test('a changed file comes as a delta against the installed release: a few KB instead of its changed chunks', async (t) => {
-  const { h, v2, wire } = await update(t, 'ok');
-  // Pairs by path: bin/app and etc/version changed; etc/new has no base and comes in a pack.
-  assert.deepEqual(h.server.deltaPairs.length, 2);
-  // The changed chunks of bin/app alone are over 48 KB of random bytes; the delta is about 700 bytes.
-  assert.ok(wire < 20_000, `fetched ${wire} bytes`);
-  const committed = h.reports.find((r) => r.phase === 'committed' && r.targetPath === v2.targetPath);
-  assert.ok(committed);
-});
+for (const deltaThreads of [undefined, 0]) {
+  const where = deltaThreads === 0 ? 'rebuilt on the main thread' : 'rebuilt on a worker thread';
+  void test(`a changed file comes as a delta against the installed release (${where}): a few KB instead of its changed chunks`, async (t) => {
+    const { h, v2, wire } = await update(t, 'ok', deltaThreads);
+    // Pairs by path: bin/app and etc/version changed; etc/new has no base and comes in a pack.
+    assert.deepEqual(h.server.deltaPairs.length, 2);
+    // The changed chunks of bin/app alone are over 48 KB of random bytes; the delta is about 700 bytes.
+    assert.ok(wire < 20_000, `fetched ${wire} bytes`);
+    const committed = h.reports.find((r) => r.phase === 'committed' && r.targetPath === v2.targetPath);
+    assert.ok(committed);
+  });
+}
 
 void test('without deltas (an older server), the same update fetches the changed chunks', async (t) => {
   const { wire, h } = await update(t, 'off');

@@ -37,6 +37,7 @@ export async function harness(
     cacheMaxBytes?: number;
     stageReuse?: StageReuse;
     stageVerify?: StageVerify;
+    deltaThreads?: number;
   } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
@@ -52,6 +53,7 @@ export async function harness(
     disk: options.disk,
     stageReuse: options.stageReuse,
     stageVerify: options.stageVerify,
+    deltaThreads: options.deltaThreads,
   });
   t.after(async () => {
     await engine.close();

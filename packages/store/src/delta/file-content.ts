@@ -1,4 +1,4 @@
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol/errors';
 import { contentId } from '../objects/ids.js';
 import type { ChunkRef, FileObject } from '../objects/types.js';
 import type { ChunkReader } from '../store-api.js';

@@ -5,7 +5,7 @@
  * exact base it was made from; the decoder writes into a buffer of exactly the expected size and
  * refuses anything else, so a hostile delta cannot allocate beyond what the signed file object says.
  */
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol/errors';
 import zstd from 'zstd-napi/binding.js';
 
 /** Default zstd level for deltas: 12 compresses 2.5x faster than 19 for 1.5x the bytes (docs/delta.md). */

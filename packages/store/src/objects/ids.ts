@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol/errors';
 
 const HEX_ID = /^[0-9a-f]{64}$/;
 

@@ -16,7 +16,7 @@
  * (`backdatedSeconds`), so that it can be stamped at once: any later write moves its time to now.
  */
 import type { BigIntStats } from 'node:fs';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol/errors';
 
 export interface FileStamp {
   /** The file object the inode was verified against. */
