@@ -83,7 +83,7 @@ export interface RepoKeys {
   timestamp: Signer;
 }
 
-/** One TUF repository served under `/<name>/` with consistent snapshots. */
+/** One TUF repository served under `/<mount>/` (default `/<name>/`) with consistent snapshots. */
 export class SimRepo {
   roots: ReturnType<typeof newRoot>[] = [];
   targetsVersion = 0;
@@ -95,10 +95,11 @@ export class SimRepo {
     readonly name: 'image' | 'director',
     readonly server: FileServer,
     public keys: RepoKeys,
+    readonly mount: string = name,
   ) {}
 
   get url(): string {
-    return `${this.server.url}/${this.name}/`;
+    return `${this.server.url}/${this.mount}/`;
   }
 
   roleKeys(): Record<TopLevelRole, RoleKeys> {
@@ -111,11 +112,11 @@ export class SimRepo {
   }
 
   put(file: string, bytes: Buffer): void {
-    this.server.files.set(`/${this.name}/${file}`, bytes);
+    this.server.files.set(`/${this.mount}/${file}`, bytes);
   }
 
   get(file: string): Buffer {
-    const bytes = this.server.files.get(`/${this.name}/${file}`);
+    const bytes = this.server.files.get(`/${this.mount}/${file}`);
     if (!bytes) throw new Error(`no ${file}`);
     return bytes;
   }
@@ -212,23 +213,37 @@ export interface World {
   close(): Promise<void>;
 }
 
-/** A served image repository with release web 1.0.0, a director assigning it, and a device data dir. */
-export async function world(): Promise<World> {
+/**
+ * A served image repository with release web 1.0.0, a director assigning it, and a device data dir.
+ * `mounts` serves the repositories elsewhere than `/image/` and `/director/` (e.g. at the agent's
+ * `/tuf/image/` and `/tuf/director/<deviceId>/`).
+ */
+export async function world(mounts: { image?: string; director?: string } = {}): Promise<World> {
   const server = new FileServer();
   await server.start();
   const online = { snapshot: newSigner(), timestamp: newSigner(), director: newSigner() };
-  const image = new SimRepo('image', server, {
-    root: [newSigner()],
-    targets: [newSigner()],
-    snapshot: online.snapshot,
-    timestamp: online.timestamp,
-  });
-  const director = new SimRepo('director', server, {
-    root: [online.director],
-    targets: [online.director],
-    snapshot: online.snapshot,
-    timestamp: online.timestamp,
-  });
+  const image = new SimRepo(
+    'image',
+    server,
+    {
+      root: [newSigner()],
+      targets: [newSigner()],
+      snapshot: online.snapshot,
+      timestamp: online.timestamp,
+    },
+    mounts.image,
+  );
+  const director = new SimRepo(
+    'director',
+    server,
+    {
+      root: [online.director],
+      targets: [online.director],
+      snapshot: online.snapshot,
+      timestamp: online.timestamp,
+    },
+    mounts.director,
+  );
   const web1Bytes = Buffer.from(
     JSON.stringify({ type: 'dir', entries: [{ name: 'app.sh', kind: 'file', hash: 'b'.repeat(64) }] }),
   );

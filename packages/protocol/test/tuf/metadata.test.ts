@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { canonicalize } from '@tufjs/canonical-json';
+import { TargetFile } from '@tufjs/models';
 import {
   generateEd25519,
   memorySigner,
@@ -107,6 +108,28 @@ void test('release targets follow <app>/<version>/<rootObjectId> and carry check
       code: 'FLT_TUF_METADATA_INVALID',
     },
   );
+});
+
+void test('a release target whose sha256 is not its root object is refused', () => {
+  // The agent installs custom.rootObject but verifies the bytes it fetches against the sha256: the
+  // two must be one id, or a target could name one tree and have the device check another.
+  const other = 'b'.repeat(64);
+  const custom = { app: 'web', version: '1', runtime: 'files' as const, rootObject: ROOT_OBJECT };
+  const target = new TargetFile({
+    path: releaseTargetPath('web', '1', ROOT_OBJECT),
+    length: 10,
+    hashes: { sha256: other },
+    unrecognizedFields: { custom: custom as never },
+  });
+  assert.throws(() => readReleaseTarget(target), { code: 'FLT_TUF_METADATA_INVALID' });
+  // The same target with the root object's own id is accepted.
+  const honest = new TargetFile({
+    path: target.path,
+    length: 10,
+    hashes: { sha256: ROOT_OBJECT },
+    unrecognizedFields: { custom: custom as never },
+  });
+  assert.equal(readReleaseTarget(honest).sha256, ROOT_OBJECT);
 });
 
 void test('nextTargets bumps the version and replaces a target of the same path', () => {
