@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { DeviceRoutes, generateEd25519, hashSecret, randomSecret } from '@flotilla/protocol';
 import type { LightMyRequestResponse } from 'fastify';
+import pg from 'pg';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import {
@@ -132,6 +133,46 @@ forEachDialect((dialect) => {
     assert.equal(revoke.json<{ state: string }>().state, 'revoked');
     await refused((nonce) => enrollRaw(t, secret, { nonce }), 403, 'FLT_REGKEY_REVOKED');
   });
+
+  if (dialect === 'postgres') {
+    // Only PostgreSQL lets another transaction commit between enrollment's read of the key and its
+    // UPDATE (SQLite runs one write transaction at a time); the UPDATE's own conditions must refuse it.
+    void it('a key revoked while an enrollment is in flight refuses that enrollment', async () => {
+      const { key, secret } = await createKey(t, { name: 'revoked-in-flight', autoAccept: true });
+      const nonce = await enrollNonce(t);
+      const before = await snapshot(t);
+      const revoker = new pg.Client({ connectionString: t.config.database });
+      await revoker.connect();
+      try {
+        // The revocation holds the key's row until it commits: enrollment reads the key as active
+        // (a plain read does not wait), then its UPDATE of the same row waits here.
+        await revoker.query('begin');
+        await revoker.query('update registration_keys set revoked_at = $1 where id = $2', [
+          new Date().toISOString(),
+          key.id,
+        ]);
+        let settled = false;
+        const enrolling = enrollRaw(t, secret, { nonce }).finally(() => (settled = true));
+        for (;;) {
+          const waiting = await revoker.query<{ n: string }>(
+            `select count(*) as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
+             where not l.granted and a.datname = current_database()`,
+          );
+          if (Number(waiting.rows[0]?.n) > 0) break;
+          assert.equal(settled, false, 'the enrollment finished without waiting for the key row');
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await revoker.query('commit');
+        const res = await enrolling;
+        assert.equal(res.statusCode, 403, res.body);
+        assert.equal(errorCode(res), 'FLT_REGKEY_REVOKED');
+      } finally {
+        await revoker.query('rollback').catch(() => undefined);
+        await revoker.end();
+      }
+      assert.deepEqual(await snapshot(t), before, 'the refused enrollment wrote nothing');
+    });
+  }
 
   void it('refuses an expired registration key', async () => {
     const { key, secret } = await createKey(t, { name: 'expiring', expiresIn: '1h' });
