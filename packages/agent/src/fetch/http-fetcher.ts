@@ -40,6 +40,7 @@ import type {
 import { getObjectFrame } from './object-get.js';
 import { readPack } from './pack-reader.js';
 import { TokenBucket } from './token-bucket.js';
+import type { BucketClock } from './token-bucket.js';
 
 export interface HttpFetcherOptions {
   /** Server base URL (`https://host[:port][/prefix]`). */
@@ -52,6 +53,8 @@ export interface HttpFetcherOptions {
   concurrency?: number;
   /** Bandwidth limit in bytes per second over all requests; 0 = unlimited (default). */
   bytesPerSecond?: number;
+  /** The bandwidth limit's clock and sleep (default: the real ones); tests record the waits. */
+  bandwidthClock?: BucketClock;
   /** Ids per pack request (default 1000). */
   batchSize?: number;
   /** Whole-stream codec asked of the pack endpoint (default zstd). */
@@ -74,7 +77,7 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher, TreeFetcher {
   private treesUnsupported = false;
 
   constructor(private readonly options: HttpFetcherOptions) {
-    this.bucket = new TokenBucket(options.bytesPerSecond ?? 0);
+    this.bucket = new TokenBucket(options.bytesPerSecond ?? 0, options.bandwidthClock);
   }
 
   async fetch(ids: readonly string[], sink: FetchSink, options: FetchRequestOptions = {}): Promise<void> {

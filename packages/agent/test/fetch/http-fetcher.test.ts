@@ -92,16 +92,72 @@ void test('an object the server lacks is a clear FLT_OBJECT_MISSING, by pack or 
   assert.equal(existsSync(local.pathOf('0'.repeat(64))), false);
 });
 
-void test('the token bucket lets an average rate through, bursting one second', async () => {
-  const now = 0;
-  const bucket = new TokenBucket(1000, () => now);
-  const started = now;
+/** A clock that only moves when the bucket sleeps (or the test says so); records each requested wait. */
+function recordingClock() {
+  const clock = {
+    ms: 0,
+    sleeps: [] as number[],
+    now: () => clock.ms,
+    sleep: (ms: number) => {
+      clock.sleeps.push(ms);
+      clock.ms += ms;
+      return Promise.resolve();
+    },
+  };
+  return clock;
+}
+
+const total = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+void test('the token bucket lets one second of bytes through at once, then asks to wait for the rest at its rate', async () => {
+  const clock = recordingClock();
+  const bucket = new TokenBucket(1000, clock);
   await bucket.take(500);
   await bucket.take(500);
-  assert.equal(now, started, 'within the burst: no wait');
-  // Past the burst the bucket goes into debt and take() sleeps; with a frozen clock the debt persists.
-  const unlimited = new TokenBucket(0, () => now);
+  assert.deepEqual(clock.sleeps, [], 'within the one-second burst: no wait');
+  await bucket.take(250);
+  assert.deepEqual(clock.sleeps, [250], '250 bytes past the burst at 1000 B/s: 250 ms');
+  await bucket.take(1000);
+  assert.deepEqual(clock.sleeps, [250, 1000], 'the 250 ms slept paid the debt; 1000 more bytes: 1 s');
+  // Idle time refills the bucket, but never beyond one second's worth.
+  clock.ms += 60_000;
+  await bucket.take(1000);
+  assert.deepEqual(clock.sleeps, [250, 1000], 'a full bucket after a pause');
+  await bucket.take(3000);
+  assert.deepEqual(clock.sleeps, [250, 1000, 3000], 'a minute idle banked one second, not sixty');
+  const unlimited = new TokenBucket(0, clock);
   await unlimited.take(1e12);
+  assert.deepEqual(clock.sleeps, [250, 1000, 3000], '0 B/s is unlimited');
+});
+
+void test('downloads, by pack and per object, wait out every byte past the first second at the configured rate', async (t) => {
+  const { server, fetcher, ids } = await setup(t);
+  const rate = 100_000;
+  for (const perObject of [false, true]) {
+    server.packDisabled = perObject;
+    const clock = recordingClock();
+    const local = await FsStore.open({ root: join(tempDir(t), 'cache') });
+    let wire = 0;
+    await fetcher({ packCodec: 'identity', bytesPerSecond: rate, bandwidthClock: clock }).fetch(ids, local, {
+      onWireBytes: (n) => (wire += n),
+    });
+    assert.deepEqual(await local.missing(ids), []);
+    assert.ok(wire > 3 * rate, `${wire} bytes came over the wire`);
+    // Every byte past the one-second burst costs 1/rate s of wait: the waits asked for add up to
+    // that (each rounded up to a whole millisecond, which the next wait takes back).
+    const expectedMs = ((wire - rate) / rate) * 1000;
+    const askedMs = total(clock.sleeps);
+    const how = perObject ? 'per object' : 'by pack';
+    assert.ok(
+      askedMs >= expectedMs - 1e-6,
+      `${how}: waited ${askedMs} ms for ${wire} bytes, want ${expectedMs}`,
+    );
+    assert.ok(
+      askedMs <= expectedMs + 1,
+      `${how}: waited ${askedMs} ms for ${wire} bytes, want ${expectedMs}`,
+    );
+  }
+  assert.ok(server.objectGets.length >= ids.length, 'the second round came per object');
 });
 
 void test(
