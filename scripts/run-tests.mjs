@@ -26,8 +26,10 @@ function find(dir, out = []) {
   return out;
 }
 
+// bench/dist: the bench's own tests (no benchmark runs there; they need nothing the suite lacks).
 const dists = [
   ...readdirSync(join(root, 'packages')).map((p) => join(root, 'packages', p, 'dist', 'test')),
+  join(root, 'bench', 'dist'),
   join(root, 'test', 'e2e', 'dist'),
 ];
 const files = dists
