@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, readlinkSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { verifyTree } from '@flotilla/store';
@@ -166,8 +168,31 @@ void test('a corrupt chunk in the cache is removed, fetched again, and the updat
   );
 });
 
+/**
+ * Makes `dir` unwritable for this process until the returned function is called: its permission
+ * bits for a user; for root, whom permission bits do not stop, a read-only bind mount of it onto
+ * itself. Null when neither is possible (root without the right to mount).
+ */
+function makeUnwritable(dir: string): (() => void) | null {
+  if (process.getuid?.() !== 0) {
+    chmodSync(dir, 0o500);
+    return () => chmodSync(dir, 0o700);
+  }
+  try {
+    execFileSync('mount', ['--bind', dir, dir], { stdio: 'ignore' });
+  } catch {
+    return null;
+  }
+  try {
+    execFileSync('mount', ['-o', 'remount,bind,ro', dir], { stdio: 'ignore' });
+  } catch {
+    execFileSync('umount', [dir], { stdio: 'ignore' });
+    return null;
+  }
+  return () => execFileSync('umount', [dir], { stdio: 'ignore' });
+}
+
 void test('an unwritable data dir: a clear FLT_IO error is reported and the running release keeps running', async (t) => {
-  if (process.getuid?.() === 0) return t.skip('root ignores directory permissions');
   const store = await serverStore(t);
   const base = tempDir(t);
   const config = { files: { path: join(base, 'site') } };
@@ -183,15 +208,23 @@ void test('an unwritable data dir: a clear FLT_IO error is reported and the runn
   });
   const h = await harness(t, store);
   h.assign([v1]);
-  await h.converge();
+  assert.equal(await h.converge(), true);
   const releases = join(h.dataDir, 'apps/site/releases');
-  chmodSync(releases, 0o500);
-  t.after(() => chmodSync(releases, 0o700));
-  h.assign([v2]);
-  assert.equal(await h.converge(), false);
+  const restore = makeUnwritable(releases);
+  if (!restore)
+    return t.skip('running as root without the right to mount: cannot make a directory unwritable');
+  try {
+    // The new release directory cannot be created: EACCES for a user, EROFS for root.
+    await assert.rejects(writeFile(join(releases, 'probe'), ''), { code: /^(EACCES|EROFS)$/ });
+    h.assign([v2]);
+    assert.equal(await h.converge(), false);
+  } finally {
+    restore();
+  }
   const failed = h.reports.find((r) => r.phase === 'failed');
-  assert.equal(failed?.error?.code, 'FLT_IO');
+  assert.equal(failed?.error?.code, 'FLT_IO', JSON.stringify(failed?.error));
   assert.equal(readFileSync(join(base, 'site/a.txt'), 'utf8'), 'one');
+  assert.equal(h.engine.records.installed('site').current?.root, v1.root);
 });
 
 void test('an invalid runtime configuration is refused before anything is fetched', async (t) => {
