@@ -18,6 +18,7 @@ import { openDatabase } from './db/open.js';
 import type { OpenDatabase } from './db/open.js';
 import { registerDeviceApi } from './devices/index.js';
 import { installOperatorAuth } from './http/auth.js';
+import { closeConnectionsOnClose } from './http/drain.js';
 import { clientErrorHandler, installErrorHandling } from './http/errors.js';
 import { installHttpMetrics } from './http/metrics.js';
 import { installOpenApi } from './http/openapi.js';
@@ -98,6 +99,7 @@ async function createFastify(
     // logged at debug below, errors by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
   });
+  closeConnectionsOnClose(app);
   app.addHook('onResponse', (request, reply, done) => {
     request.log.debug(
       {
