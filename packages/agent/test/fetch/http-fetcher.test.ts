@@ -73,11 +73,19 @@ void test('a cut per-object transfer resumes with Range from the partial file', 
   assert.deepEqual(readdirSync(join(base, 'partial')), [], 'partial files are removed once stored');
 });
 
-void test('a tampered object is refused (FLT_HASH_MISMATCH) and never stored', async (t) => {
-  const { server, local, fetcher, release } = await setup(t);
+void test('a tampered object is refused (FLT_HASH_MISMATCH) and never stored, by pack or per object', async (t) => {
+  const { server, local, fetcher, release, store } = await setup(t);
   server.tamper.add(release.root);
   await assert.rejects(fetcher().fetch([release.root], local), { code: 'FLT_HASH_MISMATCH' });
   assert.equal(await local.has(release.root), false);
+  // Per object: the frame decodes (its codec and length are intact) to other content than its id.
+  const chunk = (await store.list().next()).value as string;
+  server.tamper.clear();
+  server.tamper.add(chunk);
+  server.packDisabled = true;
+  await assert.rejects(fetcher().fetch([chunk], local), { code: 'FLT_HASH_MISMATCH' });
+  assert.equal(await local.has(chunk), false);
+  assert.ok(server.objectGets.includes(chunk), 'it came per object');
 });
 
 void test('an object the server lacks is a clear FLT_OBJECT_MISSING, by pack or per object', async (t) => {

@@ -9,7 +9,16 @@ import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { ObjectRoutes, PACK_CODEC_HEADER } from '@flotilla/protocol';
 import type { DeltaPair } from '@flotilla/protocol';
-import { DeltaKind, deltaRecordBytes, encodeDelta, parseFileObject, readFileContent } from '@flotilla/store';
+import {
+  DeltaKind,
+  decodeFrame,
+  deltaRecordBytes,
+  encodeDelta,
+  encodeFrame,
+  parseFileObject,
+  readFileContent,
+  readFrameHeader,
+} from '@flotilla/store';
 import type { DeltaRecord, FsStore } from '@flotilla/store';
 import { compress } from 'zstd-napi';
 
@@ -23,7 +32,7 @@ export interface ObjectServer {
   ranges: string[];
   /** Cut the next N responses after this many body bytes. */
   cut: { afterBytes: number; times: number } | null;
-  /** Serve these ids with bytes flipped (tampering). */
+  /** Serve these ids with their first byte flipped (tampering), in packs and per-object frames. */
   tamper: Set<string>;
   packDisabled: boolean;
   /**
@@ -143,6 +152,7 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
       } catch {
         return send(res, 404, {}, Buffer.from('{"error":{"code":"FLT_OBJECT_MISSING","message":"no"}}'));
       }
+      if (state.tamper.has(id)) frame = tamperedFrame(frame);
       const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
       if (range) {
         state.ranges.push(`${id}:${range[1]}`);
@@ -170,4 +180,12 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
       server.close(() => resolve());
     });
   return state;
+}
+
+/** `frame` re-encoded (same codec) around its content with the first byte flipped: it decodes, to other bytes. */
+export function tamperedFrame(frame: Buffer): Buffer {
+  const { codec } = readFrameHeader(frame);
+  const content = decodeFrame(frame);
+  content[0] = (content[0] ?? 0) ^ 0xff;
+  return encodeFrame(content, { codec });
 }
