@@ -5,11 +5,16 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import { connect, createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { ObjectRoutes } from '@flotilla/protocol';
+import { decodeFrame, encodeFrame, readFrameHeader } from '@flotilla/store';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root (this file is compiled to test/e2e/dist/). */
@@ -227,5 +232,94 @@ export class Api {
     });
     const text = await r.text();
     return { status: r.status, body: (text ? JSON.parse(text) : null) as T };
+  }
+}
+
+/**
+ * A reverse proxy in front of the server, as a CDN or a hostile network path would be, that can
+ * alter objects in transit. While `tamper` names object ids, the pack, tree-pack and delta routes
+ * answer 404 (what an older server answers: the agent falls back to one GET per object) and each
+ * named object's frame is served re-encoded around content whose first byte is flipped, so that
+ * it decodes cleanly to bytes that do not hash to its id. Everything else, WebSocket upgrades
+ * included, passes through unchanged.
+ */
+export class TamperingProxy {
+  readonly tamper = new Set<string>();
+  /** Ids whose altered frame was served. */
+  readonly served = new Set<string>();
+  url = '';
+  private server: HttpServer | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly target: string) {}
+
+  async start(): Promise<void> {
+    const target = new URL(this.target);
+    const upstream = { host: target.hostname, port: Number(target.port) };
+    this.server = createHttpServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://x').pathname;
+      if (
+        this.tamper.size > 0 &&
+        req.method === 'POST' &&
+        [ObjectRoutes.pack, ObjectRoutes.treePack, ObjectRoutes.deltas].includes(path as never)
+      ) {
+        req.resume();
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{}');
+        return;
+      }
+      const id = /^\/api\/v1\/objects\/([0-9a-f]{64})$/.exec(path)?.[1];
+      const forward = httpRequest(
+        { ...upstream, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          if (!id || !this.tamper.has(id) || answer.statusCode !== 200) {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+            return;
+          }
+          const parts: Buffer[] = [];
+          answer.on('data', (b: Buffer) => parts.push(b));
+          answer.on('end', () => {
+            const frame = Buffer.concat(parts);
+            const content = decodeFrame(frame);
+            content[0] = (content[0] ?? 0) ^ 0xff;
+            const altered = encodeFrame(content, { codec: readFrameHeader(frame).codec });
+            this.served.add(id);
+            res.writeHead(200, { ...answer.headers, 'content-length': String(altered.length) }).end(altered);
+          });
+        },
+      );
+      forward.on('error', () => res.destroy());
+      req.pipe(forward);
+    });
+    // WebSocket (and any other) upgrades: the raw bytes both ways.
+    this.server.on('upgrade', (req, socket: Socket, head: Buffer) => {
+      const up = connect(upstream.port, upstream.host, () => {
+        const lines = [`${req.method} ${req.url} HTTP/1.1`];
+        for (let i = 0; i < req.rawHeaders.length; i += 2)
+          lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+        up.write(`${lines.join('\r\n')}\r\n\r\n`);
+        up.write(head);
+        up.pipe(socket);
+        socket.pipe(up);
+      });
+      this.sockets.add(up).add(socket);
+      const drop = () => {
+        up.destroy();
+        socket.destroy();
+      };
+      up.on('error', drop).on('close', drop);
+      socket.on('error', drop).on('close', drop);
+    });
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

@@ -2,16 +2,19 @@
  * Signed releases and delta updates, end to end through real processes: offline keys made by the
  * CLI, a release pushed (only missing chunks uploaded) and signed offline, deployed to a real agent
  * that verifies it with TUF against the image repository and its director, installs it atomically,
- * and reports each phase. Then an update that moves only what changed, and a tampered object on
- * the server's disk that the agent refuses, reporting why, while the old release keeps serving.
+ * and reports each phase. Then an update that moves only what changed; a chunk altered in transit
+ * (a proxy in front of the server) that the agent refuses on arrival as FLT_HASH_MISMATCH; and
+ * objects altered on the server's disk, that the server itself refuses to serve. Each time the
+ * reason is reported and the old release keeps serving.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
+import { basename, dirname, join } from 'node:path';
+import { decodeFrame } from '@flotilla/store';
+import { ADMIN_PASSWORD, Api, Cluster, TamperingProxy, cliBin, waitFor } from './harness.js';
 
 interface DeviceApp {
   app: string;
@@ -36,6 +39,9 @@ async function writeTree(dir: string, files: Record<string, string | Buffer>): P
 
 void describe('signed releases delivered to three real agents', () => {
   const cluster = new Cluster();
+  let proxy: TamperingProxy | undefined;
+  /** The agent that reaches the server through `proxy`. */
+  let proxiedId = '';
   let api: Api;
   let url: string;
   let serverData: string;
@@ -134,10 +140,13 @@ void describe('signed releases delivered to three real agents', () => {
       tags: ['rel'],
       autoAccept: true,
     });
+    proxy = new TamperingProxy(url);
+    await proxy.start();
     const dirs = new Map<string, string>();
     for (let i = 0; i < 3; i++) {
       const a = await cluster.startAgent({
-        server: url,
+        // rel-2 goes through the proxy, which passes everything through until a test tampers.
+        server: i === 2 ? proxy.url : url,
         registrationKey: key.body.secret,
         facts: { name: `rel-${i}` },
       });
@@ -150,7 +159,10 @@ void describe('signed releases delivered to three real agents', () => {
           'GET',
           `/api/v1/devices?filter=${encodeURIComponent('tags==rel;status==accepted')}`,
         );
-        for (const d of r.body.items) agents.set(d.id, dirs.get(String(d.facts.name))!);
+        for (const d of r.body.items) {
+          agents.set(d.id, dirs.get(String(d.facts.name))!);
+          if (d.facts.name === 'rel-2') proxiedId = d.id;
+        }
         return agents.size === 3;
       },
       60_000,
@@ -159,7 +171,10 @@ void describe('signed releases delivered to three real agents', () => {
     const init = cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]);
     assert.equal(init.code, 0, init.stderr);
   });
-  after(() => cluster.cleanup());
+  after(async () => {
+    await cluster.cleanup();
+    await proxy?.stop();
+  });
 
   void test('v1 is pushed, signed offline, deployed to three agents, verified and installed', async () => {
     const v1 = push('1.0.0');
@@ -240,41 +255,88 @@ void describe('signed releases delivered to three real agents', () => {
     assert.ok(served && Number(served[1]) > 0, 'tree packs were served');
   });
 
-  void test('an object altered on the server disk is refused, reported, and v2 keeps serving', async () => {
-    files['assets/new.bin'] = randomBytes(30 * 1024);
+  /** Waits until `deviceId` settled on `targetPath` and asserts it gave it up; returns the report. */
+  async function waitFailed(deviceId: string, targetPath: string): Promise<DeviceApp> {
+    let last: DeviceApp | undefined;
+    return waitFor(
+      `${targetPath} refused on ${deviceId}`,
+      async () => {
+        const a = (last = await appState(deviceId));
+        if (a?.desired !== targetPath) return null;
+        return a.phase === 'committed' || a.phase === 'failed' || a.phase === 'rolled-back' ? a : null;
+      },
+      90_000,
+    ).then(
+      (a) => {
+        assert.notEqual(a.phase, 'committed', `${targetPath} was installed on ${deviceId}`);
+        return a;
+      },
+      (e: unknown) => {
+        const logs = cluster.procs
+          .filter((p) => p.name.startsWith('agent'))
+          .map((p) => p.output().slice(-2000));
+        throw new Error(
+          `${e instanceof Error ? e.message : String(e)}; last ${JSON.stringify(last)}\n${logs.join('\n')}`,
+        );
+      },
+    );
+  }
+
+  /** Pushes `version` and returns it with the objects the push added to the server's store. */
+  async function pushAdding(version: string): Promise<{ pushed: PushResult; added: string[] }> {
+    const objectsDir = join(serverData, 'objects', 'objects');
+    const before = new Set(await listObjects(objectsDir));
+    const pushed = push(version);
+    const added = (await listObjects(objectsDir)).filter((p) => !before.has(p));
+    assert.ok(added.length > 0, `${version} added objects on the server`);
+    return { pushed, added };
+  }
+
+  void test('a chunk altered in transit is refused on arrival (FLT_HASH_MISMATCH), reported, and v2.1 keeps serving', async () => {
+    const transit = randomBytes(30 * 1024);
+    files['assets/transit.bin'] = transit;
     files['index.html'] = Buffer.from('<h1>v3</h1>\n');
     await writeTree(join(work, 'src'), files);
-    const before = new Set(await listObjects(join(serverData, 'objects', 'objects')));
-    const v3 = push('3.0.0');
-    const added = (await listObjects(join(serverData, 'objects', 'objects'))).filter((p) => !before.has(p));
-    assert.ok(added.length > 0, 'v3 added objects on the server');
-    // Flip bytes in every object v3 added (its chunks and tree objects), keeping the lengths.
+    const { pushed: v3, added } = await pushAdding('3.0.0');
+    // The chunks of transit.bin: the new objects whose content lies in the file (tree objects do not).
+    const chunks: string[] = [];
+    for (const p of added) {
+      const content = decodeFrame(await readFile(p));
+      if (content.length > 0 && transit.includes(content)) chunks.push(basename(dirname(p)) + basename(p));
+    }
+    assert.ok(chunks.length > 0, 'transit.bin has chunks of its own');
+    for (const id of chunks) proxy!.tamper.add(id);
+    assert.equal(cli(['deploy', 'web@3.0.0', '--device', proxiedId]).code, 0);
+    const failed = await waitFailed(proxiedId, v3.targetPath);
+    assert.equal(failed.error?.code, 'FLT_HASH_MISMATCH', JSON.stringify(failed.error));
+    assert.ok(
+      chunks.some((id) => proxy!.served.has(id)),
+      'the altered chunk reached the agent (it was not refused before)',
+    );
+    assert.equal((await installed(proxiedId, 'index.html')).toString(), '<h1>v2</h1>\n');
+    assert.notEqual((await appState(proxiedId))?.current, v3.targetPath);
+  });
+
+  void test('objects altered on the server disk are refused by the server itself, reported, and v2.1 keeps serving', async () => {
+    files['assets/new.bin'] = randomBytes(30 * 1024);
+    files['index.html'] = Buffer.from('<h1>v4</h1>\n');
+    await writeTree(join(work, 'src'), files);
+    const { pushed: v4, added } = await pushAdding('4.0.0');
+    // Flip bytes in every object v4 added (its chunks and tree objects, the root object among
+    // them), keeping the lengths.
     for (const p of added) {
       const buf = await readFile(p);
       buf[buf.length - 1] = (buf[buf.length - 1] ?? 0) ^ 0xff;
       await writeFile(p, buf);
     }
-    const [deviceId] = [...agents.keys()];
-    assert.equal(cli(['deploy', 'web@3.0.0', '--device', deviceId!]).code, 0);
-    let last: DeviceApp | undefined;
-    const failed = await waitFor(
-      'v3 refused',
-      async () => {
-        const a = (last = await appState(deviceId!));
-        return a?.desired === v3.targetPath && (a.phase === 'failed' || a.phase === 'rolled-back') ? a : null;
-      },
-      90_000,
-    ).catch((e: unknown) => {
-      const logs = cluster.procs
-        .filter((p) => p.name.startsWith('agent'))
-        .map((p) => p.output().slice(-2000));
-      throw new Error(
-        `${e instanceof Error ? e.message : String(e)}; last ${JSON.stringify(last)}\n${logs.join('\n')}`,
-      );
-    });
-    assert.ok(failed.error?.code, 'the reason is reported with a code');
-    assert.equal((await installed(deviceId!, 'index.html')).toString(), '<h1>v2</h1>\n');
-    assert.notEqual((await appState(deviceId!))?.current, v3.targetPath);
+    const deviceId = [...agents.keys()].find((id) => id !== proxiedId)!;
+    assert.equal(cli(['deploy', 'web@4.0.0', '--device', deviceId]).code, 0);
+    const failed = await waitFailed(deviceId, v4.targetPath);
+    // The server checks what it reads against its id and refuses to serve the root object (the
+    // pack request for it fails with HTTP 400): the agent reports the refusal, never the bytes.
+    assert.equal(failed.error?.code, 'FLT_BAD_REQUEST', JSON.stringify(failed.error));
+    assert.equal((await installed(deviceId, 'index.html')).toString(), '<h1>v2</h1>\n');
+    assert.notEqual((await appState(deviceId))?.current, v4.targetPath);
   });
 });
 
