@@ -4,13 +4,19 @@ import {
   DeployResponse,
   DeployStatus,
   DeviceAppList,
+  PutSecretsResponse,
   Release,
   ReleaseDiff,
   ReleaseList,
   ReleaseRoutes,
   routePath,
 } from '@flotilla/protocol';
-import type { CreateReleaseRequest, DeployRequest, DeviceAppAction } from '@flotilla/protocol';
+import type {
+  CreateReleaseRequest,
+  DeployRequest,
+  DeviceAppAction,
+  PutSecretsRequest,
+} from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
 
 // Either the bare entity or `{ release: … }`, as api/operator.ts accepts for other entities.
@@ -19,6 +25,8 @@ const unwrap = (r: Release | { release: Release }): Release => ('release' in r ?
 
 export const createRelease = (c: ApiClient, req: CreateReleaseRequest) =>
   c.request('POST', ReleaseRoutes.releases, ReleaseOrWrapped, { body: req }).then(unwrap);
+export const putSecrets = (c: ApiClient, app: string, version: string, req: PutSecretsRequest) =>
+  c.request('PUT', routePath(ReleaseRoutes.secrets, { app, version }), PutSecretsResponse, { body: req });
 export const listReleases = (c: ApiClient, app: string | undefined) =>
   c.request('GET', ReleaseRoutes.releases, ReleaseList, { query: { app } });
 export const getRelease = (c: ApiClient, app: string, version: string) =>
