@@ -237,7 +237,9 @@ void describe('a secret environment variable, sealed to the one device it is dep
       assert.ok(!text.includes(apiKey) && !text.includes(dbPassword), `${f} holds a secret value`);
     }
     const latest = targetsFiles.sort((a, b) => parseInt(b) - parseInt(a))[0]!;
-    const signed = JSON.parse(await readFile(join(serverData, 'tuf', 'image', latest), 'utf8')) as TargetsFile;
+    const signed = JSON.parse(
+      await readFile(join(serverData, 'tuf', 'image', latest), 'utf8'),
+    ) as TargetsFile;
     const custom = signed.signed.targets[v1.targetPath]!.custom;
     assert.deepEqual(Object.keys(custom.secrets as object).sort(), ['API_KEY', 'DB_PASSWORD']);
     assert.deepEqual((custom.config as { process: { env: unknown } }).process.env, {
@@ -297,7 +299,9 @@ void describe('a secret environment variable, sealed to the one device it is dep
     const db = new Database(join(serverData, 'flotilla.db'));
     try {
       const changed = db
-        .prepare("UPDATE release_secrets SET ciphertext = ? WHERE app = ? AND version = '2.0.0' AND name = 'API_KEY'")
+        .prepare(
+          "UPDATE release_secrets SET ciphertext = ? WHERE app = ? AND version = '2.0.0' AND name = 'API_KEY'",
+        )
         .run(Buffer.concat([iv, cipher.getAuthTag(), ct]).toString('base64url'), APP);
       assert.equal(changed.changes, 1);
     } finally {
@@ -366,7 +370,8 @@ void describe('a secret environment variable, sealed to the one device it is dep
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     }
     for (const out of outputs)
-      for (const value of [apiKey, dbPassword]) assert.ok(!out.includes(value), 'a CLI output shows a secret');
+      for (const value of [apiKey, dbPassword])
+        assert.ok(!out.includes(value), 'a CLI output shows a secret');
     for (const value of [apiKey, dbPassword, forged]) {
       assert.ok(!serverProc.output().includes(value), 'the server logged a secret');
       for (const a of agents.values()) assert.ok(!a.output().includes(value), 'an agent logged a secret');

@@ -17,10 +17,7 @@ export async function readSecretFromStdin(
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += buf.length;
     if (size > maxBytes) {
-      throw new FlotillaError(
-        'FLT_VALIDATION',
-        `the ${what} on stdin is longer than ${maxBytes} bytes`,
-      );
+      throw new FlotillaError('FLT_VALIDATION', `the ${what} on stdin is longer than ${maxBytes} bytes`);
     }
     chunks.push(buf);
   }

@@ -50,7 +50,12 @@ void describe('release push with secrets', () => {
     );
 
   void test('a literal value, a missing value and a second stdin are refused before anything is sent', async () => {
-    const literal = await push('0.1', ['--config-file', join(work, 'api.json'), '--secret', 'TOKEN=plain-text-value']);
+    const literal = await push('0.1', [
+      '--config-file',
+      join(work, 'api.json'),
+      '--secret',
+      'TOKEN=plain-text-value',
+    ]);
     assert.notEqual(literal.code, 0);
     assert.match(literal.stderr, /never literally/);
     assert.ok(!literal.stderr.includes('plain-text-value'));
@@ -59,14 +64,26 @@ void describe('release push with secrets', () => {
     assert.match(missing.stderr, /TOKEN/);
     const unset = await push('0.1', ['--secret-env', 'NOT_SET_ANYWHERE']);
     assert.match(unset.stderr, /not set/);
-    const twice = await push('0.1', ['--config-file', join(work, 'api.json'), '--secret', 'TOKEN=-', '--passphrase-stdin'], PASSPHRASE);
+    const twice = await push(
+      '0.1',
+      ['--config-file', join(work, 'api.json'), '--secret', 'TOKEN=-', '--passphrase-stdin'],
+      PASSPHRASE,
+    );
     assert.match(twice.stderr, /stdin is already used/);
   });
 
   void test('values from stdin and the environment: the signed target holds names and commitments only', async () => {
     const res = await push(
       '1.0.0',
-      ['--config-file', join(work, 'api.json'), '--secret', 'TOKEN=-', '--secret-env', 'DB_PASSWORD=DB_PW', '--json'],
+      [
+        '--config-file',
+        join(work, 'api.json'),
+        '--secret',
+        'TOKEN=-',
+        '--secret-env',
+        'DB_PASSWORD=DB_PW',
+        '--json',
+      ],
       `${token}\n`,
     );
     assert.equal(res.code, 0, res.stderr);
@@ -84,7 +101,10 @@ void describe('release push with secrets', () => {
       secrets: Record<string, string>;
     };
     // --secret-env of a name the config does not use becomes an env var of the same name.
-    assert.deepEqual(custom.config.process.env, { TOKEN: { $secret: 'TOKEN' }, DB_PASSWORD: { $secret: 'DB_PASSWORD' } });
+    assert.deepEqual(custom.config.process.env, {
+      TOKEN: { $secret: 'TOKEN' },
+      DB_PASSWORD: { $secret: 'DB_PASSWORD' },
+    });
     assert.deepEqual(Object.keys(custom.secrets).sort(), ['DB_PASSWORD', 'TOKEN']);
     assert.notEqual(custom.secrets.TOKEN, secretCommitment('TOKEN', { value: token, nonce: '0'.repeat(64) }));
     const human = await srv.run(['release', 'show', 'api@1.0.0'], {});
@@ -95,5 +115,14 @@ void describe('release push with secrets', () => {
         assert.ok(!r.stdout.includes(value) && !r.stderr.includes(value), 'an output shows a secret value');
     const targetsText = JSON.stringify(targets!.toJSON());
     assert.ok(!targetsText.includes(token) && !targetsText.includes(password));
+  });
+
+  void test('reveal-secret prints the value alone, for an admin', async () => {
+    const r = await srv.run(['release', 'reveal-secret', 'api@1.0.0', 'TOKEN'], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${token}\n`);
+    const none = await srv.run(['release', 'reveal-secret', 'api@1.0.0', 'NOPE'], {});
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /FLT_SECRET_MISSING|no stored secret/);
   });
 });

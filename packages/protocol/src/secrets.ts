@@ -10,6 +10,7 @@
  * keys) can withhold a secret but never make a device run with a value the operator did not sign.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { webcrypto } from 'node:crypto';
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { Type } from '@sinclair/typebox';
@@ -168,12 +169,18 @@ export async function sealSecret(
       cause,
     });
   }
-  const recipientPublicKey = await suite.kem.importKey('raw', toArrayBuffer(xPublic), true);
+  // @hpke/core types keys as the DOM's CryptoKey, which is Node's webcrypto.CryptoKey here.
+  const recipientPublicKey = (await suite.kem.importKey(
+    'raw',
+    toArrayBuffer(xPublic),
+    true,
+  )) as unknown as webcrypto.CryptoKey;
   const plaintext = Buffer.concat([Buffer.from(opening.nonce, 'hex'), Buffer.from(opening.value, 'utf8')]);
-  const { enc, ct } = await suite.seal(
+  const sealed = await suite.seal(
     { recipientPublicKey, info: toArrayBuffer(info(ctx)) },
     toArrayBuffer(plaintext),
   );
+  const { enc, ct } = sealed;
   plaintext.fill(0);
   return Buffer.concat([Buffer.from(enc), Buffer.from(ct)]).toString('base64url');
 }
@@ -197,14 +204,18 @@ export async function openSealedSecret(
   if (bytes.length < 32 + 16 + 32 || bytes.toString('base64url') !== sealed) throw refuse('malformed');
   const xSecret = ed25519.utils.toMontgomerySecret(deviceSeed);
   try {
-    const recipientKey = await suite.kem.deserializePrivateKey(toArrayBuffer(xSecret));
-    const plain = Buffer.from(
-      await suite.open(
-        { recipientKey, enc: toArrayBuffer(bytes.subarray(0, 32)), info: toArrayBuffer(info(ctx)) },
-        toArrayBuffer(bytes.subarray(32)),
-      ),
+    const recipientKey = (await suite.kem.deserializePrivateKey(
+      toArrayBuffer(xSecret),
+    )) as unknown as webcrypto.CryptoKey;
+    const opened = await suite.open(
+      { recipientKey, enc: toArrayBuffer(bytes.subarray(0, 32)), info: toArrayBuffer(info(ctx)) },
+      toArrayBuffer(bytes.subarray(32)),
     );
-    const opening = { nonce: plain.subarray(0, 32).toString('hex'), value: plain.subarray(32).toString('utf8') };
+    const plain = Buffer.from(opened);
+    const opening = {
+      nonce: plain.subarray(0, 32).toString('hex'),
+      value: plain.subarray(32).toString('utf8'),
+    };
     plain.fill(0);
     return opening;
   } catch (cause) {

@@ -43,7 +43,10 @@ export class ProcessRuntime implements Runtime {
     let values: Record<string, string> = {};
     if (release.secrets !== undefined && Object.keys(release.secrets).length > 0) {
       if (!this.secrets)
-        throw new FlotillaError('FLT_SECRET_MISSING', `${release.targetPath} has secrets, and this agent has no identity key to open them`);
+        throw new FlotillaError(
+          'FLT_SECRET_MISSING',
+          `${release.targetPath} has secrets, and this agent has no identity key to open them`,
+        );
       values = await this.secrets.open(release);
     }
     return appEnv(ctx, resolveEnv(env, values));

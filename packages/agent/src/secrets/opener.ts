@@ -75,9 +75,13 @@ export function resolveEnv(
     }
     const secret = values[value.$secret];
     if (secret === undefined)
-      throw new FlotillaError('FLT_SECRET_MISSING', `environment variable ${key} names secret ${value.$secret}, which was not opened`, {
-        details: { env: key, secret: value.$secret },
-      });
+      throw new FlotillaError(
+        'FLT_SECRET_MISSING',
+        `environment variable ${key} names secret ${value.$secret}, which was not opened`,
+        {
+          details: { env: key, secret: value.$secret },
+        },
+      );
     resolved[key] = secret;
   }
   return resolved;

@@ -119,11 +119,7 @@ function agree(directorTarget: TargetFile, imageTarget: TargetFile | undefined):
   // The rollout and the sealed secrets are the director's own; every other field must be the
   // offline-signed one. Sealed secrets are checked against the signed commitments when opened.
   const { rollout, sealedSecrets, ...directorRelease } = fromDirector.custom;
-  const {
-    rollout: _imageRollout,
-    sealedSecrets: _imageSealed,
-    ...imageRelease
-  } = fromImage.custom;
+  const { rollout: _imageRollout, sealedSecrets: _imageSealed, ...imageRelease } = fromImage.custom;
   if (!isDeepStrictEqual(directorRelease, imageRelease))
     throw mismatch('release fields', { director: directorRelease, image: imageRelease });
   return {

@@ -277,7 +277,10 @@ export class UpdateEngine {
   private async checkSecrets(release: ReleaseSpec): Promise<void> {
     if (release.secrets === undefined || Object.keys(release.secrets).length === 0) return;
     if (!this.options.secrets)
-      throw new FlotillaError('FLT_SECRET_MISSING', `${release.targetPath} has secrets, and this agent cannot open them`);
+      throw new FlotillaError(
+        'FLT_SECRET_MISSING',
+        `${release.targetPath} has secrets, and this agent cannot open them`,
+      );
     await this.options.secrets.open(release);
   }
 

@@ -97,7 +97,11 @@ void test('a sealed secret reaches the app env only; tampered, substituted, fore
   assert.equal(h.engine.records.installed('api').current?.root, v1.root);
 
   const cases: [string, ReleaseSpec, string][] = [
-    ['tampered ciphertext', await withSecret(await release('2'), { tamper: true }), 'FLT_SECRET_SEALED_INVALID'],
+    [
+      'tampered ciphertext',
+      await withSecret(await release('2'), { tamper: true }),
+      'FLT_SECRET_SEALED_INVALID',
+    ],
     [
       'a value the server substituted',
       await withSecret(await release('3'), { sealedValue: 'forged-value' }),

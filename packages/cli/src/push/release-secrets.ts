@@ -69,7 +69,10 @@ export async function releaseSecrets(
   const add = (name: string, value: string, flag: string) => {
     if (values.has(name)) throw new FlotillaError('FLT_VALIDATION', `${flag}: secret ${name} is given twice`);
     if (Buffer.byteLength(value) > MAX_SECRET_BYTES)
-      throw new FlotillaError('FLT_LIMIT_EXCEEDED', `secret ${name} is larger than ${MAX_SECRET_BYTES} bytes`);
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `secret ${name} is larger than ${MAX_SECRET_BYTES} bytes`,
+      );
     values.set(name, value);
   };
   let stdinUsed = src.stdinTaken;
@@ -110,7 +113,10 @@ export async function releaseSecrets(
     const variable = eq < 0 ? name : arg.slice(eq + 1);
     const value = src.env[variable];
     if (value === undefined)
-      throw new FlotillaError('FLT_VALIDATION', `--secret-env ${name}: environment variable ${variable} is not set`);
+      throw new FlotillaError(
+        'FLT_VALIDATION',
+        `--secret-env ${name}: environment variable ${variable} is not set`,
+      );
     add(name, value, '--secret-env');
   }
 

@@ -9,6 +9,7 @@ import {
   ReleaseDiff,
   ReleaseList,
   ReleaseRoutes,
+  RevealSecretResponse,
   routePath,
 } from '@flotilla/protocol';
 import type {
@@ -27,6 +28,10 @@ export const createRelease = (c: ApiClient, req: CreateReleaseRequest) =>
   c.request('POST', ReleaseRoutes.releases, ReleaseOrWrapped, { body: req }).then(unwrap);
 export const putSecrets = (c: ApiClient, app: string, version: string, req: PutSecretsRequest) =>
   c.request('PUT', routePath(ReleaseRoutes.secrets, { app, version }), PutSecretsResponse, { body: req });
+export const revealSecret = (c: ApiClient, app: string, version: string, name: string) =>
+  c.request('POST', routePath(ReleaseRoutes.secretReveal, { app, version, name }), RevealSecretResponse, {
+    body: {},
+  });
 export const listReleases = (c: ApiClient, app: string | undefined) =>
   c.request('GET', ReleaseRoutes.releases, ReleaseList, { query: { app } });
 export const getRelease = (c: ApiClient, app: string, version: string) =>

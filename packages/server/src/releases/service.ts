@@ -133,7 +133,8 @@ export async function createRelease(
   checkSecretDeclarations(config, commitments);
   const targetPath = releaseTargetPath(input.app, input.version, input.rootObject);
   const existing = await findRelease(ctx.db, input.app, input.version);
-  if (existing) return { release: await sameOrConflict(svc, existing, input, config, creator), created: false };
+  if (existing)
+    return { release: await sameOrConflict(svc, existing, input, config, creator), created: false };
 
   const scan = await scanTree(svc.store, input.rootObject);
   // Validates the custom fields (config size, names) before anything is written.

@@ -79,7 +79,8 @@ export async function putSecrets(
       `${app}@${version} commits to no secret named ${unknown.join(', ')}`,
       { details: { unknown } },
     );
-  for (const name of names) checkSecretOpening(name, commitments[name]!, openings[name]!, `${app}@${version}`);
+  for (const name of names)
+    checkSecretOpening(name, commitments[name]!, openings[name]!, `${app}@${version}`);
   const now = ctx.clock.now().toISOString();
   await ctx.db.transaction().execute(async (trx) => {
     for (const name of names) {
@@ -88,7 +89,9 @@ export async function putSecrets(
         .insertInto('release_secrets')
         .values({ app, version, name, ciphertext, created_at: now, created_by: actor.username })
         .onConflict((oc) =>
-          oc.columns(['app', 'version', 'name']).doUpdateSet({ ciphertext, created_at: now, created_by: actor.username }),
+          oc
+            .columns(['app', 'version', 'name'])
+            .doUpdateSet({ ciphertext, created_at: now, created_by: actor.username }),
         )
         .execute();
     }

@@ -151,7 +151,12 @@ export class DirectorRepository {
         ...(sealedSecrets !== undefined && { sealedSecrets }),
       };
       const committed = Object.keys(custom.secrets ?? {}).sort();
-      if (committed.join() !== Object.keys(sealedSecrets ?? {}).sort().join())
+      if (
+        committed.join() !==
+        Object.keys(sealedSecrets ?? {})
+          .sort()
+          .join()
+      )
         throw new FlotillaError(
           'FLT_SECRET_MISSING',
           `${path}: the director must carry exactly the release's secrets, sealed to the device`,

@@ -50,7 +50,13 @@ forEachDialect((dialect) => {
   void test('a release must commit to exactly the secrets its config references', async () => {
     const tree = await treeOf({ 'api.js': 'api' });
     await pushTree(t, tree);
-    const undeclared = await createRelease(t, { app: 'api', version: '1', runtime: 'process', rootObject: tree.root, config });
+    const undeclared = await createRelease(t, {
+      app: 'api',
+      version: '1',
+      runtime: 'process',
+      rootObject: tree.root,
+      config,
+    });
     assert.equal(errorCode(undeclared), 'FLT_VALIDATION');
     const res = await t.app.inject({
       method: 'POST',
@@ -70,7 +76,14 @@ forEachDialect((dialect) => {
       method: 'POST',
       url: ReleaseRoutes.releases,
       headers: bearer(t.adminToken),
-      payload: { app: 'api', version: '1', runtime: 'process', rootObject: tree.root, config, secrets: { API_KEY: commitment } },
+      payload: {
+        app: 'api',
+        version: '1',
+        runtime: 'process',
+        rootObject: tree.root,
+        config,
+        secrets: { API_KEY: commitment },
+      },
     });
     assert.equal(ok.statusCode, 201, ok.body);
     release = ok.json<Release>();
@@ -118,13 +131,19 @@ forEachDialect((dialect) => {
         })
       ).rawPayload;
     const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-    const snapshot = parseMetadata('snapshot', await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`));
+    const snapshot = parseMetadata(
+      'snapshot',
+      await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
+    );
     const targetsBytes = await get(`${snapshot.signed.meta['targets.json']!.version}.targets.json`);
     assert.ok(!targetsBytes.includes(VALUE));
     const custom = parseMetadata('targets', targetsBytes).signed.targets[release.targetPath]!.custom;
     assert.deepEqual(custom.secrets, { API_KEY: commitment });
     const sealed = (custom.sealedSecrets as Record<string, string>).API_KEY!;
-    const seed = Buffer.from(createPrivateKey(device.kp.privateKeyPem).export({ format: 'jwk' }).d!, 'base64url');
+    const seed = Buffer.from(
+      createPrivateKey(device.kp.privateKeyPem).export({ format: 'jwk' }).d!,
+      'base64url',
+    );
     const ctx = { deviceId: device.id, targetPath: release.targetPath, name: 'API_KEY' };
     assert.deepEqual(await openSealedSecret(seed, ctx, sealed), opening);
     // Bound to its place: the same ciphertext does not open as another secret or release.
@@ -182,10 +201,16 @@ void test('the secrets key file: created 0600 once, refused when readable by oth
     assert.equal((await SecretVault.open(dir)).decrypt(place, ct).value, 'v', 'the same key on restart');
     assert.throws(() => vault.decrypt({ ...place, name: 'L' }, ct), /cannot be decrypted/);
     await chmod(join(dir, 'secrets.key'), 0o644);
-    await assert.rejects(SecretVault.open(dir), (e: unknown) => isFlotillaError(e) && e.code === 'FLT_KEY_FILE_UNSAFE_MODE');
+    await assert.rejects(
+      SecretVault.open(dir),
+      (e: unknown) => isFlotillaError(e) && e.code === 'FLT_KEY_FILE_UNSAFE_MODE',
+    );
     await rm(join(dir, 'secrets.key'));
     await writeFile(join(dir, 'secrets.key'), 'short\n', { mode: 0o600 });
-    await assert.rejects(SecretVault.open(dir), (e: unknown) => isFlotillaError(e) && e.code === 'FLT_KEY_FILE_INVALID');
+    await assert.rejects(
+      SecretVault.open(dir),
+      (e: unknown) => isFlotillaError(e) && e.code === 'FLT_KEY_FILE_INVALID',
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -139,7 +139,12 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
           ],
           ['dedup', `${(dedupRatio(upload) * 100).toFixed(1)}% already on the server`],
           ...(result.release.secrets
-            ? [['secrets', `${result.release.secrets.map((s) => s.name).join(', ')} (values sealed to each device)`] as [string, string]]
+            ? [
+                [
+                  'secrets',
+                  `${result.release.secrets.map((s) => s.name).join(', ')} (values sealed to each device)`,
+                ] as [string, string],
+              ]
             : []),
         ]);
       });
