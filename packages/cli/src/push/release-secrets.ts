@@ -122,13 +122,13 @@ export async function releaseSecrets(
 
   let out = config;
   const referenced = secretReferences(config ?? {});
+  if (src.runtime !== 'process' && (values.size > 0 || referenced.length > 0))
+    throw new FlotillaError(
+      'FLT_VALIDATION',
+      'secrets are values of the process runtime\'s environment (--runtime process, "env": {"NAME": {"$secret": "NAME"}})',
+    );
   const unreferenced = [...values.keys()].filter((n) => !referenced.includes(n));
   if (unreferenced.length > 0) {
-    if (src.runtime !== 'process')
-      throw new FlotillaError(
-        'FLT_VALIDATION',
-        `secrets ${unreferenced.join(', ')} are not referenced by the config, and only the process runtime takes them as environment variables`,
-      );
     const section = (out?.process ?? {}) as Record<string, unknown>;
     const env = { ...((section.env ?? {}) as Record<string, unknown>) };
     for (const name of unreferenced) {

@@ -215,3 +215,49 @@ void test('the secrets key file: created 0600 once, refused when readable by oth
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+void test('a push repeated before signing takes new commitments and drops the old values; once signed it is a conflict', async () => {
+  const t = await createTestApp({ dialect: 'sqlite' });
+  try {
+    const tree = await treeOf({ 'api.js': 'retry' });
+    await pushTree(t, tree);
+    const first = { value: VALUE, nonce: secretNonce() };
+    const second = { value: VALUE, nonce: secretNonce() };
+    const create = (opening: typeof first) =>
+      t.app.inject({
+        method: 'POST',
+        url: ReleaseRoutes.releases,
+        headers: bearer(t.adminToken),
+        payload: {
+          app: 'api',
+          version: '2',
+          runtime: 'process',
+          rootObject: tree.root,
+          config,
+          secrets: { API_KEY: secretCommitment('API_KEY', opening) },
+        },
+      });
+    assert.equal((await create(first)).statusCode, 201);
+    const url = routePath(ReleaseRoutes.secrets, { app: 'api', version: '2' });
+    const put = (opening: typeof first) =>
+      t.app.inject({
+        method: 'PUT',
+        url,
+        headers: bearer(t.adminToken),
+        payload: { secrets: { API_KEY: opening } },
+      });
+    assert.equal((await put(first)).statusCode, 200);
+    // The first push stopped before signing; the retry draws a new nonce.
+    const again = await create(second);
+    assert.equal(again.statusCode, 200, again.body);
+    assert.deepEqual(again.json<Release>().secrets, [
+      { name: 'API_KEY', commitment: secretCommitment('API_KEY', second), stored: false },
+    ]);
+    assert.equal(errorCode(await put(first)), 'FLT_SECRET_MISMATCH');
+    assert.equal((await put(second)).statusCode, 200);
+    await t.ctx.db.updateTable('releases').set({ signed: 1 }).where('version', '=', '2').execute();
+    assert.equal(errorCode(await create(first)), 'FLT_CONFLICT');
+  } finally {
+    await t.close();
+  }
+});
