@@ -19,6 +19,7 @@ import { runSession } from './session.js';
 import { prepareLocalState, readRegistrationKey } from './startup.js';
 import type { LocalSetup } from './startup.js';
 import { serverBackoff } from './sync/backoff.js';
+import { SecretOpener } from './secrets/opener.js';
 import { UpdateEngine } from './update/engine.js';
 import { sleep } from './util/sleep.js';
 
@@ -66,6 +67,7 @@ export async function startAgent(
         stageReuse: config.stageReuse,
         stageVerify: config.stageVerify,
         deltaThreads: config.deltaThreads,
+        secrets: new SecretOpener(local.identity.privateKey, local.identity.publicKey),
       });
   } catch (e) {
     local.db.close();

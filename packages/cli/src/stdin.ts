@@ -9,17 +9,15 @@ const MAX_SECRET_BYTES = 4096;
 export async function readSecretFromStdin(
   stdin: AsyncIterable<Buffer | string>,
   what = 'password',
+  maxBytes = MAX_SECRET_BYTES,
 ): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stdin) {
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     size += buf.length;
-    if (size > MAX_SECRET_BYTES) {
-      throw new FlotillaError(
-        'FLT_VALIDATION',
-        `the ${what} on stdin is longer than ${MAX_SECRET_BYTES} bytes`,
-      );
+    if (size > maxBytes) {
+      throw new FlotillaError('FLT_VALIDATION', `the ${what} on stdin is longer than ${maxBytes} bytes`);
     }
     chunks.push(buf);
   }

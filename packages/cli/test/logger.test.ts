@@ -35,3 +35,15 @@ void test('the log format: explicit choice, else pretty on a terminal, else the 
   assert.equal(chooseLogFormat(undefined, 'json', false), 'json');
   assert.equal(chooseLogFormat(undefined, 'pretty', false), 'pretty');
 });
+
+void test('release secrets and resolved environments are redacted wherever a log line carries them', () => {
+  const sink = new Capture();
+  const log = createLogger({ level: 'info', format: 'json', destination: sink });
+  log.info({ secrets: { API_KEY: { value: 'sk-live-1', nonce: 'n' } } }, 'upload');
+  log.info(
+    { body: { secrets: { API_KEY: { value: 'sk-live-2' } } }, process: { env: { API_KEY: 'sk-live-3' } } },
+    'nested',
+  );
+  assert.ok(!sink.text.includes('sk-live-'), sink.text);
+  assert.equal((JSON.parse(sink.text.split('\n')[0] ?? '') as { secrets: string }).secrets, '[redacted]');
+});

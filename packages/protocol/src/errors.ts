@@ -95,6 +95,10 @@ export const ErrorCodes = {
   FLT_REPORT_STALE: 409,
   // replies a device owes the server over its control channel (device app logs)
   FLT_DEVICE_TIMEOUT: 504,
+  // secrets in runtime config (docs/security.md "Secrets in runtime config")
+  FLT_SECRET_MISMATCH: 422,
+  FLT_SECRET_SEALED_INVALID: 422,
+  FLT_SECRET_MISSING: 409,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

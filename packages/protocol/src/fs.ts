@@ -46,4 +46,9 @@ export const LOG_REDACT_PATHS: readonly string[] = [
   '*.token',
   'registrationKey',
   '*.registrationKey',
+  // Secrets in runtime config: request bodies that carry values, and resolved environments.
+  'secrets',
+  '*.secrets',
+  'env',
+  '*.env',
 ];

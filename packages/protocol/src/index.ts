@@ -1,6 +1,7 @@
 export * from './errors.js';
 export * from './duration.js';
 export * from './crypto.js';
+export * from './secrets.js';
 export * from './api/common.js';
 export * from './api/device.js';
 export * from './api/ws.js';

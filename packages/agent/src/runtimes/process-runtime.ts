@@ -3,6 +3,8 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
+import { resolveEnv } from '../secrets/opener.js';
+import type { SecretOpener } from '../secrets/opener.js';
 import type { ReleaseSpec } from '../update/types.js';
 import { appEnv, processConfig } from './config.js';
 import { healthWindow } from './health.js';
@@ -21,13 +23,34 @@ export const PROCESS_DEFAULTS = {
 interface Running {
   supervisor: Supervisor;
   logs: RotatingLog[];
+  /** The app's environment, secrets opened: in memory only, for the health probes. */
+  env: NodeJS.ProcessEnv;
 }
 
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
   private readonly running = new Map<string, Running>();
 
-  constructor(private readonly logger: Logger) {}
+  /** `secrets` opens the release's sealed secrets; without it a release that has any cannot start. */
+  constructor(
+    private readonly logger: Logger,
+    private readonly secrets: SecretOpener | null = null,
+  ) {}
+
+  /** The release's env with secrets opened (FLT_SECRET_* when one cannot be). */
+  private async env(ctx: AppContext, env: Parameters<typeof resolveEnv>[0]): Promise<NodeJS.ProcessEnv> {
+    const release = ctx.release;
+    let values: Record<string, string> = {};
+    if (release.secrets !== undefined && Object.keys(release.secrets).length > 0) {
+      if (!this.secrets)
+        throw new FlotillaError(
+          'FLT_SECRET_MISSING',
+          `${release.targetPath} has secrets, and this agent has no identity key to open them`,
+        );
+      values = await this.secrets.open(release);
+    }
+    return appEnv(ctx, resolveEnv(env, values));
+  }
 
   validate(release: ReleaseSpec): void {
     processConfig(release);
@@ -35,6 +58,7 @@ export class ProcessRuntime implements Runtime {
 
   async start(ctx: AppContext): Promise<void> {
     const config = processConfig(ctx.release);
+    const env = await this.env(ctx, config.env ?? {});
     await this.stop(ctx.app, ctx.appDir);
     await mkdir(ctx.logDir, { recursive: true });
     await mkdir(ctx.dataDir, { recursive: true });
@@ -55,7 +79,7 @@ export class ProcessRuntime implements Runtime {
     const supervisor = new Supervisor({
       argv,
       cwd: config.cwd === undefined ? ctx.releaseDir : resolve(ctx.releaseDir, config.cwd),
-      env: appEnv(ctx, config.env ?? {}),
+      env,
       policy: config.restart?.policy ?? 'always',
       initialDelayMs: config.restart?.initialDelayMs ?? PROCESS_DEFAULTS.initialDelayMs,
       maxDelayMs: config.restart?.maxDelayMs ?? PROCESS_DEFAULTS.maxDelayMs,
@@ -65,7 +89,7 @@ export class ProcessRuntime implements Runtime {
       stderrLog: logs[1],
       logger: this.logger.child({ app: ctx.app }),
     });
-    this.running.set(ctx.app, { supervisor, logs: [...logs] });
+    this.running.set(ctx.app, { supervisor, logs: [...logs], env });
     supervisor.start();
   }
 
@@ -87,7 +111,7 @@ export class ProcessRuntime implements Runtime {
     const exitsAtStart = supervisor.exits;
     await healthWindow(config.health, {
       cwd: ctx.releaseDir,
-      env: appEnv(ctx, config.env ?? {}),
+      env: entry.env,
       signal,
       failure: () => {
         if (supervisor.spawnError !== null) return `the process could not start: ${supervisor.spawnError}`;

@@ -8,7 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { FlotillaError, readReleaseTarget } from '@flotilla/protocol';
-import type { ReleaseTargetCustom } from '@flotilla/protocol';
+import type { ReleaseTargetCustom, SealedSecrets } from '@flotilla/protocol';
 import type { TargetFile } from 'tuf-js';
 import type { FetchOptions } from './fetcher.js';
 import { TrustedRepository } from './trusted-repository.js';
@@ -33,9 +33,14 @@ export interface VerifiedRelease {
   /** SHA-256 of the root object (its id). */
   sha256: string;
   /** The release fields as the offline targets key signed them. */
-  release: Omit<ReleaseTargetCustom, 'rollout'>;
+  release: Omit<ReleaseTargetCustom, 'rollout' | 'sealedSecrets'>;
   /** The rollout the director assigned it through, if any. */
   rollout?: string;
+  /**
+   * The release's secrets sealed to this device by the director (online-signed). Opened and
+   * checked against `release.secrets`, the offline-signed commitments, before use.
+   */
+  sealedSecrets?: SealedSecrets;
 }
 
 /**
@@ -111,8 +116,10 @@ function agree(directorTarget: TargetFile, imageTarget: TargetFile | undefined):
     }
   }
   const fromDirector = readReleaseTarget(directorTarget);
-  const { rollout, ...directorRelease } = fromDirector.custom;
-  const { rollout: _imageRollout, ...imageRelease } = fromImage.custom;
+  // The rollout and the sealed secrets are the director's own; every other field must be the
+  // offline-signed one. Sealed secrets are checked against the signed commitments when opened.
+  const { rollout, sealedSecrets, ...directorRelease } = fromDirector.custom;
+  const { rollout: _imageRollout, sealedSecrets: _imageSealed, ...imageRelease } = fromImage.custom;
   if (!isDeepStrictEqual(directorRelease, imageRelease))
     throw mismatch('release fields', { director: directorRelease, image: imageRelease });
   return {
@@ -122,5 +129,6 @@ function agree(directorTarget: TargetFile, imageTarget: TargetFile | undefined):
     sha256: fromImage.sha256,
     release: imageRelease,
     ...(rollout !== undefined && { rollout }),
+    ...(sealedSecrets !== undefined && { sealedSecrets }),
   };
 }

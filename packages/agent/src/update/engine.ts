@@ -24,6 +24,7 @@ import { readAppLogs } from '../runtimes/app-logs.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
 import { ProcessRuntime } from '../runtimes/process-runtime.js';
 import type { Runtime } from '../runtimes/runtime.js';
+import type { SecretOpener } from '../secrets/opener.js';
 import type { StateDatabase } from '../state/db.js';
 import { planRollback, planUpdate } from './planner.js';
 import type { PlanInput } from './planner.js';
@@ -54,6 +55,8 @@ export interface UpdateEngineOptions {
   deltaThreads?: number;
   /** Defaults to `files` and `process`. */
   runtimes?: Partial<Record<RuntimeKind, Runtime>>;
+  /** Opens releases' sealed secrets with the device key; without it, releases with secrets are refused. */
+  secrets?: SecretOpener;
 }
 
 /** What a connected session provides. */
@@ -88,7 +91,7 @@ export class UpdateEngine {
     this.disk = options.disk ?? statfsProbe;
     this.runtimes = options.runtimes ?? {
       files: new FilesRuntime(),
-      process: new ProcessRuntime(options.logger.child({ component: 'runtime' })),
+      process: new ProcessRuntime(options.logger.child({ component: 'runtime' }), options.secrets ?? null),
     };
   }
 
@@ -244,6 +247,7 @@ export class UpdateEngine {
       this.report({ app: plan.app, targetPath: to.targetPath, phase: 'verifying' });
       try {
         this.runtimeFor(to).validate(to);
+        await this.checkSecrets(to);
       } catch (error) {
         this.report({ app: plan.app, targetPath: to.targetPath, phase: 'failed', error: summary(error) });
         return { kind: 'failed', reason: summary(error) };
@@ -264,6 +268,20 @@ export class UpdateEngine {
     );
     this.options.logger.info({ app: plan.app, outcome }, 'update plan finished');
     return outcome;
+  }
+
+  /**
+   * Opens the release's secrets and checks them against the signed commitments before anything is
+   * fetched or stopped, so a refusal leaves the app on the release it runs. The values are dropped.
+   */
+  private async checkSecrets(release: ReleaseSpec): Promise<void> {
+    if (release.secrets === undefined || Object.keys(release.secrets).length === 0) return;
+    if (!this.options.secrets)
+      throw new FlotillaError(
+        'FLT_SECRET_MISSING',
+        `${release.targetPath} has secrets, and this agent cannot open them`,
+      );
+    await this.options.secrets.open(release);
   }
 
   private applyContext(): ApplyContext {

@@ -102,6 +102,14 @@ export function tufAssignment(options: TufSourceOptions): (signal: AbortSignal) 
         root: v.release.rootObject,
         targetPath: v.path,
         config: v.release.config ?? {},
+        ...(v.release.secrets !== undefined && {
+          secrets: Object.fromEntries(
+            Object.entries(v.release.secrets).map(([name, commitment]) => [
+              name,
+              { commitment, sealed: v.sealedSecrets?.[name] ?? null },
+            ]),
+          ),
+        }),
       });
     }
     return releases;

@@ -11,6 +11,11 @@ export interface ReleaseSpec {
   /** TUF target path `<app>/<version>/<root>`. */
   targetPath: string;
   config: Record<string, unknown>;
+  /**
+   * Secrets the config references: the offline-signed commitment and the value sealed to this
+   * device (ciphertext only; opened in memory when the app starts, never stored in plaintext).
+   */
+  secrets?: Record<string, { commitment: string; sealed: string | null }>;
 }
 
 /** What state.db holds as committed for one app. */

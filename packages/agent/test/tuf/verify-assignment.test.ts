@@ -139,3 +139,35 @@ void test('a director with no assignment yields nothing to install; two releases
   await w.director.publish();
   await refused(w, 'FLT_TUF_METADATA_INVALID');
 });
+
+void test('the director may add sealed secrets; it may not change, add or drop the signed commitments', async (t) => {
+  const w = await world();
+  t.after(() => w.close());
+  await provision(w);
+  const commitment = 'c'.repeat(64);
+  const withSecret = releaseOf(
+    w.server,
+    {
+      app: 'web',
+      version: '2.0.0',
+      runtime: 'process',
+      config: { process: { command: ['./app.sh'], env: { API_KEY: { $secret: 'API_KEY' } } } },
+      secrets: { API_KEY: commitment },
+    },
+    Buffer.from('{"type":"dir","entries":[]} v2'),
+  );
+  w.image.targets = [w.web1, withSecret];
+  await w.image.publish();
+  w.director.targets = [
+    directorEntry(withSecret, 'rollout-2', { custom: { sealedSecrets: { API_KEY: 'AAAA' } } }),
+  ];
+  await w.director.publish();
+  const [release] = await verify(w);
+  assert.deepEqual(release?.release.secrets, { API_KEY: commitment });
+  assert.deepEqual(release?.sealedSecrets, { API_KEY: 'AAAA' });
+  for (const secrets of [{ API_KEY: 'd'.repeat(64) }, { API_KEY: commitment, OTHER: commitment }, {}]) {
+    w.director.targets = [directorEntry(withSecret, undefined, { custom: { secrets } })];
+    await w.director.publish();
+    await refused(w, 'FLT_TUF_TARGET_MISMATCH');
+  }
+});

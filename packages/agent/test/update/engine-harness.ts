@@ -8,6 +8,7 @@ import { verifyTree } from '@flotilla/store';
 import type { FsStore } from '@flotilla/store';
 import type { StageReuse, StageVerify } from '../../src/apply/context.js';
 import type { DiskProbe } from '../../src/fetch/disk.js';
+import type { SecretOpener } from '../../src/secrets/opener.js';
 import type { StateDatabase } from '../../src/state/db.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { UpdateEngine } from '../../src/update/engine.js';
@@ -38,6 +39,7 @@ export async function harness(
     stageReuse?: StageReuse;
     stageVerify?: StageVerify;
     deltaThreads?: number;
+    secrets?: SecretOpener;
   } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
@@ -54,6 +56,7 @@ export async function harness(
     stageReuse: options.stageReuse,
     stageVerify: options.stageVerify,
     deltaThreads: options.deltaThreads,
+    ...(options.secrets && { secrets: options.secrets }),
   });
   t.after(async () => {
     await engine.close();

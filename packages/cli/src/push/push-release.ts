@@ -7,14 +7,14 @@ import { buildTree } from '@flotilla/store';
 import type { BuildStats } from '@flotilla/store';
 import type { TargetFile } from '@tufjs/models';
 import { FlotillaError, isFlotillaError, releaseTarget } from '@flotilla/protocol';
-import type { Release, ReleaseTargetCustom, RuntimeKind } from '@flotilla/protocol';
+import type { Release, ReleaseTargetCustom, RuntimeKind, SecretOpening } from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
 import { currentRoot, currentTargets } from '../signing/image-api.js';
 import { loadRoleKeys } from '../signing/role-keys.js';
 import type { RoleSigningKeys } from '../signing/role-keys.js';
 import { publishTargets } from '../signing/sign.js';
 import { dedupRatio } from './progress.js';
-import { createRelease } from './releases-api.js';
+import { createRelease, putSecrets } from './releases-api.js';
 import { UploadSink } from './upload-sink.js';
 import type { UploadStats } from './upload-sink.js';
 import type { ObjectTransport } from './transport.js';
@@ -25,6 +25,8 @@ export interface PushInput {
   version: string;
   runtime: RuntimeKind;
   config?: Record<string, unknown> | undefined;
+  /** Secrets the config references: commitments (signed) and values with nonces (server only). */
+  secrets?: { commitments: Record<string, string>; openings: Record<string, SecretOpening> } | undefined;
   keysDir: string;
   passphrase: string | undefined;
   targetsExpires: Date;
@@ -49,12 +51,14 @@ export async function pushRelease(
   const sink = new UploadSink({ transport, ...(onProgress && { onProgress }) });
   const built = await buildTree(input.dir, { sink });
   const upload = await sink.finish();
+  const hasSecrets = input.secrets !== undefined && Object.keys(input.secrets.commitments).length > 0;
   const release = await createRelease(client, {
     app: input.app,
     version: input.version,
     runtime: input.runtime,
     rootObject: built.root,
     ...(input.config !== undefined && { config: input.config }),
+    ...(hasSecrets && { secrets: input.secrets!.commitments }),
   });
   if (release.rootObject !== built.root) {
     throw new FlotillaError(
@@ -62,17 +66,28 @@ export async function pushRelease(
       `${input.app}@${input.version} already exists with another tree (${release.rootObject})`,
     );
   }
+  // Values go to the server before the release is signed, so a signed release has them all.
+  const stored = hasSecrets
+    ? (await putSecrets(client, input.app, input.version, { secrets: input.secrets!.openings })).stored
+    : [];
   const custom: ReleaseTargetCustom = {
     app: input.app,
     version: input.version,
     runtime: input.runtime,
     rootObject: built.root,
     ...(input.config !== undefined && { config: input.config }),
+    ...(hasSecrets && { secrets: input.secrets!.commitments }),
   };
   const target = releaseTarget(custom, sink.rootLength(built.root));
   const targetsVersion = await signRelease(client, keys, target, input.targetsExpires);
   return {
-    release: { ...release, signed: true },
+    release: {
+      ...release,
+      signed: true,
+      ...(release.secrets && {
+        secrets: release.secrets.map((s) => ({ ...s, stored: stored.includes(s.name) })),
+      }),
+    },
     targetPath: target.path,
     targetsVersion,
     tree: built.stats,

@@ -4,13 +4,20 @@ import {
   DeployResponse,
   DeployStatus,
   DeviceAppList,
+  PutSecretsResponse,
   Release,
   ReleaseDiff,
   ReleaseList,
   ReleaseRoutes,
+  RevealSecretResponse,
   routePath,
 } from '@flotilla/protocol';
-import type { CreateReleaseRequest, DeployRequest, DeviceAppAction } from '@flotilla/protocol';
+import type {
+  CreateReleaseRequest,
+  DeployRequest,
+  DeviceAppAction,
+  PutSecretsRequest,
+} from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
 
 // Either the bare entity or `{ release: … }`, as api/operator.ts accepts for other entities.
@@ -19,6 +26,12 @@ const unwrap = (r: Release | { release: Release }): Release => ('release' in r ?
 
 export const createRelease = (c: ApiClient, req: CreateReleaseRequest) =>
   c.request('POST', ReleaseRoutes.releases, ReleaseOrWrapped, { body: req }).then(unwrap);
+export const putSecrets = (c: ApiClient, app: string, version: string, req: PutSecretsRequest) =>
+  c.request('PUT', routePath(ReleaseRoutes.secrets, { app, version }), PutSecretsResponse, { body: req });
+export const revealSecret = (c: ApiClient, app: string, version: string, name: string) =>
+  c.request('POST', routePath(ReleaseRoutes.secretReveal, { app, version, name }), RevealSecretResponse, {
+    body: {},
+  });
 export const listReleases = (c: ApiClient, app: string | undefined) =>
   c.request('GET', ReleaseRoutes.releases, ReleaseList, { query: { app } });
 export const getRelease = (c: ApiClient, app: string, version: string) =>

@@ -14,6 +14,7 @@ import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { AppName, ReleaseVersion, RuntimeKind, Sha256Hex } from '../tuf/target.js';
 import { Id, LIMITS, Timestamp } from './common.js';
+import { SecretCommitments, SecretName, SecretOpening } from '../secrets.js';
 import { LOGS_DEFAULT_BYTES, LOGS_MAX_BYTES, LogStream } from './ws.js';
 
 export const ObjectRoutes = {
@@ -121,6 +122,8 @@ export const ReleaseRoutes = {
   deviceApps: '/api/v1/devices/:id/apps',
   deviceAppAction: '/api/v1/devices/:id/apps/:app/:action',
   deployStatus: '/api/v1/deployments/status',
+  secrets: '/api/v1/releases/:app/:version/secrets',
+  secretReveal: '/api/v1/releases/:app/:version/secrets/:name/reveal',
 } as const;
 
 export const CreateReleaseRequest = Type.Object(
@@ -132,6 +135,8 @@ export const CreateReleaseRequest = Type.Object(
     config: Type.Optional(
       Type.Record(Type.String({ maxLength: 256 }), Type.Unknown(), { maxProperties: 1024 }),
     ),
+    /** Commitments of the secrets `config` references (`{ "$secret": NAME }`); values go separately. */
+    secrets: Type.Optional(SecretCommitments),
   },
   { additionalProperties: false },
 );
@@ -143,6 +148,16 @@ export const Release = Type.Object({
   runtime: RuntimeKind,
   rootObject: Sha256Hex,
   config: Type.Record(Type.String(), Type.Unknown()),
+  secrets: Type.Optional(
+    Type.Array(
+      Type.Object({
+        name: SecretName,
+        commitment: Sha256Hex,
+        stored: Type.Boolean({ description: 'The server holds its value (encrypted)' }),
+      }),
+      { description: 'The secrets the config references: names and commitments, never values' },
+    ),
+  ),
   targetPath: Type.String({ description: '<app>/<version>/<rootObject>' }),
   signed: Type.Boolean({ description: 'True once offline-signed targets metadata names it' }),
   files: Type.Integer(),
@@ -152,6 +167,26 @@ export const Release = Type.Object({
   createdBy: Type.String(),
 });
 export type Release = Static<typeof Release>;
+
+/** `PUT ReleaseRoutes.secrets` (deployer): values and nonces of the release's committed secrets. */
+export const PutSecretsRequest = Type.Object(
+  { secrets: Type.Record(SecretName, SecretOpening, { minProperties: 1, maxProperties: 64 }) },
+  { additionalProperties: false },
+);
+export type PutSecretsRequest = Static<typeof PutSecretsRequest>;
+export const PutSecretsResponse = Type.Object({
+  stored: Type.Array(SecretName, { description: 'Names now held (encrypted) by the server' }),
+  missing: Type.Array(SecretName, { description: 'Committed names whose value is still missing' }),
+});
+export type PutSecretsResponse = Static<typeof PutSecretsResponse>;
+/** `POST ReleaseRoutes.secretReveal` (admin, audited): one secret's value. */
+export const RevealSecretResponse = Type.Object({
+  app: AppName,
+  version: ReleaseVersion,
+  name: SecretName,
+  value: Type.String(),
+});
+export type RevealSecretResponse = Static<typeof RevealSecretResponse>;
 export const ReleaseList = Type.Object({ items: Type.Array(Release) });
 export type ReleaseList = Static<typeof ReleaseList>;
 

@@ -5,6 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
+import { SecretRef } from '../secrets.js';
 
 const Argv = Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 256 });
 const AbsolutePath = Type.String({ minLength: 2, maxLength: 1024, pattern: '^/[^\\u0000]*$' });
@@ -77,7 +78,8 @@ export const ProcessRuntimeConfig = Type.Object(
         env: Type.Optional(
           Type.Record(
             Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 256 }),
-            Type.String({ maxLength: 32_768 }),
+            // A value, or `{ "$secret": "NAME" }`: a secret the device receives sealed to its key.
+            Type.Union([Type.String({ maxLength: 32_768 }), SecretRef]),
             {
               maxProperties: 256,
             },

@@ -12,6 +12,7 @@ import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { FlotillaError } from '../errors.js';
+import { SealedSecrets, SecretCommitments } from '../secrets.js';
 
 const SEGMENT = '[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}';
 const SHA256_HEX = '^[0-9a-f]{64}$';
@@ -48,7 +49,11 @@ export const ReleaseTargetCustom = Type.Object(
       Type.Record(Type.String({ maxLength: 256 }), Type.Unknown(), { maxProperties: 1024 }),
     ),
     rootObject: Sha256Hex,
+    /** Commitments of the secrets the config references (offline-signed); never their values. */
+    secrets: Type.Optional(SecretCommitments),
     rollout: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9_-]+$' })),
+    /** Director only: each secret sealed to this one device (HPKE), covered by the director's signature. */
+    sealedSecrets: Type.Optional(SealedSecrets),
   },
   { additionalProperties: false },
 );

@@ -127,6 +127,19 @@ export interface ReleasesTable {
   signed: number;
   created_at: string;
   created_by: string;
+  /** JSON object: secret name → offline-signed commitment (SHA-256 hex). Migration 003. */
+  secrets: Generated<string>;
+}
+
+/** A secret's value and nonce, encrypted with the server's secrets key (docs/security.md). */
+export interface ReleaseSecretsTable {
+  app: string;
+  version: string;
+  name: string;
+  /** base64url(iv || tag || AES-256-GCM ciphertext of JSON `{ value, nonce }`). */
+  ciphertext: string;
+  created_at: string;
+  created_by: string;
 }
 
 /** One row per object (chunk, file or directory object) a release's tree references. */
@@ -167,5 +180,6 @@ export interface Database {
   audit_log: AuditLogTable;
   releases: ReleasesTable;
   object_refs: ObjectRefsTable;
+  release_secrets: ReleaseSecretsTable;
   device_apps: DeviceAppsTable;
 }

@@ -13,12 +13,16 @@ import { compileFilter } from '../devices/index.js';
 import type { Trust } from '../releases/trust.js';
 import { getRelease } from '../releases/service.js';
 import type { Creator } from '../releases/service.js';
+import { missingError, sealSecretsForDevice } from '../secrets/index.js';
+import type { SecretVault } from '../secrets/index.js';
 import { toDeviceApp, toStatusDevice } from './rows.js';
 
 export interface DeployServices {
   ctx: ServerContext;
   trust: Trust;
   devices: DeviceRuntime;
+  /** Seals release secrets to each assigned device (docs/security.md "Secrets in runtime config"). */
+  vault: SecretVault;
 }
 
 export async function deploy(
@@ -36,6 +40,8 @@ export async function deploy(
       `${release.app}@${release.version} is not in the signed targets yet; sign it with: flotilla release sign ${release.app}@${release.version}`,
       { details: { targetPath: release.targetPath } },
     );
+  const missing = (release.secrets ?? []).filter((s) => !s.stored).map((s) => s.name);
+  if (missing.length > 0) throw missingError(release.app, release.version, missing);
   const deviceIds = await selectDevices(svc, input);
   const rollout = randomId('dep_', 8);
   for (const deviceId of deviceIds) await assignOne(svc, deviceId, release.app, release.targetPath, rollout);
@@ -120,10 +126,17 @@ async function assignOne(
       .where('app', '!=', app)
       .where('desired', 'is not', null)
       .execute();
-    await svc.trust.director.assign(deviceId, [
+    const assignments = [
       ...others.map((o) => ({ path: o.desired!, ...(o.rollout !== null && { rollout: o.rollout }) })),
       { path: targetPath, rollout },
-    ]);
+    ];
+    // Each release's secrets sealed to this device alone, inside the target its director signs.
+    const sealed = [];
+    for (const a of assignments) {
+      const sealedSecrets = await sealSecretsForDevice(ctx, svc.vault, deviceId, a.path);
+      sealed.push(sealedSecrets === undefined ? a : { ...a, sealedSecrets });
+    }
+    await svc.trust.director.assign(deviceId, sealed);
     const now = ctx.clock.now().toISOString();
     const stateVersion = await ctx.db.transaction().execute(async (trx) => {
       await trx

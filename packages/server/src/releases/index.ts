@@ -23,6 +23,7 @@ import { registerReleaseRoutes } from './routes.js';
 import { refreshSigned } from './service.js';
 import { setUpTrust } from './trust.js';
 import type { Trust } from './trust.js';
+import { SecretVault, registerSecretRoutes } from '../secrets/index.js';
 
 export { precomputeDeltas } from './deltas.js';
 export { collectGarbage, startGcJob } from './gc.js';
@@ -86,7 +87,9 @@ export async function registerReleaseApi(
     await precomputing;
     await gc.stop();
   });
+  const vault = await SecretVault.open(ctx.config.dataDir);
   registerReleaseRoutes(app, { ctx, store, trust }, gc);
+  registerSecretRoutes(app, ctx, vault);
   registerDeltaRoutes(app, { ctx, store, deltas });
   // The deployment routes in their own scope, so that this hook sees only them.
   await app.register((scope, _options, done) => {
@@ -101,7 +104,7 @@ export async function registerReleaseApi(
       }
       next();
     });
-    registerDeploymentRoutes(scope, { ctx, trust, devices }, deviceAuth);
+    registerDeploymentRoutes(scope, { ctx, trust, devices, vault }, deviceAuth);
     done();
   });
   return { store, trust };

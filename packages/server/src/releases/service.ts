@@ -3,7 +3,7 @@
  * delete, and the `signed` flag, which follows the image repository's offline-signed targets.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { FlotillaError, releaseTarget, releaseTargetPath } from '@flotilla/protocol';
+import { FlotillaError, checkSecretDeclarations, releaseTarget, releaseTargetPath } from '@flotilla/protocol';
 import type { CreateReleaseRequest, Release, ReleaseTargetCustom } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db, ServerContext } from '../context.js';
@@ -29,8 +29,17 @@ export interface Creator {
 /** Rows per INSERT of object references (3 parameters each, well below SQLite's limit). */
 const REF_BATCH = 1000;
 
-export function toRelease(row: Selectable<ReleasesTable>): Release {
+export function toRelease(row: Selectable<ReleasesTable>, storedSecrets: readonly string[] = []): Release {
+  const commitments = JSON.parse(row.secrets) as Record<string, string>;
+  const names = Object.keys(commitments);
   return {
+    ...(names.length > 0 && {
+      secrets: names.map((name) => ({
+        name,
+        commitment: commitments[name]!,
+        stored: storedSecrets.includes(name),
+      })),
+    }),
     app: row.app,
     version: row.version,
     runtime: row.runtime,
@@ -53,7 +62,17 @@ export async function findRelease(db: Db, app: string, version: string): Promise
     .where('app', '=', app)
     .where('version', '=', version)
     .executeTakeFirst();
-  return row && toRelease(row);
+  return row && toRelease(row, await storedNames(db, app, version));
+}
+
+async function storedNames(db: Db, app: string, version: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('release_secrets')
+    .select('name')
+    .where('app', '=', app)
+    .where('version', '=', version)
+    .execute();
+  return rows.map((r) => r.name);
 }
 
 export async function getRelease(db: Db, app: string, version: string): Promise<Release> {
@@ -67,12 +86,20 @@ export async function listReleases(db: Db, app?: string): Promise<Release[]> {
   let query = db.selectFrom('releases').selectAll();
   if (app !== undefined) query = query.where('app', '=', app);
   const rows = await query.orderBy('app').orderBy('created_at', 'desc').orderBy('version').execute();
-  return rows.map(toRelease);
+  const stored = await db.selectFrom('release_secrets').select(['app', 'version', 'name']).execute();
+  return rows.map((row) =>
+    toRelease(
+      row,
+      stored.filter((s) => s.app === row.app && s.version === row.version).map((s) => s.name),
+    ),
+  );
 }
 
 /** The custom fields of the release's TUF target. */
 export function targetCustom(
-  release: Pick<Release, 'app' | 'version' | 'runtime' | 'rootObject' | 'config'>,
+  release: Pick<Release, 'app' | 'version' | 'runtime' | 'rootObject' | 'config'> & {
+    commitments?: Record<string, string> | undefined;
+  },
 ) {
   const custom: ReleaseTargetCustom = {
     app: release.app,
@@ -81,7 +108,13 @@ export function targetCustom(
     rootObject: release.rootObject,
   };
   if (Object.keys(release.config).length > 0) custom.config = release.config;
+  if (release.commitments && Object.keys(release.commitments).length > 0)
+    custom.secrets = release.commitments;
   return custom;
+}
+
+function commitmentsOf(release: Release): Record<string, string> {
+  return Object.fromEntries((release.secrets ?? []).map((s) => [s.name, s.commitment]));
 }
 
 /**
@@ -95,13 +128,17 @@ export async function createRelease(
 ): Promise<{ release: Release; created: boolean }> {
   const { ctx } = svc;
   const config = input.config ?? {};
+  const commitments = input.secrets ?? {};
+  // Every `{ "$secret": NAME }` in the config has a commitment, and every commitment is used.
+  checkSecretDeclarations(config, commitments);
   const targetPath = releaseTargetPath(input.app, input.version, input.rootObject);
   const existing = await findRelease(ctx.db, input.app, input.version);
-  if (existing) return { release: sameOrConflict(existing, input, config), created: false };
+  if (existing)
+    return { release: await sameOrConflict(svc, existing, input, config, creator), created: false };
 
   const scan = await scanTree(svc.store, input.rootObject);
   // Validates the custom fields (config size, names) before anything is written.
-  const target = releaseTarget(targetCustom({ ...input, config }), scan.rootLength);
+  const target = releaseTarget(targetCustom({ ...input, config, commitments }), scan.rootLength);
   const now = ctx.clock.now().toISOString();
   try {
     await ctx.db.transaction().execute(async (trx) => {
@@ -114,6 +151,7 @@ export async function createRelease(
           root_object: input.rootObject,
           root_length: scan.rootLength,
           config: JSON.stringify(config),
+          secrets: JSON.stringify(commitments),
           target_path: targetPath,
           files: scan.files,
           bytes: scan.bytes,
@@ -142,7 +180,13 @@ export async function createRelease(
           subjectType: 'release',
           subjectId: `${input.app}@${input.version}`,
           sourceIp: creator.sourceIp,
-          details: { targetPath, files: scan.files, bytes: scan.bytes, objects: ids.length },
+          details: {
+            targetPath,
+            files: scan.files,
+            bytes: scan.bytes,
+            objects: ids.length,
+            ...(Object.keys(commitments).length > 0 && { secrets: Object.keys(commitments) }),
+          },
         },
         trx,
       );
@@ -150,24 +194,65 @@ export async function createRelease(
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
     const raced = await getRelease(ctx.db, input.app, input.version);
-    return { release: sameOrConflict(raced, input, config), created: false };
+    return { release: await sameOrConflict(svc, raced, input, config, creator), created: false };
   }
   if (svc.trust.signLocally) await svc.trust.signLocally(target);
   await refreshSigned(ctx, svc.trust.image);
   return { release: await getRelease(ctx.db, input.app, input.version), created: true };
 }
 
-function sameOrConflict(
+/**
+ * An identical request returns the existing release. Secrets are committed with fresh random
+ * nonces at every push, so a push repeated after a failure differs only in its commitments: while
+ * the release is not signed yet (no device can have it), the new commitments replace the old ones
+ * and the stored values (which no longer match) are dropped; the push then uploads them again.
+ */
+async function sameOrConflict(
+  svc: ReleaseServices,
   existing: Release,
   input: CreateReleaseRequest,
   config: Record<string, unknown>,
-): Release {
-  if (
+  creator: Creator,
+): Promise<Release> {
+  const same =
     existing.runtime === input.runtime &&
     existing.rootObject === input.rootObject &&
-    isDeepStrictEqual(existing.config, config)
-  )
-    return existing;
+    isDeepStrictEqual(existing.config, config);
+  const commitments = input.secrets ?? {};
+  if (same && isDeepStrictEqual(commitmentsOf(existing), commitments)) return existing;
+  const sameNames = isDeepStrictEqual(
+    Object.keys(commitmentsOf(existing)).sort(),
+    Object.keys(commitments).sort(),
+  );
+  if (same && sameNames && !existing.signed) {
+    const { ctx } = svc;
+    await ctx.db.transaction().execute(async (trx) => {
+      await trx
+        .deleteFrom('release_secrets')
+        .where('app', '=', existing.app)
+        .where('version', '=', existing.version)
+        .execute();
+      await trx
+        .updateTable('releases')
+        .set({ secrets: JSON.stringify(commitments) })
+        .where('app', '=', existing.app)
+        .where('version', '=', existing.version)
+        .execute();
+      await ctx.audit.record(
+        {
+          actorType: 'user',
+          actorId: creator.userId,
+          action: 'release.secrets.recommit',
+          subjectType: 'release',
+          subjectId: `${existing.app}@${existing.version}`,
+          sourceIp: creator.sourceIp,
+          details: { secrets: Object.keys(commitments) },
+        },
+        trx,
+      );
+    });
+    return getRelease(ctx.db, existing.app, existing.version);
+  }
   throw new FlotillaError('FLT_CONFLICT', `release ${input.app}@${input.version} exists with other content`, {
     details: { app: input.app, version: input.version, rootObject: existing.rootObject },
   });
@@ -228,6 +313,7 @@ export async function deleteRelease(
         },
       );
     await trx.deleteFrom('object_refs').where('app', '=', app).where('version', '=', version).execute();
+    await trx.deleteFrom('release_secrets').where('app', '=', app).where('version', '=', version).execute();
     await trx.deleteFrom('releases').where('app', '=', app).where('version', '=', version).execute();
     await ctx.audit.record(
       {

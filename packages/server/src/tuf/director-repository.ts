@@ -18,6 +18,7 @@ import {
   serializeMetadata,
   signMetadata,
 } from '@flotilla/protocol';
+import type { SealedSecrets } from '@flotilla/protocol';
 import type { Metadata, Root, Targets } from '@tufjs/models';
 import { TargetFile } from '@tufjs/models';
 import type { Clock } from '../context.js';
@@ -43,6 +44,8 @@ const DEVICE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 export interface DirectorAssignment {
   path: string;
   rollout?: string;
+  /** The release's secrets sealed to this device (docs/security.md "Secrets in runtime config"). */
+  sealedSecrets?: SealedSecrets;
 }
 
 export interface DirectorRepositoryOptions {
@@ -130,7 +133,7 @@ export class DirectorRepository {
     const repo = deviceRepo(deviceId);
     const entries: TargetFile[] = [];
     const apps = new Set<string>();
-    for (const { path, rollout } of assignments) {
+    for (const { path, rollout, sealedSecrets } of assignments) {
       const imageTarget = await this.#image.target(path);
       if (!imageTarget)
         throw new FlotillaError('FLT_TUF_TARGET_MISSING', `the image repository has no target ${path}`, {
@@ -142,14 +145,30 @@ export class DirectorRepository {
           details: { app: custom.app },
         });
       apps.add(custom.app);
-      const directorCustom = rollout === undefined ? { ...custom } : { ...custom, rollout };
+      const directorCustom = {
+        ...custom,
+        ...(rollout !== undefined && { rollout }),
+        ...(sealedSecrets !== undefined && { sealedSecrets }),
+      };
+      const committed = Object.keys(custom.secrets ?? {}).sort();
+      if (
+        committed.join() !==
+        Object.keys(sealedSecrets ?? {})
+          .sort()
+          .join()
+      )
+        throw new FlotillaError(
+          'FLT_SECRET_MISSING',
+          `${path}: the director must carry exactly the release's secrets, sealed to the device`,
+          { details: { path, committed, sealed: Object.keys(sealedSecrets ?? {}) } },
+        );
       const entry = new TargetFile({
         path,
         length: imageTarget.length,
         hashes: { ...imageTarget.hashes },
         unrecognizedFields: { custom: directorCustom as never },
       });
-      readReleaseTarget(entry); // validates the rollout id
+      readReleaseTarget(entry); // validates the rollout id and the sealed secrets
       entries.push(entry);
     }
     await this.root();

@@ -5,6 +5,7 @@ import { registerReleaseDelta } from './delta.js';
 import { registerReleaseDiff } from './diff.js';
 import { registerReleaseList } from './ls.js';
 import { registerReleasePush } from './push.js';
+import { registerReleaseRevealSecret } from './reveal-secret.js';
 import { registerReleaseShow } from './show.js';
 
 export function registerReleaseCommands(program: Command, io: CliIo): void {
@@ -14,6 +15,7 @@ export function registerReleaseCommands(program: Command, io: CliIo): void {
   registerReleaseShow(group, io);
   registerReleaseDiff(group, io);
   registerReleaseDelta(group, io);
+  registerReleaseRevealSecret(group, io);
   examples(group, [
     'flotilla release push ./site --app web --version 1.4.0',
     'flotilla release ls --app web',

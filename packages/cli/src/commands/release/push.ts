@@ -9,6 +9,7 @@ import { dedupRatio, formatBytes, PushProgress } from '../../push/progress.js';
 import { pushRelease } from '../../push/push-release.js';
 import { checkAppName, checkVersion } from '../../push/release-ref.js';
 import { releaseConfig } from '../../push/release-config.js';
+import { releaseSecrets } from '../../push/release-secrets.js';
 import { sourceDirectory } from '../../push/source-dir.js';
 import { bearerTokenFor } from '../../push/token.js';
 import { httpTransport } from '../../push/transport.js';
@@ -24,8 +25,12 @@ interface PushOptions extends KeyFileOptions {
   runtime: RuntimeKind;
   entrypoint?: string[];
   configFile?: string;
+  secret: string[];
+  secretEnv: string[];
   expires: string;
 }
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
 const PUSHABLE: readonly RuntimeKind[] = ['files', 'process'];
 
@@ -54,6 +59,18 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     )
     .option('--config-file <file>', 'runtime configuration as a JSON object (see docs/cli.md)')
     .option(
+      '--secret <NAME=SOURCE>',
+      'a secret from @FILE or - (stdin), e.g. API_KEY=@api-key.txt; sealed to each device, never signed or shown (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '--secret-env <NAME[=VAR]>',
+      "a secret from the CLI's environment variable VAR (default NAME) (repeatable)",
+      collect,
+      [],
+    )
+    .option(
       '--expires <duration>',
       'lifetime of the new targets metadata',
       durationArg,
@@ -66,15 +83,25 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       if (given === undefined) command.error("error: required option '--version <version>' not specified");
       const version = checkVersion(given);
       const source = await sourceDirectory(io.cwd, dir);
-      const config = await releaseConfig({
+      const baseConfig = await releaseConfig({
         cwd: io.cwd,
         runtime: opts.runtime,
         configFile: opts.configFile,
         entrypoint: opts.entrypoint,
       });
+      const passphrase = await keyPassphrase(io, opts.passphraseStdin);
+      const secrets = await releaseSecrets(baseConfig, {
+        cwd: io.cwd,
+        runtime: opts.runtime,
+        secret: opts.secret,
+        secretEnv: opts.secretEnv,
+        env: io.env,
+        stdin: io.stdin,
+        stdinTaken: opts.passphraseStdin === true,
+      });
+      const config = secrets.config;
       const client = await ctx.client();
       const transport = httpTransport(client, await bearerTokenFor(ctx, client));
-      const passphrase = await keyPassphrase(io, opts.passphraseStdin);
       const progress = new PushProgress(io.stderr, !ctx.out.json && io.stderr.isTTY === true);
       const result = await pushRelease(
         client,
@@ -85,6 +112,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
           version,
           runtime: opts.runtime,
           config,
+          secrets,
           keysDir: keysDirOf(ctx, opts),
           passphrase,
           targetsExpires: expiresIn(opts.expires),
@@ -110,6 +138,14 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
               `(${formatBytes(upload.wireBytes)} on the wire)`,
           ],
           ['dedup', `${(dedupRatio(upload) * 100).toFixed(1)}% already on the server`],
+          ...(result.release.secrets
+            ? [
+                [
+                  'secrets',
+                  `${result.release.secrets.map((s) => s.name).join(', ')} (values sealed to each device)`,
+                ] as [string, string],
+              ]
+            : []),
         ]);
       });
     });
@@ -118,5 +154,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     'flotilla release push ./build --app api --version 2.0.1 --runtime process --entrypoint ./bin/api serve',
     'flotilla release push ./build --app api --version 2.0.2 --runtime process --config-file api.json',
     'echo "$PASSPHRASE" | flotilla release push ./site --app web --version 1.4.1 --passphrase-stdin --json',
+    'flotilla release push ./build --app api --version 2.1.0 --runtime process --config-file api.json --secret API_KEY=@api-key.txt',
+    'DB_PASSWORD=… flotilla release push ./build --app api --version 2.1.1 --runtime process --entrypoint ./bin/api --secret-env DB_PASSWORD',
   ]);
 }

@@ -28,5 +28,13 @@ export function releaseFields(r: Release): [string, string][] {
     ['size', `${formatBytes(r.bytes)} (${formatBytes(r.storedBytes)} stored)`],
     ['created', `${r.createdAt} (${relativeTime(r.createdAt)}) by ${r.createdBy}`],
     ['config', Object.keys(r.config).length === 0 ? '-' : JSON.stringify(r.config)],
+    ...(r.secrets
+      ? ([
+          [
+            'secrets',
+            r.secrets.map((s) => `${s.name} (${s.stored ? 'stored' : 'value missing'})`).join(', '),
+          ],
+        ] as [string, string][])
+      : []),
   ];
 }
