@@ -18,6 +18,7 @@ export const ErrorCodes = {
   FLT_METHOD_NOT_ALLOWED: 405,
   FLT_CONFLICT: 409,
   FLT_RATE_LIMITED: 429,
+  FLT_REQUEST_TIMEOUT: 408,
   FLT_INTERNAL: 500,
   FLT_UNAVAILABLE: 503,
   // operator authentication / authorization

@@ -18,6 +18,7 @@ import { openDatabase } from './db/open.js';
 import type { OpenDatabase } from './db/open.js';
 import { registerDeviceApi } from './devices/index.js';
 import { installOperatorAuth } from './http/auth.js';
+import { guardConnections } from './http/connections.js';
 import { clientErrorHandler, installErrorHandling } from './http/errors.js';
 import { installHttpMetrics } from './http/metrics.js';
 import { installOpenApi } from './http/openapi.js';
@@ -88,7 +89,16 @@ async function createFastify(
   const app = Fastify({
     loggerInstance,
     bodyLimit: config.bodyLimitBytes,
-    http: { maxHeaderSize: config.maxHeaderBytes },
+    http: {
+      maxHeaderSize: config.maxHeaderBytes,
+      headersTimeout: config.headersTimeoutMs,
+      // How often Node looks for connections past the header timeout (its default is 30 s).
+      connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(config.headersTimeoutMs / 4))),
+    },
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // No total request timeout: a long upload or download is fine while its bytes move; the
+    // stall watchdog (http/connections.ts) closes it when they stop.
+    requestTimeout: 0,
     trustProxy: config.trustProxy,
     clientErrorHandler,
     return503OnClosing: true,
@@ -115,6 +125,11 @@ async function createFastify(
   await app.register(cookie);
   await installOpenApi(app);
   installHttpMetrics(app, ctx.metrics);
+  const stopGuard = guardConnections(app.server, config, ctx.metrics, ctx.log);
+  app.addHook('onClose', (_instance, done) => {
+    stopGuard();
+    done();
+  });
   installOperatorAuth(app, ctx);
   beforeRoutes?.(app, ctx);
 

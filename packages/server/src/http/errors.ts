@@ -131,7 +131,10 @@ export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket)
   const flt = tooLarge
     ? new FlotillaError('FLT_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts')
     : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? null
+      ? new FlotillaError(
+          'FLT_REQUEST_TIMEOUT',
+          'the request headers did not arrive in time (headersTimeoutMs)',
+        )
       : new FlotillaError('FLT_BAD_REQUEST', 'malformed HTTP request');
   if (!flt || !socket.writable) {
     socket.destroy();
