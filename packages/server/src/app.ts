@@ -22,6 +22,7 @@ import { guardConnections } from './http/connections.js';
 import { clientErrorHandler, installErrorHandling } from './http/errors.js';
 import { installHttpMetrics } from './http/metrics.js';
 import { installOpenApi } from './http/openapi.js';
+import { createRateLimits } from './http/rate-limits.js';
 import { installValidators } from './http/validation.js';
 import { createLogger } from './logger.js';
 import { registerReleaseApi } from './releases/index.js';
@@ -60,6 +61,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
   const ownsDatabase = opts.db === undefined;
   try {
     const clock = opts.clock ?? systemClock;
+    const metrics = new Registry();
     const ctx: ServerContext = Object.freeze({
       config,
       db: database.db,
@@ -67,7 +69,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       log,
       clock,
       audit: createAuditRecorder(database.db, clock),
-      metrics: new Registry(),
+      metrics,
+      limits: createRateLimits(config, metrics),
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
     const app = await createFastify(ctx, opts.beforeRoutes);

@@ -141,6 +141,7 @@ export function registerDeploymentRoutes(
     async (request, reply) => {
       const device = auth.authOf(request);
       requireAccepted(device.status);
+      await ctx.limits.report.take(device.deviceId, 'too many update reports from this device');
       await recordReport(ctx, device.deviceId, request.body, sourceAddress(request));
       return reply.code(204).send(null);
     },
