@@ -70,7 +70,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       clock,
       audit: createAuditRecorder(database.db, clock),
       metrics,
-      limits: createRateLimits(config, metrics),
+      limits: createRateLimits(config, metrics, log),
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
     const app = await createFastify(ctx, opts.beforeRoutes);

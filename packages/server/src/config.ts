@@ -71,9 +71,9 @@ export const ServerConfigSchema = Type.Object(
     /** An idle keep-alive connection (between requests) is closed after this long. */
     keepAliveTimeoutMs: Type.Integer({ minimum: 1_000, default: 72_000 }),
     /**
-     * While the server waits on a client (for request body bytes, or for it to read the response),
-     * the client must move at least `minClientBytesPerSecond` averaged over each window of this
-     * length, or the connection is closed. A slow but steady upload is never cut.
+     * While the server waits on a client for request body bytes, the client must send at least
+     * `minClientBytesPerSecond` averaged over each window of this length, or the connection is
+     * closed. A slow but steady upload is never cut.
      */
     clientStallTimeoutMs: Type.Integer({ minimum: 1_000, default: 30_000 }),
     minClientBytesPerSecond: Type.Integer({ minimum: 0, default: 256 }),

@@ -1,10 +1,14 @@
 /**
  * What keeps a client from holding the server's connections for good (docs/security.md "Limits in
  * force"): caps on open connections in total and per client address, and a watchdog that closes a
- * connection whose client stalls while the server waits on it — for request body bytes, or for the
- * client to read the response. A slow upload or download is never cut while its bytes keep moving at
- * the minimum rate; time the server itself spends (a handler working, a stream it paused) is never
- * held against the client. Header and keep-alive timeouts are Node's own (see `app.ts`).
+ * connection whose client stalls while the server waits on it for request body bytes. A slow upload
+ * is never cut while its bytes keep moving at the minimum rate; time the server itself spends (a
+ * handler working, a body it has not read yet) is never held against the client. Header and
+ * keep-alive timeouts are Node's own (see `app.ts`).
+ *
+ * Responses are not watched: Node counts a write as sent once it is handed to libuv, so a large
+ * response read slowly but steadily shows no progress until it ends, and watching it would cut
+ * healthy slow downloads. A client that stops reading keeps its connection (within the caps).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -46,10 +50,9 @@ interface Watched {
   req: IncomingMessage;
   res: ServerResponse;
   socket: Socket;
-  /** Start of the current window, and the socket's byte counters then. */
+  /** Start of the current window, and the socket's received byte count then. */
   windowStartMs: number;
   readAtStart: number;
-  writtenAtStart: number;
 }
 
 /** Installs the caps and the watchdog on `server`; returns a stop function for shutdown. */
@@ -72,8 +75,7 @@ export function guardConnections(
   });
   const stalled = new Counter({
     name: 'flotilla_http_stalled_requests_total',
-    help: 'Connections closed because the client stalled while the server waited on it',
-    labelNames: ['waiting_for'] as const,
+    help: 'Connections closed because the client stalled sending a request body',
     registers: [metrics],
   });
 
@@ -126,16 +128,15 @@ export function guardConnections(
       socket: req.socket,
       windowStartMs: Date.now(),
       readAtStart: req.socket.bytesRead,
-      writtenAtStart: req.socket.bytesWritten,
     });
   });
 
-  /** What the server is waiting on the client for, or null when the server itself is busy. */
-  function waitingFor(w: Watched): 'body' | 'read' | null {
-    // Unconsumed body bytes sit in the request: the handler, not the client, is behind.
-    if (!w.req.complete && w.req.readableLength === 0) return 'body';
-    if (w.res.writableNeedDrain || w.socket.writableNeedDrain) return 'read';
-    return null;
+  /**
+   * True while the server waits on the client for body bytes. Unconsumed body bytes sitting in the
+   * request mean the handler, not the client, is behind.
+   */
+  function waitingForBody(w: Watched): boolean {
+    return !w.req.complete && w.req.readableLength === 0;
   }
 
   function check(): void {
@@ -145,33 +146,21 @@ export function guardConnections(
         watched.delete(w);
         continue;
       }
-      const waiting = waitingFor(w);
-      const moved =
-        waiting === 'body'
-          ? w.socket.bytesRead - w.readAtStart
-          : waiting === 'read'
-            ? w.socket.bytesWritten - w.writtenAtStart
-            : Infinity;
-      if (waiting !== null && now - w.windowStartMs >= windowMs && moved < minBytes) {
-        stalled.inc({ waiting_for: waiting });
+      const waiting = waitingForBody(w);
+      const moved = w.socket.bytesRead - w.readAtStart;
+      if (waiting && now - w.windowStartMs >= windowMs && moved < minBytes) {
+        stalled.inc();
         log.info(
-          {
-            address: w.socket.remoteAddress,
-            method: w.req.method,
-            url: w.req.url,
-            waitingFor: waiting,
-            moved,
-          },
-          'closing a connection whose client stalled',
+          { address: w.socket.remoteAddress, method: w.req.method, url: w.req.url, moved },
+          'closing a connection whose client stalled sending the request body',
         );
         watched.delete(w);
         w.socket.destroy();
         continue;
       }
-      if (waiting === null || now - w.windowStartMs >= windowMs) {
+      if (!waiting || now - w.windowStartMs >= windowMs) {
         w.windowStartMs = now;
         w.readAtStart = w.socket.bytesRead;
-        w.writtenAtStart = w.socket.bytesWritten;
       }
     }
   }

@@ -7,6 +7,7 @@
  * (429) with `details.retryAfterSeconds`, which the error handler also sends as `Retry-After`.
  */
 import { FlotillaError } from '@flotilla/protocol';
+import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -29,6 +30,9 @@ export function retryAfterSecondsOf(error: FlotillaError): number | null {
   return typeof seconds === 'number' && Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : null;
 }
 
+/** Counts (and now and then logs) one refusal by `limit` of `key`. */
+type Refusals = (limit: string, key: string) => void;
+
 function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
@@ -41,7 +45,7 @@ export class KeyedLimit {
     readonly name: string,
     points: number,
     windowMs: number,
-    private readonly refusals: Counter<'limit'>,
+    private readonly refusals: Refusals,
   ) {
     this.limiter =
       points > 0 ? new RateLimiterMemory({ keyPrefix: name, points, duration: seconds(windowMs) }) : null;
@@ -54,7 +58,7 @@ export class KeyedLimit {
       await this.limiter.consume(key);
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
-      this.refusals.inc({ limit: this.name });
+      this.refusals(this.name, key);
       throw rateLimited(message, e.msBeforeNext, this.name);
     }
   }
@@ -82,7 +86,7 @@ export class LoginGuard {
 
   constructor(
     private readonly limits: LoginLimits,
-    private readonly refusals: Counter<'limit'>,
+    private readonly refusals: Refusals,
   ) {
     this.windowSec = seconds(limits.loginWindowMs);
     this.pairFailures = new RateLimiterMemory({
@@ -105,7 +109,7 @@ export class LoginGuard {
   async check(username: string, address: string): Promise<void> {
     const lock = await this.pairLock.get(pairKey(username, address));
     if (lock !== null && lock.consumedPoints > 1 && lock.msBeforeNext > 0) {
-      this.refusals.inc({ limit: 'login_user_address' });
+      this.refusals('login_user_address', address);
       throw rateLimited(
         `too many failed sign-ins as "${username}" from this address`,
         lock.msBeforeNext,
@@ -118,7 +122,7 @@ export class LoginGuard {
       perAddress.consumedPoints >= this.limits.loginFailuresPerAddress &&
       perAddress.msBeforeNext > 0
     ) {
-      this.refusals.inc({ limit: 'login_address' });
+      this.refusals('login_address', address);
       throw rateLimited(
         'too many failed sign-ins from this address',
         perAddress.msBeforeNext,
@@ -194,13 +198,25 @@ export interface RateLimits {
   report: KeyedLimit;
 }
 
-export function createRateLimits(config: ServerConfig, metrics: Registry): RateLimits {
-  const refusals = new Counter({
+export function createRateLimits(config: ServerConfig, metrics: Registry, log: Logger): RateLimits {
+  const counter = new Counter({
     name: 'flotilla_rate_limited_total',
     help: 'Requests refused with 429 FLT_RATE_LIMITED, by limit',
     labelNames: ['limit'] as const,
     registers: [metrics],
   });
+  // One warning per limit per minute at most: a flood must not flood the log too.
+  const lastLogMs = new Map<string, number>();
+  const refusals: Refusals = (limit, key) => {
+    counter.inc({ limit });
+    const now = Date.now();
+    if (now - (lastLogMs.get(limit) ?? 0) < 60_000) return;
+    lastLogMs.set(limit, now);
+    log.warn(
+      { limit, key },
+      'rate limit reached; refusing with 429 (further refusals: metric flotilla_rate_limited_total)',
+    );
+  };
   return {
     login: new LoginGuard(config, refusals),
     enrollNonce: new KeyedLimit('enroll_nonce', config.enrollNoncesPerAddress, config.nonceTtlMs, refusals),
