@@ -132,6 +132,7 @@ export function registerDeploymentRoutes(
     {
       schema: {
         summary: "The agent's report of an update phase",
+        description: 'Limited per device (reportsPerDevicePerMinute): 429 FLT_RATE_LIMITED with Retry-After.',
         tags: ['device'],
         body: UpdateReport,
         response: { 204: NoContent },

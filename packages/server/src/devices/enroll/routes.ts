@@ -23,6 +23,8 @@ export function registerEnrollRoutes(
     {
       schema: {
         summary: 'A single-use nonce to sign for enrollment',
+        description:
+          'Limited per address, then by a server-wide budget of live nonces: 429 FLT_RATE_LIMITED with Retry-After.',
         tags,
         response: { 200: EnrollNonceResponse },
       },

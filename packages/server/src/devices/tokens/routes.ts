@@ -22,6 +22,8 @@ export function registerTokenRoutes(base: FastifyInstance, rt: DeviceRuntime): v
     {
       schema: {
         summary: 'A single-use challenge for this device to sign',
+        description:
+          'Limited per address (429 FLT_RATE_LIMITED with Retry-After); a device keeps only its newest few live challenges.',
         tags,
         body: TokenChallengeRequest,
         response: { 200: TokenChallengeResponse },
