@@ -132,7 +132,15 @@ async function main(): Promise<void> {
     'json',
   ];
   const server = spawn(cmd, args, {
-    env: { ...process.env, FLOTILLA_ADMIN_PASSWORD: PASSWORD },
+    env: {
+      ...process.env,
+      FLOTILLA_ADMIN_PASSWORD: PASSWORD,
+      // Every simulated device comes from 127.0.0.1: lift the per-address limits (docs/security.md
+      // "Limits in force") above what this run needs, so that they never shape the figures.
+      FLOTILLA_ENROLL_NONCES_PER_ADDRESS: String(Math.max(1_000, 2 * DEVICES)),
+      FLOTILLA_TOKEN_CHALLENGES_PER_ADDRESS_PER_MINUTE: String(Math.max(1_000, 2 * DEVICES)),
+      FLOTILLA_MAX_CONNECTIONS_PER_ADDRESS: String(Math.max(1_000, 2 * CONNECTIONS)),
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   try {

@@ -212,7 +212,7 @@ class AgentDaemon {
           return false;
         }
         if (reaction === 'fatal') throw e;
-        const delayMs = backoff.next();
+        const delayMs = backoff.nextAfter(e);
         this.logger.warn({ err: e, retryInMs: delayMs }, 'enrollment failed; retrying');
         await sleep(delayMs, signal);
       }

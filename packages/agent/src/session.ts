@@ -131,7 +131,7 @@ async function firstToken(
       return !signal.aborted;
     } catch (e) {
       if (signal.aborted || !onError(e)) return false;
-      const delayMs = backoff.next();
+      const delayMs = backoff.nextAfter(e);
       deps.logger.warn({ err: e, retryInMs: delayMs }, 'cannot get a device token; retrying');
       await sleep(delayMs, signal);
     }

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { DeviceState, FlotillaError } from '@flotilla/protocol';
 import { HttpClient } from '../src/client/http.js';
+import { Backoff } from '../src/sync/backoff.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -131,4 +132,34 @@ void test('a redirect is refused rather than followed with the token', async (t)
     client.request({ method: 'GET', path: '/', schema: null, token: 'flt_dt_secret' }),
     isCode('FLT_NETWORK'),
   );
+});
+
+void test('a 429 carries the Retry-After wait, and the backoff never retries sooner than asked', async (t) => {
+  const client = await serve(t, (req, res) => {
+    const body = {
+      error: { code: 'FLT_RATE_LIMITED', message: 'slow down', details: { retryAfterSeconds: 7 } },
+    };
+    if (req.url === '/proxy') res.writeHead(429, { 'retry-after': '3' }).end('Too Many Requests');
+    else
+      res
+        .writeHead(429, { 'content-type': 'application/json', 'retry-after': '7' })
+        .end(JSON.stringify(body));
+  });
+  const limited = await client
+    .request({ method: 'GET', path: '/s', schema: DeviceState })
+    .catch((e: unknown) => e);
+  assert.ok(isCode('FLT_RATE_LIMITED')(limited));
+  assert.equal((limited as FlotillaError).retryAfterMs, 7000);
+  // A proxy's bare 429 is a rate limit too (retried, not dropped as a refusal).
+  const proxy = await client
+    .request({ method: 'GET', path: '/proxy', schema: DeviceState })
+    .catch((e: unknown) => e);
+  assert.ok(isCode('FLT_RATE_LIMITED')(proxy));
+  assert.equal((proxy as FlotillaError).retryAfterMs, 3000);
+
+  const backoff = new Backoff({ baseMs: 1000, capMs: 60_000, random: () => 0 });
+  assert.equal(backoff.nextAfter(limited), 7000);
+  assert.equal(backoff.nextAfter(new Error('no wait asked')), 0);
+  const capped = new Backoff({ baseMs: 1000, capMs: 5000, random: () => 0 });
+  assert.equal(capped.nextAfter(limited), 5000);
 });

@@ -18,6 +18,7 @@ export const ErrorCodes = {
   FLT_METHOD_NOT_ALLOWED: 405,
   FLT_CONFLICT: 409,
   FLT_RATE_LIMITED: 429,
+  FLT_REQUEST_TIMEOUT: 408,
   FLT_INTERNAL: 500,
   FLT_UNAVAILABLE: 503,
   // operator authentication / authorization
@@ -119,13 +120,20 @@ export class FlotillaError extends Error {
   readonly code: ErrorCode;
   readonly statusCode: number;
   readonly details: unknown;
+  /** How long the server asked the client to wait before retrying (`Retry-After`), or null. */
+  readonly retryAfterMs: number | null;
 
-  constructor(code: ErrorCode, message: string, options: { details?: unknown; cause?: unknown } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: unknown; cause?: unknown; retryAfterMs?: number | null } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FlotillaError';
     this.code = code;
     this.statusCode = ErrorCodes[code];
     this.details = options.details;
+    this.retryAfterMs = options.retryAfterMs ?? null;
   }
 
   toJSON(): ErrorEnvelope {
@@ -143,18 +151,56 @@ export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, code);
 }
 
-/** Parses an error envelope received over HTTP back into a FlotillaError (clients: agent, CLI). */
-export function errorFromEnvelope(status: number, body: unknown): FlotillaError {
+/**
+ * Parses an error envelope received over HTTP back into a FlotillaError (clients: agent, CLI).
+ * `retryAfter` is the response's `Retry-After` header, if any (see `parseRetryAfter`).
+ */
+export function errorFromEnvelope(
+  status: number,
+  body: unknown,
+  retryAfter?: string | null,
+  nowMs: number = Date.now(),
+): FlotillaError {
+  const retryAfterMs = parseRetryAfter(retryAfter, nowMs);
   if (body && typeof body === 'object' && 'error' in body) {
     const err = body.error;
     if (err && typeof err === 'object') {
       const { code, message, details } = err as Record<string, unknown>;
       if (isErrorCode(code) && typeof message === 'string') {
-        return new FlotillaError(code, message, { details });
+        return new FlotillaError(code, message, { details, retryAfterMs });
       }
     }
   }
   const code: ErrorCode =
-    status >= 500 ? 'FLT_INTERNAL' : status === 404 ? 'FLT_NOT_FOUND' : 'FLT_BAD_REQUEST';
-  return new FlotillaError(code, `HTTP ${status}`, { details: body });
+    status === 429
+      ? 'FLT_RATE_LIMITED'
+      : status === 503
+        ? 'FLT_UNAVAILABLE'
+        : status >= 500
+          ? 'FLT_INTERNAL'
+          : status === 404
+            ? 'FLT_NOT_FOUND'
+            : 'FLT_BAD_REQUEST';
+  const wait = retryAfterMs === null ? '' : ` (retry in ${Math.ceil(retryAfterMs / 1000)} s)`;
+  return new FlotillaError(code, `HTTP ${status}${wait}`, { details: body, retryAfterMs });
+}
+
+/**
+ * A `Retry-After` header (RFC 9110 §10.2.3: delay-seconds or an HTTP date) as milliseconds from
+ * `nowMs`; null when absent or unreadable.
+ */
+export function parseRetryAfter(
+  header: string | null | undefined,
+  nowMs: number = Date.now(),
+): number | null {
+  if (header === null || header === undefined) return null;
+  const text = header.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, at - nowMs);
+}
+
+/** The wait (ms) a server asked for with this error (429/503 `Retry-After`), or null. */
+export function retryAfterMsOf(error: unknown): number | null {
+  return isFlotillaError(error) ? error.retryAfterMs : null;
 }

@@ -19,9 +19,11 @@ import type { OpenDatabase } from './db/open.js';
 import { registerDeviceApi } from './devices/index.js';
 import { installOperatorAuth } from './http/auth.js';
 import { closeConnectionsOnClose } from './http/drain.js';
+import { guardConnections } from './http/connections.js';
 import { clientErrorHandler, installErrorHandling } from './http/errors.js';
 import { installHttpMetrics } from './http/metrics.js';
 import { installOpenApi } from './http/openapi.js';
+import { createRateLimits } from './http/rate-limits.js';
 import { installValidators } from './http/validation.js';
 import { createLogger } from './logger.js';
 import { registerReleaseApi } from './releases/index.js';
@@ -60,6 +62,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
   const ownsDatabase = opts.db === undefined;
   try {
     const clock = opts.clock ?? systemClock;
+    const metrics = new Registry();
     const ctx: ServerContext = Object.freeze({
       config,
       db: database.db,
@@ -67,7 +70,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       log,
       clock,
       audit: createAuditRecorder(database.db, clock),
-      metrics: new Registry(),
+      metrics,
+      limits: createRateLimits(config, metrics, log),
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
     const app = await createFastify(ctx, opts.beforeRoutes);
@@ -89,7 +93,16 @@ async function createFastify(
   const app = Fastify({
     loggerInstance,
     bodyLimit: config.bodyLimitBytes,
-    http: { maxHeaderSize: config.maxHeaderBytes },
+    http: {
+      maxHeaderSize: config.maxHeaderBytes,
+      headersTimeout: config.headersTimeoutMs,
+      // How often Node looks for connections past the header timeout (its default is 30 s).
+      connectionsCheckingInterval: Math.max(250, Math.min(5_000, Math.floor(config.headersTimeoutMs / 4))),
+    },
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    // No total request timeout: a long upload or download is fine while its bytes move; the
+    // stall watchdog (http/connections.ts) closes it when they stop.
+    requestTimeout: 0,
     trustProxy: config.trustProxy,
     clientErrorHandler,
     return503OnClosing: true,
@@ -117,6 +130,11 @@ async function createFastify(
   await app.register(cookie);
   await installOpenApi(app);
   installHttpMetrics(app, ctx.metrics);
+  const stopGuard = guardConnections(app.server, config, ctx.metrics, ctx.log);
+  app.addHook('onClose', (_instance, done) => {
+    stopGuard();
+    done();
+  });
   installOperatorAuth(app, ctx);
   beforeRoutes?.(app, ctx);
 

@@ -59,6 +59,42 @@ export const ServerConfigSchema = Type.Object(
       maximum: 512 * 1024 ** 2,
       default: DEFAULT_MAX_DELTA_FILE_BYTES,
     }),
+    /** Most open connections (HTTP and WebSocket) in total; further ones are closed at once. 0: no cap. */
+    maxConnections: Type.Integer({ minimum: 0, default: 10_000 }),
+    /**
+     * Most open connections from one client address (IPv6: one /64). Behind a reverse proxy every
+     * connection comes from the proxy: raise this or set 0 (no cap). 0: no cap.
+     */
+    maxConnectionsPerAddress: Type.Integer({ minimum: 0, default: 1_000 }),
+    /** A client must finish sending the request headers within this long. */
+    headersTimeoutMs: Type.Integer({ minimum: 1_000, default: 30_000 }),
+    /** An idle keep-alive connection (between requests) is closed after this long. */
+    keepAliveTimeoutMs: Type.Integer({ minimum: 1_000, default: 72_000 }),
+    /**
+     * While the server waits on a client for request body bytes, the client must send at least
+     * `minClientBytesPerSecond` averaged over each window of this length, or the connection is
+     * closed. A slow but steady upload is never cut.
+     */
+    clientStallTimeoutMs: Type.Integer({ minimum: 1_000, default: 30_000 }),
+    minClientBytesPerSecond: Type.Integer({ minimum: 0, default: 256 }),
+    /** Failed logins for one user name from one address before each further try waits (doubling). */
+    loginFailuresBeforeBackoff: Type.Integer({ minimum: 1, default: 5 }),
+    /** The longest wait one (user name, address) pair can be made to sit out after failures. */
+    loginMaxBackoffMs: Type.Integer({ minimum: 1_000, default: 15 * 60_000 }),
+    /** Failed logins from one address (any user names) per `loginWindowMs`; then 429. 0: no cap. */
+    loginFailuresPerAddress: Type.Integer({ minimum: 0, default: 100 }),
+    /** The window failed logins are counted in (and forgotten after). */
+    loginWindowMs: Type.Integer({ minimum: 1_000, default: 15 * 60_000 }),
+    /** Enrollment nonces one address may get per `nonceTtlMs` (before the server-wide budget). 0: no cap. */
+    enrollNoncesPerAddress: Type.Integer({ minimum: 0, default: 1_000 }),
+    /** Token challenges one address may ask for per minute. 0: no cap. */
+    tokenChallengesPerAddressPerMinute: Type.Integer({ minimum: 0, default: 1_000 }),
+    /** Live (unused, unexpired) token challenges kept per device; a new one replaces the oldest. */
+    maxLiveChallengesPerDevice: Type.Integer({ minimum: 1, maximum: 1_000, default: 16 }),
+    /** Inventory writes (HTTP and WebSocket) one device may make per hour. 0: no cap. */
+    inventoryWritesPerDevicePerHour: Type.Integer({ minimum: 0, default: 120 }),
+    /** Update reports one device may send per minute. 0: no cap. */
+    reportsPerDevicePerMinute: Type.Integer({ minimum: 0, default: 120 }),
     /**
      * Single-machine convenience mode: this server holds the offline root and targets keys too and
      * signs releases itself (docs/security.md explains what that gives up). Off by default.

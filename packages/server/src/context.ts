@@ -8,6 +8,7 @@ import type { Registry } from 'prom-client';
 import type { Database } from './db/schema.js';
 import type { Dialect } from './db/dialect.js';
 import type { ServerConfig } from './config.js';
+import type { RateLimits } from './http/rate-limits.js';
 
 export interface Clock {
   now(): Date;
@@ -39,6 +40,8 @@ export interface ServerContext {
   readonly clock: Clock;
   readonly audit: AuditRecorder;
   readonly metrics: Registry;
+  /** Per-address, per-(user, address) and per-device request limits (this process's memory). */
+  readonly limits: RateLimits;
 }
 
 /** Who made a request, set by the auth hooks before any handler runs. */

@@ -79,7 +79,11 @@ export class HttpClient {
       return { status: response.status, headers: response.headers, body: null };
     const parsed = parseJson(text);
     if (response.status < 200 || response.status >= 300) {
-      throw errorFromEnvelope(response.status, parsed.ok ? parsed.value : text.slice(0, 200));
+      throw errorFromEnvelope(
+        response.status,
+        parsed.ok ? parsed.value : text.slice(0, 200),
+        response.headers.get('retry-after'),
+      );
     }
     if (req.schema === null) return { status: response.status, headers: response.headers, body: null };
     if (!parsed.ok || !matches(req.schema, parsed.value)) {

@@ -37,7 +37,7 @@ export class ControlChannel {
         token = await tokens.get(signal);
       } catch (e) {
         if (signal.aborted || !this.options.onError(e)) return;
-        const delayMs = backoff.next();
+        const delayMs = backoff.nextAfter(e);
         logger.warn({ err: e, retryInMs: delayMs }, 'control channel: could not get a token');
         await sleep(delayMs, signal);
         continue;
@@ -62,7 +62,7 @@ export class ControlChannel {
       );
       if (end.kind === 'stopped' || signal.aborted) return;
       if (!this.afterEnd(end)) return;
-      const delayMs = backoff.next();
+      const delayMs = backoff.nextAfter(end.kind === 'refused' ? end.error : null);
       logger.info({ retryInMs: delayMs, attempt: backoff.attempts }, 'control channel: reconnecting');
       await sleep(delayMs, signal);
     }

@@ -168,7 +168,7 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
         settle({
           kind: 'refused',
           status,
-          error: errorFromEnvelope(status, parseBody(Buffer.concat(chunks))),
+          error: errorFromEnvelope(status, parseBody(Buffer.concat(chunks)), response.headers['retry-after']),
         });
         ws.terminate();
       });

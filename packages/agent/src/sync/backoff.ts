@@ -3,6 +3,8 @@
  * in [0, min(cap, base · 2ⁿ)). Spreading retries over the whole window keeps a fleet that lost its
  * server at the same moment from coming back in lockstep.
  */
+import { retryAfterMsOf } from '@flotilla/protocol';
+
 export interface BackoffOptions {
   baseMs: number;
   capMs: number;
@@ -38,6 +40,16 @@ export class Backoff {
     const ceiling = this.ceilingMs();
     this.failures += 1;
     return Math.floor(this.random() * ceiling);
+  }
+
+  /**
+   * Like `next()`, but never sooner than the wait the server asked for with `error` (a 429 or 503
+   * `Retry-After`), itself bounded by the cap so that a bad header cannot park the agent for good.
+   */
+  nextAfter(error: unknown): number {
+    const jittered = this.next();
+    const asked = retryAfterMsOf(error);
+    return asked === null ? jittered : Math.max(jittered, Math.min(asked, this.capMs));
   }
 
   reset(): void {

@@ -63,7 +63,7 @@ export class StatePoller {
       } catch (e) {
         if (signal.aborted || !this.options.onError(e)) return;
         backoff.capMs = Math.max(this.intervalMs(), backoff.capMs);
-        delayMs = backoff.next();
+        delayMs = backoff.nextAfter(e);
         logger.warn({ err: e, retryInMs: delayMs, failures: backoff.attempts }, 'state poll failed');
       }
       await this.wake.sleep(delayMs, signal);

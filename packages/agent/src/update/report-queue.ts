@@ -2,7 +2,7 @@
  * Update reports to `POST /api/v1/device/reports`: best effort, in order, queued while offline and
  * retried with backoff. Bounded: when full, progress reports (downloading) are dropped first.
  */
-import { isFlotillaError } from '@flotilla/protocol';
+import { isFlotillaError, retryAfterMsOf } from '@flotilla/protocol';
 import type { UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { sleep } from '../util/sleep.js';
@@ -72,8 +72,10 @@ export class ReportQueue {
           { err: error, retryInMs: delayMs, queued: this.queued.length },
           'could not send an update report; will retry',
         );
-        await sleep(delayMs, signal);
-        delayMs = Math.min(delayMs * 2, this.options.maxRetryMs ?? 60_000);
+        // A rate-limited server says how long to wait (bounded by the longest retry delay).
+        const maxRetryMs = this.options.maxRetryMs ?? 60_000;
+        await sleep(Math.max(delayMs, Math.min(retryAfterMsOf(error) ?? 0, maxRetryMs)), signal);
+        delayMs = Math.min(delayMs * 2, maxRetryMs);
       }
     }
   }

@@ -95,7 +95,8 @@ export class ApiClient {
       throw networkError(url, this.timeoutMs, cause);
     }
     const parsed = parseJson(text);
-    if (!res.ok) throw errorFromEnvelope(res.status, parsed.ok ? parsed.value : text);
+    if (!res.ok)
+      throw errorFromEnvelope(res.status, parsed.ok ? parsed.value : text, res.headers.get('retry-after'));
     if (!parsed.ok && text !== '') {
       throw new FlotillaError(
         'FLT_NETWORK',

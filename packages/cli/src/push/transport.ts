@@ -64,7 +64,7 @@ export function httpTransport(client: ApiClient, token: string): ObjectTransport
         });
       }
       const body = parseJson(text);
-      if (!res.ok) throw errorFromEnvelope(res.status, body ?? text);
+      if (!res.ok) throw errorFromEnvelope(res.status, body ?? text, res.headers.get('retry-after'));
       return checkBody(UploadResponse, body, `POST ${ObjectRoutes.upload}`);
     },
   };

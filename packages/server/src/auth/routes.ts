@@ -18,6 +18,8 @@ export function registerAuthRoutes(base: FastifyInstance, ctx: ServerContext): v
     {
       schema: {
         summary: 'Sign in with a password; sets the session cookie',
+        description:
+          'After repeated failures for one user name from one address (or many from one address) the answer is 429 FLT_RATE_LIMITED with Retry-After, even for the right password.',
         tags: ['auth'],
         security: [],
         body: LoginRequest,

@@ -12,6 +12,8 @@ export interface NewSession {
 }
 
 export async function login(ctx: ServerContext, input: LoginRequest, sourceIp: string): Promise<NewSession> {
+  const guard = ctx.limits.login;
+  await guard.check(input.username, sourceIp);
   const row = await ctx.db
     .selectFrom('users')
     .selectAll()
@@ -19,6 +21,7 @@ export async function login(ctx: ServerContext, input: LoginRequest, sourceIp: s
     .executeTakeFirst();
   const matches = await verifyPassword(input.password, row?.password_hash ?? (await decoyHash()));
   if (!row || !matches || row.disabled !== 0) {
+    await guard.failed(input.username, sourceIp);
     await ctx.audit.record({
       actorType: 'user',
       actorId: row?.id ?? input.username,
@@ -57,6 +60,7 @@ export async function login(ctx: ServerContext, input: LoginRequest, sourceIp: s
       trx,
     );
   });
+  await guard.succeeded(input.username, sourceIp);
   return { secret, user: toUser(row), expiresAt };
 }
 

@@ -27,6 +27,21 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   deltaLevel: { kind: 'integer' },
   maxDeltaFileBytes: { kind: 'integer' },
   allowServerSideSigning: { kind: 'boolean' },
+  maxConnections: { kind: 'integer' },
+  maxConnectionsPerAddress: { kind: 'integer' },
+  headersTimeoutMs: { kind: 'duration' },
+  keepAliveTimeoutMs: { kind: 'duration' },
+  clientStallTimeoutMs: { kind: 'duration' },
+  minClientBytesPerSecond: { kind: 'integer' },
+  loginFailuresBeforeBackoff: { kind: 'integer' },
+  loginMaxBackoffMs: { kind: 'duration' },
+  loginFailuresPerAddress: { kind: 'integer' },
+  loginWindowMs: { kind: 'duration' },
+  enrollNoncesPerAddress: { kind: 'integer' },
+  tokenChallengesPerAddressPerMinute: { kind: 'integer' },
+  maxLiveChallengesPerDevice: { kind: 'integer' },
+  inventoryWritesPerDevicePerHour: { kind: 'integer' },
+  reportsPerDevicePerMinute: { kind: 'integer' },
 };
 
 export { envNameOf };

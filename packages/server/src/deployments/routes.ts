@@ -132,6 +132,7 @@ export function registerDeploymentRoutes(
     {
       schema: {
         summary: "The agent's report of an update phase",
+        description: 'Limited per device (reportsPerDevicePerMinute): 429 FLT_RATE_LIMITED with Retry-After.',
         tags: ['device'],
         body: UpdateReport,
         response: { 204: NoContent },
@@ -141,6 +142,7 @@ export function registerDeploymentRoutes(
     async (request, reply) => {
       const device = auth.authOf(request);
       requireAccepted(device.status);
+      await ctx.limits.report.take(device.deviceId, 'too many update reports from this device');
       await recordReport(ctx, device.deviceId, request.body, sourceAddress(request));
       return reply.code(204).send(null);
     },

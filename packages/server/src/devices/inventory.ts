@@ -38,6 +38,7 @@ export async function replaceInventory(
   sourceIp: string | null,
 ): Promise<boolean> {
   assertValidFacts(facts);
+  await ctx.limits.inventory.take(deviceId, 'too many inventory reports from this device');
   return ctx.db.transaction().execute(async (trx) => {
     const device = await loadDeviceRow(trx, deviceId, ctx.dialect);
     if (!device) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);

@@ -18,6 +18,7 @@ export interface Cleaner {
 export function startCleaner(ctx: ServerContext, intervalMs = CLEANUP_INTERVAL_MS): Cleaner {
   let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
+    ctx.limits.liveChallenges.prune(ctx.clock.now().getTime());
     running = removeExpired(ctx).then(
       (removed) => ctx.log.debug(removed, 'removed expired device nonces and tokens'),
       (e: unknown) => ctx.log.warn({ err: e }, 'could not remove expired device nonces and tokens'),

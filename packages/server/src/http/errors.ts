@@ -7,6 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { ErrorCode } from '@flotilla/protocol';
+import { retryAfterSecondsOf } from './rate-limits.js';
 
 interface ValidationIssue {
   instancePath?: string;
@@ -98,6 +99,8 @@ export function installErrorHandling(app: FastifyInstance): void {
     const flt = toFlotillaError(error);
     if (flt.code === 'FLT_INTERNAL') request.log.error({ err: error }, 'request failed');
     else request.log.debug({ code: flt.code }, flt.message);
+    const retryAfter = retryAfterSecondsOf(flt);
+    if (retryAfter !== null) void reply.header('retry-after', String(retryAfter));
     return reply.status(flt.statusCode).type('application/json; charset=utf-8').send(flt.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {
@@ -131,7 +134,10 @@ export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket)
   const flt = tooLarge
     ? new FlotillaError('FLT_HEADERS_TOO_LARGE', 'the request headers are larger than the server accepts')
     : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? null
+      ? new FlotillaError(
+          'FLT_REQUEST_TIMEOUT',
+          'the request headers did not arrive in time (headersTimeoutMs)',
+        )
       : new FlotillaError('FLT_BAD_REQUEST', 'malformed HTTP request');
   if (!flt || !socket.writable) {
     socket.destroy();

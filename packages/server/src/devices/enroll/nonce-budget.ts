@@ -23,8 +23,13 @@ export class NonceBudget {
       this.head = 0;
     }
     if (this.expiries.length - this.head >= this.max) {
+      const oldest = this.expiries[this.head] ?? nowMs + 60_000;
       throw new FlotillaError('FLT_RATE_LIMITED', 'too many enrollments in progress; retry in a minute', {
-        details: { liveNonces: this.max },
+        details: {
+          limit: 'enroll_nonce_budget',
+          liveNonces: this.max,
+          retryAfterSeconds: Math.max(1, Math.ceil((oldest - nowMs) / 1000)),
+        },
       });
     }
     this.expiries.push(expiresAtMs);

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { DeviceRoutes, EnrollNonceResponse, EnrollRequest, EnrollResponse } from '@flotilla/protocol';
+import { addressKey } from '../../http/connections.js';
 import { sourceAddress } from '../../http/source-address.js';
 import { issueNonce } from '../nonces.js';
 import type { DeviceRuntime } from '../runtime.js';
@@ -22,11 +23,18 @@ export function registerEnrollRoutes(
     {
       schema: {
         summary: 'A single-use nonce to sign for enrollment',
+        description:
+          'Limited per address, then by a server-wide budget of live nonces: 429 FLT_RATE_LIMITED with Retry-After.',
         tags,
         response: { 200: EnrollNonceResponse },
       },
     },
-    async () => {
+    async (request) => {
+      // Per address first, so that one client cannot spend the server-wide budget for everyone.
+      await ctx.limits.enrollNonce.take(
+        addressKey(sourceAddress(request)),
+        'too many enrollment nonces for this address',
+      );
       const now = ctx.clock.now();
       budget.take(now.getTime(), now.getTime() + ctx.config.nonceTtlMs);
       return issueNonce(ctx.db, 'enroll', null, now, ctx.config.nonceTtlMs);

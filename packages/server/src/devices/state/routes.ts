@@ -74,6 +74,8 @@ export function registerStateRoutes(
     {
       schema: {
         summary: "Replace the device's inventory facts",
+        description:
+          'Limited per device (inventoryWritesPerDevicePerHour): 429 FLT_RATE_LIMITED with Retry-After.',
         tags,
         body: InventoryReport,
         response: { 204: Type.Null() },

@@ -8,6 +8,8 @@ import {
   TokenRequest,
   TokenResponse,
 } from '@flotilla/protocol';
+import { addressKey } from '../../http/connections.js';
+import { sourceAddress } from '../../http/source-address.js';
 import type { DeviceRuntime } from '../runtime.js';
 import { issueChallenge, issueToken } from './service.js';
 
@@ -20,12 +22,20 @@ export function registerTokenRoutes(base: FastifyInstance, rt: DeviceRuntime): v
     {
       schema: {
         summary: 'A single-use challenge for this device to sign',
+        description:
+          'Limited per address (429 FLT_RATE_LIMITED with Retry-After); a device keeps only its newest few live challenges.',
         tags,
         body: TokenChallengeRequest,
         response: { 200: TokenChallengeResponse },
       },
     },
-    async (request) => issueChallenge(rt, request.body.deviceId),
+    async (request) => {
+      await rt.ctx.limits.tokenChallenge.take(
+        addressKey(sourceAddress(request)),
+        'too many token challenges for this address',
+      );
+      return issueChallenge(rt, request.body.deviceId);
+    },
   );
 
   app.post(

@@ -49,13 +49,22 @@ export function refuseStatus(status: DeviceRow['status']): void {
 export async function issueChallenge(rt: DeviceRuntime, deviceId: string): Promise<TokenChallengeResponse> {
   const { ctx } = rt;
   await usableDevice(ctx.db, deviceId);
-  const { nonce, expiresAt } = await issueNonce(
-    ctx.db,
-    'token',
+  const now = ctx.clock.now();
+  const { nonce, expiresAt } = await issueNonce(ctx.db, 'token', deviceId, now, ctx.config.nonceTtlMs);
+  // Only the newest few challenges of a device stay live, however many strangers ask for.
+  const evicted = ctx.limits.liveChallenges.add(
     deviceId,
-    ctx.clock.now(),
-    ctx.config.nonceTtlMs,
+    hashSecret(nonce),
+    now.getTime(),
+    Date.parse(expiresAt),
   );
+  if (evicted.length > 0) {
+    await ctx.db
+      .deleteFrom('device_nonces')
+      .where('nonce_hash', 'in', evicted)
+      .where('purpose', '=', 'token')
+      .execute();
+  }
   return { challenge: nonce, expiresAt };
 }
 
