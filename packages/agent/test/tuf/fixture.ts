@@ -40,12 +40,23 @@ export function inDays(days: number): Date {
 export class FileServer {
   readonly files = new Map<string, Buffer>();
   readonly endless = new Set<string>();
+  /** When set, a request without exactly this Authorization header is refused with 401. */
+  requireAuthorization: string | null = null;
+  /** The Authorization headers of the requests refused with 401, in order. */
+  readonly refused: (string | undefined)[] = [];
   #server: Server | undefined;
   url = '';
 
   async start(): Promise<void> {
     this.#server = createServer((req, res) => {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      if (this.requireAuthorization !== null && req.headers.authorization !== this.requireAuthorization) {
+        this.refused.push(req.headers.authorization);
+        res
+          .writeHead(401, { 'content-type': 'application/json' })
+          .end('{"error":{"code":"FLT_TOKEN_EXPIRED","message":"the device token has expired"}}');
+        return;
+      }
       if (this.endless.has(path)) {
         res.writeHead(200, { 'content-type': 'application/json' });
         const block = Buffer.alloc(64 * 1024, 0x20);
@@ -83,7 +94,7 @@ export interface RepoKeys {
   timestamp: Signer;
 }
 
-/** One TUF repository served under `/<name>/` with consistent snapshots. */
+/** One TUF repository served under `/<path>/` (default `/<name>/`) with consistent snapshots. */
 export class SimRepo {
   roots: ReturnType<typeof newRoot>[] = [];
   targetsVersion = 0;
@@ -95,10 +106,11 @@ export class SimRepo {
     readonly name: 'image' | 'director',
     readonly server: FileServer,
     public keys: RepoKeys,
+    readonly path: string = name,
   ) {}
 
   get url(): string {
-    return `${this.server.url}/${this.name}/`;
+    return `${this.server.url}/${this.path}/`;
   }
 
   roleKeys(): Record<TopLevelRole, RoleKeys> {
@@ -111,11 +123,11 @@ export class SimRepo {
   }
 
   put(file: string, bytes: Buffer): void {
-    this.server.files.set(`/${this.name}/${file}`, bytes);
+    this.server.files.set(`/${this.path}/${file}`, bytes);
   }
 
   get(file: string): Buffer {
-    const bytes = this.server.files.get(`/${this.name}/${file}`);
+    const bytes = this.server.files.get(`/${this.path}/${file}`);
     if (!bytes) throw new Error(`no ${file}`);
     return bytes;
   }
@@ -213,22 +225,32 @@ export interface World {
 }
 
 /** A served image repository with release web 1.0.0, a director assigning it, and a device data dir. */
-export async function world(): Promise<World> {
+export async function world(opts: { paths?: { image: string; director: string } } = {}): Promise<World> {
   const server = new FileServer();
   await server.start();
   const online = { snapshot: newSigner(), timestamp: newSigner(), director: newSigner() };
-  const image = new SimRepo('image', server, {
-    root: [newSigner()],
-    targets: [newSigner()],
-    snapshot: online.snapshot,
-    timestamp: online.timestamp,
-  });
-  const director = new SimRepo('director', server, {
-    root: [online.director],
-    targets: [online.director],
-    snapshot: online.snapshot,
-    timestamp: online.timestamp,
-  });
+  const image = new SimRepo(
+    'image',
+    server,
+    {
+      root: [newSigner()],
+      targets: [newSigner()],
+      snapshot: online.snapshot,
+      timestamp: online.timestamp,
+    },
+    opts.paths?.image,
+  );
+  const director = new SimRepo(
+    'director',
+    server,
+    {
+      root: [online.director],
+      targets: [online.director],
+      snapshot: online.snapshot,
+      timestamp: online.timestamp,
+    },
+    opts.paths?.director,
+  );
   const web1Bytes = Buffer.from(
     JSON.stringify({ type: 'dir', entries: [{ name: 'app.sh', kind: 'file', hash: 'b'.repeat(64) }] }),
   );
