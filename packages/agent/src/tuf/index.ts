@@ -1,8 +1,8 @@
-export { verifyAssignment } from './verify-assignment.js';
-export type { VerifiedRelease, VerifyAssignmentOptions } from './verify-assignment.js';
+export { readAssignment, verifyAssignment } from './verify-assignment.js';
+export type { Assignment, VerifiedRelease, VerifyAssignmentOptions } from './verify-assignment.js';
 export { downloadVerified } from './download.js';
 export type { ExpectedBytes } from './download.js';
 export { provisionTrustedRoot, TrustedRepository } from './trusted-repository.js';
-export type { TrustedRepositoryOptions } from './trusted-repository.js';
+export type { RefreshOutcome, TrustedRepositoryOptions } from './trusted-repository.js';
 export type { FetchOptions } from './fetcher.js';
 export { tufFailureReport } from './failure-report.js';

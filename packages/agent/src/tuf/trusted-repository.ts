@@ -3,13 +3,14 @@
  * `root.json` is the trusted root (provisioned at enrollment, then advanced only by verified
  * rotations). tuf-js persists metadata only after verifying it.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, existsSync } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { FlotillaError, createFileExclusive, parseMetadata, verifySignedBy } from '@flotilla/protocol';
 import { Updater } from 'tuf-js';
 import type { TargetFile } from 'tuf-js';
+import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import { mapRefreshError } from './error-mapping.js';
 import type { RepositoryName } from './error-mapping.js';
 import { FailureLog } from './failure-log.js';
@@ -71,6 +72,9 @@ async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
+/** What a refresh found: current metadata, or a repository that has published no timestamp yet. */
+export type RefreshOutcome = 'refreshed' | 'unpublished';
+
 export class TrustedRepository {
   private constructor(
     private readonly opts: TrustedRepositoryOptions,
@@ -115,15 +119,37 @@ export class TrustedRepository {
     return new TrustedRepository(opts, updater, failures);
   }
 
-  /** Runs the TUF client workflow (spec 5.3–5.6); throws a FlotillaError with a FLT_TUF_* code on refusal. */
-  async refresh(): Promise<void> {
+  /**
+   * Runs the TUF client workflow (spec 5.3–5.6); throws a FlotillaError with a FLT_TUF_* code on
+   * refusal. `unpublished`: the repository has a root but has never published a timestamp (404 on
+   * `timestamp.json`, and this device trusts none), i.e. nothing was signed into it yet; the root was
+   * still updated (5.3) and nothing else is trusted. A device that already trusts a timestamp gets an
+   * error for the same 404: a repository never goes back to having none.
+   */
+  async refresh(): Promise<RefreshOutcome> {
     this.failures.clear();
     try {
       await this.updater.refresh();
     } catch (error) {
+      if (this.#isUnpublished()) {
+        await this.#keepLastGoodRoot();
+        return 'unpublished';
+      }
       throw mapRefreshError(this.opts.name, error, this.failures.last);
     }
     await this.#keepLastGoodRoot();
+    return 'refreshed';
+  }
+
+  #isUnpublished(): boolean {
+    const last = this.failures.last;
+    return (
+      last?.step === 'timestamp' &&
+      last.source === 'fetch' &&
+      last.error instanceof DownloadHTTPError &&
+      last.error.statusCode === 404 &&
+      !existsSync(join(this.opts.dir, 'timestamp.json'))
+    );
   }
 
   async #keepLastGoodRoot(): Promise<void> {

@@ -44,11 +44,22 @@ export interface VerifiedRelease {
 }
 
 /**
- * Refreshes the director, then the image repository, and returns one verified release per app the
- * director names. Throws a FlotillaError (FLT_TUF_* code, details with the repository and reason) on
- * any refusal; nothing is returned partially. Do not run two calls on the same `metadataDir` at once.
+ * What the two repositories say the device must run: the verified releases, or — a normal state, not
+ * a refusal — that nothing was published yet: the director has no timestamp for this device, or the
+ * director assigns nothing and the image repository has a root but no release signed into it (after
+ * `flotilla keys init`, before the first release). `repository` names the one that is empty.
  */
-export async function verifyAssignment(opts: VerifyAssignmentOptions): Promise<VerifiedRelease[]> {
+export type Assignment =
+  | { kind: 'assigned'; releases: VerifiedRelease[] }
+  | { kind: 'no-releases'; repository: 'image' | 'director' };
+
+/**
+ * Refreshes the director, then the image repository, and returns one verified release per app the
+ * director names, or `no-releases` (see `Assignment`). Throws a FlotillaError (FLT_TUF_* code,
+ * details with the repository and reason) on any refusal; nothing is returned partially. Do not run
+ * two calls on the same `metadataDir` at once.
+ */
+export async function readAssignment(opts: VerifyAssignmentOptions): Promise<Assignment> {
   const director = await TrustedRepository.open({
     name: 'director',
     metadataUrl: opts.directorRepoUrl,
@@ -61,11 +72,20 @@ export async function verifyAssignment(opts: VerifyAssignmentOptions): Promise<V
     dir: join(opts.metadataDir, 'image'),
     ...(opts.fetch && { fetch: opts.fetch }),
   });
-  await director.refresh();
-  await image.refresh();
+  if ((await director.refresh()) === 'unpublished') return { kind: 'no-releases', repository: 'director' };
+  const directorTargets = await director.targets();
+  if ((await image.refresh()) === 'unpublished') {
+    const first = directorTargets[0];
+    if (first === undefined) return { kind: 'no-releases', repository: 'image' };
+    throw new FlotillaError(
+      'FLT_TUF_TARGET_MISSING',
+      `the director assigns ${first.path} but the image repository has published no release yet`,
+      { details: { repository: 'image', path: first.path } },
+    );
+  }
   const releases: VerifiedRelease[] = [];
   const apps = new Set<string>();
-  for (const directorTarget of await director.targets()) {
+  for (const directorTarget of directorTargets) {
     const verified = agree(directorTarget, await image.target(directorTarget.path));
     if (apps.has(verified.app)) {
       throw new FlotillaError(
@@ -77,7 +97,13 @@ export async function verifyAssignment(opts: VerifyAssignmentOptions): Promise<V
     apps.add(verified.app);
     releases.push(verified);
   }
-  return releases;
+  return { kind: 'assigned', releases };
+}
+
+/** `readAssignment`'s releases; an empty list when nothing was published yet. */
+export async function verifyAssignment(opts: VerifyAssignmentOptions): Promise<VerifiedRelease[]> {
+  const assignment = await readAssignment(opts);
+  return assignment.kind === 'assigned' ? assignment.releases : [];
 }
 
 /**

@@ -60,6 +60,7 @@ export async function dryRunUpdates(
           dataDir: config.dataDir,
           trustedRootFile: config.trustedRootFile,
           token: (s) => tokens.get(s),
+          invalidateToken: () => tokens.invalidate(),
           cache: engine.cache,
           fetcher: new HttpFetcher({
             baseUrl: serverUrl,

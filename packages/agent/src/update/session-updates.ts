@@ -69,6 +69,7 @@ export class SessionUpdates {
       dataDir: config.dataDir,
       trustedRootFile: config.trustedRootFile,
       token: (signal) => tokens.get(signal),
+      invalidateToken: () => tokens.invalidate(),
       cache: options.engine.cache,
       fetcher,
       logger,

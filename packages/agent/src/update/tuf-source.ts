@@ -12,7 +12,8 @@ import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
-import { provisionTrustedRoot, verifyAssignment } from '../tuf/index.js';
+import { provisionTrustedRoot, readAssignment } from '../tuf/index.js';
+import type { VerifiedRelease } from '../tuf/index.js';
 import type { ReleaseSpec } from './types.js';
 
 export interface TufSourceOptions {
@@ -21,7 +22,10 @@ export interface TufSourceOptions {
   dataDir: string;
   /** The image repository's root shipped with the agent; null: trust on first use from the server. */
   trustedRootFile: string | null;
+  /** The device token (the held one unless it is due for renewal). */
   token: (signal: AbortSignal) => Promise<string>;
+  /** Drops the held token after the server refused it (401); the next `token()` fetches a new one. */
+  invalidateToken: () => void;
   cache: ChunkCache;
   fetcher: ObjectFetcher;
   logger: Logger;
@@ -32,87 +36,119 @@ const MAX_ROOT_OBJECT_BYTES = 32 * 1024 * 1024;
 
 export function tufAssignment(options: TufSourceOptions): (signal: AbortSignal) => Promise<ReleaseSpec[]> {
   return async (signal) => {
-    const token = await options.token(signal);
-    const headers = () => ({ authorization: `Bearer ${token}` });
-    const metadataDir = join(options.dataDir, 'tuf');
-    const imageRepoUrl = `${options.serverUrl}/tuf/image/`;
-    const directorRepoUrl = `${options.serverUrl}/tuf/director/${options.deviceId}/`;
-    const imageReady = await provision(
-      join(metadataDir, 'image'),
-      options.trustedRootFile,
-      `${imageRepoUrl}1.root.json`,
-      headers,
-      options,
-    );
-    const directorReady =
-      imageReady &&
-      (await provision(
-        join(metadataDir, 'director'),
-        null,
-        `${directorRepoUrl}1.root.json`,
-        headers,
-        options,
-      ));
-    // A server whose operators have not run `flotilla keys init` yet has nothing signed: expected,
-    // and quiet (STYLE.md: expected conditions are typed and handled quietly).
-    if (!directorReady) return [];
-    const verified = await verifyAssignment({
-      imageRepoUrl,
-      directorRepoUrl,
-      metadataDir,
-      fetch: { headers, timeoutMs: options.timeoutMs },
-    });
+    let verified: VerifiedRelease[];
+    try {
+      verified = await verifiedReleases(options, await options.token(signal));
+    } catch (error) {
+      // Every TUF file needs the token; one the server no longer takes (expired early, clock skew,
+      // server restored) is dropped and the refresh retried once with a new one.
+      if (!isTokenRefusal(error) || signal.aborted) throw error;
+      options.logger.debug('the server refused the device token for TUF metadata; renewing it');
+      options.invalidateToken();
+      verified = await verifiedReleases(options, await options.token(signal));
+    }
     const releases: ReleaseSpec[] = [];
     for (const v of verified) {
-      if (v.length > MAX_ROOT_OBJECT_BYTES) {
-        throw new FlotillaError(
-          'FLT_TUF_LENGTH',
-          `root object of ${v.path} is ${v.length} bytes, over the limit`,
-          {
-            details: { path: v.path },
-          },
-        );
-      }
-      if (!(await options.cache.has(v.sha256))) {
-        // A failure here is about this release: say which, so that the report names it.
-        await options.fetcher.fetch([v.sha256], options.cache, { signal }).catch((e: unknown) => {
-          if (!isFlotillaError(e) || signal.aborted) throw e;
-          const details = e.details && typeof e.details === 'object' ? e.details : {};
-          throw new FlotillaError(e.code, `root object of ${v.path}: ${e.message}`, {
-            details: { ...details, path: v.path },
-            cause: e,
-          });
-        });
-      }
-      const bytes = await options.cache.getObject(v.sha256);
-      if (bytes.length !== v.length) {
-        await options.cache.remove(v.sha256);
-        throw new FlotillaError(
-          'FLT_TUF_LENGTH',
-          `root object of ${v.path} is ${bytes.length} bytes, ${v.length} signed`,
-          {
-            details: { path: v.path, expected: v.length, received: bytes.length },
-          },
-        );
-      }
-      releases.push({
-        app: v.app,
-        version: v.release.version,
-        runtime: v.release.runtime,
-        root: v.release.rootObject,
-        targetPath: v.path,
-        config: v.release.config ?? {},
-        ...(v.release.secrets !== undefined && {
-          secrets: Object.fromEntries(
-            Object.entries(v.release.secrets).map(([name, commitment]) => [
-              name,
-              { commitment, sealed: v.sealedSecrets?.[name] ?? null },
-            ]),
-          ),
-        }),
-      });
+      releases.push(await rootObjectOf(v, options, signal));
     }
     return releases;
+  };
+}
+
+/** A 401 from the server: the token was refused (FLT_TUF_FETCH with the HTTP status in its details). */
+function isTokenRefusal(error: unknown): boolean {
+  if (!isFlotillaError(error) || error.code !== 'FLT_TUF_FETCH') return false;
+  const details = error.details as { status?: unknown } | undefined;
+  return details?.status === 401;
+}
+
+async function verifiedReleases(options: TufSourceOptions, token: string): Promise<VerifiedRelease[]> {
+  const headers = () => ({ authorization: `Bearer ${token}` });
+  const metadataDir = join(options.dataDir, 'tuf');
+  const imageRepoUrl = `${options.serverUrl}/tuf/image/`;
+  const directorRepoUrl = `${options.serverUrl}/tuf/director/${options.deviceId}/`;
+  const imageReady = await provision(
+    join(metadataDir, 'image'),
+    options.trustedRootFile,
+    `${imageRepoUrl}1.root.json`,
+    headers,
+    options,
+  );
+  const directorReady =
+    imageReady &&
+    (await provision(join(metadataDir, 'director'), null, `${directorRepoUrl}1.root.json`, headers, options));
+  // A server whose operators have not run `flotilla keys init` yet has nothing signed: expected,
+  // and quiet (STYLE.md: expected conditions are typed and handled quietly).
+  if (!directorReady) return [];
+  const assignment = await readAssignment({
+    imageRepoUrl,
+    directorRepoUrl,
+    metadataDir,
+    fetch: { headers, timeoutMs: options.timeoutMs },
+  });
+  if (assignment.kind === 'no-releases') {
+    // Keys initialised, no release signed (or nothing assigned to this device) yet: also expected.
+    options.logger.debug(
+      { repository: assignment.repository },
+      'no releases yet: the repository has published nothing; nothing to install',
+    );
+    return [];
+  }
+  return assignment.releases;
+}
+
+/** The release's root object, fetched into the cache unless there, checked against the signed length. */
+async function rootObjectOf(
+  v: VerifiedRelease,
+  options: TufSourceOptions,
+  signal: AbortSignal,
+): Promise<ReleaseSpec> {
+  if (v.length > MAX_ROOT_OBJECT_BYTES) {
+    throw new FlotillaError(
+      'FLT_TUF_LENGTH',
+      `root object of ${v.path} is ${v.length} bytes, over the limit`,
+      {
+        details: { path: v.path },
+      },
+    );
+  }
+  if (!(await options.cache.has(v.sha256))) {
+    // A failure here is about this release: say which, so that the report names it.
+    await options.fetcher.fetch([v.sha256], options.cache, { signal }).catch((e: unknown) => {
+      if (!isFlotillaError(e) || signal.aborted) throw e;
+      const details = e.details && typeof e.details === 'object' ? e.details : {};
+      throw new FlotillaError(e.code, `root object of ${v.path}: ${e.message}`, {
+        details: { ...details, path: v.path },
+        cause: e,
+      });
+    });
+  }
+  const bytes = await options.cache.getObject(v.sha256);
+  if (bytes.length !== v.length) {
+    await options.cache.remove(v.sha256);
+    throw new FlotillaError(
+      'FLT_TUF_LENGTH',
+      `root object of ${v.path} is ${bytes.length} bytes, ${v.length} signed`,
+      {
+        details: { path: v.path, expected: v.length, received: bytes.length },
+      },
+    );
+  }
+  return {
+    app: v.app,
+    version: v.release.version,
+    runtime: v.release.runtime,
+    root: v.release.rootObject,
+    targetPath: v.path,
+    config: v.release.config ?? {},
+    ...(v.release.secrets !== undefined && {
+      secrets: Object.fromEntries(
+        Object.entries(v.release.secrets).map(([name, commitment]) => [
+          name,
+          { commitment, sealed: v.sealedSecrets?.[name] ?? null },
+        ]),
+      ),
+    }),
   };
 }
 
@@ -141,8 +177,12 @@ async function provision(
       options.logger.debug({ url }, 'the server has no signed metadata yet; nothing to install');
       return false;
     }
-    if (!response.ok)
-      throw new FlotillaError('FLT_TUF_FETCH', `GET ${url}: HTTP ${response.status}`, { details: { url } });
+    if (!response.ok) {
+      await response.arrayBuffer().catch(() => undefined);
+      throw new FlotillaError('FLT_TUF_FETCH', `GET ${url}: HTTP ${response.status}`, {
+        details: { url, status: response.status },
+      });
+    }
     bytes = new Uint8Array(await response.arrayBuffer());
     options.logger.warn(
       { url },

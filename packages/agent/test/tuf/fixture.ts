@@ -40,12 +40,23 @@ export function inDays(days: number): Date {
 export class FileServer {
   readonly files = new Map<string, Buffer>();
   readonly endless = new Set<string>();
+  /** When set, a request without exactly this Authorization header is refused with 401. */
+  requireAuthorization: string | null = null;
+  /** The Authorization headers of the requests refused with 401, in order. */
+  readonly refused: (string | undefined)[] = [];
   #server: Server | undefined;
   url = '';
 
   async start(): Promise<void> {
     this.#server = createServer((req, res) => {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      if (this.requireAuthorization !== null && req.headers.authorization !== this.requireAuthorization) {
+        this.refused.push(req.headers.authorization);
+        res
+          .writeHead(401, { 'content-type': 'application/json' })
+          .end('{"error":{"code":"FLT_TOKEN_EXPIRED","message":"the device token has expired"}}');
+        return;
+      }
       if (this.endless.has(path)) {
         res.writeHead(200, { 'content-type': 'application/json' });
         const block = Buffer.alloc(64 * 1024, 0x20);

@@ -52,6 +52,7 @@ async function setup(t: TestContext) {
     dataDir: w.dataDir,
     trustedRootFile: null,
     token: () => Promise.resolve('device-token'),
+    invalidateToken: () => undefined,
     cache,
     fetcher,
     logger: quietLogger(),

@@ -7,8 +7,14 @@ import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 
 export const TufRoutes = {
-  /** Device-facing, unauthenticated or device-token: `root.json`, `timestamp.json`, `N.<role>.json`. */
+  /**
+   * The image repository (`root.json`, `timestamp.json`, `N.<role>.json`) and its targets (a release's
+   * root object at `<app>/<version>/<sha256>.<rootObjectId>`, or without the hash prefix): an operator
+   * or an accepted device's token. A TUF client's targets base URL is `/tuf/image/targets/`.
+   */
   imageFile: '/tuf/image/:file',
+  imageTarget: '/tuf/image/targets/:app/:version/:file',
+  /** A device's director repository: that device's token or an operator. */
   directorFile: '/tuf/director/:deviceId/:file',
   /** Operator API. */
   onlineKeys: '/api/v1/tuf/online-keys',

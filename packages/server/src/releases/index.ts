@@ -47,6 +47,7 @@ export async function registerReleaseApi(
   const store = await FsObjectStore.open(ctx.config.dataDir);
   const trust = await setUpTrust(app, ctx, {
     deviceAuth,
+    store,
     onTargetsChanged: (image) => refreshSigned(ctx, image),
   });
   // Targets may have changed while the server was down (or another replica accepted them).

@@ -18,7 +18,7 @@ import {
 import type { Signer, TufSubmitResponse } from '@flotilla/protocol';
 import type { TargetFile } from '@tufjs/models';
 import type { ServerContext } from '../context.js';
-import type { DeviceAuthenticator } from '../devices/index.js';
+import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
 import { sourceAddress } from '../http/source-address.js';
 import {
   DirectorRepository,
@@ -35,6 +35,7 @@ import {
 } from '../tuf/index.js';
 import type { LocalOfflineKeys } from '../tuf/index.js';
 import { requireAccepted } from '../objects/access.js';
+import type { ObjectStore } from '../objects/store.js';
 
 export interface Trust {
   image: ImageRepository;
@@ -45,6 +46,8 @@ export interface Trust {
 
 export interface TrustOptions {
   deviceAuth: DeviceAuthenticator;
+  /** Where the image repository's targets (releases' root objects) are read from. */
+  store: ObjectStore;
   /** Called after root or targets metadata was accepted (recompute the releases' signed flags). */
   onTargetsChanged: (image: ImageRepository) => Promise<unknown>;
 }
@@ -65,6 +68,13 @@ export async function setUpTrust(
     tufRoutes({
       image,
       director,
+      authorizeImage: async (request) => {
+        await operatorOrAcceptedDevice(request, opts.deviceAuth);
+      },
+      targetBytes: async (target) => {
+        const id = target.hashes.sha256;
+        return id !== undefined && (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
+      },
       authorizeDevice: async (request, deviceId) => {
         await authorizeDirectorRead(request, deviceId, opts.deviceAuth);
         // Devices accepted before any deployment get empty targets on first read (idempotent).
@@ -108,19 +118,31 @@ function requireOperator(request: FastifyRequest, role: 'viewer' | 'admin'): voi
     throw new FlotillaError('FLT_FORBIDDEN', `this action needs the ${role} role (you are ${p.role})`);
 }
 
+/**
+ * The image repository is for operators (any role, token or session) and accepted devices: its
+ * targets carry every release's configuration. Returns the device, or null for an operator.
+ */
+async function operatorOrAcceptedDevice(
+  request: FastifyRequest,
+  deviceAuth: DeviceAuthenticator,
+): Promise<DeviceAuth | null> {
+  if (request.principal?.kind === 'user') return null;
+  const header = request.headers.authorization;
+  if (header === undefined || !header.includes(SECRET_PREFIX.deviceToken))
+    throw new FlotillaError('FLT_UNAUTHENTICATED', 'send an operator token or the device token');
+  const device = await deviceAuth.authenticate(header);
+  requireAccepted(device.status);
+  return device;
+}
+
 /** A device reads only its own director metadata; operators (viewer and up) read any. */
 async function authorizeDirectorRead(
   request: FastifyRequest,
   deviceId: string,
   deviceAuth: DeviceAuthenticator,
 ): Promise<void> {
-  if (request.principal?.kind === 'user') return;
-  const header = request.headers.authorization;
-  if (header === undefined || !header.includes(SECRET_PREFIX.deviceToken))
-    throw new FlotillaError('FLT_UNAUTHENTICATED', 'send the device token');
-  const device = await deviceAuth.authenticate(header);
-  requireAccepted(device.status);
-  if (device.deviceId !== deviceId)
+  const device = await operatorOrAcceptedDevice(request, deviceAuth);
+  if (device !== null && device.deviceId !== deviceId)
     throw new FlotillaError('FLT_FORBIDDEN', 'a device may read only its own director metadata');
 }
 

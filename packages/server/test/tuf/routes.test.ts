@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
-import { FlotillaError } from '@flotilla/protocol';
+import { ErrorEnvelopeSchema, FlotillaError } from '@flotilla/protocol';
 import { tufRoutes } from '../../src/tuf/index.js';
 import { initialised, release } from './fixture.js';
 
@@ -9,28 +9,31 @@ async function app(authorize?: (deviceId: string) => void) {
   const f = await initialised();
   await f.director.assign('dev-1', [{ path: release('web', '1.0.0').path }]);
   const server = Fastify();
+  server.addSchema(ErrorEnvelopeSchema);
   await server.register(
     tufRoutes({
       image: f.image,
       director: f.director,
+      authorizeImage: () => undefined,
+      targetBytes: () => Promise.resolve(undefined),
       ...(authorize && { authorizeDevice: (_req, id) => authorize(id) }),
     }),
   );
   return { f, server };
 }
 
-void test('image metadata is served as JSON; versioned files are immutable, root.json and timestamp.json revalidated', async (t) => {
+void test('image metadata is served as JSON; versioned files are immutable (for the requester only), root.json and timestamp.json revalidated', async (t) => {
   const { server } = await app();
   t.after(() => server.close());
   const versioned = await server.inject({ method: 'GET', url: '/tuf/image/1.targets.json' });
   assert.equal(versioned.statusCode, 200);
   assert.match(String(versioned.headers['content-type']), /^application\/json/);
-  assert.equal(versioned.headers['cache-control'], 'public, max-age=31536000, immutable');
+  assert.equal(versioned.headers['cache-control'], 'private, max-age=31536000, immutable');
   assert.equal(JSON.parse(versioned.body).signed._type, 'targets');
   for (const name of ['root.json', 'timestamp.json']) {
     const res = await server.inject({ method: 'GET', url: `/tuf/image/${name}` });
     assert.equal(res.statusCode, 200);
-    assert.equal(res.headers['cache-control'], 'no-cache');
+    assert.equal(res.headers['cache-control'], 'private, no-cache');
   }
 });
 
