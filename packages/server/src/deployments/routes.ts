@@ -41,10 +41,16 @@ function creatorOf(request: FastifyRequest): Creator {
   return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
 }
 
+export interface DeploymentRouteHooks {
+  /** After a device's report was recorded (it may have moved the app's current and previous release). */
+  afterReport?: (deviceId: string) => void;
+}
+
 export function registerDeploymentRoutes(
   base: FastifyInstance,
   svc: DeployServices,
   auth: DeviceAuthenticator,
+  hooks: DeploymentRouteHooks = {},
 ): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['deployments'];
@@ -142,6 +148,7 @@ export function registerDeploymentRoutes(
       const device = auth.authOf(request);
       requireAccepted(device.status);
       await recordReport(ctx, device.deviceId, request.body, sourceAddress(request));
+      hooks.afterReport?.(device.deviceId);
       return reply.code(204).send(null);
     },
   );

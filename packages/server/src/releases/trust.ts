@@ -66,7 +66,7 @@ export async function setUpTrust(
       image,
       director,
       authorizeDevice: async (request, deviceId) => {
-        await authorizeDirectorRead(request, deviceId, opts.deviceAuth);
+        await authorizeDirectorRead(ctx, request, deviceId, opts.deviceAuth);
         // Devices accepted before any deployment get empty targets on first read (idempotent).
         await director.initDevice(deviceId);
       },
@@ -108,13 +108,26 @@ function requireOperator(request: FastifyRequest, role: 'viewer' | 'admin'): voi
     throw new FlotillaError('FLT_FORBIDDEN', `this action needs the ${role} role (you are ${p.role})`);
 }
 
-/** A device reads only its own director metadata; operators (viewer and up) read any. */
+/**
+ * A device reads only its own director metadata; operators (viewer and up) read that of any device
+ * that exists: a repository is created (and signed) only for an enrolled device, never for an id
+ * made up in a URL.
+ */
 async function authorizeDirectorRead(
+  ctx: ServerContext,
   request: FastifyRequest,
   deviceId: string,
   deviceAuth: DeviceAuthenticator,
 ): Promise<void> {
-  if (request.principal?.kind === 'user') return;
+  if (request.principal?.kind === 'user') {
+    const device = await ctx.db
+      .selectFrom('devices')
+      .select('id')
+      .where('id', '=', deviceId)
+      .executeTakeFirst();
+    if (!device) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);
+    return;
+  }
   const header = request.headers.authorization;
   if (header === undefined || !header.includes(SECRET_PREFIX.deviceToken))
     throw new FlotillaError('FLT_UNAUTHENTICATED', 'send the device token');
