@@ -31,6 +31,8 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 const DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024;
 const MEMORY_ENTRY_OVERHEAD = 256;
 const MEMORY_ENTRY_SHARE = 8;
+/** Uses remembered before the disk is indexed (at the first write after a start). */
+const MAX_USED_EARLY = 100_000;
 
 export interface CachedDelta {
   kind: DeltaKind;
@@ -54,6 +56,8 @@ export class DeltaCache {
   private disk: Map<string, number> | null = null;
   private diskBytes = 0;
   private indexing: Promise<Map<string, number>> | null = null;
+  /** Entries used before the disk was indexed, most recent last: recent once it is. */
+  private readonly usedEarly = new Set<string>();
 
   /** `maxDiskBytes`: most bytes of entry files (default unbounded; 0 keeps nothing on disk). */
   constructor(
@@ -169,10 +173,15 @@ export class DeltaCache {
 
   /** An entry file was used: now the most recently used. */
   private touch(name: string): void {
-    const bytes = this.disk?.get(name);
+    if (!this.disk) {
+      this.usedEarly.delete(name);
+      if (this.usedEarly.size < MAX_USED_EARLY) this.usedEarly.add(name);
+      return;
+    }
+    const bytes = this.disk.get(name);
     if (bytes === undefined) return;
-    this.disk!.delete(name);
-    this.disk!.set(name, bytes);
+    this.disk.delete(name);
+    this.disk.set(name, bytes);
   }
 
   private forgetFile(name: string): void {
@@ -199,6 +208,13 @@ export class DeltaCache {
         disk.set(f.name, f.bytes);
         total += f.bytes;
       }
+      for (const name of this.usedEarly) {
+        const bytes = disk.get(name);
+        if (bytes === undefined) continue;
+        disk.delete(name);
+        disk.set(name, bytes);
+      }
+      this.usedEarly.clear();
       this.disk = disk;
       this.diskBytes = total;
       return disk;
