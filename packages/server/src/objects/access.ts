@@ -17,7 +17,8 @@ import type { Clock, Db } from '../context.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
 import { WeightedLru } from './weighted-lru.js';
 
-const ID_BYTES = 32;
+/** 32-bit words of a 32-byte id. */
+const WORDS = 8;
 const CONTENT_ID = /^[0-9a-f]{64}$/;
 
 /** One release a device may read. */
@@ -28,40 +29,60 @@ export interface ReadableRelease {
   targetPath: string;
 }
 
-/** A release's object ids as one sorted buffer of 32-byte ids: 32 bytes an id, binary search. */
+/**
+ * A release's object ids, sorted, as eight 32-bit words each (32 bytes an id): a lookup is a binary
+ * search comparing numbers, no strings or buffers allocated but the key's eight words.
+ */
 export class IdSet {
-  private readonly count: number;
-
-  constructor(private readonly sorted: Buffer) {
-    this.count = sorted.length / ID_BYTES;
-  }
+  private constructor(
+    private readonly words: Uint32Array,
+    readonly size: number,
+  ) {}
 
   /** From hex ids in any order (duplicates allowed). */
   static of(ids: readonly string[]): IdSet {
-    const unique = [...new Set(ids)].sort();
-    const buffer = Buffer.alloc(unique.length * ID_BYTES);
-    unique.forEach((id, i) => buffer.write(id, i * ID_BYTES, 'hex'));
-    return new IdSet(buffer);
-  }
-
-  get size(): number {
-    return this.count;
+    // Hex strings sort as their big-endian words do.
+    const unique = [...new Set(ids)].filter((id) => CONTENT_ID.test(id)).sort();
+    const words = new Uint32Array(unique.length * WORDS);
+    unique.forEach((id, i) => toWords(id, words, i * WORDS));
+    return new IdSet(words, unique.length);
   }
 
   has(id: string): boolean {
-    if (!CONTENT_ID.test(id)) return false;
-    const key = Buffer.from(id, 'hex');
+    if (!toWords(id, KEY)) return false;
+    const { words } = this;
     let lo = 0;
-    let hi = this.count - 1;
+    let hi = this.size - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const order = key.compare(this.sorted, mid * ID_BYTES, (mid + 1) * ID_BYTES);
+      const at = mid * WORDS;
+      let order = 0;
+      for (let w = 0; w < WORDS && order === 0; w++) order = KEY[w]! - words[at + w]!;
       if (order === 0) return true;
       if (order < 0) hi = mid - 1;
       else lo = mid + 1;
     }
     return false;
   }
+}
+
+/** The key of the lookup in progress (lookups are synchronous: one scratch array serves all). */
+const KEY = new Uint32Array(WORDS);
+
+/** Writes the eight words of a 64-digit lowercase hex id into `out`; false for anything else. */
+function toWords(id: string, out: Uint32Array, at = 0): boolean {
+  if (id.length !== WORDS * 8) return false;
+  for (let w = 0; w < WORDS; w++) {
+    let word = 0;
+    for (let i = w * 8; i < w * 8 + 8; i++) {
+      const c = id.charCodeAt(i);
+      const nibble = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+      if (nibble < 0) return false;
+      word = word * 16 + nibble;
+    }
+    out[at + w] = word;
+  }
+  return true;
 }
 
 /** What one device may read, for the duration of a request. */

@@ -42,7 +42,9 @@ export class UpdatePairs {
         for (const to of roots) {
           if (left.size === 0) return left;
           if (from === to) continue;
-          for (const key of await this.between(from, to)) left.delete(key);
+          // A tree that cannot be walked (an object collected meanwhile) pairs nothing.
+          const found = await this.between(from, to).catch(() => new Set<string>());
+          for (const key of found) left.delete(key);
         }
     return left;
   }

@@ -12,7 +12,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
-import { DEVICE_REPORTS_ROUTE, ObjectRoutes, ReleaseRoutes } from '@flotilla/protocol';
+import { DEVICE_REPORTS_ROUTE, ObjectRoutes, ReleaseRoutes, isFlotillaError } from '@flotilla/protocol';
 import type { DeltaPair, Release } from '@flotilla/protocol';
 import { DeltaKind, deltaPairKey, parseFileObject, readDeltaPack, walkTree } from '@flotilla/store';
 import type { DeltaRecord } from '@flotilla/store';
@@ -21,6 +21,8 @@ import { acceptedDevice } from '../devices/fixtures.js';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { errorCode } from '../helpers/http.js';
+import { resolveServerConfig } from '../../src/config.js';
+import { IdSet } from '../../src/objects/access.js';
 import { publish, treeOf } from './push.js';
 import type { BuiltTree } from './push.js';
 
@@ -278,7 +280,7 @@ forEachDialect((dialect) => {
 
   before(async () => {
     t = await createTestApp({ dialect, config: { deltaCacheMinSavingPercent: 99 } });
-    small = await createTestApp({ dialect, config: { deltaCacheMaxBytes: 32 * 1024 } });
+    small = await createTestApp({ dialect, config: { deltaCacheMaxBytes: 4 * 1024 } });
   });
   after(async () => {
     await t.close();
@@ -309,17 +311,54 @@ forEachDialect((dialect) => {
   void test('item 5: the delta cache stays within its size cap, least recently used evicted', async () => {
     const served: DeltaRecord[] = [];
     for (let i = 0; i < 6; i++) {
-      // Each delta is about 10 KB (the new random part), well below the plain chunks' size.
+      // Each delta is about 1 KB (the new random part), far below the changed chunk's stored bytes.
       const base = text(200_000, `cap${i}`);
-      const target = edited(base, 1000, randomBytes(10_000).toString('hex'));
+      const target = edited(base, 1000, randomBytes(1000).toString('hex'));
       const p = await pairOf(small, [base, target], `${i}`);
       const [record] = await deltaRecords(await deltas(small, small.adminToken, [p]), [p]);
       assert.equal(record!.kind, DeltaKind.zstd);
       served.push(record!);
       const onDisk = await cacheOnDisk(small);
-      assert.ok(onDisk.bytes <= 32 * 1024, `cache holds ${onDisk.bytes} bytes`);
+      assert.ok(onDisk.bytes <= 4 * 1024, `cache holds ${onDisk.bytes} bytes`);
     }
     const onDisk = await cacheOnDisk(small);
     assert.ok(onDisk.entries >= 1 && onDisk.entries < 6, `${onDisk.entries} entries`);
   });
+});
+
+void test('config: deltaCacheMaxBytes and deltaCacheMinSavingPercent from env, defaults, bounds', () => {
+  const defaults = resolveServerConfig({ env: {} });
+  assert.equal(defaults.deltaCacheMaxBytes, 2 * 1024 ** 3);
+  assert.equal(defaults.deltaCacheMinSavingPercent, 10);
+  const set = resolveServerConfig({
+    env: { FLOTILLA_DELTA_CACHE_MAX_BYTES: '0', FLOTILLA_DELTA_CACHE_MIN_SAVING_PERCENT: '50' },
+  });
+  assert.equal(set.deltaCacheMaxBytes, 0);
+  assert.equal(set.deltaCacheMinSavingPercent, 50);
+  for (const env of [
+    { FLOTILLA_DELTA_CACHE_MAX_BYTES: '-1' },
+    { FLOTILLA_DELTA_CACHE_MIN_SAVING_PERCENT: '101' },
+    { FLOTILLA_DELTA_CACHE_MIN_SAVING_PERCENT: 'ten' },
+  ])
+    assert.throws(
+      () => resolveServerConfig({ env }),
+      (e: unknown) =>
+        isFlotillaError(e) && e.code === 'FLT_CONFIG_INVALID' && /FLOTILLA_DELTA_CACHE/.test(e.message),
+    );
+});
+
+void test('IdSet: exact membership of 64-digit hex ids, near misses and other strings refused', () => {
+  const ids = Array.from({ length: 2000 }, () => randomBytes(32).toString('hex'));
+  const set = IdSet.of([...ids, ...ids.slice(0, 10)]);
+  assert.equal(set.size, 2000);
+  for (const id of ids) assert.ok(set.has(id));
+  for (const id of ids.slice(0, 200)) {
+    const last = id.at(-1) === '0' ? '1' : '0';
+    assert.ok(!set.has(`${id.slice(0, 63)}${last}`), 'differs in the last digit');
+    assert.ok(!set.has(`${id[0] === '0' ? '1' : '0'}${id.slice(1)}`), 'differs in the first digit');
+    assert.ok(!set.has(id.toUpperCase()) || id.toUpperCase() === id);
+  }
+  for (const bad of ['', 'a'.repeat(63), `${ids[0]!.slice(0, 63)}g`, `${ids[0]}0`, ids[0]!.replace(/./, 'z')])
+    assert.ok(!set.has(bad), bad);
+  assert.ok(!IdSet.of([]).has(ids[0]!));
 });
