@@ -156,11 +156,6 @@ export class ObjectAccess {
     this.scopes.delete(deviceId);
   }
 
-  /** Releases and ids held, for tests and diagnostics. */
-  stats(): { releases: number; ids: number; devices: number } {
-    return { releases: this.members.size, ids: this.members.weight, devices: this.scopes.size };
-  }
-
   private async load(deviceId: string): Promise<DeviceScope> {
     const { db } = this.opts;
     const rows = await db
@@ -210,7 +205,7 @@ export class ObjectAccess {
 
 /**
  * The preHandler of the reading routes: an operator, or an accepted device with a valid token
- * (`readerOf` then tells the route what that device may read).
+ * (`scopeOf` then tells the route what that device may read).
  */
 export interface ObjectReaders {
   preHandler: preHandlerAsyncHookHandler;
