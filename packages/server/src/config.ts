@@ -96,6 +96,16 @@ export const ServerConfigSchema = Type.Object(
     /** Update reports one device may send per minute. 0: no cap. */
     reportsPerDevicePerMinute: Type.Integer({ minimum: 0, default: 120 }),
     /**
+     * Most bytes the delta cache (`<dataDir>/deltas`) holds on disk; past it, the entries used least
+     * recently are deleted. 0 keeps no delta on disk (recent ones stay in memory).
+     */
+    deltaCacheMaxBytes: Type.Integer({ minimum: 0, default: 2 * 1024 ** 3 }),
+    /**
+     * A delta is cached on disk only when it is at least this many percent smaller than the chunks
+     * it replaces (it is still served); deltas of unrelated or random data save next to nothing.
+     */
+    deltaCacheMinSavingPercent: Type.Integer({ minimum: 0, maximum: 100, default: 10 }),
+    /**
      * Single-machine convenience mode: this server holds the offline root and targets keys too and
      * signs releases itself (docs/security.md explains what that gives up). Off by default.
      */

@@ -26,6 +26,8 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   maxUploadBytes: { kind: 'integer' },
   deltaLevel: { kind: 'integer' },
   maxDeltaFileBytes: { kind: 'integer' },
+  deltaCacheMaxBytes: { kind: 'integer' },
+  deltaCacheMinSavingPercent: { kind: 'integer' },
   allowServerSideSigning: { kind: 'boolean' },
   maxConnections: { kind: 'integer' },
   maxConnectionsPerAddress: { kind: 'integer' },

@@ -158,6 +158,8 @@ export interface DeviceAppsTable {
   rollout: string | null;
   /** Target path last committed, or null. */
   current: string | null;
+  /** Target path committed before `current` (the device may roll back to it), or null. */
+  previous: string | null;
   phase: string | null;
   bytes_done: number | string | null;
   bytes_total: number | string | null;

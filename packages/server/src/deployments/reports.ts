@@ -42,6 +42,10 @@ export async function recordReport(
         ...(report.bytesFetched !== undefined && { bytes_fetched: report.bytesFetched }),
         error: report.phase === 'committed' ? null : error,
         ...(report.phase === 'committed' && { current: report.targetPath }),
+        // The release it ran before stays readable while the device may roll back to it.
+        ...(report.phase === 'committed' &&
+          row.current !== null &&
+          row.current !== report.targetPath && { previous: row.current }),
         updated_at: ctx.clock.now().toISOString(),
       })
       .where('device_id', '=', deviceId)

@@ -41,10 +41,16 @@ function creatorOf(request: FastifyRequest): Creator {
   return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
 }
 
+export interface DeploymentRouteHooks {
+  /** After a device's report was recorded (it may have moved the app's current and previous release). */
+  afterReport?: (deviceId: string) => void;
+}
+
 export function registerDeploymentRoutes(
   base: FastifyInstance,
   svc: DeployServices,
   auth: DeviceAuthenticator,
+  hooks: DeploymentRouteHooks = {},
 ): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['deployments'];
@@ -144,6 +150,7 @@ export function registerDeploymentRoutes(
       requireAccepted(device.status);
       await ctx.limits.report.take(device.deviceId, 'too many update reports from this device');
       await recordReport(ctx, device.deviceId, request.body, sourceAddress(request));
+      hooks.afterReport?.(device.deviceId);
       return reply.code(204).send(null);
     },
   );

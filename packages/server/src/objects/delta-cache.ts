@@ -8,6 +8,11 @@
  * The entries last read or written are also kept in memory (within a byte budget), so the pairs a
  * fleet updating between two releases asks for again and again are answered without a file read
  * and hash each; `prune` drops them with their files.
+ *
+ * The files are capped in bytes (config `deltaCacheMaxBytes`): the cache learns what is on disk at
+ * its first write (oldest modification first) and then deletes the entries used least recently
+ * whenever a write takes it over the cap. An entry may also be kept in memory only (`onDisk: false`,
+ * a delta that saves too little to be worth the disk).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
@@ -26,6 +31,8 @@ const STALE_TEMP_MS = 60 * 60 * 1000;
 const DEFAULT_MEMORY_BYTES = 32 * 1024 * 1024;
 const MEMORY_ENTRY_OVERHEAD = 256;
 const MEMORY_ENTRY_SHARE = 8;
+/** Uses remembered before the disk is indexed (at the first write after a start). */
+const MAX_USED_EARLY = 100_000;
 
 export interface CachedDelta {
   kind: DeltaKind;
@@ -45,11 +52,19 @@ function isErrno(error: unknown, code: string): boolean {
 export class DeltaCache {
   /** Recently used entries by `<target>-<base>`. */
   private readonly recent: WeightedLru<string, CachedDelta>;
+  /** Entry name → bytes of its file, least recently used first; null until the first write. */
+  private disk: Map<string, number> | null = null;
+  private diskBytes = 0;
+  private indexing: Promise<Map<string, number>> | null = null;
+  /** Entries used before the disk was indexed, most recent last: recent once it is. */
+  private readonly usedEarly = new Set<string>();
 
+  /** `maxDiskBytes`: most bytes of entry files (default unbounded; 0 keeps nothing on disk). */
   constructor(
     readonly root: string,
     private readonly log: Logger,
     memoryBytes = DEFAULT_MEMORY_BYTES,
+    private readonly maxDiskBytes = Number.POSITIVE_INFINITY,
   ) {
     this.recent = new WeightedLru({
       weigh: (entry) => entry.payload.length + MEMORY_ENTRY_OVERHEAD,
@@ -58,9 +73,14 @@ export class DeltaCache {
     });
   }
 
-  /** The cache under `<dataDir>/deltas`. */
-  static under(dataDir: string, log: Logger): DeltaCache {
-    return new DeltaCache(join(dataDir, 'deltas'), log);
+  /** The cache under `<dataDir>/deltas`, its files within `maxDiskBytes`. */
+  static under(dataDir: string, log: Logger, maxDiskBytes?: number): DeltaCache {
+    return new DeltaCache(join(dataDir, 'deltas'), log, DEFAULT_MEMORY_BYTES, maxDiskBytes);
+  }
+
+  /** Entry files and their bytes as the cache counts them (null before the first write). */
+  diskUsage(): { entries: number; bytes: number } | null {
+    return this.disk && { entries: this.disk.size, bytes: this.diskBytes };
   }
 
   pathOf(target: string, base: string): string {
@@ -71,7 +91,10 @@ export class DeltaCache {
   async get(target: string, base: string): Promise<CachedDelta | undefined> {
     const name = `${target}-${base}`;
     const kept = this.recent.get(name);
-    if (kept) return kept;
+    if (kept) {
+      this.touch(name);
+      return kept;
+    }
     const path = this.pathOf(target, base);
     let bytes: Buffer;
     try {
@@ -83,15 +106,33 @@ export class DeltaCache {
     const entry = parseEntry(bytes);
     if (entry) {
       this.recent.set(name, entry);
+      this.touch(name);
       return entry;
     }
     this.log.warn({ path }, 'damaged delta cache entry removed; the delta is computed again');
     await unlink(path).catch(() => undefined);
+    this.forgetFile(name);
     return undefined;
   }
 
-  /** Stores a record atomically (temp file in the same directory, then rename). */
-  async put(target: string, base: string, entry: CachedDelta): Promise<void> {
+  /**
+   * Stores a record: in memory, and unless `onDisk` is false (or the cap is 0) atomically on disk
+   * (temp file in the same directory, then rename), deleting the least recently used entry files
+   * beyond the cap.
+   */
+  async put(
+    target: string,
+    base: string,
+    entry: CachedDelta,
+    options: { onDisk?: boolean } = {},
+  ): Promise<void> {
+    const name = `${target}-${base}`;
+    const fileBytes = HEADER_BYTES + entry.payload.length;
+    if (options.onDisk === false || fileBytes > this.maxDiskBytes) {
+      this.recent.set(name, entry);
+      return;
+    }
+    const disk = await this.index();
     const path = this.pathOf(target, base);
     const temp = `${path}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
     const header = Buffer.alloc(HEADER_BYTES);
@@ -109,7 +150,79 @@ export class DeltaCache {
       await unlink(temp).catch(() => undefined);
       throw error;
     }
-    this.recent.set(`${target}-${base}`, entry);
+    this.recent.set(name, entry);
+    this.forgetFile(name);
+    disk.set(name, fileBytes);
+    this.diskBytes += fileBytes;
+    await this.evict();
+  }
+
+  /** Deletes the least recently used entry files until the cache is within its cap. */
+  private async evict(): Promise<void> {
+    const disk = this.disk;
+    if (!disk) return;
+    for (const [name, bytes] of disk) {
+      if (this.diskBytes <= this.maxDiskBytes) return;
+      disk.delete(name);
+      this.diskBytes -= bytes;
+      this.recent.delete(name);
+      const m = ENTRY_NAME.exec(name);
+      if (m) await rm(this.pathOf(m[1]!, m[2]!), { force: true });
+    }
+  }
+
+  /** An entry file was used: now the most recently used. */
+  private touch(name: string): void {
+    if (!this.disk) {
+      this.usedEarly.delete(name);
+      if (this.usedEarly.size < MAX_USED_EARLY) this.usedEarly.add(name);
+      return;
+    }
+    const bytes = this.disk.get(name);
+    if (bytes === undefined) return;
+    this.disk.delete(name);
+    this.disk.set(name, bytes);
+  }
+
+  private forgetFile(name: string): void {
+    const bytes = this.disk?.get(name);
+    if (bytes === undefined) return;
+    this.disk!.delete(name);
+    this.diskBytes -= bytes;
+  }
+
+  /** What is on disk (entries left by earlier runs oldest first), learnt once. */
+  private index(): Promise<Map<string, number>> {
+    this.indexing ??= (async () => {
+      const found: { name: string; bytes: number; at: number }[] = [];
+      for (const dir of await this.list(this.root))
+        for (const name of await this.list(join(this.root, dir))) {
+          if (!ENTRY_NAME.test(name)) continue;
+          const info = await stat(join(this.root, dir, name)).catch(() => undefined);
+          if (info?.isFile()) found.push({ name, bytes: info.size, at: info.mtimeMs });
+        }
+      found.sort((a, b) => a.at - b.at);
+      const disk = new Map<string, number>();
+      let total = 0;
+      for (const f of found) {
+        disk.set(f.name, f.bytes);
+        total += f.bytes;
+      }
+      for (const name of this.usedEarly) {
+        const bytes = disk.get(name);
+        if (bytes === undefined) continue;
+        disk.delete(name);
+        disk.set(name, bytes);
+      }
+      this.usedEarly.clear();
+      this.disk = disk;
+      this.diskBytes = total;
+      return disk;
+    })().catch((error: unknown) => {
+      this.indexing = null;
+      throw error;
+    });
+    return this.indexing;
   }
 
   /**
@@ -149,6 +262,7 @@ export class DeltaCache {
           continue;
         }
         this.recent.delete(name);
+        this.forgetFile(name);
         await rm(path, { force: true });
         result.removed += 1;
       }

@@ -35,6 +35,11 @@ export interface DeltaServiceOptions {
   level: number;
   /** Largest base or target file a delta is made for (config `maxDeltaFileBytes`). */
   maxFileBytes: number;
+  /**
+   * A delta is cached on disk only when it is at least this many percent smaller than the chunks
+   * it replaces (config `deltaCacheMinSavingPercent`); it is served either way.
+   */
+  minSavingPercent: number;
   log: Logger;
 }
 
@@ -126,12 +131,14 @@ export class DeltaService {
   /**
    * The records of `pairs`, in their order. The next pairs' records are read (or their
    * computations queued) while one is sent, a few at a time and within a byte budget, so cached
-   * records do not wait for each other's disk reads one by one.
+   * records do not wait for each other's disk reads one by one. Pairs whose key is in `declined`
+   * are answered "none" at once (nothing read, computed or cached).
    */
   async *records(
     pairs: readonly { target: string; base: string }[],
     files: ReadonlyMap<string, FileObject>,
     priority: DeltaPriority = 'request',
+    declined: ReadonlySet<string> = new Set(),
   ): AsyncGenerator<DeltaRecord> {
     const ahead: Promise<DeltaRecord>[] = [];
     let next = 0;
@@ -139,7 +146,11 @@ export class DeltaService {
     const fill = () => {
       while (next < pairs.length && ahead.length < READ_AHEAD && heldBytes < READ_AHEAD_BYTES) {
         const { target, base } = pairs[next++]!;
-        const record = this.record(target, base, files, priority).then((r) => {
+        const record = (
+          declined.has(deltaPairKey(target, base))
+            ? Promise.resolve({ target, base, ...NONE })
+            : this.record(target, base, files, priority)
+        ).then((r) => {
           heldBytes += r.payload.length;
           return r;
         });
@@ -265,7 +276,10 @@ export class DeltaService {
       },
       'delta computed',
     );
-    await cache.put(target, base, answer).catch((err: unknown) => {
+    // A delta that saves little (unrelated or random content) is not worth its disk space.
+    const saving = plain > 0 ? (100 * (plain - answer.payload.length)) / plain : 100;
+    const onDisk = answer.kind === DeltaKind.none || saving >= this.opts.minSavingPercent;
+    await cache.put(target, base, answer, { onDisk }).catch((err: unknown) => {
       log.warn({ err, target, base }, 'delta not cached; it is computed again next time');
     });
     return answer;

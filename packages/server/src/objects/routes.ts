@@ -1,7 +1,9 @@
 /**
  * Object routes (protocol `ObjectRoutes`): which objects are missing, pack upload (deployer), per-object
  * GET (immutable, Range-capable, for proxies and CDNs), batched pack download, a release tree's
- * objects in one pack (tree pack) and file deltas (operators and accepted devices).
+ * objects in one pack (tree pack) and file deltas (operators and accepted devices). A device reads
+ * only the objects of releases assigned to it and gets deltas only for its updates' file pairs
+ * (access.ts, delta-pairs.ts); anything else is answered as if it were not stored.
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -25,9 +27,10 @@ import {
 } from '@flotilla/protocol';
 import { DeltaKind, deltaPairKey, writeDeltaPack } from '@flotilla/store';
 import type { DeltaRecord } from '@flotilla/store';
-import type { DeviceAuthenticator } from '../devices/index.js';
 import { requireRole } from '../http/auth.js';
-import { requireOperatorOrDevice } from './access.js';
+import { notStored } from './access.js';
+import type { ObjectReaders } from './access.js';
+import type { UpdatePairs } from './delta-pairs.js';
 import type { DeltaService } from './deltas.js';
 import type { DeltaMetrics, ObjectMetrics } from './metrics.js';
 import { packStream, parseCodec } from './pack.js';
@@ -43,7 +46,10 @@ export interface ObjectRoutesOptions {
   metrics: ObjectMetrics;
   deltas: DeltaService;
   deltaMetrics: DeltaMetrics;
-  deviceAuth: DeviceAuthenticator;
+  /** Operators read every object; a device only those of its releases (access.ts). */
+  readers: ObjectReaders;
+  /** The file pairs of a device's updates: the only delta pairs computed for a device. */
+  updatePairs: UpdatePairs;
   maxUploadBytes: number;
   treeClosures: TreeClosures;
 }
@@ -67,7 +73,8 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const { store, metrics } = opts;
   const tags = ['objects'];
-  const reader = requireOperatorOrDevice(opts.deviceAuth);
+  const { readers } = opts;
+  const reader = readers.preHandler;
 
   app.post(
     ObjectRoutes.missing,
@@ -115,7 +122,9 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
     ObjectRoutes.object,
     {
       schema: {
-        summary: `One object's stored frame (${FRAME_CONTENT_TYPE}); immutable, Range-capable`,
+        summary:
+          `One object's stored frame (${FRAME_CONTENT_TYPE}); immutable, Range-capable. A device reads ` +
+          'only objects of releases assigned to it (desired, current, previous); others are a 404',
         tags,
         params: ObjectParams,
       },
@@ -123,6 +132,11 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
     },
     async (request, reply) => {
       const { id } = request.params;
+      const scope = await readers.scopeOf(request);
+      if (scope && !scope.canRead(id))
+        throw new FlotillaError('FLT_OBJECT_MISSING', `no object or chunk ${id} in the store`, {
+          details: { id },
+        });
       const etag = `"${id}"`;
       void reply
         .header('etag', etag)
@@ -152,7 +166,9 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
     ObjectRoutes.pack,
     {
       schema: {
-        summary: 'Objects as one pack stream, compressed as a whole; unknown ids are a 404 listing them',
+        summary:
+          'Objects as one pack stream, compressed as a whole; unknown ids (for a device, also ids of ' +
+          'releases not assigned to it) are a 404 listing them',
         tags,
         body: PackRequest,
       },
@@ -160,11 +176,11 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
     },
     async (request, reply) => {
       const ids = [...new Set(request.body.ids)];
-      const missing = await store.missing(ids);
-      if (missing.length > 0)
-        throw new FlotillaError('FLT_OBJECT_MISSING', `${missing.length} requested objects are not stored`, {
-          details: { missing },
-        });
+      const scope = await readers.scopeOf(request);
+      const unreadable = scope ? scope.unreadable(ids) : [];
+      const hidden = new Set(unreadable);
+      const missing = [...unreadable, ...(await store.missing(ids.filter((id) => !hidden.has(id))))];
+      if (missing.length > 0) throw notStored(missing);
       const codec = request.body.codec ?? 'zstd';
       async function* records(): AsyncGenerator<PackRecord> {
         for (const id of ids) {
@@ -188,7 +204,8 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
       schema: {
         summary:
           `Every tree object (directory and file objects, not chunks) reachable from root and from ` +
-          `no have root, as one pack (${PACK_CONTENT_TYPE}), directories first; an unknown root is a 404`,
+          `no have root, as one pack (${PACK_CONTENT_TYPE}), directories first; an unknown root (for a ` +
+          'device, also one outside its releases) is a 404; have roots a device may not read are ignored',
         tags,
         body: TreePackRequest,
         response: {
@@ -204,14 +221,18 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
     async (request, reply) => {
       const { root } = request.body;
       const closures = opts.treeClosures;
+      const scope = await readers.scopeOf(request);
+      const readable = scope === null || scope.canRead(root);
       // A cached closure outlives a deleted release: check the root is still stored.
-      const closure = (await store.has(root)) ? await closures.get(root) : null;
+      const closure = readable && (await store.has(root)) ? await closures.get(root) : null;
       if (!closure)
         throw new FlotillaError('FLT_OBJECT_MISSING', `tree ${root} is not stored`, {
           details: { missing: [root] },
         });
       const have: Closure[] = [];
       for (const id of new Set(request.body.have ?? [])) {
+        // A have root the device may not read is ignored: it only means more is sent.
+        if (scope && !scope.canRead(id)) continue;
         if (id === root) {
           have.push(closure);
           continue;
@@ -256,7 +277,9 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
         summary:
           `File deltas (${DELTA_PACK_CONTENT_TYPE}): per (target, base) file pair, in request order, a zstd ` +
           'frame of the target rebuilt against the base (zstd --patch-from), or "none" (fetch its chunks); ' +
-          'unknown ids are a 404 listing them, ids that are not file objects a 400',
+          'unknown ids (for a device, also ids of releases not assigned to it) are a 404 listing them, ' +
+          'ids that are not file objects a 400; for a device, a pair that is no file pair of its update ' +
+          '(same path, between two of its releases) is answered "none"',
         tags,
         body: DeltaRequest,
         response: {
@@ -280,10 +303,18 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
         seen.add(key);
         return true;
       });
-      const files = await opts.deltas.fileObjects(pairs.flatMap((p) => [p.target, p.base]));
+      const ids = pairs.flatMap((p) => [p.target, p.base]);
+      const scope = await readers.scopeOf(request);
+      if (scope) {
+        const unreadable = scope.unreadable(ids);
+        if (unreadable.length > 0) throw notStored(unreadable);
+      }
+      const files = await opts.deltas.fileObjects(ids);
+      // A device gets deltas only for the file pairs of its own updates; other pairs cost nothing.
+      const declined = scope ? await opts.updatePairs.outside(scope, pairs) : new Set<string>();
       const { deltas, deltaMetrics } = opts;
       async function* records(): AsyncGenerator<DeltaRecord> {
-        for await (const record of deltas.records(pairs, files)) {
+        for await (const record of deltas.records(pairs, files, 'request', declined)) {
           deltaMetrics.served.inc({ kind: record.kind === DeltaKind.zstd ? 'zstd' : 'none' });
           deltaMetrics.bytesServed.inc(record.payload.length);
           yield record;

@@ -9,7 +9,9 @@ import { registerDeploymentRoutes } from '../deployments/index.js';
 import { createDeviceAuthenticator } from '../devices/index.js';
 import type { DeviceRuntime } from '../devices/index.js';
 import { ReleaseRoutes } from '@flotilla/protocol';
+import { ObjectAccess, objectReaders } from '../objects/access.js';
 import { DeltaCache } from '../objects/delta-cache.js';
+import { UpdatePairs } from '../objects/delta-pairs.js';
 import { DeltaEncoder } from '../objects/delta-worker.js';
 import { DeltaService } from '../objects/deltas.js';
 import { createDeltaMetrics, createObjectMetrics, createTreePackMetrics } from '../objects/metrics.js';
@@ -45,8 +47,10 @@ export async function registerReleaseApi(
 ): Promise<ReleaseApi> {
   const deviceAuth = createDeviceAuthenticator(devices);
   const store = await FsObjectStore.open(ctx.config.dataDir);
+  const access = new ObjectAccess({ db: ctx.db, clock: ctx.clock });
   const trust = await setUpTrust(app, ctx, {
     deviceAuth,
+    deviceMayRead: async (device, id) => (await access.scopeOf(device)).canRead(id),
     store,
     onTargetsChanged: (image) => refreshSigned(ctx, image),
   });
@@ -54,7 +58,7 @@ export async function registerReleaseApi(
   await refreshSigned(ctx, trust.image);
   const deltaMetrics = createDeltaMetrics(ctx.metrics);
   const deltaLog = ctx.log.child({ component: 'deltas' });
-  const deltaCache = DeltaCache.under(ctx.config.dataDir, deltaLog);
+  const deltaCache = DeltaCache.under(ctx.config.dataDir, deltaLog, ctx.config.deltaCacheMaxBytes);
   const deltas = new DeltaService({
     store,
     cache: deltaCache,
@@ -62,6 +66,7 @@ export async function registerReleaseApi(
     metrics: deltaMetrics,
     level: ctx.config.deltaLevel,
     maxFileBytes: ctx.config.maxDeltaFileBytes,
+    minSavingPercent: ctx.config.deltaCacheMinSavingPercent,
     log: deltaLog,
   });
   await registerObjectRoutes(app, {
@@ -69,7 +74,8 @@ export async function registerReleaseApi(
     metrics: createObjectMetrics(ctx.metrics),
     deltas,
     deltaMetrics,
-    deviceAuth,
+    readers: objectReaders(deviceAuth, access),
+    updatePairs: new UpdatePairs({ store }),
     maxUploadBytes: ctx.config.maxUploadBytes,
     treeClosures: new TreeClosures({ store, metrics: createTreePackMetrics(ctx.metrics) }),
   });
@@ -105,7 +111,10 @@ export async function registerReleaseApi(
       }
       next();
     });
-    registerDeploymentRoutes(scope, { ctx, trust, devices, vault }, deviceAuth);
+    registerDeploymentRoutes(scope, { ctx, trust, devices, vault }, deviceAuth, {
+      // A committed update moves current and previous: what the device may read changes.
+      afterReport: (deviceId) => access.forget(deviceId),
+    });
     done();
   });
   return { store, trust };

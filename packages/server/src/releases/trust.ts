@@ -46,6 +46,8 @@ export interface Trust {
 
 export interface TrustOptions {
   deviceAuth: DeviceAuthenticator;
+  /** Whether a device may read an object (issue 13: only objects of releases assigned to it). */
+  deviceMayRead: (device: DeviceAuth, objectId: string) => Promise<boolean>;
   /** Where the image repository's targets (releases' root objects) are read from. */
   store: ObjectStore;
   /** Called after root or targets metadata was accepted (recompute the releases' signed flags). */
@@ -71,12 +73,16 @@ export async function setUpTrust(
       authorizeImage: async (request) => {
         await operatorOrAcceptedDevice(request, opts.deviceAuth);
       },
-      targetBytes: async (target) => {
+      targetBytes: async (target, request) => {
         const id = target.hashes.sha256;
-        return id !== undefined && (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
+        if (id === undefined) return undefined;
+        // A device gets the root object of its own releases only, answered as if others were absent.
+        const device = await operatorOrAcceptedDevice(request, opts.deviceAuth);
+        if (device !== null && !(await opts.deviceMayRead(device, id))) return undefined;
+        return (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
       },
       authorizeDevice: async (request, deviceId) => {
-        await authorizeDirectorRead(request, deviceId, opts.deviceAuth);
+        await authorizeDirectorRead(ctx, request, deviceId, opts.deviceAuth);
         // Devices accepted before any deployment get empty targets on first read (idempotent).
         await director.initDevice(deviceId);
       },
@@ -135,14 +141,28 @@ async function operatorOrAcceptedDevice(
   return device;
 }
 
-/** A device reads only its own director metadata; operators (viewer and up) read any. */
+/**
+ * A device reads only its own director metadata; operators (viewer and up) read that of any device
+ * that exists: a repository is created (and signed) only for an enrolled device, never for an id
+ * made up in a URL.
+ */
 async function authorizeDirectorRead(
+  ctx: ServerContext,
   request: FastifyRequest,
   deviceId: string,
   deviceAuth: DeviceAuthenticator,
 ): Promise<void> {
   const device = await operatorOrAcceptedDevice(request, deviceAuth);
-  if (device !== null && device.deviceId !== deviceId)
+  if (device === null) {
+    const exists = await ctx.db
+      .selectFrom('devices')
+      .select('id')
+      .where('id', '=', deviceId)
+      .executeTakeFirst();
+    if (!exists) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);
+    return;
+  }
+  if (device.deviceId !== deviceId)
     throw new FlotillaError('FLT_FORBIDDEN', 'a device may read only its own director metadata');
 }
 

@@ -35,7 +35,7 @@ export interface TufRoutesOptions {
    */
   authorizeDevice?: (request: FastifyRequest, deviceId: string) => Promise<void> | void;
   /** The bytes of a target of the image repository (a release's root object), or undefined if not stored. */
-  targetBytes: (target: TargetFile) => Promise<Uint8Array | undefined>;
+  targetBytes: (target: TargetFile, request: FastifyRequest) => Promise<Uint8Array | undefined>;
 }
 
 function sendError(reply: FastifyReply, error: FlotillaError): FastifyReply {
@@ -152,7 +152,7 @@ export function tufRoutes(opts: TufRoutesOptions): FastifyPluginAsync {
             const prefix = m[1];
             if (prefix !== undefined && target.hashes.sha256 !== prefix)
               throw notFound('no such target in the image repository');
-            const bytes = await opts.targetBytes(target);
+            const bytes = await opts.targetBytes(target, request);
             if (!bytes) throw notFound(`the root object of ${target.path} is not stored`);
             return reply
               .code(200)

@@ -81,3 +81,30 @@ void test('prune drops the memory copies of entries whose target or base is gone
   assert.equal(await cache.get(id('e'), id('f')), undefined);
   assert.equal(await cache.get(id('e'), id('d')), undefined);
 });
+
+void test('the files stay within the byte cap across restarts, least recently used deleted first', async () => {
+  const root = join(dir, 'cap');
+  const entryBytes = 37 + 1000; // header + payload
+  const first = new DeltaCache(root, log, 0, 3 * entryBytes);
+  for (const c of '123') await first.put(id(c), id('b'), zstd(1000, 1));
+  assert.deepEqual(first.diskUsage(), { entries: 3, bytes: 3 * entryBytes });
+
+  // A new process learns what is on disk at its first write; a read makes an entry recent.
+  const second = new DeltaCache(root, log, 0, 3 * entryBytes);
+  assert.ok(await second.get(id('1'), id('b')));
+  await second.put(id('4'), id('b'), zstd(1000, 4));
+  assert.deepEqual(second.diskUsage(), { entries: 3, bytes: 3 * entryBytes });
+  assert.ok(await second.get(id('1'), id('b')), 'read before the write: kept');
+  await second.put(id('5'), id('b'), zstd(1000, 5));
+  const left = async (c: string) => (await new DeltaCache(root, log, 0).get(id(c), id('b'))) !== undefined;
+  assert.deepEqual(
+    await Promise.all(['1', '2', '3', '4', '5'].map(left)),
+    [true, false, false, true, true],
+    'the two used least recently went',
+  );
+
+  // Kept in memory only: nothing written.
+  await second.put(id('6'), id('b'), zstd(1000, 6), { onDisk: false });
+  assert.equal(await left('6'), false);
+  assert.deepEqual(second.diskUsage(), { entries: 3, bytes: 3 * entryBytes });
+});

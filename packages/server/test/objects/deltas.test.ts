@@ -42,7 +42,7 @@ import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { errorCode } from '../helpers/http.js';
 import { resolveServerConfig } from '../../src/config.js';
-import { publish, pushTree, treeOf } from './push.js';
+import { assignUpdate, publish, treeOf } from './push.js';
 import type { BuiltTree } from './push.js';
 
 async function metric(t: TestApp, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -160,7 +160,10 @@ forEachDialect((dialect) => {
     v2 = await treeOf(files2);
     rel1 = await publish(t, v1, app, '1.0.0');
     rel2 = await publish(t, v2, app, '2.0.0');
-    device = (await acceptedDevice(t)).token;
+    // The device runs 1.0.0 and is assigned 2.0.0: it gets deltas for the pairs between them.
+    const enrolled = await acceptedDevice(t);
+    device = enrolled.token;
+    await assignUpdate(t, enrolled, rel1, rel2);
   });
   after(() => t.close());
 
@@ -471,7 +474,7 @@ forEachDialect((dialect) => {
   });
 
   void test('the server answers /healthz at once while a large delta is computed', async () => {
-    const t = await createTestApp({ dialect, config: { deltaLevel: 19 } });
+    const t = await createTestApp({ dialect, config: { deltaLevel: 19, allowServerSideSigning: true } });
     try {
       const url = await t.app.listen({ host: '127.0.0.1', port: 0 });
       const base = randomBytes(12_000_000);
@@ -479,10 +482,10 @@ forEachDialect((dialect) => {
       target.fill(7, 6_000_000, 6_001_000);
       const v1 = await treeOf({ 'blob.bin': base });
       const v2 = await treeOf({ 'blob.bin': target });
-      await pushTree(t, v1);
-      await pushTree(t, v2);
+      const enrolled = await acceptedDevice(t);
+      await assignUpdate(t, enrolled, await publish(t, v1, 'blob', '1'), await publish(t, v2, 'blob', '2'));
       const p = { target: await fileId(v2, 'blob.bin'), base: await fileId(v1, 'blob.bin') };
-      const device = (await acceptedDevice(t)).token;
+      const device = enrolled.token;
       let done = false;
       const delta = fetch(`${url}${ObjectRoutes.deltas}`, {
         method: 'POST',

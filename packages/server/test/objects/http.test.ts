@@ -8,11 +8,11 @@ import { decompressor, readPack } from '../../src/objects/pack.js';
 import { acceptedDevice } from '../devices/fixtures.js';
 import { createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
-import { encodePack, noise, recordsOf, treeOf } from './push.js';
+import { assign, encodePack, noise, publish, recordsOf, treeOf } from './push.js';
 
 forEachDialect((dialect) => {
   const withServer = async (fn: (t: TestApp, url: string) => Promise<void>) => {
-    const t = await createTestApp({ dialect });
+    const t = await createTestApp({ dialect, config: { allowServerSideSigning: true } });
     try {
       await fn(t, await t.app.listen({ host: '127.0.0.1', port: 0 }));
     } finally {
@@ -40,6 +40,7 @@ forEachDialect((dialect) => {
       assert.equal(result.received, ids.length);
 
       const device = await acceptedDevice(t);
+      await assign(t, await publish(t, tree, 'streamed', '1'), device.id);
       const pack = await fetch(`${url}${ObjectRoutes.pack}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${device.token}`, 'content-type': 'application/json' },

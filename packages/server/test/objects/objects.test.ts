@@ -8,7 +8,17 @@ import { acceptedDevice } from '../devices/fixtures.js';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { errorCode } from '../helpers/http.js';
-import { encodePack, missingOf, noise, pushTree, recordsOf, treeOf, uploadRaw } from './push.js';
+import {
+  assign,
+  encodePack,
+  missingOf,
+  noise,
+  publish,
+  pushTree,
+  recordsOf,
+  treeOf,
+  uploadRaw,
+} from './push.js';
 import { Readable } from 'node:stream';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -21,7 +31,7 @@ async function metric(t: TestApp, name: string): Promise<number> {
 forEachDialect((dialect) => {
   let t: TestApp;
   before(async () => {
-    t = await createTestApp({ dialect });
+    t = await createTestApp({ dialect, config: { allowServerSideSigning: true } });
   });
   after(() => t.close());
 
@@ -181,8 +191,8 @@ forEachDialect((dialect) => {
 
   void test('POST pack streams exactly the requested objects, verified; unknown ids are a 404 listing them', async () => {
     const tree = await treeOf({ 'p/one.txt': 'one', 'p/two.bin': noise(70_000) });
-    await pushTree(t, tree);
     const device = await acceptedDevice(t);
+    await assign(t, await publish(t, tree, 'packs', '1'), device.id);
     const ids = tree.store.ids();
     const res = await t.app.inject({
       method: 'POST',

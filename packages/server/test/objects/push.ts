@@ -118,3 +118,34 @@ export async function publish(t: TestApp, tree: BuiltTree, app: string, version:
   assert.equal(res.statusCode, 201, res.body);
   return res.json<Release>();
 }
+
+/** Deploys `release` to the device (it may then read the release's objects). */
+export async function assign(t: TestApp, release: Release, deviceId: string): Promise<void> {
+  const res = await t.app.inject({
+    method: 'POST',
+    url: ReleaseRoutes.deploy,
+    headers: bearer(t.adminToken),
+    payload: { app: release.app, version: release.version, deviceId },
+  });
+  assert.equal(res.statusCode, 200, res.body);
+}
+
+/**
+ * The device runs `from` and is assigned `to`: it may read both, and gets deltas for the file pairs
+ * between them, as in a real update. `from` is recorded as committed directly (as a report of an
+ * earlier update would have), so that no background delta precomputation races the test.
+ */
+export async function assignUpdate(
+  t: TestApp,
+  device: { id: string; token: string },
+  from: Release,
+  to: Release,
+): Promise<void> {
+  await assign(t, to, device.id);
+  await t.ctx.db
+    .updateTable('device_apps')
+    .set({ current: from.targetPath })
+    .where('device_id', '=', device.id)
+    .where('app', '=', to.app)
+    .execute();
+}

@@ -15,7 +15,7 @@ import {
   PACK_CODEC_HEADER,
   PACK_CONTENT_TYPE,
 } from '@flotilla/protocol';
-import type { PackCodec } from '@flotilla/protocol';
+import type { PackCodec, Release } from '@flotilla/protocol';
 import { MemoryStore, parseObject } from '@flotilla/store';
 import type { LightMyRequestResponse } from 'fastify';
 import { Registry } from 'prom-client';
@@ -27,7 +27,7 @@ import { acceptedDevice, createKey, deviceToken, enroll, operatorPost } from '..
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { errorCode } from '../helpers/http.js';
-import { noise, pushTree, treeOf } from './push.js';
+import { assign, assignUpdate, noise, publish, treeOf } from './push.js';
 import type { BuiltTree } from './push.js';
 
 /** Every tree object under `root` (the test's own walk), with each directory's children. */
@@ -64,10 +64,12 @@ forEachDialect((dialect) => {
   let device: string;
   let v1: BuiltTree;
   let v2: BuiltTree;
+  let rel1: Release;
   const shared = { 'lib/deep/a/b/c.txt': 'deep', 'lib/deep/a/d.bin': noise(3000), 'lib/same.txt': 'same' };
   before(async () => {
-    t = await createTestApp({ dialect });
-    device = (await acceptedDevice(t)).token;
+    t = await createTestApp({ dialect, config: { allowServerSideSigning: true } });
+    const enrolled = await acceptedDevice(t);
+    device = enrolled.token;
     v1 = await treeOf({ ...shared, 'app/main.js': 'v1', 'app/big.bin': noise(200_000), 'x/copy.txt': 'dup' });
     v2 = await treeOf({
       ...shared,
@@ -77,8 +79,9 @@ forEachDialect((dialect) => {
       'y/copy.txt': 'dup',
       'new/n.txt': 'new',
     });
-    await pushTree(t, v1);
-    await pushTree(t, v2);
+    rel1 = await publish(t, v1, 'trees', '1');
+    // The device runs v1 and is assigned v2: it may read both.
+    await assignUpdate(t, enrolled, rel1, await publish(t, v2, 'trees', '2'));
   });
   after(() => t.close());
 
@@ -199,6 +202,7 @@ forEachDialect((dialect) => {
     assert.equal(bogus.statusCode, 401);
     assert.equal((await treePack({ root: v1.root }, await t.tokenFor('viewer'))).statusCode, 200);
     const revoked = await acceptedDevice(t);
+    await assign(t, rel1, revoked.id);
     assert.equal((await treePack({ root: v1.root }, revoked.token)).statusCode, 200);
     const revoke = await operatorPost(t, OperatorRoutes.deviceRevoke, revoked.id, {});
     assert.equal(revoke.statusCode, 200, revoke.body);

@@ -21,7 +21,7 @@ import type { Release } from '@flotilla/protocol';
 import { bearer, createTestApp } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { acceptedDevice } from '../devices/fixtures.js';
-import { publish, treeOf } from '../objects/push.js';
+import { assign, publish, treeOf } from '../objects/push.js';
 import { initTrust, signReleases } from '../releases/signing.js';
 
 const run = promisify(execFile);
@@ -54,6 +54,7 @@ let base: string;
 let release: Release;
 let rootBytes: Buffer;
 let deviceToken: string;
+let otherDeviceToken: string;
 let trustedRoot: Buffer;
 const dirs: string[] = [];
 
@@ -64,7 +65,11 @@ before(async () => {
   rootBytes = Buffer.from(await tree.store.getObject(tree.root));
   const keys = await initTrust(t);
   await signReleases(t, keys, [release], () => rootBytes.length);
-  deviceToken = (await acceptedDevice(t)).token;
+  const device = await acceptedDevice(t);
+  deviceToken = device.token;
+  // A device may download the root object of releases assigned to it only (issue 13 item 1).
+  await assign(t, release, device.id);
+  otherDeviceToken = (await acceptedDevice(t)).token;
   // The trusted root comes out of band (here: an operator reads version 1).
   const root = await t.app.inject({
     method: 'GET',
@@ -114,6 +119,18 @@ void test("tuf-js's Updater verifies the image repository and downloads a releas
     assert.deepEqual(bytes, rootBytes);
     assert.equal(createHash('sha256').update(bytes).digest('hex'), release.rootObject);
   }
+});
+
+void test("a device not assigned the release reads the metadata but not the release's target (404)", async () => {
+  const { dir, updater } = await tufJs(bearer(otherDeviceToken));
+  await updater.refresh();
+  const info = await updater.getTargetInfo(release.targetPath);
+  assert.ok(info, 'the metadata lists the release');
+  await assert.rejects(updater.downloadTarget(info, join(dir, 'root-object')), (e: unknown) => {
+    assert.ok(e instanceof DownloadHTTPError, String(e));
+    assert.equal(e.statusCode, 404);
+    return true;
+  });
 });
 
 void test("tuf-js's Updater is refused without a token (HTTP 401)", async () => {

@@ -7,6 +7,7 @@ import type { Dialect } from '../dialect.js';
 import * as m001 from './001_foundation.js';
 import * as m002 from './002_releases.js';
 import * as m003 from './003_release_secrets.js';
+import * as m004 from './004_device_app_previous.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -16,4 +17,5 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '001_foundation': m001,
   '002_releases': m002,
   '003_release_secrets': m003,
+  '004_device_app_previous': m004,
 };
