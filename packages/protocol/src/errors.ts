@@ -8,6 +8,7 @@
 export const ErrorCodes = {
   // generic request problems
   FLT_BAD_JSON: 400,
+  FLT_JSON_TOO_DEEP: 400,
   FLT_VALIDATION: 400,
   FLT_BAD_REQUEST: 400,
   FLT_UNSUPPORTED_MEDIA_TYPE: 415,

@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import { FlotillaError, MAX_JSON_DEPTH, isFlotillaError, jsonDepthExceeds } from '@flotilla/protocol';
 import type { ErrorCode } from '@flotilla/protocol';
 
 interface ValidationIssue {
@@ -117,8 +117,22 @@ export function installErrorHandling(app: FastifyInstance): void {
       done(null, undefined);
       return;
     }
+    // Before parsing: what walks a parsed body (schemas, JSON.stringify, canonical JSON) recurses.
+    if (jsonDepthExceeds(text)) {
+      done(tooDeep('the request body'), undefined);
+      return;
+    }
     void parseJson(request, text, done);
   });
+}
+
+/** FLT_JSON_TOO_DEEP for `what` (e.g. "the request body"). */
+export function tooDeep(what: string): FlotillaError {
+  return new FlotillaError(
+    'FLT_JSON_TOO_DEEP',
+    `${what} nests arrays and objects more than ${MAX_JSON_DEPTH} deep`,
+    { details: { maxDepth: MAX_JSON_DEPTH } },
+  );
 }
 
 /**
