@@ -21,6 +21,8 @@ export const ErrorCodes = {
   FLT_RATE_LIMITED: 429,
   FLT_INTERNAL: 500,
   FLT_UNAVAILABLE: 503,
+  /** The server's own storage (data directory or database) is full; the request was not completed. */
+  FLT_DISK_FULL: 507,
   // operator authentication / authorization
   FLT_UNAUTHENTICATED: 401,
   FLT_BAD_CREDENTIALS: 401,

@@ -27,6 +27,7 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   deltaLevel: { kind: 'integer' },
   maxDeltaFileBytes: { kind: 'integer' },
   allowServerSideSigning: { kind: 'boolean' },
+  minFreeDiskBytes: { kind: 'integer' },
 };
 
 export { envNameOf };

@@ -2,13 +2,14 @@
 import { chmodSync, closeSync, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { FlotillaError } from '@flotilla/protocol';
 import { redactDatabaseUrl } from '../config.js';
 import type { Dialect } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
+import { SqliteDialectKeepingCause } from './sqlite-dialect.js';
 import { withStatementCache } from './statement-cache.js';
 import { DATA_DIR_MODE, DATA_FILE_MODE } from '../data-dir.js';
 import type { Database } from './schema.js';
@@ -70,7 +71,9 @@ function openSqlite(path: string): OpenDatabase {
       cause: e,
     });
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(native) }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialectKeepingCause({ database: withStatementCache(native) }, native),
+  });
   return { db, dialect: 'sqlite', close: () => db.destroy() };
 }
 
