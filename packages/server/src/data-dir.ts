@@ -4,7 +4,7 @@
  * server creates directories 0700 and files 0600 itself, whatever the umask, and at start tightens
  * a data directory left with looser modes (by an older version or by hand).
  */
-import { chmod, lstat, mkdir, readdir } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -21,13 +21,14 @@ const KEY_DIRS = new Set(['tuf-keys', 'tuf-offline']);
 
 /**
  * Creates `dataDir` (0700) or takes group and other bits off it and everything under it; symlinks
- * are neither followed nor changed. Returns how many entries were changed (logged as a warning).
+ * below it are neither followed nor changed. Returns how many entries were changed (logged as a warning).
  */
 export async function secureDataDir(dataDir: string, log: Logger): Promise<number> {
   await mkdir(dataDir, { recursive: true, mode: DATA_DIR_MODE });
   let changed = 0;
   const visit = async (path: string, inKeyDir: boolean): Promise<void> => {
-    const info = await lstat(path);
+    // The data directory itself may be a symlink (e.g. to another disk); nothing below is followed.
+    const info = path === dataDir ? await stat(path) : await lstat(path);
     if (info.isSymbolicLink()) return;
     const mode = info.mode & 0o7777;
     if (info.isDirectory()) {
