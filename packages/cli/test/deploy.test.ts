@@ -11,6 +11,7 @@ import type {
 } from '@flotilla/protocol';
 import type { ApiClient } from '../src/api/client.js';
 import type { PushResult } from '../src/push/push-release.js';
+import { createRelease } from '../src/push/releases-api.js';
 import { json } from './helpers/memory-io.js';
 import { enrollDevice } from './helpers/server.js';
 import type { TestServer } from './helpers/server.js';
@@ -45,6 +46,7 @@ void describe('flotilla deploy against a real server', () => {
   let canary: string;
   let other: string;
   let targetPath: string;
+  let rootObject: string;
   before(async () => {
     srv = await loggedInServer();
     work = await tempDir('flt-cli-deploy-');
@@ -61,6 +63,7 @@ void describe('flotilla deploy against a real server', () => {
       '--json',
     ]);
     targetPath = json<PushResult>(pushed).targetPath;
+    rootObject = json<PushResult>(pushed).release.rootObject;
     const key = json<CreateRegistrationKeyResponse>(
       await srv.run(['regkeys', 'create', '--name', 'fleet', '--auto-accept', '--json']),
     );
@@ -145,5 +148,22 @@ void describe('flotilla deploy against a real server', () => {
     }
     const status = json<DeployStatus>(await srv.run(['deploy', 'status', 'web@1.0.0', '--json']));
     assert.deepEqual(status.devices.map((d) => d.deviceId).sort(), [canary, other].sort());
+  });
+
+  void test('an unsigned release is refused with advice that works: the command it names signs it', async () => {
+    // A release created through the API alone (as a push interrupted before signing leaves it).
+    const client = await apiClient(srv);
+    await createRelease(client, { app: 'web', version: '1.0.1', runtime: 'files', rootObject });
+    const refused = await srv.run(['deploy', 'web@1.0.1', '--device', canary]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /FLT_RELEASE_UNSIGNED/);
+    const advice = /flotilla (release \S+) <dir> (--app web --version 1\.0\.1)/.exec(refused.stderr);
+    assert.ok(advice, refused.stderr);
+    const help = await srv.run([...advice[1]!.split(' '), '--help']);
+    assert.equal(help.code, 0, `the advice names a command the CLI lacks: ${advice[1]}`);
+    const signed = await srv.run([...advice[1]!.split(' '), join(work, 'site'), ...advice[2]!.split(' ')]);
+    assert.equal(signed.code, 0, signed.stderr);
+    const deployed = await srv.run(['deploy', 'web@1.0.1', '--device', canary, '--json']);
+    assert.equal(deployed.code, 0, deployed.stderr);
   });
 });

@@ -162,6 +162,8 @@ void describe('flotilla release against a real server', () => {
 
   void test('bad input fails with a clear code, exit 1, and creates no release', async () => {
     const before = json<ReleaseList>(await srv.run(['release', 'ls', '--json'])).items.length;
+    const deepConfig = join(work, 'deep.json');
+    await writeFile(deepConfig, `{"x":${'{"k":'.repeat(5000)}1${'}'.repeat(5000)}}`);
     const cases: { argv: string[]; env?: Record<string, string>; code: RegExp }[] = [
       {
         argv: ['release', 'push', join(work, 'nope'), '--app', 'web', '--version', '9.0.0'],
@@ -201,6 +203,10 @@ void describe('flotilla release against a real server', () => {
           join(work, 'site', 'index.html'),
         ],
         code: /^error \[FLT_BAD_JSON\]/,
+      },
+      {
+        argv: ['release', 'push', tree, '--app', 'web', '--version', '9.0.5', '--config-file', deepConfig],
+        code: /^error \[FLT_JSON_TOO_DEEP\]: config file .* nests .* more than 64 deep/,
       },
       { argv: ['release', 'show', 'web'], code: /^error \[FLT_VALIDATION\]: "web" is not a release/ },
       { argv: ['release', 'show', 'web@7.7.7'], code: /^error \[FLT_NOT_FOUND\]/ },

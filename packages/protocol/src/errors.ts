@@ -8,6 +8,7 @@
 export const ErrorCodes = {
   // generic request problems
   FLT_BAD_JSON: 400,
+  FLT_JSON_TOO_DEEP: 400,
   FLT_VALIDATION: 400,
   FLT_BAD_REQUEST: 400,
   FLT_UNSUPPORTED_MEDIA_TYPE: 415,
@@ -21,6 +22,8 @@ export const ErrorCodes = {
   FLT_REQUEST_TIMEOUT: 408,
   FLT_INTERNAL: 500,
   FLT_UNAVAILABLE: 503,
+  /** The server's own storage (data directory or database) is full; the request was not completed. */
+  FLT_DISK_FULL: 507,
   // operator authentication / authorization
   FLT_UNAUTHENTICATED: 401,
   FLT_BAD_CREDENTIALS: 401,

@@ -18,3 +18,4 @@ export * from './tuf/index.js';
 export * from './config/fields.js';
 export * from './config/file.js';
 export * from './fs.js';
+export * from './json-depth.js';

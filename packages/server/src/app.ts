@@ -27,6 +27,7 @@ import { createRateLimits } from './http/rate-limits.js';
 import { installValidators } from './http/validation.js';
 import { createLogger } from './logger.js';
 import { registerReleaseApi } from './releases/index.js';
+import { secureDataDir } from './data-dir.js';
 import { registerSystemRoutes } from './system/routes.js';
 import { ensureBootstrapAdmin } from './users/bootstrap.js';
 import { registerUserRoutes } from './users/routes.js';
@@ -58,6 +59,7 @@ const MAX_PARAM_LENGTH = 256;
 export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
   const { config } = opts;
   const log = opts.logger ?? createLogger(config);
+  await secureDataDir(config.dataDir, log);
   const database = opts.db ?? (await openDatabase(config.database, log));
   const ownsDatabase = opts.db === undefined;
   try {

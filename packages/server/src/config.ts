@@ -110,6 +110,11 @@ export const ServerConfigSchema = Type.Object(
      * signs releases itself (docs/security.md explains what that gives up). Off by default.
      */
     allowServerSideSigning: Type.Boolean({ default: false }),
+    /**
+     * `/readyz` answers 503 while the data directory's file system has less free space than this
+     * (bytes available to the server's user); 0 only when it is completely full.
+     */
+    minFreeDiskBytes: Type.Integer({ minimum: 0, default: 16 * 1024 * 1024 }),
   },
   { additionalProperties: false },
 );

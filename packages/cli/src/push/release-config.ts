@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, MAX_JSON_DEPTH, jsonDepthExceeds } from '@flotilla/protocol';
 import type { RuntimeKind } from '@flotilla/protocol';
 
 const MAX_CONFIG_BYTES = 256 * 1024;
@@ -46,6 +46,12 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
     throw new FlotillaError(
       'FLT_LIMIT_EXCEEDED',
       `config file ${path} is larger than ${MAX_CONFIG_BYTES} bytes`,
+    );
+  // Signing walks the config recursively (canonical JSON), and the server refuses it past the bound.
+  if (jsonDepthExceeds(text))
+    throw new FlotillaError(
+      'FLT_JSON_TOO_DEEP',
+      `config file ${path} nests arrays and objects more than ${MAX_JSON_DEPTH} deep`,
     );
   let parsed: unknown;
   try {

@@ -44,6 +44,7 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   maxLiveChallengesPerDevice: { kind: 'integer' },
   inventoryWritesPerDevicePerHour: { kind: 'integer' },
   reportsPerDevicePerMinute: { kind: 'integer' },
+  minFreeDiskBytes: { kind: 'integer' },
 };
 
 export { envNameOf };

@@ -1,15 +1,17 @@
 /** Opens the control plane's database (SQLite or PostgreSQL) and brings its schema up to date. */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { FlotillaError } from '@flotilla/protocol';
 import { redactDatabaseUrl } from '../config.js';
 import type { Dialect } from './dialect.js';
 import { migrateToLatest } from './migrate.js';
+import { SqliteDialectKeepingCause } from './sqlite-dialect.js';
 import { withStatementCache } from './statement-cache.js';
+import { DATA_DIR_MODE, DATA_FILE_MODE } from '../data-dir.js';
 import type { Database } from './schema.js';
 
 export interface OpenDatabase {
@@ -49,7 +51,13 @@ export async function openDatabase(url: string, log: Logger): Promise<OpenDataba
 function openSqlite(path: string): OpenDatabase {
   let native: SqliteDatabase.Database;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: DATA_DIR_MODE });
+      // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database
+      // file's mode, whatever the umask (docs/security.md "Files at rest").
+      closeSync(openSync(path, 'a', DATA_FILE_MODE));
+      for (const file of [path, `${path}-wal`, `${path}-shm`]) tighten(file);
+    }
     native = new SqliteDatabase(path);
     native.pragma('journal_mode = WAL');
     // In WAL mode NORMAL fsyncs at checkpoints, not at every commit: a crash of the process loses
@@ -63,7 +71,9 @@ function openSqlite(path: string): OpenDatabase {
       cause: e,
     });
   }
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(native) }) });
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialectKeepingCause({ database: withStatementCache(native) }, native),
+  });
   return { db, dialect: 'sqlite', close: () => db.destroy() };
 }
 
@@ -83,6 +93,12 @@ function openPostgres(url: string, log: Logger): OpenDatabase {
   pool.on('error', (e) => log.warn({ err: e }, 'idle PostgreSQL connection failed'));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, dialect: 'postgres', close: () => db.destroy() };
+}
+
+/** Takes group and other bits off a database file (it may live outside the data directory). */
+function tighten(file: string): void {
+  const info = lstatSync(file, { throwIfNoEntry: false });
+  if (info?.isFile() === true && (info.mode & 0o077) !== 0) chmodSync(file, info.mode & 0o700);
 }
 
 function messageOf(e: unknown): string {

@@ -6,7 +6,7 @@
  */
 import { KeyedMutex } from '../tuf/keyed-mutex.js';
 import { FlotillaError, ServerCommands, randomId } from '@flotilla/protocol';
-import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList } from '@flotilla/protocol';
+import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList, Release } from '@flotilla/protocol';
 import type { ServerContext } from '../context.js';
 import type { DeviceRuntime } from '../devices/index.js';
 import { compileFilter } from '../devices/index.js';
@@ -34,12 +34,7 @@ export async function deploy(
   if ((input.deviceId === undefined) === (input.filter === undefined))
     throw new FlotillaError('FLT_VALIDATION', 'give exactly one of deviceId or filter');
   const release = await getRelease(ctx.db, input.app, input.version);
-  if (!release.signed)
-    throw new FlotillaError(
-      'FLT_RELEASE_UNSIGNED',
-      `${release.app}@${release.version} is not in the signed targets yet; sign it with: flotilla release sign ${release.app}@${release.version}`,
-      { details: { targetPath: release.targetPath } },
-    );
+  if (!release.signed) throw unsignedError(release);
   const missing = (release.secrets ?? []).filter((s) => !s.stored).map((s) => s.name);
   if (missing.length > 0) throw missingError(release.app, release.version, missing);
   const deviceIds = await selectDevices(svc, input);
@@ -238,4 +233,20 @@ export async function sendAppAction(
     sourceIp: actor.sourceIp,
     details: { app },
   });
+}
+
+/**
+ * FLT_RELEASE_UNSIGNED with the command that signs it: `flotilla release push` of the same tree
+ * (app, version, runtime, config) adds the release to the offline-signed targets and does nothing
+ * else when the release already exists.
+ */
+function unsignedError(release: Release): FlotillaError {
+  const runtime = release.runtime === 'files' ? '' : ` --runtime ${release.runtime}`;
+  const config = Object.keys(release.config).length > 0 ? ' --config-file <the same config>' : '';
+  return new FlotillaError(
+    'FLT_RELEASE_UNSIGNED',
+    `${release.app}@${release.version} is not in the signed targets yet; sign it by pushing the same ` +
+      `tree again: flotilla release push <dir> --app ${release.app} --version ${release.version}${runtime}${config}`,
+    { details: { targetPath: release.targetPath } },
+  );
 }

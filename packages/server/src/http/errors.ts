@@ -5,9 +5,10 @@
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import { FlotillaError, MAX_JSON_DEPTH, isFlotillaError, jsonDepthExceeds } from '@flotilla/protocol';
 import type { ErrorCode } from '@flotilla/protocol';
 import { retryAfterSecondsOf } from './rate-limits.js';
+import { isDiskFull } from '../db/errors.js';
 
 interface ValidationIssue {
   instancePath?: string;
@@ -38,8 +39,14 @@ const BY_STATUS: Record<number, ErrorCode> = {
   503: 'FLT_UNAVAILABLE',
 };
 
+const DISK_FULL_MESSAGE =
+  "the server's storage is full, so the request was not completed; an operator must free space (it recovers without a restart)";
+
 /** Converts anything thrown in a request into a FlotillaError; unknown errors become FLT_INTERNAL. */
 export function toFlotillaError(error: unknown): FlotillaError {
+  // Before anything else: a store or database error wrapped as FLT_IO names server paths.
+  if (isDiskFull(error) && !(isFlotillaError(error) && error.code === 'FLT_DISK_FULL'))
+    return new FlotillaError('FLT_DISK_FULL', DISK_FULL_MESSAGE, { cause: error });
   if (isFlotillaError(error)) return error;
   const e = error as Partial<FastifyError> & { validation?: ValidationIssue[]; validationContext?: string };
   if (Array.isArray(e.validation)) {
@@ -98,6 +105,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => {
     const flt = toFlotillaError(error);
     if (flt.code === 'FLT_INTERNAL') request.log.error({ err: error }, 'request failed');
+    else if (flt.code === 'FLT_DISK_FULL') request.log.error({ err: error }, 'request failed: storage full');
     else request.log.debug({ code: flt.code }, flt.message);
     const retryAfter = retryAfterSecondsOf(flt);
     if (retryAfter !== null) void reply.header('retry-after', String(retryAfter));
@@ -120,8 +128,22 @@ export function installErrorHandling(app: FastifyInstance): void {
       done(null, undefined);
       return;
     }
+    // Before parsing: what walks a parsed body (schemas, JSON.stringify, canonical JSON) recurses.
+    if (jsonDepthExceeds(text)) {
+      done(tooDeep('the request body'), undefined);
+      return;
+    }
     void parseJson(request, text, done);
   });
+}
+
+/** FLT_JSON_TOO_DEEP for `what` (e.g. "the request body"). */
+export function tooDeep(what: string): FlotillaError {
+  return new FlotillaError(
+    'FLT_JSON_TOO_DEEP',
+    `${what} nests arrays and objects more than ${MAX_JSON_DEPTH} deep`,
+    { details: { maxDepth: MAX_JSON_DEPTH } },
+  );
 }
 
 /**

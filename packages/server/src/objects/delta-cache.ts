@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { DeltaKind } from '@flotilla/store';
 import type { Logger } from 'pino';
 import { WeightedLru } from './weighted-lru.js';
+import { DATA_DIR_MODE, DATA_FILE_MODE } from '../data-dir.js';
 
 const MAGIC = Buffer.from('FLD1', 'latin1');
 const HEADER_BYTES = MAGIC.length + 1 + 32;
@@ -142,9 +143,9 @@ export class DeltaCache {
       .update(entry.payload)
       .digest()
       .copy(header, MAGIC.length + 1);
-    await mkdir(join(this.root, target.slice(0, 2)), { recursive: true });
+    await mkdir(join(this.root, target.slice(0, 2)), { recursive: true, mode: DATA_DIR_MODE });
     try {
-      await writeFile(temp, Buffer.concat([header, entry.payload]));
+      await writeFile(temp, Buffer.concat([header, entry.payload]), { mode: DATA_FILE_MODE });
       await rename(temp, path);
     } catch (error) {
       await unlink(temp).catch(() => undefined);

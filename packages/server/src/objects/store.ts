@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { FsStore } from '@flotilla/store';
 import type { StoreReader } from '@flotilla/store';
+import { DATA_DIR_MODE, DATA_FILE_MODE } from '../data-dir.js';
 
 export interface StoredObject {
   id: string;
@@ -41,7 +42,13 @@ export class FsObjectStore implements ObjectStore {
 
   /** Opens (creating) the store under `<dataDir>/objects`. */
   static async open(dataDir: string): Promise<FsObjectStore> {
-    return new FsObjectStore(await FsStore.open({ root: join(dataDir, 'objects') }));
+    return new FsObjectStore(
+      await FsStore.open({
+        root: join(dataDir, 'objects'),
+        fileMode: DATA_FILE_MODE,
+        dirMode: DATA_DIR_MODE,
+      }),
+    );
   }
 
   has(id: string): Promise<boolean> {

@@ -1,4 +1,6 @@
 /** Unauthenticated endpoints for humans, load balancers and Prometheus. */
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { FLOTILLA_VERSION, OperatorRoutes, ServerInfo, Type } from '@flotilla/protocol';
@@ -35,13 +37,14 @@ export function registerSystemRoutes(base: FastifyInstance, ctx: ServerContext):
     '/readyz',
     {
       schema: {
-        summary: 'The database answers and its schema is current',
+        summary: 'The database answers, its schema is current and the data directory has free space',
         tags: ['system'],
         security: [],
         response: { 200: Ready },
       },
     },
     async () => {
+      await checkFreeSpace(ctx);
       try {
         await sql`select 1`.execute(ctx.db);
         if (!(await isSchemaCurrent(ctx.db))) {
@@ -62,4 +65,31 @@ export function registerSystemRoutes(base: FastifyInstance, ctx: ServerContext):
       return reply.type(ctx.metrics.contentType).send(text);
     },
   );
+}
+
+/**
+ * 503 while the file system of the data directory (or of a SQLite database kept elsewhere) has
+ * less than `minFreeDiskBytes` available: writes would fail with FLT_DISK_FULL. Paths stay out of
+ * the answer; the log names them.
+ */
+async function checkFreeSpace(ctx: ServerContext): Promise<void> {
+  const dirs = new Set([ctx.config.dataDir]);
+  if (ctx.config.database.startsWith('sqlite:'))
+    dirs.add(dirname(ctx.config.database.slice('sqlite:'.length)));
+  for (const dir of dirs) {
+    let freeBytes: number;
+    try {
+      const fs = await statfs(dir);
+      freeBytes = fs.bavail * fs.bsize;
+    } catch (e) {
+      ctx.log.warn({ err: e, dir }, 'readiness: cannot read the free space of the data directory');
+      throw new FlotillaError('FLT_UNAVAILABLE', 'the data directory cannot be read', { cause: e });
+    }
+    if (freeBytes < Math.max(ctx.config.minFreeDiskBytes, 1)) {
+      ctx.log.warn({ dir, freeBytes, minFreeBytes: ctx.config.minFreeDiskBytes }, 'not ready: storage full');
+      throw new FlotillaError('FLT_UNAVAILABLE', 'the data directory is full (or below minFreeDiskBytes)', {
+        details: { reason: 'disk-full', freeBytes, minFreeBytes: ctx.config.minFreeDiskBytes },
+      });
+    }
+  }
 }

@@ -41,7 +41,7 @@ export class FsMetadataStore implements MetadataStore {
     const dir = join(this.dir, repo);
     let created: 'created' | 'exists';
     try {
-      created = await createFileExclusive(dir, `${version}.${role}.json`, bytes, 0o644);
+      created = await createFileExclusive(dir, `${version}.${role}.json`, bytes, 0o600);
     } catch (cause) {
       throw new FlotillaError('FLT_IO', `cannot write TUF metadata ${repo}/${version}.${role}.json`, {
         cause,

@@ -8,6 +8,7 @@ import { FlotillaError, isFlotillaError, parseMetadata, TufRoutes } from '@floti
 import type { TufStatus, TufSubmitResponse } from '@flotilla/protocol';
 import type { ImageRepository } from './image-repository.js';
 import { MAX_ROOT_BYTES, MAX_TARGETS_BYTES } from './image-repository.js';
+import { isDiskFull } from '../db/errors.js';
 
 export type TufAccess = 'read' | 'write';
 
@@ -53,7 +54,8 @@ export function tufOperatorRoutes(opts: TufOperatorRoutesOptions): FastifyPlugin
         await opts.authorize(request, access);
         return reply.code(200).send(await handler(request));
       } catch (e) {
-        if (isFlotillaError(e)) return sendError(reply, e);
+        // A full disk goes to the common error handler (507 FLT_DISK_FULL, no server paths).
+        if (isFlotillaError(e) && !isDiskFull(e)) return sendError(reply, e);
         throw e;
       }
     };

@@ -127,9 +127,23 @@ export async function updateUser(
     if (passwordHash !== undefined || patch.disabled === true) {
       await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
     }
+    // Disabling revokes the user's API tokens, so that enabling the account again does not bring
+    // back credentials that were handed out before (the user creates new ones). Enabling revokes
+    // too, for accounts disabled before this rule existed.
+    let tokensRevoked: number | undefined;
+    if (patch.disabled !== undefined && patch.disabled !== (before.disabled !== 0)) {
+      const revoked = await trx
+        .updateTable('api_tokens')
+        .set({ revoked_at: ctx.clock.now().toISOString() })
+        .where('user_id', '=', id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      tokensRevoked = Number(revoked.numUpdatedRows);
+    }
     const details: Record<string, unknown> = {};
     if (patch.role !== undefined) details.role = { from: before.role, to: patch.role };
     if (patch.disabled !== undefined) details.disabled = patch.disabled;
+    if (tokensRevoked !== undefined) details.tokensRevoked = tokensRevoked;
     if (passwordHash !== undefined) details.passwordChanged = true;
     await ctx.audit.record(
       {

@@ -198,4 +198,52 @@ forEachDialect((dialect) => {
     const again = await login(op.user.username, op.password);
     assert.equal(errorCode(again), 'FLT_BAD_CREDENTIALS');
   });
+
+  void it('re-enabling a disabled user does not bring back their API tokens (real HTTP)', async () => {
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const address = t.app.server.address();
+    assert.ok(address && typeof address === 'object');
+    const base = `http://127.0.0.1:${address.port}`;
+    const op = await t.operator('deployer');
+    const send = async (method: string, url: string, token: string, body?: unknown) => {
+      const res = await fetch(`${base}${url}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+    };
+    const userUrl = routePath(OperatorRoutes.user, { id: op.user.id });
+    assert.equal((await send('GET', OperatorRoutes.me, op.token)).status, 200);
+    assert.equal((await send('PATCH', userUrl, t.adminToken, { disabled: true })).status, 200);
+    assert.equal((await send('GET', OperatorRoutes.me, op.token)).status, 401);
+    const enabled = await send('PATCH', userUrl, t.adminToken, { disabled: false });
+    assert.equal(enabled.status, 200);
+    assert.equal(enabled.body.disabled, false);
+    const me = await send('GET', OperatorRoutes.me, op.token);
+    assert.equal(me.status, 401);
+    assert.equal((me.body.error as { code: string }).code, 'FLT_TOKEN_INVALID');
+    // The tokens were revoked when the user was disabled, visibly and in the audit log.
+    const left = await send('GET', `${OperatorRoutes.tokens}?userId=${op.user.id}`, t.adminToken);
+    assert.deepEqual((left.body as unknown as TokenList).items, []);
+    const audit = await t.ctx.db
+      .selectFrom('audit_log')
+      .select('details')
+      .where('action', '=', 'user.update')
+      .where('subject_id', '=', op.user.id)
+      .orderBy('id')
+      .execute();
+    assert.deepEqual(JSON.parse(audit[0]?.details ?? '{}'), { disabled: true, tokensRevoked: 1 });
+    // The user can log in again and create a new token, which works.
+    const session = await fetch(`${base}${OperatorRoutes.login}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: op.user.username, password: op.password }),
+    });
+    assert.equal(session.status, 200);
+    await session.arrayBuffer();
+  });
 });

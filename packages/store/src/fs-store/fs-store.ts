@@ -34,6 +34,10 @@ export interface FsStoreOptions {
    * this on; the server, serving many clients from one event loop, keeps it off.
    */
   syncIo?: boolean;
+  /** Permission bits of new frame files (default 0o644); the server keeps its store 0o600. */
+  fileMode?: number;
+  /** Permission bits of new directories (default 0o777 less the umask); the server uses 0o700. */
+  dirMode?: number;
 }
 
 const STALE_TEMP_MS = 60 * 60 * 1000;
@@ -67,6 +71,8 @@ export class FsStore implements ObjectSink, StoreReader {
   private readonly maxDecodedBytes: number;
   private readonly fsync: boolean;
   private readonly syncIo: boolean;
+  private readonly fileMode: number;
+  private readonly dirOptions: { recursive: true; mode?: number };
   /** Shard directories known to exist (sync mode), so a write needs no mkdir. */
   private readonly shards = new Set<string>();
 
@@ -79,14 +85,17 @@ export class FsStore implements ObjectSink, StoreReader {
     this.maxDecodedBytes = options.maxDecodedBytes ?? DEFAULT_MAX_DECODED_BYTES;
     this.fsync = options.fsync ?? true;
     this.syncIo = options.syncIo ?? false;
+    this.fileMode = options.fileMode ?? 0o644;
+    this.dirOptions =
+      options.dirMode === undefined ? { recursive: true } : { recursive: true, mode: options.dirMode };
   }
 
   /** Opens (creating if needed) a store rooted at `options.root`. */
   static async open(options: FsStoreOptions): Promise<FsStore> {
     const store = new FsStore(options);
     try {
-      await mkdir(store.objectsDir, { recursive: true });
-      await mkdir(store.tmpDir, { recursive: true });
+      await mkdir(store.objectsDir, store.dirOptions);
+      await mkdir(store.tmpDir, store.dirOptions);
       await store.removeStaleTemps();
     } catch (error) {
       throw asIoError(error, options.root);
@@ -241,14 +250,14 @@ export class FsStore implements ObjectSink, StoreReader {
       this.writeAtomicallySync(id, frame, tmpPath, finalPath);
       return;
     }
-    const handle = await open(tmpPath, 'wx', 0o644).catch((error: unknown) => {
+    const handle = await open(tmpPath, 'wx', this.fileMode).catch((error: unknown) => {
       throw asIoError(error, tmpPath);
     });
     try {
       await handle.writeFile(frame);
       if (this.fsync) await handle.sync();
       await handle.close();
-      await mkdir(join(this.objectsDir, id.slice(0, 2)), { recursive: true });
+      await mkdir(join(this.objectsDir, id.slice(0, 2)), this.dirOptions);
       await rename(tmpPath, finalPath);
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -260,7 +269,7 @@ export class FsStore implements ObjectSink, StoreReader {
   private writeAtomicallySync(id: string, frame: Uint8Array, tmpPath: string, finalPath: string): void {
     let fd: number;
     try {
-      fd = fs.openSync(tmpPath, 'wx', 0o644);
+      fd = fs.openSync(tmpPath, 'wx', this.fileMode);
     } catch (error) {
       throw asIoError(error, tmpPath);
     }
@@ -272,7 +281,7 @@ export class FsStore implements ObjectSink, StoreReader {
       fd = -1;
       const shard = join(this.objectsDir, id.slice(0, 2));
       if (!this.shards.has(shard)) {
-        fs.mkdirSync(shard, { recursive: true });
+        fs.mkdirSync(shard, this.dirOptions);
         this.shards.add(shard);
       }
       fs.renameSync(tmpPath, finalPath);

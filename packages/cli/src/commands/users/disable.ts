@@ -8,9 +8,11 @@ import { findUser } from './view.js';
 export function registerUserDisable(parent: Command, io: CliIo): void {
   const cmd = parent
     .command('disable')
-    .description('disable a user: no login, and their tokens stop working')
+    .description(
+      'disable a user: no login, sessions ended, API tokens revoked (enabling does not restore them)',
+    )
     .argument('<user>', 'user id or username')
-    .option('--enable', 'enable the user again instead')
+    .option('--enable', 'enable the user again instead (they log in and create new API tokens)')
     .action(async (who: string, opts: { enable?: boolean }, command: Command) => {
       const ctx = contextFor(io, command);
       const client = await ctx.client();

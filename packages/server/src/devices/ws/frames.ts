@@ -7,8 +7,10 @@ import {
   HelloData,
   InventoryData,
   LogsResultData,
+  MAX_JSON_DEPTH,
   WS_MAX_FRAME_BYTES,
   WsMessage,
+  jsonDepthExceeds,
 } from '@flotilla/protocol';
 import type { TSchema } from '@flotilla/protocol';
 
@@ -31,15 +33,19 @@ function problem(validate: ValidateFunction): string {
   return e ? `${e.instancePath || '(root)'} ${e.message ?? 'is invalid'}` : 'is invalid';
 }
 
-/** Parses one text frame; throws FLT_BAD_JSON / FLT_VALIDATION / FLT_BODY_TOO_LARGE. */
+/** Parses one text frame; throws FLT_BAD_JSON / FLT_JSON_TOO_DEEP / FLT_VALIDATION / FLT_BODY_TOO_LARGE. */
 export function parseFrame(raw: Buffer, isBinary: boolean): WsMessage {
   if (raw.length > WS_MAX_FRAME_BYTES) {
     throw new FlotillaError('FLT_BODY_TOO_LARGE', `frames are limited to ${WS_MAX_FRAME_BYTES} bytes`);
   }
   if (isBinary) throw new FlotillaError('FLT_BAD_REQUEST', 'frames must be JSON text, not binary');
+  const text = raw.toString('utf8');
+  if (jsonDepthExceeds(text)) {
+    throw new FlotillaError('FLT_JSON_TOO_DEEP', `frames may nest at most ${MAX_JSON_DEPTH} deep`);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(raw.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw new FlotillaError('FLT_BAD_JSON', 'the frame is not valid JSON');
   }
