@@ -2,6 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
+import type { AppProcessStatus } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { ReleaseSpec } from '../update/types.js';
 import { appEnv, processConfig } from './config.js';
@@ -16,6 +17,11 @@ export const PROCESS_DEFAULTS = {
   maxDelayMs: 60_000,
   logMaxBytes: 10 * 1024 * 1024,
   logKeep: 3,
+  /**
+   * The health window when the release sets no `health.windowMs`, with or without a probe: the
+   * process must stay up this long or the update fails (docs/updates.md "Crash loops").
+   */
+  healthWindowMs: 10_000,
 } as const;
 
 interface Running {
@@ -27,7 +33,11 @@ export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
   private readonly running = new Map<string, Running>();
 
-  constructor(private readonly logger: Logger) {}
+  /** `onStatus(app)` is called when an app's process starts, exits or restarts on its own. */
+  constructor(
+    private readonly logger: Logger,
+    private readonly onStatus: (app: string) => void = () => undefined,
+  ) {}
 
   validate(release: ReleaseSpec): void {
     processConfig(release);
@@ -64,6 +74,7 @@ export class ProcessRuntime implements Runtime {
       stdoutLog: logs[0],
       stderrLog: logs[1],
       logger: this.logger.child({ app: ctx.app }),
+      onChange: () => this.onStatus(ctx.app),
     });
     this.running.set(ctx.app, { supervisor, logs: [...logs] });
     supervisor.start();
@@ -85,7 +96,9 @@ export class ProcessRuntime implements Runtime {
     if (!entry) throw new FlotillaError('FLT_HEALTH_CHECK_FAILED', `${ctx.app} is not running`);
     const { supervisor } = entry;
     const exitsAtStart = supervisor.exits;
-    await healthWindow(config.health, {
+    // Without a configured window the runtime's own signal still counts: an exit fails the update.
+    const health = { ...config.health, windowMs: config.health?.windowMs ?? PROCESS_DEFAULTS.healthWindowMs };
+    await healthWindow(health, {
       cwd: ctx.releaseDir,
       env: appEnv(ctx, config.env ?? {}),
       signal,
@@ -107,6 +120,10 @@ export class ProcessRuntime implements Runtime {
   /** After an agent restart the committed release runs again. */
   adopt(ctx: AppContext): Promise<void> {
     return this.start(ctx);
+  }
+
+  status(app: string): AppProcessStatus | null {
+    return this.running.get(app)?.supervisor.status() ?? null;
   }
 
   /** The supervisor of a running app (tests, status). */

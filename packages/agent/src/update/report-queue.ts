@@ -1,14 +1,15 @@
 /**
- * Update reports to `POST /api/v1/device/reports`: best effort, in order, queued while offline and
- * retried with backoff. Bounded: when full, progress reports (downloading) are dropped first.
+ * Reports to `POST /api/v1/device/reports`: best effort, in order, queued while offline and
+ * retried with backoff. Bounded: when full, progress reports (downloading) are dropped first. An
+ * app's process status replaces the one of that app still waiting (only the newest matters).
  */
-import { isFlotillaError } from '@flotilla/protocol';
-import type { UpdateReport } from '@flotilla/protocol';
+import { isAppStatusReport, isFlotillaError } from '@flotilla/protocol';
+import type { DeviceReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { sleep } from '../util/sleep.js';
 
 export interface ReportQueueOptions {
-  send: (report: UpdateReport, signal: AbortSignal) => Promise<void>;
+  send: (report: DeviceReport, signal: AbortSignal) => Promise<void>;
   logger: Logger;
   /** Most reports kept while the server is unreachable (default 1000). */
   maxQueued?: number;
@@ -18,7 +19,7 @@ export interface ReportQueueOptions {
 }
 
 export class ReportQueue {
-  private readonly queued: UpdateReport[] = [];
+  private readonly queued: DeviceReport[] = [];
   private draining: Promise<void> | null = null;
   private readonly controller = new AbortController();
 
@@ -28,12 +29,20 @@ export class ReportQueue {
     return this.queued.length;
   }
 
-  push(report: UpdateReport): void {
+  push(report: DeviceReport): void {
     const max = this.options.maxQueued ?? 1000;
+    // The head may be in flight (sent, not yet shifted): never drop it.
+    const first = this.draining ? 1 : 0;
+    if (isAppStatusReport(report)) {
+      const older = this.queued.findIndex(
+        (r, i) => i >= first && isAppStatusReport(r) && r.app === report.app,
+      );
+      if (older >= 0) this.queued.splice(older, 1);
+    }
     if (this.queued.length >= max) {
-      // The head may be in flight (sent, not yet shifted): never drop it.
-      const first = this.draining ? 1 : 0;
-      const progress = this.queued.findIndex((r, i) => i >= first && r.phase === 'downloading');
+      const progress = this.queued.findIndex(
+        (r, i) => i >= first && (isAppStatusReport(r) || r.phase === 'downloading'),
+      );
       this.queued.splice(progress >= 0 ? progress : first, 1);
     }
     this.queued.push(report);
@@ -55,7 +64,7 @@ export class ReportQueue {
     const signal = this.controller.signal;
     let delayMs = this.options.retryMs ?? 1000;
     while (this.queued.length > 0 && !signal.aborted) {
-      const report = this.queued[0] as UpdateReport;
+      const report = this.queued[0] as DeviceReport;
       try {
         await this.options.send(report, signal);
         this.queued.shift();

@@ -16,7 +16,7 @@ import {
   Id,
   ReleaseRoutes,
   Type,
-  UpdateReport,
+  DeviceReport,
 } from '@flotilla/protocol';
 import type { DeviceAuthenticator } from '../devices/index.js';
 import { operatorOf, requireRole } from '../http/auth.js';
@@ -131,9 +131,9 @@ export function registerDeploymentRoutes(
     DEVICE_REPORTS_ROUTE,
     {
       schema: {
-        summary: "The agent's report of an update phase",
+        summary: "The agent's report of an update phase, or of its running release's process",
         tags: ['device'],
-        body: UpdateReport,
+        body: DeviceReport,
         response: { 204: NoContent },
       },
       preHandler: auth.requireDevice(),

@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely';
 import type { Dialect } from '../dialect.js';
 import * as m001 from './001_foundation.js';
 import * as m002 from './002_releases.js';
+import * as m003 from './003_app_process_status.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -14,4 +15,5 @@ export interface NumberedMigration {
 export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '001_foundation': m001,
   '002_releases': m002,
+  '003_app_process_status': m003,
 };
