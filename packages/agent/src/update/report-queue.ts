@@ -4,7 +4,7 @@
  * app's process status replaces the one of that app still waiting (only the newest matters).
  */
 import { isAppStatusReport, isFlotillaError } from '@flotilla/protocol';
-import type { DeviceReport } from '@flotilla/protocol';
+import type { DeviceReport, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { sleep } from '../util/sleep.js';
 
@@ -71,6 +71,12 @@ export class ReportQueue {
         delayMs = this.options.retryMs ?? 1000;
       } catch (error) {
         if (signal.aborted) return;
+        if (isFlotillaError(error) && error.code === 'FLT_VALIDATION' && hasRunning(report)) {
+          // A server older than the `running` field refuses it: the report still counts without it.
+          const { running: _running, ...older } = report;
+          this.queued[0] = older;
+          continue;
+        }
         if (isRefusal(error)) {
           // The server will never take this one (e.g. a stale report): retrying would block the rest.
           this.options.logger.warn({ err: error, report }, 'the server refused an update report; dropped');
@@ -86,6 +92,10 @@ export class ReportQueue {
       }
     }
   }
+}
+
+function hasRunning(report: DeviceReport): report is UpdateReport & { running: string | null } {
+  return !isAppStatusReport(report) && report.running !== undefined;
 }
 
 /** A 4xx other than authentication, timeout or rate limiting: sending it again cannot succeed. */

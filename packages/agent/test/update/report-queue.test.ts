@@ -114,3 +114,22 @@ void test("an app's process status replaces the one of that app still waiting, i
   );
   queue.close();
 });
+
+void test('a server older than the running field refuses it (FLT_VALIDATION): the report is sent without it', async () => {
+  const sent: DeviceReport[] = [];
+  const queue = new ReportQueue({
+    logger: quietLogger(),
+    send: (r) => {
+      if (isAppStatusReport(r) || 'running' in r)
+        return Promise.reject(new FlotillaError('FLT_VALIDATION', 'must NOT have additional properties'));
+      sent.push(r);
+      return Promise.resolve();
+    },
+  });
+  queue.push({ ...report('committed'), running: 'a/1/x' });
+  queue.push(status('a', 1));
+  queue.push(report('failed'));
+  await queue.flushed();
+  assert.deepEqual(sent, [report('committed'), report('failed')]);
+  queue.close();
+});
