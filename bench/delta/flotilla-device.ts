@@ -8,7 +8,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HttpFetcher, UpdateEngine, openStateDatabase } from '@flotilla/agent';
 import type { ReleaseSpec } from '@flotilla/agent';
-import { releaseTargetPath } from '@flotilla/protocol';
+import { isAppStatusReport, releaseTargetPath } from '@flotilla/protocol';
 import type { UpdateReport } from '@flotilla/protocol';
 import { pino } from 'pino';
 
@@ -67,7 +67,10 @@ export class BenchDevice {
         return device.assigned;
       },
       fetcher,
-      report: (r) => device.reports.push(r),
+      // Files apps have no process status; only update reports are measured.
+      report: (r) => {
+        if (!isAppStatusReport(r)) device.reports.push(r);
+      },
     });
     return device;
   }

@@ -89,6 +89,8 @@ export const ErrorCodes = {
   FLT_RUNTIME_UNSUPPORTED: 400,
   FLT_NO_PREVIOUS_RELEASE: 409,
   FLT_APP_NOT_INSTALLED: 404,
+  // the reason of a rollback an operator asked for (reported as `rolled-back`, never thrown to a client)
+  FLT_ROLLED_BACK_BY_OPERATOR: 409,
   // objects, releases, deployments (docs/releases.md)
   FLT_PACK_INVALID: 400,
   FLT_DELTA_INVALID: 422,

@@ -18,6 +18,8 @@ export interface PhaseEvent {
   phase: UpdatePhase;
   bytesFetched?: number;
   error?: FailureReason;
+  /** On a final phase: the target path the app runs now (null: none); absent when unknown. */
+  running?: string | null;
 }
 
 export type TransactionOutcome =
@@ -90,6 +92,7 @@ export async function runTransaction(
           phase: 'failed',
           error: reason,
           bytesFetched: entry.bytesFetched,
+          running: plan.from?.targetPath ?? null,
         });
         return { kind: 'failed', reason };
       }
@@ -103,11 +106,24 @@ export async function runTransaction(
   }
   ctx.records.clearJournal(plan.app);
   if (plan.mode === 'update') {
-    onPhase({ app: plan.app, targetPath, phase: 'committed', bytesFetched: entry.bytesFetched });
+    onPhase({
+      app: plan.app,
+      targetPath,
+      phase: 'committed',
+      bytesFetched: entry.bytesFetched,
+      running: plan.to?.targetPath ?? null,
+    });
     return { kind: 'committed', bytesFetched: entry.bytesFetched };
   }
   const reason = reasonOf(plan);
-  onPhase({ app: plan.app, targetPath, phase: 'rolled-back', error: reason });
+  // The release returned to (an operator's rollback or an automatic one) is what runs now.
+  onPhase({
+    app: plan.app,
+    targetPath,
+    phase: 'rolled-back',
+    error: reason,
+    running: plan.to?.targetPath ?? null,
+  });
   return { kind: 'rolled-back', reason };
 }
 

@@ -2,6 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
+import type { AppProcessStatus } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { resolveEnv } from '../secrets/opener.js';
 import type { SecretOpener } from '../secrets/opener.js';
@@ -18,6 +19,11 @@ export const PROCESS_DEFAULTS = {
   maxDelayMs: 60_000,
   logMaxBytes: 10 * 1024 * 1024,
   logKeep: 3,
+  /**
+   * The health window when the release sets no `health.windowMs`, with or without a probe: the
+   * process must stay up this long or the update fails (docs/updates.md "Crash loops").
+   */
+  healthWindowMs: 10_000,
 } as const;
 
 interface Running {
@@ -32,9 +38,11 @@ export class ProcessRuntime implements Runtime {
   private readonly running = new Map<string, Running>();
 
   /** `secrets` opens the release's sealed secrets; without it a release that has any cannot start. */
+  /** `onStatus(app)` is called when an app's process starts, exits or restarts on its own. */
   constructor(
     private readonly logger: Logger,
     private readonly secrets: SecretOpener | null = null,
+    private readonly onStatus: (app: string) => void = () => undefined,
   ) {}
 
   /** The release's env with secrets opened (FLT_SECRET_* when one cannot be). */
@@ -88,6 +96,7 @@ export class ProcessRuntime implements Runtime {
       stdoutLog: logs[0],
       stderrLog: logs[1],
       logger: this.logger.child({ app: ctx.app }),
+      onChange: () => this.onStatus(ctx.app),
     });
     this.running.set(ctx.app, { supervisor, logs: [...logs], env });
     supervisor.start();
@@ -109,7 +118,9 @@ export class ProcessRuntime implements Runtime {
     if (!entry) throw new FlotillaError('FLT_HEALTH_CHECK_FAILED', `${ctx.app} is not running`);
     const { supervisor } = entry;
     const exitsAtStart = supervisor.exits;
-    await healthWindow(config.health, {
+    // Without a configured window the runtime's own signal still counts: an exit fails the update.
+    const health = { ...config.health, windowMs: config.health?.windowMs ?? PROCESS_DEFAULTS.healthWindowMs };
+    await healthWindow(health, {
       cwd: ctx.releaseDir,
       env: entry.env,
       signal,
@@ -131,6 +142,10 @@ export class ProcessRuntime implements Runtime {
   /** After an agent restart the committed release runs again. */
   adopt(ctx: AppContext): Promise<void> {
     return this.start(ctx);
+  }
+
+  status(app: string): AppProcessStatus | null {
+    return this.running.get(app)?.supervisor.status() ?? null;
   }
 
   /** The supervisor of a running app (tests, status). */

@@ -1,5 +1,5 @@
 /** One interface for every way an app runs; the transaction code does not know which one it drives. */
-import type { RuntimeKind } from '@flotilla/protocol';
+import type { AppProcessStatus, RuntimeKind } from '@flotilla/protocol';
 import type { ReleaseSpec } from '../update/types.js';
 
 /** Where one app's release lives on disk (docs/updates.md "Disk layout"). */
@@ -31,4 +31,6 @@ export interface Runtime {
   health(ctx: AppContext, signal: AbortSignal): Promise<void>;
   /** Stops everything this runtime started (agent shutdown). */
   close(): Promise<void>;
+  /** How the app's process stands, for runtimes that supervise one (null: not running here). */
+  status?(app: string): AppProcessStatus | null;
 }

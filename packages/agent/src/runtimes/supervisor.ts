@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { RestartPolicy } from '@flotilla/protocol';
+import type { AppProcessStatus, RestartPolicy } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { RotatingLog } from './rotating-log.js';
 
@@ -23,6 +23,8 @@ export interface SupervisorOptions {
   stdoutLog: RotatingLog;
   stderrLog: RotatingLog;
   logger: Logger;
+  /** Called when the process starts, exits or is restarted on its own (not when stopped). */
+  onChange?: () => void;
 }
 
 /** A run that lasted this long resets the backoff. */
@@ -36,8 +38,12 @@ export class Supervisor {
   private consecutiveFailures = 0;
   /** Exits since start() (each one a crash or a normal end the policy restarts or not). */
   exits = 0;
-  lastExit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  /** Spawns after the first since start(): the restarts the policy made. */
+  restarts = 0;
+  lastExit: { code: number | null; signal: NodeJS.Signals | null; at: Date } | null = null;
   spawnError: string | null = null;
+  private state: AppProcessStatus['state'] = 'stopped';
+  private since = new Date();
 
   constructor(private readonly options: SupervisorOptions) {}
 
@@ -58,7 +64,27 @@ export class Supervisor {
     this.spawnOnce();
   }
 
+  /** How the process stands: running, waiting to restart, or stopped (policy), with its history. */
+  status(): AppProcessStatus {
+    return {
+      state: this.state,
+      since: this.since.toISOString(),
+      restarts: this.restarts,
+      lastExit:
+        this.lastExit === null
+          ? null
+          : { code: this.lastExit.code, signal: this.lastExit.signal, at: this.lastExit.at.toISOString() },
+    };
+  }
+
+  private enter(state: AppProcessStatus['state']): void {
+    this.state = state;
+    this.since = new Date();
+    this.options.onChange?.();
+  }
+
   private spawnOnce(): void {
+    if (this.timer !== null) this.restarts += 1;
     this.timer = null;
     const [file, ...args] = this.options.argv as [string, ...string[]];
     const child = spawn(file, args, {
@@ -74,6 +100,7 @@ export class Supervisor {
     child.once('spawn', () => {
       this.spawnError = null;
       if (child.pid !== undefined) writePidFile(this.options.pidFile, child.pid);
+      if (this.child === child && !this.stopping) this.enter('running');
     });
     child.once('error', (e) => {
       this.spawnError = e.message;
@@ -85,16 +112,20 @@ export class Supervisor {
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.child !== child) return;
     this.exits += 1;
-    this.lastExit = { code, signal };
+    this.lastExit = { code, signal, at: new Date() };
     if (this.stopping) return;
     const failed = code !== 0 || this.spawnError !== null;
     if (performance.now() - this.startedAt >= STABLE_RUN_MS) this.consecutiveFailures = 0;
     const restart = this.options.policy === 'always' || (this.options.policy === 'on-failure' && failed);
     this.options.logger.warn({ code, signal, restart }, 'app process exited');
-    if (!restart) return;
+    if (!restart) {
+      this.enter('stopped');
+      return;
+    }
     const delayMs = this.nextDelayMs();
     this.consecutiveFailures += 1;
     this.timer = setTimeout(() => this.spawnOnce(), delayMs);
+    this.enter('restarting');
   }
 
   /** SIGTERM to the process group, SIGKILL after `stopTimeoutMs`; resolves once it is gone. */

@@ -67,4 +67,26 @@ export const MIGRATIONS: readonly Migration[] = [
       PRIMARY KEY (app, root)
     ) STRICT`,
   },
+  {
+    version: 4,
+    name: 'release-identity',
+    // A release is its tree plus its signed version, runtime and config (docs/updates.md "What
+    // counts as a change"): two installed releases (current and previous) may share a tree, so
+    // rows are keyed by the release's id, not its root; a hold names the release's id. Rows of
+    // older agents keep a placeholder id (their root), unique as the old key was.
+    sql: `CREATE TABLE app_release_v4 (
+      app TEXT NOT NULL,
+      release_id TEXT NOT NULL,
+      root TEXT NOT NULL,
+      release TEXT NOT NULL,
+      role TEXT NOT NULL CHECK (role IN ('current', 'previous')),
+      since TEXT NOT NULL,
+      PRIMARY KEY (app, release_id)
+    ) STRICT;
+    INSERT INTO app_release_v4 (app, release_id, root, release, role, since)
+      SELECT app, 'root:' || root, root, release, role, since FROM app_release;
+    DROP TABLE app_release;
+    ALTER TABLE app_release_v4 RENAME TO app_release;
+    ALTER TABLE app_hold ADD COLUMN rejected_id TEXT`,
+  },
 ];

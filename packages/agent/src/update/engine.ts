@@ -6,7 +6,7 @@
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { FlotillaError } from '@flotilla/protocol';
-import type { AppLogs, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
+import type { AppLogs, DeviceReport, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { AppLayout } from '../apply/layout.js';
 import type { ApplyContext, StageReuse, StageVerify } from '../apply/context.js';
@@ -64,7 +64,7 @@ export interface UpdateSource {
   /** The verified assignment, one release per app (TUF); throws on a refusal. */
   assignment: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
   fetcher: ObjectFetcher;
-  report: (report: UpdateReport) => void;
+  report: (report: DeviceReport) => void;
 }
 
 export class UpdateEngine {
@@ -78,6 +78,8 @@ export class UpdateEngine {
   private readonly maxAttempts: number;
   private readonly disk: DiskProbe;
   private rebuilders: RebuildPool | null = null;
+  /** Apps a transaction or an operator action is working on: their process changes are not news. */
+  private readonly busy = new Set<string>();
 
   private constructor(
     private readonly options: UpdateEngineOptions,
@@ -91,7 +93,13 @@ export class UpdateEngine {
     this.disk = options.disk ?? statfsProbe;
     this.runtimes = options.runtimes ?? {
       files: new FilesRuntime(),
-      process: new ProcessRuntime(options.logger.child({ component: 'runtime' }), options.secrets ?? null),
+      process: new ProcessRuntime(
+        options.logger.child({ component: 'runtime' }),
+        options.secrets ?? null,
+        (app) => {
+          if (!this.busy.has(app)) this.reportStatus(app);
+        },
+      ),
     };
   }
 
@@ -110,8 +118,11 @@ export class UpdateEngine {
     return new UpdateEngine(options, cache);
   }
 
+  /** Sets (or clears) the connected session; a new one learns how each installed app's process stands. */
   attach(source: UpdateSource | null): void {
     this.source = source;
+    if (source === null) return;
+    for (const app of this.records.apps()) if (!this.busy.has(app)) this.reportStatus(app);
   }
 
   /** At agent start: finish or roll back interrupted transactions, then bring committed apps back up. */
@@ -209,8 +220,14 @@ export class UpdateEngine {
       if (!current)
         throw new FlotillaError('FLT_APP_NOT_INSTALLED', `${app} is not installed`, { details: { app } });
       const runtime = this.runtimeFor(current);
-      await runtime.stop(app, this.layout.appDir(app));
-      await runtime.start(this.layout.context(current), signal);
+      this.busy.add(app);
+      try {
+        await runtime.stop(app, this.layout.appDir(app));
+        await runtime.start(this.layout.context(current), signal);
+      } finally {
+        this.busy.delete(app);
+      }
+      this.reportStatus(app);
     });
   }
 
@@ -249,7 +266,13 @@ export class UpdateEngine {
         this.runtimeFor(to).validate(to);
         await this.checkSecrets(to);
       } catch (error) {
-        this.report({ app: plan.app, targetPath: to.targetPath, phase: 'failed', error: summary(error) });
+        this.report({
+          app: plan.app,
+          targetPath: to.targetPath,
+          phase: 'failed',
+          error: summary(error),
+          running: plan.from?.targetPath ?? null,
+        });
         return { kind: 'failed', reason: summary(error) };
       }
     }
@@ -263,10 +286,18 @@ export class UpdateEngine {
       },
       'running an update plan',
     );
-    const outcome = await runTransaction(plan, input, this.applyContext(), signal, (event) =>
-      this.onPhase(event),
-    );
+    this.busy.add(plan.app);
+    let outcome: TransactionOutcome;
+    try {
+      outcome = await runTransaction(plan, input, this.applyContext(), signal, (event) =>
+        this.onPhase(event),
+      );
+    } finally {
+      this.busy.delete(plan.app);
+    }
     this.options.logger.info({ app: plan.app, outcome }, 'update plan finished');
+    // After the final report: how the release that now runs stands (restarts start from zero).
+    this.reportStatus(plan.app);
     return outcome;
   }
 
@@ -282,6 +313,21 @@ export class UpdateEngine {
         `${release.targetPath} has secrets, and this agent cannot open them`,
       );
     await this.options.secrets.open(release);
+  }
+
+  /**
+   * Reports how the committed release's process stands (process runtime), when connected. Sent
+   * after each transaction, when a session attaches, and when the process exits or restarts on its
+   * own; the report queue keeps only the newest per app, so a crash loop costs no more than that.
+   */
+  private reportStatus(app: string): void {
+    const source = this.source;
+    if (!source) return;
+    const current = this.records.installed(app).current;
+    if (!current) return;
+    const status = this.runtimes[current.runtime]?.status?.(app) ?? null;
+    if (status === null) return;
+    source.report({ app, targetPath: current.targetPath, process: status, at: new Date().toISOString() });
   }
 
   private applyContext(): ApplyContext {
@@ -425,6 +471,7 @@ export class UpdateEngine {
       phase: event.phase,
       ...(event.bytesFetched !== undefined && { bytesFetched: event.bytesFetched }),
       ...(event.error && { error: event.error }),
+      ...(event.running !== undefined && { running: event.running }),
     });
   }
 

@@ -2,6 +2,7 @@
  * The pure planner: (what is installed, what is assigned, the journal) → steps. No I/O, no clock,
  * so every case, including recovery from each journal state, is unit-tested without processes.
  */
+import { releaseId, sameRelease } from './identity.js';
 import type { FailureReason, InstalledApp, JournalEntry, Plan, ReleaseSpec, Step } from './types.js';
 
 export interface PlanInput {
@@ -28,7 +29,7 @@ export function planUpdate(input: PlanInput): Plan {
       journal.mode === 'update' &&
       (journal.step === 'fetch' || journal.step === 'stage') &&
       target !== null &&
-      target.root !== journal.to?.root;
+      !sameRelease(target, journal.to);
     if (!abandon) return planRecovery(input, journal);
   }
   const current = installed.current;
@@ -42,9 +43,10 @@ export function planUpdate(input: PlanInput): Plan {
     note,
   });
   if (target === null) return none('no release assigned');
-  if (current !== null && current.root === target.root) return none('up to date');
-  if (installed.held !== null && installed.held.root === target.root)
-    return none(`held after a rollback: ${installed.held.reason}`);
+  // A release is its tree, version, runtime and config: a change of any of them is an update (an
+  // unchanged tree is neither fetched nor staged again, see forwardSteps).
+  if (sameRelease(current, target)) return none('up to date');
+  if (isHeld(installed.held, target)) return none(`held after a rollback: ${installed.held?.reason ?? ''}`);
   return {
     app: input.app,
     action: 'update',
@@ -177,15 +179,22 @@ function forwardSteps(
   return steps;
 }
 
+function isHeld(held: InstalledApp['held'], target: ReleaseSpec): boolean {
+  if (held === null) return false;
+  // A hold an older agent recorded names only the tree.
+  return held.id === null ? held.root === target.root : held.id === releaseId(target);
+}
+
+/** Release directories to keep: the new release's and those of the previous releases kept. */
 function keepAfterCommit(input: PlanInput, to: ReleaseSpec, from: ReleaseSpec | null): string[] {
   const previous = [from, ...input.installed.previous]
-    .filter((r): r is ReleaseSpec => r !== null && r.root !== to.root)
+    .filter((r): r is ReleaseSpec => r !== null && !sameRelease(r, to))
     .map((r) => r.root);
   return unique([to.root, ...previous.slice(0, input.keepPrevious)]);
 }
 
 function keepAfterRollback(input: PlanInput, back: ReleaseSpec | null, failed: ReleaseSpec): string[] {
-  const others = input.installed.previous.filter((r) => r.root !== back?.root).map((r) => r.root);
+  const others = input.installed.previous.filter((r) => !sameRelease(r, back)).map((r) => r.root);
   // The failed release stays on disk as a previous one only if there is room; it is held anyway.
   return unique([...(back ? [back.root] : []), ...others.slice(0, input.keepPrevious), failed.root]).slice(
     0,

@@ -1,5 +1,9 @@
-/** The update tables of state.db (migration 2): installed releases, holds and the transaction journal. */
+/**
+ * The update tables of state.db (migrations 2 and 4): installed releases (keyed by release id: two
+ * may share a tree), holds and the transaction journal.
+ */
 import type { StateDatabase } from '../state/db.js';
+import { releaseId, sameRelease } from './identity.js';
 import type { FailureReason, InstalledApp, JournalEntry, ReleaseSpec, StepKind } from './types.js';
 
 interface ReleaseRow {
@@ -40,12 +44,13 @@ export class UpdateRecords {
     const rows = this.db
       .prepare('SELECT root, release, role FROM app_release WHERE app = ? ORDER BY since DESC, rowid DESC')
       .all(app) as ReleaseRow[];
-    const hold = this.db.prepare('SELECT rejected_root, reason FROM app_hold WHERE app = ?').get(app) as
-      { rejected_root: string; reason: string } | undefined;
+    const hold = this.db
+      .prepare('SELECT rejected_root, rejected_id, reason FROM app_hold WHERE app = ?')
+      .get(app) as { rejected_root: string; rejected_id: string | null; reason: string } | undefined;
     return {
       current: parseRelease(rows.find((r) => r.role === 'current')?.release ?? null),
       previous: rows.filter((r) => r.role === 'previous').map((r) => parseRelease(r.release) as ReleaseSpec),
-      held: hold ? { root: hold.rejected_root, reason: hold.reason } : null,
+      held: hold ? { id: hold.rejected_id, root: hold.rejected_root, reason: hold.reason } : null,
     };
   }
 
@@ -98,7 +103,7 @@ export class UpdateRecords {
     this.db.transaction(() => {
       const installed = this.installed(app);
       const previous = [replaced, ...installed.previous].filter(
-        (r): r is ReleaseSpec => r !== null && r.root !== release.root,
+        (r): r is ReleaseSpec => r !== null && !sameRelease(r, release),
       );
       this.replaceReleases(app, release, previous.slice(0, keepPrevious));
       this.db.prepare('DELETE FROM app_hold WHERE app = ?').run(app);
@@ -116,29 +121,50 @@ export class UpdateRecords {
     this.db.transaction(() => {
       const installed = this.installed(app);
       const previous = [...installed.previous, ...(installed.current ? [installed.current] : [])].filter(
-        (r) => r.root !== release?.root && r.root !== failed.root,
+        (r) => !sameRelease(r, release) && !sameRelease(r, failed),
       );
       this.replaceReleases(app, release, previous.slice(0, keepPrevious));
       this.db
         .prepare(
-          `INSERT INTO app_hold (app, rejected_root, reason, since) VALUES (?, ?, ?, ?)
-           ON CONFLICT (app) DO UPDATE SET rejected_root = excluded.rejected_root, reason = excluded.reason, since = excluded.since`,
+          `INSERT INTO app_hold (app, rejected_root, rejected_id, reason, since) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (app) DO UPDATE SET rejected_root = excluded.rejected_root,
+             rejected_id = excluded.rejected_id, reason = excluded.reason, since = excluded.since`,
         )
-        .run(app, failed.root, `${reason.code}: ${reason.message}`, new Date().toISOString());
+        .run(
+          app,
+          failed.root,
+          releaseId(failed),
+          `${reason.code}: ${reason.message}`,
+          new Date().toISOString(),
+        );
     })();
   }
 
   private replaceReleases(app: string, current: ReleaseSpec | null, previous: ReleaseSpec[]): void {
     this.db.prepare('DELETE FROM app_release WHERE app = ?').run(app);
     const insert = this.db.prepare(
-      'INSERT INTO app_release (app, root, release, role, since) VALUES (?, ?, ?, ?, ?)',
+      'INSERT INTO app_release (app, release_id, root, release, role, since) VALUES (?, ?, ?, ?, ?, ?)',
     );
     const now = Date.now();
     // `since` orders previous releases newest first.
     previous.forEach((r, i) =>
-      insert.run(app, r.root, JSON.stringify(r), 'previous', new Date(now - 1000 * (i + 1)).toISOString()),
+      insert.run(
+        app,
+        releaseId(r),
+        r.root,
+        JSON.stringify(r),
+        'previous',
+        new Date(now - 1000 * (i + 1)).toISOString(),
+      ),
     );
     if (current)
-      insert.run(app, current.root, JSON.stringify(current), 'current', new Date(now).toISOString());
+      insert.run(
+        app,
+        releaseId(current),
+        current.root,
+        JSON.stringify(current),
+        'current',
+        new Date(now).toISOString(),
+      );
   }
 }

@@ -1,14 +1,15 @@
 /**
- * Update reports to `POST /api/v1/device/reports`: best effort, in order, queued while offline and
- * retried with backoff. Bounded: when full, progress reports (downloading) are dropped first.
+ * Reports to `POST /api/v1/device/reports`: best effort, in order, queued while offline and
+ * retried with backoff. Bounded: when full, progress reports (downloading) are dropped first. An
+ * app's process status replaces the one of that app still waiting (only the newest matters).
  */
-import { isFlotillaError, retryAfterMsOf } from '@flotilla/protocol';
-import type { UpdateReport } from '@flotilla/protocol';
+import { isAppStatusReport, isFlotillaError, retryAfterMsOf } from '@flotilla/protocol';
+import type { DeviceReport, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { sleep } from '../util/sleep.js';
 
 export interface ReportQueueOptions {
-  send: (report: UpdateReport, signal: AbortSignal) => Promise<void>;
+  send: (report: DeviceReport, signal: AbortSignal) => Promise<void>;
   logger: Logger;
   /** Most reports kept while the server is unreachable (default 1000). */
   maxQueued?: number;
@@ -18,7 +19,7 @@ export interface ReportQueueOptions {
 }
 
 export class ReportQueue {
-  private readonly queued: UpdateReport[] = [];
+  private readonly queued: DeviceReport[] = [];
   private draining: Promise<void> | null = null;
   private readonly controller = new AbortController();
 
@@ -28,12 +29,20 @@ export class ReportQueue {
     return this.queued.length;
   }
 
-  push(report: UpdateReport): void {
+  push(report: DeviceReport): void {
     const max = this.options.maxQueued ?? 1000;
+    // The head may be in flight (sent, not yet shifted): never drop it.
+    const first = this.draining ? 1 : 0;
+    if (isAppStatusReport(report)) {
+      const older = this.queued.findIndex(
+        (r, i) => i >= first && isAppStatusReport(r) && r.app === report.app,
+      );
+      if (older >= 0) this.queued.splice(older, 1);
+    }
     if (this.queued.length >= max) {
-      // The head may be in flight (sent, not yet shifted): never drop it.
-      const first = this.draining ? 1 : 0;
-      const progress = this.queued.findIndex((r, i) => i >= first && r.phase === 'downloading');
+      const progress = this.queued.findIndex(
+        (r, i) => i >= first && (isAppStatusReport(r) || r.phase === 'downloading'),
+      );
       this.queued.splice(progress >= 0 ? progress : first, 1);
     }
     this.queued.push(report);
@@ -55,13 +64,19 @@ export class ReportQueue {
     const signal = this.controller.signal;
     let delayMs = this.options.retryMs ?? 1000;
     while (this.queued.length > 0 && !signal.aborted) {
-      const report = this.queued[0] as UpdateReport;
+      const report = this.queued[0] as DeviceReport;
       try {
         await this.options.send(report, signal);
         this.queued.shift();
         delayMs = this.options.retryMs ?? 1000;
       } catch (error) {
         if (signal.aborted) return;
+        if (isFlotillaError(error) && error.code === 'FLT_VALIDATION' && hasRunning(report)) {
+          // A server older than the `running` field refuses it: the report still counts without it.
+          const { running: _running, ...older } = report;
+          this.queued[0] = older;
+          continue;
+        }
         if (isRefusal(error)) {
           // The server will never take this one (e.g. a stale report): retrying would block the rest.
           this.options.logger.warn({ err: error, report }, 'the server refused an update report; dropped');
@@ -79,6 +94,10 @@ export class ReportQueue {
       }
     }
   }
+}
+
+function hasRunning(report: DeviceReport): report is UpdateReport & { running: string | null } {
+  return !isAppStatusReport(report) && report.running !== undefined;
 }
 
 /** A 4xx other than authentication, timeout or rate limiting: sending it again cannot succeed. */

@@ -23,8 +23,11 @@ export interface InstalledApp {
   current: ReleaseSpec | null;
   /** Newest first. */
   previous: ReleaseSpec[];
-  /** A release that failed and was rolled back; not retried until the assignment changes. */
-  held: { root: string; reason: string } | null;
+  /**
+   * A release that failed and was rolled back; not retried until the assignment changes. `id` is
+   * its `releaseId` (null for a hold an older agent recorded: then its tree is what is held).
+   */
+  held: { id: string | null; root: string; reason: string } | null;
 }
 
 export type TransactionMode = 'update' | 'rollback';

@@ -172,3 +172,50 @@ void test('an invalid process configuration is refused with the problems listed'
       e.code === 'FLT_VALIDATION' && /command/.test(e.message) && /cwd/.test(e.message),
   );
 });
+
+void test('without a health check, a process that exits within the default window fails it', async (t) => {
+  const { runtime, ctx, signal } = await setup(t, (port) => ({
+    ...base(port, { CRASH: '1' }),
+    restart: { policy: 'always', initialDelayMs: 20, maxDelayMs: 80 },
+  }));
+  await runtime.start(ctx);
+  await assert.rejects(runtime.health(ctx, signal), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'FLT_HEALTH_CHECK_FAILED');
+    assert.match(e.message, /exited during the health window \(exit code 7\)/);
+    return true;
+  });
+});
+
+void test('the process status counts restarts and keeps the last exit; changes are signalled', async (t) => {
+  const layout = new AppLayout(tempDir(t));
+  const release: ReleaseSpec = {
+    app: 'job',
+    version: '1',
+    runtime: 'process',
+    root: 'b'.repeat(64),
+    targetPath: `job/1/${'b'.repeat(64)}`,
+    config: {
+      process: {
+        command: [process.execPath, '-e', 'setTimeout(() => process.exit(5), 50)'],
+        restart: { policy: 'on-failure', initialDelayMs: 20, maxDelayMs: 40 },
+        health: { windowMs: 0 },
+      },
+    },
+  };
+  const ctx = layout.context(release);
+  mkdirSync(ctx.releaseDir, { recursive: true });
+  const changes: string[] = [];
+  const runtime = new ProcessRuntime(quietLogger(), null, (app) => changes.push(app));
+  t.after(() => runtime.close());
+  assert.equal(runtime.status('job'), null);
+  await runtime.start(ctx);
+  await runtime.health(ctx, new AbortController().signal); // a window of 0: committed at once
+  while ((runtime.status('job')?.restarts ?? 0) < 2) await new Promise((r) => setTimeout(r, 20));
+  const status = runtime.status('job');
+  assert.ok(status);
+  assert.deepEqual([status.lastExit?.code, status.lastExit?.signal], [5, null]);
+  assert.ok(Date.parse(status.lastExit?.at ?? '') > 0 && Date.parse(status.since) > 0);
+  assert.ok(changes.length >= 4 && changes.every((a) => a === 'job'), String(changes));
+  await runtime.stop('job', ctx.appDir);
+  assert.equal(runtime.status('job'), null);
+});

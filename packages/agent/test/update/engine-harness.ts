@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import type { UpdateReport } from '@flotilla/protocol';
+import { isAppStatusReport } from '@flotilla/protocol';
+import type { AppStatusReport, UpdateReport } from '@flotilla/protocol';
 import { verifyTree } from '@flotilla/store';
 import type { FsStore } from '@flotilla/store';
 import type { StageReuse, StageVerify } from '../../src/apply/context.js';
@@ -24,6 +25,8 @@ export interface Harness {
   engine: UpdateEngine;
   server: ObjectServer;
   reports: UpdateReport[];
+  /** Process status reports, apart from the update reports. */
+  statuses: AppStatusReport[];
   assign: (releases: ReleaseSpec[]) => void;
   converge: () => Promise<boolean>;
 }
@@ -63,6 +66,7 @@ export async function harness(
     db.close();
   });
   const reports: UpdateReport[] = [];
+  const statuses: AppStatusReport[] = [];
   let assigned: ReleaseSpec[] = [];
   const fetcher = new HttpFetcher({
     baseUrl: server.url,
@@ -76,7 +80,7 @@ export async function harness(
       return assigned;
     },
     fetcher,
-    report: (r) => reports.push(r),
+    report: (r) => (isAppStatusReport(r) ? statuses.push(r) : reports.push(r)),
   });
   return {
     dataDir,
@@ -84,6 +88,7 @@ export async function harness(
     engine,
     server,
     reports,
+    statuses,
     assign: (releases) => {
       assigned = releases;
     },

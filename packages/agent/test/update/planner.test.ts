@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { planRollback, planUpdate } from '../../src/update/planner.js';
+import { releaseId } from '../../src/update/identity.js';
 import type { PlanInput } from '../../src/update/planner.js';
 import type { JournalEntry, ReleaseSpec, StepKind } from '../../src/update/types.js';
 
@@ -71,13 +72,18 @@ void test('nothing to do: up to date, not assigned, or held after a rollback', (
   assert.equal(planUpdate(input({ target: v1 })).note, 'up to date');
   assert.equal(planUpdate(input({ target: null })).action, 'none');
   const held = planUpdate(
-    input({ installed: { current: v1, previous: [], held: { root: v2.root, reason: 'bad' } } }),
+    input({
+      installed: { current: v1, previous: [], held: { id: releaseId(v2), root: v2.root, reason: 'bad' } },
+    }),
   );
   assert.equal(held.action, 'none');
   assert.match(held.note ?? '', /held/);
   // A different release is installed even though an older one is held.
   const next = planUpdate(
-    input({ target: v3, installed: { current: v1, previous: [], held: { root: v2.root, reason: 'x' } } }),
+    input({
+      target: v3,
+      installed: { current: v1, previous: [], held: { id: releaseId(v2), root: v2.root, reason: 'x' } },
+    }),
   );
   assert.equal(next.action, 'update');
 });
@@ -207,4 +213,67 @@ void test('the planner is pure: the same input gives the same plan and is not mu
   const copy = structuredClone(given);
   assert.deepEqual(planUpdate(given), planUpdate(given));
   assert.deepEqual(given, copy);
+});
+
+// A release is its tree, its version, its runtime and its signed config (docs/updates.md "What counts
+// as a change"): a change of any of them is an update; an unchanged tree is not fetched again.
+const sameTree = (over: Partial<ReleaseSpec>): ReleaseSpec => ({ ...v1, ...over });
+
+void test('a config-only change (same tree, same version) runs the transaction without fetching', () => {
+  const target = sameTree({ config: { process: { command: ['./run'], env: { MODE: 'b' } } } });
+  const plan = planUpdate(input({ target }));
+  assert.equal(plan.action, 'update');
+  assert.equal(plan.to, target);
+  assert.deepEqual(kinds(plan.steps), ['stop', 'switch', 'start', 'health', 'commit', 'cleanup']);
+  assert.deepEqual(plan.steps.at(-1), { kind: 'cleanup', app: 'web', keep: [v1.root] });
+});
+
+void test('a version bump with the same tree runs the transaction without fetching', () => {
+  const target = sameTree({ version: '1.0.1', targetPath: `web/1.0.1/${v1.root}` });
+  const plan = planUpdate(input({ target }));
+  assert.equal(plan.action, 'update');
+  assert.deepEqual(kinds(plan.steps), ['stop', 'switch', 'start', 'health', 'commit', 'cleanup']);
+});
+
+void test('a runtime change with the same tree runs the transaction', () => {
+  const plan = planUpdate(input({ target: sameTree({ runtime: 'files', config: { files: {} } }) }));
+  assert.equal(plan.action, 'update');
+});
+
+void test('the same release in another key order is up to date', () => {
+  const a = sameTree({ config: { process: { command: ['./run'], env: { A: '1', B: '2' } } } });
+  const b = sameTree({ config: { process: { env: { B: '2', A: '1' }, command: ['./run'] } } });
+  assert.equal(
+    planUpdate(input({ installed: { current: a, previous: [], held: null }, target: b })).note,
+    'up to date',
+  );
+});
+
+void test('a held release is the whole release: another config of the same tree is installed', () => {
+  const bad = sameTree({ config: { process: { command: ['./crash'] } } });
+  const fixed = sameTree({ config: { process: { command: ['./run'] } } });
+  const installed = {
+    current: v1,
+    previous: [],
+    held: { id: releaseId(bad), root: bad.root, reason: 'crashed' },
+  };
+  assert.equal(planUpdate(input({ installed, target: bad })).action, 'none');
+  assert.equal(planUpdate(input({ installed, target: fixed })).action, 'update');
+});
+
+void test('a journal at fetch is abandoned for a newer assignment of the same tree', () => {
+  const target = sameTree({ version: '9', targetPath: `web/9/${v1.root}` });
+  const plan = planUpdate(input({ journal: journal('fetch', { to: sameTree({ version: '8' }) }), target }));
+  assert.equal(plan.action, 'update');
+  assert.equal(plan.to, target);
+});
+
+void test('operator rollback to a previous release of the same tree switches config back', () => {
+  const newer = sameTree({ version: '1.1', targetPath: `web/1.1/${v1.root}`, config: { x: 1 } });
+  const installed = { current: newer, previous: [v1], held: null };
+  const plan = planRollback(input({ installed, stagedRoots: [v1.root] }), { code: 'X', message: 'op' });
+  assert.equal(plan.action, 'rollback');
+  assert.equal(plan.to, v1);
+  assert.deepEqual(kinds(plan.steps), ['stop', 'switch', 'start', 'rollback', 'cleanup']);
+  assert.deepEqual(plan.steps.at(-1), { kind: 'cleanup', app: 'web', keep: [v1.root] });
 });

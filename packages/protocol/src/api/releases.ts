@@ -266,22 +266,88 @@ export const UpdateReport = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    running: Type.Optional(
+      Type.Union([Type.String({ maxLength: 512 }), Type.Null()], {
+        description:
+          'On a final phase: the target path the app runs now (null: none), e.g. the release a rollback returned to',
+      }),
+    ),
     at: Type.Optional(Timestamp),
   },
   { additionalProperties: false },
 );
 export type UpdateReport = Static<typeof UpdateReport>;
 
+/** How a supervised app process stands (docs/updates.md "Crash loops"). */
+export const AppProcessState = Type.Union([
+  Type.Literal('running'),
+  Type.Literal('restarting'),
+  Type.Literal('stopped'),
+]);
+export type AppProcessState = Static<typeof AppProcessState>;
+export const AppProcessStatus = Type.Object(
+  {
+    state: AppProcessState,
+    since: Type.String({ format: 'date-time', description: 'When the process entered this state' }),
+    restarts: Type.Integer({
+      minimum: 0,
+      description: 'Restarts since the agent started this release (after an exit or a crash)',
+    }),
+    lastExit: Type.Union([
+      Type.Object(
+        {
+          code: Type.Union([Type.Integer(), Type.Null()]),
+          signal: Type.Union([Type.String({ maxLength: 32 }), Type.Null()]),
+          at: Type.String({ format: 'date-time' }),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ]),
+  },
+  { additionalProperties: false },
+);
+export type AppProcessStatus = Static<typeof AppProcessStatus>;
+
+/**
+ * The agent's report of how the committed release of an app runs (same route as UpdateReport):
+ * sent after each transaction, when the control connection comes up, and when the process exits
+ * or is restarted. `targetPath` is the release the app runs.
+ */
+export const AppStatusReport = Type.Object(
+  {
+    app: AppName,
+    targetPath: Type.String({ maxLength: 512 }),
+    process: AppProcessStatus,
+    at: Type.Optional(Timestamp),
+  },
+  { additionalProperties: false },
+);
+export type AppStatusReport = Static<typeof AppStatusReport>;
+
+/** The body of `POST /api/v1/device/reports`: an update's phase, or an app's process status. */
+export const DeviceReport = Type.Union([UpdateReport, AppStatusReport]);
+export type DeviceReport = Static<typeof DeviceReport>;
+
+export function isAppStatusReport(report: DeviceReport): report is AppStatusReport {
+  return 'process' in report;
+}
+
 /** What a device runs and is doing, per app (operator view). */
 export const DeviceApp = Type.Object({
   app: AppName,
   desired: Type.Union([Type.String(), Type.Null()], { description: 'Target path assigned' }),
-  current: Type.Union([Type.String(), Type.Null()], { description: 'Target path last committed' }),
+  current: Type.Union([Type.String(), Type.Null()], {
+    description: 'Target path the app runs, as the device last reported (a commit or a rollback)',
+  }),
   phase: Type.Union([UpdatePhase, Type.Null()]),
   bytesDone: Type.Union([Type.Integer(), Type.Null()]),
   bytesTotal: Type.Union([Type.Integer(), Type.Null()]),
   bytesFetched: Type.Union([Type.Integer(), Type.Null()]),
   error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  process: Type.Union([AppProcessStatus, Type.Null()], {
+    description: "The running release's process: state, restarts, last exit (process runtime)",
+  }),
   updatedAt: Timestamp,
 });
 export type DeviceApp = Static<typeof DeviceApp>;
@@ -307,6 +373,7 @@ export const DeployStatusDevice = Type.Object({
   bytesTotal: Type.Union([Type.Integer(), Type.Null()]),
   bytesFetched: Type.Union([Type.Integer(), Type.Null()]),
   error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  process: Type.Union([AppProcessStatus, Type.Null()]),
   updatedAt: Timestamp,
 });
 export type DeployStatusDevice = Static<typeof DeployStatusDevice>;

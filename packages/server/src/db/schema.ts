@@ -156,7 +156,7 @@ export interface DeviceAppsTable {
   /** Target path assigned, or null. */
   desired: string | null;
   rollout: string | null;
-  /** Target path last committed, or null. */
+  /** Target path the app runs as the device last reported (commit, rollback, status), or null. */
   current: string | null;
   /** Target path committed before `current` (the device may roll back to it), or null. */
   previous: string | null;
@@ -166,6 +166,8 @@ export interface DeviceAppsTable {
   bytes_fetched: number | string | null;
   /** JSON `{ code, message }` or null. */
   error: string | null;
+  /** JSON AppProcessStatus of the running release (migration 003), or null. */
+  process_status: string | null;
   updated_at: string;
 }
 

@@ -16,7 +16,7 @@ import {
   Id,
   ReleaseRoutes,
   Type,
-  UpdateReport,
+  DeviceReport,
 } from '@flotilla/protocol';
 import type { DeviceAuthenticator } from '../devices/index.js';
 import { operatorOf, requireRole } from '../http/auth.js';
@@ -137,10 +137,10 @@ export function registerDeploymentRoutes(
     DEVICE_REPORTS_ROUTE,
     {
       schema: {
-        summary: "The agent's report of an update phase",
+        summary: "The agent's report of an update phase, or of its running release's process",
         description: 'Limited per device (reportsPerDevicePerMinute): 429 FLT_RATE_LIMITED with Retry-After.',
         tags: ['device'],
-        body: UpdateReport,
+        body: DeviceReport,
         response: { 204: NoContent },
       },
       preHandler: auth.requireDevice(),

@@ -1,4 +1,4 @@
-import type { DeviceApp, DeployStatusDevice, UpdatePhase } from '@flotilla/protocol';
+import type { AppProcessStatus, DeviceApp, DeployStatusDevice, UpdatePhase } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { DeviceAppsTable } from '../db/schema.js';
 
@@ -8,6 +8,10 @@ function errorOf(text: string | null): { code: string; message: string } | null 
   if (text === null) return null;
   const parsed = JSON.parse(text) as { code: string; message: string };
   return { code: parsed.code, message: parsed.message };
+}
+
+function processOf(text: string | null): AppProcessStatus | null {
+  return text === null ? null : (JSON.parse(text) as AppProcessStatus);
 }
 
 export function toDeviceApp(row: Selectable<DeviceAppsTable>): DeviceApp {
@@ -20,6 +24,7 @@ export function toDeviceApp(row: Selectable<DeviceAppsTable>): DeviceApp {
     bytesTotal: num(row.bytes_total),
     bytesFetched: num(row.bytes_fetched),
     error: errorOf(row.error),
+    process: processOf(row.process_status),
     updatedAt: row.updated_at,
   };
 }

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DEVICE_REPORTS_ROUTE, ReleaseRoutes, ServerCommands, parseMetadata } from '@flotilla/protocol';
-import type { DeployResponse, DeployStatus, DeviceAppList, Release, UpdateReport } from '@flotilla/protocol';
+import type {
+  AppProcessStatus,
+  DeployResponse,
+  DeployStatus,
+  DeviceAppList,
+  DeviceReport,
+  Release,
+} from '@flotilla/protocol';
 import type { Metadata, Targets } from '@tufjs/models';
 import { acceptedDevice, createKey, enroll } from '../devices/fixtures.js';
 import { TestSocket } from '../devices/ws-client.js';
@@ -43,7 +50,7 @@ function deployReq(t: TestApp, payload: Record<string, unknown>, token = t.admin
   return t.app.inject({ method: 'POST', url: ReleaseRoutes.deploy, headers: bearer(token), payload });
 }
 
-function report(t: TestApp, token: string, body: UpdateReport) {
+function report(t: TestApp, token: string, body: DeviceReport) {
   return t.app.inject({ method: 'POST', url: DEVICE_REPORTS_ROUTE, headers: bearer(token), payload: body });
 }
 
@@ -248,6 +255,102 @@ forEachDialect((dialect) => {
       audit.map((a) => a.action).filter((a) => a.startsWith('update.')),
       ['update.committed', 'update.rolled-back'],
     );
+  });
+
+  void test('final reports record what runs (rollbacks included); process status is stored, shown and cleared by a move', async () => {
+    const device = await acceptedDevice(t);
+    const row = async () => (await apps(t, device.id)).items.find((a) => a.app === 'web')!;
+    await deployReq(t, { app: 'web', version: '1.3.0', deviceId: device.id });
+    const web = (targetPath: string) => ({ app: 'web', targetPath }) as const;
+    let res = await report(t, device.token, {
+      ...web(web13.targetPath),
+      phase: 'committed',
+      running: web13.targetPath,
+    });
+    assert.equal(res.statusCode, 204, res.body);
+    const looping: AppProcessStatus = {
+      state: 'restarting',
+      since: '2026-12-06T00:00:02.000Z',
+      restarts: 4,
+      lastExit: { code: 3, signal: null, at: '2026-12-06T00:00:02.000Z' },
+    };
+    res = await report(t, device.token, { ...web(web13.targetPath), process: looping });
+    assert.equal(res.statusCode, 204, res.body);
+    assert.deepEqual((await row()).process, looping);
+    const status = await t.app.inject({
+      method: 'GET',
+      url: `${ReleaseRoutes.deployStatus}?app=web&version=1.3.0`,
+      headers: bearer(t.adminToken),
+    });
+    assert.deepEqual(
+      status.json<DeployStatus>().devices.find((d) => d.deviceId === device.id)?.process,
+      looping,
+    );
+
+    // A new release committed: the old process status no longer applies.
+    await deployReq(t, { app: 'web', version: '1.4.0', deviceId: device.id });
+    res = await report(t, device.token, {
+      ...web(web14.targetPath),
+      phase: 'committed',
+      running: web14.targetPath,
+    });
+    assert.equal(res.statusCode, 204, res.body);
+    assert.deepEqual([(await row()).current, (await row()).process], [web14.targetPath, null]);
+
+    // The operator's rollback: the device runs 1.3.0 again, 1.4.0 stays assigned (held).
+    res = await report(t, device.token, {
+      ...web(web14.targetPath),
+      phase: 'rolled-back',
+      error: { code: 'FLT_ROLLED_BACK_BY_OPERATOR', message: 'rolled back by an operator' },
+      running: web13.targetPath,
+    });
+    assert.equal(res.statusCode, 204, res.body);
+    let now = await row();
+    assert.deepEqual(
+      [now.desired, now.current, now.phase, now.error?.code],
+      [web14.targetPath, web13.targetPath, 'rolled-back', 'FLT_ROLLED_BACK_BY_OPERATOR'],
+    );
+
+    // A final report about a release no longer assigned still says what runs; nothing else moves.
+    res = await report(t, device.token, {
+      ...web(web13.targetPath),
+      phase: 'rolled-back',
+      error: { code: 'FLT_ROLLED_BACK_BY_OPERATOR', message: 'rolled back by an operator' },
+      running: null,
+    });
+    assert.equal(res.statusCode, 204, res.body);
+    now = await row();
+    assert.deepEqual([now.current, now.phase], [null, 'rolled-back']);
+    // Progress about it is still stale.
+    assert.equal(
+      errorCode(await report(t, device.token, { ...web(web13.targetPath), phase: 'health' })),
+      'FLT_REPORT_STALE',
+    );
+
+    // A process status names what runs, and sets it.
+    res = await report(t, device.token, { ...web(web13.targetPath), process: { ...looping, restarts: 0 } });
+    assert.equal(res.statusCode, 204, res.body);
+    assert.deepEqual([(await row()).current, (await row()).process?.restarts], [web13.targetPath, 0]);
+    assert.equal(
+      errorCode(await report(t, device.token, { app: 'never', targetPath: 'never/1/x', process: looping })),
+      'FLT_REPORT_STALE',
+    );
+    const bad = await t.app.inject({
+      method: 'POST',
+      url: DEVICE_REPORTS_ROUTE,
+      headers: bearer(device.token),
+      payload: { ...web(web13.targetPath), process: { ...looping, restarts: -1 } },
+    });
+    assert.equal(errorCode(bad), 'FLT_VALIDATION');
+
+    const audit = await t.ctx.db
+      .selectFrom('audit_log')
+      .select(['action', 'details'])
+      .where('actor_id', '=', device.id)
+      .orderBy('id')
+      .execute();
+    const rolled = audit.find((a) => a.action === 'update.rolled-back');
+    assert.match(String(rolled?.details), new RegExp(`"running":"${web13.targetPath}"`));
   });
 
   void test('reports: hostile bodies, operator tokens and unassigned apps are refused', async () => {

@@ -11,22 +11,33 @@ import { registerDeviceLogs } from './device-logs.js';
 import { progressText, releaseOfPath } from './view.js';
 
 function appRow(a: DeviceApp): string[] {
+  const p = a.process;
   return [
     a.app,
     releaseOfPath(a.current),
     releaseOfPath(a.desired),
     a.phase ?? '-',
     progressText(a),
+    p ? `${p.state} since ${relativeTime(p.since)}` : '-',
+    p ? String(p.restarts) : '-',
+    p?.lastExit ? `${exitText(p.lastExit)}, ${relativeTime(p.lastExit.at)}` : '-',
     a.error ? `${a.error.code}: ${a.error.message}` : '-',
     relativeTime(a.updatedAt),
   ];
+}
+
+/** `code 3` or the signal that ended the process. */
+export function exitText(exit: { code: number | null; signal: string | null }): string {
+  return exit.signal !== null ? `killed by ${exit.signal}` : `code ${String(exit.code)}`;
 }
 
 /** `devices apps|rollback|restart|logs`, added to the `devices` group. */
 export function registerDeviceAppCommands(devices: Command, io: CliIo): void {
   const apps = devices
     .command('apps')
-    .description('what a device runs per app: current and assigned release, update phase, errors')
+    .description(
+      'what a device runs per app: running and assigned release, update phase, the process (state, restarts, last exit), errors',
+    )
     .argument('<id>', 'device id, or the unique prefix `devices ls` prints')
     .action(async (id: string, _opts: unknown, command: Command) => {
       const ctx = contextFor(io, command);
@@ -34,7 +45,18 @@ export function registerDeviceAppCommands(devices: Command, io: CliIo): void {
       const list = await deviceApps(client, await resolveDeviceId(client, id));
       ctx.out.result(list, () =>
         ctx.out.table(
-          ['app', 'running', 'assigned', 'phase', 'progress', 'error', 'updated'],
+          [
+            'app',
+            'running',
+            'assigned',
+            'phase',
+            'progress',
+            'process',
+            'restarts',
+            'last exit',
+            'error',
+            'updated',
+          ],
           list.items.map(appRow),
           'no apps assigned to this device',
         ),

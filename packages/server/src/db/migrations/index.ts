@@ -8,6 +8,7 @@ import * as m001 from './001_foundation.js';
 import * as m002 from './002_releases.js';
 import * as m003 from './003_release_secrets.js';
 import * as m004 from './004_device_app_previous.js';
+import * as m005 from './005_app_process_status.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -18,4 +19,5 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '002_releases': m002,
   '003_release_secrets': m003,
   '004_device_app_previous': m004,
+  '005_app_process_status': m005,
 };
