@@ -17,3 +17,4 @@ export * from './tuf/index.js';
 export * from './config/fields.js';
 export * from './config/file.js';
 export * from './fs.js';
+export * from './data-dir-lock.js';

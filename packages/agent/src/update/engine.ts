@@ -245,6 +245,11 @@ export class UpdateEngine {
       try {
         this.runtimeFor(to).validate(to);
       } catch (error) {
+        // The operator sees this in the device report; the device's own log says it too.
+        this.options.logger.error(
+          { app: plan.app, targetPath: to.targetPath, err: error },
+          'release refused: its runtime configuration is invalid; nothing installed',
+        );
         this.report({ app: plan.app, targetPath: to.targetPath, phase: 'failed', error: summary(error) });
         return { kind: 'failed', reason: summary(error) };
       }

@@ -6,6 +6,7 @@ import type { TestContext } from 'node:test';
 import type { UpdateReport } from '@flotilla/protocol';
 import { verifyTree } from '@flotilla/store';
 import type { FsStore } from '@flotilla/store';
+import type { Logger } from 'pino';
 import type { StageReuse, StageVerify } from '../../src/apply/context.js';
 import type { DiskProbe } from '../../src/fetch/disk.js';
 import type { StateDatabase } from '../../src/state/db.js';
@@ -38,6 +39,7 @@ export async function harness(
     stageReuse?: StageReuse;
     stageVerify?: StageVerify;
     deltaThreads?: number;
+    logger?: Logger;
   } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
@@ -47,7 +49,7 @@ export async function harness(
   const engine = await UpdateEngine.open({
     dataDir,
     db,
-    logger: quietLogger(),
+    logger: options.logger ?? quietLogger(),
     keepPrevious: options.keepPrevious,
     cacheMaxBytes: options.cacheMaxBytes,
     disk: options.disk,

@@ -3,7 +3,7 @@
  * delete, and the `signed` flag, which follows the image repository's offline-signed targets.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { FlotillaError, releaseTarget, releaseTargetPath } from '@flotilla/protocol';
+import { FlotillaError, releaseTarget, releaseTargetPath, runtimeConfigProblems } from '@flotilla/protocol';
 import type { CreateReleaseRequest, Release, ReleaseTargetCustom } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db, ServerContext } from '../context.js';
@@ -95,6 +95,14 @@ export async function createRelease(
 ): Promise<{ release: Release; created: boolean }> {
   const { ctx } = svc;
   const config = input.config ?? {};
+  // Checked before anything is looked up or written: a release no agent would install is refused.
+  const problems = runtimeConfigProblems(input.runtime, config);
+  if (problems.length > 0)
+    throw new FlotillaError(
+      'FLT_VALIDATION',
+      `invalid ${input.runtime} runtime configuration for ${input.app}@${input.version}`,
+      { details: { problems } },
+    );
   const targetPath = releaseTargetPath(input.app, input.version, input.rootObject);
   const existing = await findRelease(ctx.db, input.app, input.version);
   if (existing) return { release: sameOrConflict(existing, input, config), created: false };
