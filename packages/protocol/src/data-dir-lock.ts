@@ -37,8 +37,12 @@ export interface DataDirLock {
  * Throws FLT_DATA_DIR_LOCKED naming the holder's pid when another live process holds it.
  */
 export function lockDataDir(dir: string, owner: string): DataDirLock {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, DATA_DIR_LOCK_FILE);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw ioError(path, e);
+  }
   const mine: DataDirLockHolder = {
     pid: process.pid,
     hostname: hostname(),

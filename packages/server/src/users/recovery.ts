@@ -61,7 +61,8 @@ export function resetPasswordCommand(
   config: Pick<ServerConfig, 'dataDir' | 'database'>,
 ): string {
   const defaultDatabase = `sqlite:${join(config.dataDir, 'flotilla.db')}`;
-  const database = config.database === defaultDatabase ? '' : ` --database ${redactDatabaseUrl(config.database)}`;
+  const database =
+    config.database === defaultDatabase ? '' : ` --database ${redactDatabaseUrl(config.database)}`;
   return `flotilla users reset-password ${username} --data-dir ${config.dataDir}${database}`;
 }
 

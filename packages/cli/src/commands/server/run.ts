@@ -18,7 +18,9 @@ interface ServerOptions {
 export function registerServerCommand(program: Command, io: CliIo): void {
   const cmd = program
     .command('server')
-    .description('run the control plane (operator HTTP API with its docs at /docs, device gateway) until stopped')
+    .description(
+      'run the control plane (operator HTTP API with its docs at /docs, device gateway) until stopped',
+    )
     .option('--config <file>', 'YAML configuration file (default: $FLOTILLA_CONFIG)')
     .option('--data-dir <dir>', 'where the database and stored content live (default ./.flotilla/server)')
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7070; :0 for any free port)')

@@ -7,7 +7,9 @@ import { registerUserResetPassword } from './reset-password.js';
 import { registerUserSetRole } from './set-role.js';
 
 export function registerUserCommands(program: Command, io: CliIo): void {
-  const group = program.command('users').description('operator accounts and their roles (admin only; reset-password works offline)');
+  const group = program
+    .command('users')
+    .description('operator accounts and their roles (admin only; reset-password works offline)');
   registerUserCreate(group, io);
   registerUserList(group, io);
   registerUserSetRole(group, io);
