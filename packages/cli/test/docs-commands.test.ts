@@ -205,3 +205,23 @@ void test('every --flag the docs mention in inline code is an option of some flo
   }
   assert.deepEqual([...new Set(failures)], []);
 });
+
+void test('neither --help nor the docs promise a web dashboard, which does not exist yet', () => {
+  const helps: string[] = [];
+  const walk = (cmd: Command) => {
+    helps.push(cmd.helpInformation());
+    cmd.commands.forEach(walk);
+  };
+  walk(buildProgram(memoryIo()));
+  assert.deepEqual(
+    helps.filter((h) => /dashboard/i.test(h)),
+    [],
+  );
+  const promises: string[] = [];
+  for (const doc of documents()) {
+    for (const m of doc.text.matchAll(/[^.]*dashboard[^.]*\./gi)) {
+      if (!/no web\s+dashboard yet/i.test(m[0])) promises.push(`${doc.name}: ${m[0].trim()}`);
+    }
+  }
+  assert.deepEqual(promises, []);
+});
