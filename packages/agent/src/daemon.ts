@@ -3,8 +3,8 @@
  * machine. The first fatal error is kept; stop() is graceful (WebSocket closed with 1000, loops
  * drained, state.db checkpointed and closed) within `stopTimeoutMs`, after which it forces.
  */
-import { FlotillaError } from '@flotilla/protocol';
-import type { DeviceStatus } from '@flotilla/protocol';
+import { FlotillaError, lockDataDir } from '@flotilla/protocol';
+import type { DataDirLock, DeviceStatus } from '@flotilla/protocol';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config.js';
@@ -53,7 +53,15 @@ export async function startAgent(
   options: StartAgentOptions = {},
 ): Promise<RunningAgent> {
   const logger = (options.logger ?? pino({ level: config.logLevel })).child({ component: 'agent' });
-  const local = prepareLocalState(config, logger);
+  // One agent per data directory: a second one would run the same identity and the same apps.
+  const lock = lockDataDir(config.dataDir, 'flotilla agent');
+  let local: LocalSetup;
+  try {
+    local = prepareLocalState(config, logger);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   let updates: UpdateEngine | null = null;
   try {
     if (options.updates !== false)
@@ -71,9 +79,10 @@ export async function startAgent(
       });
   } catch (e) {
     local.db.close();
+    lock.release();
     throw e;
   }
-  const daemon = new AgentDaemon(config, local, logger, options, updates);
+  const daemon = new AgentDaemon(config, local, logger, options, updates, lock);
   daemon.start();
   // Async so that local start-up errors reject rather than throw synchronously.
   return Promise.resolve({
@@ -107,6 +116,7 @@ class AgentDaemon {
     private readonly logger: Logger,
     private readonly options: StartAgentOptions,
     private readonly updates: UpdateEngine | null,
+    private readonly lock: DataDirLock,
   ) {
     this.deviceId = local.state.enrollment()?.deviceId ?? null;
     this.lifecycle = new Lifecycle((from, to) =>
@@ -346,7 +356,14 @@ class AgentDaemon {
   private fail(error: unknown): void {
     if (this.fatal) return;
     this.fatal = error instanceof Error ? error : new Error(String(error));
-    this.logger.error({ err: this.fatal }, 'agent failed');
+    if (this.fatal instanceof FlotillaError) {
+      // An expected refusal (a bad registration key, a revoked device): its message says what to
+      // do; the stack is for debugging only.
+      this.logger.error({ code: this.fatal.code }, `agent failed: ${this.fatal.message}`);
+      this.logger.debug({ err: this.fatal }, 'agent failure details');
+    } else {
+      this.logger.error({ err: this.fatal }, 'agent failed');
+    }
     this.stopController.abort();
     if (this.updates === null) this.closeDatabase();
     else void this.closeUpdates().finally(() => this.closeDatabase());
@@ -365,13 +382,14 @@ class AgentDaemon {
   }
 
   private closeDatabase(): void {
-    if (!this.local.db.open) return;
+    if (!this.local.db.open) return this.lock.release();
     try {
       this.local.db.pragma('wal_checkpoint(TRUNCATE)');
       this.local.db.close();
     } catch (e) {
       this.logger.warn({ err: e }, 'closing the state database failed');
     }
+    this.lock.release();
   }
 }
 

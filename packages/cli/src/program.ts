@@ -74,8 +74,22 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     await program.parseAsync([...argv], { from: 'user' });
     return ExitCode.ok;
   } catch (error) {
+    if (isUnknownOptionAfterEntrypoint(error, argv)) {
+      io.stderr.write(
+        'hint: --entrypoint takes only words that do not start with -; give the whole command after --,\n' +
+          '  e.g. flotilla release push ./site --app web --version 1.0.0 --runtime process -- python3 -m http.server 8000\n',
+      );
+    }
     return reportError(error, io);
   }
+}
+
+/** `--entrypoint python3 -m http.server`: commander stops at `-m`, an unknown option. */
+function isUnknownOptionAfterEntrypoint(error: unknown, argv: readonly string[]): boolean {
+  if (!(error instanceof CommanderError) || error.code !== 'commander.unknownOption') return false;
+  const at = argv.indexOf('--entrypoint');
+  const dashDash = argv.indexOf('--');
+  return at >= 0 && (dashDash < 0 || at < dashDash);
 }
 
 function reportError(error: unknown, io: CliIo): number {

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readReleaseTarget, roleKeysOf, verifySignedBy } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  readReleaseTarget,
+  roleKeysOf,
+  runtimeConfigProblems,
+  verifySignedBy,
+} from '@flotilla/protocol';
 import type { Release, ReleaseDiff, ReleaseList } from '@flotilla/protocol';
 import type { PushResult } from '../src/push/push-release.js';
 import { currentRoot, currentTargets } from '../src/signing/image-api.js';
@@ -237,6 +243,87 @@ void describe('flotilla release against a real server', () => {
       'docker',
     ]);
     assert.equal(runtime.code, 2);
+  });
+
+  void test('a runtime config with unknown keys or wrong types is refused before anything is uploaded or signed', async () => {
+    const client = await apiClient(srv);
+    const targetsBefore = (await currentTargets(client))?.signed.version;
+    const releasesBefore = json<ReleaseList>(await srv.run(['release', 'ls', '--json'])).items.length;
+    const bad = join(work, 'bad-files.json');
+    await writeFile(bad, JSON.stringify({ files: { pathh: '/srv/web', path: 3 } }));
+    const fresh = join(work, 'fresh-tree');
+    await writeTree(fresh, { 'never-uploaded.txt': randomBytes(64).toString('hex') });
+    const res = await srv.run(
+      ['release', 'push', fresh, '--app', 'cfg', '--version', '1.0.0', '--config-file', bad],
+      { env },
+    );
+    assert.equal(res.code, 1, res.stderr);
+    assert.match(res.stderr, /^error \[FLT_VALIDATION\]: invalid files runtime configuration/);
+    // Every problem is listed, not only the first.
+    assert.match(res.stderr, /files\.pathh: unknown key \(allowed: path, /);
+    assert.match(res.stderr, /files\.path: expected string \(got 3\)/);
+    const procBad = join(work, 'bad-process.json');
+    await writeFile(procBad, JSON.stringify({ process: { restart: { policy: 'sometimes' } } }));
+    const proc = await srv.run(
+      [
+        'release',
+        'push',
+        fresh,
+        '--app',
+        'cfg',
+        '--version',
+        '1.0.1',
+        '--runtime',
+        'process',
+        '--config-file',
+        procBad,
+      ],
+      { env },
+    );
+    assert.equal(proc.code, 1);
+    assert.match(proc.stderr, /process\.command: required/);
+    assert.match(proc.stderr, /process\.restart\.policy: must be one of always, on-failure, never/);
+    // Nothing reached the server: no object of the tree, no release, no new targets.
+    const { buildTree, MemoryStore } = await import('@flotilla/store');
+    const built = await buildTree(fresh, { sink: new MemoryStore() });
+    const missing = await client.send('POST', '/api/v1/objects/missing', { body: { ids: [built.root] } });
+    assert.deepEqual((missing.body as { missing: string[] }).missing, [built.root]);
+    assert.equal(json<ReleaseList>(await srv.run(['release', 'ls', '--json'])).items.length, releasesBefore);
+    assert.equal((await currentTargets(client))?.signed.version, targetsBefore);
+  });
+
+  void test('the server refuses a release whose runtime config does not match its runtime, listing every problem', async () => {
+    const client = await apiClient(srv);
+    const shown = await showRelease('1.4.0');
+    const refused = await client
+      .send('POST', '/api/v1/releases', {
+        body: {
+          app: 'web',
+          version: '9.9.9',
+          runtime: 'files',
+          rootObject: shown.rootObject,
+          config: { files: { pathh: '/srv/web', postInstall: 'systemctl restart web' } },
+        },
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    assert.ok(refused instanceof FlotillaError, String(refused));
+    assert.equal(refused.code, 'FLT_VALIDATION');
+    assert.deepEqual((refused.details as { problems: string[] }).problems, [
+      'files.pathh: unknown key (allowed: path, postInstall, postInstallTimeoutMs, health)',
+      'files.postInstall: expected array (got "systemctl restart web")',
+    ]);
+    await assert.rejects(client.send('GET', '/api/v1/releases/web/9.9.9'), { code: 'FLT_NOT_FOUND' });
+  });
+
+  void test('a plain push (no --config-file) makes a files release agents accept: the default config is valid', async () => {
+    const res = await push('1.4.1');
+    assert.equal(res.code, 0, res.stderr);
+    const out = json<PushResult>(res);
+    assert.deepEqual(out.release.config, {});
+    assert.deepEqual(runtimeConfigProblems('files', out.release.config), []);
   });
 
   void test('a terminal sees progress on stderr; --json keeps stdout pure', async () => {

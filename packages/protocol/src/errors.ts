@@ -55,6 +55,8 @@ export const ErrorCodes = {
   // database (process start)
   FLT_DB_SCHEMA_TOO_NEW: 500,
   FLT_DB_MIGRATION_FAILED: 500,
+  // another server or agent process holds the data directory (its pid is in the details)
+  FLT_DATA_DIR_LOCKED: 409,
   // content-addressed store: objects, trees, chunks (packages/store)
   FLT_MANIFEST_INVALID: 400,
   FLT_PATH_UNSAFE: 400,
@@ -98,6 +100,8 @@ export const ErrorCodes = {
   FLT_RELEASE_UNSIGNED: 409,
   FLT_RELEASE_IN_USE: 409,
   FLT_DEVICE_OFFLINE: 409,
+  // `deploy status --watch`: the release failed or was rolled back on some devices
+  FLT_DEPLOY_FAILED: 409,
   FLT_REPORT_STALE: 409,
   // replies a device owes the server over its control channel (device app logs)
   FLT_DEVICE_TIMEOUT: 504,

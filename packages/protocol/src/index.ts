@@ -19,3 +19,4 @@ export * from './config/fields.js';
 export * from './config/file.js';
 export * from './fs.js';
 export * from './json-depth.js';
+export * from './data-dir-lock.js';

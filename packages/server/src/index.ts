@@ -9,3 +9,5 @@ export { requireRole } from './http/auth.js';
 export { openDatabase } from './db/open.js';
 export type { OpenDatabase } from './db/open.js';
 export { createLogger } from './logger.js';
+export { resetPasswordOffline, unclaimedBootstrapAdmin, resetPasswordCommand } from './users/recovery.js';
+export type { ResetPasswordResult } from './users/recovery.js';

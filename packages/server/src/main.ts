@@ -1,8 +1,11 @@
 /** The only place the server listens. The CLI (`flotilla server`) wraps this and handles signals. */
+import { createServer } from 'node:net';
+import { lockDataDir } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
+import { resetPasswordCommand, unclaimedBootstrapAdmin } from './users/recovery.js';
 
 export interface RunningServer {
   /** Where it listens, e.g. `http://127.0.0.1:7070` (the real port when configured with 0). */
@@ -10,6 +13,11 @@ export interface RunningServer {
   ctx: ServerContext;
   /** The generated password of a just-created first admin; show it once, never log it. */
   initialAdminPassword: string | null;
+  /**
+   * When no password was generated now: the bootstrap admin nobody has signed in as yet (its
+   * generated password may have been lost) and the command that resets it offline; else null.
+   */
+  unclaimedAdmin: { username: string; resetCommand: string } | null;
   /** Stops accepting, lets in-flight requests finish, then closes the database. Idempotent. */
   close(): Promise<void>;
 }
@@ -18,22 +26,49 @@ export async function startServer(
   config: ServerConfig,
   options: { logger?: Logger } = {},
 ): Promise<RunningServer> {
-  const built = await buildApp(options.logger ? { config, logger: options.logger } : { config });
-  const { app, ctx } = built;
+  // One server per data directory (FLT_DATA_DIR_LOCKED naming the other one's pid); and nothing is
+  // created (database, first admin and its password) before the address is known to be free.
+  const lock = lockDataDir(config.dataDir, 'flotilla server');
   try {
-    await app.listen({ host: config.listenHost, port: config.listenPort });
+    await checkCanListen(config.listenHost, config.listenPort);
+    const built = await buildApp(options.logger ? { config, logger: options.logger } : { config });
+    const { app, ctx } = built;
+    let unclaimed: string | null = null;
+    try {
+      if (built.initialAdminPassword === null && config.adminPassword === null)
+        unclaimed = await unclaimedBootstrapAdmin(ctx.db);
+      await app.listen({ host: config.listenHost, port: config.listenPort });
+    } catch (e) {
+      await app.close();
+      throw e;
+    }
+    const address = app.server.address();
+    const port = typeof address === 'object' && address ? address.port : config.listenPort;
+    const host = config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost;
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://${host}:${port}`,
+      ctx,
+      initialAdminPassword: built.initialAdminPassword,
+      unclaimedAdmin:
+        unclaimed === null
+          ? null
+          : { username: unclaimed, resetCommand: resetPasswordCommand(unclaimed, config) },
+      close: () => (closing ??= app.close().finally(() => lock.release())),
+    };
   } catch (e) {
-    await app.close();
+    lock.release();
     throw e;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.listenPort;
-  const host = config.listenHost.includes(':') ? `[${config.listenHost}]` : config.listenHost;
-  let closing: Promise<void> | undefined;
-  return {
-    url: `http://${host}:${port}`,
-    ctx,
-    initialAdminPassword: built.initialAdminPassword,
-    close: () => (closing ??= app.close()),
-  };
+}
+
+/** Binds the address once and lets it go: EADDRINUSE, EACCES, EADDRNOTAVAIL surface here. */
+async function checkCanListen(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host, port, exclusive: true }, () => resolve());
+  });
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }

@@ -1,14 +1,11 @@
 /** Validates a release's runtime configuration (protocol `api/runtime-config.ts`). */
-import { FilesRuntimeConfig, FlotillaError, ProcessRuntimeConfig } from '@flotilla/protocol';
-import type { TSchema } from '@flotilla/protocol';
-import { Value } from '@sinclair/typebox/value';
+import { FlotillaError, runtimeConfigProblems } from '@flotilla/protocol';
+import type { FilesRuntimeConfig, ProcessRuntimeConfig } from '@flotilla/protocol';
 import type { ReleaseSpec } from '../update/types.js';
 
-export function checkRuntimeConfig<T>(schema: TSchema, release: ReleaseSpec): T {
-  if (Value.Check(schema, release.config)) return release.config as T;
-  const problems = [...Value.Errors(schema, release.config)]
-    .slice(0, 20)
-    .map((e) => `${e.path || '/'}: ${e.message}`);
+export function checkRuntimeConfig<T>(release: ReleaseSpec): T {
+  const problems = runtimeConfigProblems(release.runtime, release.config);
+  if (problems.length === 0) return release.config as T;
   throw new FlotillaError(
     'FLT_VALIDATION',
     `release ${release.targetPath}: invalid ${release.runtime} runtime configuration: ${problems.join('; ')}`,
@@ -16,10 +13,11 @@ export function checkRuntimeConfig<T>(schema: TSchema, release: ReleaseSpec): T 
   );
 }
 
+/** The files runtime's section; a release without one installs its tree and runs nothing. */
 export const filesConfig = (release: ReleaseSpec) =>
-  checkRuntimeConfig<FilesRuntimeConfig>(FilesRuntimeConfig, release).files;
+  checkRuntimeConfig<FilesRuntimeConfig>(release).files ?? {};
 export const processConfig = (release: ReleaseSpec) =>
-  checkRuntimeConfig<ProcessRuntimeConfig>(ProcessRuntimeConfig, release).process;
+  checkRuntimeConfig<ProcessRuntimeConfig>(release).process;
 
 /** The environment an app and its commands get: a minimal base, the release's env, and where it lives. */
 export function appEnv(

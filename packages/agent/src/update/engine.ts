@@ -266,6 +266,11 @@ export class UpdateEngine {
         this.runtimeFor(to).validate(to);
         await this.checkSecrets(to);
       } catch (error) {
+        // The operator sees this in the device report; the device's own log says it too.
+        this.options.logger.error(
+          { app: plan.app, targetPath: to.targetPath, err: error },
+          'release refused: its runtime configuration or secrets are invalid; nothing installed',
+        );
         this.report({
           app: plan.app,
           targetPath: to.targetPath,

@@ -7,6 +7,7 @@ import { isAppStatusReport } from '@flotilla/protocol';
 import type { AppStatusReport, UpdateReport } from '@flotilla/protocol';
 import { verifyTree } from '@flotilla/store';
 import type { FsStore } from '@flotilla/store';
+import type { Logger } from 'pino';
 import type { StageReuse, StageVerify } from '../../src/apply/context.js';
 import type { DiskProbe } from '../../src/fetch/disk.js';
 import type { SecretOpener } from '../../src/secrets/opener.js';
@@ -43,6 +44,7 @@ export async function harness(
     stageVerify?: StageVerify;
     deltaThreads?: number;
     secrets?: SecretOpener;
+    logger?: Logger;
   } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
@@ -52,7 +54,7 @@ export async function harness(
   const engine = await UpdateEngine.open({
     dataDir,
     db,
-    logger: quietLogger(),
+    logger: options.logger ?? quietLogger(),
     keepPrevious: options.keepPrevious,
     cacheMaxBytes: options.cacheMaxBytes,
     disk: options.disk,

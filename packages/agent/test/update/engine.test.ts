@@ -5,6 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { verifyTree } from '@flotilla/store';
+import { memoryLogger } from '../helpers/agent.js';
 import { tempDir } from '../helpers/tmp.js';
 import { harness } from './engine-harness.js';
 import { buildRelease, randomFiles, serverStore, writeTree } from './fixtures.js';
@@ -235,10 +236,31 @@ void test('an invalid runtime configuration is refused before anything is fetche
     version: '1',
     config: { files: { path: 'relative/path', extra: true } },
   });
-  const h = await harness(t, store);
+  const { logger, lines } = memoryLogger();
+  const h = await harness(t, store, { logger });
   h.assign([bad]);
   assert.equal(await h.converge(), false);
   const failed = h.reports.find((r) => r.phase === 'failed');
   assert.equal(failed?.error?.code, 'FLT_VALIDATION');
+  assert.match(failed?.error?.message ?? '', /files\.extra: unknown key/);
   assert.equal(h.engine.records.installed('site').current, null);
+  // The refusal is in the device's own log too (at error), not only in the server's report.
+  const refusal = lines.find((l) => l.level >= 50 && /release refused/.test(l.msg));
+  assert.ok(refusal, JSON.stringify(lines.map((l) => l.msg)));
+  assert.equal(refusal.app, 'site');
+});
+
+void test('a files release pushed without any configuration installs (its default config is valid)', async (t) => {
+  const store = await serverStore(t);
+  const base = tempDir(t);
+  const plain = await buildRelease(store, writeTree(join(base, 'v1'), { 'a.txt': 'one' }), {
+    app: 'plain',
+    version: '1',
+    config: {},
+  });
+  const h = await harness(t, store);
+  h.assign([plain]);
+  assert.equal(await h.converge(), true, JSON.stringify(h.reports));
+  assert.equal(h.engine.records.installed('plain').current?.version, '1');
+  assert.equal(readFileSync(join(h.dataDir, 'apps', 'plain', 'current', 'a.txt'), 'utf8'), 'one');
 });

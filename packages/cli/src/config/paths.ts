@@ -19,6 +19,16 @@ export function resolveConfigDir(opts: {
   return isAbsolute(chosen) ? chosen : resolve(cwd, chosen);
 }
 
+/**
+ * Where `flotilla up` keeps its data unless told otherwise: `$XDG_DATA_HOME/flotilla/up`, else
+ * `~/.local/share/flotilla/up` — outside any source tree, so that apps installed by the local
+ * agent never inherit a repository's package.json (`"type": "module"`) or other settings.
+ */
+export function defaultUpDataDir(env: Readonly<Record<string, string | undefined>>): string {
+  const dataHome = nonEmpty(env.XDG_DATA_HOME) ?? join(nonEmpty(env.HOME) ?? homedir(), '.local', 'share');
+  return join(dataHome, 'flotilla', 'up');
+}
+
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value.trim() === '' ? undefined : value;
 }

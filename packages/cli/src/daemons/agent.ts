@@ -24,10 +24,14 @@ export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
     log: (message) => logger.info(message),
     stop: () => agent.stop(),
   });
+  // An offline agent (or one between retries) may have nothing pending for a while: the process
+  // stays up until the agent ends, not until Node runs out of work (exit code 13).
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   try {
     // The agent may also end by itself (e.g. its device was revoked); a failure is the exit status.
     await Promise.race([shutdown.stopped, agent.done]);
   } finally {
+    clearInterval(keepAlive);
     shutdown.dispose();
   }
 }

@@ -17,6 +17,8 @@ export interface RunningServer {
   adminUsername: string;
   /** The generated password of the first admin when this start created it (show once), else null. */
   initialAdminPassword: string | null;
+  /** The bootstrap admin nobody has signed in as yet, and how to reset its password; else null. */
+  unclaimedAdmin: { username: string; resetCommand: string } | null;
   /** The admin password from FLOTILLA_ADMIN_PASSWORD, if set; never printed. */
   configuredAdminPassword: string | null;
   close(): Promise<void>;
@@ -42,6 +44,7 @@ export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promis
     logFormat,
     adminUsername: config.adminUsername,
     initialAdminPassword: server.initialAdminPassword,
+    unclaimedAdmin: server.unclaimedAdmin,
     configuredAdminPassword: config.adminPassword,
     close: () => server.close(),
   };
@@ -62,4 +65,12 @@ function listenError(error: unknown, address: string): unknown {
     cause: error,
     details: { problems: [problem] },
   });
+}
+
+/** What to print when the admin's generated password may never have been seen. */
+export function unclaimedAdminHint(admin: { username: string; resetCommand: string }): string {
+  return (
+    `nobody has signed in as "${admin.username}" yet: if its generated password was never shown ` +
+    `(e.g. an earlier start failed), stop the server and set a new one with\n  ${admin.resetCommand}\n`
+  );
 }

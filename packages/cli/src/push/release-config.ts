@@ -1,14 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { FlotillaError, MAX_JSON_DEPTH, jsonDepthExceeds } from '@flotilla/protocol';
+import { FlotillaError, MAX_JSON_DEPTH, jsonDepthExceeds, runtimeConfigProblems } from '@flotilla/protocol';
 import type { RuntimeKind } from '@flotilla/protocol';
 
 const MAX_CONFIG_BYTES = 256 * 1024;
 
 /**
  * The release's runtime configuration: the JSON object in `--config-file`, with `--entrypoint`
- * as `process.command` (the process runtime's argv). The agent validates the result against its
- * runtime before installing anything; here only the shape is checked, for an early clear error.
+ * as `process.command` (the process runtime's argv), checked against the runtime's schema before
+ * anything is uploaded or signed (FLT_VALIDATION listing every problem). The server checks again
+ * when the release is created, the agent before installing.
  */
 export async function releaseConfig(opts: {
   cwd: string;
@@ -26,6 +27,15 @@ export async function releaseConfig(opts: {
     if (section !== undefined && (typeof section !== 'object' || section === null || Array.isArray(section)))
       throw new FlotillaError('FLT_VALIDATION', 'the config file\'s "process" must be an object');
     config = { ...config, process: { ...section, command: [...opts.entrypoint] } };
+  }
+  const problems = runtimeConfigProblems(opts.runtime, config ?? {});
+  if (problems.length > 0) {
+    const source = opts.configFile === undefined ? 'no --config-file' : opts.configFile;
+    throw new FlotillaError(
+      'FLT_VALIDATION',
+      `invalid ${opts.runtime} runtime configuration (${source}); nothing was uploaded`,
+      { details: { problems } },
+    );
   }
   return config;
 }

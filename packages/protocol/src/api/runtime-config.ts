@@ -4,7 +4,9 @@
  * whose config does not match its runtime is refused with FLT_VALIDATION and changes nothing.
  */
 import { Type } from '@sinclair/typebox';
-import type { Static } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
+import type { ValueError } from '@sinclair/typebox/value';
 import { SecretRef } from '../secrets.js';
 
 const Argv = Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 256 });
@@ -41,21 +43,27 @@ export const HealthCheckConfig = Type.Object(
 );
 export type HealthCheckConfig = Static<typeof HealthCheckConfig>;
 
+/**
+ * The `files` runtime's configuration. The section is optional: a release pushed without any
+ * configuration (`{}`) installs its tree at `<data-dir>/apps/<app>/current` and runs nothing.
+ */
 export const FilesRuntimeConfig = Type.Object(
   {
-    files: Type.Object(
-      {
-        /**
-         * Where the tree appears: a symlink to `<data-dir>/apps/<app>/current`, switched atomically.
-         * Without it the tree is used where it is, at `<data-dir>/apps/<app>/current`.
-         */
-        path: Type.Optional(AbsolutePath),
-        /** Run after each switch (e.g. `["systemctl","restart","x"]`); a non-zero exit fails the update. */
-        postInstall: Type.Optional(Argv),
-        postInstallTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
-        health: Type.Optional(HealthCheckConfig),
-      },
-      { additionalProperties: false },
+    files: Type.Optional(
+      Type.Object(
+        {
+          /**
+           * Where the tree appears: a symlink to `<data-dir>/apps/<app>/current`, switched atomically.
+           * Without it the tree is used where it is, at `<data-dir>/apps/<app>/current`.
+           */
+          path: Type.Optional(AbsolutePath),
+          /** Run after each switch (e.g. `["systemctl","restart","x"]`); a non-zero exit fails the update. */
+          postInstall: Type.Optional(Argv),
+          postInstallTimeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 3_600_000 })),
+          health: Type.Optional(HealthCheckConfig),
+        },
+        { additionalProperties: false },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -123,3 +131,57 @@ export const AppActionData = Type.Object(
   { additionalProperties: false },
 );
 export type AppActionData = Static<typeof AppActionData>;
+
+/** The schema of each runtime's configuration; runtimes without one here are not checked. */
+const RUNTIME_CONFIG_SCHEMAS: Readonly<Record<string, TSchema>> = {
+  files: FilesRuntimeConfig,
+  process: ProcessRuntimeConfig,
+};
+
+/** Most problems one check lists (a config is at most 256 KiB; the first ones are what matters). */
+const MAX_PROBLEMS = 50;
+
+/**
+ * Every problem of a release's runtime configuration against its runtime's schema (unknown keys,
+ * wrong types, impossible values), as `path: what is wrong` lines; empty when it is valid. The CLI
+ * and the server check before anything is uploaded or signed, the agent again before installing.
+ */
+export function runtimeConfigProblems(runtime: string, config: unknown): string[] {
+  const schema = RUNTIME_CONFIG_SCHEMAS[runtime];
+  if (schema === undefined || Value.Check(schema, config)) return [];
+  const problems: string[] = [];
+  for (const error of Value.Errors(schema, config)) {
+    // A missing value is already reported as required; its type errors would only repeat it.
+    if (error.value === undefined && error.type !== ValueErrorType.ObjectRequiredProperty) continue;
+    const line = describeConfigError(error);
+    if (!problems.includes(line)) problems.push(line);
+    if (problems.length >= MAX_PROBLEMS) break;
+  }
+  return problems;
+}
+
+function describeConfigError(error: ValueError): string {
+  const segments = error.path
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const where = segments.length === 0 ? '(config)' : segments.join('.');
+  if (error.type === ValueErrorType.ObjectAdditionalProperties)
+    return `${where}: unknown key (allowed: ${allowedKeys(error.schema)})`;
+  if (error.type === ValueErrorType.ObjectRequiredProperty) return `${where}: required`;
+  const options = (error.schema as { anyOf?: { const?: unknown }[] }).anyOf;
+  if (options?.every((o) => typeof o.const === 'string'))
+    return `${where}: must be one of ${options.map((o) => String(o.const)).join(', ')} (got ${show(error.value)})`;
+  return `${where}: ${error.message.replace(/^Expected/, 'expected')} (got ${show(error.value)})`;
+}
+
+function allowedKeys(schema: TSchema): string {
+  const properties = (schema as { properties?: Record<string, unknown> }).properties;
+  return properties ? Object.keys(properties).join(', ') : 'none';
+}
+
+function show(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value) ?? typeof value;
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}

@@ -3,7 +3,13 @@
  * delete, and the `signed` flag, which follows the image repository's offline-signed targets.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { FlotillaError, checkSecretDeclarations, releaseTarget, releaseTargetPath } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  checkSecretDeclarations,
+  releaseTarget,
+  releaseTargetPath,
+  runtimeConfigProblems,
+} from '@flotilla/protocol';
 import type { CreateReleaseRequest, Release, ReleaseTargetCustom } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db, ServerContext } from '../context.js';
@@ -128,6 +134,14 @@ export async function createRelease(
 ): Promise<{ release: Release; created: boolean }> {
   const { ctx } = svc;
   const config = input.config ?? {};
+  // Checked before anything is looked up or written: a release no agent would install is refused.
+  const problems = runtimeConfigProblems(input.runtime, config);
+  if (problems.length > 0)
+    throw new FlotillaError(
+      'FLT_VALIDATION',
+      `invalid ${input.runtime} runtime configuration for ${input.app}@${input.version}`,
+      { details: { problems } },
+    );
   const commitments = input.secrets ?? {};
   // Every `{ "$secret": NAME }` in the config has a commitment, and every commitment is used.
   checkSecretDeclarations(config, commitments);

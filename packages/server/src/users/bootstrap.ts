@@ -26,7 +26,7 @@ export async function ensureBootstrapAdmin(ctx: ServerContext): Promise<string |
           action: 'user.bootstrap',
           subjectType: 'user',
           subjectId: created.id,
-          details: { username: created.username },
+          details: { username: created.username, generated: generated !== null },
         },
         trx,
       );

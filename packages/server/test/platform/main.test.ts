@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,9 +48,22 @@ forEachDialect((dialect) => {
       const env = { FLOTILLA_LOG_LEVEL: 'silent', FLOTILLA_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD };
       const first = await startServer(resolveServerConfig({ env, flags }));
       const port = new URL(first.url).port;
+      // Another data directory: the port check fails, before anything is created there.
+      const other = join(dir, 'other');
       await assert.rejects(
-        startServer(resolveServerConfig({ env, flags: { ...flags, listen: `127.0.0.1:${port}` } })),
+        startServer(
+          resolveServerConfig({ env, flags: { ...flags, dataDir: other, listen: `127.0.0.1:${port}` } }),
+        ),
         /EADDRINUSE/,
+      );
+      assert.equal(existsSync(join(other, 'flotilla.db')), false);
+      // The same data directory: refused by its lock, naming this process.
+      await assert.rejects(
+        startServer(resolveServerConfig({ env, flags: { ...flags, listen: '127.0.0.1:0' } })),
+        (e: unknown) =>
+          e instanceof FlotillaError &&
+          e.code === 'FLT_DATA_DIR_LOCKED' &&
+          e.message.includes(`pid ${process.pid}`),
       );
       const still = await fetch(`${first.url}/healthz`);
       assert.equal(still.status, 200);

@@ -54,7 +54,7 @@ forEachDialect((dialect) => {
       app: 'web',
       version: '1.3.0',
       rootObject: tree.root,
-      config: { port: 8080 },
+      config: { files: { path: '/srv/web' } },
     });
     assert.equal(res.statusCode, 201, res.body);
     const release = res.json<Release>();
@@ -63,13 +63,13 @@ forEachDialect((dialect) => {
     assert.equal(release.bytes, '<h1>hi</h1>'.length + 'console.log(1)\n'.length);
     assert.ok(release.storedBytes > 0);
     assert.equal(release.signed, false);
-    assert.deepEqual(release.config, { port: 8080 });
+    assert.deepEqual(release.config, { files: { path: '/srv/web' } });
 
     const same = await createRelease(t, {
       app: 'web',
       version: '1.3.0',
       rootObject: tree.root,
-      config: { port: 8080 },
+      config: { files: { path: '/srv/web' } },
     });
     assert.equal(same.statusCode, 200);
     const other = await treeOf({ 'index.html': 'other' });
@@ -80,7 +80,7 @@ forEachDialect((dialect) => {
       app: 'web',
       version: '1.3.0',
       rootObject: tree.root,
-      config: { port: 1 },
+      config: { files: { path: '/srv/other' } },
     });
     assert.equal(errorCode(otherConfig), 'FLT_CONFLICT');
 

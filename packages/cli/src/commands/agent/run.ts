@@ -20,6 +20,7 @@ interface AgentOptions {
   offline?: boolean;
   inventoryDir?: string;
   inventoryInterval?: string;
+  trustedRoot?: string;
 }
 
 export function registerAgentCommand(program: Command, io: CliIo): void {
@@ -41,6 +42,10 @@ export function registerAgentCommand(program: Command, io: CliIo): void {
     .option('--offline', 'do not contact the server; keep running the installed releases')
     .option('--inventory-dir <dir>', 'directory of executables that print extra facts as name=value lines')
     .option('--inventory-interval <duration>', 'how often to send inventory facts, e.g. 1h')
+    .option(
+      '--trusted-root <file>',
+      "the image repository's root.json to trust (default: trust the server's on first use)",
+    )
     .option('--dry-run', 'print the update plan (verified assignment, steps per app) and exit')
     .option('--version', 'print the agent version and exit')
     .addHelpText('after', '\nThe server URL is the global --server option (or $FLOTILLA_SERVER).')

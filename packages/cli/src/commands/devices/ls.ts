@@ -12,6 +12,7 @@ interface ListOptions {
   sort?: string;
   limit?: number;
   offset?: number;
+  quiet?: boolean;
 }
 
 export function registerDeviceList(parent: Command, io: CliIo): void {
@@ -29,6 +30,7 @@ export function registerDeviceList(parent: Command, io: CliIo): void {
       pageLimitArg,
     )
     .option('--offset <n>', 'skip this many devices', offsetArg)
+    .option('-q, --quiet', 'print only the device ids, one per line (for $(...) in scripts)')
     .action(async (opts: ListOptions, command: Command) => {
       const ctx = contextFor(io, command);
       const page = await listDevices(await ctx.client(), {
@@ -37,6 +39,10 @@ export function registerDeviceList(parent: Command, io: CliIo): void {
         limit: opts.limit,
         offset: opts.offset,
       });
+      if (opts.quiet && !ctx.out.json) {
+        for (const d of page.items) io.stdout.write(`${d.id}\n`);
+        return;
+      }
       ctx.out.result(page, () => {
         ctx.out.table(DEVICE_HEAD, page.items.map(deviceRow), 'no devices');
         if (page.total > page.offset + page.items.length) {
@@ -52,5 +58,6 @@ export function registerDeviceList(parent: Command, io: CliIo): void {
     'flotilla devices ls --filter "status==pending"',
     'flotilla devices ls --filter "tags==canary;arch=in=(arm64,amd64)" --sort -lastSeenAt',
     'flotilla devices ls --json | jq -r ".items[].id"',
+    "flotilla devices apps $(flotilla devices ls --filter 'tags==local' -q)",
   ]);
 }

@@ -47,7 +47,11 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       .description(
         'upload a directory as a release (only the chunks the server lacks) and sign it with the offline targets key',
       )
-      .argument('<dir>', 'the directory that becomes the release tree'),
+      .argument('<dir>', 'the directory that becomes the release tree')
+      .argument(
+        '[command...]',
+        'after --: the command the process runtime starts, e.g. -- python3 -m http.server 8000',
+      ),
   )
     .requiredOption('--app <name>', 'app name, e.g. web')
     .option('--version <version>', 'release version, e.g. 1.4.0 (required)')
@@ -55,7 +59,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     .option('--runtime <kind>', 'how devices run it: files or process', runtimeArg, 'files')
     .option(
       '--entrypoint <argv...>',
-      'argv the process runtime starts, e.g. ./bin/web serve (arguments starting with - go in --config-file)',
+      'argv the process runtime starts, e.g. ./bin/web serve (for arguments starting with -, give the command after --)',
     )
     .option('--config-file <file>', 'runtime configuration as a JSON object (see docs/cli.md)')
     .option(
@@ -76,8 +80,11 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       durationArg,
       DEFAULT_TARGETS_EXPIRES,
     )
-    .action(async (dir: string, opts: PushOptions, command: Command) => {
+    .action(async (dir: string, after: string[], opts: PushOptions, command: Command) => {
       const ctx = contextFor(io, command);
+      if (after.length > 0 && opts.entrypoint !== undefined)
+        command.error('error: give the command either with --entrypoint or after --, not both');
+      const entrypoint = after.length > 0 ? after : opts.entrypoint;
       const app = checkAppName(opts.app);
       const given = opts.version ?? opts.appVersion;
       if (given === undefined) command.error("error: required option '--version <version>' not specified");
@@ -87,7 +94,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
         cwd: io.cwd,
         runtime: opts.runtime,
         configFile: opts.configFile,
-        entrypoint: opts.entrypoint,
+        entrypoint,
       });
       const passphrase = await keyPassphrase(io, opts.passphraseStdin);
       const secrets = await releaseSecrets(baseConfig, {
@@ -152,6 +159,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
   examples(cmd, [
     'flotilla release push ./site --app web --version 1.4.0',
     'flotilla release push ./build --app api --version 2.0.1 --runtime process --entrypoint ./bin/api serve',
+    'flotilla release push ./site --app web --version 1.0.1 --runtime process -- python3 -m http.server 8000',
     'flotilla release push ./build --app api --version 2.0.2 --runtime process --config-file api.json',
     'echo "$PASSPHRASE" | flotilla release push ./site --app web --version 1.4.1 --passphrase-stdin --json',
     'flotilla release push ./build --app api --version 2.1.0 --runtime process --config-file api.json --secret API_KEY=@api-key.txt',

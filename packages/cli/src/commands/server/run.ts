@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { logFormatArg } from '../../args.js';
-import { startEmbeddedServer } from '../../daemons/server.js';
+import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import type { LogFormat } from '../../process/logger.js';
@@ -18,7 +18,9 @@ interface ServerOptions {
 export function registerServerCommand(program: Command, io: CliIo): void {
   const cmd = program
     .command('server')
-    .description('run the control plane (HTTP API, device gateway, dashboard) until stopped')
+    .description(
+      'run the control plane (operator HTTP API with its docs at /docs, device gateway) until stopped',
+    )
     .option('--config <file>', 'YAML configuration file (default: $FLOTILLA_CONFIG)')
     .option('--data-dir <dir>', 'where the database and stored content live (default ./.flotilla/server)')
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7070; :0 for any free port)')
@@ -37,6 +39,8 @@ export function registerServerCommand(program: Command, io: CliIo): void {
           `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
             '(shown only this once: log in with `flotilla login`, then change it)\n',
         );
+      } else if (server.unclaimedAdmin !== null) {
+        io.stderr.write(unclaimedAdminHint(server.unclaimedAdmin));
       }
       const shutdown = handleShutdownSignals({
         signals: io.signals,

@@ -3,7 +3,10 @@ import type { Command } from 'commander';
 import { logFormatArg } from '../../args.js';
 import { cliBinPath } from '../../bin-path.js';
 import { contextFor } from '../../context.js';
-import { startEmbeddedServer } from '../../daemons/server.js';
+import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js';
+import { defaultUpDataDir } from '../../config/paths.js';
+import { resolveKeysDir } from '../../signing/keys-dir.js';
+import { resetQuickStart } from '../../up/reset.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import type { LogFormat } from '../../process/logger.js';
@@ -13,7 +16,8 @@ import { upBanner } from '../../up/banner.js';
 import { ensureCliLogin, ensureLocalAgentKey } from '../../up/bootstrap.js';
 
 interface UpOptions {
-  dataDir: string;
+  dataDir?: string;
+  reset?: boolean;
   listen: string;
   logLevel?: string;
   logFormat?: LogFormat;
@@ -25,8 +29,11 @@ export function registerUpCommand(program: Command, io: CliIo): void {
     .description('quick start: a server and a local agent on this machine, the CLI logged in')
     .option(
       '--data-dir <dir>',
-      'everything lives here: server/, agent/, the agent registration key',
-      './.flotilla',
+      'everything lives here: server/, agent/, the agent registration key (default: $XDG_DATA_HOME/flotilla/up, else ~/.local/share/flotilla/up)',
+    )
+    .option(
+      '--reset',
+      "start over: delete the data dir, this server's CLI credentials, and move its offline keys to <keys-dir>/retired/",
     )
     .option('--listen <host:port>', 'where the server listens', '127.0.0.1:7070')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
@@ -37,8 +44,22 @@ export function registerUpCommand(program: Command, io: CliIo): void {
     )
     .action(async (opts: UpOptions, command: Command) => {
       const ctx = contextFor(io, command);
-      const dataDir = resolve(io.cwd, opts.dataDir);
+      const dataDir = resolve(io.cwd, opts.dataDir ?? defaultUpDataDir(io.env));
       const say = (message: string) => void io.stderr.write(`[up] ${message}\n`);
+      if (opts.reset) {
+        const reset = await resetQuickStart({
+          dataDir,
+          url: `http://${opts.listen}`,
+          configDir: ctx.configDir,
+          keysDir: resolveKeysDir(undefined, ctx.configDir, io.cwd),
+        });
+        say(reset.removedDataDir ? `reset: removed ${dataDir}` : `reset: ${dataDir} did not exist`);
+        if (reset.removedCredentials) say(`reset: removed ${reset.removedCredentials}`);
+        if (reset.retiredKeysTo)
+          say(
+            `reset: moved ${reset.retiredKeys} offline key files of the old server to ${reset.retiredKeysTo}`,
+          );
+      }
       const server = await startEmbeddedServer(io, {
         dataDir: join(dataDir, 'server'),
         listen: opts.listen,
@@ -65,7 +86,14 @@ export function registerUpCommand(program: Command, io: CliIo): void {
           adminPassword: server.initialAdminPassword ?? server.configuredAdminPassword,
         });
         const keyFile = join(dataDir, 'agent-registration.key');
-        await ensureLocalAgentKey(keyFile, cli.client);
+        await ensureLocalAgentKey(keyFile, cli.client).catch((error: unknown) => {
+          // No credentials and no password: say how to get back in (or start over).
+          if (server.unclaimedAdmin !== null) io.stderr.write(unclaimedAdminHint(server.unclaimedAdmin));
+          io.stderr.write(
+            'or start over with `flotilla up --reset` (deletes everything under ' + dataDir + ')\n',
+          );
+          throw error;
+        });
         agent = new SupervisedProcess({
           command: process.execPath,
           args: [
@@ -113,6 +141,7 @@ export function registerUpCommand(program: Command, io: CliIo): void {
     });
   examples(cmd, [
     'flotilla up',
+    'flotilla up --reset                       # start over with a fresh server, agent and keys',
     'flotilla up --data-dir ~/flotilla --listen 127.0.0.1:8080',
     'FLOTILLA_ADMIN_PASSWORD=… flotilla up',
   ]);
