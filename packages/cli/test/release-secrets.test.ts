@@ -62,7 +62,11 @@ void describe('release push with secrets', () => {
     const missing = await push('0.1', ['--config-file', join(work, 'api.json')]);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /TOKEN/);
-    const unset = await push('0.1', ['--secret-env', 'NOT_SET_ANYWHERE']);
+    const unset = await push(
+      '0.1',
+      ['--config-file', join(work, 'api.json'), '--secret', 'TOKEN=-', '--secret-env', 'NOT_SET_ANYWHERE'],
+      'value-from-stdin',
+    );
     assert.match(unset.stderr, /not set/);
     const twice = await push(
       '0.1',

@@ -11,7 +11,7 @@ import { TEST_ADMIN_PASSWORD, bearer, createTestApp, forEachDialect } from '../h
 import type { TestApp } from '../helpers/app.js';
 import { errorCode, sessionCookieOf } from '../helpers/http.js';
 import { acceptedDevice, createKey, enroll, deviceToken } from '../devices/fixtures.js';
-import { publish, treeOf } from '../objects/push.js';
+import { assign, publish, treeOf } from '../objects/push.js';
 import { initTrust, signReleases } from '../releases/signing.js';
 
 forEachDialect((dialect) => {
@@ -65,8 +65,10 @@ forEachDialect((dialect) => {
     assert.equal(errorCode(refused), 'FLT_DEVICE_PENDING');
   });
 
-  void test('an accepted device, an operator token of any role and a session cookie read every file', async () => {
+  void test('an accepted device (assigned the release), an operator token of any role and a session cookie read every file', async () => {
     const device = await acceptedDevice(t);
+    // A device reads the targets of its own releases only (issue 13 item 1).
+    await assign(t, release, device.id);
     const login = await t.app.inject({
       method: 'POST',
       url: '/api/v1/auth/login',
@@ -89,6 +91,7 @@ forEachDialect((dialect) => {
 
   void test("a target's URL serves the root object's bytes, whose length and SHA-256 are the signed ones", async () => {
     const device = await acceptedDevice(t);
+    await assign(t, release, device.id);
     const targets = await t.app.inject({
       method: 'GET',
       url: '/tuf/image/1.targets.json',

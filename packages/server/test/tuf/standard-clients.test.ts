@@ -152,12 +152,38 @@ interface PythonResult {
   signedSha256?: string;
 }
 
-/** A python3 that imports python-tuf's ngclient, with its version, or null. */
-async function pythonTuf(): Promise<{ python: string; version: string } | null> {
-  for (const python of ['python3', '/usr/bin/python3']) {
+/** python-tuf 3.1.1 as vendored beside this test (Debian 12 packages no python-tuf). */
+const VENDORED_PYTHON_TUF = fileURLToPath(
+  new URL(
+    import.meta.url.endsWith('.ts') ? './vendor/python-tuf' : '../../../test/tuf/vendor/python-tuf',
+    import.meta.url,
+  ),
+);
+
+interface PythonTuf {
+  python: string;
+  env: NodeJS.ProcessEnv;
+  version: string;
+}
+
+/**
+ * A python3 that imports python-tuf's ngclient, with its version, or null: an installed python-tuf
+ * first, then the vendored copy (which needs Debian's python3-securesystemslib and python3-requests).
+ */
+async function pythonTuf(): Promise<PythonTuf | null> {
+  const vendored = { ...process.env, PYTHONPATH: VENDORED_PYTHON_TUF };
+  const candidates: Array<[string, NodeJS.ProcessEnv]> = [
+    ['python3', process.env],
+    ['/usr/bin/python3', process.env],
+    ['/usr/bin/python3', vendored],
+    ['python3', vendored],
+  ];
+  for (const [python, env] of candidates) {
     try {
-      const { stdout } = await run(python, ['-c', 'import tuf, tuf.ngclient; print(tuf.__version__)']);
-      return { python, version: stdout.trim() };
+      const { stdout } = await run(python, ['-c', 'import tuf, tuf.ngclient; print(tuf.__version__)'], {
+        env,
+      });
+      return { python, env, version: stdout.trim() };
     } catch {
       // try the next interpreter
     }
@@ -167,34 +193,27 @@ async function pythonTuf(): Promise<{ python: string; version: string } | null> 
 
 /**
  * Whether a missing python-tuf fails the test rather than skipping it: when asked to
- * (FLOTILLA_REQUIRE_PYTHON_TUF=1), or in CI where Debian offers python3-tuf (so .ci/run installed it).
+ * (FLOTILLA_REQUIRE_PYTHON_TUF=1), or in CI (.ci/run installs what the vendored copy needs).
  */
-async function pythonTufRequired(): Promise<boolean> {
-  if (process.env.FLOTILLA_REQUIRE_PYTHON_TUF === '1') return true;
-  if (process.env.CI !== 'true') return false;
-  try {
-    await run('apt-cache', ['show', 'python3-tuf']);
-    return true;
-  } catch {
-    return false;
-  }
+function pythonTufRequired(): boolean {
+  return process.env.FLOTILLA_REQUIRE_PYTHON_TUF === '1' || process.env.CI === 'true';
 }
 
-async function withPythonTuf(t: TestContext): Promise<string | null> {
+async function withPythonTuf(t: TestContext): Promise<PythonTuf | null> {
   const found = await pythonTuf();
   if (found) {
-    t.diagnostic(`python-tuf ${found.version} (${found.python})`);
-    return found.python;
+    t.diagnostic(`python-tuf ${found.version} (${found.python}${found.env.PYTHONPATH ? ', vendored' : ''})`);
+    return found;
   }
   const why =
-    "python-tuf's ngclient is not importable by python3 (Debian: apt-get install python3-tuf, where Debian " +
-    'offers it; or PYTHONPATH pointing at python-tuf and securesystemslib)';
-  if (await pythonTufRequired()) assert.fail(why);
+    "python-tuf's ngclient is not importable by python3, nor the vendored copy (it needs Debian's " +
+    'python3-securesystemslib and python3-requests: apt-get install python3-securesystemslib python3-requests)';
+  if (pythonTufRequired()) assert.fail(why);
   t.skip(why);
   return null;
 }
 
-async function pythonClient(python: string, token: string | null): Promise<PythonResult> {
+async function pythonClient(py: PythonTuf, token: string | null): Promise<PythonResult> {
   const dir = await workDir();
   const rootFile = join(dir, 'trusted-root.json');
   await writeFile(rootFile, trustedRoot);
@@ -212,7 +231,7 @@ async function pythonClient(python: string, token: string | null): Promise<Pytho
     join(dir, 'client'),
     ...(token === null ? [] : ['--token', token]),
   ];
-  const { stdout } = await run(python, args).catch(
+  const { stdout } = await run(py.python, args, { env: py.env }).catch(
     (e: { code?: number; stdout?: string; stderr?: string }) => {
       if (e.code === 2 && e.stdout) return { stdout: e.stdout };
       throw new Error(`python client failed (${e.code}): ${e.stderr ?? ''}`);
