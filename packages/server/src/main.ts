@@ -54,11 +54,34 @@ export async function startServer(
         unclaimed === null
           ? null
           : { username: unclaimed, resetCommand: resetPasswordCommand(unclaimed, config) },
-      close: () => (closing ??= app.close().finally(() => lock.release())),
+      close: () => (closing ??= closeWithin(app, ctx.log).finally(() => lock.release())),
     };
   } catch (e) {
     lock.release();
     throw e;
+  }
+}
+
+/**
+ * How long in-flight requests get to finish once the close begins. Past it, the connections still
+ * open are cut, so that shutdown never hangs on a client (a slow download, or a keep-alive
+ * connection a backing-off agent left idle) and ends well within the CLI's 15 s forced exit.
+ */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+async function closeWithin(app: Awaited<ReturnType<typeof buildApp>>['app'], log: Logger): Promise<void> {
+  const timer = setTimeout(() => {
+    log.warn(
+      { graceMs: SHUTDOWN_GRACE_MS },
+      'shutdown: cutting the connections still open after the grace period',
+    );
+    app.server.closeAllConnections();
+  }, SHUTDOWN_GRACE_MS);
+  timer.unref();
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(timer);
   }
 }
 
