@@ -36,10 +36,10 @@ export function deviceFinished(status: DeployStatus, d: DeployStatusDevice): boo
 /** Resolves with the final status when every device has finished; FLT_DEPLOY_FAILED if any failed. */
 export async function watchDeployment(client: ApiClient, opts: WatchOptions): Promise<DeployStatus> {
   const display = opts.json
-    ? new JsonLines(opts.stdout)
+    ? new ChangeLines(opts.stdout, (st, d) => JSON.stringify({ app: st.app, version: st.version, ...d }))
     : isTerminal(opts.stderr)
       ? new Bars(opts.stderr)
-      : new TextLines(opts.stderr);
+      : new ChangeLines(opts.stderr, (_st, d) => `${shortId(d.deviceId)}  ${describe(d)}`);
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   try {
     for (;;) {
@@ -91,29 +91,19 @@ function stateOf(d: DeployStatusDevice): string {
   return JSON.stringify([d.phase, d.current, d.bytesDone, d.bytesTotal, d.error?.code ?? null]);
 }
 
-class JsonLines implements Display {
+/** One line per device whose state changed, in the format `line` gives (JSON or text). */
+class ChangeLines implements Display {
   private readonly seen = new Map<string, string>();
-  constructor(private readonly out: TextSink) {}
+  constructor(
+    private readonly out: TextSink,
+    private readonly line: (status: DeployStatus, d: DeployStatusDevice) => string,
+  ) {}
   update(status: DeployStatus): void {
     for (const d of status.devices) {
       const state = stateOf(d);
       if (this.seen.get(d.deviceId) === state) continue;
       this.seen.set(d.deviceId, state);
-      this.out.write(`${JSON.stringify({ app: status.app, version: status.version, ...d })}\n`);
-    }
-  }
-  stop(): void {}
-}
-
-class TextLines implements Display {
-  private readonly seen = new Map<string, string>();
-  constructor(private readonly out: TextSink) {}
-  update(status: DeployStatus): void {
-    for (const d of status.devices) {
-      const state = stateOf(d);
-      if (this.seen.get(d.deviceId) === state) continue;
-      this.seen.set(d.deviceId, state);
-      this.out.write(`${shortId(d.deviceId)}  ${describe(d)}\n`);
+      this.out.write(`${this.line(status, d)}\n`);
     }
   }
   stop(): void {}
