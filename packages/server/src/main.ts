@@ -1,5 +1,6 @@
 /** The only place the server listens. The CLI (`flotilla server`) wraps this and handles signals. */
 import { createServer } from 'node:net';
+import type { Socket } from 'node:net';
 import { lockDataDir } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
@@ -34,6 +35,12 @@ export async function startServer(
     const built = await buildApp(options.logger ? { config, logger: options.logger } : { config });
     const { app, ctx } = built;
     let unclaimed: string | null = null;
+    // Every socket, upgraded ones included (Node's closeAllConnections() knows only HTTP ones).
+    const sockets = new Set<Socket>();
+    app.server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     try {
       if (built.initialAdminPassword === null && config.adminPassword === null)
         unclaimed = await unclaimedBootstrapAdmin(ctx.db);
@@ -54,7 +61,7 @@ export async function startServer(
         unclaimed === null
           ? null
           : { username: unclaimed, resetCommand: resetPasswordCommand(unclaimed, config) },
-      close: () => (closing ??= closeWithin(app, ctx.log).finally(() => lock.release())),
+      close: () => (closing ??= closeWithin(app, sockets, ctx.log).finally(() => lock.release())),
     };
   } catch (e) {
     lock.release();
@@ -69,13 +76,18 @@ export async function startServer(
  */
 const SHUTDOWN_GRACE_MS = 5_000;
 
-async function closeWithin(app: Awaited<ReturnType<typeof buildApp>>['app'], log: Logger): Promise<void> {
+async function closeWithin(
+  app: Awaited<ReturnType<typeof buildApp>>['app'],
+  sockets: ReadonlySet<Socket>,
+  log: Logger,
+): Promise<void> {
   const timer = setTimeout(() => {
     log.warn(
-      { graceMs: SHUTDOWN_GRACE_MS },
+      { graceMs: SHUTDOWN_GRACE_MS, open: sockets.size },
       'shutdown: cutting the connections still open after the grace period',
     );
     app.server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
   }, SHUTDOWN_GRACE_MS);
   timer.unref();
   try {

@@ -110,3 +110,53 @@ void test(
     await closed;
   },
 );
+
+void test(
+  'a WebSocket upgrade that arrives while the close runs is refused and its connection ended, and the close completes',
+  // Without the fix the refused upgrade's socket stays open (half-closed) and the close never
+  // completes: this bounds the wait.
+  { timeout: 30_000 },
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'flt-shutdown-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const config = resolveServerConfig({
+      env: { FLOTILLA_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD, FLOTILLA_LOG_LEVEL: 'silent' },
+      flags: { dataDir: dir, listen: '127.0.0.1:0' },
+    });
+    // A slow shutdown step (a final last-seen flush, a delta computation ending) keeps the server
+    // listening while the close runs; an agent told "going away" reconnects at once in that time.
+    let closeStarted!: () => void;
+    const closing = new Promise<void>((resolve) => (closeStarted = resolve));
+    let releaseClose!: () => void;
+    const held = new Promise<void>((resolve) => (releaseClose = resolve));
+    const { app } = await buildApp({
+      config,
+      logger: pino({ level: 'silent' }),
+      beforeRoutes: (scope) => {
+        scope.addHook('preClose', async () => {
+          closeStarted();
+          await held;
+        });
+      },
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+
+    const closed = app.close();
+    await closing;
+    const socket = connect(port, '127.0.0.1');
+    t.after(() => socket.destroy());
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const ended = readUntilEnd(socket);
+    socket.write(
+      'GET /api/v1/device/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    const answer = await ended;
+    assert.match(answer, /^HTTP\/1\.1 503/);
+    // The client, like `ws`, drops the connection after a refused upgrade.
+    socket.end();
+    releaseClose();
+    await closed;
+  },
+);
