@@ -53,16 +53,16 @@ void test('health by HTTP URL, TCP port and command pass for a serving app; logs
       command: [process.execPath, join('.', 'app.cjs')].map((a, i) => (i === 1 ? './app.cjs' : a)),
       health:
         kind === 'http'
-          ? { http: `http://127.0.0.1:${port}/healthz`, windowMs: 300, intervalMs: 50 }
+          ? { http: `http://127.0.0.1:${port}/healthz`, windowMs: 3_000, intervalMs: 50 }
           : kind === 'tcp'
-            ? { tcp: { port }, windowMs: 300, intervalMs: 50 }
+            ? { tcp: { port }, windowMs: 3_000, intervalMs: 50 }
             : {
                 command: [
                   process.execPath,
                   '-e',
                   `require('net').connect(${port}).on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))`,
                 ],
-                windowMs: 300,
+                windowMs: 3_000,
                 intervalMs: 50,
               },
     }));
@@ -77,7 +77,7 @@ void test('health by HTTP URL, TCP port and command pass for a serving app; logs
 void test('an unhealthy app fails the health window with the probe reason', async (t) => {
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { UNHEALTHY: '1' }),
-    health: { http: `http://127.0.0.1:${port}/healthz`, windowMs: 300, intervalMs: 50 },
+    health: { http: `http://127.0.0.1:${port}/healthz`, windowMs: 3_000, intervalMs: 50 },
   }));
   await runtime.start(ctx);
   await assert.rejects(runtime.health(ctx, signal), (e: Error & { code?: string }) => {
@@ -91,7 +91,7 @@ void test('a crash loop is restarted with growing backoff and fails the health w
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { CRASH: '1' }),
     restart: { policy: 'always', initialDelayMs: 20, maxDelayMs: 80 },
-    health: { tcp: { port }, windowMs: 400, intervalMs: 20 },
+    health: { tcp: { port }, windowMs: 5_000, intervalMs: 20 },
   }));
   await runtime.start(ctx);
   await assert.rejects(
@@ -110,7 +110,7 @@ void test('stop sends SIGTERM, then SIGKILL after the stop timeout to a process 
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { IGNORE_TERM: '1' }),
     stopTimeoutMs: 200,
-    health: { tcp: { port }, windowMs: 1000, intervalMs: 20 },
+    health: { tcp: { port }, windowMs: 3_000, intervalMs: 20 },
   }));
   await runtime.start(ctx);
   await runtime.health(ctx, signal);
@@ -123,7 +123,7 @@ void test('stop sends SIGTERM, then SIGKILL after the stop timeout to a process 
 void test('a process left by a killed agent is stopped through its pid file', async (t) => {
   const first = await setup(t, (port) => ({
     ...base(port),
-    health: { tcp: { port }, windowMs: 1000, intervalMs: 20 },
+    health: { tcp: { port }, windowMs: 3_000, intervalMs: 20 },
   }));
   await first.runtime.start(first.ctx);
   await first.runtime.health(first.ctx, first.signal);
@@ -142,7 +142,7 @@ void test('stdout is rotated by size, keeping the configured number of files', a
   const { runtime, ctx, signal } = await setup(t, (port) => ({
     ...base(port, { NOISE: '400' }),
     logs: { maxBytes: 4096, keep: 2 },
-    health: { tcp: { port }, windowMs: 1000, intervalMs: 20 },
+    health: { tcp: { port }, windowMs: 3_000, intervalMs: 20 },
   }));
   await runtime.start(ctx);
   await runtime.health(ctx, signal);
