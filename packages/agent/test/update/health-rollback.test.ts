@@ -41,7 +41,7 @@ void test('process app: v2 failing its health window rolls back automatically wi
       env: { PORT: String(port), ...env },
       restart: { initialDelayMs: 20, maxDelayMs: 100 },
       stopTimeoutMs: 2000,
-      health: { http: `http://127.0.0.1:${port}/healthz`, windowMs: 600, intervalMs: 30 },
+      health: { http: `http://127.0.0.1:${port}/healthz`, windowMs: 3_000, intervalMs: 30 },
     },
   });
   const v1 = await buildRelease(store, writeTree(join(base, 'v1'), { 'app.cjs': APP, VERSION: '1' }), {
