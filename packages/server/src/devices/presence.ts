@@ -4,7 +4,8 @@
  * `device.offline` are audited on transitions. Last-seen times from polls and frames are collected
  * in memory and written in one batched statement per interval, so polling never writes per request.
  */
-import { FlotillaError, WsClose, randomId } from '@flotilla/protocol';
+import { FlotillaError, WsClose } from '@flotilla/protocol';
+import { randomId } from '@flotilla/node-kit';
 import type { WsMessage } from '@flotilla/protocol';
 import { sql } from 'kysely';
 import type { ServerContext } from '../context.js';

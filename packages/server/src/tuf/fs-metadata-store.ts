@@ -5,7 +5,8 @@
 import { constants as fsConstants } from 'node:fs';
 import { open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FlotillaError, createFileExclusive } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { createFileExclusive } from '@flotilla/node-kit';
 import { checkStoreKey, versionExists } from './metadata-store.js';
 import type { MetadataStore, StoredRole } from './metadata-store.js';
 

@@ -11,8 +11,8 @@ import {
   ServerCommands,
   WS_MAX_FRAME_BYTES,
   WsClose,
-  randomId,
 } from '@flotilla/protocol';
+import { randomId } from '@flotilla/node-kit';
 import type { WelcomeData, WsMessage } from '@flotilla/protocol';
 import type { DeviceSocket } from '../presence.js';
 import type { DeviceRuntime } from '../runtime.js';

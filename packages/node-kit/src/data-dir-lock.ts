@@ -14,7 +14,7 @@ import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'no
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FlotillaError } from './errors.js';
+import { FlotillaError } from '@flotilla/protocol';
 
 export const DATA_DIR_LOCK_FILE = 'flotilla.lock';
 

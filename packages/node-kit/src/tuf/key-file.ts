@@ -13,7 +13,7 @@ import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { publicKeyOfPrivatePem } from '../crypto.js';
-import { FlotillaError, isFlotillaError } from '../errors.js';
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import { memorySigner, tufKeyFromPublicKey } from './keys.js';
 import type { Signer } from './keys.js';
 
