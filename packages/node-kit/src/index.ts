@@ -46,6 +46,13 @@ export type {
 } from './data-dir-lock.js';
 export {
   createFileExclusive,
+  writeFileAtomic,
+  writeFileAtomicSync,
+} from './fs/atomic.js';
+export type {
+  AtomicFileIo,
+  AtomicFileIoSync,
+  WriteFileAtomicOptions,
 } from './fs/atomic.js';
 export {
   checkSecretOpening,
