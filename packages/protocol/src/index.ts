@@ -126,7 +126,10 @@ export {
 export {
   AckData,
   AgentCommands,
+  AgentFrameData,
   AppLogs,
+  checkAgentFrame,
+  checkServerFrame,
   HelloData,
   InventoryData,
   LogCommands,
@@ -136,12 +139,25 @@ export {
   LogsRequestData,
   LogsResultData,
   LogStream,
+  parseWsMessage,
   ServerCommands,
+  ServerFrameData,
   StateChangedData,
   WelcomeData,
   WS_MAX_FRAME_BYTES,
   WsClose,
+  WsErrorData,
   WsMessage,
+} from './api/ws.js';
+export type {
+  AgentCommand,
+  AgentFrame,
+  AgentFrameDataOf,
+  FrameCheck,
+  ServerCommand,
+  ServerFrame,
+  ServerFrameDataOf,
+  WsMessageParse,
 } from './api/ws.js';
 export {
   formatDurationMs,
@@ -150,6 +166,7 @@ export {
 export {
   ErrorCodes,
   errorFromEnvelope,
+  errorSummary,
   FlotillaError,
   isErrorCode,
   isFlotillaError,
@@ -157,6 +174,7 @@ export {
   retryAfterMsOf,
 } from './errors.js';
 export type {
+  ErrorSummary,
   ErrorBody,
   ErrorCode,
   ErrorEnvelope,
@@ -198,6 +216,7 @@ export {
   RuntimeKind,
   Sha256Hex,
 } from './tuf/target.js';
+export { ensureFormats, isDateTime } from './formats.js';
 export { Type } from '@sinclair/typebox';
 export type { Static, TSchema } from '@sinclair/typebox';
 
