@@ -13,13 +13,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
-import {
-  DeviceRoutes,
-  enrollmentMessage,
-  generateEd25519,
-  signMessage,
-  tokenChallengeMessage,
-} from '@flotilla/protocol';
+import { DeviceRoutes } from '@flotilla/protocol';
+import { enrollmentMessage, generateEd25519, signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
 
 const { values: opts } = parseArgs({
   options: {

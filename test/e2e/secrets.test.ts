@@ -14,7 +14,8 @@ import { createCipheriv, createPrivateKey, randomBytes } from 'node:crypto';
 import { readFile, readdir, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { isFlotillaError, openSealedSecret } from '@flotilla/protocol';
+import { isFlotillaError } from '@flotilla/protocol';
+import { openSealedSecret } from '@flotilla/node-kit';
 import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
 
 interface DeviceApp {

@@ -3,7 +3,8 @@
  * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (DESIGN.md "Conventions").
  */
 import { join, resolve } from 'node:path';
-import { ConfigCollector, FlotillaError, LIMITS, NAME_PATTERN, Type } from '@flotilla/protocol';
+import { FlotillaError, LIMITS, NAME_PATTERN, Type } from '@flotilla/protocol';
+import { ConfigCollector } from '@flotilla/node-kit';
 import type { Static } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 import type { ValueError } from '@sinclair/typebox/value';

@@ -3,8 +3,10 @@
  * machine. The first fatal error is kept; stop() is graceful (WebSocket closed with 1000, loops
  * drained, state.db checkpointed and closed) within `stopTimeoutMs`, after which it forces.
  */
-import { FlotillaError, lockDataDir } from '@flotilla/protocol';
-import type { DataDirLock, DeviceStatus } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { lockDataDir } from '@flotilla/node-kit';
+import type { DeviceStatus } from '@flotilla/protocol';
+import type { DataDirLock } from '@flotilla/node-kit';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config.js';

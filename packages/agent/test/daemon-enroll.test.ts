@@ -3,13 +3,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
-import {
-  DeviceRoutes,
-  FLOTILLA_VERSION,
-  FlotillaError,
-  deviceIdFromPublicKey,
-  publicKeyOfPrivatePem,
-} from '@flotilla/protocol';
+import { DeviceRoutes, FLOTILLA_VERSION, FlotillaError } from '@flotilla/protocol';
+import { deviceIdFromPublicKey, publicKeyOfPrivatePem } from '@flotilla/node-kit';
 import { readFileSync } from 'node:fs';
 import { openStateDatabase } from '../src/state/db.js';
 import { identityKeyPath } from '../src/state/identity.js';

@@ -2,7 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseMetadata, routePath, TufRoutes, Type } from '@flotilla/protocol';
+import { routePath, TufRoutes, Type } from '@flotilla/protocol';
+import { parseMetadata } from '@flotilla/node-kit';
 import type {
   CreateRegistrationKeyResponse,
   DeployResponse,

@@ -7,11 +7,8 @@ import {
   LogCommands,
   TokenChallengeResponse,
   TokenResponse,
-  enrollmentMessage,
-  generateEd25519,
-  signMessage,
-  tokenChallengeMessage,
 } from '@flotilla/protocol';
+import { enrollmentMessage, generateEd25519, signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
 import type { CreateRegistrationKeyResponse, WsMessage } from '@flotilla/protocol';
 import { WebSocket } from 'ws';
 import { ApiClient } from '../src/api/client.js';

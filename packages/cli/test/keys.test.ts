@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmod, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TufStatus } from '@flotilla/protocol';
-import { roleKeysOf, verifySignedBy } from '@flotilla/protocol';
+import { roleKeysOf, verifySignedBy } from '@flotilla/node-kit';
 import { currentRoot, currentTargets } from '../src/signing/image-api.js';
 import { json } from './helpers/memory-io.js';
 import type { TestServer } from './helpers/server.js';

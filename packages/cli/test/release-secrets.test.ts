@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { secretCommitment } from '@flotilla/protocol';
+import { secretCommitment } from '@flotilla/node-kit';
 import type { PushResult } from '../src/push/push-release.js';
 import { currentTargets } from '../src/signing/image-api.js';
 import { json } from './helpers/memory-io.js';

@@ -3,13 +3,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  FlotillaError,
-  readReleaseTarget,
-  roleKeysOf,
-  runtimeConfigProblems,
-  verifySignedBy,
-} from '@flotilla/protocol';
+import { FlotillaError, runtimeConfigProblems } from '@flotilla/protocol';
+import { readReleaseTarget, roleKeysOf, verifySignedBy } from '@flotilla/node-kit';
 import type { Release, ReleaseDiff, ReleaseList } from '@flotilla/protocol';
 import type { PushResult } from '../src/push/push-release.js';
 import { currentRoot, currentTargets } from '../src/signing/image-api.js';

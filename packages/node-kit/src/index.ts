@@ -2,4 +2,121 @@
  * Node-only plumbing shared by store, server, agent and cli (never imported by the web dashboard:
  * the contract lives in @flotilla/protocol). One copy of each piece; named exports only.
  */
-export const NODE_KIT = '@flotilla/node-kit';
+
+export {
+  coerceConfigField,
+  envNameOf,
+  showConfigValue,
+} from './config/fields.js';
+export type {
+  Coerced,
+  ConfigFieldKind,
+  ConfigFieldSpec,
+} from './config/fields.js';
+export {
+  ConfigCollector,
+  readYamlConfigFile,
+} from './config/file.js';
+export {
+  deviceIdFromPublicKey,
+  enrollmentMessage,
+  generateEd25519,
+  hashSecret,
+  importPublicKey,
+  publicKeyOfPrivatePem,
+  randomId,
+  randomSecret,
+  SECRET_PREFIX,
+  sha256Hex,
+  signMessage,
+  tokenChallengeMessage,
+  verifyMessage,
+} from './crypto.js';
+export type {
+  Ed25519KeyPair,
+} from './crypto.js';
+export {
+  DATA_DIR_LOCK_FILE,
+  dataDirLockHolder,
+  lockDataDir,
+} from './data-dir-lock.js';
+export type {
+  DataDirLock,
+  DataDirLockHolder,
+} from './data-dir-lock.js';
+export {
+  createFileExclusive,
+  writeFileAtomic,
+  writeFileAtomicSync,
+} from './fs/atomic.js';
+export type {
+  AtomicFileIo,
+  AtomicFileIoSync,
+  WriteFileAtomicOptions,
+} from './fs/atomic.js';
+export {
+  checkSecretOpening,
+  openSealedSecret,
+  sealSecret,
+  secretCommitment,
+  secretNonce,
+} from './secrets.js';
+export type {
+  SealContext,
+} from './secrets.js';
+export {
+  newImageRoot,
+} from './tuf/image-root.js';
+export {
+  readKeyFile,
+  writeKeyFile,
+} from './tuf/key-file.js';
+export type {
+  LoadedKey,
+} from './tuf/key-file.js';
+export {
+  callbackSigner,
+  memorySigner,
+  publicKeyOfTufKey,
+  tufKeyFromPublicKey,
+} from './tuf/keys.js';
+export type {
+  Signer,
+} from './tuf/keys.js';
+export {
+  metaFileFor,
+  newRoot,
+  newSnapshot,
+  newTargets,
+  newTimestamp,
+  parseMetadata,
+  serializeMetadata,
+  signedBytes,
+  signMetadata,
+  TOP_LEVEL_ROLES,
+  TUF_SPEC_VERSION,
+  tufExpires,
+} from './tuf/metadata.js';
+export type {
+  AnyMetadata,
+  RoleKeys,
+  TopLevelRole,
+} from './tuf/metadata.js';
+export {
+  TufCryptoError,
+  TufLengthOrHashMismatchError,
+  TufModelRepositoryError,
+  TufModelValueError,
+  TufUnsignedMetadataError,
+} from './tuf/model-errors.js';
+export {
+  readReleaseTarget,
+  releaseTarget,
+} from './tuf/release-target.js';
+export {
+  nextRoot,
+  nextTargets,
+  roleKeysOf,
+  verifyRootSuccessor,
+  verifySignedBy,
+} from './tuf/successors.js';

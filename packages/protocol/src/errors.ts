@@ -156,6 +156,23 @@ export function isFlotillaError(e: unknown): e is FlotillaError {
   return e instanceof FlotillaError;
 }
 
+/** A failure as it is reported over the wire: a stable code and a message. */
+export interface ErrorSummary {
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * The `{ code, message }` of anything thrown: a FlotillaError keeps its code, anything else is
+ * FLT_INTERNAL with its text. The message is cut to `maxMessageChars` (default 2048, what reports
+ * and acks carry).
+ */
+export function errorSummary(error: unknown, maxMessageChars = 2048): ErrorSummary {
+  if (isFlotillaError(error)) return { code: error.code, message: error.message.slice(0, maxMessageChars) };
+  const text = error instanceof Error ? error.message : String(error);
+  return { code: 'FLT_INTERNAL', message: text.slice(0, maxMessageChars) };
+}
+
 export function isErrorCode(code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.prototype.hasOwnProperty.call(ErrorCodes, code);
 }

@@ -1,22 +1,224 @@
-export * from './errors.js';
-export * from './duration.js';
-export * from './crypto.js';
-export * from './secrets.js';
-export * from './api/common.js';
-export * from './api/device.js';
-export * from './api/ws.js';
-export * from './api/operator.js';
-export * from './api/releases.js';
-export * from './api/deltas.js';
-export * from './api/runtime-config.js';
+/**
+ * The wire contract between server, agent, CLI and the web dashboard: schemas, error codes, routes
+ * and WebSocket frames. Pure: no Node built-ins or Node-only packages (test/purity.test.ts checks),
+ * so a browser can import it; Node-side plumbing lives in @flotilla/node-kit. Named exports only.
+ */
+
+export {
+  ErrorEnvelopeSchema,
+  Facts,
+  FactValue,
+  Id,
+  LIMITS,
+  NAME_PATTERN,
+  Page,
+  Pagination,
+  Tag,
+  Tags,
+  Timestamp,
+} from './api/common.js';
+export {
+  PrecomputeDeltasRequest,
+  PrecomputeDeltasResponse,
+  RELEASE_DELTAS_ROUTE,
+} from './api/deltas.js';
+export {
+  DEVICE_API_PREFIX,
+  DeviceRoutes,
+  DeviceState,
+  DeviceStatus,
+  EnrollNonceResponse,
+  EnrollRequest,
+  EnrollResponse,
+  InventoryReport,
+  TokenChallengeRequest,
+  TokenChallengeResponse,
+  TokenRequest,
+  TokenResponse,
+} from './api/device.js';
+export {
+  ApiToken,
+  AuditEntry,
+  AuditList,
+  AuditQuery,
+  CreateRegistrationKeyRequest,
+  CreateRegistrationKeyResponse,
+  CreateTokenRequest,
+  CreateTokenResponse,
+  CreateUserRequest,
+  Device,
+  DeviceActionRequest,
+  DeviceList,
+  DeviceListQuery,
+  DeviceTagsRequest,
+  LoginRequest,
+  LoginResponse,
+  MeResponse,
+  OperatorRoutes,
+  RegistrationKey,
+  RegistrationKeyList,
+  Role,
+  ROLE_RANK,
+  routePath,
+  ServerInfo,
+  SESSION_COOKIE,
+  TokenList,
+  UpdateUserRequest,
+  User,
+  UserList,
+} from './api/operator.js';
+export {
+  AppLogsQuery,
+  AppProcessState,
+  AppProcessStatus,
+  AppStatusReport,
+  CreateReleaseRequest,
+  DELTA_PACK_CONTENT_TYPE,
+  DeltaPair,
+  DeltaRequest,
+  DeployRequest,
+  DeployResponse,
+  DeployStatus,
+  DeployStatusDevice,
+  DeployStatusQuery,
+  DEVICE_APP_LOGS_ROUTE,
+  DEVICE_REPORTS_ROUTE,
+  DeviceApp,
+  DeviceAppAction,
+  DeviceAppList,
+  DeviceReport,
+  FRAME_CONTENT_TYPE,
+  GcResponse,
+  isAppStatusReport,
+  MAX_DELTA_PAIRS_PER_REQUEST,
+  MAX_IDS_PER_REQUEST,
+  MAX_TREE_PACK_HAVE,
+  MissingObjectsResponse,
+  OBJECT_GC_ROUTE,
+  ObjectIdList,
+  ObjectRoutes,
+  PACK_CODEC_HEADER,
+  PACK_CONTENT_TYPE,
+  PackCodec,
+  PackRequest,
+  PutSecretsRequest,
+  PutSecretsResponse,
+  Release,
+  ReleaseDiff,
+  ReleaseDiffQuery,
+  ReleaseList,
+  ReleaseListQuery,
+  ReleaseRoutes,
+  RevealSecretResponse,
+  TreePackRequest,
+  UpdatePhase,
+  UpdateReport,
+  UploadResponse,
+} from './api/releases.js';
+export {
+  AppActionData,
+  FilesRuntimeConfig,
+  HealthCheckConfig,
+  ProcessRuntimeConfig,
+  RestartPolicy,
+  runtimeConfigProblems,
+} from './api/runtime-config.js';
+export {
+  AckData,
+  AgentCommands,
+  AgentFrameData,
+  AppLogs,
+  checkAgentFrame,
+  checkServerFrame,
+  HelloData,
+  InventoryData,
+  LogCommands,
+  LOGS_DEFAULT_BYTES,
+  LOGS_MAX_BYTES,
+  LogsErrorData,
+  LogsRequestData,
+  LogsResultData,
+  LogStream,
+  parseWsMessage,
+  ServerCommands,
+  ServerFrameData,
+  StateChangedData,
+  WelcomeData,
+  WS_MAX_FRAME_BYTES,
+  WsClose,
+  WsErrorData,
+  WsMessage,
+} from './api/ws.js';
+export type {
+  AgentCommand,
+  AgentFrame,
+  AgentFrameDataOf,
+  FrameCheck,
+  ServerCommand,
+  ServerFrame,
+  ServerFrameDataOf,
+  WsMessageParse,
+} from './api/ws.js';
+export {
+  formatDurationMs,
+  parseDurationMs,
+} from './duration.js';
+export {
+  ErrorCodes,
+  errorFromEnvelope,
+  errorSummary,
+  FlotillaError,
+  isErrorCode,
+  isFlotillaError,
+  parseRetryAfter,
+  retryAfterMsOf,
+} from './errors.js';
+export type {
+  ErrorSummary,
+  ErrorBody,
+  ErrorCode,
+  ErrorEnvelope,
+} from './errors.js';
+export {
+  jsonDepthExceeds,
+  MAX_JSON_DEPTH,
+} from './json-depth.js';
+export {
+  LOG_REDACT_PATHS,
+} from './log-redact.js';
+export {
+  checkSecretDeclarations,
+  MAX_SECRET_BYTES,
+  MAX_SECRETS_PER_RELEASE,
+  SealedSecrets,
+  SECRET_NAME_PATTERN,
+  SecretCommitments,
+  SecretName,
+  SecretOpening,
+  SecretRef,
+  secretReferences,
+} from './secrets.js';
+export {
+  TufExpiryWarning,
+  TufOnlineKeys,
+  TufRoutes,
+  TufStatus,
+  TufSubmitResponse,
+  TufVerificationFailure,
+} from './tuf/api.js';
+export {
+  AppName,
+  checkReleaseCustom,
+  parseReleaseTargetPath,
+  ReleaseTargetCustom,
+  releaseTargetPath,
+  ReleaseVersion,
+  RuntimeKind,
+  Sha256Hex,
+} from './tuf/target.js';
+export { ensureFormats, isDateTime } from './formats.js';
 export { Type } from '@sinclair/typebox';
 export type { Static, TSchema } from '@sinclair/typebox';
 
 /** The version every Flotilla package reports (agent inventory, server info). */
 export const FLOTILLA_VERSION = '0.1.0';
-export * from './tuf/index.js';
-export * from './config/fields.js';
-export * from './config/file.js';
-export * from './fs.js';
-export * from './json-depth.js';
-export * from './data-dir-lock.js';

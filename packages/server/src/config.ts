@@ -3,7 +3,8 @@
  * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (DESIGN.md "Conventions").
  */
 import { isAbsolute, join, resolve } from 'node:path';
-import { ConfigCollector, FlotillaError, Type } from '@flotilla/protocol';
+import { FlotillaError, Type } from '@flotilla/protocol';
+import { ConfigCollector } from '@flotilla/node-kit';
 import type { Static } from '@flotilla/protocol';
 import { DEFAULT_DELTA_LEVEL, DEFAULT_MAX_DELTA_FILE_BYTES } from '@flotilla/store';
 import { CONFIG_FIELDS, envNameOf } from './config/fields.js';

@@ -1,7 +1,7 @@
 /** The only place the server listens. The CLI (`flotilla server`) wraps this and handles signals. */
 import { createServer } from 'node:net';
 import type { Socket } from 'node:net';
-import { lockDataDir } from '@flotilla/protocol';
+import { lockDataDir } from '@flotilla/node-kit';
 import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';

@@ -4,7 +4,7 @@
  * release never stopped being current); a failure at or after it rolls back with the reason.
  */
 import { randomUUID } from 'node:crypto';
-import { isFlotillaError } from '@flotilla/protocol';
+import { errorSummary } from '@flotilla/protocol';
 import type { UpdatePhase } from '@flotilla/protocol';
 import { planFailureRollback } from '../update/planner.js';
 import type { PlanInput } from '../update/planner.js';
@@ -39,11 +39,7 @@ const PHASE_OF: Partial<Record<Step['kind'], UpdatePhase>> = {
 const BEFORE_SWITCH = new Set<Step['kind']>(['fetch', 'stage']);
 
 export function failureReason(error: unknown): FailureReason {
-  if (isFlotillaError(error)) return { code: error.code, message: error.message.slice(0, 2048) };
-  return {
-    code: 'FLT_INTERNAL',
-    message: (error instanceof Error ? error.message : String(error)).slice(0, 2048),
-  };
+  return errorSummary(error);
 }
 
 export async function runTransaction(

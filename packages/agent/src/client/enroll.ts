@@ -1,11 +1,6 @@
 /** First contact: prove possession of the device key and present the registration key. */
-import {
-  DeviceRoutes,
-  EnrollNonceResponse,
-  EnrollResponse,
-  enrollmentMessage,
-  signMessage,
-} from '@flotilla/protocol';
+import { DeviceRoutes, EnrollNonceResponse, EnrollResponse } from '@flotilla/protocol';
+import { enrollmentMessage, signMessage } from '@flotilla/node-kit';
 import type { Facts } from '@flotilla/protocol';
 import type { DeviceIdentity } from '../state/identity.js';
 import type { HttpClient } from './http.js';

@@ -3,13 +3,8 @@
  * (at 80% of its life, measured against the server's clock via the Date header so clock skew does
  * not matter) and whenever the server calls it expired or invalid.
  */
-import {
-  DeviceRoutes,
-  TokenChallengeResponse,
-  TokenResponse,
-  signMessage,
-  tokenChallengeMessage,
-} from '@flotilla/protocol';
+import { DeviceRoutes, TokenChallengeResponse, TokenResponse } from '@flotilla/protocol';
+import { signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
 import type { DeviceStatus } from '@flotilla/protocol';
 import type { DeviceIdentity } from '../state/identity.js';
 import type { HttpClient } from './http.js';

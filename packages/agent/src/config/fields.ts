@@ -1,6 +1,6 @@
 /** The configuration keys this component reads, and their kinds (coercion: @flotilla/protocol). */
-import { envNameOf, showConfigValue } from '@flotilla/protocol';
-import type { ConfigFieldSpec } from '@flotilla/protocol';
+import { envNameOf, showConfigValue } from '@flotilla/node-kit';
+import type { ConfigFieldSpec } from '@flotilla/node-kit';
 
 export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   serverUrl: { kind: 'nullableString' },

@@ -4,23 +4,26 @@
  */
 import {
   AgentCommands,
-  AppActionData,
   DeviceRoutes,
   FLOTILLA_VERSION,
-  LOGS_MAX_BYTES,
-  LogCommands,
-  LogsRequestData,
   ServerCommands,
-  StateChangedData,
   WS_MAX_FRAME_BYTES,
-  WelcomeData,
   WsClose,
+  checkServerFrame,
   errorFromEnvelope,
+  errorSummary,
 } from '@flotilla/protocol';
-import type { AppLogs, DeviceAppAction, FlotillaError, WsMessage } from '@flotilla/protocol';
+import type {
+  AppLogs,
+  DeviceAppAction,
+  FlotillaError,
+  LogsErrorData,
+  LogsRequestData,
+  WelcomeData,
+  WsMessage,
+} from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import { matches } from '../util/schema.js';
 import { ackFrame, frame, parseFrame } from './frames.js';
 import { logsResultFrame } from './logs-frame.js';
 
@@ -56,6 +59,7 @@ export interface ConnectionOptions {
 }
 
 const MAX_REFUSAL_BODY_BYTES = 64 * 1024;
+const UPDATES_DISABLED = { code: 'FLT_BAD_REQUEST', message: 'updates are not enabled on this agent' } as const;
 
 export function wsUrl(baseUrl: string): string {
   return `${baseUrl.replace(/^http/, 'ws')}${DeviceRoutes.ws}`;
@@ -179,93 +183,80 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
     );
 
     function dispatch(message: WsMessage) {
-      switch (message.command) {
+      const checked = checkServerFrame(message);
+      if (!checked.ok) return refuse(message, checked.unknownCommand, checked.problem);
+      const frame = checked.frame;
+      switch (frame.command) {
         case ServerCommands.welcome:
-          if (!matches(WelcomeData, message.data))
-            return logger.warn({ id: message.id }, 'ignored a malformed welcome');
           welcomed = true;
-          if (message.data.heartbeatIntervalMs > 0 && message.data.heartbeatIntervalMs !== heartbeatMs) {
-            heartbeatMs = message.data.heartbeatIntervalMs;
+          if (frame.data.heartbeatIntervalMs > 0 && frame.data.heartbeatIntervalMs !== heartbeatMs) {
+            heartbeatMs = frame.data.heartbeatIntervalMs;
             startHeartbeat();
           }
           logger.info(
-            { status: message.data.status, stateVersion: message.data.stateVersion },
+            { status: frame.data.status, stateVersion: frame.data.stateVersion },
             'control channel connected',
           );
-          return handlers.onWelcome(message.data);
+          return handlers.onWelcome(frame.data);
         case ServerCommands.heartbeat:
           // A reply to one of ours needs no answer; one the server starts gets an ack.
-          if (!sentHeartbeats.delete(message.id)) send(ackFrame(message.id, { ok: true }));
+          if (!sentHeartbeats.delete(frame.id)) send(ackFrame(frame.id, { ok: true }));
           return;
         case ServerCommands.stateChanged:
-          if (!matches(StateChangedData, message.data)) {
-            return send(
-              ackFrame(message.id, {
-                ok: false,
-                error: { code: 'FLT_VALIDATION', message: 'data.stateVersion must be an integer' },
-              }),
-            );
-          }
-          handlers.onStateChanged(message.data.stateVersion);
-          return send(ackFrame(message.id, { ok: true }));
+          handlers.onStateChanged(frame.data.stateVersion);
+          return send(ackFrame(frame.id, { ok: true }));
         case ServerCommands.requestInventory:
           handlers.onRequestInventory().then(
-            () => send(ackFrame(message.id, { ok: true })),
-            (e: unknown) => send(ackFrame(message.id, { ok: false, error: errorSummary(e) })),
+            () => send(ackFrame(frame.id, { ok: true })),
+            (e: unknown) => send(ackFrame(frame.id, { ok: false, error: errorSummary(e) })),
           );
           return;
-        case 'rollback':
-        case 'restart': {
+        case ServerCommands.rollback:
+        case ServerCommands.restart: {
           const onAppAction = handlers.onAppAction;
-          if (!onAppAction || !matches(AppActionData, message.data)) {
-            return send(
-              ackFrame(message.id, {
-                ok: false,
-                error: onAppAction
-                  ? { code: 'FLT_VALIDATION', message: 'data.app must be an app name' }
-                  : { code: 'FLT_BAD_REQUEST', message: 'updates are not enabled on this agent' },
-              }),
-            );
-          }
-          onAppAction(message.command, message.data.app).then(
-            () => send(ackFrame(message.id, { ok: true })),
-            (e: unknown) => send(ackFrame(message.id, { ok: false, error: errorSummary(e) })),
+          if (!onAppAction) return send(ackFrame(frame.id, { ok: false, error: UPDATES_DISABLED }));
+          onAppAction(frame.command, frame.data.app).then(
+            () => send(ackFrame(frame.id, { ok: true })),
+            (e: unknown) => send(ackFrame(frame.id, { ok: false, error: errorSummary(e) })),
           );
           return;
         }
-        case LogCommands.logs:
-          return send(logsResultFrame(message.id, readLogs(message.data)));
+        case ServerCommands.logs:
+          return send(logsResultFrame(frame.id, readLogs(frame.data)));
         case ServerCommands.ack:
           return;
         case ServerCommands.error:
-          return logger.warn({ data: message.data }, 'the server reported an error on the control channel');
-        default:
-          logger.warn({ command: message.command }, 'ignored an unknown control command');
-          return send(
-            ackFrame(message.id, {
-              ok: false,
-              error: { code: 'FLT_BAD_REQUEST', message: `unknown command "${message.command}"` },
-            }),
-          );
+          return logger.warn({ data: frame.data }, 'the server reported an error on the control channel');
       }
     }
 
-    function readLogs(data: unknown): AppLogs | { error: { code: string; message: string } } {
-      if (!handlers.onLogs)
-        return { error: { code: 'FLT_BAD_REQUEST', message: 'updates are not enabled on this agent' } };
-      if (!matches(LogsRequestData, data)) {
-        return {
-          error: {
-            code: 'FLT_VALIDATION',
-            message: `logs needs { app, stream?: stdout|stderr|both, maxBytes: 1..${LOGS_MAX_BYTES} }`,
-          },
-        };
+    /** A frame the protocol does not allow: said so to the server, except where no answer is due. */
+    function refuse(message: WsMessage, unknownCommand: boolean, problem: string) {
+      if (unknownCommand) {
+        logger.warn({ command: message.command }, 'ignored an unknown control command');
+        return send(ackFrame(message.id, { ok: false, error: { code: 'FLT_BAD_REQUEST', message: problem } }));
       }
+      switch (message.command) {
+        case ServerCommands.welcome:
+        case ServerCommands.ack:
+        case ServerCommands.error:
+          return logger.warn({ id: message.id, command: message.command, problem }, 'ignored a malformed frame');
+        case ServerCommands.logs:
+          return send(
+            logsResultFrame(message.id, { error: { code: 'FLT_VALIDATION', message: problem.slice(0, 1024) } }),
+          );
+        default:
+          return send(ackFrame(message.id, { ok: false, error: { code: 'FLT_VALIDATION', message: problem } }));
+      }
+    }
+
+    function readLogs(request: LogsRequestData): AppLogs | LogsErrorData {
+      if (!handlers.onLogs) return { error: UPDATES_DISABLED };
       try {
-        return handlers.onLogs(data);
+        return handlers.onLogs(request);
       } catch (e) {
-        const error = errorSummary(e);
-        return { error: { code: error.code.slice(0, 64), message: error.message.slice(0, 1024) } };
+        const error = errorSummary(e, 1024);
+        return { error: { code: error.code.slice(0, 64), message: error.message } };
       }
     }
   });
@@ -277,18 +268,4 @@ function parseBody(bytes: Buffer): unknown {
   } catch {
     return bytes.toString('utf8').slice(0, 200);
   }
-}
-
-function errorSummary(e: unknown): { code: string; message: string } {
-  if (
-    e &&
-    typeof e === 'object' &&
-    'code' in e &&
-    typeof e.code === 'string' &&
-    'message' in e &&
-    typeof e.message === 'string'
-  ) {
-    return { code: e.code, message: e.message };
-  }
-  return { code: 'FLT_INTERNAL', message: e instanceof Error ? e.message : String(e) };
 }

@@ -1,8 +1,7 @@
 /** Control-channel frames: `{ id, command, data }` JSON text, checked against the protocol. */
-import { AgentCommands, WS_MAX_FRAME_BYTES, WsMessage } from '@flotilla/protocol';
-import type { AckData } from '@flotilla/protocol';
+import { AgentCommands, WS_MAX_FRAME_BYTES, parseWsMessage } from '@flotilla/protocol';
+import type { AckData, AgentCommand, AgentFrameDataOf, WsMessage } from '@flotilla/protocol';
 import type { RawData } from 'ws';
-import { matches, schemaProblems } from '../util/schema.js';
 
 export type ParsedFrame = { ok: true; message: WsMessage } | { ok: false; reason: string };
 
@@ -15,21 +14,15 @@ export function parseFrame(data: RawData, isBinary: boolean): ParsedFrame {
       : data;
   if (bytes.length > WS_MAX_FRAME_BYTES)
     return { ok: false, reason: `frame larger than ${WS_MAX_FRAME_BYTES} bytes` };
-  let value: unknown;
-  try {
-    value = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    return { ok: false, reason: 'not JSON' };
-  }
-  if (!matches(WsMessage, value))
-    return { ok: false, reason: `not a message: ${schemaProblems(WsMessage, value, 3).join('; ')}` };
-  return { ok: true, message: value };
+  const parsed = parseWsMessage(bytes.toString('utf8'));
+  return parsed.ok ? parsed : { ok: false, reason: parsed.problem };
 }
 
 export function ackFrame(id: string, result: AckData): string {
-  return JSON.stringify({ id, command: AgentCommands.ack, data: result });
+  return frame(id, AgentCommands.ack, result);
 }
 
-export function frame(id: string, command: string, data: unknown): string {
+/** A frame the agent sends; the protocol's frame table types `data` by command. */
+export function frame<C extends AgentCommand>(id: string, command: C, data: AgentFrameDataOf<C>): string {
   return JSON.stringify({ id, command, data });
 }

@@ -5,7 +5,7 @@
  * (rebuild-pool.ts) while the main thread stages the release, or on the calling thread alike.
  */
 import { closeSync, constants, fstatSync, openSync } from 'node:fs';
-import { FlotillaError } from '@flotilla/protocol/errors';
+import { FlotillaError, errorSummary } from '@flotilla/protocol/errors';
 import type { ErrorCode } from '@flotilla/protocol/errors';
 import { decodeDelta, readExactlySync, usableAsDeltaBase, verifyFileContent } from '@flotilla/store/rebuild';
 import type { FileObject, FileStamp } from '@flotilla/store/rebuild';
@@ -120,6 +120,5 @@ export function runRebuildJob(job: RebuildJob, buffers: RebuildBuffers): Rebuild
 }
 
 function failure(error: unknown): RebuildOutcome {
-  if (error instanceof FlotillaError) return { kind: 'error', code: error.code, message: error.message };
-  return { kind: 'error', code: 'FLT_INTERNAL', message: String(error) };
+  return { kind: 'error', ...errorSummary(error, Infinity) };
 }

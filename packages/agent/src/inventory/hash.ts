@@ -1,4 +1,4 @@
-import { sha256Hex } from '@flotilla/protocol';
+import { sha256Hex } from '@flotilla/node-kit';
 import type { Facts } from '@flotilla/protocol';
 
 /**

@@ -6,13 +6,8 @@
  * reports (errors name the secret, never its value).
  */
 import type { KeyObject } from 'node:crypto';
-import {
-  FlotillaError,
-  checkSecretOpening,
-  deviceIdFromPublicKey,
-  openSealedSecret,
-  secretReferences,
-} from '@flotilla/protocol';
+import { FlotillaError, secretReferences } from '@flotilla/protocol';
+import { checkSecretOpening, deviceIdFromPublicKey, openSealedSecret } from '@flotilla/node-kit';
 import type { ReleaseSpec } from '../update/types.js';
 
 export class SecretOpener {

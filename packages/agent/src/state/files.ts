@@ -1,20 +1,7 @@
 /** The agent's disk primitives: private directories and crash-safe file replacement. */
-import {
-  closeSync,
-  constants,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  rmSync,
-  statSync,
-  chmodSync,
-  writeSync,
-  accessSync,
-} from 'node:fs';
-import { dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { constants, mkdirSync, statSync, chmodSync, accessSync } from 'node:fs';
 import { FlotillaError } from '@flotilla/protocol';
+import { writeFileAtomicSync } from '@flotilla/node-kit';
 
 export function ioError(action: string, path: string, cause: unknown): FlotillaError {
   const code = (cause as NodeJS.ErrnoException | undefined)?.code;
@@ -43,34 +30,13 @@ export function ensurePrivateDir(path: string): void {
 }
 
 /**
- * Replaces `path` atomically: write a temp file in the same directory, fsync it, rename over the
- * target, fsync the directory. A crash leaves either the old or the new content, never a mix.
+ * Replaces `path` atomically and durably (node-kit's writeFileAtomicSync: temp file, fsync, rename,
+ * directory fsync). A crash leaves either the old or the new content, never a mix.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): void {
-  const temp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
-    try {
-      const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      let written = 0;
-      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, path);
-    syncDirectory(dirname(path));
+    writeFileAtomicSync(path, data, { mode });
   } catch (e) {
-    rmSync(temp, { force: true });
     throw ioError('write', path, e);
-  }
-}
-
-function syncDirectory(path: string): void {
-  const fd = openSync(path, constants.O_RDONLY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }

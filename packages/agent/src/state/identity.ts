@@ -7,7 +7,8 @@ import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
-import { FlotillaError, generateEd25519, publicKeyOfPrivatePem } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { generateEd25519, publicKeyOfPrivatePem } from '@flotilla/node-kit';
 import { ensurePrivateDir, ioError, writeFileAtomic } from './files.js';
 
 export interface DeviceIdentity {

@@ -2,12 +2,8 @@
  * tuf-js and @tufjs/models errors → Flotilla's stable codes. Branches on error classes (and the
  * step that failed), never on message text.
  */
-import {
-  FlotillaError,
-  isFlotillaError,
-  TufLengthOrHashMismatchError,
-  TufUnsignedMetadataError,
-} from '@flotilla/protocol';
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import { TufLengthOrHashMismatchError, TufUnsignedMetadataError } from '@flotilla/node-kit';
 import type { ErrorCode } from '@flotilla/protocol';
 import {
   BadVersionError,

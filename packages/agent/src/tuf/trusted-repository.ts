@@ -3,11 +3,16 @@
  * `root.json` is the trusted root (provisioned at enrollment, then advanced only by verified
  * rotations). tuf-js persists metadata only after verifying it.
  */
-import { constants as fsConstants, existsSync } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { FlotillaError, createFileExclusive, parseMetadata, verifySignedBy } from '@flotilla/protocol';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FlotillaError } from '@flotilla/protocol';
+import {
+  createFileExclusive,
+  parseMetadata,
+  verifySignedBy,
+  writeFileAtomic as writeFileDurably,
+} from '@flotilla/node-kit';
 import { Updater } from 'tuf-js';
 import type { TargetFile } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
@@ -50,26 +55,9 @@ export async function provisionTrustedRoot(dir: string, rootBytes: Uint8Array): 
 const LAST_GOOD_ROOT = 'root.last-good.json';
 
 async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
-  const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (cause) {
-    await unlink(tmp).catch(() => undefined);
+  await writeFileDurably(path, bytes).catch((cause: unknown) => {
     throw new FlotillaError('FLT_IO', `cannot write ${path}`, { cause });
-  }
-  const dir = await open(dirname(path), fsConstants.O_RDONLY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  });
 }
 
 /** What a refresh found: current metadata, or a repository that has published no timestamp yet. */

@@ -7,7 +7,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
-import { FlotillaError, readReleaseTarget } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { readReleaseTarget } from '@flotilla/node-kit';
 import type { ReleaseTargetCustom, SealedSecrets } from '@flotilla/protocol';
 import type { TargetFile } from 'tuf-js';
 import type { FetchOptions } from './fetcher.js';

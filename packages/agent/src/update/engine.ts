@@ -5,7 +5,7 @@
  */
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, errorSummary as summary } from '@flotilla/protocol';
 import type { AppLogs, DeviceReport, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { AppLayout } from '../apply/layout.js';
@@ -489,9 +489,4 @@ export class UpdateEngine {
     this.queue = next.catch(() => undefined);
     return next;
   }
-}
-
-function summary(error: unknown): { code: string; message: string } {
-  if (error instanceof FlotillaError) return { code: error.code, message: error.message.slice(0, 2048) };
-  return { code: 'FLT_INTERNAL', message: String(error).slice(0, 2048) };
 }

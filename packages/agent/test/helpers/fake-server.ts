@@ -18,12 +18,14 @@ import {
   TokenRequest,
   WsClose,
   WsMessage,
+} from '@flotilla/protocol';
+import {
   deviceIdFromPublicKey,
   enrollmentMessage,
   randomSecret,
   tokenChallengeMessage,
   verifyMessage,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import type { DeviceStatus, ErrorCode, Facts } from '@flotilla/protocol';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';

@@ -22,8 +22,9 @@ import {
   releaseTarget,
   serializeMetadata,
   signMetadata,
-} from '@flotilla/protocol';
-import type { ReleaseTargetCustom, RoleKeys, Signer, TopLevelRole } from '@flotilla/protocol';
+} from '@flotilla/node-kit';
+import type { ReleaseTargetCustom } from '@flotilla/protocol';
+import type { RoleKeys, Signer, TopLevelRole } from '@flotilla/node-kit';
 import { TargetFile } from 'tuf-js';
 
 export const DAY_MS = 86_400_000;

@@ -15,7 +15,7 @@ import {
   sealSecret,
   secretCommitment,
   secretNonce,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import { SecretOpener } from '../../src/secrets/opener.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -5,8 +5,7 @@
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { FlotillaError, errorFromEnvelope } from '@flotilla/protocol';
-import { ensureFormats } from './formats.js';
+import { FlotillaError, ensureFormats, errorFromEnvelope } from '@flotilla/protocol';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type QueryValue = string | number | boolean | undefined;

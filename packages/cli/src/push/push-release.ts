@@ -6,7 +6,8 @@
 import { buildTree } from '@flotilla/store';
 import type { BuildStats } from '@flotilla/store';
 import type { TargetFile } from '@tufjs/models';
-import { FlotillaError, isFlotillaError, releaseTarget } from '@flotilla/protocol';
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import { releaseTarget } from '@flotilla/node-kit';
 import type { Release, ReleaseTargetCustom, RuntimeKind, SecretOpening } from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
 import { currentRoot, currentTargets } from '../signing/image-api.js';

@@ -20,10 +20,9 @@ import {
   MAX_SECRET_BYTES,
   SECRET_NAME_PATTERN,
   checkSecretDeclarations,
-  secretCommitment,
-  secretNonce,
   secretReferences,
 } from '@flotilla/protocol';
+import { secretCommitment, secretNonce } from '@flotilla/node-kit';
 import type { RuntimeKind, SecretOpening } from '@flotilla/protocol';
 import { readSecretFromStdin } from '../stdin.js';
 

@@ -7,14 +7,14 @@ import type { Metadata, Root, Targets } from '@tufjs/models';
 import {
   FlotillaError,
   isFlotillaError,
-  parseMetadata,
   routePath,
   TufOnlineKeys,
   TufRoutes,
   TufStatus,
   TufSubmitResponse,
 } from '@flotilla/protocol';
-import type { AnyMetadata } from '@flotilla/protocol';
+import { parseMetadata } from '@flotilla/node-kit';
+import type { AnyMetadata } from '@flotilla/node-kit';
 import { Type } from '@sinclair/typebox';
 import type { ApiClient } from '../api/client.js';
 

@@ -5,8 +5,9 @@
  */
 import { readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
-import { FlotillaError, generateEd25519, tufKeyFromPublicKey, writeKeyFile } from '@flotilla/protocol';
-import type { LoadedKey } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { generateEd25519, tufKeyFromPublicKey, writeKeyFile } from '@flotilla/node-kit';
+import type { LoadedKey } from '@flotilla/node-kit';
 
 export type OfflineRole = 'root' | 'targets';
 export const OFFLINE_ROLES: readonly OfflineRole[] = ['root', 'targets'];

@@ -3,8 +3,9 @@
  * only with a threshold of its keys; fewer is an error that says which keys are missing.
  */
 import type { Metadata, Root } from '@tufjs/models';
-import { FlotillaError, readKeyFile, roleKeysOf } from '@flotilla/protocol';
-import type { LoadedKey } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { readKeyFile, roleKeysOf } from '@flotilla/node-kit';
+import type { LoadedKey } from '@flotilla/node-kit';
 import { keyFilePath, keyIdsOnDisk } from './keys-dir.js';
 import type { OfflineRole } from './keys-dir.js';
 

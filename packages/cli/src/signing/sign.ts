@@ -3,7 +3,7 @@
  * ones) and new targets versions (signed by the targets keys the current root names).
  */
 import type { Metadata, Root, TargetFile, Targets } from '@tufjs/models';
-import { nextTargets, signMetadata } from '@flotilla/protocol';
+import { nextTargets, signMetadata } from '@flotilla/node-kit';
 import type { TufSubmitResponse } from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
 import { currentTargets, submitTargets } from './image-api.js';

@@ -7,7 +7,8 @@
  */
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { dataDirLockHolder, FlotillaError } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { dataDirLockHolder } from '@flotilla/node-kit';
 import { readCredentials, deleteCredentials, credentialsPath } from '../config/credentials.js';
 import { keyFilePath, OFFLINE_ROLES } from '../signing/keys-dir.js';
 

@@ -3,14 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveServerConfig, startServer } from '@flotilla/server';
-import {
-  DeviceRoutes,
-  EnrollNonceResponse,
-  EnrollResponse,
-  enrollmentMessage,
-  generateEd25519,
-  signMessage,
-} from '@flotilla/protocol';
+import { DeviceRoutes, EnrollNonceResponse, EnrollResponse } from '@flotilla/protocol';
+import { enrollmentMessage, generateEd25519, signMessage } from '@flotilla/node-kit';
 import type { Facts } from '@flotilla/protocol';
 import { ApiClient } from '../../src/api/client.js';
 import { cli } from './memory-io.js';

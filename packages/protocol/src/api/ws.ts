@@ -3,10 +3,14 @@
  * JSON text message `{ "id", "command", "data" }`; a reply carries the id of the message it answers.
  */
 import { Type } from '@sinclair/typebox';
-import type { Static } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { DeviceStatus } from './device.js';
 import { Facts } from './common.js';
+import { AppActionData } from './runtime-config.js';
 import { AppName } from '../tuf/target.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../json-depth.js';
+import { ensureFormats } from '../formats.js';
 
 export const WsMessage = Type.Object(
   {
@@ -32,21 +36,25 @@ export const WsClose = {
   replaced: 4009,
 } as const;
 
-/** Commands the server sends. */
+/** Commands the server sends (`ServerFrameData` says what each carries). */
 export const ServerCommands = {
   welcome: 'welcome',
   heartbeat: 'heartbeat',
   stateChanged: 'state-changed',
   requestInventory: 'request-inventory',
+  rollback: 'rollback',
+  restart: 'restart',
+  logs: 'logs',
   ack: 'ack',
   error: 'error',
 } as const;
 
-/** Commands the agent sends. */
+/** Commands the agent sends (`AgentFrameData` says what each carries). */
 export const AgentCommands = {
   hello: 'hello',
   heartbeat: 'heartbeat',
   inventory: 'inventory',
+  logsResult: 'logs-result',
   ack: 'ack',
 } as const;
 
@@ -116,3 +124,108 @@ export type LogsErrorData = Static<typeof LogsErrorData>;
 
 export const LogsResultData = Type.Union([AppLogs, LogsErrorData]);
 export type LogsResultData = Static<typeof LogsResultData>;
+
+/** The server's `error` frame: a refused frame (its id when it had one) or a failed command. */
+export const WsErrorData = Type.Object({ code: Type.String({ maxLength: 64 }), message: Type.String() });
+export type WsErrorData = Static<typeof WsErrorData>;
+
+/** Data a side ignores (heartbeats, request-inventory): anything, usually `{}`. */
+const IgnoredData = Type.Unknown();
+
+/** What each server-to-agent command carries in `data`. */
+export const ServerFrameData = {
+  [ServerCommands.welcome]: WelcomeData,
+  [ServerCommands.heartbeat]: IgnoredData,
+  [ServerCommands.stateChanged]: StateChangedData,
+  [ServerCommands.requestInventory]: IgnoredData,
+  [ServerCommands.rollback]: AppActionData,
+  [ServerCommands.restart]: AppActionData,
+  [ServerCommands.logs]: LogsRequestData,
+  [ServerCommands.ack]: AckData,
+  [ServerCommands.error]: WsErrorData,
+} as const satisfies Record<ServerCommand, TSchema>;
+
+/** What each agent-to-server command carries in `data`. */
+export const AgentFrameData = {
+  [AgentCommands.hello]: HelloData,
+  [AgentCommands.heartbeat]: IgnoredData,
+  [AgentCommands.inventory]: InventoryData,
+  [AgentCommands.logsResult]: LogsResultData,
+  [AgentCommands.ack]: AckData,
+} as const satisfies Record<AgentCommand, TSchema>;
+
+export type ServerCommand = (typeof ServerCommands)[keyof typeof ServerCommands];
+export type AgentCommand = (typeof AgentCommands)[keyof typeof AgentCommands];
+
+type FrameOf<Table extends Record<string, TSchema>> = {
+  [C in keyof Table & string]: { id: string; command: C; data: Static<Table[C]> };
+}[keyof Table & string];
+
+/** A frame the server sends, discriminated by `command`. */
+export type ServerFrame = FrameOf<typeof ServerFrameData>;
+/** A frame the agent sends, discriminated by `command`. */
+export type AgentFrame = FrameOf<typeof AgentFrameData>;
+/** The `data` of server command `C`. */
+export type ServerFrameDataOf<C extends ServerCommand> = Static<(typeof ServerFrameData)[C]>;
+/** The `data` of agent command `C`. */
+export type AgentFrameDataOf<C extends AgentCommand> = Static<(typeof AgentFrameData)[C]>;
+
+/** A checked frame, or why it is not one: a command this side does not know, or invalid data. */
+export type FrameCheck<F> =
+  | { ok: true; frame: F }
+  | { ok: false; unknownCommand: true; problem: string }
+  | { ok: false; unknownCommand: false; problem: string };
+
+function checkFrameData<F>(table: Readonly<Record<string, TSchema>>, message: WsMessage): FrameCheck<F> {
+  ensureFormats();
+  const schema = Object.prototype.hasOwnProperty.call(table, message.command)
+    ? table[message.command]
+    : undefined;
+  if (schema === undefined)
+    return { ok: false, unknownCommand: true, problem: `unknown command "${message.command}"` };
+  if (Value.Check(schema, message.data)) return { ok: true, frame: message as F };
+  const first = Value.Errors(schema, message.data).First();
+  const where = first ? `data${first.path.replace(/\//g, '.')}` : 'data';
+  return {
+    ok: false,
+    unknownCommand: false,
+    problem: `invalid ${message.command}: ${where}: ${first?.message ?? 'is invalid'}`,
+  };
+}
+
+/** Checks a message (already an envelope `{id, command, data}`) the agent received from the server. */
+export function checkServerFrame(message: WsMessage): FrameCheck<ServerFrame> {
+  return checkFrameData<ServerFrame>(ServerFrameData, message);
+}
+
+/** Checks a message (already an envelope `{id, command, data}`) the server received from an agent. */
+export function checkAgentFrame(message: WsMessage): FrameCheck<AgentFrame> {
+  return checkFrameData<AgentFrame>(AgentFrameData, message);
+}
+
+/** A text frame read as an envelope, or the stable code and reason it is not one. */
+export type WsMessageParse =
+  | { ok: true; message: WsMessage }
+  | { ok: false; code: 'FLT_JSON_TOO_DEEP' | 'FLT_BAD_JSON' | 'FLT_VALIDATION'; problem: string };
+
+/**
+ * Reads one text frame as `{ id, command, data }` (both ends: the size limit, WS_MAX_FRAME_BYTES, is
+ * the caller's check on the raw bytes). Nesting is bounded before parsing (MAX_JSON_DEPTH).
+ */
+export function parseWsMessage(text: string): WsMessageParse {
+  if (jsonDepthExceeds(text))
+    return { ok: false, code: 'FLT_JSON_TOO_DEEP', problem: `frames may nest at most ${MAX_JSON_DEPTH} deep` };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, code: 'FLT_BAD_JSON', problem: 'the frame is not valid JSON' };
+  }
+  if (Value.Check(WsMessage, value)) return { ok: true, message: value };
+  const first = Value.Errors(WsMessage, value).First();
+  return {
+    ok: false,
+    code: 'FLT_VALIDATION',
+    problem: `not a message {id, command, data}: ${first ? `${first.path || '(root)'} ${first.message}` : 'is invalid'}`,
+  };
+}

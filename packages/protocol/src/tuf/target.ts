@@ -7,7 +7,6 @@
  * slashes, the root object id is 64 lowercase hex digits. Putting the id in the path makes every
  * release path unique and immutable: two different trees can never share a target path.
  */
-import { TargetFile } from '@tufjs/models';
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -99,48 +98,4 @@ export function checkReleaseCustom(custom: unknown): ReleaseTargetCustom {
     );
   }
   return custom;
-}
-
-/**
- * The TUF target for a release's root object. `length` is the root object's size in bytes; its
- * SHA-256 is the root object id (custom.rootObject).
- */
-export function releaseTarget(custom: ReleaseTargetCustom, length: number): TargetFile {
-  const checked = checkReleaseCustom(custom);
-  if (!Number.isSafeInteger(length) || length < 1) {
-    throw new FlotillaError('FLT_VALIDATION', `target length must be a positive integer, got ${length}`);
-  }
-  return new TargetFile({
-    path: releaseTargetPath(checked.app, checked.version, checked.rootObject),
-    length,
-    hashes: { sha256: checked.rootObject },
-    unrecognizedFields: { custom: structuredClone(checked) as never },
-  });
-}
-
-/**
- * Reads and checks a release target: the path follows the convention and agrees with the custom
- * fields, and the SHA-256 is the root object id. Throws FLT_TUF_METADATA_INVALID otherwise.
- */
-export function readReleaseTarget(target: TargetFile): {
-  path: string;
-  length: number;
-  sha256: string;
-  custom: ReleaseTargetCustom;
-} {
-  const custom = checkReleaseCustom(target.custom);
-  const parsed = parseReleaseTargetPath(target.path);
-  const sha256 = target.hashes.sha256;
-  if (
-    parsed.app !== custom.app ||
-    parsed.version !== custom.version ||
-    parsed.rootObject !== custom.rootObject ||
-    sha256 !== custom.rootObject
-  ) {
-    throw new FlotillaError(
-      'FLT_TUF_METADATA_INVALID',
-      `target ${target.path}: path, sha256 and custom fields disagree`,
-    );
-  }
-  return { path: target.path, length: target.length, sha256, custom };
 }

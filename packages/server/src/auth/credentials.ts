@@ -3,7 +3,8 @@
  * stored only as their SHA-256; a disabled user's credentials stop working at once because the
  * user row is read on every request.
  */
-import { FlotillaError, SECRET_PREFIX, hashSecret } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { SECRET_PREFIX, hashSecret } from '@flotilla/node-kit';
 import type { ServerContext, Principal } from '../context.js';
 
 export type UserPrincipal = Extract<Principal, { kind: 'user' }>;

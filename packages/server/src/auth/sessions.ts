@@ -1,5 +1,6 @@
 /** Password login and web sessions. Failures never say whether the username or password was wrong. */
-import { FlotillaError, SECRET_PREFIX, hashSecret, randomSecret } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { SECRET_PREFIX, hashSecret, randomSecret } from '@flotilla/node-kit';
 import type { LoginRequest, User } from '@flotilla/protocol';
 import type { ServerContext } from '../context.js';
 import { toUser } from '../users/service.js';

@@ -1,12 +1,6 @@
 /** Operator API tokens: the secret is shown once at creation and stored only as its SHA-256. */
-import {
-  FlotillaError,
-  SECRET_PREFIX,
-  hashSecret,
-  parseDurationMs,
-  randomId,
-  randomSecret,
-} from '@flotilla/protocol';
+import { FlotillaError, parseDurationMs } from '@flotilla/protocol';
+import { SECRET_PREFIX, hashSecret, randomId, randomSecret } from '@flotilla/node-kit';
 import type { ApiToken, CreateTokenRequest, CreateTokenResponse } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { ServerContext } from '../context.js';

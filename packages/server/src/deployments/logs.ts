@@ -2,9 +2,9 @@
  * Reading an app's logs from a connected device (docs/updates.md "Reading an app's logs"): the
  * server asks over the control channel and waits for the answer; nothing is stored on the server.
  */
-import { FlotillaError, LOGS_DEFAULT_BYTES, LogCommands } from '@flotilla/protocol';
-import type { AppLogs, AppLogsQuery, ErrorCode, LogsRequestData } from '@flotilla/protocol';
-import { logsResultData } from '../devices/index.js';
+import { AgentCommands, FlotillaError, LOGS_DEFAULT_BYTES, ServerCommands } from '@flotilla/protocol';
+import type { AgentFrameDataOf, AppLogs, AppLogsQuery, ErrorCode, LogsRequestData } from '@flotilla/protocol';
+import { agentFrame } from '../devices/index.js';
 import type { Creator } from '../releases/service.js';
 import { requireDevice } from './service.js';
 import type { DeployServices } from './service.js';
@@ -24,16 +24,18 @@ export async function readAppLogs(
     stream: query.stream ?? 'both',
     maxBytes: query.maxBytes ?? LOGS_DEFAULT_BYTES,
   };
-  const answer = await svc.devices.presence.request(deviceId, LogCommands.logs, request);
-  if (answer.command !== LogCommands.logsResult)
+  const answer = await svc.devices.presence.request(deviceId, ServerCommands.logs, request);
+  if (answer.command !== AgentCommands.logsResult)
     throw new FlotillaError(
       'FLT_RUNTIME_UNSUPPORTED',
       `the agent on device ${deviceId} cannot read logs (it answered ${answer.command}); upgrade it`,
       { details: { deviceId } },
     );
-  let result;
+  let result: AgentFrameDataOf<'logs-result'>;
   try {
-    result = logsResultData(answer.data);
+    const frame = agentFrame(answer);
+    if (frame.command !== AgentCommands.logsResult) throw new Error(`answered ${frame.command}`);
+    result = frame.data;
   } catch (e) {
     throw new FlotillaError('FLT_NETWORK', `device ${deviceId} sent an invalid logs-result`, { cause: e });
   }

@@ -5,7 +5,8 @@
  * told over its WebSocket.
  */
 import { KeyedMutex } from '../tuf/keyed-mutex.js';
-import { FlotillaError, ServerCommands, randomId } from '@flotilla/protocol';
+import { FlotillaError, ServerCommands } from '@flotilla/protocol';
+import { randomId } from '@flotilla/node-kit';
 import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList, Release } from '@flotilla/protocol';
 import type { ServerContext } from '../context.js';
 import type { DeviceRuntime } from '../devices/index.js';

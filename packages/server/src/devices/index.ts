@@ -22,7 +22,7 @@ export type { FilterContext } from './rsql/translate.js';
 export { createDeviceAuthenticator } from './tokens/authenticate.js';
 export type { DeviceAuth, DeviceAuthenticator } from './tokens/authenticate.js';
 export type { DeviceRuntime } from './runtime.js';
-export { logsResultData } from './ws/frames.js';
+export { agentFrame } from './ws/frames.js';
 
 /** Registers the device gateway and the device-management API; returns the shared runtime. */
 export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext): Promise<DeviceRuntime> {

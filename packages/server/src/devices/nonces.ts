@@ -3,7 +3,8 @@
  * device binding and expiry; checked before anything is written and consumed in the transaction
  * that succeeds, so a replay, an expired nonce or one issued for another purpose is refused.
  */
-import { FlotillaError, hashSecret, randomSecret } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { hashSecret, randomSecret } from '@flotilla/node-kit';
 import type { Db } from '../context.js';
 
 export type NoncePurpose = 'enroll' | 'token';

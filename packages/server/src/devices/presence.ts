@@ -4,8 +4,9 @@
  * `device.offline` are audited on transitions. Last-seen times from polls and frames are collected
  * in memory and written in one batched statement per interval, so polling never writes per request.
  */
-import { FlotillaError, WsClose, randomId } from '@flotilla/protocol';
-import type { WsMessage } from '@flotilla/protocol';
+import { FlotillaError, WsClose } from '@flotilla/protocol';
+import { randomId } from '@flotilla/node-kit';
+import type { ServerCommand, ServerFrame, ServerFrameDataOf, WsMessage } from '@flotilla/protocol';
 import { sql } from 'kysely';
 import type { ServerContext } from '../context.js';
 import type { PresenceView } from './device-view.js';
@@ -13,7 +14,7 @@ import { PendingReplies } from './ws/replies.js';
 
 /** The part of a WebSocket connection presence needs. */
 export interface DeviceSocket {
-  send(message: WsMessage): void;
+  send(frame: ServerFrame): void;
   close(code: number, reason: string): void;
 }
 
@@ -93,10 +94,10 @@ export class Presence implements PresenceView {
   }
 
   /** Sends a server-initiated command to the device, if it is connected here. */
-  send(deviceId: string, command: string, data: unknown): boolean {
+  send<C extends ServerCommand>(deviceId: string, command: C, data: ServerFrameDataOf<C>): boolean {
     const socket = this.sockets.get(deviceId);
     if (!socket) return false;
-    socket.send({ id: randomId('srv_', 8), command, data });
+    socket.send({ id: randomId('srv_', 8), command, data } as ServerFrame);
     return true;
   }
 
@@ -105,10 +106,10 @@ export class Presence implements PresenceView {
    * FLT_DEVICE_OFFLINE when it is not connected here or disconnects first; FLT_DEVICE_TIMEOUT when it
    * does not answer within `timeoutMs`.
    */
-  request(
+  request<C extends ServerCommand>(
     deviceId: string,
-    command: string,
-    data: unknown,
+    command: C,
+    data: ServerFrameDataOf<C>,
     timeoutMs = DEVICE_REPLY_TIMEOUT_MS,
   ): Promise<WsMessage> {
     const socket = this.sockets.get(deviceId);
@@ -122,7 +123,7 @@ export class Presence implements PresenceView {
       );
     const id = randomId('srv_', 8);
     const answer = this.replies.wait(deviceId, id, timeoutMs);
-    socket.send({ id, command, data });
+    socket.send({ id, command, data } as ServerFrame);
     return answer;
   }
 

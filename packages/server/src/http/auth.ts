@@ -3,7 +3,8 @@
  * `request.principal`, the CSRF rule for cookie sessions, and `requireRole` for handlers.
  */
 import type { FastifyInstance, FastifyRequest, preHandlerHookHandler } from 'fastify';
-import { FlotillaError, ROLE_RANK, SECRET_PREFIX, SESSION_COOKIE } from '@flotilla/protocol';
+import { FlotillaError, ROLE_RANK, SESSION_COOKIE } from '@flotilla/protocol';
+import { SECRET_PREFIX } from '@flotilla/node-kit';
 import type { Role } from '@flotilla/protocol';
 import type { ServerContext } from '../context.js';
 import { principalFromApiToken, principalFromSession } from '../auth/credentials.js';

@@ -12,7 +12,8 @@
  * committed update's older previous release drops out soon after the report.
  */
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { FlotillaError, SECRET_PREFIX } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { SECRET_PREFIX } from '@flotilla/node-kit';
 import type { Clock, Db } from '../context.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
 import { WeightedLru } from './weighted-lru.js';

@@ -6,10 +6,10 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   FlotillaError,
   checkSecretDeclarations,
-  releaseTarget,
   releaseTargetPath,
   runtimeConfigProblems,
 } from '@flotilla/protocol';
+import { releaseTarget } from '@flotilla/node-kit';
 import type { CreateReleaseRequest, Release, ReleaseTargetCustom } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db, ServerContext } from '../context.js';

@@ -6,16 +6,10 @@
  */
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import {
-  FlotillaError,
-  ROLE_RANK,
-  SECRET_PREFIX,
-  generateEd25519,
-  isFlotillaError,
-  readKeyFile,
-  writeKeyFile,
-} from '@flotilla/protocol';
-import type { Signer, TufSubmitResponse } from '@flotilla/protocol';
+import { FlotillaError, ROLE_RANK, isFlotillaError } from '@flotilla/protocol';
+import { SECRET_PREFIX, generateEd25519, readKeyFile, writeKeyFile } from '@flotilla/node-kit';
+import type { TufSubmitResponse } from '@flotilla/protocol';
+import type { Signer } from '@flotilla/node-kit';
 import type { TargetFile } from '@tufjs/models';
 import type { ServerContext } from '../context.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';

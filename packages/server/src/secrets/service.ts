@@ -4,7 +4,8 @@
  * (`SecretVault`); each assigned device gets them sealed to its own key inside its director
  * target; an admin may reveal one (audited). No other path returns a value.
  */
-import { FlotillaError, checkSecretOpening, sealSecret } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { checkSecretOpening, sealSecret } from '@flotilla/node-kit';
 import type { PutSecretsResponse, SealedSecrets, SecretOpening } from '@flotilla/protocol';
 import type { Db, ServerContext } from '../context.js';
 import type { SecretVault } from './vault.js';

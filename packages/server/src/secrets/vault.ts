@@ -7,7 +7,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FlotillaError, createFileExclusive } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { createFileExclusive } from '@flotilla/node-kit';
 import type { SecretOpening } from '@flotilla/protocol';
 
 export const SECRETS_KEY_FILE = 'secrets.key';

@@ -8,8 +8,8 @@
  * One director root (repository `director`) serves all devices: root and targets roles hold the
  * director key, snapshot and timestamp the server's online keys. It is renewed by the server.
  */
+import { FlotillaError } from '@flotilla/protocol';
 import {
-  FlotillaError,
   newRoot,
   newTargets,
   nextRoot,
@@ -17,7 +17,7 @@ import {
   readReleaseTarget,
   serializeMetadata,
   signMetadata,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import type { SealedSecrets } from '@flotilla/protocol';
 import type { Metadata, Root, Targets } from '@tufjs/models';
 import { TargetFile } from '@tufjs/models';

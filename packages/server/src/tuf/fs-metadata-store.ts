@@ -2,10 +2,10 @@
  * Metadata on the local filesystem: `<dir>/<repo>/<version>.<role>.json`, written to a temporary
  * file, fsynced and linked into place (no-clobber), so a crash leaves a version complete or absent.
  */
-import { constants as fsConstants } from 'node:fs';
-import { open, readdir, readFile, unlink } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FlotillaError, createFileExclusive } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { createFileExclusive } from '@flotilla/node-kit';
 import { checkStoreKey, versionExists } from './metadata-store.js';
 import type { MetadataStore, StoredRole } from './metadata-store.js';
 
@@ -48,12 +48,6 @@ export class FsMetadataStore implements MetadataStore {
       });
     }
     if (created === 'exists') throw versionExists(repo, role, version);
-    const dirHandle = await open(dir, fsConstants.O_RDONLY);
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
   }
 
   async deleteBelow(repo: string, role: StoredRole, version: number): Promise<void> {

@@ -4,14 +4,14 @@
  * signed here with the online keys. Consistent snapshots: every version is served as
  * `N.<role>.json`, plus `root.json` and `timestamp.json` for the latest.
  */
+import { FlotillaError } from '@flotilla/protocol';
 import {
-  FlotillaError,
   parseMetadata,
   publicKeyOfTufKey,
   readReleaseTarget,
   verifyRootSuccessor,
   verifySignedBy,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import type { Metadata, Root, TargetFile, Targets } from '@tufjs/models';
 import type { Clock } from '../context.js';
 import { KeyedMutex } from './keyed-mutex.js';

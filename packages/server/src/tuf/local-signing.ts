@@ -4,8 +4,8 @@
  * compromised server (docs/security.md) and exists for laptops and labs; the keys are still separate
  * from the online keys, and everything goes through the same checks as an upload from the CLI.
  */
-import { newImageRoot, nextTargets, serializeMetadata, signMetadata } from '@flotilla/protocol';
-import type { Signer } from '@flotilla/protocol';
+import { newImageRoot, nextTargets, serializeMetadata, signMetadata } from '@flotilla/node-kit';
+import type { Signer } from '@flotilla/node-kit';
 import type { TargetFile } from '@tufjs/models';
 import type { Clock } from '../context.js';
 import { expiresAfter } from './expiry.js';

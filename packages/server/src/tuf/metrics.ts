@@ -4,7 +4,7 @@
  */
 import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { parseMetadata } from '@flotilla/protocol';
+import { parseMetadata } from '@flotilla/node-kit';
 import type { Clock } from '../context.js';
 import type { ImageRepository } from './image-repository.js';
 

@@ -4,15 +4,9 @@
  * with the server; none of them can sign the image repository's root or targets.
  */
 import { join } from 'node:path';
-import {
-  FlotillaError,
-  generateEd25519,
-  isFlotillaError,
-  memorySigner,
-  readKeyFile,
-  writeKeyFile,
-} from '@flotilla/protocol';
-import type { LoadedKey, Signer } from '@flotilla/protocol';
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import { generateEd25519, memorySigner, readKeyFile, writeKeyFile } from '@flotilla/node-kit';
+import type { LoadedKey, Signer } from '@flotilla/node-kit';
 
 export const ONLINE_ROLES = ['snapshot', 'timestamp', 'director'] as const;
 export type OnlineRole = (typeof ONLINE_ROLES)[number];

@@ -2,15 +2,15 @@
  * Online signing shared by the image repository and the director: snapshot and timestamp are built
  * from what is stored, signed with the server's online keys, and re-signed before they expire.
  */
+import { FlotillaError } from '@flotilla/protocol';
 import {
-  FlotillaError,
   metaFileFor,
   newSnapshot,
   newTimestamp,
   parseMetadata,
   serializeMetadata,
   signMetadata,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import type { MetadataStore, StoredRole } from './metadata-store.js';
 import type { OnlineKeys } from './online-keys.js';
 import { expiresAfter, needsRefresh } from './expiry.js';

@@ -4,7 +4,8 @@
  * Authentication and roles stay with the server's auth layer through the `authorize` hook.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { FlotillaError, isFlotillaError, parseMetadata, TufRoutes } from '@flotilla/protocol';
+import { FlotillaError, isFlotillaError, TufRoutes } from '@flotilla/protocol';
+import { parseMetadata } from '@flotilla/node-kit';
 import type { TufStatus, TufSubmitResponse } from '@flotilla/protocol';
 import type { ImageRepository } from './image-repository.js';
 import { MAX_ROOT_BYTES, MAX_TARGETS_BYTES } from './image-repository.js';

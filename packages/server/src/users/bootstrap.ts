@@ -1,4 +1,5 @@
-import { FlotillaError, randomSecret } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { randomSecret } from '@flotilla/node-kit';
 import type { ServerContext } from '../context.js';
 import { insertUser } from './service.js';
 

@@ -4,7 +4,8 @@
  * resetting a user's password offline, on the database, with no server running
  * (`flotilla users reset-password NAME --data-dir …`).
  */
-import { FlotillaError, lockDataDir, randomSecret } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { lockDataDir, randomSecret } from '@flotilla/node-kit';
 import type { User } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { createAuditRecorder } from '../audit/recorder.js';

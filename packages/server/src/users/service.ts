@@ -1,5 +1,6 @@
 /** Operator accounts: create, read, update, delete, with the last-admin guard. No HTTP here. */
-import { FlotillaError, randomId } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { randomId } from '@flotilla/node-kit';
 import type { CreateUserRequest, Role, UpdateUserRequest, User } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db, ServerContext } from '../context.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { DEVICE_REPORTS_ROUTE, ReleaseRoutes, ServerCommands, parseMetadata } from '@flotilla/protocol';
+import { DEVICE_REPORTS_ROUTE, ReleaseRoutes, ServerCommands } from '@flotilla/protocol';
+import { parseMetadata } from '@flotilla/node-kit';
 import type {
   AppProcessStatus,
   DeployResponse,

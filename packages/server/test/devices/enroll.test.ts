@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { DeviceRoutes, generateEd25519, hashSecret, randomSecret } from '@flotilla/protocol';
+import { DeviceRoutes } from '@flotilla/protocol';
+import { generateEd25519, hashSecret, randomSecret } from '@flotilla/node-kit';
 import type { LightMyRequestResponse } from 'fastify';
 import pg from 'pg';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
@@ -198,7 +199,7 @@ forEachDialect((dialect) => {
     const { secret } = await createKey(t, { name: 'sig' });
     const other = generateEd25519();
     const nonce = await enrollNonce(t);
-    const { signMessage, enrollmentMessage } = await import('@flotilla/protocol');
+    const { signMessage, enrollmentMessage } = await import('@flotilla/node-kit');
     const kp = generateEd25519();
     await refused(
       () =>

@@ -1,19 +1,9 @@
 /** Helpers for device tests: registration keys, real Ed25519 enrollment, tokens, table snapshots. */
 import assert from 'node:assert/strict';
-import {
-  DeviceRoutes,
-  OperatorRoutes,
-  enrollmentMessage,
-  generateEd25519,
-  signMessage,
-  tokenChallengeMessage,
-} from '@flotilla/protocol';
-import type {
-  CreateRegistrationKeyRequest,
-  CreateRegistrationKeyResponse,
-  Ed25519KeyPair,
-  Facts,
-} from '@flotilla/protocol';
+import { DeviceRoutes, OperatorRoutes } from '@flotilla/protocol';
+import { enrollmentMessage, generateEd25519, signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
+import type { CreateRegistrationKeyRequest, CreateRegistrationKeyResponse, Facts } from '@flotilla/protocol';
+import type { Ed25519KeyPair } from '@flotilla/node-kit';
 import type { LightMyRequestResponse } from 'fastify';
 import { bearer } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';

@@ -5,13 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
-import {
-  DeviceRoutes,
-  generateEd25519,
-  hashSecret,
-  signMessage,
-  tokenChallengeMessage,
-} from '@flotilla/protocol';
+import { DeviceRoutes } from '@flotilla/protocol';
+import { generateEd25519, hashSecret, signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import {

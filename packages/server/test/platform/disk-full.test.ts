@@ -17,10 +17,8 @@ import {
   OperatorRoutes,
   PACK_CODEC_HEADER,
   PACK_CONTENT_TYPE,
-  enrollmentMessage,
-  generateEd25519,
-  signMessage,
 } from '@flotilla/protocol';
+import { enrollmentMessage, generateEd25519, signMessage } from '@flotilla/node-kit';
 import { resolveServerConfig } from '../../src/config.js';
 import { startServer } from '../../src/main.js';
 import type { RunningServer } from '../../src/main.js';

@@ -8,13 +8,8 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  DEVICE_REPORTS_ROUTE,
-  DeviceRoutes,
-  OperatorRoutes,
-  signMessage,
-  tokenChallengeMessage,
-} from '@flotilla/protocol';
+import { DEVICE_REPORTS_ROUTE, DeviceRoutes, OperatorRoutes } from '@flotilla/protocol';
+import { signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
 import { TEST_ADMIN_PASSWORD, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { acceptedDevice } from '../devices/fixtures.js';

@@ -11,15 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createPrivateKey } from 'node:crypto';
-import {
-  ReleaseRoutes,
-  isFlotillaError,
-  openSealedSecret,
-  parseMetadata,
-  routePath,
-  secretCommitment,
-  secretNonce,
-} from '@flotilla/protocol';
+import { ReleaseRoutes, isFlotillaError, routePath } from '@flotilla/protocol';
+import { openSealedSecret, parseMetadata, secretCommitment, secretNonce } from '@flotilla/node-kit';
 import type { Release } from '@flotilla/protocol';
 import { SecretVault } from '../../src/secrets/index.js';
 import { acceptedDevice } from '../devices/fixtures.js';

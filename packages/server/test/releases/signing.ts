@@ -1,7 +1,7 @@
 /** Offline signing as the CLI does it: a root naming the server's online keys, then targets naming releases. */
 import assert from 'node:assert/strict';
+import { TufRoutes } from '@flotilla/protocol';
 import {
-  TufRoutes,
   generateEd25519,
   memorySigner,
   newImageRoot,
@@ -9,8 +9,9 @@ import {
   releaseTarget,
   serializeMetadata,
   signMetadata,
-} from '@flotilla/protocol';
-import type { Release, Signer } from '@flotilla/protocol';
+} from '@flotilla/node-kit';
+import type { Release } from '@flotilla/protocol';
+import type { Signer } from '@flotilla/node-kit';
 import type { Metadata, Targets } from '@tufjs/models';
 import { bearer } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMetadata, readReleaseTarget, serializeMetadata, verifyRootSuccessor } from '@flotilla/protocol';
+import { parseMetadata, readReleaseTarget, serializeMetadata, verifyRootSuccessor } from '@flotilla/node-kit';
 import { DAY_MS, initialised, release, signedTargets } from './fixture.js';
 
 const DEVICE = 'dev-1';

@@ -8,8 +8,9 @@ import {
   serializeMetadata,
   signMetadata,
   tufKeyFromPublicKey,
-} from '@flotilla/protocol';
-import type { ReleaseTargetCustom, Signer } from '@flotilla/protocol';
+} from '@flotilla/node-kit';
+import type { ReleaseTargetCustom } from '@flotilla/protocol';
+import type { Signer } from '@flotilla/node-kit';
 import type { Metadata, Root, Targets } from '@tufjs/models';
 import {
   DirectorRepository,

@@ -7,7 +7,7 @@ import {
   serializeMetadata,
   signMetadata,
   tufKeyFromPublicKey,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import { DAY_MS, fixture, initialised, initialRoot, newSigner, release, signedTargets } from './fixture.js';
 
 async function served(f: Awaited<ReturnType<typeof initialised>>, name: string): Promise<Buffer> {

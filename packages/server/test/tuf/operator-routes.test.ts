@@ -3,14 +3,8 @@ import assert from 'node:assert/strict';
 import Fastify from 'fastify';
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
-import {
-  FlotillaError,
-  newImageRoot,
-  nextTargets,
-  serializeMetadata,
-  signMetadata,
-  TufRoutes,
-} from '@flotilla/protocol';
+import { FlotillaError, TufRoutes } from '@flotilla/protocol';
+import { newImageRoot, nextTargets, serializeMetadata, signMetadata } from '@flotilla/node-kit';
 import type { TufOnlineKeys, TufStatus } from '@flotilla/protocol';
 import {
   initLocalTrust,

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { FlotillaError, newImageRoot } from '@flotilla/protocol';
-import type { LoadedKey } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { newImageRoot } from '@flotilla/node-kit';
+import type { LoadedKey } from '@flotilla/node-kit';
 import { durationArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { examples, usageError } from '../../help.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { nextRoot } from '@flotilla/protocol';
+import { nextRoot } from '@flotilla/node-kit';
 import { durationArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { examples } from '../../help.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { FlotillaError, isFlotillaError, nextRoot, signMetadata } from '@flotilla/protocol';
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import { nextRoot, signMetadata } from '@flotilla/node-kit';
 import { durationArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { examples, usageError } from '../../help.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { roleKeysOf } from '@flotilla/protocol';
+import { roleKeysOf } from '@flotilla/node-kit';
 import type { TufStatus } from '@flotilla/protocol';
 import { contextFor } from '../../context.js';
 import { examples } from '../../help.js';

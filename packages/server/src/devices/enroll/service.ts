@@ -4,15 +4,14 @@
  * registration key; the key's use count is incremented with a conditional UPDATE so concurrent
  * enrollments can never exceed max_uses. Re-enrolling a known key is idempotent.
  */
+import { FlotillaError, LIMITS } from '@flotilla/protocol';
 import {
-  FlotillaError,
-  LIMITS,
   deviceIdFromPublicKey,
   enrollmentMessage,
   hashSecret,
   importPublicKey,
   verifyMessage,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import type { EnrollRequest, EnrollResponse } from '@flotilla/protocol';
 import type { Transaction } from 'kysely';
 import type { Database } from '../../db/schema.js';

@@ -3,14 +3,8 @@
  * optional expiry, use limit, default tags and auto-acceptance. Every change is audited in the
  * transaction that makes it.
  */
-import {
-  FlotillaError,
-  SECRET_PREFIX,
-  hashSecret,
-  parseDurationMs,
-  randomId,
-  randomSecret,
-} from '@flotilla/protocol';
+import { FlotillaError, parseDurationMs } from '@flotilla/protocol';
+import { SECRET_PREFIX, hashSecret, randomId, randomSecret } from '@flotilla/node-kit';
 import type {
   CreateRegistrationKeyRequest,
   CreateRegistrationKeyResponse,

@@ -4,7 +4,8 @@
  */
 import { CompiledQuery } from 'kysely';
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { FlotillaError, SECRET_PREFIX, hashSecret } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import { SECRET_PREFIX, hashSecret } from '@flotilla/node-kit';
 import type { DeviceStatus } from '@flotilla/protocol';
 import type { DeviceRuntime } from '../runtime.js';
 import { deviceIdOfToken } from './service.js';

@@ -3,14 +3,14 @@
  * `flt_dt_…` bearer token, stored as its SHA-256. The token embeds the device id so that a request
  * made with the token of a since-revoked device is answered FLT_DEVICE_REVOKED, not "unknown token".
  */
+import { FlotillaError } from '@flotilla/protocol';
 import {
-  FlotillaError,
   SECRET_PREFIX,
   hashSecret,
   randomSecret,
   tokenChallengeMessage,
   verifyMessage,
-} from '@flotilla/protocol';
+} from '@flotilla/node-kit';
 import type { TokenChallengeResponse, TokenRequest, TokenResponse } from '@flotilla/protocol';
 import type { Db } from '../../context.js';
 import { loadDeviceRow } from '../device-view.js';

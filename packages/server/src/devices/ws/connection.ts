@@ -11,13 +11,13 @@ import {
   ServerCommands,
   WS_MAX_FRAME_BYTES,
   WsClose,
-  randomId,
 } from '@flotilla/protocol';
-import type { WelcomeData, WsMessage } from '@flotilla/protocol';
+import { randomId } from '@flotilla/node-kit';
+import type { ServerCommand, ServerFrame, ServerFrameDataOf, WsMessage } from '@flotilla/protocol';
 import type { DeviceSocket } from '../presence.js';
 import type { DeviceRuntime } from '../runtime.js';
 import { replaceInventory } from '../inventory.js';
-import { helloData, idOfInvalidFrame, inventoryData, parseFrame } from './frames.js';
+import { agentFrame, idOfInvalidFrame, parseFrame } from './frames.js';
 import { assertStorableText } from '../text.js';
 
 /** Bad frames tolerated on one connection before it is closed. */
@@ -49,7 +49,7 @@ export class DeviceConnection implements DeviceSocket {
     rt.presence.attach(deviceId, this);
   }
 
-  send(message: WsMessage): void {
+  send(message: ServerFrame): void {
     if (message.command === ServerCommands.stateChanged || message.command === ServerCommands.welcome) {
       const version = (message.data as { stateVersion?: unknown } | undefined)?.stateVersion;
       if (typeof version === 'number') this.knownStateVersion = Math.max(this.knownStateVersion, version);
@@ -107,34 +107,35 @@ export class DeviceConnection implements DeviceSocket {
   }
 
   private async dispatch(message: WsMessage): Promise<void> {
+    // Answers are checked by whoever awaits them: a malformed one fails that request, not the connection.
     switch (message.command) {
-      case AgentCommands.hello:
-        return this.reply(
-          message.id,
-          ServerCommands.welcome,
-          await this.welcome(helloData(message.data).agentVersion),
-        );
-      case AgentCommands.heartbeat:
-        return this.reply(message.id, ServerCommands.heartbeat, {});
-      case AgentCommands.inventory:
-        await replaceInventory(this.rt.ctx, this.deviceId, inventoryData(message.data).facts, this.sourceIp);
-        return this.reply(message.id, ServerCommands.ack, { ok: true });
       case AgentCommands.ack:
         // Most acks answer notices nobody awaits; an agent that does not know a command acks it
         // with an error, and that answers a request too.
         this.rt.presence.settleReply(this.deviceId, message);
         return;
-      case LogCommands.logsResult:
+      case AgentCommands.logsResult:
         // Late (after the timeout) or unasked-for answers are dropped: nobody is waiting for them.
         if (!this.rt.presence.settleReply(this.deviceId, message))
           this.log.debug({ deviceId: this.deviceId, id: message.id }, 'dropped an unawaited logs-result');
         return;
-      default:
-        throw new FlotillaError('FLT_VALIDATION', `unknown command "${message.command}"`);
+    }
+    const frame = agentFrame(message);
+    switch (frame.command) {
+      case AgentCommands.hello:
+        return this.reply(frame.id, ServerCommands.welcome, await this.welcome(frame.data.agentVersion));
+      case AgentCommands.heartbeat:
+        return this.reply(frame.id, ServerCommands.heartbeat, {});
+      case AgentCommands.inventory:
+        await replaceInventory(this.rt.ctx, this.deviceId, frame.data.facts, this.sourceIp);
+        return this.reply(frame.id, ServerCommands.ack, { ok: true });
+      case AgentCommands.ack:
+      case AgentCommands.logsResult:
+        return; // answered above
     }
   }
 
-  private async welcome(agentVersion: string): Promise<WelcomeData> {
+  private async welcome(agentVersion: string): Promise<ServerFrameDataOf<'welcome'>> {
     assertStorableText(agentVersion, 'agentVersion');
     const { db, config } = this.rt.ctx;
     const row = await db
@@ -157,8 +158,8 @@ export class DeviceConnection implements DeviceSocket {
     };
   }
 
-  private reply(id: string, command: string, data: unknown): void {
-    this.send({ id, command, data });
+  private reply<C extends ServerCommand>(id: string, command: C, data: ServerFrameDataOf<C>): void {
+    this.send({ id, command, data } as ServerFrame);
   }
 
   private rejectFrame(id: string | undefined, error: FlotillaError): void {

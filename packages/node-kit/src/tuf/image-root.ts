@@ -6,7 +6,7 @@
 import type { Key, Metadata, Root } from '@tufjs/models';
 import { tufKeyFromPublicKey } from './keys.js';
 import { newRoot } from './metadata.js';
-import type { TufOnlineKeys } from './api.js';
+import type { TufOnlineKeys } from '@flotilla/protocol';
 
 export function newImageRoot(opts: {
   rootKeys: Key[];

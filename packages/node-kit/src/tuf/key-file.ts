@@ -7,13 +7,14 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes, scrypt } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { link, mkdir, open, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { Type } from '@sinclair/typebox';
 import type { Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { publicKeyOfPrivatePem } from '../crypto.js';
-import { FlotillaError, isFlotillaError } from '../errors.js';
+import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import { memorySigner, tufKeyFromPublicKey } from './keys.js';
 import type { Signer } from './keys.js';
 
@@ -136,36 +137,16 @@ export async function writeKeyFile(
   };
 }
 
-/** Write-temp + fsync + link: the key appears complete or not at all, and never replaces a file. */
+/** Written atomically and durably; never replaces a file (FLT_CONFLICT when one is there). */
 async function writeNoClobber(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${randomBytes(8).toString('hex')}.tmp`);
-  const handle = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
+  let result: 'written' | 'exists';
   try {
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await link(tmp, path);
+    result = await writeFileAtomic(path, text, { mode: 0o600, existing: 'keep' });
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new FlotillaError(
-        'FLT_CONFLICT',
-        `a key file already exists at ${path}; keys are never overwritten`,
-        { cause },
-      );
-    }
     throw new FlotillaError('FLT_IO', `cannot write key file ${path}`, { cause });
-  } finally {
-    await unlink(tmp);
   }
-  const dir = await open(dirname(path), fsConstants.O_RDONLY);
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  if (result === 'exists')
+    throw new FlotillaError('FLT_CONFLICT', `a key file already exists at ${path}; keys are never overwritten`);
 }
 
 /**

@@ -10,10 +10,8 @@ import {
   nextRoot,
   nextTargets,
   parseMetadata,
-  parseReleaseTargetPath,
   readReleaseTarget,
   releaseTarget,
-  releaseTargetPath,
   serializeMetadata,
   signMetadata,
   tufKeyFromPublicKey,
@@ -21,6 +19,7 @@ import {
   verifySignedBy,
 } from '../../src/index.js';
 import type { Signer } from '../../src/index.js';
+import { parseReleaseTargetPath, releaseTargetPath } from '@flotilla/protocol';
 
 const DAY = 86_400_000;
 const ROOT_OBJECT = 'a'.repeat(64);

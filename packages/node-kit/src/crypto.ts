@@ -13,7 +13,7 @@ import {
   verify,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { FlotillaError } from './errors.js';
+import { FlotillaError } from '@flotilla/protocol';
 
 // DER prefix of an Ed25519 SubjectPublicKeyInfo; the raw key follows it (RFC 8410).
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');

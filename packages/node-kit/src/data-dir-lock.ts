@@ -10,11 +10,11 @@
  * PostgreSQL does with `postmaster.pid`. A time-based lock (proper-lockfile) would instead need a
  * timer refreshing it and could not name the holder.
  */
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FlotillaError } from './errors.js';
+import { FlotillaError } from '@flotilla/protocol';
+import { writeFileAtomicSync } from './fs/atomic.js';
 
 export const DATA_DIR_LOCK_FILE = 'flotilla.lock';
 
@@ -51,7 +51,7 @@ export function lockDataDir(dir: string, owner: string): DataDirLock {
   };
   const text = `${JSON.stringify(mine)}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (linkInPlace(dir, path, text)) return heldLock(path, text);
+    if (linkInPlace(path, text)) return heldLock(path, text);
     const holder = readHolder(path);
     if (holder === 'gone') continue;
     if (holder !== null && isAlive(holder)) throw lockedError(dir, path, holder);
@@ -73,21 +73,11 @@ export function dataDirLockHolder(dir: string): DataDirLockHolder | null {
   return holder !== null && holder !== 'gone' && isAlive(holder) ? holder : null;
 }
 
-function linkInPlace(dir: string, path: string, text: string): boolean {
-  const tmp = join(dir, `.flotilla.lock.${randomBytes(6).toString('hex')}.tmp`);
+function linkInPlace(path: string, text: string): boolean {
   try {
-    writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
-    linkSync(tmp, path);
-    return true;
+    return writeFileAtomicSync(path, text, { mode: 0o600, existing: 'keep' }) === 'written';
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw ioError(path, e);
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created
-    }
   }
 }
 

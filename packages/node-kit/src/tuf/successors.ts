@@ -5,7 +5,7 @@
  * made with @tufjs/models' `verifyDelegate`.
  */
 import type { Key, Metadata, Root, TargetFile, Targets } from '@tufjs/models';
-import { FlotillaError } from '../errors.js';
+import { FlotillaError } from '@flotilla/protocol';
 import { newRoot, newTargets, TOP_LEVEL_ROLES } from './metadata.js';
 import type { AnyMetadata, RoleKeys, TopLevelRole } from './metadata.js';
 

@@ -3,7 +3,7 @@
  * server's and the agent's config (DESIGN.md "Conventions": file < env < flags). Each component
  * keeps its own table of keys; ranges and patterns are its schema's job.
  */
-import { parseDurationMs } from '../duration.js';
+import { parseDurationMs } from '@flotilla/protocol';
 
 export type ConfigFieldKind = 'string' | 'nullableString' | 'integer' | 'duration' | 'boolean' | 'list';
 

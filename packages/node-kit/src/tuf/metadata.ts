@@ -16,7 +16,7 @@ import {
   Timestamp,
 } from '@tufjs/models';
 import type { Key, TargetFile } from '@tufjs/models';
-import { FlotillaError } from '../errors.js';
+import { FlotillaError } from '@flotilla/protocol';
 import type { Signer } from './keys.js';
 
 export const TUF_SPEC_VERSION = '1.0.31';

@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import { canonicalize } from '@tufjs/canonical-json';
 import { Key } from '@tufjs/models';
 import { importPublicKey, publicKeyOfPrivatePem, sha256Hex } from '../crypto.js';
-import { FlotillaError } from '../errors.js';
+import { FlotillaError } from '@flotilla/protocol';
 
 /**
  * A TUF key for a raw base64url ed25519 public key. The key id is the SHA-256 of the canonical JSON
