@@ -8,7 +8,7 @@ import {
 } from '@flotilla/protocol';
 import type { Facts } from '@flotilla/protocol';
 import type { DeviceIdentity } from '../state/identity.js';
-import type { HttpClient } from './http.js';
+import type { JsonHttpClient } from '@flotilla/node-kit';
 
 export interface EnrollInput {
   registrationKey: string;
@@ -19,7 +19,7 @@ export interface EnrollInput {
 
 /** nonce → sign → enroll. Returns the server's device id and status; throws FlotillaError. */
 export async function enrollDevice(
-  http: HttpClient,
+  http: JsonHttpClient,
   identity: DeviceIdentity,
   input: EnrollInput,
 ): Promise<EnrollResponse> {

@@ -27,8 +27,8 @@ import type { FileStamp, StampIndex } from './stamps.js';
 
 /**
  * How the written tree is made durable before materialize returns:
- * - `file`: fsync every file as it is written and every directory once complete (what `fsync: true`
- *   has always meant; slow on trees of many small files, a journal commit each);
+ * - `file`: fsync every file as it is written and every directory once complete (slow on trees of
+ *   many small files, a journal commit each);
  * - `filesystem`: no fsync per file, one syncfs(2) of the target's file system at the end (as
  *   OSTree does after a checkout); where that is unavailable, every file and directory written is
  *   fsynced afterwards;
@@ -38,12 +38,7 @@ export type Durability = 'file' | 'filesystem' | 'none';
 
 export interface MaterializeOptions {
   limits?: Partial<TreeLimits>;
-  /**
-   * Alias of `durability`: true is `'file'`, false is `'none'` (default true: the agent switches
-   * releases right after). Ignored when `durability` is given.
-   */
-  fsync?: boolean;
-  /** Default `'file'` (or what `fsync` says). */
+  /** Default `'file'` (the agent switches releases right after). */
   durability?: Durability;
   /** Mode of the target directory itself (default 0o755). */
   rootMode?: number;
@@ -563,7 +558,7 @@ function checkConcurrency(value: number | undefined): number {
 }
 
 function checkDurability(options: MaterializeOptions): Durability {
-  const durability = options.durability ?? (options.fsync === false ? 'none' : 'file');
+  const durability = options.durability ?? 'file';
   if (durability !== 'file' && durability !== 'filesystem' && durability !== 'none')
     throw new FlotillaError('FLT_VALIDATION', `durability must be 'file', 'filesystem' or 'none'`, {
       details: { durability },
