@@ -16,3 +16,11 @@ export type {
   QueryValue,
   RawJsonResponse,
 } from './http/json-client.js';
+
+// Bounded in-memory caches.
+export { WeightedLru } from './cache/weighted-lru.js';
+export type { WeightedLruOptions } from './cache/weighted-lru.js';
+
+// Concurrency limits and in-process serialisation.
+export { KeyedSerialQueue, concurrencyLimit, serialQueue } from './concurrency/limit.js';
+export type { Limit } from './concurrency/limit.js';

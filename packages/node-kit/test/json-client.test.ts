@@ -19,7 +19,7 @@ async function serve(t: TestContext, handler: Handler): Promise<JsonHttpClient> 
   return new JsonHttpClient({
     baseUrl: `http://127.0.0.1:${port}`,
     fetch: globalThis.fetch,
-    timeoutMs: 500,
+    timeoutMs: 10_000,
     maxResponseBytes: 4096,
   });
 }
@@ -110,7 +110,7 @@ void test('a body that breaks the protocol, is not JSON, or is too large is refu
 });
 
 void test('a server that never answers times out with FLT_NETWORK; a refused connection too', async (t) => {
-  const client = await serve(t, () => undefined);
+  const client = (await serve(t, () => undefined)).with({ timeoutMs: 500 });
   await assert.rejects(client.request({ method: 'GET', path: '/hang', schema: null }), (e: unknown) => {
     return e instanceof FlotillaError && e.code === 'FLT_NETWORK' && /no answer within 500ms/.test(e.message);
   });

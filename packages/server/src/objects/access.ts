@@ -15,7 +15,7 @@ import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { FlotillaError, SECRET_PREFIX } from '@flotilla/protocol';
 import type { Clock, Db } from '../context.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
-import { WeightedLru } from './weighted-lru.js';
+import { WeightedLru } from '@flotilla/node-kit';
 
 /** 32-bit words of a 32-byte id. */
 const WORDS = 8;

@@ -1,6 +1,8 @@
 import { constants, mkdirSync, symlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { concurrencyLimit } from '@flotilla/node-kit';
+import type { Limit } from '@flotilla/node-kit';
 import { FlotillaError } from '@flotilla/protocol';
 import { syncFilesystem } from '../fs-sync.js';
 import { asIoError } from '../io-error.js';
@@ -13,7 +15,7 @@ import { checkMode } from '../objects/validate.js';
 import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, futimesFd, openFd, writeAll } from './fd.js';
-import { Limiter, mapBounded, runBounded } from './pool.js';
+import { mapBounded, runBounded } from './pool.js';
 import {
   SYNC_REUSE_MAX_BYTES,
   buildReuseIndex,
@@ -165,7 +167,7 @@ class Materializer {
   private readonly syncEach: boolean;
   private lastYield = performance.now();
   private readonly fileLoads = new Map<string, Promise<FileObject>>();
-  private readonly fileLimiter: Limiter;
+  private readonly fileLimiter: Limit;
   private readonly dirObjects = new Map<string, Promise<DirObject>>();
   /** Directory objects, each loaded once for this tree and the reuse trees (which share most). */
   readonly loadDir: DirLoader = (id, path) => {
@@ -194,7 +196,7 @@ class Materializer {
     this.linkTrusted = reuseMode === 'link' && durability !== 'file' ? trusted : undefined;
     this.budget = new TreeBudget(limits);
     this.syncEach = durability === 'file';
-    this.fileLimiter = new Limiter(concurrency);
+    this.fileLimiter = concurrencyLimit(concurrency);
   }
 
   /**
@@ -265,7 +267,7 @@ class Materializer {
   private loadFile(id: string, path: string): Promise<FileObject> {
     let load = this.fileLoads.get(id);
     if (load === undefined) {
-      load = this.fileLimiter.run(() => loadFile(this.reader, id, path, this.limits));
+      load = this.fileLimiter(() => loadFile(this.reader, id, path, this.limits));
       load.catch(() => undefined); // awaited in tree order by fileObjects(); never unhandled
       this.fileLoads.set(id, load);
     }
