@@ -12,11 +12,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
+import { freePort } from '@flotilla/testkit';
 
 interface ProcessStatus {
   state: string;
@@ -44,14 +43,6 @@ if (process.env.CRASH === '1') { console.error('crashing on purpose'); process.e
 if (process.env.EXIT_AFTER_MS) setTimeout(() => process.exit(3), Number(process.env.EXIT_AFTER_MS));
 require('node:http').createServer((q, s) => s.end(String(mode))).listen(Number(process.env.PORT), '127.0.0.1');
 `;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 const FINAL = new Set(['committed', 'failed', 'rolled-back']);
 

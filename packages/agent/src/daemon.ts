@@ -12,8 +12,8 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from './config.js';
 import { reactionTo } from './client/classify.js';
 import { enrollDevice } from './client/enroll.js';
-import { HttpClient } from './client/http.js';
-import type { FetchFn } from './client/http.js';
+import type { FetchFn, JsonHttpClient } from '@flotilla/node-kit';
+import { agentHttpClient } from './client/http.js';
 import { collectInventory } from './inventory/collect.js';
 import { Lifecycle } from './lifecycle.js';
 import type { AgentLifecycleState } from './lifecycle.js';
@@ -110,7 +110,7 @@ class AgentDaemon {
   private main: Promise<void> = Promise.resolve();
   private stopping: Promise<void> | null = null;
   private fatal: Error | null = null;
-  private readonly http: HttpClient | null;
+  private readonly http: JsonHttpClient | null;
 
   constructor(
     private readonly config: AgentConfig,
@@ -130,15 +130,7 @@ class AgentDaemon {
     });
     // The caller may never look at `done`; a failure must not become an unhandled rejection.
     this.done.catch(() => undefined);
-    this.http =
-      local.serverUrl === null
-        ? null
-        : new HttpClient({
-            baseUrl: local.serverUrl,
-            fetch: options.fetch ?? globalThis.fetch,
-            timeoutMs: config.requestTimeoutMs,
-            maxResponseBytes: config.maxResponseBytes,
-          });
+    this.http = local.serverUrl === null ? null : agentHttpClient(local.serverUrl, config, options.fetch);
   }
 
   start(): void {
@@ -182,7 +174,7 @@ class AgentDaemon {
   }
 
   /** Enrolls with backoff on transient failures. False when stopped or the device is refused. */
-  private async enroll(http: HttpClient): Promise<boolean> {
+  private async enroll(http: JsonHttpClient): Promise<boolean> {
     const registrationKey = readRegistrationKey(this.config);
     if (registrationKey === null) {
       throw new FlotillaError(
@@ -232,7 +224,7 @@ class AgentDaemon {
     return false;
   }
 
-  private async runSession(http: HttpClient, deviceId: string): Promise<SessionEnd> {
+  private async runSession(http: JsonHttpClient, deviceId: string): Promise<SessionEnd> {
     const controller = new AbortController();
     const onStop = () => controller.abort();
     this.stopController.signal.addEventListener('abort', onStop, { once: true });

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from './config.js';
 import { reactionTo } from './client/classify.js';
 import { DeviceApi } from './client/device-api.js';
-import type { HttpClient } from './client/http.js';
+import type { JsonHttpClient } from '@flotilla/node-kit';
 import { TokenManager } from './client/tokens.js';
 import { ControlChannel } from './control/channel.js';
 import { collectInventory } from './inventory/collect.js';
@@ -23,7 +23,7 @@ import { SessionUpdates } from './update/session-updates.js';
 
 export interface SessionDeps {
   config: AgentConfig;
-  http: HttpClient;
+  http: JsonHttpClient;
   identity: DeviceIdentity;
   deviceId: string;
   state: LocalState;

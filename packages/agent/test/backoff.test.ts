@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { FlotillaError } from '@flotilla/protocol';
 import { Backoff, serverBackoff } from '../src/sync/backoff.js';
 
 void test('the ceiling doubles from the base up to the cap', () => {
@@ -41,4 +42,13 @@ void test('the server policy: base 1s, cap max(poll interval, 5 minutes)', () =>
   assert.equal(serverBackoff(30_000).capMs, 300_000);
   assert.equal(serverBackoff(3_600_000).capMs, 3_600_000);
   assert.equal(serverBackoff(30_000, () => 0.999).ceilingMs(), 1000);
+});
+
+void test("a rate-limited error's Retry-After wait is never cut short, and the cap still holds", () => {
+  const limited = new FlotillaError('FLT_RATE_LIMITED', 'slow down', { retryAfterMs: 7000 });
+  const backoff = new Backoff({ baseMs: 1000, capMs: 60_000, random: () => 0 });
+  assert.equal(backoff.nextAfter(limited), 7000);
+  assert.equal(backoff.nextAfter(new Error('no wait asked')), 0);
+  const capped = new Backoff({ baseMs: 1000, capMs: 5000, random: () => 0 });
+  assert.equal(capped.nextAfter(limited), 5000);
 });

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { FlotillaError } from '@flotilla/protocol';
 import { resolveAgentConfig } from '../src/config.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 function problemsOf(fn: () => unknown): string[] {
   try {

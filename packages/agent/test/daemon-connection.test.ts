@@ -9,7 +9,7 @@ import { LocalState } from '../src/state/local-state.js';
 import { agentConfig, startTestAgent, waitFor } from './helpers/agent.js';
 import type { TestAgent } from './helpers/agent.js';
 import { FakeDeviceServer } from './helpers/fake-server.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 interface Running extends TestAgent {
   server: FakeDeviceServer;

@@ -12,7 +12,7 @@ import { LocalState } from '../src/state/local-state.js';
 import { startAgent } from '../src/daemon.js';
 import { agentConfig, memoryLogger, registrationKeyFile, startTestAgent, waitFor } from './helpers/agent.js';
 import { FakeDeviceServer } from './helpers/fake-server.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 async function fakeServer(t: TestContext): Promise<FakeDeviceServer> {
   const server = new FakeDeviceServer();

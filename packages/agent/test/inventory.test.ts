@@ -11,7 +11,7 @@ import type { InventoryConfig } from '../src/inventory/collect.js';
 import { debianArch, parseOsRelease } from '../src/inventory/builtin.js';
 import { factsHash } from '../src/inventory/hash.js';
 import { parseScriptOutput } from '../src/inventory/parse.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 interface Setup {
   config: InventoryConfig;

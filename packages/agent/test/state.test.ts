@@ -9,7 +9,7 @@ import { ensurePrivateDir, writeFileAtomic } from '../src/state/files.js';
 import { identityKeyPath, loadOrCreateIdentity } from '../src/state/identity.js';
 import { LocalState } from '../src/state/local-state.js';
 import { MIGRATIONS } from '../src/state/migrations.js';
-import { tempDir } from './helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 const noWarnings = (message: string) => assert.fail(`unexpected warning: ${message}`);

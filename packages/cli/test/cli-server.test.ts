@@ -13,7 +13,8 @@ import type {
 } from '@flotilla/protocol';
 import { runCli } from '../src/program.js';
 import { json, memoryIo } from './helpers/memory-io.js';
-import { ADMIN_PASSWORD, enrollDevice, startTestServer } from './helpers/server.js';
+import { enrollDevice } from '@flotilla/testkit';
+import { ADMIN_PASSWORD, startTestServer } from './helpers/server.js';
 import type { TestServer } from './helpers/server.js';
 
 void describe('flotilla against a real server', () => {
@@ -110,10 +111,12 @@ void describe('flotilla against a real server', () => {
     const key = json<CreateRegistrationKeyResponse>(
       await srv.run(['regkeys', 'create', '--name', 'devs', '--tags', 'fleet', '--json']),
     );
-    const id = await enrollDevice(srv.url, key.secret, {
-      facts: { hostname: 'edge-01', os: 'linux', arch: 'arm64', cpus: 4 },
-    });
-    const other = await enrollDevice(srv.url, key.secret, { facts: { hostname: 'edge-02' } });
+    const id = (
+      await enrollDevice(srv.url, key.secret, {
+        facts: { hostname: 'edge-01', os: 'linux', arch: 'arm64', cpus: 4 },
+      })
+    ).deviceId;
+    const other = (await enrollDevice(srv.url, key.secret, { facts: { hostname: 'edge-02' } })).deviceId;
 
     const page = json<DeviceList>(await srv.run(['devices', 'ls', '--json']));
     assert.equal(page.total, 2);

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { FlotillaError, RegistrationKeyList, isFlotillaError } from '@flotilla/protocol';
 import { ApiClient } from '../src/api/client.js';
 import { normalizeServerUrl } from '../src/api/server-url.js';
-import { scriptedServer, sendJson } from './helpers/http.js';
+import { scriptedServer, sendJson } from '@flotilla/testkit';
 
 const hasCode = (code: string) => (e: unknown) => isFlotillaError(e) && e.code === code;
 

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isFlotillaError } from '@flotilla/protocol';
 import { resolveConfigDir } from '../src/config/paths.js';
@@ -11,12 +10,7 @@ import {
   readCredentials,
   writeCredentials,
 } from '../src/config/credentials.js';
-
-async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'flt-cli-cred-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from '@flotilla/testkit';
 
 void test('config dir: flag, then FLOTILLA_CONFIG_DIR, then XDG_CONFIG_HOME, then ~/.config', () => {
   const env = { FLOTILLA_CONFIG_DIR: '/a', XDG_CONFIG_HOME: '/x', HOME: '/home/u' };
@@ -35,7 +29,7 @@ void test('config dir: flag, then FLOTILLA_CONFIG_DIR, then XDG_CONFIG_HOME, the
 });
 
 void test('credentials are written 0600 in a 0700 directory and read back', async (t) => {
-  const dir = join(await tempDir(t), 'nested', 'flotilla');
+  const dir = join(tempDir(t), 'nested', 'flotilla');
   const creds = {
     server: 'http://127.0.0.1:7070',
     token: 'flt_at_secret',
@@ -54,7 +48,7 @@ void test('credentials are written 0600 in a 0700 directory and read back', asyn
 });
 
 void test('an existing too-open config directory is tightened to 0700', async (t) => {
-  const dir = join(await tempDir(t), 'open');
+  const dir = join(tempDir(t), 'open');
   await mkdir(dir, { mode: 0o755 });
   await chmod(dir, 0o755);
   await writeCredentials(dir, { server: 'http://h', token: 't', username: 'u' });
@@ -62,7 +56,7 @@ void test('an existing too-open config directory is tightened to 0700', async (t
 });
 
 void test('missing credentials read as null; corrupt ones are a clear config error', async (t) => {
-  const dir = await tempDir(t);
+  const dir = tempDir(t);
   assert.equal(await readCredentials(dir), null);
   await writeFile(credentialsPath(dir), '{not json');
   await assert.rejects(readCredentials(dir), (e) => isFlotillaError(e) && e.code === 'FLT_CONFIG_INVALID');
@@ -79,7 +73,7 @@ void test('missing credentials read as null; corrupt ones are a clear config err
 });
 
 void test('deleteCredentials removes the file and reports whether there was one', async (t) => {
-  const dir = await tempDir(t);
+  const dir = tempDir(t);
   await writeCredentials(dir, { server: 'http://h', token: 't', username: 'u' });
   assert.equal(await deleteCredentials(dir), true);
   assert.equal(await deleteCredentials(dir), false);

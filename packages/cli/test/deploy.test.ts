@@ -14,7 +14,7 @@ import type { ApiClient } from '../src/api/client.js';
 import type { PushResult } from '../src/push/push-release.js';
 import { createRelease } from '../src/push/releases-api.js';
 import { json } from './helpers/memory-io.js';
-import { enrollDevice } from './helpers/server.js';
+import { enrollDevice } from '@flotilla/testkit';
 import type { TestServer } from './helpers/server.js';
 import { apiClient, loggedInServer, randomFiles, tempDir, writeTree } from './release-fixtures.js';
 
@@ -68,8 +68,8 @@ void describe('flotilla deploy against a real server', () => {
     const key = json<CreateRegistrationKeyResponse>(
       await srv.run(['regkeys', 'create', '--name', 'fleet', '--auto-accept', '--json']),
     );
-    canary = await enrollDevice(srv.url, key.secret, { tags: ['canary'] });
-    other = await enrollDevice(srv.url, key.secret, { tags: ['prod'] });
+    canary = (await enrollDevice(srv.url, key.secret, { tags: ['canary'] })).deviceId;
+    other = (await enrollDevice(srv.url, key.secret, { tags: ['prod'] })).deviceId;
   });
   after(async () => {
     await srv.close();

@@ -1,44 +1,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  DeviceRoutes,
-  EnrollNonceResponse,
-  EnrollResponse,
-  LogCommands,
-  TokenChallengeResponse,
-  TokenResponse,
-} from '@flotilla/protocol';
-import { enrollmentMessage, generateEd25519, signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
+import { DeviceRoutes, LogCommands } from '@flotilla/protocol';
+import { deviceToken, enrollDevice } from '@flotilla/testkit';
 import type { CreateRegistrationKeyResponse, WsMessage } from '@flotilla/protocol';
 import { WebSocket } from 'ws';
-import { ApiClient } from '../src/api/client.js';
 import { json } from './helpers/memory-io.js';
 import type { TestServer } from './helpers/server.js';
 import { loggedInServer } from './release-fixtures.js';
 
 /** Enrolls a device, gets it a token and opens its control channel; it answers `logs` as an agent would. */
 async function connectedDevice(url: string, registrationKey: string) {
-  const client = new ApiClient({ baseUrl: url });
-  const { privateKeyPem, publicKey } = generateEd25519();
-  const { nonce } = await client.request('POST', DeviceRoutes.enrollNonce, EnrollNonceResponse, { body: {} });
-  const { deviceId } = await client.request('POST', DeviceRoutes.enroll, EnrollResponse, {
-    body: {
-      registrationKey,
-      publicKey,
-      nonce,
-      signature: signMessage(privateKeyPem, enrollmentMessage(nonce, publicKey, registrationKey)),
-    },
-  });
-  const { challenge } = await client.request('POST', DeviceRoutes.tokenChallenge, TokenChallengeResponse, {
-    body: { deviceId },
-  });
-  const { token } = await client.request('POST', DeviceRoutes.token, TokenResponse, {
-    body: {
-      deviceId,
-      challenge,
-      signature: signMessage(privateKeyPem, tokenChallengeMessage(challenge, deviceId)),
-    },
-  });
+  const device = await enrollDevice(url, registrationKey);
+  const { deviceId } = device;
+  const token = await deviceToken(url, device);
   const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${DeviceRoutes.ws}`, {
     headers: { authorization: `Bearer ${token}` },
   });

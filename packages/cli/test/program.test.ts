@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { writeCredentials } from '../src/config/credentials.js';
 import { buildProgram } from '../src/program.js';
 import { cli, memoryIo } from './helpers/memory-io.js';
-import { scriptedServer, sendJson } from './helpers/http.js';
+import { scriptedServer, sendJson } from '@flotilla/testkit';
 
 function leafCommands(command: Command, path: string[] = []): { path: string[]; command: Command }[] {
   const subs = command.commands.filter((c) => c.name() !== 'help');

@@ -11,7 +11,7 @@ import { encodePack } from '../src/push/pack.js';
 import { httpTransport } from '../src/push/transport.js';
 import type { ObjectTransport } from '../src/push/transport.js';
 import { UploadSink } from '../src/push/upload-sink.js';
-import { scriptedServer, sendJson } from './helpers/http.js';
+import { scriptedServer, sendJson } from '@flotilla/testkit';
 import { randomFiles, tempDir, writeTree } from './release-fixtures.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');

@@ -120,3 +120,23 @@ export {
   verifyRootSuccessor,
   verifySignedBy,
 } from './tuf/successors.js';
+
+// The bounded JSON HTTP client with the error envelope (agent and CLI).
+export { JsonHttpClient, checkBody } from './http/json-client.js';
+  FetchFn,
+  HttpMethod,
+  JsonHttpClientOptions,
+  JsonRequest,
+  JsonRequestBase,
+  JsonResponse,
+  QueryValue,
+  RawJsonResponse,
+} from './http/json-client.js';
+
+// Bounded in-memory caches.
+export { WeightedLru } from './cache/weighted-lru.js';
+export type { WeightedLruOptions } from './cache/weighted-lru.js';
+
+// Concurrency limits and in-process serialisation.
+export { KeyedSerialQueue, concurrencyLimit, serialQueue } from './concurrency/limit.js';
+export type { Limit } from './concurrency/limit.js';

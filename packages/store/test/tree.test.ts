@@ -90,7 +90,7 @@ void describe('buildTree → materialize → verifyTree', () => {
       const store = new MemoryStore();
       const { root } = await buildTree(src, { sink: store });
       const out = join(dir, 'out');
-      await materialize(store, root, out, { fsync: false });
+      await materialize(store, root, out, { durability: 'none' });
       await appendFile(join(out, 'etc/app/app.conf'), 'x');
       const blob = await readFile(join(out, 'lib/big/blob.bin'));
       blob[500_000]! ^= 1;

@@ -14,6 +14,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { WeightedLru } from '@flotilla/node-kit';
 import { FlotillaError } from '@flotilla/protocol';
 import { FsStore, parseObject } from '@flotilla/store';
 import type { FileObject, FileStamp, ObjectSink, StoreReader, TreeObject } from '@flotilla/store';
@@ -51,8 +52,11 @@ export class ChunkCache implements StoreReader, ObjectSink {
    * reuse, what eviction protects); from disk that was thousands of opens each time. `parsed` is
    * filled the first time a walk parses the bytes (parsing verifies them against the id).
    */
-  private readonly objects = new Map<string, { bytes: Uint8Array; parsed?: TreeObject }>();
-  private objectBytes = 0;
+  private readonly objects = new WeightedLru<string, { bytes: Uint8Array; parsed?: TreeObject }>({
+    weigh: (held) => held.bytes.length,
+    maxWeight: OBJECT_MEMO_BYTES,
+    maxItemWeight: OBJECT_MEMO_MAX_ITEM,
+  });
   /** Bytes of stored frames; null until `overCap` first scans the directory. */
   private storedBytes: number | null = null;
   private lastTouch = 0;
@@ -92,8 +96,6 @@ export class ChunkCache implements StoreReader, ObjectSink {
   async getObject(id: string): Promise<Uint8Array> {
     const memo = this.objects.get(id);
     if (memo !== undefined) {
-      this.objects.delete(id);
-      this.objects.set(id, memo);
       this.touch(id);
       return memo.bytes;
     }
@@ -112,34 +114,24 @@ export class ChunkCache implements StoreReader, ObjectSink {
    * is recorded, so such a walk never makes a release look recently used to eviction.
    */
   private async treeObject(id: string, recordUse: boolean): Promise<TreeObject> {
-    const held = this.objects.get(id);
+    const held = this.objects.peek(id);
     if (held?.parsed !== undefined) {
       if (recordUse) this.touch(id);
       return held.parsed;
     }
     const bytes = recordUse ? await this.getObject(id) : (held?.bytes ?? (await this.store.getObject(id)));
     const object = parseObject(bytes, { expectedId: id });
-    const entry = this.objects.get(id);
+    const entry = this.objects.peek(id);
     if (entry !== undefined) entry.parsed = object;
     return object;
   }
 
   private remember(id: string, bytes: Uint8Array): void {
-    if (bytes.length > OBJECT_MEMO_MAX_ITEM || this.objects.has(id)) return;
-    this.objects.set(id, { bytes });
-    this.objectBytes += bytes.length;
-    for (const [old, held] of this.objects) {
-      if (this.objectBytes <= OBJECT_MEMO_BYTES) break;
-      this.objects.delete(old);
-      this.objectBytes -= held.bytes.length;
-    }
+    if (!this.objects.has(id)) this.objects.set(id, { bytes });
   }
 
   private forget(id: string): void {
-    const held = this.objects.get(id);
-    if (held === undefined) return;
     this.objects.delete(id);
-    this.objectBytes -= held.bytes.length;
   }
 
   async getChunk(id: string): Promise<Uint8Array> {

@@ -2,14 +2,14 @@
 import { DeviceRoutes, DeviceState } from '@flotilla/protocol';
 import type { Facts } from '@flotilla/protocol';
 import { reactionTo } from './classify.js';
-import type { HttpClient } from './http.js';
+import type { JsonHttpClient } from '@flotilla/node-kit';
 import type { TokenManager } from './tokens.js';
 
 export type StatePoll = { changed: false } | { changed: true; state: DeviceState; etag: string | null };
 
 export class DeviceApi {
   constructor(
-    private readonly http: HttpClient,
+    private readonly http: JsonHttpClient,
     readonly tokens: TokenManager,
   ) {}
 

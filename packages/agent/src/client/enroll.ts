@@ -3,7 +3,7 @@ import { DeviceRoutes, EnrollNonceResponse, EnrollResponse } from '@flotilla/pro
 import { enrollmentMessage, signMessage } from '@flotilla/node-kit';
 import type { Facts } from '@flotilla/protocol';
 import type { DeviceIdentity } from '../state/identity.js';
-import type { HttpClient } from './http.js';
+import type { JsonHttpClient } from '@flotilla/node-kit';
 
 export interface EnrollInput {
   registrationKey: string;
@@ -14,7 +14,7 @@ export interface EnrollInput {
 
 /** nonce → sign → enroll. Returns the server's device id and status; throws FlotillaError. */
 export async function enrollDevice(
-  http: HttpClient,
+  http: JsonHttpClient,
   identity: DeviceIdentity,
   input: EnrollInput,
 ): Promise<EnrollResponse> {

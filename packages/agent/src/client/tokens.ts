@@ -7,7 +7,7 @@ import { DeviceRoutes, TokenChallengeResponse, TokenResponse } from '@flotilla/p
 import { signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
 import type { DeviceStatus } from '@flotilla/protocol';
 import type { DeviceIdentity } from '../state/identity.js';
-import type { HttpClient } from './http.js';
+import type { JsonHttpClient } from '@flotilla/node-kit';
 
 const RENEW_AT_FRACTION = 0.8;
 
@@ -21,7 +21,7 @@ export class TokenManager {
   private inFlight: Promise<string> | null = null;
 
   constructor(
-    private readonly http: HttpClient,
+    private readonly http: JsonHttpClient,
     private readonly identity: DeviceIdentity,
     private readonly deviceId: string,
     /** Told the device's status with every new token (pending devices get tokens too). */

@@ -3,6 +3,7 @@
  * `inventoryCheckIntervalMs`, about a minute), when the server asks, and at least every
  * `inventoryIntervalMs` even if nothing changed.
  */
+import { serialQueue } from '@flotilla/node-kit';
 import type { Facts } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { DeviceApi } from '../client/device-api.js';
@@ -24,7 +25,7 @@ export interface ReporterOptions {
 
 export class InventoryReporter {
   /** Reports run one at a time; a request while one runs waits for it. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serialized = serialQueue();
 
   constructor(private readonly options: ReporterOptions) {}
 
@@ -47,12 +48,6 @@ export class InventoryReporter {
       // ±10% so that a fleet started together does not report together.
       await sleep(this.options.checkIntervalMs * (0.9 + 0.2 * random()), signal);
     }
-  }
-
-  private serialized(task: () => Promise<void>): Promise<void> {
-    const next = this.queue.then(task, task);
-    this.queue = next.catch(() => undefined);
-    return next;
   }
 
   private async report(force: boolean, signal: AbortSignal): Promise<void> {

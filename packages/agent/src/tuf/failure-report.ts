@@ -1,4 +1,4 @@
-/** Turns a refusal from verifyAssignment/downloadVerified into what the agent reports to the server. */
+/** Turns a refusal from verifyAssignment into what the agent reports to the server. */
 import { errorSummary, isFlotillaError } from '@flotilla/protocol';
 import type { TufVerificationFailure } from '@flotilla/protocol';
 

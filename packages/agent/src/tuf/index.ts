@@ -1,7 +1,5 @@
 export { readAssignment, verifyAssignment } from './verify-assignment.js';
 export type { Assignment, VerifiedRelease, VerifyAssignmentOptions } from './verify-assignment.js';
-export { downloadVerified } from './download.js';
-export type { ExpectedBytes } from './download.js';
 export { provisionTrustedRoot, TrustedRepository } from './trusted-repository.js';
 export type { RefreshOutcome, TrustedRepositoryOptions } from './trusted-repository.js';
 export type { FetchOptions } from './fetcher.js';

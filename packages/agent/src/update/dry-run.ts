@@ -6,8 +6,8 @@
 import { pino } from 'pino';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.js';
-import { HttpClient } from '../client/http.js';
-import type { FetchFn } from '../client/http.js';
+import type { FetchFn } from '@flotilla/node-kit';
+import { agentHttpClient } from '../client/http.js';
 import { TokenManager } from '../client/tokens.js';
 import { HttpFetcher } from '../fetch/http-fetcher.js';
 import { prepareLocalState } from '../startup.js';
@@ -45,12 +45,7 @@ export async function dryRunUpdates(
         message: 'offline or not enrolled: the assignment is unknown',
       };
     } else {
-      const http = new HttpClient({
-        baseUrl: serverUrl,
-        fetch: options.fetch ?? globalThis.fetch,
-        timeoutMs: config.requestTimeoutMs,
-        maxResponseBytes: config.maxResponseBytes,
-      });
+      const http = agentHttpClient(serverUrl, config, options.fetch);
       const tokens = new TokenManager(http, local.identity, enrollment.deviceId, () => undefined);
       const signal = AbortSignal.timeout(config.requestTimeoutMs * 4);
       try {

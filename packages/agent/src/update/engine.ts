@@ -5,6 +5,7 @@
  */
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { serialQueue } from '@flotilla/node-kit';
 import { FlotillaError, errorSummary as summary } from '@flotilla/protocol';
 import type { AppLogs, DeviceReport, LogStream, RuntimeKind, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
@@ -72,7 +73,7 @@ export class UpdateEngine {
   readonly records: UpdateRecords;
   private readonly stamps: ReleaseStamps;
   private source: UpdateSource | null = null;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serialize = serialQueue();
   private readonly runtimes: Partial<Record<RuntimeKind, Runtime>>;
   private readonly keepPrevious: number;
   private readonly maxAttempts: number;
@@ -249,7 +250,8 @@ export class UpdateEngine {
   }
 
   async close(): Promise<void> {
-    await this.queue.catch(() => undefined);
+    // Waits for the work queued before (a failure of it was already reported to its caller).
+    await this.serialize(() => Promise.resolve());
     this.cache.flushRecency();
     await this.rebuilders?.close();
     await Promise.all(Object.values(this.runtimes).map((r) => r.close()));
@@ -482,11 +484,5 @@ export class UpdateEngine {
 
   private report(report: UpdateReport): void {
     this.source?.report({ ...report, at: new Date().toISOString() });
-  }
-
-  private serialize<T>(work: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(work, work);
-    this.queue = next.catch(() => undefined);
-    return next;
   }
 }

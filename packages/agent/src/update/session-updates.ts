@@ -8,7 +8,7 @@ import type { AppLogs, DeviceAppAction, LogsRequestData, UpdateReport } from '@f
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.js';
 import { reactionTo } from '../client/classify.js';
-import type { HttpClient } from '../client/http.js';
+import type { JsonHttpClient } from '@flotilla/node-kit';
 import type { TokenManager } from '../client/tokens.js';
 import { HttpFetcher } from '../fetch/http-fetcher.js';
 import { serverBackoff } from '../sync/backoff.js';
@@ -24,7 +24,7 @@ const IDLE_RECHECK_MS = 60 * 60 * 1000;
 export interface SessionUpdatesOptions {
   engine: UpdateEngine;
   config: AgentConfig;
-  http: HttpClient;
+  http: JsonHttpClient;
   tokens: TokenManager;
   deviceId: string;
   logger: Logger;

@@ -3,7 +3,7 @@
  * both repositories refreshed, director and image in agreement, then each release's root object
  * fetched into the cache and checked against the signed length (its hash is its id, checked on
  * arrival). The per-object URL serves codec frames, so the root object travels through the same
- * verified fetcher as every other object rather than `downloadVerified`.
+ * verified fetcher as every other object.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

@@ -14,7 +14,7 @@ import { verifyTree } from '@flotilla/store';
 import { openStateDatabase } from '../../src/state/db.js';
 import { UpdateRecords } from '../../src/update/records.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { buildRelease, randomFiles, serverStore, writeTree } from '../update/fixtures.js';
 import { startObjectServer } from '../update/object-server.js';
 

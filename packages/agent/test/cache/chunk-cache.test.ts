@@ -7,7 +7,7 @@ import type { TestContext } from 'node:test';
 import { RACY_MARGIN_MS, contentId, racyAfterNs, stampOf } from '@flotilla/store';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import type { ChunkCacheOptions } from '../../src/cache/chunk-cache.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { buildRelease, randomFiles, stateDb, writeTree } from '../update/fixtures.js';
 
 /** A cache in `<tmp>/data/chunks` with its state.db; `dir` is the temp dir, for release sources. */

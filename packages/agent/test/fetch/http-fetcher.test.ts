@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import { FsStore } from '@flotilla/store';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { TokenBucket } from '../../src/fetch/token-bucket.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { buildRelease, randomFiles, serverStore, writeTree } from '../update/fixtures.js';
 import { startObjectServer } from '../update/object-server.js';
 

@@ -13,7 +13,7 @@ import { chunkBuffer, contentId, encodeDelta } from '@flotilla/store';
 import type { FileObject } from '@flotilla/store';
 import type { RebuildJob } from '../../src/fetch/rebuild-job.js';
 import { RebuildPool } from '../../src/fetch/rebuild-pool.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 function fileObject(content: Buffer, mode = 0o644): FileObject {
   const chunks = chunkBuffer(content).map(({ offset, length }) => ({

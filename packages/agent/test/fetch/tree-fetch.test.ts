@@ -18,7 +18,7 @@ import { compress } from 'zstd-napi';
 import { canFetchTrees } from '../../src/fetch/fetcher.js';
 import type { ObjectFetcher } from '../../src/fetch/fetcher.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { packRecords } from '../update/object-server.js';
 
 type Mode = 'ok' | 'old' | 'cut' | 'extra' | 'tamper' | 'error';

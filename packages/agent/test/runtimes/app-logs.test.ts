@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readAppLogs } from '../../src/runtimes/app-logs.js';
 import { RotatingLog, readLogTailBytes } from '../../src/runtimes/rotating-log.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 function writeLog(path: string, text: string, maxBytes = 1000, keep = 3): void {
   const log = new RotatingLog(path, maxBytes, keep);

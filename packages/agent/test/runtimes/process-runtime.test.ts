@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -9,17 +7,9 @@ import { ProcessRuntime } from '../../src/runtimes/process-runtime.js';
 import { readLogTail } from '../../src/runtimes/rotating-log.js';
 import { AppLayout } from '../../src/apply/layout.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { freePort, tempDir } from '@flotilla/testkit';
 import { quietLogger } from '../update/fixtures.js';
 import { APP_SOURCE } from './app-source.js';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 async function setup(t: TestContext, processConfig: (port: number) => Record<string, unknown>) {
   const layout = new AppLayout(tempDir(t));

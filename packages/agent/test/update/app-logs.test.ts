@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isFlotillaError } from '@flotilla/protocol';
 import type { AppLogs } from '@flotilla/protocol';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';
 

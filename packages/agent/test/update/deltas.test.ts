@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { verifyTree } from '@flotilla/store';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { harness } from './engine-harness.js';
 import type { Harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';

@@ -5,7 +5,7 @@ import { resolveAgentConfig } from '../../src/config.js';
 import { dryRunUpdates, formatDryRun } from '../../src/update/dry-run.js';
 import { UpdateRecords } from '../../src/update/records.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { stateDb } from './fixtures.js';
 
 const release = (version: string, digit: string): ReleaseSpec => ({

@@ -15,7 +15,7 @@ import type { StateDatabase } from '../../src/state/db.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { UpdateEngine } from '../../src/update/engine.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { quietLogger, stateDb } from './fixtures.js';
 import { startObjectServer } from './object-server.js';
 import type { ObjectServer } from './object-server.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { verifyTree } from '@flotilla/store';
 import { memoryLogger } from '../helpers/agent.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { harness } from './engine-harness.js';
 import { buildRelease, randomFiles, serverStore, writeTree } from './fixtures.js';
 

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { openStateDatabase } from '../../src/state/db.js';
 import type { StateDatabase } from '../../src/state/db.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 
 export const quietLogger = () => pino({ level: process.env.FLT_TEST_LOG ?? 'silent' });
 

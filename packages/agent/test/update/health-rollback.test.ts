@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { tempDir } from '../helpers/tmp.js';
+import { freePort, tempDir } from '@flotilla/testkit';
 import { APP_SOURCE } from '../runtimes/app-source.js';
 import { harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';
 
 const APP = APP_SOURCE;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 /** Polls until the app answers (it was just started), up to about 6 s. */
 async function serving(port: number): Promise<boolean> {

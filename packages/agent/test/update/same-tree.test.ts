@@ -4,8 +4,6 @@
  * restarts with the new config) without fetching anything, and both releases stay installed.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,20 +12,12 @@ import { MIGRATIONS } from '../../src/state/migrations.js';
 import { openStateDatabase } from '../../src/state/db.js';
 import { UpdateRecords } from '../../src/update/records.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { freePort, tempDir } from '@flotilla/testkit';
 import { harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';
 
 const MODE_APP =
   "require('node:http').createServer((q, s) => s.end(String(process.env.MODE))).listen(Number(process.env.PORT), '127.0.0.1');\n";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 async function answer(port: number): Promise<string> {
   for (let i = 0; i < 200; i++) {

@@ -18,7 +18,7 @@ import {
 } from '@flotilla/node-kit';
 import { SecretOpener } from '../../src/secrets/opener.js';
 import type { ReleaseSpec } from '../../src/update/types.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';
 

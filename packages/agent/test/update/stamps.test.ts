@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { decodeStamps } from '@flotilla/store';
 import type { StageVerify } from '../../src/apply/context.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir } from '@flotilla/testkit';
 import { assertCurrent, harness } from './engine-harness.js';
 import type { Harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';

@@ -16,7 +16,6 @@ import {
   RegistrationKey,
   RegistrationKeyList,
   SESSION_COOKIE,
-  ServerInfo,
   TokenList,
   User,
   UserList,
@@ -34,11 +33,9 @@ import type {
   UpdateUserRequest,
 } from '@flotilla/protocol';
 import type { ApiClient } from './client.js';
-import { checkBody } from './client.js';
+import { checkBody } from '@flotilla/node-kit';
 
 const byId = (template: string, id: string) => routePath(template, { id });
-
-export const serverInfo = (c: ApiClient) => c.request('GET', OperatorRoutes.info, ServerInfo);
 
 /** Logs in with a password; returns the user and the session cookie (`name=value`) to use once. */
 export async function login(c: ApiClient, username: string, password: string) {

@@ -1,9 +1,8 @@
 /**
  * The two object endpoints a push uses: which ids the server lacks (JSON) and the pack upload
- * (binary body, so it goes through fetch directly with the same token the ApiClient uses).
+ * (a binary body, through the same bounded client with the token the push was given).
  */
 import {
-  errorFromEnvelope,
   FlotillaError,
   MissingObjectsResponse,
   ObjectRoutes,
@@ -13,7 +12,7 @@ import {
 } from '@flotilla/protocol';
 import type { PackCodec } from '@flotilla/protocol';
 import type { ApiClient } from '../api/client.js';
-import { checkBody, DEFAULT_TIMEOUT_MS } from '../api/client.js';
+import { DEFAULT_TIMEOUT_MS } from '../api/client.js';
 
 export interface ObjectTransport {
   /** The subset of `ids` the server does not have. */
@@ -41,39 +40,17 @@ export function httpTransport(client: ApiClient, token: string): ObjectTransport
       return res.missing;
     },
     async upload(pack, codec) {
-      const url = `${client.baseUrl}${ObjectRoutes.upload}`;
-      let res: Response;
-      let text: string;
-      try {
-        res = await fetch(url, {
-          method: 'POST',
-          headers: {
-            accept: 'application/json',
-            authorization: `Bearer ${token}`,
-            'content-type': PACK_CONTENT_TYPE,
-            [PACK_CODEC_HEADER]: codec,
-          },
-          body: pack,
-          signal: AbortSignal.timeout(UPLOAD_TIMEOUT_MS),
-          redirect: 'error',
-        });
-        text = await res.text();
-      } catch (cause) {
-        throw new FlotillaError('FLT_NETWORK', `upload to ${url} failed: ${(cause as Error).message}`, {
-          cause,
-        });
-      }
-      const body = parseJson(text);
-      if (!res.ok) throw errorFromEnvelope(res.status, body ?? text, res.headers.get('retry-after'));
-      return checkBody(UploadResponse, body, `POST ${ObjectRoutes.upload}`);
+      const res = await client.http.request({
+        method: 'POST',
+        path: ObjectRoutes.upload,
+        schema: UploadResponse,
+        raw: { bytes: pack, contentType: PACK_CONTENT_TYPE },
+        headers: { [PACK_CODEC_HEADER]: codec },
+        token,
+        timeoutMs: UPLOAD_TIMEOUT_MS,
+      });
+      if (res.body === null) throw new FlotillaError('FLT_NETWORK', 'the upload was answered without a body');
+      return res.body;
     },
   };
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

@@ -68,7 +68,3 @@ async function requireFile(c: ApiClient, file: string): Promise<Buffer> {
   if (!bytes) throw new FlotillaError('FLT_TUF_FETCH', `the server lists ${file} but does not serve it`);
   return bytes;
 }
-
-export function describeVersion(md: AnyMetadata): string {
-  return `v${md.signed.version} (expires ${md.signed.expires})`;
-}

@@ -3,10 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveServerConfig, startServer } from '@flotilla/server';
-import { DeviceRoutes, EnrollNonceResponse, EnrollResponse } from '@flotilla/protocol';
-import { enrollmentMessage, generateEd25519, signMessage } from '@flotilla/node-kit';
-import type { Facts } from '@flotilla/protocol';
-import { ApiClient } from '../../src/api/client.js';
 import { cli } from './memory-io.js';
 import type { CliResult } from './memory-io.js';
 
@@ -38,20 +34,4 @@ export async function startTestServer(): Promise<TestServer> {
       await rm(root, { recursive: true, force: true });
     },
   };
-}
-
-/** Enrolls a device over the real device API, as an agent would, and returns its id. */
-export async function enrollDevice(
-  url: string,
-  registrationKey: string,
-  extra: { tags?: string[]; facts?: Facts } = {},
-): Promise<string> {
-  const client = new ApiClient({ baseUrl: url });
-  const { privateKeyPem, publicKey } = generateEd25519();
-  const { nonce } = await client.request('POST', DeviceRoutes.enrollNonce, EnrollNonceResponse, { body: {} });
-  const signature = signMessage(privateKeyPem, enrollmentMessage(nonce, publicKey, registrationKey));
-  const res = await client.request('POST', DeviceRoutes.enroll, EnrollResponse, {
-    body: { registrationKey, publicKey, nonce, signature, ...extra },
-  });
-  return res.deviceId;
 }

@@ -60,8 +60,3 @@ export function memorySigner(privateKeyPem: string): Signer {
     sign: (data) => Promise.resolve(new Uint8Array(cryptoSign(null, data, keyObject))),
   };
 }
-
-/** A signer whose private key lives elsewhere: `signFn` signs the canonical bytes. */
-export function callbackSigner(publicKey: string, signFn: (data: Uint8Array) => Promise<Uint8Array>): Signer {
-  return { key: tufKeyFromPublicKey(publicKey), sign: signFn };
-}

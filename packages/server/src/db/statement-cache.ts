@@ -6,6 +6,7 @@
  */
 import type SqliteDatabase from 'better-sqlite3';
 import type { SqliteDatabase as KyselySqliteDatabase } from 'kysely';
+import { WeightedLru } from '@flotilla/node-kit';
 
 export const STATEMENT_CACHE_SIZE = 500;
 
@@ -13,21 +14,15 @@ export function withStatementCache(
   native: SqliteDatabase.Database,
   size = STATEMENT_CACHE_SIZE,
 ): KyselySqliteDatabase {
-  const cache = new Map<string, SqliteDatabase.Statement>();
+  const cache = new WeightedLru<string, SqliteDatabase.Statement>({ weigh: () => 1, maxWeight: size });
   return {
     close: () => native.close(),
     prepare(sqlText: string) {
       let stmt = cache.get(sqlText);
-      if (stmt) {
-        cache.delete(sqlText);
-      } else {
+      if (!stmt) {
         stmt = native.prepare(sqlText);
-        if (cache.size >= size) {
-          const oldest = cache.keys().next().value;
-          if (oldest !== undefined) cache.delete(oldest);
-        }
+        cache.set(sqlText, stmt);
       }
-      cache.set(sqlText, stmt);
       return stmt;
     },
   };

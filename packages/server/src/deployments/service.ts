@@ -4,9 +4,8 @@
  * device_apps row records the assignment, the device's state_version is bumped, and the device is
  * told over its WebSocket.
  */
-import { KeyedMutex } from '../tuf/keyed-mutex.js';
+import { KeyedSerialQueue, randomId } from '@flotilla/node-kit';
 import { FlotillaError, ServerCommands } from '@flotilla/protocol';
-import { randomId } from '@flotilla/node-kit';
 import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList, Release } from '@flotilla/protocol';
 import type { ServerContext } from '../context.js';
 import type { DeviceRuntime } from '../devices/index.js';
@@ -92,13 +91,13 @@ async function selectDevices(svc: DeployServices, input: DeployRequest): Promise
   return rows.map((r) => r.id);
 }
 
-const locks = new WeakMap<object, KeyedMutex>();
+const locks = new WeakMap<object, KeyedSerialQueue>();
 
 /** One lock table per server (keyed by its trust wiring, which lives as long as the app). */
-function assignmentLocks(svc: DeployServices): KeyedMutex {
+function assignmentLocks(svc: DeployServices): KeyedSerialQueue {
   let mutex = locks.get(svc.trust);
   if (!mutex) {
-    mutex = new KeyedMutex();
+    mutex = new KeyedSerialQueue();
     locks.set(svc.trust, mutex);
   }
   return mutex;

@@ -16,7 +16,7 @@ import { FlotillaError } from '@flotilla/protocol';
 import { SECRET_PREFIX } from '@flotilla/node-kit';
 import type { Clock, Db } from '../context.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
-import { WeightedLru } from './weighted-lru.js';
+import { WeightedLru } from '@flotilla/node-kit';
 
 /** 32-bit words of a 32-byte id. */
 const WORDS = 8;

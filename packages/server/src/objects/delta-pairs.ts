@@ -10,7 +10,7 @@ import { deltaPairKey, parseDirObject } from '@flotilla/store';
 import type { DirObject } from '@flotilla/store';
 import type { DeviceScope } from './access.js';
 import type { ObjectStore } from './store.js';
-import { WeightedLru } from './weighted-lru.js';
+import { WeightedLru } from '@flotilla/node-kit';
 
 export interface UpdatePairsOptions {
   store: ObjectStore;

@@ -21,7 +21,7 @@ import type { CachedDelta, DeltaCache } from './delta-cache.js';
 import type { DeltaEncoder } from './delta-worker.js';
 import type { DeltaMetrics } from './metrics.js';
 import type { ObjectStore } from './store.js';
-import { WeightedLru } from './weighted-lru.js';
+import { WeightedLru } from '@flotilla/node-kit';
 
 /** Device requests go first; release precomputation fills the gaps. */
 export type DeltaPriority = 'request' | 'background';

@@ -11,7 +11,7 @@ import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import { mapBounded, parseObject } from '@flotilla/store';
 import type { TreePackMetrics } from './metrics.js';
 import type { ObjectStore } from './store.js';
-import { WeightedLru } from './weighted-lru.js';
+import { WeightedLru } from '@flotilla/node-kit';
 
 /** Object id → its child object ids (a directory), or null (a file object). */
 export type Closure = ReadonlyMap<string, readonly string[] | null>;

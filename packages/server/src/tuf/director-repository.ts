@@ -25,7 +25,7 @@ import type { Clock } from '../context.js';
 import { expiresAfter, needsRefresh } from './expiry.js';
 import type { TufExpiryPolicy } from './expiry.js';
 import type { ImageRepository } from './image-repository.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedSerialQueue } from '@flotilla/node-kit';
 import type { MetadataStore } from './metadata-store.js';
 import type { OnlineKeys } from './online-keys.js';
 import {
@@ -65,7 +65,7 @@ export class DirectorRepository {
   readonly #ctx: PublisherContext;
   readonly #clock: Clock;
   readonly #image: ImageRepository;
-  readonly #mutex = new KeyedMutex();
+  readonly #mutex = new KeyedSerialQueue();
 
   constructor(opts: DirectorRepositoryOptions) {
     this.#ctx = { store: opts.store, keys: opts.keys, policy: opts.policy };

@@ -14,7 +14,7 @@ import {
 } from '@flotilla/node-kit';
 import type { Metadata, Root, TargetFile, Targets } from '@tufjs/models';
 import type { Clock } from '../context.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedSerialQueue } from '@flotilla/node-kit';
 import type { MetadataStore } from './metadata-store.js';
 import type { OnlineKeys } from './online-keys.js';
 import {
@@ -41,7 +41,7 @@ export interface ImageRepositoryOptions {
 export class ImageRepository {
   readonly #ctx: PublisherContext;
   readonly #clock: Clock;
-  readonly #mutex = new KeyedMutex();
+  readonly #mutex = new KeyedSerialQueue();
 
   constructor(opts: ImageRepositoryOptions) {
     this.#ctx = { store: opts.store, keys: opts.keys, policy: opts.policy };

@@ -1,6 +1,8 @@
 import { constants, mkdirSync, symlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { concurrencyLimit } from '@flotilla/node-kit';
+import type { Limit } from '@flotilla/node-kit';
 import { FlotillaError } from '@flotilla/protocol';
 import { syncFilesystem } from '../fs-sync.js';
 import { asIoError } from '../io-error.js';
@@ -13,7 +15,7 @@ import { checkMode } from '../objects/validate.js';
 import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
 import { closeFd, fchmodFd, fstatFd, fsyncFd, futimesFd, openFd, writeAll } from './fd.js';
-import { Limiter, mapBounded, runBounded } from './pool.js';
+import { mapBounded, runBounded } from './pool.js';
 import {
   SYNC_REUSE_MAX_BYTES,
   buildReuseIndex,
@@ -27,8 +29,8 @@ import type { FileStamp, StampIndex } from './stamps.js';
 
 /**
  * How the written tree is made durable before materialize returns:
- * - `file`: fsync every file as it is written and every directory once complete (what `fsync: true`
- *   has always meant; slow on trees of many small files, a journal commit each);
+ * - `file`: fsync every file as it is written and every directory once complete (slow on trees of
+ *   many small files, a journal commit each);
  * - `filesystem`: no fsync per file, one syncfs(2) of the target's file system at the end (as
  *   OSTree does after a checkout); where that is unavailable, every file and directory written is
  *   fsynced afterwards;
@@ -38,12 +40,7 @@ export type Durability = 'file' | 'filesystem' | 'none';
 
 export interface MaterializeOptions {
   limits?: Partial<TreeLimits>;
-  /**
-   * Alias of `durability`: true is `'file'`, false is `'none'` (default true: the agent switches
-   * releases right after). Ignored when `durability` is given.
-   */
-  fsync?: boolean;
-  /** Default `'file'` (or what `fsync` says). */
+  /** Default `'file'` (the agent switches releases right after). */
   durability?: Durability;
   /** Mode of the target directory itself (default 0o755). */
   rootMode?: number;
@@ -170,7 +167,7 @@ class Materializer {
   private readonly syncEach: boolean;
   private lastYield = performance.now();
   private readonly fileLoads = new Map<string, Promise<FileObject>>();
-  private readonly fileLimiter: Limiter;
+  private readonly fileLimiter: Limit;
   private readonly dirObjects = new Map<string, Promise<DirObject>>();
   /** Directory objects, each loaded once for this tree and the reuse trees (which share most). */
   readonly loadDir: DirLoader = (id, path) => {
@@ -199,7 +196,7 @@ class Materializer {
     this.linkTrusted = reuseMode === 'link' && durability !== 'file' ? trusted : undefined;
     this.budget = new TreeBudget(limits);
     this.syncEach = durability === 'file';
-    this.fileLimiter = new Limiter(concurrency);
+    this.fileLimiter = concurrencyLimit(concurrency);
   }
 
   /**
@@ -270,7 +267,7 @@ class Materializer {
   private loadFile(id: string, path: string): Promise<FileObject> {
     let load = this.fileLoads.get(id);
     if (load === undefined) {
-      load = this.fileLimiter.run(() => loadFile(this.reader, id, path, this.limits));
+      load = this.fileLimiter(() => loadFile(this.reader, id, path, this.limits));
       load.catch(() => undefined); // awaited in tree order by fileObjects(); never unhandled
       this.fileLoads.set(id, load);
     }
@@ -563,7 +560,7 @@ function checkConcurrency(value: number | undefined): number {
 }
 
 function checkDurability(options: MaterializeOptions): Durability {
-  const durability = options.durability ?? (options.fsync === false ? 'none' : 'file');
+  const durability = options.durability ?? 'file';
   if (durability !== 'file' && durability !== 'filesystem' && durability !== 'none')
     throw new FlotillaError('FLT_VALIDATION', `durability must be 'file', 'filesystem' or 'none'`, {
       details: { durability },

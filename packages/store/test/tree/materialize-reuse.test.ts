@@ -314,8 +314,6 @@ void describe('materialize durability', () => {
     { durability: 'file' },
     { durability: 'filesystem' },
     { durability: 'none' },
-    { fsync: true },
-    { fsync: false },
     { durability: 'filesystem', reuseMode: 'copy' },
     { durability: 'file', reuseMode: 'copy' },
   ] as MaterializeOptions[]) {

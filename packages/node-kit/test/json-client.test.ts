@@ -4,12 +4,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { DeviceState, FlotillaError } from '@flotilla/protocol';
-import { HttpClient } from '../src/client/http.js';
-import { Backoff } from '../src/sync/backoff.js';
+import { JsonHttpClient } from '../src/http/json-client.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-async function serve(t: TestContext, handler: Handler): Promise<HttpClient> {
+async function serve(t: TestContext, handler: Handler): Promise<JsonHttpClient> {
   const server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
@@ -17,10 +16,10 @@ async function serve(t: TestContext, handler: Handler): Promise<HttpClient> {
     server.close();
   });
   const { port } = server.address() as { port: number };
-  return new HttpClient({
+  return new JsonHttpClient({
     baseUrl: `http://127.0.0.1:${port}`,
     fetch: globalThis.fetch,
-    timeoutMs: 500,
+    timeoutMs: 10_000,
     maxResponseBytes: 4096,
   });
 }
@@ -111,11 +110,11 @@ void test('a body that breaks the protocol, is not JSON, or is too large is refu
 });
 
 void test('a server that never answers times out with FLT_NETWORK; a refused connection too', async (t) => {
-  const client = await serve(t, () => undefined);
+  const client = (await serve(t, () => undefined)).with({ timeoutMs: 500 });
   await assert.rejects(client.request({ method: 'GET', path: '/hang', schema: null }), (e: unknown) => {
-    return e instanceof FlotillaError && e.code === 'FLT_NETWORK' && /timed out after 500ms/.test(e.message);
+    return e instanceof FlotillaError && e.code === 'FLT_NETWORK' && /no answer within 500ms/.test(e.message);
   });
-  const nowhere = new HttpClient({
+  const nowhere = new JsonHttpClient({
     baseUrl: 'http://127.0.0.1:9',
     fetch: globalThis.fetch,
     timeoutMs: 500,
@@ -134,7 +133,7 @@ void test('a redirect is refused rather than followed with the token', async (t)
   );
 });
 
-void test('a 429 carries the Retry-After wait, and the backoff never retries sooner than asked', async (t) => {
+void test('a 429 carries the Retry-After wait', async (t) => {
   const client = await serve(t, (req, res) => {
     const body = {
       error: { code: 'FLT_RATE_LIMITED', message: 'slow down', details: { retryAfterSeconds: 7 } },
@@ -156,10 +155,43 @@ void test('a 429 carries the Retry-After wait, and the backoff never retries soo
     .catch((e: unknown) => e);
   assert.ok(isCode('FLT_RATE_LIMITED')(proxy));
   assert.equal((proxy as FlotillaError).retryAfterMs, 3000);
+});
 
-  const backoff = new Backoff({ baseMs: 1000, capMs: 60_000, random: () => 0 });
-  assert.equal(backoff.nextAfter(limited), 7000);
-  assert.equal(backoff.nextAfter(new Error('no wait asked')), 0);
-  const capped = new Backoff({ baseMs: 1000, capMs: 5000, random: () => 0 });
-  assert.equal(capped.nextAfter(limited), 5000);
+void test('query parameters, a binary body, per-request timeout and a default token', async (t) => {
+  let seen: { url?: string; type?: string; auth?: string; body?: string } = {};
+  const base = await serve(t, (req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      seen = { url: req.url, type: req.headers['content-type'], auth: req.headers.authorization, body };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(state));
+    });
+  });
+  const client = base.with({ token: 'flt_at_default' });
+  const response = await client.request({
+    method: 'POST',
+    path: '/p',
+    query: { a: 'x y', skip: undefined, n: 3 },
+    raw: { bytes: Buffer.from('packed'), contentType: 'application/x-test' },
+    schema: DeviceState,
+    timeoutMs: 2000,
+  });
+  assert.deepEqual(response.body, state);
+  assert.deepEqual(seen, {
+    url: '/p?a=x+y&n=3',
+    type: 'application/x-test',
+    auth: 'Bearer flt_at_default',
+    body: 'packed',
+  });
+});
+
+void test('send returns the parsed body unchecked and refuses a 2xx that is not JSON', async (t) => {
+  const client = await serve(t, (req, res) => {
+    if (req.url === '/json') res.writeHead(200, { 'content-type': 'application/json' }).end('{"x":1}');
+    else if (req.url === '/empty') res.writeHead(204).end();
+    else res.writeHead(200).end('<html>login</html>');
+  });
+  assert.deepEqual((await client.send({ method: 'GET', path: '/json' })).body, { x: 1 });
+  assert.equal((await client.send({ method: 'GET', path: '/empty' })).body, undefined);
+  await assert.rejects(client.send({ method: 'GET', path: '/html' }), isCode('FLT_NETWORK'));
 });

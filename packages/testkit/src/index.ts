@@ -1,0 +1,8 @@
+/** Helpers shared by tests only (no package's src/ imports this). Named exports only. */
+export { deviceToken, enrollDevice } from './enroll.js';
+export type { EnrolledDevice } from './enroll.js';
+export { scriptedServer, sendJson } from './http.js';
+export type { Recorded } from './http.js';
+export { freePort } from './net.js';
+export { tempDir } from './tmp.js';
+export type { CleanupContext } from './tmp.js';
