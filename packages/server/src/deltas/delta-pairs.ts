@@ -8,9 +8,9 @@
  */
 import { deltaPairKey, parseDirObject } from '@flotilla/store';
 import type { DirObject } from '@flotilla/store';
-import type { DeviceScope } from './access.js';
-import type { ObjectStore } from './store.js';
-import { WeightedLru } from './weighted-lru.js';
+import type { DeviceScope } from '../objects/access.js';
+import type { ObjectStore } from '../objects/store.js';
+import { WeightedLru } from '../objects/weighted-lru.js';
 
 export interface UpdatePairsOptions {
   store: ObjectStore;

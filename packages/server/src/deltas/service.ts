@@ -20,8 +20,8 @@ import type { Logger } from 'pino';
 import type { CachedDelta, DeltaCache } from './delta-cache.js';
 import type { DeltaEncoder } from './delta-worker.js';
 import type { DeltaMetrics } from './metrics.js';
-import type { ObjectStore } from './store.js';
-import { WeightedLru } from './weighted-lru.js';
+import type { ObjectStore } from '../objects/store.js';
+import { WeightedLru } from '../objects/weighted-lru.js';
 
 /** Device requests go first; release precomputation fills the gaps. */
 export type DeltaPriority = 'request' | 'background';

@@ -19,7 +19,7 @@ import { mkdir, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'n
 import { join } from 'node:path';
 import { DeltaKind } from '@flotilla/store';
 import type { Logger } from 'pino';
-import { WeightedLru } from './weighted-lru.js';
+import { WeightedLru } from '../objects/weighted-lru.js';
 import { DATA_DIR_MODE, DATA_FILE_MODE } from '../data-dir.js';
 
 const MAGIC = Buffer.from('FLD1', 'latin1');
