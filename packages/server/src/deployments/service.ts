@@ -73,7 +73,16 @@ export async function deploy(
     return deviceIds.map((deviceId, i) => ({ deviceId, stateVersion: versions[i]! }));
   });
   crashPoint('assignment.after-commit');
-  for (const { deviceId } of assigned) await svc.directors.sync(deviceId);
+  for (const { deviceId } of assigned) {
+    // The assignment is recorded: a failed re-sign stays marked and is retried before the device's
+    // next director read and at the next start, so it does not fail the deployment.
+    await svc.directors.sync(deviceId).catch((err: unknown) => {
+      ctx.log.warn(
+        { err, deviceId },
+        'director re-sign after an assignment failed; retried on the next read',
+      );
+    });
+  }
   for (const { deviceId, stateVersion } of assigned) {
     svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
     svc.events.emit({
@@ -130,7 +139,11 @@ async function lockAccepted(
 ): Promise<string[]> {
   if (candidates.length === 0) return [];
   const rows = await lockRows(
-    trx.selectFrom('devices').select(['id', 'status']).where('id', 'in', [...candidates]).orderBy('id'),
+    trx
+      .selectFrom('devices')
+      .select(['id', 'status'])
+      .where('id', 'in', [...candidates])
+      .orderBy('id'),
     svc.ctx.dialect,
   ).execute();
   if (input.deviceId !== undefined) {

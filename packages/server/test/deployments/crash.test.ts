@@ -38,7 +38,10 @@ async function signedOverHttp(url: string, deviceId: string, token: string): Pro
     return Buffer.from(await res.arrayBuffer());
   };
   const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-  const snapshot = parseMetadata('snapshot', await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`));
+  const snapshot = parseMetadata(
+    'snapshot',
+    await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
+  );
   const version = snapshot.signed.meta['targets.json']!.version;
   return Object.keys(parseMetadata('targets', await get(`${version}.targets.json`)).signed.targets).sort();
 }
@@ -47,7 +50,10 @@ async function appsOverHttp(url: string, deviceId: string, token: string): Promi
   const res = await fetch(`${url}/api/v1/devices/${deviceId}/apps`, { headers: bearer(token) });
   assert.equal(res.status, 200);
   const list = (await res.json()) as DeviceAppList;
-  return list.items.map((a) => a.desired).filter((d): d is string => d !== null).sort();
+  return list.items
+    .map((a) => a.desired)
+    .filter((d): d is string => d !== null)
+    .sort();
 }
 
 /** What the database says: the device's assigned releases and its re-sign marker. */
@@ -126,4 +132,3 @@ forEachDialect((dialect) => {
     });
   }
 });
-

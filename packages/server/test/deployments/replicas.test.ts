@@ -30,7 +30,10 @@ async function directorPaths(url: string, deviceId: string, token: string): Prom
     return Buffer.from(await res.arrayBuffer());
   };
   const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-  const snapshot = parseMetadata('snapshot', await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`));
+  const snapshot = parseMetadata(
+    'snapshot',
+    await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
+  );
   const version = snapshot.signed.meta['targets.json']!.version;
   return Object.keys(parseMetadata('targets', await get(`${version}.targets.json`)).signed.targets).sort();
 }

@@ -37,18 +37,22 @@ export async function startServerProcess(opts: {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
-  const exited = once(child, 'exit').then(([code, signal]) => (signal as NodeJS.Signals | null) ?? (code as number | null));
+  const exited = once(child, 'exit').then(
+    ([code, signal]) => (signal as NodeJS.Signals | null) ?? (code as number | null),
+  );
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const line = out.split('\n').find((l) => l.startsWith('listening '));
       if (line !== undefined) resolve(line.slice('listening '.length).trim());
     });
-    void exited.then((how) => reject(new Error(`the server exited (${String(how)}) before listening:\n${stderr}`)));
+    void exited.then((how) =>
+      reject(new Error(`the server exited (${String(how)}) before listening:\n${stderr}`)),
+    );
   });
   return {
     url,
