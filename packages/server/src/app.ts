@@ -1,6 +1,7 @@
 /**
  * `buildApp` assembles the control plane's HTTP application from a validated config: database,
- * context, validation, error envelope, operator auth, OpenAPI, metrics and every route group.
+ * context, validation, error envelope, operator auth, OpenAPI, metrics and every module (the one
+ * composition root: modules get what they need from here and never build each other's parts).
  * It never listens; only `main.ts` does.
  */
 import cookie from '@fastify/cookie';
@@ -26,7 +27,30 @@ import { installOpenApi } from './http/openapi.js';
 import { createRateLimits } from './http/rate-limits.js';
 import { installValidators } from './http/validation.js';
 import { createLogger } from './logger.js';
-import { registerReleaseApi } from './releases/index.js';
+import {
+  createTrust,
+  refreshSigned,
+  registerReleaseRoutes,
+  registerTrustRoutes,
+  startGcJob,
+} from './releases/index.js';
+import {
+  DeltaCache,
+  DeltaEncoder,
+  DeltaService,
+  UpdatePairs,
+  createDeltaMetrics,
+  registerDeltaRoutes,
+  startDeploymentPrecompute,
+} from './deltas/index.js';
+import { DirectorSync, deploymentsPlugin } from './deployments/index.js';
+import { createEventBus } from './events/bus.js';
+import { ObjectAccess, objectReaders } from './objects/access.js';
+import { createObjectMetrics, createTreePackMetrics } from './objects/metrics.js';
+import { registerObjectRoutes } from './objects/routes.js';
+import { FsObjectStore } from './objects/store.js';
+import { TreeClosures } from './objects/tree-closures.js';
+import { SecretVault, registerSecretRoutes } from './secrets/index.js';
 import { secureDataDir } from './data-dir.js';
 import { registerSystemRoutes } from './system/routes.js';
 import { ensureBootstrapAdmin } from './users/bootstrap.js';
@@ -145,7 +169,92 @@ async function createFastify(
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  const devices = await registerDeviceApi(app, ctx);
-  await registerReleaseApi(app, ctx, devices);
+  await composeModules(app, ctx);
   return app;
+}
+
+/**
+ * The one composition root of the modules (docs/architecture.md "Server"): the device API and its
+ * authenticator (built once, passed to every route devices call), the object store, the TUF layer,
+ * releases, deltas, secrets and deployments, joined by one domain event bus.
+ */
+async function composeModules(app: FastifyInstance, ctx: ServerContext): Promise<void> {
+  const events = createEventBus(ctx.log.child({ component: 'events' }));
+  const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
+
+  const store = await FsObjectStore.open(ctx.config.dataDir);
+  const access = new ObjectAccess({ db: ctx.db, clock: ctx.clock });
+  // A report may move an app's current and previous release: what the device may read changes.
+  events.subscribe(
+    (e) => e.type.startsWith('device.update.') || e.type === 'device.app.status',
+    (e) => {
+      if ('deviceId' in e) access.forget(e.deviceId);
+    },
+  );
+  const readers = objectReaders(deviceAuth, access);
+
+  const vault = await SecretVault.open(ctx.config.dataDir);
+  const trust = await createTrust(ctx);
+  const directors = new DirectorSync({ ctx, director: trust.director, vault });
+  await registerTrustRoutes(app, ctx, trust, {
+    deviceAuth,
+    deviceMayRead: async (device, id) => (await access.scopeOf(device)).canRead(id),
+    store,
+    onTargetsChanged: (image) => refreshSigned(ctx, image),
+    beforeDirectorRead: (deviceId) => directors.beforeRead(deviceId),
+  });
+  // Targets may have changed while the server was down (or another replica accepted them).
+  await refreshSigned(ctx, trust.image);
+  // Assignments committed before a crash whose director metadata was not re-signed yet.
+  await directors.repairPending();
+
+  const deltaMetrics = createDeltaMetrics(ctx.metrics);
+  const deltaLog = ctx.log.child({ component: 'deltas' });
+  const deltaCache = DeltaCache.under(ctx.config.dataDir, deltaLog, ctx.config.deltaCacheMaxBytes);
+  const deltas = new DeltaService({
+    store,
+    cache: deltaCache,
+    encoder: new DeltaEncoder(deltaLog),
+    metrics: deltaMetrics,
+    level: ctx.config.deltaLevel,
+    maxFileBytes: ctx.config.maxDeltaFileBytes,
+    minSavingPercent: ctx.config.deltaCacheMinSavingPercent,
+    log: deltaLog,
+  });
+  await registerObjectRoutes(app, {
+    store,
+    metrics: createObjectMetrics(ctx.metrics),
+    readers,
+    maxUploadBytes: ctx.config.maxUploadBytes,
+    treeClosures: new TreeClosures({ store, metrics: createTreePackMetrics(ctx.metrics) }),
+  });
+  const precomputeServices = { ctx, store, deltas };
+  registerDeltaRoutes(app, {
+    serving: { deltas, metrics: deltaMetrics, updatePairs: new UpdatePairs({ store }) },
+    precompute: precomputeServices,
+    readers,
+  });
+  const precompute = startDeploymentPrecompute(precomputeServices);
+  events.on('deployment.created', (e) => precompute.afterDeploy(e.app, e.version));
+
+  const gc = startGcJob(ctx, store, {
+    // Deltas of deleted objects can never be asked for again (ids are content hashes).
+    afterRound: async (result) => {
+      const pruned = await deltaCache.prune(new Set(result.deleted), (id) => store.has(id));
+      if (pruned.removed > 0) deltaLog.info(pruned, 'delta cache entries of deleted objects removed');
+    },
+  });
+  app.addHook('preClose', async () => {
+    // Shutdown waits for no delta: queued and running computations end now (answered "none").
+    const precomputing = precompute.stop();
+    await deltas.close();
+    await precomputing;
+    await gc.stop();
+  });
+  registerReleaseRoutes(app, { ctx, store, trust }, gc);
+  registerSecretRoutes(app, ctx, vault);
+  await app.register(deploymentsPlugin, {
+    services: { ctx, trust, devices, directors, events },
+    deviceAuth,
+  });
 }

@@ -62,6 +62,8 @@ export interface DevicesTable {
   agent_version: string | null;
   /** Incremented on every change of the desired state; the state poll's ETag. */
   state_version: number;
+  /** The state version whose assignments the director has yet to sign (null: signed). */
+  director_pending: number | null;
 }
 
 export interface DeviceTagsTable {

@@ -7,17 +7,32 @@ import type { AppStatusReport, DeviceReport, UpdatePhase, UpdateReport } from '@
 import type { Transaction } from 'kysely';
 import type { ServerContext } from '../context.js';
 import type { Database } from '../db/schema.js';
+import type { EventBus } from '../events/bus.js';
 
 const FINAL: ReadonlySet<UpdatePhase> = new Set(['committed', 'failed', 'rolled-back']);
 
+/** Records the report, then emits `device.update.<phase>` or `device.app.status`. */
 export async function recordReport(
   ctx: ServerContext,
+  events: EventBus,
   deviceId: string,
   report: DeviceReport,
   sourceIp: string | null,
 ): Promise<void> {
-  if (isAppStatusReport(report)) return recordStatus(ctx, deviceId, report);
-  return recordUpdate(ctx, deviceId, report, sourceIp);
+  if (isAppStatusReport(report)) {
+    await recordStatus(ctx, deviceId, report);
+    events.emit({ type: 'device.app.status', deviceId, app: report.app, targetPath: report.targetPath });
+    return;
+  }
+  const running = await recordUpdate(ctx, deviceId, report, sourceIp);
+  events.emit({
+    type: `device.update.${report.phase}`,
+    deviceId,
+    app: report.app,
+    phase: report.phase,
+    targetPath: report.targetPath,
+    ...(running !== undefined && { running }),
+  });
 }
 
 /**
@@ -31,8 +46,8 @@ async function recordUpdate(
   deviceId: string,
   report: UpdateReport,
   sourceIp: string | null,
-): Promise<void> {
-  await ctx.db.transaction().execute(async (trx) => {
+): Promise<string | null | undefined> {
+  return ctx.db.transaction().execute(async (trx) => {
     const row = await trx
       .selectFrom('device_apps')
       .select(['desired', 'current'])
@@ -81,8 +96,8 @@ async function recordUpdate(
       .where('device_id', '=', deviceId)
       .where('app', '=', report.app)
       .execute();
-    if (!final) return;
-    await audit(ctx, trx, deviceId, sourceIp, report, running);
+    if (final) await audit(ctx, trx, deviceId, sourceIp, report, running);
+    return running;
   });
 }
 

@@ -18,11 +18,11 @@ import {
   Type,
   DeviceReport,
 } from '@flotilla/protocol';
+import { requireAccepted } from '../devices/index.js';
 import type { DeviceAuthenticator } from '../devices/index.js';
 import { operatorOf, requireRole } from '../http/auth.js';
 import { IdParams, NoContent } from '../http/route-helpers.js';
 import { sourceAddress } from '../http/source-address.js';
-import { requireAccepted } from '../objects/access.js';
 import type { Creator } from '../releases/service.js';
 import { readAppLogs } from './logs.js';
 import { recordReport } from './reports.js';
@@ -41,16 +41,10 @@ function creatorOf(request: FastifyRequest): Creator {
   return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
 }
 
-export interface DeploymentRouteHooks {
-  /** After a device's report was recorded (it may have moved the app's current and previous release). */
-  afterReport?: (deviceId: string) => void;
-}
-
 export function registerDeploymentRoutes(
   base: FastifyInstance,
   svc: DeployServices,
   auth: DeviceAuthenticator,
-  hooks: DeploymentRouteHooks = {},
 ): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['deployments'];
@@ -149,8 +143,7 @@ export function registerDeploymentRoutes(
       const device = auth.authOf(request);
       requireAccepted(device.status);
       await ctx.limits.report.take(device.deviceId, 'too many update reports from this device');
-      await recordReport(ctx, device.deviceId, request.body, sourceAddress(request));
-      hooks.afterReport?.(device.deviceId);
+      await recordReport(ctx, svc.events, device.deviceId, request.body, sourceAddress(request));
       return reply.code(204).send(null);
     },
   );

@@ -1,28 +1,33 @@
 /**
- * Deployments: assigning a signed release to devices. Per device, the director's targets are
- * re-signed naming every app's assigned release (the new one replacing the app's previous), the
- * device_apps row records the assignment, the device's state_version is bumped, and the device is
- * told over its WebSocket.
+ * Deployments: assigning a signed release to devices. One write transaction (the devices' rows
+ * locked) records every device's assignment in `device_apps`, bumps its state_version, marks its
+ * director metadata for re-signing and writes the audit entry; after the commit each device's
+ * director targets are re-signed from the committed rows (`DirectorSync`), the devices are told
+ * over their WebSocket and the domain events are emitted (docs/architecture.md "Assignments").
  */
-import { KeyedSerialQueue, randomId } from '@flotilla/node-kit';
+import { randomId } from '@flotilla/node-kit';
 import { FlotillaError, ServerCommands } from '@flotilla/protocol';
 import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList, Release } from '@flotilla/protocol';
-import type { ServerContext } from '../context.js';
+import type { Db, ServerContext } from '../context.js';
+import { lockRows, writeTransaction } from '../db/write-transaction.js';
 import type { DeviceRuntime } from '../devices/index.js';
 import { compileFilter } from '../devices/index.js';
+import type { EventBus } from '../events/bus.js';
 import type { Trust } from '../releases/trust.js';
 import { getRelease } from '../releases/service.js';
 import type { Creator } from '../releases/service.js';
-import { missingError, sealSecretsForDevice } from '../secrets/index.js';
-import type { SecretVault } from '../secrets/index.js';
+import { missingError } from '../secrets/index.js';
+import { crashPoint } from '../test-hooks.js';
+import type { DirectorSync } from './director-sync.js';
 import { toDeviceApp, toStatusDevice } from './rows.js';
 
 export interface DeployServices {
   ctx: ServerContext;
   trust: Trust;
   devices: DeviceRuntime;
-  /** Seals release secrets to each assigned device (docs/security.md "Secrets in runtime config"). */
-  vault: SecretVault;
+  /** Re-signs director metadata from `device_apps` (and seals release secrets to each device). */
+  directors: DirectorSync;
+  events: EventBus;
 }
 
 export async function deploy(
@@ -37,44 +42,76 @@ export async function deploy(
   if (!release.signed) throw unsignedError(release);
   const missing = (release.secrets ?? []).filter((s) => !s.stored).map((s) => s.name);
   if (missing.length > 0) throw missingError(release.app, release.version, missing);
-  const deviceIds = await selectDevices(svc, input);
+  if (!(await svc.trust.image.target(release.targetPath)))
+    throw new FlotillaError(
+      'FLT_TUF_TARGET_MISSING',
+      `the image repository has no target ${release.targetPath}`,
+      { details: { path: release.targetPath } },
+    );
+  const candidates = await selectDevices(svc, input);
   const rollout = randomId('dep_', 8);
-  for (const deviceId of deviceIds) await assignOne(svc, deviceId, release.app, release.targetPath, rollout);
-  await ctx.audit.record({
-    actorType: 'user',
-    actorId: actor.userId,
-    action: 'deployment.create',
-    subjectType: 'release',
-    subjectId: `${release.app}@${release.version}`,
-    sourceIp: actor.sourceIp,
-    details: {
+  const assigned = await writeTransaction(ctx.db, ctx.dialect, async (trx) => {
+    const deviceIds = await lockAccepted(svc, trx, input, candidates);
+    const versions: number[] = [];
+    for (const deviceId of deviceIds)
+      versions.push(await assignInTransaction(ctx, trx, deviceId, release.app, release.targetPath, rollout));
+    await ctx.audit.record(
+      {
+        actorType: 'user',
+        actorId: actor.userId,
+        action: 'deployment.create',
+        subjectType: 'release',
+        subjectId: `${release.app}@${release.version}`,
+        sourceIp: actor.sourceIp,
+        details: {
+          rollout,
+          devices: deviceIds.length,
+          ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : { filter: input.filter }),
+        },
+      },
+      trx,
+    );
+    return deviceIds.map((deviceId, i) => ({ deviceId, stateVersion: versions[i]! }));
+  });
+  crashPoint('assignment.after-commit');
+  for (const { deviceId } of assigned) {
+    // The assignment is recorded: a failed re-sign stays marked and is retried before the device's
+    // next director read and at the next start, so it does not fail the deployment.
+    await svc.directors.sync(deviceId).catch((err: unknown) => {
+      ctx.log.warn(
+        { err, deviceId },
+        'director re-sign after an assignment failed; retried on the next read',
+      );
+    });
+  }
+  for (const { deviceId, stateVersion } of assigned) {
+    svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
+    svc.events.emit({
+      type: 'device.assigned',
+      deviceId,
+      app: release.app,
+      targetPath: release.targetPath,
       rollout,
-      devices: deviceIds.length,
-      ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : { filter: input.filter }),
-    },
+      stateVersion,
+    });
+  }
+  const deviceIds = assigned.map((a) => a.deviceId);
+  svc.events.emit({
+    type: 'deployment.created',
+    rollout,
+    app: release.app,
+    version: release.version,
+    targetPath: release.targetPath,
+    deviceIds,
+    actor: { userId: actor.userId, sourceIp: actor.sourceIp },
   });
   return { app: release.app, version: release.version, devices: deviceIds };
 }
 
+/** The devices a filter selects now (locked and checked again in the transaction). */
 async function selectDevices(svc: DeployServices, input: DeployRequest): Promise<string[]> {
   const { ctx } = svc;
-  if (input.deviceId !== undefined) {
-    const row = await ctx.db
-      .selectFrom('devices')
-      .select('status')
-      .where('id', '=', input.deviceId)
-      .executeTakeFirst();
-    if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${input.deviceId}`);
-    if (row.status !== 'accepted')
-      throw new FlotillaError(
-        'FLT_DEVICE_STATE_CONFLICT',
-        `device ${input.deviceId} is ${row.status}, not accepted`,
-        {
-          details: { status: row.status },
-        },
-      );
-    return [input.deviceId];
-  }
+  if (input.deviceId !== undefined) return [input.deviceId];
   const where = compileFilter(input.filter ?? '', {
     dialect: ctx.dialect,
     now: ctx.clock.now(),
@@ -91,82 +128,83 @@ async function selectDevices(svc: DeployServices, input: DeployRequest): Promise
   return rows.map((r) => r.id);
 }
 
-const locks = new WeakMap<object, KeyedSerialQueue>();
-
-/** One lock table per server (keyed by its trust wiring, which lives as long as the app). */
-function assignmentLocks(svc: DeployServices): KeyedSerialQueue {
-  let mutex = locks.get(svc.trust);
-  if (!mutex) {
-    mutex = new KeyedSerialQueue();
-    locks.set(svc.trust, mutex);
+/**
+ * Locks the candidates' device rows (in id order, so that concurrent deployments never deadlock)
+ * and keeps those still accepted; a named device must exist and be accepted.
+ */
+async function lockAccepted(
+  svc: DeployServices,
+  trx: Db,
+  input: DeployRequest,
+  candidates: readonly string[],
+): Promise<string[]> {
+  if (candidates.length === 0) return [];
+  const rows = await lockRows(
+    trx
+      .selectFrom('devices')
+      .select(['id', 'status'])
+      .where('id', 'in', [...candidates])
+      .orderBy('id'),
+    svc.ctx.dialect,
+  ).execute();
+  if (input.deviceId !== undefined) {
+    const row = rows[0];
+    if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${input.deviceId}`);
+    if (row.status !== 'accepted')
+      throw new FlotillaError(
+        'FLT_DEVICE_STATE_CONFLICT',
+        `device ${input.deviceId} is ${row.status}, not accepted`,
+        {
+          details: { status: row.status },
+        },
+      );
   }
-  return mutex;
+  return rows.filter((r) => r.status === 'accepted').map((r) => r.id);
 }
 
-async function assignOne(
-  svc: DeployServices,
+/** Records one device's assignment and marks its director metadata for re-signing; returns its new state version. */
+async function assignInTransaction(
+  ctx: ServerContext,
+  trx: Db,
   deviceId: string,
   app: string,
   targetPath: string,
   rollout: string,
-) {
-  // Reading the device's other apps and re-signing its director targets must not interleave with
-  // another deployment to the same device, or one assignment would be lost.
-  return assignmentLocks(svc).run(deviceId, async () => {
-    const { ctx } = svc;
-    const others = await ctx.db
-      .selectFrom('device_apps')
-      .select(['desired', 'rollout'])
-      .where('device_id', '=', deviceId)
-      .where('app', '!=', app)
-      .where('desired', 'is not', null)
-      .execute();
-    const assignments = [
-      ...others.map((o) => ({ path: o.desired!, ...(o.rollout !== null && { rollout: o.rollout }) })),
-      { path: targetPath, rollout },
-    ];
-    // Each release's secrets sealed to this device alone, inside the target its director signs.
-    const sealed = [];
-    for (const a of assignments) {
-      const sealedSecrets = await sealSecretsForDevice(ctx, svc.vault, deviceId, a.path);
-      sealed.push(sealedSecrets === undefined ? a : { ...a, sealedSecrets });
-    }
-    await svc.trust.director.assign(deviceId, sealed);
-    const now = ctx.clock.now().toISOString();
-    const stateVersion = await ctx.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('device_apps')
-        .values({
-          device_id: deviceId,
-          app,
-          desired: targetPath,
-          rollout,
-          phase: 'assigned',
-          updated_at: now,
-        })
-        .onConflict((oc) =>
-          oc.columns(['device_id', 'app']).doUpdateSet({
-            desired: targetPath,
-            rollout,
-            phase: 'assigned',
-            bytes_done: null,
-            bytes_total: null,
-            bytes_fetched: null,
-            error: null,
-            updated_at: now,
-          }),
-        )
-        .execute();
-      const row = await trx
-        .updateTable('devices')
-        .set((eb) => ({ state_version: eb('state_version', '+', 1) }))
-        .where('id', '=', deviceId)
-        .returning('state_version')
-        .executeTakeFirstOrThrow();
-      return Number(row.state_version);
-    });
-    svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
-  });
+): Promise<number> {
+  const now = ctx.clock.now().toISOString();
+  await trx
+    .insertInto('device_apps')
+    .values({
+      device_id: deviceId,
+      app,
+      desired: targetPath,
+      rollout,
+      phase: 'assigned',
+      updated_at: now,
+    })
+    .onConflict((oc) =>
+      oc.columns(['device_id', 'app']).doUpdateSet({
+        desired: targetPath,
+        rollout,
+        phase: 'assigned',
+        bytes_done: null,
+        bytes_total: null,
+        bytes_fetched: null,
+        error: null,
+        updated_at: now,
+      }),
+    )
+    .execute();
+  const row = await trx
+    .updateTable('devices')
+    .set((eb) => ({
+      state_version: eb('state_version', '+', 1),
+      director_pending: eb('state_version', '+', 1),
+    }))
+    .where('id', '=', deviceId)
+    .returning('state_version')
+    .executeTakeFirstOrThrow();
+  return Number(row.state_version);
 }
 
 export async function requireDevice(ctx: ServerContext, deviceId: string): Promise<void> {

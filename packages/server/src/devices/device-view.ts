@@ -6,7 +6,8 @@ import type { Dialect } from '../db/dialect.js';
 import type { DevicesTable } from '../db/schema.js';
 import { rowsToFacts } from './facts.js';
 
-export type DeviceRow = Selectable<DevicesTable>;
+/** A device as shown to operators (the director's re-sign marker is the deployments module's). */
+export type DeviceRow = Omit<Selectable<DevicesTable>, 'director_pending'>;
 
 /** What the views need to know about presence on this server. */
 export interface PresenceView {

@@ -14,18 +14,25 @@ import { registerRegistrationKeyRoutes } from './regkeys/routes.js';
 import type { DeviceRuntime } from './runtime.js';
 import { registerStateRoutes } from './state/routes.js';
 import { createDeviceAuthenticator } from './tokens/authenticate.js';
+import type { DeviceAuthenticator } from './tokens/authenticate.js';
 import { registerTokenRoutes } from './tokens/routes.js';
 import { registerGateway } from './ws/gateway.js';
 
 export { compileFilter, FILTER_SELECTORS } from './rsql/translate.js';
 export type { FilterContext } from './rsql/translate.js';
-export { createDeviceAuthenticator } from './tokens/authenticate.js';
+export { createDeviceAuthenticator, requireAccepted } from './tokens/authenticate.js';
 export type { DeviceAuth, DeviceAuthenticator } from './tokens/authenticate.js';
 export type { DeviceRuntime } from './runtime.js';
 export { agentFrame } from './ws/frames.js';
 
+export interface DeviceApi {
+  runtime: DeviceRuntime;
+  /** The one device authenticator of the app (device tokens), for every route devices call. */
+  auth: DeviceAuthenticator;
+}
+
 /** Registers the device gateway and the device-management API; returns the shared runtime. */
-export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext): Promise<DeviceRuntime> {
+export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext): Promise<DeviceApi> {
   const presence = new Presence(ctx);
   const rt: DeviceRuntime = { ctx, presence, metrics: createDeviceMetrics(ctx, presence) };
   const auth = createDeviceAuthenticator(rt);
@@ -45,5 +52,5 @@ export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext
     await cleaner.stop();
     await presence.stop();
   });
-  return rt;
+  return { runtime: rt, auth };
 }

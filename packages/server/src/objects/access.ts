@@ -13,7 +13,6 @@
  */
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { FlotillaError } from '@flotilla/protocol';
-import { SECRET_PREFIX } from '@flotilla/node-kit';
 import type { Clock, Db } from '../context.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
 import { WeightedLru } from '@flotilla/node-kit';
@@ -215,23 +214,13 @@ export interface ObjectReaders {
 }
 
 export function objectReaders(auth: DeviceAuthenticator, access: ObjectAccess): ObjectReaders {
-  const devices = new WeakMap<FastifyRequest, DeviceAuth>();
   return {
     async preHandler(request: FastifyRequest) {
-      if (request.principal?.kind === 'user') return;
-      const header = request.headers.authorization;
-      if (header === undefined || !new RegExp(`^Bearer +${SECRET_PREFIX.deviceToken}`, 'i').test(header))
-        throw new FlotillaError('FLT_UNAUTHENTICATED', 'send an operator or device token');
-      const device = await auth.authenticate(header);
-      requireAccepted(device.status);
-      request.principal = { kind: 'device', deviceId: device.deviceId, status: device.status };
-      devices.set(request, device);
+      await auth.operatorOrAcceptedDevice(request);
     },
     async scopeOf(request) {
       if (request.principal?.kind === 'user') return null;
-      const device = devices.get(request);
-      if (!device) throw new FlotillaError('FLT_UNAUTHENTICATED', 'send an operator or device token');
-      return access.scopeOf(device);
+      return access.scopeOf(auth.authOf(request));
     },
   };
 }
@@ -241,12 +230,4 @@ export function notStored(ids: readonly string[]): FlotillaError {
   return new FlotillaError('FLT_OBJECT_MISSING', `${ids.length} requested objects are not stored`, {
     details: { missing: ids },
   });
-}
-
-/** Throws the device lifecycle error for anything but an accepted device. */
-export function requireAccepted(status: string): void {
-  if (status === 'accepted') return;
-  if (status === 'pending') throw new FlotillaError('FLT_DEVICE_PENDING', 'this device awaits acceptance');
-  if (status === 'rejected') throw new FlotillaError('FLT_DEVICE_REJECTED', 'this device was rejected');
-  throw new FlotillaError('FLT_DEVICE_REVOKED', 'this device was revoked');
 }

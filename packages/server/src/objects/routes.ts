@@ -1,16 +1,14 @@
 /**
  * Object routes (protocol `ObjectRoutes`): which objects are missing, pack upload (deployer), per-object
  * GET (immutable, Range-capable, for proxies and CDNs), batched pack download, a release tree's
- * objects in one pack (tree pack) and file deltas (operators and accepted devices). A device reads
- * only the objects of releases assigned to it and gets deltas only for its updates' file pairs
- * (access.ts, delta-pairs.ts); anything else is answered as if it were not stored.
+ * objects in one pack (tree pack), for operators and accepted devices. A device reads only the
+ * objects of releases assigned to it (access.ts); anything else is answered as if it were not
+ * stored. File deltas are the deltas module's (deltas/routes.ts).
  */
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
-  DELTA_PACK_CONTENT_TYPE,
-  DeltaRequest,
   FRAME_CONTENT_TYPE,
   FlotillaError,
   MissingObjectsResponse,
@@ -25,14 +23,10 @@ import {
   UploadResponse,
   isFlotillaError,
 } from '@flotilla/protocol';
-import { DeltaKind, deltaPairKey, writeDeltaPack } from '@flotilla/store';
-import type { DeltaRecord } from '@flotilla/store';
 import { requireRole } from '../http/auth.js';
 import { notStored } from './access.js';
 import type { ObjectReaders } from './access.js';
-import type { UpdatePairs } from './delta-pairs.js';
-import type { DeltaService } from './deltas.js';
-import type { DeltaMetrics, ObjectMetrics } from './metrics.js';
+import type { ObjectMetrics } from './metrics.js';
 import { packStream, parseCodec } from './pack.js';
 import type { PackRecord } from './pack.js';
 import { parseRange } from './range.js';
@@ -44,12 +38,8 @@ import { receivePack } from './upload.js';
 export interface ObjectRoutesOptions {
   store: ObjectStore;
   metrics: ObjectMetrics;
-  deltas: DeltaService;
-  deltaMetrics: DeltaMetrics;
   /** Operators read every object; a device only those of its releases (access.ts). */
   readers: ObjectReaders;
-  /** The file pairs of a device's updates: the only delta pairs computed for a device. */
-  updatePairs: UpdatePairs;
   maxUploadBytes: number;
   treeClosures: TreeClosures;
 }
@@ -267,64 +257,6 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
         .header(PACK_CODEC_HEADER, codec)
         .header('cache-control', 'no-store')
         .send(stream);
-    },
-  );
-
-  app.post(
-    ObjectRoutes.deltas,
-    {
-      schema: {
-        summary:
-          `File deltas (${DELTA_PACK_CONTENT_TYPE}): per (target, base) file pair, in request order, a zstd ` +
-          'frame of the target rebuilt against the base (zstd --patch-from), or "none" (fetch its chunks); ' +
-          'unknown ids (for a device, also ids of releases not assigned to it) are a 404 listing them, ' +
-          'ids that are not file objects a 400; for a device, a pair that is no file pair of its update ' +
-          '(same path, between two of its releases) is answered "none"',
-        tags,
-        body: DeltaRequest,
-        response: {
-          200: {
-            description: 'The delta pack, streamed as each record is ready',
-            content: {
-              [DELTA_PACK_CONTENT_TYPE]: {
-                schema: Type.Unsafe<Readable>({ type: 'string', format: 'binary' }),
-              },
-            },
-          },
-        },
-      },
-      preHandler: reader,
-    },
-    async (request, reply) => {
-      const seen = new Set<string>();
-      const pairs = request.body.pairs.filter((p) => {
-        const key = deltaPairKey(p.target, p.base);
-        if (seen.has(key)) return false;
-        seen.add(key);
-        return true;
-      });
-      const ids = pairs.flatMap((p) => [p.target, p.base]);
-      const scope = await readers.scopeOf(request);
-      if (scope) {
-        const unreadable = scope.unreadable(ids);
-        if (unreadable.length > 0) throw notStored(unreadable);
-      }
-      const files = await opts.deltas.fileObjects(ids);
-      // A device gets deltas only for the file pairs of its own updates; other pairs cost nothing.
-      const declined = scope ? await opts.updatePairs.outside(scope, pairs) : new Set<string>();
-      const { deltas, deltaMetrics } = opts;
-      async function* records(): AsyncGenerator<DeltaRecord> {
-        for await (const record of deltas.records(pairs, files, 'request', declined)) {
-          deltaMetrics.served.inc({ kind: record.kind === DeltaKind.zstd ? 'zstd' : 'none' });
-          deltaMetrics.bytesServed.inc(record.payload.length);
-          yield record;
-        }
-      }
-      const stream = Readable.from(writeDeltaPack(records()), { objectMode: false });
-      stream.on('error', (err) =>
-        request.log.error({ err }, 'delta pack stream failed; the client sees a truncated pack'),
-      );
-      return reply.type(DELTA_PACK_CONTENT_TYPE).header('cache-control', 'no-store').send(stream);
     },
   );
 }

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { FlotillaError, ROLE_RANK, isFlotillaError } from '@flotilla/protocol';
-import { SECRET_PREFIX, generateEd25519, readKeyFile, writeKeyFile } from '@flotilla/node-kit';
+import { generateEd25519, readKeyFile, writeKeyFile } from '@flotilla/node-kit';
 import type { TufSubmitResponse } from '@flotilla/protocol';
 import type { Signer } from '@flotilla/node-kit';
 import type { TargetFile } from '@tufjs/models';
@@ -28,7 +28,6 @@ import {
   tufRoutes,
 } from '../tuf/index.js';
 import type { LocalOfflineKeys } from '../tuf/index.js';
-import { requireAccepted } from '../objects/access.js';
 import type { ObjectStore } from '../objects/store.js';
 
 export interface Trust {
@@ -46,55 +45,18 @@ export interface TrustOptions {
   store: ObjectStore;
   /** Called after root or targets metadata was accepted (recompute the releases' signed flags). */
   onTargetsChanged: (image: ImageRepository) => Promise<unknown>;
+  /** Before a device's director metadata is served: bring it up to date with its assignments. */
+  beforeDirectorRead: (deviceId: string) => Promise<void>;
 }
 
-export async function setUpTrust(
-  app: FastifyInstance,
-  ctx: ServerContext,
-  opts: TrustOptions,
-): Promise<Trust> {
+/** The repositories and keys under the data directory (no routes: `registerTrustRoutes` adds those). */
+export async function createTrust(ctx: ServerContext): Promise<Trust> {
   const { dataDir } = ctx.config;
   const store = new FsMetadataStore(join(dataDir, 'tuf'));
   const keys = await loadOrCreateOnlineKeys(join(dataDir, 'tuf-keys'));
   const policy = expiryPolicy();
   const image = new ImageRepository({ store, keys, policy, clock: ctx.clock });
   const director = new DirectorRepository({ store, keys, policy, clock: ctx.clock, image });
-
-  await app.register(
-    tufRoutes({
-      image,
-      director,
-      authorizeImage: async (request) => {
-        await operatorOrAcceptedDevice(request, opts.deviceAuth);
-      },
-      targetBytes: async (target, request) => {
-        const id = target.hashes.sha256;
-        if (id === undefined) return undefined;
-        // A device gets the root object of its own releases only, answered as if others were absent.
-        const device = await operatorOrAcceptedDevice(request, opts.deviceAuth);
-        if (device !== null && !(await opts.deviceMayRead(device, id))) return undefined;
-        return (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
-      },
-      authorizeDevice: async (request, deviceId) => {
-        await authorizeDirectorRead(ctx, request, deviceId, opts.deviceAuth);
-        // Devices accepted before any deployment get empty targets on first read (idempotent).
-        await director.initDevice(deviceId);
-      },
-    }),
-  );
-  await app.register(
-    tufOperatorRoutes({
-      image,
-      authorize: (request, access) => requireOperator(request, access === 'read' ? 'viewer' : 'admin'),
-      onSubmitted: async (request, result) => {
-        await auditSubmission(ctx, request, result);
-        await opts.onTargetsChanged(image);
-      },
-    }),
-  );
-  registerTufMetrics(ctx.metrics, image, ctx.clock);
-  const refresher = startTufRefresher({ image, director, log: ctx.log });
-  app.addHook('preClose', () => refresher.stop());
 
   let signLocally: Trust['signLocally'] = null;
   if (ctx.config.allowServerSideSigning) {
@@ -111,28 +73,57 @@ export async function setUpTrust(
   return { image, director, signLocally };
 }
 
+/** The TUF routes (image repository, per-device director, operator submissions), metrics and refresher. */
+export async function registerTrustRoutes(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  trust: Trust,
+  opts: TrustOptions,
+): Promise<void> {
+  const { image, director } = trust;
+  await app.register(
+    tufRoutes({
+      image,
+      director,
+      authorizeImage: async (request) => {
+        await opts.deviceAuth.operatorOrAcceptedDevice(request);
+      },
+      targetBytes: async (target, request) => {
+        const id = target.hashes.sha256;
+        if (id === undefined) return undefined;
+        // A device gets the root object of its own releases only, answered as if others were absent.
+        const device = await opts.deviceAuth.operatorOrAcceptedDevice(request);
+        if (device !== null && !(await opts.deviceMayRead(device, id))) return undefined;
+        return (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
+      },
+      authorizeDevice: async (request, deviceId) => {
+        await authorizeDirectorRead(ctx, request, deviceId, opts.deviceAuth);
+        // Devices accepted before any deployment get empty targets on first read (idempotent).
+        await director.initDevice(deviceId);
+        await opts.beforeDirectorRead(deviceId);
+      },
+    }),
+  );
+  await app.register(
+    tufOperatorRoutes({
+      image,
+      authorize: (request, access) => requireOperator(request, access === 'read' ? 'viewer' : 'admin'),
+      onSubmitted: async (request, result) => {
+        await auditSubmission(ctx, request, result);
+        await opts.onTargetsChanged(image);
+      },
+    }),
+  );
+  registerTufMetrics(ctx.metrics, image, ctx.clock);
+  const refresher = startTufRefresher({ image, director, log: ctx.log });
+  app.addHook('preClose', () => refresher.stop());
+}
+
 function requireOperator(request: FastifyRequest, role: 'viewer' | 'admin'): void {
   const p = request.principal;
   if (p?.kind !== 'user') throw new FlotillaError('FLT_UNAUTHENTICATED', 'sign in or send an API token');
   if (ROLE_RANK[p.role] < ROLE_RANK[role])
     throw new FlotillaError('FLT_FORBIDDEN', `this action needs the ${role} role (you are ${p.role})`);
-}
-
-/**
- * The image repository is for operators (any role, token or session) and accepted devices: its
- * targets carry every release's configuration. Returns the device, or null for an operator.
- */
-async function operatorOrAcceptedDevice(
-  request: FastifyRequest,
-  deviceAuth: DeviceAuthenticator,
-): Promise<DeviceAuth | null> {
-  if (request.principal?.kind === 'user') return null;
-  const header = request.headers.authorization;
-  if (header === undefined || !header.includes(SECRET_PREFIX.deviceToken))
-    throw new FlotillaError('FLT_UNAUTHENTICATED', 'send an operator token or the device token');
-  const device = await deviceAuth.authenticate(header);
-  requireAccepted(device.status);
-  return device;
 }
 
 /**
@@ -146,7 +137,7 @@ async function authorizeDirectorRead(
   deviceId: string,
   deviceAuth: DeviceAuthenticator,
 ): Promise<void> {
-  const device = await operatorOrAcceptedDevice(request, deviceAuth);
+  const device = await deviceAuth.operatorOrAcceptedDevice(request);
   if (device === null) {
     const exists = await ctx.db
       .selectFrom('devices')

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DeltaKind } from '@flotilla/store';
 import pino from 'pino';
-import { DeltaCache } from '../../src/objects/delta-cache.js';
-import type { CachedDelta } from '../../src/objects/delta-cache.js';
+import { DeltaCache } from '../../src/deltas/delta-cache.js';
+import type { CachedDelta } from '../../src/deltas/delta-cache.js';
 
 const log = pino({ level: 'silent' });
 let dir: string;

@@ -30,6 +30,22 @@ export interface DeviceAuthenticator {
   requireDevice(): preHandlerAsyncHookHandler;
   /** The authentication of a request that passed `requireDevice()`. */
   authOf(request: FastifyRequest): DeviceAuth;
+  /**
+   * For routes open to operators and devices: null for an operator (the operator auth hook already
+   * ran), else the accepted device of the `Authorization: Bearer flt_dt_…` header, which becomes
+   * the request's principal; FLT_UNAUTHENTICATED without either.
+   */
+  operatorOrAcceptedDevice(request: FastifyRequest): Promise<DeviceAuth | null>;
+}
+
+const DEVICE_BEARER = new RegExp(`^Bearer +${SECRET_PREFIX.deviceToken}`, 'i');
+
+/** Throws the device lifecycle error for anything but an accepted device. */
+export function requireAccepted(status: string): void {
+  if (status === 'accepted') return;
+  if (status === 'pending') throw new FlotillaError('FLT_DEVICE_PENDING', 'this device awaits acceptance');
+  if (status === 'rejected') throw new FlotillaError('FLT_DEVICE_REJECTED', 'this device was rejected');
+  throw new FlotillaError('FLT_DEVICE_REVOKED', 'this device was revoked');
 }
 
 export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticator {
@@ -76,14 +92,28 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
     return new FlotillaError('FLT_TOKEN_INVALID', 'unknown device token');
   }
 
+  const authenticateRequest = async (request: FastifyRequest): Promise<DeviceAuth> => {
+    const auth = await authenticate(request.headers.authorization);
+    request.principal = { kind: 'device', deviceId: auth.deviceId, status: auth.status };
+    auths.set(request, auth);
+    return auth;
+  };
+
   return {
     authenticate,
     requireDevice: () =>
       async function requireDevice(request) {
-        const auth = await authenticate(request.headers.authorization);
-        request.principal = { kind: 'device', deviceId: auth.deviceId, status: auth.status };
-        auths.set(request, auth);
+        await authenticateRequest(request);
       },
+    async operatorOrAcceptedDevice(request) {
+      if (request.principal?.kind === 'user') return null;
+      const header = request.headers.authorization;
+      if (header === undefined || !DEVICE_BEARER.test(header))
+        throw new FlotillaError('FLT_UNAUTHENTICATED', 'send an operator token or a device token');
+      const auth = await authenticateRequest(request);
+      requireAccepted(auth.status);
+      return auth;
+    },
     authOf(request) {
       const auth = auths.get(request);
       if (!auth) throw new FlotillaError('FLT_UNAUTHENTICATED', 'not authenticated as a device');

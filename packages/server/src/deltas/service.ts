@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { CachedDelta, DeltaCache } from './delta-cache.js';
 import type { DeltaEncoder } from './delta-worker.js';
 import type { DeltaMetrics } from './metrics.js';
-import type { ObjectStore } from './store.js';
+import type { ObjectStore } from '../objects/store.js';
 import { WeightedLru } from '@flotilla/node-kit';
 
 /** Device requests go first; release precomputation fills the gaps. */

@@ -5,24 +5,13 @@
  * (`POST /api/v1/releases/:app/:version/deltas`, deployer, audited) and in the background after a
  * deployment, from each release the targeted devices report running.
  */
-import type { FastifyInstance } from 'fastify';
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import {
-  AppName,
-  FlotillaError,
-  PrecomputeDeltasRequest,
-  PrecomputeDeltasResponse,
-  RELEASE_DELTAS_ROUTE,
-  ReleaseVersion,
-  Type,
-} from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import type { PrecomputeDeltasResponse } from '@flotilla/protocol';
 import { DeltaKind, walkTree } from '@flotilla/store';
 import type { ServerContext } from '../context.js';
-import { operatorOf, requireRole } from '../http/auth.js';
-import { sourceAddress } from '../http/source-address.js';
-import type { DeltaPriority, DeltaService } from '../objects/deltas.js';
+import type { DeltaPriority, DeltaService } from './service.js';
 import type { ObjectStore } from '../objects/store.js';
-import { getRelease } from './service.js';
+import { getRelease } from '../releases/service.js';
 
 export interface DeltaPrecomputeServices {
   ctx: ServerContext;
@@ -86,47 +75,32 @@ export async function precomputeDeltas(
   return result;
 }
 
-const ReleaseParams = Type.Object({ app: AppName, version: ReleaseVersion }, { additionalProperties: false });
-
-export function registerDeltaRoutes(base: FastifyInstance, svc: DeltaPrecomputeServices): void {
-  const app = base.withTypeProvider<TypeBoxTypeProvider>();
-  app.post(
-    RELEASE_DELTAS_ROUTE,
-    {
-      schema: {
-        summary:
-          'Precompute the file deltas from release `from` to this one (like ostree static-delta generate): ' +
-          'files paired by path, every pair whose object differs computed into the delta cache',
-        tags: ['releases'],
-        params: ReleaseParams,
-        body: PrecomputeDeltasRequest,
-        response: { 200: PrecomputeDeltasResponse },
-      },
-      preHandler: requireRole('deployer'),
-    },
-    async (request) => {
-      const { app: appName, version } = request.params;
-      const result = await precomputeDeltas(svc, appName, request.body.from, version);
-      const op = operatorOf(request);
-      await svc.ctx.audit.record({
-        actorType: 'user',
-        actorId: op.userId,
-        action: 'release.deltas.precompute',
-        subjectType: 'release',
-        subjectId: `${appName}@${version}`,
-        sourceIp: sourceAddress(request),
-        details: { ...result },
-      });
-      request.log.info(result, 'release deltas precomputed');
-      return result;
-    },
-  );
+/** The operator's precomputation (`POST /api/v1/releases/:app/:version/deltas`), audited. */
+export async function precomputeForOperator(
+  svc: DeltaPrecomputeServices,
+  app: string,
+  from: string,
+  to: string,
+  actor: { userId: string; sourceIp: string | null },
+): Promise<PrecomputeDeltasResponse> {
+  const result = await precomputeDeltas(svc, app, from, to);
+  await svc.ctx.audit.record({
+    actorType: 'user',
+    actorId: actor.userId,
+    action: 'release.deltas.precompute',
+    subjectType: 'release',
+    subjectId: `${app}@${to}`,
+    sourceIp: actor.sourceIp,
+    details: { ...result },
+  });
+  return result;
 }
 
 export interface DeploymentPrecompute {
   /**
    * Starts, in the background, the precomputation for a deployment of `app@version` from every
-   * release that devices assigned it still run. Never throws; failures are logged.
+   * release that devices assigned it still run. Never throws; failures are logged. Subscribed to
+   * the `deployment.created` event by `buildApp`.
    */
   afterDeploy(app: string, version: string): void;
   /** Stops starting pairs and waits for the running tasks to end. */

@@ -8,8 +8,8 @@
  */
 import { deltaPairKey, parseDirObject } from '@flotilla/store';
 import type { DirObject } from '@flotilla/store';
-import type { DeviceScope } from './access.js';
-import type { ObjectStore } from './store.js';
+import type { DeviceScope } from '../objects/access.js';
+import type { ObjectStore } from '../objects/store.js';
 import { WeightedLru } from '@flotilla/node-kit';
 
 export interface UpdatePairsOptions {

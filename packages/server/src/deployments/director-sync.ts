@@ -1,0 +1,134 @@
+/**
+ * Keeps each device's director metadata saying what its `device_apps` rows say. The database is
+ * the truth: an assignment commits `device_apps` with `devices.director_pending` set, then the
+ * director is re-signed from the committed rows and the marker cleared. A server stopped between
+ * those steps re-signs the marked devices at its next start (`repairPending`), and before serving
+ * a device's director metadata the server checks it against the rows once per state version
+ * (`beforeRead`), so a replica also catches up with assignments another replica made.
+ */
+import type { ServerContext } from '../context.js';
+import type { SecretVault } from '../secrets/index.js';
+import { sealSecretsForDevice } from '../secrets/index.js';
+import { crashPoint } from '../test-hooks.js';
+import type { DirectorAssignment, DirectorRepository } from '../tuf/index.js';
+import { KeyedMutex } from '../tuf/keyed-mutex.js';
+
+export interface DirectorSyncOptions {
+  ctx: ServerContext;
+  director: DirectorRepository;
+  vault: SecretVault;
+}
+
+export class DirectorSync {
+  /** Per device, the state version this process last found the director agreeing at. */
+  readonly #agreedAt = new Map<string, number>();
+  /** This process's director files are read, compared and rewritten one device at a time. */
+  readonly #local = new KeyedMutex();
+
+  constructor(private readonly opts: DirectorSyncOptions) {}
+
+  /**
+   * Re-signs the device's director targets from its committed `device_apps` if they differ, then
+   * clears the device's marker up to the state version read. Returns whether it re-signed.
+   */
+  sync(deviceId: string): Promise<boolean> {
+    return this.#local.run(deviceId, async () => {
+      const { ctx, director } = this.opts;
+      const { stateVersion, assignments } = await ctx.db.transaction().execute(async (trx) => {
+        const device = await trx
+          .selectFrom('devices')
+          .select('state_version')
+          .where('id', '=', deviceId)
+          .executeTakeFirst();
+        const rows = await trx
+          .selectFrom('device_apps')
+          .select(['desired', 'rollout'])
+          .where('device_id', '=', deviceId)
+          .where('desired', 'is not', null)
+          .orderBy('app')
+          .execute();
+        return {
+          stateVersion: device === undefined ? undefined : Number(device.state_version),
+          assignments: rows.map((r) => ({
+            path: r.desired!,
+            ...(r.rollout !== null && { rollout: r.rollout }),
+          })),
+        };
+      });
+      if (stateVersion === undefined) return false;
+      const signed = await director.targets(deviceId);
+      const agrees =
+        signed !== undefined &&
+        sameAssignments(
+          Object.values(signed.signed.targets).map((t) => ({
+            path: t.path,
+            rollout: typeof t.custom.rollout === 'string' ? t.custom.rollout : undefined,
+          })),
+          assignments,
+        );
+      if (!agrees) {
+        // Each release's secrets sealed to this device alone, inside the target its director signs.
+        const sealed: DirectorAssignment[] = [];
+        for (const a of assignments) {
+          const sealedSecrets = await sealSecretsForDevice(ctx, this.opts.vault, deviceId, a.path);
+          sealed.push(sealedSecrets === undefined ? a : { ...a, sealedSecrets });
+        }
+        await director.assign(deviceId, sealed);
+        crashPoint('assignment.after-sign');
+      }
+      await ctx.db
+        .updateTable('devices')
+        .set({ director_pending: null })
+        .where('id', '=', deviceId)
+        .where('director_pending', '<=', stateVersion)
+        .execute();
+      this.#agreedAt.set(deviceId, stateVersion);
+      return !agrees;
+    });
+  }
+
+  /**
+   * Before a device's director metadata is served: compares it with `device_apps` unless this
+   * process already did at the device's current state version.
+   */
+  async beforeRead(deviceId: string): Promise<void> {
+    const row = await this.opts.ctx.db
+      .selectFrom('devices')
+      .select('state_version')
+      .where('id', '=', deviceId)
+      .executeTakeFirst();
+    if (row === undefined) return;
+    if (this.#agreedAt.get(deviceId) === Number(row.state_version)) return;
+    await this.sync(deviceId);
+  }
+
+  /** At start: re-signs every device an assignment marked and no re-sign cleared (a crash between). */
+  async repairPending(): Promise<number> {
+    const rows = await this.opts.ctx.db
+      .selectFrom('devices')
+      .select('id')
+      .where('director_pending', 'is not', null)
+      .orderBy('id')
+      .execute();
+    let resigned = 0;
+    for (const { id } of rows) if (await this.sync(id)) resigned++;
+    if (rows.length > 0)
+      this.opts.ctx.log.warn(
+        { devices: rows.length, resigned },
+        'director metadata of devices whose assignment was interrupted brought up to date',
+      );
+    return resigned;
+  }
+}
+
+interface Assigned {
+  path: string;
+  rollout?: string | undefined;
+}
+
+function sameAssignments(a: readonly Assigned[], b: readonly Assigned[]): boolean {
+  const key = (x: Assigned) => `${x.path}\u0000${x.rollout ?? ''}`;
+  const left = a.map(key).sort();
+  const right = b.map(key).sort();
+  return left.length === right.length && left.every((k, i) => k === right[i]);
+}

@@ -1,0 +1,112 @@
+/**
+ * Typed in-process domain events (docs/architecture.md "Domain events"). Services emit after their
+ * transaction commits; other modules subscribe (delta precompute, object access, and later
+ * rollouts, the event stream and the web). One bus per app, created by `buildApp` and passed to
+ * the modules; nothing here is an import-time singleton. Events stay in this process: with several
+ * replicas each sees only what its own requests did.
+ */
+import type { UpdatePhase } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+
+/** Who asked for a change (an operator), as recorded in the audit log. */
+export interface EventActor {
+  userId: string;
+  sourceIp: string | null;
+}
+
+/** Every domain event, discriminated by `type`. */
+export type DomainEvent =
+  | {
+      type: 'deployment.created';
+      /** The rollout id the director names in each assigned target (`dep_…`). */
+      rollout: string;
+      app: string;
+      version: string;
+      targetPath: string;
+      deviceIds: readonly string[];
+      actor: EventActor;
+    }
+  | {
+      type: 'device.assigned';
+      deviceId: string;
+      app: string;
+      targetPath: string;
+      rollout: string;
+      /** The device's state version after the assignment. */
+      stateVersion: number;
+    }
+  | {
+      type: `device.update.${UpdatePhase}`;
+      deviceId: string;
+      app: string;
+      phase: UpdatePhase;
+      /** The release the update is about. */
+      targetPath: string;
+      /** The release the device runs now, when the report said (a final phase). */
+      running?: string | null;
+    }
+  | {
+      type: 'device.app.status';
+      deviceId: string;
+      app: string;
+      /** The release whose process the status is about (what the device runs). */
+      targetPath: string;
+    };
+
+export type DomainEventType = DomainEvent['type'];
+
+/** The event of one type (`device.update.committed` narrows the update event to that phase). */
+export type EventOf<T extends DomainEventType> = DomainEvent extends infer E
+  ? E extends { type: infer K }
+    ? T extends K
+      ? Omit<E, 'type'> & { type: T }
+      : never
+    : never
+  : never;
+
+export type Handler<E> = (event: E) => void | Promise<void>;
+
+export interface EventBus {
+  /** Calls every subscriber of the event's type; a subscriber's failure is logged, never thrown. */
+  emit(event: DomainEvent): void;
+  /** Subscribes to one type; returns the unsubscribe function. */
+  on<T extends DomainEventType>(type: T, handler: Handler<EventOf<T>>): () => void;
+  /** Subscribes to the events `match` accepts (e.g. every `device.update.*`). */
+  subscribe(match: (event: DomainEvent) => boolean, handler: Handler<DomainEvent>): () => void;
+}
+
+interface Subscription {
+  match: (event: DomainEvent) => boolean;
+  handler: Handler<DomainEvent>;
+}
+
+export function createEventBus(log: Logger): EventBus {
+  const subscriptions = new Set<Subscription>();
+  const failed = (event: DomainEvent) => (err: unknown) =>
+    log.warn({ err, event: event.type }, 'a domain event subscriber failed');
+  const add = (sub: Subscription) => {
+    subscriptions.add(sub);
+    return () => {
+      subscriptions.delete(sub);
+    };
+  };
+  return {
+    emit(event) {
+      for (const sub of [...subscriptions]) {
+        if (!sub.match(event)) continue;
+        try {
+          const result = sub.handler(event);
+          if (result instanceof Promise) result.catch(failed(event));
+        } catch (err) {
+          failed(event)(err);
+        }
+      }
+    },
+    on(type, handler) {
+      return add({ match: (e) => e.type === type, handler: handler as Handler<DomainEvent> });
+    },
+    subscribe(match, handler) {
+      return add({ match, handler });
+    },
+  };
+}
