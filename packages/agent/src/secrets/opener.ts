@@ -13,7 +13,7 @@ import {
   openSealedSecret,
   secretReferences,
 } from '@flotilla/protocol';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 
 export class SecretOpener {
   readonly #seed: Buffer;

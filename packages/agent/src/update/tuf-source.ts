@@ -14,7 +14,7 @@ import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
 import { provisionTrustedRoot, readAssignment } from '../tuf/index.js';
 import type { VerifiedRelease } from '../tuf/index.js';
-import type { ReleaseSpec } from './types.js';
+import type { ReleaseSpec } from '../model/release.js';
 
 export interface TufSourceOptions {
   serverUrl: string;

@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import { ProcessRuntime } from '../../src/runtimes/process-runtime.js';
 import { readLogTail } from '../../src/runtimes/rotating-log.js';
 import { AppLayout } from '../../src/apply/layout.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { tempDir } from '../helpers/tmp.js';
 import { quietLogger } from '../update/fixtures.js';
 import { APP_SOURCE } from './app-source.js';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { planRollback, planUpdate } from '../../src/update/planner.js';
-import { releaseId } from '../../src/update/identity.js';
+import { releaseId } from '../../src/model/identity.js';
 import type { PlanInput } from '../../src/update/planner.js';
-import type { JournalEntry, ReleaseSpec, StepKind } from '../../src/update/types.js';
+import type { JournalEntry, ReleaseSpec, StepKind } from '../../src/model/release.js';
 
 const release = (version: string, digit: string): ReleaseSpec => ({
   app: 'web',
