@@ -73,3 +73,13 @@ void test('no import runs back up a layer or sideways between folders of one lay
   }
   assert.deepEqual(wrong, []);
 });
+
+void test("tuf-js is used through its public API: one deep import (the fetcher contract's DownloadHTTPError), no private fields", () => {
+  const deep: string[] = [];
+  for (const file of sources(SRC)) {
+    const text = readFileSync(file, 'utf8');
+    if (/from 'tuf-js\/dist\//.test(text)) deep.push(relative(SRC, file));
+    assert.doesNotMatch(text, /trustedSet/, `${relative(SRC, file)} reaches into the Updater's trusted set`);
+  }
+  assert.deepEqual(deep, ['tuf/fetcher.ts']);
+});

@@ -3,7 +3,6 @@
  * downloaded like every later root, through the TUF fetcher and bounded in size while streaming,
  * so a server cannot make the agent buffer an endless answer before anything is verified.
  */
-import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import { mapRefreshError } from './error-mapping.js';
 import type { RepositoryName } from './error-mapping.js';
 import { FailureLog } from './failure-log.js';
@@ -27,7 +26,8 @@ export async function downloadFirstRoot(
   try {
     return await new RecordingFetcher(failures, options).downloadBytes(url, ROOT_MAX_BYTES);
   } catch (error) {
-    if (error instanceof DownloadHTTPError && error.statusCode === 404) return null;
-    throw mapRefreshError(repository, error, failures.last);
+    const last = failures.last;
+    if (last?.kind === 'fetch-failed' && last.status === 404) return null;
+    throw mapRefreshError(repository, error, last);
   }
 }

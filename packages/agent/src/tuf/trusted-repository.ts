@@ -10,13 +10,11 @@ import { dirname, join } from 'node:path';
 import { FlotillaError, createFileExclusive, parseMetadata, verifySignedBy } from '@flotilla/protocol';
 import { Updater } from 'tuf-js';
 import type { TargetFile } from 'tuf-js';
-import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import { mapRefreshError } from './error-mapping.js';
 import type { RepositoryName } from './error-mapping.js';
 import { FailureLog } from './failure-log.js';
 import { RecordingFetcher } from './fetcher.js';
 import type { FetchOptions } from './fetcher.js';
-import { hookTrustedSet } from './trusted-set-hooks.js';
 
 export interface TrustedRepositoryOptions {
   name: RepositoryName;
@@ -115,7 +113,6 @@ export class TrustedRepository {
         throw mapRefreshError(opts.name, again, undefined);
       }
     }
-    hookTrustedSet(updater, failures);
     return new TrustedRepository(opts, updater, failures);
   }
 
@@ -135,7 +132,7 @@ export class TrustedRepository {
         await this.#keepLastGoodRoot();
         return 'unpublished';
       }
-      throw mapRefreshError(this.opts.name, error, this.failures.last);
+      throw mapRefreshError(this.opts.name, error, this.failures.last, this.opts.dir);
     }
     await this.#keepLastGoodRoot();
     return 'refreshed';
@@ -145,9 +142,8 @@ export class TrustedRepository {
     const last = this.failures.last;
     return (
       last?.step === 'timestamp' &&
-      last.source === 'fetch' &&
-      last.error instanceof DownloadHTTPError &&
-      last.error.statusCode === 404 &&
+      last.kind === 'fetch-failed' &&
+      last.status === 404 &&
       !existsSync(join(this.opts.dir, 'timestamp.json'))
     );
   }
@@ -164,7 +160,7 @@ export class TrustedRepository {
     try {
       return await this.updater.getTargetInfo(path);
     } catch (error) {
-      throw mapRefreshError(this.opts.name, error, this.failures.last);
+      throw mapRefreshError(this.opts.name, error, this.failures.last, this.opts.dir);
     }
   }
 

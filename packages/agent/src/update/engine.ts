@@ -313,7 +313,12 @@ export class UpdateEngine {
     const onPhase = (event: PhaseEvent) => this.onPhase(event);
     const result = await runTransaction(plan, input.journal, ctx, signal, onPhase);
     if (result.kind !== 'rollback') return result;
-    const rollback = planFailureRollback({ ...input, journal: null }, result.failed, result.back, result.reason);
+    const rollback = planFailureRollback(
+      { ...input, journal: null },
+      result.failed,
+      result.back,
+      result.reason,
+    );
     this.options.logger.info(
       { app: plan.app, reason: result.reason, steps: rollback.steps.map((s) => s.kind) },
       'running a rollback plan',
