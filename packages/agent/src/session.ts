@@ -99,10 +99,8 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
         // Changes made while the channel was down are fetched at once.
         if (welcome.stateVersion !== state.stateCursor().stateVersion) poller.pollNow();
       },
-      onStateChanged: () => {
-        poller.pollNow();
-        updates?.trigger();
-      },
+      // One trigger path: the push polls, and a changed state (onState above) converges once.
+      onStateChanged: () => poller.pollNow(),
       onRequestInventory: () => reporter.reportNow(signal),
       ...(updates && {
         onAppAction: (action, app) => updates.act(action, app, signal),

@@ -1,11 +1,10 @@
 /** What the step executors need; every side effect sits behind one of these. */
-import type { MaterializeStats } from '@flotilla/store';
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { Runtime } from '../runtimes/runtime.js';
-import type { UpdateRecords } from '../update/records.js';
-import type { ReleaseStamps } from '../update/release-stamps.js';
-import type { ReleaseSpec } from '../update/types.js';
+import type { UpdateRecords } from '../state/update-records.js';
+import type { ReleaseStamps } from '../state/release-stamps.js';
+import type { ReleaseSpec } from '../model/release.js';
 import type { AppLayout } from './layout.js';
 
 export interface FetchOutcome {
@@ -44,7 +43,5 @@ export interface ApplyContext {
   keepPrevious: number;
   stageReuse: StageReuse;
   stageVerify: StageVerify;
-  /** Staging the fetch step began, by release root, for the stage step (staging.ts). */
-  earlyStaging: Map<string, Promise<MaterializeStats>>;
   logger: Logger;
 }

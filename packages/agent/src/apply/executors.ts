@@ -2,19 +2,24 @@
 import { readdir, rename, stat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
 import { materialize, parseObject } from '@flotilla/store';
-import type { Step } from '../update/types.js';
+import type { MaterializeStats } from '@flotilla/store';
+import type { Step } from '../model/release.js';
 import type { ApplyContext } from './context.js';
-import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from './fs-ops.js';
-import { EarlyStaging, stageIntoTemp, takeEarlyStaging } from './staging.js';
+import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from '../util/fs-ops.js';
+import { EarlyStaging, stageIntoTemp } from './staging.js';
 
 type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
 export interface StepResult {
   wireBytes: number;
+  /** A fetch step with `overlapStage`: the staging it began, for the stage step to finish. */
+  staging?: Promise<MaterializeStats>;
 }
 type Executor<K extends Step['kind']> = (
   step: StepOf<K>,
   ctx: ApplyContext,
   signal: AbortSignal,
+  /** The staging the previous (fetch) step began, handed over by the transaction. */
+  begun: Promise<MaterializeStats> | undefined,
 ) => Promise<StepResult>;
 
 const NOTHING: StepResult = { wireBytes: 0 };
@@ -25,31 +30,32 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
   async fetch(step, ctx, signal) {
     const { release } = step;
     // Staging begins as soon as the tree is known (staging.ts), unless the release is staged already.
-    const early = (await exists(ctx.layout.releaseDir(release.app, release.root)))
-      ? null
-      : new EarlyStaging(ctx, release);
+    const early =
+      !step.overlapStage || (await exists(ctx.layout.releaseDir(release.app, release.root)))
+        ? null
+        : new EarlyStaging(ctx, release);
     try {
       const outcome = await ctx.fetchRelease(release, signal, false, () => early?.start());
-      early?.fetched();
-      return outcome;
+      const staging = early?.fetched();
+      return staging ? { ...outcome, staging } : outcome;
     } catch (error) {
       await early?.failed(error);
       throw error;
     }
   },
 
-  async stage(step, ctx, signal) {
+  async stage(step, ctx, signal, begun) {
     const { app, root } = step.release;
     const final = ctx.layout.releaseDir(app, root);
     if (await exists(final)) {
-      await takeEarlyStaging(ctx, root)?.catch(() => undefined);
+      await begun?.catch(() => undefined);
       return NOTHING;
     }
     const releases = ctx.layout.releasesDir(app);
     const temp = `${final}.tmp`;
     let wireBytes = 0;
     try {
-      const stats = await (takeEarlyStaging(ctx, root) ?? stageIntoTemp(ctx, step.release));
+      const stats = await (begun ?? stageIntoTemp(ctx, step.release));
       if (stats.stamps !== undefined) ctx.stamps.save(app, root, stats.stamps);
     } catch (error) {
       // The cache removes a corrupt item when it reads one. Read the whole release once to find
@@ -141,9 +147,15 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
   },
 };
 
-export function executeStep(step: Step, ctx: ApplyContext, signal: AbortSignal): Promise<StepResult> {
+/** Runs one step; `begun` is the staging a fetch step just before it began (its StepResult). */
+export function executeStep(
+  step: Step,
+  ctx: ApplyContext,
+  signal: AbortSignal,
+  begun?: Promise<MaterializeStats>,
+): Promise<StepResult> {
   const run = executors[step.kind] as Executor<Step['kind']>;
-  return run(step, ctx, signal);
+  return run(step, ctx, signal, begun);
 }
 
 /** Reads every object and chunk of a tree; the cache removes each corrupt one it meets. */

@@ -1,7 +1,7 @@
 /** The agent's app directories (DESIGN.md "The agent's disk"). */
 import { join } from 'node:path';
 import type { AppContext } from '../runtimes/runtime.js';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 
 export class AppLayout {
   constructor(readonly dataDir: string) {}

@@ -4,18 +4,19 @@
  * deltas from the cache's whole files, instead of being written out of chunks; the tree is made
  * durable by one syncfs (docs/updates.md "Staging").
  *
- * Staging may begin before the download ends (`startEarlyStaging`): once the tree's objects are in
- * the cache, its directories are created and its unchanged files linked while the changed files
- * are still arriving; the rest waits for them. This happens in the fetch step, into the same
- * temporary directory, which nothing else reads: a crash there leaves only a `.tmp` that the next
- * staging removes, as a crash in the stage step does.
+ * Staging may begin before the download ends (a fetch step with `overlapStage`, see EarlyStaging):
+ * once the tree's objects are in the cache, its directories are created and its unchanged files
+ * linked while the changed files are still arriving; the rest waits for them. This happens in the
+ * fetch step, into the same temporary directory, which nothing else reads: a crash there leaves
+ * only a `.tmp` that the next staging removes, as a crash in the stage step does. The fetch step's
+ * result carries the staging begun; the transaction hands it to the stage step.
  */
 import { mkdir } from 'node:fs/promises';
 import { StampIndex, materialize } from '@flotilla/store';
 import type { FileStamp, MaterializeOptions, MaterializeStats } from '@flotilla/store';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 import type { ApplyContext } from './context.js';
-import { ioError, removeTree } from './fs-ops.js';
+import { ioError, removeTree } from '../util/fs-ops.js';
 
 function stageOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptions {
   if (ctx.stageReuse === 'off') return { durability: 'filesystem' };
@@ -77,9 +78,9 @@ function deferred<T>(): {
 }
 
 /**
- * Staging begun by the fetch step, for the stage step to finish (`takeEarlyStaging`): `start` at
- * the moment the tree is known, then `fetched` or `failed` once the download ends. After `failed`,
- * `failed` resolves once the partial `.tmp` is removed.
+ * Staging begun by the fetch step, for the stage step to finish: `start` at the moment the tree is
+ * known, then `fetched` (which returns the staging to hand over) or `failed` once the download
+ * ends. `failed` resolves once the partial `.tmp` is removed.
  */
 export class EarlyStaging {
   private readonly contents = deferred<Iterable<FileStamp>>();
@@ -96,11 +97,11 @@ export class EarlyStaging {
     this.staging.catch(() => undefined); // seen by the stage step, or dropped after a failed fetch
   }
 
-  /** The download is complete: staging goes on, and the stage step takes it over. */
-  fetched(): void {
-    if (this.staging === undefined) return;
+  /** The download is complete: staging goes on, and the stage step takes over what this returns. */
+  fetched(): Promise<MaterializeStats> | undefined {
+    if (this.staging === undefined) return undefined;
     this.contents.resolve(this.ctx.cache.wholeFileStamps());
-    this.ctx.earlyStaging.set(this.release.root, this.staging);
+    return this.staging;
   }
 
   /** The download failed: staging stops and removes what it made. */
@@ -108,11 +109,4 @@ export class EarlyStaging {
     this.contents.reject(error);
     await this.staging?.catch(() => undefined);
   }
-}
-
-/** The staging the fetch step began for `root`, if any (handed over once). */
-export function takeEarlyStaging(ctx: ApplyContext, root: string): Promise<MaterializeStats> | undefined {
-  const staging = ctx.earlyStaging.get(root);
-  ctx.earlyStaging.delete(root);
-  return staging;
 }

@@ -1,14 +1,15 @@
 /**
  * Runs a plan as a transaction: each step is written to the journal in state.db before it runs, so
  * recovery knows where a crash struck. A failure before the switch abandons the update (the running
- * release never stopped being current); a failure at or after it rolls back with the reason.
+ * release never stopped being current); a failure at or after it ends the run with a `rollback`
+ * outcome naming the failed release: the engine plans the rollback and runs it (plan → execute;
+ * the transaction never plans).
  */
 import { randomUUID } from 'node:crypto';
 import { errorSummary } from '@flotilla/protocol';
 import type { UpdatePhase } from '@flotilla/protocol';
-import { planFailureRollback } from '../update/planner.js';
-import type { PlanInput } from '../update/planner.js';
-import type { FailureReason, JournalEntry, Plan, Step } from '../update/types.js';
+import type { MaterializeStats } from '@flotilla/store';
+import type { FailureReason, JournalEntry, Plan, ReleaseSpec, Step } from '../model/release.js';
 import type { ApplyContext } from './context.js';
 import { executeStep } from './executors.js';
 
@@ -28,6 +29,14 @@ export type TransactionOutcome =
   | { kind: 'rolled-back'; reason: FailureReason }
   | { kind: 'failed'; reason: FailureReason };
 
+/**
+ * What one run of a plan ends with: an outcome, or (an update failing at or after the switch) the
+ * rollback the engine must plan and run next: `failed` back to `back` for `reason`.
+ */
+export type TransactionResult =
+  | TransactionOutcome
+  | { kind: 'rollback'; reason: FailureReason; failed: ReleaseSpec; back: ReleaseSpec | null };
+
 const PHASE_OF: Partial<Record<Step['kind'], UpdatePhase>> = {
   fetch: 'downloading',
   stage: 'installing',
@@ -42,15 +51,15 @@ export function failureReason(error: unknown): FailureReason {
   return errorSummary(error);
 }
 
+/** Runs `plan`; `previous` is the journal entry of the interrupted transaction it resumes, if any. */
 export async function runTransaction(
   plan: Plan,
-  input: PlanInput,
+  previous: JournalEntry | null,
   ctx: ApplyContext,
   signal: AbortSignal,
   onPhase: (event: PhaseEvent) => void,
-): Promise<TransactionOutcome> {
+): Promise<TransactionResult> {
   if (plan.steps.length === 0 || plan.mode === null) return { kind: 'none' };
-  const previous = input.journal;
   const entry: JournalEntry = {
     app: plan.app,
     txn: plan.action === 'resume' && previous ? previous.txn : randomUUID(),
@@ -64,14 +73,19 @@ export async function runTransaction(
   };
   const subject = plan.mode === 'update' ? plan.to : plan.from;
   const targetPath = subject?.targetPath ?? '';
+  // The staging a fetch step began (overlapStage), handed to the stage step right after it.
+  let begun: Promise<MaterializeStats> | undefined;
   for (const step of plan.steps) {
     entry.step = step.kind;
     ctx.records.writeJournal(entry);
     const phase = plan.mode === 'update' ? PHASE_OF[step.kind] : undefined;
     if (phase) onPhase({ app: plan.app, targetPath, phase });
+    const handed = begun;
+    begun = undefined;
     try {
-      const result = await executeStep(step, ctx, signal);
+      const result = await executeStep(step, ctx, signal, handed);
       entry.bytesFetched += result.wireBytes;
+      begun = result.staging;
     } catch (error) {
       const reason = failureReason(error);
       ctx.logger.error({ err: error, app: plan.app, step: step.kind }, 'update step failed');
@@ -95,11 +109,10 @@ export async function runTransaction(
       if (step.kind === 'cleanup') break;
       const to = plan.to;
       if (to === null) return { kind: 'failed', reason };
-      const rollback = planFailureRollback(input, to, plan.from, reason);
-      const outcome = await runTransaction(rollback, { ...input, journal: null }, ctx, signal, onPhase);
-      return outcome.kind === 'failed' ? outcome : { kind: 'rolled-back', reason };
+      return { kind: 'rollback', reason, failed: to, back: plan.from };
     }
   }
+  await begun?.catch(() => undefined); // a plan that ends with its fetch step (none does today)
   ctx.records.clearJournal(plan.app);
   if (plan.mode === 'update') {
     onPhase({

@@ -11,15 +11,26 @@
  *
  * Files rebuilt from deltas are kept whole beside the chunks (whole-files.ts) and stand in for
  * their chunks: `getChunk` reads a chunk out of such a file when the store lacks it.
+ *
+ * This class is the cache's face (the store, tree objects held in memory, removal of corrupt
+ * items, the running size); the other jobs are in their own files: recency (recency.ts), whole
+ * files' chunks (whole-file-index.ts), what releases keep alive (reachable.ts), eviction
+ * (eviction.ts).
  */
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { WeightedLru } from '@flotilla/node-kit';
 import { FlotillaError } from '@flotilla/protocol';
 import { FsStore, parseObject } from '@flotilla/store';
 import type { FileObject, FileStamp, ObjectSink, StoreReader, TreeObject } from '@flotilla/store';
 import type { StateDatabase } from '../state/db.js';
+import { evictLeastRecent, storedBytes } from './eviction.js';
+import type { EvictionResult } from './eviction.js';
+import { reachableIds } from './reachable.js';
+import { Recency } from './recency.js';
+import { WholeFileIndex } from './whole-file-index.js';
 import { WholeFiles } from './whole-files.js';
+
+export type { EvictionResult } from './eviction.js';
 
 export interface ChunkCacheOptions {
   dir: string;
@@ -32,12 +43,6 @@ export interface ChunkCacheOptions {
   onFlushError?: (error: unknown) => void;
 }
 
-export interface EvictionResult {
-  removed: number;
-  bytesRemoved: number;
-  bytesKept: number;
-}
-
 const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID', 'FLT_LIMIT_EXCEEDED']);
 
 /** Tree objects kept in memory (bytes), and the largest one kept. */
@@ -45,7 +50,8 @@ const OBJECT_MEMO_BYTES = 64 * 1024 * 1024;
 const OBJECT_MEMO_MAX_ITEM = 1024 * 1024;
 
 export class ChunkCache implements StoreReader, ObjectSink {
-  private readonly touched = new Map<string, number>();
+  private readonly recency: Recency;
+  private readonly wholeFiles: WholeFileIndex;
   /**
    * Verified tree objects, least recently used first. An update reads every file and directory
    * object of the new and the installed releases several times (fetch walk, delta pairing, staging,
@@ -59,19 +65,14 @@ export class ChunkCache implements StoreReader, ObjectSink {
   });
   /** Bytes of stored frames; null until `overCap` first scans the directory. */
   private storedBytes: number | null = null;
-  private lastTouch = 0;
-  private flushTimer: NodeJS.Timeout | null = null;
-  /** Ids of the whole files on disk (listed at open, kept up to date). */
-  private readonly wholeIds: Set<string>;
-  /** Where each chunk of a whole file lies in it; built at the first chunk the store lacks. */
-  private wholeChunks: Map<string, { file: string; offset: number; size: number }> | null = null;
 
   private constructor(
     readonly store: FsStore,
     readonly whole: WholeFiles,
     private readonly options: ChunkCacheOptions,
   ) {
-    this.wholeIds = new Set(whole.list().map((f) => f.id));
+    this.recency = new Recency(options.db, options.onFlushError);
+    this.wholeFiles = new WholeFileIndex(whole, (id) => this.treeObject(id, false));
   }
 
   static async open(options: ChunkCacheOptions): Promise<ChunkCache> {
@@ -139,7 +140,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       return await this.read(id, () => this.store.getChunk(id));
     } catch (error) {
       if (!(error instanceof FlotillaError && error.code === 'FLT_OBJECT_MISSING')) throw error;
-      const at = (await this.chunksOfWholeFiles()).get(id);
+      const at = await this.wholeFiles.locate(id);
       if (at === undefined) throw error;
       return this.read(at.file, () => this.whole.readChunk(at.file, id, at.offset, at.size), true);
     }
@@ -147,12 +148,12 @@ export class ChunkCache implements StoreReader, ObjectSink {
 
   /** Whether the file object `id` is held as a whole file (then its chunks need no fetching). */
   hasWholeFile(id: string): boolean {
-    return this.wholeIds.has(id);
+    return this.wholeFiles.has(id);
   }
 
   /** The path of the whole file `id`, if held (unverified: whoever uses it verifies it). */
   wholeFilePath(id: string): string | undefined {
-    if (!this.wholeIds.has(id)) return undefined;
+    if (!this.wholeFiles.has(id)) return undefined;
     this.touch(id);
     return this.whole.pathOf(id);
   }
@@ -175,35 +176,8 @@ export class ChunkCache implements StoreReader, ObjectSink {
   /** Takes in the whole file `id` that `writeWholeFile` wrote into `wholeFilesDir`. */
   adoptWholeFile(id: string, file: FileObject, result: { written: number; stamp?: FileStamp }): void {
     this.whole.adopt(id, result.stamp);
-    this.wholeIds.add(id);
-    if (this.wholeChunks !== null) this.indexWholeFile(id, file);
+    this.wholeFiles.add(id, file);
     this.written(id, result.written);
-  }
-
-  private async chunksOfWholeFiles(): Promise<Map<string, { file: string; offset: number; size: number }>> {
-    if (this.wholeChunks === null) {
-      this.wholeChunks = new Map();
-      for (const id of this.wholeIds) {
-        const object = await this.treeObject(id, false).catch(() => null);
-        if (object?.type === 'file') this.indexWholeFile(id, object);
-      }
-    }
-    return this.wholeChunks;
-  }
-
-  private indexWholeFile(id: string, file: FileObject): void {
-    let offset = 0;
-    for (const chunk of file.chunks) {
-      this.wholeChunks?.set(chunk.id, { file: id, offset, size: chunk.size });
-      offset += chunk.size;
-    }
-  }
-
-  private removeWholeFile(id: string): boolean {
-    this.wholeIds.delete(id);
-    if (this.wholeChunks !== null)
-      for (const [chunk, at] of this.wholeChunks) if (at.file === id) this.wholeChunks.delete(chunk);
-    return this.whole.remove(id);
   }
 
   async putChunk(id: string, bytes: Uint8Array): Promise<void> {
@@ -223,7 +197,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
   async remove(id: string): Promise<boolean> {
     this.forget(id);
     this.storedBytes = null; // its size is unknown here: scan again when next asked
-    const whole = this.wholeIds.has(id) && this.removeWholeFile(id);
+    const whole = this.wholeFiles.has(id) && this.wholeFiles.remove(id);
     return (await this.store.remove(id)) || whole;
   }
 
@@ -233,115 +207,40 @@ export class ChunkCache implements StoreReader, ObjectSink {
    * installed release that working out what to protect takes).
    */
   async overCap(): Promise<boolean> {
-    if (this.storedBytes === null) {
-      let total = 0;
-      for await (const id of this.store.list())
-        total += (await stat(this.store.pathOf(id)).catch(() => null))?.size ?? 0;
-      for (const file of this.whole.list()) total += file.size;
-      this.storedBytes = total;
-    }
+    this.storedBytes ??= await storedBytes(this.store, this.wholeFiles);
     return this.storedBytes > this.options.maxBytes;
   }
 
-  /**
-   * Flushes recency a few seconds from now, off the update's path (thousands of upserts took a
-   * tenth of a small update). Eviction and close flush first, so nothing they need is missing; a
-   * crash loses at most those seconds of recency, which only orders eviction.
-   */
+  /** Flushes recency a few seconds from now, off the update's path (recency.ts). */
   flushRecencySoon(delayMs = 5000): void {
-    if (this.flushTimer !== null) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = null;
-      try {
-        this.flushRecency();
-      } catch (error) {
-        // state.db closed or unwritable: recency stays in memory for the next flush
-        this.options.onFlushError?.(error);
-      }
-    }, delayMs);
-    this.flushTimer.unref();
+    this.recency.flushSoon(delayMs);
   }
 
-  /** Writes recency kept in memory to state.db (batched: one transaction, not one write per read). */
+  /** Writes recency kept in memory to state.db. */
   flushRecency(): void {
-    if (this.flushTimer !== null) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = null;
-    }
-    if (this.touched.size === 0) return;
-    const upsert = this.options.db.prepare(
-      'INSERT INTO chunk_use (id, used_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET used_at = excluded.used_at',
-    );
-    const entries = [...this.touched];
-    this.options.db.transaction(() => {
-      for (const [id, at] of entries) upsert.run(id, at);
-    })();
-    this.touched.clear();
+    this.recency.flush();
   }
 
   /** Every object and chunk id reachable from `roots` that the cache holds (what it lacks is left out). */
-  async reachable(roots: Iterable<string>): Promise<Set<string>> {
-    const seen = new Set<string>();
-    const visited = new Set<string>();
-    const stack = [...roots];
-    while (stack.length > 0) {
-      const id = stack.pop() as string;
-      if (visited.has(id)) continue;
-      visited.add(id);
+  reachable(roots: Iterable<string>): Promise<Set<string>> {
+    return reachableIds(roots, {
       // An object held in memory was read from (or written to) the store: no stat needed (one per
       // object of every installed release was most of this walk).
-      if (!this.objects.has(id) && !(await this.store.has(id))) continue;
-      seen.add(id);
-      let object;
-      try {
-        object = await this.treeObject(id, false);
-      } catch {
-        continue; // a chunk (not an object) or a corrupt item: nothing below it
-      }
-      if (object.type === 'file') for (const c of object.chunks) seen.add(c.id);
-      else for (const e of object.entries) if (e.hash !== undefined) stack.push(e.hash);
-    }
-    return seen;
+      holds: async (id) => this.objects.has(id) || (await this.store.has(id)),
+      objectOf: (id) => this.treeObject(id, false),
+    });
   }
 
   /** Removes least recently used items not in `protectedIds` until the cache is within its cap. */
   async evict(protectedIds: ReadonlySet<string>): Promise<EvictionResult> {
-    this.flushRecency();
-    const usedAt = new Map(
-      (
-        this.options.db.prepare('SELECT id, used_at FROM chunk_use').all() as {
-          id: string;
-          used_at: number;
-        }[]
-      ).map((r) => [r.id, r.used_at]),
-    );
-    const items: { id: string; size: number; usedAt: number; whole: boolean }[] = [];
-    let total = 0;
-    for await (const id of this.store.list()) {
-      const info = await stat(this.store.pathOf(id)).catch(() => null);
-      if (!info) continue;
-      total += info.size;
-      items.push({ id, size: info.size, usedAt: usedAt.get(id) ?? 0, whole: false });
-    }
-    // A whole file shares its id (and recency) with its file object; both go or stay together.
-    for (const file of this.whole.list()) {
-      total += file.size;
-      items.push({ ...file, usedAt: usedAt.get(file.id) ?? 0, whole: true });
-    }
-    items.sort((a, b) => a.usedAt - b.usedAt);
-    const result: EvictionResult = { removed: 0, bytesRemoved: 0, bytesKept: total };
-    const forget = this.options.db.prepare('DELETE FROM chunk_use WHERE id = ?');
-    for (const item of items) {
-      if (result.bytesKept <= this.options.maxBytes) break;
-      if (protectedIds.has(item.id)) continue;
-      if (item.whole ? this.removeWholeFile(item.id) : await this.store.remove(item.id)) {
-        this.forget(item.id);
-        forget.run(item.id);
-        result.removed += 1;
-        result.bytesRemoved += item.size;
-        result.bytesKept -= item.size;
-      }
-    }
+    const result = await evictLeastRecent({
+      store: this.store,
+      whole: this.wholeFiles,
+      recency: this.recency,
+      maxBytes: this.options.maxBytes,
+      protectedIds,
+      onRemoved: (id) => this.forget(id),
+    });
     this.storedBytes = result.bytesKept;
     return result;
   }
@@ -352,9 +251,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
   }
 
   private touch(id: string): void {
-    // Strictly increasing, so that order survives several reads in one millisecond.
-    this.lastTouch = Math.max(Date.now(), this.lastTouch + 1);
-    this.touched.set(id, this.lastTouch);
+    this.recency.touch(id);
   }
 
   /** `whole`: `id` names a whole file (removed if corrupt), not an item of the store. */
@@ -369,7 +266,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
       return bytes;
     } catch (error) {
       if (error instanceof FlotillaError && CORRUPTION.has(error.code)) {
-        if (whole) this.removeWholeFile(id);
+        if (whole) this.wholeFiles.remove(id);
         else {
           this.forget(id);
           await this.store.remove(id).catch(() => false);

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol/errors';
 import { backdatedSeconds, contentId, racyAfterNs, readExactlySync, stampOf } from '@flotilla/store/rebuild';
 import type { FileObject, FileStamp } from '@flotilla/store/rebuild';
-import { ioError } from '../apply/fs-ops.js';
+import { ioError } from '../util/fs-ops.js';
 
 const ID = /^[0-9a-f]{64}$/;
 const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;

@@ -1,7 +1,7 @@
 /** Validates a release's runtime configuration (protocol `api/runtime-config.ts`). */
 import { FlotillaError, runtimeConfigProblems } from '@flotilla/protocol';
 import type { FilesRuntimeConfig, ProcessRuntimeConfig } from '@flotilla/protocol';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 
 export function checkRuntimeConfig<T>(release: ReleaseSpec): T {
   const problems = runtimeConfigProblems(release.runtime, release.config);

@@ -7,7 +7,7 @@ import { lstat, mkdir, readlink, rename, symlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { FlotillaError } from '@flotilla/protocol';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 import { appEnv, filesConfig } from './config.js';
 import { healthWindow } from './health.js';
 import { describeFailure, runCommand } from './run-command.js';

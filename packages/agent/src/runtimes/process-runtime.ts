@@ -6,7 +6,7 @@ import type { AppProcessStatus } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import { resolveEnv } from '../secrets/opener.js';
 import type { SecretOpener } from '../secrets/opener.js';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 import { appEnv, processConfig } from './config.js';
 import { healthWindow } from './health.js';
 import { RotatingLog, readLogTail } from './rotating-log.js';

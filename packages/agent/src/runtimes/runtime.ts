@@ -1,6 +1,6 @@
 /** One interface for every way an app runs; the transaction code does not know which one it drives. */
 import type { AppProcessStatus, RuntimeKind } from '@flotilla/protocol';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 
 /** Where one app's release lives on disk (docs/updates.md "Disk layout"). */
 export interface AppContext {

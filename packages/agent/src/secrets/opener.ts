@@ -8,7 +8,7 @@
 import type { KeyObject } from 'node:crypto';
 import { FlotillaError, secretReferences } from '@flotilla/protocol';
 import { checkSecretOpening, deviceIdFromPublicKey, openSealedSecret } from '@flotilla/node-kit';
-import type { ReleaseSpec } from '../update/types.js';
+import type { ReleaseSpec } from '../model/release.js';
 
 export class SecretOpener {
   readonly #seed: Buffer;

@@ -1,62 +1,63 @@
 /**
- * tuf-js and @tufjs/models errors → Flotilla's stable codes. Branches on error classes (and the
- * step that failed), never on message text.
+ * tuf-js refusals → Flotilla's stable codes. A failed download says why itself (the fetcher
+ * recorded it); metadata tuf-js refused after downloading it is explained by diagnose.ts. Never
+ * branches on message text.
  */
+import { accessSync, constants } from 'node:fs';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import { TufLengthOrHashMismatchError, TufUnsignedMetadataError } from '@flotilla/node-kit';
 import type { ErrorCode } from '@flotilla/protocol';
-import {
-  BadVersionError,
-  DownloadError,
-  DownloadHTTPError,
-  DownloadLengthMismatchError,
-  ExpiredMetadataError,
-  PersistError,
-  RuntimeError,
-} from 'tuf-js/dist/error.js';
-import type { RecordedFailure, TufStep } from './failure-log.js';
+import { diagnoseRefusal } from './diagnose.js';
+import type { RefreshEvent, TufStep } from './failure-log.js';
 
 export type RepositoryName = 'image' | 'director';
 
-function codeFor(error: unknown, failure: RecordedFailure | undefined): ErrorCode {
-  const step: TufStep | undefined = failure?.step;
-  if (error instanceof TufUnsignedMetadataError) return 'FLT_TUF_SIGNATURE';
-  if (error instanceof ExpiredMetadataError) return 'FLT_TUF_FREEZE';
-  if (error instanceof BadVersionError) {
-    // 5.6.4: targets version ≠ the one the snapshot names; 5.5.4: snapshot version ≠ the timestamp's.
-    if (step === 'targets') return 'FLT_TUF_MIX_AND_MATCH';
-    if (step === 'snapshot' && failure?.versionDiffersFromParent) return 'FLT_TUF_MIX_AND_MATCH';
-    return 'FLT_TUF_ROLLBACK'; // 5.3.5 root, 5.4.3 timestamp/snapshot, 5.5.5 targets version went backwards
+function codeFor(
+  thrown: unknown,
+  event: RefreshEvent | undefined,
+  metadataDir: string | undefined,
+): ErrorCode {
+  if (event?.kind === 'fetch-failed') return event.tooLong ? 'FLT_TUF_LENGTH' : 'FLT_TUF_FETCH';
+  if (event?.kind === 'downloaded' && metadataDir !== undefined) {
+    const code = diagnoseRefusal(event.step, event.bytes, metadataDir);
+    // Every check passes: what failed is writing the verified metadata (tuf-js persistMetadata).
+    if (code === 'FLT_TUF_METADATA_INVALID' && !writable(metadataDir)) return 'FLT_IO';
+    return code;
   }
-  if (error instanceof TufLengthOrHashMismatchError) return 'FLT_TUF_HASH';
-  if (error instanceof DownloadLengthMismatchError) return 'FLT_TUF_LENGTH';
-  if (error instanceof DownloadError) return 'FLT_TUF_FETCH';
-  if (error instanceof PersistError) return 'FLT_IO';
-  if (failure?.source === 'fetch') return 'FLT_TUF_FETCH';
-  // Everything else tuf-js refuses is malformed or inconsistent metadata: wrong _type, a role missing
-  // from the snapshot, fields of the wrong type (RepositoryError, ValueError, SyntaxError, TypeError).
+  // Nothing downloaded: the trusted metadata on disk itself (@tufjs/models' public errors).
+  if (thrown instanceof TufUnsignedMetadataError) return 'FLT_TUF_SIGNATURE';
+  if (thrown instanceof TufLengthOrHashMismatchError) return 'FLT_TUF_HASH';
   return 'FLT_TUF_METADATA_INVALID';
 }
 
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * The FlotillaError for a failed refresh of `repository`. `failure` is the last failure recorded
- * during the refresh; it replaces the error tuf-js threw when that one is a message-only wrapper.
+ * The FlotillaError for a failed refresh of `repository` whose trusted metadata is in
+ * `metadataDir`. `event` is what the fetcher saw last during the refresh.
  */
 export function mapRefreshError(
   repository: RepositoryName,
   thrown: unknown,
-  failure: RecordedFailure | undefined,
+  event: RefreshEvent | undefined,
+  metadataDir?: string,
 ): FlotillaError {
   if (isFlotillaError(thrown)) return thrown;
-  const error = thrown instanceof RuntimeError && failure ? failure.error : thrown;
-  // The recorded failure describes `error` only when it is that very error (not an earlier, recovered one).
-  const context = failure && failure.error === error ? failure : undefined;
-  const code = codeFor(error, context);
+  const code = codeFor(thrown, event, metadataDir);
+  const error = event?.kind === 'fetch-failed' ? event.error : thrown;
   const reason = error instanceof Error ? error.message : String(error);
+  const step: TufStep | undefined = event?.step;
   const details: Record<string, unknown> = { repository, reason };
-  if (context) details.step = context.step;
-  if (error instanceof DownloadHTTPError) details.status = error.statusCode;
-  const where = context ? `${repository} ${context.step}` : repository;
+  if (step) details.step = step;
+  if (event?.kind === 'fetch-failed' && event.status !== undefined) details.status = event.status;
+  const where = step ? `${repository} ${step}` : repository;
   return new FlotillaError(code, `${where}: ${describe(code)} (${reason})`, { details, cause: error });
 }
 

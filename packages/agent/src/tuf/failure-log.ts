@@ -1,25 +1,23 @@
 /**
- * Remembers the last failure inside a tuf-js refresh. tuf-js 5's Updater wraps snapshot and targets
- * failures in a RuntimeError carrying only a message (updater.js loadSnapshot/loadTargets), so the
- * class that tells a rollback from a bad signature is lost; the fetcher and the trusted-set hooks
- * record it here before it is wrapped, and the mapping to error codes reads it back.
+ * What the TUF fetcher saw last during a refresh: the metadata it downloaded, or the download that
+ * failed. tuf-js 5 wraps snapshot and targets failures in a message-only error (updater.js
+ * loadSnapshot/loadTargets) and exports no error classes, so the mapping to error codes
+ * (error-mapping.ts) reads this instead: a failed download says why itself; downloaded bytes that
+ * tuf-js then refused are explained by diagnose.ts.
  */
 export type TufStep = 'root' | 'timestamp' | 'snapshot' | 'targets';
 
-export interface RecordedFailure {
-  step: TufStep;
-  /** `fetch`: the download failed; `verify`: tuf-js refused the downloaded (or cached) metadata. */
-  source: 'fetch' | 'verify';
-  error: unknown;
-  /** For a version error on snapshot: whether the snapshot's version differs from the one the timestamp names. */
-  versionDiffersFromParent?: boolean;
-}
+export type RefreshEvent =
+  /** `bytes` arrived for `step` (tuf-js verifies them next). */
+  | { kind: 'downloaded'; step: TufStep; bytes: Uint8Array }
+  /** The download failed: the network, an HTTP status, or longer than allowed. */
+  | { kind: 'fetch-failed'; step: TufStep; error: unknown; status?: number; tooLong: boolean };
 
 export class FailureLog {
-  last: RecordedFailure | undefined;
+  last: RefreshEvent | undefined;
 
-  record(failure: RecordedFailure): void {
-    this.last = failure;
+  record(event: RefreshEvent): void {
+    this.last = event;
   }
 
   clear(): void {

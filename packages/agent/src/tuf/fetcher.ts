@@ -1,9 +1,15 @@
 /**
- * The HTTP fetcher tuf-js downloads metadata with: Node's fetch with a timeout, optional extra
- * headers (the device token), no retries (the agent's sync loop retries), and every failure recorded
- * for error mapping. tuf-js's BaseFetcher enforces the maximum length while streaming.
+ * The fetcher tuf-js downloads metadata with (its public `Fetcher` interface): Node's fetch with a
+ * timeout, optional extra headers (the device token), no retries (the agent's sync loop retries),
+ * every download bounded by its maximum length while streaming, and what it saw recorded for error
+ * mapping (failure-log.ts).
  */
-import { BaseFetcher } from 'tuf-js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Fetcher } from 'tuf-js';
+// tuf-js's Fetcher contract: a 403/404 on `N.root.json` ends the walk over root versions only as
+// this class (updater.js loadRoot), which tuf-js 5 does not export from its index.
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import { stepOfUrl } from './failure-log.js';
 import type { FailureLog } from './failure-log.js';
@@ -15,25 +21,53 @@ export interface FetchOptions {
   headers?: () => Record<string, string>;
 }
 
-export class RecordingFetcher extends BaseFetcher {
+/** A download longer than its declared or maximum length, cut off there. */
+export class MetadataTooLongError extends Error {
+  constructor(url: string, maxLength: number) {
+    super(`GET ${url}: more than ${maxLength} bytes`);
+    this.name = 'MetadataTooLongError';
+  }
+}
+
+export class RecordingFetcher implements Fetcher {
   constructor(
     private readonly failures: FailureLog,
     private readonly opts: FetchOptions = {},
-  ) {
-    super();
-  }
+  ) {}
 
-  override async downloadBytes(url: string, maxLength: number): Promise<Buffer> {
+  async downloadBytes(url: string, maxLength: number): Promise<Buffer> {
+    const step = stepOfUrl(url);
     try {
-      return await super.downloadBytes(url, maxLength);
+      const bytes = await this.download(url, maxLength);
+      if (step) this.failures.record({ kind: 'downloaded', step, bytes });
+      return bytes;
     } catch (error) {
-      const step = stepOfUrl(url);
-      if (step) this.failures.record({ step, source: 'fetch', error });
+      if (step)
+        this.failures.record({
+          kind: 'fetch-failed',
+          step,
+          error,
+          tooLong: error instanceof MetadataTooLongError,
+          ...(error instanceof DownloadHTTPError && { status: error.statusCode }),
+        });
       throw error;
     }
   }
 
-  override async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
+  /** Target files (tuf-js `downloadTarget`; the agent fetches its objects itself). */
+  async downloadFile<T>(url: string, maxLength: number, handler: (file: string) => Promise<T>): Promise<T> {
+    const bytes = await this.downloadBytes(url, maxLength);
+    const dir = await mkdtemp(join(tmpdir(), 'flt-tuf-'));
+    try {
+      const file = join(dir, 'download');
+      await writeFile(file, bytes);
+      return await handler(file);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  private async download(url: string, maxLength: number): Promise<Buffer> {
     const response = await fetch(url, {
       headers: { accept: 'application/json', ...this.opts.headers?.() },
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
@@ -43,6 +77,19 @@ export class RecordingFetcher extends BaseFetcher {
       await response.body?.cancel();
       throw new DownloadHTTPError(`GET ${url}: HTTP ${response.status}`, response.status);
     }
-    return response.body as ReadableStream<Uint8Array<ArrayBuffer>>;
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    const pieces: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxLength) {
+        await reader.cancel();
+        throw new MetadataTooLongError(url, maxLength);
+      }
+      pieces.push(value);
+    }
+    return Buffer.concat(pieces);
   }
 }

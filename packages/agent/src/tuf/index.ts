@@ -4,3 +4,4 @@ export { provisionTrustedRoot, TrustedRepository } from './trusted-repository.js
 export type { RefreshOutcome, TrustedRepositoryOptions } from './trusted-repository.js';
 export type { FetchOptions } from './fetcher.js';
 export { tufFailureReport } from './failure-report.js';
+export { downloadFirstRoot, ROOT_MAX_BYTES } from './first-root.js';

@@ -15,13 +15,11 @@ import {
 } from '@flotilla/node-kit';
 import { Updater } from 'tuf-js';
 import type { TargetFile } from 'tuf-js';
-import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import { mapRefreshError } from './error-mapping.js';
 import type { RepositoryName } from './error-mapping.js';
 import { FailureLog } from './failure-log.js';
 import { RecordingFetcher } from './fetcher.js';
 import type { FetchOptions } from './fetcher.js';
-import { hookTrustedSet } from './trusted-set-hooks.js';
 
 export interface TrustedRepositoryOptions {
   name: RepositoryName;
@@ -103,7 +101,6 @@ export class TrustedRepository {
         throw mapRefreshError(opts.name, again, undefined);
       }
     }
-    hookTrustedSet(updater, failures);
     return new TrustedRepository(opts, updater, failures);
   }
 
@@ -123,7 +120,7 @@ export class TrustedRepository {
         await this.#keepLastGoodRoot();
         return 'unpublished';
       }
-      throw mapRefreshError(this.opts.name, error, this.failures.last);
+      throw mapRefreshError(this.opts.name, error, this.failures.last, this.opts.dir);
     }
     await this.#keepLastGoodRoot();
     return 'refreshed';
@@ -133,9 +130,8 @@ export class TrustedRepository {
     const last = this.failures.last;
     return (
       last?.step === 'timestamp' &&
-      last.source === 'fetch' &&
-      last.error instanceof DownloadHTTPError &&
-      last.error.statusCode === 404 &&
+      last.kind === 'fetch-failed' &&
+      last.status === 404 &&
       !existsSync(join(this.opts.dir, 'timestamp.json'))
     );
   }
@@ -152,7 +148,7 @@ export class TrustedRepository {
     try {
       return await this.updater.getTargetInfo(path);
     } catch (error) {
-      throw mapRefreshError(this.opts.name, error, this.failures.last);
+      throw mapRefreshError(this.opts.name, error, this.failures.last, this.opts.dir);
     }
   }
 

@@ -11,8 +11,8 @@ import type { AppLogs, DeviceReport, LogStream, RuntimeKind, UpdateReport } from
 import type { Logger } from 'pino';
 import { AppLayout } from '../apply/layout.js';
 import type { ApplyContext, StageReuse, StageVerify } from '../apply/context.js';
-import { ReleaseStamps } from './release-stamps.js';
-import { ioError } from '../apply/fs-ops.js';
+import { ReleaseStamps } from '../state/release-stamps.js';
+import { ioError } from '../util/fs-ops.js';
 import { runTransaction } from '../apply/transaction.js';
 import type { PhaseEvent, TransactionOutcome } from '../apply/transaction.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
@@ -27,10 +27,10 @@ import { ProcessRuntime } from '../runtimes/process-runtime.js';
 import type { Runtime } from '../runtimes/runtime.js';
 import type { SecretOpener } from '../secrets/opener.js';
 import type { StateDatabase } from '../state/db.js';
-import { planRollback, planUpdate } from './planner.js';
+import { planFailureRollback, planRollback, planUpdate } from './planner.js';
 import type { PlanInput } from './planner.js';
-import { UpdateRecords } from './records.js';
-import type { Plan, ReleaseSpec } from './types.js';
+import { UpdateRecords } from '../state/update-records.js';
+import type { Plan, ReleaseSpec } from '../model/release.js';
 
 export interface UpdateEngineOptions {
   dataDir: string;
@@ -296,9 +296,7 @@ export class UpdateEngine {
     this.busy.add(plan.app);
     let outcome: TransactionOutcome;
     try {
-      outcome = await runTransaction(plan, input, this.applyContext(), signal, (event) =>
-        this.onPhase(event),
-      );
+      outcome = await this.execute(plan, input, signal);
     } finally {
       this.busy.delete(plan.app);
     }
@@ -306,6 +304,30 @@ export class UpdateEngine {
     // After the final report: how the release that now runs stands (restarts start from zero).
     this.reportStatus(plan.app);
     return outcome;
+  }
+
+  /**
+   * Executes `plan`; when the transaction reports that the new release failed at or after the
+   * switch, plans the rollback to the release it replaced and executes that (plan → execute).
+   */
+  private async execute(plan: Plan, input: PlanInput, signal: AbortSignal): Promise<TransactionOutcome> {
+    const ctx = this.applyContext();
+    const onPhase = (event: PhaseEvent) => this.onPhase(event);
+    const result = await runTransaction(plan, input.journal, ctx, signal, onPhase);
+    if (result.kind !== 'rollback') return result;
+    const rollback = planFailureRollback(
+      { ...input, journal: null },
+      result.failed,
+      result.back,
+      result.reason,
+    );
+    this.options.logger.info(
+      { app: plan.app, reason: result.reason, steps: rollback.steps.map((s) => s.kind) },
+      'running a rollback plan',
+    );
+    const outcome = await runTransaction(rollback, null, ctx, signal, onPhase);
+    if (outcome.kind === 'failed') return outcome;
+    return { kind: 'rolled-back', reason: result.reason };
   }
 
   /**
@@ -350,7 +372,6 @@ export class UpdateEngine {
       stageReuse: this.options.stageReuse ?? 'link',
       stageVerify: this.options.stageVerify ?? 'stamp',
       stamps: this.stamps,
-      earlyStaging: new Map(),
       logger: this.options.logger,
     };
   }

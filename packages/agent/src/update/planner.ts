@@ -2,8 +2,8 @@
  * The pure planner: (what is installed, what is assigned, the journal) → steps. No I/O, no clock,
  * so every case, including recovery from each journal state, is unit-tested without processes.
  */
-import { releaseId, sameRelease } from './identity.js';
-import type { FailureReason, InstalledApp, JournalEntry, Plan, ReleaseSpec, Step } from './types.js';
+import { releaseId, sameRelease } from '../model/identity.js';
+import type { FailureReason, InstalledApp, JournalEntry, Plan, ReleaseSpec, Step } from '../model/release.js';
 
 export interface PlanInput {
   app: string;
@@ -166,7 +166,8 @@ function forwardSteps(
 ): Step[] {
   const steps: Step[] = [];
   if (withStaging && !input.stagedRoots.includes(to.root)) {
-    steps.push({ kind: 'fetch', release: to }, { kind: 'stage', release: to });
+    // Staging overlaps the download: it begins once the tree is known (apply/staging.ts).
+    steps.push({ kind: 'fetch', release: to, overlapStage: true }, { kind: 'stage', release: to });
   }
   if (from !== null || !withStaging) steps.push({ kind: 'stop', release: from ?? to });
   steps.push(

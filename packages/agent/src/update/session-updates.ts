@@ -10,13 +10,12 @@ import type { AgentConfig } from '../config.js';
 import { reactionTo } from '../client/classify.js';
 import type { JsonHttpClient } from '@flotilla/node-kit';
 import type { TokenManager } from '../client/tokens.js';
-import { HttpFetcher } from '../fetch/http-fetcher.js';
 import { serverBackoff } from '../sync/backoff.js';
 import { tufFailureReport } from '../tuf/index.js';
 import { WakeableSleep } from '../util/sleep.js';
 import type { UpdateEngine } from './engine.js';
 import { ReportQueue } from './report-queue.js';
-import { tufAssignment } from './tuf-source.js';
+import { serverUpdateSource } from './source.js';
 
 /** Converge again this often even without a push (a missed `state-changed`, an expired hold). */
 const IDLE_RECHECK_MS = 60 * 60 * 1000;
@@ -55,25 +54,18 @@ export class SessionUpdates {
         }
       },
     });
-    const fetcher = new HttpFetcher({
-      baseUrl: http.baseUrl,
-      headers: async () => ({ authorization: `Bearer ${await tokens.get(new AbortController().signal)}` }),
-      partialDir: options.engine.layout.partialDir,
-      concurrency: config.fetchConcurrency,
-      bytesPerSecond: config.fetchBytesPerSecond,
-      timeoutMs: config.requestTimeoutMs,
-    });
-    const assignment = tufAssignment({
+    const { fetcher, assignment } = serverUpdateSource({
       serverUrl: http.baseUrl,
       deviceId: options.deviceId,
       dataDir: config.dataDir,
       trustedRootFile: config.trustedRootFile,
-      token: (signal) => tokens.get(signal),
-      invalidateToken: () => tokens.invalidate(),
+      tokens,
       cache: options.engine.cache,
-      fetcher,
+      partialDir: options.engine.layout.partialDir,
       logger,
       timeoutMs: config.requestTimeoutMs,
+      concurrency: config.fetchConcurrency,
+      bytesPerSecond: config.fetchBytesPerSecond,
     });
     options.engine.attach({
       fetcher,

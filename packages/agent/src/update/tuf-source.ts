@@ -6,15 +6,15 @@
  * verified fetcher as every other object.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
-import { provisionTrustedRoot, readAssignment } from '../tuf/index.js';
+import { downloadFirstRoot, provisionTrustedRoot, readAssignment, ROOT_MAX_BYTES } from '../tuf/index.js';
 import type { VerifiedRelease } from '../tuf/index.js';
-import type { ReleaseSpec } from './types.js';
+import type { ReleaseSpec } from '../model/release.js';
 
 export interface TufSourceOptions {
   serverUrl: string;
@@ -68,6 +68,7 @@ async function verifiedReleases(options: TufSourceOptions, token: string): Promi
   const imageRepoUrl = `${options.serverUrl}/tuf/image/`;
   const directorRepoUrl = `${options.serverUrl}/tuf/director/${options.deviceId}/`;
   const imageReady = await provision(
+    'image',
     join(metadataDir, 'image'),
     options.trustedRootFile,
     `${imageRepoUrl}1.root.json`,
@@ -76,7 +77,14 @@ async function verifiedReleases(options: TufSourceOptions, token: string): Promi
   );
   const directorReady =
     imageReady &&
-    (await provision(join(metadataDir, 'director'), null, `${directorRepoUrl}1.root.json`, headers, options));
+    (await provision(
+      'director',
+      join(metadataDir, 'director'),
+      null,
+      `${directorRepoUrl}1.root.json`,
+      headers,
+      options,
+    ));
   // A server whose operators have not run `flotilla keys init` yet has nothing signed: expected,
   // and quiet (STYLE.md: expected conditions are typed and handled quietly).
   if (!directorReady) return [];
@@ -153,6 +161,7 @@ async function rootObjectOf(
 }
 
 async function provision(
+  repository: 'image' | 'director',
   dir: string,
   configured: string | null,
   url: string,
@@ -162,28 +171,14 @@ async function provision(
   if (existsSync(join(dir, 'root.json'))) return true;
   let bytes: Uint8Array;
   if (configured !== null) {
-    bytes = await readFile(configured).catch((cause: unknown) => {
-      throw new FlotillaError('FLT_CONFIG_INVALID', `cannot read the trusted root ${configured}`, { cause });
-    });
+    bytes = await readConfiguredRoot(configured);
   } else {
-    const response = await fetch(url, {
-      headers: headers(),
-      signal: AbortSignal.timeout(options.timeoutMs),
-    }).catch((cause: unknown) => {
-      throw new FlotillaError('FLT_TUF_FETCH', `GET ${url} failed`, { cause, details: { url } });
-    });
-    if (response.status === 404) {
-      await response.arrayBuffer().catch(() => undefined);
+    const downloaded = await downloadFirstRoot(repository, url, { headers, timeoutMs: options.timeoutMs });
+    if (downloaded === null) {
       options.logger.debug({ url }, 'the server has no signed metadata yet; nothing to install');
       return false;
     }
-    if (!response.ok) {
-      await response.arrayBuffer().catch(() => undefined);
-      throw new FlotillaError('FLT_TUF_FETCH', `GET ${url}: HTTP ${response.status}`, {
-        details: { url, status: response.status },
-      });
-    }
-    bytes = new Uint8Array(await response.arrayBuffer());
+    bytes = downloaded;
     options.logger.warn(
       { url },
       "no trusted root configured: trusting the server's first root (trust on first use)",
@@ -191,4 +186,18 @@ async function provision(
   }
   await provisionTrustedRoot(dir, bytes);
   return true;
+}
+
+/** The root shipped with the agent, bounded like a downloaded one. */
+async function readConfiguredRoot(path: string): Promise<Uint8Array> {
+  const size = (await stat(path).catch(() => null))?.size ?? 0;
+  if (size > ROOT_MAX_BYTES)
+    throw new FlotillaError(
+      'FLT_CONFIG_INVALID',
+      `the trusted root ${path} is ${size} bytes, over the ${ROOT_MAX_BYTES}-byte limit of a root`,
+      { details: { path, size, limit: ROOT_MAX_BYTES } },
+    );
+  return readFile(path).catch((cause: unknown) => {
+    throw new FlotillaError('FLT_CONFIG_INVALID', `cannot read the trusted root ${path}`, { cause });
+  });
 }

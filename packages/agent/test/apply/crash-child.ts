@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { openStateDatabase } from '../../src/state/db.js';
 import { UpdateEngine } from '../../src/update/engine.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 
 const dataDir = process.env.FLT_CRASH_DATA_DIR as string;
 const target = JSON.parse(process.env.FLT_CRASH_TARGET as string) as ReleaseSpec;

@@ -6,7 +6,7 @@ import type { TestContext } from 'node:test';
 import { ProcessRuntime } from '../../src/runtimes/process-runtime.js';
 import { readLogTail } from '../../src/runtimes/rotating-log.js';
 import { AppLayout } from '../../src/apply/layout.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { freePort, tempDir } from '@flotilla/testkit';
 import { quietLogger } from '../update/fixtures.js';
 import { APP_SOURCE } from './app-source.js';

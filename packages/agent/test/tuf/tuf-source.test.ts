@@ -4,12 +4,14 @@
  * yet as a quiet, typed state rather than an error.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { isFlotillaError } from '@flotilla/protocol';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import type { ObjectFetcher } from '../../src/fetch/fetcher.js';
+import { ROOT_MAX_BYTES } from '../../src/tuf/index.js';
 import { tufAssignment } from '../../src/update/tuf-source.js';
 import { memoryLogger } from '../helpers/agent.js';
 import type { LogLine } from '../helpers/agent.js';
@@ -171,3 +173,42 @@ void test('a trusted image timestamp that disappears from the server is an error
     return true;
   });
 });
+
+/** A world whose roots the device has not been given: it trusts the server's first root (TOFU). */
+async function unprovisioned(t: TestContext): Promise<World> {
+  const w = await world({ image: 'tuf/image', director: `tuf/director/${DEVICE}` });
+  t.after(() => w.close());
+  return w;
+}
+
+void test('without a configured root the first root is downloaded and trusted on first use', async (t) => {
+  const w = await unprovisioned(t);
+  const assignment = await source(t, w, { get: () => 'flt_dt_x', invalidate: () => undefined });
+  const releases = await assignment(AbortSignal.timeout(30_000));
+  assert.deepEqual(
+    releases.map((r) => r.targetPath),
+    [w.web1.path],
+  );
+  assert.ok(existsSync(join(w.metadataDir, 'image', 'root.json')));
+});
+
+for (const [what, serve] of [
+  [
+    'larger than a root may be',
+    (w: World) => w.server.files.set('/tuf/image/1.root.json', Buffer.alloc(ROOT_MAX_BYTES + 1, 0x20)),
+  ],
+  ['that never ends', (w: World) => w.server.endless.add('/tuf/image/1.root.json')],
+] as const) {
+  void test(`a first root ${what} is refused as FLT_TUF_LENGTH and nothing is trusted`, async (t) => {
+    const w = await unprovisioned(t);
+    serve(w);
+    const assignment = await source(t, w, { get: () => 'flt_dt_x', invalidate: () => undefined });
+    await assert.rejects(assignment(AbortSignal.timeout(30_000)), (e: unknown) => {
+      assert.ok(isFlotillaError(e));
+      assert.equal(e.code, 'FLT_TUF_LENGTH', e.message);
+      assert.equal((e.details as { repository?: string }).repository, 'image');
+      return true;
+    });
+    assert.equal(existsSync(join(w.metadataDir, 'image', 'root.json')), false);
+  });
+}

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { resolveAgentConfig } from '../../src/config.js';
-import { dryRunUpdates, formatDryRun } from '../../src/update/dry-run.js';
-import { UpdateRecords } from '../../src/update/records.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import { dryRunUpdates, formatDryRun } from '../../src/dry-run.js';
+import { UpdateRecords } from '../../src/state/update-records.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { tempDir } from '@flotilla/testkit';
 import { stateDb } from './fixtures.js';
 

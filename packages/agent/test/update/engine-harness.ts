@@ -14,7 +14,7 @@ import type { SecretOpener } from '../../src/secrets/opener.js';
 import type { StateDatabase } from '../../src/state/db.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { UpdateEngine } from '../../src/update/engine.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { tempDir } from '@flotilla/testkit';
 import { quietLogger, stateDb } from './fixtures.js';
 import { startObjectServer } from './object-server.js';

@@ -9,7 +9,7 @@ import { FsStore, buildTree } from '@flotilla/store';
 import { pino } from 'pino';
 import { openStateDatabase } from '../../src/state/db.js';
 import type { StateDatabase } from '../../src/state/db.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { tempDir } from '@flotilla/testkit';
 
 export const quietLogger = () => pino({ level: process.env.FLT_TEST_LOG ?? 'silent' });

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { formatDryRun } from '../../src/dry-run.js';
 import { planRollback, planUpdate } from '../../src/update/planner.js';
-import { releaseId } from '../../src/update/identity.js';
+import { releaseId } from '../../src/model/identity.js';
 import type { PlanInput } from '../../src/update/planner.js';
-import type { JournalEntry, ReleaseSpec, StepKind } from '../../src/update/types.js';
+import type { JournalEntry, ReleaseSpec, StepKind } from '../../src/model/release.js';
 
 const release = (version: string, digit: string): ReleaseSpec => ({
   app: 'web',
@@ -276,4 +277,13 @@ void test('operator rollback to a previous release of the same tree switches con
   assert.equal(plan.to, v1);
   assert.deepEqual(kinds(plan.steps), ['stop', 'switch', 'start', 'rollback', 'cleanup']);
   assert.deepEqual(plan.steps.at(-1), { kind: 'cleanup', app: 'web', keep: [v1.root] });
+});
+
+void test('the overlap of fetch and stage is in the plan, and the dry run prints it', () => {
+  const plan = planUpdate(input());
+  assert.deepEqual(plan.steps[0], { kind: 'fetch', release: v2, overlapStage: true });
+  assert.deepEqual(plan.steps[1], { kind: 'stage', release: v2 });
+  const table = formatDryRun({ plans: [plan], assignmentError: null }, false);
+  assert.match(table, /1\. fetch .*staging begins once the tree is known, while the files arrive/);
+  assert.match(table, /2\. stage +releases\/bbbbbbbbbbbb/);
 });

@@ -17,7 +17,7 @@ import {
   secretNonce,
 } from '@flotilla/node-kit';
 import { SecretOpener } from '../../src/secrets/opener.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { tempDir } from '@flotilla/testkit';
 import { harness } from './engine-harness.js';
 import { buildRelease, serverStore, writeTree } from './fixtures.js';

@@ -16,7 +16,7 @@ import { TargetFile } from 'tuf-js';
 import { ChunkCache } from '../../src/cache/chunk-cache.js';
 import type { FetchSink, ObjectFetcher } from '../../src/fetch/fetcher.js';
 import { tufAssignment } from '../../src/update/tuf-source.js';
-import type { ReleaseSpec } from '../../src/update/types.js';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { directorEntry, world } from '../tuf/fixture.js';
 import type { World } from '../tuf/fixture.js';
 import { provision } from '../tuf/helpers.js';

@@ -5,15 +5,14 @@
  */
 import { pino } from 'pino';
 import type { Logger } from 'pino';
-import type { AgentConfig } from '../config.js';
+import type { AgentConfig } from './config.js';
 import type { FetchFn } from '@flotilla/node-kit';
-import { agentHttpClient } from '../client/http.js';
-import { TokenManager } from '../client/tokens.js';
-import { HttpFetcher } from '../fetch/http-fetcher.js';
-import { prepareLocalState } from '../startup.js';
-import { UpdateEngine } from './engine.js';
-import { tufAssignment } from './tuf-source.js';
-import type { Plan, ReleaseSpec, Step } from './types.js';
+import { agentHttpClient } from './client/http.js';
+import { TokenManager } from './client/tokens.js';
+import { prepareLocalState } from './startup.js';
+import { UpdateEngine } from './update/engine.js';
+import { serverUpdateSource } from './update/source.js';
+import type { Plan, ReleaseSpec, Step } from './model/release.js';
 
 export interface UpdateDryRun {
   plans: Plan[];
@@ -49,22 +48,17 @@ export async function dryRunUpdates(
       const tokens = new TokenManager(http, local.identity, enrollment.deviceId, () => undefined);
       const signal = AbortSignal.timeout(config.requestTimeoutMs * 4);
       try {
-        targets = await tufAssignment({
+        targets = await serverUpdateSource({
           serverUrl,
           deviceId: enrollment.deviceId,
           dataDir: config.dataDir,
           trustedRootFile: config.trustedRootFile,
-          token: (s) => tokens.get(s),
-          invalidateToken: () => tokens.invalidate(),
+          tokens,
           cache: engine.cache,
-          fetcher: new HttpFetcher({
-            baseUrl: serverUrl,
-            headers: async () => ({ authorization: `Bearer ${await tokens.get(signal)}` }),
-            partialDir: engine.layout.partialDir,
-          }),
+          partialDir: engine.layout.partialDir,
           logger,
           timeoutMs: config.requestTimeoutMs,
-        })(signal);
+        }).assignment(signal);
       } catch (error) {
         const e = error as { code?: unknown; message?: unknown };
         assignmentError = {
@@ -109,7 +103,9 @@ export function formatDryRun(result: UpdateDryRun, json: boolean): string {
 function describeStep(step: Step): string {
   switch (step.kind) {
     case 'fetch':
-      return `fetch     objects of ${step.release.version} the cache lacks (changed files as deltas where offered)`;
+      return `fetch     objects of ${step.release.version} the cache lacks (changed files as deltas where offered)${
+        step.overlapStage ? '; staging begins once the tree is known, while the files arrive' : ''
+      }`;
     case 'stage':
       return `stage     releases/${step.release.root.slice(0, 12)}… (materialize, reusing unchanged files, syncfs, rename)`;
     case 'stop':

@@ -2,9 +2,9 @@
  * The update tables of state.db (migrations 2 and 4): installed releases (keyed by release id: two
  * may share a tree), holds and the transaction journal.
  */
-import type { StateDatabase } from '../state/db.js';
-import { releaseId, sameRelease } from './identity.js';
-import type { FailureReason, InstalledApp, JournalEntry, ReleaseSpec, StepKind } from './types.js';
+import type { StateDatabase } from './db.js';
+import { releaseId, sameRelease } from '../model/identity.js';
+import type { FailureReason, InstalledApp, JournalEntry, ReleaseSpec, StepKind } from '../model/release.js';
 
 interface ReleaseRow {
   root: string;

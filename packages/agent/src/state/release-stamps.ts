@@ -5,7 +5,7 @@
  */
 import { decodeStamps, encodeStamps } from '@flotilla/store';
 import type { FileStamp } from '@flotilla/store';
-import type { StateDatabase } from '../state/db.js';
+import type { StateDatabase } from './db.js';
 
 export class ReleaseStamps {
   constructor(private readonly db: StateDatabase) {}

@@ -4,7 +4,7 @@
  * while the tree alone decides what is fetched and staged (`releases/<root>` is shared).
  */
 import { createHash } from 'node:crypto';
-import type { ReleaseSpec } from './types.js';
+import type { ReleaseSpec } from './release.js';
 
 /** SHA-256 hex of the release's canonical JSON (key order does not matter); pure. */
 export function releaseId(release: ReleaseSpec): string {

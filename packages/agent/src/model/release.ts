@@ -1,4 +1,7 @@
-/** The vocabulary of an update: releases, what is installed, the journal, and the plan's steps. */
+/**
+ * The release model, the agent's bottom layer: releases, what is installed, the journal, and the
+ * plan's steps. Types only; every other folder may import it, it imports nothing of the agent.
+ */
 import type { RuntimeKind } from '@flotilla/protocol';
 
 /** A release as the agent installs it: verified by TUF, named by its root object id. */
@@ -56,9 +59,13 @@ export interface FailureReason {
 }
 
 export type Step =
-  /** Fetch every object and chunk of the release the cache lacks. */
-  | { kind: 'fetch'; release: ReleaseSpec }
-  /** Materialize into `releases/<root>.tmp`, fsync, rename to `releases/<root>`. */
+  /**
+   * Fetch every object and chunk of the release the cache lacks. With `overlapStage`, staging
+   * begins (into `releases/<root>.tmp`) as soon as the tree's objects are in the cache, while the
+   * files' contents still arrive; the stage step that follows finishes it.
+   */
+  | { kind: 'fetch'; release: ReleaseSpec; overlapStage: boolean }
+  /** Materialize into `releases/<root>.tmp` (or finish the staging the fetch began), fsync, rename to `releases/<root>`. */
   | { kind: 'stage'; release: ReleaseSpec }
   /** Stop the app, whatever release it runs. */
   | { kind: 'stop'; release: ReleaseSpec }
