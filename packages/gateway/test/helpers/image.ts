@@ -11,10 +11,15 @@ import type { Seen } from './scan.js';
  * other: a file deleted (whiteout), a file replaced with other owner and mode, an opaque
  * directory (its marker after a new entry in the same layer), a hard link whose source is later
  * replaced, a setuid file, a sticky directory, owners other than root, an xattr, absolute and
- * relative symlinks; the third layer is zstd-compressed. `expected` is the result, written out
+ * relative symlinks; the third layer is zstd-compressed unless `zstd` is false (Docker 20.10
+ * reads no zstd layers). `expected` is the result, written out
  * by hand from those rules (OCI image spec "Applying Changesets").
  */
-export async function busyboxImage(dir: string, version = 'v1'): Promise<{ layers: Layer[]; expected: Map<string, Seen> }> {
+export async function busyboxImage(
+  dir: string,
+  version = 'v1',
+  zstd = true,
+): Promise<{ layers: Layer[]; expected: Map<string, Seen> }> {
   const busybox = await readFile('/bin/busybox');
   const l1: LayerEntry[] = [
     { name: 'bin/', type: 'directory' },
@@ -57,7 +62,7 @@ export async function busyboxImage(dir: string, version = 'v1'): Promise<{ layer
     { name: 'data/hard1', content: 'changed\n' },
     { name: 'etc/version', content: `${version}\n` },
   ];
-  const layers = [await makeLayer(l1), await makeLayer(l2, 'none'), await zstdLayer(dir, l3)];
+  const layers = [await makeLayer(l1), await makeLayer(l2, 'none'), zstd ? await zstdLayer(dir, l3) : await makeLayer(l3)];
 
   const d = (mode = 0o755, uid = 0, gid = 0): Seen => ({ type: 'dir', mode, uid, gid });
   const f = (content: string | Buffer, mode = 0o644, uid = 0, gid = 0, xattrs?: Record<string, string>): Seen => ({
