@@ -49,7 +49,8 @@ export function parseImageReference(text: string): ImageReference {
   }
   if (rest.length === 0 || rest.length > 255) throw invalid(text, 'the repository name is empty or too long');
   for (const component of rest.split('/')) {
-    if (!COMPONENT.test(component)) throw invalid(text, `"${component}" is not a valid repository path component`);
+    if (!COMPONENT.test(component))
+      throw invalid(text, `"${component}" is not a valid repository path component`);
   }
   if (tag === null && digest === null) tag = 'latest';
   return { registry, repository: rest, tag, digest };

@@ -30,7 +30,7 @@ async function unsquash(file: string, into: string): Promise<Map<string, Seen>> 
   return scanDir(into, true);
 }
 
-describe('convertImage', () => {
+void describe('convertImage', () => {
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'flt-gw-convert-'));
@@ -39,7 +39,7 @@ describe('convertImage', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('applies layers with whiteouts and opaque dirs, keeping owners, modes, xattrs and links, into a reproducible squashfs', async () => {
+  void it('applies layers with whiteouts and opaque dirs, keeping owners, modes, xattrs and links, into a reproducible squashfs', async () => {
     const { layers, expected } = await busyboxImage(dir);
     const sources = await layerFiles(join(dir, 'layers'), layers);
     const store = new MemoryStore();
@@ -50,7 +50,11 @@ describe('convertImage', () => {
     assert.deepEqual(first.notInTree, []);
     assert.deepEqual(await readdir(join(dir, 'out1')), ['image.sqfs'], 'no scratch or temporary file left');
 
-    const second = await convertImage(sources, { outDir: join(dir, 'out2'), workDir: join(dir, 'work2'), outName: 'again.sqfs' });
+    const second = await convertImage(sources, {
+      outDir: join(dir, 'out2'),
+      workDir: join(dir, 'work2'),
+      outName: 'again.sqfs',
+    });
     assert.equal(second.squashfsSha256, first.squashfsSha256, 'the same image gives the same squashfs bytes');
     assert.deepEqual(await readFile(second.squashfsPath), await readFile(first.squashfsPath));
     assert.equal(second.tree, null);
@@ -59,7 +63,10 @@ describe('convertImage', () => {
     // (relative, as trees hold them); owners and xattrs live in the squashfs only.
     assert.ok(first.tree);
     const target = join(dir, 'tree1');
-    await materialize(store, first.tree.root, target, { limits: { allowSpecialModes: true }, durability: 'none' });
+    await materialize(store, first.tree.root, target, {
+      limits: { allowSpecialModes: true },
+      durability: 'none',
+    });
     const inTree = await scanDir(target);
     const fromSquash = new Map(
       [...expected].map(([path, s]) => {
@@ -73,12 +80,18 @@ describe('convertImage', () => {
     assert.deepEqual(normalized(treeSeen), normalized(fromSquash));
   });
 
-  it('gives file-level deltas between image versions: the next version changes one file of the tree', async () => {
+  void it('gives file-level deltas between image versions: the next version changes one file of the tree', async () => {
     const store = new MemoryStore();
     const v1 = await busyboxImage(join(dir, 'v1'), 'v1');
     const v2 = await busyboxImage(join(dir, 'v2'), 'v2');
-    const a = await convertImage(await layerFiles(join(dir, 'v1l'), v1.layers), { outDir: join(dir, 'v1o'), sink: store });
-    const b = await convertImage(await layerFiles(join(dir, 'v2l'), v2.layers), { outDir: join(dir, 'v2o'), sink: store });
+    const a = await convertImage(await layerFiles(join(dir, 'v1l'), v1.layers), {
+      outDir: join(dir, 'v1o'),
+      sink: store,
+    });
+    const b = await convertImage(await layerFiles(join(dir, 'v2l'), v2.layers), {
+      outDir: join(dir, 'v2o'),
+      sink: store,
+    });
     assert.ok(a.tree && b.tree);
     assert.notEqual(a.squashfsSha256, b.squashfsSha256);
     const diff = await diffTrees(store, a.tree.root, b.tree.root, { limits: { allowSpecialModes: true } });
@@ -90,7 +103,12 @@ describe('convertImage', () => {
     );
   });
 
-  async function refused(entries: LayerEntry[], code: string, pattern: RegExp, allowDevices = false): Promise<void> {
+  async function refused(
+    entries: LayerEntry[],
+    code: string,
+    pattern: RegExp,
+    allowDevices = false,
+  ): Promise<void> {
     const layer = await makeLayer(entries);
     const out = join(dir, `hostile-${layer.digestHex.slice(0, 8)}`);
     const sources = await layerFiles(join(dir, 'hostile-layers'), [layer]);
@@ -103,11 +121,25 @@ describe('convertImage', () => {
     assert.deepEqual(await readdir(out), [], 'nothing is published and no scratch is left');
   }
 
-  it('refuses hostile layers: paths and links escaping the root, device nodes unless allowed', async () => {
+  void it('refuses hostile layers: paths and links escaping the root, device nodes unless allowed', async () => {
     await refused([{ name: '../escape', content: 'x' }], 'FLT_LAYER_UNSAFE', /\.\./);
     await refused([{ name: 'a/../../escape', content: 'x' }], 'FLT_LAYER_UNSAFE', /climbs out/);
-    await refused([{ name: 'a/', type: 'directory' }, { name: 'a/up', type: 'symlink', linkname: '../../etc/shadow' }], 'FLT_LAYER_UNSAFE', /escapes the root/);
-    await refused([{ name: 'x', content: 'x' }, { name: 'h', type: 'link', linkname: '../x' }], 'FLT_LAYER_UNSAFE', /\.\./);
+    await refused(
+      [
+        { name: 'a/', type: 'directory' },
+        { name: 'a/up', type: 'symlink', linkname: '../../etc/shadow' },
+      ],
+      'FLT_LAYER_UNSAFE',
+      /escapes the root/,
+    );
+    await refused(
+      [
+        { name: 'x', content: 'x' },
+        { name: 'h', type: 'link', linkname: '../x' },
+      ],
+      'FLT_LAYER_UNSAFE',
+      /\.\./,
+    );
     await refused(
       [
         { name: 'l', type: 'symlink', linkname: '/etc' },
@@ -116,17 +148,27 @@ describe('convertImage', () => {
       'FLT_LAYER_UNSAFE',
       /not a directory/,
     );
-    await refused([{ name: 'dev/', type: 'directory' }, { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 }], 'FLT_LAYER_UNSAFE', /device/);
+    await refused(
+      [
+        { name: 'dev/', type: 'directory' },
+        { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 },
+      ],
+      'FLT_LAYER_UNSAFE',
+      /device/,
+    );
     await refused([{ name: 'h', type: 'link', linkname: 'missing' }], 'FLT_LAYER_INVALID', /not a file/);
 
     const garbage = join(dir, 'garbage');
     await writeFile(garbage, Buffer.from('\x1f\x8bthis is not gzip at all'));
-    await assert.rejects(convertImage([{ digest: 'sha256:00', path: garbage }], { outDir: join(dir, 'garbage-out') }), {
-      code: 'FLT_LAYER_INVALID',
-    });
+    await assert.rejects(
+      convertImage([{ digest: 'sha256:00', path: garbage }], { outDir: join(dir, 'garbage-out') }),
+      {
+        code: 'FLT_LAYER_INVALID',
+      },
+    );
   });
 
-  it('keeps device nodes and FIFOs when the platform allows devices; the release tree leaves them out', async () => {
+  void it('keeps device nodes and FIFOs when the platform allows devices; the release tree leaves them out', async () => {
     const layer = await makeLayer([
       { name: 'dev/', type: 'directory' },
       { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },

@@ -39,11 +39,16 @@ export async function startDockerd(dir: string): Promise<Dockerd> {
   const child = spawn(
     'dockerd',
     [
-      '--config-file', config,
-      '--data-root', join(dir, 'root'),
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'docker.pid'),
-      '-H', `unix://${sock}`,
+      '--config-file',
+      config,
+      '--data-root',
+      join(dir, 'root'),
+      '--exec-root',
+      join(dir, 'exec'),
+      '--pidfile',
+      join(dir, 'docker.pid'),
+      '-H',
+      `unix://${sock}`,
       '--bridge=none',
       '--iptables=false',
       '--ip6tables=false',
@@ -73,11 +78,15 @@ export async function startDockerd(dir: string): Promise<Dockerd> {
     docker,
     exportContainer: (id) =>
       new Promise<Buffer>((resolve, reject) => {
-        const p = spawn('docker', ['-H', `unix://${sock}`, 'export', id], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const p = spawn('docker', ['-H', `unix://${sock}`, 'export', id], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         const parts: Buffer[] = [];
         p.stdout.on('data', (c: Buffer) => parts.push(c));
         p.on('error', reject);
-        p.on('close', (code) => (code === 0 ? resolve(Buffer.concat(parts)) : reject(new Error(`docker export exited ${code}`))));
+        p.on('close', (code) =>
+          code === 0 ? resolve(Buffer.concat(parts)) : reject(new Error(`docker export exited ${code}`)),
+        );
       }),
     stop: () => stopChild(child),
   };

@@ -37,7 +37,14 @@ export async function busyboxImage(
     { name: 'opq/sub/old2', content: 'old2\n' },
     { name: 'home/', type: 'directory' },
     { name: 'home/user/', type: 'directory', mode: 0o750, uid: 1000, gid: 1000 },
-    { name: 'home/user/notes', content: 'mine\n', mode: 0o600, uid: 1000, gid: 1000, xattrs: { 'user.flotilla.note': 'kept' } },
+    {
+      name: 'home/user/notes',
+      content: 'mine\n',
+      mode: 0o600,
+      uid: 1000,
+      gid: 1000,
+      xattrs: { 'user.flotilla.note': 'kept' },
+    },
     { name: 'usr/', type: 'directory' },
     { name: 'usr/bin/', type: 'directory' },
     { name: 'usr/bin/su-like', content: 'setuid\n', mode: 0o4755 },
@@ -62,10 +69,20 @@ export async function busyboxImage(
     { name: 'data/hard1', content: 'changed\n' },
     { name: 'etc/version', content: `${version}\n` },
   ];
-  const layers = [await makeLayer(l1), await makeLayer(l2, 'none'), zstd ? await zstdLayer(dir, l3) : await makeLayer(l3)];
+  const layers = [
+    await makeLayer(l1),
+    await makeLayer(l2, 'none'),
+    zstd ? await zstdLayer(dir, l3) : await makeLayer(l3),
+  ];
 
   const d = (mode = 0o755, uid = 0, gid = 0): Seen => ({ type: 'dir', mode, uid, gid });
-  const f = (content: string | Buffer, mode = 0o644, uid = 0, gid = 0, xattrs?: Record<string, string>): Seen => ({
+  const f = (
+    content: string | Buffer,
+    mode = 0o644,
+    uid = 0,
+    gid = 0,
+    xattrs?: Record<string, string>,
+  ): Seen => ({
     type: 'file',
     mode,
     uid,
@@ -111,5 +128,10 @@ async function zstdLayer(dir: string, entries: LayerEntry[]): Promise<Layer> {
   await writeFile(tarPath, plain.tar);
   await run('zstd', ['-q', '-f', '-19', tarPath, '-o', `${tarPath}.zst`]);
   const blob = await readFile(`${tarPath}.zst`);
-  return { tar: plain.tar, blob, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digestHex: sha256(blob) };
+  return {
+    tar: plain.tar,
+    blob,
+    mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    digestHex: sha256(blob),
+  };
 }

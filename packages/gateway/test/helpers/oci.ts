@@ -29,7 +29,10 @@ export interface Layer {
 const sha = (b: Buffer | string): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** A layer tar written with tar-stream, in the given order (a layer's order is the test's input). */
-export async function makeLayer(entries: LayerEntry[], compression: 'gzip' | 'none' = 'gzip'): Promise<Layer> {
+export async function makeLayer(
+  entries: LayerEntry[],
+  compression: 'gzip' | 'none' = 'gzip',
+): Promise<Layer> {
   const pack = tar.pack();
   const parts: Buffer[] = [];
   pack.on('data', (c) => parts.push(c as Buffer));
@@ -46,7 +49,9 @@ export async function makeLayer(entries: LayerEntry[], compression: 'gzip' | 'no
       mtime: new Date(1_700_000_000_000),
       ...(e.linkname === undefined ? {} : { linkname: e.linkname }),
       ...(e.devmajor === undefined ? {} : { devmajor: e.devmajor, devminor: e.devminor ?? 0 }),
-      ...(e.xattrs ? { pax: Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [`SCHILY.xattr.${k}`, v])) } : {}),
+      ...(e.xattrs
+        ? { pax: Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [`SCHILY.xattr.${k}`, v])) }
+        : {}),
     };
     await new Promise<void>((resolve, reject) => {
       const done = (err?: Error | null): void => (err ? reject(err) : resolve());
@@ -79,7 +84,11 @@ export interface Descriptor {
  * Writes an OCI image layout (image-spec "Image Layout") holding `images` under `tag`: one image
  * gives a manifest, several an image index whose entries carry their platforms.
  */
-export async function writeOciLayout(dir: string, tag: string, images: OciImage[]): Promise<{ manifests: Descriptor[] }> {
+export async function writeOciLayout(
+  dir: string,
+  tag: string,
+  images: OciImage[],
+): Promise<{ manifests: Descriptor[] }> {
   await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = async (bytes: Buffer | string): Promise<string> => {
     const digest = sha(bytes);
@@ -98,8 +107,17 @@ export async function writeOciLayout(dir: string, tag: string, images: OciImage[
       config: { Cmd: ['/bin/sh'] },
       rootfs: { type: 'layers', diff_ids: image.layers.map((l) => sha(l.tar)) },
     });
-    const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await put(config), size: Buffer.byteLength(config) };
-    const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers: layerDescs });
+    const configDesc = {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: await put(config),
+      size: Buffer.byteLength(config),
+    };
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: configDesc,
+      layers: layerDescs,
+    });
     manifests.push({
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       digest: await put(manifest),
@@ -111,21 +129,38 @@ export async function writeOciLayout(dir: string, tag: string, images: OciImage[
   if (manifests.length === 1) {
     top = manifests[0] as Descriptor;
   } else {
-    const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests });
-    top = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: await put(index), size: Buffer.byteLength(index) };
+    const index = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests,
+    });
+    top = {
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      digest: await put(index),
+      size: Buffer.byteLength(index),
+    };
   }
   const { platform: _platform, ...bare } = top;
   void _platform;
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await writeFile(
     join(dir, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ ...bare, annotations: { 'org.opencontainers.image.ref.name': tag } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ ...bare, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
   );
   return { manifests };
 }
 
 /** Pushes an OCI layout's tag to a registry with skopeo (all platforms of an index). */
-export async function pushLayout(dir: string, tag: string, registryHost: string, repo: string, creds?: string): Promise<void> {
+export async function pushLayout(
+  dir: string,
+  tag: string,
+  registryHost: string,
+  repo: string,
+  creds?: string,
+): Promise<void> {
   const args = ['copy', '--quiet', '--all', '--dest-tls-verify=false'];
   if (creds) args.push('--dest-creds', creds);
   args.push(`oci:${dir}:${tag}`, `docker://${registryHost}/${repo}:${tag}`);

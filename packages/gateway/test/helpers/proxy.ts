@@ -19,14 +19,22 @@ export interface Proxy {
 export async function startProxy(upstream: string, decide: (req: IncomingMessage) => Fault): Promise<Proxy> {
   const requests: Proxy['requests'] = [];
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    requests.push({ method: req.method ?? 'GET', path: req.url ?? '/', range: (req.headers.range as string | undefined) ?? null });
+    requests.push({
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      range: req.headers.range ?? null,
+    });
     const fault = decide(req);
     const headers: Record<string, string> = {};
     for (const name of ['authorization', 'accept', 'range']) {
       const v = req.headers[name];
       if (typeof v === 'string') headers[name] = v;
     }
-    const up = await fetch(`${upstream}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers, redirect: 'manual' });
+    const up = await fetch(`${upstream}${req.url ?? '/'}`, {
+      method: req.method ?? 'GET',
+      headers,
+      redirect: 'manual',
+    });
     const out: Record<string, string> = {};
     up.headers.forEach((v, k) => {
       if (k !== 'transfer-encoding' && k !== 'connection' && k !== 'content-encoding') out[k] = v;

@@ -46,7 +46,9 @@ export async function startRegistry(dir: string, auth: RegistryAuthMode): Promis
   }
   const config = `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'storage')}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${authYaml}`;
   await writeFile(join(dir, 'config.yml'), config);
-  const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   child.stderr?.on('data', (c: Buffer) => {
     log = (log + c.toString()).slice(-4000);
@@ -90,11 +92,29 @@ export interface TokenServer {
  * A registry token server (distribution's token authentication spec): checks Basic credentials,
  * answers a JWT signed RS256 with a self-signed certificate the registry trusts (x5c header).
  */
-export async function startTokenServer(dir: string, username: string, password: string): Promise<TokenServer> {
+export async function startTokenServer(
+  dir: string,
+  username: string,
+  password: string,
+): Promise<TokenServer> {
   await mkdir(dir, { recursive: true });
   const keyPath = join(dir, 'token.key');
   const certPath = join(dir, 'token.crt');
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=flotilla-test-token']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=flotilla-test-token',
+  ]);
   const key = await readFile(keyPath, 'utf8');
   const certDer = (await readFile(certPath, 'utf8')).replace(/-----[^-]+-----/g, '').replace(/\s+/g, '');
   const service = 'flotilla-test-registry';
@@ -116,10 +136,21 @@ export async function startTokenServer(dir: string, username: string, password: 
     });
     const now = Math.floor(Date.now() / 1000);
     const header = b64({ alg: 'RS256', typ: 'JWT', x5c: [certDer] });
-    const claims = b64({ iss: issuer, sub: username, aud: service, exp: now + 600, nbf: now - 60, iat: now, jti: randomBytes(8).toString('hex'), access });
+    const claims = b64({
+      iss: issuer,
+      sub: username,
+      aud: service,
+      exp: now + 600,
+      nbf: now - 60,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access,
+    });
     const signature = createSign('RSA-SHA256').update(`${header}.${claims}`).sign(key).toString('base64url');
     state.issued++;
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `${header}.${claims}.${signature}`, expires_in: 600 }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token: `${header}.${claims}.${signature}`, expires_in: 600 }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.address() as AddressInfo).port;

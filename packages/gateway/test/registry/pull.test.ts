@@ -26,7 +26,7 @@ async function rejectsWith(p: Promise<unknown>, code: string): Promise<FlotillaE
   assert.fail(`expected ${code}`);
 }
 
-describe('registry client against docker-registry', () => {
+void describe('registry client against docker-registry', () => {
   let dir: string;
   let base: Layer;
   let top: Layer;
@@ -39,7 +39,10 @@ describe('registry client against docker-registry', () => {
       { name: 'bin/', type: 'directory' },
       { name: 'bin/tool', content: 'base tool\n', mode: 0o755 },
     ]);
-    top = await makeLayer([{ name: 'etc/', type: 'directory' }, { name: 'etc/version', content: 'v1\n' }]);
+    top = await makeLayer([
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/version', content: 'v1\n' },
+    ]);
     // Incompressible, so that the gzip blob is large enough to be cut mid-stream.
     big = await makeLayer([{ name: 'data.bin', content: randomBytes(3 * 1024 * 1024) }]);
     open = await startRegistry(join(dir, 'open'), { mode: 'none' });
@@ -61,10 +64,14 @@ describe('registry client against docker-registry', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('pulls a manifest, its config and layers verified into the cache; a second image shares the base layer', async () => {
+  void it('pulls a manifest, its config and layers verified into the cache; a second image shares the base layer', async () => {
     const cacheDir = join(dir, 'cache-shared');
     const events: PullProgress[] = [];
-    const first = await pullImage('team/app:v1', { location: anonymous(open.url), cacheDir, onProgress: (p) => events.push(p) });
+    const first = await pullImage('team/app:v1', {
+      location: anonymous(open.url),
+      cacheDir,
+      onProgress: (p) => events.push(p),
+    });
     assert.equal(first.layers.length, 2);
     assert.equal(first.config.architecture, 'amd64');
     assert.equal(first.indexDigest, null);
@@ -81,7 +88,7 @@ describe('registry client against docker-registry', () => {
     assert.equal(other.layers[0]?.path, first.layers[0]?.path);
   });
 
-  it('picks the asked platform from an OCI index and refuses one it lacks', async () => {
+  void it('picks the asked platform from an OCI index and refuses one it lacks', async () => {
     const cacheDir = join(dir, 'cache-multi');
     const arm: PulledImage = await pullImage('team/multi:v1', {
       location: anonymous(open.url),
@@ -95,26 +102,41 @@ describe('registry client against docker-registry', () => {
     assert.equal(amd.config.architecture, 'amd64');
     assert.notEqual(amd.manifestDigest, arm.manifestDigest);
     const err = await rejectsWith(
-      pullImage('team/multi:v1', { location: anonymous(open.url), cacheDir, platform: { architecture: 's390x' } }),
+      pullImage('team/multi:v1', {
+        location: anonymous(open.url),
+        cacheDir,
+        platform: { architecture: 's390x' },
+      }),
       'FLT_REGISTRY_PLATFORM_MISSING',
     );
     assert.match(err.message, /arm64/);
   });
 
-  it('answers FLT_REGISTRY_IMAGE_NOT_FOUND for an unknown tag and FLT_IMAGE_REF_INVALID for a bad reference', async () => {
+  void it('answers FLT_REGISTRY_IMAGE_NOT_FOUND for an unknown tag and FLT_IMAGE_REF_INVALID for a bad reference', async () => {
     const cacheDir = join(dir, 'cache-missing');
-    await rejectsWith(pullImage('team/app:nope', { location: anonymous(open.url), cacheDir }), 'FLT_REGISTRY_IMAGE_NOT_FOUND');
-    await rejectsWith(pullImage('Team/App:v1', { location: anonymous(open.url), cacheDir }), 'FLT_IMAGE_REF_INVALID');
+    await rejectsWith(
+      pullImage('team/app:nope', { location: anonymous(open.url), cacheDir }),
+      'FLT_REGISTRY_IMAGE_NOT_FOUND',
+    );
+    await rejectsWith(
+      pullImage('Team/App:v1', { location: anonymous(open.url), cacheDir }),
+      'FLT_IMAGE_REF_INVALID',
+    );
     await rejectsWith(
       pullImage('team/app:v1', { location: anonymous('http://127.0.0.1:1'), cacheDir }),
       'FLT_REGISTRY_UNREACHABLE',
     );
   });
 
-  it('resumes a blob download cut mid-stream with a Range request', async () => {
+  void it('resumes a blob download cut mid-stream with a Range request', async () => {
     let cuts = 0;
     const proxy = await startProxy(open.url, (req) => {
-      if (req.url?.includes('/blobs/') && !req.headers.range && cuts === 0 && req.url.includes(big.digestHex)) {
+      if (
+        req.url?.includes('/blobs/') &&
+        !req.headers.range &&
+        cuts === 0 &&
+        req.url.includes(big.digestHex)
+      ) {
         cuts++;
         return { kind: 'cut', afterBytes: Math.floor(big.blob.length / 2) };
       }
@@ -134,11 +156,16 @@ describe('registry client against docker-registry', () => {
     }
   });
 
-  it('refuses a blob whose bytes do not match its digest and keeps nothing of it', async () => {
-    const proxy = await startProxy(open.url, (req) => (req.url?.includes(big.digestHex) ? { kind: 'corrupt' } : null));
+  void it('refuses a blob whose bytes do not match its digest and keeps nothing of it', async () => {
+    const proxy = await startProxy(open.url, (req) =>
+      req.url?.includes(big.digestHex) ? { kind: 'corrupt' } : null,
+    );
     try {
       const cacheDir = join(dir, 'cache-corrupt');
-      await rejectsWith(pullImage('team/other:v1', { location: anonymous(proxy.url), cacheDir }), 'FLT_REGISTRY_DIGEST_MISMATCH');
+      await rejectsWith(
+        pullImage('team/other:v1', { location: anonymous(proxy.url), cacheDir }),
+        'FLT_REGISTRY_DIGEST_MISMATCH',
+      );
       const cached = await readdir(join(cacheDir, 'blobs', 'sha256'));
       assert.ok(!cached.includes(big.digestHex));
       assert.deepEqual(await readdir(join(cacheDir, 'partial')), []);
@@ -147,25 +174,35 @@ describe('registry client against docker-registry', () => {
     }
   });
 
-  it('gives up on a registry that stops sending (idle timeout) and on a layer over the size bound', async () => {
-    const proxy = await startProxy(open.url, (req) => (req.url?.includes(big.digestHex) ? { kind: 'stall' } : null));
+  void it('gives up on a registry that stops sending (idle timeout) and on a layer over the size bound', async () => {
+    const proxy = await startProxy(open.url, (req) =>
+      req.url?.includes(big.digestHex) ? { kind: 'stall' } : null,
+    );
     try {
       const cacheDir = join(dir, 'cache-stall');
       await rejectsWith(
-        pullImage('team/other:v1', { location: anonymous(proxy.url), cacheDir, limits: { idleTimeoutMs: 300, maxResumes: 1 } }),
+        pullImage('team/other:v1', {
+          location: anonymous(proxy.url),
+          cacheDir,
+          limits: { idleTimeoutMs: 300, maxResumes: 1 },
+        }),
         'FLT_REGISTRY_TIMEOUT',
       );
     } finally {
       await proxy.stop();
     }
     await rejectsWith(
-      pullImage('team/other:v1', { location: anonymous(open.url), cacheDir: join(dir, 'cache-big'), limits: { maxLayerBytes: 1024 } }),
+      pullImage('team/other:v1', {
+        location: anonymous(open.url),
+        cacheDir: join(dir, 'cache-big'),
+        limits: { maxLayerBytes: 1024 },
+      }),
       'FLT_LIMIT_EXCEEDED',
     );
   });
 });
 
-describe('registry authentication', () => {
+void describe('registry authentication', () => {
   let dir: string;
   let layer: Layer;
 
@@ -179,9 +216,13 @@ describe('registry authentication', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('basic auth (htpasswd): the right password pulls; a wrong or missing one is FLT_REGISTRY_AUTH_FAILED without the password in the error', async () => {
+  void it('basic auth (htpasswd): the right password pulls; a wrong or missing one is FLT_REGISTRY_AUTH_FAILED without the password in the error', async () => {
     const secret = 'S3cret-basic-pass';
-    const reg = await startRegistry(join(dir, 'basic'), { mode: 'htpasswd', username: 'puller', password: secret });
+    const reg = await startRegistry(join(dir, 'basic'), {
+      mode: 'htpasswd',
+      username: 'puller',
+      password: secret,
+    });
     try {
       await pushLayout(join(dir, 'img'), 'v1', reg.host, 'private/img', `puller:${secret}`);
       const cacheDir = join(dir, 'cache-basic');
@@ -192,18 +233,24 @@ describe('registry authentication', () => {
       assert.equal(image.layers.length, 1);
       const wrong = 'wrong-password-xyz';
       const err = await rejectsWith(
-        pullImage('private/img:v1', { location: { url: reg.url, auth: { type: 'basic', username: 'puller', password: wrong } }, cacheDir }),
+        pullImage('private/img:v1', {
+          location: { url: reg.url, auth: { type: 'basic', username: 'puller', password: wrong } },
+          cacheDir,
+        }),
         'FLT_REGISTRY_AUTH_FAILED',
       );
       const shown = JSON.stringify({ message: err.message, body: err.toJSON(), stack: err.stack });
       assert.ok(!shown.includes(wrong) && !shown.includes(Buffer.from(`puller:${wrong}`).toString('base64')));
-      await rejectsWith(pullImage('private/img:v1', { location: anonymous(reg.url), cacheDir }), 'FLT_REGISTRY_AUTH_FAILED');
+      await rejectsWith(
+        pullImage('private/img:v1', { location: anonymous(reg.url), cacheDir }),
+        'FLT_REGISTRY_AUTH_FAILED',
+      );
     } finally {
       await reg.stop();
     }
   });
 
-  it('bearer tokens: the WWW-Authenticate challenge leads to the token server, which gets the credentials', async () => {
+  void it('bearer tokens: the WWW-Authenticate challenge leads to the token server, which gets the credentials', async () => {
     const secret = 'S3cret-token-pass';
     let tokens: TokenServer | undefined;
     let reg: Registry | undefined;
