@@ -17,10 +17,11 @@ function invalid(text: string, why: string): FlotillaError {
 
 /**
  * Parses `[registry/]repository[:tag][@sha256:<hex>]`. The first path component is a registry
- * when it contains `.` or `:` or is `localhost` (Docker's rule). Without tag and digest the tag
- * is `latest`.
+ * when it contains `.` or `:` or is `localhost` (Docker's rule), or when it is one of
+ * `locationNames` (Shifter's `LOCATION/NAME:TAG`, LOCATION a configured location's name; it is
+ * returned in `registry`). Without tag and digest the tag is `latest`.
  */
-export function parseImageReference(text: string): ImageReference {
+export function parseImageReference(text: string, locationNames: readonly string[] = []): ImageReference {
   if (text.length === 0 || text.length > MAX_REFERENCE) throw invalid(text, 'empty or too long');
   let rest = text;
   let digest: string | null = null;
@@ -34,7 +35,10 @@ export function parseImageReference(text: string): ImageReference {
   const slash = rest.indexOf('/');
   if (slash > 0) {
     const first = rest.slice(0, slash);
-    if (first.includes('.') || first.includes(':') || first === 'localhost') {
+    if (locationNames.includes(first)) {
+      registry = first;
+      rest = rest.slice(slash + 1);
+    } else if (first.includes('.') || first.includes(':') || first === 'localhost') {
       if (!HOST.test(first)) throw invalid(text, `"${first}" is not a registry host`);
       registry = first;
       rest = rest.slice(slash + 1);
