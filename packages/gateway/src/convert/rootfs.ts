@@ -111,18 +111,22 @@ export class Rootfs {
     }
   }
 
-  /** Empties a directory (an opaque directory hides every lower-layer entry below it). */
-  async clear(path: string): Promise<void> {
+  /**
+   * Hides everything below a directory that the current layer did not put there (an opaque
+   * directory: OCI image spec "Opaque Whiteout"; Docker's applier does the same walk).
+   */
+  async clear(path: string, keep: ReadonlySet<string>): Promise<void> {
     const node = this.nodes.get(path);
     if (!node || node.type !== 'dir') return;
     const prefix = path === '' ? '' : `${path}/`;
-    const children = [...this.nodes.keys()].filter(
-      (k) => k !== '' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/'),
-    );
-    for (const child of children) await this.remove(child);
+    const victims = [...this.nodes.keys()]
+      .filter((k) => k !== '' && k.startsWith(prefix) && !keep.has(k))
+      .sort((a, b) => a.length - b.length);
+    // Top-down: removing a directory removes what is below it, kept or not.
+    for (const victim of victims) if (this.nodes.has(victim)) await this.remove(victim);
   }
 
-  /** First pass over a layer: the whiteouts and opaque markers it holds. */
+  /** What a whiteout entry hides, or null for an ordinary entry. */
   static whiteoutOf(path: string): { kind: 'opaque' | 'whiteout'; target: string } | null {
     const base = posix.basename(path);
     if (!base.startsWith(WHITEOUT)) return null;
