@@ -9,6 +9,7 @@ export * from './api/operator.js';
 export * from './api/releases.js';
 export * from './api/deltas.js';
 export * from './api/runtime-config.js';
+export * from './api/images.js';
 export { Type } from '@sinclair/typebox';
 export type { Static, TSchema } from '@sinclair/typebox';
 

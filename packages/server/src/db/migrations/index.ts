@@ -9,6 +9,7 @@ import * as m002 from './002_releases.js';
 import * as m003 from './003_release_secrets.js';
 import * as m004 from './004_device_app_previous.js';
 import * as m005 from './005_app_process_status.js';
+import * as m006 from './006_gateway_images.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -20,4 +21,5 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '003_release_secrets': m003,
   '004_device_app_previous': m004,
   '005_app_process_status': m005,
+  '006_gateway_images': m006,
 };
