@@ -109,6 +109,20 @@ export const ErrorCodes = {
   FLT_SECRET_MISMATCH: 422,
   FLT_SECRET_SEALED_INVALID: 422,
   FLT_SECRET_MISSING: 409,
+  // image gateway: registries (docs/gateway.md "Registries and authentication")
+  FLT_IMAGE_REF_INVALID: 400,
+  FLT_REGISTRY_UNREACHABLE: 502,
+  FLT_REGISTRY_TIMEOUT: 504,
+  FLT_REGISTRY_AUTH_FAILED: 502,
+  FLT_REGISTRY_IMAGE_NOT_FOUND: 404,
+  FLT_REGISTRY_PLATFORM_MISSING: 404,
+  FLT_REGISTRY_MANIFEST_INVALID: 502,
+  FLT_REGISTRY_DIGEST_MISMATCH: 502,
+  FLT_REGISTRY_ERROR: 502,
+  // image gateway: conversion (docs/gateway.md "Conversion")
+  FLT_LAYER_INVALID: 422,
+  FLT_LAYER_UNSAFE: 422,
+  FLT_CONVERT_FAILED: 500,
   // image gateway jobs, platforms and delivery (docs/gateway.md)
   FLT_IMAGE_NOT_FOUND: 404,
   FLT_IMAGE_PLATFORM_UNKNOWN: 400,
