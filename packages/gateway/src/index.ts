@@ -32,3 +32,4 @@ export type { Operator } from './service/access.js';
 export { LocalDelivery } from './platforms/local.js';
 export { RemoteDelivery } from './platforms/remote.js';
 export { sweepExpired } from './expiry/sweep.js';
+export { registryImporter } from './jobs/registry-importer.js';
