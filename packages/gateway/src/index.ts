@@ -33,3 +33,4 @@ export { LocalDelivery } from './platforms/local.js';
 export { RemoteDelivery } from './platforms/remote.js';
 export { sweepExpired } from './expiry/sweep.js';
 export { registryImporter } from './jobs/registry-importer.js';
+export type { Delivery } from './platforms/delivery.js';

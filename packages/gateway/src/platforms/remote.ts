@@ -19,7 +19,8 @@ export class RemoteDelivery implements Delivery {
   constructor(private readonly access: RemoteAccess) {}
 
   private async connect(): Promise<SftpClient> {
-    const client = new SftpClient('flotilla-gateway');
+    // The library's default listeners print to the console; errors reach us as rejected operations.
+    const client = new SftpClient('flotilla-gateway', { error: ignore, end: ignore, close: ignore });
     const expected = this.access.hostKeySha256.replace(/^SHA256:/, '').replace(/=+$/, '');
     await client.connect({
       host: this.access.host,
@@ -61,4 +62,8 @@ export class RemoteDelivery implements Delivery {
       await client.end();
     }
   }
+}
+
+function ignore(): void {
+  // see connect()
 }
