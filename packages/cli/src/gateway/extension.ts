@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { Kysely } from 'kysely';
-import type { GatewayAudit, GatewayDb } from '@flotilla/gateway';
+import type { GatewayAudit, GatewayDb, ImageImporter } from '@flotilla/gateway';
 import type { AuditRecorder, Database, ExtensionHost, ServerExtension } from '@flotilla/server';
 
 export interface GatewayOptions {
@@ -14,6 +14,8 @@ export interface GatewayOptions {
   configFile?: string | undefined;
   /** `redis://HOST:PORT`: queue jobs for `flotilla gateway worker` processes instead of converting here. */
   redisUrl?: string | undefined;
+  /** What converts in this process (default: the registry client and converter). */
+  importer?: ImageImporter;
 }
 
 /**
@@ -50,7 +52,7 @@ export function gatewayExtension(options: GatewayOptions): ServerExtension {
         audit: gatewayAudit(host.audit),
         log: host.log,
         clock: host.clock,
-        importer: gw.registryImporter(),
+        importer: options.importer ?? gw.registryImporter(),
         redisUrl: options.redisUrl,
         workerId: `server@${hostname()}:${process.pid}`,
       });
