@@ -1,4 +1,6 @@
 export { pullImage } from './registry/pull.js';
+export { formatImageReference, parseImageReference } from './registry/reference.js';
+export { DEFAULT_REGISTRY_LIMITS } from './registry/client.js';
 export type {
   CachedLayer,
   ImageConfig,

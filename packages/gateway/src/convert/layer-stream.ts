@@ -25,7 +25,12 @@ async function sniff(path: string): Promise<LayerCompression> {
  * Reads a layer blob (tar, gzip or zstd, told apart by their magic bytes) and calls `onEntry` for
  * each entry in order; a damaged stream is FLT_LAYER_INVALID.
  */
-export async function readLayer(path: string, digest: string, onEntry: EntryHandler, signal?: AbortSignal): Promise<void> {
+export async function readLayer(
+  path: string,
+  digest: string,
+  onEntry: EntryHandler,
+  signal?: AbortSignal,
+): Promise<void> {
   const compression = await sniff(path);
   const extract = tar.extract();
   const source = createReadStream(path);
@@ -36,7 +41,7 @@ export async function readLayer(path: string, digest: string, onEntry: EntryHand
   source.on('error', (error: Error) => extract.destroy(error));
   for (const stage of stages) stage.on('error', (error: Error) => extract.destroy(error));
   for (const stage of stages) input = input.pipe(stage);
-  input.pipe(extract as unknown as NodeJS.WritableStream);
+  input.pipe(extract);
   const onAbort = (): void => {
     extract.destroy(new FlotillaError('FLT_UNAVAILABLE', 'the conversion was cancelled'));
   };

@@ -28,7 +28,9 @@ const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 
 function unsafe(digest: string, path: string, why: string): FlotillaError {
-  return new FlotillaError('FLT_LAYER_UNSAFE', `layer ${digest} is refused: ${path}: ${why}`, { details: { digest, path } });
+  return new FlotillaError('FLT_LAYER_UNSAFE', `layer ${digest} is refused: ${path}: ${why}`, {
+    details: { digest, path },
+  });
 }
 
 /**
@@ -114,7 +116,9 @@ export class Rootfs {
     const node = this.nodes.get(path);
     if (!node || node.type !== 'dir') return;
     const prefix = path === '' ? '' : `${path}/`;
-    const children = [...this.nodes.keys()].filter((k) => k !== '' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/'));
+    const children = [...this.nodes.keys()].filter(
+      (k) => k !== '' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/'),
+    );
     for (const child of children) await this.remove(child);
   }
 
@@ -141,14 +145,21 @@ export class Rootfs {
         this.nodes.set(cur, { type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: {} });
         await mkdir(this.diskPath(cur), { mode: 0o755 });
       } else if (node.type !== 'dir') {
-        throw unsafe(digest, path, `its parent ${cur} is a ${node.type}, not a directory (a path through a link is refused)`);
+        throw unsafe(
+          digest,
+          path,
+          `its parent ${cur} is a ${node.type}, not a directory (a path through a link is refused)`,
+        );
       }
     }
   }
 
   private count(): void {
     if (this.nodes.size >= this.limits.maxEntries) {
-      throw new FlotillaError('FLT_LIMIT_EXCEEDED', `the image has more than ${this.limits.maxEntries} entries`);
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `the image has more than ${this.limits.maxEntries} entries`,
+      );
     }
   }
 
@@ -184,7 +195,10 @@ export class Rootfs {
             size += chunk.length;
             this.bytes += chunk.length;
             if (this.bytes > this.limits.maxUnpackedBytes) {
-              throw new FlotillaError('FLT_LIMIT_EXCEEDED', `the unpacked image is larger than ${this.limits.maxUnpackedBytes} bytes`);
+              throw new FlotillaError(
+                'FLT_LIMIT_EXCEEDED',
+                `the unpacked image is larger than ${this.limits.maxUnpackedBytes} bytes`,
+              );
             }
             await fh.write(chunk);
           }
@@ -204,9 +218,13 @@ export class Rootfs {
         const to = normalizeEntryPath(header.linkname, digest);
         const other = this.nodes.get(to);
         if (!other || other.type !== 'file') {
-          throw new FlotillaError('FLT_LAYER_INVALID', `layer ${digest}: hard link ${path} points at ${to}, which is not a file in the image`, {
-            details: { digest, path, target: to },
-          });
+          throw new FlotillaError(
+            'FLT_LAYER_INVALID',
+            `layer ${digest}: hard link ${path} points at ${to}, which is not a file in the image`,
+            {
+              details: { digest, path, target: to },
+            },
+          );
         }
         await link(this.diskPath(to), disk);
         this.nodes.set(path, { ...other, xattrs: { ...other.xattrs } });
@@ -214,7 +232,8 @@ export class Rootfs {
       }
       case 'character-device':
       case 'block-device':
-        if (!this.limits.allowDevices) throw unsafe(digest, path, 'device nodes are not allowed on this platform');
+        if (!this.limits.allowDevices)
+          throw unsafe(digest, path, 'device nodes are not allowed on this platform');
         this.nodes.set(path, {
           type: header.type === 'block-device' ? 'block' : 'char',
           ...meta,
@@ -226,9 +245,13 @@ export class Rootfs {
         this.nodes.set(path, { type: 'fifo', ...meta });
         return;
       default:
-        throw new FlotillaError('FLT_LAYER_INVALID', `layer ${digest}: ${path} has tar type ${String(header.type)}, which is not supported`, {
-          details: { digest, path, type: header.type },
-        });
+        throw new FlotillaError(
+          'FLT_LAYER_INVALID',
+          `layer ${digest}: ${path} has tar type ${String(header.type)}, which is not supported`,
+          {
+            details: { digest, path, type: header.type },
+          },
+        );
     }
   }
 }
@@ -237,7 +260,8 @@ function xattrsOf(pax: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (!pax || typeof pax !== 'object') return out;
   for (const [key, value] of Object.entries(pax as Record<string, unknown>)) {
-    if (key.startsWith('SCHILY.xattr.') && typeof value === 'string') out[key.slice('SCHILY.xattr.'.length)] = value;
+    if (key.startsWith('SCHILY.xattr.') && typeof value === 'string')
+      out[key.slice('SCHILY.xattr.'.length)] = value;
   }
   return out;
 }

@@ -16,20 +16,31 @@ function byBytes(a: string, b: string): number {
  * from the layers; every time stamp is 0 and `-reproducible` is on, so the same image gives the
  * same bytes. Owners are kept (no -all-root).
  */
-export async function writeSquashfs(rootfs: Rootfs, outPath: string, compressor: string, signal?: AbortSignal): Promise<void> {
+export async function writeSquashfs(
+  rootfs: Rootfs,
+  outPath: string,
+  compressor: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const root = rootfs.nodes.get('');
   const args = [
     '-reproducible',
-    '-mkfs-time', '0',
-    '-all-time', '0',
-    '-comp', compressor,
+    '-mkfs-time',
+    '0',
+    '-all-time',
+    '0',
+    '-comp',
+    compressor,
     '-no-progress',
     '-quiet',
     '-force',
     '-exit-on-error',
-    '-root-mode', (root?.mode ?? 0o755).toString(8),
-    '-root-uid', String(root?.uid ?? 0),
-    '-root-gid', String(root?.gid ?? 0),
+    '-root-mode',
+    (root?.mode ?? 0o755).toString(8),
+    '-root-uid',
+    String(root?.uid ?? 0),
+    '-root-gid',
+    String(root?.gid ?? 0),
     outPath,
   ];
   const child = spawn('sqfstar', args, { stdio: ['pipe', 'ignore', 'pipe'], ...(signal ? { signal } : {}) });
@@ -58,14 +69,20 @@ export async function writeSquashfs(rootfs: Rootfs, outPath: string, compressor:
     const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
     throw new FlotillaError(
       'FLT_CONVERT_FAILED',
-      missing ? 'sqfstar is not installed (Debian package squashfs-tools, 4.5 or later)' : `sqfstar failed to start: ${(error as Error).message}`,
+      missing
+        ? 'sqfstar is not installed (Debian package squashfs-tools, 4.5 or later)'
+        : `sqfstar failed to start: ${(error as Error).message}`,
       { cause: error },
     );
   }
   if (code !== 0) {
-    throw new FlotillaError('FLT_CONVERT_FAILED', `sqfstar exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' ')}`, {
-      details: { exitCode: code },
-    });
+    throw new FlotillaError(
+      'FLT_CONVERT_FAILED',
+      `sqfstar exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' ')}`,
+      {
+        details: { exitCode: code },
+      },
+    );
   }
 }
 
@@ -114,10 +131,12 @@ async function feed(rootfs: Rootfs, pack: tar.Pack): Promise<void> {
         }
         firstOfInode.set(st.ino, path);
         await new Promise<void>((resolve, reject) => {
-          const sink = pack.entry({ ...base, type: 'file', size: st.size }, (error) => (error ? reject(error) : resolve()));
+          const sink = pack.entry({ ...base, type: 'file', size: st.size }, (error) =>
+            error ? reject(error) : resolve(),
+          );
           const source = createReadStream(disk);
           source.on('error', reject);
-          source.pipe(sink as unknown as NodeJS.WritableStream);
+          source.pipe(sink);
         });
         break;
       }

@@ -40,7 +40,8 @@ export function parseChallenges(header: string): Challenge[] {
 export function parseTokenResponse(body: unknown, realm: string): { token: string; expiresInS: number } {
   if (body && typeof body === 'object') {
     const b = body as Record<string, unknown>;
-    const token = typeof b.token === 'string' ? b.token : typeof b.access_token === 'string' ? b.access_token : null;
+    const token =
+      typeof b.token === 'string' ? b.token : typeof b.access_token === 'string' ? b.access_token : null;
     const expires = typeof b.expires_in === 'number' && b.expires_in > 0 ? b.expires_in : 60;
     if (token !== null && token.length > 0 && token.length < 64 * 1024) return { token, expiresInS: expires };
   }

@@ -69,7 +69,13 @@ export class BlobCache {
     await mkdir(partialDir, { recursive: true });
     await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
     const partial = join(partialDir, hex);
-    const release = await this.lock(join(partialDir, `${hex}.lock`), partial, client.limits.idleTimeoutMs, digest, size);
+    const release = await this.lock(
+      join(partialDir, `${hex}.lock`),
+      partial,
+      client.limits.idleTimeoutMs,
+      digest,
+      size,
+    );
     if (release === null) return this.pathOf(digest);
     try {
       let resumes = 0;
@@ -80,7 +86,9 @@ export class BlobCache {
         } catch (error) {
           const retriable =
             error instanceof FlotillaError &&
-            (error.code === 'FLT_REGISTRY_UNREACHABLE' || error.code === 'FLT_REGISTRY_TIMEOUT' || error.code === 'FLT_REGISTRY_ERROR');
+            (error.code === 'FLT_REGISTRY_UNREACHABLE' ||
+              error.code === 'FLT_REGISTRY_TIMEOUT' ||
+              error.code === 'FLT_REGISTRY_ERROR');
           if (!retriable || resumes >= client.limits.maxResumes) throw error;
           resumes++;
         }
@@ -122,7 +130,11 @@ export class BlobCache {
     const r =
       have === size && size > 0
         ? null
-        : await client.request({ path: `/v2/${repository}/blobs/${digest}`, scope: `repository:${repository}:pull`, headers });
+        : await client.request({
+            path: `/v2/${repository}/blobs/${digest}`,
+            scope: `repository:${repository}:pull`,
+            headers,
+          });
     if (r !== null) {
       if (r.res.status === 200 && have > 0) {
         // The registry ignored the Range: start over.
@@ -140,9 +152,13 @@ export class BlobCache {
             const buf = Buffer.from(chunk);
             have += buf.length;
             if (have > size) {
-              throw new FlotillaError('FLT_REGISTRY_DIGEST_MISMATCH', `blob ${digest} is longer than the ${size} bytes its manifest says`, {
-                details: { digest, size },
-              });
+              throw new FlotillaError(
+                'FLT_REGISTRY_DIGEST_MISMATCH',
+                `blob ${digest} is longer than the ${size} bytes its manifest says`,
+                {
+                  details: { digest, size },
+                },
+              );
             }
             hash.update(buf);
             await file.write(buf);
@@ -162,9 +178,13 @@ export class BlobCache {
       }
     }
     if (have < size) {
-      throw new FlotillaError('FLT_REGISTRY_UNREACHABLE', `blob ${digest} was cut after ${have} of ${size} bytes`, {
-        details: { digest, have, size },
-      });
+      throw new FlotillaError(
+        'FLT_REGISTRY_UNREACHABLE',
+        `blob ${digest} was cut after ${have} of ${size} bytes`,
+        {
+          details: { digest, have, size },
+        },
+      );
     }
     const got = `sha256:${hash.digest('hex')}`;
     if (got !== digest) {

@@ -56,10 +56,16 @@ export class RegistryClient {
       throw new FlotillaError('FLT_CONFIG_INVALID', `registry location URL "${location.url}" is not a URL`);
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-      throw new FlotillaError('FLT_CONFIG_INVALID', `registry location URL must be http(s): ${safeUrl(location.url)}`);
+      throw new FlotillaError(
+        'FLT_CONFIG_INVALID',
+        `registry location URL must be http(s): ${safeUrl(location.url)}`,
+      );
     }
     if (url.username || url.password) {
-      throw new FlotillaError('FLT_CONFIG_INVALID', 'registry location URL must not hold credentials; use its auth settings');
+      throw new FlotillaError(
+        'FLT_CONFIG_INVALID',
+        'registry location URL must not hold credentials; use its auth settings',
+      );
     }
     this.base = url.toString().replace(/\/+$/, '');
   }
@@ -72,7 +78,10 @@ export class RegistryClient {
     await first.res.body?.cancel().catch(() => undefined);
     first.idle.done();
     if (!challenge) {
-      throw new FlotillaError('FLT_REGISTRY_AUTH_FAILED', `${safeUrl(first.url)}: HTTP 401 without a usable challenge`);
+      throw new FlotillaError(
+        'FLT_REGISTRY_AUTH_FAILED',
+        `${safeUrl(first.url)}: HTTP 401 without a usable challenge`,
+      );
     }
     const header = await this.answer(challenge, req.scope);
     first = await this.send(req, header);
@@ -114,7 +123,8 @@ export class RegistryClient {
       return this.basicHeader;
     }
     const realm = challenge.params.realm;
-    if (!realm) throw new FlotillaError('FLT_REGISTRY_AUTH_FAILED', `${this.base}: Bearer challenge without a realm`);
+    if (!realm)
+      throw new FlotillaError('FLT_REGISTRY_AUTH_FAILED', `${this.base}: Bearer challenge without a realm`);
     let url: URL;
     try {
       url = new URL(realm);
@@ -123,12 +133,16 @@ export class RegistryClient {
     }
     // Credentials go to the token server only over https, or over http when the registry itself is http.
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && this.base.startsWith('http:'))) {
-      throw new FlotillaError('FLT_REGISTRY_AUTH_FAILED', `${this.base}: refusing token realm ${safeUrl(realm)} (not https)`);
+      throw new FlotillaError(
+        'FLT_REGISTRY_AUTH_FAILED',
+        `${this.base}: refusing token realm ${safeUrl(realm)} (not https)`,
+      );
     }
     if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
     url.searchParams.set('scope', challenge.params.scope ?? scope);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+    if (creds)
+      headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
     const idle = new IdleTimer(this.limits.idleTimeoutMs, this.signal);
     try {
       let res: Response;
@@ -150,7 +164,10 @@ export class RegistryClient {
         body = JSON.parse((await readBounded(res, 256 * 1024, 'token response', idle)).toString('utf8'));
       } catch (error) {
         if (error instanceof FlotillaError) throw error;
-        throw new FlotillaError('FLT_REGISTRY_AUTH_FAILED', `the token server ${safeUrl(realm)} answered no JSON`);
+        throw new FlotillaError(
+          'FLT_REGISTRY_AUTH_FAILED',
+          `the token server ${safeUrl(realm)} answered no JSON`,
+        );
       }
       const { token, expiresInS } = parseTokenResponse(body, safeUrl(realm));
       const header = `Bearer ${token}`;
@@ -169,7 +186,12 @@ export class RegistryClient {
     const idle = new IdleTimer(this.limits.idleTimeoutMs, this.signal);
     try {
       // fetch drops the Authorization header on a cross-origin redirect (blob storage redirects).
-      const res = await fetch(url, { method: req.method ?? 'GET', headers, signal: idle.signal, redirect: 'follow' });
+      const res = await fetch(url, {
+        method: req.method ?? 'GET',
+        headers,
+        signal: idle.signal,
+        redirect: 'follow',
+      });
       idle.touch();
       return { res, idle, url };
     } catch (error) {
@@ -190,5 +212,7 @@ export class RegistryClient {
 
 function pickChallenge(header: string): Challenge | null {
   const challenges = parseChallenges(header);
-  return challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic') ?? null;
+  return (
+    challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic') ?? null
+  );
 }

@@ -28,7 +28,9 @@ export class IdleTimer {
     if (this.timer) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timedOut = true;
-      this.controller.abort(new FlotillaError('FLT_REGISTRY_TIMEOUT', `no data from the registry for ${this.idleMs} ms`));
+      this.controller.abort(
+        new FlotillaError('FLT_REGISTRY_TIMEOUT', `no data from the registry for ${this.idleMs} ms`),
+      );
     }, this.idleMs);
     this.timer.unref();
   }
@@ -41,7 +43,12 @@ export class IdleTimer {
 }
 
 /** Reads a response body into memory, refusing more than `max` bytes. */
-export async function readBounded(res: Response, max: number, what: string, idle: IdleTimer): Promise<Buffer> {
+export async function readBounded(
+  res: Response,
+  max: number,
+  what: string,
+  idle: IdleTimer,
+): Promise<Buffer> {
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (Number.isFinite(declared) && declared > max) {
     await res.body?.cancel().catch(() => undefined);
@@ -50,7 +57,7 @@ export async function readBounded(res: Response, max: number, what: string, idle
   const parts: Buffer[] = [];
   let total = 0;
   if (res.body) {
-    for await (const chunk of res.body) {
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
       idle.touch();
       total += chunk.byteLength;
       if (total > max) {
@@ -63,19 +70,30 @@ export async function readBounded(res: Response, max: number, what: string, idle
 }
 
 function tooLarge(what: string, max: number): FlotillaError {
-  return new FlotillaError('FLT_LIMIT_EXCEEDED', `${what} is larger than ${max} bytes`, { details: { limit: max } });
+  return new FlotillaError('FLT_LIMIT_EXCEEDED', `${what} is larger than ${max} bytes`, {
+    details: { limit: max },
+  });
 }
 
 /**
  * Maps a failed fetch (network error, abort, idle timeout) to a FlotillaError. The URL is shown
  * without its query (a token server's query names no secret, but a redirect target may).
  */
-export function networkError(error: unknown, url: string, idle: IdleTimer, signal: AbortSignal | undefined): FlotillaError {
+export function networkError(
+  error: unknown,
+  url: string,
+  idle: IdleTimer,
+  signal: AbortSignal | undefined,
+): FlotillaError {
   if (error instanceof FlotillaError) return error;
   if (idle.timedOut) {
-    return new FlotillaError('FLT_REGISTRY_TIMEOUT', `${safeUrl(url)}: no data for a while; the registry stopped answering`, {
-      cause: error,
-    });
+    return new FlotillaError(
+      'FLT_REGISTRY_TIMEOUT',
+      `${safeUrl(url)}: no data for a while; the registry stopped answering`,
+      {
+        cause: error,
+      },
+    );
   }
   if (signal?.aborted) {
     const reason: unknown = signal.reason;
@@ -116,20 +134,24 @@ export async function statusError(res: Response, what: string): Promise<Flotilla
         : 'FLT_REGISTRY_ERROR';
   const summary = Array.isArray(registryErrors)
     ? registryErrors
-        .map((e: unknown) => (e && typeof e === 'object' && 'code' in e ? String((e as { code: unknown }).code) : ''))
+        .map((e: unknown) => (e && typeof e === 'object' && 'code' in e ? String(e.code) : ''))
         .filter((s) => s.length > 0)
         .join(', ')
     : '';
-  return new FlotillaError(code, `${what}: the registry answered HTTP ${res.status}${summary ? ` (${summary})` : ''}`, {
-    details: { status: res.status, ...(registryErrors === undefined ? {} : { registryErrors }) },
-  });
+  return new FlotillaError(
+    code,
+    `${what}: the registry answered HTTP ${res.status}${summary ? ` (${summary})` : ''}`,
+    {
+      details: { status: res.status, ...(registryErrors === undefined ? {} : { registryErrors }) },
+    },
+  );
 }
 
 async function readBoundedText(res: Response, max: number): Promise<string> {
   const parts: Buffer[] = [];
   let total = 0;
   if (!res.body) return '';
-  for await (const chunk of res.body) {
+  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
     total += chunk.byteLength;
     if (total > max) break;
     parts.push(Buffer.from(chunk));

@@ -28,7 +28,12 @@ export interface Descriptor {
 
 export type ParsedManifest =
   | { kind: 'index'; mediaType: string; manifests: Descriptor[] }
-  | { kind: 'image'; mediaType: string; config: Descriptor; layers: (Descriptor & { compression: LayerCompression })[] };
+  | {
+      kind: 'image';
+      mediaType: string;
+      config: Descriptor;
+      layers: (Descriptor & { compression: LayerCompression })[];
+    };
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
@@ -43,7 +48,8 @@ function descriptor(value: unknown, where: string): Descriptor {
   if (typeof v.digest !== 'string' || !DIGEST.test(v.digest)) {
     throw invalid(`${where} has no sha256 digest (other algorithms are not supported)`, { digest: v.digest });
   }
-  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0) throw invalid(`${where} has no valid size`);
+  if (typeof v.size !== 'number' || !Number.isSafeInteger(v.size) || v.size < 0)
+    throw invalid(`${where} has no valid size`);
   const d: Descriptor = { mediaType: v.mediaType, digest: v.digest, size: v.size };
   if (v.platform && typeof v.platform === 'object') {
     const p = v.platform as Record<string, unknown>;
@@ -69,15 +75,24 @@ export function parseManifest(bytes: Buffer, contentType: string | null): Parsed
   if (!body || typeof body !== 'object') throw invalid('the manifest is not a JSON object');
   const m = body as Record<string, unknown>;
   const mediaType =
-    typeof m.mediaType === 'string' ? m.mediaType : (contentType ?? '').split(';')[0]?.trim() || MediaTypes.ociManifest;
+    typeof m.mediaType === 'string'
+      ? m.mediaType
+      : (contentType ?? '').split(';')[0]?.trim() || MediaTypes.ociManifest;
   if (m.schemaVersion !== 2) {
-    throw invalid(`manifest schema version ${String(m.schemaVersion)} is not supported (only schema 2 and OCI)`, {
-      schemaVersion: m.schemaVersion,
-    });
+    throw invalid(
+      `manifest schema version ${String(m.schemaVersion)} is not supported (only schema 2 and OCI)`,
+      {
+        schemaVersion: m.schemaVersion,
+      },
+    );
   }
   if (mediaType === MediaTypes.ociIndex || mediaType === MediaTypes.dockerList) {
     if (!Array.isArray(m.manifests)) throw invalid('the index has no manifests');
-    return { kind: 'index', mediaType, manifests: m.manifests.map((d, i) => descriptor(d, `manifests[${i}]`)) };
+    return {
+      kind: 'index',
+      mediaType,
+      manifests: m.manifests.map((d, i) => descriptor(d, `manifests[${i}]`)),
+    };
   }
   if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest) {
     throw invalid(`manifest media type ${mediaType} is not supported`, { mediaType });
@@ -102,7 +117,10 @@ export function parseManifest(bytes: Buffer, contentType: string | null): Parsed
  * Picks the platform's manifest from an index (OCI image index / Docker manifest list): os and
  * architecture must match; the variant too when asked for (arm64's `v8` also matches no variant).
  */
-export function selectPlatform(manifests: Descriptor[], platform: Required<Pick<ImagePlatform, 'architecture' | 'os'>> & { variant?: string }): Descriptor {
+export function selectPlatform(
+  manifests: Descriptor[],
+  platform: Required<Pick<ImagePlatform, 'architecture' | 'os'>> & { variant?: string },
+): Descriptor {
   const candidates = manifests.filter(
     (d) =>
       (d.mediaType === MediaTypes.ociManifest || d.mediaType === MediaTypes.dockerManifest) &&
@@ -114,7 +132,9 @@ export function selectPlatform(manifests: Descriptor[], platform: Required<Pick<
     wanted === undefined
       ? candidates[0]
       : (candidates.find((d) => d.platform?.variant === wanted) ??
-        (platform.architecture === 'arm64' && wanted === 'v8' ? candidates.find((d) => d.platform?.variant === undefined) : undefined));
+        (platform.architecture === 'arm64' && wanted === 'v8'
+          ? candidates.find((d) => d.platform?.variant === undefined)
+          : undefined));
   if (!match) {
     const offered = manifests
       .map((d) => [d.platform?.os, d.platform?.architecture, d.platform?.variant].filter(Boolean).join('/'))

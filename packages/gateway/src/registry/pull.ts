@@ -27,7 +27,10 @@ function cacheFor(dir: string): BlobCache {
  * caller's to map to a location; its repository, tag and digest are used here. Layers already in
  * the cache are not downloaded again.
  */
-export async function pullImage(reference: string | ImageReference, options: PullOptions): Promise<PulledImage> {
+export async function pullImage(
+  reference: string | ImageReference,
+  options: PullOptions,
+): Promise<PulledImage> {
   const ref = typeof reference === 'string' ? parseImageReference(reference) : reference;
   const platform = {
     architecture: options.platform?.architecture ?? 'amd64',
@@ -51,34 +54,59 @@ export async function pullImage(reference: string | ImageReference, options: Pul
     log('image index resolved', { reference: shown, platform, manifest: chosen.digest });
     image = await getManifest(client, repository, chosen.digest, chosen.digest);
     if (image.parsed.kind !== 'image') {
-      throw new FlotillaError('FLT_REGISTRY_MANIFEST_INVALID', `index ${first.digest} points at another index`);
+      throw new FlotillaError(
+        'FLT_REGISTRY_MANIFEST_INVALID',
+        `index ${first.digest} points at another index`,
+      );
     }
   }
   const manifest = image.parsed;
-  if (manifest.kind !== 'image') throw new FlotillaError('FLT_REGISTRY_MANIFEST_INVALID', 'not an image manifest');
+  if (manifest.kind !== 'image')
+    throw new FlotillaError('FLT_REGISTRY_MANIFEST_INVALID', 'not an image manifest');
   if (manifest.layers.length > limits.maxLayers) {
-    throw new FlotillaError('FLT_LIMIT_EXCEEDED', `the image has ${manifest.layers.length} layers, more than ${limits.maxLayers}`);
+    throw new FlotillaError(
+      'FLT_LIMIT_EXCEEDED',
+      `the image has ${manifest.layers.length} layers, more than ${limits.maxLayers}`,
+    );
   }
   let total = 0;
   for (const layer of manifest.layers) {
     if (layer.size > limits.maxLayerBytes) {
-      throw new FlotillaError('FLT_LIMIT_EXCEEDED', `layer ${layer.digest} is ${layer.size} bytes, more than ${limits.maxLayerBytes}`);
+      throw new FlotillaError(
+        'FLT_LIMIT_EXCEEDED',
+        `layer ${layer.digest} is ${layer.size} bytes, more than ${limits.maxLayerBytes}`,
+      );
     }
     total += layer.size;
   }
   if (total > limits.maxImageBytes) {
-    throw new FlotillaError('FLT_LIMIT_EXCEEDED', `the image's layers are ${total} bytes, more than ${limits.maxImageBytes}`);
+    throw new FlotillaError(
+      'FLT_LIMIT_EXCEEDED',
+      `the image's layers are ${total} bytes, more than ${limits.maxImageBytes}`,
+    );
   }
 
-  const configBytes = await getSmallBlob(client, repository, manifest.config.digest, manifest.config.size, limits.maxConfigBytes);
+  const configBytes = await getSmallBlob(
+    client,
+    repository,
+    manifest.config.digest,
+    manifest.config.size,
+    limits.maxConfigBytes,
+  );
   let config: ImageConfig;
   try {
     config = JSON.parse(configBytes.toString('utf8')) as ImageConfig;
   } catch {
-    throw new FlotillaError('FLT_REGISTRY_MANIFEST_INVALID', `image config ${manifest.config.digest} is not JSON`);
+    throw new FlotillaError(
+      'FLT_REGISTRY_MANIFEST_INVALID',
+      `image config ${manifest.config.digest} is not JSON`,
+    );
   }
   if (!config || typeof config !== 'object') {
-    throw new FlotillaError('FLT_REGISTRY_MANIFEST_INVALID', `image config ${manifest.config.digest} is not an object`);
+    throw new FlotillaError(
+      'FLT_REGISTRY_MANIFEST_INVALID',
+      `image config ${manifest.config.digest} is not an object`,
+    );
   }
   if (
     (config.architecture !== undefined && config.architecture !== platform.architecture) ||
@@ -97,13 +125,25 @@ export async function pullImage(reference: string | ImageReference, options: Pul
   let cachedBytes = 0;
   for (const layer of manifest.layers) {
     const cached = await cache.has(layer.digest, layer.size);
-    progress({ phase: 'layer', digest: layer.digest, bytes: cached ? layer.size : 0, totalBytes: layer.size, cached });
+    progress({
+      phase: 'layer',
+      digest: layer.digest,
+      bytes: cached ? layer.size : 0,
+      totalBytes: layer.size,
+      cached,
+    });
     const got = await cache.fetch(client, repository, layer.digest, layer.size, (bytes) =>
       progress({ phase: 'layer', digest: layer.digest, bytes, totalBytes: layer.size, cached: false }),
     );
     if (got.pulledBytes === 0) cachedBytes += layer.size;
     pulledBytes += got.pulledBytes;
-    layers.push({ digest: layer.digest, mediaType: layer.mediaType, compression: layer.compression, size: layer.size, path: got.path });
+    layers.push({
+      digest: layer.digest,
+      mediaType: layer.mediaType,
+      compression: layer.compression,
+      size: layer.size,
+      path: got.path,
+    });
   }
   progress({ phase: 'done', pulledBytes, cachedBytes });
   log('image pulled', { reference: shown, manifest: image.digest, layers: layers.length, pulledBytes });
@@ -134,28 +174,51 @@ async function getManifest(
   if (r.res.status !== 200) return client.fail(r, `manifest ${repository}:${reference}`);
   let bytes: Buffer;
   try {
-    bytes = await readBounded(r.res, client.limits.maxManifestBytes, `manifest ${repository}:${reference}`, r.idle);
+    bytes = await readBounded(
+      r.res,
+      client.limits.maxManifestBytes,
+      `manifest ${repository}:${reference}`,
+      r.idle,
+    );
   } finally {
     r.idle.done();
   }
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   const announced = r.res.headers.get('docker-content-digest');
   if (expectedDigest !== null && digest !== expectedDigest) {
-    throw new FlotillaError('FLT_REGISTRY_DIGEST_MISMATCH', `manifest ${expectedDigest} arrived with digest ${digest}`, {
-      details: { expected: expectedDigest, actual: digest },
-    });
+    throw new FlotillaError(
+      'FLT_REGISTRY_DIGEST_MISMATCH',
+      `manifest ${expectedDigest} arrived with digest ${digest}`,
+      {
+        details: { expected: expectedDigest, actual: digest },
+      },
+    );
   }
   if (announced !== null && announced.startsWith('sha256:') && announced !== digest) {
-    throw new FlotillaError('FLT_REGISTRY_DIGEST_MISMATCH', `manifest ${repository}:${reference} has digest ${digest}, the registry says ${announced}`, {
-      details: { expected: announced, actual: digest },
-    });
+    throw new FlotillaError(
+      'FLT_REGISTRY_DIGEST_MISMATCH',
+      `manifest ${repository}:${reference} has digest ${digest}, the registry says ${announced}`,
+      {
+        details: { expected: announced, actual: digest },
+      },
+    );
   }
   return { digest, parsed: parseManifest(bytes, r.res.headers.get('content-type')) };
 }
 
-async function getSmallBlob(client: RegistryClient, repository: string, digest: string, size: number, max: number): Promise<Buffer> {
-  if (size > max) throw new FlotillaError('FLT_LIMIT_EXCEEDED', `blob ${digest} is ${size} bytes, more than ${max}`);
-  const r = await client.request({ path: `/v2/${repository}/blobs/${digest}`, scope: `repository:${repository}:pull` });
+async function getSmallBlob(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  size: number,
+  max: number,
+): Promise<Buffer> {
+  if (size > max)
+    throw new FlotillaError('FLT_LIMIT_EXCEEDED', `blob ${digest} is ${size} bytes, more than ${max}`);
+  const r = await client.request({
+    path: `/v2/${repository}/blobs/${digest}`,
+    scope: `repository:${repository}:pull`,
+  });
   if (r.res.status !== 200) return client.fail(r, `blob ${digest}`);
   let bytes: Buffer;
   try {
@@ -165,9 +228,13 @@ async function getSmallBlob(client: RegistryClient, repository: string, digest: 
   }
   const got = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   if (got !== digest || bytes.length !== size) {
-    throw new FlotillaError('FLT_REGISTRY_DIGEST_MISMATCH', `blob ${digest} arrived with digest ${got} (${bytes.length} bytes)`, {
-      details: { expected: digest, actual: got },
-    });
+    throw new FlotillaError(
+      'FLT_REGISTRY_DIGEST_MISMATCH',
+      `blob ${digest} arrived with digest ${got} (${bytes.length} bytes)`,
+      {
+        details: { expected: digest, actual: got },
+      },
+    );
   }
   return bytes;
 }

@@ -17,10 +17,11 @@ function invalid(text: string, why: string): FlotillaError {
 
 /**
  * Parses `[registry/]repository[:tag][@sha256:<hex>]`. The first path component is a registry
- * when it contains `.` or `:` or is `localhost` (Docker's rule). Without tag and digest the tag
- * is `latest`.
+ * when it contains `.` or `:` or is `localhost` (Docker's rule), or when it is one of
+ * `locationNames` (Shifter's `LOCATION/NAME:TAG`, LOCATION a configured location's name; it is
+ * returned in `registry`). Without tag and digest the tag is `latest`.
  */
-export function parseImageReference(text: string): ImageReference {
+export function parseImageReference(text: string, locationNames: readonly string[] = []): ImageReference {
   if (text.length === 0 || text.length > MAX_REFERENCE) throw invalid(text, 'empty or too long');
   let rest = text;
   let digest: string | null = null;
@@ -34,7 +35,10 @@ export function parseImageReference(text: string): ImageReference {
   const slash = rest.indexOf('/');
   if (slash > 0) {
     const first = rest.slice(0, slash);
-    if (first.includes('.') || first.includes(':') || first === 'localhost') {
+    if (locationNames.includes(first)) {
+      registry = first;
+      rest = rest.slice(slash + 1);
+    } else if (first.includes('.') || first.includes(':') || first === 'localhost') {
       if (!HOST.test(first)) throw invalid(text, `"${first}" is not a registry host`);
       registry = first;
       rest = rest.slice(slash + 1);
@@ -49,7 +53,8 @@ export function parseImageReference(text: string): ImageReference {
   }
   if (rest.length === 0 || rest.length > 255) throw invalid(text, 'the repository name is empty or too long');
   for (const component of rest.split('/')) {
-    if (!COMPONENT.test(component)) throw invalid(text, `"${component}" is not a valid repository path component`);
+    if (!COMPONENT.test(component))
+      throw invalid(text, `"${component}" is not a valid repository path component`);
   }
   if (tag === null && digest === null) tag = 'latest';
   return { registry, repository: rest, tag, digest };
