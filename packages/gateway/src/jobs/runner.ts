@@ -66,7 +66,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
       arch: job.arch,
       platform,
       workDir,
-      blobCacheDir: join(config.cacheDir, 'blobs'),
+      blobCacheDir: join(config.cacheDir, 'registry'),
       signal,
       onProgress: (phase, fraction) =>
         void reporter.report(phase, phase === 'pulling' ? PULL_SHARE * fraction : PULL_SHARE + CONVERT_SHARE * fraction),
