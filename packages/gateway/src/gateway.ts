@@ -42,11 +42,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const store = new ImageStore(opts.db, opts.clock);
   let queue: JobQueue;
   if (opts.redisUrl !== undefined) {
-    queue = new BullJobQueue(opts.redisUrl, { attempts: opts.config.attempts, backoffMs: opts.config.backoffMs }, opts.bull);
+    queue = new BullJobQueue(
+      opts.redisUrl,
+      { attempts: opts.config.attempts, backoffMs: opts.config.backoffMs },
+      opts.bull,
+    );
   } else {
     if (opts.importer === null) throw new Error('the in-process gateway queue needs an importer');
     queue = new InProcessQueue(
-      { store, config: opts.config, importer: opts.importer, audit: opts.audit, log, workerId: opts.workerId },
+      {
+        store,
+        config: opts.config,
+        importer: opts.importer,
+        audit: opts.audit,
+        log,
+        workerId: opts.workerId,
+      },
       log,
     );
   }

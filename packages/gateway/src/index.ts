@@ -17,7 +17,13 @@ export type {
 export { convertImage } from './convert/convert.js';
 export type { ConvertOptions, ConvertProgress, ConvertResult, LayerSource } from './convert/types.js';
 export { loadGatewayConfig, parseGatewayConfig } from './config/config.js';
-export type { GatewayConfig, LocationConfig, LocationAuth, PlatformConfig, PlatformAccess } from './config/config.js';
+export type {
+  GatewayConfig,
+  LocationConfig,
+  LocationAuth,
+  PlatformConfig,
+  PlatformAccess,
+} from './config/config.js';
 export { startGateway } from './gateway.js';
 export type { Gateway, GatewayOptions } from './gateway.js';
 export { registerImageRoutes } from './http/routes.js';

@@ -59,7 +59,10 @@ export function gatewayExtension(options: GatewayOptions): ServerExtension {
       app.addHook('onClose', () => gateway.close());
       gw.registerImageRoutes(app, gateway.service, host);
       host.log.info(
-        { platforms: Object.keys(config.platforms), queue: options.redisUrl === undefined ? 'in-process' : 'redis' },
+        {
+          platforms: Object.keys(config.platforms),
+          queue: options.redisUrl === undefined ? 'in-process' : 'redis',
+        },
         'image gateway ready',
       );
     },

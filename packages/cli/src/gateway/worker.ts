@@ -31,7 +31,8 @@ export async function startGatewayWorker(opts: WorkerStartOptions): Promise<Runn
   const server = await import('@flotilla/server');
   const gw = await import('@flotilla/gateway');
   const loaded = gw.loadGatewayConfig(opts.gatewayConfig, opts.dataDir);
-  const config = opts.concurrency === undefined ? loaded : Object.freeze({ ...loaded, concurrency: opts.concurrency });
+  const config =
+    opts.concurrency === undefined ? loaded : Object.freeze({ ...loaded, concurrency: opts.concurrency });
   const database = await server.openDatabase(opts.database, opts.log);
   const workerId = opts.workerId ?? `worker@${hostname()}:${process.pid}`;
   try {

@@ -21,7 +21,11 @@ import { startSshd } from './sshd.js';
 const SIZE = 48 * 1024 * 1024;
 
 /** Delivers while watching the final name: every time it exists it must be whole. */
-async function deliverWatched(delivery: Delivery, file: string, finalPath: string): Promise<{ seenPartial: number[]; path: string }> {
+async function deliverWatched(
+  delivery: Delivery,
+  file: string,
+  finalPath: string,
+): Promise<{ seenPartial: number[]; path: string }> {
   const seenPartial: number[] = [];
   let done = false;
   const watcher = (async () => {
@@ -39,7 +43,7 @@ async function deliverWatched(delivery: Delivery, file: string, finalPath: strin
   }
 }
 
-test('local and remote (SFTP to a real sshd) delivery land the file atomically', async (t) => {
+void test('local and remote (SFTP to a real sshd) delivery land the file atomically', async (t) => {
   const root = await tempRoot('flt-gw-delivery-');
   const sshd = await startSshd(join(root, 'sshd'));
   t.after(async () => {
@@ -87,7 +91,7 @@ test('local and remote (SFTP to a real sshd) delivery land the file atomically',
   assert.equal(existsSync(join(root, 'never')), false, 'nothing written to a host whose key does not match');
 });
 
-test('expiry removes unused images from local and remote platforms and the cache; a looked-up one stays', async (t) => {
+void test('expiry removes unused images from local and remote platforms and the cache; a looked-up one stays', async (t) => {
   const root = await tempRoot('flt-gw-expiry-');
   const sshd = await startSshd(join(root, 'sshd'));
   const localDir = join(root, 'local');
@@ -133,7 +137,11 @@ test('expiry removes unused images from local and remote platforms and the cache
   });
   for (const i of ready) assert.ok(existsSync(i.path ?? ''), `${i.image} on ${i.platform} delivered`);
   const old = ready.filter((i) => i.image.endsWith('old:1'));
-  assert.equal(old[0]?.expiresAt, new Date(now + 3600_000).toISOString(), 'images ls shows when each expires');
+  assert.equal(
+    old[0]?.expiresAt,
+    new Date(now + 3600_000).toISOString(),
+    'images ls shows when each expires',
+  );
 
   now += 40 * 60_000;
   await svc.lookup({ image: 'tools/used:2', platform: 'local' }, admin);
@@ -142,11 +150,20 @@ test('expiry removes unused images from local and remote platforms and the cache
   assert.equal(await gateway.sweep(), 2, 'the two unused images expire');
 
   const left = await svc.list(undefined, admin);
-  assert.deepEqual(left.map((i) => `${i.platform} ${i.image}`).sort(), ['local fixture/tools/used:2', 'remote fixture/tools/used:2']);
+  assert.deepEqual(left.map((i) => `${i.platform} ${i.image}`).sort(), [
+    'local fixture/tools/used:2',
+    'remote fixture/tools/used:2',
+  ]);
   for (const i of old) {
     assert.equal(existsSync(i.path ?? ''), false, `${i.image} removed from ${i.platform}`);
-    assert.equal(existsSync(join(root, 'cache', 'images', `${i.id ?? ''}.squashfs`)), false, 'and from the cache');
+    assert.equal(
+      existsSync(join(root, 'cache', 'images', `${i.id ?? ''}.squashfs`)),
+      false,
+      'and from the cache',
+    );
   }
   for (const i of left) assert.ok(existsSync(i.path ?? ''), `${i.image} kept on ${i.platform}`);
-  await assert.rejects(svc.lookup({ image: 'tools/old:1', platform: 'local' }, admin), { code: 'FLT_IMAGE_NOT_FOUND' });
+  await assert.rejects(svc.lookup({ image: 'tools/old:1', platform: 'local' }, admin), {
+    code: 'FLT_IMAGE_NOT_FOUND',
+  });
 });

@@ -25,7 +25,18 @@ export async function writeFixtureTree(dir: string, repository: string, tag: str
 }
 
 export async function mksquashfs(src: string, out: string): Promise<void> {
-  await run('mksquashfs', [src, out, '-noappend', '-quiet', '-no-progress', '-all-root', '-all-time', '0', '-mkfs-time', '0']);
+  await run('mksquashfs', [
+    src,
+    out,
+    '-noappend',
+    '-quiet',
+    '-no-progress',
+    '-all-root',
+    '-all-time',
+    '0',
+    '-mkfs-time',
+    '0',
+  ]);
 }
 
 export function fixtureImporter(options: { gate?: string } = {}): ImageImporter {

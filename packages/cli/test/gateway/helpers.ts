@@ -27,21 +27,30 @@ export async function expectedSha256(root: string, repository: string, tag: stri
   const dir = join(root, 'expected', `${repository.replace(/\//g, '_')}-${tag}`);
   await writeFixtureTree(join(dir, 'tree'), repository, tag);
   await mksquashfs(join(dir, 'tree'), join(dir, 'image.sqfs'));
-  return createHash('sha256').update(await readFile(join(dir, 'image.sqfs'))).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(join(dir, 'image.sqfs')))
+    .digest('hex');
 }
 
 export async function sha256Of(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }
 
 /** Deletes every Redis key under a test's BullMQ prefix. */
 export async function dropRedisPrefix(prefix: string): Promise<void> {
   const { stdout } = await run('redis-cli', ['-u', REDIS_URL, '--scan', '--pattern', `${prefix}:*`]);
   const keys = stdout.split('\n').filter(Boolean);
-  for (let i = 0; i < keys.length; i += 200) await run('redis-cli', ['-u', REDIS_URL, 'del', ...keys.slice(i, i + 200)]);
+  for (let i = 0; i < keys.length; i += 200)
+    await run('redis-cli', ['-u', REDIS_URL, 'del', ...keys.slice(i, i + 200)]);
 }
 
-export async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, limitMs = 120_000): Promise<T> {
+export async function until<T>(
+  what: string,
+  probe: () => Promise<T | null | undefined | false>,
+  limitMs = 120_000,
+): Promise<T> {
   const end = Date.now() + limitMs;
   for (;;) {
     const v = await probe();

@@ -41,7 +41,9 @@ void describe('images API and CLI', () => {
       flags: { dataDir: join(root, 'server'), listen: '127.0.0.1:0', logLevel: 'silent' },
       env: { FLOTILLA_ADMIN_PASSWORD: PASSWORD },
     });
-    server = await startServer(config, { extensions: [gatewayExtension({ configFile, importer: fixtureImporter() })] });
+    server = await startServer(config, {
+      extensions: [gatewayExtension({ configFile, importer: fixtureImporter() })],
+    });
     assert.equal((await as('admin', ['login', '--user', 'admin', '--password-stdin'], PASSWORD)).code, 0);
     for (const [user, role] of [
       ['carol', 'viewer'],
@@ -49,7 +51,11 @@ void describe('images API and CLI', () => {
       ['dave', 'viewer'],
       ['erin', 'deployer'],
     ] as const) {
-      const made = await as('admin', ['users', 'create', '--username', user, '--role', role, '--password-stdin'], PASSWORD);
+      const made = await as(
+        'admin',
+        ['users', 'create', '--username', user, '--role', role, '--password-stdin'],
+        PASSWORD,
+      );
       assert.equal(made.code, 0, made.stderr);
       const login = await as(user, ['login', '--user', user, '--password-stdin'], PASSWORD);
       assert.equal(login.code, 0, login.stderr);
@@ -81,15 +87,27 @@ void describe('images API and CLI', () => {
     const text = await as('bob', ['images', 'ls']);
     assert.match(text.stdout, /fixture\/team\/tool:1\s+amd64\s+ready/);
 
-    const found = json<ImageLookupResponse>(await as('bob', ['images', 'lookup', 'team/tool:1', '--platform', 'cluster', '--json']));
+    const found = json<ImageLookupResponse>(
+      await as('bob', ['images', 'lookup', 'team/tool:1', '--platform', 'cluster', '--json']),
+    );
     assert.equal(found.id, first.image.id);
     assert.equal(found.path, join(platformDir, `${first.image.id ?? ''}.squashfs`));
-    const shown = json<Image>(await as('bob', ['images', 'show', 'fixture/team/tool:1', '--platform', 'cluster', '--json']));
+    const shown = json<Image>(
+      await as('bob', ['images', 'show', 'fixture/team/tool:1', '--platform', 'cluster', '--json']),
+    );
     assert.equal(shown.status, 'ready');
   });
 
   void test('a private image is invisible to anyone outside its lists, as if it did not exist', async () => {
-    const pulled = await as('erin', ['images', 'pull', 'team/secret:1', '--private', '--group', 'physics', '--json']);
+    const pulled = await as('erin', [
+      'images',
+      'pull',
+      'team/secret:1',
+      '--private',
+      '--group',
+      'physics',
+      '--json',
+    ]);
     assert.equal(pulled.code, 0, pulled.stderr);
     const secret = json<{ image: Image }>(pulled).image;
     assert.equal(secret.private, true);
@@ -112,9 +130,18 @@ void describe('images API and CLI', () => {
     });
     assert.equal(raw.status, 404);
 
-    assert.equal(json<ImageLookupResponse>(await as('dave', ['images', 'lookup', 'team/secret:1', '--json'])).id, secret.id);
-    assert.equal(json<ImageLookupResponse>(await as('carol', ['images', 'lookup', 'team/secret:1', '--json'])).id, secret.id);
-    assert.equal(json<ImageLookupResponse>(await as('erin', ['images', 'lookup', 'team/secret:1', '--json'])).id, secret.id);
+    assert.equal(
+      json<ImageLookupResponse>(await as('dave', ['images', 'lookup', 'team/secret:1', '--json'])).id,
+      secret.id,
+    );
+    assert.equal(
+      json<ImageLookupResponse>(await as('carol', ['images', 'lookup', 'team/secret:1', '--json'])).id,
+      secret.id,
+    );
+    assert.equal(
+      json<ImageLookupResponse>(await as('erin', ['images', 'lookup', 'team/secret:1', '--json'])).id,
+      secret.id,
+    );
   });
 
   void test('platform admins may pull and remove; others may not; every action is audited', async () => {
@@ -133,14 +160,25 @@ void describe('images API and CLI', () => {
     assert.equal(existsSync(tool.path ?? ''), false, 'removed from the platform');
     assert.equal((await as('carol', ['images', 'lookup', 'team/tool:1'])).code, 1);
 
-    const audit = json<{ items: AuditEntry[] }>(await as('admin', ['audit', 'ls', '--json', '--limit', '200']));
+    const audit = json<{ items: AuditEntry[] }>(
+      await as('admin', ['audit', 'ls', '--json', '--limit', '200']),
+    );
     const actions = new Set(audit.items.map((e) => e.action));
-    for (const a of ['image.pull', 'image.ready', 'image.lookup', 'image.remove']) assert.ok(actions.has(a), `${a} audited`);
+    for (const a of ['image.pull', 'image.ready', 'image.lookup', 'image.remove'])
+      assert.ok(actions.has(a), `${a} audited`);
   });
 
   void test('the image routes are in the OpenAPI document', async () => {
-    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
-    for (const p of ['/api/v1/images', '/api/v1/images/pull', '/api/v1/images/lookup', '/api/v1/images/show', '/api/v1/images/jobs/{id}'])
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+    };
+    for (const p of [
+      '/api/v1/images',
+      '/api/v1/images/pull',
+      '/api/v1/images/lookup',
+      '/api/v1/images/show',
+      '/api/v1/images/jobs/{id}',
+    ])
       assert.ok(p in doc.paths, `${p} documented`);
   });
 

@@ -16,7 +16,7 @@ import { silent, tempRoot, until, writeGatewayConfig } from './helpers.js';
 
 const ADMIN = { userId: 'u1', username: 'admin', role: 'admin' as const, sourceIp: null };
 
-test('an import past the pull timeout fails after its retries; nothing is published; a new pull retries', async (t) => {
+void test('an import past the pull timeout fails after its retries; nothing is published; a new pull retries', async (t) => {
   const root = await tempRoot('flt-gw-jobs-');
   const platformDir = join(root, 'platform');
   const configFile = await writeGatewayConfig(
@@ -33,7 +33,9 @@ test('an import past the pull timeout fails after its retries; nothing is publis
       calls++;
       if (!hang) return real.import(req);
       // Stands for a registry that stops sending: only the pull timeout ends it.
-      await new Promise((_resolve, reject) => req.signal.addEventListener('abort', () => reject(req.signal.reason as Error)));
+      await new Promise((_resolve, reject) =>
+        req.signal.addEventListener('abort', () => reject(req.signal.reason as Error)),
+      );
       throw new Error('unreachable');
     },
   };
@@ -77,7 +79,7 @@ test('an import past the pull timeout fails after its retries; nothing is publis
   assert.equal((await gateway.service.show({ image: 'slow/app:1' }, ADMIN)).status, 'ready');
 });
 
-test('a bad gateway configuration lists every problem with FLT_GATEWAY_CONFIG_INVALID', async (t) => {
+void test('a bad gateway configuration lists every problem with FLT_GATEWAY_CONFIG_INVALID', async (t) => {
   const root = await tempRoot('flt-gw-config-');
   t.after(() => rm(root, { recursive: true, force: true }));
   const file = await writeGatewayConfig(
@@ -89,7 +91,8 @@ test('a bad gateway configuration lists every problem with FLT_GATEWAY_CONFIG_IN
     (e: Error & { code?: string; details?: { problems: string[] } }) => {
       assert.equal(e.code, 'FLT_GATEWAY_CONFIG_INVALID');
       const problems = e.details?.problems.join('\n') ?? '';
-      for (const p of ['bogus: unknown key', 'locations.hub.url', 'platforms.a.access.type', 'pullTimeout']) assert.match(problems, new RegExp(p.replace('.', '\\.')));
+      for (const p of ['bogus: unknown key', 'locations.hub.url', 'platforms.a.access.type', 'pullTimeout'])
+        assert.match(problems, new RegExp(p.replace('.', '\\.')));
       return true;
     },
   );

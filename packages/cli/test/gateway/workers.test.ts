@@ -42,7 +42,7 @@ function startWorker(id: string, env: Record<string, string>): Promise<ChildProc
   });
 }
 
-test('two workers on Redis share 10 imports; one killed mid-conversion; all end correct, none twice', async (t) => {
+void test('two workers on Redis share 10 imports; one killed mid-conversion; all end correct, none twice', async (t) => {
   const root = await tempRoot('flt-gw-workers-');
   const prefix = `flt-test-${randomBytes(4).toString('hex')}`;
   const platformDir = join(root, 'platform');
@@ -70,7 +70,13 @@ test('two workers on Redis share 10 imports; one killed mid-conversion; all end 
   const workers: ChildProcess[] = [];
   t.after(async () => {
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
-    await Promise.all(workers.map((w) => (w.exitCode === null && w.signalCode === null ? new Promise((r) => w.once('exit', r)) : null)));
+    await Promise.all(
+      workers.map((w) =>
+        w.exitCode === null && w.signalCode === null
+          ? new Promise((r) => w.once('exit', r))
+          : Promise.resolve(),
+      ),
+    );
     await gateway.close();
     await opened.close();
     await dropRedisPrefix(prefix);
@@ -92,7 +98,10 @@ test('two workers on Redis share 10 imports; one killed mid-conversion; all end 
   const names = Array.from({ length: 10 }, (_, i) => ({ repository: `team/app-${i}`, tag: `1.${i}` }));
   const jobs: string[] = [];
   for (const n of names) {
-    const { answer } = await gateway.service.pull({ image: `${n.repository}:${n.tag}`, platform: 'cluster' }, ADMIN);
+    const { answer } = await gateway.service.pull(
+      { image: `${n.repository}:${n.tag}`, platform: 'cluster' },
+      ADMIN,
+    );
     assert.ok(answer.job, 'a new image is queued');
     jobs.push(answer.job.id);
   }
@@ -128,17 +137,30 @@ test('two workers on Redis share 10 imports; one killed mid-conversion; all end 
   assert.ok((finishedKilled?.attempts ?? 0) >= 2);
 
   const files = (await readdir(platformDir)).sort();
-  assert.equal(files.length, 10, `exactly the 10 images on the platform, no partial file: ${files.join(', ')}`);
+  assert.equal(
+    files.length,
+    10,
+    `exactly the 10 images on the platform, no partial file: ${files.join(', ')}`,
+  );
   assert.ok(files.every((f) => /^[0-9a-f]{64}\.squashfs$/.test(f)));
   for (const n of names) {
-    const row = await store.image({ platform: 'cluster', image: `fixture/${n.repository}:${n.tag}`, arch: 'amd64' });
+    const row = await store.image({
+      platform: 'cluster',
+      image: `fixture/${n.repository}:${n.tag}`,
+      arch: 'amd64',
+    });
     assert.equal(row?.status, 'ready', `${n.repository} ready`);
     const expected = await expectedSha256(root, n.repository, n.tag);
     assert.equal(row?.content_id, expected, `${n.repository}: the squashfs has the expected bytes`);
     assert.equal(await sha256Of(row?.path ?? ''), expected);
   }
   const published = await sql<{ subject_id: string; n: number }>`
-    select subject_id, count(*) as n from audit_log where action = 'image.ready' group by subject_id`.execute(opened.db);
+    select subject_id, count(*) as n from audit_log where action = 'image.ready' group by subject_id`.execute(
+    opened.db,
+  );
   assert.equal(published.rows.length, 10);
-  assert.ok(published.rows.every((r) => Number(r.n) === 1), 'each image published once');
+  assert.ok(
+    published.rows.every((r) => Number(r.n) === 1),
+    'each image published once',
+  );
 });

@@ -32,8 +32,7 @@ export type PlatformAccess =
       imageDir: string;
       /** SHA-256 fingerprint of the host key (`SHA256:…` as ssh-keygen -l prints it); required. */
       hostKeySha256: string;
-    }
-
+    };
 
 export interface PlatformConfig {
   name: string;
@@ -81,9 +80,13 @@ export function loadGatewayConfig(file: string | undefined, dataDir: string): Ga
   const base = file === undefined ? dataDir : resolve(file, '..');
   const config = parseGatewayConfig(raw, { dataDir, baseDir: base }, problems);
   if (problems.length > 0 || config === null) {
-    throw new FlotillaError('FLT_GATEWAY_CONFIG_INVALID', `invalid gateway configuration:\n  ${problems.join('\n  ')}`, {
-      details: { problems },
-    });
+    throw new FlotillaError(
+      'FLT_GATEWAY_CONFIG_INVALID',
+      `invalid gateway configuration:\n  ${problems.join('\n  ')}`,
+      {
+        details: { problems },
+      },
+    );
   }
   return config;
 }
@@ -93,7 +96,11 @@ interface Dirs {
   baseDir: string;
 }
 
-export function parseGatewayConfig(raw: Record<string, unknown>, dirs: Dirs, problems: string[]): GatewayConfig | null {
+export function parseGatewayConfig(
+  raw: Record<string, unknown>,
+  dirs: Dirs,
+  problems: string[],
+): GatewayConfig | null {
   const known = new Set([
     'defaultLocation',
     'locations',
@@ -191,7 +198,9 @@ export function parseGatewayConfig(raw: Record<string, unknown>, dirs: Dirs, pro
       if (parsed.imageDir !== '' && !parsed.imageDir.startsWith('/'))
         problems.push(`${where}.access.imageDir: must be an absolute path on the remote host`);
     } else if (access.type === 'fleet') {
-      problems.push(`${where}.access.type: fleet platforms are not available yet (docs/gateway.md "Platforms and access")`);
+      problems.push(
+        `${where}.access.type: fleet platforms are not available yet (docs/gateway.md "Platforms and access")`,
+      );
     } else {
       problems.push(`${where}.access.type: must be local or remote`);
     }
@@ -208,7 +217,8 @@ export function parseGatewayConfig(raw: Record<string, unknown>, dirs: Dirs, pro
   for (const [name, members] of Object.entries(objectAt(raw.groups, 'groups', problems)))
     groups[name] = strings(members, `groups.${name}`);
 
-  const defaultLocation = typeof raw.defaultLocation === 'string' ? raw.defaultLocation : (Object.keys(locations)[0] ?? '');
+  const defaultLocation =
+    typeof raw.defaultLocation === 'string' ? raw.defaultLocation : (Object.keys(locations)[0] ?? '');
   if (defaultLocation !== '' && !(defaultLocation in locations))
     problems.push(`defaultLocation: no location named ${defaultLocation}`);
   const defaultPlatform =
@@ -216,7 +226,11 @@ export function parseGatewayConfig(raw: Record<string, unknown>, dirs: Dirs, pro
   if (!(defaultPlatform in platforms)) problems.push(`defaultPlatform: no platform named ${defaultPlatform}`);
   if (raw.defaultFormat !== undefined && raw.defaultFormat !== 'squashfs')
     problems.push('defaultFormat: only squashfs is supported');
-  const defaultArch = raw.defaultArch === undefined ? 'amd64' : String(raw.defaultArch);
+  let defaultArch = 'amd64';
+  if (typeof raw.defaultArch === 'string' && /^[a-z0-9]+$/.test(raw.defaultArch))
+    defaultArch = raw.defaultArch;
+  else if (raw.defaultArch !== undefined)
+    problems.push('defaultArch: an architecture name such as amd64 or arm64');
 
   const config: GatewayConfig = {
     defaultLocation,
@@ -260,7 +274,11 @@ function parseLocation(name: string, value: unknown, problems: string[]): Locati
     auth =
       a.type === 'basic'
         ? { type: 'basic', username: username ?? '', password: password ?? '' }
-        : { type: 'token', ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }) };
+        : {
+            type: 'token',
+            ...(username === undefined ? {} : { username }),
+            ...(password === undefined ? {} : { password }),
+          };
   } else {
     problems.push(`${where}.auth.type: must be none, basic or token`);
     return null;

@@ -21,7 +21,11 @@ export interface RemovalDeps {
 }
 
 /** Deletes the row (with `entry` audited), then the platform's file and the unshared cache file. */
-export async function removeImage(deps: RemovalDeps, row: GatewayImagesTable, entry: GatewayAuditEntry): Promise<boolean> {
+export async function removeImage(
+  deps: RemovalDeps,
+  row: GatewayImagesTable,
+  entry: GatewayAuditEntry,
+): Promise<boolean> {
   if (!(await deps.store.delete(row, entry, deps.audit))) return false;
   const platform = deps.config.platforms[row.platform];
   const log = deps.log.child({ image: row.image, platform: row.platform });
@@ -35,7 +39,12 @@ export async function removeImage(deps: RemovalDeps, row: GatewayImagesTable, en
     if (others === undefined) {
       await deliveryFor(platform)
         .remove(row.path)
-        .catch((err: unknown) => log.error({ err, path: row.path }, 'could not remove the image from its platform; remove it by hand'));
+        .catch((err: unknown) =>
+          log.error(
+            { err, path: row.path },
+            'could not remove the image from its platform; remove it by hand',
+          ),
+        );
     }
   }
   if (row.content_id !== null && (await deps.store.usersOfContent(row.content_id)) === 0) {

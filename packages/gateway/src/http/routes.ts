@@ -42,7 +42,8 @@ export function registerImageRoutes(base: FastifyInstance, service: GatewayServi
     ImageRoutes.pull,
     {
       schema: {
-        summary: 'Import an image onto a platform (200: already converted; 202: queued, or shares a running job)',
+        summary:
+          'Import an image onto a platform (200: already converted; 202: queued, or shares a running job)',
         tags,
         body: PullImageRequest,
         response: { 200: PullImageResponse, 202: PullImageResponse },
@@ -69,7 +70,14 @@ export function registerImageRoutes(base: FastifyInstance, service: GatewayServi
 
   app.get(
     ImageRoutes.show,
-    { schema: { summary: 'One image (does not count as use)', tags, querystring: ImageQuery, response: { 200: Image } } },
+    {
+      schema: {
+        summary: 'One image (does not count as use)',
+        tags,
+        querystring: ImageQuery,
+        response: { 200: Image },
+      },
+    },
     async (request) => service.show(request.query, caller(request)),
   );
 

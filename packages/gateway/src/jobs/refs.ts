@@ -29,7 +29,8 @@ export function parseImageRef(config: GatewayConfig, ref: string): ParsedImageRe
     );
   }
   let repository = named ? path.slice(first.length + 1) : path;
-  if (repository === '' || tag === '') throw new FlotillaError('FLT_VALIDATION', `not an image reference: ${ref}`);
+  if (repository === '' || tag === '')
+    throw new FlotillaError('FLT_VALIDATION', `not an image reference: ${ref}`);
   // Docker Hub's convention, harmless elsewhere: a one-part name lives under library/.
   if (!repository.includes('/') && /(^|\.)docker\.io$/.test(new URL(location.url).hostname))
     repository = `library/${repository}`;

@@ -14,7 +14,8 @@ export function registryImporter(): ImageImporter {
           cacheDir: req.blobCacheDir,
           signal: req.signal,
           onProgress: (p) => {
-            if (p.phase === 'layer' && p.totalBytes > 0) req.onProgress('pulling', Math.min(1, p.bytes / p.totalBytes));
+            if (p.phase === 'layer' && p.totalBytes > 0)
+              req.onProgress('pulling', Math.min(1, p.bytes / p.totalBytes));
             else if (p.phase === 'done') req.onProgress('pulling', 1);
           },
         },

@@ -54,7 +54,10 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
   try {
     const platform = config.platforms[job.platform];
     if (platform === undefined)
-      throw new FlotillaError('FLT_IMAGE_PLATFORM_UNKNOWN', `platform ${job.platform} is not configured here`);
+      throw new FlotillaError(
+        'FLT_IMAGE_PLATFORM_UNKNOWN',
+        `platform ${job.platform} is not configured here`,
+      );
     const ref = parseImageRef(config, job.image);
     await rm(workDir, { recursive: true, force: true });
     await mkdir(workDir, { recursive: true });
@@ -69,7 +72,10 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
       blobCacheDir: join(config.cacheDir, 'registry'),
       signal,
       onProgress: (phase, fraction) =>
-        void reporter.report(phase, phase === 'pulling' ? PULL_SHARE * fraction : PULL_SHARE + CONVERT_SHARE * fraction),
+        void reporter.report(
+          phase,
+          phase === 'pulling' ? PULL_SHARE * fraction : PULL_SHARE + CONVERT_SHARE * fraction,
+        ),
     });
     signal.throwIfAborted();
     const contentId = result.squashfsSha256 ?? (await sha256File(result.squashfsPath));
@@ -99,9 +105,13 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
       return 'lost';
     }
     const error = timeout.aborted
-      ? new FlotillaError('FLT_IMAGE_PULL_TIMEOUT', `the import took longer than the pull timeout (${config.pullTimeoutMs} ms)`, {
-          cause: e,
-        })
+      ? new FlotillaError(
+          'FLT_IMAGE_PULL_TIMEOUT',
+          `the import took longer than the pull timeout (${config.pullTimeoutMs} ms)`,
+          {
+            cause: e,
+          },
+        )
       : e;
     const message = error instanceof Error ? error.message : String(error);
     jobLog.warn({ err: error, final }, 'import attempt failed');

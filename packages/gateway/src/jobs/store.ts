@@ -5,7 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Image, ImageJob } from '@flotilla/protocol';
-import type { Clock, GatewayAudit, GatewayDb, GatewayImagesTable, GatewayJobsTable, GatewayTx } from './tables.js';
+import type {
+  Clock,
+  GatewayAudit,
+  GatewayDb,
+  GatewayImagesTable,
+  GatewayJobsTable,
+  GatewayTx,
+} from './tables.js';
 
 export interface ImageKey {
   platform: string;
@@ -49,14 +56,19 @@ export class ImageStore {
   }
 
   /** Queues an import unless the image is ready or being imported; concurrent calls share a job. */
-  async requestPull(input: PullRequestInput, audit: GatewayAudit, sourceIp: string | null): Promise<PullOutcome> {
+  async requestPull(
+    input: PullRequestInput,
+    audit: GatewayAudit,
+    sourceIp: string | null,
+  ): Promise<PullOutcome> {
     return this.db.transaction().execute(async (tx) => {
       const now = this.now();
       const existing = await this.image(input, tx);
       if (existing?.status === 'ready') return { image: existing, job: null, created: false };
       if (existing?.status === 'pending' && existing.job_id !== null) {
         const job = await this.job(existing.job_id, tx);
-        if (job && (job.state === 'queued' || job.state === 'running')) return { image: existing, job, created: false };
+        if (job && (job.state === 'queued' || job.state === 'running'))
+          return { image: existing, job, created: false };
       }
       const job: GatewayJobsTable = {
         id: randomUUID(),
@@ -82,7 +94,9 @@ export class ImageStore {
           .where('platform', '=', input.platform)
           .where('image', '=', input.image)
           .where('arch', '=', input.arch)
-          .where((eb) => (existing.job_id === null ? eb('job_id', 'is', null) : eb('job_id', '=', existing.job_id)))
+          .where((eb) =>
+            existing.job_id === null ? eb('job_id', 'is', null) : eb('job_id', '=', existing.job_id),
+          )
           .executeTakeFirst();
         if (taken.numUpdatedRows === 0n) return this.shared(input, tx);
       } else {
@@ -158,7 +172,11 @@ export class ImageStore {
 
   /** Jobs not finished (queued, or running on a worker that may have died): re-queued at start. */
   async unfinishedJobs(): Promise<GatewayJobsTable[]> {
-    return this.db.selectFrom('gateway_jobs').selectAll().where('state', 'in', ['queued', 'running']).execute();
+    return this.db
+      .selectFrom('gateway_jobs')
+      .selectAll()
+      .where('state', 'in', ['queued', 'running'])
+      .execute();
   }
 
   /**
@@ -297,7 +315,11 @@ export class ImageStore {
   }
 
   /** Deletes the row if it is still the one the caller saw (same job), with its audit entry. */
-  async delete(row: GatewayImagesTable, entry: Parameters<GatewayAudit>[0], audit: GatewayAudit): Promise<boolean> {
+  async delete(
+    row: GatewayImagesTable,
+    entry: Parameters<GatewayAudit>[0],
+    audit: GatewayAudit,
+  ): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx
         .deleteFrom('gateway_images')

@@ -2,14 +2,21 @@
  * The gateway's operations, knowing nothing of HTTP: pull (queue or share an import), list, show,
  * look up (counts as use), remove, follow a job. Access rules in access.ts; every action audited.
  */
-import type { Image, ImageJob, ImageLookupResponse, PullImageRequest, PullImageResponse } from '@flotilla/protocol';
+import type {
+  Image,
+  ImageJob,
+  ImageLookupResponse,
+  PullImageRequest,
+  PullImageResponse,
+} from '@flotilla/protocol';
 import { FlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { GatewayConfig, PlatformConfig } from '../config/config.js';
 import { removeImage } from '../expiry/sweep.js';
 import type { JobQueue } from '../jobs/queue.js';
 import { parseImageRef } from '../jobs/refs.js';
-import { ImageStore, subjectOf, toImage, toImageJob } from '../jobs/store.js';
+import { subjectOf, toImage, toImageJob } from '../jobs/store.js';
+import type { ImageStore } from '../jobs/store.js';
 import type { Clock, GatewayAudit, GatewayImagesTable } from '../jobs/tables.js';
 import { administers, mayPull, maySee } from './access.js';
 import type { Operator } from './access.js';
@@ -51,10 +58,16 @@ export class GatewayService {
     return toImage(row, this.config.expirationTimeoutMs);
   }
 
-  async pull(req: PullImageRequest, caller: Caller): Promise<{ created: boolean; answer: PullImageResponse }> {
+  async pull(
+    req: PullImageRequest,
+    caller: Caller,
+  ): Promise<{ created: boolean; answer: PullImageResponse }> {
     const { platform, image, arch } = this.key(req);
     if (!mayPull(platform, caller))
-      throw new FlotillaError('FLT_FORBIDDEN', `pulling onto platform ${platform.name} needs its admins or the deployer role`);
+      throw new FlotillaError(
+        'FLT_FORBIDDEN',
+        `pulling onto platform ${platform.name} needs its admins or the deployer role`,
+      );
     const existing = await this.store.image({ platform: platform.name, image, arch });
     // A private image someone else owns: answer as for any pull, but without revealing it.
     if (existing !== undefined && !maySee(this.config, existing, caller))
@@ -91,7 +104,10 @@ export class GatewayService {
     const { platform, image, arch } = this.key(sel);
     const row = await this.store.image({ platform: platform.name, image, arch });
     if (row === undefined || !maySee(this.config, row, caller))
-      throw new FlotillaError('FLT_IMAGE_NOT_FOUND', `no image ${image} (${arch}) on platform ${platform.name}`);
+      throw new FlotillaError(
+        'FLT_IMAGE_NOT_FOUND',
+        `no image ${image} (${arch}) on platform ${platform.name}`,
+      );
     return row;
   }
 
@@ -103,7 +119,10 @@ export class GatewayService {
   async lookup(sel: ImageSelector, caller: Caller): Promise<ImageLookupResponse> {
     const row = await this.visible(sel, caller);
     if (row.status !== 'ready' || row.path === null || row.content_id === null)
-      throw new FlotillaError('FLT_IMAGE_NOT_FOUND', `${row.image} (${row.arch}) on ${row.platform} is not ready (${row.status})`);
+      throw new FlotillaError(
+        'FLT_IMAGE_NOT_FOUND',
+        `${row.image} (${row.arch}) on ${row.platform} is not ready (${row.status})`,
+      );
     const usedAt = await this.store.touch(row);
     await this.audit({
       actorType: 'user',
@@ -129,7 +148,10 @@ export class GatewayService {
     const row = await this.visible(sel, caller);
     const platform = this.platform(row.platform);
     if (!administers(platform, caller))
-      throw new FlotillaError('FLT_FORBIDDEN', `removing images from ${platform.name} needs its admins or the admin role`);
+      throw new FlotillaError(
+        'FLT_FORBIDDEN',
+        `removing images from ${platform.name} needs its admins or the admin role`,
+      );
     const removed = await removeImage(
       { store: this.store, config: this.config, audit: this.audit, log: this.log },
       row,
@@ -143,7 +165,8 @@ export class GatewayService {
         details: { id: row.content_id, path: row.path },
       },
     );
-    if (!removed) throw new FlotillaError('FLT_CONFLICT', `${row.image} changed while being removed; try again`);
+    if (!removed)
+      throw new FlotillaError('FLT_CONFLICT', `${row.image} changed while being removed; try again`);
   }
 
   async job(id: string, caller: Operator): Promise<ImageJob> {

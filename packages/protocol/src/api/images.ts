@@ -22,11 +22,27 @@ export const ImageRef = Type.String({
   pattern: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$',
   description: '[LOCATION/]NAME:TAG (the tag defaults to latest)',
 });
-export const PlatformName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' });
-export const Arch = Type.String({ minLength: 1, maxLength: 32, pattern: '^[a-z0-9]+$', description: 'amd64, arm64, …' });
-const Principals = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 256, uniqueItems: true });
+export const PlatformName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$',
+});
+export const Arch = Type.String({
+  minLength: 1,
+  maxLength: 32,
+  pattern: '^[a-z0-9]+$',
+  description: 'amd64, arm64, …',
+});
+const Principals = Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+  maxItems: 256,
+  uniqueItems: true,
+});
 
-export const ImageStatus = Type.Union([Type.Literal('pending'), Type.Literal('ready'), Type.Literal('failed')]);
+export const ImageStatus = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('ready'),
+  Type.Literal('failed'),
+]);
 export type ImageStatus = Static<typeof ImageStatus>;
 export const ImageJobState = Type.Union([
   Type.Literal('queued'),

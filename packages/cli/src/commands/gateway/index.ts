@@ -24,16 +24,29 @@ export function registerGatewayCommands(program: Command, io: CliIo): void {
   const cmd = group
     .command('worker')
     .description(
-      'take image imports from Redis and convert them until stopped (needs the server\'s database: same --config or --database)',
+      "take image imports from Redis and convert them until stopped (needs the server's database: same --config or --database)",
     )
-    .option('--redis <url>', 'redis://HOST:PORT, the same as the server\'s --redis (default: $FLOTILLA_REDIS_URL)')
-    .option('--config <file>', 'the server\'s YAML configuration, for its database and data dir (default: $FLOTILLA_CONFIG)')
-    .option('--data-dir <dir>', 'the server\'s data dir (default ./.flotilla/server)')
+    .option(
+      '--redis <url>',
+      "redis://HOST:PORT, the same as the server's --redis (default: $FLOTILLA_REDIS_URL)",
+    )
+    .option(
+      '--config <file>',
+      "the server's YAML configuration, for its database and data dir (default: $FLOTILLA_CONFIG)",
+    )
+    .option('--data-dir <dir>', "the server's data dir (default ./.flotilla/server)")
     .option('--database <url>', 'sqlite:PATH (same machine only) or postgres://user@host/db')
-    .option('--gateway-config <file>', 'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG)')
-    .option('--concurrency <n>', 'imports at once (default: the gateway configuration\'s, else 2)')
+    .option(
+      '--gateway-config <file>',
+      'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG)',
+    )
+    .option('--concurrency <n>', "imports at once (default: the gateway configuration's, else 2)")
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option('--log-format <format>', 'pretty or json (default: pretty on a terminal, else json)', logFormatArg)
+    .option(
+      '--log-format <format>',
+      'pretty or json (default: pretty on a terminal, else json)',
+      logFormatArg,
+    )
     .action(async (opts: WorkerOptions) => {
       const redisUrl = opts.redis ?? (io.env.FLOTILLA_REDIS_URL || undefined);
       if (redisUrl === undefined || !/^rediss?:\/\//.test(redisUrl))

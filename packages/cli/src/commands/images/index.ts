@@ -8,11 +8,17 @@ import { registerImageLookup, registerImageRemove, registerImageShow } from './s
 export function registerImageCommands(program: Command, io: CliIo): void {
   const group = program
     .command('images')
-    .description('container images imported by the image gateway: pull from a registry, list, look up, remove');
+    .description(
+      'container images imported by the image gateway: pull from a registry, list, look up, remove',
+    );
   registerImagePull(group, io);
   registerImageList(group, io);
   registerImageShow(group, io);
   registerImageLookup(group, io);
   registerImageRemove(group, io);
-  examples(group, ['flotilla images pull busybox:1.36', 'flotilla images ls', 'flotilla images lookup busybox:1.36']);
+  examples(group, [
+    'flotilla images pull busybox:1.36',
+    'flotilla images ls',
+    'flotilla images lookup busybox:1.36',
+  ]);
 }

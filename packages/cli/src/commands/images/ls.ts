@@ -13,7 +13,13 @@ export function registerImageList(parent: Command, io: CliIo): void {
     .action(async (opts: { platform?: string }, command: Command) => {
       const ctx = contextFor(io, command);
       const res = await listImages(await ctx.client(), opts.platform);
-      ctx.out.result(res, () => ctx.out.table(IMAGE_HEAD, res.items.map((i) => imageRow(i)), 'no images'));
+      ctx.out.result(res, () =>
+        ctx.out.table(
+          IMAGE_HEAD,
+          res.items.map((i) => imageRow(i)),
+          'no images',
+        ),
+      );
     });
   examples(cmd, ['flotilla images ls', 'flotilla images ls --platform cluster --json']);
 }

@@ -20,7 +20,10 @@ interface PullOptions {
 
 const POLL_MS = 1000;
 
-const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
+const collect = (value: string, previous: string[] = []): string[] => [
+  ...previous,
+  ...value.split(',').filter(Boolean),
+];
 
 export function registerImagePull(parent: Command, io: CliIo): void {
   const cmd = parent
@@ -28,7 +31,7 @@ export function registerImagePull(parent: Command, io: CliIo): void {
     .description(
       'import an image from a registry onto a platform and show its progress; an image already converted answers at once, and pulls of the same image share one job',
     )
-    .argument('<image>', '[LOCATION/]NAME[:TAG] (LOCATION: one of the gateway configuration\'s locations)')
+    .argument('<image>', "[LOCATION/]NAME[:TAG] (LOCATION: one of the gateway configuration's locations)")
     .option('--platform <name>', 'platform to deliver to (default: the configured default platform)')
     .option('--arch <arch>', 'architecture to pick from a multi-platform image (default amd64)')
     .option('--private', 'visible only to you, the --user and --group lists and the platform admins')
@@ -47,17 +50,26 @@ export function registerImagePull(parent: Command, io: CliIo): void {
         ...(opts.group ? { groups: opts.group } : {}),
       });
       if (started.job === null || !opts.wait) {
-        if (started.job === null) ctx.out.note(`${started.image.image} is already on ${started.image.platform}`);
+        if (started.job === null)
+          ctx.out.note(`${started.image.image} is already on ${started.image.platform}`);
         else ctx.out.note(`queued import job ${started.job.id}`);
         ctx.out.result(started, () => ctx.out.fields(imageFields(started.image)));
         return;
       }
       const job = await follow(ctx, client, started.job);
       if (job.state === 'failed')
-        throw new FlotillaError('FLT_IMAGE_IMPORT_FAILED', `import of ${job.image} failed: ${job.error ?? 'unknown error'}`, {
-          details: { job: job.id, attempts: job.attempts },
-        });
-      const done: Image = await showImage(client, { image: job.image, platform: job.platform, arch: job.arch });
+        throw new FlotillaError(
+          'FLT_IMAGE_IMPORT_FAILED',
+          `import of ${job.image} failed: ${job.error ?? 'unknown error'}`,
+          {
+            details: { job: job.id, attempts: job.attempts },
+          },
+        );
+      const done: Image = await showImage(client, {
+        image: job.image,
+        platform: job.platform,
+        arch: job.arch,
+      });
       ctx.out.result({ image: done, job }, () => ctx.out.fields(imageFields(done)));
     });
   examples(cmd, [

@@ -15,23 +15,33 @@ export function registerImageShow(parent: Command, io: CliIo): void {
       ctx.out.result(res, () => ctx.out.fields(imageFields(res)));
     },
   );
-  examples(cmd, ['flotilla images show busybox:1.36', 'flotilla images show busybox:1.36 --platform cluster --json']);
+  examples(cmd, [
+    'flotilla images show busybox:1.36',
+    'flotilla images show busybox:1.36 --platform cluster --json',
+  ]);
 }
 
 export function registerImageLookup(parent: Command, io: CliIo): void {
   const cmd = selectorOptions(
-    parent.command('lookup').description("a ready image's id and path on its platform; counts as use (resets its expiry)"),
+    parent
+      .command('lookup')
+      .description("a ready image's id and path on its platform; counts as use (resets its expiry)"),
   ).action(async (image: string, opts: SelectOptions, command: Command) => {
     const ctx = contextFor(io, command);
     const res = await lookupImage(await ctx.client(), selectorOf(image, opts));
     ctx.out.result(res, () => ctx.out.line(`${res.id} ${res.path}`));
   });
-  examples(cmd, ['flotilla images lookup busybox:1.36 --platform cluster', 'flotilla images lookup busybox:1.36 --json']);
+  examples(cmd, [
+    'flotilla images lookup busybox:1.36 --platform cluster',
+    'flotilla images lookup busybox:1.36 --json',
+  ]);
 }
 
 export function registerImageRemove(parent: Command, io: CliIo): void {
   const cmd = selectorOptions(
-    parent.command('rm').description('remove an image from its platform and the cache (server or platform admins)'),
+    parent
+      .command('rm')
+      .description('remove an image from its platform and the cache (server or platform admins)'),
   ).action(async (image: string, opts: SelectOptions, command: Command) => {
     const ctx = contextFor(io, command);
     const sel = selectorOf(image, opts);

@@ -1,7 +1,17 @@
 import type { Image, ImageJob } from '@flotilla/protocol';
 import { list, orDash, relativeTime } from '../../output/format.js';
 
-export const IMAGE_HEAD = ['platform', 'image', 'arch', 'status', 'id', 'size', 'private', 'last used', 'expires'];
+export const IMAGE_HEAD = [
+  'platform',
+  'image',
+  'arch',
+  'status',
+  'id',
+  'size',
+  'private',
+  'last used',
+  'expires',
+];
 
 export function imageRow(i: Image): string[] {
   return [

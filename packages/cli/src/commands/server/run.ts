@@ -34,7 +34,10 @@ export function registerServerCommand(program: Command, io: CliIo): void {
       'pretty or json (default: pretty on a terminal, else json)',
       logFormatArg,
     )
-    .option('--gateway-config <file>', 'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)')
+    .option(
+      '--gateway-config <file>',
+      'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)',
+    )
     .option(
       '--redis <url>',
       'redis://HOST:PORT: queue image imports for `flotilla gateway worker` processes (default: $FLOTILLA_REDIS_URL, else convert in this process)',

@@ -44,7 +44,10 @@ export function registerUpCommand(program: Command, io: CliIo): void {
       'pretty or json (default: pretty on a terminal, else json)',
       logFormatArg,
     )
-    .option('--gateway-config <file>', 'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)')
+    .option(
+      '--gateway-config <file>',
+      'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)',
+    )
     .action(async (opts: UpOptions, command: Command) => {
       const ctx = contextFor(io, command);
       const dataDir = resolve(io.cwd, opts.dataDir ?? defaultUpDataDir(io.env));
@@ -66,10 +69,10 @@ export function registerUpCommand(program: Command, io: CliIo): void {
       const server = await startEmbeddedServer(
         io,
         {
-        dataDir: join(dataDir, 'server'),
-        listen: opts.listen,
-        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-        ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
+          dataDir: join(dataDir, 'server'),
+          listen: opts.listen,
+          ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+          ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
         },
         [gatewayExtension(gatewayOptionsFrom({ gatewayConfig: opts.gatewayConfig }, io.env))],
       );
