@@ -10,6 +10,8 @@ import { registerAuditCommands } from './commands/audit/index.js';
 import { registerAuthCommands } from './commands/auth/index.js';
 import { registerDeployCommands } from './commands/deploy/index.js';
 import { registerDeviceCommands } from './commands/devices/index.js';
+import { registerGatewayCommands } from './commands/gateway/index.js';
+import { registerImageCommands } from './commands/images/index.js';
 import { registerKeyCommands } from './commands/keys/index.js';
 import { registerRegistrationKeyCommands } from './commands/regkeys/index.js';
 import { registerReleaseCommands } from './commands/release/index.js';
@@ -52,10 +54,12 @@ export function buildProgram(io: CliIo): Command {
   // After devices: also adds `devices apps|rollback|restart` to that group.
   registerDeployCommands(program, io);
   registerAuditCommands(program, io);
+  registerImageCommands(program, io);
   registerUserCommands(program, io);
   registerTokenCommands(program, io);
   registerServerCommand(program, io);
   registerAgentCommand(program, io);
+  registerGatewayCommands(program, io);
   registerUpCommand(program, io);
   return program;
 }

@@ -123,6 +123,15 @@ export const ErrorCodes = {
   FLT_LAYER_INVALID: 422,
   FLT_LAYER_UNSAFE: 422,
   FLT_CONVERT_FAILED: 500,
+  // image gateway jobs, platforms and delivery (docs/gateway.md)
+  FLT_IMAGE_NOT_FOUND: 404,
+  FLT_IMAGE_PLATFORM_UNKNOWN: 400,
+  FLT_IMAGE_LOCATION_UNKNOWN: 400,
+  FLT_IMAGE_PULL_TIMEOUT: 504,
+  FLT_IMAGE_IMPORT_FAILED: 502,
+  FLT_IMAGE_DELIVERY_FAILED: 502,
+  FLT_IMAGE_JOB_NOT_FOUND: 404,
+  FLT_GATEWAY_CONFIG_INVALID: 400,
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -217,6 +217,24 @@ export {
   Sha256Hex,
 } from './tuf/target.js';
 export { ensureFormats, isDateTime } from './formats.js';
+export {
+  Arch,
+  Image,
+  ImageJob,
+  ImageJobState,
+  ImageList,
+  ImageListQuery,
+  ImageLookupResponse,
+  ImagePlatform,
+  ImagePlatformList,
+  ImageQuery,
+  ImageRef,
+  ImageRoutes,
+  ImageStatus,
+  PlatformName,
+  PullImageRequest,
+  PullImageResponse,
+} from './api/images.js';
 export { Type } from '@sinclair/typebox';
 export type { Static, TSchema } from '@sinclair/typebox';
 

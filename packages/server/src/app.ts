@@ -18,6 +18,8 @@ import type { Clock, ServerContext } from './context.js';
 import { openDatabase } from './db/open.js';
 import type { OpenDatabase } from './db/open.js';
 import { registerDeviceApi } from './devices/index.js';
+import { registerExtensions } from './extensions.js';
+import type { ServerExtension } from './extensions.js';
 import { installOperatorAuth } from './http/auth.js';
 import { closeConnectionsOnClose } from './http/drain.js';
 import { guardConnections } from './http/connections.js';
@@ -67,6 +69,8 @@ export interface BuildAppOptions {
    * before any route is registered, e.g. to observe routes with `onRoute` or add test routes.
    */
   beforeRoutes?: (app: FastifyInstance, ctx: ServerContext) => void;
+  /** Packages the server does not import (the image gateway), registered after the built-in routes. */
+  extensions?: readonly ServerExtension[];
 }
 
 export interface BuiltApp {
@@ -100,7 +104,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       limits: createRateLimits(config, metrics, log),
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
-    const app = await createFastify(ctx, opts.beforeRoutes);
+    const app = await createFastify(ctx, opts.beforeRoutes, opts.extensions ?? []);
     if (ownsDatabase) app.addHook('onClose', () => database.close());
     return { app, ctx, initialAdminPassword };
   } catch (e) {
@@ -112,6 +116,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
 async function createFastify(
   ctx: ServerContext,
   beforeRoutes: BuildAppOptions['beforeRoutes'],
+  extensions: readonly ServerExtension[],
 ): Promise<FastifyInstance> {
   const { config } = ctx;
   // Typed as Fastify's logger so that the instance has the plain FastifyInstance type.
@@ -170,6 +175,7 @@ async function createFastify(
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   await composeModules(app, ctx);
+  await registerExtensions(app, ctx, extensions);
   return app;
 }
 

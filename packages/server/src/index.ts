@@ -11,3 +11,6 @@ export type { OpenDatabase } from './db/open.js';
 export { createLogger } from './logger.js';
 export { resetPasswordOffline, unclaimedBootstrapAdmin, resetPasswordCommand } from './users/recovery.js';
 export type { ResetPasswordResult } from './users/recovery.js';
+export { createAuditRecorder } from './audit/recorder.js';
+export type { ServerExtension, ExtensionHost, ExtensionOperator } from './extensions.js';
+export type { Database } from './db/schema.js';

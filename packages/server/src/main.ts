@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { buildApp } from './app.js';
 import type { ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
+import type { ServerExtension } from './extensions.js';
 import { resetPasswordCommand, unclaimedBootstrapAdmin } from './users/recovery.js';
 
 export interface RunningServer {
@@ -25,14 +26,18 @@ export interface RunningServer {
 
 export async function startServer(
   config: ServerConfig,
-  options: { logger?: Logger } = {},
+  options: { logger?: Logger; extensions?: readonly ServerExtension[] } = {},
 ): Promise<RunningServer> {
   // One server per data directory (FLT_DATA_DIR_LOCKED naming the other one's pid); and nothing is
   // created (database, first admin and its password) before the address is known to be free.
   const lock = lockDataDir(config.dataDir, 'flotilla server');
   try {
     await checkCanListen(config.listenHost, config.listenPort);
-    const built = await buildApp(options.logger ? { config, logger: options.logger } : { config });
+    const built = await buildApp({
+      config,
+      ...(options.logger ? { logger: options.logger } : {}),
+      ...(options.extensions ? { extensions: options.extensions } : {}),
+    });
     const { app, ctx } = built;
     let unclaimed: string | null = null;
     // Every socket, upgraded ones included (Node's closeAllConnections() knows only HTTP ones).

@@ -4,7 +4,7 @@
  * never load it.
  */
 import { FlotillaError } from '@flotilla/protocol';
-import type { ServerFlags } from '@flotilla/server';
+import type { ServerExtension, ServerFlags } from '@flotilla/server';
 import type { Logger } from 'pino';
 import type { CliIo } from '../io.js';
 import { chooseLogFormat, createLogger } from '../process/logger.js';
@@ -24,7 +24,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promise<RunningServer> {
+export async function startEmbeddedServer(
+  io: CliIo,
+  flags: ServerFlags,
+  extensions: readonly ServerExtension[] = [],
+): Promise<RunningServer> {
   const { resolveServerConfig, startServer } = await import('@flotilla/server');
   const config = resolveServerConfig({ flags, env: { ...io.env } });
   const isTTY = io.stdout.isTTY === true;
@@ -35,7 +39,7 @@ export async function startEmbeddedServer(io: CliIo, flags: ServerFlags): Promis
     destination: io.stdout,
     color: isTTY,
   });
-  const server = await startServer(config, { logger }).catch((e: unknown) => {
+  const server = await startServer(config, { logger, extensions }).catch((e: unknown) => {
     throw listenError(e, `${config.listenHost}:${config.listenPort}`);
   });
   return {

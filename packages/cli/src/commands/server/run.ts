@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { logFormatArg } from '../../args.js';
 import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js';
+import { gatewayExtension, gatewayOptionsFrom } from '../../gateway/extension.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import type { LogFormat } from '../../process/logger.js';
@@ -13,6 +14,8 @@ interface ServerOptions {
   database?: string;
   logLevel?: string;
   logFormat?: LogFormat;
+  gatewayConfig?: string;
+  redis?: string;
 }
 
 export function registerServerCommand(program: Command, io: CliIo): void {
@@ -31,8 +34,18 @@ export function registerServerCommand(program: Command, io: CliIo): void {
       'pretty or json (default: pretty on a terminal, else json)',
       logFormatArg,
     )
+    .option(
+      '--gateway-config <file>',
+      'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)',
+    )
+    .option(
+      '--redis <url>',
+      'redis://HOST:PORT: queue image imports for `flotilla gateway worker` processes (default: $FLOTILLA_REDIS_URL, else convert in this process)',
+    )
     .action(async (opts: ServerOptions) => {
-      const server = await startEmbeddedServer(io, opts);
+      const { gatewayConfig, redis, ...flags } = opts;
+      const gateway = gatewayExtension(gatewayOptionsFrom({ gatewayConfig, redis }, io.env));
+      const server = await startEmbeddedServer(io, flags, [gateway]);
       io.stderr.write(`flotilla server listening on ${server.url}\n`);
       if (server.initialAdminPassword !== null) {
         io.stderr.write(

@@ -7,6 +7,7 @@ import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js
 import { defaultUpDataDir } from '../../config/paths.js';
 import { resolveKeysDir } from '../../signing/keys-dir.js';
 import { resetQuickStart } from '../../up/reset.js';
+import { gatewayExtension, gatewayOptionsFrom } from '../../gateway/extension.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import type { LogFormat } from '../../process/logger.js';
@@ -21,6 +22,7 @@ interface UpOptions {
   listen: string;
   logLevel?: string;
   logFormat?: LogFormat;
+  gatewayConfig?: string;
 }
 
 export function registerUpCommand(program: Command, io: CliIo): void {
@@ -42,6 +44,10 @@ export function registerUpCommand(program: Command, io: CliIo): void {
       'pretty or json (default: pretty on a terminal, else json)',
       logFormatArg,
     )
+    .option(
+      '--gateway-config <file>',
+      'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)',
+    )
     .action(async (opts: UpOptions, command: Command) => {
       const ctx = contextFor(io, command);
       const dataDir = resolve(io.cwd, opts.dataDir ?? defaultUpDataDir(io.env));
@@ -60,12 +66,16 @@ export function registerUpCommand(program: Command, io: CliIo): void {
             `reset: moved ${reset.retiredKeys} offline key files of the old server to ${reset.retiredKeysTo}`,
           );
       }
-      const server = await startEmbeddedServer(io, {
-        dataDir: join(dataDir, 'server'),
-        listen: opts.listen,
-        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-        ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
-      });
+      const server = await startEmbeddedServer(
+        io,
+        {
+          dataDir: join(dataDir, 'server'),
+          listen: opts.listen,
+          ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+          ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
+        },
+        [gatewayExtension(gatewayOptionsFrom({ gatewayConfig: opts.gatewayConfig }, io.env))],
+      );
       let agent: SupervisedProcess | null = null;
       const shutdown = handleShutdownSignals({
         signals: io.signals,

@@ -1,0 +1,166 @@
+/**
+ * Two real worker processes share a BullMQ queue on real Redis; one is SIGKILLed while it is
+ * converting. Every one of the 10 images ends ready with the right bytes, published exactly once,
+ * and the platform directory holds no partial file.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import { ImageStore, startGateway } from '@flotilla/gateway';
+import { createAuditRecorder, openDatabase } from '@flotilla/server';
+import { gatewayAudit, gatewayDb } from '../../src/gateway/extension.js';
+import {
+  REDIS_URL,
+  dropRedisPrefix,
+  expectedSha256,
+  sha256Of,
+  silent,
+  tempRoot,
+  until,
+  writeGatewayConfig,
+} from './helpers.js';
+
+const WORKER = fileURLToPath(new URL('./fixture-worker.js', import.meta.url));
+const ADMIN = { userId: 'u-admin', username: 'admin', role: 'admin' as const, sourceIp: '127.0.0.1' };
+
+function startWorker(id: string, env: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [WORKER], {
+    env: { ...process.env, ...env, FIXTURE_WORKER_ID: id },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`worker ${id} exited early (${code})`)));
+    child.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) resolve(child);
+    });
+  });
+}
+
+void test('two workers on Redis share 10 imports; one killed mid-conversion; all end correct, none twice', async (t) => {
+  const root = await tempRoot('flt-gw-workers-');
+  const prefix = `flt-test-${randomBytes(4).toString('hex')}`;
+  const platformDir = join(root, 'platform');
+  const gate = join(root, 'open-gate');
+  const configFile = await writeGatewayConfig(
+    root,
+    `locations:\n  fixture:\n    url: http://127.0.0.1:9\ncacheDir: ${join(root, 'cache')}\n` +
+      `platforms:\n  cluster:\n    access: { type: local, imageDir: ${platformDir} }\n` +
+      `attempts: 3\nbackoff: 1s\n`,
+  );
+  const database = `sqlite:${join(root, 'flotilla.db')}`;
+  const opened = await openDatabase(database, silent);
+  const clock = { now: () => new Date() };
+  const gateway = await startGateway({
+    config: (await import('@flotilla/gateway')).loadGatewayConfig(configFile, root),
+    db: gatewayDb(opened.db),
+    audit: gatewayAudit(createAuditRecorder(opened.db, clock)),
+    log: silent,
+    clock,
+    importer: null,
+    redisUrl: REDIS_URL,
+    bull: { prefix },
+    workerId: 'test-server',
+  });
+  const workers: ChildProcess[] = [];
+  t.after(async () => {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
+    await Promise.all(
+      workers.map((w) =>
+        w.exitCode === null && w.signalCode === null
+          ? new Promise((r) => w.once('exit', r))
+          : Promise.resolve(),
+      ),
+    );
+    await gateway.close();
+    await opened.close();
+    await dropRedisPrefix(prefix);
+    await rm(root, { recursive: true, force: true });
+  });
+  const env = {
+    FIXTURE_DATABASE: database,
+    FIXTURE_DATA_DIR: root,
+    FIXTURE_GATEWAY_CONFIG: configFile,
+    FIXTURE_REDIS: REDIS_URL,
+    FIXTURE_PREFIX: prefix,
+    FIXTURE_GATE: gate,
+    FIXTURE_CONCURRENCY: '1',
+  };
+  const a = await startWorker('worker-A', env);
+  workers.push(a);
+  workers.push(await startWorker('worker-B', env));
+
+  const names = Array.from({ length: 10 }, (_, i) => ({ repository: `team/app-${i}`, tag: `1.${i}` }));
+  const jobs: string[] = [];
+  for (const n of names) {
+    const { answer } = await gateway.service.pull(
+      { image: `${n.repository}:${n.tag}`, platform: 'cluster' },
+      ADMIN,
+    );
+    assert.ok(answer.job, 'a new image is queued');
+    jobs.push(answer.job.id);
+  }
+  // A concurrent pull of an image being imported shares its job.
+  const again = await gateway.service.pull({ image: 'team/app-0:1.0', platform: 'cluster' }, ADMIN);
+  assert.equal(again.created, false);
+  assert.equal(again.answer.job?.id, jobs[0]);
+
+  const store = new ImageStore(gatewayDb(opened.db), clock);
+  const db = store.db;
+  const killed = await until('worker-A to be converting', async () => {
+    const row = await db
+      .selectFrom('gateway_jobs')
+      .selectAll()
+      .where('worker', '=', 'worker-A')
+      .where('phase', '=', 'converting')
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    return row;
+  });
+  a.kill('SIGKILL');
+  await new Promise((r) => a.once('exit', r));
+  await writeFile(gate, 'go');
+
+  await until('all 10 jobs to finish', async () => {
+    const rows = await db.selectFrom('gateway_jobs').select(['state']).execute();
+    return rows.length === 10 && rows.every((r) => r.state === 'done' || r.state === 'failed');
+  });
+
+  const finishedKilled = await store.job(killed.id);
+  assert.equal(finishedKilled?.state, 'done');
+  assert.equal(finishedKilled?.worker, 'worker-B', 'the killed job was finished by the other worker');
+  assert.ok((finishedKilled?.attempts ?? 0) >= 2);
+
+  const files = (await readdir(platformDir)).sort();
+  assert.equal(
+    files.length,
+    10,
+    `exactly the 10 images on the platform, no partial file: ${files.join(', ')}`,
+  );
+  assert.ok(files.every((f) => /^[0-9a-f]{64}\.squashfs$/.test(f)));
+  for (const n of names) {
+    const row = await store.image({
+      platform: 'cluster',
+      image: `fixture/${n.repository}:${n.tag}`,
+      arch: 'amd64',
+    });
+    assert.equal(row?.status, 'ready', `${n.repository} ready`);
+    const expected = await expectedSha256(root, n.repository, n.tag);
+    assert.equal(row?.content_id, expected, `${n.repository}: the squashfs has the expected bytes`);
+    assert.equal(await sha256Of(row?.path ?? ''), expected);
+  }
+  const published = await sql<{ subject_id: string; n: number }>`
+    select subject_id, count(*) as n from audit_log where action = 'image.ready' group by subject_id`.execute(
+    opened.db,
+  );
+  assert.equal(published.rows.length, 10);
+  assert.ok(
+    published.rows.every((r) => Number(r.n) === 1),
+    'each image published once',
+  );
+});

@@ -1,0 +1,34 @@
+/**
+ * The seam between jobs and the registry client + converter: an importer pulls one image from a
+ * location and writes its squashfs file into a work directory that the job owns.
+ */
+import type { LocationConfig, PlatformConfig } from '../config/config.js';
+
+export interface ImportRequest {
+  location: LocationConfig;
+  /** Repository in the location, e.g. `library/busybox`. */
+  repository: string;
+  tag: string;
+  arch: string;
+  platform: PlatformConfig;
+  /** The job's own scratch directory (empty at start, removed afterwards). */
+  workDir: string;
+  /** Layer blob cache shared by all jobs (and workers on the same file system). */
+  blobCacheDir: string;
+  /** Aborted on the pull timeout or when the job moved to another worker. */
+  signal: AbortSignal;
+  /** `phase` is pulling or converting; `fraction` 0..1 within it. */
+  onProgress(phase: 'pulling' | 'converting', fraction: number): void;
+}
+
+export interface ImportResult {
+  /** The squashfs file, inside `workDir`. */
+  squashfsPath: string;
+  manifestDigest: string;
+  /** SHA-256 (hex) of the squashfs file, when the importer computed it while writing. */
+  squashfsSha256?: string;
+}
+
+export interface ImageImporter {
+  import(request: ImportRequest): Promise<ImportResult>;
+}

@@ -1,0 +1,167 @@
+/**
+ * One import job, run by whichever worker holds it: claim, import into a private work directory
+ * (bounded by the pull timeout), move the squashfs into the content-addressed cache, deliver it to
+ * the platform, then publish in one transaction. A worker killed at any step has published
+ * nothing; the job's next holder starts over (layer blobs already in the cache are not pulled again).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { FlotillaError } from '@flotilla/protocol';
+import type { GatewayConfig } from '../config/config.js';
+import { deliveredName, deliveryFor } from '../platforms/delivery.js';
+import type { ImageImporter } from './importer.js';
+import { parseImageRef } from './refs.js';
+import type { ImageStore } from './store.js';
+import type { GatewayAudit } from './tables.js';
+
+export interface JobRunnerDeps {
+  store: ImageStore;
+  config: GatewayConfig;
+  importer: ImageImporter;
+  audit: GatewayAudit;
+  log: Logger;
+  /** This worker's name in job rows and audit entries. */
+  workerId: string;
+}
+
+export type JobOutcome = 'done' | 'finished-elsewhere' | 'lost';
+
+/** Phases' share of a job's progress. */
+const PULL_SHARE = 0.6;
+const CONVERT_SHARE = 0.3;
+
+export function cachedImagePath(config: GatewayConfig, contentId: string): string {
+  return join(config.cacheDir, 'images', deliveredName(contentId));
+}
+
+/**
+ * Runs job `id`. Throws on a failed attempt after recording it (`final`: the job fails for good);
+ * the caller's queue retries with backoff.
+ */
+export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): Promise<JobOutcome> {
+  const { store, config, log, workerId } = deps;
+  const job = await store.claim(id, workerId);
+  if (job === null) return 'finished-elsewhere';
+  const jobLog = log.child({ job: id, image: job.image, platform: job.platform, attempt: job.attempts });
+  const workDir = join(config.cacheDir, 'work', `${id}-${job.attempts}`);
+  const moved = new AbortController();
+  const timeout = AbortSignal.timeout(config.pullTimeoutMs);
+  const signal = AbortSignal.any([timeout, moved.signal]);
+  const reporter = new ProgressReporter(store, id, workerId, () => moved.abort());
+  try {
+    const platform = config.platforms[job.platform];
+    if (platform === undefined)
+      throw new FlotillaError(
+        'FLT_IMAGE_PLATFORM_UNKNOWN',
+        `platform ${job.platform} is not configured here`,
+      );
+    const ref = parseImageRef(config, job.image);
+    await rm(workDir, { recursive: true, force: true });
+    await mkdir(workDir, { recursive: true });
+    jobLog.info('import started');
+    const result = await deps.importer.import({
+      location: ref.location,
+      repository: ref.repository,
+      tag: ref.tag,
+      arch: job.arch,
+      platform,
+      workDir,
+      blobCacheDir: join(config.cacheDir, 'registry'),
+      signal,
+      onProgress: (phase, fraction) =>
+        void reporter.report(
+          phase,
+          phase === 'pulling' ? PULL_SHARE * fraction : PULL_SHARE + CONVERT_SHARE * fraction,
+        ),
+    });
+    signal.throwIfAborted();
+    const contentId = result.squashfsSha256 ?? (await sha256File(result.squashfsPath));
+    const cached = cachedImagePath(config, contentId);
+    await mkdir(join(config.cacheDir, 'images'), { recursive: true });
+    // Same content, same name: a file already there (from another job or platform) is identical.
+    await rename(result.squashfsPath, cached);
+    const sizeBytes = (await stat(cached)).size;
+    await reporter.report('delivering', PULL_SHARE + CONVERT_SHARE);
+    const path = await deliveryFor(platform).deliver(cached, deliveredName(contentId), signal);
+    signal.throwIfAborted();
+    const published = await store.complete(
+      id,
+      workerId,
+      { contentId, manifestDigest: result.manifestDigest, path, sizeBytes },
+      deps.audit,
+    );
+    if (!published) {
+      jobLog.warn('the job moved to another worker before it was published here; nothing published');
+      return 'lost';
+    }
+    jobLog.info({ id: contentId, path }, 'image ready');
+    return 'done';
+  } catch (e) {
+    if (moved.signal.aborted) {
+      jobLog.warn('the job moved to another worker; abandoned here');
+      return 'lost';
+    }
+    const error = timeout.aborted
+      ? new FlotillaError(
+          'FLT_IMAGE_PULL_TIMEOUT',
+          `the import took longer than the pull timeout (${config.pullTimeoutMs} ms)`,
+          {
+            cause: e,
+          },
+        )
+      : e;
+    const message = error instanceof Error ? error.message : String(error);
+    jobLog.warn({ err: error, final }, 'import attempt failed');
+    await store.fail(id, workerId, message, final, deps.audit);
+    throw error;
+  } finally {
+    await reporter.flush();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Writes progress to the job row, at most one write in flight (the latest value wins). */
+class ProgressReporter {
+  private pending: { phase: string; progress: number } | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: ImageStore,
+    private readonly id: string,
+    private readonly worker: string,
+    private readonly onMoved: () => void,
+  ) {}
+
+  report(phase: string, progress: number): Promise<void> {
+    this.pending = { phase, progress };
+    this.running ??= this.drain();
+    return this.running;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending !== null) {
+        const { phase, progress } = this.pending;
+        this.pending = null;
+        if (!(await this.store.progress(this.id, this.worker, phase, progress))) this.onMoved();
+      }
+    } catch {
+      // Progress is advisory: a failed write loses one update, the job goes on.
+    } finally {
+      this.running = null;
+    }
+  }
+
+  async flush(): Promise<void> {
+    await this.running?.catch(() => undefined);
+  }
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
