@@ -28,6 +28,7 @@ import { installValidators } from './http/validation.js';
 import { createLogger } from './logger.js';
 import { registerReleaseApi } from './releases/index.js';
 import { secureDataDir } from './data-dir.js';
+import { registerAgentDownloadRoutes } from './system/agent-downloads.js';
 import { registerSystemRoutes } from './system/routes.js';
 import { ensureBootstrapAdmin } from './users/bootstrap.js';
 import { registerUserRoutes } from './users/routes.js';
@@ -141,6 +142,7 @@ async function createFastify(
   beforeRoutes?.(app, ctx);
 
   registerSystemRoutes(app, ctx);
+  registerAgentDownloadRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);

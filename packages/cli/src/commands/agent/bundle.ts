@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { arch } from 'node:process';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { agentVersion } from '../../agent-version.js';
 import { buildAgentBundle } from '../../bundle/build-bundle.js';
+import { installScript } from '../../bundle/service-files.js';
 import { contextFor } from '../../context.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
@@ -14,7 +15,7 @@ import { runTool } from '../../bundle/exec.js';
 interface BundleOptions {
   out: string;
   version?: string;
-  tarball?: string;
+  downloads?: string;
 }
 
 export function registerAgentBundle(parent: Command, io: CliIo): void {
@@ -25,18 +26,25 @@ export function registerAgentBundle(parent: Command, io: CliIo): void {
     )
     .requiredOption('--out <dir>', 'the directory to build the release tree in (replaced)')
     .option('--version <version>', 'the version the bundle reports (default: this checkout’s)')
-    .option('--tarball <file>', 'also pack the tree as a .tar.gz, with a .sha256 file next to it')
+    .option(
+      '--downloads <dir>',
+      "also write what the server serves (its agentDownloadsDir): flotilla-agent-linux-<arch>.tar.gz, its .sha256 and install.sh",
+    )
     .action(async (opts: BundleOptions, command: Command) => {
       const ctx = contextFor(io, command);
       const version = checkVersion(opts.version ?? agentVersion());
       const out = resolve(io.cwd, opts.out);
       const result = await buildAgentBundle({ outDir: out, version });
       let tarball: string | null = null;
-      if (opts.tarball !== undefined) {
-        tarball = resolve(io.cwd, opts.tarball);
-        await runTool('tar', ['-czf', tarball, '-C', out, '.']);
+      if (opts.downloads !== undefined) {
+        const downloads = resolve(io.cwd, opts.downloads);
+        await mkdir(downloads, { recursive: true });
+        tarball = join(downloads, `flotilla-agent-linux-${arch}.tar.gz`);
+        await runTool('tar', ['-czf', `${tarball}.tmp`, '-C', out, '.']);
+        await rename(`${tarball}.tmp`, tarball);
         const sum = createHash('sha256').update(await readFile(tarball)).digest('hex');
         await writeFile(`${tarball}.sha256`, `${sum}  ${basename(tarball)}\n`);
+        await writeFile(join(downloads, 'install.sh'), installScript(), { mode: 0o755 });
       }
       ctx.out.result({ ...result, arch, tarball }, () => {
         ctx.out.line(`built flotilla-agent ${version} in ${out}`);
@@ -44,6 +52,6 @@ export function registerAgentBundle(parent: Command, io: CliIo): void {
       });
     });
   examples(cmd, [
-    'flotilla agent bundle --out ./flotilla-agent --tarball ./downloads/flotilla-agent-linux-x64.tar.gz',
+    'flotilla agent bundle --out ./flotilla-agent --downloads /var/lib/flotilla/agent-downloads',
   ]);
 }
