@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { FLOTILLA_VERSION } from '@flotilla/protocol';
 import { serverUrlArg } from './args.js';
 import { registerAgentBundle } from './commands/agent/bundle.js';
+import { registerAgentDeb } from './commands/agent/deb.js';
 import { registerAgentRelease } from './commands/agent/release-push.js';
 import { joinSubcommandVersion, registerAgentCommand } from './commands/agent/run.js';
 import { registerAuditCommands } from './commands/audit/index.js';
@@ -61,6 +62,7 @@ export function buildProgram(io: CliIo): Command {
   registerServerCommand(program, io);
   const agent = registerAgentCommand(program, io);
   registerAgentBundle(agent, io);
+  registerAgentDeb(agent, io);
   registerAgentRelease(agent, io);
   registerLoaderCommands(program, io);
   registerUpCommand(program, io);

@@ -69,6 +69,10 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
     logLevel: 'error',
     legalComments: 'none',
   });
+  // A library loaded by bin/node, not a script: no hashbang, not executable.
+  const js = await readFile(out, 'utf8');
+  await writeFile(out, js.startsWith('#!') ? js.slice(js.indexOf('\n') + 1) : js, { mode: 0o644 });
+  await chmod(out, 0o644);
   const require = createRequire(entry);
   for (const [name, files] of Object.entries(NATIVE)) {
     const from = dirname(require.resolve(`${name}/package.json`, { paths: [resolveBase(require, name)] }));
@@ -78,6 +82,8 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
       await cp(join(from, file), target, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOENT' || file.startsWith('build') || file === 'package.json') throw e;
       });
+      // Shared objects are mapped, not executed.
+      if (file.endsWith('.node')) await chmod(target, 0o644);
     }
   }
   await copyFile(options.nodeBinary ?? process.execPath, join(outDir, 'bin', 'node'));

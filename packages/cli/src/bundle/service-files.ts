@@ -39,7 +39,10 @@ done
 `;
 
 /** The systemd unit, hardened; the agent runs as the \`flotilla-agent\` system user. */
-export function systemdUnits(installDir: string): Record<string, string> {
+export function systemdUnits(
+  installDir: string,
+  launcher = `${installDir}/bin/flotilla-loader-launch`,
+): Record<string, string> {
   return {
     'flotilla-agent.service': `[Unit]
 Description=Flotilla device agent (loader and agent)
@@ -51,8 +54,11 @@ After=network-online.target
 Type=simple
 User=flotilla-agent
 Group=flotilla-agent
+Environment=FLOTILLA_INSTALL_DIR=${installDir}
+# Transparent huge pages for large update buffers (docs/agent.md "Memory").
+Environment=GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 EnvironmentFile=-/etc/flotilla-agent/agent.env
-ExecStart=${installDir}/bin/flotilla-loader-launch -- --data-dir /var/lib/flotilla-agent --registration-key-file /etc/flotilla-agent/registration.key $FLOTILLA_AGENT_ARGS
+ExecStart=${launcher} -- --data-dir /var/lib/flotilla-agent --registration-key-file /etc/flotilla-agent/registration.key $FLOTILLA_AGENT_ARGS
 Restart=always
 RestartSec=5
 KillMode=mixed

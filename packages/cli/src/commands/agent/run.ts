@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { AgentFlags } from '@flotilla/agent';
-import { agentVersion } from '../../agent-version.js';
+import { agentArch, agentVersion, openInspector } from '../../agent-version.js';
 import { tagListArg, logFormatArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { printAgentPlan, runAgent } from '../../daemons/agent.js';
@@ -50,16 +50,32 @@ export function registerAgentCommand(program: Command, io: CliIo): Command {
     )
     .option('--dry-run', 'print the update plan (verified assignment, steps per app) and exit')
     .option('--version', 'print the agent version and exit')
+    .option('--arch', 'print the architecture this agent was built for (e.g. amd64, arm64) and exit')
+    .option(
+      '--profiling [port]',
+      'open the Node inspector on 127.0.0.1 only (default port 9229) for CPU and heap profiles',
+    )
     .addHelpText('after', '\nThe server URL is the global --server option (or $FLOTILLA_SERVER).')
     .action(
       async (
-        { version, dryRun, ...opts }: AgentOptions & { version?: boolean; dryRun?: boolean },
+        {
+          version,
+          dryRun,
+          arch,
+          profiling,
+          ...opts
+        }: AgentOptions & { version?: boolean; dryRun?: boolean; arch?: boolean; profiling?: boolean | string },
         command: Command,
       ) => {
         if (version) {
           io.stdout.write(`flotilla-agent ${agentVersion()}\n`);
           return;
         }
+        if (arch) {
+          io.stdout.write(`${agentArch()}\n`);
+          return;
+        }
+        if (profiling !== undefined) io.stderr.write(`${await openInspector(profiling)}\n`);
         const ctx = contextFor(io, command);
         const server = ctx.explicitServer();
         const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
