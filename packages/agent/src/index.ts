@@ -13,3 +13,8 @@ export type { Plan, ReleaseSpec, Step } from './model/release.js';
 export { HttpFetcher } from './fetch/http-fetcher.js';
 export type { HttpFetcherOptions } from './fetch/http-fetcher.js';
 export { openStateDatabase } from './state/db.js';
+export { Loader } from './loader/loader.js';
+export type { LoaderExit, LoaderOptions } from './loader/loader.js';
+export { runLoaderProbe } from './loader/probe.js';
+export { AGENT_APP, InstallLayout } from './loader/layout.js';
+export type { LoaderState } from './loader/layout.js';

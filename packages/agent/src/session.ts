@@ -13,6 +13,7 @@ import { TokenManager } from './client/tokens.js';
 import { ControlChannel } from './control/channel.js';
 import { collectInventory } from './inventory/collect.js';
 import { InventoryReporter } from './inventory/reporter.js';
+import { markReachedServer } from './loader/health-marker.js';
 import type { DeviceIdentity } from './state/identity.js';
 import type { LocalState } from './state/local-state.js';
 import { serverBackoff } from './sync/backoff.js';
@@ -39,7 +40,11 @@ export interface SessionDeps {
 
 export async function runSession(deps: SessionDeps, signal: AbortSignal): Promise<void> {
   const { config, logger, state } = deps;
-  const tokens = new TokenManager(deps.http, deps.identity, deps.deviceId, deps.applyStatus);
+  // A token is the server's answer: an accepted device has reached it (the loader's health marker).
+  const tokens = new TokenManager(deps.http, deps.identity, deps.deviceId, (status) => {
+    deps.applyStatus(status);
+    if (status === 'accepted') markReachedServer();
+  });
   const onError = (error: unknown): boolean => {
     if (reactionTo(error) === 'refresh-token') tokens.invalidate();
     return deps.handleError(error);

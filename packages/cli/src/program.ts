@@ -3,9 +3,12 @@
  * runs one command and returns its exit code, so tests run the CLI in-process.
  */
 import { Command, CommanderError } from 'commander';
-import { FLOTILLA_VERSION, isFlotillaError } from '@flotilla/protocol';
+import { FLOTILLA_VERSION } from '@flotilla/protocol';
 import { serverUrlArg } from './args.js';
-import { registerAgentCommand } from './commands/agent/run.js';
+import { registerAgentBundle } from './commands/agent/bundle.js';
+import { registerAgentDeb } from './commands/agent/deb.js';
+import { registerAgentRelease } from './commands/agent/release-push.js';
+import { joinSubcommandVersion, registerAgentCommand } from './commands/agent/run.js';
 import { registerAuditCommands } from './commands/audit/index.js';
 import { registerAuthCommands } from './commands/auth/index.js';
 import { registerDeployCommands } from './commands/deploy/index.js';
@@ -13,6 +16,7 @@ import { registerDeviceCommands } from './commands/devices/index.js';
 import { registerGatewayCommands } from './commands/gateway/index.js';
 import { registerImageCommands } from './commands/images/index.js';
 import { registerKeyCommands } from './commands/keys/index.js';
+import { registerLoaderCommands } from './commands/loader/run.js';
 import { registerRegistrationKeyCommands } from './commands/regkeys/index.js';
 import { registerReleaseCommands } from './commands/release/index.js';
 import { registerServerCommand } from './commands/server/run.js';
@@ -20,6 +24,7 @@ import { registerTokenCommands } from './commands/tokens/index.js';
 import { registerUpCommand } from './commands/up/run.js';
 import { registerUserCommands } from './commands/users/index.js';
 import { ExitCode } from './exit-codes.js';
+import { reportError } from './report-error.js';
 import type { CliIo } from './io.js';
 
 export function buildProgram(io: CliIo): Command {
@@ -58,7 +63,11 @@ export function buildProgram(io: CliIo): Command {
   registerUserCommands(program, io);
   registerTokenCommands(program, io);
   registerServerCommand(program, io);
-  registerAgentCommand(program, io);
+  const agent = registerAgentCommand(program, io);
+  registerAgentBundle(agent, io);
+  registerAgentDeb(agent, io);
+  registerAgentRelease(agent, io);
+  registerLoaderCommands(program, io);
   registerGatewayCommands(program, io);
   registerUpCommand(program, io);
   return program;
@@ -75,7 +84,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const program = buildProgram(io);
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(joinSubcommandVersion(argv), { from: 'user' });
     return ExitCode.ok;
   } catch (error) {
     if (isUnknownOptionAfterEntrypoint(error, argv)) {
@@ -94,30 +103,4 @@ function isUnknownOptionAfterEntrypoint(error: unknown, argv: readonly string[])
   const at = argv.indexOf('--entrypoint');
   const dashDash = argv.indexOf('--');
   return at >= 0 && (dashDash < 0 || at < dashDash);
-}
-
-function reportError(error: unknown, io: CliIo): number {
-  if (error instanceof CommanderError) {
-    // commander has already printed its message (and help) to stderr.
-    return error.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
-  }
-  if (isFlotillaError(error)) {
-    io.stderr.write(`error [${error.code}]: ${error.message}\n`);
-    // Some messages already list their problems; print only what they leave out.
-    for (const problem of problemsOf(error.details).filter((p) => !error.message.includes(p))) {
-      io.stderr.write(`  - ${problem}\n`);
-    }
-    return ExitCode.failure;
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  io.stderr.write(`error [FLT_INTERNAL]: ${message}\n`);
-  return ExitCode.failure;
-}
-
-function problemsOf(details: unknown): string[] {
-  if (details && typeof details === 'object' && 'problems' in details) {
-    const { problems } = details;
-    if (Array.isArray(problems)) return problems.map(String);
-  }
-  return [];
 }

@@ -54,6 +54,7 @@ import { FsObjectStore } from './objects/store.js';
 import { TreeClosures } from './objects/tree-closures.js';
 import { SecretVault, registerSecretRoutes } from './secrets/index.js';
 import { secureDataDir } from './data-dir.js';
+import { registerAgentDownloadRoutes } from './system/agent-downloads.js';
 import { registerSystemRoutes } from './system/routes.js';
 import { ensureBootstrapAdmin } from './users/bootstrap.js';
 import { registerUserRoutes } from './users/routes.js';
@@ -170,6 +171,7 @@ async function createFastify(
   beforeRoutes?.(app, ctx);
 
   registerSystemRoutes(app, ctx);
+  registerAgentDownloadRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);

@@ -116,6 +116,11 @@ export const ServerConfigSchema = Type.Object(
      * (bytes available to the server's user); 0 only when it is completely full.
      */
     minFreeDiskBytes: Type.Integer({ minimum: 0, default: 16 * 1024 * 1024 }),
+    /**
+     * Where `GET /install.sh` and `GET /downloads/agent/<file>` read from (what `flotilla agent
+     * bundle --downloads DIR` writes); default `<dataDir>/agent-downloads`.
+     */
+    agentDownloadsDir: Type.Union([Type.String({ minLength: 1 }), Type.Null()], { default: null }),
   },
   { additionalProperties: false },
 );

@@ -45,6 +45,7 @@ export const CONFIG_FIELDS: Readonly<Record<string, ConfigFieldSpec>> = {
   inventoryWritesPerDevicePerHour: { kind: 'integer' },
   reportsPerDevicePerMinute: { kind: 'integer' },
   minFreeDiskBytes: { kind: 'integer' },
+  agentDownloadsDir: { kind: 'string' },
 };
 
 export { envNameOf };

@@ -1,0 +1,162 @@
+/**
+ * The text files of an agent release tree and of its packages: the `bin/flotilla-agent` wrapper,
+ * the launcher that runs the loader, the systemd unit and the install script
+ * (docs/agent-lifecycle.md).
+ */
+
+/** `bin/flotilla-agent`: the bundle's own Node running the bundled JavaScript. */
+export const AGENT_WRAPPER = `#!/bin/sh
+here=$(dirname -- "$0")
+exec "$here/node" \${FLOTILLA_NODE_OPTIONS:-} "$here/../lib/flotilla-agent.mjs" "$@"
+`;
+
+/**
+ * \`<install>/bin/flotilla-loader-launch\` (copied out of the release so that it never changes
+ * under a running service): runs the loader from \`current\`; starts it again when it exits 75 (it
+ * was updated); after three starts in a row without a healthy agent, points \`current\` back at
+ * \`previous\` (a new loader that cannot run undoes itself).
+ */
+export const AGENT_LAUNCHER = `#!/bin/sh
+# flotilla-loader-launch [-- AGENT OPTIONS]: runs the Flotilla loader (docs/agent-lifecycle.md).
+set -u
+install_dir=\${FLOTILLA_INSTALL_DIR:-$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)}
+boots="$install_dir/run/loader-boots"
+mkdir -p "$install_dir/run"
+while :; do
+  n=$(cat "$boots" 2>/dev/null || echo 0)
+  case $n in ''|*[!0-9]*) n=0 ;; esac
+  if [ "$n" -ge 3 ] && [ -L "$install_dir/previous" ]; then
+    echo "flotilla-loader-launch: $n loader starts without a healthy agent; switching back to $(readlink "$install_dir/previous")" >&2
+    ln -sfn "$(readlink "$install_dir/previous")" "$install_dir/current.launch.tmp" &&
+      mv -T "$install_dir/current.launch.tmp" "$install_dir/current"
+    n=0
+  fi
+  echo $((n + 1)) >"$boots"
+  "$install_dir/current/bin/flotilla-agent" loader --install-dir "$install_dir" \${FLOTILLA_LOADER_ARGS:-} "$@"
+  rc=$?
+  [ "$rc" -eq 75 ] || exit "$rc"
+done
+`;
+
+/** The systemd unit, hardened; the agent runs as the \`flotilla-agent\` system user. */
+export function systemdUnits(
+  installDir: string,
+  launcher = `${installDir}/bin/flotilla-loader-launch`,
+): Record<string, string> {
+  return {
+    'flotilla-agent.service': `[Unit]
+Description=Flotilla device agent (loader and agent)
+Documentation=https://github.com/flotilla/flotilla/blob/main/docs/agent-lifecycle.md
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User=flotilla-agent
+Group=flotilla-agent
+Environment=FLOTILLA_INSTALL_DIR=${installDir}
+# Transparent huge pages for large update buffers (docs/agent.md "Memory").
+Environment=GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+EnvironmentFile=-/etc/flotilla-agent/agent.env
+ExecStart=${launcher} -- --data-dir /var/lib/flotilla-agent --registration-key-file /etc/flotilla-agent/registration.key $FLOTILLA_AGENT_ARGS
+Restart=always
+RestartSec=5
+KillMode=mixed
+TimeoutStopSec=60
+StateDirectory=flotilla-agent
+StateDirectoryMode=0700
+UMask=0027
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths=${installDir} /var/lib/flotilla-agent
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+SystemCallArchitectures=native
+CapabilityBoundingSet=
+
+[Install]
+WantedBy=multi-user.target
+`,
+  };
+}
+
+/**
+ * The install script the server serves at GET /install.sh (\`__FLOTILLA_SERVER__\` is replaced
+ * with the server's URL): \`curl -fsSL SERVER/install.sh | sh -s -- --registration-key KEY\`.
+ */
+export function installScript(): string {
+  return `#!/bin/sh
+# Installs the Flotilla agent: curl -fsSL SERVER/install.sh | sh -s -- --registration-key KEY
+# Options: --registration-key KEY (required)  --tags a,b  --server URL  --root DIR (install into a
+# directory tree used as the machine; no service is set up)  --no-start
+set -eu
+server='__FLOTILLA_SERVER__'
+key=''
+tags=''
+root=''
+start=1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --registration-key) key=$2; shift 2 ;;
+    --tags) tags=$2; shift 2 ;;
+    --server) server=$2; shift 2 ;;
+    --root) root=$2; shift 2 ;;
+    --no-start) start=0; shift ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ -n "$key" ] || { echo "install.sh: --registration-key KEY is required" >&2; exit 2; }
+case $(uname -m) in
+  x86_64 | amd64) arch=x64 ;;
+  aarch64 | arm64) arch=arm64 ;;
+  *) echo "install.sh: no agent bundle for $(uname -m)" >&2; exit 1 ;;
+esac
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+name="flotilla-agent-linux-$arch.tar.gz"
+curl -fsSL "$server/downloads/agent/$name" -o "$tmp/$name"
+curl -fsSL "$server/downloads/agent/$name.sha256" -o "$tmp/$name.sha256"
+(cd "$tmp" && sha256sum -c "$name.sha256" >/dev/null) || { echo "install.sh: $name does not match its checksum" >&2; exit 1; }
+mkdir "$tmp/tree"
+tar -xzf "$tmp/$name" -C "$tmp/tree"
+version=$(sed -n 's/.*"version": *"\\([^"]*\\)".*/\\1/p' "$tmp/tree/flotilla-agent.json")
+[ -n "$version" ] || { echo "install.sh: the bundle has no version" >&2; exit 1; }
+install_dir="$root/opt/flotilla-agent"
+data_dir="$root/var/lib/flotilla-agent"
+etc_dir="$root/etc/flotilla-agent"
+mkdir -p "$install_dir/versions" "$install_dir/bin" "$data_dir" "$etc_dir"
+rm -rf "$install_dir/versions/$version"
+mv "$tmp/tree" "$install_dir/versions/$version"
+ln -sfn "versions/$version" "$install_dir/current.tmp"
+mv -T "$install_dir/current.tmp" "$install_dir/current"
+cp "$install_dir/current/bin/flotilla-loader-launch" "$install_dir/bin/flotilla-loader-launch.tmp"
+mv "$install_dir/bin/flotilla-loader-launch.tmp" "$install_dir/bin/flotilla-loader-launch"
+(umask 077 && printf '%s\\n' "$key" >"$etc_dir/registration.key")
+args="--server $server"
+[ -z "$tags" ] || args="$args --tags $tags"
+printf 'FLOTILLA_AGENT_ARGS=%s\\n' "$args" >"$etc_dir/agent.env"
+echo "installed flotilla-agent $version in $install_dir"
+if [ -z "$root" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+  id flotilla-agent >/dev/null 2>&1 || useradd --system --home-dir "$data_dir" --shell /usr/sbin/nologin flotilla-agent
+  chown -R flotilla-agent:flotilla-agent "$install_dir" "$data_dir" "$etc_dir"
+  cp "$install_dir/current/share/flotilla-agent/flotilla-agent.service" /etc/systemd/system/
+  systemctl daemon-reload
+  if [ "$start" = 1 ]; then systemctl enable --now flotilla-agent.service; else systemctl enable flotilla-agent.service; fi
+  echo "flotilla-agent.service is enabled; logs: journalctl -u flotilla-agent"
+else
+  echo "start it with: $install_dir/bin/flotilla-loader-launch -- --data-dir $data_dir --registration-key-file $etc_dir/registration.key $args"
+fi
+`;
+}
