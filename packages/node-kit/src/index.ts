@@ -75,7 +75,6 @@ export type {
   LoadedKey,
 } from './tuf/key-file.js';
 export {
-  callbackSigner,
   memorySigner,
   publicKeyOfTufKey,
   tufKeyFromPublicKey,
@@ -123,6 +122,7 @@ export {
 
 // The bounded JSON HTTP client with the error envelope (agent and CLI).
 export { JsonHttpClient, checkBody } from './http/json-client.js';
+export type {
   FetchFn,
   HttpMethod,
   JsonHttpClientOptions,

@@ -1,13 +1,6 @@
 /** A device enrolled over the real device API, as an agent does (for tests that need one). */
-import { JsonHttpClient } from '@flotilla/node-kit';
-import {
-  DeviceRoutes,
-  Type,
-  enrollmentMessage,
-  generateEd25519,
-  signMessage,
-  tokenChallengeMessage,
-} from '@flotilla/protocol';
+import { enrollmentMessage, generateEd25519, JsonHttpClient, signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
+import { DeviceRoutes, Type } from '@flotilla/protocol';
 import type { Facts } from '@flotilla/protocol';
 
 // Only the fields used here (the protocol's own schemas carry date-time formats, which a test

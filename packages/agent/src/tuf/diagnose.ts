@@ -8,9 +8,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseMetadata } from '@flotilla/protocol';
 import type { ErrorCode } from '@flotilla/protocol';
 import type { TufStep } from './failure-log.js';
+import { parseMetadata } from '@flotilla/node-kit';
 
 /** The first check `bytes` (downloaded for `step`) fails against the metadata trusted in `dir`. */
 export function diagnoseRefusal(step: TufStep, bytes: Uint8Array, dir: string, now = new Date()): ErrorCode {

@@ -5,7 +5,8 @@
  * YAML file (`--gateway-config`), validated once, frozen. Every problem is listed in one error.
  */
 import { isAbsolute, join, resolve } from 'node:path';
-import { FlotillaError, parseDurationMs, readYamlConfigFile } from '@flotilla/protocol';
+import { FlotillaError, parseDurationMs } from '@flotilla/protocol';
+import { readYamlConfigFile } from '@flotilla/node-kit';
 
 export type LocationAuth =
   | { type: 'none' }

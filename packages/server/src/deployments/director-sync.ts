@@ -11,7 +11,7 @@ import type { SecretVault } from '../secrets/index.js';
 import { sealSecretsForDevice } from '../secrets/index.js';
 import { crashPoint } from '../test-hooks.js';
 import type { DirectorAssignment, DirectorRepository } from '../tuf/index.js';
-import { KeyedMutex } from '../tuf/keyed-mutex.js';
+import { KeyedSerialQueue } from '@flotilla/node-kit';
 
 export interface DirectorSyncOptions {
   ctx: ServerContext;
@@ -23,7 +23,7 @@ export class DirectorSync {
   /** Per device, the state version this process last found the director agreeing at. */
   readonly #agreedAt = new Map<string, number>();
   /** This process's director files are read, compared and rewritten one device at a time. */
-  readonly #local = new KeyedMutex();
+  readonly #local = new KeyedSerialQueue();
 
   constructor(private readonly opts: DirectorSyncOptions) {}
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ReleaseRoutes, parseMetadata } from '@flotilla/protocol';
+import { ReleaseRoutes } from '@flotilla/protocol';
 import type { DeviceAppList, Release } from '@flotilla/protocol';
 import pino from 'pino';
 import type { CrashPoint } from '../../src/test-hooks.js';
@@ -19,6 +19,7 @@ import type { TestApp } from '../helpers/app.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { assign, publish, treeOf } from '../objects/push.js';
+import { parseMetadata } from '@flotilla/node-kit';
 
 /** The target paths the director signed for the device, read from the server's files. */
 async function signedOnDisk(dataDir: string, deviceId: string): Promise<string[]> {

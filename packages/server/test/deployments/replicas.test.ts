@@ -9,7 +9,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ReleaseRoutes, parseMetadata } from '@flotilla/protocol';
+import { ReleaseRoutes } from '@flotilla/protocol';
 import type { DeployResponse, Release } from '@flotilla/protocol';
 import pino from 'pino';
 import { openDatabase } from '../../src/db/open.js';
@@ -19,6 +19,7 @@ import { bearer, createTestApp, testDialects } from '../helpers/app.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { publish, treeOf } from '../objects/push.js';
+import { parseMetadata } from '@flotilla/node-kit';
 
 const DEVICES = 6;
 const ROUNDS = 3;
