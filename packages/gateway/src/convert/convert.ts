@@ -12,9 +12,9 @@ import type { ConvertOptions, ConvertResult, LayerSource } from './types.js';
 /**
  * Applies `layers` (bottom first) into one root file system and writes it as a reproducible
  * squashfs file and, when `options.sink` is given, as a Flotilla release tree. Each layer is read
- * twice: first its whiteouts (`.wh.<name>`) and opaque markers (`.wh..wh..opq`) remove what lower
- * layers put there, then its entries are applied (OCI image layer spec, "Whiteouts": a whiteout
- * only hides lower layers' entries). A hostile layer (a path or link escaping the root, a device
+ * once, in order: a whiteout (`.wh.<name>`) removes its path, an opaque marker (`.wh..wh..opq`)
+ * removes what lower layers left in its directory (OCI image layer spec, "Whiteouts"), every other
+ * entry is applied. A hostile layer (a path or link escaping the root, a device
  * node where not allowed) is refused with FLT_LAYER_UNSAFE before anything is published.
  */
 export async function convertImage(layers: LayerSource[], options: ConvertOptions): Promise<ConvertResult> {
@@ -37,27 +37,20 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
     await rootfs.init();
     for (const [index, layer] of layers.entries()) {
       progress({ phase: 'layer', index, count: layers.length, digest: layer.digest });
-      const whiteouts: { kind: 'opaque' | 'whiteout'; target: string }[] = [];
+      // Paths this layer put in place: an opaque marker hides only what lower layers left.
+      const created = new Set<string>();
       await readLayer(
         layer.path,
         layer.digest,
-        (header) => {
-          const w = Rootfs.whiteoutOf(normalizeEntryPath(header.name, layer.digest));
-          if (w) whiteouts.push(w);
-          return Promise.resolve();
-        },
-        options.signal,
-      );
-      for (const w of whiteouts) {
-        if (w.kind === 'opaque') await rootfs.clear(w.target);
-        else await rootfs.remove(w.target);
-      }
-      await readLayer(
-        layer.path,
-        layer.digest,
-        async (header, body) => {
-          if (Rootfs.whiteoutOf(normalizeEntryPath(header.name, layer.digest))) return;
-          await rootfs.apply(header, body, layer.digest);
+        async (entry, body) => {
+          const path = normalizeEntryPath(entry.name, layer.digest);
+          const whiteout = Rootfs.whiteoutOf(path);
+          if (whiteout?.kind === 'opaque') await rootfs.clear(whiteout.target, created);
+          else if (whiteout) await rootfs.remove(whiteout.target);
+          else {
+            await rootfs.apply(entry, body, layer.digest);
+            created.add(path);
+          }
         },
         options.signal,
       );

@@ -1,21 +1,19 @@
 import { createReadStream } from 'node:fs';
+import type { Readable, Transform } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { FlotillaError } from '@flotilla/protocol';
-import * as tar from 'tar-stream';
 import { DecompressStream } from 'zstd-napi';
 import type { LayerCompression } from '../registry/types.js';
+import { readTar } from './tar.js';
+import type { TarEntry } from './tar.js';
 
 /** One entry of a layer's tar: its header and, for regular files, its content. */
-export type EntryHandler = (header: tar.Header, body: AsyncIterable<Buffer>) => Promise<void>;
+export type EntryHandler = (entry: TarEntry, body: AsyncIterable<Buffer>) => Promise<void>;
 
 async function sniff(path: string): Promise<LayerCompression> {
-  const head = await new Promise<Buffer>((resolve, reject) => {
-    const parts: Buffer[] = [];
-    const s = createReadStream(path, { start: 0, end: 3 });
-    s.on('data', (c) => parts.push(c as Buffer));
-    s.on('end', () => resolve(Buffer.concat(parts)));
-    s.on('error', reject);
-  });
+  const parts: Buffer[] = [];
+  for await (const chunk of createReadStream(path, { start: 0, end: 3 })) parts.push(chunk as Buffer);
+  const head = Buffer.concat(parts);
   if (head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
   if (head.length === 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
   return 'none';
@@ -32,34 +30,34 @@ export async function readLayer(
   signal?: AbortSignal,
 ): Promise<void> {
   const compression = await sniff(path);
-  const extract = tar.extract();
   const source = createReadStream(path);
-  const stages: NodeJS.ReadWriteStream[] = [];
-  if (compression === 'gzip') stages.push(createGunzip());
-  if (compression === 'zstd') stages.push(new DecompressStream());
-  let input: NodeJS.ReadableStream = source;
-  source.on('error', (error: Error) => extract.destroy(error));
-  for (const stage of stages) stage.on('error', (error: Error) => extract.destroy(error));
-  for (const stage of stages) input = input.pipe(stage);
-  input.pipe(extract);
-  const onAbort = (): void => {
-    extract.destroy(new FlotillaError('FLT_UNAVAILABLE', 'the conversion was cancelled'));
-  };
-  signal?.addEventListener('abort', onAbort, { once: true });
+  let input: Readable = source;
+  let decoder: Transform | null = null;
+  if (compression === 'gzip') decoder = createGunzip();
+  if (compression === 'zstd') decoder = new DecompressStream();
+  if (decoder) {
+    const d = decoder;
+    source.on('error', (error) => d.destroy(error));
+    input = source.pipe(d);
+  }
   try {
-    for await (const entry of extract) {
-      await onEntry(entry.header, entry as AsyncIterable<Buffer>);
-      entry.resume();
+    for await (const { entry, body } of readTar(input)) {
+      if (signal?.aborted) throw new FlotillaError('FLT_UNAVAILABLE', 'the conversion was cancelled');
+      await onEntry(entry, body);
     }
   } catch (error) {
-    if (error instanceof FlotillaError) throw error;
+    if (error instanceof FlotillaError && error.code !== 'FLT_LAYER_INVALID') throw error;
+    const what = compression === 'none' ? 'tar' : `${compression} tar`;
     throw new FlotillaError(
       'FLT_LAYER_INVALID',
-      `layer ${digest} is not a readable ${compression === 'none' ? '' : `${compression} `}tar: ${(error as Error).message}`,
-      { cause: error, details: { digest } },
+      `layer ${digest} is not a readable ${what}: ${(error as Error).message}`,
+      {
+        cause: error,
+        details: { digest },
+      },
     );
   } finally {
-    signal?.removeEventListener('abort', onAbort);
     source.destroy();
+    decoder?.destroy();
   }
 }

@@ -1,7 +1,7 @@
 import { open, link, mkdir, rm, symlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
-import type { Header } from 'tar-stream';
+import type { TarEntry } from './tar.js';
 
 /** One path of the unpacked image with what the squashfs keeps of it. */
 export interface Node {
@@ -9,8 +9,8 @@ export interface Node {
   mode: number;
   uid: number;
   gid: number;
-  /** Extended attributes from the layer's PAX records (`SCHILY.xattr.<name>`). */
-  xattrs: Record<string, string>;
+  /** Extended attributes from the layer's PAX records (`SCHILY.xattr.<name>`), values as bytes. */
+  xattrs: Map<string, Buffer>;
   /** Symlink target as written in the layer. */
   target?: string;
   devmajor?: number;
@@ -85,7 +85,7 @@ export class Rootfs {
     readonly dir: string,
     private readonly limits: RootfsLimits,
   ) {
-    this.nodes.set('', { type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: {} });
+    this.nodes.set('', { type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: new Map() });
   }
 
   async init(): Promise<void> {
@@ -111,18 +111,22 @@ export class Rootfs {
     }
   }
 
-  /** Empties a directory (an opaque directory hides every lower-layer entry below it). */
-  async clear(path: string): Promise<void> {
+  /**
+   * Hides everything below a directory that the current layer did not put there (an opaque
+   * directory: OCI image spec "Opaque Whiteout"; Docker's applier does the same walk).
+   */
+  async clear(path: string, keep: ReadonlySet<string>): Promise<void> {
     const node = this.nodes.get(path);
     if (!node || node.type !== 'dir') return;
     const prefix = path === '' ? '' : `${path}/`;
-    const children = [...this.nodes.keys()].filter(
-      (k) => k !== '' && k.startsWith(prefix) && !k.slice(prefix.length).includes('/'),
-    );
-    for (const child of children) await this.remove(child);
+    const victims = [...this.nodes.keys()]
+      .filter((k) => k !== '' && k.startsWith(prefix) && !keep.has(k))
+      .sort((a, b) => a.length - b.length);
+    // Top-down: removing a directory removes what is below it, kept or not.
+    for (const victim of victims) if (this.nodes.has(victim)) await this.remove(victim);
   }
 
-  /** First pass over a layer: the whiteouts and opaque markers it holds. */
+  /** What a whiteout entry hides, or null for an ordinary entry. */
   static whiteoutOf(path: string): { kind: 'opaque' | 'whiteout'; target: string } | null {
     const base = posix.basename(path);
     if (!base.startsWith(WHITEOUT)) return null;
@@ -142,7 +146,7 @@ export class Rootfs {
       const node = this.nodes.get(cur);
       if (node === undefined) {
         this.count();
-        this.nodes.set(cur, { type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: {} });
+        this.nodes.set(cur, { type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: new Map() });
         await mkdir(this.diskPath(cur), { mode: 0o755 });
       } else if (node.type !== 'dir') {
         throw unsafe(
@@ -164,30 +168,29 @@ export class Rootfs {
   }
 
   /** Second pass: applies one non-whiteout entry of a layer. */
-  async apply(header: Header, body: AsyncIterable<Buffer>, digest: string): Promise<void> {
+  async apply(header: TarEntry, body: AsyncIterable<Buffer>, digest: string): Promise<void> {
     const path = normalizeEntryPath(header.name, digest);
     const meta = {
       mode: header.mode & 0o7777,
       uid: header.uid,
       gid: header.gid,
-      xattrs: xattrsOf(header.pax),
+      xattrs: header.xattrs,
     };
     if (path === '') {
-      if (header.type === 'directory') this.nodes.set('', { type: 'dir', ...meta });
+      if (header.type === 'dir') this.nodes.set('', { type: 'dir', ...meta });
       return;
     }
     await this.parents(path, digest);
     const existing = this.nodes.get(path);
-    if (existing && !(existing.type === 'dir' && header.type === 'directory')) await this.remove(path);
+    if (existing && !(existing.type === 'dir' && header.type === 'dir')) await this.remove(path);
     if (!existing) this.count();
     const disk = this.diskPath(path);
     switch (header.type) {
-      case 'directory':
+      case 'dir':
         if (!existing || existing.type !== 'dir') await mkdir(disk, { mode: 0o755 });
         this.nodes.set(path, { type: 'dir', ...meta });
         return;
-      case 'file':
-      case 'contiguous-file': {
+      case 'file': {
         const fh = await open(disk, 'wx', 0o600);
         let size = 0;
         try {
@@ -227,15 +230,15 @@ export class Rootfs {
           );
         }
         await link(this.diskPath(to), disk);
-        this.nodes.set(path, { ...other, xattrs: { ...other.xattrs } });
+        this.nodes.set(path, { ...other, xattrs: new Map(other.xattrs) });
         return;
       }
-      case 'character-device':
-      case 'block-device':
+      case 'char':
+      case 'block':
         if (!this.limits.allowDevices)
           throw unsafe(digest, path, 'device nodes are not allowed on this platform');
         this.nodes.set(path, {
-          type: header.type === 'block-device' ? 'block' : 'char',
+          type: header.type,
           ...meta,
           devmajor: header.devmajor,
           devminor: header.devminor,
@@ -254,14 +257,4 @@ export class Rootfs {
         );
     }
   }
-}
-
-function xattrsOf(pax: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!pax || typeof pax !== 'object') return out;
-  for (const [key, value] of Object.entries(pax as Record<string, unknown>)) {
-    if (key.startsWith('SCHILY.xattr.') && typeof value === 'string')
-      out[key.slice('SCHILY.xattr.'.length)] = value;
-  }
-  return out;
 }

@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
-import * as tar from 'tar-stream';
 import type { Rootfs } from './rootfs.js';
+import { TAR_END, encodeHeader, padding } from './tar.js';
+import type { TarEntry } from './tar.js';
 
 /** Byte order of names in the squashfs input: the same image always gives the same tar. */
 function byBytes(a: string, b: string): number {
@@ -52,15 +54,29 @@ export async function writeSquashfs(
     child.on('error', reject);
     child.on('close', (code) => resolve(code ?? -1));
   });
-  const pack = tar.pack();
-  pack.pipe(child.stdin);
   child.stdin.on('error', () => undefined);
+  // sqfstar gone before the end of the tar (bad option, full disk, not installed): stop writing
+  // instead of waiting for a 'drain' that never comes, and report its exit below.
+  let exitedEarly = false;
+  const gone = exited.then(
+    () => {
+      exitedEarly = true;
+      throw new FlotillaError('FLT_CONVERT_FAILED', 'sqfstar exited before reading the whole image');
+    },
+    (error: unknown) => {
+      exitedEarly = true;
+      throw error;
+    },
+  );
+  gone.catch(() => undefined);
   try {
-    await feed(rootfs, pack);
+    await feed(rootfs, child.stdin, gone);
   } catch (error) {
-    child.kill('SIGKILL');
-    await exited.catch(() => undefined);
-    throw error;
+    if (!exitedEarly) {
+      child.kill('SIGKILL');
+      await exited.catch(() => undefined);
+      throw error;
+    }
   }
   let code: number;
   try {
@@ -86,67 +102,59 @@ export async function writeSquashfs(
   }
 }
 
-async function feed(rootfs: Rootfs, pack: tar.Pack): Promise<void> {
+async function feed(rootfs: Rootfs, out: NodeJS.WritableStream, gone: Promise<never>): Promise<void> {
+  const write = async (bytes: Buffer): Promise<void> => {
+    if (!out.write(bytes)) await Promise.race([once(out, 'drain'), gone]);
+  };
   const paths = [...rootfs.nodes.keys()].filter((p) => p !== '').sort(byBytes);
   const firstOfInode = new Map<number, string>();
   for (const path of paths) {
     const node = rootfs.nodes.get(path);
     if (!node) continue;
-    const base = {
+    const entry: TarEntry = {
       name: path,
+      type: 'file',
       mode: node.mode,
       uid: node.uid,
       gid: node.gid,
-      mtime: new Date(0),
-      ...(Object.keys(node.xattrs).length > 0
-        ? { pax: Object.fromEntries(Object.entries(node.xattrs).map(([k, v]) => [`SCHILY.xattr.${k}`, v])) }
-        : {}),
+      size: 0,
+      linkname: '',
+      devmajor: node.devmajor ?? 0,
+      devminor: node.devminor ?? 0,
+      xattrs: node.xattrs,
     };
     switch (node.type) {
       case 'dir':
-        await entry(pack, { ...base, type: 'directory' });
-        break;
-      case 'symlink':
-        await entry(pack, { ...base, type: 'symlink', linkname: node.target ?? '' });
-        break;
       case 'char':
       case 'block':
-        await entry(pack, {
-          ...base,
-          type: node.type === 'char' ? 'character-device' : 'block-device',
-          devmajor: node.devmajor ?? 0,
-          devminor: node.devminor ?? 0,
-        });
-        break;
       case 'fifo':
-        await entry(pack, { ...base, type: 'fifo' });
+        await write(encodeHeader({ ...entry, type: node.type }));
+        break;
+      case 'symlink':
+        await write(encodeHeader({ ...entry, type: 'symlink', linkname: node.target ?? '' }));
         break;
       case 'file': {
         const disk = rootfs.diskPath(path);
         const st = await lstat(disk);
         const first = firstOfInode.get(st.ino);
         if (first !== undefined) {
-          await entry(pack, { ...base, type: 'link', linkname: first });
+          await write(encodeHeader({ ...entry, type: 'link', linkname: first }));
           break;
         }
         firstOfInode.set(st.ino, path);
-        await new Promise<void>((resolve, reject) => {
-          const sink = pack.entry({ ...base, type: 'file', size: st.size }, (error) =>
-            error ? reject(error) : resolve(),
-          );
-          const source = createReadStream(disk);
-          source.on('error', reject);
-          source.pipe(sink);
-        });
+        await write(encodeHeader({ ...entry, size: st.size }));
+        let sent = 0;
+        for await (const chunk of createReadStream(disk)) {
+          sent += (chunk as Buffer).length;
+          await write(chunk as Buffer);
+        }
+        if (sent !== st.size)
+          throw new FlotillaError('FLT_IO', `${path} changed size while being written to the squashfs`);
+        await write(Buffer.alloc(padding(sent)));
         break;
       }
     }
   }
-  pack.finalize();
-}
-
-function entry(pack: tar.Pack, header: Parameters<tar.Pack['entry']>[0]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    pack.entry(header, (error) => (error ? reject(error) : resolve()));
-  });
+  await write(TAR_END);
+  out.end();
 }

@@ -153,15 +153,19 @@ export async function writeOciLayout(
   return { manifests };
 }
 
-/** Pushes an OCI layout's tag to a registry with skopeo (all platforms of an index). */
+/**
+ * Pushes an OCI layout's tag to a registry with skopeo (all platforms of an index), as OCI or as
+ * Docker schema 2 (`v2s2`: Docker manifest and manifest list media types).
+ */
 export async function pushLayout(
   dir: string,
   tag: string,
   registryHost: string,
   repo: string,
   creds?: string,
+  format: 'oci' | 'v2s2' = 'oci',
 ): Promise<void> {
-  const args = ['copy', '--quiet', '--all', '--dest-tls-verify=false'];
+  const args = ['copy', '--quiet', '--all', '--dest-tls-verify=false', '--format', format];
   if (creds) args.push('--dest-creds', creds);
   args.push(`oci:${dir}:${tag}`, `docker://${registryHost}/${repo}:${tag}`);
   await run('skopeo', args, { env: { ...process.env, HOME: dir } });

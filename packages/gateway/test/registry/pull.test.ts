@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FlotillaError } from '@flotilla/protocol';
@@ -57,6 +57,7 @@ void describe('registry client against docker-registry', () => {
       { architecture: 'arm64', layers: [arm] },
     ]);
     await pushLayout(join(dir, 'multi'), 'v1', open.host, 'team/multi');
+    await pushLayout(join(dir, 'multi'), 'v1', open.host, 'team/multi-docker', undefined, 'v2s2');
   });
 
   after(async () => {
@@ -112,6 +113,33 @@ void describe('registry client against docker-registry', () => {
     assert.match(err.message, /arm64/);
   });
 
+  void it('reads Docker schema 2 manifests and manifest lists as well', async () => {
+    const cacheDir = join(dir, 'cache-docker');
+    const arm = await pullImage('team/multi-docker:v1', {
+      location: anonymous(open.url),
+      cacheDir,
+      platform: { architecture: 'arm64', variant: 'v8' },
+    });
+    assert.equal(arm.manifestMediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal(arm.config.architecture, 'arm64');
+    assert.equal(arm.layers[0]?.mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
+  });
+
+  void it('shares one download between concurrent pulls of the same image', async () => {
+    const cacheDir = join(dir, 'cache-concurrent');
+    const pulls = await Promise.all(
+      [1, 2, 3].map(() => pullImage('team/other:v1', { location: anonymous(open.url), cacheDir })),
+    );
+    assert.equal(
+      pulls.reduce((sum, p) => sum + p.pulledBytes, 0),
+      base.blob.length + big.blob.length,
+      'each layer is downloaded once',
+    );
+    const paths = pulls.map((p) => p.layers.map((l) => l.path));
+    assert.deepEqual(paths[1], paths[0]);
+    assert.deepEqual(paths[2], paths[0]);
+  });
+
   void it('answers FLT_REGISTRY_IMAGE_NOT_FOUND for an unknown tag and FLT_IMAGE_REF_INVALID for a bad reference', async () => {
     const cacheDir = join(dir, 'cache-missing');
     await rejectsWith(
@@ -151,6 +179,29 @@ void describe('registry client against docker-registry', () => {
       assert.match(resumed[0]?.range ?? '', /^bytes=[1-9][0-9]*-$/);
       assert.equal(image.layers[1]?.size, big.blob.length);
       assert.deepEqual(await readdir(join(cacheDir, 'partial')), [], 'no partial download left');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  void it("after a crash, resumes the partial blob it finds and takes over the dead holder's lock", async () => {
+    const cacheDir = join(dir, 'cache-crash');
+    await mkdir(join(cacheDir, 'partial'), { recursive: true });
+    const half = Math.floor(big.blob.length / 2);
+    await writeFile(join(cacheDir, 'partial', big.digestHex), big.blob.subarray(0, half));
+    // A pid that cannot be alive: above the kernel's pid_max.
+    await writeFile(join(cacheDir, 'partial', `${big.digestHex}.lock`), `${hostname()} 99999999`);
+    const proxy = await startProxy(open.url, () => null);
+    try {
+      const image = await pullImage('team/other:v1', { location: anonymous(proxy.url), cacheDir });
+      assert.equal(image.layers[1]?.size, big.blob.length);
+      const ranged = proxy.requests.filter((r) => r.path.includes(big.digestHex));
+      assert.deepEqual(
+        ranged.map((r) => r.range),
+        [`bytes=${half}-`],
+        'only the missing half is asked for',
+      );
+      assert.deepEqual(await readdir(join(cacheDir, 'partial')), []);
     } finally {
       await proxy.stop();
     }
