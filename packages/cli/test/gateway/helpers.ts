@@ -1,6 +1,6 @@
 /** Shared set-up for the gateway tests: a gateway config file, the database, a silent logger. */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,4 +58,29 @@ export async function until<T>(
     if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/** A database URL for a test: a SQLite file under `root`, or a fresh PostgreSQL database. */
+export async function testDatabase(
+  dialect: 'sqlite' | 'postgres',
+  root: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
+  if (dialect === 'sqlite')
+    return { url: `sqlite:${join(root, 'flotilla.db')}`, drop: () => Promise.resolve() };
+  const { default: pg } = await import('pg');
+  const server = process.env.FLOTILLA_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `flt_gw_${randomBytes(6).toString('hex')}`;
+  const onServer = async (statement: string): Promise<void> => {
+    const client = new pg.Client({ connectionString: server });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await onServer(`create database ${name}`);
+  const url = new URL(server);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => onServer(`drop database if exists ${name} with (force)`) };
 }

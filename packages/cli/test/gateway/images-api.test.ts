@@ -98,6 +98,25 @@ void describe('images API and CLI', () => {
     assert.equal(shown.status, 'ready');
   });
 
+  void test('concurrent pulls of one image share one job', async () => {
+    const token = await tokenOf('admin');
+    const answers = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const res = await fetch(`${server.url}/api/v1/images/pull`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ image: 'team/shared:1', platform: 'cluster' }),
+        });
+        return (await res.json()) as PullImageResponse;
+      }),
+    );
+    // A pull answered after the import finished gets the ready image (no job); all others one job.
+    const jobs = new Set(answers.flatMap((a) => (a.job ? [a.job.id] : [])));
+    assert.equal(jobs.size, 1, `one job for all: ${[...jobs].join(', ')}`);
+    const pulled = await as('admin', ['images', 'pull', 'team/shared:1', '--platform', 'cluster', '--json']);
+    assert.equal(json<{ image: Image }>(pulled).image.status, 'ready');
+  });
+
   void test('a private image is invisible to anyone outside its lists, as if it did not exist', async () => {
     const pulled = await as('erin', [
       'images',

@@ -4,6 +4,7 @@
  * and the platform directory holds no partial file.
  */
 import { test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -22,6 +23,7 @@ import {
   sha256Of,
   silent,
   tempRoot,
+  testDatabase,
   until,
   writeGatewayConfig,
 } from './helpers.js';
@@ -42,7 +44,13 @@ function startWorker(id: string, env: Record<string, string>): Promise<ChildProc
   });
 }
 
-void test('two workers on Redis share 10 imports; one killed mid-conversion; all end correct, none twice', async (t) => {
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  void test(`${dialect}: two workers on Redis share 10 imports; one killed mid-conversion; all end correct, none twice`, async (t) => {
+    await twoWorkers(t, dialect);
+  });
+}
+
+async function twoWorkers(t: TestContext, dialect: 'sqlite' | 'postgres'): Promise<void> {
   const root = await tempRoot('flt-gw-workers-');
   const prefix = `flt-test-${randomBytes(4).toString('hex')}`;
   const platformDir = join(root, 'platform');
@@ -53,7 +61,8 @@ void test('two workers on Redis share 10 imports; one killed mid-conversion; all
       `platforms:\n  cluster:\n    access: { type: local, imageDir: ${platformDir} }\n` +
       `attempts: 3\nbackoff: 1s\n`,
   );
-  const database = `sqlite:${join(root, 'flotilla.db')}`;
+  const temp = await testDatabase(dialect, root);
+  const database = temp.url;
   const opened = await openDatabase(database, silent);
   const clock = { now: () => new Date() };
   const gateway = await startGateway({
@@ -79,6 +88,7 @@ void test('two workers on Redis share 10 imports; one killed mid-conversion; all
     );
     await gateway.close();
     await opened.close();
+    await temp.drop();
     await dropRedisPrefix(prefix);
     await rm(root, { recursive: true, force: true });
   });
@@ -163,4 +173,4 @@ void test('two workers on Redis share 10 imports; one killed mid-conversion; all
     published.rows.every((r) => Number(r.n) === 1),
     'each image published once',
   );
-});
+}

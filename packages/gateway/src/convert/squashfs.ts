@@ -55,12 +55,28 @@ export async function writeSquashfs(
     child.on('close', (code) => resolve(code ?? -1));
   });
   child.stdin.on('error', () => undefined);
+  // sqfstar gone before the end of the tar (bad option, full disk, not installed): stop writing
+  // instead of waiting for a 'drain' that never comes, and report its exit below.
+  let exitedEarly = false;
+  const gone = exited.then(
+    () => {
+      exitedEarly = true;
+      throw new FlotillaError('FLT_CONVERT_FAILED', 'sqfstar exited before reading the whole image');
+    },
+    (error: unknown) => {
+      exitedEarly = true;
+      throw error;
+    },
+  );
+  gone.catch(() => undefined);
   try {
-    await feed(rootfs, child.stdin);
+    await feed(rootfs, child.stdin, gone);
   } catch (error) {
-    child.kill('SIGKILL');
-    await exited.catch(() => undefined);
-    throw error;
+    if (!exitedEarly) {
+      child.kill('SIGKILL');
+      await exited.catch(() => undefined);
+      throw error;
+    }
   }
   let code: number;
   try {
@@ -86,9 +102,9 @@ export async function writeSquashfs(
   }
 }
 
-async function feed(rootfs: Rootfs, out: NodeJS.WritableStream): Promise<void> {
+async function feed(rootfs: Rootfs, out: NodeJS.WritableStream, gone: Promise<never>): Promise<void> {
   const write = async (bytes: Buffer): Promise<void> => {
-    if (!out.write(bytes)) await once(out, 'drain');
+    if (!out.write(bytes)) await Promise.race([once(out, 'drain'), gone]);
   };
   const paths = [...rootfs.nodes.keys()].filter((p) => p !== '').sort(byBytes);
   const firstOfInode = new Map<number, string>();

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { FlotillaError } from '@flotilla/protocol';
@@ -59,7 +59,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
         `platform ${job.platform} is not configured here`,
       );
     const ref = parseImageRef(config, job.image);
-    await rm(workDir, { recursive: true, force: true });
+    await clearEarlierAttempts(join(config.cacheDir, 'work'), id);
     await mkdir(workDir, { recursive: true });
     jobLog.info('import started');
     const result = await deps.importer.import({
@@ -157,6 +157,17 @@ class ProgressReporter {
 
   async flush(): Promise<void> {
     await this.running?.catch(() => undefined);
+  }
+}
+
+/**
+ * Removes the work directories of this job's earlier attempts (a killed worker's leftovers). A
+ * holder that was only slow loses its files, fails, and cannot record it: the job is not its own.
+ */
+async function clearEarlierAttempts(workRoot: string, id: string): Promise<void> {
+  const names = await readdir(workRoot).catch(() => [] as string[]);
+  for (const name of names) {
+    if (name.startsWith(`${id}-`)) await rm(join(workRoot, name), { recursive: true, force: true });
   }
 }
 

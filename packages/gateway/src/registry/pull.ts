@@ -6,7 +6,15 @@ import { readBounded } from './http.js';
 import { MANIFEST_ACCEPT, parseManifest, selectPlatform } from './manifest.js';
 import type { ParsedManifest } from './manifest.js';
 import { formatImageReference, parseImageReference } from './reference.js';
-import type { CachedLayer, ImageConfig, ImageReference, PulledImage, PullOptions } from './types.js';
+import type {
+  CachedLayer,
+  ImageConfig,
+  ImageReference,
+  PulledImage,
+  PullOptions,
+  ResolvedImage,
+  ResolveOptions,
+} from './types.js';
 
 const caches = new Map<string, BlobCache>();
 
@@ -20,30 +28,21 @@ function cacheFor(dir: string): BlobCache {
   return cache;
 }
 
-/**
- * Pulls an image's manifest, config and layers from `options.location` into the blob cache,
- * every blob verified by its sha256 digest while it streams. An index or manifest list is
- * resolved to `options.platform` (default linux/amd64). The reference's registry part is the
- * caller's to map to a location; its repository, tag and digest are used here. Layers already in
- * the cache are not downloaded again.
- */
-export async function pullImage(
-  reference: string | ImageReference,
-  options: PullOptions,
-): Promise<PulledImage> {
-  const ref = typeof reference === 'string' ? parseImageReference(reference) : reference;
+async function resolveWith(
+  client: RegistryClient,
+  ref: ImageReference,
+  options: ResolveOptions,
+): Promise<ResolvedImage> {
   const platform = {
     architecture: options.platform?.architecture ?? 'amd64',
     os: options.platform?.os ?? 'linux',
     ...(options.platform?.variant === undefined ? {} : { variant: options.platform.variant }),
   };
-  const client = new RegistryClient(options.location, options.limits, options.signal);
   const limits = client.limits;
   const log = options.log ?? (() => undefined);
-  const progress = options.onProgress ?? (() => undefined);
   const repository = ref.repository;
   const shown = formatImageReference(ref);
-  progress({ phase: 'manifest', reference: shown });
+  options.onProgress?.({ phase: 'manifest', reference: shown });
 
   const first = await getManifest(client, repository, ref.digest ?? (ref.tag as string), ref.digest);
   let indexDigest: string | null = null;
@@ -119,11 +118,57 @@ export async function pullImage(
     );
   }
 
+  return {
+    reference: shown,
+    manifestDigest: image.digest,
+    indexDigest,
+    manifestMediaType: manifest.mediaType,
+    configDigest: manifest.config.digest,
+    config,
+    platform,
+    layers: manifest.layers.map(({ digest, mediaType, compression, size }) => ({
+      digest,
+      mediaType,
+      compression,
+      size,
+    })),
+  };
+}
+
+/**
+ * Resolves a reference to the platform's image manifest and config without downloading layers:
+ * what a caller needs to tell whether it already holds the image (same `manifestDigest`).
+ */
+export async function resolveImage(
+  reference: string | ImageReference,
+  options: ResolveOptions,
+): Promise<ResolvedImage> {
+  const ref = typeof reference === 'string' ? parseImageReference(reference) : reference;
+  return resolveWith(new RegistryClient(options.location, options.limits, options.signal), ref, options);
+}
+
+/**
+ * Pulls an image's manifest, config and layers from `options.location` into the blob cache,
+ * every blob verified by its sha256 digest while it streams. An index or manifest list is
+ * resolved to `options.platform` (default linux/amd64). The reference's registry part is the
+ * caller's to map to a location; its repository, tag and digest are used here. Layers already in
+ * the cache are not downloaded again.
+ */
+export async function pullImage(
+  reference: string | ImageReference,
+  options: PullOptions,
+): Promise<PulledImage> {
+  const ref = typeof reference === 'string' ? parseImageReference(reference) : reference;
+  const client = new RegistryClient(options.location, options.limits, options.signal);
+  const resolved = await resolveWith(client, ref, options);
+  const log = options.log ?? (() => undefined);
+  const progress = options.onProgress ?? (() => undefined);
+  const repository = ref.repository;
   const cache = cacheFor(options.cacheDir);
   const layers: CachedLayer[] = [];
   let pulledBytes = 0;
   let cachedBytes = 0;
-  for (const layer of manifest.layers) {
+  for (const layer of resolved.layers) {
     const cached = await cache.has(layer.digest, layer.size);
     progress({
       phase: 'layer',
@@ -146,18 +191,13 @@ export async function pullImage(
     });
   }
   progress({ phase: 'done', pulledBytes, cachedBytes });
-  log('image pulled', { reference: shown, manifest: image.digest, layers: layers.length, pulledBytes });
-  return {
-    reference: shown,
-    manifestDigest: image.digest,
-    indexDigest,
-    manifestMediaType: manifest.mediaType,
-    configDigest: manifest.config.digest,
-    config,
-    platform,
-    layers,
+  log('image pulled', {
+    reference: resolved.reference,
+    manifest: resolved.manifestDigest,
+    layers: layers.length,
     pulledBytes,
-  };
+  });
+  return { ...resolved, layers, pulledBytes };
 }
 
 async function getManifest(

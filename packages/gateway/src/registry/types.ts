@@ -91,6 +91,14 @@ export interface CachedLayer {
   path: string;
 }
 
+/** A layer as its manifest describes it. */
+export type LayerDescriptor = Omit<CachedLayer, 'path'>;
+
+/** What resolveImage returns: the image's identity, config and layer list, nothing downloaded. */
+export interface ResolvedImage extends Omit<PulledImage, 'layers' | 'pulledBytes'> {
+  layers: LayerDescriptor[];
+}
+
 /** What pullImage returns: everything the conversion needs, all verified. */
 export interface PulledImage {
   /** The reference as pulled (registry/repository:tag). */
@@ -141,3 +149,6 @@ export interface PullOptions {
   /** Called with one line per notable event (never with credentials); default: silent. */
   log?: (message: string, fields?: Record<string, unknown>) => void;
 }
+
+/** resolveImage's options: a pull's without the cache. */
+export type ResolveOptions = Omit<PullOptions, 'cacheDir'>;

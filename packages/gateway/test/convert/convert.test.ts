@@ -168,6 +168,35 @@ void describe('convertImage', () => {
     );
   });
 
+  void it('reports a failing or missing sqfstar as FLT_CONVERT_FAILED and leaves no partial file', async () => {
+    const { layers } = await busyboxImage(join(dir, 'fail'));
+    const sources = await layerFiles(join(dir, 'fail-layers'), layers);
+    const out = join(dir, 'fail-out');
+    await assert.rejects(
+      convertImage(sources, { outDir: out, compressor: 'no-such-compressor' }),
+      (error: unknown) => {
+        assert.ok(error instanceof FlotillaError);
+        assert.equal(error.code, 'FLT_CONVERT_FAILED');
+        assert.match(error.message, /sqfstar exited with/);
+        return true;
+      },
+    );
+    assert.deepEqual(await readdir(out), []);
+    const path = process.env.PATH;
+    process.env.PATH = join(dir, 'no-such-bin');
+    try {
+      await assert.rejects(convertImage(sources, { outDir: out }), (error: unknown) => {
+        assert.ok(error instanceof FlotillaError);
+        assert.equal(error.code, 'FLT_CONVERT_FAILED');
+        assert.match(error.message, /not installed/);
+        return true;
+      });
+    } finally {
+      process.env.PATH = path;
+    }
+    assert.deepEqual(await readdir(out), []);
+  });
+
   void it('keeps device nodes and FIFOs when the platform allows devices; the release tree leaves them out', async () => {
     const layer = await makeLayer([
       { name: 'dev/', type: 'directory' },

@@ -5,7 +5,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FlotillaError } from '@flotilla/protocol';
-import { pullImage } from '../../src/index.js';
+import { pullImage, resolveImage } from '../../src/index.js';
 import type { PulledImage, PullProgress, RegistryLocation } from '../../src/index.js';
 import { makeLayer, pushLayout, writeOciLayout } from '../helpers/oci.js';
 import type { Layer } from '../helpers/oci.js';
@@ -79,6 +79,17 @@ void describe('registry client against docker-registry', () => {
     assert.equal(first.pulledBytes, base.blob.length + top.blob.length);
     assert.ok(events.some((e) => e.phase === 'done'));
     for (const layer of first.layers) assert.ok(layer.path.startsWith(cacheDir));
+
+    const resolved = await resolveImage('team/app:v1', { location: anonymous(open.url) });
+    assert.equal(
+      resolved.manifestDigest,
+      first.manifestDigest,
+      'resolving tells the image apart without its layers',
+    );
+    assert.deepEqual(
+      resolved.layers.map((l) => [l.digest, l.size]),
+      first.layers.map((l) => [l.digest, l.size]),
+    );
 
     const again = await pullImage('team/app:v1', { location: anonymous(open.url), cacheDir });
     assert.equal(again.pulledBytes, 0, 'a second pull of the same image downloads no layer');
