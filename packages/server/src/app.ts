@@ -45,6 +45,7 @@ import {
 } from './deltas/index.js';
 import { DirectorSync, deploymentsPlugin } from './deployments/index.js';
 import { createEventBus } from './events/bus.js';
+import type { EventBus } from './events/bus.js';
 import { ObjectAccess, objectReaders } from './objects/access.js';
 import { createObjectMetrics, createTreePackMetrics } from './objects/metrics.js';
 import { registerObjectRoutes } from './objects/routes.js';
@@ -72,6 +73,8 @@ export interface BuildAppOptions {
 export interface BuiltApp {
   app: FastifyInstance;
   ctx: ServerContext;
+  /** The app's domain events (docs/architecture.md "Domain events"). */
+  events: EventBus;
   /** The generated password of the admin created on this start, or null; shown once, never logged. */
   initialAdminPassword: string | null;
 }
@@ -100,9 +103,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       limits: createRateLimits(config, metrics, log),
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
-    const app = await createFastify(ctx, opts.beforeRoutes);
+    const events = createEventBus(log.child({ component: 'events' }));
+    const app = await createFastify(ctx, events, opts.beforeRoutes);
     if (ownsDatabase) app.addHook('onClose', () => database.close());
-    return { app, ctx, initialAdminPassword };
+    return { app, ctx, events, initialAdminPassword };
   } catch (e) {
     if (ownsDatabase) await database.close().catch(() => undefined);
     throw e;
@@ -111,6 +115,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
 
 async function createFastify(
   ctx: ServerContext,
+  events: EventBus,
   beforeRoutes: BuildAppOptions['beforeRoutes'],
 ): Promise<FastifyInstance> {
   const { config } = ctx;
@@ -169,7 +174,7 @@ async function createFastify(
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  await composeModules(app, ctx);
+  await composeModules(app, ctx, events);
   return app;
 }
 
@@ -178,8 +183,7 @@ async function createFastify(
  * authenticator (built once, passed to every route devices call), the object store, the TUF layer,
  * releases, deltas, secrets and deployments, joined by one domain event bus.
  */
-async function composeModules(app: FastifyInstance, ctx: ServerContext): Promise<void> {
-  const events = createEventBus(ctx.log.child({ component: 'events' }));
+async function composeModules(app: FastifyInstance, ctx: ServerContext, events: EventBus): Promise<void> {
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
 
   const store = await FsObjectStore.open(ctx.config.dataDir);

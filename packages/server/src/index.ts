@@ -11,3 +11,4 @@ export type { OpenDatabase } from './db/open.js';
 export { createLogger } from './logger.js';
 export { resetPasswordOffline, unclaimedBootstrapAdmin, resetPasswordCommand } from './users/recovery.js';
 export type { ResetPasswordResult } from './users/recovery.js';
+export type { DomainEvent, DomainEventType, EventActor, EventBus, EventOf } from './events/bus.js';
