@@ -47,6 +47,7 @@ import {
 } from './deltas/index.js';
 import { DirectorSync, deploymentsPlugin } from './deployments/index.js';
 import { createEventBus } from './events/bus.js';
+import type { EventBus } from './events/bus.js';
 import { ObjectAccess, objectReaders } from './objects/access.js';
 import { createObjectMetrics, createTreePackMetrics } from './objects/metrics.js';
 import { registerObjectRoutes } from './objects/routes.js';
@@ -77,6 +78,8 @@ export interface BuildAppOptions {
 export interface BuiltApp {
   app: FastifyInstance;
   ctx: ServerContext;
+  /** The app's domain events (docs/architecture.md "Domain events"). */
+  events: EventBus;
   /** The generated password of the admin created on this start, or null; shown once, never logged. */
   initialAdminPassword: string | null;
 }
@@ -105,9 +108,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       limits: createRateLimits(config, metrics, log),
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
-    const app = await createFastify(ctx, opts.beforeRoutes, opts.extensions ?? []);
+    const events = createEventBus(log.child({ component: 'events' }));
+    const app = await createFastify(ctx, events, opts.beforeRoutes, opts.extensions ?? []);
     if (ownsDatabase) app.addHook('onClose', () => database.close());
-    return { app, ctx, initialAdminPassword };
+    return { app, ctx, events, initialAdminPassword };
   } catch (e) {
     if (ownsDatabase) await database.close().catch(() => undefined);
     throw e;
@@ -116,6 +120,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
 
 async function createFastify(
   ctx: ServerContext,
+  events: EventBus,
   beforeRoutes: BuildAppOptions['beforeRoutes'],
   extensions: readonly ServerExtension[],
 ): Promise<FastifyInstance> {
@@ -176,7 +181,7 @@ async function createFastify(
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  await composeModules(app, ctx);
+  await composeModules(app, ctx, events);
   await registerExtensions(app, ctx, extensions);
   return app;
 }
@@ -186,8 +191,7 @@ async function createFastify(
  * authenticator (built once, passed to every route devices call), the object store, the TUF layer,
  * releases, deltas, secrets and deployments, joined by one domain event bus.
  */
-async function composeModules(app: FastifyInstance, ctx: ServerContext): Promise<void> {
-  const events = createEventBus(ctx.log.child({ component: 'events' }));
+async function composeModules(app: FastifyInstance, ctx: ServerContext, events: EventBus): Promise<void> {
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
 
   const store = await FsObjectStore.open(ctx.config.dataDir);

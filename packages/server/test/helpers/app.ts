@@ -15,6 +15,7 @@ import { createToken } from '../../src/auth/tokens.js';
 import { resolveServerConfig } from '../../src/config.js';
 import type { ServerConfig } from '../../src/config.js';
 import type { Clock, ServerContext } from '../../src/context.js';
+import type { EventBus } from '../../src/events/bus.js';
 import { insertUser } from '../../src/users/service.js';
 import { createTempPostgres } from './postgres.js';
 
@@ -33,6 +34,8 @@ export interface TestOperator {
 export interface TestApp {
   app: FastifyInstance;
   ctx: ServerContext;
+  /** The app's domain event bus (subscribe to observe what services emit). */
+  events: EventBus;
   config: ServerConfig;
   dataDir: string;
   /** API token of the bootstrap admin. */
@@ -75,7 +78,7 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.beforeRoutes ? { beforeRoutes: opts.beforeRoutes } : {}),
     });
-    const { app, ctx } = built;
+    const { app, ctx, events } = built;
     await app.ready();
     const adminRow = await ctx.db
       .selectFrom('users')
@@ -109,6 +112,7 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
     return {
       app,
       ctx,
+      events,
       config,
       dataDir,
       adminToken,
