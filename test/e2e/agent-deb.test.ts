@@ -15,7 +15,12 @@ import { Cluster, cliBin } from './harness.js';
 const has = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 const root = process.getuid?.() === 0;
 const installed = () => spawnSync('dpkg-query', ['-W', 'flotilla-agent']).status === 0;
-const skip = !root || !has('dpkg-deb') ? 'needs root and dpkg-deb' : installed() ? 'flotilla-agent is already installed here' : false;
+const skip =
+  !root || !has('dpkg-deb')
+    ? 'needs root and dpkg-deb'
+    : installed()
+      ? 'flotilla-agent is already installed here'
+      : false;
 
 function run(command: string, args: string[]) {
   const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
@@ -29,9 +34,26 @@ void describe('the agent .deb', { skip }, () => {
 
   before(async () => {
     const work = await cluster.tempDir('flt-deb-');
-    const bundle = run(process.execPath, [cliBin, 'agent', 'bundle', '--out', join(work, 'bundle'), '--version', version]);
+    const bundle = run(process.execPath, [
+      cliBin,
+      'agent',
+      'bundle',
+      '--out',
+      join(work, 'bundle'),
+      '--version',
+      version,
+    ]);
     assert.equal(bundle.code, 0, bundle.out);
-    const built = run(process.execPath, [cliBin, 'agent', 'deb', '--bundle', join(work, 'bundle'), '--out', work, '--json']);
+    const built = run(process.execPath, [
+      cliBin,
+      'agent',
+      'deb',
+      '--bundle',
+      join(work, 'bundle'),
+      '--out',
+      work,
+      '--json',
+    ]);
     assert.equal(built.code, 0, built.out);
     deb = (JSON.parse(built.out) as { file: string }).file;
   });
@@ -49,7 +71,10 @@ void describe('the agent .deb', { skip }, () => {
   void test('dpkg -i installs it, its unit verifies, and dpkg --purge removes everything', () => {
     const install = run('dpkg', ['-i', deb]);
     assert.equal(install.code, 0, install.out);
-    assert.equal(run('/usr/lib/flotilla-agent/1.0.0/bin/flotilla-agent', ['--version']).out.trim(), `flotilla-agent ${version}`);
+    assert.equal(
+      run('/usr/lib/flotilla-agent/1.0.0/bin/flotilla-agent', ['--version']).out.trim(),
+      `flotilla-agent ${version}`,
+    );
     return (async () => {
       assert.equal(await readlink('/var/lib/flotilla-agent-loader/current'), `versions/${version}`);
       assert.equal(run('getent', ['passwd', 'flotilla-agent']).code, 0, 'the system user exists');
