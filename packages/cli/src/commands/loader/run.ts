@@ -44,11 +44,14 @@ export function registerLoaderCommands(program: Command, io: CliIo): void {
     'flotilla loader --install-dir /opt/flotilla-agent -- --data-dir /var/lib/flotilla-agent \\\n' +
       '      --server https://flotilla.example.com --registration-key-file /etc/flotilla/registration.key',
   ]);
-  program
+  const probe = program
     .command('loader-probe', { hidden: true })
     .description("an agent release's health probe (run by the update engine in the release directory)")
     .action(async () => {
       const code = await runProbe(io);
       if (code !== 0) io.exit(code);
     });
+  examples(probe, [
+    'cd "$FLOTILLA_RELEASE_DIR" && FLOTILLA_APP_DATA=/var/lib/flotilla-agent/apps/flotilla-agent/data flotilla loader-probe',
+  ]);
 }
