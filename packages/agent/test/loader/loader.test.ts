@@ -66,7 +66,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
   throw new Error(`timed out: ${what}`);
 }
 
-test('a handed-over release becomes current once it reports healthy', async () => {
+void test('a handed-over release becomes current once it reports healthy', async () => {
   const { base, install, handover, loader, state } = await setup();
   const controller = new AbortController();
   const running = loader.run(controller.signal);
@@ -80,7 +80,7 @@ test('a handed-over release becomes current once it reports healthy', async () =
   assert.equal(await running, 'stopped');
 });
 
-test('a release that exits at start is switched back, with the reason', async () => {
+void test('a release that exits at start is switched back, with the reason', async () => {
   const { base, install, handover, loader, state } = await setup();
   const controller = new AbortController();
   const running = loader.run(controller.signal);
@@ -95,7 +95,7 @@ test('a release that exits at start is switched back, with the reason', async ()
   await running;
 });
 
-test('a switch a killed loader left half done is completed at the next start', async () => {
+void test('a switch a killed loader left half done is completed at the next start', async () => {
   const { install, loader, state } = await setup();
   await release(join(install, 'versions', '2.0.0'), '2.0.0', GOOD);
   // Killed after journaling `switching`, before any link moved.
