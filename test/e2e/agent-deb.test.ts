@@ -27,6 +27,15 @@ function run(command: string, args: string[]) {
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
+/** dpkg, waiting (up to 5 minutes) while another process holds its lock (apt on a shared machine). */
+function dpkg(args: string[]) {
+  for (let i = 0; ; i++) {
+    const r = run('dpkg', args);
+    if (r.code === 0 || !/lock/.test(r.out) || i >= 150) return r;
+    spawnSync('sleep', ['2']);
+  }
+}
+
 void describe('the agent .deb', { skip }, () => {
   const cluster = new Cluster();
   let deb: string;
@@ -58,7 +67,7 @@ void describe('the agent .deb', { skip }, () => {
     deb = (JSON.parse(built.out) as { file: string }).file;
   });
   after(async () => {
-    if (installed()) run('dpkg', ['--purge', 'flotilla-agent']);
+    if (installed()) dpkg(['--purge', 'flotilla-agent']);
     await cluster.cleanup();
   });
 
@@ -69,7 +78,7 @@ void describe('the agent .deb', { skip }, () => {
   });
 
   void test('dpkg -i installs it, its unit verifies, and dpkg --purge removes everything', () => {
-    const install = run('dpkg', ['-i', deb]);
+    const install = dpkg(['-i', deb]);
     assert.equal(install.code, 0, install.out);
     assert.equal(
       run('/usr/lib/flotilla-agent/1.0.0/bin/flotilla-agent', ['--version']).out.trim(),
@@ -82,7 +91,7 @@ void describe('the agent .deb', { skip }, () => {
         const verify = run('systemd-analyze', ['verify', '/lib/systemd/system/flotilla-agent.service']);
         assert.doesNotMatch(verify.out, /flotilla-agent\.service:\d+:/, verify.out);
       }
-      const purge = run('dpkg', ['--purge', 'flotilla-agent']);
+      const purge = dpkg(['--purge', 'flotilla-agent']);
       assert.equal(purge.code, 0, purge.out);
       for (const path of [
         '/usr/lib/flotilla-agent',
