@@ -15,11 +15,25 @@ import { Cluster, cliBin } from './harness.js';
 const has = (command: string) => spawnSync('sh', ['-c', `command -v ${command}`]).status === 0;
 const root = process.getuid?.() === 0;
 const installed = () => spawnSync('dpkg-query', ['-W', 'flotilla-agent']).status === 0;
-const skip = !root || !has('dpkg-deb') ? 'needs root and dpkg-deb' : installed() ? 'flotilla-agent is already installed here' : false;
+const skip =
+  !root || !has('dpkg-deb')
+    ? 'needs root and dpkg-deb'
+    : installed()
+      ? 'flotilla-agent is already installed here'
+      : false;
 
 function run(command: string, args: string[]) {
   const r = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** dpkg, waiting (up to 5 minutes) while another process holds its lock (apt on a shared machine). */
+function dpkg(args: string[]) {
+  for (let i = 0; ; i++) {
+    const r = run('dpkg', args);
+    if (r.code === 0 || !/lock/.test(r.out) || i >= 150) return r;
+    spawnSync('sleep', ['2']);
+  }
 }
 
 void describe('the agent .deb', { skip }, () => {
@@ -29,14 +43,31 @@ void describe('the agent .deb', { skip }, () => {
 
   before(async () => {
     const work = await cluster.tempDir('flt-deb-');
-    const bundle = run(process.execPath, [cliBin, 'agent', 'bundle', '--out', join(work, 'bundle'), '--version', version]);
+    const bundle = run(process.execPath, [
+      cliBin,
+      'agent',
+      'bundle',
+      '--out',
+      join(work, 'bundle'),
+      '--version',
+      version,
+    ]);
     assert.equal(bundle.code, 0, bundle.out);
-    const built = run(process.execPath, [cliBin, 'agent', 'deb', '--bundle', join(work, 'bundle'), '--out', work, '--json']);
+    const built = run(process.execPath, [
+      cliBin,
+      'agent',
+      'deb',
+      '--bundle',
+      join(work, 'bundle'),
+      '--out',
+      work,
+      '--json',
+    ]);
     assert.equal(built.code, 0, built.out);
     deb = (JSON.parse(built.out) as { file: string }).file;
   });
   after(async () => {
-    if (installed()) run('dpkg', ['--purge', 'flotilla-agent']);
+    if (installed()) dpkg(['--purge', 'flotilla-agent']);
     await cluster.cleanup();
   });
 
@@ -47,9 +78,12 @@ void describe('the agent .deb', { skip }, () => {
   });
 
   void test('dpkg -i installs it, its unit verifies, and dpkg --purge removes everything', () => {
-    const install = run('dpkg', ['-i', deb]);
+    const install = dpkg(['-i', deb]);
     assert.equal(install.code, 0, install.out);
-    assert.equal(run('/usr/lib/flotilla-agent/1.0.0/bin/flotilla-agent', ['--version']).out.trim(), `flotilla-agent ${version}`);
+    assert.equal(
+      run('/usr/lib/flotilla-agent/1.0.0/bin/flotilla-agent', ['--version']).out.trim(),
+      `flotilla-agent ${version}`,
+    );
     return (async () => {
       assert.equal(await readlink('/var/lib/flotilla-agent-loader/current'), `versions/${version}`);
       assert.equal(run('getent', ['passwd', 'flotilla-agent']).code, 0, 'the system user exists');
@@ -57,7 +91,7 @@ void describe('the agent .deb', { skip }, () => {
         const verify = run('systemd-analyze', ['verify', '/lib/systemd/system/flotilla-agent.service']);
         assert.doesNotMatch(verify.out, /flotilla-agent\.service:\d+:/, verify.out);
       }
-      const purge = run('dpkg', ['--purge', 'flotilla-agent']);
+      const purge = dpkg(['--purge', 'flotilla-agent']);
       assert.equal(purge.code, 0, purge.out);
       for (const path of [
         '/usr/lib/flotilla-agent',

@@ -10,12 +10,17 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { cp, readFile, readlink, writeFile } from 'node:fs/promises';
+import { readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
 
 interface DeployStatus {
-  devices: { deviceId: string; current: string | null; phase: string | null; error: { message: string } | null }[];
+  devices: {
+    deviceId: string;
+    current: string | null;
+    phase: string | null;
+    error: { message: string } | null;
+  }[];
 }
 interface LoaderState {
   phase: string;
@@ -95,14 +100,28 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
       const text = await readFile(wrapper, 'utf8');
       await writeFile(
         wrapper,
-        text.replace('here=', 'if [ "$1" = agent ]; then echo "this agent release is broken on purpose" >&2; exit 3; fi\nhere='),
+        text.replace(
+          'here=',
+          'if [ "$1" = agent ]; then echo "this agent release is broken on purpose" >&2; exit 3; fi\nhere=',
+        ),
       );
     }
     return dir;
   }
 
-  async function pushAgent(version: string, dir: string): Promise<void> {
-    const r = cli(['agent', 'release', 'push', '--version', version, '--bundle', dir, '--keys-dir', keysDir, '--json']);
+  function pushAgent(version: string, dir: string): void {
+    const r = cli([
+      'agent',
+      'release',
+      'push',
+      '--version',
+      version,
+      '--bundle',
+      dir,
+      '--keys-dir',
+      keysDir,
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     targets.set(version, (JSON.parse(r.stdout) as { targetPath: string }).targetPath);
   }
@@ -134,16 +153,29 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
     configDir = join(work, 'cli');
     keysDir = join(configDir, 'keys');
     root = join(work, 'root');
-    const first = cli(['agent', 'bundle', '--out', join(work, 'bundle-1.0.0'), '--version', '1.0.0', '--downloads', downloads]);
+    const first = cli([
+      'agent',
+      'bundle',
+      '--out',
+      join(work, 'bundle-1.0.0'),
+      '--version',
+      '1.0.0',
+      '--downloads',
+      downloads,
+    ]);
     assert.equal(first.code, 0, first.stderr);
     const server = await cluster.startServer({ env: { FLOTILLA_AGENT_DOWNLOADS_DIR: downloads } });
     url = server.url;
     api = await Api.login(url);
-    const login = spawnSync(process.execPath, [cliBin, 'login', '--server', url, '--user', 'admin', '--password-stdin'], {
-      input: `${ADMIN_PASSWORD}\n`,
-      env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
-      encoding: 'utf8',
-    });
+    const login = spawnSync(
+      process.execPath,
+      [cliBin, 'login', '--server', url, '--user', 'admin', '--password-stdin'],
+      {
+        input: `${ADMIN_PASSWORD}\n`,
+        env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
+        encoding: 'utf8',
+      },
+    );
     assert.equal(login.status, 0, login.stderr);
     assert.equal(cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]).code, 0);
   });
@@ -181,7 +213,7 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
   });
 
   void test('a deployment of flotilla-agent 2.0.0 updates the agent through the loader', async () => {
-    await pushAgent('2.0.0', await bundle('2.0.0'));
+    pushAgent('2.0.0', await bundle('2.0.0'));
     const device = await deployed('2.0.0');
     assert.equal(device.phase, 'committed', JSON.stringify(device));
     assert.equal(device.current, targets.get('2.0.0'));
@@ -192,7 +224,7 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
   });
 
   void test('an agent release that exits at start is switched back within the window, and the server shows why', async () => {
-    await pushAgent('3.0.0', await bundle('3.0.0', true));
+    pushAgent('3.0.0', await bundle('3.0.0', true));
     const device = await deployed('3.0.0');
     assert.equal(device.phase, 'rolled-back', JSON.stringify(device));
     assert.match(device.error?.message ?? '', /exited \(code 3\) before it reached the server/);
@@ -204,21 +236,29 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
       '/api/v1/audit?limit=50',
     );
     assert.ok(
-      audit.body.items.some((e) => e.action === 'update.rolled-back' && /broken on purpose/.test(e.details.error?.message ?? '')),
+      audit.body.items.some(
+        (e) => e.action === 'update.rolled-back' && /broken on purpose/.test(e.details.error?.message ?? ''),
+      ),
       JSON.stringify(audit.body.items.map((e) => e.action)),
     );
   });
 
   void test('a SIGKILL of the loader mid-switch leaves a working agent after it starts again', async () => {
-    await pushAgent('4.0.0', await bundle('4.0.0'));
+    pushAgent('4.0.0', await bundle('4.0.0'));
     const d = cli(['deploy', 'flotilla-agent@4.0.0', '--device', deviceId]);
     assert.equal(d.code, 0, d.stderr);
-    await waitFor('the loader is trying 4.0.0', async () => {
-      const state = await loaderState().catch(() => null);
-      return state !== null && state.phase === 'trial' && state.current === '4.0.0';
-    }, 180_000);
+    await waitFor(
+      'the loader is trying 4.0.0',
+      async () => {
+        const state = await loaderState().catch(() => null);
+        return state !== null && state.phase === 'trial' && state.current === '4.0.0';
+      },
+      180_000,
+    );
     const running = launcher!;
-    const children = (await readFile(`/proc/${running.child.pid}/task/${running.child.pid}/children`, 'utf8')).trim();
+    const children = (
+      await readFile(`/proc/${running.child.pid}/task/${running.child.pid}/children`, 'utf8')
+    ).trim();
     const loaderPid = Number(children.split(/\s+/)[0]);
     assert.ok(loaderPid > 1, `the launcher's child: ${children}`);
     process.kill(loaderPid, 'SIGKILL');
@@ -227,7 +267,10 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
     const device = await waitFor(
       '4.0.0 committed after the loader restarted',
       async () => {
-        const r = await api.call<DeployStatus>('GET', '/api/v1/deployments/status?app=flotilla-agent&version=4.0.0');
+        const r = await api.call<DeployStatus>(
+          'GET',
+          '/api/v1/deployments/status?app=flotilla-agent&version=4.0.0',
+        );
         const found = r.body.devices.find((x) => x.deviceId === deviceId);
         return found?.phase && FINAL.has(found.phase) ? found : null;
       },

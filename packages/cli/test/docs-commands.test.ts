@@ -101,7 +101,9 @@ function invocations(line: string): string[][] {
 function parserOnly(): Command {
   const program = buildProgram(memoryIo());
   const silence = (cmd: Command) => {
-    if (cmd.commands.length === 0) cmd.action(() => undefined);
+    // Leaves, and commands that act themselves as well as holding subcommands (`agent`).
+    const acts = (cmd as unknown as { _actionHandler: unknown })._actionHandler !== null;
+    if (cmd.commands.length === 0 || acts) cmd.action(() => undefined);
     cmd.commands.forEach(silence);
   };
   program.commands.forEach(silence);

@@ -1,7 +1,7 @@
 /** The agent as the loader's child process: started from a version directory, its output passed through. */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The command every agent release tree provides (docs/agent-lifecycle.md "Release tree"). */
@@ -81,16 +81,7 @@ export async function killStaleAgent(pidFile: string, installDir: string): Promi
   } catch {
     return null;
   }
-  for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  // Until it is reaped, not only dead: the data directory's lock counts a zombie as its holder.
+  for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 50));
   return pid;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    // A zombie (killed, not yet reaped by its dead parent's reaper) still answers kill 0.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) Z /.test(stat);
-  } catch {
-    return false;
-  }
 }

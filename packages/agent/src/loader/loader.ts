@@ -78,7 +78,8 @@ export class Loader {
     const interval = this.options.checkIntervalMs ?? 500;
     while (!signal.aborted) {
       if (this.child === null || !this.child.running()) await this.startCurrent(signal);
-      if (this.child?.running() && existsSync(this.layout.healthFile)) rmSync(this.layout.bootsFile, { force: true });
+      if (this.child?.running() && existsSync(this.layout.healthFile))
+        rmSync(this.layout.bootsFile, { force: true });
       const request = this.pendingRequest();
       if (request !== null) {
         await this.handover(request, signal);
@@ -129,10 +130,14 @@ export class Loader {
   /** Completes what a killed loader left: a half-done switch is finished, a trial runs again, a rollback ends. */
   private async recover(signal: AbortSignal): Promise<void> {
     const killed = await killStaleAgent(this.layout.pidFile, this.layout.dir);
-    if (killed !== null) this.options.logger.warn({ pid: killed }, 'killed the agent a previous loader left running');
+    if (killed !== null)
+      this.options.logger.warn({ pid: killed }, 'killed the agent a previous loader left running');
     const trial = this.state.trial;
     if (trial === null || this.state.phase === 'idle') return;
-    this.options.logger.warn({ phase: this.state.phase, trial }, 'the loader stopped mid-switch; completing it');
+    this.options.logger.warn(
+      { phase: this.state.phase, trial },
+      'the loader stopped mid-switch; completing it',
+    );
     if (this.state.phase === 'rolling-back') return this.rollBack(trial, trial.reason ?? 'rolled back');
     if (this.state.phase === 'switching') this.switchLinks(trial);
     await this.runTrial(trial, signal);
@@ -160,7 +165,8 @@ export class Loader {
       return null;
     }
     // Already decided: the probe reads the answer from the journal.
-    if (request.root in this.state.failed || this.state.committed[request.root] === this.state.current) return null;
+    if (request.root in this.state.failed || this.state.committed[request.root] === this.state.current)
+      return null;
     return request;
   }
 

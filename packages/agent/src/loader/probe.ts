@@ -39,15 +39,22 @@ export async function runLoaderProbe(options: ProbeOptions): Promise<number> {
   const root = basename(releaseDir);
   const manifest = readJson<{ version?: string }>(join(releaseDir, 'flotilla-agent.json'));
   if (typeof manifest?.version !== 'string' || !existsSync(join(releaseDir, 'bin', 'flotilla-agent')))
-    return fail(`${releaseDir} is not an agent release (no flotilla-agent.json with a version, or no bin/flotilla-agent)`);
+    return fail(
+      `${releaseDir} is not an agent release (no flotilla-agent.json with a version, or no bin/flotilla-agent)`,
+    );
   const requestFile = join(options.appDataDir, REQUEST_FILE);
   const parent = process.ppid;
   let requested = false;
   for (;;) {
     const state = readJson<LoaderState>(layout.stateFile);
     const failed = state?.failed[root];
-    if (failed !== undefined) return fail(`the loader switched back from agent ${manifest.version}: ${failed}`);
-    if (state?.phase === 'idle' && state.committed[root] !== undefined && state.current === state.committed[root]) {
+    if (failed !== undefined)
+      return fail(`the loader switched back from agent ${manifest.version}: ${failed}`);
+    if (
+      state?.phase === 'idle' &&
+      state.committed[root] !== undefined &&
+      state.current === state.committed[root]
+    ) {
       rmSync(requestFile, { force: true });
       options.stdout.write(`the loader runs agent ${manifest.version}, and it reached the server\n`);
       return 0;

@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { arch, platform } from 'node:process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type * as EsbuildModule from 'esbuild';
 import { FlotillaError } from '@flotilla/protocol';
 import { AGENT_LAUNCHER, AGENT_WRAPPER, installScript, systemdUnits } from './service-files.js';
 
@@ -24,6 +25,8 @@ const NATIVE: Record<string, readonly string[]> = {
   'file-uri-to-path': ['package.json', 'index.js', 'LICENSE'],
   'zstd-napi': ['package.json', 'binding.js', 'dist', 'build/Release/binding.node', 'LICENSE', 'NOTICE'],
 };
+
+type Esbuild = typeof EsbuildModule;
 
 export interface BundleOptions {
   outDir: string;
@@ -44,13 +47,17 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
   await rm(outDir, { recursive: true, force: true });
   await mkdir(join(outDir, 'bin'), { recursive: true });
   await mkdir(join(outDir, 'lib', 'node_modules'), { recursive: true });
-  let esbuild: typeof import('esbuild');
+  let esbuild: Esbuild;
   try {
     esbuild = await import('esbuild');
   } catch (e) {
-    throw new FlotillaError('FLT_CONFIG_INVALID', 'esbuild is not installed: run npm install in the Flotilla checkout', {
-      cause: e,
-    });
+    throw new FlotillaError(
+      'FLT_CONFIG_INVALID',
+      'esbuild is not installed: run npm install in the Flotilla checkout',
+      {
+        cause: e,
+      },
+    );
   }
   const out = join(outDir, 'lib', 'flotilla-agent.mjs');
   await esbuild.build({
@@ -92,7 +99,8 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
   await writeExecutable(join(outDir, 'bin', 'flotilla-loader-launch'), AGENT_LAUNCHER);
   const share = join(outDir, 'share', 'flotilla-agent');
   await mkdir(share, { recursive: true });
-  for (const [name, text] of Object.entries(systemdUnits('/opt/flotilla-agent'))) await writeFile(join(share, name), text);
+  for (const [name, text] of Object.entries(systemdUnits('/opt/flotilla-agent')))
+    await writeFile(join(share, name), text);
   await writeExecutable(join(share, 'install.sh'), installScript());
   await writeFile(
     join(outDir, 'flotilla-agent.json'),

@@ -41,9 +41,24 @@ export async function buildAgentDeb(options: DebOptions): Promise<{ file: string
   await mkdir(join(lib, 'bin'), { recursive: true });
   await cp(options.bundleDir, join(lib, version), { recursive: true, verbatimSymlinks: true });
   await writeFile(join(lib, 'bin', 'flotilla-loader-launch'), AGENT_LAUNCHER, { mode: 0o755 });
+  // Debian ships stripped objects (lintian: unstripped-binary-or-object); the symbols are not needed to run.
+  const release = join(lib, version);
+  const objects = (
+    await runTool('find', [release, '-type', 'f', '(', '-name', '*.node', '-o', '-path', '*/bin/node', ')'])
+  )
+    .split('\n')
+    .filter((line) => line !== '');
+  await runTool('strip', [
+    '--strip-unneeded',
+    '--remove-section=.comment',
+    '--remove-section=.note',
+    ...objects,
+  ]);
   const units = join(stage, 'lib', 'systemd', 'system');
   await mkdir(units, { recursive: true });
-  for (const [name, text] of Object.entries(systemdUnits(DEB_INSTALL_DIR, `${LIB}/bin/flotilla-loader-launch`)))
+  for (const [name, text] of Object.entries(
+    systemdUnits(DEB_INSTALL_DIR, `${LIB}/bin/flotilla-loader-launch`),
+  ))
     await writeFile(join(units, name), text, { mode: 0o644 });
   const doc = join(stage, 'usr', 'share', 'doc', 'flotilla-agent');
   await mkdir(doc, { recursive: true });
@@ -52,9 +67,12 @@ export async function buildAgentDeb(options: DebOptions): Promise<{ file: string
   const maintainer = options.maintainer ?? 'Flotilla maintainers <flotilla@example.org>';
   await writeFile(
     join(doc, 'changelog.gz'),
-    gzipSync(`flotilla-agent (${version}) stable; urgency=medium\n\n  * Agent release ${version}.\n\n -- ${maintainer}  ${date}\n`, {
-      level: 9,
-    }),
+    gzipSync(
+      `flotilla-agent (${version}) stable; urgency=medium\n\n  * Agent release ${version}.\n\n -- ${maintainer}  ${date}\n`,
+      {
+        level: 9,
+      },
+    ),
   );
   const overrides = join(stage, 'usr', 'share', 'lintian', 'overrides');
   await mkdir(overrides, { recursive: true });

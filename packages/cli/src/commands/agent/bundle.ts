@@ -28,7 +28,7 @@ export function registerAgentBundle(parent: Command, io: CliIo): void {
     .option('--version <version>', 'the version the bundle reports (default: this checkout’s)')
     .option(
       '--downloads <dir>',
-      "also write what the server serves (its agentDownloadsDir): flotilla-agent-linux-<arch>.tar.gz, its .sha256 and install.sh",
+      'also write what the server serves (its agentDownloadsDir): flotilla-agent-linux-<arch>.tar.gz, its .sha256 and install.sh',
     )
     .action(async (opts: BundleOptions, command: Command) => {
       const ctx = contextFor(io, command);
@@ -42,7 +42,9 @@ export function registerAgentBundle(parent: Command, io: CliIo): void {
         tarball = join(downloads, `flotilla-agent-linux-${arch}.tar.gz`);
         await runTool('tar', ['-czf', `${tarball}.tmp`, '-C', out, '.']);
         await rename(`${tarball}.tmp`, tarball);
-        const sum = createHash('sha256').update(await readFile(tarball)).digest('hex');
+        const sum = createHash('sha256')
+          .update(await readFile(tarball))
+          .digest('hex');
         await writeFile(`${tarball}.sha256`, `${sum}  ${basename(tarball)}\n`);
         await writeFile(join(downloads, 'install.sh'), installScript(), { mode: 0o755 });
       }

@@ -8,12 +8,17 @@ import type { CliIo } from '../../io.js';
 export function registerAgentDeb(parent: Command, io: CliIo): void {
   const cmd = parent
     .command('deb')
-    .description('package an agent bundle (flotilla agent bundle) as a .deb with its systemd unit, with dpkg-deb')
+    .description(
+      'package an agent bundle (flotilla agent bundle) as a .deb with its systemd unit, with dpkg-deb',
+    )
     .requiredOption('--bundle <dir>', 'the bundle directory')
     .option('--out <dir>', 'where the .deb is written', '.')
     .action(async (opts: { bundle: string; out: string }, command: Command) => {
       const ctx = contextFor(io, command);
-      const result = await buildAgentDeb({ bundleDir: resolve(io.cwd, opts.bundle), outDir: resolve(io.cwd, opts.out) });
+      const result = await buildAgentDeb({
+        bundleDir: resolve(io.cwd, opts.bundle),
+        outDir: resolve(io.cwd, opts.out),
+      });
       ctx.out.result(result, () => ctx.out.line(`built ${result.file}`));
     });
   examples(cmd, [

@@ -46,7 +46,9 @@ export function agentReleaseConfig(probeTimeoutMs: number): Record<string, unkno
 }
 
 export function registerAgentRelease(parent: Command, io: CliIo): void {
-  const group = parent.command('release').description('agent releases: the agent itself as the app flotilla-agent');
+  const group = parent
+    .command('release')
+    .description('agent releases: the agent itself as the app flotilla-agent');
   const cmd = keyFileOptions(
     group
       .command('push')
@@ -62,7 +64,12 @@ export function registerAgentRelease(parent: Command, io: CliIo): void {
       durationArg,
       '10m',
     )
-    .option('--expires <duration>', 'lifetime of the new targets metadata', durationArg, DEFAULT_TARGETS_EXPIRES)
+    .option(
+      '--expires <duration>',
+      'lifetime of the new targets metadata',
+      durationArg,
+      DEFAULT_TARGETS_EXPIRES,
+    )
     .action(async (opts: AgentPushOptions, command: Command) => {
       const ctx = contextFor(io, command);
       const version = checkVersion(opts.version ?? agentVersion());
@@ -70,7 +77,8 @@ export function registerAgentRelease(parent: Command, io: CliIo): void {
       const passphrase = await keyPassphrase(io, opts.passphraseStdin);
       const temp = opts.bundle === undefined ? await mkdtemp(join(tmpdir(), 'flotilla-agent-bundle-')) : null;
       try {
-        const dir = opts.bundle ?? (await buildAgentBundle({ outDir: join(temp as string, 'tree'), version })).dir;
+        const dir =
+          opts.bundle ?? (await buildAgentBundle({ outDir: join(temp as string, 'tree'), version })).dir;
         const client = await ctx.client();
         const transport = httpTransport(client, await bearerTokenFor(ctx, client));
         const result = await pushRelease(client, transport, {

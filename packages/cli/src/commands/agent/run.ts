@@ -64,7 +64,12 @@ export function registerAgentCommand(program: Command, io: CliIo): Command {
           arch,
           profiling,
           ...opts
-        }: AgentOptions & { version?: boolean; dryRun?: boolean; arch?: boolean; profiling?: boolean | string },
+        }: AgentOptions & {
+          version?: boolean;
+          dryRun?: boolean;
+          arch?: boolean;
+          profiling?: boolean | string;
+        },
         command: Command,
       ) => {
         if (version) {

@@ -22,11 +22,14 @@ export function registerLoaderCommands(program: Command, io: CliIo): void {
     .description(
       'run the agent under the loader: it runs the installed agent release, switches to new ones and switches back when they fail (docs/agent-lifecycle.md)',
     )
-    .requiredOption('--install-dir <dir>', 'the install directory: versions/, current, previous, loader-state.json')
+    .requiredOption(
+      '--install-dir <dir>',
+      'the install directory: versions/, current, previous, loader-state.json',
+    )
     .option('--health-window <duration>', 'how long a new agent has to reach the server', durationArg, '2m')
     .option('--log-level <level>', "the loader's log level (default info)")
     .option('--log-format <format>', 'pretty or json', logFormatArg)
-    .argument('<agent-args...>', 'after --: the agent\'s options, e.g. -- --server URL --data-dir DIR')
+    .argument('<agent-args...>', "after --: the agent's options, e.g. -- --server URL --data-dir DIR")
     .action(async (agentArgs: string[], opts: LoaderOptions) => {
       const exit = await runLoader(io, {
         installDir: opts.installDir,
@@ -41,11 +44,14 @@ export function registerLoaderCommands(program: Command, io: CliIo): void {
     'flotilla loader --install-dir /opt/flotilla-agent -- --data-dir /var/lib/flotilla-agent \\\n' +
       '      --server https://flotilla.example.com --registration-key-file /etc/flotilla/registration.key',
   ]);
-  program
+  const probe = program
     .command('loader-probe', { hidden: true })
     .description("an agent release's health probe (run by the update engine in the release directory)")
     .action(async () => {
       const code = await runProbe(io);
       if (code !== 0) io.exit(code);
     });
+  examples(probe, [
+    'cd "$FLOTILLA_RELEASE_DIR" && FLOTILLA_APP_DATA=/var/lib/flotilla-agent/apps/flotilla-agent/data flotilla loader-probe',
+  ]);
 }
