@@ -3,6 +3,8 @@
  * the contract lives in @flotilla/protocol). One copy of each piece; named exports only.
  */
 
+export { defineConfig, flagProperty } from './config/define.js';
+export type { ConfigCliOption, ConfigDefinition, ConfigKeySpec } from './config/define.js';
 export {
   coerceConfigField,
   envNameOf,

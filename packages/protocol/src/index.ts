@@ -218,7 +218,7 @@ export {
 } from './tuf/target.js';
 export { ensureFormats, isDateTime } from './formats.js';
 export { Type } from '@sinclair/typebox';
-export type { Static, TSchema } from '@sinclair/typebox';
+export type { Static, TObject, TSchema } from '@sinclair/typebox';
 
 /** The version every Flotilla package reports (agent inventory, server info). */
 export const FLOTILLA_VERSION = '0.1.0';
