@@ -73,7 +73,11 @@ export default tseslint.config(
   ...Object.entries(LAYERS).map(([pkg, below]) => layerRules(pkg, below)),
   {
     // Named exports only from a package's entry points: what a package offers is written down.
-    files: ['packages/*/src/index.ts', 'packages/protocol/src/errors.ts', 'packages/store/src/rebuild-api.ts'],
+    files: [
+      'packages/*/src/index.ts',
+      'packages/protocol/src/errors.ts',
+      'packages/store/src/rebuild-api.ts',
+    ],
     rules: {
       'no-restricted-syntax': [
         'error',
@@ -90,7 +94,10 @@ export default tseslint.config(
     plugins: { 'import-x': importX },
     settings: {
       'import-x/resolver-next': [
-        createTypeScriptImportResolver({ project: 'packages/*/tsconfig.json', noWarnOnMultipleProjects: true }),
+        createTypeScriptImportResolver({
+          project: 'packages/*/tsconfig.json',
+          noWarnOnMultipleProjects: true,
+        }),
       ],
     },
     rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },

@@ -5,20 +5,9 @@
 
 export { defineConfig, flagProperty } from './config/define.js';
 export type { ConfigCliOption, ConfigDefinition, ConfigKeySpec } from './config/define.js';
-export {
-  coerceConfigField,
-  envNameOf,
-  showConfigValue,
-} from './config/fields.js';
-export type {
-  Coerced,
-  ConfigFieldKind,
-  ConfigFieldSpec,
-} from './config/fields.js';
-export {
-  ConfigCollector,
-  readYamlConfigFile,
-} from './config/file.js';
+export { coerceConfigField, envNameOf, showConfigValue } from './config/fields.js';
+export type { Coerced, ConfigFieldKind, ConfigFieldSpec } from './config/fields.js';
+export { ConfigCollector, readYamlConfigFile } from './config/file.js';
 export {
   deviceIdFromPublicKey,
   enrollmentMessage,
@@ -34,28 +23,11 @@ export {
   tokenChallengeMessage,
   verifyMessage,
 } from './crypto.js';
-export type {
-  Ed25519KeyPair,
-} from './crypto.js';
-export {
-  DATA_DIR_LOCK_FILE,
-  dataDirLockHolder,
-  lockDataDir,
-} from './data-dir-lock.js';
-export type {
-  DataDirLock,
-  DataDirLockHolder,
-} from './data-dir-lock.js';
-export {
-  createFileExclusive,
-  writeFileAtomic,
-  writeFileAtomicSync,
-} from './fs/atomic.js';
-export type {
-  AtomicFileIo,
-  AtomicFileIoSync,
-  WriteFileAtomicOptions,
-} from './fs/atomic.js';
+export type { Ed25519KeyPair } from './crypto.js';
+export { DATA_DIR_LOCK_FILE, dataDirLockHolder, lockDataDir } from './data-dir-lock.js';
+export type { DataDirLock, DataDirLockHolder } from './data-dir-lock.js';
+export { createFileExclusive, writeFileAtomic, writeFileAtomicSync } from './fs/atomic.js';
+export type { AtomicFileIo, AtomicFileIoSync, WriteFileAtomicOptions } from './fs/atomic.js';
 export {
   checkSecretOpening,
   openSealedSecret,
@@ -63,28 +35,12 @@ export {
   secretCommitment,
   secretNonce,
 } from './secrets.js';
-export type {
-  SealContext,
-} from './secrets.js';
-export {
-  newImageRoot,
-} from './tuf/image-root.js';
-export {
-  readKeyFile,
-  writeKeyFile,
-} from './tuf/key-file.js';
-export type {
-  LoadedKey,
-} from './tuf/key-file.js';
-export {
-  callbackSigner,
-  memorySigner,
-  publicKeyOfTufKey,
-  tufKeyFromPublicKey,
-} from './tuf/keys.js';
-export type {
-  Signer,
-} from './tuf/keys.js';
+export type { SealContext } from './secrets.js';
+export { newImageRoot } from './tuf/image-root.js';
+export { readKeyFile, writeKeyFile } from './tuf/key-file.js';
+export type { LoadedKey } from './tuf/key-file.js';
+export { callbackSigner, memorySigner, publicKeyOfTufKey, tufKeyFromPublicKey } from './tuf/keys.js';
+export type { Signer } from './tuf/keys.js';
 export {
   metaFileFor,
   newRoot,
@@ -99,11 +55,7 @@ export {
   TUF_SPEC_VERSION,
   tufExpires,
 } from './tuf/metadata.js';
-export type {
-  AnyMetadata,
-  RoleKeys,
-  TopLevelRole,
-} from './tuf/metadata.js';
+export type { AnyMetadata, RoleKeys, TopLevelRole } from './tuf/metadata.js';
 export {
   TufCryptoError,
   TufLengthOrHashMismatchError,
@@ -111,14 +63,5 @@ export {
   TufModelValueError,
   TufUnsignedMetadataError,
 } from './tuf/model-errors.js';
-export {
-  readReleaseTarget,
-  releaseTarget,
-} from './tuf/release-target.js';
-export {
-  nextRoot,
-  nextTargets,
-  roleKeysOf,
-  verifyRootSuccessor,
-  verifySignedBy,
-} from './tuf/successors.js';
+export { readReleaseTarget, releaseTarget } from './tuf/release-target.js';
+export { nextRoot, nextTargets, roleKeysOf, verifyRootSuccessor, verifySignedBy } from './tuf/successors.js';

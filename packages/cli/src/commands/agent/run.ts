@@ -19,26 +19,25 @@ export function registerAgentCommand(program: Command, io: CliIo): void {
   // URL is the global --server option.
   for (const option of AGENT_CONFIG.cliOptions)
     if (option.property !== 'server') cmd.option(option.flags, option.description);
-  cmd
-    .action(
-      async (
-        { version, dryRun, ...opts }: AgentFlags & { version?: boolean; dryRun?: boolean },
-        command: Command,
-      ) => {
-        if (version) {
-          io.stdout.write(`flotilla-agent ${FLOTILLA_VERSION}\n`);
-          return;
-        }
-        const ctx = contextFor(io, command);
-        const server = ctx.explicitServer();
-        const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
-        if (dryRun) {
-          await printAgentPlan(io, flags, ctx.out.json);
-          return;
-        }
-        await runAgent(io, flags);
-      },
-    );
+  cmd.action(
+    async (
+      { version, dryRun, ...opts }: AgentFlags & { version?: boolean; dryRun?: boolean },
+      command: Command,
+    ) => {
+      if (version) {
+        io.stdout.write(`flotilla-agent ${FLOTILLA_VERSION}\n`);
+        return;
+      }
+      const ctx = contextFor(io, command);
+      const server = ctx.explicitServer();
+      const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
+      if (dryRun) {
+        await printAgentPlan(io, flags, ctx.out.json);
+        return;
+      }
+      await runAgent(io, flags);
+    },
+  );
   examples(cmd, [
     'flotilla agent --server https://flotilla.example.com --data-dir /var/lib/flotilla-agent \\\n' +
       '      --registration-key-file /etc/flotilla/registration.key --tags lab,arm64',
