@@ -4,156 +4,222 @@
  */
 import { join, resolve } from 'node:path';
 import { FlotillaError, LIMITS, NAME_PATTERN, Type } from '@flotilla/protocol';
-import { ConfigCollector } from '@flotilla/node-kit';
+import { ConfigCollector, defineConfig, envNameOf, showConfigValue as show } from '@flotilla/node-kit';
 import type { Static } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 import type { ValueError } from '@sinclair/typebox/value';
-import { CONFIG_FIELDS, envNameOf, show } from './config/fields.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const nullable = <T extends ReturnType<typeof Type.String>>(schema: T) =>
   Type.Union([schema, Type.Null()], { default: null });
 
-export const AgentConfigSchema = Type.Object(
-  {
-    /** Base URL of the Flotilla server (`https://host[:port][/prefix]`); null: use the one enrolled with. */
-    serverUrl: nullable(Type.String({ minLength: 1 })),
-    /** Absolute; default `./.flotilla/agent` resolved against the working directory. */
-    dataDir: Type.String({ minLength: 1 }),
-    /** File holding the registration key (trimmed); read only when the device must enroll. */
-    registrationKeyFile: nullable(Type.String({ minLength: 1 })),
-    /** Only from `FLOTILLA_REGISTRATION_KEY`. Never logged. */
-    registrationKey: nullable(Type.String({ minLength: 8, maxLength: 256 })),
-    /** Tags requested at enrollment (the registration key's tags are added by the server). */
-    tags: Type.Array(Type.String({ pattern: NAME_PATTERN }), {
+/**
+ * Every key of the agent's configuration, declared once: schema and default, how text is read, doc,
+ * unit, environment variable (`FLOTILLA_` + the name in upper snake case) and CLI flag. The CLI's
+ * `flotilla agent` options are generated from this table (`AGENT_CONFIG.cliOptions`).
+ */
+export const AGENT_CONFIG = defineConfig({
+  serverUrl: {
+    schema: nullable(Type.String({ minLength: 1 })),
+    kind: 'nullableString',
+    doc: 'base URL of the Flotilla server (https://host[:port][/prefix]); default: the one enrolled with',
+    flag: { name: 'server', arg: '<url>' },
+  },
+  dataDir: {
+    schema: Type.String({ minLength: 1 }),
+    kind: 'string',
+    doc: "the agent's state: identity, releases, cache (default ./.flotilla/agent)",
+    flag: { name: 'data-dir', arg: '<dir>' },
+  },
+  registrationKeyFile: {
+    schema: nullable(Type.String({ minLength: 1 })),
+    kind: 'nullableString',
+    doc: 'file holding the registration key used to enroll (read only when the device must enroll)',
+    flag: { name: 'registration-key-file', arg: '<file>' },
+  },
+  registrationKey: {
+    schema: nullable(Type.String({ minLength: 8, maxLength: 256 })),
+    kind: 'nullableString',
+    doc: 'the registration key itself; never logged',
+    envOnly: true,
+  },
+  tags: {
+    schema: Type.Array(Type.String({ pattern: NAME_PATTERN }), {
       maxItems: LIMITS.tagsPerDevice,
       uniqueItems: true,
       default: [],
     }),
-    /** For the CLI, which builds the logger. */
-    logFile: nullable(Type.String({ minLength: 1 })),
-    logLevel: Type.Union(
+    kind: 'list',
+    doc: "tags this device asks for at enrollment (the registration key's are added)",
+    flag: { name: 'tags', arg: '<a,b>' },
+  },
+  logFile: {
+    schema: nullable(Type.String({ minLength: 1 })),
+    kind: 'nullableString',
+    doc: 'write logs to this file instead of stdout',
+    flag: { name: 'log-file', arg: '<file>' },
+  },
+  logLevel: {
+    schema: Type.Union(
       LOG_LEVELS.map((l) => Type.Literal(l)),
       { default: 'info' },
     ),
-    logFormat: Type.Union([Type.Literal('pretty'), Type.Literal('json')], { default: 'json' }),
-    /** Time between state polls; the server's `pollIntervalMs` in DeviceState overrides it. */
-    pollIntervalMs: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 30_000 }),
-    /** Never contact the server; run from local state only. */
-    offline: Type.Boolean({ default: false }),
-    /** Inventory scripts and JSON fact files; default `<dataDir>/inventory.d`. */
-    inventoryDir: Type.String({ minLength: 1 }),
-    /** Inventory is reported at least this often, changed or not. */
-    inventoryIntervalMs: Type.Integer({ minimum: 1000, default: 3_600_000 }),
-    /** How often facts are re-collected to detect a change. */
-    inventoryCheckIntervalMs: Type.Integer({ minimum: 1000, default: 60_000 }),
-    /** An inventory script running longer than this is killed and skipped. */
-    inventoryScriptTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
-    /** An inventory script printing more than this is killed and skipped. */
-    inventoryScriptMaxOutputBytes: Type.Integer({
-      minimum: 1024,
-      maximum: 16 * 1024 * 1024,
-      default: 256 * 1024,
-    }),
-    /** Timeout of one HTTP request to the server. */
-    requestTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 15_000 }),
-    /** Largest HTTP response body accepted from the server. */
-    maxResponseBytes: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024, default: 4 * 1024 * 1024 }),
-    /** WebSocket heartbeat until the server's `welcome` says otherwise. */
-    heartbeatIntervalMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 25_000 }),
-    /** Graceful stop period; after it, connections are cut and the state database closed. */
-    stopTimeoutMs: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
-    /** Previous releases kept per app for instant rollback (docs/updates.md). */
-    keepPreviousReleases: Type.Integer({ minimum: 0, maximum: 10, default: 1 }),
-    /** Size cap of the chunk cache `<dataDir>/chunks` in bytes; current and previous releases are never evicted. */
-    chunkCacheMaxBytes: Type.Integer({ minimum: 0, default: 1024 * 1024 * 1024 }),
-    /** Parallel object downloads. */
-    fetchConcurrency: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
-    /** Download bandwidth limit in bytes per second; 0 = unlimited. */
-    fetchBytesPerSecond: Type.Integer({ minimum: 0, default: 0 }),
-    /** Ask for changed files as deltas against the installed release (docs/updates.md "Deltas"). */
-    fetchDeltas: Type.Boolean({ default: true }),
-    /**
-     * Staging takes unchanged files from the installed releases, verified, by hardlink (`link`),
-     * by copy (`copy`, reflink where the filesystem can) or not at all (`off`): docs/updates.md.
-     */
-    stageReuse: Type.Union([Type.Literal('link'), Type.Literal('copy'), Type.Literal('off')], {
+    kind: 'string',
+    doc: LOG_LEVELS.join(', '),
+    flag: { name: 'log-level', arg: '<level>' },
+  },
+  logFormat: {
+    schema: Type.Union([Type.Literal('pretty'), Type.Literal('json')], { default: 'json' }),
+    kind: 'string',
+    doc: 'pretty or json (the CLI: pretty on a terminal unless set)',
+    flag: { name: 'log-format', arg: '<format>' },
+  },
+  pollIntervalMs: {
+    schema: Type.Integer({ minimum: 1000, maximum: 86_400_000, default: 30_000 }),
+    kind: 'duration',
+    doc: "time between state polls (the server's pollIntervalMs overrides it), e.g. 30s",
+    unit: 'ms',
+    flag: { name: 'poll-interval', arg: '<duration>' },
+  },
+  offline: {
+    schema: Type.Boolean({ default: false }),
+    kind: 'boolean',
+    doc: 'do not contact the server; keep running the installed releases',
+    flag: { name: 'offline' },
+  },
+  inventoryDir: {
+    schema: Type.String({ minLength: 1 }),
+    kind: 'string',
+    doc: 'directory of executables that print extra facts (default <data-dir>/inventory.d)',
+    flag: { name: 'inventory-dir', arg: '<dir>' },
+  },
+  inventoryIntervalMs: {
+    schema: Type.Integer({ minimum: 1000, default: 3_600_000 }),
+    kind: 'duration',
+    doc: 'inventory is reported at least this often, changed or not, e.g. 1h',
+    unit: 'ms',
+    flag: { name: 'inventory-interval', arg: '<duration>' },
+  },
+  inventoryCheckIntervalMs: {
+    schema: Type.Integer({ minimum: 1000, default: 60_000 }),
+    kind: 'duration',
+    doc: 'how often facts are re-collected to detect a change',
+    unit: 'ms',
+  },
+  inventoryScriptTimeoutMs: {
+    schema: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+    kind: 'duration',
+    doc: 'an inventory script running longer than this is killed and skipped',
+    unit: 'ms',
+  },
+  inventoryScriptMaxOutputBytes: {
+    schema: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 256 * 1024 }),
+    kind: 'integer',
+    doc: 'an inventory script printing more than this is killed and skipped',
+    unit: 'bytes',
+  },
+  requestTimeoutMs: {
+    schema: Type.Integer({ minimum: 100, maximum: 600_000, default: 15_000 }),
+    kind: 'duration',
+    doc: 'timeout of one HTTP request to the server',
+    unit: 'ms',
+  },
+  maxResponseBytes: {
+    schema: Type.Integer({ minimum: 1024, maximum: 256 * 1024 * 1024, default: 4 * 1024 * 1024 }),
+    kind: 'integer',
+    doc: 'largest HTTP response body accepted from the server',
+    unit: 'bytes',
+  },
+  heartbeatIntervalMs: {
+    schema: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 25_000 }),
+    kind: 'duration',
+    doc: "WebSocket heartbeat until the server's welcome says otherwise",
+    unit: 'ms',
+  },
+  stopTimeoutMs: {
+    schema: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+    kind: 'duration',
+    doc: 'graceful stop period; after it, connections are cut and the state database closed',
+    unit: 'ms',
+  },
+  keepPreviousReleases: {
+    schema: Type.Integer({ minimum: 0, maximum: 10, default: 1 }),
+    kind: 'integer',
+    doc: 'previous releases kept per app for instant rollback',
+    flag: { name: 'keep-previous-releases', arg: '<n>' },
+  },
+  chunkCacheMaxBytes: {
+    schema: Type.Integer({ minimum: 0, default: 1024 * 1024 * 1024 }),
+    kind: 'integer',
+    doc: 'size cap of the chunk cache; current and previous releases are never evicted',
+    unit: 'bytes',
+    flag: { name: 'chunk-cache-max-bytes', arg: '<bytes>' },
+  },
+  fetchConcurrency: {
+    schema: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+    kind: 'integer',
+    doc: 'parallel object downloads',
+    flag: { name: 'fetch-concurrency', arg: '<n>' },
+  },
+  fetchBytesPerSecond: {
+    schema: Type.Integer({ minimum: 0, default: 0 }),
+    kind: 'integer',
+    doc: 'download bandwidth limit; 0 = unlimited',
+    unit: 'bytes/s',
+    flag: { name: 'fetch-bytes-per-second', arg: '<bytes>' },
+  },
+  fetchDeltas: {
+    schema: Type.Boolean({ default: true }),
+    kind: 'boolean',
+    doc: 'ask for changed files as deltas against the installed release (true or false)',
+    flag: { name: 'fetch-deltas', arg: '<bool>' },
+  },
+  stageReuse: {
+    schema: Type.Union([Type.Literal('link'), Type.Literal('copy'), Type.Literal('off')], {
       default: 'link',
     }),
-    /**
-     * How staging verifies an installed file before linking it: `stamp` trusts one unchanged
-     * (inode, size, mode, modification time) since the last staging verified it; `content` reads
-     * every one: docs/updates.md "Staging".
-     */
-    stageVerify: Type.Union([Type.Literal('stamp'), Type.Literal('content')], { default: 'stamp' }),
-    /**
-     * Worker threads that rebuild files from deltas while the main thread stages the release (at
-     * most the CPUs less one); 0 rebuilds them on the main thread: docs/updates.md "Deltas".
-     */
-    deltaThreads: Type.Integer({ minimum: 0, maximum: 8, default: 1 }),
-    /** The image repository's trusted root (TUF root.json); null: trust the server's on first use. */
-    trustedRootFile: nullable(Type.String({ minLength: 1 })),
+    kind: 'string',
+    doc: 'unchanged files when staging: link (hardlink), copy (reflink where possible) or off',
+    flag: { name: 'stage-reuse', arg: '<mode>' },
   },
-  { additionalProperties: false },
-);
+  stageVerify: {
+    schema: Type.Union([Type.Literal('stamp'), Type.Literal('content')], { default: 'stamp' }),
+    kind: 'string',
+    doc: 'how an installed file is verified before linking: stamp (unchanged inode, size, mtime) or content',
+    flag: { name: 'stage-verify', arg: '<mode>' },
+  },
+  deltaThreads: {
+    schema: Type.Integer({ minimum: 0, maximum: 8, default: 1 }),
+    kind: 'integer',
+    doc: 'worker threads rebuilding files from deltas (at most CPUs - 1); 0: on the main thread',
+  },
+  trustedRootFile: {
+    schema: nullable(Type.String({ minLength: 1 })),
+    kind: 'nullableString',
+    doc: "the image repository's root.json to trust (default: trust the server's on first use)",
+    flag: { name: 'trusted-root', arg: '<file>' },
+  },
+});
+
+export const AgentConfigSchema = AGENT_CONFIG.schema;
 export type AgentConfig = Readonly<Static<typeof AgentConfigSchema>>;
 
-/** reagent-style flags; the CLI maps argv to these. */
-export interface AgentFlags {
-  /** Path of a YAML configuration file. */
+/**
+ * Flag values by the property commander stores them under (`trustedRoot` for `--trusted-root`,
+ * see AGENT_CONFIG.cliOptions), and `config`, the path of a YAML configuration file.
+ */
+export type AgentFlags = Readonly<Record<string, unknown>> & {
   config?: string;
   server?: string;
-  dataDir?: string;
-  registrationKeyFile?: string;
-  tags?: string[];
-  logFile?: string;
-  logLevel?: string;
   logFormat?: 'pretty' | 'json';
-  /** A duration such as `30s`. */
-  pollInterval?: string;
-  offline?: boolean;
-  inventoryDir?: string;
-  /** A duration such as `1h`. */
-  inventoryInterval?: string;
-  /** The image repository's root.json to trust (see docs/updates.md). */
-  trustedRoot?: string;
-  keepPreviousReleases?: number;
-  chunkCacheMaxBytes?: number;
-  fetchConcurrency?: number;
-  fetchBytesPerSecond?: number;
-  fetchDeltas?: boolean;
-  stageReuse?: 'link' | 'copy' | 'off';
-  stageVerify?: 'stamp' | 'content';
-}
+};
 
 export interface ResolveAgentConfigInput {
   flags?: AgentFlags;
   /** Defaults to `process.env`; injectable for tests. */
   env?: Record<string, string | undefined>;
 }
-
-const FLAG_FIELDS: readonly (readonly [keyof AgentFlags, string, string])[] = [
-  ['server', 'serverUrl', '--server'],
-  ['dataDir', 'dataDir', '--data-dir'],
-  ['registrationKeyFile', 'registrationKeyFile', '--registration-key-file'],
-  ['tags', 'tags', '--tags'],
-  ['logFile', 'logFile', '--log-file'],
-  ['logLevel', 'logLevel', '--log-level'],
-  ['logFormat', 'logFormat', '--log-format'],
-  ['pollInterval', 'pollIntervalMs', '--poll-interval'],
-  ['offline', 'offline', '--offline'],
-  ['inventoryDir', 'inventoryDir', '--inventory-dir'],
-  ['inventoryInterval', 'inventoryIntervalMs', '--inventory-interval'],
-  ['trustedRoot', 'trustedRootFile', '--trusted-root'],
-  ['keepPreviousReleases', 'keepPreviousReleases', '--keep-previous-releases'],
-  ['chunkCacheMaxBytes', 'chunkCacheMaxBytes', '--chunk-cache-max-bytes'],
-  ['fetchConcurrency', 'fetchConcurrency', '--fetch-concurrency'],
-  ['fetchBytesPerSecond', 'fetchBytesPerSecond', '--fetch-bytes-per-second'],
-  ['fetchDeltas', 'fetchDeltas', '--fetch-deltas'],
-  ['stageReuse', 'stageReuse', '--stage-reuse'],
-  ['stageVerify', 'stageVerify', '--stage-verify'],
-];
 
 /**
  * Merges file (`flags.config` or `FLOTILLA_AGENT_CONFIG`) < env < flags, applies defaults,
@@ -163,18 +229,18 @@ const FLAG_FIELDS: readonly (readonly [keyof AgentFlags, string, string])[] = [
 export function resolveAgentConfig(input: ResolveAgentConfigInput = {}): AgentConfig {
   const flags = input.flags ?? {};
   const env = input.env ?? process.env;
-  const sources = new ConfigCollector(CONFIG_FIELDS);
+  const sources = new ConfigCollector(AGENT_CONFIG.fields);
   const { problems, merged, origins, set } = sources;
 
   const filePath = flags.config ?? nonEmpty(env.FLOTILLA_AGENT_CONFIG);
   if (filePath !== undefined) sources.readFile(filePath);
-  for (const key of Object.keys(CONFIG_FIELDS)) {
+  for (const key of Object.keys(AGENT_CONFIG.fields)) {
     const value = nonEmpty(env[envNameOf(key)]);
     if (value !== undefined) set(key, key === 'registrationKey' ? value.trim() : value, envNameOf(key));
   }
-  for (const [flag, key, label] of FLAG_FIELDS) {
-    const value = flags[flag];
-    if (value !== undefined) set(key, value, label);
+  for (const option of AGENT_CONFIG.cliOptions) {
+    const value = flags[option.property];
+    if (value !== undefined) set(option.key, value, option.flags.split(' ')[0] ?? option.key);
   }
 
   applyDerivedDefaults(merged);

@@ -1,4 +1,4 @@
-export { resolveAgentConfig, AgentConfigSchema, LOG_LEVELS } from './config.js';
+export { resolveAgentConfig, AGENT_CONFIG, AgentConfigSchema, LOG_LEVELS } from './config.js';
 export type { AgentConfig, AgentFlags, ResolveAgentConfigInput } from './config.js';
 export { startAgent } from './daemon.js';
 export type { RunningAgent, StartAgentOptions } from './daemon.js';

@@ -3,20 +3,11 @@
  * the contract lives in @flotilla/protocol). One copy of each piece; named exports only.
  */
 
-export {
-  coerceConfigField,
-  envNameOf,
-  showConfigValue,
-} from './config/fields.js';
-export type {
-  Coerced,
-  ConfigFieldKind,
-  ConfigFieldSpec,
-} from './config/fields.js';
-export {
-  ConfigCollector,
-  readYamlConfigFile,
-} from './config/file.js';
+export { defineConfig, flagProperty } from './config/define.js';
+export type { ConfigCliOption, ConfigDefinition, ConfigKeySpec } from './config/define.js';
+export { coerceConfigField, envNameOf, showConfigValue } from './config/fields.js';
+export type { Coerced, ConfigFieldKind, ConfigFieldSpec } from './config/fields.js';
+export { ConfigCollector, readYamlConfigFile } from './config/file.js';
 export {
   deviceIdFromPublicKey,
   enrollmentMessage,
@@ -32,28 +23,11 @@ export {
   tokenChallengeMessage,
   verifyMessage,
 } from './crypto.js';
-export type {
-  Ed25519KeyPair,
-} from './crypto.js';
-export {
-  DATA_DIR_LOCK_FILE,
-  dataDirLockHolder,
-  lockDataDir,
-} from './data-dir-lock.js';
-export type {
-  DataDirLock,
-  DataDirLockHolder,
-} from './data-dir-lock.js';
-export {
-  createFileExclusive,
-  writeFileAtomic,
-  writeFileAtomicSync,
-} from './fs/atomic.js';
-export type {
-  AtomicFileIo,
-  AtomicFileIoSync,
-  WriteFileAtomicOptions,
-} from './fs/atomic.js';
+export type { Ed25519KeyPair } from './crypto.js';
+export { DATA_DIR_LOCK_FILE, dataDirLockHolder, lockDataDir } from './data-dir-lock.js';
+export type { DataDirLock, DataDirLockHolder } from './data-dir-lock.js';
+export { createFileExclusive, writeFileAtomic, writeFileAtomicSync } from './fs/atomic.js';
+export type { AtomicFileIo, AtomicFileIoSync, WriteFileAtomicOptions } from './fs/atomic.js';
 export {
   checkSecretOpening,
   openSealedSecret,
@@ -61,27 +35,12 @@ export {
   secretCommitment,
   secretNonce,
 } from './secrets.js';
-export type {
-  SealContext,
-} from './secrets.js';
-export {
-  newImageRoot,
-} from './tuf/image-root.js';
-export {
-  readKeyFile,
-  writeKeyFile,
-} from './tuf/key-file.js';
-export type {
-  LoadedKey,
-} from './tuf/key-file.js';
-export {
-  memorySigner,
-  publicKeyOfTufKey,
-  tufKeyFromPublicKey,
-} from './tuf/keys.js';
-export type {
-  Signer,
-} from './tuf/keys.js';
+export type { SealContext } from './secrets.js';
+export { newImageRoot } from './tuf/image-root.js';
+export { readKeyFile, writeKeyFile } from './tuf/key-file.js';
+export type { LoadedKey } from './tuf/key-file.js';
+export { memorySigner, publicKeyOfTufKey, tufKeyFromPublicKey } from './tuf/keys.js';
+export type { Signer } from './tuf/keys.js';
 export {
   metaFileFor,
   newRoot,
@@ -96,11 +55,7 @@ export {
   TUF_SPEC_VERSION,
   tufExpires,
 } from './tuf/metadata.js';
-export type {
-  AnyMetadata,
-  RoleKeys,
-  TopLevelRole,
-} from './tuf/metadata.js';
+export type { AnyMetadata, RoleKeys, TopLevelRole } from './tuf/metadata.js';
 export {
   TufCryptoError,
   TufLengthOrHashMismatchError,
@@ -108,17 +63,8 @@ export {
   TufModelValueError,
   TufUnsignedMetadataError,
 } from './tuf/model-errors.js';
-export {
-  readReleaseTarget,
-  releaseTarget,
-} from './tuf/release-target.js';
-export {
-  nextRoot,
-  nextTargets,
-  roleKeysOf,
-  verifyRootSuccessor,
-  verifySignedBy,
-} from './tuf/successors.js';
+export { readReleaseTarget, releaseTarget } from './tuf/release-target.js';
+export { nextRoot, nextTargets, roleKeysOf, verifyRootSuccessor, verifySignedBy } from './tuf/successors.js';
 
 // The bounded JSON HTTP client with the error envelope (agent and CLI).
 export { JsonHttpClient, checkBody } from './http/json-client.js';

@@ -17,11 +17,7 @@ export {
   Tags,
   Timestamp,
 } from './api/common.js';
-export {
-  PrecomputeDeltasRequest,
-  PrecomputeDeltasResponse,
-  RELEASE_DELTAS_ROUTE,
-} from './api/deltas.js';
+export { PrecomputeDeltasRequest, PrecomputeDeltasResponse, RELEASE_DELTAS_ROUTE } from './api/deltas.js';
 export {
   DEVICE_API_PREFIX,
   DeviceRoutes,
@@ -159,10 +155,7 @@ export type {
   ServerFrameDataOf,
   WsMessageParse,
 } from './api/ws.js';
-export {
-  formatDurationMs,
-  parseDurationMs,
-} from './duration.js';
+export { formatDurationMs, parseDurationMs } from './duration.js';
 export {
   ErrorCodes,
   errorFromEnvelope,
@@ -173,19 +166,9 @@ export {
   parseRetryAfter,
   retryAfterMsOf,
 } from './errors.js';
-export type {
-  ErrorSummary,
-  ErrorBody,
-  ErrorCode,
-  ErrorEnvelope,
-} from './errors.js';
-export {
-  jsonDepthExceeds,
-  MAX_JSON_DEPTH,
-} from './json-depth.js';
-export {
-  LOG_REDACT_PATHS,
-} from './log-redact.js';
+export type { ErrorSummary, ErrorBody, ErrorCode, ErrorEnvelope } from './errors.js';
+export { jsonDepthExceeds, MAX_JSON_DEPTH } from './json-depth.js';
+export { LOG_REDACT_PATHS } from './log-redact.js';
 export {
   checkSecretDeclarations,
   MAX_SECRET_BYTES,
@@ -236,7 +219,7 @@ export {
   PullImageResponse,
 } from './api/images.js';
 export { Type } from '@sinclair/typebox';
-export type { Static, TSchema } from '@sinclair/typebox';
+export type { Static, TObject, TSchema } from '@sinclair/typebox';
 
 /** The version every Flotilla package reports (agent inventory, server info). */
 export const FLOTILLA_VERSION = '0.1.0';

@@ -59,7 +59,10 @@ export interface ConnectionOptions {
 }
 
 const MAX_REFUSAL_BODY_BYTES = 64 * 1024;
-const UPDATES_DISABLED = { code: 'FLT_BAD_REQUEST', message: 'updates are not enabled on this agent' } as const;
+const UPDATES_DISABLED = {
+  code: 'FLT_BAD_REQUEST',
+  message: 'updates are not enabled on this agent',
+} as const;
 
 export function wsUrl(baseUrl: string): string {
   return `${baseUrl.replace(/^http/, 'ws')}${DeviceRoutes.ws}`;
@@ -234,19 +237,28 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
     function refuse(message: WsMessage, unknownCommand: boolean, problem: string) {
       if (unknownCommand) {
         logger.warn({ command: message.command }, 'ignored an unknown control command');
-        return send(ackFrame(message.id, { ok: false, error: { code: 'FLT_BAD_REQUEST', message: problem } }));
+        return send(
+          ackFrame(message.id, { ok: false, error: { code: 'FLT_BAD_REQUEST', message: problem } }),
+        );
       }
       switch (message.command) {
         case ServerCommands.welcome:
         case ServerCommands.ack:
         case ServerCommands.error:
-          return logger.warn({ id: message.id, command: message.command, problem }, 'ignored a malformed frame');
+          return logger.warn(
+            { id: message.id, command: message.command, problem },
+            'ignored a malformed frame',
+          );
         case ServerCommands.logs:
           return send(
-            logsResultFrame(message.id, { error: { code: 'FLT_VALIDATION', message: problem.slice(0, 1024) } }),
+            logsResultFrame(message.id, {
+              error: { code: 'FLT_VALIDATION', message: problem.slice(0, 1024) },
+            }),
           );
         default:
-          return send(ackFrame(message.id, { ok: false, error: { code: 'FLT_VALIDATION', message: problem } }));
+          return send(
+            ackFrame(message.id, { ok: false, error: { code: 'FLT_VALIDATION', message: problem } }),
+          );
       }
     }
 

@@ -146,7 +146,10 @@ async function writeNoClobber(path: string, text: string): Promise<void> {
     throw new FlotillaError('FLT_IO', `cannot write key file ${path}`, { cause });
   }
   if (result === 'exists')
-    throw new FlotillaError('FLT_CONFLICT', `a key file already exists at ${path}; keys are never overwritten`);
+    throw new FlotillaError(
+      'FLT_CONFLICT',
+      `a key file already exists at ${path}; keys are never overwritten`,
+    );
 }
 
 /**

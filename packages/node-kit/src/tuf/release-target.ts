@@ -1,6 +1,11 @@
 /** A release as a TUF target file (the path convention and custom fields: @flotilla/protocol). */
 import { TargetFile } from '@tufjs/models';
-import { FlotillaError, checkReleaseCustom, parseReleaseTargetPath, releaseTargetPath } from '@flotilla/protocol';
+import {
+  FlotillaError,
+  checkReleaseCustom,
+  parseReleaseTargetPath,
+  releaseTargetPath,
+} from '@flotilla/protocol';
 import type { ReleaseTargetCustom } from '@flotilla/protocol';
 
 /**

@@ -214,7 +214,11 @@ export type WsMessageParse =
  */
 export function parseWsMessage(text: string): WsMessageParse {
   if (jsonDepthExceeds(text))
-    return { ok: false, code: 'FLT_JSON_TOO_DEEP', problem: `frames may nest at most ${MAX_JSON_DEPTH} deep` };
+    return {
+      ok: false,
+      code: 'FLT_JSON_TOO_DEEP',
+      problem: `frames may nest at most ${MAX_JSON_DEPTH} deep`,
+    };
   let value: unknown;
   try {
     value = JSON.parse(text);

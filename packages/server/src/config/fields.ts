@@ -1,4 +1,4 @@
-/** The configuration keys this component reads, and their kinds (coercion: @flotilla/protocol). */
+/** The configuration keys this component reads, and their kinds (coercion: @flotilla/node-kit). */
 import { envNameOf } from '@flotilla/node-kit';
 import type { ConfigFieldSpec } from '@flotilla/node-kit';
 

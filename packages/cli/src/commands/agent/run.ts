@@ -1,27 +1,11 @@
 import type { Command } from 'commander';
+import { AGENT_CONFIG } from '@flotilla/agent';
 import type { AgentFlags } from '@flotilla/agent';
 import { agentArch, agentVersion, openInspector } from '../../agent-version.js';
-import { tagListArg, logFormatArg } from '../../args.js';
 import { contextFor } from '../../context.js';
 import { printAgentPlan, runAgent } from '../../daemons/agent.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
-import type { LogFormat } from '../../process/logger.js';
-
-interface AgentOptions {
-  config?: string;
-  dataDir?: string;
-  registrationKeyFile?: string;
-  tags?: string[];
-  logFile?: string;
-  logLevel?: string;
-  logFormat?: LogFormat;
-  pollInterval?: string;
-  offline?: boolean;
-  inventoryDir?: string;
-  inventoryInterval?: string;
-  trustedRoot?: string;
-}
 
 export function registerAgentCommand(program: Command, io: CliIo): Command {
   const cmd = program
@@ -30,24 +14,6 @@ export function registerAgentCommand(program: Command, io: CliIo): Command {
     .enablePositionalOptions()
     .description('run the device agent: enroll with the server, keep its apps at their assigned releases')
     .option('--config <file>', 'YAML configuration file (default: $FLOTILLA_AGENT_CONFIG)')
-    .option('--data-dir <dir>', "the agent's state: identity, releases, cache")
-    .option('--registration-key-file <file>', 'file holding the registration key used to enroll')
-    .option('--tags <a,b>', 'tags this device asks for at enrollment', tagListArg)
-    .option('--log-file <file>', 'write logs to this file instead of stdout')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option(
-      '--log-format <format>',
-      'pretty or json (default: pretty on a terminal, else json)',
-      logFormatArg,
-    )
-    .option('--poll-interval <duration>', 'how often to poll for its desired state, e.g. 30s')
-    .option('--offline', 'do not contact the server; keep running the installed releases')
-    .option('--inventory-dir <dir>', 'directory of executables that print extra facts as name=value lines')
-    .option('--inventory-interval <duration>', 'how often to send inventory facts, e.g. 1h')
-    .option(
-      '--trusted-root <file>',
-      "the image repository's root.json to trust (default: trust the server's on first use)",
-    )
     .option('--dry-run', 'print the update plan (verified assignment, steps per app) and exit')
     .option('--version', 'print the agent version and exit')
     .option('--arch', 'print the architecture this agent was built for (e.g. amd64, arm64) and exit')
@@ -55,42 +21,41 @@ export function registerAgentCommand(program: Command, io: CliIo): Command {
       '--profiling [port]',
       'open the Node inspector on 127.0.0.1 only (default port 9229) for CPU and heap profiles',
     )
-    .addHelpText('after', '\nThe server URL is the global --server option (or $FLOTILLA_SERVER).')
-    .action(
-      async (
-        {
-          version,
-          dryRun,
-          arch,
-          profiling,
-          ...opts
-        }: AgentOptions & {
-          version?: boolean;
-          dryRun?: boolean;
-          arch?: boolean;
-          profiling?: boolean | string;
-        },
-        command: Command,
-      ) => {
-        if (version) {
-          io.stdout.write(`flotilla-agent ${agentVersion()}\n`);
-          return;
-        }
-        if (arch) {
-          io.stdout.write(`${agentArch()}\n`);
-          return;
-        }
-        if (profiling !== undefined) io.stderr.write(`${await openInspector(profiling)}\n`);
-        const ctx = contextFor(io, command);
-        const server = ctx.explicitServer();
-        const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
-        if (dryRun) {
-          await printAgentPlan(io, flags, ctx.out.json);
-          return;
-        }
-        await runAgent(io, flags);
-      },
-    );
+    .addHelpText('after', '\nThe server URL is the global --server option (or $FLOTILLA_SERVER).');
+  // Every configuration key with a flag, from the agent's one declaration of its keys; the server
+  // URL is the global --server option.
+  for (const option of AGENT_CONFIG.cliOptions)
+    if (option.property !== 'server') cmd.option(option.flags, option.description);
+  cmd.action(
+    async (
+      {
+        version,
+        dryRun,
+        arch,
+        profiling,
+        ...opts
+      }: AgentFlags & { version?: boolean; dryRun?: boolean; arch?: boolean; profiling?: boolean | string },
+      command: Command,
+    ) => {
+      if (version) {
+        io.stdout.write(`flotilla-agent ${agentVersion()}\n`);
+        return;
+      }
+      if (arch) {
+        io.stdout.write(`${agentArch()}\n`);
+        return;
+      }
+      if (profiling !== undefined) io.stderr.write(`${await openInspector(profiling)}\n`);
+      const ctx = contextFor(io, command);
+      const server = ctx.explicitServer();
+      const flags: AgentFlags = { ...opts, ...(server ? { server } : {}) };
+      if (dryRun) {
+        await printAgentPlan(io, flags, ctx.out.json);
+        return;
+      }
+      await runAgent(io, flags);
+    },
+  );
   examples(cmd, [
     'flotilla agent --server https://flotilla.example.com --data-dir /var/lib/flotilla-agent \\\n' +
       '      --registration-key-file /etc/flotilla/registration.key --tags lab,arm64',

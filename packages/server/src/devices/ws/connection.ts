@@ -7,7 +7,6 @@ import type { FastifyBaseLogger } from 'fastify';
 import {
   AgentCommands,
   FlotillaError,
-  LogCommands,
   ServerCommands,
   WS_MAX_FRAME_BYTES,
   WsClose,
