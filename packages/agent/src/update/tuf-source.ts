@@ -78,7 +78,7 @@ async function verifiedReleases(options: TufSourceOptions, token: string): Promi
     imageReady &&
     (await provision(join(metadataDir, 'director'), null, `${directorRepoUrl}1.root.json`, headers, options));
   // A server whose operators have not run `flotilla keys init` yet has nothing signed: expected,
-  // and quiet (STYLE.md: expected conditions are typed and handled quietly).
+  // and quiet (an expected condition: typed and handled quietly).
   if (!directorReady) return [];
   const assignment = await readAssignment({
     imageRepoUrl,
