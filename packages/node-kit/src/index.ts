@@ -26,5 +26,5 @@ export { KeyedSerialQueue, concurrencyLimit, serialQueue } from './concurrency/l
 export type { Limit } from './concurrency/limit.js';
 
 // Worker threads.
-export { WorkerPool, ownedBuffers, transferring } from './workers/pool.js';
+export { WorkerPool, ownedBuffers, poolWorkerData, transferring } from './workers/pool.js';
 export type { WorkerPoolOptions } from './workers/pool.js';

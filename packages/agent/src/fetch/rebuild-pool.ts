@@ -2,13 +2,15 @@
  * Worker threads (node-kit's WorkerPool on piscina, module rebuild-worker.ts) that run
  * `runRebuildJob`, so that decoding and hashing the files of a delta update overlap the staging the
  * main thread does meanwhile (apply/staging.ts). The agent starts them with its first download and
- * keeps them warm (starting one takes about 0.1 s, as long as a whole small update); `release`
- * replaces them by fresh ones, so that between updates they hold no buffers. A job's payload moves
+ * keeps them (starting one takes about 0.1 s, as long as a whole small update); between updates
+ * they hold no buffers (`release`, told on a BroadcastChannel that idle workers listen to). A job's payload moves
  * to the worker (`run` leaves it detached) once a worker has answered; before that it is copied, so
  * that a pool that cannot start leaves the job to the calling thread. Jobs go to the calling thread
  * while no worker can take them; the jobs a worker held when it stopped fail with FLT_INTERNAL
  * (the caller declines those deltas): slower, never wrong.
  */
+import { randomUUID } from 'node:crypto';
+import { BroadcastChannel } from 'node:worker_threads';
 import { WorkerPool, ownedBuffers } from '@flotilla/node-kit';
 import { RebuildBuffers, runRebuildJob } from './rebuild-job.js';
 import type { RebuildJob, RebuildOutcome } from './rebuild-job.js';
@@ -28,6 +30,7 @@ export class RebuildPool {
   private buffers: RebuildBuffers | null = null;
   private closing = false;
   private warned = false;
+  private readonly releaseChannel = `flotilla-rebuild-release-${randomUUID()}`;
 
   /** `threads` workers (0: every job runs on the calling thread); `onLost` is told once if one fails. */
   constructor(
@@ -60,12 +63,12 @@ export class RebuildPool {
     }
   }
 
-  /** Drops every buffer a delta phase grew (fresh workers replace those that hold them). */
+  /** Drops every buffer a delta phase grew (a large file's base and target stay otherwise). */
   release(): void {
-    const old = this.pool;
-    if (old !== null && !this.closing) {
-      this.pool = this.start();
-      void old.drain();
+    if (this.pool !== null) {
+      const channel = new BroadcastChannel(this.releaseChannel);
+      channel.postMessage('release');
+      channel.close();
     }
     this.buffers = null;
   }
@@ -80,7 +83,13 @@ export class RebuildPool {
 
   private start(): WorkerPool<RebuildJob, RebuildOutcome> | null {
     if (this.threads <= 0) return null;
-    return new WorkerPool({ filename: WORKER_MODULE, threads: this.threads, keepThreads: this.threads });
+    return new WorkerPool({
+      filename: WORKER_MODULE,
+      threads: this.threads,
+      keepThreads: this.threads,
+      workerData: { releaseChannel: this.releaseChannel },
+      listenWhileIdle: true,
+    });
   }
 
   private inThread(job: RebuildJob): RebuildOutcome {

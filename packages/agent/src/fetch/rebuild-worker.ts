@@ -1,12 +1,20 @@
 /**
  * A worker-thread module (node-kit's WorkerPool, see rebuild-pool.ts): runs one `runRebuildJob` per
- * task with buffers kept between tasks of the same thread. A base-changed payload moves back.
+ * task with buffers kept between tasks of the same thread, dropped when the pool says so on its
+ * release channel. A base-changed payload moves back.
  */
-import { transferring } from '@flotilla/node-kit';
+import { BroadcastChannel } from 'node:worker_threads';
+import { poolWorkerData, transferring } from '@flotilla/node-kit';
 import { RebuildBuffers, runRebuildJob } from './rebuild-job.js';
 import type { RebuildJob, RebuildOutcome } from './rebuild-job.js';
 
-const buffers = new RebuildBuffers();
+let buffers = new RebuildBuffers();
+
+const release = new BroadcastChannel(poolWorkerData<{ releaseChannel: string }>().releaseChannel);
+release.onmessage = () => {
+  buffers = new RebuildBuffers();
+};
+release.unref();
 
 export default function rebuildTask(job: RebuildJob): RebuildOutcome {
   let outcome: RebuildOutcome;

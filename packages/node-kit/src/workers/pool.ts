@@ -5,7 +5,7 @@
  * rebuilds on the agent) so the event loop keeps answering meanwhile.
  */
 import { FlotillaError } from '@flotilla/protocol';
-import { Piscina, move } from 'piscina';
+import { Piscina, move, workerData } from 'piscina';
 
 export interface WorkerPoolOptions {
   /** `file:` URL (or absolute path) of the compiled worker module. */
@@ -16,6 +16,15 @@ export interface WorkerPoolOptions {
   keepThreads?: number;
   /** How long an idle thread beyond `keepThreads` lives, in milliseconds (default: forever). */
   idleTimeoutMs?: number;
+  /** Given to each worker (piscina's `workerData`): structured-clonable. */
+  workerData?: unknown;
+  /**
+   * Idle workers keep running their event loop (piscina's atomics off), so they can react to
+   * messages between tasks (a BroadcastChannel, for example). Default false.
+   */
+  listenWhileIdle?: boolean;
+  /** Told of a worker error that belongs to no task (while the pool is open). */
+  onError?: (error: unknown) => void;
 }
 
 export class WorkerPool<Task, Result> {
@@ -29,6 +38,12 @@ export class WorkerPool<Task, Result> {
       minThreads: Math.min(options.keepThreads ?? 0, threads),
       maxThreads: threads,
       idleTimeout: options.idleTimeoutMs ?? Number.POSITIVE_INFINITY,
+      ...(options.workerData !== undefined && { workerData: options.workerData }),
+      ...(options.listenWhileIdle === true && { atomics: 'disabled' as const }),
+    });
+    // Never an uncaught 'error' event: a late reply of a worker ended by `close` lands here too.
+    this.pool.on('error', (error: unknown) => {
+      if (!this.closed) options.onError?.(error);
     });
   }
 
@@ -75,4 +90,9 @@ export function transferring<T>(value: T, ...views: Uint8Array[]): T {
     [Piscina.valueSymbol]: value,
   };
   return move(wrapped as unknown as Parameters<typeof move>[0]) as unknown as T;
+}
+
+/** In a worker module: the pool's `workerData` (see WorkerPoolOptions). */
+export function poolWorkerData<T>(): T {
+  return workerData as T;
 }
