@@ -14,7 +14,6 @@ import {
   TufStatus,
   TufSubmitResponse,
 } from '@flotilla/protocol';
-import type { AnyMetadata } from '@flotilla/protocol';
 import { Type } from '@sinclair/typebox';
 import type { ApiClient } from '../api/client.js';
 
