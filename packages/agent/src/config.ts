@@ -1,6 +1,6 @@
 /**
  * The agent's configuration: one schema with defaults and units in the names; sources merged
- * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (DESIGN.md "Conventions").
+ * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (docs/updates.md "Configuration (agent)").
  */
 import { join, resolve } from 'node:path';
 import { FlotillaError, LIMITS, NAME_PATTERN, Type } from '@flotilla/protocol';

@@ -1,8 +1,8 @@
 /**
  * One process per data directory: a server or an agent takes `<data-dir>/flotilla.lock` before it
  * opens anything there, and a second process on the same directory refuses to start, naming the
- * holder (DESIGN.md: a second server on one SQLite database, or a second agent with one identity,
- * would corrupt state and kill the first one's apps).
+ * holder (docs/operations.md "One process per data directory": a second server on one SQLite
+ * database, or a second agent with one identity, would corrupt state and kill the first one's apps).
  *
  * The lock file holds the holder's pid, host and command. It appears whole or not at all (written
  * to a temporary file, then hard-linked into place, which fails if it exists). A lock whose pid no

@@ -86,3 +86,7 @@ export type { WeightedLruOptions } from './cache/weighted-lru.js';
 // Concurrency limits and in-process serialisation.
 export { KeyedSerialQueue, concurrencyLimit, serialQueue } from './concurrency/limit.js';
 export type { Limit } from './concurrency/limit.js';
+
+// Worker threads.
+export { WorkerPool, ownedBuffers, poolWorkerData, transferring } from './workers/pool.js';
+export type { WorkerPoolOptions } from './workers/pool.js';

@@ -1,5 +1,5 @@
 /**
- * One error type for the whole project (DESIGN.md "Conventions"): a stable `code` that is never
+ * One error type for the whole project (docs/api-auth.md "Errors"): a stable `code` that is never
  * reused, an HTTP status, a human message and optional details. The API returns
  * `{ "error": { "code", "message", "details" } }`. Callers branch on `code`, never on the message.
  */

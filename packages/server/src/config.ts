@@ -1,6 +1,6 @@
 /**
  * The server's configuration: one schema with defaults and units in the names; sources merged
- * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (DESIGN.md "Conventions").
+ * YAML file < `FLOTILLA_*` environment < flags, validated once, frozen (docs/operations.md "Configuration").
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { FlotillaError, Type } from '@flotilla/protocol';

@@ -52,6 +52,7 @@ export {
   usableAsDeltaBase,
 } from './delta/zstd-delta.js';
 export type { DeltaEncodeOptions } from './delta/zstd-delta.js';
+export type { DeltaEncodeReply, DeltaEncodeTask } from './delta/encode-worker.js';
 export {
   DeltaKind,
   deltaPairKey,

@@ -1,4 +1,4 @@
-/** The agent's app directories (DESIGN.md "The agent's disk"). */
+/** The agent's app directories (docs/updates.md "Disk layout"). */
 import { join } from 'node:path';
 import type { AppContext } from '../runtimes/runtime.js';
 import type { ReleaseSpec } from '../model/release.js';

@@ -1,5 +1,5 @@
 /**
- * What the device must run, verified against both repositories (DESIGN.md "How data flows", step 4).
+ * What the device must run, verified against both repositories (docs/security.md "Agent verification").
  * The director (online key) names a release per app; it is accepted only when the image repository
  * (offline targets key) holds the same target with equal length, hashes and release fields. An
  * attacker holding every online key can therefore pick among releases the offline key signed, but

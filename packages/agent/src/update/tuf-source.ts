@@ -86,7 +86,7 @@ async function verifiedReleases(options: TufSourceOptions, token: string): Promi
       options,
     ));
   // A server whose operators have not run `flotilla keys init` yet has nothing signed: expected,
-  // and quiet (STYLE.md: expected conditions are typed and handled quietly).
+  // and quiet (an expected condition: typed and handled quietly).
   if (!directorReady) return [];
   const assignment = await readAssignment({
     imageRepoUrl,

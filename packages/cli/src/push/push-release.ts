@@ -53,14 +53,16 @@ export async function pushRelease(
   const built = await buildTree(input.dir, { sink });
   const upload = await sink.finish();
   const hasSecrets = input.secrets !== undefined && Object.keys(input.secrets.commitments).length > 0;
-  const release = await createRelease(client, {
+  // What the server records and what the targets key signs are the same fields.
+  const custom: ReleaseTargetCustom = {
     app: input.app,
     version: input.version,
     runtime: input.runtime,
     rootObject: built.root,
     ...(input.config !== undefined && { config: input.config }),
     ...(hasSecrets && { secrets: input.secrets!.commitments }),
-  });
+  };
+  const release = await createRelease(client, custom);
   if (release.rootObject !== built.root) {
     throw new FlotillaError(
       'FLT_CONFLICT',
@@ -71,14 +73,6 @@ export async function pushRelease(
   const stored = hasSecrets
     ? (await putSecrets(client, input.app, input.version, { secrets: input.secrets!.openings })).stored
     : [];
-  const custom: ReleaseTargetCustom = {
-    app: input.app,
-    version: input.version,
-    runtime: input.runtime,
-    rootObject: built.root,
-    ...(input.config !== undefined && { config: input.config }),
-    ...(hasSecrets && { secrets: input.secrets!.commitments }),
-  };
   const target = releaseTarget(custom, sink.rootLength(built.root));
   const targetsVersion = await signRelease(client, keys, target, input.targetsExpires);
   return {

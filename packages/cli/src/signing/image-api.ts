@@ -14,7 +14,6 @@ import {
   TufSubmitResponse,
 } from '@flotilla/protocol';
 import { parseMetadata } from '@flotilla/node-kit';
-import type { AnyMetadata } from '@flotilla/node-kit';
 import { Type } from '@sinclair/typebox';
 import type { ApiClient } from '../api/client.js';
 

@@ -1,6 +1,6 @@
 /**
  * How a configuration value is read from YAML and from text sources (env, flags), shared by the
- * server's and the agent's config (DESIGN.md "Conventions": file < env < flags). Each component
+ * server's and the agent's config (docs/operations.md "Configuration": file < env < flags). Each component
  * keeps its own table of keys; ranges and patterns are its schema's job.
  */
 import { parseDurationMs } from '@flotilla/protocol';

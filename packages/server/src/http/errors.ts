@@ -1,6 +1,6 @@
 /**
  * The one place where failures become HTTP answers: every error leaves as
- * `{ "error": { "code", "message", "details" } }` with a stable code (DESIGN.md "Conventions").
+ * `{ "error": { "code", "message", "details" } }` with a stable code (docs/api-auth.md "Errors").
  */
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';

@@ -8,7 +8,7 @@
 import { FlotillaError } from '@flotilla/protocol/errors';
 import zstd from 'zstd-napi/binding.js';
 
-/** Default zstd level for deltas: 12 compresses 2.5x faster than 19 for 1.5x the bytes (docs/delta.md). */
+/** Default zstd level for deltas: 12 compresses 2.5x faster than 19 for 1.5x the bytes (docs/releases.md "Deltas"). */
 export const DEFAULT_DELTA_LEVEL = 12;
 /** Largest file (base or target) a delta is made for by default: 128 MiB. */
 export const DEFAULT_MAX_DELTA_FILE_BYTES = 128 * 1024 * 1024;
