@@ -1,5 +1,11 @@
 /** A device enrolled over the real device API, as an agent does (for tests that need one). */
-import { enrollmentMessage, generateEd25519, JsonHttpClient, signMessage, tokenChallengeMessage } from '@flotilla/node-kit';
+import {
+  enrollmentMessage,
+  generateEd25519,
+  JsonHttpClient,
+  signMessage,
+  tokenChallengeMessage,
+} from '@flotilla/node-kit';
 import { DeviceRoutes, Type } from '@flotilla/protocol';
 import type { Facts } from '@flotilla/protocol';
 
