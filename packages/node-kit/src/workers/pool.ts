@@ -5,6 +5,7 @@
  * rebuilds on the agent) so the event loop keeps answering meanwhile.
  */
 import { FlotillaError } from '@flotilla/protocol';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina, move, workerData } from 'piscina';
 
 export interface WorkerPoolOptions {
@@ -27,6 +28,18 @@ export interface WorkerPoolOptions {
   onError?: (error: unknown) => void;
 }
 
+/** Not compiled: a CommonJS file next to this module's source (dist/src/workers → src/workers). */
+const ESM_TASK_ENTRY = fileURLToPath(new URL('../../../src/workers/esm-task.cjs', import.meta.url));
+
+interface PoolData {
+  module: string;
+  data: unknown;
+}
+
+function moduleUrl(filename: string): string {
+  return filename.startsWith('file:') ? filename : pathToFileURL(filename).href;
+}
+
 export class WorkerPool<Task, Result> {
   private readonly pool: Piscina<Task, Result>;
   private closed = false;
@@ -34,11 +47,12 @@ export class WorkerPool<Task, Result> {
   constructor(options: WorkerPoolOptions) {
     const threads = Math.max(1, options.threads);
     this.pool = new Piscina<Task, Result>({
-      filename: options.filename,
+      // Each worker runs esm-task.cjs, which imports the task module (why: that file's comment).
+      filename: ESM_TASK_ENTRY,
       minThreads: Math.min(options.keepThreads ?? 0, threads),
       maxThreads: threads,
       idleTimeout: options.idleTimeoutMs ?? Number.POSITIVE_INFINITY,
-      ...(options.workerData !== undefined && { workerData: options.workerData }),
+      workerData: { module: moduleUrl(options.filename), data: options.workerData } satisfies PoolData,
       ...(options.listenWhileIdle === true && { atomics: 'disabled' as const }),
     });
     // Never an uncaught 'error' event: a late reply of a worker ended by `close` lands here too.
@@ -94,5 +108,5 @@ export function transferring<T>(value: T, ...views: Uint8Array[]): T {
 
 /** In a worker module: the pool's `workerData` (see WorkerPoolOptions). */
 export function poolWorkerData<T>(): T {
-  return workerData as T;
+  return (workerData as PoolData).data as T;
 }
