@@ -114,6 +114,11 @@ export default tseslint.config(
   {
     files: ['**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable' },
+      parserOptions: { projectService: false, project: null },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );
