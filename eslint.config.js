@@ -119,6 +119,6 @@ export default tseslint.config(
       globals: { require: 'readonly', module: 'writable' },
       parserOptions: { projectService: false, project: null },
     },
-    rules: { '@typescript-eslint/no-require-imports': 'off' },
+    rules: { ...tseslint.configs.disableTypeChecked.rules, '@typescript-eslint/no-require-imports': 'off' },
   },
 );
