@@ -173,8 +173,9 @@ void test(
   { timeout: 30_000 },
   async (t) => {
     const { server, local, fetcher, ids } = await setup(t);
-    // About 480 KB at 200 KB/s (a one-second burst, then throttled): 1.4 s in all, against a 300 ms timeout.
-    await fetcher({ packCodec: 'identity', bytesPerSecond: 200_000, timeoutMs: 300 }).fetch(ids, local);
+    // About 480 KB at 100 KB/s (a one-second burst, then throttled): about 4 s in all, against a 1 s
+    // timeout (with room for a loaded machine between chunks).
+    await fetcher({ packCodec: 'identity', bytesPerSecond: 100_000, timeoutMs: 1_000 }).fetch(ids, local);
     assert.deepEqual(await local.missing(ids), []);
     assert.equal(server.objectGets.length, 0, 'nothing fell back to per-object requests');
   },
