@@ -72,7 +72,11 @@ export async function writeSquashfs(
   try {
     await feed(rootfs, child.stdin, gone);
   } catch (error) {
-    if (!exitedEarly) {
+    // A write into the closed pipe can fail (EPIPE) before the exit is seen: the exit decides.
+    const pipeClosed = ['EPIPE', 'ERR_STREAM_DESTROYED'].includes(
+      (error as NodeJS.ErrnoException).code ?? '',
+    );
+    if (!exitedEarly && !pipeClosed) {
       child.kill('SIGKILL');
       await exited.catch(() => undefined);
       throw error;

@@ -175,7 +175,7 @@ void describe('convertImage', () => {
     await assert.rejects(
       convertImage(sources, { outDir: out, compressor: 'no-such-compressor' }),
       (error: unknown) => {
-        assert.ok(error instanceof FlotillaError);
+        assert.ok(error instanceof FlotillaError, String((error as Error).stack));
         assert.equal(error.code, 'FLT_CONVERT_FAILED');
         assert.match(error.message, /sqfstar exited with/);
         return true;
@@ -186,7 +186,7 @@ void describe('convertImage', () => {
     process.env.PATH = join(dir, 'no-such-bin');
     try {
       await assert.rejects(convertImage(sources, { outDir: out }), (error: unknown) => {
-        assert.ok(error instanceof FlotillaError);
+        assert.ok(error instanceof FlotillaError, String((error as Error).stack));
         assert.equal(error.code, 'FLT_CONVERT_FAILED');
         assert.match(error.message, /not installed/);
         return true;
