@@ -34,7 +34,16 @@ const ADMIN = { userId: 'u-admin', username: 'admin', role: 'admin' as const, so
 function startWorker(id: string, env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, [WORKER], {
     env: { ...process.env, ...env, FIXTURE_WORKER_ID: id },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    // stderr piped, not inherited: a worker that outlived its test must not hold the runner's output open.
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  child.once('exit', (code, signal) => {
+    if (code !== 0 && signal !== 'SIGKILL' && stderr)
+      process.stderr.write(`worker ${id} (${code ?? signal}):\n${stderr}\n`);
   });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`worker ${id} exited early (${code})`)));
@@ -78,13 +87,17 @@ async function twoWorkers(t: TestContext, dialect: 'sqlite' | 'postgres'): Promi
   });
   const workers: ChildProcess[] = [];
   t.after(async () => {
-    for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
+    // SIGTERM lets a worker close its queue; one still holding a gated job (a test that failed
+    // before opening the gate) would wait for ever: SIGKILL after 5 s.
     await Promise.all(
-      workers.map((w) =>
-        w.exitCode === null && w.signalCode === null
-          ? new Promise((r) => w.once('exit', r))
-          : Promise.resolve(),
-      ),
+      workers.map(async (w) => {
+        if (w.exitCode !== null || w.signalCode !== null) return;
+        const exited = new Promise((r) => w.once('exit', r));
+        w.kill('SIGTERM');
+        const timer = setTimeout(() => w.kill('SIGKILL'), 5_000);
+        await exited;
+        clearTimeout(timer);
+      }),
     );
     await gateway.close();
     await opened.close();
