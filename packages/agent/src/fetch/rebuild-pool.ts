@@ -11,6 +11,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BroadcastChannel } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { WorkerPool, ownedBuffers } from '@flotilla/node-kit';
 import { RebuildBuffers, runRebuildJob } from './rebuild-job.js';
 import type { RebuildJob, RebuildOutcome } from './rebuild-job.js';
@@ -83,6 +85,9 @@ export class RebuildPool {
 
   private start(): WorkerPool<RebuildJob, RebuildOutcome> | null {
     if (this.threads <= 0) return null;
+    // The self-contained agent bundle (one esbuild file) ships no worker modules: rebuilds run on
+    // the calling thread there, as with `threads` 0.
+    if (!existsSync(fileURLToPath(WORKER_MODULE))) return null;
     return new WorkerPool({
       filename: WORKER_MODULE,
       threads: this.threads,

@@ -69,9 +69,15 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
     target: `node${process.versions.node.split('.')[0] ?? '20'}`,
     external: [...Object.keys(NATIVE), 'bufferutil', 'utf-8-validate'],
     define: { 'process.env.FLOTILLA_BUNDLE_VERSION': JSON.stringify(version) },
-    // CommonJS dependencies inside an ES module still need `require` for Node's built-ins.
+    // CommonJS dependencies inside an ES module still need `require` for Node's built-ins, and
+    // some read `__dirname` / `__filename` (those of the bundle file).
     banner: {
-      js: "import { createRequire as __flotillaRequire } from 'node:module';\nconst require = __flotillaRequire(import.meta.url);",
+      js:
+        "import { createRequire as __flotillaRequire } from 'node:module';\n" +
+        "import { fileURLToPath as __flotillaPath } from 'node:url';\n" +
+        'const require = __flotillaRequire(import.meta.url);\n' +
+        'const __filename = __flotillaPath(import.meta.url);\n' +
+        "const __dirname = __filename.slice(0, __filename.lastIndexOf('/'));",
     },
     logLevel: 'error',
     legalComments: 'none',
