@@ -108,6 +108,8 @@ async function dirBytes(dir: string): Promise<number> {
 
 interface Figures {
   seconds: number;
+  /** Seconds spent fetching (Flotilla: pullImage; pipeline: skopeo copy). */
+  pullSeconds: number;
   pulledBytes: number;
   squashfsBytes: number;
 }
@@ -120,14 +122,15 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
 
 async function flotillaImport(url: string, tag: string, cacheDir: string, outDir: string): Promise<Figures> {
   await mkdir(outDir, { recursive: true });
+  let pullSeconds = 0;
   const [seconds, [pulled, converted]] = await timed(async () => {
-    const image = await pullImage(`bench/data:${tag}`, {
-      location: { url, auth: { type: 'none' } },
-      cacheDir,
-    });
+    const [took, image] = await timed(() =>
+      pullImage(`bench/data:${tag}`, { location: { url, auth: { type: 'none' } }, cacheDir }),
+    );
+    pullSeconds = took;
     return [image, await convertImage(image.layers, { outDir, outName: 'image.sqfs' })] as const;
   });
-  return { seconds, pulledBytes: pulled.pulledBytes, squashfsBytes: converted.squashfsBytes };
+  return { seconds, pullSeconds, pulledBytes: pulled.pulledBytes, squashfsBytes: converted.squashfsBytes };
 }
 
 async function pipelineImport(
@@ -141,14 +144,17 @@ async function pipelineImport(
   const blobs = join(layout, 'blobs', 'sha256');
   const before = await dirBytes(blobs);
   const out = join(outDir, 'image.sqfs');
+  let pullSeconds = 0;
   const [seconds] = await timed(async () => {
-    await run('skopeo', [
-      'copy',
-      '--quiet',
-      '--src-tls-verify=false',
-      `docker://${host}/bench/data:${tag}`,
-      `oci:${layout}:${tag}`,
-    ]);
+    [pullSeconds] = await timed(() =>
+      run('skopeo', [
+        'copy',
+        '--quiet',
+        '--src-tls-verify=false',
+        `docker://${host}/bench/data:${tag}`,
+        `oci:${layout}:${tag}`,
+      ]),
+    );
     const bundle = join(outDir, 'bundle');
     let rootfs = join(bundle, 'rootfs');
     if (umoci) {
@@ -171,7 +177,12 @@ async function pipelineImport(
     await rm(bundle, { recursive: true, force: true });
     await rm(join(outDir, 'rootfs'), { recursive: true, force: true });
   });
-  return { seconds, pulledBytes: (await dirBytes(blobs)) - before, squashfsBytes: (await stat(out)).size };
+  return {
+    seconds,
+    pullSeconds,
+    pulledBytes: (await dirBytes(blobs)) - before,
+    squashfsBytes: (await stat(out)).size,
+  };
 }
 
 async function readText(path: string): Promise<string> {
@@ -225,19 +236,17 @@ async function main(): Promise<void> {
     console.log(
       `image: ${layerCount} gzip layers, ${mb(layers.reduce((s, l) => s + l.size, 0))} MB; v2 changes 1 layer\n`,
     );
+    const cells = (f: Figures): string =>
+      `${f.seconds.toFixed(2)} | ${f.pullSeconds.toFixed(2)} | ${(f.seconds - f.pullSeconds).toFixed(2)} | ${mb(f.pulledBytes)}`;
     console.log(
-      '| import | Flotilla s | Flotilla MB pulled | pipeline s | pipeline MB pulled | pipeline s / Flotilla s |',
+      '| import | Flotilla s | pull s | convert s | MB pulled | pipeline s | skopeo s | unpack + mksquashfs s | MB pulled | pipeline s / Flotilla s |',
     );
-    console.log(
-      '| ------ | ---------: | -----------------: | ---------: | -----------------: | ----------------------: |',
-    );
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const [name, f, p] of [
       ['v1 (first)', f1, p1],
       ['v2 (one layer changed)', f2, p2],
     ] as const) {
-      console.log(
-        `| ${name} | ${f.seconds.toFixed(2)} | ${mb(f.pulledBytes)} | ${p.seconds.toFixed(2)} | ${mb(p.pulledBytes)} | ${(p.seconds / f.seconds).toFixed(2)} |`,
-      );
+      console.log(`| ${name} | ${cells(f)} | ${cells(p)} | ${(p.seconds / f.seconds).toFixed(2)} |`);
     }
     console.log(
       `\npipeline: ${pipeline}; squashfs: Flotilla ${mb(f2.squashfsBytes)} MB, pipeline ${mb(p2.squashfsBytes)} MB`,
