@@ -11,6 +11,8 @@ const programs = [
   ['store/chunking.js', '256'],
   ['store/codec.js'],
   ['server/poll.js', '--devices', '500', '--seconds', '15'],
+  // Image size: FLT_BENCH_GATEWAY_MB (default 500).
+  ['gateway/import.js'],
 ];
 const pinned = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 let failed = 0;

@@ -1,0 +1,266 @@
+/**
+ * Image import: Flotilla's gateway (`pullImage` + `convertImage`) against the usual pipeline
+ * (`skopeo copy docker://… oci:…`, then `umoci unpack` — or tar when umoci is absent — and
+ * `mksquashfs`), both pulling from a real Debian `docker-registry` on 127.0.0.1.
+ *
+ * The image has LAYERS layers of incompressible files (FLT_BENCH_GATEWAY_MB in total, default
+ * 500); its next version changes the top layer only. Each pipeline imports version 1, then
+ * version 2 with what it kept from version 1 (Flotilla: its blob cache; skopeo: its OCI layout,
+ * whose blobs it does not fetch again). Run: `node bench/dist/gateway/import.js`.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { convertImage, pullImage } from '@flotilla/gateway';
+import { machineLine } from '../store/machine.js';
+import { startRegistry } from './registry.js';
+
+const totalMb = Number(process.env.FLT_BENCH_GATEWAY_MB ?? '500');
+const layerCount = Number(process.env.FLT_BENCH_GATEWAY_LAYERS ?? '5');
+if (!(totalMb > 0) || !Number.isInteger(layerCount) || layerCount < 1) {
+  console.error(
+    'FLT_BENCH_GATEWAY_MB must be a positive number and FLT_BENCH_GATEWAY_LAYERS a positive integer',
+  );
+  process.exit(2);
+}
+const run = promisify(execFile);
+const FILE_BYTES = 8 * 1024 * 1024;
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+interface BuiltLayer {
+  digest: string;
+  diffId: string;
+  size: number;
+}
+
+/** One gzip layer (level 1: random bytes do not compress) of `bytes` of random files under `name/`. */
+async function buildLayer(dir: string, blobs: string, name: string, bytes: number): Promise<BuiltLayer> {
+  const root = join(dir, 'src', name);
+  await mkdir(join(root, name), { recursive: true });
+  for (let i = 0, left = bytes; left > 0; i++, left -= FILE_BYTES) {
+    await writeFile(join(root, name, `part-${i}.bin`), randomBytes(Math.min(FILE_BYTES, left)));
+  }
+  const tarPath = join(dir, `${name}.tar`);
+  await run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '-C', root, '-cf', tarPath, name]);
+  const diffId = await sha256File(tarPath);
+  await run('gzip', ['-1', '-n', tarPath]);
+  const digest = await sha256File(`${tarPath}.gz`);
+  await run('mv', [`${tarPath}.gz`, join(blobs, digest)]);
+  await rm(root, { recursive: true, force: true });
+  return { digest, diffId, size: (await stat(join(blobs, digest))).size };
+}
+
+/** Writes an OCI layout with one manifest per tag (each its list of layers), for skopeo to push. */
+async function writeLayout(dir: string, versions: Record<string, BuiltLayer[]>): Promise<void> {
+  const blobs = join(dir, 'blobs', 'sha256');
+  const put = async (text: string): Promise<{ digest: string; size: number }> => {
+    const digest = createHash('sha256').update(text).digest('hex');
+    await writeFile(join(blobs, digest), text);
+    return { digest: `sha256:${digest}`, size: Buffer.byteLength(text) };
+  };
+  const manifests = [];
+  for (const [tag, layers] of Object.entries(versions)) {
+    const config = await put(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: {},
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${l.diffId}`) },
+      }),
+    );
+    const manifest = await put(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+        layers: layers.map((l) => ({
+          mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          digest: `sha256:${l.digest}`,
+          size: l.size,
+        })),
+      }),
+    );
+    manifests.push({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      ...manifest,
+      annotations: { 'org.opencontainers.image.ref.name': tag },
+    });
+  }
+  await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests }));
+}
+
+async function dirBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[]))
+    total += (await stat(join(dir, name))).size;
+  return total;
+}
+
+interface Figures {
+  seconds: number;
+  /** Seconds spent fetching (Flotilla: pullImage; pipeline: skopeo copy). */
+  pullSeconds: number;
+  pulledBytes: number;
+  squashfsBytes: number;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
+  const start = process.hrtime.bigint();
+  const value = await fn();
+  return [Number(process.hrtime.bigint() - start) / 1e9, value];
+}
+
+async function flotillaImport(url: string, tag: string, cacheDir: string, outDir: string): Promise<Figures> {
+  await mkdir(outDir, { recursive: true });
+  let pullSeconds = 0;
+  const [seconds, [pulled, converted]] = await timed(async () => {
+    const [took, image] = await timed(() =>
+      pullImage(`bench/data:${tag}`, { location: { url, auth: { type: 'none' } }, cacheDir }),
+    );
+    pullSeconds = took;
+    return [image, await convertImage(image.layers, { outDir, outName: 'image.sqfs' })] as const;
+  });
+  return { seconds, pullSeconds, pulledBytes: pulled.pulledBytes, squashfsBytes: converted.squashfsBytes };
+}
+
+async function pipelineImport(
+  host: string,
+  tag: string,
+  layout: string,
+  outDir: string,
+  umoci: boolean,
+): Promise<Figures> {
+  await mkdir(outDir, { recursive: true });
+  const blobs = join(layout, 'blobs', 'sha256');
+  const before = await dirBytes(blobs);
+  const out = join(outDir, 'image.sqfs');
+  let pullSeconds = 0;
+  const [seconds] = await timed(async () => {
+    [pullSeconds] = await timed(() =>
+      run('skopeo', [
+        'copy',
+        '--quiet',
+        '--src-tls-verify=false',
+        `docker://${host}/bench/data:${tag}`,
+        `oci:${layout}:${tag}`,
+      ]),
+    );
+    const bundle = join(outDir, 'bundle');
+    let rootfs = join(bundle, 'rootfs');
+    if (umoci) {
+      await run('umoci', ['unpack', '--rootless', '--image', `${layout}:${tag}`, bundle]);
+    } else {
+      rootfs = join(outDir, 'rootfs');
+      await mkdir(rootfs);
+      const index = JSON.parse(await readText(join(layout, 'index.json'))) as {
+        manifests: { digest: string; annotations?: Record<string, string> }[];
+      };
+      const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
+      const manifest = JSON.parse(await readText(join(blobs, entry!.digest.slice(7)))) as {
+        layers: { digest: string }[];
+      };
+      // No whiteouts in this image, so extracting the layers in order is the whole job.
+      for (const l of manifest.layers)
+        await run('tar', ['-xzf', join(blobs, l.digest.slice(7)), '-C', rootfs]);
+    }
+    await run('mksquashfs', [rootfs, out, '-noappend', '-quiet', '-comp', 'gzip', '-all-root']);
+    await rm(bundle, { recursive: true, force: true });
+    await rm(join(outDir, 'rootfs'), { recursive: true, force: true });
+  });
+  return {
+    seconds,
+    pullSeconds,
+    pulledBytes: (await dirBytes(blobs)) - before,
+    squashfsBytes: (await stat(out)).size,
+  };
+}
+
+async function readText(path: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  return readFile(path, 'utf8');
+}
+
+const mb = (n: number): string => (n / 1e6).toFixed(1);
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'flt-bench-gateway-'));
+  const registry = await startRegistry(join(dir, 'registry'));
+  try {
+    const umoci = (await run('sh', ['-c', 'command -v umoci || true'])).stdout.trim() !== '';
+    const layout = join(dir, 'push');
+    const blobs = join(layout, 'blobs', 'sha256');
+    await mkdir(blobs, { recursive: true });
+    const perLayer = Math.floor((totalMb * 1e6) / layerCount);
+    console.log(`building ${layerCount} layers of ${mb(perLayer)} MB (v2: top layer changed)…`);
+    const layers: BuiltLayer[] = [];
+    for (let i = 0; i < layerCount; i++) layers.push(await buildLayer(dir, blobs, `layer${i}`, perLayer));
+    const changed = await buildLayer(dir, blobs, `layer${layerCount - 1}`, perLayer);
+    await writeLayout(layout, { v1: layers, v2: [...layers.slice(0, -1), changed] });
+    for (const tag of ['v1', 'v2']) {
+      await run(
+        'skopeo',
+        [
+          'copy',
+          '--quiet',
+          '--dest-tls-verify=false',
+          `oci:${layout}:${tag}`,
+          `docker://${registry.host}/bench/data:${tag}`,
+        ],
+        {
+          env: { ...process.env, HOME: dir },
+        },
+      );
+    }
+    await rm(layout, { recursive: true, force: true });
+
+    const cacheDir = join(dir, 'flotilla-cache');
+    const f1 = await flotillaImport(registry.url, 'v1', cacheDir, join(dir, 'flotilla-v1'));
+    const f2 = await flotillaImport(registry.url, 'v2', cacheDir, join(dir, 'flotilla-v2'));
+    await rm(cacheDir, { recursive: true, force: true });
+    const kept = join(dir, 'pipeline-layout');
+    const p1 = await pipelineImport(registry.host, 'v1', kept, join(dir, 'pipeline-v1'), umoci);
+    const p2 = await pipelineImport(registry.host, 'v2', kept, join(dir, 'pipeline-v2'), umoci);
+
+    const pipeline = `skopeo + ${umoci ? 'umoci unpack' : 'tar'} + mksquashfs`;
+    console.log(`\n${machineLine()}`);
+    console.log(
+      `image: ${layerCount} gzip layers, ${mb(layers.reduce((s, l) => s + l.size, 0))} MB; v2 changes 1 layer\n`,
+    );
+    const cells = (f: Figures): string =>
+      `${f.seconds.toFixed(2)} | ${f.pullSeconds.toFixed(2)} | ${(f.seconds - f.pullSeconds).toFixed(2)} | ${mb(f.pulledBytes)}`;
+    console.log(
+      '| import | Flotilla s | pull s | convert s | MB pulled | pipeline s | skopeo s | unpack + mksquashfs s | MB pulled | pipeline s / Flotilla s |',
+    );
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, f, p] of [
+      ['v1 (first)', f1, p1],
+      ['v2 (one layer changed)', f2, p2],
+    ] as const) {
+      console.log(`| ${name} | ${cells(f)} | ${cells(p)} | ${(p.seconds / f.seconds).toFixed(2)} |`);
+    }
+    console.log(
+      `\npipeline: ${pipeline}; squashfs: Flotilla ${mb(f2.squashfsBytes)} MB, pipeline ${mb(p2.squashfsBytes)} MB`,
+    );
+    console.log(
+      `v2 speed-up over its own v1: Flotilla ${(f1.seconds / f2.seconds).toFixed(2)}×, pipeline ${(p1.seconds / p2.seconds).toFixed(2)}×`,
+    );
+    console.log(
+      `targets: v1 no slower than the pipeline: ${f1.seconds <= p1.seconds ? 'met' : 'missed'}; v2 ≥ 3× faster than the pipeline: ${p2.seconds >= 3 * f2.seconds ? 'met' : 'missed'}`,
+    );
+  } finally {
+    await registry.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
