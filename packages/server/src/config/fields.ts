@@ -56,7 +56,7 @@ export const SERVER_CONFIG = defineConfig({
   dataDir: key(
     Type.String({ minLength: 1, default: './.flotilla/server' }),
     'string',
-    'server state: the database and stored content (made absolute)',
+    'server state: the database and stored content',
     'data-dir',
     { arg: '<dir>' },
   ),
