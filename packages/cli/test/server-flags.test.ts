@@ -62,16 +62,16 @@ void test('one key from file, env and flag: the flag wins, then env, then the fi
   const flag = flotilla([...base, '--session-ttl', '3s'], env);
   assert.notEqual(flag.code, 0, flag.out);
   assert.match(flag.out, /FLT_CONFIG_INVALID/);
-  assert.match(flag.out, /--session-ttl: .*3000/);
-  assert.doesNotMatch(flag.out, /FLOTILLA_SESSION_TTL_MS:/);
+  assert.match(flag.out, /--session-ttl \(sessionTtlMs\): must be >= 60000/);
+  assert.doesNotMatch(flag.out, /FLOTILLA_SESSION_TTL_MS/);
 
   const fromEnv = flotilla(base, env);
   assert.match(fromEnv.out, /FLT_CONFIG_INVALID/);
-  assert.match(fromEnv.out, /FLOTILLA_SESSION_TTL_MS: .*2000/);
+  assert.match(fromEnv.out, /FLOTILLA_SESSION_TTL_MS \(sessionTtlMs\)/);
 
   const fromFile = flotilla(base);
   assert.match(fromFile.out, /FLT_CONFIG_INVALID/);
-  assert.match(fromFile.out, /sessionTtlMs.*1000/);
+  assert.match(fromFile.out, /server\.yaml.*sessionTtlMs/);
 });
 
 void test('bad flag values are refused together, each named by its flag', (t) => {
@@ -92,7 +92,7 @@ void test('bad flag values are refused together, each named by its flag', (t) =>
   assert.notEqual(code, 0, out);
   assert.match(out, /FLT_CONFIG_INVALID/);
   for (const flag of ['--max-connections', '--trust-proxy', '--public-url'])
-    assert.match(out, new RegExp(`${flag}: `), `the problem names ${flag}:\n${out}`);
+    assert.match(out, new RegExp(`${flag}[ :]`), `the problem names ${flag}:\n${out}`);
 });
 
 function get(url: string, headerBytes: number): Promise<number> {
