@@ -47,7 +47,13 @@ void test('flotilla server --help lists a flag for every configuration key that 
     assert.ok(flags.includes(kept), kept);
   assert.ok(flags.includes('--session-ttl <duration>'));
   assert.ok(!flags.some((f) => f.startsWith('--admin-password')), 'the admin password is env only');
-  for (const flag of [...flags, '--listen <host:port>', '--config <file>', '--gateway-config <file>', '--redis <url>'])
+  for (const flag of [
+    ...flags,
+    '--listen <host:port>',
+    '--config <file>',
+    '--gateway-config <file>',
+    '--redis <url>',
+  ])
     assert.ok(out.includes(flag), `--help shows ${flag}:\n${out}`);
 });
 
@@ -143,6 +149,6 @@ void test('a valid flag value reaches the running server over env and file (--ma
     });
     child.on('exit', () => reject(new Error(`server exited:\n${stderr}`)));
   });
-  assert.equal(await get(url, 4096), 200, 'a 4 KiB header fits under the flag\'s 8 KiB');
+  assert.equal(await get(url, 4096), 200, "a 4 KiB header fits under the flag's 8 KiB");
   assert.equal(await get(url, 16_384), 431, 'a 16 KiB header does not');
 });

@@ -45,7 +45,8 @@ export function serverConfigTableRows(): string[][] {
     const fallback = (spec.schema as { default?: unknown }).default;
     let shown: string;
     if (DERIVED_DEFAULTS[key] !== undefined) shown = DERIVED_DEFAULTS[key];
-    else if (spec.kind === 'duration' && typeof fallback === 'number') shown = `\`${showDuration(fallback)}\``;
+    else if (spec.kind === 'duration' && typeof fallback === 'number')
+      shown = `\`${showDuration(fallback)}\``;
     else if (spec.unit === 'bytes' && typeof fallback === 'number') shown = showBytes(fallback);
     else shown = `\`${String(fallback)}\``;
     const flag = flags.get(key);

@@ -40,31 +40,31 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     else cmd.option(option.flags, option.description);
   }
   cmd.action(async (opts: ServerOptions) => {
-      const { gatewayConfig, redis, ...flags } = opts;
-      const gateway = gatewayExtension(gatewayOptionsFrom({ gatewayConfig, redis }, io.env));
-      const server = await startEmbeddedServer(io, flags, [gateway]);
-      io.stderr.write(`flotilla server listening on ${server.url}\n`);
-      if (server.initialAdminPassword !== null) {
-        io.stderr.write(
-          `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
-            '(shown only this once: log in with `flotilla login`, then change it)\n',
-        );
-      } else if (server.unclaimedAdmin !== null) {
-        io.stderr.write(unclaimedAdminHint(server.unclaimedAdmin));
-      }
-      const shutdown = handleShutdownSignals({
-        signals: io.signals,
-        exit: io.exit,
-        log: (message) => server.logger.info(message),
-        stop: () => server.close(),
-      });
-      try {
-        await shutdown.stopped;
-        server.logger.info('server stopped');
-      } finally {
-        shutdown.dispose();
-      }
+    const { gatewayConfig, redis, ...flags } = opts;
+    const gateway = gatewayExtension(gatewayOptionsFrom({ gatewayConfig, redis }, io.env));
+    const server = await startEmbeddedServer(io, flags, [gateway]);
+    io.stderr.write(`flotilla server listening on ${server.url}\n`);
+    if (server.initialAdminPassword !== null) {
+      io.stderr.write(
+        `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
+          '(shown only this once: log in with `flotilla login`, then change it)\n',
+      );
+    } else if (server.unclaimedAdmin !== null) {
+      io.stderr.write(unclaimedAdminHint(server.unclaimedAdmin));
+    }
+    const shutdown = handleShutdownSignals({
+      signals: io.signals,
+      exit: io.exit,
+      log: (message) => server.logger.info(message),
+      stop: () => server.close(),
     });
+    try {
+      await shutdown.stopped;
+      server.logger.info('server stopped');
+    } finally {
+      shutdown.dispose();
+    }
+  });
   examples(cmd, [
     'flotilla server',
     'flotilla server --listen 0.0.0.0:7070 --data-dir /var/lib/flotilla',
