@@ -1,6 +1,7 @@
 export { buildApp } from './app.js';
 export type { BuildAppOptions, BuiltApp } from './app.js';
 export { resolveServerConfig, ServerConfigSchema, redactDatabaseUrl } from './config.js';
+export { SERVER_CONFIG } from './config/fields.js';
 export type { ServerConfig, ServerFlags, ResolveConfigInput } from './config.js';
 export { startServer } from './main.js';
 export type { RunningServer } from './main.js';

@@ -1,22 +1,14 @@
 import type { Command } from 'commander';
+import { SERVER_CONFIG } from '@flotilla/server/config-keys';
+import type { ServerFlags } from '@flotilla/server';
 import { logFormatArg } from '../../args.js';
 import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js';
 import { gatewayExtension, gatewayOptionsFrom } from '../../gateway/extension.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
-import type { LogFormat } from '../../process/logger.js';
 import { handleShutdownSignals } from '../../process/signals.js';
 
-interface ServerOptions {
-  config?: string;
-  dataDir?: string;
-  listen?: string;
-  database?: string;
-  logLevel?: string;
-  logFormat?: LogFormat;
-  gatewayConfig?: string;
-  redis?: string;
-}
+type ServerOptions = ServerFlags & { gatewayConfig?: string; redis?: string };
 
 export function registerServerCommand(program: Command, io: CliIo): void {
   const cmd = program
@@ -25,14 +17,9 @@ export function registerServerCommand(program: Command, io: CliIo): void {
       'run the control plane (operator HTTP API with its docs at /docs, device gateway) until stopped',
     )
     .option('--config <file>', 'YAML configuration file (default: $FLOTILLA_CONFIG)')
-    .option('--data-dir <dir>', 'where the database and stored content live (default ./.flotilla/server)')
-    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7070; :0 for any free port)')
-    .option('--database <url>', 'sqlite:PATH or postgres://user@host/db (default: SQLite in the data dir)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
     .option(
-      '--log-format <format>',
-      'pretty or json (default: pretty on a terminal, else json)',
-      logFormatArg,
+      '--listen <host:port>',
+      'sets listenHost and listenPort: host:port, [v6]:port or :port (default 127.0.0.1:7070; :0 for any free port; $FLOTILLA_LISTEN)',
     )
     .option(
       '--gateway-config <file>',
@@ -42,32 +29,42 @@ export function registerServerCommand(program: Command, io: CliIo): void {
       '--redis <url>',
       'redis://HOST:PORT: queue image imports for `flotilla gateway worker` processes (default: $FLOTILLA_REDIS_URL, else convert in this process)',
     )
-    .action(async (opts: ServerOptions) => {
-      const { gatewayConfig, redis, ...flags } = opts;
-      const gateway = gatewayExtension(gatewayOptionsFrom({ gatewayConfig, redis }, io.env));
-      const server = await startEmbeddedServer(io, flags, [gateway]);
-      io.stderr.write(`flotilla server listening on ${server.url}\n`);
-      if (server.initialAdminPassword !== null) {
-        io.stderr.write(
-          `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
-            '(shown only this once: log in with `flotilla login`, then change it)\n',
-        );
-      } else if (server.unclaimedAdmin !== null) {
-        io.stderr.write(unclaimedAdminHint(server.unclaimedAdmin));
-      }
-      const shutdown = handleShutdownSignals({
-        signals: io.signals,
-        exit: io.exit,
-        log: (message) => server.logger.info(message),
-        stop: () => server.close(),
-      });
-      try {
-        await shutdown.stopped;
-        server.logger.info('server stopped');
-      } finally {
-        shutdown.dispose();
-      }
+    .addHelpText(
+      'after',
+      '\nEvery option but --config, --listen, --gateway-config and --redis is a configuration key\n' +
+        '(docs/operations.md "Configuration"): file < environment < flags.',
+    );
+  // Every configuration key with a flag, from the server's one declaration of its keys.
+  for (const option of SERVER_CONFIG.cliOptions) {
+    if (option.key === 'logFormat') cmd.option(option.flags, option.description, logFormatArg);
+    else cmd.option(option.flags, option.description);
+  }
+  cmd.action(async (opts: ServerOptions) => {
+    const { gatewayConfig, redis, ...flags } = opts;
+    const gateway = gatewayExtension(gatewayOptionsFrom({ gatewayConfig, redis }, io.env));
+    const server = await startEmbeddedServer(io, flags, [gateway]);
+    io.stderr.write(`flotilla server listening on ${server.url}\n`);
+    if (server.initialAdminPassword !== null) {
+      io.stderr.write(
+        `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +
+          '(shown only this once: log in with `flotilla login`, then change it)\n',
+      );
+    } else if (server.unclaimedAdmin !== null) {
+      io.stderr.write(unclaimedAdminHint(server.unclaimedAdmin));
+    }
+    const shutdown = handleShutdownSignals({
+      signals: io.signals,
+      exit: io.exit,
+      log: (message) => server.logger.info(message),
+      stop: () => server.close(),
     });
+    try {
+      await shutdown.stopped;
+      server.logger.info('server stopped');
+    } finally {
+      shutdown.dispose();
+    }
+  });
   examples(cmd, [
     'flotilla server',
     'flotilla server --listen 0.0.0.0:7070 --data-dir /var/lib/flotilla',
