@@ -19,6 +19,7 @@ const LAYERS: Record<string, number> = {
   secrets: 1,
   client: 2,
   cache: 2,
+  loader: 2, // the loader's layout, probe and health marker: files under the data dir
   runtimes: 2,
   tuf: 2,
   sync: 3,
