@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { logFormatArg } from '../../args.js';
+import { logFormatOption, logLevelOption } from '../../args.js';
 import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js';
 import { gatewayExtension, gatewayOptionsFrom } from '../../gateway/extension.js';
 import { examples } from '../../help.js';
@@ -28,12 +28,8 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     .option('--data-dir <dir>', 'where the database and stored content live (default ./.flotilla/server)')
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:7070; :0 for any free port)')
     .option('--database <url>', 'sqlite:PATH or postgres://user@host/db (default: SQLite in the data dir)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option(
-      '--log-format <format>',
-      'pretty or json (default: pretty on a terminal, else json)',
-      logFormatArg,
-    )
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .option(
       '--gateway-config <file>',
       'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)',
