@@ -6,10 +6,11 @@
  * any other cycle, or an exception whose members change, fails this test.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { relativeImports, sourceFiles } from '../src/sources.js';
 
 /** packages/testkit/dist/test → packages/ */
 const PACKAGES = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -34,15 +35,6 @@ const EXCEPTIONS: readonly Exception[] = [
   },
 ];
 
-function sources(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) sources(path, out);
-    else if (name.endsWith('.ts')) out.push(path);
-  }
-  return out;
-}
-
 /** The folder right under src/ that holds `file`, or the file's own name if it sits in src/. */
 function folderOf(src: string, file: string): string {
   const rel = relative(src, file);
@@ -50,15 +42,10 @@ function folderOf(src: string, file: string): string {
   return dir === '.' ? rel : dir.split('/')[0]!;
 }
 
-function relativeImports(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) => m[1]!);
-}
-
 /** Edges folder → folder, each with one example import. */
 function folderGraph(src: string): Map<string, Map<string, string>> {
   const graph = new Map<string, Map<string, string>>();
-  for (const file of sources(src)) {
+  for (const file of sourceFiles(src)) {
     const from = folderOf(src, file);
     for (const spec of relativeImports(file)) {
       const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
