@@ -23,6 +23,7 @@ import type { LocalSetup } from './startup.js';
 import { serverBackoff } from './sync/backoff.js';
 import { SecretOpener } from './secrets/opener.js';
 import { UpdateEngine } from './update/engine.js';
+import type { ReleaseSpec } from './model/release.js';
 import { sleep } from './util/sleep.js';
 
 export interface StartAgentOptions {
@@ -34,6 +35,11 @@ export interface StartAgentOptions {
   random?: () => number;
   /** Run the update engine: recover, fetch and apply assigned releases (default true; tests of other parts turn it off). */
   updates?: boolean;
+  /**
+   * The assignment each converge pass starts from, instead of the server's TUF-verified one (tests of
+   * the session's wiring against a server without a TUF repository). Every call is one converge pass.
+   */
+  assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
 }
 
 export interface RunningAgent {
@@ -244,6 +250,7 @@ class AgentDaemon {
           handleError: (error) => this.handleSessionError(error),
           isPending: () => this.lifecycle.state === 'PENDING_ACCEPTANCE',
           updates: this.updates,
+          ...(this.options.assignment && { assignment: this.options.assignment }),
         },
         controller.signal,
       );

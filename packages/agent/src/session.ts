@@ -20,6 +20,7 @@ import { serverBackoff } from './sync/backoff.js';
 import { StatePoller } from './sync/poller.js';
 import { sleep } from './util/sleep.js';
 import type { UpdateEngine } from './update/engine.js';
+import type { ReleaseSpec } from './model/release.js';
 import { SessionUpdates } from './update/session-updates.js';
 
 export interface SessionDeps {
@@ -36,6 +37,8 @@ export interface SessionDeps {
   isPending: () => boolean;
   /** The update engine (docs/updates.md); null when updates are not wired (tests of other parts). */
   updates?: UpdateEngine | null;
+  /** Replaces the TUF-verified assignment (StartAgentOptions.assignment). */
+  assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
 }
 
 export async function runSession(deps: SessionDeps, signal: AbortSignal): Promise<void> {
@@ -61,6 +64,7 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
         deviceId: deps.deviceId,
         logger: logger.child({ component: 'updates' }),
         random: deps.random,
+        ...(deps.assignment && { assignment: deps.assignment }),
       })
     : null;
   const poller = new StatePoller({

@@ -3,10 +3,11 @@
  * folder or from a lower layer, so no import runs back up and no two folders import each other.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { relativeImports, sourceFiles } from '@flotilla/testkit';
 
 const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 
@@ -19,6 +20,7 @@ const LAYERS: Record<string, number> = {
   secrets: 1,
   client: 2,
   cache: 2,
+  loader: 2, // the loader's layout, probe and health marker: files under the data dir
   runtimes: 2,
   tuf: 2,
   sync: 3,
@@ -37,31 +39,15 @@ function layerOf(file: string): string {
   return dir === '.' ? '.' : dir.split('/')[0]!;
 }
 
-function sources(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) sources(path, out);
-    else if (name.endsWith('.ts')) out.push(path);
-  }
-  return out;
-}
-
-function relativeImports(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
-  const found: string[] = [];
-  for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) found.push(m[1]!);
-  return found;
-}
-
 void test('every folder of the agent has a layer', () => {
-  const folders = new Set(sources(SRC).map(layerOf));
+  const folders = new Set(sourceFiles(SRC).map(layerOf));
   const missing = [...folders].filter((f) => LAYERS[f] === undefined);
   assert.deepEqual(missing, [], 'add the new folder to LAYERS here and to docs/architecture.md');
 });
 
 void test('no import runs back up a layer or sideways between folders of one layer', () => {
   const wrong: string[] = [];
-  for (const file of sources(SRC)) {
+  for (const file of sourceFiles(SRC)) {
     const from = layerOf(file);
     for (const spec of relativeImports(file)) {
       const target = resolve(dirname(file), spec).replace(/\.js$/, '.ts');
@@ -76,7 +62,7 @@ void test('no import runs back up a layer or sideways between folders of one lay
 
 void test("tuf-js is used through its public API: one deep import (the fetcher contract's DownloadHTTPError), no private fields", () => {
   const deep: string[] = [];
-  for (const file of sources(SRC)) {
+  for (const file of sourceFiles(SRC)) {
     const text = readFileSync(file, 'utf8');
     if (/from 'tuf-js\/dist\//.test(text)) deep.push(relative(SRC, file));
     assert.doesNotMatch(text, /trustedSet/, `${relative(SRC, file)} reaches into the Updater's trusted set`);

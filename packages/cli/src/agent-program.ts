@@ -9,6 +9,7 @@ import { joinSubcommandVersion, registerAgentCommand } from './commands/agent/ru
 import { registerLoaderCommands } from './commands/loader/run.js';
 import { agentVersion } from './agent-version.js';
 import { ExitCode } from './exit-codes.js';
+import { commanderOutput } from './io.js';
 import type { CliIo } from './io.js';
 import { reportError } from './report-error.js';
 
@@ -20,12 +21,7 @@ export function buildAgentProgram(io: CliIo): Command {
     .option('--config-dir <dir>', 'where credentials live (unused by the agent)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.stdout.write(s),
-      writeErr: (s) => io.stderr.write(s),
-      getOutHasColors: () => false,
-      getErrHasColors: () => false,
-    });
+    .configureOutput(commanderOutput(io));
   registerAgentCommand(program, io);
   registerLoaderCommands(program, io);
   return program;

@@ -2,7 +2,7 @@
  * Parsers for option values. They throw commander's InvalidArgumentError, so a malformed value is a
  * usage error (exit 2) reported before anything is sent to a server.
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { LIMITS, NAME_PATTERN, parseDurationMs } from '@flotilla/protocol';
 import type { Role } from '@flotilla/protocol';
 import { normalizeServerUrl } from './api/server-url.js';
@@ -83,4 +83,17 @@ export function logFormatArg(value: string): (typeof LOG_FORMATS)[number] {
   const format = LOG_FORMATS.find((f) => f === value);
   if (!format) throw new InvalidArgumentError(`must be one of ${LOG_FORMATS.join(', ')}`);
   return format;
+}
+
+/** `--log-level`, as the commands that run a daemon offer it. */
+export function logLevelOption(): Option {
+  return new Option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)');
+}
+
+/** `--log-format`, as the commands that run a daemon offer it. */
+export function logFormatOption(): Option {
+  return new Option(
+    '--log-format <format>',
+    'pretty or json (default: pretty on a terminal, else json)',
+  ).argParser(logFormatArg);
 }

@@ -43,3 +43,18 @@ export function processIo(): CliIo {
     exit: (code) => process.exit(code),
   };
 }
+
+/** Commander's output settings for a program on `io`: plain text, no colors (both CLI programs). */
+export function commanderOutput(io: Pick<CliIo, 'stdout' | 'stderr'>): {
+  writeOut: (s: string) => void;
+  writeErr: (s: string) => void;
+  getOutHasColors: () => boolean;
+  getErrHasColors: () => boolean;
+} {
+  return {
+    writeOut: (s) => io.stdout.write(s),
+    writeErr: (s) => io.stderr.write(s),
+    getOutHasColors: () => false,
+    getErrHasColors: () => false,
+  };
+}

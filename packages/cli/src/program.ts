@@ -25,6 +25,7 @@ import { registerUpCommand } from './commands/up/run.js';
 import { registerUserCommands } from './commands/users/index.js';
 import { ExitCode } from './exit-codes.js';
 import { reportError } from './report-error.js';
+import { commanderOutput } from './io.js';
 import type { CliIo } from './io.js';
 
 export function buildProgram(io: CliIo): Command {
@@ -44,12 +45,7 @@ export function buildProgram(io: CliIo): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.stdout.write(s),
-      writeErr: (s) => io.stderr.write(s),
-      getOutHasColors: () => false,
-      getErrHasColors: () => false,
-    });
+    .configureOutput(commanderOutput(io));
   // Subcommands inherit exitOverride and output settings from here, so these come after.
   registerAuthCommands(program, io);
   registerRegistrationKeyCommands(program, io);

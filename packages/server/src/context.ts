@@ -2,10 +2,10 @@
  * What every service and route plugin of the server receives. Built once by `buildApp` from a
  * validated, frozen config; nothing here is an import-time singleton.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Database } from './db/schema.js';
+import type { Database, Db } from './db/schema.js';
 import type { Dialect } from './db/dialect.js';
 import type { ServerConfig } from './config.js';
 import type { RateLimits } from './http/rate-limits.js';
@@ -14,7 +14,7 @@ export interface Clock {
   now(): Date;
 }
 
-export type Db = Kysely<Database> | Transaction<Database>;
+export type { Db } from './db/schema.js';
 
 export interface AuditEntryInput {
   actorType: 'user' | 'device' | 'system';

@@ -4,5 +4,6 @@ export type { EnrolledDevice } from './enroll.js';
 export { scriptedServer, sendJson } from './http.js';
 export type { Recorded } from './http.js';
 export { freePort } from './net.js';
+export { relativeImports, sourceFiles } from './sources.js';
 export { tempDir } from './tmp.js';
 export type { CleanupContext } from './tmp.js';

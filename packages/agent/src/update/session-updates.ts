@@ -14,6 +14,7 @@ import { serverBackoff } from '../sync/backoff.js';
 import { tufFailureReport } from '../tuf/index.js';
 import { WakeableSleep } from '../util/sleep.js';
 import type { UpdateEngine } from './engine.js';
+import type { ReleaseSpec } from '../model/release.js';
 import { ReportQueue } from './report-queue.js';
 import { serverUpdateSource } from './source.js';
 
@@ -28,6 +29,8 @@ export interface SessionUpdatesOptions {
   deviceId: string;
   logger: Logger;
   random?: () => number;
+  /** Replaces the TUF-verified assignment (tests of the session's wiring); each call is one converge pass. */
+  assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
 }
 
 export class SessionUpdates {
@@ -72,7 +75,7 @@ export class SessionUpdates {
       report: (r) => this.reports.push(r),
       assignment: async (signal) => {
         try {
-          return await assignment(signal);
+          return await (options.assignment ?? assignment)(signal);
         } catch (error) {
           this.reportRefusal(error);
           throw error;

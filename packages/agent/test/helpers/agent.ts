@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { resolveAgentConfig } from '../../src/config.js';
 import type { AgentConfig, AgentFlags } from '../../src/config.js';
 import { startAgent } from '../../src/daemon.js';
-import type { RunningAgent } from '../../src/daemon.js';
+import type { RunningAgent, StartAgentOptions } from '../../src/daemon.js';
 
 export interface LogLine {
   level: number;
@@ -48,9 +48,13 @@ export interface TestAgent {
 }
 
 /** Starts an agent that is stopped when the test ends; backoff jitter fixed at half the window. */
-export async function startTestAgent(t: TestContext, config: AgentConfig): Promise<TestAgent> {
+export async function startTestAgent(
+  t: TestContext,
+  config: AgentConfig,
+  options: StartAgentOptions = {},
+): Promise<TestAgent> {
   const { logger, lines } = memoryLogger();
-  const agent = await startAgent(config, { logger, random: () => 0.5, updates: false });
+  const agent = await startAgent(config, { logger, random: () => 0.5, updates: false, ...options });
   t.after(() => agent.stop());
   return { agent, lines };
 }

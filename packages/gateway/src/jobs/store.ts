@@ -4,10 +4,12 @@
  * both publish: only the worker that holds the job (`worker` column) at commit time may finish it.
  */
 import { randomUUID } from 'node:crypto';
+import type { Updateable } from 'kysely';
 import type { Image, ImageJob } from '@flotilla/protocol';
 import type {
   Clock,
   GatewayAudit,
+  GatewayAuditEntry,
   GatewayDb,
   GatewayImagesTable,
   GatewayJobsTable,
@@ -229,10 +231,10 @@ export class ImageStore {
         .where('state', '=', 'running')
         .executeTakeFirst();
       if (r.numUpdatedRows === 0n) return false;
-      const job = (await this.job(id, tx)) as GatewayJobsTable;
-      await tx
-        .updateTable('gateway_images')
-        .set({
+      await this.settleImage(
+        tx,
+        id,
+        {
           status: 'ready',
           content_id: result.contentId,
           manifest_digest: result.manifestDigest,
@@ -241,25 +243,39 @@ export class ImageStore {
           ready_at: now,
           last_used_at: now,
           error: null,
-        })
-        .where('platform', '=', job.platform)
-        .where('image', '=', job.image)
-        .where('arch', '=', job.arch)
-        .where('job_id', '=', id)
-        .execute();
-      await audit(
-        {
+        },
+        (job) => ({
           actorType: 'system',
           actorId: worker,
           action: 'image.ready',
           subjectType: 'image',
           subjectId: subjectOf(job),
           details: { job: id, id: result.contentId, path: result.path, attempts: job.attempts },
-        },
-        tx,
+        }),
+        audit,
       );
       return true;
     });
+  }
+
+  /** The finished job's image row (still this job's) takes `set`, and the outcome is audited, in `tx`. */
+  private async settleImage(
+    tx: GatewayTx,
+    id: string,
+    set: Updateable<GatewayImagesTable>,
+    entry: (job: GatewayJobsTable) => GatewayAuditEntry,
+    audit: GatewayAudit,
+  ): Promise<void> {
+    const job = (await this.job(id, tx)) as GatewayJobsTable;
+    await tx
+      .updateTable('gateway_images')
+      .set(set)
+      .where('platform', '=', job.platform)
+      .where('image', '=', job.image)
+      .where('arch', '=', job.arch)
+      .where('job_id', '=', id)
+      .execute();
+    await audit(entry(job), tx);
   }
 
   /** Records a failed attempt; with `final`, the job and its image fail. */
@@ -278,25 +294,19 @@ export class ImageStore {
         .where('state', '=', 'running')
         .executeTakeFirst();
       if (r.numUpdatedRows === 0n || !final) return;
-      const job = (await this.job(id, tx)) as GatewayJobsTable;
-      await tx
-        .updateTable('gateway_images')
-        .set({ status: 'failed', error })
-        .where('platform', '=', job.platform)
-        .where('image', '=', job.image)
-        .where('arch', '=', job.arch)
-        .where('job_id', '=', id)
-        .execute();
-      await audit(
-        {
+      await this.settleImage(
+        tx,
+        id,
+        { status: 'failed', error },
+        (job) => ({
           actorType: 'system',
           actorId: worker,
           action: 'image.failed',
           subjectType: 'image',
           subjectId: subjectOf(job),
           details: { job: id, error, attempts: job.attempts },
-        },
-        tx,
+        }),
+        audit,
       );
     });
   }

@@ -3,7 +3,7 @@
  * timestamps are ISO-8601 UTC text (`Date.toISOString()`, lexically ordered), booleans are
  * integers 0/1, JSON is text. Changing a table means a new numbered migration, never an edit.
  */
-import type { Generated } from 'kysely';
+import type { Generated, Kysely, Transaction } from 'kysely';
 
 export interface UsersTable {
   id: string;
@@ -189,3 +189,6 @@ export interface Database {
   release_secrets: ReleaseSecretsTable;
   device_apps: DeviceAppsTable;
 }
+
+/** The database or a transaction on it: what a query runs against. */
+export type Db = Kysely<Database> | Transaction<Database>;

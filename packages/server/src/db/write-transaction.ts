@@ -6,9 +6,8 @@
  */
 import { sql } from 'kysely';
 import type { Kysely, SelectQueryBuilder } from 'kysely';
-import type { Db } from '../context.js';
 import type { Dialect } from './dialect.js';
-import type { Database } from './schema.js';
+import type { Database, Db } from './schema.js';
 
 export async function writeTransaction<T>(
   db: Kysely<Database>,

@@ -17,8 +17,8 @@ import {
   ReleaseVersion,
   Type,
 } from '@flotilla/protocol';
-import { operatorOf, requireRole } from '../http/auth.js';
-import { sourceAddress } from '../http/source-address.js';
+import { requireRole } from '../http/auth.js';
+import { actorOf } from '../http/route-helpers.js';
 import type { ObjectReaders } from '../objects/access.js';
 import { precomputeForOperator } from './precompute.js';
 import type { DeltaPrecomputeServices } from './precompute.js';
@@ -88,11 +88,13 @@ export function registerDeltaRoutes(base: FastifyInstance, opts: DeltaRoutesOpti
     },
     async (request) => {
       const { app: appName, version } = request.params;
-      const op = operatorOf(request);
-      const result = await precomputeForOperator(opts.precompute, appName, request.body.from, version, {
-        userId: op.userId,
-        sourceIp: sourceAddress(request),
-      });
+      const result = await precomputeForOperator(
+        opts.precompute,
+        appName,
+        request.body.from,
+        version,
+        actorOf(request),
+      );
       request.log.info(result, 'release deltas precomputed');
       return result;
     },

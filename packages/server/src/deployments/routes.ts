@@ -1,5 +1,5 @@
 /** Deployment routes: deploy (deployer), status and device apps (viewer), app actions and logs (deployer), reports (device). */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppLogs,
@@ -20,10 +20,9 @@ import {
 } from '@flotilla/protocol';
 import { requireAccepted } from '../devices/index.js';
 import type { DeviceAuthenticator } from '../devices/index.js';
-import { operatorOf, requireRole } from '../http/auth.js';
-import { IdParams, NoContent } from '../http/route-helpers.js';
+import { requireRole } from '../http/auth.js';
+import { IdParams, NoContent, namedActorOf } from '../http/route-helpers.js';
 import { sourceAddress } from '../http/source-address.js';
-import type { Creator } from '../releases/service.js';
 import { readAppLogs } from './logs.js';
 import { recordReport } from './reports.js';
 import { deploy, deployStatus, deviceApps, sendAppAction } from './service.js';
@@ -35,11 +34,6 @@ const ActionParams = Type.Object(
 );
 
 const AppParams = Type.Object({ id: Id, app: AppName }, { additionalProperties: false });
-
-function creatorOf(request: FastifyRequest): Creator {
-  const op = operatorOf(request);
-  return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
-}
 
 export function registerDeploymentRoutes(
   base: FastifyInstance,
@@ -61,7 +55,7 @@ export function registerDeploymentRoutes(
       },
       preHandler: requireRole('deployer'),
     },
-    async (request) => deploy(svc, request.body, creatorOf(request)),
+    async (request) => deploy(svc, request.body, namedActorOf(request)),
   );
 
   app.get(
@@ -105,7 +99,7 @@ export function registerDeploymentRoutes(
     },
     async (request, reply) => {
       const { id, app: appName, action } = request.params;
-      await sendAppAction(svc, id, appName, action, creatorOf(request));
+      await sendAppAction(svc, id, appName, action, namedActorOf(request));
       return reply.code(204).send(null);
     },
   );
@@ -124,7 +118,7 @@ export function registerDeploymentRoutes(
       preHandler: requireRole('deployer'),
     },
     async (request) =>
-      readAppLogs(svc, request.params.id, request.params.app, request.query, creatorOf(request)),
+      readAppLogs(svc, request.params.id, request.params.app, request.query, namedActorOf(request)),
   );
 
   app.post(

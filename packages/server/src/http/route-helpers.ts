@@ -11,3 +11,9 @@ export const NoContent = Type.Null({ description: 'No content' });
 export function actorOf(request: FastifyRequest): Actor {
   return { userId: operatorOf(request).userId, sourceIp: sourceAddress(request) };
 }
+
+/** The operator making the request with their username, as releases, secrets and deployments record it. */
+export function namedActorOf(request: FastifyRequest): Actor & { username: string } {
+  const op = operatorOf(request);
+  return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
+}

@@ -1,5 +1,5 @@
 /** Release routes (protocol `ReleaseRoutes`) and the admin's object garbage collection. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppName,
@@ -15,21 +15,15 @@ import {
   ReleaseVersion,
   Type,
 } from '@flotilla/protocol';
-import { operatorOf, requireRole } from '../http/auth.js';
-import { NoContent } from '../http/route-helpers.js';
-import { sourceAddress } from '../http/source-address.js';
+import { requireRole } from '../http/auth.js';
+import { NoContent, namedActorOf } from '../http/route-helpers.js';
 import { diffReleases } from './diff.js';
 import type { GcJob } from './gc.js';
 import { createRelease, deleteRelease, getRelease, listReleases } from './service.js';
-import type { Creator, ReleaseServices } from './service.js';
+import type { ReleaseServices } from './service.js';
 
 const ReleaseParams = Type.Object({ app: AppName, version: ReleaseVersion }, { additionalProperties: false });
 const AppParams = Type.Object({ app: AppName }, { additionalProperties: false });
-
-function creatorOf(request: FastifyRequest): Creator {
-  const op = operatorOf(request);
-  return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
-}
 
 export function registerReleaseRoutes(base: FastifyInstance, svc: ReleaseServices, gc: GcJob): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
@@ -48,7 +42,7 @@ export function registerReleaseRoutes(base: FastifyInstance, svc: ReleaseService
       preHandler: requireRole('deployer'),
     },
     async (request, reply) => {
-      const { release, created } = await createRelease(svc, request.body, creatorOf(request));
+      const { release, created } = await createRelease(svc, request.body, namedActorOf(request));
       return reply.code(created ? 201 : 200).send(release);
     },
   );
@@ -103,7 +97,7 @@ export function registerReleaseRoutes(base: FastifyInstance, svc: ReleaseService
       preHandler: requireRole('admin'),
     },
     async (request, reply) => {
-      await deleteRelease(ctx, request.params.app, request.params.version, creatorOf(request));
+      await deleteRelease(ctx, request.params.app, request.params.version, namedActorOf(request));
       return reply.code(204).send(null);
     },
   );
@@ -120,7 +114,7 @@ export function registerReleaseRoutes(base: FastifyInstance, svc: ReleaseService
     },
     async (request) => {
       const result = await gc.runOnce();
-      const actor = creatorOf(request);
+      const actor = namedActorOf(request);
       await ctx.audit.record({
         actorType: 'user',
         actorId: actor.userId,

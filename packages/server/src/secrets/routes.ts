@@ -1,5 +1,5 @@
 /** Release secret routes: upload (deployer) and reveal (admin, audited). No route lists values. */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppName,
@@ -12,10 +12,9 @@ import {
   Type,
 } from '@flotilla/protocol';
 import type { ServerContext } from '../context.js';
-import { operatorOf, requireRole } from '../http/auth.js';
-import { sourceAddress } from '../http/source-address.js';
+import { requireRole } from '../http/auth.js';
+import { namedActorOf } from '../http/route-helpers.js';
 import { putSecrets, revealSecret } from './service.js';
-import type { SecretActor } from './service.js';
 import type { SecretVault } from './vault.js';
 
 const ReleaseParams = Type.Object({ app: AppName, version: ReleaseVersion }, { additionalProperties: false });
@@ -23,11 +22,6 @@ const SecretParams = Type.Object(
   { app: AppName, version: ReleaseVersion, name: SecretName },
   { additionalProperties: false },
 );
-
-function actorOf(request: FastifyRequest): SecretActor {
-  const op = operatorOf(request);
-  return { userId: op.userId, username: op.username, sourceIp: sourceAddress(request) };
-}
 
 export function registerSecretRoutes(base: FastifyInstance, ctx: ServerContext, vault: SecretVault): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
@@ -53,7 +47,7 @@ export function registerSecretRoutes(base: FastifyInstance, ctx: ServerContext, 
         request.params.app,
         request.params.version,
         request.body.secrets,
-        actorOf(request),
+        namedActorOf(request),
       ),
   );
 
@@ -70,7 +64,7 @@ export function registerSecretRoutes(base: FastifyInstance, ctx: ServerContext, 
     },
     async (request, reply) => {
       const { app: appName, version, name } = request.params;
-      const value = await revealSecret(ctx, vault, appName, version, name, actorOf(request));
+      const value = await revealSecret(ctx, vault, appName, version, name, namedActorOf(request));
       void reply.header('cache-control', 'no-store');
       return { app: appName, version, name, value };
     },

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { FlotillaError } from '@flotilla/protocol';
-import { logFormatArg } from '../../args.js';
+import { logFormatOption, logLevelOption } from '../../args.js';
 import { startGatewayWorker } from '../../gateway/worker.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
@@ -41,12 +41,8 @@ export function registerGatewayCommands(program: Command, io: CliIo): void {
       'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG)',
     )
     .option('--concurrency <n>', "imports at once (default: the gateway configuration's, else 2)")
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option(
-      '--log-format <format>',
-      'pretty or json (default: pretty on a terminal, else json)',
-      logFormatArg,
-    )
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .action(async (opts: WorkerOptions) => {
       const redisUrl = opts.redis ?? (io.env.FLOTILLA_REDIS_URL || undefined);
       if (redisUrl === undefined || !/^rediss?:\/\//.test(redisUrl))

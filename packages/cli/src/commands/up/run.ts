@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { logFormatArg } from '../../args.js';
+import { logFormatOption, logLevelOption } from '../../args.js';
 import { cliBinPath } from '../../bin-path.js';
 import { contextFor } from '../../context.js';
 import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js';
@@ -38,12 +38,8 @@ export function registerUpCommand(program: Command, io: CliIo): void {
       "start over: delete the data dir, this server's CLI credentials, and move its offline keys to <keys-dir>/retired/",
     )
     .option('--listen <host:port>', 'where the server listens', '127.0.0.1:7070')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
-    .option(
-      '--log-format <format>',
-      'pretty or json (default: pretty on a terminal, else json)',
-      logFormatArg,
-    )
+    .addOption(logLevelOption())
+    .addOption(logFormatOption())
     .option(
       '--gateway-config <file>',
       'image gateway configuration, YAML (default: $FLOTILLA_GATEWAY_CONFIG; docs/gateway.md)',
