@@ -8,7 +8,7 @@
  * Schemas with `format: 'date-time'` need that format registered in TypeBox's FormatRegistry (the
  * protocol's timestamps use it); the agent and the CLI register it at start.
  */
-import { FlotillaError, errorFromEnvelope } from '@flotilla/protocol';
+import { FlotillaError, ensureFormats, errorFromEnvelope } from '@flotilla/protocol';
 import type { Static, TSchema } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 
@@ -183,6 +183,9 @@ export function checkBody<S extends TSchema>(
   what: string,
   status?: number,
 ): Static<S> {
+  // The schemas carry `date-time`: registered here, not left to whoever imported what first (in the
+  // agent bundle, modules initialise lazily and the token answer came before any registration).
+  ensureFormats();
   if (Value.Check(schema, body)) return body;
   const problems: string[] = [];
   for (const error of Value.Errors(schema, body)) {
