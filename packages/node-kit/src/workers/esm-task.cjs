@@ -6,9 +6,12 @@
 // the task module with import() instead, which fails like any promise.
 const { workerData } = require('piscina');
 
-let loaded;
+// Loaded as the worker starts (as piscina's own require() would), not at its first task: a
+// device's first delta rebuild must not wait for the module graph.
+const loaded = import(workerData.module).then((m) => m.default);
+// A failed load fails each task that asks for it, never the process.
+loaded.catch(() => undefined);
 
 module.exports = function runTask(task) {
-  loaded ??= import(workerData.module).then((m) => m.default);
   return loaded.then((run) => run(task));
 };
