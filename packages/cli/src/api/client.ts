@@ -3,7 +3,7 @@
  * error envelope as the server's FlotillaError, schema checks) with the CLI's method-first calls.
  */
 import type { Static, TSchema } from '@sinclair/typebox';
-import { FlotillaError, ensureFormats } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
 import { JsonHttpClient } from '@flotilla/node-kit';
 import type { HttpMethod, QueryValue, RawJsonResponse } from '@flotilla/node-kit';
 
@@ -38,7 +38,6 @@ export class ApiClient {
   private readonly options: ApiClientOptions;
 
   constructor(options: ApiClientOptions) {
-    ensureFormats();
     this.options = options;
     this.baseUrl = options.baseUrl;
     this.http = new JsonHttpClient({
