@@ -1,5 +1,6 @@
 /** One interface for every way an app runs; the transaction code does not know which one it drives. */
 import type { AppProcessStatus, RuntimeKind } from '@flotilla/protocol';
+import type { Readable, Writable } from 'node:stream';
 import type { ReleaseSpec } from '../model/release.js';
 
 /** Where one app's release lives on disk (docs/updates.md "Disk layout"). */
@@ -33,4 +34,70 @@ export interface Runtime {
   close(): Promise<void>;
   /** How the app's process stands, for runtimes that supervise one (null: not running here). */
   status?(app: string): AppProcessStatus | null;
+
+  // Operator commands over the control channel (issue 17). Optional: a runtime without them answers
+  // FLT_RUNTIME_UNSUPPORTED for that command. `service` names one compose service (docker); a runtime
+  // with a single process ignores it or refuses a name it does not know (FLT_NOT_FOUND).
+
+  /** Starts, stops or restarts the app's process or containers, or one service of them. */
+  control?(app: string, action: ServiceAction, service: string | undefined): Promise<void>;
+  /** Streams log lines (tail, since, follow) until `options.signal` aborts or, without follow, the tail is sent. */
+  logs?(app: string, options: LogFollowOptions, onLine: (line: LogLine) => void): Promise<void>;
+  /** Runs a command in the app's service (a container), with its stdio carried by the caller. */
+  exec?(
+    app: string,
+    service: string | undefined,
+    argv: readonly string[],
+    io: ExecIo,
+  ): Promise<{ exitCode: number }>;
+  /** Each service's state, health, restarts, CPU and memory (docker: each container). */
+  services?(app: string): Promise<ServiceStatus[]>;
+  /** Where a tunnel to `port` of the app or its service connects, as this agent reaches it. */
+  tunnelAddress?(
+    app: string,
+    service: string | undefined,
+    port: number,
+  ): Promise<{ host: string; port: number }>;
+}
+
+export type ServiceAction = 'start' | 'stop' | 'restart';
+
+export interface LogFollowOptions {
+  service?: string;
+  /** Lines from the end to send first (default: the runtime's own, e.g. 100). */
+  tail?: number;
+  /** Only lines written at or after this time (epoch ms). */
+  since?: number;
+  follow: boolean;
+  signal: AbortSignal;
+}
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  /** Epoch ms when written, when the runtime knows it. */
+  at?: number;
+  service?: string;
+  text: string;
+}
+
+export interface ExecIo {
+  stdin: Readable | null;
+  stdout: Writable;
+  stderr: Writable;
+  signal: AbortSignal;
+}
+
+export interface ServiceStatus {
+  service: string;
+  /** e.g. running, exited, restarting, created */
+  state: string;
+  health: 'healthy' | 'unhealthy' | 'starting' | 'none';
+  restarts: number;
+  /** Percent of one CPU, when measured. */
+  cpuPercent?: number;
+  memoryBytes?: number;
+  /** Docker: the container id (never of a container the agent did not create). */
+  containerId?: string;
+  image?: string;
+  startedAt?: string;
 }
