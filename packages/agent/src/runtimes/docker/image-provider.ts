@@ -1,0 +1,19 @@
+/**
+ * How the docker runtime gets the images a release names onto the engine (issue 17). The runtime
+ * calls `ensure` before it creates containers; a provider makes each image present with exactly the
+ * id the signed release names, or throws a FlotillaError (FLT_IMAGE_MISSING when it cannot, or
+ * FLT_HASH_MISMATCH when what it loaded has another id). Implementations: one that only checks the
+ * engine (images loaded by other means), and one that loads them from the release's tree.
+ */
+import type Docker from 'dockerode';
+import type { AppContext } from '../runtime.js';
+
+export interface ImageProvider {
+  /** `images`: image reference as the compose file names it → image id (`sha256:…`, the config digest). */
+  ensure(
+    docker: Docker,
+    ctx: AppContext,
+    images: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ): Promise<void>;
+}
