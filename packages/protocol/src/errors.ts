@@ -89,6 +89,10 @@ export const ErrorCodes = {
   FLT_HEALTH_CHECK_FAILED: 503,
   FLT_RUNTIME_FAILED: 500,
   FLT_RUNTIME_UNSUPPORTED: 400,
+  // docker runtime: an image the release names is not on the engine and could not be loaded
+  FLT_IMAGE_MISSING: 409,
+  // docker runtime: the Docker Engine does not answer (dockerd stopped, socket missing)
+  FLT_ENGINE_UNAVAILABLE: 503,
   FLT_NO_PREVIOUS_RELEASE: 409,
   FLT_APP_NOT_INSTALLED: 404,
   // the reason of a rollback an operator asked for (reported as `rolled-back`, never thrown to a client)
