@@ -107,6 +107,12 @@ export const ErrorCodes = {
   // `deploy status --watch`: the release failed or was rolled back on some devices
   FLT_DEPLOY_FAILED: 409,
   FLT_REPORT_STALE: 409,
+  // staged rollouts (docs/rollouts.md)
+  FLT_ROLLOUT_NOT_FOUND: 404,
+  FLT_ROLLOUT_STATE_CONFLICT: 409,
+  FLT_ROLLOUT_EMPTY: 409,
+  FLT_WAVES_INVALID: 400,
+  FLT_WINDOW_INVALID: 400,
   // replies a device owes the server over its control channel (device app logs)
   FLT_DEVICE_TIMEOUT: 504,
   // secrets in runtime config (docs/security.md "Secrets in runtime config")

@@ -218,6 +218,30 @@ export {
   PullImageRequest,
   PullImageResponse,
 } from './api/images.js';
+export {
+  CreateRolloutRequest,
+  MAX_WAVES,
+  Rollout,
+  RolloutAction,
+  RolloutDevice,
+  RolloutDevicePage,
+  RolloutDevicesQuery,
+  RolloutFilter,
+  RolloutList,
+  RolloutListQuery,
+  RolloutPhase,
+  RolloutPreview,
+  RolloutPreviewRequest,
+  RolloutRoutes,
+  RolloutState,
+  RolloutWave,
+  RolloutWaves,
+  RolloutWhy,
+  WAVE_PATTERN,
+  WaveCounts,
+  WaveSpec,
+  WaveState,
+} from './api/rollouts.js';
 export { Type } from '@sinclair/typebox';
 export type { Static, TObject, TSchema } from '@sinclair/typebox';
 

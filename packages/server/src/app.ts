@@ -46,6 +46,7 @@ import {
   startDeploymentPrecompute,
 } from './deltas/index.js';
 import { DirectorSync, deploymentsPlugin } from './deployments/index.js';
+import { registerRollouts } from './rollouts/index.js';
 import { createEventBus } from './events/bus.js';
 import type { EventBus } from './events/bus.js';
 import { ObjectAccess, objectReaders } from './objects/access.js';
@@ -73,6 +74,8 @@ export interface BuildAppOptions {
   beforeRoutes?: (app: FastifyInstance, ctx: ServerContext) => void;
   /** Packages the server does not import (the image gateway), registered after the built-in routes. */
   extensions?: readonly ServerExtension[];
+  /** How often the rollout engine looks at every active rollout besides its nudges (default 1 s). */
+  rolloutTickMs?: number;
 }
 
 export interface BuiltApp {
@@ -109,7 +112,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
     const events = createEventBus(log.child({ component: 'events' }));
-    const app = await createFastify(ctx, events, opts.beforeRoutes, opts.extensions ?? []);
+    const app = await createFastify(ctx, events, opts.beforeRoutes, opts.extensions ?? [], opts.rolloutTickMs);
     if (ownsDatabase) app.addHook('onClose', () => database.close());
     return { app, ctx, events, initialAdminPassword };
   } catch (e) {
@@ -123,6 +126,7 @@ async function createFastify(
   events: EventBus,
   beforeRoutes: BuildAppOptions['beforeRoutes'],
   extensions: readonly ServerExtension[],
+  rolloutTickMs: number | undefined,
 ): Promise<FastifyInstance> {
   const { config } = ctx;
   // Typed as Fastify's logger so that the instance has the plain FastifyInstance type.
@@ -181,7 +185,7 @@ async function createFastify(
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  await composeModules(app, ctx, events);
+  await composeModules(app, ctx, events, rolloutTickMs);
   await registerExtensions(app, ctx, extensions);
   return app;
 }
@@ -191,7 +195,12 @@ async function createFastify(
  * authenticator (built once, passed to every route devices call), the object store, the TUF layer,
  * releases, deltas, secrets and deployments, joined by one domain event bus.
  */
-async function composeModules(app: FastifyInstance, ctx: ServerContext, events: EventBus): Promise<void> {
+async function composeModules(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  events: EventBus,
+  rolloutTickMs: number | undefined,
+): Promise<void> {
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
 
   const store = await FsObjectStore.open(ctx.config.dataDir);
@@ -265,8 +274,7 @@ async function composeModules(app: FastifyInstance, ctx: ServerContext, events: 
   });
   registerReleaseRoutes(app, { ctx, store, trust }, gc);
   registerSecretRoutes(app, ctx, vault);
-  await app.register(deploymentsPlugin, {
-    services: { ctx, trust, devices, directors, events },
-    deviceAuth,
-  });
+  const deployServices = { ctx, trust, devices, directors, events };
+  await app.register(deploymentsPlugin, { services: deployServices, deviceAuth });
+  registerRollouts(app, { services: deployServices, tickMs: rolloutTickMs });
 }

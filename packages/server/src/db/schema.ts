@@ -173,6 +173,57 @@ export interface DeviceAppsTable {
   updated_at: string;
 }
 
+/** A staged rollout (migration 009, docs/rollouts.md). */
+export interface RolloutsTable {
+  id: string;
+  app: string;
+  version: string;
+  target_path: string;
+  filter: string;
+  /** JSON array of wave specs (`10%`, `50`). */
+  waves: string;
+  /** JSON array of wave sizes, fixed at creation. */
+  wave_sizes: string;
+  min_success: number;
+  max_failure: number;
+  soak_seconds: number;
+  approve_waves: number;
+  window: string | null;
+  include_new: number;
+  retry: number;
+  state: 'running' | 'paused' | 'waiting-approval' | 'completed' | 'aborted';
+  current_wave: number;
+  /** The highest wave index an operator approved (-1: none). */
+  approved_wave: number;
+  matched: number;
+  paused_reason: string | null;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+}
+
+/** One device of a rollout (migration 009). */
+export interface RolloutDevicesTable {
+  rollout_id: string;
+  device_id: string;
+  app: string;
+  wave: number;
+  phase: string;
+  reason: string | null;
+  /** JSON `{ message?, logTail? }` about a failure, or null. */
+  detail: string | null;
+  since: string;
+  retries: number;
+  next_attempt_at: string | null;
+  assigned_at: string | null;
+  committed_at: string | null;
+  soak_until: string | null;
+  soak_restarts: number | null;
+  install_ms: number | null;
+  /** 1 while the rollout is active (one active rollout per device and app). */
+  active: number;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -188,6 +239,8 @@ export interface Database {
   object_refs: ObjectRefsTable;
   release_secrets: ReleaseSecretsTable;
   device_apps: DeviceAppsTable;
+  rollouts: RolloutsTable;
+  rollout_devices: RolloutDevicesTable;
 }
 
 /** The database or a transaction on it: what a query runs against. */

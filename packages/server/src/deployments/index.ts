@@ -24,3 +24,5 @@ export const deploymentsPlugin: FastifyPluginCallback<DeploymentsPluginOptions> 
   registerDeploymentRoutes(app, opts.services, opts.deviceAuth);
   done();
 };
+export { announceAssignments, assignDevicesInTransaction, unassignInTransaction } from './assign.js';
+export type { AssignedDevice } from './assign.js';

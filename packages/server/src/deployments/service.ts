@@ -163,7 +163,7 @@ async function lockAccepted(
 }
 
 /** Records one device's assignment and marks its director metadata for re-signing; returns its new state version. */
-async function assignInTransaction(
+export async function assignInTransaction(
   ctx: ServerContext,
   trx: Db,
   deviceId: string,

@@ -51,7 +51,28 @@ export type DomainEvent =
       app: string;
       /** The release whose process the status is about (what the device runs). */
       targetPath: string;
-    };
+    }
+  | RolloutEvent;
+
+/** A staged rollout's transitions (docs/rollouts.md), emitted after their transaction commits. */
+export type RolloutEvent =
+  | {
+      type: 'rollout.created';
+      rolloutId: string;
+      app: string;
+      version: string;
+      matched: number;
+      actor: EventActor;
+    }
+  | { type: 'rollout.wave.started'; rolloutId: string; wave: number; size: number }
+  | { type: 'rollout.waiting-approval'; rolloutId: string; wave: number }
+  | { type: 'rollout.paused'; rolloutId: string; reason: string; actor?: EventActor }
+  | { type: 'rollout.resumed'; rolloutId: string; actor: EventActor }
+  | { type: 'rollout.approved'; rolloutId: string; wave: number; actor: EventActor }
+  | { type: 'rollout.aborted'; rolloutId: string; actor: EventActor; released: number }
+  | { type: 'rollout.completed'; rolloutId: string }
+  | { type: 'rollout.device.succeeded'; rolloutId: string; deviceId: string; wave: number }
+  | { type: 'rollout.device.failed'; rolloutId: string; deviceId: string; wave: number; reason: string };
 
 export type DomainEventType = DomainEvent['type'];
 

@@ -1,0 +1,525 @@
+/**
+ * The rollout engine (docs/rollouts.md "How it works"). Its state lives only in the database: each
+ * tick locks one rollout's row (SELECT … FOR UPDATE on PostgreSQL, the write lock on SQLite) and in
+ * that transaction moves its devices' phases on from what the devices reported (`device_apps`),
+ * applies the gates (failure threshold, success threshold, approval, last wave), and assigns the
+ * devices whose turn it is through the deployments module. Two server processes on one database
+ * therefore never advance a wave twice or assign a device twice, and a restarted server carries on
+ * from the rows. Ticks run periodically and when a device report or an operator action nudges.
+ */
+import type { AppProcessStatus, RolloutPhase } from '@flotilla/protocol';
+import type { Db } from '../context.js';
+import { lockRows, writeTransaction } from '../db/write-transaction.js';
+import { announceAssignments, assignDevicesInTransaction } from '../deployments/index.js';
+import type { AssignedDevice, DeployServices } from '../deployments/index.js';
+import { compileFilter } from '../devices/index.js';
+import type { RolloutEvent } from '../events/bus.js';
+import { crashPoint } from '../test-hooks.js';
+import type { RolloutRow } from './view.js';
+import { waveCounts } from './view.js';
+import { parseWindow, windowOpen } from './window.js';
+
+/** Restarts of the app's process during the soak that count as a crash loop. */
+export const CRASH_LOOP_RESTARTS = 3;
+/** Devices assigned per transaction; a tick with more to do runs again at once. */
+const ASSIGN_BATCH = 500;
+const INSERT_CHUNK = 500;
+const ACTIVE_STATES = ['running', 'paused', 'waiting-approval'] as const;
+const IN_FLIGHT: readonly RolloutPhase[] = ['notified', 'downloading', 'installing', 'soaking'];
+
+/** Delay before retry `n` (0-based): 30 s doubling, at most one hour. */
+export function retryDelayMs(n: number): number {
+  return Math.min(3_600_000, 30_000 * 2 ** n);
+}
+
+/** What a transaction leaves to do after its commit. */
+export interface AfterCommit {
+  assigned: AssignedDevice[];
+  unassigned: AssignedDevice[];
+  events: RolloutEvent[];
+  more: boolean;
+}
+
+export function afterCommit(): AfterCommit {
+  return { assigned: [], unassigned: [], events: [], more: false };
+}
+
+const phaseOfUpdate = (phase: string | null): RolloutPhase | null => {
+  switch (phase) {
+    case 'assigned':
+      return 'notified';
+    case 'verifying':
+    case 'downloading':
+      return 'downloading';
+    case 'installing':
+    case 'stopping':
+    case 'switching':
+    case 'starting':
+    case 'health':
+      return 'installing';
+    default:
+      return null;
+  }
+};
+
+export interface EngineOptions {
+  /** How often every active rollout is looked at (besides the nudges). */
+  tickMs: number;
+}
+
+export class RolloutEngine {
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | null = null;
+  #again = false;
+  #stopped = false;
+
+  constructor(
+    private readonly svc: DeployServices,
+    private readonly opts: EngineOptions,
+  ) {}
+
+  start(): void {
+    this.#timer = setInterval(() => this.nudge(), this.opts.tickMs);
+    this.#timer.unref();
+    this.nudge();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#running;
+  }
+
+  /** Runs a tick of every active rollout soon (coalesced with one already running). */
+  nudge(): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    this.#running = this.#loop().finally(() => {
+      this.#running = null;
+    });
+  }
+
+  /** Resolves once the ticks asked for so far have run (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.#running) await this.#running;
+  }
+
+  async #loop(): Promise<void> {
+    do {
+      this.#again = false;
+      try {
+        await this.tickAll();
+      } catch (err) {
+        this.svc.ctx.log.warn({ err }, 'a rollout tick failed; the next tick retries');
+      }
+    } while (this.#again && !this.#stopped);
+  }
+
+  async tickAll(): Promise<void> {
+    const rows = await this.svc.ctx.db
+      .selectFrom('rollouts')
+      .select('id')
+      .where('state', 'in', [...ACTIVE_STATES])
+      .orderBy('created_at')
+      .execute();
+    for (const { id } of rows) {
+      if (this.#stopped) return;
+      if (await this.tick(id)) this.#again = true;
+    }
+  }
+
+  /** One tick of one rollout; returns whether it has more to do at once. */
+  async tick(rolloutId: string): Promise<boolean> {
+    const { ctx } = this.svc;
+    const post = afterCommit();
+    await writeTransaction(ctx.db, ctx.dialect, async (trx) => {
+      const row = await lockRows(
+        trx.selectFrom('rollouts').selectAll().where('id', '=', rolloutId),
+        ctx.dialect,
+      ).executeTakeFirst();
+      if (!row || !(ACTIVE_STATES as readonly string[]).includes(row.state)) return;
+      const now = ctx.clock.now();
+      await this.#refresh(trx, row, now, post);
+      if (row.state !== 'running') return;
+      if (row.include_new === 1) await this.#addNew(trx, row, now);
+      await this.#gate(trx, row, now, post);
+      if (row.state === 'running') await this.#assignDue(trx, row, now, post);
+    });
+    if (post.assigned.length > 0) crashPoint('rollout.after-assign');
+    await this.publish(post, rolloutId);
+    return post.more;
+  }
+
+  /** After a commit: director re-signs and notices for the devices changed, then the events. */
+  async publish(post: AfterCommit, rolloutId: string): Promise<void> {
+    if (post.assigned.length > 0) {
+      const row = await this.svc.ctx.db
+        .selectFrom('rollouts')
+        .select(['app', 'target_path'])
+        .where('id', '=', rolloutId)
+        .executeTakeFirstOrThrow();
+      await announceAssignments(this.svc, post.assigned, {
+        app: row.app,
+        targetPath: row.target_path,
+        rollout: rolloutId,
+      });
+    }
+    if (post.unassigned.length > 0) await announceAssignments(this.svc, post.unassigned);
+    for (const e of post.events) this.svc.events.emit(e);
+  }
+
+  /** Moves in-flight devices on from their reports; the soak gate. */
+  async #refresh(trx: Db, row: RolloutRow, now: Date, post: AfterCommit): Promise<void> {
+    const { ctx } = this.svc;
+    const devices = await trx
+      .selectFrom('rollout_devices as rd')
+      .innerJoin('devices as d', 'd.id', 'rd.device_id')
+      .leftJoin('device_apps as da', (join) =>
+        join.onRef('da.device_id', '=', 'rd.device_id').onRef('da.app', '=', 'rd.app'),
+      )
+      .select([
+        'rd.device_id',
+        'rd.wave',
+        'rd.phase',
+        'rd.retries',
+        'rd.assigned_at',
+        'rd.soak_until',
+        'rd.soak_restarts',
+        'd.status',
+        'd.last_seen_at',
+        'da.desired',
+        'da.current',
+        'da.rollout',
+        'da.phase as update_phase',
+        'da.error',
+        'da.process_status',
+        'da.bytes_done',
+      ])
+      .where('rd.rollout_id', '=', row.id)
+      .where('rd.phase', 'in', [...IN_FLIGHT])
+      .execute();
+    if (devices.length === 0) return;
+    const iso = now.toISOString();
+    const online = new Set(this.svc.devices.presence.onlineIds());
+    const offlineBefore = new Date(now.getTime() - ctx.config.offlineAfterMs).toISOString();
+    for (const d of devices) {
+      const set = (values: Record<string, unknown>) =>
+        trx
+          .updateTable('rollout_devices')
+          .set({ ...values, since: iso })
+          .where('rollout_id', '=', row.id)
+          .where('device_id', '=', d.device_id)
+          .execute();
+      const fail = async (reason: string, message: string | null) => {
+        const detail = message === null ? null : JSON.stringify({ message });
+        if (d.retries < row.retry) {
+          await set({
+            phase: 'pending',
+            reason,
+            detail,
+            retries: d.retries + 1,
+            next_attempt_at: new Date(now.getTime() + retryDelayMs(d.retries)).toISOString(),
+            soak_until: null,
+            soak_restarts: null,
+          });
+          return;
+        }
+        await set({ phase: 'failed', reason, detail });
+        post.events.push({
+          type: 'rollout.device.failed',
+          rolloutId: row.id,
+          deviceId: d.device_id,
+          wave: d.wave,
+          reason,
+        });
+      };
+      const succeed = async () => {
+        await set({ phase: 'succeeded', reason: null });
+        post.events.push({
+          type: 'rollout.device.succeeded',
+          rolloutId: row.id,
+          deviceId: d.device_id,
+          wave: d.wave,
+        });
+      };
+      if (d.rollout !== row.id) {
+        // Another deployment (or rollout) replaced this assignment.
+        await set({ phase: 'cancelled', reason: 'superseded', active: 0 });
+        continue;
+      }
+      if (d.status !== 'accepted') {
+        await fail(`device-${d.status}`, null);
+        continue;
+      }
+      const process = d.process_status === null ? null : (JSON.parse(d.process_status) as AppProcessStatus);
+      if (d.phase !== 'soaking') {
+        if (d.update_phase === 'failed' || d.update_phase === 'rolled-back') {
+          const error = d.error === null ? null : (JSON.parse(d.error) as { code: string; message: string });
+          await fail(error?.code ?? d.update_phase, error?.message ?? null);
+          continue;
+        }
+        if (d.update_phase === 'committed' && d.current === d.desired) {
+          const installMs =
+            d.assigned_at === null ? null : Math.max(0, now.getTime() - Date.parse(d.assigned_at));
+          if (row.soak_seconds === 0) {
+            await set({ install_ms: installMs, reason: null });
+            await succeed();
+            continue;
+          }
+          await set({
+            phase: 'soaking',
+            reason: null,
+            install_ms: installMs,
+            soak_until: new Date(now.getTime() + row.soak_seconds * 1000).toISOString(),
+            soak_restarts: process?.restarts ?? 0,
+          });
+          continue;
+        }
+        const next = phaseOfUpdate(d.update_phase);
+        if (next !== null && next !== d.phase) await set({ phase: next });
+        continue;
+      }
+      // Soaking: the release must stay, run, not crash-loop, and the device must stay in touch.
+      if (d.current !== d.desired) {
+        await fail('rolled-back', `the device went back to ${d.current ?? 'no release'} during the soak`);
+        continue;
+      }
+      if (process !== null) {
+        const base = d.soak_restarts ?? 0;
+        if (process.restarts < base) {
+          // The agent restarted (its counts start from 0): measure from there.
+          await trx
+            .updateTable('rollout_devices')
+            .set({ soak_restarts: process.restarts })
+            .where('rollout_id', '=', row.id)
+            .where('device_id', '=', d.device_id)
+            .execute();
+        } else if (process.restarts - base >= CRASH_LOOP_RESTARTS) {
+          const exit = process.lastExit;
+          await fail(
+            'crash-loop',
+            `the app restarted ${process.restarts - base} times during the soak` +
+              (exit ? ` (last exit: ${exit.signal ?? `code ${String(exit.code)}`} at ${exit.at})` : ''),
+          );
+          continue;
+        } else if (process.state === 'stopped') {
+          await fail('app-stopped', 'the app stopped during the soak and was not restarted');
+          continue;
+        }
+      }
+      const seen = online.has(d.device_id) ? iso : d.last_seen_at;
+      if (seen === null || seen < offlineBefore) {
+        await fail('heartbeat-lost', `no heartbeat since ${seen ?? 'never'}`);
+        continue;
+      }
+      if (d.soak_until !== null && iso >= d.soak_until) await succeed();
+    }
+  }
+
+  /** Devices that match the filter now and are in no active rollout of the app join the current wave. */
+  async #addNew(trx: Db, row: RolloutRow, now: Date): Promise<void> {
+    const ids = await matchingDevices(this.svc, trx, row.filter, row.app, now, row.id);
+    if (ids.length === 0) return;
+    await insertDevices(trx, row.id, row.app, ids.map((id) => ({ id, wave: row.current_wave })), now);
+    const sizes = JSON.parse(row.wave_sizes) as number[];
+    sizes[row.current_wave] = (sizes[row.current_wave] ?? 0) + ids.length;
+    row.wave_sizes = JSON.stringify(sizes);
+    row.matched += ids.length;
+    await trx
+      .updateTable('rollouts')
+      .set({ wave_sizes: row.wave_sizes, matched: row.matched, updated_at: now.toISOString() })
+      .where('id', '=', row.id)
+      .execute();
+  }
+
+  /** The gates: failure threshold, success threshold, approval, completion. */
+  async #gate(trx: Db, row: RolloutRow, now: Date, post: AfterCommit): Promise<void> {
+    const sizes = JSON.parse(row.wave_sizes) as number[];
+    const counts = await waveCounts(trx, row.id);
+    const iso = now.toISOString();
+    const update = (values: Partial<RolloutRow>) => {
+      Object.assign(row, values, { updated_at: iso });
+      return trx
+        .updateTable('rollouts')
+        .set({ ...values, updated_at: iso })
+        .where('id', '=', row.id)
+        .execute();
+    };
+    for (let w = 0; w <= row.current_wave; w++) {
+      const c = counts.get(w);
+      const size = (sizes[w] ?? 0) - (c?.cancelled ?? 0);
+      if (!c || size <= 0 || c.failed === 0) continue;
+      const rate = (c.failed * 100) / size;
+      if (rate > Number(row.max_failure)) {
+        const reason =
+          `failure threshold: ${c.failed} of ${size} devices of wave ${w + 1} failed ` +
+          `(${round(rate)}% > ${Number(row.max_failure)}%)`;
+        await update({ state: 'paused', paused_reason: reason });
+        post.events.push({ type: 'rollout.paused', rolloutId: row.id, reason });
+        return;
+      }
+    }
+    for (;;) {
+      const cw = row.current_wave;
+      const c = counts.get(cw);
+      const size = (sizes[cw] ?? 0) - (c?.cancelled ?? 0);
+      const succeeded = c?.succeeded ?? 0;
+      const open = c ? c.pending + c.notified + c.downloading + c.installing + c.soaking : 0;
+      if (size > 0 && (succeeded * 100) / size < Number(row.min_success)) {
+        if (open === 0) {
+          const reason =
+            `success threshold: ${succeeded} of ${size} devices of wave ${cw + 1} succeeded ` +
+            `(${round((succeeded * 100) / size)}% < ${Number(row.min_success)}%)`;
+          await update({ state: 'paused', paused_reason: reason });
+          post.events.push({ type: 'rollout.paused', rolloutId: row.id, reason });
+        }
+        return;
+      }
+      if (cw + 1 < sizes.length) {
+        if (row.approve_waves === 1 && row.approved_wave < cw + 1) {
+          await update({ state: 'waiting-approval', paused_reason: `wave ${cw + 2} waits for an approval` });
+          post.events.push({ type: 'rollout.waiting-approval', rolloutId: row.id, wave: cw + 1 });
+          return;
+        }
+        await update({ current_wave: cw + 1, paused_reason: null });
+        post.events.push({
+          type: 'rollout.wave.started',
+          rolloutId: row.id,
+          wave: cw + 1,
+          size: sizes[cw + 1] ?? 0,
+        });
+        continue;
+      }
+      const remaining = await trx
+        .selectFrom('rollout_devices')
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .where('rollout_id', '=', row.id)
+        .where('phase', 'in', ['pending', ...IN_FLIGHT])
+        .executeTakeFirstOrThrow();
+      if (Number(remaining.n) > 0 || row.include_new === 1) return;
+      await update({ state: 'completed', paused_reason: null });
+      await trx.updateTable('rollout_devices').set({ active: 0 }).where('rollout_id', '=', row.id).execute();
+      post.events.push({ type: 'rollout.completed', rolloutId: row.id });
+      return;
+    }
+  }
+
+  /** Assigns the devices whose wave has started and whose retry delay is over, inside the window. */
+  async #assignDue(trx: Db, row: RolloutRow, now: Date, post: AfterCommit): Promise<void> {
+    if (row.window !== null && !windowOpen(parseWindow(row.window), now)) return;
+    const iso = now.toISOString();
+    const due = await trx
+      .selectFrom('rollout_devices')
+      .select('device_id')
+      .where('rollout_id', '=', row.id)
+      .where('phase', '=', 'pending')
+      .where('wave', '<=', row.current_wave)
+      .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', iso)]))
+      .orderBy('device_id')
+      .limit(ASSIGN_BATCH)
+      .execute();
+    if (due.length === 0) return;
+    const ids = due.map((d) => d.device_id);
+    const assigned = await assignDevicesInTransaction(this.svc.ctx, trx, ids, row.app, row.target_path, row.id);
+    const done = new Set(assigned.map((a) => a.deviceId));
+    const gone = ids.filter((id) => !done.has(id));
+    if (assigned.length > 0)
+      await trx
+        .updateTable('rollout_devices')
+        .set({ phase: 'notified', since: iso, assigned_at: iso, next_attempt_at: null })
+        .where('rollout_id', '=', row.id)
+        .where('device_id', 'in', [...done])
+        .execute();
+    if (gone.length > 0)
+      await trx
+        .updateTable('rollout_devices')
+        .set({ phase: 'failed', reason: 'device-not-accepted', since: iso })
+        .where('rollout_id', '=', row.id)
+        .where('device_id', 'in', gone)
+        .execute();
+    post.assigned.push(...assigned);
+    post.more = due.length === ASSIGN_BATCH;
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+/**
+ * Accepted devices the filter selects now that are in no active rollout of the app (and not yet in
+ * `exceptRollout`), in id order.
+ */
+export async function matchingDevices(
+  svc: DeployServices,
+  db: Db,
+  filter: string,
+  app: string,
+  now: Date,
+  exceptRollout?: string,
+): Promise<string[]> {
+  const where = compileFilter(filter, {
+    dialect: svc.ctx.dialect,
+    now,
+    offlineAfterMs: svc.ctx.config.offlineAfterMs,
+    onlineIds: svc.devices.presence.onlineIds(),
+  });
+  let query = db
+    .selectFrom('devices')
+    .select('id')
+    .where('status', '=', 'accepted')
+    .where(where)
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('rollout_devices as rd')
+            .select('rd.device_id')
+            .whereRef('rd.device_id', '=', 'devices.id')
+            .where('rd.app', '=', app)
+            .where('rd.active', '=', 1),
+        ),
+      ),
+    );
+  if (exceptRollout !== undefined)
+    query = query.where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('rollout_devices as rx')
+            .select('rx.device_id')
+            .whereRef('rx.device_id', '=', 'devices.id')
+            .where('rx.rollout_id', '=', exceptRollout),
+        ),
+      ),
+    );
+  const rows = await query.orderBy('id').execute();
+  return rows.map((r) => r.id);
+}
+
+export async function insertDevices(
+  trx: Db,
+  rolloutId: string,
+  app: string,
+  devices: readonly { id: string; wave: number }[],
+  now: Date,
+): Promise<void> {
+  const iso = now.toISOString();
+  for (let i = 0; i < devices.length; i += INSERT_CHUNK)
+    await trx
+      .insertInto('rollout_devices')
+      .values(
+        devices.slice(i, i + INSERT_CHUNK).map((d) => ({
+          rollout_id: rolloutId,
+          device_id: d.id,
+          app,
+          wave: d.wave,
+          phase: 'pending',
+          since: iso,
+          retries: 0,
+          active: 1,
+        })),
+      )
+      .execute();
+}

@@ -1,0 +1,128 @@
+/** Rollout rows as the API shows them: waves with counts per phase, statistics, device pages. */
+import type { Rollout, RolloutDevice, RolloutPhase, WaveCounts } from '@flotilla/protocol';
+import type { Selectable } from 'kysely';
+import type { Db } from '../context.js';
+import type { RolloutDevicesTable, RolloutsTable } from '../db/schema.js';
+
+export type RolloutRow = Selectable<RolloutsTable>;
+export type RolloutDeviceRow = Selectable<RolloutDevicesTable>;
+
+export const PHASES: readonly RolloutPhase[] = [
+  'pending',
+  'notified',
+  'downloading',
+  'installing',
+  'soaking',
+  'succeeded',
+  'failed',
+  'cancelled',
+];
+
+export function emptyCounts(): WaveCounts {
+  return {
+    pending: 0,
+    notified: 0,
+    downloading: 0,
+    installing: 0,
+    soaking: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+  };
+}
+
+/** Per wave, devices per phase. */
+export async function waveCounts(db: Db, rolloutId: string): Promise<Map<number, WaveCounts>> {
+  const rows = await db
+    .selectFrom('rollout_devices')
+    .select(['wave', 'phase', (eb) => eb.fn.countAll<number | string>().as('n')])
+    .where('rollout_id', '=', rolloutId)
+    .groupBy(['wave', 'phase'])
+    .execute();
+  const out = new Map<number, WaveCounts>();
+  for (const r of rows) {
+    const counts = out.get(r.wave) ?? emptyCounts();
+    counts[r.phase as RolloutPhase] += Number(r.n);
+    out.set(r.wave, counts);
+  }
+  return out;
+}
+
+function percentile(sorted: readonly number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
+  const specs = JSON.parse(row.waves) as string[];
+  const sizes = JSON.parse(row.wave_sizes) as number[];
+  const counts = await waveCounts(db, row.id);
+  const installs = await db
+    .selectFrom('rollout_devices')
+    .select('install_ms')
+    .where('rollout_id', '=', row.id)
+    .where('install_ms', 'is not', null)
+    .orderBy('install_ms')
+    .execute();
+  const ms = installs.map((r) => Number(r.install_ms));
+  const failures = await db
+    .selectFrom('rollout_devices')
+    .select(['reason', (eb) => eb.fn.countAll<number | string>().as('n')])
+    .where('rollout_id', '=', row.id)
+    .where('phase', '=', 'failed')
+    .groupBy('reason')
+    .execute();
+  const finished = row.state === 'completed' || row.state === 'aborted';
+  return {
+    id: row.id,
+    app: row.app,
+    version: row.version,
+    targetPath: row.target_path,
+    filter: row.filter,
+    state: row.state,
+    currentWave: row.current_wave,
+    matched: row.matched,
+    minSuccess: Number(row.min_success),
+    maxFailure: Number(row.max_failure),
+    soakSeconds: row.soak_seconds,
+    approveWaves: row.approve_waves === 1,
+    window: row.window,
+    includeNewDevices: row.include_new === 1,
+    retry: row.retry,
+    pausedReason: row.paused_reason,
+    waves: specs.map((spec, index) => ({
+      index,
+      spec,
+      size: sizes[index] ?? 0,
+      state:
+        index < row.current_wave || (finished && index === row.current_wave)
+          ? 'done'
+          : index === row.current_wave
+            ? 'running'
+            : 'waiting',
+      counts: counts.get(index) ?? emptyCounts(),
+    })),
+    stats: {
+      installP50Ms: percentile(ms, 50),
+      installP95Ms: percentile(ms, 95),
+      failuresByReason: failures
+        .map((f) => ({ reason: f.reason ?? 'unknown', count: Number(f.n) }))
+        .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),
+    },
+    createdAt: row.created_at,
+    createdBy: row.created_by,
+    updatedAt: row.updated_at,
+  };
+}
+
+export function toRolloutDevice(row: RolloutDeviceRow): RolloutDevice {
+  return {
+    deviceId: row.device_id,
+    wave: row.wave,
+    phase: row.phase as RolloutPhase,
+    reason: row.reason,
+    retries: row.retries,
+    since: row.since,
+  };
+}
