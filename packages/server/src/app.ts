@@ -112,7 +112,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
     const events = createEventBus(log.child({ component: 'events' }));
-    const app = await createFastify(ctx, events, opts.beforeRoutes, opts.extensions ?? [], opts.rolloutTickMs);
+    const app = await createFastify(
+      ctx,
+      events,
+      opts.beforeRoutes,
+      opts.extensions ?? [],
+      opts.rolloutTickMs,
+    );
     if (ownsDatabase) app.addHook('onClose', () => database.close());
     return { app, ctx, events, initialAdminPassword };
   } catch (e) {

@@ -22,7 +22,8 @@ export const WAVE_PATTERN = '^(?:[1-9][0-9]{0,6}|(?:100|[1-9]?[0-9](?:\\.[0-9]{1
 export const MAX_WAVES = 20;
 export const WaveSpec = Type.String({
   pattern: WAVE_PATTERN,
-  description: 'Cumulative share of the matched devices reached by the end of this wave: `10%` or a count `50`',
+  description:
+    'Cumulative share of the matched devices reached by the end of this wave: `10%` or a count `50`',
 });
 
 export const RolloutFilter = Type.String({
@@ -40,7 +41,11 @@ export const CreateRolloutRequest = Type.Object(
     filter: RolloutFilter,
     waves: RolloutWaves,
     minSuccess: Type.Optional(
-      Type.Number({ minimum: 0, maximum: 100, description: 'Percent of a wave that must succeed (default 100)' }),
+      Type.Number({
+        minimum: 0,
+        maximum: 100,
+        description: 'Percent of a wave that must succeed (default 100)',
+      }),
     ),
     maxFailure: Type.Optional(
       Type.Number({
@@ -50,9 +55,15 @@ export const CreateRolloutRequest = Type.Object(
       }),
     ),
     soakSeconds: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: 7 * 86400, description: 'Healthy time after the commit (default 0)' }),
+      Type.Integer({
+        minimum: 0,
+        maximum: 7 * 86400,
+        description: 'Healthy time after the commit (default 0)',
+      }),
     ),
-    approveWaves: Type.Optional(Type.Boolean({ description: 'Wait for an approval before each wave after the first' })),
+    approveWaves: Type.Optional(
+      Type.Boolean({ description: 'Wait for an approval before each wave after the first' }),
+    ),
     window: Type.Optional(
       Type.String({
         minLength: 1,
@@ -63,7 +74,9 @@ export const CreateRolloutRequest = Type.Object(
     includeNewDevices: Type.Optional(
       Type.Boolean({ description: 'Devices that match the filter later join the current wave' }),
     ),
-    retry: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'Retries per device (default 0)' })),
+    retry: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 10, description: 'Retries per device (default 0)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -97,11 +110,7 @@ export const RolloutPhase = Type.Union([
 ]);
 export type RolloutPhase = Static<typeof RolloutPhase>;
 
-export const WaveState = Type.Union([
-  Type.Literal('waiting'),
-  Type.Literal('running'),
-  Type.Literal('done'),
-]);
+export const WaveState = Type.Union([Type.Literal('waiting'), Type.Literal('running'), Type.Literal('done')]);
 
 export const RolloutPreview = Type.Object({
   matched: Type.Integer({ minimum: 0 }),

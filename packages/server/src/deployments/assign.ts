@@ -108,7 +108,10 @@ export async function announceAssignments(
 ): Promise<void> {
   for (const { deviceId } of changed)
     await svc.directors.sync(deviceId).catch((err: unknown) => {
-      svc.ctx.log.warn({ err, deviceId }, 'director re-sign after an assignment failed; retried on the next read');
+      svc.ctx.log.warn(
+        { err, deviceId },
+        'director re-sign after an assignment failed; retried on the next read',
+      );
     });
   for (const { deviceId, stateVersion } of changed) {
     svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });

@@ -323,7 +323,13 @@ export class RolloutEngine {
   async #addNew(trx: Db, row: RolloutRow, now: Date): Promise<void> {
     const ids = await matchingDevices(this.svc, trx, row.filter, row.app, now, row.id);
     if (ids.length === 0) return;
-    await insertDevices(trx, row.id, row.app, ids.map((id) => ({ id, wave: row.current_wave })), now);
+    await insertDevices(
+      trx,
+      row.id,
+      row.app,
+      ids.map((id) => ({ id, wave: row.current_wave })),
+      now,
+    );
     const sizes = JSON.parse(row.wave_sizes) as number[];
     sizes[row.current_wave] = (sizes[row.current_wave] ?? 0) + ids.length;
     row.wave_sizes = JSON.stringify(sizes);
@@ -423,7 +429,14 @@ export class RolloutEngine {
       .execute();
     if (due.length === 0) return;
     const ids = due.map((d) => d.device_id);
-    const assigned = await assignDevicesInTransaction(this.svc.ctx, trx, ids, row.app, row.target_path, row.id);
+    const assigned = await assignDevicesInTransaction(
+      this.svc.ctx,
+      trx,
+      ids,
+      row.app,
+      row.target_path,
+      row.id,
+    );
     const done = new Set(assigned.map((a) => a.deviceId));
     const gone = ids.filter((id) => !done.has(id));
     if (assigned.length > 0)
@@ -472,10 +485,11 @@ export async function matchingDevices(
     .select('id')
     .where('status', '=', 'accepted')
     .where(where)
-    .where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('rollout_devices as rd')
+    .where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('rollout_devices as rd')
             .select('rd.device_id')
             .whereRef('rd.device_id', '=', 'devices.id')
             .where('rd.app', '=', app)
@@ -484,10 +498,11 @@ export async function matchingDevices(
       ),
     );
   if (exceptRollout !== undefined)
-    query = query.where(({ not, exists, selectFrom }) =>
-      not(
-        exists(
-          selectFrom('rollout_devices as rx')
+    query = query.where((eb) =>
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('rollout_devices as rx')
             .select('rx.device_id')
             .whereRef('rx.device_id', '=', 'devices.id')
             .where('rx.rollout_id', '=', exceptRollout),

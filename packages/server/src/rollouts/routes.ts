@@ -53,14 +53,16 @@ export function registerRolloutRoutes(base: FastifyInstance, svc: RolloutService
     RolloutRoutes.rollouts,
     {
       schema: {
-        summary: 'Start a staged rollout of a signed release to the devices a filter selects (answers at once)',
+        summary:
+          'Start a staged rollout of a signed release to the devices a filter selects (answers at once)',
         tags,
         body: CreateRolloutRequest,
         response: { 202: Rollout },
       },
       preHandler: requireRole('deployer'),
     },
-    async (request, reply) => reply.code(202).send(await createRollout(svc, request.body, namedActorOf(request))),
+    async (request, reply) =>
+      reply.code(202).send(await createRollout(svc, request.body, namedActorOf(request))),
   );
 
   app.post(

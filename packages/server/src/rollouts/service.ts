@@ -38,7 +38,8 @@ export interface RolloutServices {
   engine: RolloutEngine;
 }
 
-const notFound = (id: string) => new FlotillaError('FLT_ROLLOUT_NOT_FOUND', `no rollout ${id}`, { details: { id } });
+const notFound = (id: string) =>
+  new FlotillaError('FLT_ROLLOUT_NOT_FOUND', `no rollout ${id}`, { details: { id } });
 
 async function checkRelease(svc: DeployServices, app: string, version: string) {
   const release = await getRelease(svc.ctx.db, app, version);
@@ -51,16 +52,32 @@ async function checkRelease(svc: DeployServices, app: string, version: string) {
   const missing = (release.secrets ?? []).filter((s) => !s.stored).map((s) => s.name);
   if (missing.length > 0) throw missingError(app, version, missing);
   if (!(await svc.trust.image.target(release.targetPath)))
-    throw new FlotillaError('FLT_TUF_TARGET_MISSING', `the image repository has no target ${release.targetPath}`, {
-      details: { path: release.targetPath },
-    });
+    throw new FlotillaError(
+      'FLT_TUF_TARGET_MISSING',
+      `the image repository has no target ${release.targetPath}`,
+      {
+        details: { path: release.targetPath },
+      },
+    );
   return release;
 }
 
-export async function previewRollout(svc: RolloutServices, input: RolloutPreviewRequest): Promise<RolloutPreview> {
+export async function previewRollout(
+  svc: RolloutServices,
+  input: RolloutPreviewRequest,
+): Promise<RolloutPreview> {
   checkWaves(input.waves);
-  const ids = await matchingDevices(svc.deploy, svc.deploy.ctx.db, input.filter, '', svc.deploy.ctx.clock.now());
-  return { matched: ids.length, waves: waveSizes(input.waves, ids.length).map((size, index) => ({ index, size })) };
+  const ids = await matchingDevices(
+    svc.deploy,
+    svc.deploy.ctx.db,
+    input.filter,
+    '',
+    svc.deploy.ctx.clock.now(),
+  );
+  return {
+    matched: ids.length,
+    waves: waveSizes(input.waves, ids.length).map((size, index) => ({ index, size })),
+  };
 }
 
 export async function createRollout(
@@ -127,7 +144,13 @@ export async function createRollout(
           subjectType: 'rollout',
           subjectId: id,
           sourceIp: actor.sourceIp,
-          details: { app: release.app, version: release.version, filter: input.filter, waves: input.waves, matched: ids.length },
+          details: {
+            app: release.app,
+            version: release.version,
+            filter: input.filter,
+            waves: input.waves,
+            matched: ids.length,
+          },
         },
         trx,
       );
@@ -135,7 +158,10 @@ export async function createRollout(
     });
   } catch (e) {
     if (isUniqueViolation(e))
-      throw new FlotillaError('FLT_CONFLICT', 'another rollout took some of these devices at the same time; try again');
+      throw new FlotillaError(
+        'FLT_CONFLICT',
+        'another rollout took some of these devices at the same time; try again',
+      );
     throw e;
   }
   const events = svc.deploy.events;
@@ -147,13 +173,22 @@ export async function createRollout(
     matched: row.matched,
     actor: { userId: actor.userId, sourceIp: actor.sourceIp },
   });
-  events.emit({ type: 'rollout.wave.started', rolloutId: id, wave: 0, size: (JSON.parse(row.wave_sizes) as number[])[0] ?? 0 });
+  events.emit({
+    type: 'rollout.wave.started',
+    rolloutId: id,
+    wave: 0,
+    size: (JSON.parse(row.wave_sizes) as number[])[0] ?? 0,
+  });
   svc.engine.nudge();
   return toRollout(ctx.db, row);
 }
 
 export async function listRollouts(svc: RolloutServices, state?: RolloutState): Promise<RolloutList> {
-  let query = svc.deploy.ctx.db.selectFrom('rollouts').selectAll().orderBy('created_at', 'desc').orderBy('id');
+  let query = svc.deploy.ctx.db
+    .selectFrom('rollouts')
+    .selectAll()
+    .orderBy('created_at', 'desc')
+    .orderBy('id');
   if (state !== undefined) query = query.where('state', '=', state);
   const rows = await query.limit(1000).execute();
   const items: Rollout[] = [];
@@ -198,18 +233,30 @@ export async function rolloutAction(
   if (release !== undefined && action !== 'resume')
     throw new FlotillaError('FLT_VALIDATION', 'only resume takes a version');
   const row = await writeTransaction(ctx.db, ctx.dialect, async (trx) => {
-    const row = await lockRows(trx.selectFrom('rollouts').selectAll().where('id', '=', id), ctx.dialect).executeTakeFirst();
+    const row = await lockRows(
+      trx.selectFrom('rollouts').selectAll().where('id', '=', id),
+      ctx.dialect,
+    ).executeTakeFirst();
     if (!row) throw notFound(id);
     const now = ctx.clock.now().toISOString();
     const update = async (values: Partial<RolloutRow>) => {
       Object.assign(row, values, { updated_at: now });
-      await trx.updateTable('rollouts').set({ ...values, updated_at: now }).where('id', '=', id).execute();
+      await trx
+        .updateTable('rollouts')
+        .set({ ...values, updated_at: now })
+        .where('id', '=', id)
+        .execute();
     };
     switch (action) {
       case 'pause':
         if (row.state !== 'running' && row.state !== 'waiting-approval') throw conflict(row, action);
         await update({ state: 'paused', paused_reason: `paused by ${actor.username}` });
-        post.events.push({ type: 'rollout.paused', rolloutId: id, reason: row.paused_reason!, actor: eventActor });
+        post.events.push({
+          type: 'rollout.paused',
+          rolloutId: id,
+          reason: row.paused_reason!,
+          actor: eventActor,
+        });
         break;
       case 'resume': {
         if (row.state !== 'paused') throw conflict(row, action);
@@ -237,7 +284,12 @@ export async function rolloutAction(
       case 'approve':
         if (row.state !== 'waiting-approval') throw conflict(row, action);
         await update({ state: 'running', paused_reason: null, approved_wave: row.current_wave + 1 });
-        post.events.push({ type: 'rollout.approved', rolloutId: id, wave: row.current_wave + 1, actor: eventActor });
+        post.events.push({
+          type: 'rollout.approved',
+          rolloutId: id,
+          wave: row.current_wave + 1,
+          actor: eventActor,
+        });
         break;
       case 'abort': {
         if (row.state === 'completed' || row.state === 'aborted') throw conflict(row, action);
@@ -266,7 +318,12 @@ export async function rolloutAction(
             .execute();
         await trx.updateTable('rollout_devices').set({ active: 0 }).where('rollout_id', '=', id).execute();
         await update({ state: 'aborted', paused_reason: `aborted by ${actor.username}` });
-        post.events.push({ type: 'rollout.aborted', rolloutId: id, actor: eventActor, released: released.length });
+        post.events.push({
+          type: 'rollout.aborted',
+          rolloutId: id,
+          actor: eventActor,
+          released: released.length,
+        });
         break;
       }
     }
@@ -301,7 +358,10 @@ export async function rolloutDevices(
   if (query.wave !== undefined) q = q.where('wave', '=', query.wave);
   if (query.phase !== undefined) q = q.where('phase', '=', query.phase);
   if (query.after !== undefined) q = q.where('device_id', '>', query.after);
-  const rows = await q.orderBy('device_id').limit(limit + 1).execute();
+  const rows = await q
+    .orderBy('device_id')
+    .limit(limit + 1)
+    .execute();
   const items = rows.slice(0, limit).map(toRolloutDevice);
   return { items, next: rows.length > limit ? items[items.length - 1]!.deviceId : null };
 }
@@ -351,7 +411,8 @@ export async function explainDevice(svc: RolloutServices, id: string, deviceId: 
   const now = ctx.clock.now();
   const online =
     svc.deploy.devices.presence.onlineIds().includes(deviceId) ||
-    (device.last_seen_at !== null && Date.parse(device.last_seen_at) >= now.getTime() - ctx.config.offlineAfterMs);
+    (device.last_seen_at !== null &&
+      Date.parse(device.last_seen_at) >= now.getTime() - ctx.config.offlineAfterMs);
   const offline = online ? '' : `; the device is offline (last seen ${device.last_seen_at ?? 'never'})`;
   const detail = rd.detail === null ? {} : (JSON.parse(rd.detail) as { message?: string; logTail?: string });
   const phase = rd.phase as RolloutPhase;
@@ -364,7 +425,8 @@ export async function explainDevice(svc: RolloutServices, id: string, deviceId: 
       if (rollout.state === 'aborted') text = 'never assigned: the rollout was aborted';
       else if (rd.wave > rollout.current_wave)
         text = `waiting for wave ${wave}; wave ${rollout.current_wave + 1} is running`;
-      else if (rollout.state === 'paused') text = `waiting: the rollout is paused (${rollout.paused_reason ?? ''})`;
+      else if (rollout.state === 'paused')
+        text = `waiting: the rollout is paused (${rollout.paused_reason ?? ''})`;
       else if (rollout.state === 'waiting-approval') text = `waiting: ${rollout.paused_reason ?? 'approval'}`;
       else if (rd.next_attempt_at !== null && rd.next_attempt_at > now.toISOString())
         text = `failed with ${rd.reason ?? 'an error'}; retry ${rd.retries} of ${rollout.retry} at ${rd.next_attempt_at}`;
@@ -380,7 +442,8 @@ export async function explainDevice(svc: RolloutServices, id: string, deviceId: 
     case 'downloading': {
       const done = app?.bytes_done === null || app === undefined ? null : Number(app.bytes_done);
       const total = app?.bytes_total === null || app === undefined ? null : Number(app.bytes_total);
-      if (done !== null && total !== null && total > 0) progress = Math.min(100, Math.round((done * 100) / total));
+      if (done !== null && total !== null && total > 0)
+        progress = Math.min(100, Math.round((done * 100) / total));
       text = `downloading${progress !== undefined ? ` ${progress} %` : ''}${offline}`;
       break;
     }

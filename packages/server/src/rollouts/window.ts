@@ -89,7 +89,10 @@ function localTime(at: Date, timeZone: string): { day: number; min: number } {
   }
   const parts = format.formatToParts(at);
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
-  return { day: DAYS.indexOf(get('weekday') as (typeof DAYS)[number]), min: Number(get('hour')) * 60 + Number(get('minute')) };
+  return {
+    day: DAYS.indexOf(get('weekday') as (typeof DAYS)[number]),
+    min: Number(get('hour')) * 60 + Number(get('minute')),
+  };
 }
 
 export function windowOpen(w: MaintenanceWindow, at: Date): boolean {
@@ -101,6 +104,7 @@ export function windowOpen(w: MaintenanceWindow, at: Date): boolean {
 /** The next moment (to the minute, within 8 days) the window opens, or null. */
 export function nextOpening(w: MaintenanceWindow, from: Date): Date | null {
   const start = Math.ceil(from.getTime() / 60_000) * 60_000;
-  for (let t = start; t < start + 8 * 86_400_000; t += 60_000) if (windowOpen(w, new Date(t))) return new Date(t);
+  for (let t = start; t < start + 8 * 86_400_000; t += 60_000)
+    if (windowOpen(w, new Date(t))) return new Date(t);
   return null;
 }
