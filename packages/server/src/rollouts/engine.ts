@@ -346,13 +346,27 @@ export class RolloutEngine {
     const sizes = JSON.parse(row.wave_sizes) as number[];
     const counts = await waveCounts(trx, row.id);
     const iso = now.toISOString();
-    const update = (values: Partial<RolloutRow>) => {
+    const update = async (values: Partial<RolloutRow>, event: RolloutEvent) => {
       Object.assign(row, values, { updated_at: iso });
-      return trx
+      await trx
         .updateTable('rollouts')
         .set({ ...values, updated_at: iso })
         .where('id', '=', row.id)
         .execute();
+      // The engine's transitions are audited like the operators' (actor: the system).
+      const { type, rolloutId: _id, ...details } = event;
+      await this.svc.ctx.audit.record(
+        {
+          actorType: 'system',
+          actorId: 'rollout-engine',
+          action: type,
+          subjectType: 'rollout',
+          subjectId: row.id,
+          details,
+        },
+        trx,
+      );
+      post.events.push(event);
     };
     for (let w = 0; w <= row.current_wave; w++) {
       const c = counts.get(w);
@@ -363,8 +377,10 @@ export class RolloutEngine {
         const reason =
           `failure threshold: ${c.failed} of ${size} devices of wave ${w + 1} failed ` +
           `(${round(rate)}% > ${Number(row.max_failure)}%)`;
-        await update({ state: 'paused', paused_reason: reason });
-        post.events.push({ type: 'rollout.paused', rolloutId: row.id, reason });
+        await update(
+          { state: 'paused', paused_reason: reason },
+          { type: 'rollout.paused', rolloutId: row.id, reason },
+        );
         return;
       }
     }
@@ -379,24 +395,25 @@ export class RolloutEngine {
           const reason =
             `success threshold: ${succeeded} of ${size} devices of wave ${cw + 1} succeeded ` +
             `(${round((succeeded * 100) / size)}% < ${Number(row.min_success)}%)`;
-          await update({ state: 'paused', paused_reason: reason });
-          post.events.push({ type: 'rollout.paused', rolloutId: row.id, reason });
+          await update(
+            { state: 'paused', paused_reason: reason },
+            { type: 'rollout.paused', rolloutId: row.id, reason },
+          );
         }
         return;
       }
       if (cw + 1 < sizes.length) {
         if (row.approve_waves === 1 && row.approved_wave < cw + 1) {
-          await update({ state: 'waiting-approval', paused_reason: `wave ${cw + 2} waits for an approval` });
-          post.events.push({ type: 'rollout.waiting-approval', rolloutId: row.id, wave: cw + 1 });
+          await update(
+            { state: 'waiting-approval', paused_reason: `wave ${cw + 2} waits for an approval` },
+            { type: 'rollout.waiting-approval', rolloutId: row.id, wave: cw + 1 },
+          );
           return;
         }
-        await update({ current_wave: cw + 1, paused_reason: null });
-        post.events.push({
-          type: 'rollout.wave.started',
-          rolloutId: row.id,
-          wave: cw + 1,
-          size: sizes[cw + 1] ?? 0,
-        });
+        await update(
+          { current_wave: cw + 1, paused_reason: null },
+          { type: 'rollout.wave.started', rolloutId: row.id, wave: cw + 1, size: sizes[cw + 1] ?? 0 },
+        );
         continue;
       }
       const remaining = await trx
@@ -406,9 +423,11 @@ export class RolloutEngine {
         .where('phase', 'in', ['pending', ...IN_FLIGHT])
         .executeTakeFirstOrThrow();
       if (Number(remaining.n) > 0 || row.include_new === 1) return;
-      await update({ state: 'completed', paused_reason: null });
       await trx.updateTable('rollout_devices').set({ active: 0 }).where('rollout_id', '=', row.id).execute();
-      post.events.push({ type: 'rollout.completed', rolloutId: row.id });
+      await update(
+        { state: 'completed', paused_reason: null },
+        { type: 'rollout.completed', rolloutId: row.id },
+      );
       return;
     }
   }
