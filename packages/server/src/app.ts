@@ -45,7 +45,7 @@ import {
   registerDeltaRoutes,
   startDeploymentPrecompute,
 } from './deltas/index.js';
-import { DirectorSync, deploymentsPlugin } from './deployments/index.js';
+import { DeploymentJobs, DirectorSync, deploymentsPlugin } from './deployments/index.js';
 import { createEventBus } from './events/bus.js';
 import type { EventBus } from './events/bus.js';
 import { ObjectAccess, objectReaders } from './objects/access.js';
@@ -265,8 +265,14 @@ async function composeModules(app: FastifyInstance, ctx: ServerContext, events: 
   });
   registerReleaseRoutes(app, { ctx, store, trust }, gc);
   registerSecretRoutes(app, ctx, vault);
+  const deployServices = { ctx, trust, devices, directors, events };
+  const jobs = new DeploymentJobs(deployServices);
+  // Batches in flight finish; the rest of a deployment is resumed at the next start.
+  app.addHook('preClose', () => jobs.stop());
   await app.register(deploymentsPlugin, {
-    services: { ctx, trust, devices, directors, events },
+    services: { ...deployServices, jobs },
     deviceAuth,
   });
+  // Deployments a stopped server left running carry on (after the re-signs repairPending did).
+  await jobs.resume();
 }
