@@ -63,7 +63,10 @@ export class DeploymentJobs {
       .execute();
     for (const { id } of rows) void this.run(id);
     if (rows.length > 0)
-      this.svc.ctx.log.warn({ deployments: rows.length }, 'resuming deployments a stopped server left running');
+      this.svc.ctx.log.warn(
+        { deployments: rows.length },
+        'resuming deployments a stopped server left running',
+      );
     return rows.length;
   }
 
@@ -85,7 +88,10 @@ export class DeploymentJobs {
       } catch (err) {
         failures++;
         if (failures >= BATCH_ATTEMPTS) {
-          ctx.log.error({ err, deployment: id }, 'a deployment batch failed again; the deployment is marked failed');
+          ctx.log.error(
+            { err, deployment: id },
+            'a deployment batch failed again; the deployment is marked failed',
+          );
           await this.#fail(id, err).catch((e: unknown) =>
             ctx.log.error({ err: e, deployment: id }, 'could not mark the deployment failed'),
           );
@@ -115,7 +121,10 @@ export class DeploymentJobs {
             // The assignment is recorded: a failed re-sign stays marked and is retried before the
             // device's next director read and at the next start, so it does not fail the deployment.
             this.svc.directors.sync(deviceId).catch((err: unknown) => {
-              ctx.log.warn({ err, deviceId }, 'director re-sign after an assignment failed; retried on the next read');
+              ctx.log.warn(
+                { err, deviceId },
+                'director re-sign after an assignment failed; retried on the next read',
+              );
             }),
           ),
         );

@@ -124,11 +124,7 @@ const INSERT_CHUNK = 500;
 
 /** One deployment's assignment job; FLT_NOT_FOUND when there is none with that id. */
 export async function getDeployment(ctx: ServerContext, id: string): Promise<Deployment> {
-  const row = await ctx.db
-    .selectFrom('deployment_jobs')
-    .selectAll()
-    .where('id', '=', id)
-    .executeTakeFirst();
+  const row = await ctx.db.selectFrom('deployment_jobs').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) throw new FlotillaError('FLT_NOT_FOUND', `no deployment ${id}`);
   return toDeployment(row);
 }

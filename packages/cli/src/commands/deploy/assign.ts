@@ -52,7 +52,8 @@ export function registerDeployAssign(parent: Command, io: CliIo): void {
       const deployment =
         opts.wait && accepted.deployment.state === 'running'
           ? await waitFor(client, accepted.deployment, (d) => {
-              if (ctx.globals.json !== true) ctx.out.note(`assigning ${app}@${version}: ${d.processed}/${d.total} devices`);
+              if (ctx.globals.json !== true)
+                ctx.out.note(`assigning ${app}@${version}: ${d.processed}/${d.total} devices`);
             })
           : accepted.deployment;
       const res: DeployResponse = { ...accepted, deployment };
