@@ -18,3 +18,19 @@ export type { LoaderExit, LoaderOptions } from './loader/loader.js';
 export { runLoaderProbe } from './loader/probe.js';
 export { AGENT_APP, InstallLayout } from './loader/layout.js';
 export type { LoaderState } from './loader/layout.js';
+
+// The device protocol's building blocks, for the fleet simulator (packages/sim), which speaks the
+// real protocol with many devices in one process.
+export { agentHttpClient } from './client/http.js';
+export { enrollDevice } from './client/enroll.js';
+export type { EnrollInput } from './client/enroll.js';
+export { TokenManager } from './client/tokens.js';
+export { reactionTo } from './client/classify.js';
+export type { DeviceIdentity } from './state/identity.js';
+export { ControlChannel } from './control/channel.js';
+export type { ChannelOptions } from './control/channel.js';
+export type { ConnectionHandlers } from './control/connection.js';
+export { ReportQueue } from './update/report-queue.js';
+export type { ReportQueueOptions } from './update/report-queue.js';
+export { downloadFirstRoot, provisionTrustedRoot, readAssignment } from './tuf/index.js';
+export type { Assignment, VerifiedRelease } from './tuf/index.js';

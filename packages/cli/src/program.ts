@@ -20,6 +20,7 @@ import { registerLoaderCommands } from './commands/loader/run.js';
 import { registerRegistrationKeyCommands } from './commands/regkeys/index.js';
 import { registerReleaseCommands } from './commands/release/index.js';
 import { registerServerCommand } from './commands/server/run.js';
+import { registerSimCommand } from './commands/sim/run.js';
 import { registerTokenCommands } from './commands/tokens/index.js';
 import { registerUpCommand } from './commands/up/run.js';
 import { registerUserCommands } from './commands/users/index.js';
@@ -66,6 +67,7 @@ export function buildProgram(io: CliIo): Command {
   registerLoaderCommands(program, io);
   registerGatewayCommands(program, io);
   registerUpCommand(program, io);
+  registerSimCommand(program, io);
   return program;
 }
 

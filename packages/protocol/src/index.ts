@@ -73,6 +73,8 @@ export {
   DeltaPair,
   DeltaRequest,
   DeployRequest,
+  Deployment,
+  DeploymentState,
   DeployResponse,
   DeployStatus,
   DeployStatusDevice,

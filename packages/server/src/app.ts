@@ -45,7 +45,7 @@ import {
   registerDeltaRoutes,
   startDeploymentPrecompute,
 } from './deltas/index.js';
-import { DirectorSync, deploymentsPlugin } from './deployments/index.js';
+import { DeploymentJobs, DirectorSync, deploymentsPlugin } from './deployments/index.js';
 import { registerRollouts } from './rollouts/index.js';
 import { createEventBus } from './events/bus.js';
 import type { EventBus } from './events/bus.js';
@@ -281,6 +281,14 @@ async function composeModules(
   registerReleaseRoutes(app, { ctx, store, trust }, gc);
   registerSecretRoutes(app, ctx, vault);
   const deployServices = { ctx, trust, devices, directors, events };
-  await app.register(deploymentsPlugin, { services: deployServices, deviceAuth });
-  registerRollouts(app, { services: deployServices, tickMs: rolloutTickMs });
+  const jobs = new DeploymentJobs(deployServices);
+  // Batches in flight finish; the rest of a deployment is resumed at the next start.
+  app.addHook('preClose', () => jobs.stop());
+  await app.register(deploymentsPlugin, {
+    services: { ...deployServices, jobs },
+    deviceAuth,
+  });
+  // Deployments a stopped server left running carry on (after the re-signs repairPending did).
+  await jobs.resume();
+  registerRollouts(app, { services: { ...deployServices, jobs }, tickMs: rolloutTickMs });
 }

@@ -23,6 +23,8 @@ export interface ChannelOptions {
   /** Returns false when the error ends the channel (device revoked, rejected, unknown). */
   onError: (error: unknown) => boolean;
   random?: () => number;
+  /** Source address of the connections (the fleet simulator spreads many over 127.0.0.0/8). */
+  localAddress?: string;
 }
 
 export class ControlChannel {
@@ -50,6 +52,7 @@ export class ControlChannel {
           heartbeatIntervalMs: this.options.heartbeatIntervalMs,
           handshakeTimeoutMs: this.options.handshakeTimeoutMs,
           closeTimeoutMs: this.options.closeTimeoutMs,
+          ...(this.options.localAddress !== undefined && { localAddress: this.options.localAddress }),
           handlers: {
             ...this.options.handlers,
             onWelcome: (data) => {

@@ -56,6 +56,8 @@ export interface ConnectionOptions {
   /** How long a graceful close may take before the socket is cut. */
   closeTimeoutMs: number;
   handlers: ConnectionHandlers;
+  /** Source address of the connection (the fleet simulator spreads many over 127.0.0.0/8). */
+  localAddress?: string;
 }
 
 const MAX_REFUSAL_BODY_BYTES = 64 * 1024;
@@ -75,6 +77,7 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
     maxPayload: WS_MAX_FRAME_BYTES,
     handshakeTimeout: options.handshakeTimeoutMs,
     followRedirects: false,
+    ...(options.localAddress !== undefined && { localAddress: options.localAddress }),
   });
   let heartbeatMs = options.heartbeatIntervalMs;
   let lastTrafficAt = Date.now();

@@ -2,6 +2,7 @@
 import { Type } from '@sinclair/typebox';
 import {
   DeployResponse,
+  Deployment,
   DeployStatus,
   DeviceAppList,
   PutSecretsResponse,
@@ -41,6 +42,8 @@ export const diffReleases = (c: ApiClient, app: string, from: string, to: string
 
 export const deployRelease = (c: ApiClient, req: DeployRequest) =>
   c.request('POST', ReleaseRoutes.deploy, DeployResponse, { body: req });
+export const getDeployment = (c: ApiClient, id: string) =>
+  c.request('GET', routePath(ReleaseRoutes.deployment, { id }), Deployment);
 export const deployStatus = (c: ApiClient, app: string, version: string) =>
   c.request('GET', ReleaseRoutes.deployStatus, DeployStatus, { query: { app, version } });
 

@@ -122,6 +122,7 @@ export const ReleaseRoutes = {
   deviceApps: '/api/v1/devices/:id/apps',
   deviceAppAction: '/api/v1/devices/:id/apps/:app/:action',
   deployStatus: '/api/v1/deployments/status',
+  deployment: '/api/v1/deployments/:id',
   secrets: '/api/v1/releases/:app/:version/secrets',
   secretReveal: '/api/v1/releases/:app/:version/secrets/:name/reveal',
 } as const;
@@ -221,10 +222,44 @@ export const DeployRequest = Type.Object(
   { additionalProperties: false, description: 'Exactly one of deviceId or filter' },
 );
 export type DeployRequest = Static<typeof DeployRequest>;
+/** Where a deployment's assignment stands: `running` while batches remain, then `complete` (or `failed`). */
+export const DeploymentState = Type.Union([
+  Type.Literal('running'),
+  Type.Literal('complete'),
+  Type.Literal('failed'),
+]);
+export type DeploymentState = Static<typeof DeploymentState>;
+
+/** `GET /api/v1/deployments/:id`: one deployment's assignment job (batched, in the background). */
+export const Deployment = Type.Object({
+  id: Id,
+  app: AppName,
+  version: ReleaseVersion,
+  targetPath: Type.String(),
+  state: DeploymentState,
+  /** Devices the filter (or device id) selected when the deployment was created. */
+  total: Type.Integer(),
+  /** Devices assigned so far (a selected device no longer accepted when its batch runs is skipped). */
+  assigned: Type.Integer(),
+  /** Selected devices whose batch has run (assigned or skipped). */
+  processed: Type.Integer(),
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  finishedAt: Type.Union([Timestamp, Type.Null()]),
+});
+export type Deployment = Static<typeof Deployment>;
+
+/**
+ * The answer to `POST /api/v1/deployments`: 200 when the assignment completed within the request
+ * (at most one batch of devices), 202 while it goes on in the background (poll `deployment`).
+ */
 export const DeployResponse = Type.Object({
   app: AppName,
   version: ReleaseVersion,
+  /** The devices selected (all of them assigned once `deployment.state` is `complete`). */
   devices: Type.Array(Id),
+  deployment: Deployment,
 });
 export type DeployResponse = Static<typeof DeployResponse>;
 
@@ -384,6 +419,8 @@ export const DeployStatus = Type.Object({
   /** Devices per phase (only phases that occur), counting devices assigned or running this release. */
   phases: Type.Record(Type.String(), Type.Integer()),
   devices: Type.Array(DeployStatusDevice),
+  /** This release's deployments whose assignment is still running or failed, oldest first. */
+  deployments: Type.Optional(Type.Array(Deployment)),
 });
 export type DeployStatus = Static<typeof DeployStatus>;
 

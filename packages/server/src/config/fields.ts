@@ -149,6 +149,12 @@ export const SERVER_CONFIG = defineConfig({
     'silence after which a device shows offline',
     'offline-after',
   ),
+  deployBatchSize: key(
+    int({ minimum: 1, maximum: 5_000, default: 500 }),
+    'integer',
+    'devices a deployment assigns per transaction; larger deployments go on in the background',
+    'deploy-batch-size',
+  ),
   publicUrl: key(
     nullableString({ pattern: '^https?://[^\\s]+$' }),
     'string',

@@ -66,6 +66,31 @@ export interface DevicesTable {
   director_pending: number | null;
 }
 
+/** A deployment's assignment job (migration 012): batches advance `last_device_id` over its selected devices. */
+export interface DeploymentJobsTable {
+  id: string;
+  app: string;
+  version: string;
+  target_path: string;
+  state: 'running' | 'complete' | 'failed';
+  total: number;
+  assigned: number;
+  processed: number;
+  /** The last device id whose batch committed (null: none yet). */
+  last_device_id: string | null;
+  /** JSON `{ code, message }` when the job failed. */
+  error: string | null;
+  actor_id: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+}
+
+export interface DeploymentJobDevicesTable {
+  job_id: string;
+  device_id: string;
+}
+
 export interface DeviceTagsTable {
   device_id: string;
   tag: string;
@@ -241,6 +266,8 @@ export interface Database {
   device_apps: DeviceAppsTable;
   rollouts: RolloutsTable;
   rollout_devices: RolloutDevicesTable;
+  deployment_jobs: DeploymentJobsTable;
+  deployment_job_devices: DeploymentJobDevicesTable;
 }
 
 /** The database or a transaction on it: what a query runs against. */

@@ -9,7 +9,9 @@ import { registerDeploymentRoutes } from './routes.js';
 import type { DeployServices } from './service.js';
 
 export { DirectorSync } from './director-sync.js';
-export { deploy, deployStatus, deviceApps, sendAppAction } from './service.js';
+export { deploy, deployStatus, deviceApps, getDeployment, sendAppAction } from './service.js';
+export { DeploymentJobs } from './jobs.js';
+export type { JobServices } from './jobs.js';
 export type { DeployServices } from './service.js';
 export { recordReport } from './reports.js';
 

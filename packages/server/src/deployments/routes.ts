@@ -9,6 +9,7 @@ import {
   DEVICE_REPORTS_ROUTE,
   DeployRequest,
   DeployResponse,
+  Deployment,
   DeployStatus,
   DeployStatusQuery,
   DeviceAppAction,
@@ -25,7 +26,7 @@ import { IdParams, NoContent, namedActorOf } from '../http/route-helpers.js';
 import { sourceAddress } from '../http/source-address.js';
 import { readAppLogs } from './logs.js';
 import { recordReport } from './reports.js';
-import { deploy, deployStatus, deviceApps, sendAppAction } from './service.js';
+import { deploy, deployStatus, deviceApps, getDeployment, sendAppAction } from './service.js';
 import type { DeployServices } from './service.js';
 
 const ActionParams = Type.Object(
@@ -50,12 +51,33 @@ export function registerDeploymentRoutes(
       schema: {
         summary: 'Assign a signed release to one device or to the accepted devices a filter selects',
         tags,
+        description:
+          'Records the deployment and its selected devices, then assigns them in batches of deployBatchSize ' +
+          '(one transaction each). 200 when it completed within the request (at most one batch); 202 while ' +
+          'it goes on in the background: poll GET /api/v1/deployments/{id} or the release status.',
         body: DeployRequest,
-        response: { 200: DeployResponse },
+        response: { 200: DeployResponse, 202: DeployResponse },
       },
       preHandler: requireRole('deployer'),
     },
-    async (request) => deploy(svc, request.body, namedActorOf(request)),
+    async (request, reply) => {
+      const result = await deploy(svc, request.body, namedActorOf(request));
+      return reply.code(result.deployment.state === 'running' ? 202 : 200).send(result);
+    },
+  );
+
+  app.get(
+    ReleaseRoutes.deployment,
+    {
+      schema: {
+        summary: "One deployment's assignment: state, devices selected, assigned and processed so far",
+        tags,
+        params: IdParams,
+        response: { 200: Deployment },
+      },
+      preHandler: requireRole('viewer'),
+    },
+    async (request) => getDeployment(ctx, request.params.id),
   );
 
   app.get(

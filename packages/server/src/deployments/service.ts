@@ -1,13 +1,21 @@
 /**
- * Deployments: assigning a signed release to devices. One write transaction (the devices' rows
- * locked) records every device's assignment in `device_apps`, bumps its state_version, marks its
- * director metadata for re-signing and writes the audit entry; after the commit each device's
- * director targets are re-signed from the committed rows (`DirectorSync`), the devices are told
- * over their WebSocket and the domain events are emitted (docs/architecture.md "Assignments").
+ * Deployments: assigning a signed release to devices. One write transaction records the deployment
+ * (its selected devices) and its audit entry; batches then assign the devices (jobs.ts: per batch
+ * one transaction that records each assignment in `device_apps`, bumps its state_version and marks
+ * its director metadata for re-signing), tell them over their WebSocket, emit the domain events and
+ * re-sign their director targets from the committed rows (`DirectorSync`) in the background
+ * (docs/architecture.md "Assignments").
  */
 import { randomId } from '@flotilla/node-kit';
-import { FlotillaError, ServerCommands } from '@flotilla/protocol';
-import type { DeployRequest, DeployResponse, DeployStatus, DeviceAppList, Release } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import type {
+  DeployRequest,
+  DeployResponse,
+  DeployStatus,
+  Deployment,
+  DeviceAppList,
+  Release,
+} from '@flotilla/protocol';
 import type { Db, ServerContext } from '../context.js';
 import { lockRows, writeTransaction } from '../db/write-transaction.js';
 import type { DeviceRuntime } from '../devices/index.js';
@@ -17,8 +25,9 @@ import type { Trust } from '../releases/trust.js';
 import { getRelease } from '../releases/service.js';
 import type { Creator } from '../releases/service.js';
 import { missingError } from '../secrets/index.js';
-import { crashPoint } from '../test-hooks.js';
 import type { DirectorSync } from './director-sync.js';
+import type { DeploymentJobs } from './jobs.js';
+import { toDeployment } from './jobs.js';
 import { toDeviceApp, toStatusDevice } from './rows.js';
 
 export interface DeployServices {
@@ -28,6 +37,8 @@ export interface DeployServices {
   /** Re-signs director metadata from `device_apps` (and seals release secrets to each device). */
   directors: DirectorSync;
   events: EventBus;
+  /** Runs deployments' batches in the background (set once at start). */
+  jobs: DeploymentJobs;
 }
 
 export async function deploy(
@@ -49,12 +60,36 @@ export async function deploy(
       { details: { path: release.targetPath } },
     );
   const candidates = await selectDevices(svc, input);
-  const rollout = randomId('dep_', 8);
-  const assigned = await writeTransaction(ctx.db, ctx.dialect, async (trx) => {
-    const deviceIds = await lockAccepted(svc, trx, input, candidates);
-    const versions: number[] = [];
-    for (const deviceId of deviceIds)
-      versions.push(await assignInTransaction(ctx, trx, deviceId, release.app, release.targetPath, rollout));
+  const id = randomId('dep_', 8);
+  const now = ctx.clock.now().toISOString();
+  const selected = await writeTransaction(ctx.db, ctx.dialect, async (trx) => {
+    // A named device must exist and be accepted now; a filter's devices are checked per batch.
+    const deviceIds =
+      input.deviceId !== undefined ? await lockAccepted(svc, trx, input, candidates) : candidates;
+    await trx
+      .insertInto('deployment_jobs')
+      .values({
+        id,
+        app: release.app,
+        version: release.version,
+        target_path: release.targetPath,
+        state: 'running',
+        total: deviceIds.length,
+        assigned: 0,
+        processed: 0,
+        last_device_id: null,
+        error: null,
+        actor_id: actor.userId,
+        created_at: now,
+        updated_at: now,
+        finished_at: null,
+      })
+      .execute();
+    for (let i = 0; i < deviceIds.length; i += INSERT_CHUNK)
+      await trx
+        .insertInto('deployment_job_devices')
+        .values(deviceIds.slice(i, i + INSERT_CHUNK).map((device_id) => ({ job_id: id, device_id })))
+        .execute();
     await ctx.audit.record(
       {
         actorType: 'user',
@@ -64,48 +99,34 @@ export async function deploy(
         subjectId: `${release.app}@${release.version}`,
         sourceIp: actor.sourceIp,
         details: {
-          rollout,
+          rollout: id,
           devices: deviceIds.length,
           ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : { filter: input.filter }),
         },
       },
       trx,
     );
-    return deviceIds.map((deviceId, i) => ({ deviceId, stateVersion: versions[i]! }));
+    return deviceIds;
   });
-  crashPoint('assignment.after-commit');
-  for (const { deviceId } of assigned) {
-    // The assignment is recorded: a failed re-sign stays marked and is retried before the device's
-    // next director read and at the next start, so it does not fail the deployment.
-    await svc.directors.sync(deviceId).catch((err: unknown) => {
-      ctx.log.warn(
-        { err, deviceId },
-        'director re-sign after an assignment failed; retried on the next read',
-      );
-    });
-  }
-  for (const { deviceId, stateVersion } of assigned) {
-    svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
-    svc.events.emit({
-      type: 'device.assigned',
-      deviceId,
-      app: release.app,
-      targetPath: release.targetPath,
-      rollout,
-      stateVersion,
-    });
-  }
-  const deviceIds = assigned.map((a) => a.deviceId);
-  svc.events.emit({
-    type: 'deployment.created',
-    rollout,
+  // One batch is done before answering (200); more go on in the background (202: poll the job).
+  const run = svc.jobs.run(id);
+  if (selected.length <= ctx.config.deployBatchSize) await run;
+  return {
     app: release.app,
     version: release.version,
-    targetPath: release.targetPath,
-    deviceIds,
-    actor: { userId: actor.userId, sourceIp: actor.sourceIp },
-  });
-  return { app: release.app, version: release.version, devices: deviceIds };
+    devices: selected,
+    deployment: await getDeployment(ctx, id),
+  };
+}
+
+/** Rows per INSERT of a deployment's selected devices (well under SQLite's bound on parameters). */
+const INSERT_CHUNK = 500;
+
+/** One deployment's assignment job; FLT_NOT_FOUND when there is none with that id. */
+export async function getDeployment(ctx: ServerContext, id: string): Promise<Deployment> {
+  const row = await ctx.db.selectFrom('deployment_jobs').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw new FlotillaError('FLT_NOT_FOUND', `no deployment ${id}`);
+  return toDeployment(row);
 }
 
 /** The devices a filter selects now (locked and checked again in the transaction). */
@@ -237,7 +258,22 @@ export async function deployStatus(ctx: ServerContext, app: string, version: str
     const phase = row.desired === release.targetPath ? (row.phase ?? 'assigned') : 'superseded';
     phases[phase] = (phases[phase] ?? 0) + 1;
   }
-  return { app, version, targetPath: release.targetPath, phases, devices: rows.map(toStatusDevice) };
+  const jobs = await ctx.db
+    .selectFrom('deployment_jobs')
+    .selectAll()
+    .where('app', '=', app)
+    .where('version', '=', version)
+    .where('state', '!=', 'complete')
+    .orderBy('created_at')
+    .execute();
+  return {
+    app,
+    version,
+    targetPath: release.targetPath,
+    phases,
+    devices: rows.map(toStatusDevice),
+    deployments: jobs.map(toDeployment),
+  };
 }
 
 /** Sends `rollback` or `restart` for one app to a connected device. */

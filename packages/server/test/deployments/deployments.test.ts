@@ -96,7 +96,14 @@ forEachDialect((dialect) => {
         await t.tokenFor('deployer'),
       );
       assert.equal(res.statusCode, 200, res.body);
-      assert.deepEqual(res.json<DeployResponse>(), { app: 'web', version: '1.3.0', devices: [device.id] });
+      const body = res.json<DeployResponse>();
+      assert.deepEqual(
+        { app: body.app, version: body.version, devices: body.devices },
+        { app: 'web', version: '1.3.0', devices: [device.id] },
+      );
+      // One device is one batch: the deployment completed within the request.
+      assert.equal(body.deployment.state, 'complete');
+      assert.equal(body.deployment.assigned, 1);
       assert.equal(await stateVersion(t, device.id), before + 1);
       const notice = await ws.next((m) => m.command === ServerCommands.stateChanged);
       assert.deepEqual(notice.data, { stateVersion: before + 1 });

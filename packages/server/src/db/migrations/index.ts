@@ -12,6 +12,7 @@ import * as m005 from './005_app_process_status.js';
 import * as m006 from './006_director_pending.js';
 import * as m007 from './007_gateway_images.js';
 import * as m009 from './009_rollouts.js';
+import * as m012 from './012_deployment_jobs.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -26,4 +27,5 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '006_director_pending': m006,
   '007_gateway_images': m007,
   '009_rollouts': m009,
+  '012_deployment_jobs': m012,
 };

@@ -1,0 +1,158 @@
+/** What every simulated device of a fleet shares: HTTP client, logger, limits, behaviour and counters. */
+import { setTimeout as delay } from 'node:timers/promises';
+import type { JsonHttpClient, Limit } from '@flotilla/node-kit';
+import { downloadFirstRoot } from '@flotilla/agent';
+import { errorSummary } from '@flotilla/protocol';
+import type { Logger } from 'pino';
+import type { CrashSpec, DurationRange } from './options.js';
+
+/** The fleet's counters (the progress line and the `--json` summary). */
+export class FleetStats {
+  devices = 0;
+  enrolled = 0;
+  /** Devices whose identity was kept from an earlier run (no enrollment needed). */
+  reused = 0;
+  connected = 0;
+  /** `state-changed` notices received. */
+  notified = 0;
+  /** Successful refreshes and verifications of both TUF repositories. */
+  verified = 0;
+  installing = 0;
+  committed = 0;
+  failed = 0;
+  /** Devices whose app began to crash-loop. */
+  crashLooping = 0;
+  restarts = 0;
+  reports = 0;
+  readonly errors = new Map<string, number>();
+
+  countError(error: unknown): void {
+    const { code } = errorSummary(error);
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+  }
+
+  toJSON(): FleetSummary {
+    return {
+      devices: this.devices,
+      enrolled: this.enrolled,
+      reused: this.reused,
+      connected: this.connected,
+      notified: this.notified,
+      verified: this.verified,
+      installing: this.installing,
+      committed: this.committed,
+      failed: this.failed,
+      crashLooping: this.crashLooping,
+      restarts: this.restarts,
+      reports: this.reports,
+      errors: Object.fromEntries([...this.errors].sort(([a], [b]) => (a < b ? -1 : 1))),
+    };
+  }
+}
+
+export interface FleetSummary {
+  devices: number;
+  enrolled: number;
+  reused: number;
+  connected: number;
+  notified: number;
+  verified: number;
+  installing: number;
+  committed: number;
+  failed: number;
+  crashLooping: number;
+  restarts: number;
+  reports: number;
+  /** Errors seen, by code (network errors, refusals, TUF failures…). */
+  errors: Record<string, number>;
+}
+
+/** Random draws of the configured behaviour, one per install. */
+export class Behaviour {
+  constructor(
+    private readonly installTime: DurationRange,
+    private readonly failureRate: number,
+    private readonly crash: CrashSpec | null,
+    private readonly random: () => number,
+  ) {}
+
+  installTimeMs(): number {
+    const { minMs, maxMs } = this.installTime;
+    return minMs + Math.round((maxMs - minMs) * this.random());
+  }
+
+  fails(): boolean {
+    return this.failureRate > 0 && this.random() < this.failureRate;
+  }
+
+  /** When this install's app starts crash-looping, or null when it keeps running. */
+  crashAfterMs(): number | null {
+    if (this.crash === null || this.crash.rate === 0) return null;
+    return this.random() < this.crash.rate ? this.crash.afterMs : null;
+  }
+}
+
+export interface FleetSharedOptions {
+  serverUrl: string;
+  stateDir: string;
+  http: JsonHttpClient;
+  logger: Logger;
+  behaviour: Behaviour;
+  refreshLimit: Limit;
+  localAddresses: readonly string[];
+  signal: AbortSignal;
+  onNotified?: (deviceId: string) => void;
+}
+
+export class FleetShared {
+  readonly stats = new FleetStats();
+  readonly serverUrl: string;
+  readonly stateDir: string;
+  readonly http: JsonHttpClient;
+  readonly logger: Logger;
+  readonly behaviour: Behaviour;
+  readonly refreshLimit: Limit;
+  readonly signal: AbortSignal;
+  readonly onNotified: ((deviceId: string) => void) | undefined;
+  readonly #localAddresses: readonly string[];
+  /** The image repository's first root, downloaded once for the whole fleet. */
+  #imageRoot: Promise<Uint8Array | null> | null = null;
+
+  constructor(opts: FleetSharedOptions) {
+    this.serverUrl = opts.serverUrl;
+    this.stateDir = opts.stateDir;
+    this.http = opts.http;
+    this.logger = opts.logger;
+    this.behaviour = opts.behaviour;
+    this.refreshLimit = opts.refreshLimit;
+    this.signal = opts.signal;
+    this.onNotified = opts.onNotified;
+    this.#localAddresses = opts.localAddresses;
+  }
+
+  localAddressOf(index: number): string | undefined {
+    const n = this.#localAddresses.length;
+    return n === 0 ? undefined : this.#localAddresses[index % n];
+  }
+
+  /** The image repository's `1.root.json` (null: nothing signed yet); each device still verifies it. */
+  imageRoot(fetch: { headers: () => Record<string, string>; timeoutMs: number }): Promise<Uint8Array | null> {
+    this.#imageRoot ??= downloadFirstRoot('image', `${this.serverUrl}/tuf/image/1.root.json`, fetch).then(
+      (root) => {
+        if (root === null) this.#imageRoot = null; // ask again next time
+        return root;
+      },
+      (error: unknown) => {
+        this.#imageRoot = null;
+        throw error;
+      },
+    );
+    return this.#imageRoot;
+  }
+
+  /** Resolves after `ms`, or at once when the fleet stops. */
+  async sleep(ms: number): Promise<void> {
+    if (ms <= 0) return;
+    await delay(ms, undefined, { signal: this.signal }).catch(() => undefined);
+  }
+}
