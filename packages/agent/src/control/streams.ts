@@ -80,6 +80,7 @@ function tunnel(
       if (stream.closed) return;
       const s = connect({ host: to.host, port: to.port, allowHalfOpen: true });
       socket.attach(s);
+      s.once('connect', () => stream.opened());
       s.on('data', (chunk: Buffer) => {
         s.pause();
         void stream.write(chunk).then(() => s.resume());
@@ -159,6 +160,7 @@ function exec(
       ({ exitCode }) => stream.close({ exitCode }),
       (e: unknown) => closeWith(stream, e),
     );
+  stream.opened();
   return {
     onData: (chunk, _channel, done) => {
       stdin.write(chunk, () => done());
@@ -220,6 +222,7 @@ function logs(
       () => stream.close(),
       (e: unknown) => (abort.signal.aborted ? stream.close() : closeWith(stream, e)),
     );
+  stream.opened();
   return {
     onData: (_chunk, _channel, done) => done(),
     onEof: () => undefined,

@@ -31,6 +31,8 @@ export interface MuxStreamSink {
   onData(chunk: Buffer, channel: MuxChannel, done: () => void): void;
   /** The peer sends no more data. */
   onEof(): void;
+  /** Server: the agent's source is ready (TCP connected, command started, log open). */
+  onOpened?(): void;
   /** The stream ended (either side, or the connection): called once. */
   onClose(result: StreamClose): void;
 }
@@ -83,6 +85,11 @@ export class MuxStream {
     }
     this.flush();
     return last;
+  }
+
+  /** Agent: the source is ready; tells the server. */
+  opened(): void {
+    if (!this.done) this.session.sendRaw(encodeMuxFrame(MuxFrameType.opened, this.id));
   }
 
   /** No more data from this side (sent after what is queued). */
@@ -149,6 +156,8 @@ export class MuxStream {
       }
       case MuxFrameType.eof:
         return this.sink?.onEof();
+      case MuxFrameType.opened:
+        return this.sink?.onOpened?.();
       case MuxFrameType.close: {
         const result = frame.payload.length === 0 ? {} : decodeJsonPayload(frame.payload, StreamClose);
         return this.finish(result ?? { error: { code: 'FLT_STREAM_PROTOCOL', message: 'malformed close' } });

@@ -13,6 +13,7 @@
  * | 4 `window`    | u32: bytes the peer may send in addition | both                            |
  * | 5 `eof`       | none: the sender sends no more data      | both                            |
  * | 6 `close`     | optional UTF-8 JSON `StreamClose`        | both; ends the stream both ways |
+ * | 7 `opened`    | none: the source is ready (TCP connected, command started, log open) | agent |
  *
  * Each side may send at most MUX_INITIAL_WINDOW data bytes on a stream before the receiver grants
  * more with `window` (granted when the bytes were passed on, e.g. written to a socket), so neither
@@ -20,7 +21,7 @@
  * MUX_MAX_WINDOW, a payload above MUX_MAX_DATA, or a frame for an unknown stream is refused.
  */
 import { Type } from '@sinclair/typebox';
-import type { Static } from '@sinclair/typebox';
+import type { Static, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { AppName } from '../tuf/target.js';
 import { ensureFormats } from '../formats.js';
@@ -32,6 +33,7 @@ export const MuxFrameType = {
   window: 4,
   eof: 5,
   close: 6,
+  opened: 7,
 } as const;
 export type MuxFrameType = (typeof MuxFrameType)[keyof typeof MuxFrameType];
 
@@ -107,8 +109,8 @@ export function decodeMuxFrame(bytes: Uint8Array): MuxDecode {
     if (increment < 1 || increment > MUX_MAX_WINDOW)
       return { ok: false, stream, problem: `window increment ${increment} out of range` };
   }
-  if (t === MuxFrameType.eof && payload.length !== 0)
-    return { ok: false, stream, problem: 'an eof frame carries nothing' };
+  if ((t === MuxFrameType.eof || t === MuxFrameType.opened) && payload.length !== 0)
+    return { ok: false, stream, problem: 'eof and opened frames carry nothing' };
   return { ok: true, frame: { type: t, stream, payload } };
 }
 
@@ -117,7 +119,7 @@ export function windowIncrement(frame: MuxFrame): number {
 }
 
 /** The JSON payload of an open or close frame checked against `schema`; null when it is not one. */
-export function decodeJsonPayload<T extends import('@sinclair/typebox').TSchema>(
+export function decodeJsonPayload<T extends TSchema>(
   payload: Uint8Array,
   schema: T,
 ): Static<T> | null {
@@ -295,6 +297,7 @@ export const OperatorChannel = { data: 0, stderr: 1 } as const;
 export const OPERATOR_MAX_MESSAGE = MUX_MAX_DATA + 1;
 
 export const OperatorStreamEvent = Type.Union([
+  Type.Object({ type: Type.Literal('opened') }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('eof') }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('exit'), exitCode: Type.Integer() }, { additionalProperties: false }),
   Type.Object(
