@@ -114,7 +114,10 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
       },
       onOpen: (stream, open) => {
         if (!handlers.remote) throw new Error(UPDATES_DISABLED.message);
-        logger.info({ stream: stream.id, kind: open.kind, app: 'app' in open ? open.app : undefined }, 'remote stream opened');
+        logger.info(
+          { stream: stream.id, kind: open.kind, app: 'app' in open ? open.app : undefined },
+          'remote stream opened',
+        );
         return openStream(handlers.remote, stream, open, logger);
       },
       onHostile: (problem) => logger.warn({ problem }, 'ignored a malformed stream frame'),
@@ -267,8 +270,7 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
         case ServerCommands.stats: {
           const remote = handlers.remote;
           const app = frame.data.app;
-          const answer = (data: AgentFrameDataOf<'stats-result'>) =>
-            send(statsFrame(frame.id, data));
+          const answer = (data: AgentFrameDataOf<'stats-result'>) => send(statsFrame(frame.id, data));
           if (!remote) return answer({ error: UPDATES_DISABLED });
           remote.stats(app).then(
             (services) => answer({ app, services }),

@@ -27,9 +27,13 @@ export interface RemoteAccess {
 export const LOG_QUEUE_MAX_BYTES = 1024 * 1024;
 
 function unsupported(runtime: Runtime, what: string): FlotillaError {
-  return new FlotillaError('FLT_RUNTIME_UNSUPPORTED', `the ${runtime.kind} runtime does not support ${what}`, {
-    details: { runtime: runtime.kind },
-  });
+  return new FlotillaError(
+    'FLT_RUNTIME_UNSUPPORTED',
+    `the ${runtime.kind} runtime does not support ${what}`,
+    {
+      details: { runtime: runtime.kind },
+    },
+  );
 }
 
 function closeWith(stream: MuxStream, e: unknown): void {
@@ -88,7 +92,10 @@ function tunnel(
       s.on('end', () => stream.end());
       s.on('error', (err) => {
         logger.debug({ err, stream: stream.id }, 'tunnel connection failed');
-        closeWith(stream, new FlotillaError('FLT_NETWORK', `tunnel to ${to.host}:${to.port}: ${err.message}`));
+        closeWith(
+          stream,
+          new FlotillaError('FLT_NETWORK', `tunnel to ${to.host}:${to.port}: ${err.message}`),
+        );
       });
       s.on('close', () => stream.close());
     },

@@ -133,7 +133,8 @@ export class MuxStream {
       case MuxFrameType.data:
       case MuxFrameType.dataErr: {
         const n = frame.payload.length;
-        if (n > this.recvWindow) return this.violate(`sent ${n} bytes with ${this.recvWindow} left in its window`);
+        if (n > this.recvWindow)
+          return this.violate(`sent ${n} bytes with ${this.recvWindow} left in its window`);
         this.recvWindow -= n;
         this.bytesReceived += n;
         const chunk = Buffer.from(frame.payload.buffer, frame.payload.byteOffset, n);
@@ -218,9 +219,12 @@ export class MuxSession {
     if (this.options.role !== 'server') throw new Error('only the server opens streams');
     if (this.closedAll) throw Object.assign(new Error('connection closed'), { code: 'FLT_DEVICE_OFFLINE' });
     if (this.streams.size >= (this.options.maxStreams ?? MUX_MAX_STREAMS))
-      throw Object.assign(new Error(`at most ${this.options.maxStreams ?? MUX_MAX_STREAMS} streams per device`), {
-        code: 'FLT_STREAM_LIMIT',
-      });
+      throw Object.assign(
+        new Error(`at most ${this.options.maxStreams ?? MUX_MAX_STREAMS} streams per device`),
+        {
+          code: 'FLT_STREAM_LIMIT',
+        },
+      );
     const id = this.nextId++;
     this.highestId = id;
     const stream = new MuxStream(id, this);
@@ -272,7 +276,9 @@ export class MuxSession {
       return;
     }
     if (existing) {
-      existing.reset({ error: { code: 'FLT_STREAM_PROTOCOL', message: `stream ${frame.stream} opened twice` } });
+      existing.reset({
+        error: { code: 'FLT_STREAM_PROTOCOL', message: `stream ${frame.stream} opened twice` },
+      });
       return;
     }
     if (frame.stream <= this.highestId) {

@@ -90,7 +90,8 @@ export function encodeJsonFrame(type: MuxFrameType, stream: number, value: unkno
 
 /** Reads one binary frame; checks the header, the payload size its type allows, and a window's value. */
 export function decodeMuxFrame(bytes: Uint8Array): MuxDecode {
-  if (bytes.length < MUX_HEADER_BYTES) return { ok: false, stream: null, problem: 'frame shorter than its header' };
+  if (bytes.length < MUX_HEADER_BYTES)
+    return { ok: false, stream: null, problem: 'frame shorter than its header' };
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const type = view.getUint8(0);
   const stream = view.getUint32(1);
@@ -119,10 +120,7 @@ export function windowIncrement(frame: MuxFrame): number {
 }
 
 /** The JSON payload of an open or close frame checked against `schema`; null when it is not one. */
-export function decodeJsonPayload<T extends TSchema>(
-  payload: Uint8Array,
-  schema: T,
-): Static<T> | null {
+export function decodeJsonPayload<T extends TSchema>(payload: Uint8Array, schema: T): Static<T> | null {
   ensureFormats();
   let value: unknown;
   try {
@@ -193,7 +191,11 @@ export const RemoteLogLine = Type.Object({
 });
 export type RemoteLogLine = Static<typeof RemoteLogLine>;
 
-export const ServiceAction = Type.Union([Type.Literal('start'), Type.Literal('stop'), Type.Literal('restart')]);
+export const ServiceAction = Type.Union([
+  Type.Literal('start'),
+  Type.Literal('stop'),
+  Type.Literal('restart'),
+]);
 export type ServiceAction = Static<typeof ServiceAction>;
 
 /** The server's `control` command: start, stop or restart an app or one of its services (answered by `ack`). */
@@ -274,7 +276,10 @@ export const ExecQuery = Type.Object(
     app: AppName,
     service: Type.Optional(ServiceName),
     /** The command and its arguments, one `cmd` parameter each. */
-    cmd: Type.Union([Type.String({ maxLength: 4096 }), Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256 })]),
+    cmd: Type.Union([
+      Type.String({ maxLength: 4096 }),
+      Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 256 }),
+    ]),
   },
   { additionalProperties: false },
 );
@@ -301,7 +306,11 @@ export const OperatorStreamEvent = Type.Union([
   Type.Object({ type: Type.Literal('eof') }, { additionalProperties: false }),
   Type.Object({ type: Type.Literal('exit'), exitCode: Type.Integer() }, { additionalProperties: false }),
   Type.Object(
-    { type: Type.Literal('error'), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 1024 }) },
+    {
+      type: Type.Literal('error'),
+      code: Type.String({ maxLength: 64 }),
+      message: Type.String({ maxLength: 1024 }),
+    },
     { additionalProperties: false },
   ),
 ]);

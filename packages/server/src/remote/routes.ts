@@ -70,7 +70,8 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
     DEVICE_APP_CONTROL_ROUTE,
     {
       schema: {
-        summary: 'Start, stop or restart an app or one of its services on a connected device (409 if offline)',
+        summary:
+          'Start, stop or restart an app or one of its services on a connected device (409 if offline)',
         tags,
         params: AppParams,
         body: AppControlRequest,
@@ -89,7 +90,8 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
     DEVICE_APP_STATS_ROUTE,
     {
       schema: {
-        summary: "Each service's state, health, restarts, CPU and memory, read live from the connected device",
+        summary:
+          "Each service's state, health, restarts, CPU and memory, read live from the connected device",
         tags,
         params: AppParams,
         response: { 200: StatsResponse },
@@ -103,7 +105,8 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
     DEVICE_APP_LOG_STREAM_ROUTE,
     {
       schema: {
-        summary: "An app's log lines, read live from the device; with follow=true, until the client disconnects",
+        summary:
+          "An app's log lines, read live from the device; with follow=true, until the client disconnects",
         description:
           'Answers `application/x-ndjson`: one JSON object per line, `{ stream, at?, service?, text }`. ' +
           'An error after the answer started is a last line `{ "error": { code, message } }`.',
@@ -149,8 +152,7 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
           },
           onEof: () => undefined,
           onClose: (result) => {
-            if (result.error && !body.destroyed)
-              body.push(`${JSON.stringify({ error: result.error })}\n`);
+            if (result.error && !body.destroyed) body.push(`${JSON.stringify({ error: result.error })}\n`);
             body.push(null);
           },
         },
@@ -191,15 +193,20 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
       (socket, request) => void relay(svc, socket, request, toOpen(request)),
     );
 
-  wsRoute(DEVICE_EXEC_ROUTE, "Run a command in an app's service, stdio over this WebSocket", ExecQuery, (request) => {
-    const q = request.query as ExecQuery;
-    return {
-      kind: 'exec',
-      app: q.app,
-      argv: Array.isArray(q.cmd) ? q.cmd : [q.cmd],
-      ...(q.service !== undefined && { service: q.service }),
-    };
-  });
+  wsRoute(
+    DEVICE_EXEC_ROUTE,
+    "Run a command in an app's service, stdio over this WebSocket",
+    ExecQuery,
+    (request) => {
+      const q = request.query as ExecQuery;
+      return {
+        kind: 'exec',
+        app: q.app,
+        argv: Array.isArray(q.cmd) ? q.cmd : [q.cmd],
+        ...(q.service !== undefined && { service: q.service }),
+      };
+    },
+  );
 
   wsRoute(
     DEVICE_TUNNEL_ROUTE,
@@ -225,6 +232,8 @@ async function relay(svc: RemoteServices, socket: WebSocket, request: FastifyReq
   };
   const fail = (code: string, message: string, wsCode = CLOSE_STREAM_ERROR) => {
     sendEvent({ type: 'error', code: code.slice(0, 64), message: message.slice(0, 1024) });
+    // A paused socket would never read the client's answer to the close frame.
+    socket.resume();
     if (socket.readyState === socket.OPEN) socket.close(wsCode, code);
   };
   // Messages that arrive before the stream exists wait here (the socket is paused at the first).
@@ -265,7 +274,10 @@ async function relay(svc: RemoteServices, socket: WebSocket, request: FastifyReq
               result.error.message,
               result.error.code === 'FLT_DEVICE_REVOKED' ? WsClose.deviceRevoked : CLOSE_STREAM_ERROR,
             );
-          else if (socket.readyState === socket.OPEN) socket.close(WsClose.normal, 'stream ended');
+          else if (socket.readyState === socket.OPEN) {
+            socket.resume();
+            socket.close(WsClose.normal, 'stream ended');
+          }
         },
       },
       () => undefined,
@@ -277,7 +289,8 @@ async function relay(svc: RemoteServices, socket: WebSocket, request: FastifyReq
   }
   const { stream, ready } = opened;
   const operatorGone = () => {
-    if (!stream.closed) stream.reset({ error: { code: 'FLT_NETWORK', message: 'the operator disconnected' } });
+    if (!stream.closed)
+      stream.reset({ error: { code: 'FLT_NETWORK', message: 'the operator disconnected' } });
   };
   if (gone) return operatorGone();
   socket.on('close', operatorGone);
@@ -291,11 +304,15 @@ async function relay(svc: RemoteServices, socket: WebSocket, request: FastifyReq
         event = null;
       }
       if (Value.Check(OperatorStreamEvent, event) && event.type === 'eof') return stream.end();
-      stream.reset({ error: { code: 'FLT_STREAM_PROTOCOL', message: 'the operator sent an unknown message' } });
+      stream.reset({
+        error: { code: 'FLT_STREAM_PROTOCOL', message: 'the operator sent an unknown message' },
+      });
       return fail('FLT_STREAM_PROTOCOL', 'text messages may only be {"type":"eof"}', WsClose.protocolError);
     }
     if (data.length > OPERATOR_MAX_MESSAGE || data.length < 1 || data[0] !== OperatorChannel.data) {
-      stream.reset({ error: { code: 'FLT_STREAM_PROTOCOL', message: 'the operator sent a malformed message' } });
+      stream.reset({
+        error: { code: 'FLT_STREAM_PROTOCOL', message: 'the operator sent a malformed message' },
+      });
       return fail(
         'FLT_STREAM_PROTOCOL',
         `binary messages are a channel byte 0 and at most ${OPERATOR_MAX_MESSAGE - 1} bytes`,

@@ -100,10 +100,17 @@ export async function controlApp(
     const error = ack.error ?? { code: 'FLT_RUNTIME_FAILED', message: 'refused' };
     // An agent too old to know `control` acks it as an unknown command.
     if (error.code === 'FLT_BAD_REQUEST' && error.message.startsWith('unknown command'))
-      throw new FlotillaError('FLT_RUNTIME_UNSUPPORTED', `the agent on device ${deviceId} is too old for ${action}`);
+      throw new FlotillaError(
+        'FLT_RUNTIME_UNSUPPORTED',
+        `the agent on device ${deviceId} is too old for ${action}`,
+      );
     throw deviceError(deviceId, error);
   }
-  await audit(svc, actor, 'device.app.control', deviceId, { app, action, ...(service !== undefined && { service }) });
+  await audit(svc, actor, 'device.app.control', deviceId, {
+    app,
+    action,
+    ...(service !== undefined && { service }),
+  });
 }
 
 /** Each service's state and usage, read live; audited as `device.app.stats`. */
@@ -116,22 +123,34 @@ export async function appStats(
   await requireDevice(svc.ctx, deviceId);
   const answer = await svc.presence.request(deviceId, ServerCommands.stats, { app });
   if (answer.command === AgentCommands.ack)
-    throw new FlotillaError('FLT_RUNTIME_UNSUPPORTED', `the agent on device ${deviceId} cannot report stats; upgrade it`);
+    throw new FlotillaError(
+      'FLT_RUNTIME_UNSUPPORTED',
+      `the agent on device ${deviceId} cannot report stats; upgrade it`,
+    );
   const checked = checkAgentFrame(answer);
   if (!checked.ok || checked.frame.command !== AgentCommands.statsResult)
     throw new FlotillaError('FLT_NETWORK', `device ${deviceId} sent an invalid stats-result`);
   const result = checked.frame.data;
   if ('error' in result) throw deviceError(deviceId, result.error);
-  if (result.app !== app) throw new FlotillaError('FLT_NETWORK', `device ${deviceId} answered about another app`);
+  if (result.app !== app)
+    throw new FlotillaError('FLT_NETWORK', `device ${deviceId} answered about another app`);
   await audit(svc, actor, 'device.app.stats', deviceId, { app });
   return { deviceId, ...result };
 }
 
 /** The audit action of each stream kind. */
-const STREAM_ACTIONS = { logs: 'device.logs.stream', exec: 'device.exec', tunnel: 'device.tunnel.open' } as const;
+const STREAM_ACTIONS = {
+  logs: 'device.logs.stream',
+  exec: 'device.exec',
+  tunnel: 'device.tunnel.open',
+} as const;
 
 /** The role each stream kind needs (docs/remote-access.md "Roles"). */
-export const STREAM_ROLES: Record<StreamOpen['kind'], Role> = { logs: 'deployer', exec: 'admin', tunnel: 'admin' };
+export const STREAM_ROLES: Record<StreamOpen['kind'], Role> = {
+  logs: 'deployer',
+  exec: 'admin',
+  tunnel: 'admin',
+};
 
 export interface OpenedStream {
   stream: MuxStream;
@@ -163,7 +182,10 @@ export async function openDeviceStream(
   let release = () => undefined as void;
   const timer = setTimeout(() => {
     settle?.reject(
-      new FlotillaError('FLT_DEVICE_TIMEOUT', `device ${deviceId} did not open the stream within ${STREAM_OPEN_TIMEOUT_MS} ms`),
+      new FlotillaError(
+        'FLT_DEVICE_TIMEOUT',
+        `device ${deviceId} did not open the stream within ${STREAM_OPEN_TIMEOUT_MS} ms`,
+      ),
     );
     settle = null;
     stream.reset({ error: { code: 'FLT_DEVICE_TIMEOUT', message: 'not opened in time' } });
