@@ -194,6 +194,12 @@ export const AGENT_CONFIG = defineConfig({
     kind: 'integer',
     doc: 'worker threads rebuilding files from deltas (at most CPUs - 1); 0: on the main thread',
   },
+  tunnelHostPorts: {
+    schema: Type.Array(Type.String({ pattern: '^[1-9][0-9]{0,4}$' }), { maxItems: 64, default: [] }),
+    kind: 'list',
+    doc: 'ports of this device (127.0.0.1) an admin may open a tunnel to without naming an app, e.g. 22 (default: none)',
+    flag: { name: 'tunnel-host-ports', arg: '<p,q>' },
+  },
   trustedRootFile: {
     schema: nullable(Type.String({ minLength: 1 })),
     kind: 'nullableString',

@@ -22,6 +22,7 @@ import { sleep } from './util/sleep.js';
 import type { UpdateEngine } from './update/engine.js';
 import type { ReleaseSpec } from './model/release.js';
 import { SessionUpdates } from './update/session-updates.js';
+import type { RemoteAccess } from './control/streams.js';
 
 export interface SessionDeps {
   config: AgentConfig;
@@ -114,6 +115,7 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
       ...(updates && {
         onAppAction: (action, app) => updates.act(action, app, signal),
         onLogs: (request) => updates.logs(request),
+        remote: remoteAccess(deps.updates as UpdateEngine, config),
       }),
     },
   });
@@ -123,6 +125,29 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
     channel.run(signal),
     ...(updates ? [updates.run(signal)] : []),
   ]);
+}
+
+/** What the control channel's service commands and streams reach (docs/remote-access.md). */
+function remoteAccess(engine: UpdateEngine, config: AgentConfig): RemoteAccess {
+  const ports = new Set(config.tunnelHostPorts.map(Number).filter((p) => p >= 1 && p <= 65535));
+  return {
+    runtimeOf: (app) => engine.runtimeOfApp(app),
+    tunnelHostPorts: ports,
+    control: (app, action, service) => engine.control(app, action, service),
+    stats: async (app) =>
+      (await engine.serviceStats(app)).map((s) => ({
+        service: s.service.slice(0, 128),
+        state: s.state.slice(0, 64),
+        health: s.health,
+        restarts: s.restarts,
+        ...(s.cpuPercent !== undefined && { cpuPercent: Math.max(0, s.cpuPercent) }),
+        ...(s.memoryBytes !== undefined && { memoryBytes: s.memoryBytes }),
+        ...(s.pid !== undefined && { pid: s.pid }),
+        ...(s.containerId !== undefined && { containerId: s.containerId.slice(0, 128) }),
+        ...(s.image !== undefined && { image: s.image.slice(0, 512) }),
+        ...(s.startedAt !== undefined && { startedAt: s.startedAt.slice(0, 64) }),
+      })),
+  };
 }
 
 async function firstToken(

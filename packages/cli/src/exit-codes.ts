@@ -8,3 +8,10 @@ export const ExitCode = {
   /** Stopped by a second signal while a graceful stop was in progress. */
   interrupted: 130,
 } as const;
+
+/** Ends a command with this exit code without an error message (e.g. `devices exec` passes on the remote command's). */
+export class ExitWith extends Error {
+  constructor(readonly exitCode: number) {
+    super(`exit ${exitCode}`);
+  }
+}

@@ -12,6 +12,7 @@ import { joinSubcommandVersion, registerAgentCommand } from './commands/agent/ru
 import { registerAuditCommands } from './commands/audit/index.js';
 import { registerAuthCommands } from './commands/auth/index.js';
 import { registerDeployCommands } from './commands/deploy/index.js';
+import { registerTunnelCommand } from './commands/remote/tunnel.js';
 import { registerDeviceCommands } from './commands/devices/index.js';
 import { registerGatewayCommands } from './commands/gateway/index.js';
 import { registerImageCommands } from './commands/images/index.js';
@@ -24,7 +25,7 @@ import { registerSimCommand } from './commands/sim/run.js';
 import { registerTokenCommands } from './commands/tokens/index.js';
 import { registerUpCommand } from './commands/up/run.js';
 import { registerUserCommands } from './commands/users/index.js';
-import { ExitCode } from './exit-codes.js';
+import { ExitCode, ExitWith } from './exit-codes.js';
 import { reportError } from './report-error.js';
 import { commanderOutput } from './io.js';
 import type { CliIo } from './io.js';
@@ -55,6 +56,7 @@ export function buildProgram(io: CliIo): Command {
   registerReleaseCommands(program, io);
   // After devices: also adds `devices apps|rollback|restart` to that group.
   registerDeployCommands(program, io);
+  registerTunnelCommand(program, io);
   registerAuditCommands(program, io);
   registerImageCommands(program, io);
   registerUserCommands(program, io);
@@ -85,6 +87,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     await program.parseAsync(joinSubcommandVersion(argv), { from: 'user' });
     return ExitCode.ok;
   } catch (error) {
+    if (error instanceof ExitWith) return error.exitCode;
     if (isUnknownOptionAfterEntrypoint(error, argv)) {
       io.stderr.write(
         'hint: --entrypoint takes only words that do not start with -; give the whole command after --,\n' +

@@ -90,3 +90,7 @@ export type { Limit } from './concurrency/limit.js';
 // Worker threads.
 export { WorkerPool, ownedBuffers, poolWorkerData, transferring } from './workers/pool.js';
 export type { WorkerPoolOptions } from './workers/pool.js';
+
+// remote-access stream multiplexer (docs/remote-access.md)
+export { MuxSession, MuxStream } from './mux/session.js';
+export type { MuxChannel, MuxSessionOptions, MuxStreamSink } from './mux/session.js';

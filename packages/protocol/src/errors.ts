@@ -115,6 +115,11 @@ export const ErrorCodes = {
   FLT_WINDOW_INVALID: 400,
   // replies a device owes the server over its control channel (device app logs)
   FLT_DEVICE_TIMEOUT: 504,
+  // remote access streams: a tunnel to a host port the agent's tunnelHostPorts does not allow,
+  // a stream the peer broke the framing or flow control of, too many open streams (docs/remote-access.md)
+  FLT_PORT_NOT_ALLOWED: 403,
+  FLT_STREAM_PROTOCOL: 400,
+  FLT_STREAM_LIMIT: 429,
   // secrets in runtime config (docs/security.md "Secrets in runtime config")
   FLT_SECRET_MISMATCH: 422,
   FLT_SECRET_SEALED_INVALID: 422,

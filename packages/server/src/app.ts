@@ -52,6 +52,8 @@ import type { EventBus } from './events/bus.js';
 import { ObjectAccess, objectReaders } from './objects/access.js';
 import { createObjectMetrics, createTreePackMetrics } from './objects/metrics.js';
 import { registerObjectRoutes } from './objects/routes.js';
+import { OperatorStreams } from './remote/operator-streams.js';
+import { registerRemoteRoutes } from './remote/routes.js';
 import { FsObjectStore } from './objects/store.js';
 import { TreeClosures } from './objects/tree-closures.js';
 import { SecretVault, registerSecretRoutes } from './secrets/index.js';
@@ -291,4 +293,8 @@ async function composeModules(
   // Deployments a stopped server left running carry on (after the re-signs repairPending did).
   await jobs.resume();
   registerRollouts(app, { services: { ...deployServices, jobs }, tickMs: rolloutTickMs });
+  // Remote access: service commands, stats, logs, exec and tunnels (docs/remote-access.md).
+  const operators = new OperatorStreams(ctx);
+  registerRemoteRoutes(app, { ctx, presence: devices.presence, operators });
+  app.addHook('preClose', () => operators.stop());
 }

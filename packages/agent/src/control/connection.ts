@@ -14,6 +14,7 @@ import {
   errorSummary,
 } from '@flotilla/protocol';
 import type {
+  AgentFrameDataOf,
   AppLogs,
   DeviceAppAction,
   FlotillaError,
@@ -22,10 +23,13 @@ import type {
   WelcomeData,
   WsMessage,
 } from '@flotilla/protocol';
+import { MuxSession } from '@flotilla/node-kit';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { ackFrame, frame, parseFrame } from './frames.js';
 import { logsResultFrame } from './logs-frame.js';
+import { openStream } from './streams.js';
+import type { RemoteAccess } from './streams.js';
 
 export interface ConnectionHandlers {
   /** The state version the agent holds, sent in `hello`. */
@@ -38,6 +42,8 @@ export interface ConnectionHandlers {
   onAppAction?: (action: DeviceAppAction, app: string) => Promise<void>;
   /** The tail of an app's logs (`logs`); a throw is sent back as `{ error }` in `logs-result`. */
   onLogs?: (request: LogsRequestData) => AppLogs;
+  /** Service commands, stats and streams (docs/remote-access.md); without it they are refused. */
+  remote?: RemoteAccess;
 }
 
 export type ConnectionEnd =
@@ -91,6 +97,7 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
     const settle = (end: ConnectionEnd) => {
       if (settled) return;
       settled = true;
+      mux.closeAll({ error: { code: 'FLT_NETWORK', message: 'control channel closed' } });
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       signal.removeEventListener('abort', onAbort);
       resolve(end);
@@ -102,6 +109,22 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
       if (ws.readyState === WebSocket.OPEN) ws.send(text);
     };
     const nextId = () => `a${++sequence}`;
+    // Streams (tunnels, exec, followed logs) ride this connection and end with it.
+    const mux = new MuxSession({
+      role: 'agent',
+      send: (bytes) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(bytes);
+      },
+      onOpen: (stream, open) => {
+        if (!handlers.remote) throw new Error(UPDATES_DISABLED.message);
+        logger.info(
+          { stream: stream.id, kind: open.kind, app: 'app' in open ? open.app : undefined },
+          'remote stream opened',
+        );
+        return openStream(handlers.remote, stream, open, logger);
+      },
+      onHostile: (problem) => logger.warn({ problem }, 'ignored a malformed stream frame'),
+    });
 
     const startHeartbeat = () => {
       if (heartbeatTimer) clearInterval(heartbeatTimer);
@@ -153,6 +176,14 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
     ws.on('pong', touch);
     ws.on('message', (data, isBinary) => {
       touch();
+      if (isBinary) {
+        const bytes = Array.isArray(data)
+          ? Buffer.concat(data)
+          : data instanceof ArrayBuffer
+            ? Buffer.from(data)
+            : data;
+        return mux.receive(bytes);
+      }
       const parsed = parseFrame(data, isBinary);
       if (!parsed.ok) {
         logger.warn({ reason: parsed.reason }, 'ignored a malformed control frame');
@@ -229,6 +260,30 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
         }
         case ServerCommands.logs:
           return send(logsResultFrame(frame.id, readLogs(frame.data)));
+        case ServerCommands.control: {
+          const remote = handlers.remote;
+          if (!remote) return send(ackFrame(frame.id, { ok: false, error: UPDATES_DISABLED }));
+          const { app, action, service } = frame.data;
+          remote.control(app, action, service).then(
+            () => send(ackFrame(frame.id, { ok: true })),
+            (e: unknown) => send(ackFrame(frame.id, { ok: false, error: errorSummary(e) })),
+          );
+          return;
+        }
+        case ServerCommands.stats: {
+          const remote = handlers.remote;
+          const app = frame.data.app;
+          const answer = (data: AgentFrameDataOf<'stats-result'>) => send(statsFrame(frame.id, data));
+          if (!remote) return answer({ error: UPDATES_DISABLED });
+          remote.stats(app).then(
+            (services) => answer({ app, services }),
+            (e: unknown) => {
+              const error = errorSummary(e, 1024);
+              answer({ error: { code: error.code.slice(0, 64), message: error.message } });
+            },
+          );
+          return;
+        }
         case ServerCommands.ack:
           return;
         case ServerCommands.error:
@@ -251,6 +306,10 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
           return logger.warn(
             { id: message.id, command: message.command, problem },
             'ignored a malformed frame',
+          );
+        case ServerCommands.stats:
+          return send(
+            statsFrame(message.id, { error: { code: 'FLT_VALIDATION', message: problem.slice(0, 1024) } }),
           );
         case ServerCommands.logs:
           return send(
@@ -275,6 +334,10 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
       }
     }
   });
+}
+
+function statsFrame(id: string, data: AgentFrameDataOf<'stats-result'>): string {
+  return frame(id, AgentCommands.statsResult, data);
 }
 
 function parseBody(bytes: Buffer): unknown {

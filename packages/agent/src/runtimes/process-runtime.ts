@@ -1,5 +1,5 @@
 /** The `process` runtime: a supervised command from the release tree (docs/updates.md "Runtimes"). */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { AppProcessStatus } from '@flotilla/protocol';
@@ -10,7 +10,15 @@ import type { ReleaseSpec } from '../model/release.js';
 import { appEnv, processConfig } from './config.js';
 import { healthWindow } from './health.js';
 import { RotatingLog, readLogTail } from './rotating-log.js';
-import type { AppContext, Runtime } from './runtime.js';
+import { followProcessLogs } from './log-follow.js';
+import type {
+  AppContext,
+  LogFollowOptions,
+  LogLine,
+  Runtime,
+  ServiceAction,
+  ServiceStatus,
+} from './runtime.js';
 import { Supervisor, stopLeftover } from './supervisor.js';
 
 export const PROCESS_DEFAULTS = {
@@ -36,6 +44,8 @@ interface Running {
 export class ProcessRuntime implements Runtime {
   readonly kind = 'process' as const;
   private readonly running = new Map<string, Running>();
+  /** The release each app last started with: what an operator's `start` brings up again. */
+  private readonly contexts = new Map<string, AppContext>();
 
   /** `secrets` opens the release's sealed secrets; without it a release that has any cannot start. */
   /** `onStatus(app)` is called when an app's process starts, exits or restarts on its own. */
@@ -99,6 +109,7 @@ export class ProcessRuntime implements Runtime {
       onChange: () => this.onStatus(ctx.app),
     });
     this.running.set(ctx.app, { supervisor, logs: [...logs], env });
+    this.contexts.set(ctx.app, ctx);
     supervisor.start();
   }
 
@@ -148,6 +159,65 @@ export class ProcessRuntime implements Runtime {
     return this.running.get(app)?.supervisor.status() ?? null;
   }
 
+  // Operator commands (docs/remote-access.md). A process app is one service, named after the app.
+
+  private contextOf(app: string, service: string | undefined): AppContext {
+    const ctx = this.contexts.get(app);
+    if (!ctx)
+      throw new FlotillaError('FLT_APP_NOT_INSTALLED', `${app} has not been started by this agent`, {
+        details: { app },
+      });
+    if (service !== undefined && service !== app)
+      throw new FlotillaError(
+        'FLT_NOT_FOUND',
+        `${app} is a process app: its only service is "${app}", not "${service}"`,
+        { details: { app, service } },
+      );
+    return ctx;
+  }
+
+  async control(app: string, action: ServiceAction, service: string | undefined): Promise<void> {
+    const ctx = this.contextOf(app, service);
+    if (action === 'stop') return this.stop(app, ctx.appDir);
+    if (action === 'start' && this.running.has(app)) return;
+    // start() stops what runs first: a restart is a new process (and a new pid).
+    await this.start(ctx);
+  }
+
+  logs(app: string, options: LogFollowOptions, onLine: (line: LogLine) => void): Promise<void> {
+    const ctx = this.contextOf(app, options.service);
+    return followProcessLogs(ctx.logDir, options, onLine);
+  }
+
+  async services(app: string): Promise<ServiceStatus[]> {
+    this.contextOf(app, undefined);
+    const supervisor = this.running.get(app)?.supervisor ?? null;
+    const status = supervisor?.status() ?? null;
+    const pid = supervisor?.pid ?? null;
+    const usage = pid === null ? null : await processUsage(pid);
+    return [
+      {
+        service: app,
+        state: status?.state ?? 'stopped',
+        health: 'none',
+        restarts: status?.restarts ?? 0,
+        ...(status?.state === 'running' && { startedAt: status.since }),
+        ...(pid !== null && { pid }),
+        ...(usage !== null && usage),
+      },
+    ];
+  }
+
+  /** A process app listens on the device itself. */
+  async tunnelAddress(
+    app: string,
+    service: string | undefined,
+    port: number,
+  ): Promise<{ host: string; port: number }> {
+    this.contextOf(app, service);
+    return Promise.resolve({ host: '127.0.0.1', port });
+  }
+
   /** The supervisor of a running app (tests, status). */
   supervisorOf(app: string): Supervisor | null {
     return this.running.get(app)?.supervisor ?? null;
@@ -163,3 +233,30 @@ export class ProcessRuntime implements Runtime {
     );
   }
 }
+
+/** CPU (percent of one CPU over 100 ms) and resident memory of a process, from /proc; null if gone. */
+async function processUsage(pid: number): Promise<{ cpuPercent: number; memoryBytes: number } | null> {
+  const ticks = async () => {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  };
+  try {
+    const first = await ticks();
+    const at = performance.now();
+    await new Promise((r) => setTimeout(r, 100));
+    const used = (await ticks()) - first;
+    const elapsedMs = performance.now() - at;
+    const statm = await readFile(`/proc/${pid}/statm`, 'utf8');
+    const residentPages = Number(statm.split(' ')[1]);
+    // USER_HZ is 100 on Linux: one tick is 10 ms.
+    return {
+      cpuPercent: Math.round(((used * 10) / elapsedMs) * 1000) / 10,
+      memoryBytes: residentPages * PAGE_BYTES,
+    };
+  } catch {
+    return null;
+  }
+}
+
+const PAGE_BYTES = 4096;

@@ -96,6 +96,8 @@ export interface ServiceStatus {
   /** Percent of one CPU, when measured. */
   cpuPercent?: number;
   memoryBytes?: number;
+  /** Process runtime: the app's process id. */
+  pid?: number;
   /** Docker: the container id (never of a container the agent did not create). */
   containerId?: string;
   image?: string;

@@ -51,6 +51,11 @@ export class Supervisor {
     return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** The running process's pid (null when none runs). */
+  get pid(): number | null {
+    return this.running ? (this.child?.pid ?? null) : null;
+  }
+
   /** Delay before the next restart: initial × 2^failures, capped. */
   nextDelayMs(): number {
     return Math.min(

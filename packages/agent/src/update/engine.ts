@@ -24,7 +24,7 @@ import type { ObjectFetcher } from '../fetch/fetcher.js';
 import { readAppLogs } from '../runtimes/app-logs.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
 import { ProcessRuntime } from '../runtimes/process-runtime.js';
-import type { Runtime } from '../runtimes/runtime.js';
+import type { Runtime, ServiceAction, ServiceStatus } from '../runtimes/runtime.js';
 import type { SecretOpener } from '../secrets/opener.js';
 import type { StateDatabase } from '../state/db.js';
 import { planFailureRollback, planRollback, planUpdate } from './planner.js';
@@ -230,6 +230,47 @@ export class UpdateEngine {
       }
       this.reportStatus(app);
     });
+  }
+
+  /** The runtime an installed app runs on (operator commands); FLT_APP_NOT_INSTALLED when none. */
+  runtimeOfApp(app: string): Runtime {
+    const current = this.records.installed(app).current;
+    if (!current)
+      throw new FlotillaError('FLT_APP_NOT_INSTALLED', `${app} is not installed`, { details: { app } });
+    return this.runtimeFor(current);
+  }
+
+  /**
+   * Operator command: start, stop or restart the app or one service, through its runtime. Waits
+   * for a running update of any app (as `restart` does); what an update does next wins.
+   */
+  control(app: string, action: ServiceAction, service: string | undefined): Promise<void> {
+    return this.serialize(async () => {
+      const runtime = this.runtimeOfApp(app);
+      if (!runtime.control)
+        throw new FlotillaError(
+          'FLT_RUNTIME_UNSUPPORTED',
+          `the ${runtime.kind} runtime has no services to ${action}`,
+          { details: { app, runtime: runtime.kind } },
+        );
+      this.busy.add(app);
+      try {
+        await runtime.control(app, action, service);
+      } finally {
+        this.busy.delete(app);
+      }
+      this.reportStatus(app);
+    });
+  }
+
+  /** Operator read: each service's state and usage. */
+  async serviceStats(app: string): Promise<ServiceStatus[]> {
+    const runtime = this.runtimeOfApp(app);
+    if (!runtime.services)
+      throw new FlotillaError('FLT_RUNTIME_UNSUPPORTED', `the ${runtime.kind} runtime runs no services`, {
+        details: { app, runtime: runtime.kind },
+      });
+    return runtime.services(app);
   }
 
   /**

@@ -49,6 +49,11 @@ export class ApiClient {
     });
   }
 
+  /** The API token requests carry (streams open their own connections with it). */
+  get token(): string | undefined {
+    return this.options.token;
+  }
+
   /** A client for the same server with other credentials. */
   with(credentials: { token?: string; cookie?: string }): ApiClient {
     return new ApiClient({ baseUrl: this.baseUrl, timeoutMs: this.options.timeoutMs, ...credentials });

@@ -1,6 +1,7 @@
 /**
- * The WebSocket control channel (`GET /api/v1/device/ws`, bearer device token). Every frame is a
- * JSON text message `{ "id", "command", "data" }`; a reply carries the id of the message it answers.
+ * The WebSocket control channel (`GET /api/v1/device/ws`, bearer device token). Every text frame is
+ * a JSON message `{ "id", "command", "data" }`; a reply carries the id of the message it answers.
+ * Binary frames carry remote-access streams (tunnels, exec, followed logs; see remote.ts).
  */
 import { Type } from '@sinclair/typebox';
 import type { Static, TSchema } from '@sinclair/typebox';
@@ -11,6 +12,7 @@ import { AppActionData } from './runtime-config.js';
 import { AppName } from '../tuf/target.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../json-depth.js';
 import { ensureFormats } from '../formats.js';
+import { ControlRequestData, StatsRequestData, StatsResultData } from './remote.js';
 
 export const WsMessage = Type.Object(
   {
@@ -45,6 +47,10 @@ export const ServerCommands = {
   rollback: 'rollback',
   restart: 'restart',
   logs: 'logs',
+  /** Start, stop or restart an app or one service (docs/remote-access.md); answered by `ack`. */
+  control: 'control',
+  /** Each service's state and usage; answered by `stats-result`. */
+  stats: 'stats',
   ack: 'ack',
   error: 'error',
 } as const;
@@ -55,6 +61,7 @@ export const AgentCommands = {
   heartbeat: 'heartbeat',
   inventory: 'inventory',
   logsResult: 'logs-result',
+  statsResult: 'stats-result',
   ack: 'ack',
 } as const;
 
@@ -141,6 +148,8 @@ export const ServerFrameData = {
   [ServerCommands.rollback]: AppActionData,
   [ServerCommands.restart]: AppActionData,
   [ServerCommands.logs]: LogsRequestData,
+  [ServerCommands.control]: ControlRequestData,
+  [ServerCommands.stats]: StatsRequestData,
   [ServerCommands.ack]: AckData,
   [ServerCommands.error]: WsErrorData,
 } as const satisfies Record<ServerCommand, TSchema>;
@@ -151,6 +160,7 @@ export const AgentFrameData = {
   [AgentCommands.heartbeat]: IgnoredData,
   [AgentCommands.inventory]: InventoryData,
   [AgentCommands.logsResult]: LogsResultData,
+  [AgentCommands.statsResult]: StatsResultData,
   [AgentCommands.ack]: AckData,
 } as const satisfies Record<AgentCommand, TSchema>;
 

@@ -6,6 +6,7 @@
  */
 import { FlotillaError, WsClose } from '@flotilla/protocol';
 import { randomId } from '@flotilla/node-kit';
+import type { MuxSession } from '@flotilla/node-kit';
 import type { ServerCommand, ServerFrame, ServerFrameDataOf, WsMessage } from '@flotilla/protocol';
 import { sql } from 'kysely';
 import type { ServerContext } from '../context.js';
@@ -16,6 +17,8 @@ import { PendingReplies } from './ws/replies.js';
 export interface DeviceSocket {
   send(frame: ServerFrame): void;
   close(code: number, reason: string): void;
+  /** Remote-access streams over this connection (docs/remote-access.md). */
+  readonly mux?: MuxSession;
 }
 
 /** How often collected last-seen times are written (ms). */
@@ -125,6 +128,18 @@ export class Presence implements PresenceView {
     const answer = this.replies.wait(deviceId, id, timeoutMs);
     socket.send({ id, command, data } as ServerFrame);
     return answer;
+  }
+
+  /** The stream multiplexer of the device's connection here; FLT_DEVICE_OFFLINE when not connected. */
+  muxOf(deviceId: string): MuxSession {
+    const mux = this.sockets.get(deviceId)?.mux;
+    if (!mux)
+      throw new FlotillaError(
+        'FLT_DEVICE_OFFLINE',
+        `device ${deviceId} is not connected to this server; try again when it is online`,
+        { details: { deviceId } },
+      );
+    return mux;
   }
 
   /** Called by a connection for each answer frame; false when nobody awaits it. */

@@ -8,6 +8,7 @@ import { checkAppName } from '../../push/release-ref.js';
 import { deviceAppAction, deviceApps } from '../../push/releases-api.js';
 import { resolveDeviceId } from '../devices/resolve-id.js';
 import { registerDeviceLogs } from './device-logs.js';
+import { registerRemoteDeviceCommands } from '../remote/device-commands.js';
 import { progressText, releaseOfPath } from './view.js';
 
 function appRow(a: DeviceApp): string[] {
@@ -64,7 +65,7 @@ export function registerDeviceAppCommands(devices: Command, io: CliIo): void {
     });
   examples(apps, ['flotilla devices apps 3f2a9c0d1e4b', 'flotilla devices apps 3f2a9c0d1e4b --json']);
   registerAppAction(devices, io, 'rollback', 'switch an app back to the release it ran before');
-  registerAppAction(devices, io, 'restart', 'restart an app on its device (same release)');
+  registerRemoteDeviceCommands(devices, io);
   registerDeviceLogs(devices, io);
 }
 

@@ -11,7 +11,7 @@ import {
   WS_MAX_FRAME_BYTES,
   WsClose,
 } from '@flotilla/protocol';
-import { randomId } from '@flotilla/node-kit';
+import { MuxSession, randomId } from '@flotilla/node-kit';
 import type { ServerCommand, ServerFrame, ServerFrameDataOf, WsMessage } from '@flotilla/protocol';
 import type { DeviceSocket } from '../presence.js';
 import type { DeviceRuntime } from '../runtime.js';
@@ -29,6 +29,8 @@ export class DeviceConnection implements DeviceSocket {
   private missedPongs = 0;
   /** The newest state version this device was told about (welcome, state-changed). */
   knownStateVersion: number;
+  /** Remote-access streams (tunnels, exec, followed logs) carried by this connection. */
+  readonly mux: MuxSession;
 
   constructor(
     private readonly rt: DeviceRuntime,
@@ -39,6 +41,17 @@ export class DeviceConnection implements DeviceSocket {
     stateVersion: number,
   ) {
     this.knownStateVersion = stateVersion;
+    this.mux = new MuxSession({
+      role: 'server',
+      send: (bytes) => {
+        if (this.socket.readyState === this.socket.OPEN) this.socket.send(bytes);
+      },
+      onHostile: (problem) => {
+        this.log.warn({ deviceId, problem }, 'device sent a malformed stream frame');
+        this.countBadFrame();
+      },
+    });
+    socket.on('close', (code: number) => this.endStreams(code));
     socket.on('message', (raw: Buffer, isBinary: boolean) => void this.onFrame(raw, isBinary));
     socket.on('pong', () => {
       this.missedPongs = 0;
@@ -56,7 +69,18 @@ export class DeviceConnection implements DeviceSocket {
     if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify(message));
   }
 
+  /** Ends every stream of this connection at once (revocation must not wait for the close handshake). */
+  private endStreams(code: number): void {
+    this.mux.closeAll({
+      error:
+        code === WsClose.deviceRevoked
+          ? { code: 'FLT_DEVICE_REVOKED', message: `device ${this.deviceId} was revoked` }
+          : { code: 'FLT_DEVICE_OFFLINE', message: `device ${this.deviceId} disconnected` },
+    });
+  }
+
   close(code: number, reason: string): void {
+    this.endStreams(code);
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING) {
       this.socket.close(code, reason);
     }
@@ -64,6 +88,7 @@ export class DeviceConnection implements DeviceSocket {
 
   /** Drops the connection without a close handshake (a peer that did not answer ours). */
   terminate(): void {
+    this.endStreams(WsClose.goingAway);
     this.socket.terminate();
   }
 
@@ -81,6 +106,10 @@ export class DeviceConnection implements DeviceSocket {
 
   private async onFrame(raw: Buffer, isBinary: boolean): Promise<void> {
     this.rt.presence.touch(this.deviceId);
+    if (isBinary) {
+      if (raw.length > WS_MAX_FRAME_BYTES) return this.close(WsClose.protocolError, 'frame too large');
+      return this.mux.receive(raw);
+    }
     let message: WsMessage;
     try {
       message = parseFrame(raw, isBinary);
@@ -114,6 +143,7 @@ export class DeviceConnection implements DeviceSocket {
         this.rt.presence.settleReply(this.deviceId, message);
         return;
       case AgentCommands.logsResult:
+      case AgentCommands.statsResult:
         // Late (after the timeout) or unasked-for answers are dropped: nobody is waiting for them.
         if (!this.rt.presence.settleReply(this.deviceId, message))
           this.log.debug({ deviceId: this.deviceId, id: message.id }, 'dropped an unawaited logs-result');
@@ -130,6 +160,7 @@ export class DeviceConnection implements DeviceSocket {
         return this.reply(frame.id, ServerCommands.ack, { ok: true });
       case AgentCommands.ack:
       case AgentCommands.logsResult:
+      case AgentCommands.statsResult:
         return; // answered above
     }
   }
@@ -162,8 +193,12 @@ export class DeviceConnection implements DeviceSocket {
   }
 
   private rejectFrame(id: string | undefined, error: FlotillaError): void {
-    this.badFrames += 1;
     this.reply(id ?? randomId('srv_', 8), ServerCommands.error, { code: error.code, message: error.message });
+    this.countBadFrame();
+  }
+
+  private countBadFrame(): void {
+    this.badFrames += 1;
     if (this.badFrames >= MAX_BAD_FRAMES) this.close(WsClose.protocolError, 'too many invalid frames');
   }
 }
