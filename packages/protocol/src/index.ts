@@ -115,6 +115,11 @@ export {
 } from './api/releases.js';
 export {
   AppActionData,
+  DockerRuntimeConfig,
+  DockerService,
+  DockerUpdateStrategy,
+  dockerConfigProblems,
+  dockerServiceOrder,
   FilesRuntimeConfig,
   HealthCheckConfig,
   ProcessRuntimeConfig,

@@ -122,6 +122,8 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
   async rollback(step, ctx) {
     const app = step.failed.app;
     if (step.release === null) {
+      // A failed first install: nothing of the app runs any more.
+      await ctx.runtimeFor(step.failed).settle?.(app, null);
       const link = ctx.layout.currentLink(app);
       await switchSymlink(link, null).catch((e: unknown) => {
         throw ioError('cannot remove', link, e);
@@ -132,6 +134,15 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
   },
 
   async cleanup(step, ctx) {
+    const installed = ctx.records.installed(step.app);
+    const current = installed.current;
+    if (current) await ctx.runtimeFor(current).settle?.(step.app, ctx.layout.context(current));
+    // A runtime the app left (e.g. docker → process) removes what it still has of the app.
+    for (const runtime of new Set(installed.previous.map((r) => r.runtime)))
+      if (runtime !== current?.runtime) {
+        const previous = installed.previous.find((r) => r.runtime === runtime) as typeof current & object;
+        await ctx.runtimeFor(previous).settle?.(step.app, null);
+      }
     const releases = ctx.layout.releasesDir(step.app);
     for (const name of await readdir(releases).catch(() => [] as string[])) {
       if (step.keep.includes(name)) continue;

@@ -6,7 +6,7 @@
  * the transaction never plans).
  */
 import { randomUUID } from 'node:crypto';
-import { errorSummary } from '@flotilla/protocol';
+import { FlotillaError, errorSummary } from '@flotilla/protocol';
 import type { UpdatePhase } from '@flotilla/protocol';
 import type { MaterializeStats } from '@flotilla/store';
 import type { FailureReason, JournalEntry, Plan, ReleaseSpec, Step } from '../model/release.js';
@@ -94,7 +94,10 @@ export async function runTransaction(
         onPhase({ app: plan.app, targetPath, phase: 'failed', error: reason });
         return { kind: 'failed', reason };
       }
-      if (BEFORE_SWITCH.has(step.kind)) {
+      // The docker runtime's stop step changes nothing; it fails only when the engine does not answer.
+      const nothingChanged =
+        step.kind === 'stop' && error instanceof FlotillaError && error.code === 'FLT_ENGINE_UNAVAILABLE';
+      if (BEFORE_SWITCH.has(step.kind) || nothingChanged) {
         ctx.records.clearJournal(plan.app);
         onPhase({
           app: plan.app,

@@ -30,6 +30,12 @@ export interface Runtime {
   stop(app: string, appDir: string): Promise<void>;
   /** The health window; resolves when healthy, throws FLT_HEALTH_CHECK_FAILED with the reason. */
   health(ctx: AppContext, signal: AbortSignal): Promise<void>;
+  /**
+   * The transaction ended (committed, or rolled back) with `current` running: drop what was kept to
+   * undo it (docker: the parked containers); `current` null (nothing of the app runs on this
+   * runtime any more): remove all of the app's. Called by the cleanup and rollback steps; idempotent.
+   */
+  settle?(app: string, current: AppContext | null): Promise<void>;
   /** Stops everything this runtime started (agent shutdown). */
   close(): Promise<void>;
   /** How the app's process stands, for runtimes that supervise one (null: not running here). */

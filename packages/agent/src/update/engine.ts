@@ -22,6 +22,7 @@ import { fetchReleaseObjects } from '../fetch/fetch-release.js';
 import { RebuildPool } from '../fetch/rebuild-pool.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
 import { readAppLogs } from '../runtimes/app-logs.js';
+import { DockerRuntime } from '../runtimes/docker/docker-runtime.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
 import { ProcessRuntime } from '../runtimes/process-runtime.js';
 import type { Runtime, ServiceAction, ServiceStatus } from '../runtimes/runtime.js';
@@ -54,8 +55,10 @@ export interface UpdateEngineOptions {
    * than the CPUs less one); 0 rebuilds them on the main thread.
    */
   deltaThreads?: number;
-  /** Defaults to `files` and `process`. */
+  /** Defaults to `files`, `process` and `docker`. */
   runtimes?: Partial<Record<RuntimeKind, Runtime>>;
+  /** The Docker Engine of the default `docker` runtime (`unix:///…` or `tcp://…`; default `$DOCKER_HOST`). */
+  dockerHost?: string;
   /** Opens releases' sealed secrets with the device key; without it, releases with secrets are refused. */
   secrets?: SecretOpener;
 }
@@ -101,6 +104,14 @@ export class UpdateEngine {
           if (!this.busy.has(app)) this.reportStatus(app);
         },
       ),
+      docker: new DockerRuntime({
+        logger: options.logger.child({ component: 'docker' }),
+        dataDir: options.dataDir,
+        ...(options.dockerHost !== undefined && { host: options.dockerHost }),
+        onStatus: (app) => {
+          if (!this.busy.has(app)) this.reportStatus(app);
+        },
+      }),
     };
   }
 
@@ -223,8 +234,12 @@ export class UpdateEngine {
       const runtime = this.runtimeFor(current);
       this.busy.add(app);
       try {
-        await runtime.stop(app, this.layout.appDir(app));
-        await runtime.start(this.layout.context(current), signal);
+        if (runtime.control) {
+          await runtime.control(app, 'restart', undefined);
+        } else {
+          await runtime.stop(app, this.layout.appDir(app));
+          await runtime.start(this.layout.context(current), signal);
+        }
       } finally {
         this.busy.delete(app);
       }
