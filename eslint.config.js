@@ -20,7 +20,8 @@ const LAYERS = {
   server: ['protocol', 'node-kit', 'store'],
   agent: ['protocol', 'node-kit', 'store'],
   gateway: ['protocol', 'node-kit', 'store'],
-  cli: ['protocol', 'node-kit', 'store', 'server', 'agent', 'gateway'],
+  web: ['protocol'],
+  cli: ['protocol', 'node-kit', 'store', 'server', 'agent', 'gateway', 'web'],
 };
 
 function layerRules(pkg, below) {

@@ -15,3 +15,15 @@ if (!existsSync(marker) || statSync(marker).mtimeMs < statSync(lock).mtimeMs) {
   run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
 }
 run(join(root, 'node_modules', '.bin', 'tsc'), ['-b']);
+
+// The web dashboard (packages/web): Vite builds it into packages/web/dist/app when its sources or
+// the lockfile are newer than the last build; the build fails if the initial JavaScript is over
+// its gzipped budget (docs/web.md).
+const web = join(root, 'packages', 'web');
+const { newestSourceMtime } = await import(join(web, 'dist', 'src', 'build.js'));
+const report = join(web, 'dist', 'app', 'build-report.json');
+const builtAt = existsSync(report) ? statSync(report).mtimeMs : 0;
+if (builtAt < Math.max(await newestSourceMtime(), statSync(lock).mtimeMs)) {
+  console.error('flotilla: building the web dashboard…');
+  run(process.execPath, [join(web, 'dist', 'src', 'build.js')]);
+}

@@ -5,8 +5,16 @@ export function upBanner(info: {
   generatedPassword: string | null;
   credentialsPath: string | null;
   dataDir: string;
+  /** Whether the web dashboard is served at `/` (it is when it was built). */
+  dashboard?: boolean;
 }): string {
-  const lines = ['', `Flotilla is running at ${info.url}`, `  admin user:   ${info.adminUsername}`];
+  const lines = ['', `Flotilla is running at ${info.url}`];
+  lines.push(
+    info.dashboard
+      ? `  dashboard:    ${info.url}/   (sign in as ${info.adminUsername})`
+      : '  dashboard:    not built (npm run build -w packages/web)',
+  );
+  lines.push(`  admin user:   ${info.adminUsername}`);
   if (info.generatedPassword !== null) {
     lines.push(`  password:     ${info.generatedPassword}   (generated; shown only this once)`);
   }

@@ -4,11 +4,12 @@ import type { ServerFlags } from '@flotilla/server';
 import { logFormatArg } from '../../args.js';
 import { startEmbeddedServer, unclaimedAdminHint } from '../../daemons/server.js';
 import { gatewayExtension, gatewayOptionsFrom } from '../../gateway/extension.js';
+import { dashboardDirIfBuilt, dashboardExtension } from '../../web/extension.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import { handleShutdownSignals } from '../../process/signals.js';
 
-type ServerOptions = ServerFlags & { gatewayConfig?: string; redis?: string };
+type ServerOptions = ServerFlags & { gatewayConfig?: string; redis?: string; dashboard?: boolean };
 
 export function registerServerCommand(program: Command, io: CliIo): void {
   const cmd = program
@@ -29,9 +30,10 @@ export function registerServerCommand(program: Command, io: CliIo): void {
       '--redis <url>',
       'redis://HOST:PORT: queue image imports for `flotilla gateway worker` processes (default: $FLOTILLA_REDIS_URL, else convert in this process)',
     )
+    .option('--no-dashboard', 'do not serve the web dashboard at / (docs/web.md)')
     .addHelpText(
       'after',
-      '\nEvery option but --config, --listen, --gateway-config and --redis is a configuration key\n' +
+      '\nEvery option but --config, --listen, --gateway-config, --redis and --no-dashboard is a configuration key\n' +
         '(docs/operations.md "Configuration"): file < environment < flags.',
     );
   // Every configuration key with a flag, from the server's one declaration of its keys.
@@ -40,10 +42,17 @@ export function registerServerCommand(program: Command, io: CliIo): void {
     else cmd.option(option.flags, option.description);
   }
   cmd.action(async (opts: ServerOptions) => {
-    const { gatewayConfig, redis, ...flags } = opts;
+    const { gatewayConfig, redis, dashboard, ...flags } = opts;
     const gateway = gatewayExtension(gatewayOptionsFrom({ gatewayConfig, redis }, io.env));
-    const server = await startEmbeddedServer(io, flags, [gateway]);
+    const webDir = dashboard === false ? null : await dashboardDirIfBuilt();
+    const server = await startEmbeddedServer(io, flags, [
+      gateway,
+      ...(webDir === null ? [] : [dashboardExtension(webDir)]),
+    ]);
     io.stderr.write(`flotilla server listening on ${server.url}\n`);
+    if (webDir !== null) io.stderr.write(`dashboard: ${server.url}/\n`);
+    else if (dashboard !== false)
+      io.stderr.write('dashboard: not built (npm run build -w packages/web), not served\n');
     if (server.initialAdminPassword !== null) {
       io.stderr.write(
         `created admin user "${server.adminUsername}" with password: ${server.initialAdminPassword}\n` +

@@ -8,6 +8,7 @@ import { defaultUpDataDir } from '../../config/paths.js';
 import { resolveKeysDir } from '../../signing/keys-dir.js';
 import { resetQuickStart } from '../../up/reset.js';
 import { gatewayExtension, gatewayOptionsFrom } from '../../gateway/extension.js';
+import { dashboardDirIfBuilt, dashboardExtension } from '../../web/extension.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
 import type { LogFormat } from '../../process/logger.js';
@@ -62,6 +63,7 @@ export function registerUpCommand(program: Command, io: CliIo): void {
             `reset: moved ${reset.retiredKeys} offline key files of the old server to ${reset.retiredKeysTo}`,
           );
       }
+      const webDir = await dashboardDirIfBuilt();
       const server = await startEmbeddedServer(
         io,
         {
@@ -70,7 +72,10 @@ export function registerUpCommand(program: Command, io: CliIo): void {
           ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
           ...(opts.logFormat ? { logFormat: opts.logFormat } : {}),
         },
-        [gatewayExtension(gatewayOptionsFrom({ gatewayConfig: opts.gatewayConfig }, io.env))],
+        [
+          gatewayExtension(gatewayOptionsFrom({ gatewayConfig: opts.gatewayConfig }, io.env)),
+          ...(webDir === null ? [] : [dashboardExtension(webDir)]),
+        ],
       );
       let agent: SupervisedProcess | null = null;
       const shutdown = handleShutdownSignals({
@@ -131,6 +136,7 @@ export function registerUpCommand(program: Command, io: CliIo): void {
             generatedPassword: server.initialAdminPassword,
             credentialsPath: cli.credentialsPath,
             dataDir,
+            dashboard: webDir !== null,
           }),
         );
       } catch (error) {

@@ -1,0 +1,318 @@
+import { useEffect, useRef, useState } from 'react';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { Link } from 'wouter';
+import type { AppLogs, Device, DeviceAppList } from '@flotilla/protocol';
+import { ApiError, errorText, get, path, post } from '../api.js';
+import { RequireRole, useSession } from '../auth.js';
+import { stream } from '../events.js';
+import type { LiveEvent } from '../events.js';
+import { ActionButton, Badge, ErrorNote, KeyValues, Loaded, Section, Time, formatBytes } from '../ui.js';
+import { statusTone } from './devices.js';
+
+export function DevicePage({ id }: { id: string }) {
+  const device = useQuery({
+    queryKey: ['device', id],
+    queryFn: () => get<Device>(path('/api/v1/devices/:id', { id })),
+  });
+  return (
+    <Loaded query={device}>
+      {(d) => (
+        <>
+          <p>
+            <Link href="/devices">← Devices</Link>
+          </p>
+          <h1>
+            {d.hostname ?? d.id} <Badge tone={statusTone(d.status)}>{d.status}</Badge>{' '}
+            {d.online ? <Badge tone="ok">online</Badge> : <Badge>offline</Badge>}
+          </h1>
+          <div className="grid">
+            <Section title="Device">
+              <KeyValues
+                rows={[
+                  ['Id', <code key="id">{d.id}</code>],
+                  ['Last seen', <Time key="ls" at={d.lastSeenAt} />],
+                  ['Enrolled', <Time key="en" at={d.enrolledAt} />],
+                  ['Registration key', d.registrationKeyId ?? '—'],
+                  ['State version', String(d.stateVersion)],
+                ]}
+              />
+              <DeviceActions device={d} />
+            </Section>
+            <Section title="Tags">
+              <TagEditor device={d} />
+            </Section>
+          </div>
+          <Section title="Facts">
+            <KeyValues
+              rows={Object.entries(d.facts).map(([k, v]) => [
+                k,
+                typeof v === 'string' ? v : JSON.stringify(v),
+              ])}
+            />
+          </Section>
+          <Apps id={d.id} />
+          <Section title="Open a tunnel">
+            <p>
+              Reach a port on this device from your machine (the CLI forwards it over the device's control
+              channel):
+            </p>
+            <pre tabIndex={0}>flotilla tunnel {d.id} 22 --local 2222</pre>
+          </Section>
+          <History id={d.id} />
+        </>
+      )}
+    </Loaded>
+  );
+}
+
+function DeviceActions({ device }: { device: Device }) {
+  const client = useQueryClient();
+  const refresh = () => client.invalidateQueries({ queryKey: ['device', device.id] });
+  const act = (action: string) => async () => {
+    await post(path(`/api/v1/devices/:id/${action}`, { id: device.id }));
+    await refresh();
+  };
+  return (
+    <RequireRole role="deployer">
+      <div className="actions">
+        {device.status !== 'accepted' && device.status !== 'revoked' ? (
+          <ActionButton label="Accept" tone="primary" run={act('accept')} />
+        ) : null}
+        {device.status === 'pending' ? <ActionButton label="Reject" run={act('reject')} /> : null}
+        <RequireRole role="admin">
+          {device.status !== 'revoked' ? (
+            <ActionButton
+              label="Revoke"
+              tone="danger"
+              confirm={`Revoke ${device.id}? This cannot be undone.`}
+              run={act('revoke')}
+            />
+          ) : null}
+        </RequireRole>
+      </div>
+    </RequireRole>
+  );
+}
+
+function TagEditor({ device }: { device: Device }) {
+  const session = useSession();
+  const client = useQueryClient();
+  const [tag, setTag] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const change = async (body: { add?: string[]; remove?: string[] }) => {
+    setError(null);
+    try {
+      await post(path('/api/v1/devices/:id/tags', { id: device.id }), body);
+      setTag('');
+      await client.invalidateQueries({ queryKey: ['device', device.id] });
+    } catch (e) {
+      setError(e);
+    }
+  };
+  const canEdit = session.can('deployer');
+  return (
+    <>
+      <ul className="tags plain" aria-label="Tags">
+        {device.tags.length === 0 ? <li className="muted">No tags.</li> : null}
+        {device.tags.map((t) => (
+          <li key={t}>
+            <Badge tone="info">{t}</Badge>
+            {canEdit ? (
+              <button
+                type="button"
+                className="link small"
+                aria-label={`Remove tag ${t}`}
+                onClick={() => void change({ remove: [t] })}
+              >
+                ×
+              </button>
+            ) : null}
+          </li>
+        ))}
+      </ul>
+      {canEdit ? (
+        <form
+          className="inline"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (tag.trim()) void change({ add: [tag.trim()] });
+          }}
+        >
+          <label>
+            New tag <input value={tag} onChange={(e) => setTag(e.target.value)} name="tag" />
+          </label>
+          <button type="submit">Add tag</button>
+        </form>
+      ) : null}
+      {error ? <ErrorNote error={error} /> : null}
+    </>
+  );
+}
+
+function Apps({ id }: { id: string }) {
+  const client = useQueryClient();
+  const apps = useQuery({
+    queryKey: ['device', id, 'apps'],
+    queryFn: () => get<DeviceAppList>(path('/api/v1/devices/:id/apps', { id })),
+  });
+  const [logsFor, setLogsFor] = useState<string | null>(null);
+  const action = (app: string, what: string) => async () => {
+    await post(path('/api/v1/devices/:id/apps/:app/:action', { id, app, action: what }));
+    await client.invalidateQueries({ queryKey: ['device', id, 'apps'] });
+  };
+  return (
+    <Section title="Apps">
+      <Loaded query={apps} missing="App state">
+        {(list) =>
+          list.items.length === 0 ? (
+            <p className="muted">No app is assigned to this device.</p>
+          ) : (
+            <div className="table-wrap">
+              <table className="data">
+                <thead>
+                  <tr>
+                    <th scope="col">App</th>
+                    <th scope="col">Running</th>
+                    <th scope="col">Assigned</th>
+                    <th scope="col">Phase</th>
+                    <th scope="col">Process</th>
+                    <th scope="col">Actions</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {list.items.map((a) => (
+                    <tr key={a.app}>
+                      <td data-label="App">{a.app}</td>
+                      <td data-label="Running">{releaseOf(a.current)}</td>
+                      <td data-label="Assigned">{releaseOf(a.desired)}</td>
+                      <td data-label="Phase">
+                        {a.phase ? (
+                          <Badge
+                            tone={a.phase === 'committed' ? 'ok' : a.phase === 'failed' ? 'bad' : 'info'}
+                          >
+                            {a.phase}
+                          </Badge>
+                        ) : (
+                          '—'
+                        )}
+                        {a.bytesTotal ? (
+                          <span className="muted small">
+                            {' '}
+                            {formatBytes(a.bytesDone)} / {formatBytes(a.bytesTotal)}
+                          </span>
+                        ) : null}
+                        {a.error ? <div className="error small">{a.error.message}</div> : null}
+                      </td>
+                      <td data-label="Process">
+                        {a.process ? (
+                          <>
+                            {a.process.state}{' '}
+                            <span className="muted small">({a.process.restarts} restarts)</span>
+                          </>
+                        ) : (
+                          '—'
+                        )}
+                      </td>
+                      <td data-label="Actions">
+                        <div className="actions">
+                          <button
+                            type="button"
+                            onClick={() => setLogsFor(logsFor === a.app ? null : a.app)}
+                            aria-expanded={logsFor === a.app}
+                          >
+                            Logs
+                          </button>
+                          <RequireRole role="deployer">
+                            <ActionButton label="Restart" run={action(a.app, 'restart')} />
+                            <ActionButton label="Stop" run={action(a.app, 'stop')} />
+                            <ActionButton label="Start" run={action(a.app, 'start')} />
+                            <ActionButton
+                              label="Roll back"
+                              confirm={`Roll ${a.app} back to its previous release?`}
+                              run={action(a.app, 'rollback')}
+                            />
+                          </RequireRole>
+                        </div>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Loaded>
+      {logsFor ? <Logs id={id} app={logsFor} /> : null}
+    </Section>
+  );
+}
+
+function releaseOf(target: string | null): string {
+  if (!target) return '—';
+  const [, version] = target.split('/');
+  return version ?? target;
+}
+
+/** The app's log tail; "follow" reads it again every 2 s while the panel is open. */
+function Logs({ id, app }: { id: string; app: string }) {
+  const [follow, setFollow] = useState(true);
+  const logs = useQuery({
+    queryKey: ['device', id, 'logs', app],
+    queryFn: () => get<AppLogs>(path('/api/v1/devices/:id/apps/:app/logs', { id, app }), { maxBytes: 65536 }),
+    refetchInterval: follow ? 2000 : false,
+    retry: false,
+  });
+  const pre = useRef<HTMLPreElement>(null);
+  useEffect(() => {
+    if (follow && pre.current) pre.current.scrollTop = pre.current.scrollHeight;
+  }, [logs.data, follow]);
+  return (
+    <div className="logs" aria-label={`Logs of ${app}`} role="region">
+      <div className="section-head">
+        <h3>Logs of {app}</h3>
+        <label>
+          <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Follow
+        </label>
+      </div>
+      {logs.isError ? (
+        logs.error instanceof ApiError && logs.error.missingRoute ? (
+          <p className="note">Logs are not available on this server.</p>
+        ) : (
+          <p className="error" role="alert">
+            {errorText(logs.error)}
+          </p>
+        )
+      ) : null}
+      <pre ref={pre} className="log-text" tabIndex={0} data-testid="log-text">
+        {logs.data ? (logs.data.truncated ? '…\n' : '') + logs.data.text : logs.isPending ? 'Loading…' : ''}
+      </pre>
+    </div>
+  );
+}
+
+/** This device's update events since the page opened (from the live stream). */
+function History({ id }: { id: string }) {
+  const [events, setEvents] = useState<LiveEvent[]>(() =>
+    stream.getRecent().filter((e) => e.deviceId === id),
+  );
+  useEffect(
+    () => stream.subscribe((e) => e.deviceId === id && setEvents((prev) => [e, ...prev].slice(0, 50))),
+    [id],
+  );
+  return (
+    <Section title="Update history (live)">
+      {events.length === 0 ? (
+        <p className="muted">No update event for this device since this page opened.</p>
+      ) : (
+        <ol className="events">
+          {events.map((e) => (
+            <li key={e.id}>
+              <code>{e.type}</code> <Time at={e.at ?? null} /> {typeof e.app === 'string' ? e.app : ''}{' '}
+              {typeof e.phase === 'string' ? e.phase : ''}
+            </li>
+          ))}
+        </ol>
+      )}
+    </Section>
+  );
+}
