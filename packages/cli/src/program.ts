@@ -19,6 +19,7 @@ import { registerImageCommands } from './commands/images/index.js';
 import { registerKeyCommands } from './commands/keys/index.js';
 import { registerLoaderCommands } from './commands/loader/run.js';
 import { registerRegistrationKeyCommands } from './commands/regkeys/index.js';
+import { registerRolloutCommands } from './commands/rollout/index.js';
 import { registerReleaseCommands } from './commands/release/index.js';
 import { registerServerCommand } from './commands/server/run.js';
 import { registerSimCommand } from './commands/sim/run.js';
@@ -57,6 +58,7 @@ export function buildProgram(io: CliIo): Command {
   // After devices: also adds `devices apps|rollback|restart` to that group.
   registerDeployCommands(program, io);
   registerTunnelCommand(program, io);
+  registerRolloutCommands(program, io);
   registerAuditCommands(program, io);
   registerImageCommands(program, io);
   registerUserCommands(program, io);

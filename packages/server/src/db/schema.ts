@@ -247,6 +247,8 @@ export interface RolloutDevicesTable {
   install_ms: number | null;
   /** 1 while the rollout is active (one active rollout per device and app). */
   active: number;
+  /** 1: a failure an operator resumed past (it no longer counts against the failure threshold). */
+  acknowledged: Generated<number>;
 }
 
 export interface Database {

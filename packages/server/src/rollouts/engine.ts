@@ -203,7 +203,7 @@ export class RolloutEngine {
       .execute();
     if (devices.length === 0) return;
     const iso = now.toISOString();
-    const online = new Set(this.svc.devices.presence.onlineIds());
+    const { presence } = this.svc.devices;
     const offlineBefore = new Date(now.getTime() - ctx.config.offlineAfterMs).toISOString();
     for (const d of devices) {
       const set = (values: Record<string, unknown>) =>
@@ -213,9 +213,14 @@ export class RolloutEngine {
           .where('rollout_id', '=', row.id)
           .where('device_id', '=', d.device_id)
           .execute();
-      const fail = async (reason: string, message: string | null) => {
-        const detail = message === null ? null : JSON.stringify({ message });
-        if (d.retries < row.retry) {
+      /**
+       * `retryable`: assigning the same release again can help (the update failed before the
+       * switch: a download, the disk). A release the agent rolled back is held by it, and one that
+       * committed is installed already: only another release moves those on.
+       */
+      const fail = async (reason: string, message: string | null, retryable = false) => {
+        const detail = JSON.stringify({ ...(message !== null && { message }), retryable });
+        if (retryable && d.retries < row.retry) {
           await set({
             phase: 'pending',
             reason,
@@ -258,7 +263,7 @@ export class RolloutEngine {
       if (d.phase !== 'soaking') {
         if (d.update_phase === 'failed' || d.update_phase === 'rolled-back') {
           const error = d.error === null ? null : (JSON.parse(d.error) as { code: string; message: string });
-          await fail(error?.code ?? d.update_phase, error?.message ?? null);
+          await fail(error?.code ?? d.update_phase, error?.message ?? null, d.update_phase === 'failed');
           continue;
         }
         if (d.update_phase === 'committed' && d.current === d.desired) {
@@ -310,7 +315,12 @@ export class RolloutEngine {
           continue;
         }
       }
-      const seen = online.has(d.device_id) ? iso : d.last_seen_at;
+      // Last seen: what this process has not written yet (WebSocket pings, requests), else the row.
+      const pending = presence.pendingLastSeen(d.device_id);
+      const seen =
+        pending !== undefined && (d.last_seen_at === null || pending > d.last_seen_at)
+          ? pending
+          : d.last_seen_at;
       if (seen === null || seen < offlineBefore) {
         await fail('heartbeat-lost', `no heartbeat since ${seen ?? 'never'}`);
         continue;
@@ -368,14 +378,25 @@ export class RolloutEngine {
       );
       post.events.push(event);
     };
+    const acknowledged = await trx
+      .selectFrom('rollout_devices')
+      .select(['wave', (eb) => eb.fn.countAll<number | string>().as('n')])
+      .where('rollout_id', '=', row.id)
+      .where('phase', '=', 'failed')
+      .where('acknowledged', '=', 1)
+      .groupBy('wave')
+      .execute();
+    const acked = new Map(acknowledged.map((a) => [a.wave, Number(a.n)]));
     for (let w = 0; w <= row.current_wave; w++) {
       const c = counts.get(w);
       const size = (sizes[w] ?? 0) - (c?.cancelled ?? 0);
-      if (!c || size <= 0 || c.failed === 0) continue;
-      const rate = (c.failed * 100) / size;
+      // Failures an operator resumed past no longer count against the threshold.
+      const failed = (c?.failed ?? 0) - (acked.get(w) ?? 0);
+      if (!c || size <= 0 || failed <= 0) continue;
+      const rate = (failed * 100) / size;
       if (rate > Number(row.max_failure)) {
         const reason =
-          `failure threshold: ${c.failed} of ${size} devices of wave ${w + 1} failed ` +
+          `failure threshold: ${failed} of ${size} devices of wave ${w + 1} failed ` +
           `(${round(rate)}% > ${Number(row.max_failure)}%)`;
         await update(
           { state: 'paused', paused_reason: reason },
@@ -387,7 +408,8 @@ export class RolloutEngine {
     for (;;) {
       const cw = row.current_wave;
       const c = counts.get(cw);
-      const size = (sizes[cw] ?? 0) - (c?.cancelled ?? 0);
+      // Failures an operator resumed past are left out of the share, like the cancelled devices.
+      const size = (sizes[cw] ?? 0) - (c?.cancelled ?? 0) - (acked.get(cw) ?? 0);
       const succeeded = c?.succeeded ?? 0;
       const open = c ? c.pending + c.notified + c.downloading + c.installing + c.soaking : 0;
       if (size > 0 && (succeeded * 100) / size < Number(row.min_success)) {

@@ -265,19 +265,44 @@ export async function rolloutAction(
           paused_reason: null,
           ...(release !== undefined && { version: release.version, target_path: release.targetPath }),
         });
-        // The failed devices of the started waves get another try (the operator fixed the cause).
-        await trx
-          .updateTable('rollout_devices')
-          .set((eb) => ({
-            phase: 'pending',
-            since: now,
-            next_attempt_at: null,
-            retries: eb('retries', '+', 1),
-          }))
+        // The failed devices of the started waves: with a new release, all get it; otherwise those
+        // whose update failed before the switch are tried again, and the others (a release the
+        // agent rolled back and holds, or one that failed its soak) stay failed, acknowledged.
+        const failed = await trx
+          .selectFrom('rollout_devices')
+          .select(['device_id', 'detail'])
           .where('rollout_id', '=', id)
           .where('phase', '=', 'failed')
           .where('wave', '<=', row.current_wave)
           .execute();
+        const again = failed
+          .filter(
+            (f) =>
+              release !== undefined ||
+              (JSON.parse(f.detail ?? '{}') as { retryable?: boolean }).retryable === true,
+          )
+          .map((f) => f.device_id);
+        const acknowledged = failed.map((f) => f.device_id).filter((d) => !again.includes(d));
+        for (let i = 0; i < again.length; i += 500)
+          await trx
+            .updateTable('rollout_devices')
+            .set((eb) => ({
+              phase: 'pending',
+              since: now,
+              next_attempt_at: null,
+              acknowledged: 0,
+              retries: eb('retries', '+', 1),
+            }))
+            .where('rollout_id', '=', id)
+            .where('device_id', 'in', again.slice(i, i + 500))
+            .execute();
+        for (let i = 0; i < acknowledged.length; i += 500)
+          await trx
+            .updateTable('rollout_devices')
+            .set({ acknowledged: 1 })
+            .where('rollout_id', '=', id)
+            .where('device_id', 'in', acknowledged.slice(i, i + 500))
+            .execute();
         post.events.push({ type: 'rollout.resumed', rolloutId: id, actor: eventActor });
         break;
       }

@@ -264,7 +264,80 @@ forEachDialect((dialect) => {
     assert.match(paused.pausedReason ?? '', /success threshold: 1 of 2/);
     assert.equal(done.waves[1]!.counts.pending, 2);
     assert.deepEqual(paused.stats.failuresByReason, [{ reason: 'crash-loop', count: 1 }]);
+    // Resuming without a new release accepts the failure: the next wave starts.
+    assert.equal((await api.action(id, 'resume')).status, 200);
+    const next = await api.until(id, 'wave 2 notified', (r) => r.waves[1]!.counts.notified === 2);
+    assert.equal(next.waves[0]!.counts.failed, 1, 'the crash-looping device stays failed');
+    assert.equal((await api.why(id, crashing!)).reason, 'crash-loop');
     await api.action(id, 'abort');
+  });
+
+  void test('a download failure is retried after its backoff; a rolled-back release is not (the agent holds it)', async () => {
+    const fleet = await onOldRelease(2, 'retry');
+    const before = await stateVersions(fleet);
+    const id = (
+      await api.create({
+        app: 'web',
+        version: '1.4.0',
+        filter: 'tags==retry',
+        waves: ['100%'],
+        retry: 1,
+        maxFailure: 50,
+      })
+    ).body.id;
+    await api.until(id, 'notified', (r) => r.waves[0]!.counts.notified === 2);
+    const [flaky, broken] = fleet;
+    await report(url, flaky!, {
+      app: 'web',
+      targetPath: web14.targetPath,
+      phase: 'failed',
+      running: web13.targetPath,
+      error: { code: 'FLT_NETWORK', message: 'connection reset' },
+    });
+    await failInstall(url, broken!, 'web', web14.targetPath, web13.targetPath);
+    const r = await api.until(
+      id,
+      'a retry scheduled',
+      (r) => r.waves[0]!.counts.pending === 1 && r.waves[0]!.counts.failed === 1,
+    );
+    assert.equal(r.state, 'running');
+    const why = await api.why(id, flaky!.id);
+    assert.equal(why.retries, 1);
+    assert.match(why.text, /failed with FLT_NETWORK; retry 1 of 1 at 20/);
+    assert.equal((await api.why(id, broken!.id)).reason, 'FLT_HEALTH_CHECK_FAILED');
+    clock.advance(31_000);
+    await api.until(id, 'the retry assigned', (r) => r.waves[0]!.counts.notified === 1);
+    await install(url, flaky!, 'web', web14.targetPath);
+    const paused = await api.until(id, 'a pause', (r) => r.state === 'paused');
+    assert.match(paused.pausedReason ?? '', /success threshold: 1 of 2/);
+    assert.deepEqual(
+      (await stateVersions(fleet)).map((v, i) => v - before[i]!),
+      [2, 1],
+      'the flaky device was assigned twice, the broken one once',
+    );
+    await api.action(id, 'abort');
+  });
+
+  void test('with --include-new-devices a device that matches later joins the running wave', async () => {
+    const [first] = await enrollFleet(url, t.adminToken, 1, ['late']);
+    const id = (
+      await api.create({
+        app: 'web',
+        version: '1.4.0',
+        filter: 'tags==late',
+        waves: ['100%'],
+        includeNewDevices: true,
+      })
+    ).body.id;
+    await api.until(id, 'the first notified', (r) => r.waves[0]!.counts.notified === 1);
+    const [second] = await enrollFleet(url, t.adminToken, 1, ['late']);
+    const r = await api.until(id, 'the newcomer notified', (r) => r.waves[0]!.counts.notified === 2);
+    assert.equal(r.matched, 2);
+    assert.equal(r.waves[0]!.size, 2);
+    for (const d of [first!, second!]) await install(url, d, 'web', web14.targetPath);
+    const done = await api.until(id, 'both succeeded', (r) => r.waves[0]!.counts.succeeded === 2);
+    assert.equal(done.state, 'running', 'a rollout that takes new devices stays open until aborted');
+    assert.equal((await api.action(id, 'abort')).body.state, 'aborted');
   });
 
   void test('a maintenance window and approvals hold devices back (injectable clock)', async () => {
@@ -354,5 +427,27 @@ forEachDialect((dialect) => {
     assert.equal(paused.body.state, 'paused');
     assert.equal((await api.action(first.body.id, 'pause')).code, 'FLT_ROLLOUT_STATE_CONFLICT');
     assert.equal((await api.action(first.body.id, 'abort')).status, 200);
+  });
+
+  // Last: it moves the clock past every device token's lifetime.
+  void test('a device that goes silent during the soak fails with heartbeat-lost', async () => {
+    const fleet = await onOldRelease(1, 'silent');
+    const id = (
+      await api.create({
+        app: 'web',
+        version: '1.4.0',
+        filter: 'tags==silent',
+        waves: ['100%'],
+        soakSeconds: 3600,
+      })
+    ).body.id;
+    await api.until(id, 'notified', (r) => r.waves[0]!.counts.notified === 1);
+    await install(url, fleet[0]!, 'web', web14.targetPath);
+    await api.until(id, 'soaking', (r) => r.waves[0]!.counts.soaking === 1);
+    clock.advance(31 * 86_400_000); // past offlineAfterMs (30 days) without a word from the device
+    const r = await api.until(id, 'the lost heartbeat', (r) => r.waves[0]!.counts.failed === 1);
+    assert.deepEqual(r.stats.failuresByReason, [{ reason: 'heartbeat-lost', count: 1 }]);
+    assert.match((await api.why(id, fleet[0]!.id)).text, /failed: heartbeat-lost \(no heartbeat since 2030-/);
+    assert.equal(r.state, 'paused');
   });
 });

@@ -53,6 +53,7 @@ export async function up(db: Kysely<unknown>, _dialect: Dialect): Promise<void> 
     .addColumn('soak_restarts', 'integer')
     .addColumn('install_ms', 'integer')
     .addColumn('active', 'integer', (c) => c.notNull())
+    .addColumn('acknowledged', 'integer', (c) => c.notNull().defaultTo(0))
     .addPrimaryKeyConstraint('rollout_devices_pk', ['rollout_id', 'device_id'])
     .execute();
   await db.schema
