@@ -6,6 +6,7 @@
  */
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { createPrivateKey } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { agentHttpClient, enrollDevice } from '@flotilla/agent';
 import { concurrencyLimit, generateEd25519, publicKeyOfPrivatePem } from '@flotilla/node-kit';
@@ -56,6 +57,8 @@ export class Fleet {
   readonly #running: Promise<void>[] = [];
 
   constructor(private readonly opts: FleetOptions) {
+    // Every device's connection and timers listen to the one stop signal.
+    setMaxListeners(0, this.#controller.signal);
     const latency = opts.latencyMs ?? 0;
     const httpLimit = concurrencyLimit(opts.httpConcurrency ?? 256);
     const fetch: FetchFn = (input, init) =>
