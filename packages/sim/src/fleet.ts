@@ -39,6 +39,12 @@ export interface FleetOptions {
   refreshConcurrency?: number;
   /** HTTP requests at once across the fleet (default 256). */
   httpConcurrency?: number;
+  /**
+   * Whether a device converges (refreshes its TUF metadata) when its first connection comes up, as
+   * an agent does at start (default true). Benchmarks that time deployments turn it off to skip a
+   * refresh per device that has nothing assigned yet.
+   */
+  syncOnConnect?: boolean;
   random?: () => number;
   logger?: Logger;
   /** Called for every `state-changed` notice a device receives (benchmarks time them). */
@@ -84,6 +90,7 @@ export class Fleet {
       refreshLimit: concurrencyLimit(opts.refreshConcurrency ?? 64),
       localAddresses: opts.localAddresses ?? [],
       signal: this.#controller.signal,
+      syncOnConnect: opts.syncOnConnect ?? true,
       ...(opts.onNotified && { onNotified: opts.onNotified }),
     });
     this.#shared.stats.devices = opts.devices;
