@@ -82,6 +82,7 @@ export class SimDevice {
           if (!this.connected) shared.stats.connected++;
           this.connected = true;
           for (const [app, running] of this.#apps) this.#pushStatus(app, running, 'running');
+          if (this.#heldVersion === null && !shared.syncOnConnect) this.#heldVersion = data.stateVersion;
           if (data.stateVersion !== this.#heldVersion) this.converge(data.stateVersion);
         },
         onStateChanged: (version) => {
@@ -264,6 +265,8 @@ export class SimDevice {
             signal,
           });
           shared.stats.reports++;
+          if ('phase' in r && r.phase === 'committed') shared.stats.committedReported++;
+          if ('phase' in r && r.phase === 'failed') shared.stats.failedReported++;
         } catch (error) {
           if (reactionTo(error) === 'refresh-token') this.tokens.invalidate();
           shared.stats.countError(error);

@@ -6,6 +6,7 @@
  */
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { createPrivateKey } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { agentHttpClient, enrollDevice } from '@flotilla/agent';
 import { concurrencyLimit, generateEd25519, publicKeyOfPrivatePem } from '@flotilla/node-kit';
@@ -38,6 +39,12 @@ export interface FleetOptions {
   refreshConcurrency?: number;
   /** HTTP requests at once across the fleet (default 256). */
   httpConcurrency?: number;
+  /**
+   * Whether a device converges (refreshes its TUF metadata) when its first connection comes up, as
+   * an agent does at start (default true). Benchmarks that time deployments turn it off to skip a
+   * refresh per device that has nothing assigned yet.
+   */
+  syncOnConnect?: boolean;
   random?: () => number;
   logger?: Logger;
   /** Called for every `state-changed` notice a device receives (benchmarks time them). */
@@ -56,6 +63,8 @@ export class Fleet {
   readonly #running: Promise<void>[] = [];
 
   constructor(private readonly opts: FleetOptions) {
+    // Every device's connection and timers listen to the one stop signal.
+    setMaxListeners(0, this.#controller.signal);
     const latency = opts.latencyMs ?? 0;
     const httpLimit = concurrencyLimit(opts.httpConcurrency ?? 256);
     const fetch: FetchFn = (input, init) =>
@@ -81,6 +90,7 @@ export class Fleet {
       refreshLimit: concurrencyLimit(opts.refreshConcurrency ?? 64),
       localAddresses: opts.localAddresses ?? [],
       signal: this.#controller.signal,
+      syncOnConnect: opts.syncOnConnect ?? true,
       ...(opts.onNotified && { onNotified: opts.onNotified }),
     });
     this.#shared.stats.devices = opts.devices;

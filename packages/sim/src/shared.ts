@@ -24,6 +24,9 @@ export class FleetStats {
   crashLooping = 0;
   restarts = 0;
   reports = 0;
+  /** `committed` / `failed` reports the server accepted. */
+  committedReported = 0;
+  failedReported = 0;
   readonly errors = new Map<string, number>();
 
   countError(error: unknown): void {
@@ -45,6 +48,8 @@ export class FleetStats {
       crashLooping: this.crashLooping,
       restarts: this.restarts,
       reports: this.reports,
+      committedReported: this.committedReported,
+      failedReported: this.failedReported,
       errors: Object.fromEntries([...this.errors].sort(([a], [b]) => (a < b ? -1 : 1))),
     };
   }
@@ -63,6 +68,8 @@ export interface FleetSummary {
   crashLooping: number;
   restarts: number;
   reports: number;
+  committedReported: number;
+  failedReported: number;
   /** Errors seen, by code (network errors, refusals, TUF failures…). */
   errors: Record<string, number>;
 }
@@ -101,6 +108,7 @@ export interface FleetSharedOptions {
   refreshLimit: Limit;
   localAddresses: readonly string[];
   signal: AbortSignal;
+  syncOnConnect: boolean;
   onNotified?: (deviceId: string) => void;
 }
 
@@ -113,6 +121,7 @@ export class FleetShared {
   readonly behaviour: Behaviour;
   readonly refreshLimit: Limit;
   readonly signal: AbortSignal;
+  readonly syncOnConnect: boolean;
   readonly onNotified: ((deviceId: string) => void) | undefined;
   readonly #localAddresses: readonly string[];
   /** The image repository's first root, downloaded once for the whole fleet. */
@@ -126,6 +135,7 @@ export class FleetShared {
     this.behaviour = opts.behaviour;
     this.refreshLimit = opts.refreshLimit;
     this.signal = opts.signal;
+    this.syncOnConnect = opts.syncOnConnect;
     this.onNotified = opts.onNotified;
     this.#localAddresses = opts.localAddresses;
   }

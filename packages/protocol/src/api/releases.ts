@@ -419,7 +419,7 @@ export const DeployStatus = Type.Object({
   /** Devices per phase (only phases that occur), counting devices assigned or running this release. */
   phases: Type.Record(Type.String(), Type.Integer()),
   devices: Type.Array(DeployStatusDevice),
-  /** This release's deployments whose assignment is still running or failed, oldest first. */
+  /** This release's most recent deployments (at most 20), oldest first: their state and progress. */
   deployments: Type.Optional(Type.Array(Deployment)),
 });
 export type DeployStatus = Static<typeof DeployStatus>;

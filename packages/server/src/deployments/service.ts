@@ -119,6 +119,9 @@ export async function deploy(
   };
 }
 
+/** The most recent deployments of a release `deployStatus` lists. */
+const STATUS_DEPLOYMENTS = 20;
+
 /** Rows per INSERT of a deployment's selected devices (well under SQLite's bound on parameters). */
 const INSERT_CHUNK = 500;
 
@@ -263,8 +266,8 @@ export async function deployStatus(ctx: ServerContext, app: string, version: str
     .selectAll()
     .where('app', '=', app)
     .where('version', '=', version)
-    .where('state', '!=', 'complete')
-    .orderBy('created_at')
+    .orderBy('created_at', 'desc')
+    .limit(STATUS_DEPLOYMENTS)
     .execute();
   return {
     app,
@@ -272,7 +275,7 @@ export async function deployStatus(ctx: ServerContext, app: string, version: str
     targetPath: release.targetPath,
     phases,
     devices: rows.map(toStatusDevice),
-    deployments: jobs.map(toDeployment),
+    deployments: jobs.reverse().map(toDeployment),
   };
 }
 

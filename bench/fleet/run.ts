@@ -1,0 +1,349 @@
+/**
+ * Fleet benchmark (bench/README.md "fleet"): one real `flotilla server` process and the fleet
+ * simulator (packages/sim, in this process) on this machine, on SQLite and then PostgreSQL.
+ *
+ * 1. N simulated devices enroll and connect their WebSockets (heartbeats at the server's interval).
+ *    Server memory (RSS) before and with the connections held: MB per 1,000 connections.
+ * 2. Idle: the server's CPU time over a window with every device connected: CPU ms per second per
+ *    1,000 idle devices.
+ * 3. Deploy: `POST /api/v1/deployments` with a filter selecting all N; time until the last device
+ *    received its `state-changed` notice, and until every device's `committed` report was accepted
+ *    (instant installs; each device refreshes and verifies both TUF repositories first). Checked
+ *    with `deploy status` at the end (exact counts).
+ *
+ * Each way of starting an assignment is one function (`Trigger`): `deployTrigger` today; a
+ * rollout variant is another function returning the same thing.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Fleet } from '@flotilla/sim';
+
+const { values: opts } = parseArgs({
+  options: {
+    devices: { type: 'string', default: '10000' },
+    dialect: { type: 'string', default: 'sqlite' },
+    idle: { type: 'string', default: '20' },
+    addresses: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const DEVICES = Number(opts.devices);
+const IDLE_SECONDS = Number(opts.idle);
+const DIALECTS = opts.dialect === 'both' ? ['sqlite', 'postgres'] : [opts.dialect];
+const ADDRESSES = Number(opts.addresses ?? Math.max(1, Math.ceil(DEVICES / 10_000)));
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const cliBin = join(root, 'packages', 'cli', 'dist', 'src', 'bin.js');
+const PASSWORD = 'bench-admin-password';
+const POSTGRES = process.env.FLOTILLA_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
+
+/** utime + stime of a process in seconds (Linux /proc; USER_HZ is 100). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Resident set size of a process in MB. */
+async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class Api {
+  constructor(
+    readonly base: string,
+    readonly token: string,
+  ) {}
+
+  async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const r = await fetch(`${this.base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+      },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    const text = await r.text();
+    if (r.status >= 400) throw new Error(`${method} ${path}: ${r.status} ${text.slice(0, 500)}`);
+    return { status: r.status, body: JSON.parse(text) as T };
+  }
+}
+
+async function adminApi(base: string): Promise<Api> {
+  const r = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password: PASSWORD }),
+  });
+  const cookie = (r.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  const t = await fetch(`${base}/api/v1/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie },
+    body: JSON.stringify({ name: 'bench' }),
+  });
+  return new Api(base, ((await t.json()) as { secret: string }).secret);
+}
+
+interface Server {
+  base: string;
+  child: ChildProcess;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+async function startServer(dialect: string): Promise<Server> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'flt-bench-fleet-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  let database: string | undefined;
+  let dbName: string | undefined;
+  if (dialect === 'postgres') {
+    dbName = `flt_bench_${Math.random().toString(36).slice(2, 10)}`;
+    const client = new pg.Client({ connectionString: POSTGRES });
+    await client.connect();
+    await client.query(`CREATE DATABASE ${dbName}`);
+    await client.end();
+    const url = new URL(POSTGRES);
+    url.pathname = `/${dbName}`;
+    database = url.toString();
+  }
+  const args = [
+    cliBin,
+    'server',
+    '--data-dir',
+    dataDir,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--log-level',
+    'warn',
+  ];
+  if (database) args.push('--database', database);
+  const child = spawn(process.execPath, args, {
+    env: {
+      ...process.env,
+      FLOTILLA_ADMIN_PASSWORD: PASSWORD,
+      // Every simulated device comes from 127.0.0.0/8: no per-address caps (docs/simulator.md).
+      FLOTILLA_MAX_CONNECTIONS_PER_ADDRESS: '0',
+      FLOTILLA_ENROLL_NONCES_PER_ADDRESS: '0',
+      FLOTILLA_TOKEN_CHALLENGES_PER_ADDRESS_PER_MINUTE: '0',
+      FLOTILLA_REPORTS_PER_DEVICE_PER_MINUTE: '0',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error('the server exited');
+    const ok = await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (i > 300) throw new Error('the server did not start');
+    await sleep(100);
+  }
+  return {
+    base,
+    child,
+    dataDir,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      await rm(dataDir, { recursive: true, force: true });
+      if (dbName) {
+        const client = new pg.Client({ connectionString: POSTGRES });
+        await client.connect();
+        await client.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+        await client.end();
+      }
+    },
+  };
+}
+
+/** Signs one release into the server with the real CLI (offline keys in a temp dir). */
+async function pushRelease(base: string, work: string): Promise<void> {
+  const configDir = join(work, 'cli');
+  const env = { ...process.env, FLOTILLA_CONFIG_DIR: configDir };
+  const run = (args: string[], input = '') => {
+    const r = spawnSync(process.execPath, [cliBin, ...args], { env, encoding: 'utf8', input });
+    if (r.status !== 0) throw new Error(`flotilla ${args.join(' ')}: ${r.stderr}`);
+  };
+  run(['login', '--server', base, '--user', 'admin', '--password-stdin'], `${PASSWORD}\n`);
+  run(['keys', 'init', '--no-passphrase', '--keys-dir', join(configDir, 'keys')]);
+  const tree = join(work, 'tree');
+  await mkdir(tree, { recursive: true });
+  await writeFile(join(tree, 'index.html'), 'fleet bench\n');
+  run(['release', 'push', tree, '--app', 'web', '--version', '1.0.0', '--keys-dir', join(configDir, 'keys')]);
+}
+
+/** Starts an assignment of web@1.0.0 to every bench device; resolves when the server answered. */
+type Trigger = (api: Api) => Promise<{ answeredMs: number; status: number }>;
+
+const deployTrigger: Trigger = async (api) => {
+  const t0 = performance.now();
+  const r = await api.call('POST', '/api/v1/deployments', {
+    app: 'web',
+    version: '1.0.0',
+    filter: 'tags==bench',
+  });
+  return { answeredMs: performance.now() - t0, status: r.status };
+};
+
+interface Figures {
+  dialect: string;
+  devices: number;
+  enrollSeconds: number;
+  connectSeconds: number;
+  serverRssBaseMb: number;
+  serverRssHeldMb: number;
+  mbPer1000: number;
+  simRssMb: number;
+  idleCpuMsPerSecondPer1000: number;
+  deployAnsweredMs: number;
+  deployStatus: number;
+  notifiedAllSeconds: number;
+  committedAllSeconds: number;
+  committedExact: number;
+  errors: Record<string, number>;
+}
+
+async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
+  const work = await mkdtemp(join(tmpdir(), 'flt-bench-fleet-work-'));
+  const server = await startServer(dialect);
+  const pid = server.child.pid!;
+  let fleet: Fleet | null = null;
+  try {
+    const api = await adminApi(server.base);
+    await pushRelease(server.base, work);
+    const key = await api.call<{ secret: string }>('POST', '/api/v1/registration-keys', {
+      name: 'bench',
+      autoAccept: true,
+    });
+    await sleep(1000);
+    const serverRssBaseMb = await rssMb(pid);
+    let notified = 0;
+    let lastNotifiedAt = 0;
+    fleet = new Fleet({
+      serverUrl: server.base,
+      registrationKey: key.body.secret,
+      devices: DEVICES,
+      stateDir: await mkdtemp(join('/dev/shm', 'flt-bench-sim-')),
+      tags: ['bench'],
+      localAddresses: Array.from({ length: ADDRESSES }, (_, i) => `127.0.0.${i + 1}`),
+      syncOnConnect: false,
+      enrollConcurrency: 32,
+      onNotified: () => {
+        notified++;
+        lastNotifiedAt = performance.now();
+      },
+    });
+    const t0 = performance.now();
+    const progress = setInterval(() => {
+      const s = fleet!.summary();
+      process.stderr.write(
+        `  enrolled ${s.enrolled} connected ${s.connected} notified ${s.notified} committed ${s.committedReported}\n`,
+      );
+    }, 10_000);
+    try {
+      await fleet.start();
+      const enrollSeconds = (performance.now() - t0) / 1000;
+      if (!(await fleet.connected(300_000)))
+        throw new Error(`not all connected: ${JSON.stringify(fleet.summary())}`);
+      const connectSeconds = (performance.now() - t0) / 1000;
+      await sleep(3000);
+      const serverRssHeldMb = await rssMb(pid);
+      const cpu0 = await cpuSeconds(pid);
+      await sleep(IDLE_SECONDS * 1000);
+      const idleCpu = (await cpuSeconds(pid)) - cpu0;
+      const simRssMb = process.memoryUsage().rss / 1024 / 1024;
+
+      const d0 = performance.now();
+      const answered = await trigger(api);
+      while (notified < DEVICES) {
+        if (performance.now() - d0 > 300_000) throw new Error(`notified ${notified} of ${DEVICES}`);
+        await sleep(20);
+      }
+      const notifiedAllSeconds = (lastNotifiedAt - d0) / 1000;
+      while (fleet.stats.committedReported < DEVICES) {
+        if (performance.now() - d0 > 600_000)
+          throw new Error(`committed ${fleet.stats.committedReported} of ${DEVICES}`);
+        await sleep(50);
+      }
+      const committedAllSeconds = (performance.now() - d0) / 1000;
+      const status = await api.call<{ phases: Record<string, number> }>(
+        'GET',
+        '/api/v1/deployments/status?app=web&version=1.0.0',
+      );
+      return {
+        dialect,
+        devices: DEVICES,
+        enrollSeconds,
+        connectSeconds,
+        serverRssBaseMb,
+        serverRssHeldMb,
+        mbPer1000: ((serverRssHeldMb - serverRssBaseMb) / DEVICES) * 1000,
+        simRssMb,
+        idleCpuMsPerSecondPer1000: ((idleCpu * 1000) / IDLE_SECONDS / DEVICES) * 1000,
+        deployAnsweredMs: answered.answeredMs,
+        deployStatus: answered.status,
+        notifiedAllSeconds,
+        committedAllSeconds,
+        committedExact: status.body.phases.committed ?? 0,
+        errors: fleet.summary().errors,
+      };
+    } finally {
+      clearInterval(progress);
+    }
+  } finally {
+    await fleet?.stop();
+    await server.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+const results: Figures[] = [];
+for (const dialect of DIALECTS) {
+  process.stderr.write(`fleet bench: ${DEVICES} devices on ${dialect}\n`);
+  const f = await runOne(dialect, deployTrigger);
+  results.push(f);
+  if (!opts.json) {
+    console.log(`\n${dialect}, ${f.devices} devices`);
+    console.log(
+      `  enroll ${f.enrollSeconds.toFixed(1)} s, all connected after ${f.connectSeconds.toFixed(1)} s`,
+    );
+    console.log(
+      `  server RSS ${f.serverRssBaseMb.toFixed(0)} MB → ${f.serverRssHeldMb.toFixed(0)} MB held: ` +
+        `${f.mbPer1000.toFixed(1)} MB per 1,000 connections (simulator RSS ${f.simRssMb.toFixed(0)} MB)`,
+    );
+    console.log(
+      `  idle server CPU: ${f.idleCpuMsPerSecondPer1000.toFixed(2)} ms per second per 1,000 devices`,
+    );
+    console.log(`  deploy answered in ${f.deployAnsweredMs.toFixed(0)} ms (HTTP ${f.deployStatus})`);
+    console.log(`  all ${f.devices} notified after ${f.notifiedAllSeconds.toFixed(2)} s`);
+    console.log(
+      `  all committed after ${f.committedAllSeconds.toFixed(1)} s (deploy status: ${f.committedExact} committed)`,
+    );
+    if (Object.keys(f.errors).length > 0)
+      console.log(`  errors seen by devices: ${JSON.stringify(f.errors)}`);
+  }
+}
+if (opts.json) console.log(JSON.stringify(results, null, 2));
