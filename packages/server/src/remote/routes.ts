@@ -166,32 +166,38 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
     },
   );
 
+  // `wsHandler` (not `websocket: true`, which hides a route from the OpenAPI document): a plain GET
+  // is answered 400, an upgrade is carried by `relay`.
   const wsRoute = (
     route: string,
     summary: string,
     querystring: typeof ExecQuery | typeof TunnelQuery,
     toOpen: (request: FastifyRequest) => StreamOpen,
   ) =>
-    base.get(
-      route,
-      {
-        websocket: true,
-        schema: {
-          summary,
-          description:
-            'WebSocket (admin). Binary messages: `channel (1 byte) | bytes`, channel 0 = stdin / stdout / ' +
-            'tunnel bytes, 1 = stderr, at most 32 KiB + 1 each. Text messages: `{"type":"opened"}`, ' +
-            '`{"type":"eof"}` (either side: no more data), `{"type":"exit","exitCode":n}`, ' +
-            '`{"type":"error","code","message"}` (then the server closes with 4010). See docs/remote-access.md.',
-          tags,
-          params: IdParams,
-          querystring,
-          response: { 101: { description: 'Switching Protocols' } },
-        },
-        preHandler: [requireRole('admin'), sameOriginForSessions],
+    base.route({
+      method: 'GET',
+      url: route,
+      schema: {
+        summary,
+        description:
+          'WebSocket (admin): connect with `Upgrade: websocket`. Binary messages: `channel (1 byte) | bytes`, ' +
+          'channel 0 = stdin / stdout / tunnel bytes, 1 = stderr, at most 32 KiB + 1 each. Text messages: ' +
+          '`{"type":"opened"}`, `{"type":"eof"}` (either side: no more data), `{"type":"exit","exitCode":n}`, ' +
+          '`{"type":"error","code","message"}` (then the server closes with 4010). Without the upgrade: ' +
+          '400 FLT_BAD_REQUEST. See docs/remote-access.md.',
+        tags,
+        params: IdParams,
+        querystring,
       },
-      (socket, request) => void relay(svc, socket, request, toOpen(request)),
-    );
+      preHandler: [requireRole('admin'), sameOriginForSessions],
+      handler: async () => {
+        throw new FlotillaError(
+          'FLT_BAD_REQUEST',
+          `${route} is a WebSocket: connect with Upgrade: websocket`,
+        );
+      },
+      wsHandler: (socket, request) => void relay(svc, socket, request, toOpen(request)),
+    });
 
   wsRoute(
     DEVICE_EXEC_ROUTE,

@@ -53,9 +53,18 @@ export function deviceError(deviceId: string, error: { code: string; message: st
   });
 }
 
-export async function requireDevice(ctx: ServerContext, deviceId: string): Promise<void> {
+/** The device exists (FLT_DEVICE_NOT_FOUND) and, when `app` is named, has it assigned (FLT_NOT_FOUND). */
+export async function requireDevice(ctx: ServerContext, deviceId: string, app?: string): Promise<void> {
   const row = await ctx.db.selectFrom('devices').select('id').where('id', '=', deviceId).executeTakeFirst();
   if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);
+  if (app === undefined) return;
+  const assigned = await ctx.db
+    .selectFrom('device_apps')
+    .select('app')
+    .where('device_id', '=', deviceId)
+    .where('app', '=', app)
+    .executeTakeFirst();
+  if (!assigned) throw new FlotillaError('FLT_NOT_FOUND', `device ${deviceId} has no app ${app}`);
 }
 
 async function audit(
@@ -85,7 +94,7 @@ export async function controlApp(
   service: string | undefined,
   actor: RemoteActor,
 ): Promise<void> {
-  await requireDevice(svc.ctx, deviceId);
+  await requireDevice(svc.ctx, deviceId, app);
   const answer = await svc.presence.request(
     deviceId,
     ServerCommands.control,
@@ -120,7 +129,7 @@ export async function appStats(
   app: string,
   actor: RemoteActor,
 ): Promise<AppStats & { deviceId: string }> {
-  await requireDevice(svc.ctx, deviceId);
+  await requireDevice(svc.ctx, deviceId, app);
   const answer = await svc.presence.request(deviceId, ServerCommands.stats, { app });
   if (answer.command === AgentCommands.ack)
     throw new FlotillaError(
@@ -170,7 +179,7 @@ export async function openDeviceStream(
   sink: MuxStreamSink,
   onRevoked: (reason: string) => void,
 ): Promise<OpenedStream> {
-  await requireDevice(svc.ctx, deviceId);
+  await requireDevice(svc.ctx, deviceId, request.app);
   const mux = svc.presence.muxOf(deviceId);
   const { kind, ...details } = request;
   await audit(svc, actor, STREAM_ACTIONS[kind], deviceId, details);

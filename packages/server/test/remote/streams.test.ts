@@ -1,0 +1,209 @@
+/**
+ * Remote-access streams on the server against a hand-driven device connection (a hostile or
+ * scripted agent): the operator's tunnel reaches the device, hostile frames are refused without
+ * taking the server down, revocation ends streams at once, roles are enforced and audited.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import WebSocket from 'ws';
+import {
+  DeviceRoutes,
+  MUX_MAX_DATA,
+  MUX_MAX_WINDOW,
+  MuxFrameType,
+  WS_MAX_FRAME_BYTES,
+  WsClose,
+  decodeMuxFrame,
+  encodeMuxFrame,
+  encodeWindow,
+} from '@flotilla/protocol';
+import type { MuxFrame } from '@flotilla/protocol';
+import { acceptedDevice } from '../devices/fixtures.js';
+import { bearer, createTestApp } from '../helpers/app.js';
+import type { TestApp } from '../helpers/app.js';
+
+/** A device connection that records binary frames and lets the test answer them. */
+class FakeDevice {
+  readonly frames: MuxFrame[] = [];
+  readonly closed: Promise<number>;
+  private waiters: (() => void)[] = [];
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (raw: Buffer, isBinary: boolean) => {
+      if (!isBinary) return;
+      const d = decodeMuxFrame(raw);
+      if (d.ok) this.frames.push(d.frame);
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+  }
+
+  static async open(url: string, token: string): Promise<FakeDevice> {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${DeviceRoutes.ws}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send(JSON.stringify({ id: 'h1', command: 'hello', data: { agentVersion: 'fake' } }));
+    return new FakeDevice(ws);
+  }
+
+  async next(pred: (f: MuxFrame) => boolean): Promise<MuxFrame> {
+    for (;;) {
+      const i = this.frames.findIndex(pred);
+      if (i >= 0) return this.frames.splice(i, 1)[0]!;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  send(bytes: Uint8Array): void {
+    this.ws.send(bytes);
+  }
+}
+
+/** An operator tunnel WebSocket: its events and binary data. */
+class Operator {
+  readonly events: { type: string; code?: string }[] = [];
+  readonly data: Buffer[] = [];
+  readonly closed: Promise<number>;
+  constructor(readonly ws: WebSocket) {
+    ws.on('message', (raw: Buffer, isBinary: boolean) => {
+      if (isBinary) this.data.push(raw.subarray(1));
+      else this.events.push(JSON.parse(raw.toString('utf8')) as { type: string; code?: string });
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
+  }
+}
+
+function openOperator(
+  url: string,
+  deviceId: string,
+  token: string,
+  query = 'port=22',
+): Promise<Operator | number> {
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/devices/${deviceId}/tunnel?${query}`, {
+    headers: bearer(token),
+  });
+  return new Promise((resolve) => {
+    ws.once('open', () => resolve(new Operator(ws)));
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('error', () => undefined);
+  });
+}
+
+let t: TestApp;
+let url: string;
+before(async () => {
+  t = await createTestApp({ dialect: 'sqlite' });
+  url = await t.app.listen({ host: '127.0.0.1', port: 0 });
+});
+after(() => t.close());
+
+async function tunnelActions(deviceId: string): Promise<number> {
+  const rows = await t.ctx.db
+    .selectFrom('audit_log')
+    .select('id')
+    .where('action', '=', 'device.tunnel.open')
+    .where('subject_id', '=', deviceId)
+    .execute();
+  return rows.length;
+}
+
+async function connectedPair() {
+  const device = await acceptedDevice(t);
+  const fake = await FakeDevice.open(url, device.token);
+  // Wait until the server registered the connection (its welcome answers the hello).
+  await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
+  const op = await openOperator(url, device.id, t.adminToken);
+  assert.ok(op instanceof Operator, `upgrade refused: ${String(op)}`);
+  const open = await fake.next((f) => f.type === MuxFrameType.open);
+  return { device, fake, op, open };
+}
+
+void test('bytes flow both ways between the operator and the device; the open is audited', async () => {
+  const { device, fake, op, open } = await connectedPair();
+  assert.deepEqual(JSON.parse(Buffer.from(open.payload).toString()), { kind: 'tunnel', port: 22 });
+  fake.send(encodeMuxFrame(MuxFrameType.opened, open.stream));
+  fake.send(encodeMuxFrame(MuxFrameType.data, open.stream, Buffer.from('from device')));
+  op.ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('from operator')]));
+  const up = await fake.next((f) => f.type === MuxFrameType.data);
+  assert.equal(Buffer.from(up.payload).toString(), 'from operator');
+  // The server grants the device its window back once the operator's socket took the bytes.
+  const grant = await fake.next((f) => f.type === MuxFrameType.window);
+  assert.equal(grant.stream, open.stream);
+  assert.equal(Buffer.concat(op.data).toString(), 'from device');
+  assert.equal(await tunnelActions(device.id), 1);
+  fake.send(encodeMuxFrame(MuxFrameType.close, open.stream));
+  assert.equal(await op.closed, 1000);
+});
+
+void test('a device sending an oversized data frame: the stream ends with FLT_STREAM_PROTOCOL, the server keeps serving', async () => {
+  const { fake, op, open } = await connectedPair();
+  fake.send(encodeMuxFrame(MuxFrameType.opened, open.stream));
+  fake.send(encodeMuxFrame(MuxFrameType.data, open.stream, new Uint8Array(MUX_MAX_DATA + 1)));
+  const close = await fake.next((f) => f.type === MuxFrameType.close && f.stream === open.stream);
+  assert.match(Buffer.from(close.payload).toString(), /FLT_STREAM_PROTOCOL/);
+  assert.equal(await op.closed, 4010);
+  assert.ok(op.events.some((e) => e.type === 'error' && e.code === 'FLT_STREAM_PROTOCOL'));
+  assert.equal((await t.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+});
+
+void test('a window overflow ends the stream; frames for unknown streams and oversized frames close the connection', async () => {
+  const { fake, op, open } = await connectedPair();
+  fake.send(encodeMuxFrame(MuxFrameType.opened, open.stream));
+  fake.send(encodeWindow(open.stream, MUX_MAX_WINDOW));
+  assert.equal(await op.closed, 4010);
+  assert.ok(op.events.some((e) => e.code === 'FLT_STREAM_PROTOCOL'));
+  // Streams it was never given: counted as bad frames, the connection closes after a few.
+  for (let i = 0; i < 10; i++) fake.send(encodeMuxFrame(MuxFrameType.data, 1000 + i, new Uint8Array(1)));
+  assert.equal(await fake.closed, WsClose.protocolError);
+
+  const again = await connectedPair();
+  again.fake.send(new Uint8Array(WS_MAX_FRAME_BYTES + 10));
+  assert.equal(await again.fake.closed, WsClose.protocolError);
+  // The operator's stream ended with the connection.
+  assert.equal(await again.op.closed, 4010);
+  assert.equal((await t.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+});
+
+void test("revoking the device ends its operators' streams at once", async () => {
+  const { device, op } = await connectedPair();
+  const r = await t.app.inject({
+    method: 'POST',
+    url: `/api/v1/devices/${device.id}/revoke`,
+    headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
+    payload: {},
+  });
+  assert.ok(r.statusCode < 300, r.body);
+  assert.equal(await op.closed, WsClose.deviceRevoked);
+  assert.ok(op.events.some((e) => e.code === 'FLT_DEVICE_REVOKED'));
+});
+
+void test('tunnels need admin: a deployer and a viewer are refused before anything is opened or audited', async () => {
+  const device = await acceptedDevice(t);
+  const fake = await FakeDevice.open(url, device.token);
+  for (const role of ['viewer', 'deployer'] as const) {
+    const refused = await openOperator(url, device.id, await t.tokenFor(role));
+    assert.equal(refused, 403);
+  }
+  assert.equal(await tunnelActions(device.id), 0);
+  assert.equal(fake.frames.length, 0);
+  const bad = await openOperator(url, device.id, t.adminToken, 'port=0');
+  assert.equal(bad, 400);
+  fake.ws.close();
+});
+
+void test('the routes are in the OpenAPI document', async () => {
+  const doc = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json<{
+    paths: Record<string, unknown>;
+  }>();
+  for (const path of [
+    '/api/v1/devices/{id}/apps/{app}/control',
+    '/api/v1/devices/{id}/apps/{app}/stats',
+    '/api/v1/devices/{id}/apps/{app}/log-stream',
+    '/api/v1/devices/{id}/exec',
+    '/api/v1/devices/{id}/tunnel',
+  ])
+    assert.ok(doc.paths[path], path);
+});
