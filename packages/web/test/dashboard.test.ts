@@ -106,12 +106,36 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
       ]);
     }
     cli.ok(['deploy', 'web@1.0.0', '--device', agentId, '--json']);
-    await waitFor('the agent committed web 1.0.0', async () => {
+    // A process app that logs a numbered line every half second, for the log panel.
+    await mkdir(join(work, 'ticker'), { recursive: true });
+    await writeFile(
+      join(work, 'ticker', 'tick.sh'),
+      'i=0\nwhile true; do i=$((i+1)); echo "tick $i"; sleep 0.5; done\n',
+    );
+    cli.ok([
+      'release',
+      'push',
+      join(work, 'ticker'),
+      '--app',
+      'ticker',
+      '--version',
+      '1.0.0',
+      '--keys-dir',
+      cli.keysDir,
+      '--runtime',
+      'process',
+      '--json',
+      '--',
+      'sh',
+      'tick.sh',
+    ]);
+    cli.ok(['deploy', 'ticker@1.0.0', '--device', agentId, '--json']);
+    await waitFor('the agent committed web 1.0.0 and ticker 1.0.0', async () => {
       const r = await admin.ok<{ items: { phase: string | null }[] }>(
         'GET',
         `/api/v1/devices/${agentId}/apps`,
       );
-      return r.items[0]?.phase === 'committed';
+      return r.items.length === 2 && r.items.every((a) => a.phase === 'committed');
     });
     browsing = await Browsing.launch();
   });
@@ -301,6 +325,27 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
     await page.getByRole('button', { name: 'Remove tag kiosk' }).waitFor();
     const d = await admin.ok<{ tags: string[] }>('GET', `/api/v1/devices/${agentId}`);
     assert.ok(d.tags.includes('kiosk'));
+    await ctx.close();
+  });
+
+  void test('device logs: the panel shows the app log tail and follows it', async () => {
+    const ctx = await browsing.context();
+    const page = await ctx.newPage();
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
+    await page.goto(`${server.url}/devices/${agentId}`);
+    await page
+      .getByRole('row', { name: /ticker/ })
+      .getByRole('button', { name: 'Logs' })
+      .click();
+    const log = page.getByTestId('log-text');
+    await log.filter({ hasText: /tick \d+/ }).waitFor();
+    const last = async () =>
+      Math.max(...[...(await log.innerText()).matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+    const first = await last();
+    await waitFor('a newer log line without a reload', async () => (await last()) > first);
+    const violations = await axe(page);
+    assert.deepEqual(violations, [], describeViolations(violations));
+    await screenshot(page, 'device-logs', 'desktop');
     await ctx.close();
   });
 
