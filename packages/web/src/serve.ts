@@ -115,8 +115,9 @@ export class DashboardFiles {
       return null;
     let file = this.files.get(pathname === '/' ? '/index.html' : pathname);
     if (!file) {
-      // A client-side route (no extension, not under /assets/): the app's shell.
-      if (pathname.startsWith('/assets/') || extname(pathname) !== '') return null;
+      // A client-side route (not under /assets/, not a file type we serve; `/releases/web/1.1.0`
+      // is a route): the app's shell.
+      if (pathname.startsWith('/assets/') || extname(pathname).toLowerCase() in TYPES) return null;
       file = this.files.get('/index.html');
       if (!file) return null;
     }

@@ -127,8 +127,8 @@ export class EventStream {
     }
     const event: LiveEvent = {
       ...payload,
-      id: String(payload.id ?? id ?? ''),
-      type: String(payload.type ?? type),
+      id: scalar(payload.id) ?? id ?? '',
+      type: scalar(payload.type) ?? type,
     };
     this.recent = [event, ...this.recent].slice(0, RECENT_MAX);
     for (const fn of this.handlers) fn(event);
@@ -144,4 +144,8 @@ export function useStreamState(): StreamState {
 
 export function useRecentEvents(): LiveEvent[] {
   return useSyncExternalStore(stream.onState, stream.getRecent);
+}
+
+function scalar(v: unknown): string | null {
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
 }

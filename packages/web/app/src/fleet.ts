@@ -14,6 +14,8 @@ export interface FleetNumbers {
 
 type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+const text = (v: unknown): string | null =>
+  typeof v === 'string' || typeof v === 'number' ? String(v) : null;
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
 /** Reads the overview answer leniently: counts are the numeric fields of `devices`. */
@@ -29,19 +31,19 @@ export function normalizeOverview(body: unknown): FleetNumbers {
     const byApp = new Map<string, { version: string; devices: number }[]>();
     for (const item of raw) {
       if (!isObj(item)) continue;
-      const app = String(item.app ?? item.name ?? '');
+      const app = text(item.app) ?? text(item.name) ?? '';
       const list = byApp.get(app) ?? [];
       const versions = item.versions ?? item.releases;
       if (Array.isArray(versions)) {
         for (const v of versions)
           if (isObj(v))
             list.push({
-              version: String(v.version ?? v.release ?? 'none'),
+              version: text(v.version) ?? text(v.release) ?? 'none',
               devices: num(v.devices ?? v.count) ?? 0,
             });
       } else if (item.version !== undefined || item.release !== undefined) {
         list.push({
-          version: String(item.version ?? item.release),
+          version: text(item.version) ?? text(item.release) ?? 'none',
           devices: num(item.devices ?? item.count) ?? 0,
         });
       }

@@ -90,7 +90,7 @@ export function AuditPage() {
       </Section>
       <Section title="Entries">
         {audit.isError ? <ErrorNote error={audit.error} /> : null}
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="data">
             <thead>
               <tr>

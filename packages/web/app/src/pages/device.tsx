@@ -167,7 +167,7 @@ function Apps({ id }: { id: string }) {
           list.items.length === 0 ? (
             <p className="muted">No app is assigned to this device.</p>
           ) : (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="data">
                 <thead>
                   <tr>

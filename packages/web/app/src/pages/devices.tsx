@@ -190,7 +190,7 @@ export function DevicesPage() {
         }
       >
         {list.isError ? <ErrorNote error={list.error} /> : null}
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0}>
           <table className="data" aria-busy={list.isFetching}>
             <caption className="sr-only">Devices, sorted by {sort || 'enrollment'}</caption>
             <thead>

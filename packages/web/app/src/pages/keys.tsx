@@ -42,7 +42,7 @@ export function KeysPage() {
                 </p>
               )}
               <Section title="Roles">
-                <div className="table-wrap">
+                <div className="table-wrap" tabIndex={0}>
                   <table className="data">
                     <thead>
                       <tr>

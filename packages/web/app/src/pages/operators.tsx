@@ -33,7 +33,7 @@ export function OperatorsPage() {
       <Section title="Operators">
         <Loaded query={users}>
           {(l) => (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="data">
                 <thead>
                   <tr>
@@ -212,7 +212,7 @@ export function TokensPage() {
             l.items.length === 0 ? (
               <p className="muted">No token.</p>
             ) : (
-              <div className="table-wrap">
+              <div className="table-wrap" tabIndex={0}>
                 <table className="data">
                   <thead>
                     <tr>

@@ -49,7 +49,7 @@ export function RegistrationKeysPage() {
             l.items.length === 0 ? (
               <p className="muted">No registration key yet.</p>
             ) : (
-              <div className="table-wrap">
+              <div className="table-wrap" tabIndex={0}>
                 <table className="data">
                   <thead>
                     <tr>

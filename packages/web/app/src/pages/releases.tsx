@@ -18,7 +18,7 @@ export function ReleasesPage() {
             </p>
           ) : (
             <Section title={`${list.items.length} releases`}>
-              <div className="table-wrap">
+              <div className="table-wrap" tabIndex={0}>
                 <table className="data">
                   <thead>
                     <tr>
@@ -75,11 +75,12 @@ export function ReleasePage({ app, version }: { app: string; version: string }) 
     queryKey: ['releases', { app }],
     queryFn: () => get<ReleaseList>('/api/v1/releases', { app }),
   });
-  const previous = siblings.data?.items
-    .filter(
-      (r) => r.version !== version && Date.parse(r.createdAt) <= Date.parse(release.data?.createdAt ?? ''),
-    )
-    .at(-1);
+  // The release published just before this one, if any: what a device updating to it had.
+  const ordered = [...(siblings.data?.items ?? [])].sort(
+    (a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt),
+  );
+  const at = ordered.findIndex((r) => r.version === version);
+  const previous = at > 0 ? ordered[at - 1] : undefined;
   return (
     <>
       <p>
@@ -168,7 +169,7 @@ export function ReleaseDiffPage({ app }: { app: string }) {
   const versions = siblings.data?.items.map((r) => r.version) ?? [];
   const [from, setFrom] = useState(params.get('from') ?? '');
   const [to, setTo] = useState(params.get('to') ?? '');
-  const f = from || versions.at(-2) || '';
+  const f = from || versions.at(-2) || versions[0] || '';
   const t = to || versions.at(-1) || '';
   return (
     <>
@@ -220,7 +221,7 @@ function Diff({ app, from, to }: { app: string; from: string; to: string }) {
             A device on {d.from} fetches <strong>{d.fetchObjects}</strong> objects,{' '}
             <strong>{formatBytes(d.fetchBytes)}</strong>, to reach {d.to}.
           </p>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0}>
             <table className="data">
               <thead>
                 <tr>

@@ -94,7 +94,7 @@ export function RolloutsPage() {
           l.items.length === 0 ? (
             <p className="muted">No rollout yet.</p>
           ) : (
-            <div className="table-wrap">
+            <div className="table-wrap" tabIndex={0}>
               <table className="data">
                 <thead>
                   <tr>
@@ -365,7 +365,7 @@ export function RolloutPage({ id }: { id: string }) {
                 }))}
                 yMax={100}
               />
-              <div className="table-wrap">
+              <div className="table-wrap" tabIndex={0}>
                 <table className="data">
                   <thead>
                     <tr>
