@@ -18,3 +18,5 @@ export type { LoaderExit, LoaderOptions } from './loader/loader.js';
 export { runLoaderProbe } from './loader/probe.js';
 export { AGENT_APP, InstallLayout } from './loader/layout.js';
 export type { LoaderState } from './loader/layout.js';
+export { ReleaseTreeImageProvider, IMAGES_DIR } from './runtimes/docker/release-images.js';
+export type { ImageProvider } from './runtimes/docker/image-provider.js';
