@@ -34,3 +34,5 @@ export { ReportQueue } from './update/report-queue.js';
 export type { ReportQueueOptions } from './update/report-queue.js';
 export { downloadFirstRoot, provisionTrustedRoot, readAssignment } from './tuf/index.js';
 export type { Assignment, VerifiedRelease } from './tuf/index.js';
+export { ReleaseTreeImageProvider, IMAGES_DIR } from './runtimes/docker/release-images.js';
+export type { ImageProvider } from './runtimes/docker/image-provider.js';

@@ -1,6 +1,8 @@
 export { pullImage, resolveImage } from './registry/pull.js';
 export { formatImageReference, parseImageReference } from './registry/reference.js';
 export { DEFAULT_REGISTRY_LIMITS } from './registry/client.js';
+export { MediaTypes, parseManifest, selectPlatform } from './registry/manifest.js';
+export type { Descriptor, ParsedManifest } from './registry/manifest.js';
 export type {
   CachedLayer,
   ImageConfig,

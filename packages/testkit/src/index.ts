@@ -7,3 +7,10 @@ export { freePort } from './net.js';
 export { relativeImports, sourceFiles } from './sources.js';
 export { tempDir } from './tmp.js';
 export type { CleanupContext } from './tmp.js';
+export {
+  containerToolsInstalled,
+  importBusyboxImage,
+  startLocalRegistry,
+  startPrivateDockerd,
+} from './containers.js';
+export type { LocalRegistry, PrivateDockerd } from './containers.js';

@@ -125,6 +125,7 @@ async function resolveWith(
     manifestMediaType: manifest.mediaType,
     configDigest: manifest.config.digest,
     config,
+    configBytes,
     platform,
     layers: manifest.layers.map(({ digest, mediaType, compression, size }) => ({
       digest,

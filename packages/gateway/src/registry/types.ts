@@ -112,6 +112,8 @@ export interface PulledImage {
   configDigest: string;
   /** The image config (OCI image config / Docker container config JSON), parsed. */
   config: ImageConfig;
+  /** The config blob's bytes as the registry sent them (sha256 = `configDigest`, the image id). */
+  configBytes: Buffer;
   platform: Required<Pick<ImagePlatform, 'architecture' | 'os'>> & { variant?: string };
   /** Layers bottom first. */
   layers: CachedLayer[];
