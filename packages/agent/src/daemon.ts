@@ -187,7 +187,7 @@ class AgentDaemon {
     if (!ok)
       throw new FlotillaError(
         'FLT_DEPLOY_FAILED',
-        'the update pass (--once) did not bring every app to its assignment: the device reports say why (flotilla deploy status)',
+        'an update of this pass (--once) failed or was rolled back: the device reports say why (flotilla deploy status)',
       );
     this.logger.info('the update pass (--once) is done; stopping');
     void this.stop();

@@ -76,7 +76,9 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
     const ok = await updates.pass(signal);
     logger.info(
       { ok },
-      ok ? 'update pass done: every app is at its assignment' : 'update pass done: some updates failed',
+      ok
+        ? 'update pass done: every app is at its assignment'
+        : 'update pass done: an update failed or was rolled back',
     );
     if (config.once) {
       updates.close();

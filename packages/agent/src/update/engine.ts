@@ -23,6 +23,7 @@ import type { ObjectFetcher } from '../fetch/fetcher.js';
 import { readAppLogs } from '../runtimes/app-logs.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
 import { ProcessRuntime } from '../runtimes/process-runtime.js';
+import { LazyRuntime } from '../runtimes/lazy-runtime.js';
 import type { Runtime } from '../runtimes/runtime.js';
 import type { SecretOpener } from '../secrets/opener.js';
 import type { StateDatabase } from '../state/db.js';
@@ -81,6 +82,11 @@ export class UpdateEngine {
   private readonly maxAttempts: number;
   private readonly disk: DiskProbe;
   private rebuilders: RebuildPool | null = null;
+  /**
+   * Whether the last `converge` ran no update that failed or was rolled back (and verified its
+   * assignment): what `--once` exits with.
+   */
+  lastPassClean = true;
   /** Ends the rebuild workers once no update has run for a while (an idle device keeps none). */
   private retireRebuilders: NodeJS.Timeout | null = null;
   /** Apps a transaction or an operator action is working on: their process changes are not news. */
@@ -171,9 +177,11 @@ export class UpdateEngine {
         targets = await source.assignment(signal);
       } catch (error) {
         this.options.logger.error({ err: error }, 'the assignment could not be verified; installing nothing');
+        this.lastPassClean = false;
         return false;
       }
       let ok = true;
+      this.lastPassClean = true;
       const apps = new Set([...targets.map((t) => t.app), ...this.records.apps()]);
       for (const app of apps) {
         if (signal.aborted) return ok;
@@ -183,6 +191,7 @@ export class UpdateEngine {
           return { kind: 'failed' } as const;
         });
         if (outcome.kind === 'failed') ok = false;
+        if (outcome.kind === 'failed' || outcome.kind === 'rolled-back') this.lastPassClean = false;
       }
       return ok;
     });
@@ -271,7 +280,10 @@ export class UpdateEngine {
       // the session); now the release's signed runtime config is checked before anything is fetched.
       this.report({ app: plan.app, targetPath: to.targetPath, phase: 'verifying' });
       try {
-        this.runtimeFor(to).validate(to);
+        const runtime = this.runtimeFor(to);
+        // A runtime registered lazily (LazyRuntime) is imported now, before its synchronous validate.
+        if (runtime instanceof LazyRuntime) await runtime.ready();
+        runtime.validate(to);
         await this.checkSecrets(to);
       } catch (error) {
         // The operator sees this in the device report; the device's own log says it too.

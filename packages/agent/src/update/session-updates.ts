@@ -89,10 +89,10 @@ export class SessionUpdates {
 
   /**
    * One converge pass (`--update-on-start`, `--once`), resolved once its reports have been sent
-   * (or REPORT_FLUSH_MS passed). True: every app is at its assignment.
+   * (or REPORT_FLUSH_MS passed). True: no update of the pass failed or was rolled back.
    */
   async pass(signal: AbortSignal): Promise<boolean> {
-    const ok = await this.options.engine.converge(signal);
+    const ok = (await this.options.engine.converge(signal)) && this.options.engine.lastPassClean;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.reports.flushed(),
