@@ -2,9 +2,11 @@
  * The agent's idle footprint (issue 20, bench/README.md "agent footprint"): a real server, a real
  * agent (this checkout's CLI, or the self-contained bundle with --bundle DIR) enrolled and running
  * one process app; the agent process's resident memory (VmRSS) and CPU time are sampled every 5 s
- * for the given duration. Prints the figures; asserts nothing.
+ * for the given duration. With --apply-mb N, it then deploys a second release of the app carrying
+ * an N MiB file of random bytes and samples the agent every 250 ms while it applies it, then for
+ * 45 s after (the rebuild workers end 30 s after the last update). Prints the figures; asserts nothing.
  *
- *   node bench/dist/agent/footprint.js [seconds=60] [--bundle DIR]
+ *   node bench/dist/agent/footprint.js [seconds=60] [--bundle DIR] [--apply-mb 500]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -12,6 +14,8 @@ import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
+import { randomFillSync } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,7 +25,11 @@ const PASSWORD = 'bench-admin-password-1234';
 const args = process.argv.slice(2);
 const bundleAt = args.indexOf('--bundle');
 const bundle = bundleAt >= 0 ? args[bundleAt + 1] : undefined;
-const seconds = Number(args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== '--bundle') ?? 60);
+const applyAt = args.indexOf('--apply-mb');
+const applyMb = applyAt >= 0 ? Number(args[applyAt + 1]) : 0;
+const seconds = Number(
+  args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== '--bundle' && args[i - 1] !== '--apply-mb') ?? 60,
+);
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -142,6 +150,68 @@ try {
   console.log(`| RSS max (MB) | ${mb(Math.max(...samples))} |`);
   console.log(`| RSS at end (MB) | ${mb(samples.at(-1)!)} |`);
   console.log(`| CPU (% of one core) | ${(cpu * 100).toFixed(2)} |`);
+  if (applyMb > 0) {
+    // A second release: the app plus applyMb MiB of incompressible bytes, written in 16 MiB blocks.
+    const big = await open(join(app, 'payload.bin'), 'w');
+    const block = Buffer.alloc(16 * 1024 * 1024);
+    for (let left = applyMb * 1024 * 1024; left > 0; left -= block.length) {
+      randomFillSync(block);
+      await big.write(block, 0, Math.min(block.length, left));
+    }
+    await big.close();
+    const pushStart = Date.now();
+    cli([
+      'release',
+      'push',
+      app,
+      '--app',
+      'idle',
+      '--version',
+      '2.0.0',
+      '--runtime',
+      'process',
+      '--',
+      process.execPath,
+      './app.cjs',
+    ]);
+    const pushSeconds = (Date.now() - pushStart) / 1000;
+    await rm(join(app, 'payload.bin'));
+    const before = await rssKb(pid);
+    const applyTicks0 = await cpuTicks(pid);
+    const applyStart = Date.now();
+    cli(['deploy', 'idle@2.0.0', '--device', deviceId]);
+    const during: number[] = [];
+    let phase: string | null = null;
+    while (phase !== 'committed' && phase !== 'failed' && phase !== 'rolled-back') {
+      during.push(await rssKb(pid));
+      await new Promise((r) => setTimeout(r, 250));
+      if (during.length % 8 === 0) {
+        const s = JSON.parse(cli(['deploy', 'status', 'idle@2.0.0', '--json'])) as {
+          devices: { phase: string | null }[];
+        };
+        phase = s.devices[0]?.phase ?? null;
+      }
+      if (Date.now() - applyStart > 20 * 60_000) throw new Error('timed out applying the update');
+    }
+    const applySeconds = (Date.now() - applyStart) / 1000;
+    const applyCpu = ((await cpuTicks(pid)) - applyTicks0) / hz;
+    const afterSamples: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      await new Promise((r) => setTimeout(r, 5000));
+      afterSamples.push(await rssKb(pid));
+    }
+    console.log(`\napplying a ${applyMb} MiB update (${phase}; push ${pushSeconds.toFixed(1)} s)`);
+    console.log(`| measure | value |\n| --- | ---: |`);
+    console.log(`| RSS before (MB) | ${mb(before)} |`);
+    console.log(`| RSS max while applying (MB) | ${mb(Math.max(...during))} |`);
+    console.log(
+      `| RSS mean while applying (MB) | ${mb(during.reduce((a, b) => a + b, 0) / during.length)} |`,
+    );
+    console.log(`| apply time, deploy to committed (s) | ${applySeconds.toFixed(1)} |`);
+    console.log(`| agent CPU while applying (s) | ${applyCpu.toFixed(1)} |`);
+    console.log(`| RSS 10 s after commit (MB) | ${mb(afterSamples[1]!)} |`);
+    console.log(`| RSS 45 s after commit (MB) | ${mb(afterSamples.at(-1)!)} |`);
+  }
 } finally {
   for (const p of procs.reverse()) {
     p.kill('SIGTERM');

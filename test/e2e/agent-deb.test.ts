@@ -88,8 +88,14 @@ void describe('the agent .deb', { skip }, () => {
       assert.equal(await readlink('/var/lib/flotilla-agent-loader/current'), `versions/${version}`);
       assert.equal(run('getent', ['passwd', 'flotilla-agent']).code, 0, 'the system user exists');
       if (has('systemd-analyze')) {
-        const verify = run('systemd-analyze', ['verify', '/lib/systemd/system/flotilla-agent.service']);
-        assert.doesNotMatch(verify.out, /flotilla-agent\.service:\d+:/, verify.out);
+        // The service, and timer mode's timer and one-pass service.
+        const verify = run('systemd-analyze', [
+          'verify',
+          '/lib/systemd/system/flotilla-agent.service',
+          '/lib/systemd/system/flotilla-agent-update.service',
+          '/lib/systemd/system/flotilla-agent-update.timer',
+        ]);
+        assert.doesNotMatch(verify.out, /flotilla-agent(-update)?\.(service|timer):\d+:/, verify.out);
       }
       const purge = dpkg(['--purge', 'flotilla-agent']);
       assert.equal(purge.code, 0, purge.out);
@@ -99,6 +105,7 @@ void describe('the agent .deb', { skip }, () => {
         '/var/lib/flotilla-agent',
         '/etc/flotilla-agent',
         '/lib/systemd/system/flotilla-agent.service',
+        '/lib/systemd/system/flotilla-agent-update.timer',
       ])
         assert.equal(existsSync(path), false, `${path} is gone`);
       assert.notEqual(run('getent', ['passwd', 'flotilla-agent']).code, 0, 'the system user is gone');

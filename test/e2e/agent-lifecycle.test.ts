@@ -241,6 +241,19 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
       ),
       JSON.stringify(audit.body.items.map((e) => e.action)),
     );
+    // The bundle ships the delta rebuild worker: 2.0.0 → 3.0.0 came as deltas (the bundled
+    // JavaScript changed), rebuilt on worker threads, not on the agent's main thread.
+    const lines = launcher!
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; app?: string; deltaFiles?: number });
+    const fetched = lines.findLast((l) => l.msg === 'release fetched' && l.app === 'flotilla-agent');
+    assert.ok((fetched?.deltaFiles ?? 0) > 0, JSON.stringify(fetched));
+    assert.ok(
+      !lines.some((l) => /rebuilding on the main thread/.test(l.msg ?? '')),
+      'the rebuild workers started in the bundle',
+    );
   });
 
   void test('a SIGKILL of the loader mid-switch leaves a working agent after it starts again', async () => {

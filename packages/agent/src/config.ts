@@ -88,6 +88,18 @@ export const AGENT_CONFIG = defineConfig({
     doc: 'do not contact the server; keep running the installed releases',
     flag: { name: 'offline' },
   },
+  updateOnStart: {
+    schema: Type.Boolean({ default: false }),
+    kind: 'boolean',
+    doc: 'at start, check for and apply updates (apps and the agent itself) before the session settles',
+    flag: { name: 'update-on-start' },
+  },
+  once: {
+    schema: Type.Boolean({ default: false }),
+    kind: 'boolean',
+    doc: 'one update pass as --update-on-start, then exit (0: every app at its assignment): for a periodic timer',
+    flag: { name: 'once' },
+  },
   inventoryDir: {
     schema: Type.String({ minLength: 1 }),
     kind: 'string',

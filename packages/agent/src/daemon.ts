@@ -117,6 +117,8 @@ class AgentDaemon {
   private stopping: Promise<void> | null = null;
   private fatal: Error | null = null;
   private readonly http: JsonHttpClient | null;
+  /** `--once`: how the update pass went, once it is over. */
+  private passOk: boolean | null = null;
 
   constructor(
     private readonly config: AgentConfig,
@@ -173,10 +175,22 @@ class AgentDaemon {
       if (this.deviceId === null && !(await this.enroll(this.http))) break;
       if (this.isTerminal()) break;
       const end = await this.runSession(this.http, this.deviceId as string);
+      if (this.passOk !== null) return this.endOnce(this.passOk);
       if (end !== 'reenroll') break;
       this.forgetEnrollment();
     }
     await untilAborted(stopSignal);
+  }
+
+  /** `--once`: the pass is over; the agent stops (status 0), or fails when an update failed (status 1). */
+  private endOnce(ok: boolean): void {
+    if (!ok)
+      throw new FlotillaError(
+        'FLT_DEPLOY_FAILED',
+        'an update of this pass (--once) failed or was rolled back: the device reports say why (flotilla deploy status)',
+      );
+    this.logger.info('the update pass (--once) is done; stopping');
+    void this.stop();
   }
 
   /** Enrolls with backoff on transient failures. False when stopped or the device is refused. */
@@ -251,6 +265,9 @@ class AgentDaemon {
           isPending: () => this.lifecycle.state === 'PENDING_ACCEPTANCE',
           updates: this.updates,
           ...(this.options.assignment && { assignment: this.options.assignment }),
+          onPassDone: (ok) => {
+            this.passOk = ok;
+          },
         },
         controller.signal,
       );

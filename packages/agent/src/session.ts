@@ -40,6 +40,8 @@ export interface SessionDeps {
   updates?: UpdateEngine | null;
   /** Replaces the TUF-verified assignment (StartAgentOptions.assignment). */
   assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
+  /** `--once`: told how the update pass went; the session then ends. */
+  onPassDone?: (ok: boolean) => void;
 }
 
 export async function runSession(deps: SessionDeps, signal: AbortSignal): Promise<void> {
@@ -68,6 +70,23 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
         ...(deps.assignment && { assignment: deps.assignment }),
       })
     : null;
+  if (updates !== null && (config.updateOnStart || config.once)) {
+    // Reswarm's --update-on-start: updates (the agent's own included) before polls, inventory and
+    // the control channel start.
+    logger.info('checking for updates before the session settles');
+    const ok = await updates.pass(signal);
+    logger.info(
+      { ok },
+      ok
+        ? 'update pass done: every app is at its assignment'
+        : 'update pass done: an update failed or was rolled back',
+    );
+    if (config.once) {
+      updates.close();
+      if (!signal.aborted) deps.onPassDone?.(ok);
+      return;
+    }
+  }
   const poller = new StatePoller({
     api,
     state,

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { chooseLogFormat, createLogger } from '../src/process/logger.js';
 import { Capture } from './helpers/memory-io.js';
 
-void test('json logs are one object per line with secrets redacted', () => {
+void test('json logs are one object per line with secrets redacted', async () => {
   const sink = new Capture();
-  const log = createLogger({ level: 'info', format: 'json', destination: sink });
+  const log = await createLogger({ level: 'info', format: 'json', destination: sink });
   log.info({ password: 'hunter22', req: { headers: { authorization: 'Bearer flt_at_x' } } }, 'hello');
   log.debug('not at info');
   const lines = sink.text.trim().split('\n');
@@ -20,9 +20,9 @@ void test('json logs are one object per line with secrets redacted', () => {
   assert.equal(entry.req.headers.authorization, '[redacted]');
 });
 
-void test('pretty logs are human lines, uncolored unless asked', () => {
+void test('pretty logs are human lines, uncolored unless asked', async () => {
   const sink = new Capture();
-  const log = createLogger({ level: 'info', format: 'pretty', destination: sink });
+  const log = await createLogger({ level: 'info', format: 'pretty', destination: sink });
   log.warn({ secret: 'flt_rk_abc' }, 'careful');
   assert.match(sink.text, /WARN.*careful/);
   assert.ok(!sink.text.includes('flt_rk_abc'));
@@ -36,9 +36,9 @@ void test('the log format: explicit choice, else pretty on a terminal, else the 
   assert.equal(chooseLogFormat(undefined, 'pretty', false), 'pretty');
 });
 
-void test('release secrets and resolved environments are redacted wherever a log line carries them', () => {
+void test('release secrets and resolved environments are redacted wherever a log line carries them', async () => {
   const sink = new Capture();
-  const log = createLogger({ level: 'info', format: 'json', destination: sink });
+  const log = await createLogger({ level: 'info', format: 'json', destination: sink });
   log.info({ secrets: { API_KEY: { value: 'sk-live-1', nonce: 'n' } } }, 'upload');
   log.info(
     { body: { secrets: { API_KEY: { value: 'sk-live-2' } } }, process: { env: { API_KEY: 'sk-live-3' } } },

@@ -17,7 +17,13 @@ import { WorkerPool, ownedBuffers } from '@flotilla/node-kit';
 import { RebuildBuffers, runRebuildJob } from './rebuild-job.js';
 import type { RebuildJob, RebuildOutcome } from './rebuild-job.js';
 
-const WORKER_MODULE = new URL('./rebuild-worker.js', import.meta.url).href;
+/**
+ * The worker module: next to this one when compiled by tsc; in the self-contained agent bundle,
+ * `rebuild-worker.mjs` next to the chunk this code is in (both in the bundle's lib/).
+ */
+const WORKER_MODULE = ['./rebuild-worker.js', './rebuild-worker.mjs']
+  .map((name) => new URL(name, import.meta.url))
+  .find((url) => existsSync(fileURLToPath(url)))?.href;
 
 const STOPPED: RebuildOutcome = {
   kind: 'error',
@@ -85,16 +91,22 @@ export class RebuildPool {
 
   private start(): WorkerPool<RebuildJob, RebuildOutcome> | null {
     if (this.threads <= 0) return null;
-    // The self-contained agent bundle (one esbuild file) ships no worker modules: rebuilds run on
-    // the calling thread there, as with `threads` 0.
-    if (!existsSync(fileURLToPath(WORKER_MODULE))) return null;
-    return new WorkerPool({
-      filename: WORKER_MODULE,
-      threads: this.threads,
-      keepThreads: this.threads,
-      workerData: { releaseChannel: this.releaseChannel },
-      listenWhileIdle: true,
-    });
+    try {
+      // A tree without the worker modules (an agent bundle built without them) cannot start any:
+      // rebuilds run on the calling thread, as with `threads` 0, and the agent says so.
+      if (WORKER_MODULE === undefined) throw new Error('rebuild-worker module missing');
+      return new WorkerPool({
+        filename: WORKER_MODULE,
+        threads: this.threads,
+        keepThreads: this.threads,
+        workerData: { releaseChannel: this.releaseChannel },
+        listenWhileIdle: true,
+      });
+    } catch {
+      this.warned = true;
+      this.onLost?.();
+      return null;
+    }
   }
 
   private inThread(job: RebuildJob): RebuildOutcome {

@@ -53,10 +53,19 @@ export interface LoaderOptions {
   stderr?: NodeJS.WritableStream;
   /** The file this loader runs from; when a committed release brings a different one, the loader restarts. */
   selfFile?: string;
+  /**
+   * Timer mode (`flotilla-agent loader --once`, as mig-loader runs from cron): the agent runs one
+   * update pass (`agentArgs` carry its `--once`) and exits; a handover it asks for is carried out
+   * as usual; the loader ends when the agent ends while no switch is in flight.
+   */
+  once?: boolean;
 }
 
-/** How `run` ended: stopped by its signal, or exits for the launcher to start the new loader. */
-export type LoaderExit = 'stopped' | 'restart-loader';
+/**
+ * How `run` ended: stopped by its signal, exits for the launcher to start the new loader, or (once
+ * mode) the agent's update pass ended with `code`.
+ */
+export type LoaderExit = 'stopped' | 'restart-loader' | { agentExit: number };
 
 export class Loader {
   private readonly layout: InstallLayout;
@@ -76,8 +85,22 @@ export class Loader {
     this.prepare();
     await this.recover(signal);
     const interval = this.options.checkIntervalMs ?? 500;
+    let started = false;
     while (!signal.aborted) {
-      if (this.child === null || !this.child.running()) await this.startCurrent(signal);
+      if (this.options.once === true && started && this.child !== null && !this.child.running()) {
+        // Once mode: the agent's pass ended; a handover it asked for just before is still honoured.
+        if (this.pendingRequest() === null) {
+          const how = await this.child.exited;
+          this.options.logger.info(
+            { version: this.childVersion, ...how },
+            'the agent finished its update pass',
+          );
+          return { agentExit: how.code ?? 1 };
+        }
+      } else if (this.child === null || !this.child.running()) {
+        await this.startCurrent(signal);
+        started = true;
+      }
       if (this.child?.running() && existsSync(this.layout.healthFile))
         rmSync(this.layout.bootsFile, { force: true });
       const request = this.pendingRequest();

@@ -18,14 +18,15 @@ import type { PhaseEvent, TransactionOutcome } from '../apply/transaction.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
 import type { DiskProbe } from '../fetch/disk.js';
 import { statfsProbe } from '../fetch/disk.js';
-import { fetchReleaseObjects } from '../fetch/fetch-release.js';
-import { RebuildPool } from '../fetch/rebuild-pool.js';
+import type { RebuildPool } from '../fetch/rebuild-pool.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
 import { readAppLogs } from '../runtimes/app-logs.js';
 import { DockerRuntime } from '../runtimes/docker/docker-runtime.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
 import { ProcessRuntime } from '../runtimes/process-runtime.js';
 import type { Runtime, ServiceAction, ServiceStatus } from '../runtimes/runtime.js';
+import { LazyRuntime } from '../runtimes/lazy-runtime.js';
+import type { Runtime } from '../runtimes/runtime.js';
 import type { SecretOpener } from '../secrets/opener.js';
 import type { StateDatabase } from '../state/db.js';
 import { planFailureRollback, planRollback, planUpdate } from './planner.js';
@@ -71,6 +72,9 @@ export interface UpdateSource {
   report: (report: DeviceReport) => void;
 }
 
+/** How long the delta rebuild workers outlive the last update (see retireRebuildersWhenIdle). */
+const REBUILDERS_IDLE_MS = 30_000;
+
 export class UpdateEngine {
   readonly layout: AppLayout;
   readonly records: UpdateRecords;
@@ -82,6 +86,13 @@ export class UpdateEngine {
   private readonly maxAttempts: number;
   private readonly disk: DiskProbe;
   private rebuilders: RebuildPool | null = null;
+  /**
+   * Whether the last `converge` ran no update that failed or was rolled back (and verified its
+   * assignment): what `--once` exits with.
+   */
+  lastPassClean = true;
+  /** Ends the rebuild workers once no update has run for a while (an idle device keeps none). */
+  private retireRebuilders: NodeJS.Timeout | null = null;
   /** Apps a transaction or an operator action is working on: their process changes are not news. */
   private readonly busy = new Set<string>();
 
@@ -178,9 +189,11 @@ export class UpdateEngine {
         targets = await source.assignment(signal);
       } catch (error) {
         this.options.logger.error({ err: error }, 'the assignment could not be verified; installing nothing');
+        this.lastPassClean = false;
         return false;
       }
       let ok = true;
+      this.lastPassClean = true;
       const apps = new Set([...targets.map((t) => t.app), ...this.records.apps()]);
       for (const app of apps) {
         if (signal.aborted) return ok;
@@ -190,6 +203,7 @@ export class UpdateEngine {
           return { kind: 'failed' } as const;
         });
         if (outcome.kind === 'failed') ok = false;
+        if (outcome.kind === 'failed' || outcome.kind === 'rolled-back') this.lastPassClean = false;
       }
       return ok;
     });
@@ -309,6 +323,8 @@ export class UpdateEngine {
     // Waits for the work queued before (a failure of it was already reported to its caller).
     await this.serialize(() => Promise.resolve());
     this.cache.flushRecency();
+    if (this.retireRebuilders !== null) clearTimeout(this.retireRebuilders);
+    this.retireRebuilders = null;
     await this.rebuilders?.close();
     await Promise.all(Object.values(this.runtimes).map((r) => r.close()));
   }
@@ -321,7 +337,10 @@ export class UpdateEngine {
       // the session); now the release's signed runtime config is checked before anything is fetched.
       this.report({ app: plan.app, targetPath: to.targetPath, phase: 'verifying' });
       try {
-        this.runtimeFor(to).validate(to);
+        const runtime = this.runtimeFor(to);
+        // A runtime registered lazily (LazyRuntime) is imported now, before its synchronous validate.
+        if (runtime instanceof LazyRuntime) await runtime.ready();
+        runtime.validate(to);
         await this.checkSecrets(to);
       } catch (error) {
         // The operator sees this in the device report; the device's own log says it too.
@@ -357,6 +376,7 @@ export class UpdateEngine {
       this.busy.delete(plan.app);
     }
     this.options.logger.info({ app: plan.app, outcome }, 'update plan finished');
+    this.retireRebuildersWhenIdle();
     // After the final report: how the release that now runs stands (restarts start from zero).
     this.reportStatus(plan.app);
     return outcome;
@@ -443,6 +463,16 @@ export class UpdateEngine {
     const installed = full ? new Set<string>() : await this.installedObjectIds();
     const current = this.records.installed(release.app).current;
     let reportedAt = -1;
+    // The fetch pipeline (and the delta rebuild workers) load with the first download: an idle
+    // agent never loads them (docs/agent-lifecycle.md "Footprint").
+    const { fetchReleaseObjects } = await import('../fetch/fetch-release.js');
+    // Changed files come as deltas against the release this app runs (not after a scrub: its
+    // chunks may be what was corrupt); only then are rebuild workers needed.
+    const deltaBase =
+      current && !full && current.root !== release.root && this.options.fetchDeltas !== false
+        ? { root: current.root, dir: this.layout.releaseDir(current.app, current.root) }
+        : null;
+    const rebuildPool = deltaBase === null ? undefined : await this.rebuildPool();
     const result = await fetchReleaseObjects(release.root, {
       cache: this.cache,
       fetcher: source.fetcher,
@@ -455,13 +485,8 @@ export class UpdateEngine {
       installedNeedsNoRoom: (this.options.stageReuse ?? 'link') === 'link',
       signal,
       ...(onTreeReady && { onTreeReady }),
-      // Changed files come as deltas against the release this app runs (not after a scrub: its
-      // chunks may be what was corrupt).
-      deltaBase:
-        current && !full && current.root !== release.root && this.options.fetchDeltas !== false
-          ? { root: current.root, dir: this.layout.releaseDir(current.app, current.root) }
-          : null,
-      rebuildPool: this.rebuildPool(),
+      deltaBase,
+      ...(rebuildPool && { rebuildPool }),
       onDeltaFailed: (target, error) =>
         this.options.logger.warn(
           { err: error, target },
@@ -487,14 +512,34 @@ export class UpdateEngine {
   }
 
   /** The delta rebuild workers, started with the first download and kept (rebuild-pool.ts). */
-  private rebuildPool(): RebuildPool {
+  private async rebuildPool(): Promise<RebuildPool> {
     const threads = Math.min(this.options.deltaThreads ?? 1, availableParallelism() - 1);
+    const { RebuildPool } = await import('../fetch/rebuild-pool.js');
+    if (this.retireRebuilders !== null) clearTimeout(this.retireRebuilders);
+    this.retireRebuilders = null;
     this.rebuilders ??= new RebuildPool(threads, () =>
       this.options.logger.warn(
         'a delta rebuild worker stopped or did not start; rebuilding on the main thread',
       ),
     );
     return this.rebuilders;
+  }
+
+  /**
+   * The rebuild workers stay while updates follow each other (starting one takes about 0.1 s) and
+   * end REBUILDERS_IDLE_MS after the last one: their threads and buffers are an idle agent's
+   * largest share of memory after an update (docs/agent-lifecycle.md "Footprint").
+   */
+  private retireRebuildersWhenIdle(): void {
+    if (this.rebuilders === null) return;
+    if (this.retireRebuilders !== null) clearTimeout(this.retireRebuilders);
+    this.retireRebuilders = setTimeout(() => {
+      this.retireRebuilders = null;
+      const pool = this.rebuilders;
+      this.rebuilders = null;
+      void pool?.close();
+    }, REBUILDERS_IDLE_MS);
+    this.retireRebuilders.unref();
   }
 
   /** Object ids (dirs and files) of every installed release: their subtrees are complete in the cache. */

@@ -11,7 +11,7 @@ import { reactionTo } from '../client/classify.js';
 import type { JsonHttpClient } from '@flotilla/node-kit';
 import type { TokenManager } from '../client/tokens.js';
 import { serverBackoff } from '../sync/backoff.js';
-import { tufFailureReport } from '../tuf/index.js';
+import { tufFailureReport } from '../tuf/failure-report.js';
 import { WakeableSleep } from '../util/sleep.js';
 import type { UpdateEngine } from './engine.js';
 import type { ReleaseSpec } from '../model/release.js';
@@ -32,6 +32,9 @@ export interface SessionUpdatesOptions {
   /** Replaces the TUF-verified assignment (tests of the session's wiring); each call is one converge pass. */
   assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
 }
+
+/** How long a `--once` pass waits for its reports to reach the server. */
+const REPORT_FLUSH_MS = 30_000;
 
 export class SessionUpdates {
   private readonly wake = new WakeableSleep();
@@ -82,6 +85,27 @@ export class SessionUpdates {
         }
       },
     });
+  }
+
+  /**
+   * One converge pass (`--update-on-start`, `--once`), resolved once its reports have been sent
+   * (or REPORT_FLUSH_MS passed). True: no update of the pass failed or was rolled back.
+   */
+  async pass(signal: AbortSignal): Promise<boolean> {
+    const ok = (await this.options.engine.converge(signal)) && this.options.engine.lastPassClean;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.reports.flushed(),
+      new Promise((resolve) => (timer = setTimeout(resolve, REPORT_FLUSH_MS))),
+    ]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  /** Ends the session's part in updates without `run` (after a `--once` pass). */
+  close(): void {
+    this.options.engine.attach(null);
+    this.reports.close();
   }
 
   /** Converges now (a `state-changed` push or a changed state poll). */

@@ -12,7 +12,6 @@ import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
-import { downloadFirstRoot, provisionTrustedRoot, readAssignment, ROOT_MAX_BYTES } from '../tuf/index.js';
 import type { VerifiedRelease } from '../tuf/index.js';
 import type { ReleaseSpec } from '../model/release.js';
 
@@ -62,7 +61,16 @@ function isTokenRefusal(error: unknown): boolean {
   return details?.status === 401;
 }
 
+/**
+ * The TUF client (tuf-js, @tufjs/models and the verification code), loaded at the first refresh:
+ * an agent bundle keeps it in a chunk of its own (docs/agent-lifecycle.md "Footprint").
+ */
+function tuf() {
+  return import('../tuf/index.js');
+}
+
 async function verifiedReleases(options: TufSourceOptions, token: string): Promise<VerifiedRelease[]> {
+  const { readAssignment } = await tuf();
   const headers = () => ({ authorization: `Bearer ${token}` });
   const metadataDir = join(options.dataDir, 'tuf');
   const imageRepoUrl = `${options.serverUrl}/tuf/image/`;
@@ -169,6 +177,7 @@ async function provision(
   options: TufSourceOptions,
 ): Promise<boolean> {
   if (existsSync(join(dir, 'root.json'))) return true;
+  const { downloadFirstRoot, provisionTrustedRoot } = await tuf();
   let bytes: Uint8Array;
   if (configured !== null) {
     bytes = await readConfiguredRoot(configured);
@@ -190,6 +199,7 @@ async function provision(
 
 /** The root shipped with the agent, bounded like a downloaded one. */
 async function readConfiguredRoot(path: string): Promise<Uint8Array> {
+  const { ROOT_MAX_BYTES } = await tuf();
   const size = (await stat(path).catch(() => null))?.size ?? 0;
   if (size > ROOT_MAX_BYTES)
     throw new FlotillaError(

@@ -4,12 +4,14 @@
  *
  * ```
  * bin/node  bin/flotilla-agent  bin/flotilla-loader-launch
- * lib/flotilla-agent.mjs  lib/node_modules/{better-sqlite3,bindings,file-uri-to-path,zstd-napi}
+ * lib/flotilla-agent.mjs  lib/chunk-*.mjs (code loaded when first used)
+ * lib/rebuild-worker.mjs  lib/esm-task.cjs (the delta rebuild worker threads)
+ * lib/node_modules/{better-sqlite3,bindings,file-uri-to-path,zstd-napi,piscina}
  * share/flotilla-agent/   systemd units, install script
  * flotilla-agent.json     { version, node, platform, arch }
  * ```
  */
-import { chmod, copyFile, cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { arch, platform } from 'node:process';
 import { dirname, join } from 'node:path';
@@ -18,12 +20,16 @@ import type * as EsbuildModule from 'esbuild';
 import { FlotillaError } from '@flotilla/protocol';
 import { AGENT_LAUNCHER, AGENT_WRAPPER, installScript, systemdUnits } from './service-files.js';
 
-/** The native modules the agent loads, and which of their files the bundle needs. */
+/**
+ * The modules shipped as files rather than bundled, and which of their files the bundle needs: the
+ * native modules, and piscina, whose worker threads load its own `dist/worker.js` by path.
+ */
 const NATIVE: Record<string, readonly string[]> = {
   'better-sqlite3': ['package.json', 'lib', 'build/Release/better_sqlite3.node', 'LICENSE'],
   bindings: ['package.json', 'bindings.js', 'LICENSE.md'],
   'file-uri-to-path': ['package.json', 'index.js', 'LICENSE'],
   'zstd-napi': ['package.json', 'binding.js', 'dist', 'build/Release/binding.node', 'LICENSE', 'NOTICE'],
+  piscina: ['package.json', 'dist', 'LICENSE'],
 };
 
 type Esbuild = typeof EsbuildModule;
@@ -60,9 +66,23 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
     );
   }
   const out = join(outDir, 'lib', 'flotilla-agent.mjs');
+  const require = createRequire(entry);
+  // The delta rebuild worker (rebuild-pool.ts) and node-kit's WorkerPool entry (esm-task.cjs): each
+  // worker thread loads them by path, next to the chunk that starts the pool.
+  const agentSrc = dirname(require.resolve('@flotilla/agent'));
+  const nodeKitSrc = dirname(require.resolve('@flotilla/node-kit'));
   await esbuild.build({
-    entryPoints: [entry],
-    outfile: out,
+    entryPoints: {
+      'flotilla-agent': entry,
+      'rebuild-worker': join(agentSrc, 'fetch', 'rebuild-worker.js'),
+    },
+    outdir: join(outDir, 'lib'),
+    // What the agent imports with import() (the update pipeline, TUF, the runtimes of other kinds,
+    // pino-pretty) goes into chunks of its own, read only when first used: an idle agent never
+    // parses or keeps them (docs/agent-lifecycle.md "Footprint").
+    splitting: true,
+    chunkNames: 'chunk-[hash]',
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -82,13 +102,20 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
     logLevel: 'error',
     legalComments: 'none',
   });
-  // A library loaded by bin/node, not a script: no hashbang, not executable.
-  const js = await readFile(out, 'utf8');
-  await writeFile(out, js.startsWith('#!') ? js.slice(js.indexOf('\n') + 1) : js, { mode: 0o644 });
-  await chmod(out, 0o644);
-  const require = createRequire(entry);
+  await copyFile(
+    join(nodeKitSrc, '..', '..', 'src', 'workers', 'esm-task.cjs'),
+    join(outDir, 'lib', 'esm-task.cjs'),
+  );
+  // Libraries loaded by bin/node, not scripts: no hashbang, not executable.
+  for (const name of await readdir(join(outDir, 'lib'))) {
+    if (!name.endsWith('.mjs')) continue;
+    const file = join(outDir, 'lib', name);
+    const js = await readFile(file, 'utf8');
+    if (js.startsWith('#!')) await writeFile(file, js.slice(js.indexOf('\n') + 1));
+    await chmod(file, 0o644);
+  }
   for (const [name, files] of Object.entries(NATIVE)) {
-    const from = dirname(require.resolve(`${name}/package.json`, { paths: [resolveBase(require, name)] }));
+    const from = packageDir(require, name);
     for (const file of files) {
       const target = join(outDir, 'lib', 'node_modules', name, file);
       await mkdir(dirname(target), { recursive: true });
@@ -120,12 +147,29 @@ async function writeExecutable(path: string, text: string): Promise<void> {
   await chmod(path, 0o755);
 }
 
+/** The directory of package `name` (piscina's `exports` do not include its package.json). */
+function packageDir(require: NodeJS.Require, name: string): string {
+  const paths = [resolveBase(require, name)];
+  try {
+    return dirname(require.resolve(`${name}/package.json`, { paths }));
+  } catch {
+    let dir = dirname(require.resolve(name, { paths }));
+    while (!dir.endsWith(`/node_modules/${name}`) && dir !== dirname(dir)) dir = dirname(dir);
+    return dir;
+  }
+}
+
 /** Native modules are dependencies of @flotilla/agent (better-sqlite3, zstd-napi) or of those. */
 function resolveBase(require: NodeJS.Require, name: string): string {
   for (const via of ['@flotilla/agent/package.json', 'better-sqlite3/package.json']) {
     try {
       const base = dirname(require.resolve(via));
-      createRequire(join(base, 'x.js')).resolve(`${name}/package.json`);
+      const from = createRequire(join(base, 'x.js'));
+      try {
+        from.resolve(`${name}/package.json`);
+      } catch {
+        from.resolve(name);
+      }
       return base;
     } catch {
       // try the next

@@ -131,11 +131,16 @@ if [ "$1" = configure ]; then
   mv -T ${DEB_INSTALL_DIR}/current.dpkg-tmp ${DEB_INSTALL_DIR}/current
   chown -h flotilla-agent:flotilla-agent ${DEB_INSTALL_DIR}/current ${DEB_INSTALL_DIR}/versions/${version}
 fi
+# Timer mode (docs/agent-lifecycle.md): FLOTILLA_AGENT_MODE=timer in /etc/flotilla-agent/agent.env.
+unit=flotilla-agent.service
+if grep -qs '^FLOTILLA_AGENT_MODE=timer' /etc/flotilla-agent/agent.env; then
+  unit=flotilla-agent-update.timer
+fi
 if [ -d /run/systemd/system ]; then
   systemctl --system daemon-reload >/dev/null || true
-  deb-systemd-helper enable flotilla-agent.service >/dev/null || true
+  deb-systemd-helper enable "$unit" >/dev/null || true
   if [ -s /etc/flotilla-agent/registration.key ]; then
-    deb-systemd-invoke restart flotilla-agent.service >/dev/null || true
+    deb-systemd-invoke restart "$unit" >/dev/null || true
   else
     echo "flotilla-agent: put a registration key in /etc/flotilla-agent/registration.key and FLOTILLA_AGENT_ARGS=--server URL in /etc/flotilla-agent/agent.env, then: systemctl start flotilla-agent"
   fi
@@ -147,7 +152,7 @@ exit 0
 const PRERM = `#!/bin/sh
 set -e
 if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
-  deb-systemd-invoke stop flotilla-agent.service >/dev/null || true
+  deb-systemd-invoke stop flotilla-agent.service flotilla-agent-update.timer flotilla-agent-update.service >/dev/null || true
 fi
 exit 0
 `;
@@ -159,7 +164,7 @@ if [ -d /run/systemd/system ]; then
 fi
 if [ "$1" = purge ]; then
   if command -v deb-systemd-helper >/dev/null; then
-    deb-systemd-helper purge flotilla-agent.service >/dev/null || true
+    deb-systemd-helper purge flotilla-agent.service flotilla-agent-update.timer >/dev/null || true
   fi
   rm -rf ${DEB_INSTALL_DIR} /var/lib/flotilla-agent /etc/flotilla-agent
   if getent passwd flotilla-agent >/dev/null && command -v deluser >/dev/null; then

@@ -38,31 +38,14 @@ while :; do
 done
 `;
 
-/** The systemd unit, hardened; the agent runs as the \`flotilla-agent\` system user. */
-export function systemdUnits(
-  installDir: string,
-  launcher = `${installDir}/bin/flotilla-loader-launch`,
-): Record<string, string> {
-  return {
-    'flotilla-agent.service': `[Unit]
-Description=Flotilla device agent (loader and agent)
-Documentation=https://github.com/flotilla/flotilla/blob/main/docs/agent-lifecycle.md
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=simple
-User=flotilla-agent
+/** The sandbox both units share (docs/agent-lifecycle.md "The systemd unit"). */
+function hardening(installDir: string): string {
+  return `User=flotilla-agent
 Group=flotilla-agent
 Environment=FLOTILLA_INSTALL_DIR=${installDir}
 # Transparent huge pages for large update buffers (docs/agent.md "Memory").
 Environment=GLIBC_TUNABLES=glibc.malloc.hugetlb=1
 EnvironmentFile=-/etc/flotilla-agent/agent.env
-ExecStart=${launcher} -- --data-dir /var/lib/flotilla-agent --registration-key-file /etc/flotilla-agent/registration.key $FLOTILLA_AGENT_ARGS
-Restart=always
-RestartSec=5
-KillMode=mixed
-TimeoutStopSec=60
 StateDirectory=flotilla-agent
 StateDirectoryMode=0700
 UMask=0027
@@ -84,10 +67,71 @@ RestrictNamespaces=yes
 LockPersonality=yes
 RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 SystemCallArchitectures=native
-CapabilityBoundingSet=
+CapabilityBoundingSet=`;
+}
+
+/** The agent's options in both units. */
+const AGENT_OPTIONS =
+  '--data-dir /var/lib/flotilla-agent --registration-key-file /etc/flotilla-agent/registration.key $FLOTILLA_AGENT_ARGS';
+
+/**
+ * The systemd units, hardened; the agent runs as the \`flotilla-agent\` system user.
+ * \`flotilla-agent.service\`: the loader and the agent, always running (the default).
+ * \`flotilla-agent-update.timer\` + \`.service\`: timer mode, as mig-loader runs from cron: every
+ * 15 minutes the loader runs the agent for one update pass (\`loader --once\`) and both exit.
+ */
+export function systemdUnits(
+  installDir: string,
+  launcher = `${installDir}/bin/flotilla-loader-launch`,
+): Record<string, string> {
+  return {
+    'flotilla-agent.service': `[Unit]
+Description=Flotilla device agent (loader and agent)
+Documentation=https://github.com/flotilla/flotilla/blob/main/docs/agent-lifecycle.md
+Wants=network-online.target
+After=network-online.target
+Conflicts=flotilla-agent-update.service flotilla-agent-update.timer
+
+[Service]
+Type=simple
+ExecStart=${launcher} -- ${AGENT_OPTIONS}
+Restart=always
+RestartSec=5
+KillMode=mixed
+TimeoutStopSec=60
+${hardening(installDir)}
 
 [Install]
 WantedBy=multi-user.target
+`,
+    'flotilla-agent-update.service': `[Unit]
+Description=Flotilla device agent, one update pass (timer mode)
+Documentation=https://github.com/flotilla/flotilla/blob/main/docs/agent-lifecycle.md
+Wants=network-online.target
+After=network-online.target
+Conflicts=flotilla-agent.service
+
+[Service]
+Type=oneshot
+Environment=FLOTILLA_LOADER_ARGS=--once
+ExecStart=${launcher} -- ${AGENT_OPTIONS}
+KillMode=mixed
+TimeoutStartSec=1h
+TimeoutStopSec=60
+${hardening(installDir)}
+`,
+    'flotilla-agent-update.timer': `[Unit]
+Description=Flotilla device agent, an update pass every 15 minutes (timer mode)
+Documentation=https://github.com/flotilla/flotilla/blob/main/docs/agent-lifecycle.md
+Conflicts=flotilla-agent.service
+
+[Timer]
+OnBootSec=2min
+OnUnitInactiveSec=15min
+RandomizedDelaySec=2min
+
+[Install]
+WantedBy=timers.target
 `,
   };
 }
@@ -100,13 +144,15 @@ export function installScript(): string {
   return `#!/bin/sh
 # Installs the Flotilla agent: curl -fsSL SERVER/install.sh | sh -s -- --registration-key KEY
 # Options: --registration-key KEY (required)  --tags a,b  --server URL  --root DIR (install into a
-# directory tree used as the machine; no service is set up)  --no-start
+# directory tree used as the machine; no service is set up)  --no-start  --mode service|timer
+# (timer: an update pass every 15 minutes instead of an agent that always runs)
 set -eu
 server='__FLOTILLA_SERVER__'
 key=''
 tags=''
 root=''
 start=1
+mode=service
 while [ $# -gt 0 ]; do
   case $1 in
     --registration-key) key=$2; shift 2 ;;
@@ -114,10 +160,16 @@ while [ $# -gt 0 ]; do
     --server) server=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
     --no-start) start=0; shift ;;
+    --mode) mode=$2; shift 2 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$key" ] || { echo "install.sh: --registration-key KEY is required" >&2; exit 2; }
+case $mode in
+  service) unit=flotilla-agent.service ;;
+  timer) unit=flotilla-agent-update.timer ;;
+  *) echo "install.sh: --mode is service or timer, not $mode" >&2; exit 2 ;;
+esac
 case $(uname -m) in
   x86_64 | amd64) arch=x64 ;;
   aarch64 | arm64) arch=arm64 ;;
@@ -151,10 +203,14 @@ echo "installed flotilla-agent $version in $install_dir"
 if [ -z "$root" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
   id flotilla-agent >/dev/null 2>&1 || useradd --system --home-dir "$data_dir" --shell /usr/sbin/nologin flotilla-agent
   chown -R flotilla-agent:flotilla-agent "$install_dir" "$data_dir" "$etc_dir"
-  cp "$install_dir/current/share/flotilla-agent/flotilla-agent.service" /etc/systemd/system/
+  for f in flotilla-agent.service flotilla-agent-update.service flotilla-agent-update.timer; do
+    cp "$install_dir/current/share/flotilla-agent/$f" /etc/systemd/system/
+  done
   systemctl daemon-reload
-  if [ "$start" = 1 ]; then systemctl enable --now flotilla-agent.service; else systemctl enable flotilla-agent.service; fi
-  echo "flotilla-agent.service is enabled; logs: journalctl -u flotilla-agent"
+  if [ "$start" = 1 ]; then systemctl enable --now "$unit"; else systemctl enable "$unit"; fi
+  echo "$unit is enabled; logs: journalctl -u flotilla-agent -u flotilla-agent-update"
+elif [ "$mode" = timer ]; then
+  echo "run an update pass with: FLOTILLA_LOADER_ARGS=--once $install_dir/bin/flotilla-loader-launch -- --data-dir $data_dir --registration-key-file $etc_dir/registration.key $args"
 else
   echo "start it with: $install_dir/bin/flotilla-loader-launch -- --data-dir $data_dir --registration-key-file $etc_dir/registration.key $args"
 fi

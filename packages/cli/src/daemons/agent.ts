@@ -11,7 +11,7 @@ export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
   const { resolveAgentConfig, startAgent } = await import('@flotilla/agent');
   const config = resolveAgentConfig({ flags, env: { ...io.env } });
   const isTTY = !config.logFile && io.stdout.isTTY === true;
-  const logger = createLogger({
+  const logger = await createLogger({
     level: config.logLevel,
     format: chooseLogFormat(flags.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, config.logFormat, isTTY),
     destination: config.logFile ? { file: config.logFile } : io.stdout,

@@ -11,6 +11,8 @@ export interface LoaderRun {
   installDir: string;
   healthWindowMs: number;
   agentArgs: readonly string[];
+  /** Timer mode: one update pass (LoaderOptions.once). */
+  once?: boolean;
   logLevel: string;
   logFormat?: LogFormat;
 }
@@ -23,12 +25,14 @@ export async function runLoader(io: CliIo, run: LoaderRun): Promise<LoaderExit> 
       details: { problems: ['--data-dir: required (the handover files live there)'] },
     });
   const isTTY = io.stdout.isTTY === true;
-  const logger = createLogger({
-    level: run.logLevel,
-    format: chooseLogFormat(run.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, 'json', isTTY),
-    destination: io.stdout,
-    color: isTTY,
-  }).child({ component: 'loader' });
+  const logger = (
+    await createLogger({
+      level: run.logLevel,
+      format: chooseLogFormat(run.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, 'json', isTTY),
+      destination: io.stdout,
+      color: isTTY,
+    })
+  ).child({ component: 'loader' });
   const controller = new AbortController();
   const loader = new Loader({
     installDir: run.installDir,
@@ -37,7 +41,8 @@ export async function runLoader(io: CliIo, run: LoaderRun): Promise<LoaderExit> 
     healthWindowMs: run.healthWindowMs,
     logger,
     env: { ...io.env },
-    selfFile: fileURLToPath(import.meta.url),
+    selfFile: bundleEntry() ?? fileURLToPath(import.meta.url),
+    once: run.once === true,
   });
   const running = loader.run(controller.signal);
   const shutdown = handleShutdownSignals({
@@ -74,4 +79,13 @@ function optionValue(args: readonly string[], name: string): string | undefined 
     if (arg.startsWith(`${name}=`)) return arg.slice(name.length + 1);
   }
   return undefined;
+}
+
+/**
+ * In the agent bundle, the entry file (lib/flotilla-agent.mjs): it names every chunk by its content
+ * hash, so it differs whenever any of the loader's code does (this module may sit in a chunk).
+ */
+function bundleEntry(): string | undefined {
+  const entry = process.argv[1];
+  return entry !== undefined && entry.endsWith('/lib/flotilla-agent.mjs') ? entry : undefined;
 }

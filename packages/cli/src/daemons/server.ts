@@ -33,7 +33,7 @@ export async function startEmbeddedServer(
   const config = resolveServerConfig({ flags, env: { ...io.env } });
   const isTTY = io.stdout.isTTY === true;
   const logFormat = chooseLogFormat(flags.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, config.logFormat, isTTY);
-  const logger = createLogger({
+  const logger = await createLogger({
     level: config.logLevel,
     format: logFormat,
     destination: io.stdout,

@@ -6,7 +6,6 @@
 import { destination as fileDestination, pino } from 'pino';
 import type { Logger } from 'pino';
 import { LOG_REDACT_PATHS } from '@flotilla/protocol';
-import pretty from 'pino-pretty';
 import { Writable } from 'node:stream';
 import type { TextSink } from '../io.js';
 
@@ -24,14 +23,16 @@ export interface LoggerOptions {
   color?: boolean;
 }
 
-export function createLogger(options: LoggerOptions): Logger {
+/** pino-pretty is loaded only for pretty output (an agent logging JSON never loads it). */
+export async function createLogger(options: LoggerOptions): Promise<Logger> {
   const { destination } = options;
   const sink =
     'file' in destination
       ? fileDestination({ dest: destination.file, mkdir: true, append: true, sync: true })
       : asStream(destination);
+  const pretty = options.format === 'pretty' ? (await import('pino-pretty')).default : null;
   const stream =
-    options.format === 'pretty'
+    pretty !== null
       ? pretty({
           destination: sink,
           colorize: options.color === true,

@@ -5,6 +5,7 @@
  * rebuilds on the agent) so the event loop keeps answering meanwhile.
  */
 import { FlotillaError } from '@flotilla/protocol';
+import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina, move, workerData } from 'piscina';
 
@@ -28,8 +29,13 @@ export interface WorkerPoolOptions {
   onError?: (error: unknown) => void;
 }
 
-/** Not compiled: a CommonJS file next to this module's source (dist/src/workers → src/workers). */
-const ESM_TASK_ENTRY = fileURLToPath(new URL('../../../src/workers/esm-task.cjs', import.meta.url));
+/**
+ * Not compiled: a CommonJS file next to this module's source (dist/src/workers → src/workers); in
+ * the self-contained agent bundle, a copy next to the bundled code (lib/esm-task.cjs).
+ */
+const ESM_TASK_ENTRY = ['../../../src/workers/esm-task.cjs', './esm-task.cjs']
+  .map((name) => fileURLToPath(new URL(name, import.meta.url)))
+  .find((path) => existsSync(path));
 
 interface PoolData {
   module: string;
@@ -46,6 +52,11 @@ export class WorkerPool<Task, Result> {
 
   constructor(options: WorkerPoolOptions) {
     const threads = Math.max(1, options.threads);
+    if (ESM_TASK_ENTRY === undefined)
+      throw new FlotillaError(
+        'FLT_INTERNAL',
+        'the worker entry esm-task.cjs is missing from this installation',
+      );
     this.pool = new Piscina<Task, Result>({
       // Each worker runs esm-task.cjs, which imports the task module (why: that file's comment).
       filename: ESM_TASK_ENTRY,

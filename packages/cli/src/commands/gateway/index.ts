@@ -66,7 +66,7 @@ export function registerGatewayCommands(program: Command, io: CliIo): void {
         env: { ...io.env },
       });
       const isTTY = io.stdout.isTTY === true;
-      const log = createLogger({
+      const log = await createLogger({
         level: server.logLevel,
         format: chooseLogFormat(opts.logFormat ?? io.env.FLOTILLA_LOG_FORMAT, server.logFormat, isTTY),
         destination: io.stdout,

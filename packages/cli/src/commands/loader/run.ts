@@ -12,6 +12,7 @@ export const RESTART_LOADER_EXIT = 75;
 interface LoaderOptions {
   installDir: string;
   healthWindow: string;
+  once?: boolean;
   logLevel?: string;
   logFormat?: LogFormat;
 }
@@ -27,6 +28,10 @@ export function registerLoaderCommands(program: Command, io: CliIo): void {
       'the install directory: versions/, current, previous, loader-state.json',
     )
     .option('--health-window <duration>', 'how long a new agent has to reach the server', durationArg, '2m')
+    .option(
+      '--once',
+      'timer mode: run the agent for one update pass (its --once), carry out a switch it asks for, then exit with its status',
+    )
     .option('--log-level <level>', "the loader's log level (default info)")
     .option('--log-format <format>', 'pretty or json', logFormatArg)
     .argument('<agent-args...>', "after --: the agent's options, e.g. -- --server URL --data-dir DIR")
@@ -34,15 +39,19 @@ export function registerLoaderCommands(program: Command, io: CliIo): void {
       const exit = await runLoader(io, {
         installDir: opts.installDir,
         healthWindowMs: parseDurationMs(opts.healthWindow),
-        agentArgs,
+        agentArgs: opts.once === true ? [...agentArgs, '--once'] : agentArgs,
+        once: opts.once === true,
         logLevel: opts.logLevel ?? 'info',
         ...(opts.logFormat && { logFormat: opts.logFormat }),
       });
       if (exit === 'restart-loader') io.exit(RESTART_LOADER_EXIT);
+      else if (typeof exit === 'object' && exit.agentExit !== 0) io.exit(exit.agentExit);
     });
   examples(cmd, [
     'flotilla loader --install-dir /opt/flotilla-agent -- --data-dir /var/lib/flotilla-agent \\\n' +
       '      --server https://flotilla.example.com --registration-key-file /etc/flotilla/registration.key',
+    '# timer mode (flotilla-agent.timer): one update pass, then exit\n' +
+      'flotilla loader --once --install-dir /opt/flotilla-agent -- --data-dir /var/lib/flotilla-agent',
   ]);
   const probe = program
     .command('loader-probe', { hidden: true })

@@ -41,7 +41,12 @@ export function registerUserResetPassword(parent: Command, io: CliIo): void {
         env: { ...io.env, FLOTILLA_ADMIN_PASSWORD: undefined },
       });
       const password = opts.passwordStdin ? await readSecretFromStdin(io.stdin) : undefined;
-      const logger = createLogger({ level: 'warn', format: 'json', destination: io.stderr, color: false });
+      const logger = await createLogger({
+        level: 'warn',
+        format: 'json',
+        destination: io.stderr,
+        color: false,
+      });
       const result = await resetPasswordOffline(config, { username, password }, logger);
       ctx.out.result({ user: result.user, password: result.generatedPassword }, () => {
         ctx.out.line(
