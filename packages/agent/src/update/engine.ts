@@ -21,12 +21,10 @@ import { statfsProbe } from '../fetch/disk.js';
 import type { RebuildPool } from '../fetch/rebuild-pool.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
 import { readAppLogs } from '../runtimes/app-logs.js';
-import { DockerRuntime } from '../runtimes/docker/docker-runtime.js';
 import { FilesRuntime } from '../runtimes/files-runtime.js';
 import { ProcessRuntime } from '../runtimes/process-runtime.js';
 import type { Runtime, ServiceAction, ServiceStatus } from '../runtimes/runtime.js';
 import { LazyRuntime } from '../runtimes/lazy-runtime.js';
-import type { Runtime } from '../runtimes/runtime.js';
 import type { SecretOpener } from '../secrets/opener.js';
 import type { StateDatabase } from '../state/db.js';
 import { planFailureRollback, planRollback, planUpdate } from './planner.js';
@@ -115,13 +113,17 @@ export class UpdateEngine {
           if (!this.busy.has(app)) this.reportStatus(app);
         },
       ),
-      docker: new DockerRuntime({
-        logger: options.logger.child({ component: 'docker' }),
-        dataDir: options.dataDir,
-        ...(options.dockerHost !== undefined && { host: options.dockerHost }),
-        onStatus: (app) => {
-          if (!this.busy.has(app)) this.reportStatus(app);
-        },
+      // Imported at first use: an agent without docker apps never loads dockerode (footprint).
+      docker: new LazyRuntime('docker', async () => {
+        const { DockerRuntime } = await import('../runtimes/docker/docker-runtime.js');
+        return new DockerRuntime({
+          logger: options.logger.child({ component: 'docker' }),
+          dataDir: options.dataDir,
+          ...(options.dockerHost !== undefined && { host: options.dockerHost }),
+          onStatus: (app) => {
+            if (!this.busy.has(app)) this.reportStatus(app);
+          },
+        });
       }),
     };
   }
