@@ -173,6 +173,22 @@ export interface DeviceAppsTable {
   updated_at: string;
 }
 
+/** One entry of the event log (migration 008); `event_outbox` rows have the same columns keyed by `id`. */
+export interface EventsTable {
+  seq: Generated<number | string>;
+  type: string;
+  at: string;
+  device_id: string | null;
+  app: string | null;
+  rollout: string | null;
+  /** JSON object: the event without the columns above. */
+  payload: string;
+}
+
+export interface EventOutboxTable extends Omit<EventsTable, 'seq'> {
+  id: Generated<number | string>;
+}
+
 export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
@@ -188,6 +204,8 @@ export interface Database {
   object_refs: ObjectRefsTable;
   release_secrets: ReleaseSecretsTable;
   device_apps: DeviceAppsTable;
+  events: EventsTable;
+  event_outbox: EventOutboxTable;
 }
 
 /** The database or a transaction on it: what a query runs against. */

@@ -11,6 +11,7 @@ import * as m004 from './004_device_app_previous.js';
 import * as m005 from './005_app_process_status.js';
 import * as m006 from './006_director_pending.js';
 import * as m007 from './007_gateway_images.js';
+import * as m008 from './008_events.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -24,4 +25,5 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '005_app_process_status': m005,
   '006_director_pending': m006,
   '007_gateway_images': m007,
+  '008_events': m008,
 };
