@@ -13,6 +13,8 @@ import { registerAuditCommands } from './commands/audit/index.js';
 import { registerAuthCommands } from './commands/auth/index.js';
 import { registerDeployCommands } from './commands/deploy/index.js';
 import { registerDeviceCommands } from './commands/devices/index.js';
+import { registerEventsCommand } from './commands/events/index.js';
+import { registerFleetCommand } from './commands/fleet/index.js';
 import { registerGatewayCommands } from './commands/gateway/index.js';
 import { registerImageCommands } from './commands/images/index.js';
 import { registerKeyCommands } from './commands/keys/index.js';
@@ -55,6 +57,8 @@ export function buildProgram(io: CliIo): Command {
   // After devices: also adds `devices apps|rollback|restart` to that group.
   registerDeployCommands(program, io);
   registerAuditCommands(program, io);
+  registerEventsCommand(program, io);
+  registerFleetCommand(program, io);
   registerImageCommands(program, io);
   registerUserCommands(program, io);
   registerTokenCommands(program, io);

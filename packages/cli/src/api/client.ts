@@ -49,6 +49,14 @@ export class ApiClient {
     });
   }
 
+  /** The credentials as request headers, for requests made outside the JSON client (event streams). */
+  authHeaders(): Record<string, string> {
+    return {
+      ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+      ...(this.options.cookie ? { cookie: this.options.cookie } : {}),
+    };
+  }
+
   /** A client for the same server with other credentials. */
   with(credentials: { token?: string; cookie?: string }): ApiClient {
     return new ApiClient({ baseUrl: this.baseUrl, timeoutMs: this.options.timeoutMs, ...credentials });

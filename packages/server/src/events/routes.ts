@@ -130,7 +130,11 @@ class Stream implements FeedSubscriber {
   async catchUp(): Promise<void> {
     const { feed, log } = this.services;
     while (!this.closed) {
-      if (feed.tryJoin(this)) return;
+      if (feed.tryJoin(this)) {
+        // Everything the log held when the stream opened has been sent (`flotilla events` without -f stops here).
+        this.write(': caught-up\n\n');
+        return;
+      }
       const rows = await log.read(this.position, EVENT_BATCH);
       if (this.closed) return;
       if (rows.length === 0) {
