@@ -169,6 +169,8 @@ export function registerEventRoutes(base: FastifyInstance, services: EventRouteS
   app.get(
     EventRoutes.events,
     {
+      // A HEAD would open a stream that never sends a body.
+      exposeHeadRoute: false,
       schema: {
         summary:
           'The event stream (Server-Sent Events): device, update, deployment, rollout and audit events',

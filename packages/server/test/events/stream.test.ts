@@ -15,6 +15,7 @@ import type { DomainEvent } from '../../src/events/bus.js';
 import { acceptedDevice, createKey } from '../devices/fixtures.js';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
+import { publish, treeOf } from '../objects/push.js';
 import { openStream } from './sse.js';
 
 setFlagsFromString('--expose-gc');
@@ -43,7 +44,7 @@ forEachDialect((dialect) => {
   before(async () => {
     t = await createTestApp({
       dialect,
-      config: { eventStreamBufferBytes: 4096, eventStreamHeartbeatMs: 1_000 },
+      config: { eventStreamBufferBytes: 4096, eventStreamHeartbeatMs: 1_000, allowServerSideSigning: true },
     });
     await t.app.listen({ host: '127.0.0.1', port: 0 });
     const address = t.app.server.address();
@@ -216,15 +217,87 @@ forEachDialect((dialect) => {
     assert.equal(await metric(t, 'flotilla_event_streams'), streamsBefore - 1);
   });
 
-  void test('fleet overview counts devices per status and releases per app', async () => {
+  void test('the OpenAPI document declares the stream as text/event-stream and the fleet overview', async () => {
+    const doc = (await (await fetch(`${url}/openapi.json`)).json()) as {
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            parameters?: { name: string; in: string }[];
+            responses: Record<string, { content?: Record<string, unknown> }>;
+          }
+        >
+      >;
+    };
+    const events = doc.paths[EventRoutes.events]?.get;
+    assert.ok(events?.responses['200']?.content?.['text/event-stream']);
+    assert.ok(events.parameters?.some((p) => p.in === 'header' && p.name === 'last-event-id'));
+    assert.ok(events.parameters?.some((p) => p.in === 'query' && p.name === 'type'));
+    assert.ok(doc.paths[EventRoutes.fleetOverview]?.get?.responses['200']?.content?.['application/json']);
+  });
+
+  void test('fleet overview counts devices per status, online and offline, and releases per app', async () => {
+    const web1 = await publish(t, await treeOf({ 'index.html': 'fleet 1' }), 'fleetapp', '1.0.0');
+    const web2 = await publish(t, await treeOf({ 'index.html': 'fleet 2' }), 'fleetapp', '2.0.0');
+    const [d1, d2, d3, d4] = [
+      await acceptedDevice(t),
+      await acceptedDevice(t),
+      await acceptedDevice(t),
+      await acceptedDevice(t),
+    ];
+    const now = new Date().toISOString();
+    const row = (deviceId: string, desired: string | null, current: string | null) => ({
+      device_id: deviceId,
+      app: 'fleetapp',
+      desired,
+      rollout: null,
+      current,
+      previous: null,
+      phase: null,
+      bytes_done: null,
+      bytes_total: null,
+      bytes_fetched: null,
+      error: null,
+      process_status: null,
+      updated_at: now,
+    });
+    await t.ctx.db
+      .insertInto('device_apps')
+      .values([
+        row(d1!.id, web1.targetPath, web1.targetPath),
+        row(d2!.id, web2.targetPath, web1.targetPath),
+        row(d3!.id, web2.targetPath, web2.targetPath),
+        row(d4!.id, null, 'fleetapp/0.0.1/gone'),
+      ])
+      .execute();
+    // Silent for an hour: offline.
+    await t.ctx.db
+      .updateTable('devices')
+      .set({ last_seen_at: new Date(Date.now() - 3_600_000).toISOString() })
+      .where('id', '=', d4!.id)
+      .execute();
     const res = await fetch(`${url}${EventRoutes.fleetOverview}`, {
       headers: bearer(await t.tokenFor('viewer')),
     });
     assert.equal(res.status, 200);
     const body = (await res.json()) as FleetOverview;
-    const devices = await t.ctx.db.selectFrom('devices').select('status').execute();
+    const devices = await t.ctx.db.selectFrom('devices').select(['status', 'last_seen_at']).execute();
+    const accepted = devices.filter((d) => d.status === 'accepted');
     assert.equal(body.devices.total, devices.length);
-    assert.equal(body.devices.accepted, devices.filter((d) => d.status === 'accepted').length);
-    assert.equal(body.devices.online + body.devices.offline, body.devices.accepted);
+    assert.equal(body.devices.accepted, accepted.length);
+    assert.equal(body.devices.offline, 1);
+    assert.equal(body.devices.online, accepted.length - 1);
+    const app = body.apps.find((a) => a.app === 'fleetapp');
+    assert.deepEqual(app, {
+      app: 'fleetapp',
+      devices: 4,
+      updating: 1,
+      releases: [
+        { version: '1.0.0', targetPath: web1.targetPath, devices: 2 },
+        { version: '2.0.0', targetPath: web2.targetPath, devices: 1 },
+        { version: null, targetPath: 'fleetapp/0.0.1/gone', devices: 1 },
+      ],
+    });
   });
 });
