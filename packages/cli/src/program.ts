@@ -14,6 +14,8 @@ import { registerAuthCommands } from './commands/auth/index.js';
 import { registerDeployCommands } from './commands/deploy/index.js';
 import { registerTunnelCommand } from './commands/remote/tunnel.js';
 import { registerDeviceCommands } from './commands/devices/index.js';
+import { registerEventsCommand } from './commands/events/index.js';
+import { registerFleetCommand } from './commands/fleet/index.js';
 import { registerGatewayCommands } from './commands/gateway/index.js';
 import { registerImageCommands } from './commands/images/index.js';
 import { registerKeyCommands } from './commands/keys/index.js';
@@ -60,6 +62,8 @@ export function buildProgram(io: CliIo): Command {
   registerTunnelCommand(program, io);
   registerRolloutCommands(program, io);
   registerAuditCommands(program, io);
+  registerEventsCommand(program, io);
+  registerFleetCommand(program, io);
   registerImageCommands(program, io);
   registerUserCommands(program, io);
   registerTokenCommands(program, io);

@@ -17,6 +17,17 @@ export {
   Tags,
   Timestamp,
 } from './api/common.js';
+export {
+  EVENT_SEQ_PATTERN,
+  EVENT_TYPE_PATTERN,
+  EventRoutes,
+  EventsQuery,
+  FleetOverview,
+  ReleaseCount,
+  STREAM_GAP_TYPE,
+  StreamEvent,
+  StreamGap,
+} from './api/events.js';
 export { PrecomputeDeltasRequest, PrecomputeDeltasResponse, RELEASE_DELTAS_ROUTE } from './api/deltas.js';
 export {
   DEVICE_API_PREFIX,

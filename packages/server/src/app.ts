@@ -49,6 +49,11 @@ import { DeploymentJobs, DirectorSync, deploymentsPlugin } from './deployments/i
 import { registerRollouts } from './rollouts/index.js';
 import { createEventBus } from './events/bus.js';
 import type { EventBus } from './events/bus.js';
+import { EventFeed, createFeedMetrics } from './events/feed.js';
+import { EventLog } from './events/log.js';
+import { createLocalNotifier, createRedisNotifier } from './events/notifier.js';
+import { registerEventRoutes } from './events/routes.js';
+import { registerFleetRoutes } from './fleet/overview.js';
 import { ObjectAccess, objectReaders } from './objects/access.js';
 import { createObjectMetrics, createTreePackMetrics } from './objects/metrics.js';
 import { registerObjectRoutes } from './objects/routes.js';
@@ -85,6 +90,8 @@ export interface BuiltApp {
   ctx: ServerContext;
   /** The app's domain events (docs/architecture.md "Domain events"). */
   events: EventBus;
+  /** The persisted event log the event stream serves (docs/events.md). */
+  eventLog: EventLog;
   /** The generated password of the admin created on this start, or null; shown once, never logged. */
   initialAdminPassword: string | null;
 }
@@ -102,13 +109,15 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
   try {
     const clock = opts.clock ?? systemClock;
     const metrics = new Registry();
+    // The event log is built with the modules; audit entries written before it exists wait in the outbox.
+    const outbox = { written: (): void => undefined };
     const ctx: ServerContext = Object.freeze({
       config,
       db: database.db,
       dialect: database.dialect,
       log,
       clock,
-      audit: createAuditRecorder(database.db, clock),
+      audit: createAuditRecorder(database.db, clock, () => outbox.written()),
       metrics,
       limits: createRateLimits(config, metrics, log),
     });
@@ -121,17 +130,61 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
       opts.extensions ?? [],
       opts.rolloutTickMs,
     );
+    const eventLog = await openEventLog(ctx, events);
+    outbox.written = () => eventLog.log.outboxWritten();
+    const app = await createFastify(ctx, events, eventLog, opts.beforeRoutes, opts.extensions ?? []);
     if (ownsDatabase) app.addHook('onClose', () => database.close());
-    return { app, ctx, events, initialAdminPassword };
+    return { app, ctx, events, eventLog: eventLog.log, initialAdminPassword };
   } catch (e) {
     if (ownsDatabase) await database.close().catch(() => undefined);
     throw e;
   }
 }
 
+interface OpenEventLog {
+  log: EventLog;
+  feed: EventFeed;
+  close(): Promise<void>;
+}
+
+/**
+ * The event log, written from every event of the bus, and this process's feed of it; new-event
+ * notifications go through Redis when `redisUrl` is set (docs/events.md).
+ */
+async function openEventLog(ctx: ServerContext, events: EventBus): Promise<OpenEventLog> {
+  const notifier =
+    ctx.config.redisUrl === null
+      ? createLocalNotifier()
+      : await createRedisNotifier(ctx.config.redisUrl, ctx.log.child({ component: 'events' }));
+  const log = new EventLog(ctx, { onCommitted: (seq) => notifier.publish(seq) });
+  const feed = new EventFeed(log, notifier, ctx.log.child({ component: 'events' }));
+  try {
+    await feed.start();
+  } catch (e) {
+    await notifier.close();
+    throw e;
+  }
+  const unsubscribe = events.subscribe(
+    () => true,
+    (e) => log.append(e),
+  );
+  log.start();
+  return {
+    log,
+    feed,
+    async close() {
+      unsubscribe();
+      await log.stop();
+      feed.stop();
+      await notifier.close();
+    },
+  };
+}
+
 async function createFastify(
   ctx: ServerContext,
   events: EventBus,
+  eventLog: OpenEventLog,
   beforeRoutes: BuildAppOptions['beforeRoutes'],
   extensions: readonly ServerExtension[],
   rolloutTickMs: number | undefined,
@@ -194,6 +247,7 @@ async function createFastify(
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   await composeModules(app, ctx, events, rolloutTickMs);
+  await composeModules(app, ctx, events, eventLog);
   await registerExtensions(app, ctx, extensions);
   return app;
 }
@@ -210,6 +264,18 @@ async function composeModules(
   rolloutTickMs: number | undefined,
 ): Promise<void> {
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
+  eventLog: OpenEventLog,
+): Promise<void> {
+  const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx, events);
+  registerEventRoutes(app, {
+    ctx,
+    log: eventLog.log,
+    feed: eventLog.feed,
+    metrics: createFeedMetrics(ctx.metrics),
+  });
+  registerFleetRoutes(app, devices);
+  // After the device API's preClose (connections closed, their offline events emitted).
+  app.addHook('preClose', () => eventLog.close());
 
   const store = await FsObjectStore.open(ctx.config.dataDir);
   const access = new ObjectAccess({ db: ctx.db, clock: ctx.clock });

@@ -324,6 +324,38 @@ export const SERVER_CONFIG = defineConfig({
     'agent-downloads-dir',
     { arg: '<dir>' },
   ),
+  eventLogMaxEvents: key(
+    int({ minimum: 100, default: 100_000 }),
+    'integer',
+    'event log retention: the newest events kept (older ones are pruned in batches)',
+    'event-log-max-events',
+  ),
+  eventLogMaxAgeMs: key(
+    int({ minimum: 60_000, default: 7 * 24 * 3_600_000 }),
+    'duration',
+    'event log retention: events older than this are pruned',
+    'event-log-max-age',
+  ),
+  eventStreamBufferBytes: key(
+    int({ minimum: 4_096, default: 1024 * 1024 }),
+    'integer',
+    'bytes an event stream subscriber may leave unread before it is disconnected',
+    'event-stream-buffer-bytes',
+    { unit: 'bytes' },
+  ),
+  eventStreamHeartbeatMs: key(
+    int({ minimum: 1_000, default: 15_000 }),
+    'duration',
+    'interval of the comment lines that keep idle event streams open',
+    'event-stream-heartbeat',
+  ),
+  redisUrl: key(
+    nullableString({ pattern: '^rediss?://[^\\s]+$' }),
+    'string',
+    'Redis that server processes share new-event notifications through (none: this process only)',
+    'redis-url',
+    { arg: '<url>' },
+  ),
 });
 
 /** The keys' kinds, for ConfigCollector. */

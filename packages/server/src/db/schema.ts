@@ -249,6 +249,20 @@ export interface RolloutDevicesTable {
   active: number;
   /** 1: a failure an operator resumed past (it no longer counts against the failure threshold). */
   acknowledged: Generated<number>;
+/** One entry of the event log (migration 008); `event_outbox` rows have the same columns keyed by `id`. */
+export interface EventsTable {
+  seq: Generated<number | string>;
+  type: string;
+  at: string;
+  device_id: string | null;
+  app: string | null;
+  rollout: string | null;
+  /** JSON object: the event without the columns above. */
+  payload: string;
+}
+
+export interface EventOutboxTable extends Omit<EventsTable, 'seq'> {
+  id: Generated<number | string>;
 }
 
 export interface Database {
@@ -270,6 +284,8 @@ export interface Database {
   rollout_devices: RolloutDevicesTable;
   deployment_jobs: DeploymentJobsTable;
   deployment_job_devices: DeploymentJobDevicesTable;
+  events: EventsTable;
+  event_outbox: EventOutboxTable;
 }
 
 /** The database or a transaction on it: what a query runs against. */

@@ -9,7 +9,8 @@ import { registerEnrollRoutes } from './enroll/routes.js';
 import { startCleaner } from './maintenance.js';
 import { registerDeviceRoutes } from './manage/routes.js';
 import { createDeviceMetrics } from './metrics.js';
-import { Presence } from './presence.js';
+import { LAST_SEEN_FLUSH_MS, Presence } from './presence.js';
+import type { EventBus } from '../events/bus.js';
 import { registerRegistrationKeyRoutes } from './regkeys/routes.js';
 import type { DeviceRuntime } from './runtime.js';
 import { registerStateRoutes } from './state/routes.js';
@@ -32,9 +33,18 @@ export interface DeviceApi {
 }
 
 /** Registers the device gateway and the device-management API; returns the shared runtime. */
-export async function registerDeviceApi(app: FastifyInstance, ctx: ServerContext): Promise<DeviceApi> {
-  const presence = new Presence(ctx);
-  const rt: DeviceRuntime = { ctx, presence, metrics: createDeviceMetrics(ctx, presence) };
+export async function registerDeviceApi(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  events?: EventBus,
+): Promise<DeviceApi> {
+  const presence = new Presence(ctx, LAST_SEEN_FLUSH_MS, events);
+  const rt: DeviceRuntime = {
+    ctx,
+    presence,
+    metrics: createDeviceMetrics(ctx, presence),
+    ...(events !== undefined && { events }),
+  };
   const auth = createDeviceAuthenticator(rt);
   await registerGateway(app, rt, auth);
   registerRegistrationKeyRoutes(app, ctx);

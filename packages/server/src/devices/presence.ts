@@ -1,7 +1,7 @@
 /**
  * Which devices are online on this server, and when each was last seen. Open WebSockets are held
  * here (one per device: a newer connection replaces the older one); `device.online` and
- * `device.offline` are audited on transitions. Last-seen times from polls and frames are collected
+ * `device.offline` are audited and emitted as domain events on transitions. Last-seen times from polls and frames are collected
  * in memory and written in one batched statement per interval, so polling never writes per request.
  */
 import { FlotillaError, WsClose } from '@flotilla/protocol';
@@ -10,6 +10,7 @@ import type { MuxSession } from '@flotilla/node-kit';
 import type { ServerCommand, ServerFrame, ServerFrameDataOf, WsMessage } from '@flotilla/protocol';
 import { sql } from 'kysely';
 import type { ServerContext } from '../context.js';
+import type { EventBus } from '../events/bus.js';
 import type { PresenceView } from './device-view.js';
 import { PendingReplies } from './ws/replies.js';
 
@@ -39,6 +40,7 @@ export class Presence implements PresenceView {
   constructor(
     private readonly ctx: ServerContext,
     private readonly flushIntervalMs = LAST_SEEN_FLUSH_MS,
+    private readonly events?: EventBus,
   ) {}
 
   start(): void {
@@ -192,6 +194,7 @@ export class Presence implements PresenceView {
   }
 
   private audit(deviceId: string, action: 'device.online' | 'device.offline'): void {
+    this.events?.emit({ type: action, deviceId });
     this.auditChain = this.auditChain
       .then(() =>
         this.ctx.audit.record({

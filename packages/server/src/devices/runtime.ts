@@ -1,4 +1,5 @@
 import type { ServerContext } from '../context.js';
+import type { EventBus } from '../events/bus.js';
 import type { DeviceMetrics } from './metrics.js';
 import type { Presence } from './presence.js';
 import type { ListContext } from './manage/list.js';
@@ -8,6 +9,8 @@ export interface DeviceRuntime {
   ctx: ServerContext;
   presence: Presence;
   metrics: DeviceMetrics;
+  /** The app's domain events (enrollment and status changes are emitted on it). */
+  events?: EventBus;
 }
 
 /** The context for building device views at this instant. */

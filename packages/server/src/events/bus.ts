@@ -2,8 +2,11 @@
  * Typed in-process domain events (docs/architecture.md "Domain events"). Services emit after their
  * transaction commits; other modules subscribe (delta precompute, object access, and later
  * rollouts, the event stream and the web). One bus per app, created by `buildApp` and passed to
- * the modules; nothing here is an import-time singleton. Events stay in this process: with several
- * replicas each sees only what its own requests did.
+ * the modules; nothing here is an import-time singleton. Subscribers here see only this process's
+ * events; every event is also written to the event log (events/log.ts), which is what the event
+ * stream (`GET /api/v1/events`) serves to every process. A new type needs no change there: the log
+ * stores any event generically (`deviceId`, `app`, `rollout` as columns, the rest as JSON), so a
+ * payload must never carry a secret.
  */
 import type { UpdatePhase } from '@flotilla/protocol';
 import type { Logger } from 'pino';
@@ -73,6 +76,24 @@ export type RolloutEvent =
   | { type: 'rollout.completed'; rolloutId: string }
   | { type: 'rollout.device.succeeded'; rolloutId: string; deviceId: string; wave: number }
   | { type: 'rollout.device.failed'; rolloutId: string; deviceId: string; wave: number; reason: string };
+  | {
+      /** A device's WebSocket opened on this server (it had none here). */
+      type: 'device.online' | 'device.offline';
+      deviceId: string;
+    }
+  | {
+      /** A new device enrolled (pending, or accepted by an auto-accepting registration key). */
+      type: 'device.enrolled';
+      deviceId: string;
+      status: 'pending' | 'accepted';
+    }
+  | {
+      /** An operator accepted, rejected or revoked a device. */
+      type: 'device.accepted' | 'device.rejected' | 'device.revoked';
+      deviceId: string;
+      from: 'pending' | 'accepted' | 'rejected' | 'revoked';
+      reason: string | null;
+    };
 
 export type DomainEventType = DomainEvent['type'];
 

@@ -16,6 +16,7 @@ import { resolveServerConfig } from '../../src/config.js';
 import type { ServerConfig } from '../../src/config.js';
 import type { Clock, ServerContext } from '../../src/context.js';
 import type { EventBus } from '../../src/events/bus.js';
+import type { EventLog } from '../../src/events/log.js';
 import { insertUser } from '../../src/users/service.js';
 import { createTempPostgres } from './postgres.js';
 
@@ -36,6 +37,8 @@ export interface TestApp {
   ctx: ServerContext;
   /** The app's domain event bus (subscribe to observe what services emit). */
   events: EventBus;
+  /** The persisted event log (`settle()` waits until what was emitted is written). */
+  eventLog: EventLog;
   config: ServerConfig;
   dataDir: string;
   /** API token of the bootstrap admin. */
@@ -78,7 +81,7 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.beforeRoutes ? { beforeRoutes: opts.beforeRoutes } : {}),
     });
-    const { app, ctx, events } = built;
+    const { app, ctx, events, eventLog } = built;
     await app.ready();
     const adminRow = await ctx.db
       .selectFrom('users')
@@ -113,6 +116,7 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
       app,
       ctx,
       events,
+      eventLog,
       config,
       dataDir,
       adminToken,

@@ -13,6 +13,7 @@ import * as m006 from './006_director_pending.js';
 import * as m007 from './007_gateway_images.js';
 import * as m009 from './009_rollouts.js';
 import * as m012 from './012_deployment_jobs.js';
+import * as m008 from './008_events.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -28,4 +29,5 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '007_gateway_images': m007,
   '009_rollouts': m009,
   '012_deployment_jobs': m012,
+  '008_events': m008,
 };

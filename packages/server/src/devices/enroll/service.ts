@@ -51,6 +51,8 @@ export async function enrollDevice(
       throw e;
     });
     rt.metrics.enrollments.inc({ result: outcome.created ? 'enrolled' : 'reenrolled' });
+    if (outcome.created && (outcome.status === 'pending' || outcome.status === 'accepted'))
+      rt.events?.emit({ type: 'device.enrolled', deviceId, status: outcome.status });
     return outcome;
   } catch (e) {
     rt.metrics.enrollments.inc({ result: 'refused' });

@@ -45,7 +45,7 @@ export async function changeStatus(
   const { ctx } = rt;
   if (reason !== null) assertStorableText(reason, 'reason');
   const rule = TRANSITIONS[action];
-  const stateVersion = await ctx.db.transaction().execute(async (trx) => {
+  const { next: stateVersion, from } = await ctx.db.transaction().execute(async (trx) => {
     const before = await existingDevice(trx, id);
     if (!rule.from.includes(before.status)) {
       throw new FlotillaError(
@@ -82,7 +82,13 @@ export async function changeStatus(
       { type: 'device', id },
       { from: before.status, to: rule.to, reason },
     );
-    return next;
+    return { next, from: before.status };
+  });
+  rt.events?.emit({
+    type: `device.${rule.to as 'accepted' | 'rejected' | 'revoked'}`,
+    deviceId: id,
+    from,
+    reason,
   });
   if (rule.to === 'revoked') rt.presence.disconnect(id, WsClose.deviceRevoked, 'device revoked');
   else {

@@ -1,0 +1,403 @@
+/**
+ * The event log (docs/events.md): the persisted, bounded record that `GET /api/v1/events` serves.
+ *
+ * - Every domain event of the bus is appended generically: `deviceId`, `app` and `rollout` become
+ *   columns when the event has them as text, the rest is the JSON payload (too large a payload is
+ *   cut down to its scalar fields). A type added later needs no change here.
+ * - Audit entries are written to `event_outbox` by the audit recorder in the transaction that made
+ *   the change, so an entry whose transaction rolls back never becomes an event; the writer moves
+ *   committed outbox rows into the log.
+ * - Sequence numbers are assigned only under one lock (SQLite's write lock, a PostgreSQL advisory
+ *   lock shared by every server process), so numbers grow in commit order: a reader that has seen
+ *   `seq = n` never later finds a committed event below n.
+ * - Retention: the newest `eventLogMaxEvents` and nothing older than `eventLogMaxAgeMs`, deleted in
+ *   batches. Appends wait in a bounded queue while the database is unreachable; past the bound the
+ *   oldest are dropped (counted in `flotilla_events_dropped_total`).
+ */
+import { sql } from 'kysely';
+import { Counter } from 'prom-client';
+import type { ServerContext } from '../context.js';
+import type { Db, EventsTable } from '../db/schema.js';
+import { writeTransaction } from '../db/write-transaction.js';
+import type { DomainEvent } from './bus.js';
+
+/** What the stream reads: one event of the log. */
+export interface LoggedEvent {
+  seq: number;
+  type: string;
+  at: string;
+  deviceId: string | null;
+  app: string | null;
+  rollout: string | null;
+  data: Record<string, unknown>;
+}
+
+export type NewEvent = Omit<EventsTable, 'seq'>;
+
+/** Events per insert statement and per read page. */
+export const EVENT_BATCH = 500;
+/** Appends held in memory while the database cannot take them. */
+const MAX_QUEUED = 10_000;
+/** A payload larger than this keeps only its scalar fields. */
+const MAX_PAYLOAD_CHARS = 16 * 1024;
+/** Rows per DELETE while pruning. */
+const PRUNE_BATCH = 1_000;
+/** The key of the PostgreSQL advisory lock under which sequence numbers are assigned. */
+const SEQ_LOCK_KEY = 0x466c7445; // "FltE"
+/** Keys of audit details whose values are never copied into an event. */
+const SECRET_KEY = /(password|secret|passphrase|private_?key|credential|^token$)/i;
+
+function payloadText(rest: Record<string, unknown>): string {
+  const text = JSON.stringify(rest);
+  if (text.length <= MAX_PAYLOAD_CHARS) return text;
+  const scalars: Record<string, unknown> = { truncated: true };
+  for (const [k, v] of Object.entries(rest)) {
+    if (typeof v === 'string' && v.length <= 1024) scalars[k] = v;
+    else if (typeof v === 'number' || typeof v === 'boolean' || v === null) scalars[k] = v;
+    else if (Array.isArray(v)) scalars[`${k}Count`] = v.length;
+  }
+  return JSON.stringify(scalars);
+}
+
+const textOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+/** A domain event as a log row, whatever its type. */
+export function rowOfDomainEvent(event: DomainEvent, at: Date): NewEvent {
+  const { type, ...rest } = event as { type: string } & Record<string, unknown>;
+  const row: NewEvent = {
+    type,
+    at: at.toISOString(),
+    device_id: textOrNull(rest.deviceId),
+    app: textOrNull(rest.app),
+    rollout: textOrNull(rest.rollout),
+    payload: '',
+  };
+  if (row.device_id !== null) delete rest.deviceId;
+  if (row.app !== null) delete rest.app;
+  if (row.rollout !== null) delete rest.rollout;
+  row.payload = payloadText(rest);
+  return row;
+}
+
+/** Removes values under secret-looking keys, at any depth. */
+export function redactSecrets(value: unknown, depth = 0): unknown {
+  if (depth > 8) return '[…]';
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(v, depth + 1));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = SECRET_KEY.test(k) ? '[redacted]' : redactSecrets(v, depth + 1);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** An audit entry as an outbox row (`audit.<action>`), in the recorder's transaction. */
+export async function insertAuditEvent(
+  db: Db,
+  entry: {
+    at: string;
+    actorType: string;
+    actorId: string;
+    action: string;
+    subjectType: string;
+    subjectId: string;
+    sourceIp: string | null;
+    details: Record<string, unknown> | null;
+  },
+): Promise<void> {
+  await db
+    .insertInto('event_outbox')
+    .values({
+      type: `audit.${entry.action}`,
+      at: entry.at,
+      device_id: entry.subjectType === 'device' ? entry.subjectId : null,
+      app: null,
+      rollout: null,
+      payload: payloadText({
+        actorType: entry.actorType,
+        actorId: entry.actorId,
+        subjectType: entry.subjectType,
+        subjectId: entry.subjectId,
+        sourceIp: entry.sourceIp,
+        details: entry.details === null ? null : redactSecrets(entry.details),
+      }),
+    })
+    .execute();
+}
+
+export function loggedEvent(row: Omit<EventsTable, 'seq'> & { seq: number | string }): LoggedEvent {
+  let data: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(row.payload);
+    if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+      data = parsed as Record<string, unknown>;
+  } catch {
+    data = {};
+  }
+  return {
+    seq: Number(row.seq),
+    type: row.type,
+    at: row.at,
+    deviceId: row.device_id,
+    app: row.app,
+    rollout: row.rollout,
+    data,
+  };
+}
+
+export interface EventLogOptions {
+  /** Called with the newest sequence number after each commit of new events. */
+  onCommitted: (seq: number) => void;
+  /** How often the outbox is looked at and retention applied (ms). */
+  sweepIntervalMs?: number;
+}
+
+export class EventLog {
+  private queue: NewEvent[] = [];
+  private writing: Promise<void> | null = null;
+  private again = false;
+  private outboxDue = true;
+  private timer: NodeJS.Timeout | null = null;
+  private lastPrune = 0;
+  private sincePrune = 0;
+  private pruning: Promise<void> | null = null;
+  private stopped = false;
+  private readonly dropped: Counter;
+  private readonly appended: Counter;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly opts: EventLogOptions,
+  ) {
+    const metric = <T extends string>(name: string, help: string) =>
+      (ctx.metrics.getSingleMetric(name) as Counter<T> | undefined) ??
+      new Counter({ name, help, registers: [ctx.metrics] });
+    this.dropped = metric(
+      'flotilla_events_dropped_total',
+      'events not logged because the database could not take them in time',
+    );
+    this.appended = metric('flotilla_events_logged_total', 'events written to the event log by this process');
+  }
+
+  start(): void {
+    const every = this.opts.sweepIntervalMs ?? 1_000;
+    this.timer ??= setInterval(() => {
+      this.outboxDue = true;
+      this.schedule();
+      this.maybePrune(false);
+    }, every);
+    this.timer.unref();
+    this.schedule();
+  }
+
+  /** Writes what is queued, then stops; call before the database closes. */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.outboxDue = true;
+    this.schedule();
+    await this.writing;
+    this.stopped = true;
+    await this.pruning;
+  }
+
+  /** Queues a domain event; it is written within milliseconds. */
+  append(event: DomainEvent): void {
+    if (this.stopped) return;
+    if (this.queue.length >= MAX_QUEUED) {
+      this.queue.shift();
+      this.dropped.inc();
+    }
+    this.queue.push(rowOfDomainEvent(event, this.ctx.clock.now()));
+    this.schedule();
+  }
+
+  /** An audit entry went into the outbox (maybe in a transaction not committed yet). */
+  outboxWritten(): void {
+    this.outboxDue = true;
+    // The caller's transaction commits after the recorder returns; the sweep catches later commits.
+    setTimeout(() => this.schedule(), 25).unref();
+  }
+
+  /** Resolves once everything queued so far is written (tests, shutdown). */
+  async settle(): Promise<void> {
+    this.outboxDue = true;
+    this.schedule();
+    while (this.writing) await this.writing;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.writing) {
+      this.again = true;
+      return;
+    }
+    if (this.queue.length === 0 && !this.outboxDue) return;
+    this.writing = this.writeAll().finally(() => {
+      this.writing = null;
+    });
+  }
+
+  private async writeAll(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        const more = await this.writeOnce();
+        if (more) this.again = true;
+      } catch (e) {
+        // Kept queued; the sweep retries.
+        this.ctx.log.warn(
+          { err: e, queued: this.queue.length },
+          'could not write to the event log; will retry',
+        );
+        return;
+      }
+    } while (this.again || this.queue.length > 0);
+  }
+
+  /** One locked transaction: committed outbox rows and queued events get their numbers. */
+  private async writeOnce(): Promise<boolean> {
+    const { db, dialect } = this.ctx;
+    if (this.queue.length === 0) {
+      if (!this.outboxDue) return false;
+      const any = await db.selectFrom('event_outbox').select('id').limit(1).executeTakeFirst();
+      if (!any) {
+        this.outboxDue = false;
+        return false;
+      }
+    }
+    this.outboxDue = false;
+    const batch = this.queue.splice(0, EVENT_BATCH);
+    let outboxFull = false;
+    let newest: number | null = null;
+    try {
+      await writeTransaction(db, dialect, async (trx) => {
+        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${SEQ_LOCK_KEY})`.execute(trx);
+        const outbox = await trx
+          .selectFrom('event_outbox')
+          .selectAll()
+          .orderBy('id')
+          .limit(EVENT_BATCH)
+          .execute();
+        outboxFull = outbox.length === EVENT_BATCH;
+        const rows: NewEvent[] = [...outbox.map(({ id: _id, ...row }) => row), ...batch];
+        if (rows.length === 0) return;
+        for (let i = 0; i < rows.length; i += EVENT_BATCH)
+          await trx
+            .insertInto('events')
+            .values(rows.slice(i, i + EVENT_BATCH))
+            .execute();
+        if (outbox.length > 0)
+          await trx
+            .deleteFrom('event_outbox')
+            .where(
+              'id',
+              'in',
+              outbox.map((r) => r.id),
+            )
+            .execute();
+        const top = await trx
+          .selectFrom('events')
+          .select((eb) => eb.fn.max('seq').as('seq'))
+          .executeTakeFirst();
+        newest = top?.seq == null ? null : Number(top.seq);
+        this.appended.inc(rows.length);
+        this.sincePrune += rows.length;
+      });
+    } catch (e) {
+      // Back in front, in order; the bound holds.
+      this.queue = [...batch, ...this.queue];
+      const over = this.queue.length - MAX_QUEUED;
+      if (over > 0) {
+        this.queue.splice(0, over);
+        this.dropped.inc(over);
+      }
+      this.outboxDue = true;
+      throw e;
+    }
+    if (newest !== null) this.opts.onCommitted(newest);
+    this.maybePrune(false);
+    return outboxFull;
+  }
+
+  private maybePrune(force: boolean): void {
+    const now = Date.now();
+    if (!force && this.sincePrune < PRUNE_BATCH && now - this.lastPrune < 60_000) return;
+    if (this.pruning || this.stopped) return;
+    this.lastPrune = now;
+    this.sincePrune = 0;
+    this.pruning = this.prune()
+      .then(() => undefined)
+      .catch((e: unknown) => this.ctx.log.warn({ err: e }, 'could not prune the event log; will retry'))
+      .finally(() => {
+        this.pruning = null;
+      });
+  }
+
+  /** Applies retention in batches; resolves with the number of events removed. */
+  async prune(): Promise<number> {
+    const { db, config } = this.ctx;
+    let removed = 0;
+    const keepFrom = await db
+      .selectFrom('events')
+      .select('seq')
+      .orderBy('seq', 'desc')
+      .offset(config.eventLogMaxEvents)
+      .limit(1)
+      .executeTakeFirst();
+    if (keepFrom) removed += await this.deleteBatches((q) => q.where('seq', '<=', keepFrom.seq));
+    const cutoff = new Date(this.ctx.clock.now().getTime() - config.eventLogMaxAgeMs).toISOString();
+    removed += await this.deleteBatches((q) => q.where('at', '<', cutoff));
+    return removed;
+  }
+
+  private async deleteBatches(where: (q: SeqQuery) => SeqQuery): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      if (this.stopped) return removed;
+      const seqs = await where(selectSeqs(this.ctx.db)).orderBy('seq').limit(PRUNE_BATCH).execute();
+      if (seqs.length === 0) return removed;
+      await this.ctx.db
+        .deleteFrom('events')
+        .where(
+          'seq',
+          'in',
+          seqs.map((r) => r.seq),
+        )
+        .execute();
+      removed += seqs.length;
+      if (seqs.length < PRUNE_BATCH) return removed;
+    }
+  }
+
+  /** Up to `limit` events after `after`, oldest first. */
+  async read(after: number, limit = EVENT_BATCH): Promise<LoggedEvent[]> {
+    const rows = await this.ctx.db
+      .selectFrom('events')
+      .selectAll()
+      .where('seq', '>', after)
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    return rows.map(loggedEvent);
+  }
+
+  /** The oldest and newest sequence numbers held (null: the log is empty). */
+  async bounds(): Promise<{ oldest: number | null; newest: number | null }> {
+    const row = await this.ctx.db
+      .selectFrom('events')
+      .select((eb) => [eb.fn.min('seq').as('oldest'), eb.fn.max('seq').as('newest')])
+      .executeTakeFirst();
+    return {
+      oldest: row?.oldest == null ? null : Number(row.oldest),
+      newest: row?.newest == null ? null : Number(row.newest),
+    };
+  }
+}
+
+function selectSeqs(db: ServerContext['db']) {
+  return db.selectFrom('events').select('seq');
+}
+type SeqQuery = ReturnType<typeof selectSeqs>;
