@@ -12,6 +12,7 @@ export { DirectorSync } from './director-sync.js';
 export { deploy, deployStatus, deviceApps, sendAppAction } from './service.js';
 export type { DeployServices } from './service.js';
 export { recordReport } from './reports.js';
+export { readAppLogs } from './logs.js';
 
 export interface DeploymentsPluginOptions {
   services: DeployServices;

@@ -392,7 +392,13 @@ export async function rolloutDevices(
 }
 
 /** One sentence on where a device stands in a rollout and why. */
-export async function explainDevice(svc: RolloutServices, id: string, deviceId: string): Promise<RolloutWhy> {
+export async function explainDevice(
+  svc: RolloutServices,
+  id: string,
+  deviceId: string,
+  /** The app's output may hold secrets: only for deployers, as `devices logs`. */
+  withLogs: boolean,
+): Promise<RolloutWhy> {
   const { ctx } = svc.deploy;
   const rollout = await rolloutRow(ctx.db, id);
   const device = await ctx.db
@@ -500,6 +506,6 @@ export async function explainDevice(svc: RolloutServices, id: string, deviceId: 
     wave: rd.wave,
     retries: rd.retries,
     ...(progress !== undefined && { progress }),
-    ...(detail.logTail !== undefined && { logTail: detail.logTail }),
+    ...(withLogs && detail.logTail !== undefined && { logTail: detail.logTail }),
   };
 }
