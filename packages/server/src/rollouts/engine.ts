@@ -24,6 +24,8 @@ export const CRASH_LOOP_RESTARTS = 3;
 /** Devices assigned per transaction; a tick with more to do runs again at once. */
 const ASSIGN_BATCH = 500;
 const INSERT_CHUNK = 500;
+/** Least time between two passes over the active rollouts. */
+const MIN_TICK_GAP_MS = 50;
 /** Bytes of a failed device's app output kept with its failure. */
 const LOG_TAIL_BYTES = 4096;
 const ACTIVE_STATES = ['running', 'paused', 'waiting-approval'] as const;
@@ -110,7 +112,12 @@ export class RolloutEngine {
   }
 
   async #loop(): Promise<void> {
+    let last = 0;
     do {
+      // Reports from a large fleet nudge continuously: at most one pass per MIN_TICK_GAP_MS.
+      const wait = last + MIN_TICK_GAP_MS - Date.now();
+      if (last > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      last = Date.now();
       this.#again = false;
       try {
         await this.tickAll();
