@@ -67,11 +67,12 @@ export async function previewRollout(
   input: RolloutPreviewRequest,
 ): Promise<RolloutPreview> {
   checkWaves(input.waves);
+  // With `app`, devices in another active rollout of that app are left out, as `create` does.
   const ids = await matchingDevices(
     svc.deploy,
     svc.deploy.ctx.db,
     input.filter,
-    '',
+    input.app ?? '',
     svc.deploy.ctx.clock.now(),
   );
   return {

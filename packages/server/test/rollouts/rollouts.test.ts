@@ -446,6 +446,16 @@ forEachDialect((dialect) => {
         { index: 1, size: 2 },
       ],
     });
+    const taken = await fetch(`${url}/api/v1/rollouts/preview`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${viewer.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ filter: 'tags==input', waves: ['100%'], app: 'web' }),
+    });
+    assert.deepEqual(
+      await taken.json(),
+      { matched: 0, waves: [{ index: 0, size: 0 }] },
+      'all in the first rollout',
+    );
     const paused = await api.action(first.body.id, 'pause');
     assert.equal(paused.body.state, 'paused');
     assert.equal((await api.action(first.body.id, 'pause')).code, 'FLT_ROLLOUT_STATE_CONFLICT');
