@@ -462,6 +462,19 @@ forEachDialect((dialect) => {
     assert.equal((await api.action(first.body.id, 'abort')).status, 200);
   });
 
+  void test('every rollout route is in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, object> };
+    const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/api/v1/rollouts'));
+    assert.deepEqual(paths.sort(), [
+      '/api/v1/rollouts',
+      '/api/v1/rollouts/preview',
+      '/api/v1/rollouts/{id}',
+      '/api/v1/rollouts/{id}/devices',
+      '/api/v1/rollouts/{id}/devices/{deviceId}/why',
+      '/api/v1/rollouts/{id}/{action}',
+    ]);
+  });
+
   // Last: it moves the clock past every device token's lifetime.
   void test('a device that goes silent during the soak fails with heartbeat-lost', async () => {
     const fleet = await onOldRelease(1, 'silent');
