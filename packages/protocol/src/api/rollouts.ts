@@ -83,7 +83,11 @@ export const CreateRolloutRequest = Type.Object(
 export type CreateRolloutRequest = Static<typeof CreateRolloutRequest>;
 
 export const RolloutPreviewRequest = Type.Object(
-  { filter: RolloutFilter, waves: RolloutWaves },
+  {
+    filter: RolloutFilter,
+    waves: RolloutWaves,
+    app: Type.Optional(AppName),
+  },
   { additionalProperties: false },
 );
 export type RolloutPreviewRequest = Static<typeof RolloutPreviewRequest>;

@@ -14,6 +14,7 @@ export { DeploymentJobs } from './jobs.js';
 export type { JobServices } from './jobs.js';
 export type { DeployServices } from './service.js';
 export { recordReport } from './reports.js';
+export { readAppLogs } from './logs.js';
 
 export interface DeploymentsPluginOptions {
   services: DeployServices;

@@ -9,13 +9,17 @@ import type { Creator } from '../releases/service.js';
 import { requireDevice } from './service.js';
 import type { DeployServices } from './service.js';
 
-/** Asks the device for the tail of `app`'s logs; the read is audited (logs can hold secrets). */
+/**
+ * Asks the device for the tail of `app`'s logs; the read is audited (logs can hold secrets). The
+ * actor is an operator, or a server component (`{ system }`, e.g. the rollout engine keeping the
+ * tail of a failed device).
+ */
 export async function readAppLogs(
   svc: DeployServices,
   deviceId: string,
   app: string,
   query: AppLogsQuery,
-  actor: Creator,
+  actor: Creator | { system: string },
 ): Promise<AppLogs> {
   const { ctx } = svc;
   await requireDevice(ctx, deviceId);
@@ -43,12 +47,12 @@ export async function readAppLogs(
   if (result.app !== app)
     throw new FlotillaError('FLT_NETWORK', `device ${deviceId} answered with the logs of another app`);
   await ctx.audit.record({
-    actorType: 'user',
-    actorId: actor.userId,
+    actorType: 'system' in actor ? 'system' : 'user',
+    actorId: 'system' in actor ? actor.system : actor.userId,
     action: 'device.logs.read',
     subjectType: 'device',
     subjectId: deviceId,
-    sourceIp: actor.sourceIp,
+    sourceIp: 'system' in actor ? null : actor.sourceIp,
     details: { app, stream: request.stream, maxBytes: request.maxBytes },
   });
   return result;

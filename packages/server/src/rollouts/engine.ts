@@ -10,7 +10,7 @@
 import type { AppProcessStatus, RolloutPhase } from '@flotilla/protocol';
 import type { Db } from '../context.js';
 import { lockRows, writeTransaction } from '../db/write-transaction.js';
-import { announceAssignments, assignDevicesInTransaction } from '../deployments/index.js';
+import { announceAssignments, assignDevicesInTransaction, readAppLogs } from '../deployments/index.js';
 import type { AssignedDevice, DeployServices } from '../deployments/index.js';
 import { compileFilter } from '../devices/index.js';
 import type { RolloutEvent } from '../events/bus.js';
@@ -24,6 +24,10 @@ export const CRASH_LOOP_RESTARTS = 3;
 /** Devices assigned per transaction; a tick with more to do runs again at once. */
 const ASSIGN_BATCH = 500;
 const INSERT_CHUNK = 500;
+/** Least time between two passes over the active rollouts. */
+const MIN_TICK_GAP_MS = 50;
+/** Bytes of a failed device's app output kept with its failure. */
+const LOG_TAIL_BYTES = 4096;
 const ACTIVE_STATES = ['running', 'paused', 'waiting-approval'] as const;
 const IN_FLIGHT: readonly RolloutPhase[] = ['notified', 'downloading', 'installing', 'soaking'];
 
@@ -108,7 +112,12 @@ export class RolloutEngine {
   }
 
   async #loop(): Promise<void> {
+    let last = 0;
     do {
+      // Reports from a large fleet nudge continuously: at most one pass per MIN_TICK_GAP_MS.
+      const wait = last + MIN_TICK_GAP_MS - Date.now();
+      if (last > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      last = Date.now();
       this.#again = false;
       try {
         await this.tickAll();
@@ -168,7 +177,44 @@ export class RolloutEngine {
       });
     }
     if (post.unassigned.length > 0) await announceAssignments(this.svc, post.unassigned);
-    for (const e of post.events) this.svc.events.emit(e);
+    for (const e of post.events) {
+      this.svc.events.emit(e);
+      if (e.type === 'rollout.device.failed') void this.#keepLogTail(e.rolloutId, e.deviceId);
+    }
+  }
+
+  /**
+   * Keeps the tail of a failed device's app output with its failure (`rollout why`), read from the
+   * device if it is connected to this server (a `process` app; others have none). Best effort.
+   */
+  async #keepLogTail(rolloutId: string, deviceId: string): Promise<void> {
+    const { ctx } = this.svc;
+    try {
+      const row = await ctx.db
+        .selectFrom('rollout_devices')
+        .select(['app', 'detail'])
+        .where('rollout_id', '=', rolloutId)
+        .where('device_id', '=', deviceId)
+        .executeTakeFirstOrThrow();
+      const logs = await readAppLogs(
+        this.svc,
+        deviceId,
+        row.app,
+        { stream: 'both', maxBytes: LOG_TAIL_BYTES },
+        { system: 'rollout-engine' },
+      );
+      if (logs.text === '') return;
+      const detail = { ...(JSON.parse(row.detail ?? '{}') as object), logTail: logs.text };
+      await ctx.db
+        .updateTable('rollout_devices')
+        .set({ detail: JSON.stringify(detail) })
+        .where('rollout_id', '=', rolloutId)
+        .where('device_id', '=', deviceId)
+        .where('phase', '=', 'failed')
+        .execute();
+    } catch (err) {
+      ctx.log.debug({ err, deviceId, rolloutId }, 'no log tail for a failed rollout device');
+    }
   }
 
   /** Moves in-flight devices on from their reports; the soak gate. */

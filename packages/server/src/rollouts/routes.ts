@@ -15,9 +15,10 @@ import {
   RolloutPreviewRequest,
   RolloutRoutes,
   RolloutWhy,
+  ROLE_RANK,
   Type,
 } from '@flotilla/protocol';
-import { requireRole } from '../http/auth.js';
+import { operatorOf, requireRole } from '../http/auth.js';
 import { IdParams, namedActorOf } from '../http/route-helpers.js';
 import type { RolloutServices } from './service.js';
 import {
@@ -149,12 +150,20 @@ export function registerRolloutRoutes(base: FastifyInstance, svc: RolloutService
     {
       schema: {
         summary: 'Where one device stands in a rollout and why, in one sentence',
+        description:
+          "A failed device's `logTail` (its app output, kept at the failure) only for deployers and admins.",
         tags,
         params: WhyParams,
         response: { 200: RolloutWhy },
       },
       preHandler: requireRole('viewer'),
     },
-    async (request) => explainDevice(svc, request.params.id, request.params.deviceId),
+    async (request) =>
+      explainDevice(
+        svc,
+        request.params.id,
+        request.params.deviceId,
+        ROLE_RANK[operatorOf(request).role] >= ROLE_RANK.deployer,
+      ),
   );
 }

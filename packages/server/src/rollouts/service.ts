@@ -67,11 +67,12 @@ export async function previewRollout(
   input: RolloutPreviewRequest,
 ): Promise<RolloutPreview> {
   checkWaves(input.waves);
+  // With `app`, devices in another active rollout of that app are left out, as `create` does.
   const ids = await matchingDevices(
     svc.deploy,
     svc.deploy.ctx.db,
     input.filter,
-    '',
+    input.app ?? '',
     svc.deploy.ctx.clock.now(),
   );
   return {
@@ -392,7 +393,13 @@ export async function rolloutDevices(
 }
 
 /** One sentence on where a device stands in a rollout and why. */
-export async function explainDevice(svc: RolloutServices, id: string, deviceId: string): Promise<RolloutWhy> {
+export async function explainDevice(
+  svc: RolloutServices,
+  id: string,
+  deviceId: string,
+  /** The app's output may hold secrets: only for deployers, as `devices logs`. */
+  withLogs: boolean,
+): Promise<RolloutWhy> {
   const { ctx } = svc.deploy;
   const rollout = await rolloutRow(ctx.db, id);
   const device = await ctx.db
@@ -500,6 +507,6 @@ export async function explainDevice(svc: RolloutServices, id: string, deviceId: 
     wave: rd.wave,
     retries: rd.retries,
     ...(progress !== undefined && { progress }),
-    ...(detail.logTail !== undefined && { logTail: detail.logTail }),
+    ...(withLogs && detail.logTail !== undefined && { logTail: detail.logTail }),
   };
 }

@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
+import { LogCommands } from '@flotilla/protocol';
 import type { Release, Rollout } from '@flotilla/protocol';
+import { TestSocket } from '../devices/ws-client.js';
 import { createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { ManualClock } from '../helpers/clock.js';
@@ -247,15 +249,36 @@ forEachDialect((dialect) => {
       targetPath: web14.targetPath,
       process: processStatus(restarts, at),
     });
-    await report(url, byId.get(crashing!)!, status(1));
-    await report(url, byId.get(crashing!)!, status(2));
-    // Two restarts are not a crash loop yet; the third is.
-    await report(url, byId.get(crashing!)!, status(3));
+    // The crashing device is connected: the server keeps the tail of its app's output.
+    const ws = await TestSocket.open(url, byId.get(crashing!)!.token);
+    try {
+      await ws.request('hello-1', 'hello', { agentVersion: '0.1.0' });
+      await report(url, byId.get(crashing!)!, status(1));
+      await report(url, byId.get(crashing!)!, status(2));
+      // Two restarts are not a crash loop yet; the third is.
+      await report(url, byId.get(crashing!)!, status(3));
+      const ask = await ws.next((m) => m.command === LogCommands.logs);
+      assert.deepEqual(ask.data, { app: 'web', stream: 'both', maxBytes: 4096 });
+      ws.send({
+        id: ask.id,
+        command: LogCommands.logsResult,
+        data: { app: 'web', text: 'panic: config missing\n', truncated: false },
+      });
+    } finally {
+      ws.close();
+    }
     const r = await api.until(id, 'the crash loop', (r) => r.waves[0]!.counts.failed === 1);
     assert.equal(r.state, 'running', '1 of 2 is not above 50%');
-    const why = await api.why(id, crashing!);
+    let why = await api.why(id, crashing!);
+    for (let i = 0; i < 100 && why.logTail === undefined; i++) {
+      await sleep(100);
+      why = await api.why(id, crashing!);
+    }
     assert.equal(why.reason, 'crash-loop');
     assert.match(why.text, /restarted 3 times during the soak/);
+    assert.equal(why.logTail, 'panic: config missing\n');
+    const viewer = new RolloutClient(url, await t.tokenFor('viewer'));
+    assert.equal((await viewer.why(id, crashing!)).logTail, undefined, 'app output only for deployers');
     clock.advance(601_000);
     await report(url, byId.get(healthy!)!, status(0));
     const done = await api.until(id, 'the soak', (r) => r.waves[0]!.counts.succeeded === 1);
@@ -423,10 +446,33 @@ forEachDialect((dialect) => {
         { index: 1, size: 2 },
       ],
     });
+    const taken = await fetch(`${url}/api/v1/rollouts/preview`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${viewer.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ filter: 'tags==input', waves: ['100%'], app: 'web' }),
+    });
+    assert.deepEqual(
+      await taken.json(),
+      { matched: 0, waves: [{ index: 0, size: 0 }] },
+      'all in the first rollout',
+    );
     const paused = await api.action(first.body.id, 'pause');
     assert.equal(paused.body.state, 'paused');
     assert.equal((await api.action(first.body.id, 'pause')).code, 'FLT_ROLLOUT_STATE_CONFLICT');
     assert.equal((await api.action(first.body.id, 'abort')).status, 200);
+  });
+
+  void test('every rollout route is in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`${url}/openapi.json`)).json()) as { paths: Record<string, object> };
+    const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/api/v1/rollouts'));
+    assert.deepEqual(paths.sort(), [
+      '/api/v1/rollouts',
+      '/api/v1/rollouts/preview',
+      '/api/v1/rollouts/{id}',
+      '/api/v1/rollouts/{id}/devices',
+      '/api/v1/rollouts/{id}/devices/{deviceId}/why',
+      '/api/v1/rollouts/{id}/{action}',
+    ]);
   });
 
   // Last: it moves the clock past every device token's lifetime.
