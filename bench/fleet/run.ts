@@ -223,6 +223,9 @@ interface Figures {
   notifiedAllSeconds: number;
   committedAllSeconds: number;
   committedExact: number;
+  /** CPU seconds the server and the simulator spent from the deploy until all committed. */
+  deployServerCpuSeconds: number;
+  deploySimCpuSeconds: number;
   errors: Record<string, number>;
 }
 
@@ -276,6 +279,8 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
       const idleCpu = (await cpuSeconds(pid)) - cpu0;
       const simRssMb = process.memoryUsage().rss / 1024 / 1024;
 
+      const serverCpuBefore = await cpuSeconds(pid);
+      const simCpuBefore = process.cpuUsage();
       const d0 = performance.now();
       const answered = await trigger(api);
       while (notified < DEVICES) {
@@ -289,6 +294,9 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         await sleep(50);
       }
       const committedAllSeconds = (performance.now() - d0) / 1000;
+      const deployServerCpuSeconds = (await cpuSeconds(pid)) - serverCpuBefore;
+      const simCpu = process.cpuUsage(simCpuBefore);
+      const deploySimCpuSeconds = (simCpu.user + simCpu.system) / 1e6;
       const status = await api.call<{ phases: Record<string, number> }>(
         'GET',
         '/api/v1/deployments/status?app=web&version=1.0.0',
@@ -308,6 +316,8 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         notifiedAllSeconds,
         committedAllSeconds,
         committedExact: status.body.phases.committed ?? 0,
+        deployServerCpuSeconds,
+        deploySimCpuSeconds,
         errors: fleet.summary().errors,
       };
     } finally {
@@ -341,6 +351,9 @@ for (const dialect of DIALECTS) {
     console.log(`  all ${f.devices} notified after ${f.notifiedAllSeconds.toFixed(2)} s`);
     console.log(
       `  all committed after ${f.committedAllSeconds.toFixed(1)} s (deploy status: ${f.committedExact} committed)`,
+    );
+    console.log(
+      `  CPU meanwhile: server ${f.deployServerCpuSeconds.toFixed(1)} s, simulator ${f.deploySimCpuSeconds.toFixed(1)} s`,
     );
     if (Object.keys(f.errors).length > 0)
       console.log(`  errors seen by devices: ${JSON.stringify(f.errors)}`);

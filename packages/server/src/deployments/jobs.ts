@@ -22,8 +22,11 @@ import { lockRows, writeTransaction } from '../db/write-transaction.js';
 import { crashPoint } from '../test-hooks.js';
 import type { DeployServices } from './service.js';
 
-/** Re-signs of director metadata running at once in the background. */
-const RESIGN_CONCURRENCY = 4;
+/**
+ * Re-signs of director metadata running at once in the background. Each writes three fsynced
+ * files; running several at once lets the file system commit their fsyncs together.
+ */
+const RESIGN_CONCURRENCY = 16;
 /** A batch that fails (e.g. the database is briefly unavailable) is retried this many times. */
 const BATCH_ATTEMPTS = 5;
 
@@ -39,11 +42,16 @@ interface BatchResult {
 export class DeploymentJobs {
   readonly #running = new Map<string, Promise<void>>();
   readonly #resign: Limit = concurrencyLimit(RESIGN_CONCURRENCY);
+  /** Re-signs started and not yet settled. */
+  readonly #resigning = new Set<Promise<unknown>>();
   #stopping = false;
 
   constructor(private readonly svc: JobServices) {}
 
-  /** Runs the job until it is complete or failed (joins the run already going in this process). */
+  /**
+   * Runs the job until every batch is committed and its devices told, or it failed (joins the run
+   * already going in this process). The director re-signs go on after it resolves (`resigned`).
+   */
   run(id: string): Promise<void> {
     let running = this.#running.get(id);
     if (running === undefined) {
@@ -74,11 +82,16 @@ export class DeploymentJobs {
   async stop(): Promise<void> {
     this.#stopping = true;
     await Promise.allSettled([...this.#running.values()]);
+    await this.resigned();
+  }
+
+  /** Resolves when the director re-signs started so far have settled. */
+  async resigned(): Promise<void> {
+    while (this.#resigning.size > 0) await Promise.allSettled([...this.#resigning]);
   }
 
   async #loop(id: string): Promise<void> {
     const { ctx } = this.svc;
-    const resigns: Promise<unknown>[] = [];
     let failures = 0;
     while (!this.#stopping) {
       let batch: BatchResult | null;
@@ -115,26 +128,26 @@ export class DeploymentJobs {
           stateVersion,
         });
       }
-      for (const { deviceId } of assigned)
-        resigns.push(
-          this.#resign(() =>
-            // The assignment is recorded: a failed re-sign stays marked and is retried before the
-            // device's next director read and at the next start, so it does not fail the deployment.
-            this.svc.directors.sync(deviceId).catch((err: unknown) => {
-              ctx.log.warn(
-                { err, deviceId },
-                'director re-sign after an assignment failed; retried on the next read',
-              );
-            }),
-          ),
+      for (const { deviceId } of assigned) {
+        const resign = this.#resign(() =>
+          // The assignment is recorded: a failed re-sign stays marked and is retried before the
+          // device's next director read and at the next start, so it does not fail the deployment.
+          this.svc.directors.sync(deviceId).catch((err: unknown) => {
+            ctx.log.warn(
+              { err, deviceId },
+              'director re-sign after an assignment failed; retried on the next read',
+            );
+          }),
         );
+        this.#resigning.add(resign);
+        void resign.finally(() => this.#resigning.delete(resign));
+      }
       if (assigned.length > 0) crashPoint('deployment.after-batch');
       if (done) {
         await this.#announce(job);
         break;
       }
     }
-    await Promise.all(resigns);
   }
 
   /** One batch in one transaction; null when the job is not running (complete, failed or unknown). */

@@ -104,7 +104,10 @@ forEachDialect((dialect) => {
           headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
           body: JSON.stringify({ app: 'web', version: '2', deviceId: device.id }),
         }).catch((e: unknown) => e);
-        assert.ok(answer instanceof Error, 'the server died before answering');
+        // The director is re-signed in the background after the batch (deployments/jobs.ts): at
+        // after-sign the answer may have left before the server died; at after-commit it never has.
+        if (point === 'assignment.after-commit')
+          assert.ok(answer instanceof Error, 'the server died before answering');
         assert.equal(await server.exited, 'SIGKILL');
 
         // The crash left the assignment committed and marked; the director before or after its re-sign.

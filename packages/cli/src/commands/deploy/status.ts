@@ -60,6 +60,15 @@ export function registerDeployStatus(parent: Command, io: CliIo): void {
 function printStatus(out: Printer, status: DeployStatus): void {
   const phases = Object.entries(status.phases).map(([phase, n]) => `${phase} ${n}`);
   out.line(`${status.app}@${status.version}: ${phases.length === 0 ? 'on no device' : phases.join(', ')}`);
+  // Deployments still assigning in the background (or stopped by an error) come first.
+  for (const d of status.deployments ?? []) {
+    if (d.state === 'running')
+      out.line(`deployment ${d.id}: assigning, ${d.processed} of ${d.total} devices done`);
+    else if (d.state === 'failed')
+      out.line(
+        `deployment ${d.id}: failed after ${d.assigned} of ${d.total} devices: ${d.error?.code ?? ''} ${d.error?.message ?? ''}`.trimEnd(),
+      );
+  }
   out.table(
     ['device', 'phase', 'running', 'progress', 'error', 'updated'],
     status.devices.map((d) => [
