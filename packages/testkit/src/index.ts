@@ -7,3 +7,5 @@ export { freePort } from './net.js';
 export { relativeImports, sourceFiles } from './sources.js';
 export { tempDir } from './tmp.js';
 export type { CleanupContext } from './tmp.js';
+export { dockerdAvailable, importBusyboxImage, startTestDockerd } from './dockerd.js';
+export type { TestDockerd } from './dockerd.js';
