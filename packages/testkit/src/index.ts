@@ -14,3 +14,5 @@ export {
   startPrivateDockerd,
 } from './containers.js';
 export type { LocalRegistry, PrivateDockerd } from './containers.js';
+export { dockerdAvailable, importBusyboxImage, startTestDockerd } from './dockerd.js';
+export type { TestDockerd } from './dockerd.js';

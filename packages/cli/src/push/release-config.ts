@@ -2,8 +2,30 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { FlotillaError, MAX_JSON_DEPTH, jsonDepthExceeds, runtimeConfigProblems } from '@flotilla/protocol';
 import type { RuntimeKind } from '@flotilla/protocol';
+import { readCompose } from './compose.js';
+import { resolveComposeImages } from './compose-images.js';
 
 const MAX_CONFIG_BYTES = 256 * 1024;
+
+/**
+ * `--compose`: the docker runtime's configuration from a compose file (unsupported keys refused
+ * with the list), its images pinned by id (compose-images.ts), checked like any configuration.
+ */
+export async function composeReleaseConfig(
+  cwd: string,
+  file: string,
+  treeDir: string,
+  dockerHost: string | undefined,
+): Promise<Record<string, unknown>> {
+  const project = await readCompose(cwd, file);
+  project.config.docker.images = await resolveComposeImages(project.refs, treeDir, { dockerHost });
+  const problems = runtimeConfigProblems('docker', project.config);
+  if (problems.length > 0)
+    throw new FlotillaError('FLT_VALIDATION', `invalid compose project (${file}); nothing was uploaded`, {
+      details: { problems },
+    });
+  return project.config;
+}
 
 /**
  * The release's runtime configuration: the JSON object in `--config-file`, with `--entrypoint`

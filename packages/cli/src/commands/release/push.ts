@@ -8,7 +8,7 @@ import type { CliIo } from '../../io.js';
 import { dedupRatio, formatBytes, PushProgress } from '../../push/progress.js';
 import { pushRelease } from '../../push/push-release.js';
 import { checkAppName, checkVersion } from '../../push/release-ref.js';
-import { releaseConfig } from '../../push/release-config.js';
+import { composeReleaseConfig, releaseConfig } from '../../push/release-config.js';
 import { releaseSecrets } from '../../push/release-secrets.js';
 import { sourceDirectory } from '../../push/source-dir.js';
 import { bearerTokenFor } from '../../push/token.js';
@@ -25,6 +25,7 @@ interface PushOptions extends KeyFileOptions {
   runtime: RuntimeKind;
   entrypoint?: string[];
   configFile?: string;
+  compose?: string;
   secret: string[];
   secretEnv: string[];
   expires: string;
@@ -32,7 +33,7 @@ interface PushOptions extends KeyFileOptions {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-const PUSHABLE: readonly RuntimeKind[] = ['files', 'process'];
+const PUSHABLE: readonly RuntimeKind[] = ['files', 'process', 'docker'];
 
 function runtimeArg(value: string): RuntimeKind {
   const runtime = PUSHABLE.find((r) => r === value);
@@ -56,7 +57,11 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     .requiredOption('--app <name>', 'app name, e.g. web')
     .option('--version <version>', 'release version, e.g. 1.4.0 (required)')
     .addOption(new Option('--app-version <version>', 'the same as --version').hideHelp())
-    .option('--runtime <kind>', 'how devices run it: files or process', runtimeArg, 'files')
+    .option('--runtime <kind>', 'how devices run it: files, process or docker', runtimeArg, 'files')
+    .option(
+      '--compose <file>',
+      'a docker-compose file: the release runs as containers (--runtime docker; images from the local Docker Engine, see docs/containers.md)',
+    )
     .option(
       '--entrypoint <argv...>',
       'argv the process runtime starts, e.g. ./bin/web serve (for arguments starting with -, give the command after --)',
@@ -90,12 +95,24 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       if (given === undefined) command.error("error: required option '--version <version>' not specified");
       const version = checkVersion(given);
       const source = await sourceDirectory(io.cwd, dir);
-      const baseConfig = await releaseConfig({
-        cwd: io.cwd,
-        runtime: opts.runtime,
-        configFile: opts.configFile,
-        entrypoint,
-      });
+      if (opts.compose !== undefined) {
+        if (opts.configFile !== undefined || entrypoint !== undefined)
+          command.error(
+            'error: --compose makes the configuration; give no --config-file or --entrypoint with it',
+          );
+        if (command.getOptionValueSource('runtime') === 'cli' && opts.runtime !== 'docker')
+          command.error('error: --compose is for --runtime docker');
+        opts.runtime = 'docker';
+      }
+      const baseConfig =
+        opts.compose !== undefined
+          ? await composeReleaseConfig(io.cwd, opts.compose, source, io.env.DOCKER_HOST)
+          : await releaseConfig({
+              cwd: io.cwd,
+              runtime: opts.runtime,
+              configFile: opts.configFile,
+              entrypoint,
+            });
       const passphrase = await keyPassphrase(io, opts.passphraseStdin);
       const secrets = await releaseSecrets(baseConfig, {
         cwd: io.cwd,
@@ -161,6 +178,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     'flotilla release push ./build --app api --version 2.0.1 --runtime process --entrypoint ./bin/api serve',
     'flotilla release push ./site --app web --version 1.0.1 --runtime process -- python3 -m http.server 8000',
     'flotilla release push ./build --app api --version 2.0.2 --runtime process --config-file api.json',
+    'flotilla release push ./shop --app shop --version 2.0.0 --compose docker-compose.yml',
     'echo "$PASSPHRASE" | flotilla release push ./site --app web --version 1.4.1 --passphrase-stdin --json',
     'flotilla release push ./build --app api --version 2.1.0 --runtime process --config-file api.json --secret API_KEY=@api-key.txt',
     'DB_PASSWORD=… flotilla release push ./build --app api --version 2.1.1 --runtime process --entrypoint ./bin/api --secret-env DB_PASSWORD',
