@@ -190,7 +190,7 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
         querystring,
       },
       preHandler: [requireRole('admin'), sameOriginForSessions],
-      handler: async () => {
+      handler: () => {
         throw new FlotillaError(
           'FLT_BAD_REQUEST',
           `${route} is a WebSocket: connect with Upgrade: websocket`,

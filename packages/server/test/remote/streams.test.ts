@@ -116,7 +116,7 @@ async function connectedPair() {
   // Wait until the server registered the connection (its welcome answers the hello).
   await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
   const op = await openOperator(url, device.id, t.adminToken);
-  assert.ok(op instanceof Operator, `upgrade refused: ${String(op)}`);
+  assert.ok(op instanceof Operator, `upgrade refused: ${typeof op === 'number' ? op : 'no'}`);
   const open = await fake.next((f) => f.type === MuxFrameType.open);
   return { device, fake, op, open };
 }
