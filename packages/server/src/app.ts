@@ -180,10 +180,13 @@ async function createFastify(
   registerSystemRoutes(app, ctx);
   registerAgentDownloadRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
+  // Before the token and user routes: its hook closes the streams of an operator they revoke.
+  const operators = new OperatorStreams(ctx);
+  operators.install(app);
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  await composeModules(app, ctx, events);
+  await composeModules(app, ctx, events, operators);
   await registerExtensions(app, ctx, extensions);
   return app;
 }
@@ -193,7 +196,12 @@ async function createFastify(
  * authenticator (built once, passed to every route devices call), the object store, the TUF layer,
  * releases, deltas, secrets and deployments, joined by one domain event bus.
  */
-async function composeModules(app: FastifyInstance, ctx: ServerContext, events: EventBus): Promise<void> {
+async function composeModules(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  events: EventBus,
+  operators: OperatorStreams,
+): Promise<void> {
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
 
   const store = await FsObjectStore.open(ctx.config.dataDir);
@@ -272,7 +280,6 @@ async function composeModules(app: FastifyInstance, ctx: ServerContext, events: 
     deviceAuth,
   });
   // Remote access: service commands, stats, logs, exec and tunnels (docs/remote-access.md).
-  const operators = new OperatorStreams(ctx);
   registerRemoteRoutes(app, { ctx, presence: devices.presence, operators });
   app.addHook('preClose', () => operators.stop());
 }

@@ -64,7 +64,6 @@ const sameOriginForSessions: preHandlerHookHandler = function (request, _reply, 
 export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['remote access'];
-  svc.operators.install(base);
 
   app.post(
     DEVICE_APP_CONTROL_ROUTE,

@@ -180,6 +180,45 @@ void test("revoking the device ends its operators' streams at once", async () =>
   assert.ok(op.events.some((e) => e.code === 'FLT_DEVICE_REVOKED'));
 });
 
+void test("revoking the operator's token or disabling them ends their streams at once", async () => {
+  const device = await acceptedDevice(t);
+  const fake = await FakeDevice.open(url, device.token);
+  await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
+  const admin2 = await t.operator('admin');
+  const tokens = await t.app.inject({
+    method: 'GET',
+    url: `/api/v1/tokens?userId=${admin2.user.id}`,
+    headers: bearer(admin2.token),
+  });
+  const tokenId = tokens.json<{ items: { id: string }[] }>().items[0]!.id;
+  const op = await openOperator(url, device.id, admin2.token);
+  assert.ok(op instanceof Operator);
+  await fake.next((f) => f.type === MuxFrameType.open);
+  const revoke = await t.app.inject({
+    method: 'DELETE',
+    url: `/api/v1/tokens/${tokenId}`,
+    headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
+  });
+  assert.ok(revoke.statusCode < 300, revoke.body);
+  assert.equal(await op.closed, 4010);
+  assert.ok(op.events.some((e) => e.code === 'FLT_FORBIDDEN'));
+  // The device was told to close the stream too.
+  await fake.next((f) => f.type === MuxFrameType.close);
+
+  const admin3 = await t.operator('admin');
+  const op3 = await openOperator(url, device.id, admin3.token);
+  assert.ok(op3 instanceof Operator);
+  const disable = await t.app.inject({
+    method: 'PATCH',
+    url: `/api/v1/users/${admin3.user.id}`,
+    headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
+    payload: { disabled: true },
+  });
+  assert.ok(disable.statusCode < 300, disable.body);
+  assert.equal(await op3.closed, 4010);
+  fake.ws.close();
+});
+
 void test('tunnels need admin: a deployer and a viewer are refused before anything is opened or audited', async () => {
   const device = await acceptedDevice(t);
   const fake = await FakeDevice.open(url, device.token);
