@@ -19,7 +19,7 @@ import {
 } from '@flotilla/protocol';
 import type { MuxFrame } from '@flotilla/protocol';
 import { acceptedDevice } from '../devices/fixtures.js';
-import { bearer, createTestApp } from '../helpers/app.js';
+import { TEST_ADMIN_PASSWORD, bearer, createTestApp } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 
 /** A device connection that records binary frames and lets the test answer them. */
@@ -230,6 +230,37 @@ void test('tunnels need admin: a deployer and a viewer are refused before anythi
   assert.equal(fake.frames.length, 0);
   const bad = await openOperator(url, device.id, t.adminToken, 'port=0');
   assert.equal(bad, 400);
+  fake.ws.close();
+});
+
+void test('a cookie session opens the WebSocket only with an Origin of this server (no cross-site hijacking)', async () => {
+  const device = await acceptedDevice(t);
+  const fake = await FakeDevice.open(url, device.token);
+  await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
+  const login = await t.app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'content-type': 'application/json' },
+    payload: { username: 'admin', password: TEST_ADMIN_PASSWORD },
+  });
+  assert.equal(login.statusCode, 200, login.body);
+  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+  const host = new URL(url).host;
+  const attempt = (origin: string | null) =>
+    new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/devices/${device.id}/tunnel?port=22`, {
+        headers: { cookie, ...(origin !== null && { origin }) },
+      });
+      ws.once('open', () => {
+        ws.close();
+        resolve(101);
+      });
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('error', () => undefined);
+    });
+  assert.equal(await attempt('https://evil.example'), 403);
+  assert.equal(await attempt(null), 403);
+  assert.equal(await attempt(`http://${host}`), 101);
   fake.ws.close();
 });
 
