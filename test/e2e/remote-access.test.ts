@@ -83,7 +83,7 @@ void describe('remote access to a process app on a real agent', () => {
     return r.body.items.filter((e) => e.action === action && e.subjectId === deviceId);
   }
 
-  async function pidOf(): Promise<number> {
+  function pidOf(): number {
     const r = cli(['devices', 'stats', deviceId, '--app', APP, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const stats = JSON.parse(r.stdout) as { services: { service: string; state: string; pid?: number }[] };
@@ -105,10 +105,10 @@ void describe('remote access to a process app on a real agent', () => {
       '--json',
       ...extra,
     ]);
-    const port = await waitFor('the tunnel listens', async () => {
+    const port = await waitFor('the tunnel listens', () => {
       if (proc.child.exitCode !== null) throw new Error(`tunnel exited: ${proc.output()}`);
       const m = /"local":\s*{[^}]*"port":\s*(\d+)/.exec(proc.output());
-      return m ? Number(m[1]) : null;
+      return Promise.resolve(m ? Number(m[1]) : null);
     });
     return { proc, port };
   }
@@ -203,10 +203,10 @@ void describe('remote access to a process app on a real agent', () => {
   void test('a followed log shows a line written after the follow started', async () => {
     const follow = spawnCli('logs', ['devices', 'logs', deviceId, '--app', APP, '-f', '--json']);
     // The tail comes first: the line the app printed when it started listening.
-    await waitFor('the tail', async () => follow.output().includes('listening on'));
+    await waitFor('the tail', () => Promise.resolve(follow.output().includes('listening on')));
     const marker = `marker-${randomBytes(6).toString('hex')}`;
     await writeFile(join(agentDir, 'apps', APP, 'data', 'say'), `${marker}\n`);
-    await waitFor('the new line, followed', async () => follow.output().includes(marker));
+    await waitFor('the new line, followed', () => Promise.resolve(follow.output().includes(marker)));
     const line = follow
       .output()
       .split('\n')
@@ -218,12 +218,16 @@ void describe('remote access to a process app on a real agent', () => {
   });
 
   void test('restart gives the process app a new pid; stop and start too; each is audited', async () => {
-    const before = await pidOf();
+    const before = pidOf();
     const r = cli(['devices', 'restart', deviceId, '--app', APP, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    const afterRestart = await waitFor('a running process after the restart', () =>
-      pidOf().catch(() => null),
-    );
+    const afterRestart = await waitFor('a running process after the restart', () => {
+      try {
+        return Promise.resolve(pidOf());
+      } catch {
+        return Promise.resolve(null);
+      }
+    });
     assert.notEqual(afterRestart, before);
     assert.equal(cli(['devices', 'stop', deviceId, '--app', APP]).code, 0);
     const stopped = JSON.parse(cli(['devices', 'stats', deviceId, '--app', APP, '--json']).stdout) as {
@@ -275,14 +279,16 @@ void describe('remote access to a process app on a real agent', () => {
     }
     const other = await freePort();
     const refused = spawnCli('tunnel-refused', ['tunnel', deviceId, String(other), '--local', '0', '--json']);
-    const lport = await waitFor('listening', async () => {
+    const lport = await waitFor('listening', () => {
       const m = /"local":\s*{[^}]*"port":\s*(\d+)/.exec(refused.output());
-      return m ? Number(m[1]) : null;
+      return Promise.resolve(m ? Number(m[1]) : null);
     });
     try {
       const back = await roundTrip(lport, Buffer.from('hello')).catch(() => Buffer.alloc(0));
       assert.equal(back.length, 0);
-      await waitFor('the refusal is reported', async () => refused.output().includes('FLT_PORT_NOT_ALLOWED'));
+      await waitFor('the refusal is reported', () =>
+        Promise.resolve(refused.output().includes('FLT_PORT_NOT_ALLOWED')),
+      );
     } finally {
       await cluster.stop(refused);
     }
@@ -344,8 +350,8 @@ void describe('remote access to a process app on a real agent', () => {
       const r = await api.call('POST', `/api/v1/devices/${deviceId}/revoke`, {});
       assert.ok(r.status < 300, JSON.stringify(r.body));
       await closed;
-      await waitFor('the tunnel reports why', async () =>
-        /FLT_DEVICE_REVOKED|FLT_DEVICE_OFFLINE/.test(proc.output()),
+      await waitFor('the tunnel reports why', () =>
+        Promise.resolve(/FLT_DEVICE_REVOKED|FLT_DEVICE_OFFLINE/.test(proc.output())),
       );
     } finally {
       await cluster.stop(proc);

@@ -86,7 +86,8 @@ void describe('flotilla devices logs against a real server and a connected devic
     assert.deepEqual(device.asked.at(-1), { app: 'web', stream: 'stderr', maxBytes: 4096 });
 
     const asJson = json<{ deviceId: string; app: string; text: string; truncated: boolean }>(
-      await srv.run(['devices', 'logs', device.deviceId, '--app', 'web', '--json']),
+      // --stream (or --bytes) reads the raw tail; without them `devices logs` streams lines.
+      await srv.run(['devices', 'logs', device.deviceId, '--app', 'web', '--stream', 'both', '--json']),
     );
     assert.deepEqual(asJson, {
       deviceId: device.deviceId,
@@ -105,6 +106,13 @@ void describe('flotilla devices logs against a real server and a connected devic
       [['devices', 'logs', device.deviceId, '--app', 'web', '--stream', 'journal'], 2, /Allowed choices/],
       [['devices', 'logs', device.deviceId], 2, /--app/],
       [['devices', 'logs', device.deviceId, '--app', '../x'], 1, /^error \[FLT_VALIDATION\]/],
+      [
+        ['devices', 'logs', device.deviceId, '--app', 'web', '--bytes', '10', '-f'],
+        1,
+        /^error \[FLT_VALIDATION\]: --bytes\/--stream read a raw tail/,
+      ],
+      [['devices', 'logs', device.deviceId, '--app', 'web', '--tail', 'x'], 2, /must be an integer/],
+      [['devices', 'logs', device.deviceId, '--app', 'web', '--since', 'yesterday'], 2, /duration/],
     ];
     for (const [argv, code, message] of cases) {
       const res = await srv.run(argv);
@@ -112,7 +120,7 @@ void describe('flotilla devices logs against a real server and a connected devic
       assert.match(res.stderr, message, argv.join(' '));
     }
     assert.equal(device.asked.length, before);
-    const res = await srv.run(['devices', 'logs', offline, '--app', 'web']);
+    const res = await srv.run(['devices', 'logs', offline, '--app', 'web', '--bytes', '1024']);
     assert.equal(res.code, 1);
     assert.match(res.stderr, /^error \[FLT_DEVICE_OFFLINE\]/);
   });

@@ -83,7 +83,7 @@ void test('data flows within the window; a reader that does not pass data on sto
   assert.ok(agentSide.got.data.every((b) => b.length <= MUX_MAX_DATA));
 });
 
-void test('a peer sending beyond its window gets the stream closed with FLT_STREAM_PROTOCOL', async () => {
+void test('a peer sending beyond its window gets the stream closed with FLT_STREAM_PROTOCOL', () => {
   const frames: Uint8Array[] = [];
   const server = new MuxSession({ role: 'server', send: (b) => frames.push(b) });
   const got = fresh();

@@ -243,11 +243,15 @@ async function createFastify(
   registerSystemRoutes(app, ctx);
   registerAgentDownloadRoutes(app, ctx);
   registerAuthRoutes(app, ctx);
+  // Before the token and user routes: its hook closes the streams of an operator they revoke.
+  const operators = new OperatorStreams(ctx);
+  operators.install(app);
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   await composeModules(app, ctx, events, rolloutTickMs);
   await composeModules(app, ctx, events, eventLog);
+  await composeModules(app, ctx, events, operators);
   await registerExtensions(app, ctx, extensions);
   return app;
 }
@@ -262,6 +266,7 @@ async function composeModules(
   ctx: ServerContext,
   events: EventBus,
   rolloutTickMs: number | undefined,
+  operators: OperatorStreams,
 ): Promise<void> {
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
   eventLog: OpenEventLog,
@@ -360,7 +365,6 @@ async function composeModules(
   await jobs.resume();
   registerRollouts(app, { services: { ...deployServices, jobs }, tickMs: rolloutTickMs });
   // Remote access: service commands, stats, logs, exec and tunnels (docs/remote-access.md).
-  const operators = new OperatorStreams(ctx);
   registerRemoteRoutes(app, { ctx, presence: devices.presence, operators });
   app.addHook('preClose', () => operators.stop());
 }

@@ -123,7 +123,7 @@ export function runConnection(options: ConnectionOptions, signal: AbortSignal): 
         );
         return openStream(handlers.remote, stream, open, logger);
       },
-      onHostile: (problem) => logger.warn({ problem }, 'ignored a malformed stream frame'),
+      onHostile: (problem) => logger.warn({ problem, binary: true }, 'ignored a malformed control frame'),
     });
 
     const startHeartbeat = () => {

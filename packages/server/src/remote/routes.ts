@@ -64,7 +64,6 @@ const sameOriginForSessions: preHandlerHookHandler = function (request, _reply, 
 export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices): void {
   const app = base.withTypeProvider<TypeBoxTypeProvider>();
   const tags = ['remote access'];
-  svc.operators.install(base);
 
   app.post(
     DEVICE_APP_CONTROL_ROUTE,
@@ -190,7 +189,7 @@ export function registerRemoteRoutes(base: FastifyInstance, svc: RemoteServices)
         querystring,
       },
       preHandler: [requireRole('admin'), sameOriginForSessions],
-      handler: async () => {
+      handler: () => {
         throw new FlotillaError(
           'FLT_BAD_REQUEST',
           `${route} is a WebSocket: connect with Upgrade: websocket`,

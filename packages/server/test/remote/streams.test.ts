@@ -19,7 +19,7 @@ import {
 } from '@flotilla/protocol';
 import type { MuxFrame } from '@flotilla/protocol';
 import { acceptedDevice } from '../devices/fixtures.js';
-import { bearer, createTestApp } from '../helpers/app.js';
+import { TEST_ADMIN_PASSWORD, bearer, createTestApp } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 
 /** A device connection that records binary frames and lets the test answer them. */
@@ -116,7 +116,7 @@ async function connectedPair() {
   // Wait until the server registered the connection (its welcome answers the hello).
   await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
   const op = await openOperator(url, device.id, t.adminToken);
-  assert.ok(op instanceof Operator, `upgrade refused: ${String(op)}`);
+  assert.ok(op instanceof Operator, `upgrade refused: ${typeof op === 'number' ? op : 'no'}`);
   const open = await fake.next((f) => f.type === MuxFrameType.open);
   return { device, fake, op, open };
 }
@@ -180,6 +180,45 @@ void test("revoking the device ends its operators' streams at once", async () =>
   assert.ok(op.events.some((e) => e.code === 'FLT_DEVICE_REVOKED'));
 });
 
+void test("revoking the operator's token or disabling them ends their streams at once", async () => {
+  const device = await acceptedDevice(t);
+  const fake = await FakeDevice.open(url, device.token);
+  await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
+  const admin2 = await t.operator('admin');
+  const tokens = await t.app.inject({
+    method: 'GET',
+    url: `/api/v1/tokens?userId=${admin2.user.id}`,
+    headers: bearer(admin2.token),
+  });
+  const tokenId = tokens.json<{ items: { id: string }[] }>().items[0]!.id;
+  const op = await openOperator(url, device.id, admin2.token);
+  assert.ok(op instanceof Operator);
+  await fake.next((f) => f.type === MuxFrameType.open);
+  const revoke = await t.app.inject({
+    method: 'DELETE',
+    url: `/api/v1/tokens/${tokenId}`,
+    headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
+  });
+  assert.ok(revoke.statusCode < 300, revoke.body);
+  assert.equal(await op.closed, 4010);
+  assert.ok(op.events.some((e) => e.code === 'FLT_FORBIDDEN'));
+  // The device was told to close the stream too.
+  await fake.next((f) => f.type === MuxFrameType.close);
+
+  const admin3 = await t.operator('admin');
+  const op3 = await openOperator(url, device.id, admin3.token);
+  assert.ok(op3 instanceof Operator);
+  const disable = await t.app.inject({
+    method: 'PATCH',
+    url: `/api/v1/users/${admin3.user.id}`,
+    headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
+    payload: { disabled: true },
+  });
+  assert.ok(disable.statusCode < 300, disable.body);
+  assert.equal(await op3.closed, 4010);
+  fake.ws.close();
+});
+
 void test('tunnels need admin: a deployer and a viewer are refused before anything is opened or audited', async () => {
   const device = await acceptedDevice(t);
   const fake = await FakeDevice.open(url, device.token);
@@ -191,6 +230,175 @@ void test('tunnels need admin: a deployer and a viewer are refused before anythi
   assert.equal(fake.frames.length, 0);
   const bad = await openOperator(url, device.id, t.adminToken, 'port=0');
   assert.equal(bad, 400);
+  fake.ws.close();
+});
+
+void test('a cookie session opens the WebSocket only with an Origin of this server (no cross-site hijacking)', async () => {
+  const device = await acceptedDevice(t);
+  const fake = await FakeDevice.open(url, device.token);
+  await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
+  const login = await t.app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'content-type': 'application/json' },
+    payload: { username: 'admin', password: TEST_ADMIN_PASSWORD },
+  });
+  assert.equal(login.statusCode, 200, login.body);
+  const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+  const host = new URL(url).host;
+  const attempt = (origin: string | null) =>
+    new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/api/v1/devices/${device.id}/tunnel?port=22`, {
+        headers: { cookie, ...(origin !== null && { origin }) },
+      });
+      ws.once('open', () => {
+        ws.close();
+        resolve(101);
+      });
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('error', () => undefined);
+    });
+  assert.equal(await attempt('https://evil.example'), 403);
+  assert.equal(await attempt(null), 403);
+  assert.equal(await attempt(`http://${host}`), 101);
+  fake.ws.close();
+});
+
+/** Gives the device an app row, as a deployment would. */
+async function assign(deviceId: string, app: string): Promise<void> {
+  await t.ctx.db
+    .insertInto('device_apps')
+    .values({
+      device_id: deviceId,
+      app,
+      desired: null,
+      rollout: null,
+      current: null,
+      previous: null,
+      phase: null,
+      bytes_done: null,
+      bytes_total: null,
+      bytes_fetched: null,
+      error: null,
+      process_status: null,
+      updated_at: new Date().toISOString(),
+    })
+    .execute();
+}
+
+/** A device connection that answers text commands with `answer(command, data)` (the ack/stats-result data). */
+async function scriptedDevice(
+  answer: (command: string, data: unknown) => { command: string; data: unknown },
+) {
+  const device = await acceptedDevice(t);
+  const fake = await FakeDevice.open(url, device.token);
+  await new Promise<void>((resolve) => fake.ws.once('message', () => resolve()));
+  fake.ws.on('message', (raw: Buffer, isBinary: boolean) => {
+    if (isBinary) return;
+    const m = JSON.parse(raw.toString('utf8')) as { id: string; command: string; data: unknown };
+    if (m.command !== 'control' && m.command !== 'stats') return;
+    const reply = answer(m.command, m.data);
+    fake.ws.send(JSON.stringify({ id: m.id, ...reply }));
+  });
+  await assign(device.id, 'web');
+  return { device, fake };
+}
+
+void test('control and stats: the device answers; errors keep their code; an old agent is FLT_RUNTIME_UNSUPPORTED', async () => {
+  const asked: unknown[] = [];
+  let mode: 'ok' | 'missing' | 'old' | 'hostile' = 'ok';
+  const { device, fake } = await scriptedDevice((command, data) => {
+    asked.push({ command, data });
+    if (mode === 'old')
+      return {
+        command: 'ack',
+        data: { ok: false, error: { code: 'FLT_BAD_REQUEST', message: `unknown command "${command}"` } },
+      };
+    if (mode === 'missing')
+      return command === 'stats'
+        ? {
+            command: 'stats-result',
+            data: { error: { code: 'FLT_APP_NOT_INSTALLED', message: 'web is not installed' } },
+          }
+        : {
+            command: 'ack',
+            data: { ok: false, error: { code: 'FLT_APP_NOT_INSTALLED', message: 'web is not installed' } },
+          };
+    if (mode === 'hostile')
+      return {
+        command: 'ack',
+        data: { ok: false, error: { code: 'FLT_TOKEN_INVALID', message: 'log in again' } },
+      };
+    return command === 'stats'
+      ? {
+          command: 'stats-result',
+          data: {
+            app: 'web',
+            services: [{ service: 'web', state: 'running', health: 'none', restarts: 2, pid: 4242 }],
+          },
+        }
+      : { command: 'ack', data: { ok: true } };
+  });
+  const control = (body: unknown, token = t.adminToken) =>
+    t.app.inject({
+      method: 'POST',
+      url: `/api/v1/devices/${device.id}/apps/web/control`,
+      headers: { ...bearer(token), 'content-type': 'application/json' },
+      payload: body as Record<string, unknown>,
+    });
+  const stats = () =>
+    t.app.inject({
+      method: 'GET',
+      url: `/api/v1/devices/${device.id}/apps/web/stats`,
+      headers: bearer(t.adminToken),
+    });
+
+  assert.equal((await control({ action: 'restart', service: 'web' })).statusCode, 204);
+  assert.deepEqual(asked.at(-1), {
+    command: 'control',
+    data: { app: 'web', action: 'restart', service: 'web' },
+  });
+  const s = await stats();
+  assert.equal(s.statusCode, 200, s.body);
+  assert.equal(s.json<{ services: { pid: number }[] }>().services[0]!.pid, 4242);
+
+  mode = 'missing';
+  assert.equal(
+    (await control({ action: 'stop' })).json<{ error: { code: string } }>().error.code,
+    'FLT_APP_NOT_INSTALLED',
+  );
+  assert.equal((await stats()).statusCode, 404);
+  mode = 'old';
+  assert.equal(
+    (await control({ action: 'start' })).json<{ error: { code: string } }>().error.code,
+    'FLT_RUNTIME_UNSUPPORTED',
+  );
+  mode = 'hostile';
+  assert.equal(
+    (await control({ action: 'start' })).json<{ error: { code: string } }>().error.code,
+    'FLT_RUNTIME_FAILED',
+  );
+
+  // Refused before the device is asked: bad body, a deployer may, a viewer may not; an app not assigned.
+  const before = asked.length;
+  assert.equal((await control({ action: 'explode' })).statusCode, 400);
+  assert.equal((await control({ action: 'restart' }, await t.tokenFor('viewer'))).statusCode, 403);
+  const other = await t.app.inject({
+    method: 'POST',
+    url: `/api/v1/devices/${device.id}/apps/api/control`,
+    headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
+    payload: { action: 'restart' },
+  });
+  assert.equal(other.statusCode, 404);
+  assert.equal(asked.length, before);
+  const rows = await t.ctx.db
+    .selectFrom('audit_log')
+    .select(['action', 'details'])
+    .where('subject_id', '=', device.id)
+    .where('action', 'in', ['device.app.control', 'device.app.stats'])
+    .execute();
+  // Only what the device carried out: one restart, one stats read.
+  assert.deepEqual(rows.map((r) => r.action).sort(), ['device.app.control', 'device.app.stats']);
   fake.ws.close();
 });
 

@@ -16,7 +16,6 @@ import {
   parseDurationMs,
   routePath,
 } from '@flotilla/protocol';
-import type { ServiceAction } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 import type { ApiClient } from '../../api/client.js';
 import { contextFor } from '../../context.js';
@@ -160,7 +159,7 @@ export function registerRemoteDeviceCommands(devices: Command, io: CliIo): void 
       const deviceId = await resolveDeviceId(client, id);
       await client.requestVoid('POST', routePath(DEVICE_APP_CONTROL_ROUTE, { id: deviceId, app }), {
         body: {
-          action: action as ServiceAction,
+          action,
           ...(opts.service !== undefined && { service: opts.service }),
         },
       });
