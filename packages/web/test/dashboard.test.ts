@@ -259,6 +259,11 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
     await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
     const total = page.locator('.stat-total .stat-value');
     assert.equal(await total.textContent(), '13');
+    // The release distribution chart (uPlot on a canvas, with its numbers in a hidden table).
+    await page.getByRole('img', { name: 'Devices per release of web' }).waitFor();
+    await page.locator('canvas').first().waitFor();
+    const cells = await page.locator('figcaption table').first().locator('td').allTextContents();
+    assert.deepEqual(cells, ['1.0.0', '1', '1.1.0', '0']);
     const rollouts = await admin.call('GET', '/api/v1/rollouts');
     if (rollouts.status === 404) {
       await page.getByRole('note').filter({ hasText: 'Rollouts is not available' }).waitFor();

@@ -34,7 +34,7 @@ export function OverviewPage() {
             <Section title="Release distribution">
               {f.distribution === null ? (
                 <p className="note" role="note">
-                  This server does not report release distribution (GET /api/v1/fleet/overview answered 404).
+                  This server does not report release distribution.
                 </p>
               ) : f.distribution.length === 0 ? (
                 <p className="muted">No app is deployed yet.</p>
@@ -45,6 +45,7 @@ export function OverviewPage() {
                       <h3>{d.app}</h3>
                       <BarChart
                         title={`Devices per release of ${d.app}`}
+                        categoryLabel="release"
                         categories={d.versions.map((v) => v.version)}
                         series={[{ label: 'devices', values: d.versions.map((v) => v.devices) }]}
                         height={180}

@@ -239,6 +239,7 @@ export function NewRolloutPage() {
                 </p>
                 <BarChart
                   title="Devices per wave"
+                  categoryLabel="wave"
                   categories={preview.data.waves.map((w) => `wave ${w.index + 1}`)}
                   series={[{ label: 'devices', values: preview.data.waves.map((w) => w.size) }]}
                   height={160}
