@@ -5,7 +5,7 @@ import { BarChart } from '../charts.js';
 import { useRecentEvents, useStreamState } from '../events.js';
 import { fleetNumbers } from '../fleet.js';
 import { Loaded, Section, Time } from '../ui.js';
-import { progressOf } from './rollouts.js';
+import { isFinished, progressOf } from './rollouts.js';
 import type { Rollout } from './rollouts.js';
 
 export function OverviewPage() {
@@ -61,7 +61,7 @@ export function OverviewPage() {
       <Section title="Active rollouts" actions={<Link href="/rollouts">All rollouts</Link>}>
         <Loaded query={rollouts} missing="Rollouts">
           {(r) => {
-            const active = r.items.filter((x) => !['completed', 'aborted', 'failed'].includes(x.state));
+            const active = r.items.filter((x) => !isFinished(x.state));
             return active.length === 0 ? (
               <p className="muted">No rollout is running.</p>
             ) : (
