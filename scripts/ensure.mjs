@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -20,7 +20,7 @@ run(join(root, 'node_modules', '.bin', 'tsc'), ['-b']);
 // the lockfile are newer than the last build; the build fails if the initial JavaScript is over
 // its gzipped budget (docs/web.md).
 const web = join(root, 'packages', 'web');
-const { newestSourceMtime } = await import(join(web, 'dist', 'src', 'build.js'));
+const { newestSourceMtime } = await import(pathToFileURL(join(web, 'dist', 'src', 'build.js')).href);
 const report = join(web, 'dist', 'app', 'build-report.json');
 const builtAt = existsSync(report) ? statSync(report).mtimeMs : 0;
 if (builtAt < Math.max(await newestSourceMtime(), statSync(lock).mtimeMs)) {

@@ -76,6 +76,15 @@ async function runOnce(cwd: string, env: Record<string, string>) {
       Promise.resolve(/Flotilla is running at (http:\/\/\S+)/.exec(up.output())?.[1] ?? null),
     );
     const agentPid = Number(/local agent started \(pid (\d+)\)/.exec(up.output())?.[1]);
+    // The banner names the dashboard: its URL when packages/web is built (npm start builds it).
+    const dashboard = /dashboard: +(\S+)/.exec(up.output())?.[1];
+    assert.ok(dashboard, 'the banner has a dashboard line');
+    if (dashboard.startsWith('http')) {
+      const shell = await fetch(dashboard);
+      assert.equal(shell.status, 200);
+      assert.match(shell.headers.get('content-type') ?? '', /text\/html/);
+      assert.match(await shell.text(), /<div id="root">/);
+    } else assert.match(up.output(), /dashboard: +not built/);
     const device = await waitFor('the local agent as an accepted device', up, async () => {
       const res = await cli(['devices', 'ls', '--json'], {
         env: { FLOTILLA_CONFIG_DIR: env.FLOTILLA_CONFIG_DIR },

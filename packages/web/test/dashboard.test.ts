@@ -259,6 +259,11 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
     await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
     const total = page.locator('.stat-total .stat-value');
     assert.equal(await total.textContent(), '13');
+    // The release distribution chart (uPlot on a canvas, with its numbers in a hidden table).
+    await page.getByRole('img', { name: 'Devices per release of web' }).waitFor();
+    await page.locator('canvas').first().waitFor();
+    const cells = await page.locator('figcaption table').first().locator('td').allTextContents();
+    assert.deepEqual(cells, ['1.0.0', '1', '1.1.0', '0']);
     const rollouts = await admin.call('GET', '/api/v1/rollouts');
     if (rollouts.status === 404) {
       await page.getByRole('note').filter({ hasText: 'Rollouts is not available' }).waitFor();
@@ -346,6 +351,40 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
     const violations = await axe(page);
     assert.deepEqual(violations, [], describeViolations(violations));
     await screenshot(page, 'device-logs', 'desktop');
+    await ctx.close();
+  });
+
+  void test('registration keys and API tokens: created in the page, the secret shown once with its command', async () => {
+    const ctx = await browsing.context();
+    const page = await ctx.newPage();
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
+    await page.goto(`${server.url}/registration-keys`);
+    await page.getByLabel('Name').fill('from-the-browser');
+    await page.getByLabel('Tags').fill('kiosk, arm64');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secret = page.getByLabel('Registration key "from-the-browser"');
+    await secret.waitFor();
+    const key = (await secret.innerText()).trim();
+    await page
+      .getByText(`curl -fsSL ${server.url}/install.sh | sh -s -- --registration-key ${key}`)
+      .waitFor();
+    await page.getByRole('cell', { name: 'from-the-browser' }).waitFor();
+    // The secret works: a device enrolls with it and gets the key's tags.
+    const d = await enrollDevice(server.url, key, { facts: { hostname: 'via-ui-key' } });
+    const dev = await admin.ok<{ tags: string[] }>('GET', `/api/v1/devices/${d.deviceId}`);
+    assert.deepEqual([...dev.tags].sort(), ['arm64', 'kiosk']);
+    await admin.ok('POST', `/api/v1/devices/${d.deviceId}/reject`, {});
+    // Reload: the secret is gone for good.
+    await page.reload();
+    await page.getByRole('cell', { name: 'from-the-browser' }).waitFor();
+    assert.equal(await page.getByText(key).count(), 0);
+    // An API token made in the page authenticates the API.
+    await page.goto(`${server.url}/tokens`);
+    await page.getByLabel('Name').fill('ci-from-ui');
+    await page.getByRole('button', { name: 'Create token' }).click();
+    const token = (await page.getByLabel('API token "ci-from-ui"').innerText()).trim();
+    const me = await fetch(`${server.url}/api/v1/auth/me`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(me.status, 200);
     await ctx.close();
   });
 

@@ -128,7 +128,7 @@ void describe('rollouts and live events in Chromium', { skip: missing ?? false }
     await p.getByText('2 devices match').waitFor();
     await checkAxe(p, 'rollout-new');
     await p.getByRole('button', { name: 'Start rollout' }).click();
-    await p.waitForURL(/\/rollouts\/[^/]+$/);
+    await p.waitForURL((u) => /^\/rollouts\/[^/]+$/.test(u.pathname) && u.pathname !== '/rollouts/new');
     return decodeURIComponent(new URL(p.url()).pathname.split('/').pop()!);
   }
 

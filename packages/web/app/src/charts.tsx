@@ -47,8 +47,10 @@ export function BarChart({
   categories,
   series,
   height = 220,
+  categoryLabel = 'category',
 }: {
   title: string;
+  categoryLabel?: string;
   categories: string[];
   series: BarSeries[];
   height?: number;
@@ -100,7 +102,7 @@ export function BarChart({
       <figcaption className="sr-only">
         <DataTable
           title={title}
-          head={['', ...series.map((s) => s.label)]}
+          head={[categoryLabel, ...series.map((s) => s.label)]}
           rows={categories.map((c, i) => [c, ...series.map((s) => s.values[i] ?? 0)])}
         />
       </figcaption>

@@ -79,7 +79,8 @@ export class EventStream {
       await this.read(res.body);
       throw new Error('events: stream ended');
     } catch {
-      if (abort.signal.aborted && this.state === 'stopped') return;
+      // Stopped, or replaced by a newer connection: this one is done.
+      if (abort.signal.aborted || abort !== this.abort) return;
       this.setState('reconnecting');
       this.timer = setTimeout(() => void this.connect(), this.retryMs);
       this.retryMs = Math.min(this.retryMs * 2, 30_000);

@@ -1,9 +1,10 @@
 /**
  * Fleet numbers for the overview. `GET /api/v1/fleet/overview` gives them in one answer; a server
  * without that route gets the device counts from `GET /api/v1/devices` totals instead (three
- * `limit=1` queries) and no release distribution.
+ * `limit=1` queries) and the release distribution from each recent release's deployment status
+ * (devices running it), for the newest RECENT_RELEASES versions of each app.
  */
-import type { DeviceList } from '@flotilla/protocol';
+import type { DeployStatus, DeviceList, ReleaseList } from '@flotilla/protocol';
 import { ApiError, get } from './api.js';
 
 export interface FleetNumbers {
@@ -81,6 +82,29 @@ export async function fleetNumbers(): Promise<FleetNumbers> {
       { label: 'offline', value: all - online },
       { label: 'pending', value: pending },
     ],
-    distribution: null,
+    distribution: await distributionFromDeployments(),
   };
+}
+
+const RECENT_RELEASES = 6;
+
+async function distributionFromDeployments(): Promise<FleetNumbers['distribution']> {
+  const releases = (await get<ReleaseList>('/api/v1/releases')).items;
+  const byApp = new Map<string, ReleaseList['items']>();
+  for (const r of [...releases].sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt)))
+    byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
+  return Promise.all(
+    [...byApp].map(async ([app, list]) => ({
+      app,
+      versions: await Promise.all(
+        list.slice(-RECENT_RELEASES).map(async (r) => {
+          const status = await get<DeployStatus>('/api/v1/deployments/status', { app, version: r.version });
+          return {
+            version: r.version,
+            devices: status.devices.filter((d) => d.current === r.targetPath).length,
+          };
+        }),
+      ),
+    })),
+  );
 }

@@ -5,7 +5,7 @@ import { BarChart } from '../charts.js';
 import { useRecentEvents, useStreamState } from '../events.js';
 import { fleetNumbers } from '../fleet.js';
 import { Loaded, Section, Time } from '../ui.js';
-import { progressOf } from './rollouts.js';
+import { isFinished, progressOf } from './rollouts.js';
 import type { Rollout } from './rollouts.js';
 
 export function OverviewPage() {
@@ -34,7 +34,7 @@ export function OverviewPage() {
             <Section title="Release distribution">
               {f.distribution === null ? (
                 <p className="note" role="note">
-                  This server does not report release distribution (GET /api/v1/fleet/overview answered 404).
+                  This server does not report release distribution.
                 </p>
               ) : f.distribution.length === 0 ? (
                 <p className="muted">No app is deployed yet.</p>
@@ -45,6 +45,7 @@ export function OverviewPage() {
                       <h3>{d.app}</h3>
                       <BarChart
                         title={`Devices per release of ${d.app}`}
+                        categoryLabel="release"
                         categories={d.versions.map((v) => v.version)}
                         series={[{ label: 'devices', values: d.versions.map((v) => v.devices) }]}
                         height={180}
@@ -60,7 +61,7 @@ export function OverviewPage() {
       <Section title="Active rollouts" actions={<Link href="/rollouts">All rollouts</Link>}>
         <Loaded query={rollouts} missing="Rollouts">
           {(r) => {
-            const active = r.items.filter((x) => !['completed', 'aborted', 'failed'].includes(x.state));
+            const active = r.items.filter((x) => !isFinished(x.state));
             return active.length === 0 ? (
               <p className="muted">No rollout is running.</p>
             ) : (

@@ -56,6 +56,16 @@ export interface Why {
   retries: number;
 }
 
+/** A rollout that will not move again (whatever the engine calls its end states). */
+export function isFinished(state: string): boolean {
+  return /^(completed|complete|succeeded|done|aborted|failed)$/.test(state);
+}
+
+/** Waiting for an operator to approve the next wave. */
+function awaitsApproval(r: Rollout): boolean {
+  return /approv/.test(r.state) || r.waves.some((w) => /approv/.test(w.state));
+}
+
 /** Percent of the rollout's devices that succeeded. */
 export function progressOf(r: Pick<Rollout, 'waves'>): number {
   const total = r.waves.reduce((n, w) => n + w.size, 0);
@@ -239,6 +249,7 @@ export function NewRolloutPage() {
                 </p>
                 <BarChart
                   title="Devices per wave"
+                  categoryLabel="wave"
                   categories={preview.data.waves.map((w) => `wave ${w.index + 1}`)}
                   series={[{ label: 'devices', values: preview.data.waves.map((w) => w.size) }]}
                   height={160}
@@ -301,8 +312,7 @@ export function RolloutPage({ id }: { id: string }) {
   const rollout = useQuery({
     queryKey: ['rollout', id],
     queryFn: () => get<Rollout>(path('/api/v1/rollouts/:id', { id })),
-    refetchInterval: (q) =>
-      q.state.data && ['completed', 'aborted', 'failed'].includes(q.state.data.state) ? false : 5000,
+    refetchInterval: (q) => (q.state.data && isFinished(q.state.data.state) ? false : 5000),
   });
   // Progress over time, sampled from each answer (events make the answers arrive as things move).
   const samples = useRef<Sample[]>([]);
@@ -339,13 +349,13 @@ export function RolloutPage({ id }: { id: string }) {
                 {r.state === 'paused' ? (
                   <ActionButton label="Resume" tone="primary" run={act('resume')} />
                 ) : null}
-                {r.state === 'running' || r.state === 'soaking' ? (
+                {!isFinished(r.state) && r.state !== 'paused' ? (
                   <ActionButton label="Pause" run={act('pause')} />
                 ) : null}
-                {r.state === 'waiting-approval' || r.state === 'awaiting-approval' ? (
+                {awaitsApproval(r) ? (
                   <ActionButton label="Approve next wave" tone="primary" run={act('approve')} />
                 ) : null}
-                {!['completed', 'aborted', 'failed'].includes(r.state) ? (
+                {!isFinished(r.state) ? (
                   <ActionButton
                     label="Abort"
                     tone="danger"
