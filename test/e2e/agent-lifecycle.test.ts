@@ -181,7 +181,13 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
   });
   after(async () => {
     if (launcher && launcher.child.exitCode === null) {
-      launcher.child.kill('SIGTERM');
+      // The launcher is a shell loop: the loader it runs stops its agent on SIGTERM and exits 0,
+      // and the launcher with it.
+      const pid = launcher.child.pid!;
+      const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+      const loaders = children.trim().split(/\s+/).filter(Boolean).map(Number);
+      for (const loader of loaders) process.kill(loader, 'SIGTERM');
+      if (loaders.length === 0) launcher.child.kill('SIGTERM');
       await launcher.exited;
     }
     await cluster.cleanup();

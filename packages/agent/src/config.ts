@@ -97,7 +97,7 @@ export const AGENT_CONFIG = defineConfig({
   once: {
     schema: Type.Boolean({ default: false }),
     kind: 'boolean',
-    doc: 'one update pass as --update-on-start, then exit (0: every app at its assignment): for a periodic timer',
+    doc: 'one update pass as --update-on-start, then exit (status 1 if an update failed or was rolled back): for a periodic timer',
     flag: { name: 'once' },
   },
   inventoryDir: {

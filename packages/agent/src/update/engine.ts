@@ -70,6 +70,16 @@ export interface UpdateSource {
   report: (report: DeviceReport) => void;
 }
 
+/**
+ * After an update, a full garbage collection where the agent's Node exposes it (`--expose-gc`, set
+ * by the bundle's bin/flotilla-agent): an idle agent allocates too little for V8 to collect by
+ * itself, so the update's buffers (external memory, up to hundreds of MB) would stay resident.
+ */
+function collectGarbageSoon(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc !== undefined) setTimeout(gc, 1000).unref();
+}
+
 /** How long the delta rebuild workers outlive the last update (see retireRebuildersWhenIdle). */
 const REBUILDERS_IDLE_MS = 30_000;
 
@@ -379,6 +389,7 @@ export class UpdateEngine {
     }
     this.options.logger.info({ app: plan.app, outcome }, 'update plan finished');
     this.retireRebuildersWhenIdle();
+    collectGarbageSoon();
     // After the final report: how the release that now runs stands (restarts start from zero).
     this.reportStatus(plan.app);
     return outcome;
@@ -539,7 +550,7 @@ export class UpdateEngine {
       this.retireRebuilders = null;
       const pool = this.rebuilders;
       this.rebuilders = null;
-      void pool?.close();
+      void pool?.close().finally(collectGarbageSoon);
     }, REBUILDERS_IDLE_MS);
     this.retireRebuilders.unref();
   }

@@ -4,10 +4,13 @@
  * (docs/agent-lifecycle.md).
  */
 
-/** `bin/flotilla-agent`: the bundle's own Node running the bundled JavaScript. */
+/**
+ * `bin/flotilla-agent`: the bundle's own Node running the bundled JavaScript. `--expose-gc`: the
+ * agent collects garbage after an update (docs/agent-lifecycle.md "Footprint").
+ */
 export const AGENT_WRAPPER = `#!/bin/sh
 here=$(dirname -- "$0")
-exec "$here/node" \${FLOTILLA_NODE_OPTIONS:-} "$here/../lib/flotilla-agent.mjs" "$@"
+exec "$here/node" --expose-gc \${FLOTILLA_NODE_OPTIONS:-} "$here/../lib/flotilla-agent.mjs" "$@"
 `;
 
 /**

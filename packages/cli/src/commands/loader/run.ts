@@ -50,8 +50,7 @@ export function registerLoaderCommands(program: Command, io: CliIo): void {
   examples(cmd, [
     'flotilla loader --install-dir /opt/flotilla-agent -- --data-dir /var/lib/flotilla-agent \\\n' +
       '      --server https://flotilla.example.com --registration-key-file /etc/flotilla/registration.key',
-    '# timer mode (flotilla-agent.timer): one update pass, then exit\n' +
-      'flotilla loader --once --install-dir /opt/flotilla-agent -- --data-dir /var/lib/flotilla-agent',
+    'flotilla loader --once --install-dir /opt/flotilla-agent -- --data-dir /var/lib/flotilla-agent   # timer mode: one update pass',
   ]);
   const probe = program
     .command('loader-probe', { hidden: true })
