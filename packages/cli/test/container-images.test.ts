@@ -17,7 +17,7 @@ import { isFlotillaError } from '@flotilla/protocol';
 import { buildTree, materialize, MemoryStore } from '@flotilla/store';
 import {
   containerToolsInstalled,
-  importBusyboxImage,
+  importLayeredBusyboxImage,
   startLocalRegistry,
   startPrivateDockerd,
   tempDir,
@@ -63,12 +63,12 @@ void test(
     const provider = new ReleaseTreeImageProvider();
 
     const ref = 'flotilla-test/app:v1';
-    const id = await importBusyboxImage(dockerd, dir, ref, {
+    const id = await importLayeredBusyboxImage(dockerd, dir, ref, {
       'hello.txt': 'hello v1\n',
       'data.bin': Buffer.alloc(300_000, 7),
     });
     const otherRef = 'flotilla-test/other:v1';
-    const otherId = await importBusyboxImage(dockerd, dir, otherRef, { 'other.txt': 'other\n' });
+    const otherId = await importLayeredBusyboxImage(dockerd, dir, otherRef, { 'other.txt': 'other\n' });
 
     /** Stages, pushes through the store, materializes, removes the images and loads them back. */
     async function roundTrip(
@@ -156,7 +156,7 @@ void test(
     });
 
     await t.test('from a docker save archive', async () => {
-      await importBusyboxImage(dockerd, dir, ref, {
+      await importLayeredBusyboxImage(dockerd, dir, ref, {
         'hello.txt': 'hello v1\n',
         'data.bin': Buffer.alloc(300_000, 7),
       });
@@ -180,7 +180,7 @@ void test(
     });
 
     await t.test('from a registry over the distribution API', async () => {
-      await importBusyboxImage(dockerd, dir, ref, {
+      await importLayeredBusyboxImage(dockerd, dir, ref, {
         'hello.txt': 'hello v1\n',
         'data.bin': Buffer.alloc(300_000, 7),
       });

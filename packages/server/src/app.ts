@@ -123,16 +123,16 @@ export async function buildApp(opts: BuildAppOptions): Promise<BuiltApp> {
     });
     const initialAdminPassword = await ensureBootstrapAdmin(ctx);
     const events = createEventBus(log.child({ component: 'events' }));
+    const eventLog = await openEventLog(ctx, events);
+    outbox.written = () => eventLog.log.outboxWritten();
     const app = await createFastify(
       ctx,
       events,
+      eventLog,
       opts.beforeRoutes,
       opts.extensions ?? [],
       opts.rolloutTickMs,
     );
-    const eventLog = await openEventLog(ctx, events);
-    outbox.written = () => eventLog.log.outboxWritten();
-    const app = await createFastify(ctx, events, eventLog, opts.beforeRoutes, opts.extensions ?? []);
     if (ownsDatabase) app.addHook('onClose', () => database.close());
     return { app, ctx, events, eventLog: eventLog.log, initialAdminPassword };
   } catch (e) {
@@ -249,9 +249,7 @@ async function createFastify(
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  await composeModules(app, ctx, events, rolloutTickMs);
-  await composeModules(app, ctx, events, eventLog);
-  await composeModules(app, ctx, events, operators);
+  await composeModules(app, ctx, { events, rolloutTickMs, eventLog, operators });
   await registerExtensions(app, ctx, extensions);
   return app;
 }
@@ -264,13 +262,14 @@ async function createFastify(
 async function composeModules(
   app: FastifyInstance,
   ctx: ServerContext,
-  events: EventBus,
-  rolloutTickMs: number | undefined,
-  operators: OperatorStreams,
+  parts: {
+    events: EventBus;
+    rolloutTickMs: number | undefined;
+    eventLog: OpenEventLog;
+    operators: OperatorStreams;
+  },
 ): Promise<void> {
-  const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx);
-  eventLog: OpenEventLog,
-): Promise<void> {
+  const { events, rolloutTickMs, eventLog, operators } = parts;
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx, events);
   registerEventRoutes(app, {
     ctx,

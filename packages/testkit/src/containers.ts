@@ -151,7 +151,7 @@ export async function startLocalRegistry(dir: string): Promise<LocalRegistry> {
  * `docker import` of a rootfs tar, then, when `appFiles` is given, a second layer with them
  * (`docker build` of `COPY`), so images share their busybox layer.
  */
-export async function importBusyboxImage(
+export async function importLayeredBusyboxImage(
   dockerd: PrivateDockerd,
   dir: string,
   ref: string,

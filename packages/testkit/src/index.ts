@@ -9,7 +9,7 @@ export { tempDir } from './tmp.js';
 export type { CleanupContext } from './tmp.js';
 export {
   containerToolsInstalled,
-  importBusyboxImage,
+  importLayeredBusyboxImage,
   startLocalRegistry,
   startPrivateDockerd,
 } from './containers.js';

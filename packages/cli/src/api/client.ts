@@ -52,6 +52,8 @@ export class ApiClient {
   /** The API token requests carry (streams open their own connections with it). */
   get token(): string | undefined {
     return this.options.token;
+  }
+
   /** The credentials as request headers, for requests made outside the JSON client (event streams). */
   authHeaders(): Record<string, string> {
     return {

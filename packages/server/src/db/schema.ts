@@ -249,6 +249,8 @@ export interface RolloutDevicesTable {
   active: number;
   /** 1: a failure an operator resumed past (it no longer counts against the failure threshold). */
   acknowledged: Generated<number>;
+}
+
 /** One entry of the event log (migration 008); `event_outbox` rows have the same columns keyed by `id`. */
 export interface EventsTable {
   seq: Generated<number | string>;

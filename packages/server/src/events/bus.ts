@@ -55,6 +55,24 @@ export type DomainEvent =
       /** The release whose process the status is about (what the device runs). */
       targetPath: string;
     }
+  | {
+      /** A device's WebSocket opened on this server (it had none here). */
+      type: 'device.online' | 'device.offline';
+      deviceId: string;
+    }
+  | {
+      /** A new device enrolled (pending, or accepted by an auto-accepting registration key). */
+      type: 'device.enrolled';
+      deviceId: string;
+      status: 'pending' | 'accepted';
+    }
+  | {
+      /** An operator accepted, rejected or revoked a device. */
+      type: 'device.accepted' | 'device.rejected' | 'device.revoked';
+      deviceId: string;
+      from: 'pending' | 'accepted' | 'rejected' | 'revoked';
+      reason: string | null;
+    }
   | RolloutEvent;
 
 /** A staged rollout's transitions (docs/rollouts.md), emitted after their transaction commits. */
@@ -76,24 +94,6 @@ export type RolloutEvent =
   | { type: 'rollout.completed'; rolloutId: string }
   | { type: 'rollout.device.succeeded'; rolloutId: string; deviceId: string; wave: number }
   | { type: 'rollout.device.failed'; rolloutId: string; deviceId: string; wave: number; reason: string };
-  | {
-      /** A device's WebSocket opened on this server (it had none here). */
-      type: 'device.online' | 'device.offline';
-      deviceId: string;
-    }
-  | {
-      /** A new device enrolled (pending, or accepted by an auto-accepting registration key). */
-      type: 'device.enrolled';
-      deviceId: string;
-      status: 'pending' | 'accepted';
-    }
-  | {
-      /** An operator accepted, rejected or revoked a device. */
-      type: 'device.accepted' | 'device.rejected' | 'device.revoked';
-      deviceId: string;
-      from: 'pending' | 'accepted' | 'rejected' | 'revoked';
-      reason: string | null;
-    };
 
 export type DomainEventType = DomainEvent['type'];
 
