@@ -126,7 +126,10 @@ forEachDialect((dialect) => {
       fleet.map(() => 1),
       'one assignment per device',
     );
-    const mine = events.filter((e) => 'rolloutId' in e && e.rolloutId === id).map((e) => e.type);
+    // Events follow their commit (the engine announces in the background, in commit order).
+    const ofRollout = () => events.filter((e) => 'rolloutId' in e && e.rolloutId === id).map((e) => e.type);
+    for (let i = 0; i < 100 && !ofRollout().includes('rollout.completed'); i++) await sleep(50);
+    const mine = ofRollout();
     assert.deepEqual(
       mine.filter((t) => !t.startsWith('rollout.device.')),
       [
