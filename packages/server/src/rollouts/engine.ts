@@ -325,7 +325,8 @@ export class RolloutEngine {
           await fail(error?.code ?? d.update_phase, error?.message ?? null, d.update_phase === 'failed');
           continue;
         }
-        if (d.update_phase === 'committed' && d.current === d.desired) {
+        // Committed — or assigned a release the device already runs (the agent has nothing to do).
+        if ((d.update_phase === 'committed' || d.update_phase === 'assigned') && d.current === d.desired) {
           const installMs =
             d.assigned_at === null ? null : Math.max(0, now.getTime() - Date.parse(d.assigned_at));
           if (row.soak_seconds === 0) {
