@@ -105,14 +105,18 @@ export async function announceAssignments(
   svc: DeployServices,
   changed: readonly AssignedDevice[],
   assigned?: { app: string; targetPath: string; rollout: string },
+  /** Stops early (a shutdown): the re-sign markers cover the rest at the next start or read. */
+  signal?: AbortSignal,
 ): Promise<void> {
-  for (const { deviceId } of changed)
+  for (const { deviceId } of changed) {
+    if (signal?.aborted) return;
     await svc.directors.sync(deviceId).catch((err: unknown) => {
       svc.ctx.log.warn(
         { err, deviceId },
         'director re-sign after an assignment failed; retried on the next read',
       );
     });
+  }
   for (const { deviceId, stateVersion } of changed) {
     svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
     if (assigned) svc.events.emit({ type: 'device.assigned', deviceId, ...assigned, stateVersion });

@@ -39,6 +39,8 @@ export function retryDelayMs(n: number): number {
 /** What a transaction leaves to do after its commit. */
 export interface AfterCommit {
   assigned: AssignedDevice[];
+  /** What `assigned` were assigned (the rollout's release at the commit). */
+  assignedTo?: { app: string; targetPath: string; rollout: string };
   unassigned: AssignedDevice[];
   events: RolloutEvent[];
   more: boolean;
@@ -76,6 +78,8 @@ export class RolloutEngine {
   #running: Promise<void> | null = null;
   #again = false;
   #stopped = false;
+  #publishing: Promise<void> = Promise.resolve();
+  readonly #abort = new AbortController();
 
   constructor(
     private readonly svc: DeployServices,
@@ -90,8 +94,10 @@ export class RolloutEngine {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort();
     clearInterval(this.#timer);
     await this.#running;
+    await this.#publishing;
   }
 
   /** Runs a tick of every active rollout soon (coalesced with one already running). */
@@ -158,28 +164,35 @@ export class RolloutEngine {
       if (row.state === 'running') await this.#assignDue(trx, row, now, post);
     });
     if (post.assigned.length > 0) crashPoint('rollout.after-assign');
-    await this.publish(post, rolloutId);
+    void this.publish(post);
     return post.more;
   }
 
-  /** After a commit: director re-signs and notices for the devices changed, then the events. */
-  async publish(post: AfterCommit, rolloutId: string): Promise<void> {
-    if (post.assigned.length > 0) {
-      const row = await this.svc.ctx.db
-        .selectFrom('rollouts')
-        .select(['app', 'target_path'])
-        .where('id', '=', rolloutId)
-        .executeTakeFirstOrThrow();
-      await announceAssignments(this.svc, post.assigned, {
-        app: row.app,
-        targetPath: row.target_path,
-        rollout: rolloutId,
-      });
-    }
-    if (post.unassigned.length > 0) await announceAssignments(this.svc, post.unassigned);
+  /**
+   * Queues what a commit leaves to do: director re-signs and notices for the devices changed, then
+   * the events. Queued in commit order and run in the background, so that the next batch of a
+   * large wave is assigned while this one is announced (a device reading its director metadata
+   * meanwhile gets it re-signed on the spot; a stop leaves the rest to the re-sign markers).
+   */
+  publish(post: AfterCommit): Promise<void> {
+    const run = this.#publishing.then(() =>
+      this.#publishNow(post).catch((err: unknown) => {
+        this.svc.ctx.log.warn({ err }, 'announcing rollout changes failed; devices catch up when they read');
+      }),
+    );
+    this.#publishing = run;
+    return run;
+  }
+
+  async #publishNow(post: AfterCommit): Promise<void> {
+    const signal = this.#abort.signal;
+    if (post.assigned.length > 0 && post.assignedTo !== undefined)
+      await announceAssignments(this.svc, post.assigned, post.assignedTo, signal);
+    if (post.unassigned.length > 0) await announceAssignments(this.svc, post.unassigned, undefined, signal);
     for (const e of post.events) {
       this.svc.events.emit(e);
-      if (e.type === 'rollout.device.failed') void this.#keepLogTail(e.rolloutId, e.deviceId);
+      if (e.type === 'rollout.device.failed' && !signal.aborted)
+        void this.#keepLogTail(e.rolloutId, e.deviceId);
     }
   }
 
@@ -312,7 +325,8 @@ export class RolloutEngine {
           await fail(error?.code ?? d.update_phase, error?.message ?? null, d.update_phase === 'failed');
           continue;
         }
-        if (d.update_phase === 'committed' && d.current === d.desired) {
+        // Committed — or assigned a release the device already runs (the agent has nothing to do).
+        if ((d.update_phase === 'committed' || d.update_phase === 'assigned') && d.current === d.desired) {
           const installMs =
             d.assigned_at === null ? null : Math.max(0, now.getTime() - Date.parse(d.assigned_at));
           if (row.soak_seconds === 0) {
@@ -541,6 +555,7 @@ export class RolloutEngine {
         .where('device_id', 'in', gone)
         .execute();
     post.assigned.push(...assigned);
+    post.assignedTo = { app: row.app, targetPath: row.target_path, rollout: row.id };
     post.more = due.length === ASSIGN_BATCH;
   }
 }

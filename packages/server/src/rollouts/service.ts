@@ -367,7 +367,7 @@ export async function rolloutAction(
     );
     return row;
   });
-  await svc.engine.publish(post, id);
+  void svc.engine.publish(post);
   svc.engine.nudge();
   return toRollout(ctx.db, row);
 }

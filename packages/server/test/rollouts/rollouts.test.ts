@@ -126,7 +126,10 @@ forEachDialect((dialect) => {
       fleet.map(() => 1),
       'one assignment per device',
     );
-    const mine = events.filter((e) => 'rolloutId' in e && e.rolloutId === id).map((e) => e.type);
+    // Events follow their commit (the engine announces in the background, in commit order).
+    const ofRollout = () => events.filter((e) => 'rolloutId' in e && e.rolloutId === id).map((e) => e.type);
+    for (let i = 0; i < 100 && !ofRollout().includes('rollout.completed'); i++) await sleep(50);
+    const mine = ofRollout();
     assert.deepEqual(
       mine.filter((t) => !t.startsWith('rollout.device.')),
       [
@@ -460,6 +463,21 @@ forEachDialect((dialect) => {
     assert.equal(paused.body.state, 'paused');
     assert.equal((await api.action(first.body.id, 'pause')).code, 'FLT_ROLLOUT_STATE_CONFLICT');
     assert.equal((await api.action(first.body.id, 'abort')).status, 200);
+  });
+
+  void test('a device that already runs the release counts once its soak passes, without an update', async () => {
+    const [device] = await enrollFleet(url, t.adminToken, 1, ['already']);
+    const res = await fetch(`${url}/api/v1/deployments`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ app: 'web', version: '1.4.0', deviceId: device!.id }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await install(url, device!, 'web', web14.targetPath);
+    const id = (await api.create({ app: 'web', version: '1.4.0', filter: 'tags==already', waves: ['100%'] }))
+      .body.id;
+    const done = await api.until(id, 'completion', (r) => r.state === 'completed');
+    assert.equal(done.waves[0]!.counts.succeeded, 1);
   });
 
   void test('every rollout route is in the OpenAPI document', async () => {

@@ -247,7 +247,7 @@ export function registerRolloutCommands(program: Command, io: CliIo): void {
     ['pause', 'stop assigning devices (those already updating go on)'],
     [
       'resume',
-      'go on after a pause; the failed devices of the started waves are tried again (with --version: on a fixed release)',
+      'go on after a pause: devices whose update failed before the switch are tried again and the other failures accepted; with --version every failed device of the started waves gets that (fixed) release',
     ],
     ['approve', 'let the next wave start (rollouts created with --approve-waves)'],
     [
