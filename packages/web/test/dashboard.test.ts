@@ -314,6 +314,19 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
     await page.getByRole('status').filter({ hasText: 'tag: done for 2 devices' }).waitFor();
     const tagged = await admin.ok<{ total: number }>('GET', '/api/v1/devices?filter=tags%3D%3Dpromoted');
     assert.equal(tagged.total, 2);
+    // Bulk deploy: a release assigned to the selected (accepted) devices.
+    await page.getByLabel('RSQL filter').fill('hostname=in=(sim-00,sim-01)');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByRole('heading', { name: '2 devices' }).waitFor();
+    await page.getByLabel('Select every device on this page').check();
+    await page.getByLabel('Release to deploy').selectOption('web@1.1.0');
+    await page.getByRole('button', { name: 'Deploy' }).click();
+    await page.getByRole('status').filter({ hasText: 'deploy: web 1.1.0 assigned to 2 devices' }).waitFor();
+    const status = await admin.ok<{ devices: { deviceId: string }[] }>(
+      'GET',
+      '/api/v1/deployments/status?app=web&version=1.1.0',
+    );
+    assert.deepEqual(status.devices.map((d) => d.deviceId).sort(), [simulated[0], simulated[1]].sort());
     await ctx.close();
   });
 

@@ -100,7 +100,9 @@ export function ReleasePage({ app, version }: { app: string; version: string }) 
                   ['Size (uncompressed)', formatBytes(r.bytes)],
                   [
                     'Stored on the server',
-                    `${formatBytes(r.storedBytes)} (${r.bytes > 0 ? Math.round((100 * r.storedBytes) / r.bytes) : 100} % after compression and dedup)`,
+                    r.storedBytes < r.bytes
+                      ? `${formatBytes(r.storedBytes)} (${Math.round((100 * r.storedBytes) / r.bytes)} % of its size: compressed, shared chunks stored once)`
+                      : `${formatBytes(r.storedBytes)} (objects and tree metadata; small files do not compress)`,
                   ],
                   [
                     'Signed',
