@@ -139,7 +139,9 @@ async function startServer(dialect: string): Promise<Server> {
     'warn',
   ];
   if (database) args.push('--database', database);
-  const child = spawn(process.execPath, args, {
+  // FLT_BENCH_SERVER_PROF=DIR: a CPU profile of the server (written when it stops) to DIR.
+  const prof = process.env.FLT_BENCH_SERVER_PROF;
+  const child = spawn(process.execPath, [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), ...args], {
     env: {
       ...process.env,
       FLOTILLA_ADMIN_PASSWORD: PASSWORD,
