@@ -78,7 +78,10 @@ export class DeploymentJobs {
     return rows.length;
   }
 
-  /** Stops after the batches in flight (the rest is resumed at the next start). */
+  /**
+   * Stops after the batches and re-signs in flight; the rest of a job is resumed, and re-signs not
+   * started are repaired, at the next start.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
     await Promise.allSettled([...this.#running.values()]);
@@ -130,14 +133,17 @@ export class DeploymentJobs {
       }
       for (const { deviceId } of assigned) {
         const resign = this.#resign(() =>
-          // The assignment is recorded: a failed re-sign stays marked and is retried before the
-          // device's next director read and at the next start, so it does not fail the deployment.
-          this.svc.directors.sync(deviceId).catch((err: unknown) => {
-            ctx.log.warn(
-              { err, deviceId },
-              'director re-sign after an assignment failed; retried on the next read',
-            );
-          }),
+          // A server stopping leaves the rest marked: re-signed at its next start (repairPending).
+          this.#stopping
+            ? Promise.resolve(false)
+            : // The assignment is recorded: a failed re-sign stays marked and is retried before the
+              // device's next director read and at the next start, so it does not fail the deployment.
+              this.svc.directors.sync(deviceId).catch((err: unknown) => {
+                ctx.log.warn(
+                  { err, deviceId },
+                  'director re-sign after an assignment failed; retried on the next read',
+                );
+              }),
         );
         this.#resigning.add(resign);
         void resign.finally(() => this.#resigning.delete(resign));
