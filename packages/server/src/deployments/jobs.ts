@@ -44,6 +44,8 @@ export class DeploymentJobs {
   readonly #resign: Limit = concurrencyLimit(RESIGN_CONCURRENCY);
   /** Re-signs started and not yet settled. */
   readonly #resigning = new Set<Promise<unknown>>();
+  /** Per job whose batches are all in: when its devices' re-signs have settled. */
+  readonly #signedOf = new Map<string, Promise<void>>();
   #stopping = false;
 
   constructor(private readonly svc: JobServices) {}
@@ -88,6 +90,11 @@ export class DeploymentJobs {
     await this.resigned();
   }
 
+  /** After `run(id)`: resolves when the re-signs of that job's devices have settled. */
+  signed(id: string): Promise<void> {
+    return this.#signedOf.get(id) ?? Promise.resolve();
+  }
+
   /** Resolves when the director re-signs started so far have settled. */
   async resigned(): Promise<void> {
     while (this.#resigning.size > 0) await Promise.allSettled([...this.#resigning]);
@@ -95,6 +102,7 @@ export class DeploymentJobs {
 
   async #loop(id: string): Promise<void> {
     const { ctx } = this.svc;
+    const resigns: Promise<unknown>[] = [];
     let failures = 0;
     while (!this.#stopping) {
       let batch: BatchResult | null;
@@ -146,6 +154,7 @@ export class DeploymentJobs {
               }),
         );
         this.#resigning.add(resign);
+        resigns.push(resign);
         void resign.finally(() => this.#resigning.delete(resign));
       }
       if (assigned.length > 0) crashPoint('deployment.after-batch');
@@ -154,6 +163,11 @@ export class DeploymentJobs {
         break;
       }
     }
+    const signed = Promise.all(resigns).then(() => undefined);
+    this.#signedOf.set(id, signed);
+    void signed.finally(() => {
+      if (this.#signedOf.get(id) === signed) this.#signedOf.delete(id);
+    });
   }
 
   /** One batch in one transaction; null when the job is not running (complete, failed or unknown). */
