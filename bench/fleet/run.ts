@@ -237,6 +237,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
   const server = await startServer(dialect);
   const pid = server.child.pid!;
   let fleet: Fleet | null = null;
+  const stateDir = await mkdtemp(join('/dev/shm', 'flt-bench-sim-'));
   try {
     const api = await adminApi(server.base);
     await pushRelease(server.base, work);
@@ -252,7 +253,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
       serverUrl: server.base,
       registrationKey: key.body.secret,
       devices: DEVICES,
-      stateDir: await mkdtemp(join('/dev/shm', 'flt-bench-sim-')),
+      stateDir,
       tags: ['bench'],
       localAddresses: Array.from({ length: ADDRESSES }, (_, i) => `127.0.0.${i + 1}`),
       syncOnConnect: false,
@@ -332,6 +333,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
     await fleet?.stop();
     await server.stop();
     await rm(work, { recursive: true, force: true });
+    await rm(stateDir, { recursive: true, force: true });
   }
 }
 
