@@ -44,6 +44,8 @@ export class DeploymentJobs {
   readonly #resign: Limit = concurrencyLimit(RESIGN_CONCURRENCY);
   /** Re-signs started and not yet settled. */
   readonly #resigning = new Set<Promise<unknown>>();
+  /** Per job whose batches are all in: when its devices' re-signs have settled. */
+  readonly #signedOf = new Map<string, Promise<void>>();
   #stopping = false;
 
   constructor(private readonly svc: JobServices) {}
@@ -78,11 +80,19 @@ export class DeploymentJobs {
     return rows.length;
   }
 
-  /** Stops after the batches in flight (the rest is resumed at the next start). */
+  /**
+   * Stops after the batches and re-signs in flight; the rest of a job is resumed, and re-signs not
+   * started are repaired, at the next start.
+   */
   async stop(): Promise<void> {
     this.#stopping = true;
     await Promise.allSettled([...this.#running.values()]);
     await this.resigned();
+  }
+
+  /** After `run(id)`: resolves when the re-signs of that job's devices have settled. */
+  signed(id: string): Promise<void> {
+    return this.#signedOf.get(id) ?? Promise.resolve();
   }
 
   /** Resolves when the director re-signs started so far have settled. */
@@ -92,6 +102,7 @@ export class DeploymentJobs {
 
   async #loop(id: string): Promise<void> {
     const { ctx } = this.svc;
+    const resigns: Promise<unknown>[] = [];
     let failures = 0;
     while (!this.#stopping) {
       let batch: BatchResult | null;
@@ -130,16 +141,20 @@ export class DeploymentJobs {
       }
       for (const { deviceId } of assigned) {
         const resign = this.#resign(() =>
-          // The assignment is recorded: a failed re-sign stays marked and is retried before the
-          // device's next director read and at the next start, so it does not fail the deployment.
-          this.svc.directors.sync(deviceId).catch((err: unknown) => {
-            ctx.log.warn(
-              { err, deviceId },
-              'director re-sign after an assignment failed; retried on the next read',
-            );
-          }),
+          // A server stopping leaves the rest marked: re-signed at its next start (repairPending).
+          this.#stopping
+            ? Promise.resolve(false)
+            : // The assignment is recorded: a failed re-sign stays marked and is retried before the
+              // device's next director read and at the next start, so it does not fail the deployment.
+              this.svc.directors.sync(deviceId).catch((err: unknown) => {
+                ctx.log.warn(
+                  { err, deviceId },
+                  'director re-sign after an assignment failed; retried on the next read',
+                );
+              }),
         );
         this.#resigning.add(resign);
+        resigns.push(resign);
         void resign.finally(() => this.#resigning.delete(resign));
       }
       if (assigned.length > 0) crashPoint('deployment.after-batch');
@@ -148,6 +163,11 @@ export class DeploymentJobs {
         break;
       }
     }
+    const signed = Promise.all(resigns).then(() => undefined);
+    this.#signedOf.set(id, signed);
+    void signed.finally(() => {
+      if (this.#signedOf.get(id) === signed) this.#signedOf.delete(id);
+    });
   }
 
   /** One batch in one transaction; null when the job is not running (complete, failed or unknown). */

@@ -109,8 +109,10 @@ export async function deploy(
     return deviceIds;
   });
   // One batch is done before answering (200); more go on in the background (202: poll the job).
+  // A small deployment (one device, a few) also has its director metadata signed by then.
   const run = svc.jobs.run(id);
   if (selected.length <= ctx.config.deployBatchSize) await run;
+  if (selected.length <= SIGNED_BEFORE_ANSWER) await svc.jobs.signed(id);
   return {
     app: release.app,
     version: release.version,
@@ -118,6 +120,9 @@ export async function deploy(
     deployment: await getDeployment(ctx, id),
   };
 }
+
+/** Deployments of at most this many devices answer once their director metadata is re-signed. */
+const SIGNED_BEFORE_ANSWER = 16;
 
 /** The most recent deployments of a release `deployStatus` lists. */
 const STATUS_DEPLOYMENTS = 20;
