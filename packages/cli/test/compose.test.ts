@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { FlotillaError, runtimeConfigProblems } from '@flotilla/protocol';
 import { dockerdAvailable, importBusyboxImage, startTestDockerd, tempDir } from '@flotilla/testkit';
-import { durationMs, readCompose, shellSplit } from '../src/push/compose.js';
+import { durationMs, interpolate, readCompose, shellSplit } from '../src/push/compose.js';
 import { composeReleaseConfig } from '../src/push/release-config.js';
 
 const SHOP = `
@@ -93,6 +93,18 @@ void test('a compose file becomes the docker runtime configuration', async (t) =
   assert.deepEqual(runtimeConfigProblems('docker', config), []);
   assert.deepEqual(shellSplit(`sh -c 'echo "a b"' x\\ y`), ['sh', '-c', 'echo "a b"', 'x y']);
   assert.equal(durationMs('1h2m3s'), 3_723_000);
+  const problems: string[] = [];
+  assert.equal(
+    interpolate(
+      '$$HOME ${TAG} $TAG ${NOPE:-dflt} ${EMPTY:-e} ${EMPTY-x}',
+      { TAG: '2', EMPTY: '' },
+      problems,
+      'a',
+    ),
+    '$HOME 2 2 dflt e ',
+  );
+  interpolate('${MUST:?set MUST}', {}, problems, 'services.web.image');
+  assert.deepEqual(problems, ['services.web.image: MUST: set MUST']);
   assert.equal(durationMs('10 s'), null);
 });
 
