@@ -30,15 +30,7 @@ import type {
 import { serviceSpec } from './container-spec.js';
 import type { ServicePlan } from './container-spec.js';
 import { EngineImageProvider } from './engine-image-provider.js';
-import {
-  LABEL,
-  Names,
-  connectEngine,
-  engineCall,
-  engineUnavailable,
-  ownerId,
-  statusOf,
-} from './engine.js';
+import { LABEL, Names, connectEngine, engineCall, engineUnavailable, ownerId, statusOf } from './engine.js';
 import type { ImageProvider } from './image-provider.js';
 
 export const DOCKER_DEFAULTS = {
