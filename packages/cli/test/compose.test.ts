@@ -91,6 +91,25 @@ void test('a compose file becomes the docker runtime configuration', async (t) =
   ]);
   delete config.docker.strategy;
   assert.deepEqual(runtimeConfigProblems('docker', config), []);
+  // What the schema cannot say: a depends_on cycle, a missing image id, an unknown service.
+  config.docker.compose.services.web!.depends_on = { worker: { condition: 'service_started' } };
+  assert.deepEqual(runtimeConfigProblems('docker', config), [
+    'docker.compose.services: depends_on has a cycle',
+  ]);
+  delete config.docker.compose.services.web!.depends_on;
+  config.docker.images = {};
+  config.docker.strategy = { nope: 'start-stop' };
+  assert.deepEqual(runtimeConfigProblems('docker', config), [
+    'docker.compose.services.web.image: shop/web:2 has no image id in docker.images',
+    'docker.compose.services.worker.image: shop/web:2 has no image id in docker.images',
+    'docker.strategy.nope: no such service',
+  ]);
+  assert.match(
+    runtimeConfigProblems('docker', { docker: { compose: { services: {} }, images: {}, extra: 1 } }).join(
+      '\n',
+    ),
+    /extra: unknown key/,
+  );
   assert.deepEqual(shellSplit(`sh -c 'echo "a b"' x\\ y`), ['sh', '-c', 'echo "a b"', 'x y']);
   assert.equal(durationMs('1h2m3s'), 3_723_000);
   const problems: string[] = [];
