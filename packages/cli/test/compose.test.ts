@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { FlotillaError, runtimeConfigProblems } from '@flotilla/protocol';
 import { dockerdAvailable, importBusyboxImage, startTestDockerd, tempDir } from '@flotilla/testkit';
-import { durationMs, readCompose, shellSplit } from '../src/push/compose.js';
+import { durationMs, interpolate, readCompose, shellSplit } from '../src/push/compose.js';
 import { composeReleaseConfig } from '../src/push/release-config.js';
 
 const SHOP = `
@@ -91,8 +91,39 @@ void test('a compose file becomes the docker runtime configuration', async (t) =
   ]);
   delete config.docker.strategy;
   assert.deepEqual(runtimeConfigProblems('docker', config), []);
+  // What the schema cannot say: a depends_on cycle, a missing image id, an unknown service.
+  config.docker.compose.services.web!.depends_on = { worker: { condition: 'service_started' } };
+  assert.deepEqual(runtimeConfigProblems('docker', config), [
+    'docker.compose.services: depends_on has a cycle',
+  ]);
+  delete config.docker.compose.services.web!.depends_on;
+  config.docker.images = {};
+  config.docker.strategy = { nope: 'start-stop' };
+  assert.deepEqual(runtimeConfigProblems('docker', config), [
+    'docker.compose.services.web.image: shop/web:2 has no image id in docker.images',
+    'docker.compose.services.worker.image: shop/web:2 has no image id in docker.images',
+    'docker.strategy.nope: no such service',
+  ]);
+  assert.match(
+    runtimeConfigProblems('docker', { docker: { compose: { services: {} }, images: {}, extra: 1 } }).join(
+      '\n',
+    ),
+    /extra: unknown key/,
+  );
   assert.deepEqual(shellSplit(`sh -c 'echo "a b"' x\\ y`), ['sh', '-c', 'echo "a b"', 'x y']);
   assert.equal(durationMs('1h2m3s'), 3_723_000);
+  const problems: string[] = [];
+  assert.equal(
+    interpolate(
+      '$$HOME ${TAG} $TAG ${NOPE:-dflt} ${EMPTY:-e} ${EMPTY-x}',
+      { TAG: '2', EMPTY: '' },
+      problems,
+      'a',
+    ),
+    '$HOME 2 2 dflt e ',
+  );
+  interpolate('${MUST:?set MUST}', {}, problems, 'services.web.image');
+  assert.deepEqual(problems, ['services.web.image: MUST: set MUST']);
   assert.equal(durationMs('10 s'), null);
 });
 

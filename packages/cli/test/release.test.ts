@@ -235,9 +235,23 @@ void describe('flotilla release against a real server', () => {
       '--version',
       '9',
       '--runtime',
-      'docker',
+      'lxc',
     ]);
     assert.equal(runtime.code, 2);
+    // A docker release needs its configuration (--compose): refused before anything is uploaded.
+    const docker = await srv.run([
+      'release',
+      'push',
+      tree,
+      '--app',
+      'web',
+      '--version',
+      '9',
+      '--runtime',
+      'docker',
+    ]);
+    assert.equal(docker.code, 1);
+    assert.match(docker.stderr, /FLT_VALIDATION/);
   });
 
   void test('a runtime config with unknown keys or wrong types is refused before anything is uploaded or signed', async () => {

@@ -110,6 +110,12 @@ export async function startTestDockerd(dir: string): Promise<TestDockerd> {
     start,
     stop,
     destroy: async () => {
+      if (child !== null) {
+        // Containers and networks first: a network's bridge interface outlives a stopped dockerd.
+        const ids = (await docker(['ps', '-aq']).catch(() => '')).split('\n').filter(Boolean);
+        if (ids.length > 0) await docker(['rm', '-f', ...ids]).catch(() => undefined);
+        await docker(['network', 'prune', '-f']).catch(() => undefined);
+      }
       await stop();
       await rm(dir, { recursive: true, force: true });
     },

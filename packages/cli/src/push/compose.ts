@@ -41,7 +41,11 @@ export interface ComposeProject {
   refs: string[];
 }
 
-export async function readCompose(cwd: string, file: string): Promise<ComposeProject> {
+export async function readCompose(
+  cwd: string,
+  file: string,
+  env: Readonly<Record<string, string | undefined>> = {},
+): Promise<ComposeProject> {
   const path = resolve(cwd, file);
   let text: string;
   try {
@@ -64,15 +68,74 @@ export async function readCompose(cwd: string, file: string): Promise<ComposePro
       cause,
     });
   }
-  return normalizeCompose(doc, { file, readEnvFile: (p) => readFile(resolve(dirname(path), p), 'utf8') });
+  return normalizeCompose(doc, {
+    file,
+    readEnvFile: (p) => readFile(resolve(dirname(path), p), 'utf8'),
+    env,
+  });
+}
+
+/**
+ * Compose's variable interpolation in every string value: `$$` is a literal `$`; `${NAME}`,
+ * `$NAME`, `${NAME:-default}`, `${NAME-default}` and `${NAME:?message}` take the pushing
+ * environment's values (the release is signed with the result).
+ */
+export function interpolate(
+  value: string,
+  env: Readonly<Record<string, string | undefined>>,
+  problems: string[],
+  at: string,
+): string {
+  return value.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (
+      whole,
+      braced: string | undefined,
+      op: string | undefined,
+      arg: string | undefined,
+      bare: string | undefined,
+    ) => {
+      if (whole === '$$') return '$';
+      const name = (braced ?? bare) as string;
+      const v = env[name];
+      const unset = op?.startsWith(':') ? v === undefined || v === '' : v === undefined;
+      if (op?.endsWith('-') && unset) return arg ?? '';
+      if (op?.endsWith('?') && unset) {
+        problems.push(`${at}: ${name}: ${arg || 'required variable is not set'}`);
+        return '';
+      }
+      return v ?? '';
+    },
+  );
+}
+
+function interpolateAll(
+  v: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  problems: string[],
+  at: string,
+): unknown {
+  if (typeof v === 'string') return interpolate(v, env, problems, at);
+  if (Array.isArray(v)) return v.map((x, i) => interpolateAll(x, env, problems, `${at}[${i}]`));
+  if (isObj(v))
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, interpolateAll(x, env, problems, at ? `${at}.${k}` : k)]),
+    );
+  return v;
 }
 
 /** The normalized project, or FLT_VALIDATION with every unsupported key and bad value in `details.problems`. */
 export async function normalizeCompose(
   doc: unknown,
-  options: { file: string; readEnvFile: (path: string) => Promise<string> },
+  options: {
+    file: string;
+    readEnvFile: (path: string) => Promise<string>;
+    env?: Readonly<Record<string, string | undefined>>;
+  },
 ): Promise<ComposeProject> {
   const problems: string[] = [];
+  if (!isObj(doc)) throw invalid(options.file, ['(file): must be a mapping with services']);
+  doc = interpolateAll(doc, options.env ?? {}, problems, '');
   if (!isObj(doc)) throw invalid(options.file, ['(file): must be a mapping with services']);
   for (const key of Object.keys(doc))
     if (!TOP_KEYS.has(key) && !key.startsWith('x-')) problems.push(`${key}: not supported`);

@@ -16,8 +16,9 @@ export async function composeReleaseConfig(
   file: string,
   treeDir: string,
   dockerHost: string | undefined,
+  env: Readonly<Record<string, string | undefined>> = {},
 ): Promise<Record<string, unknown>> {
-  const project = await readCompose(cwd, file);
+  const project = await readCompose(cwd, file, env);
   project.config.docker.images = await resolveComposeImages(project.refs, treeDir, { dockerHost });
   const problems = runtimeConfigProblems('docker', project.config);
   if (problems.length > 0)

@@ -66,8 +66,8 @@ void it('a config within the bound is accepted', async () => {
   const body = JSON.stringify({
     app: 'deep',
     version: '2',
-    // docker's config has no schema of its own yet (files and process refuse unknown keys).
-    runtime: 'docker',
+    // lxc's config has no schema of its own yet (files, process and docker refuse unknown keys).
+    runtime: 'lxc',
     rootObject: tree.root,
     config: nestedValue(MAX_JSON_DEPTH - 1),
   });

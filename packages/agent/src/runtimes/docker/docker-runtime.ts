@@ -30,16 +30,7 @@ import type {
 import { serviceSpec } from './container-spec.js';
 import type { ServicePlan } from './container-spec.js';
 import { EngineImageProvider } from './engine-image-provider.js';
-import {
-  LABEL,
-  Names,
-  connectEngine,
-  engineCall,
-  engineUnavailable,
-  ownerId,
-  setEngineWhere,
-  statusOf,
-} from './engine.js';
+import { LABEL, Names, connectEngine, engineCall, engineUnavailable, ownerId, statusOf } from './engine.js';
 import type { ImageProvider } from './image-provider.js';
 
 export const DOCKER_DEFAULTS = {
@@ -72,6 +63,8 @@ export class DockerRuntime implements Runtime {
   readonly kind = 'docker' as const;
   readonly docker: Docker;
   readonly names: Names;
+  /** The engine's address, for error messages. */
+  private readonly where: string;
   private readonly images: ImageProvider;
   private readonly logger: Logger;
   /** The release each app runs, as last started or adopted (service order, operator commands). */
@@ -83,7 +76,7 @@ export class DockerRuntime implements Runtime {
 
   constructor(private readonly options: DockerRuntimeOptions) {
     const { docker, where } = connectEngine(options.host ?? process.env.DOCKER_HOST);
-    setEngineWhere(where);
+    this.where = where;
     this.docker = docker;
     this.names = new Names(ownerId(options.dataDir));
     this.images = options.images ?? new EngineImageProvider();
@@ -94,9 +87,13 @@ export class DockerRuntime implements Runtime {
     dockerConfig(release);
   }
 
+  private call<T>(fn: () => Promise<T>): Promise<T> {
+    return engineCall(fn, this.where);
+  }
+
   /** Throws FLT_ENGINE_UNAVAILABLE unless the engine answers. */
   async ping(): Promise<void> {
-    await engineCall(() => this.docker.ping());
+    await this.call(() => this.docker.ping());
   }
 
   /**
@@ -285,7 +282,7 @@ export class DockerRuntime implements Runtime {
       if (action === 'start') await this.startContainer(c.Id);
       else if (action === 'stop') await this.stopContainer(c.Id, stopTimeoutS);
       else
-        await engineCall(() =>
+        await this.call(() =>
           this.docker.getContainer(c.Id).restart({ t: stopTimeoutS ?? DOCKER_DEFAULTS.stopTimeoutS }),
         );
     }
@@ -331,13 +328,13 @@ export class DockerRuntime implements Runtime {
     const stdout = split('stdout');
     const stderr = split('stderr');
     if (!options.follow) {
-      const buffer = await engineCall<Buffer>(() => container.logs({ ...base, follow: false }));
+      const buffer = await this.call<Buffer>(() => container.logs({ ...base, follow: false }));
       demuxBuffer(buffer, (type, payload) => (type === 2 ? stderr : stdout).feed(payload));
       stdout.feed(Buffer.from('\n'));
       stderr.feed(Buffer.from('\n'));
       return;
     }
-    const stream = (await engineCall(() =>
+    const stream = (await this.call(() =>
       container.logs({ ...base, follow: true }),
     )) as NodeJS.ReadableStream & { destroy?: () => void };
     this.docker.modem.demuxStream(stream, stdout, stderr);
@@ -362,7 +359,7 @@ export class DockerRuntime implements Runtime {
   ): Promise<{ exitCode: number }> {
     const [c] = await this.activeContainers(app, service, true);
     const container = this.docker.getContainer((c as Info).Id);
-    const exec = await engineCall(() =>
+    const exec = await this.call(() =>
       container.exec({
         Cmd: [...argv],
         AttachStdin: io.stdin !== null,
@@ -370,7 +367,7 @@ export class DockerRuntime implements Runtime {
         AttachStderr: true,
       }),
     );
-    const stream = await engineCall(() => exec.start({ hijack: true, stdin: io.stdin !== null }));
+    const stream = await this.call(() => exec.start({ hijack: true, stdin: io.stdin !== null }));
     this.docker.modem.demuxStream(stream, io.stdout, io.stderr);
     if (io.stdin !== null) io.stdin.pipe(stream);
     await new Promise<void>((resolve) => {
@@ -387,7 +384,7 @@ export class DockerRuntime implements Runtime {
       });
     });
     for (let i = 0; i < 40; i++) {
-      const info = await engineCall(() => exec.inspect());
+      const info = await this.call(() => exec.inspect());
       if (!info.Running) return { exitCode: info.ExitCode ?? -1 };
       if (io.signal.aborted) break;
       await sleep(50, io.signal);
@@ -399,7 +396,7 @@ export class DockerRuntime implements Runtime {
     const out: ServiceStatus[] = [];
     for (const c of await this.activeContainers(app, undefined)) {
       const container = this.docker.getContainer(c.Id);
-      const info = await engineCall(() => container.inspect());
+      const info = await this.call(() => container.inspect());
       const status: ServiceStatus = {
         service: serviceOf(c),
         state: info.State.Status,
@@ -410,7 +407,7 @@ export class DockerRuntime implements Runtime {
         startedAt: info.State.StartedAt,
       };
       if (info.State.Running) {
-        const stats = await engineCall<Docker.ContainerStats>(() => container.stats({ stream: false }));
+        const stats = await this.call<Docker.ContainerStats>(() => container.stats({ stream: false }));
         const cpu = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
         const system = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
         const cpus = stats.cpu_stats.online_cpus ?? 1;
@@ -428,7 +425,7 @@ export class DockerRuntime implements Runtime {
     port: number,
   ): Promise<{ host: string; port: number }> {
     const [c] = await this.activeContainers(app, service, true);
-    const info = await engineCall(() => this.docker.getContainer((c as Info).Id).inspect());
+    const info = await this.call(() => this.docker.getContainer((c as Info).Id).inspect());
     const network = info.NetworkSettings.Networks[this.names.network(app)];
     if (!network?.IPAddress)
       throw new FlotillaError(
@@ -442,7 +439,7 @@ export class DockerRuntime implements Runtime {
 
   /** This agent's containers of `app` (all states). */
   async containers(app: string): Promise<Info[]> {
-    return engineCall(() =>
+    return this.call(() =>
       this.docker.listContainers({
         all: true,
         filters: { label: [`${LABEL.owner}=${this.names.owner}`, `${LABEL.app}=${app}`] },
@@ -503,7 +500,7 @@ export class DockerRuntime implements Runtime {
 
   private async inspectService(app: string, service: string): Promise<Docker.ContainerInspectInfo | null> {
     try {
-      return await engineCall(() => this.docker.getContainer(this.names.container(app, service)).inspect());
+      return await this.call(() => this.docker.getContainer(this.names.container(app, service)).inspect());
     } catch (error) {
       if (statusOf(error) === 404) return null;
       throw error;
@@ -566,7 +563,7 @@ export class DockerRuntime implements Runtime {
     const started = performance.now();
     let startedAt: string | null = null;
     for (;;) {
-      const info = await engineCall(() => this.docker.getContainer(id).inspect());
+      const info = await this.call(() => this.docker.getContainer(id).inspect());
       startedAt ??= info.State.StartedAt;
       if (!info.State.Running || info.State.StartedAt !== startedAt)
         throw unhealthy(service, 'the new container stopped before it was healthy', info);
@@ -586,10 +583,10 @@ export class DockerRuntime implements Runtime {
 
   private async ensureNetwork(app: string): Promise<void> {
     const name = this.names.network(app);
-    const found = await engineCall(() => this.docker.listNetworks({ filters: { name: [name] } }));
+    const found = await this.call(() => this.docker.listNetworks({ filters: { name: [name] } }));
     if (found.some((n) => n.Name === name)) return;
     try {
-      await engineCall(() =>
+      await this.call(() =>
         this.docker.createNetwork({
           Name: name,
           Driver: 'bridge',
@@ -605,10 +602,10 @@ export class DockerRuntime implements Runtime {
   private async ensureVolume(app: string, volume: string): Promise<void> {
     const name = this.names.volume(app, volume);
     try {
-      await engineCall(() => this.docker.getVolume(name).inspect());
+      await this.call(() => this.docker.getVolume(name).inspect());
     } catch (error) {
       if (statusOf(error) !== 404) throw error;
-      await engineCall(() =>
+      await this.call(() =>
         this.docker.createVolume({
           Name: name,
           Labels: { [LABEL.owner]: this.names.owner, [LABEL.app]: app, 'io.flotilla.volume': volume },
@@ -619,11 +616,11 @@ export class DockerRuntime implements Runtime {
 
   private async create(options: Docker.ContainerCreateOptions): Promise<string> {
     try {
-      return (await engineCall(() => this.docker.createContainer(options))).id;
+      return (await this.call(() => this.docker.createContainer(options))).id;
     } catch (error) {
       // A crash after the create: the container is there under its name, with the same hash.
       if (statusOf(error) !== 409 || options.name === undefined) throw error;
-      const info = await engineCall(() => this.docker.getContainer(options.name as string).inspect());
+      const info = await this.call(() => this.docker.getContainer(options.name as string).inspect());
       const labels = (options.Labels ?? {}) as Record<string, string>;
       if (
         info.Config.Labels?.[LABEL.hash] === labels[LABEL.hash] &&
@@ -652,12 +649,12 @@ export class DockerRuntime implements Runtime {
   }
 
   private async rename(id: string, name: string): Promise<void> {
-    await engineCall(() => this.docker.getContainer(id).rename({ name }));
+    await this.call(() => this.docker.getContainer(id).rename({ name }));
   }
 
   private async startContainer(id: string): Promise<void> {
     try {
-      await engineCall(() => this.docker.getContainer(id).start());
+      await this.call(() => this.docker.getContainer(id).start());
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
       throw new FlotillaError(
@@ -672,7 +669,7 @@ export class DockerRuntime implements Runtime {
 
   private async stopContainer(id: string, stopTimeoutS: number | undefined): Promise<void> {
     try {
-      await engineCall(() =>
+      await this.call(() =>
         this.docker.getContainer(id).stop({ t: stopTimeoutS ?? DOCKER_DEFAULTS.stopTimeoutS }),
       );
     } catch (error) {
@@ -682,7 +679,7 @@ export class DockerRuntime implements Runtime {
 
   private async remove(id: string): Promise<void> {
     try {
-      await engineCall(() => this.docker.getContainer(id).remove({ force: true }));
+      await this.call(() => this.docker.getContainer(id).remove({ force: true }));
     } catch (error) {
       if (statusOf(error) !== 404) throw error;
     }

@@ -26,25 +26,19 @@ export function engineUnavailable(error: unknown): boolean {
   return code !== undefined && UNREACHABLE.has(code);
 }
 
-let engineWhere = 'the Docker Engine';
-
-/** Runs an Engine API call; a connection failure becomes FLT_ENGINE_UNAVAILABLE. */
-export async function engineCall<T>(call: () => Promise<T>): Promise<T> {
+/** Runs an Engine API call; a connection failure becomes FLT_ENGINE_UNAVAILABLE naming `where`. */
+export async function engineCall<T>(call: () => Promise<T>, where = 'DOCKER_HOST'): Promise<T> {
   try {
     return await call();
   } catch (error) {
     if (engineUnavailable(error) && !(error instanceof FlotillaError))
       throw new FlotillaError(
         'FLT_ENGINE_UNAVAILABLE',
-        `the Docker Engine at ${engineWhere} does not answer (${(error as Error).message}); is dockerd running?`,
+        `the Docker Engine at ${where} does not answer (${(error as Error).message}); is dockerd running?`,
         { cause: error },
       );
     throw error;
   }
-}
-
-export function setEngineWhere(where: string): void {
-  engineWhere = where;
 }
 
 export const LABEL = {

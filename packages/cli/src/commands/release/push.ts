@@ -106,7 +106,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       }
       const baseConfig =
         opts.compose !== undefined
-          ? await composeReleaseConfig(io.cwd, opts.compose, source, io.env.DOCKER_HOST)
+          ? await composeReleaseConfig(io.cwd, opts.compose, source, io.env.DOCKER_HOST, io.env)
           : await releaseConfig({
               cwd: io.cwd,
               runtime: opts.runtime,
