@@ -82,7 +82,11 @@ export class EventFeed {
   async start(): Promise<void> {
     this.headSeq = (await this.log.bounds()).newest ?? 0;
     this.unlisten = this.notifier.listen((seq) => {
-      if (seq > this.headSeq) this.pump();
+      if (seq <= this.headSeq) return;
+      // Nobody live to hand events to: move on without reading (a stream that is catching up
+      // reads the log by itself until it reaches this position).
+      if (this.live.size === 0 && !this.pumping) this.headSeq = seq;
+      else this.pump();
     });
     // A missed notification (Redis away) delays events by at most this long.
     this.timer = setInterval(() => {
@@ -140,7 +144,7 @@ export class EventFeed {
           sub.cutOff();
         }
       }
-      this.headSeq = rows[rows.length - 1]!.seq;
+      this.headSeq = Math.max(this.headSeq, rows[rows.length - 1]!.seq);
       if (rows.length < EVENT_BATCH) return;
     }
   }

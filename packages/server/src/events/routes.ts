@@ -54,7 +54,8 @@ function frame(event: LoggedEvent): string {
 }
 
 function parseCursor(value: string | undefined, what: string): number | null {
-  if (value === undefined) return null;
+  // EventSource sends no Last-Event-ID before its first id; an empty one means the same.
+  if (value === undefined || value.trim() === '') return null;
   const text = value.trim();
   if (!SEQ.test(text))
     throw new FlotillaError('FLT_VALIDATION', `${what} must be an event sequence number (decimal digits)`, {

@@ -16,6 +16,7 @@ import { acceptedDevice, createKey } from '../devices/fixtures.js';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { publish, treeOf } from '../objects/push.js';
+import { TestSocket } from '../devices/ws-client.js';
 import { openStream } from './sse.js';
 
 setFlagsFromString('--expose-gc');
@@ -133,6 +134,46 @@ forEachDialect((dialect) => {
     assert.ok(viewer.received.every((e) => !e.type.startsWith('audit.')));
     admin.close();
     viewer.close();
+  });
+
+  void test('a device connecting and disconnecting is device.online then device.offline; accept/revoke are events', async () => {
+    const device = await acceptedDevice(t);
+    const stream = await openStream(url, await t.tokenFor('viewer'), `?device=${device.id}`);
+    while (!stream.comments.some((c) => c.trim() === 'caught-up'))
+      await new Promise((r) => setTimeout(r, 20));
+    const ws = await TestSocket.open(url, device.token);
+    await stream.until((e) => e.type === 'device.online');
+    ws.ws.close();
+    await ws.closed;
+    await stream.until((e) => e.type === 'device.offline');
+    const revoke = await fetch(`${url}/api/v1/devices/${device.id}/revoke`, {
+      method: 'POST',
+      headers: { ...bearer(t.adminToken), 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'lost' }),
+    });
+    assert.equal(revoke.status, 200, await revoke.text());
+    const revoked = await stream.until((e) => e.type === 'device.revoked');
+    assert.deepEqual(revoked.data, { from: 'accepted', reason: 'lost' });
+    stream.close();
+    assert.deepEqual(
+      stream.received.map((e) => e.type),
+      ['device.online', 'device.offline', 'device.revoked'],
+    );
+  });
+
+  void test('retention keeps the newest eventLogMaxEvents, pruned in batches', async () => {
+    const small = await createTestApp({ dialect, config: { eventLogMaxEvents: 100 } });
+    try {
+      for (let i = 0; i < 1_250; i++) small.events.emit(assigned('dev_prune', i));
+      await small.eventLog.settle();
+      await small.eventLog.prune();
+      const rows = await small.ctx.db.selectFrom('events').select(['seq', 'type']).orderBy('seq').execute();
+      assert.equal(rows.length, 100);
+      const newest = await small.eventLog.read(Number(rows[0]!.seq) - 1, 1_000);
+      assert.equal(newest.at(-1)?.data.stateVersion, 1_249);
+    } finally {
+      await small.close();
+    }
   });
 
   void test('bad Last-Event-ID, after and filters are refused with FLT_VALIDATION; no token, 401', async () => {
@@ -265,17 +306,17 @@ forEachDialect((dialect) => {
     await t.ctx.db
       .insertInto('device_apps')
       .values([
-        row(d1!.id, web1.targetPath, web1.targetPath),
-        row(d2!.id, web2.targetPath, web1.targetPath),
-        row(d3!.id, web2.targetPath, web2.targetPath),
-        row(d4!.id, null, 'fleetapp/0.0.1/gone'),
+        row(d1.id, web1.targetPath, web1.targetPath),
+        row(d2.id, web2.targetPath, web1.targetPath),
+        row(d3.id, web2.targetPath, web2.targetPath),
+        row(d4.id, null, 'fleetapp/0.0.1/gone'),
       ])
       .execute();
     // Silent for an hour: offline.
     await t.ctx.db
       .updateTable('devices')
       .set({ last_seen_at: new Date(Date.now() - 3_600_000).toISOString() })
-      .where('id', '=', d4!.id)
+      .where('id', '=', d4.id)
       .execute();
     const res = await fetch(`${url}${EventRoutes.fleetOverview}`, {
       headers: bearer(await t.tokenFor('viewer')),
