@@ -1,8 +1,8 @@
 /**
  * Worker threads (node-kit's WorkerPool on piscina, module rebuild-worker.ts) that run
  * `runRebuildJob`, so that decoding and hashing the files of a delta update overlap the staging the
- * main thread does meanwhile (apply/staging.ts). The agent starts them with its first download and
- * keeps them (starting one takes about 0.1 s, as long as a whole small update); between updates
+ * main thread does meanwhile (apply/staging.ts). They start with the first delta job (starting one
+ * takes about 0.1 s) and the engine keeps them while updates follow each other; between updates
  * they hold no buffers (`release`, told on a BroadcastChannel that idle workers listen to). A job's payload moves
  * to the worker (`run` leaves it detached) once a worker has answered; before that it is copied, so
  * that a pool that cannot start leaves the job to the calling thread. Jobs go to the calling thread
@@ -32,7 +32,9 @@ const STOPPED: RebuildOutcome = {
 };
 
 export class RebuildPool {
-  private pool: WorkerPool<RebuildJob, RebuildOutcome> | null;
+  private pool: WorkerPool<RebuildJob, RebuildOutcome> | null = null;
+  /** The workers start with the first job: an update whose files pair with no delta starts none. */
+  private started = false;
   /** A job has come back from a worker: payloads may move there. */
   private proven = false;
   private buffers: RebuildBuffers | null = null;
@@ -44,12 +46,14 @@ export class RebuildPool {
   constructor(
     private readonly threads: number,
     private readonly onLost?: () => void,
-  ) {
-    this.pool = this.start();
-  }
+  ) {}
 
   /** Runs `job` on a free worker (or the calling thread, where none can take it). */
   async run(job: RebuildJob): Promise<RebuildOutcome> {
+    if (!this.started && !this.closing) {
+      this.started = true;
+      this.pool = this.start();
+    }
     const pool = this.pool;
     if (pool === null) return this.inThread(job);
     const moved = this.proven ? ownedBuffers(job.payload) : [];
