@@ -204,7 +204,7 @@ class Hasher extends Transform {
  */
 async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: AbortSignal): Promise<void> {
   const pack = tar.pack();
-  let refused: FlotillaError | null = null;
+  const state: { refused: FlotillaError | null } = { refused: null };
   const produce = async (): Promise<void> => {
     const config = await readFile(image.configPath);
     const configName = `${image.id.slice(7)}.json`;
@@ -231,12 +231,12 @@ async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: 
           for await (const chunk of source) yield chunk;
           const got = `sha256:${hasher.hash.digest('hex')}`;
           if (got !== layer.diffId) {
-            refused = new FlotillaError(
+            state.refused = new FlotillaError(
               'FLT_HASH_MISMATCH',
               `image ${ref}: layer ${layer.diffId} in the release tree has other content (${got}); it was changed after the release was installed`,
               { details: { reference: ref, expected: layer.diffId, actual: got, path: layer.path } },
             );
-            throw refused;
+            throw state.refused;
           }
         },
         entry,
@@ -271,7 +271,7 @@ async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: 
     await producing;
   } catch (error) {
     await producing.catch(() => undefined);
-    if (refused) throw refused;
+    if (state.refused) throw state.refused;
     if (isFlotillaError(error)) throw error;
     if (signal.aborted) throw signal.reason as Error;
     throw new FlotillaError(
@@ -280,7 +280,7 @@ async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: 
       { cause: error },
     );
   }
-  if (refused) throw refused;
+  if (state.refused) throw state.refused;
   if (!(await hasImage(docker, image.id))) {
     throw new FlotillaError(
       'FLT_HASH_MISMATCH',
