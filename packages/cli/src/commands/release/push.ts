@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import type { RuntimeKind } from '@flotilla/protocol';
@@ -11,6 +12,8 @@ import { checkAppName, checkVersion } from '../../push/release-ref.js';
 import { releaseConfig } from '../../push/release-config.js';
 import { releaseSecrets } from '../../push/release-secrets.js';
 import { sourceDirectory } from '../../push/source-dir.js';
+import { stageImages } from '../../push/container-images.js';
+import type { ImageSourceOptions } from '../../push/container-images.js';
 import { bearerTokenFor } from '../../push/token.js';
 import { httpTransport } from '../../push/transport.js';
 import { DEFAULT_TARGETS_EXPIRES, expiresIn } from '../../signing/expiry.js';
@@ -28,6 +31,18 @@ interface PushOptions extends KeyFileOptions {
   secret: string[];
   secretEnv: string[];
   expires: string;
+  image: string[];
+  imagesFrom?: ImageSourceOptions;
+}
+
+/** `--images-from`: engine | archive:PATH | oci:PATH | registry[:URL]. */
+function imagesFromArg(value: string): ImageSourceOptions {
+  if (value === 'engine') return { from: 'engine' };
+  if (value === 'registry') return { from: 'registry' };
+  if (value.startsWith('registry:')) return { from: 'registry', url: value.slice(9) };
+  if (value.startsWith('archive:') && value.length > 8) return { from: 'archive', path: value.slice(8) };
+  if (value.startsWith('oci:') && value.length > 4) return { from: 'oci', path: value.slice(4) };
+  throw new InvalidArgumentError('must be engine, archive:PATH, oci:PATH, registry or registry:URL');
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -75,6 +90,17 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       [],
     )
     .option(
+      '--image <ref>',
+      'a container image to carry in the tree under .flotilla/images (repeatable; see docs/containers.md)',
+      collect,
+      [],
+    )
+    .option(
+      '--images-from <source>',
+      'where --image refs come from: engine (default), archive:PATH (docker save), oci:PATH (OCI layout), registry or registry:URL',
+      imagesFromArg,
+    )
+    .option(
       '--expires <duration>',
       'lifetime of the new targets metadata',
       durationArg,
@@ -90,6 +116,14 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       if (given === undefined) command.error("error: required option '--version <version>' not specified");
       const version = checkVersion(given);
       const source = await sourceDirectory(io.cwd, dir);
+      if (opts.imagesFrom !== undefined && opts.image.length === 0)
+        command.error('error: --images-from needs at least one --image');
+      let images: Record<string, string> | undefined;
+      if (opts.image.length > 0) {
+        const from: ImageSourceOptions = opts.imagesFrom ?? { from: 'engine' };
+        if (from.from === 'archive' || from.from === 'oci') from.path = resolve(io.cwd, from.path);
+        images = await stageImages(opts.image, from, source);
+      }
       const baseConfig = await releaseConfig({
         cwd: io.cwd,
         runtime: opts.runtime,
@@ -130,7 +164,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
         throw error;
       });
       progress.done(result.upload);
-      ctx.out.result(result, () => {
+      ctx.out.result(images === undefined ? result : { ...result, images }, () => {
         const { upload, tree } = result;
         ctx.out.line(`pushed ${app}@${version} and signed targets v${result.targetsVersion}`);
         ctx.out.fields([
@@ -145,6 +179,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
               `(${formatBytes(upload.wireBytes)} on the wire)`,
           ],
           ['dedup', `${(dedupRatio(upload) * 100).toFixed(1)}% already on the server`],
+          ...Object.entries(images ?? {}).map(([ref, id]) => ['image', `${ref} ${id}`] as [string, string]),
           ...(result.release.secrets
             ? [
                 [
@@ -163,6 +198,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     'flotilla release push ./build --app api --version 2.0.2 --runtime process --config-file api.json',
     'echo "$PASSPHRASE" | flotilla release push ./site --app web --version 1.4.1 --passphrase-stdin --json',
     'flotilla release push ./build --app api --version 2.1.0 --runtime process --config-file api.json --secret API_KEY=@api-key.txt',
+    'flotilla release push ./shop --app shop --version 2.0.0 --image shop/web:2.0.0 --images-from archive:web.tar',
     'DB_PASSWORD=… flotilla release push ./build --app api --version 2.1.1 --runtime process --entrypoint ./bin/api --secret-env DB_PASSWORD',
   ]);
 }
