@@ -14,3 +14,5 @@ export {
 } from './config/credentials.js';
 export type { Credentials } from './config/credentials.js';
 export { handleShutdownSignals } from './process/signals.js';
+export { stageImages, readImagesIndex, normalizeReference, IMAGES_DIR } from './push/container-images.js';
+export type { ImageSourceOptions, ImagesIndex, ImageManifest } from './push/container-images.js';

@@ -4,10 +4,7 @@
  * point's name, the process SIGKILLs itself there, as a power cut or an OOM kill would stop it.
  */
 export type CrashPoint =
-  | 'assignment.after-commit'
-  | 'assignment.after-sign'
-  | 'rollout.after-assign'
-  | 'deployment.after-batch';
+  'assignment.after-commit' | 'assignment.after-sign' | 'rollout.after-assign' | 'deployment.after-batch';
 
 export function crashPoint(name: CrashPoint): void {
   if (process.env.NODE_ENV !== 'test' || process.env.FLOTILLA_TEST_CRASH_AT !== name) return;

@@ -126,8 +126,12 @@ export class UpdateEngine {
       // Imported at first use: an agent without docker apps never loads dockerode (footprint).
       docker: new LazyRuntime('docker', async () => {
         const { DockerRuntime } = await import('../runtimes/docker/docker-runtime.js');
+        const { ReleaseTreeImageProvider } = await import('../runtimes/docker/release-images.js');
+        const dockerLog = options.logger.child({ component: 'docker' });
         return new DockerRuntime({
-          logger: options.logger.child({ component: 'docker' }),
+          logger: dockerLog,
+          // Images the engine lacks are loaded from the release tree (docs/containers.md "Image delivery").
+          images: new ReleaseTreeImageProvider((message, fields) => dockerLog.info(fields ?? {}, message)),
           dataDir: options.dataDir,
           ...(options.dockerHost !== undefined && { host: options.dockerHost }),
           onStatus: (app) => {

@@ -386,7 +386,7 @@ class SaveDir {
     return {
       configBytes,
       layers: entry.Layers.map((l) => ({
-        open: async () => createReadStream(this.path(l)),
+        open: () => Promise.resolve(createReadStream(this.path(l))),
         movable: this.path(l),
       })),
     };
@@ -429,7 +429,7 @@ function engineSource(docker: Docker, scratch: string): Source {
       }
       throw missing(ref, `the engine's docker save holds no image ${id}`);
     },
-    close: async () => undefined,
+    close: () => Promise.resolve(),
   };
 }
 
@@ -481,7 +481,7 @@ function archiveSource(path: string, scratch: string): Source {
       }
       throw missing(ref, `the archive ${path} does not hold it (it has ${offered.join(', ') || 'no tags'})`);
     },
-    close: async () => undefined,
+    close: () => Promise.resolve(),
   };
 }
 
@@ -552,10 +552,12 @@ function ociSource(dir: string, platform: ImagePlatform | undefined): Source {
       if (manifest.kind !== 'image') throw new FlotillaError('FLT_VALIDATION', `${ref}: nested image index`);
       return {
         configBytes: await readBlob(manifest.config.digest),
-        layers: manifest.layers.map((l) => ({ open: async () => createReadStream(blob(l.digest)) })),
+        layers: manifest.layers.map((l) => ({
+          open: () => Promise.resolve(createReadStream(blob(l.digest))),
+        })),
       };
     },
-    close: async () => undefined,
+    close: () => Promise.resolve(),
   };
 }
 
@@ -597,7 +599,7 @@ function registrySource(source: Extract<ImageSourceOptions, { from: 'registry' }
       );
       return {
         configBytes: pulled.configBytes,
-        layers: pulled.layers.map((l) => ({ open: async () => createReadStream(l.path) })),
+        layers: pulled.layers.map((l) => ({ open: () => Promise.resolve(createReadStream(l.path)) })),
       };
     },
     async close() {

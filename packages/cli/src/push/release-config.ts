@@ -4,6 +4,7 @@ import { FlotillaError, MAX_JSON_DEPTH, jsonDepthExceeds, runtimeConfigProblems 
 import type { RuntimeKind } from '@flotilla/protocol';
 import { readCompose } from './compose.js';
 import { resolveComposeImages } from './compose-images.js';
+import type { ImageSourceOptions } from './container-images.js';
 
 const MAX_CONFIG_BYTES = 256 * 1024;
 
@@ -17,9 +18,10 @@ export async function composeReleaseConfig(
   treeDir: string,
   dockerHost: string | undefined,
   env: Readonly<Record<string, string | undefined>> = {},
+  source?: ImageSourceOptions,
 ): Promise<Record<string, unknown>> {
   const project = await readCompose(cwd, file, env);
-  project.config.docker.images = await resolveComposeImages(project.refs, treeDir, { dockerHost });
+  project.config.docker.images = await resolveComposeImages(project.refs, treeDir, { dockerHost, source });
   const problems = runtimeConfigProblems('docker', project.config);
   if (problems.length > 0)
     throw new FlotillaError('FLT_VALIDATION', `invalid compose project (${file}); nothing was uploaded`, {

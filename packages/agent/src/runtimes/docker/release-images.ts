@@ -52,7 +52,18 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       if (!(await hasImage(docker, id))) {
         const image = await findInTree(ctx.releaseDir, ref, id);
         const started = Date.now();
-        await loadImage(docker, image, ref, signal);
+        const present = await presentLayers(docker, image);
+        try {
+          await loadImage(docker, image, ref, signal, present);
+        } catch (error) {
+          // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
+          if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
+          this.log('docker load without the layers the engine has failed; sending every layer', {
+            image: ref,
+            error: (error as Error).message,
+          });
+          await loadImage(docker, image, ref, signal, 0);
+        }
         this.log('image loaded from the release tree', {
           app: ctx.app,
           image: ref,
@@ -202,9 +213,39 @@ class Hasher extends Transform {
  * a layer whose content is not its diff_id aborts the stream before its end (docker loads nothing)
  * and is FLT_HASH_MISMATCH.
  */
-async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: AbortSignal): Promise<void> {
+/**
+ * How many bottom layers of `image` the engine already holds: the longest prefix of its diff_ids
+ * that an image on the engine starts with (docker load looks a layer up by its chain id and reads
+ * its tar only when the engine lacks it, so those tars need not be sent).
+ */
+async function presentLayers(docker: Docker, image: TreeImage): Promise<number> {
+  const want = image.layers.map((l) => l.diffId);
+  let best = 0;
+  try {
+    for (const summary of await docker.listImages()) {
+      const info = (await docker.getImage(summary.Id).inspect()) as { RootFS?: { Layers?: string[] } };
+      const have = info.RootFS?.Layers ?? [];
+      let n = 0;
+      while (n < want.length && n < have.length && want[n] === have[n]) n++;
+      best = Math.max(best, n);
+      if (best === want.length) break;
+    }
+  } catch {
+    return 0;
+  }
+  // The top layer is always sent, so the load has something to register if the image is gone.
+  return Math.min(best, want.length - 1);
+}
+
+async function loadImage(
+  docker: Docker,
+  image: TreeImage,
+  ref: string,
+  signal: AbortSignal,
+  skipBottom: number,
+): Promise<void> {
   const pack = tar.pack();
-  let refused: FlotillaError | null = null;
+  const state: { refused: FlotillaError | null } = { refused: null };
   const produce = async (): Promise<void> => {
     const config = await readFile(image.configPath);
     const configName = `${image.id.slice(7)}.json`;
@@ -215,11 +256,11 @@ async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: 
     );
     const names: string[] = [];
     const sent = new Set<string>();
-    for (const layer of image.layers) {
+    for (const [i, layer] of image.layers.entries()) {
       signal.throwIfAborted();
       const name = `${layer.diffId.slice(7)}/layer.tar`;
       names.push(name);
-      if (sent.has(name)) continue;
+      if (i < skipBottom || sent.has(name)) continue;
       sent.add(name);
       const hasher = new Hasher();
       const entry = pack.entry({ name, size: layer.size, mode: 0o644 });
@@ -231,12 +272,12 @@ async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: 
           for await (const chunk of source) yield chunk;
           const got = `sha256:${hasher.hash.digest('hex')}`;
           if (got !== layer.diffId) {
-            refused = new FlotillaError(
+            state.refused = new FlotillaError(
               'FLT_HASH_MISMATCH',
               `image ${ref}: layer ${layer.diffId} in the release tree has other content (${got}); it was changed after the release was installed`,
               { details: { reference: ref, expected: layer.diffId, actual: got, path: layer.path } },
             );
-            throw refused;
+            throw state.refused;
           }
         },
         entry,
@@ -271,7 +312,7 @@ async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: 
     await producing;
   } catch (error) {
     await producing.catch(() => undefined);
-    if (refused) throw refused;
+    if (state.refused) throw state.refused;
     if (isFlotillaError(error)) throw error;
     if (signal.aborted) throw signal.reason as Error;
     throw new FlotillaError(
@@ -280,7 +321,7 @@ async function loadImage(docker: Docker, image: TreeImage, ref: string, signal: 
       { cause: error },
     );
   }
-  if (refused) throw refused;
+  if (state.refused) throw state.refused;
   if (!(await hasImage(docker, image.id))) {
     throw new FlotillaError(
       'FLT_HASH_MISMATCH',

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import type { RuntimeKind } from '@flotilla/protocol';
@@ -11,6 +12,8 @@ import { checkAppName, checkVersion } from '../../push/release-ref.js';
 import { composeReleaseConfig, releaseConfig } from '../../push/release-config.js';
 import { releaseSecrets } from '../../push/release-secrets.js';
 import { sourceDirectory } from '../../push/source-dir.js';
+import { stageImages } from '../../push/container-images.js';
+import type { ImageSourceOptions } from '../../push/container-images.js';
 import { bearerTokenFor } from '../../push/token.js';
 import { httpTransport } from '../../push/transport.js';
 import { DEFAULT_TARGETS_EXPIRES, expiresIn } from '../../signing/expiry.js';
@@ -29,6 +32,18 @@ interface PushOptions extends KeyFileOptions {
   secret: string[];
   secretEnv: string[];
   expires: string;
+  image: string[];
+  imagesFrom?: ImageSourceOptions;
+}
+
+/** `--images-from`: engine | archive:PATH | oci:PATH | registry[:URL]. */
+function imagesFromArg(value: string): ImageSourceOptions {
+  if (value === 'engine') return { from: 'engine' };
+  if (value === 'registry') return { from: 'registry' };
+  if (value.startsWith('registry:')) return { from: 'registry', url: value.slice(9) };
+  if (value.startsWith('archive:') && value.length > 8) return { from: 'archive', path: value.slice(8) };
+  if (value.startsWith('oci:') && value.length > 4) return { from: 'oci', path: value.slice(4) };
+  throw new InvalidArgumentError('must be engine, archive:PATH, oci:PATH, registry or registry:URL');
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -80,6 +95,17 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
       [],
     )
     .option(
+      '--image <ref>',
+      'a container image to carry in the tree under .flotilla/images (repeatable; see docs/containers.md)',
+      collect,
+      [],
+    )
+    .option(
+      '--images-from <source>',
+      'where --image refs come from: engine (default), archive:PATH (docker save), oci:PATH (OCI layout), registry or registry:URL',
+      imagesFromArg,
+    )
+    .option(
       '--expires <duration>',
       'lifetime of the new targets metadata',
       durationArg,
@@ -104,9 +130,16 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
           command.error('error: --compose is for --runtime docker');
         opts.runtime = 'docker';
       }
+      if (opts.imagesFrom !== undefined && opts.image.length === 0 && opts.compose === undefined)
+        command.error('error: --images-from needs at least one --image or --compose');
+      const imagesFrom: ImageSourceOptions = opts.imagesFrom ?? { from: 'engine' };
+      if (imagesFrom.from === 'archive' || imagesFrom.from === 'oci')
+        imagesFrom.path = resolve(io.cwd, imagesFrom.path);
+      let images: Record<string, string> | undefined;
+      if (opts.image.length > 0) images = await stageImages(opts.image, imagesFrom, source);
       const baseConfig =
         opts.compose !== undefined
-          ? await composeReleaseConfig(io.cwd, opts.compose, source, io.env.DOCKER_HOST, io.env)
+          ? await composeReleaseConfig(io.cwd, opts.compose, source, io.env.DOCKER_HOST, io.env, imagesFrom)
           : await releaseConfig({
               cwd: io.cwd,
               runtime: opts.runtime,
@@ -147,7 +180,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
         throw error;
       });
       progress.done(result.upload);
-      ctx.out.result(result, () => {
+      ctx.out.result(images === undefined ? result : { ...result, images }, () => {
         const { upload, tree } = result;
         ctx.out.line(`pushed ${app}@${version} and signed targets v${result.targetsVersion}`);
         ctx.out.fields([
@@ -162,6 +195,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
               `(${formatBytes(upload.wireBytes)} on the wire)`,
           ],
           ['dedup', `${(dedupRatio(upload) * 100).toFixed(1)}% already on the server`],
+          ...Object.entries(images ?? {}).map(([ref, id]) => ['image', `${ref} ${id}`] as [string, string]),
           ...(result.release.secrets
             ? [
                 [
@@ -181,6 +215,7 @@ export function registerReleasePush(parent: Command, io: CliIo): void {
     'flotilla release push ./shop --app shop --version 2.0.0 --compose docker-compose.yml',
     'echo "$PASSPHRASE" | flotilla release push ./site --app web --version 1.4.1 --passphrase-stdin --json',
     'flotilla release push ./build --app api --version 2.1.0 --runtime process --config-file api.json --secret API_KEY=@api-key.txt',
+    'flotilla release push ./shop --app shop --version 2.0.0 --image shop/web:2.0.0 --images-from archive:web.tar',
     'DB_PASSWORD=… flotilla release push ./build --app api --version 2.1.1 --runtime process --entrypoint ./bin/api --secret-env DB_PASSWORD',
   ]);
 }
