@@ -36,8 +36,11 @@ export type NewEvent = Omit<EventsTable, 'seq'>;
 
 /** Events per insert statement and per read page. */
 export const EVENT_BATCH = 500;
-/** Appends held in memory while the database cannot take them. */
-const MAX_QUEUED = 10_000;
+/**
+ * Appends held in memory while the database cannot take them (a deploy to 10,000 devices emits
+ * 10,000 events at once; at ~0.5 kB each this bounds the queue near 25 MB).
+ */
+const MAX_QUEUED = 50_000;
 /** A payload larger than this keeps only its scalar fields. */
 const MAX_PAYLOAD_CHARS = 16 * 1024;
 /** Rows per DELETE while pruning. */

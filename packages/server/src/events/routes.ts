@@ -40,7 +40,18 @@ export function typeMatcher(patterns: readonly string[] | undefined): (type: str
   return (type) => exact.has(type) || prefixes.some((p) => type.startsWith(p));
 }
 
+/** One event's SSE text, built once however many streams send it. */
+const frames = new WeakMap<LoggedEvent, string>();
+
 function frame(event: LoggedEvent): string {
+  const cached = frames.get(event);
+  if (cached !== undefined) return cached;
+  const text = frameText(event);
+  frames.set(event, text);
+  return text;
+}
+
+function frameText(event: LoggedEvent): string {
   const body: StreamEvent = {
     seq: event.seq,
     type: event.type,
