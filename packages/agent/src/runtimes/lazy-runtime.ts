@@ -86,6 +86,11 @@ export class LazyRuntime implements Runtime {
     return this.loaded?.status?.(app) ?? null;
   }
 
+  async settle(app: string, current: AppContext | null): Promise<void> {
+    // Nothing of this kind ran while the runtime was not loaded: nothing to settle.
+    await this.loaded?.settle?.(app, current);
+  }
+
   async control(app: string, action: ServiceAction, service: string | undefined): Promise<void> {
     const runtime = await this.ready();
     if (runtime.control === undefined) throw this.unsupported('control');

@@ -70,3 +70,39 @@ void test('a runtime that cannot be imported is refused with FLT_RUNTIME_UNSUPPO
   assert.equal(attempts, 2);
   assert.equal(runtime.isLoaded(), false);
 });
+
+void test('every method of the Runtime interface is forwarded to the loaded runtime', async () => {
+  const calls: string[] = [];
+  const record =
+    (name: string) =>
+    (..._args: unknown[]): Promise<never> => {
+      calls.push(name);
+      return Promise.resolve(undefined as never);
+    };
+  // Required<Runtime>: a method added to the interface must be added here, and then to LazyRuntime.
+  const full: Required<Runtime> = {
+    kind: 'docker',
+    validate: () => void calls.push('validate'),
+    start: record('start'),
+    adopt: record('adopt'),
+    stop: record('stop'),
+    health: record('health'),
+    close: record('close'),
+    status: () => (calls.push('status'), null),
+    settle: record('settle'),
+    control: record('control'),
+    logs: record('logs'),
+    exec: record('exec'),
+    services: record('services'),
+    tunnelAddress: record('tunnelAddress'),
+  };
+  const lazy = new LazyRuntime('docker', () => Promise.resolve(full));
+  await lazy.ready();
+  const methods = Object.keys(full).filter((k) => k !== 'kind');
+  for (const name of methods) {
+    const method = (lazy as unknown as Record<string, unknown>)[name];
+    assert.equal(typeof method, 'function', `LazyRuntime has ${name}`);
+    await (method as (...args: unknown[]) => unknown).call(lazy, 'app', {}, {}, {});
+  }
+  assert.deepEqual(calls, methods, 'each call reached the loaded runtime');
+});
