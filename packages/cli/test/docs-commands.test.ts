@@ -181,7 +181,15 @@ void test('every --flag a doc names in inline code exists on that command', () =
 });
 
 /** Flags of other programs the docs quote alone (zstd's, ostree's). */
-const OTHER_PROGRAMS_FLAGS = new Set(['--patch-from', '--fsync']);
+const OTHER_PROGRAMS_FLAGS = new Set([
+  '--patch-from',
+  '--fsync',
+  // Node's own (docs/agent-lifecycle.md "Footprint")
+  '--expose-gc',
+  '--max-semi-space-size',
+  '--max-old-space-size',
+  '--jitless',
+]);
 
 void test('every --flag the docs mention in inline code is an option of some flotilla command', () => {
   const program = buildProgram(memoryIo());
