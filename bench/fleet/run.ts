@@ -11,8 +11,11 @@
  *    (instant installs; each device refreshes and verifies both TUF repositories first). Checked
  *    with `deploy status` at the end (exact counts).
  *
- * Each way of starting an assignment is one function (`Trigger`): `deployTrigger` today; a
- * rollout variant is another function returning the same thing.
+ *    With `--trigger rollout` the assignment is a one-wave rollout instead (`POST /api/v1/rollouts`,
+ *    waves `100%`, no soak): also the time until the rollout shows `completed` (every device counted
+ *    a success by the engine).
+ *
+ * Each way of starting an assignment is one function (`Trigger`): `deployTrigger`, `rolloutTrigger`.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -33,6 +36,7 @@ const { values: opts } = parseArgs({
     addresses: { type: 'string' },
     json: { type: 'boolean', default: false },
     'notify-only': { type: 'boolean', default: false },
+    trigger: { type: 'string', default: 'deploy' },
   },
 });
 const DEVICES = Number(opts.devices);
@@ -198,8 +202,11 @@ async function pushRelease(base: string, work: string): Promise<void> {
   run(['release', 'push', tree, '--app', 'web', '--version', '1.0.0', '--keys-dir', join(configDir, 'keys')]);
 }
 
-/** Starts an assignment of web@1.0.0 to every bench device; resolves when the server answered. */
-type Trigger = (api: Api) => Promise<{ answeredMs: number; status: number }>;
+/**
+ * Starts an assignment of web@1.0.0 to every bench device; resolves when the server answered.
+ * `finished`, when given, resolves when the server counts the assignment complete.
+ */
+type Trigger = (api: Api) => Promise<{ answeredMs: number; status: number; finished?: () => Promise<void> }>;
 
 const deployTrigger: Trigger = async (api) => {
   const t0 = performance.now();
@@ -211,8 +218,36 @@ const deployTrigger: Trigger = async (api) => {
   return { answeredMs: performance.now() - t0, status: r.status };
 };
 
+/** A one-wave rollout to every bench device, no soak: complete once every device committed. */
+const rolloutTrigger: Trigger = async (api) => {
+  const t0 = performance.now();
+  const r = await api.call<{ id: string }>('POST', '/api/v1/rollouts', {
+    app: 'web',
+    version: '1.0.0',
+    filter: 'tags==bench',
+    waves: ['100%'],
+    soakSeconds: 0,
+  });
+  const answeredMs = performance.now() - t0;
+  const finished = async () => {
+    for (;;) {
+      const state = (await api.call<{ state: string }>('GET', `/api/v1/rollouts/${r.body.id}`)).body.state;
+      if (state === 'completed') return;
+      if (state !== 'running') throw new Error(`the rollout is ${state}`);
+      if (performance.now() - t0 > 600_000) throw new Error('the rollout did not complete');
+      await sleep(100);
+    }
+  };
+  return { answeredMs, status: r.status, finished };
+};
+
+const TRIGGERS: Record<string, Trigger> = { deploy: deployTrigger, rollout: rolloutTrigger };
+const TRIGGER = TRIGGERS[opts.trigger];
+if (TRIGGER === undefined) throw new Error(`--trigger: deploy or rollout, not ${opts.trigger}`);
+
 interface Figures {
   dialect: string;
+  trigger: string;
   devices: number;
   enrollSeconds: number;
   connectSeconds: number;
@@ -226,7 +261,9 @@ interface Figures {
   notifiedAllSeconds: number;
   committedAllSeconds: number;
   committedExact: number;
-  /** CPU seconds the server and the simulator spent from the deploy until all committed. */
+  /** Rollouts: until the rollout showed `completed` (NaN for a deploy). */
+  completedSeconds: number;
+  /** CPU seconds the server and the simulator spent from the start until all committed (a rollout: completed). */
   deployServerCpuSeconds: number;
   deploySimCpuSeconds: number;
   errors: Record<string, number>;
@@ -300,6 +337,11 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         await sleep(50);
       }
       const committedAllSeconds = waitCommitted ? (performance.now() - d0) / 1000 : Number.NaN;
+      let completedSeconds = Number.NaN;
+      if (waitCommitted && answered.finished) {
+        await answered.finished();
+        completedSeconds = (performance.now() - d0) / 1000;
+      }
       const deployServerCpuSeconds = (await cpuSeconds(pid)) - serverCpuBefore;
       const simCpu = process.cpuUsage(simCpuBefore);
       const deploySimCpuSeconds = (simCpu.user + simCpu.system) / 1e6;
@@ -309,6 +351,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
       );
       return {
         dialect,
+        trigger: opts.trigger,
         devices: DEVICES,
         enrollSeconds,
         connectSeconds,
@@ -322,6 +365,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         notifiedAllSeconds,
         committedAllSeconds,
         committedExact: status.body.phases.committed ?? 0,
+        completedSeconds,
         deployServerCpuSeconds,
         deploySimCpuSeconds,
         errors: fleet.summary().errors,
@@ -339,11 +383,11 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
 
 const results: Figures[] = [];
 for (const dialect of DIALECTS) {
-  process.stderr.write(`fleet bench: ${DEVICES} devices on ${dialect}\n`);
-  const f = await runOne(dialect, deployTrigger);
+  process.stderr.write(`fleet bench: ${DEVICES} devices on ${dialect}, ${opts.trigger}\n`);
+  const f = await runOne(dialect, TRIGGER);
   results.push(f);
   if (!opts.json) {
-    console.log(`\n${dialect}, ${f.devices} devices`);
+    console.log(`\n${dialect}, ${f.devices} devices, ${f.trigger}`);
     console.log(
       `  enroll ${f.enrollSeconds.toFixed(1)} s, all connected after ${f.connectSeconds.toFixed(1)} s`,
     );
@@ -354,11 +398,13 @@ for (const dialect of DIALECTS) {
     console.log(
       `  idle server CPU: ${f.idleCpuMsPerSecondPer1000.toFixed(2)} ms per second per 1,000 devices`,
     );
-    console.log(`  deploy answered in ${f.deployAnsweredMs.toFixed(0)} ms (HTTP ${f.deployStatus})`);
+    console.log(`  ${f.trigger} answered in ${f.deployAnsweredMs.toFixed(0)} ms (HTTP ${f.deployStatus})`);
     console.log(`  all ${f.devices} notified after ${f.notifiedAllSeconds.toFixed(2)} s`);
     console.log(
       `  all committed after ${f.committedAllSeconds.toFixed(1)} s (deploy status: ${f.committedExact} committed)`,
     );
+    if (!Number.isNaN(f.completedSeconds))
+      console.log(`  rollout completed after ${f.completedSeconds.toFixed(1)} s`);
     console.log(
       `  CPU meanwhile: server ${f.deployServerCpuSeconds.toFixed(1)} s, simulator ${f.deploySimCpuSeconds.toFixed(1)} s`,
     );

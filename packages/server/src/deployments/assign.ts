@@ -1,14 +1,13 @@
 /**
- * Assignments on behalf of another module's transaction (staged rollouts, docs/rollouts.md): the
- * caller holds its own row locks and records its own state in the same transaction, so an
- * assignment and the rollout's record of it commit together or not at all. After the commit the
- * caller announces them (director re-sign, `state-changed`, `device.assigned`), as `deploy` does.
+ * Assignments inside a write transaction: a deployment's batches (jobs.ts) and, on behalf of
+ * another module, staged rollouts (docs/rollouts.md): the caller holds its own row locks and
+ * records its own state in the same transaction, so an assignment and the rollout's record of it
+ * commit together or not at all. A batch of devices is recorded with two statements whatever its
+ * size. After the commit the caller announces them through `DeploymentJobs.announce`, as `deploy`
+ * does: the devices are told at once and their director metadata is re-signed in the background.
  */
-import { ServerCommands } from '@flotilla/protocol';
 import type { Db, ServerContext } from '../context.js';
 import { lockRows } from '../db/write-transaction.js';
-import type { DeployServices } from './service.js';
-import { assignInTransaction } from './service.js';
 
 export interface AssignedDevice {
   deviceId: string;
@@ -17,7 +16,7 @@ export interface AssignedDevice {
 
 /**
  * Assigns `targetPath` to those of `deviceIds` still accepted (their rows locked in id order);
- * returns them with their new state versions.
+ * returns them, in id order, with their new state versions.
  */
 export async function assignDevicesInTransaction(
   ctx: ServerContext,
@@ -27,24 +26,81 @@ export async function assignDevicesInTransaction(
   targetPath: string,
   rollout: string,
 ): Promise<AssignedDevice[]> {
-  if (deviceIds.length === 0) return [];
+  const accepted = await lockAcceptedIds(ctx, trx, deviceIds);
+  return assignMany(ctx, trx, accepted, app, targetPath, rollout);
+}
+
+/** Locks the devices' rows (in id order, so concurrent assignments never deadlock); the accepted ones. */
+export async function lockAcceptedIds(
+  ctx: ServerContext,
+  trx: Db,
+  ids: readonly string[],
+): Promise<string[]> {
+  if (ids.length === 0) return [];
   const rows = await lockRows(
     trx
       .selectFrom('devices')
       .select(['id', 'status'])
-      .where('id', 'in', [...deviceIds])
+      .where('id', 'in', [...ids])
       .orderBy('id'),
     ctx.dialect,
   ).execute();
-  const out: AssignedDevice[] = [];
-  for (const row of rows) {
-    if (row.status !== 'accepted') continue;
-    out.push({
-      deviceId: row.id,
-      stateVersion: await assignInTransaction(ctx, trx, row.id, app, targetPath, rollout),
-    });
-  }
-  return out;
+  return rows.filter((r) => r.status === 'accepted').map((r) => r.id);
+}
+
+/**
+ * Records the assignment of every device given (one upsert and one update for the batch), bumps
+ * each device's state version and marks its director metadata for re-signing
+ * (`director_pending`: re-signed after the commit, before the device's next read, or at the next
+ * start). Returns the devices in id order.
+ */
+export async function assignMany(
+  ctx: ServerContext,
+  trx: Db,
+  deviceIds: readonly string[],
+  app: string,
+  targetPath: string,
+  rollout: string,
+): Promise<AssignedDevice[]> {
+  if (deviceIds.length === 0) return [];
+  const now = ctx.clock.now().toISOString();
+  await trx
+    .insertInto('device_apps')
+    .values(
+      deviceIds.map((deviceId) => ({
+        device_id: deviceId,
+        app,
+        desired: targetPath,
+        rollout,
+        phase: 'assigned' as const,
+        updated_at: now,
+      })),
+    )
+    .onConflict((oc) =>
+      oc.columns(['device_id', 'app']).doUpdateSet({
+        desired: targetPath,
+        rollout,
+        phase: 'assigned',
+        bytes_done: null,
+        bytes_total: null,
+        bytes_fetched: null,
+        error: null,
+        updated_at: now,
+      }),
+    )
+    .execute();
+  const rows = await trx
+    .updateTable('devices')
+    .set((eb) => ({
+      state_version: eb('state_version', '+', 1),
+      director_pending: eb('state_version', '+', 1),
+    }))
+    .where('id', 'in', [...deviceIds])
+    .returning(['id', 'state_version'])
+    .execute();
+  return rows
+    .map((r) => ({ deviceId: r.id, stateVersion: Number(r.state_version) }))
+    .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
 }
 
 /**
@@ -94,31 +150,4 @@ export async function unassignInTransaction(
     .returning('state_version')
     .executeTakeFirstOrThrow();
   return Number(device.state_version);
-}
-
-/**
- * After the commit: re-signs each device's director targets, tells it over its WebSocket and emits
- * `device.assigned` (when `assigned`). A failed re-sign stays marked and is retried before the
- * device's next director read.
- */
-export async function announceAssignments(
-  svc: DeployServices,
-  changed: readonly AssignedDevice[],
-  assigned?: { app: string; targetPath: string; rollout: string },
-  /** Stops early (a shutdown): the re-sign markers cover the rest at the next start or read. */
-  signal?: AbortSignal,
-): Promise<void> {
-  for (const { deviceId } of changed) {
-    if (signal?.aborted) return;
-    await svc.directors.sync(deviceId).catch((err: unknown) => {
-      svc.ctx.log.warn(
-        { err, deviceId },
-        'director re-sign after an assignment failed; retried on the next read',
-      );
-    });
-  }
-  for (const { deviceId, stateVersion } of changed) {
-    svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
-    if (assigned) svc.events.emit({ type: 'device.assigned', deviceId, ...assigned, stateVersion });
-  }
 }

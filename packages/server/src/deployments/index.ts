@@ -11,7 +11,7 @@ import type { DeployServices } from './service.js';
 export { DirectorSync } from './director-sync.js';
 export { deploy, deployStatus, deviceApps, getDeployment, sendAppAction } from './service.js';
 export { DeploymentJobs } from './jobs.js';
-export type { JobServices } from './jobs.js';
+export type { AssignedTo, JobServices } from './jobs.js';
 export type { DeployServices } from './service.js';
 export { recordReport } from './reports.js';
 export { readAppLogs } from './logs.js';
@@ -27,5 +27,5 @@ export const deploymentsPlugin: FastifyPluginCallback<DeploymentsPluginOptions> 
   registerDeploymentRoutes(app, opts.services, opts.deviceAuth);
   done();
 };
-export { announceAssignments, assignDevicesInTransaction, unassignInTransaction } from './assign.js';
+export { assignDevicesInTransaction, unassignInTransaction } from './assign.js';
 export type { AssignedDevice } from './assign.js';

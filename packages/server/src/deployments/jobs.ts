@@ -16,10 +16,11 @@ import type { Limit } from '@flotilla/node-kit';
 import { ServerCommands, errorSummary } from '@flotilla/protocol';
 import type { Deployment } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
-import type { Db } from '../context.js';
 import type { DeploymentJobsTable } from '../db/schema.js';
 import { lockRows, writeTransaction } from '../db/write-transaction.js';
 import { crashPoint } from '../test-hooks.js';
+import type { AssignedDevice } from './assign.js';
+import { assignMany, lockAcceptedIds } from './assign.js';
 import type { DeployServices } from './service.js';
 
 /**
@@ -35,8 +36,16 @@ export type JobServices = Omit<DeployServices, 'jobs'>;
 
 interface BatchResult {
   job: Selectable<DeploymentJobsTable>;
-  assigned: { deviceId: string; stateVersion: number }[];
+  assigned: AssignedDevice[];
   done: boolean;
+}
+
+/** What devices were assigned (for their `device.assigned` events). */
+export interface AssignedTo {
+  app: string;
+  targetPath: string;
+  /** The deployment's or the rollout's id. */
+  rollout: string;
 }
 
 export class DeploymentJobs {
@@ -100,6 +109,41 @@ export class DeploymentJobs {
     while (this.#resigning.size > 0) await Promise.allSettled([...this.#resigning]);
   }
 
+  /**
+   * After the commit of assignments (a deployment's batch, a rollout's wave) or of their
+   * withdrawal: tells each device at once (`state-changed`, and `device.assigned` when `assigned`
+   * is given), then re-signs their director metadata in the background, RESIGN_CONCURRENCY at once
+   * across every caller, or sooner when a device reads it first (`DirectorSync.beforeRead`). The
+   * commit marked each device (`director_pending`), so a server stopped before a re-sign repairs
+   * it at its next start. Resolves when these re-signs have settled; never rejects.
+   */
+  announce(changed: readonly AssignedDevice[], assigned?: AssignedTo): Promise<void> {
+    const { ctx } = this.svc;
+    for (const { deviceId, stateVersion } of changed) {
+      this.svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
+      if (assigned) this.svc.events.emit({ type: 'device.assigned', deviceId, ...assigned, stateVersion });
+    }
+    const resigns = changed.map(({ deviceId }) => {
+      const resign = this.#resign(() =>
+        // A server stopping leaves the rest marked: re-signed at its next start (repairPending).
+        this.#stopping
+          ? Promise.resolve(false)
+          : // The change is recorded: a failed re-sign stays marked and is retried before the
+            // device's next director read and at the next start, so it fails nothing.
+            this.svc.directors.sync(deviceId).catch((err: unknown) => {
+              ctx.log.warn(
+                { err, deviceId },
+                'director re-sign after an assignment failed; retried on the next read',
+              );
+            }),
+      );
+      this.#resigning.add(resign);
+      void resign.finally(() => this.#resigning.delete(resign));
+      return resign;
+    });
+    return Promise.all(resigns).then(() => undefined);
+  }
+
   async #loop(id: string): Promise<void> {
     const { ctx } = this.svc;
     const resigns: Promise<unknown>[] = [];
@@ -128,35 +172,7 @@ export class DeploymentJobs {
       if (batch === null) break;
       const { job, assigned, done } = batch;
       if (assigned.length > 0) crashPoint('assignment.after-commit');
-      for (const { deviceId, stateVersion } of assigned) {
-        this.svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
-        this.svc.events.emit({
-          type: 'device.assigned',
-          deviceId,
-          app: job.app,
-          targetPath: job.target_path,
-          rollout: id,
-          stateVersion,
-        });
-      }
-      for (const { deviceId } of assigned) {
-        const resign = this.#resign(() =>
-          // A server stopping leaves the rest marked: re-signed at its next start (repairPending).
-          this.#stopping
-            ? Promise.resolve(false)
-            : // The assignment is recorded: a failed re-sign stays marked and is retried before the
-              // device's next director read and at the next start, so it does not fail the deployment.
-              this.svc.directors.sync(deviceId).catch((err: unknown) => {
-                ctx.log.warn(
-                  { err, deviceId },
-                  'director re-sign after an assignment failed; retried on the next read',
-                );
-              }),
-        );
-        this.#resigning.add(resign);
-        resigns.push(resign);
-        void resign.finally(() => this.#resigning.delete(resign));
-      }
+      resigns.push(this.announce(assigned, { app: job.app, targetPath: job.target_path, rollout: id }));
       if (assigned.length > 0) crashPoint('deployment.after-batch');
       if (done) {
         await this.#announce(job);
@@ -188,8 +204,8 @@ export class DeploymentJobs {
         .execute();
       const slice = rows.slice(0, size).map((r) => r.device_id);
       const done = rows.length <= size;
-      const accepted = await lockAcceptedIds(this.svc, trx, slice);
-      const assigned = await assignMany(this.svc, trx, accepted, job.app, job.target_path, id);
+      const accepted = await lockAcceptedIds(ctx, trx, slice);
+      const assigned = await assignMany(ctx, trx, accepted, job.app, job.target_path, id);
       const now = ctx.clock.now().toISOString();
       await trx
         .updateTable('deployment_jobs')
@@ -236,73 +252,6 @@ export class DeploymentJobs {
       actor: { userId: job.actor_id ?? '', sourceIp: '' },
     });
   }
-}
-
-/** Locks the batch's device rows (in id order, so concurrent deployments never deadlock); the accepted ones. */
-async function lockAcceptedIds(svc: JobServices, trx: Db, ids: readonly string[]): Promise<string[]> {
-  if (ids.length === 0) return [];
-  const rows = await lockRows(
-    trx
-      .selectFrom('devices')
-      .select(['id', 'status'])
-      .where('id', 'in', [...ids])
-      .orderBy('id'),
-    svc.ctx.dialect,
-  ).execute();
-  return rows.filter((r) => r.status === 'accepted').map((r) => r.id);
-}
-
-/**
- * Records the assignment of every device given (one upsert and one update for the batch), bumps
- * each device's state version and marks its director metadata for re-signing.
- */
-async function assignMany(
-  svc: JobServices,
-  trx: Db,
-  deviceIds: readonly string[],
-  app: string,
-  targetPath: string,
-  rollout: string,
-): Promise<{ deviceId: string; stateVersion: number }[]> {
-  if (deviceIds.length === 0) return [];
-  const now = svc.ctx.clock.now().toISOString();
-  await trx
-    .insertInto('device_apps')
-    .values(
-      deviceIds.map((deviceId) => ({
-        device_id: deviceId,
-        app,
-        desired: targetPath,
-        rollout,
-        phase: 'assigned' as const,
-        updated_at: now,
-      })),
-    )
-    .onConflict((oc) =>
-      oc.columns(['device_id', 'app']).doUpdateSet({
-        desired: targetPath,
-        rollout,
-        phase: 'assigned',
-        bytes_done: null,
-        bytes_total: null,
-        bytes_fetched: null,
-        error: null,
-        updated_at: now,
-      }),
-    )
-    .execute();
-  const rows = await trx
-    .updateTable('devices')
-    .set((eb) => ({
-      state_version: eb('state_version', '+', 1),
-      director_pending: eb('state_version', '+', 1),
-    }))
-    .where('id', 'in', [...deviceIds])
-    .returning(['id', 'state_version'])
-    .execute();
-  return rows
-    .map((r) => ({ deviceId: r.id, stateVersion: Number(r.state_version) }))
-    .sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
 }
 
 export function toDeployment(row: Selectable<DeploymentJobsTable>): Deployment {

@@ -191,51 +191,6 @@ async function lockAccepted(
   return rows.filter((r) => r.status === 'accepted').map((r) => r.id);
 }
 
-/** Records one device's assignment and marks its director metadata for re-signing; returns its new state version. */
-export async function assignInTransaction(
-  ctx: ServerContext,
-  trx: Db,
-  deviceId: string,
-  app: string,
-  targetPath: string,
-  rollout: string,
-): Promise<number> {
-  const now = ctx.clock.now().toISOString();
-  await trx
-    .insertInto('device_apps')
-    .values({
-      device_id: deviceId,
-      app,
-      desired: targetPath,
-      rollout,
-      phase: 'assigned',
-      updated_at: now,
-    })
-    .onConflict((oc) =>
-      oc.columns(['device_id', 'app']).doUpdateSet({
-        desired: targetPath,
-        rollout,
-        phase: 'assigned',
-        bytes_done: null,
-        bytes_total: null,
-        bytes_fetched: null,
-        error: null,
-        updated_at: now,
-      }),
-    )
-    .execute();
-  const row = await trx
-    .updateTable('devices')
-    .set((eb) => ({
-      state_version: eb('state_version', '+', 1),
-      director_pending: eb('state_version', '+', 1),
-    }))
-    .where('id', '=', deviceId)
-    .returning('state_version')
-    .executeTakeFirstOrThrow();
-  return Number(row.state_version);
-}
-
 export async function requireDevice(ctx: ServerContext, deviceId: string): Promise<void> {
   const row = await ctx.db.selectFrom('devices').select('id').where('id', '=', deviceId).executeTakeFirst();
   if (!row) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);

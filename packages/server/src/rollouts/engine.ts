@@ -10,8 +10,8 @@
 import type { AppProcessStatus, RolloutPhase } from '@flotilla/protocol';
 import type { Db } from '../context.js';
 import { lockRows, writeTransaction } from '../db/write-transaction.js';
-import { announceAssignments, assignDevicesInTransaction, readAppLogs } from '../deployments/index.js';
-import type { AssignedDevice, DeployServices } from '../deployments/index.js';
+import { assignDevicesInTransaction, readAppLogs } from '../deployments/index.js';
+import type { AssignedDevice, AssignedTo, DeployServices } from '../deployments/index.js';
 import { compileFilter } from '../devices/index.js';
 import type { RolloutEvent } from '../events/bus.js';
 import { crashPoint } from '../test-hooks.js';
@@ -21,7 +21,7 @@ import { parseWindow, windowOpen } from './window.js';
 
 /** Restarts of the app's process during the soak that count as a crash loop. */
 export const CRASH_LOOP_RESTARTS = 3;
-/** Devices assigned per transaction; a tick with more to do runs again at once. */
+/** Devices assigned per transaction (two statements); a tick with more to do runs again at once. */
 const ASSIGN_BATCH = 500;
 const INSERT_CHUNK = 500;
 /** Least time between two passes over the active rollouts. */
@@ -40,7 +40,7 @@ export function retryDelayMs(n: number): number {
 export interface AfterCommit {
   assigned: AssignedDevice[];
   /** What `assigned` were assigned (the rollout's release at the commit). */
-  assignedTo?: { app: string; targetPath: string; rollout: string };
+  assignedTo?: AssignedTo;
   unassigned: AssignedDevice[];
   events: RolloutEvent[];
   more: boolean;
@@ -169,29 +169,31 @@ export class RolloutEngine {
   }
 
   /**
-   * Queues what a commit leaves to do: director re-signs and notices for the devices changed, then
-   * the events. Queued in commit order and run in the background, so that the next batch of a
-   * large wave is assigned while this one is announced (a device reading its director metadata
-   * meanwhile gets it re-signed on the spot; a stop leaves the rest to the re-sign markers).
+   * What a commit leaves to do, in commit order: the devices changed are told at once and their
+   * director metadata re-signed in the background (`DeploymentJobs.announce`, shared with
+   * `deploy`: bounded concurrency, or on the spot when a device reads it first, and after a stop
+   * at the next start from the re-sign markers), then the events are emitted.
    */
   publish(post: AfterCommit): Promise<void> {
-    const run = this.#publishing.then(() =>
-      this.#publishNow(post).catch((err: unknown) => {
+    const run = this.#publishing.then(() => {
+      try {
+        this.#publishNow(post);
+      } catch (err) {
         this.svc.ctx.log.warn({ err }, 'announcing rollout changes failed; devices catch up when they read');
-      }),
-    );
+      }
+    });
     this.#publishing = run;
     return run;
   }
 
-  async #publishNow(post: AfterCommit): Promise<void> {
-    const signal = this.#abort.signal;
+  #publishNow(post: AfterCommit): void {
+    const { jobs } = this.svc;
     if (post.assigned.length > 0 && post.assignedTo !== undefined)
-      await announceAssignments(this.svc, post.assigned, post.assignedTo, signal);
-    if (post.unassigned.length > 0) await announceAssignments(this.svc, post.unassigned, undefined, signal);
+      void jobs.announce(post.assigned, post.assignedTo);
+    if (post.unassigned.length > 0) void jobs.announce(post.unassigned);
     for (const e of post.events) {
       this.svc.events.emit(e);
-      if (e.type === 'rollout.device.failed' && !signal.aborted)
+      if (e.type === 'rollout.device.failed' && !this.#abort.signal.aborted)
         void this.#keepLogTail(e.rolloutId, e.deviceId);
     }
   }

@@ -20,6 +20,18 @@ import { publish, treeOf } from '../objects/push.js';
 import { RolloutClient, enrollFleet, install } from './fleet.js';
 import type { FleetDevice } from './fleet.js';
 
+/** The devices whose director metadata is marked for a re-sign (`director_pending`). */
+async function pendingResigns(db: OpenDatabase, ids: readonly string[]): Promise<string[]> {
+  const rows = await db.db
+    .selectFrom('devices')
+    .select('id')
+    .where('id', 'in', [...ids])
+    .where('director_pending', 'is not', null)
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
 async function stateVersions(db: OpenDatabase, fleet: FleetDevice[]): Promise<Map<string, number>> {
   const rows = await db.db
     .selectFrom('devices')
@@ -67,9 +79,14 @@ for (const dialect of testDialects()) {
       const assignedBeforeRestart = await stateVersions(db, fleet);
       const bumped = fleet.filter((d) => assignedBeforeRestart.get(d.id)! > before.get(d.id)!);
       assert.equal(bumped.length, 3, 'wave 1 (25% of 12) was committed before the kill');
+      const bumpedIds = bumped.map((d) => d.id).sort();
+      // Killed before announcing: the re-signs (in the background after the commit) had not run.
+      assert.deepEqual(await pendingResigns(db, bumpedIds), bumpedIds, 'wave 1 marked for re-signing');
 
       const second = await startServerProcess({ dataDir: t.dataDir, database: t.config.database });
       servers.push(second);
+      // The restarted server re-signed them from the committed rows before it listened.
+      assert.deepEqual(await pendingResigns(db, bumpedIds), [], 'wave 1 re-signed at the start');
       const api = new RolloutClient(second.url, t.adminToken);
       const r = await api.until(row.id, 'wave 1 seen as notified', (r) => r.waves[0]!.counts.notified === 3);
       assert.equal(r.waves[1]!.counts.pending, 9);
