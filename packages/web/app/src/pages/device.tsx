@@ -215,14 +215,15 @@ function Apps({ id }: { id: string }) {
                       </td>
                       <td data-label="Actions">
                         <div className="actions">
-                          <button
-                            type="button"
-                            onClick={() => setLogsFor(logsFor === a.app ? null : a.app)}
-                            aria-expanded={logsFor === a.app}
-                          >
-                            Logs
-                          </button>
                           <RequireRole role="deployer">
+                            {/* App output can hold secrets: deployers and admins read it (docs/remote-access.md). */}
+                            <button
+                              type="button"
+                              onClick={() => setLogsFor(logsFor === a.app ? null : a.app)}
+                              aria-expanded={logsFor === a.app}
+                            >
+                              Logs
+                            </button>
                             <ActionButton label="Restart" run={action(a.app, 'restart')} />
                             <ActionButton label="Stop" run={action(a.app, 'stop')} />
                             <ActionButton label="Start" run={action(a.app, 'start')} />
