@@ -145,7 +145,8 @@ void describe('rollouts and live events in Chromium', { skip: missing ?? false }
   void test('pause and resume a rollout from its page', async (t) => {
     if (skipped(t)) return;
     const p = await page();
-    await createRollout(p, 'ticker@1.1.0', '1, 1');
+    // Waves are cumulative (docs/rollouts.md): one device first, then the rest.
+    await createRollout(p, 'ticker@1.1.0', '1, 100%');
     await p.getByRole('button', { name: 'Pause' }).click();
     await p.getByRole('heading').filter({ hasText: 'paused' }).waitFor();
     await p.getByRole('button', { name: 'Resume' }).click();

@@ -17,21 +17,33 @@ import { AuditPage } from './pages/audit.js';
 import { KeysPage } from './pages/keys.js';
 import { ErrorNote } from './ui.js';
 
-/** Which cached queries an event makes stale (by the first part of its type). */
+/**
+ * Which cached queries an event makes stale, by the first part of its type (docs/events.md): a
+ * device's update report also moves the rollout it belongs to (`rollout` column).
+ */
 function staleKeys(e: LiveEvent): string[] {
   const kind = e.type.split('.')[0] ?? '';
-  switch (kind) {
-    case 'device':
-      return ['devices', 'device', 'fleet'];
-    case 'rollout':
-      return ['rollouts', 'rollout', 'fleet'];
-    case 'release':
-      return ['releases', 'fleet'];
-    case 'deployment':
-      return ['device', 'fleet'];
-    default:
-      return ['fleet'];
-  }
+  const keys = ((): string[] => {
+    switch (kind) {
+      case 'device':
+        return ['devices', 'device', 'fleet'];
+      case 'rollout':
+        return ['rollouts', 'rollout', 'fleet'];
+      case 'deployment':
+        return ['device', 'fleet'];
+      case 'audit': {
+        // An operator's change (`audit.release.push`, `audit.device.tags`, …): what it touched.
+        const subject = e.type.split('.')[1] ?? '';
+        if (subject === 'release') return ['releases', 'fleet'];
+        if (subject === 'rollout') return ['rollouts', 'rollout'];
+        return e.deviceId ? ['devices', 'device'] : [];
+      }
+      default:
+        return [];
+    }
+  })();
+  if (e.rollout !== null && kind !== 'rollout') keys.push('rollouts', 'rollout');
+  return keys;
 }
 
 function useLiveInvalidation() {

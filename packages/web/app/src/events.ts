@@ -5,13 +5,13 @@
  * itself with backoff (1 s doubling to 30 s) after any network error or server restart.
  */
 import { useSyncExternalStore } from 'react';
+import type { StreamEvent } from '@flotilla/protocol';
 
-export interface LiveEvent {
-  id: string;
-  type: string;
-  at?: string;
-  [key: string]: unknown;
-}
+/**
+ * One message of the stream (docs/events.md "What is in the stream"): `{ seq, type, at, deviceId,
+ * app, rollout, data }`, with `id` the sequence number as text (React keys, `Last-Event-ID`).
+ */
+export type LiveEvent = StreamEvent & { id: string };
 
 export type StreamState = 'connecting' | 'live' | 'reconnecting' | 'unavailable' | 'stopped';
 
@@ -120,16 +120,22 @@ export class EventStream {
     }
     if (id !== null) this.lastId = id;
     if (data.length === 0) return;
-    let payload: Record<string, unknown>;
+    let payload: Partial<StreamEvent>;
     try {
-      payload = JSON.parse(data.join('\n')) as Record<string, unknown>;
+      payload = JSON.parse(data.join('\n')) as Partial<StreamEvent>;
     } catch {
       return;
     }
+    const seq = typeof payload.seq === 'number' ? payload.seq : Number(id ?? NaN);
     const event: LiveEvent = {
-      ...payload,
-      id: scalar(payload.id) ?? id ?? '',
-      type: scalar(payload.type) ?? type,
+      seq,
+      id: Number.isFinite(seq) ? String(seq) : (id ?? ''),
+      type: typeof payload.type === 'string' ? payload.type : type,
+      at: typeof payload.at === 'string' ? payload.at : new Date().toISOString(),
+      deviceId: typeof payload.deviceId === 'string' ? payload.deviceId : null,
+      app: typeof payload.app === 'string' ? payload.app : null,
+      rollout: typeof payload.rollout === 'string' ? payload.rollout : null,
+      data: typeof payload.data === 'object' && payload.data !== null ? payload.data : {},
     };
     this.recent = [event, ...this.recent].slice(0, RECENT_MAX);
     for (const fn of this.handlers) fn(event);
@@ -145,8 +151,4 @@ export function useStreamState(): StreamState {
 
 export function useRecentEvents(): LiveEvent[] {
   return useSyncExternalStore(stream.onState, stream.getRecent);
-}
-
-function scalar(v: unknown): string | null {
-  return typeof v === 'string' || typeof v === 'number' ? String(v) : null;
 }

@@ -1,110 +1,50 @@
 /**
- * Fleet numbers for the overview. `GET /api/v1/fleet/overview` gives them in one answer; a server
- * without that route gets the device counts from `GET /api/v1/devices` totals instead (three
- * `limit=1` queries) and the release distribution from each recent release's deployment status
- * (devices running it), for the newest RECENT_RELEASES versions of each app.
+ * Fleet numbers for the overview, from `GET /api/v1/fleet/overview` (docs/events.md "Fleet
+ * overview": device counts and, per app, devices per running release, three aggregate queries on
+ * the server whatever the fleet's size). The chart also shows the app's newest releases that no
+ * device runs yet (0 devices), read from `GET /api/v1/releases`, so that a new release's adoption is
+ * visible from its start.
  */
-import type { DeployStatus, DeviceList, ReleaseList } from '@flotilla/protocol';
-import { ApiError, get } from './api.js';
+import type { FleetOverview, ReleaseList } from '@flotilla/protocol';
+import { get } from './api.js';
 
 export interface FleetNumbers {
   counts: { label: string; value: number }[];
-  /** Per app: how many devices run each release version; null when the server does not say. */
-  distribution: { app: string; versions: { version: string; devices: number }[] }[] | null;
+  /** Per app: how many devices run each release version, most first, then unused releases. */
+  distribution: { app: string; updating: number; versions: { version: string; devices: number }[] }[];
 }
 
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const text = (v: unknown): string | null =>
-  typeof v === 'string' || typeof v === 'number' ? String(v) : null;
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+/** Releases per app shown with 0 devices when no device runs them (the newest ones). */
+const RECENT_RELEASES = 6;
 
-/** Reads the overview answer leniently: counts are the numeric fields of `devices`. */
-export function normalizeOverview(body: unknown): FleetNumbers {
-  const o = isObj(body) ? body : {};
-  const devices = isObj(o.devices) ? o.devices : {};
-  const counts = Object.entries(devices)
-    .filter(([, v]) => num(v) !== null)
-    .map(([label, v]) => ({ label, value: num(v) ?? 0 }));
-  const raw = o.apps ?? o.releases ?? o.distribution;
-  let distribution: FleetNumbers['distribution'] = null;
-  if (Array.isArray(raw)) {
-    const byApp = new Map<string, { version: string; devices: number }[]>();
-    for (const item of raw) {
-      if (!isObj(item)) continue;
-      const app = text(item.app) ?? text(item.name) ?? '';
-      const list = byApp.get(app) ?? [];
-      const versions = item.versions ?? item.releases;
-      if (Array.isArray(versions)) {
-        for (const v of versions)
-          if (isObj(v))
-            list.push({
-              version: text(v.version) ?? text(v.release) ?? 'none',
-              devices: num(v.devices ?? v.count) ?? 0,
-            });
-      } else if (item.version !== undefined || item.release !== undefined) {
-        list.push({
-          version: text(item.version) ?? text(item.release) ?? 'none',
-          devices: num(item.devices ?? item.count) ?? 0,
-        });
-      }
-      byApp.set(app, list);
-    }
-    distribution = [...byApp].map(([app, versions]) => ({ app, versions }));
-  } else if (isObj(raw)) {
-    distribution = Object.entries(raw).map(([app, versions]) => ({
-      app,
-      versions: isObj(versions)
-        ? Object.entries(versions).map(([version, n]) => ({ version, devices: num(n) ?? 0 }))
-        : [],
-    }));
+export function fleetNumbersOf(overview: FleetOverview, releases: ReleaseList['items']): FleetNumbers {
+  const d = overview.devices;
+  const counts = [
+    { label: 'total', value: d.total },
+    { label: 'online', value: d.online },
+    { label: 'offline', value: d.offline },
+    { label: 'pending', value: d.pending },
+  ];
+  const newest = new Map<string, string[]>();
+  for (const r of [...releases].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt))) {
+    const list = newest.get(r.app) ?? [];
+    if (list.length < RECENT_RELEASES) newest.set(r.app, [...list, r.version]);
   }
+  const distribution = overview.apps.map((a) => {
+    // A device whose running release the server does not know shows as "unknown".
+    const versions = a.releases.map((r) => ({ version: r.version ?? 'unknown', devices: r.devices }));
+    const shown = new Set(versions.map((v) => v.version));
+    for (const version of [...(newest.get(a.app) ?? [])].reverse())
+      if (!shown.has(version)) versions.push({ version, devices: 0 });
+    return { app: a.app, updating: a.updating, versions };
+  });
   return { counts, distribution };
 }
 
 export async function fleetNumbers(): Promise<FleetNumbers> {
-  try {
-    return normalizeOverview(await get<unknown>('/api/v1/fleet/overview'));
-  } catch (e) {
-    if (!(e instanceof ApiError && e.missingRoute)) throw e;
-  }
-  const total = async (filter?: string) =>
-    (await get<DeviceList>('/api/v1/devices', { limit: 1, ...(filter ? { filter } : {}) })).total;
-  const [all, online, pending] = await Promise.all([
-    total(),
-    total('online==true'),
-    total('status==pending'),
+  const [overview, releases] = await Promise.all([
+    get<FleetOverview>('/api/v1/fleet/overview'),
+    get<ReleaseList>('/api/v1/releases'),
   ]);
-  return {
-    counts: [
-      { label: 'total', value: all },
-      { label: 'online', value: online },
-      { label: 'offline', value: all - online },
-      { label: 'pending', value: pending },
-    ],
-    distribution: await distributionFromDeployments(),
-  };
-}
-
-const RECENT_RELEASES = 6;
-
-async function distributionFromDeployments(): Promise<FleetNumbers['distribution']> {
-  const releases = (await get<ReleaseList>('/api/v1/releases')).items;
-  const byApp = new Map<string, ReleaseList['items']>();
-  for (const r of [...releases].sort((a, b) => Date.parse(a.createdAt) - Date.parse(b.createdAt)))
-    byApp.set(r.app, [...(byApp.get(r.app) ?? []), r]);
-  return Promise.all(
-    [...byApp].map(async ([app, list]) => ({
-      app,
-      versions: await Promise.all(
-        list.slice(-RECENT_RELEASES).map(async (r) => {
-          const status = await get<DeployStatus>('/api/v1/deployments/status', { app, version: r.version });
-          return {
-            version: r.version,
-            devices: status.devices.filter((d) => d.current === r.targetPath).length,
-          };
-        }),
-      ),
-    })),
-  );
+  return fleetNumbersOf(overview, releases.items);
 }

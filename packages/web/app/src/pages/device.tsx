@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link } from 'wouter';
-import type { AppLogs, Device, DeviceAppList } from '@flotilla/protocol';
-import { ApiError, errorText, get, path, post } from '../api.js';
+import type { Device, DeviceAppList, ErrorEnvelope, RemoteLogLine } from '@flotilla/protocol';
+import { ApiError, errorText, get, path, post, withQuery } from '../api.js';
 import { RequireRole, useSession } from '../auth.js';
 import { stream } from '../events.js';
 import type { LiveEvent } from '../events.js';
@@ -215,14 +215,15 @@ function Apps({ id }: { id: string }) {
                       </td>
                       <td data-label="Actions">
                         <div className="actions">
-                          <button
-                            type="button"
-                            onClick={() => setLogsFor(logsFor === a.app ? null : a.app)}
-                            aria-expanded={logsFor === a.app}
-                          >
-                            Logs
-                          </button>
                           <RequireRole role="deployer">
+                            {/* App output can hold secrets: deployers and admins read it (docs/remote-access.md). */}
+                            <button
+                              type="button"
+                              onClick={() => setLogsFor(logsFor === a.app ? null : a.app)}
+                              aria-expanded={logsFor === a.app}
+                            >
+                              Logs
+                            </button>
                             <ActionButton label="Restart" run={action(a.app, 'restart')} />
                             <ActionButton label="Stop" run={action(a.app, 'stop')} />
                             <ActionButton label="Start" run={action(a.app, 'start')} />
@@ -253,19 +254,84 @@ function releaseOf(target: string | null): string {
   return version ?? target;
 }
 
-/** The app's log tail; "follow" reads it again every 2 s while the panel is open. */
+/** Lines kept in the panel; older ones scroll out. */
+const LOG_LINES_MAX = 2000;
+
+/**
+ * The app's log, read live from the device (`GET …/apps/:app/log-stream`, newline-delimited JSON,
+ * docs/remote-access.md "Logs"): the last 200 lines, then with "follow" each new line as the app
+ * writes it. Unticking "follow" closes the stream and keeps what is shown; a followed stream that
+ * ends (the device went away, the server restarted) is opened again after 3 s.
+ */
 function Logs({ id, app }: { id: string; app: string }) {
   const [follow, setFollow] = useState(true);
-  const logs = useQuery({
-    queryKey: ['device', id, 'logs', app],
-    queryFn: () => get<AppLogs>(path('/api/v1/devices/:id/apps/:app/logs', { id, app }), { maxBytes: 65536 }),
-    refetchInterval: follow ? 2000 : false,
-    retry: false,
-  });
+  const [lines, setLines] = useState<string[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [ended, setEnded] = useState(false);
+  const [attempt, setAttempt] = useState(0);
+  useEffect(() => {
+    setEnded(false);
+    if (!follow) return;
+    const abort = new AbortController();
+    let retry: ReturnType<typeof setTimeout> | null = null;
+    setError(null);
+    const run = async () => {
+      const url = withQuery(path('/api/v1/devices/:id/apps/:app/log-stream', { id, app }), {
+        tail: 200,
+        follow: true,
+      });
+      const res = await fetch(url, {
+        credentials: 'same-origin',
+        headers: { accept: 'application/x-ndjson' },
+        signal: abort.signal,
+      });
+      if (!res.ok || !res.body) {
+        const body = (await res.json().catch(() => null)) as Partial<ErrorEnvelope> | null;
+        throw new ApiError(
+          res.status,
+          body?.error?.code ?? `HTTP_${res.status}`,
+          body?.error?.message ?? `${res.status} ${res.statusText}`,
+        );
+      }
+      setLines([]);
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        const parts = buffer.split('\n');
+        buffer = parts.pop() ?? '';
+        const add: string[] = [];
+        for (const part of parts) {
+          if (part.trim() === '') continue;
+          const line = JSON.parse(part) as Partial<RemoteLogLine> & {
+            error?: { code: string; message: string };
+          };
+          if (line.error) throw new ApiError(0, line.error.code, line.error.message);
+          if (typeof line.text === 'string') add.push(line.text);
+        }
+        if (add.length > 0) setLines((prev) => [...(prev ?? []), ...add].slice(-LOG_LINES_MAX));
+      }
+      setEnded(true);
+    };
+    run().then(
+      () => {
+        retry = setTimeout(() => setAttempt((n) => n + 1), 3000);
+      },
+      (e: unknown) => {
+        if (!abort.signal.aborted) setError(e);
+      },
+    );
+    return () => {
+      abort.abort();
+      if (retry) clearTimeout(retry);
+    };
+  }, [id, app, follow, attempt]);
   const pre = useRef<HTMLPreElement>(null);
   useEffect(() => {
     if (follow && pre.current) pre.current.scrollTop = pre.current.scrollHeight;
-  }, [logs.data, follow]);
+  }, [lines, follow]);
   return (
     <div className="logs" aria-label={`Logs of ${app}`} role="region">
       <div className="section-head">
@@ -274,17 +340,17 @@ function Logs({ id, app }: { id: string; app: string }) {
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Follow
         </label>
       </div>
-      {logs.isError ? (
-        logs.error instanceof ApiError && logs.error.missingRoute ? (
-          <p className="note">Logs are not available on this server.</p>
-        ) : (
-          <p className="error" role="alert">
-            {errorText(logs.error)}
-          </p>
-        )
+      {error ? (
+        <p className="error" role="alert">
+          {errorText(error)}
+        </p>
+      ) : ended ? (
+        <p className="muted small" role="status">
+          The log stream ended; opening it again…
+        </p>
       ) : null}
       <pre ref={pre} className="log-text" tabIndex={0} data-testid="log-text">
-        {logs.data ? (logs.data.truncated ? '…\n' : '') + logs.data.text : logs.isPending ? 'Loading…' : ''}
+        {lines === null ? (error ? '' : 'Loading…') : lines.join('\n')}
       </pre>
     </div>
   );
@@ -307,8 +373,8 @@ function History({ id }: { id: string }) {
         <ol className="events">
           {events.map((e) => (
             <li key={e.id}>
-              <code>{e.type}</code> <Time at={e.at ?? null} /> {typeof e.app === 'string' ? e.app : ''}{' '}
-              {typeof e.phase === 'string' ? e.phase : ''}
+              <code>{e.type}</code> <Time at={e.at} /> {e.app ?? ''}{' '}
+              {typeof e.data.phase === 'string' ? e.data.phase : ''}
             </li>
           ))}
         </ol>

@@ -3,20 +3,21 @@ import { Link } from 'wouter';
 import { get } from '../api.js';
 import { BarChart } from '../charts.js';
 import { useRecentEvents, useStreamState } from '../events.js';
+import type { LiveEvent } from '../events.js';
 import { fleetNumbers } from '../fleet.js';
 import { Loaded, Section, Time } from '../ui.js';
 import { isFinished, progressOf } from './rollouts.js';
-import type { Rollout } from './rollouts.js';
+import type { RolloutList } from '@flotilla/protocol';
 
 export function OverviewPage() {
   const fleet = useQuery({ queryKey: ['fleet'], queryFn: fleetNumbers, refetchInterval: 30_000 });
   const rollouts = useQuery({
     queryKey: ['rollouts'],
-    queryFn: () => get<{ items: Rollout[] }>('/api/v1/rollouts'),
+    queryFn: () => get<RolloutList>('/api/v1/rollouts'),
   });
   const events = useRecentEvents();
   const streamState = useStreamState();
-  const failures = events.filter((e) => /fail|error|rolled-back|abort/.test(e.type));
+  const failures = events.filter(isFailure);
   return (
     <>
       <h1>Fleet overview</h1>
@@ -32,17 +33,18 @@ export function OverviewPage() {
               ))}
             </ul>
             <Section title="Release distribution">
-              {f.distribution === null ? (
-                <p className="note" role="note">
-                  This server does not report release distribution.
-                </p>
-              ) : f.distribution.length === 0 ? (
+              {f.distribution.length === 0 ? (
                 <p className="muted">No app is deployed yet.</p>
               ) : (
                 <div className="grid">
                   {f.distribution.map((d) => (
                     <div key={d.app}>
-                      <h3>{d.app}</h3>
+                      <h3>
+                        {d.app}
+                        {d.updating > 0 ? (
+                          <span className="muted small"> ({d.updating} updating)</span>
+                        ) : null}
+                      </h3>
                       <BarChart
                         title={`Devices per release of ${d.app}`}
                         categoryLabel="release"
@@ -106,16 +108,26 @@ export function OverviewPage() {
   );
 }
 
-export function EventList({
-  events,
-}: {
-  events: { id: string; type: string; at?: string; [k: string]: unknown }[];
-}) {
+/**
+ * Failures among the stream's event types (docs/events.md): an update that failed or rolled back,
+ * a rollout device that failed, a rollout that paused or was aborted.
+ */
+function isFailure(e: LiveEvent): boolean {
+  return (
+    e.type === 'device.update.failed' ||
+    e.type === 'device.update.rolled-back' ||
+    e.type === 'rollout.device.failed' ||
+    e.type === 'rollout.paused' ||
+    e.type === 'rollout.aborted'
+  );
+}
+
+export function EventList({ events }: { events: LiveEvent[] }) {
   return (
     <ol className="events">
       {events.map((e) => (
         <li key={e.id}>
-          <code>{e.type}</code> <Time at={e.at ?? null} />{' '}
+          <code>{e.type}</code> <Time at={e.at} />{' '}
           {typeof e.deviceId === 'string' ? (
             <Link href={`/devices/${encodeURIComponent(e.deviceId)}`}>{e.deviceId}</Link>
           ) : null}

@@ -11,7 +11,19 @@ import { RequireRole } from '../auth.js';
 import { BarChart, LineChart } from '../charts.js';
 import { ReleasePicker } from './devices.js';
 import { ActionButton, Badge, ErrorNote, KeyValues, Loaded, Section, Unavailable } from '../ui.js';
+import type {
+  CreateRolloutRequest,
+  Rollout,
+  RolloutList,
+  RolloutPreview,
+  RolloutPreviewRequest,
+  RolloutState,
+  RolloutWave,
+  RolloutWhy,
+  WaveCounts,
+} from '@flotilla/protocol';
 
+/** A device's phases in a rollout, in the order it goes through them (docs/rollouts.md). */
 export const WAVE_STATES = [
   'pending',
   'notified',
@@ -20,63 +32,39 @@ export const WAVE_STATES = [
   'soaking',
   'succeeded',
   'failed',
-] as const;
-export type WaveCounts = Record<(typeof WAVE_STATES)[number], number>;
+  'cancelled',
+] as const satisfies readonly (keyof WaveCounts)[];
 
-export interface Wave {
-  index: number;
-  size: number;
-  state: string;
-  counts: WaveCounts;
-}
-
-export interface Rollout {
-  id: string;
-  app: string;
-  version: string;
-  state: string;
-  currentWave: number;
-  waves: Wave[];
-  stats?: {
-    installP50Ms: number | null;
-    installP95Ms: number | null;
-    failuresByReason: { reason: string; count: number }[];
-  };
-  pausedReason?: string | null;
-  createdAt?: string;
-}
-
-export interface Why {
-  deviceId: string;
-  state: string;
-  reason: string;
-  text: string;
-  since: string;
-  wave: number;
-  retries: number;
-}
-
-/** A rollout that will not move again (whatever the engine calls its end states). */
-export function isFinished(state: string): boolean {
-  return /^(completed|complete|succeeded|done|aborted|failed)$/.test(state);
+/** A rollout that will not move again. */
+export function isFinished(state: RolloutState): boolean {
+  return state === 'completed' || state === 'aborted';
 }
 
 /** Waiting for an operator to approve the next wave. */
 function awaitsApproval(r: Rollout): boolean {
-  return /approv/.test(r.state) || r.waves.some((w) => /approv/.test(w.state));
+  return r.state === 'waiting-approval';
 }
 
-/** Percent of the rollout's devices that succeeded. */
+/**
+ * Percent of the rollout's devices that succeeded. Cancelled devices (aborted before they started,
+ * or superseded by another deployment) are not counted, as the engine measures its waves.
+ */
 export function progressOf(r: Pick<Rollout, 'waves'>): number {
-  const total = r.waves.reduce((n, w) => n + w.size, 0);
-  const done = r.waves.reduce((n, w) => n + (w.counts?.succeeded ?? 0), 0);
-  return total === 0 ? 0 : Math.floor((100 * done) / total);
+  const total = r.waves.reduce((n, w) => n + w.size - w.counts.cancelled, 0);
+  const done = r.waves.reduce((n, w) => n + w.counts.succeeded, 0);
+  return total <= 0 ? 0 : Math.floor((100 * done) / total);
 }
 
+function wavePercent(w: RolloutWave): number {
+  const size = w.size - w.counts.cancelled;
+  return size <= 0 ? 0 : Math.round((100 * w.counts.succeeded) / size);
+}
+
+/** Badge colour for a rollout state, a wave state (waiting, running, done) or a device phase. */
 const tone = (state: string) =>
-  state === 'completed' || state === 'succeeded'
+  state === 'completed' || state === 'succeeded' || state === 'done'
     ? 'ok'
-    : state === 'paused' || state === 'waiting-approval'
+    : state === 'paused' || state === 'waiting-approval' || state === 'not-matched'
       ? 'warn'
       : state === 'aborted' || state === 'failed'
         ? 'bad'
@@ -85,7 +73,7 @@ const tone = (state: string) =>
 export function RolloutsPage() {
   const list = useQuery({
     queryKey: ['rollouts'],
-    queryFn: () => get<{ items: Rollout[] }>('/api/v1/rollouts'),
+    queryFn: () => get<RolloutList>('/api/v1/rollouts'),
   });
   return (
     <>
@@ -161,9 +149,11 @@ export function NewRolloutPage() {
   const [release, setRelease] = useState('');
   const [filter, setFilter] = useState('status==accepted');
   const [wavesText, setWavesText] = useState('10%, 50%, 100%');
-  const [minSuccess, setMinSuccess] = useState('95');
-  const [maxFailure, setMaxFailure] = useState('5');
-  const [soak, setSoak] = useState('60');
+  // The engine's defaults (docs/rollouts.md, as `flotilla rollout create`): every device of a wave
+  // must succeed, the first failure pauses, no soak.
+  const [minSuccess, setMinSuccess] = useState('100');
+  const [maxFailure, setMaxFailure] = useState('0');
+  const [soak, setSoak] = useState('0');
   const [approve, setApprove] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const waves = parseWaves(wavesText);
@@ -176,34 +166,38 @@ export function NewRolloutPage() {
   const preview = useQuery({
     queryKey: ['rollouts', 'preview', previewKey],
     queryFn: () =>
-      post<{ matched: number; waves: { index: number; size: number }[] }>(
-        '/api/v1/rollouts/preview',
-        previewKey,
-      ),
+      post<RolloutPreview>('/api/v1/rollouts/preview', {
+        filter: previewKey.filter,
+        waves: previewKey.waves,
+      } satisfies RolloutPreviewRequest),
     enabled: previewKey.waves.length > 0,
     retry: false,
   });
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setError(null);
-    const [app, version] = release.split('@');
+    const [app = '', version = ''] = release.split('@');
     try {
-      const r = await post<Rollout>('/api/v1/rollouts', {
+      // Gates are percents (0–100), as the engine takes them.
+      const body: CreateRolloutRequest = {
         app,
         version,
         filter,
         waves,
-        minSuccess: Number(minSuccess) / 100,
-        maxFailure: Number(maxFailure) / 100,
+        minSuccess: Number(minSuccess),
+        maxFailure: Number(maxFailure),
         soakSeconds: Number(soak),
         approveWaves: approve,
-      });
+      };
+      const r = await post<Rollout>('/api/v1/rollouts', body);
       await client.invalidateQueries({ queryKey: ['rollouts'] });
       navigate(`/rollouts/${encodeURIComponent(r.id)}`);
     } catch (err) {
       setError(err);
     }
   };
+  // The answer shown is for what the form says now, never for what it said a moment ago.
+  const fresh = previewKey.filter === filter && previewKey.waves.join() === waves.join();
   if (preview.error instanceof ApiError && preview.error.missingRoute) {
     return (
       <>
@@ -236,11 +230,13 @@ export function NewRolloutPage() {
             />
           </label>
           <label>
-            Waves (percent or device counts, comma-separated)
+            Waves (cumulative percent or device count reached by each wave, comma-separated)
             <input name="waves" value={wavesText} onChange={(e) => setWavesText(e.target.value)} />
           </label>
           <div aria-live="polite" className="preview">
-            {preview.isError ? (
+            {!fresh || preview.isFetching ? (
+              <p className="muted">Counting…</p>
+            ) : preview.isError ? (
               <ErrorNote error={preview.error} />
             ) : preview.data ? (
               <>
@@ -318,7 +314,7 @@ export function RolloutPage({ id }: { id: string }) {
   const samples = useRef<Sample[]>([]);
   const r = rollout.data;
   if (r) {
-    const percent = r.waves.map((w) => (w.size === 0 ? 0 : Math.round((100 * w.counts.succeeded) / w.size)));
+    const percent = r.waves.map((w) => wavePercent(w));
     const last = samples.current.at(-1);
     if (!last || last.percent.join() !== percent.join())
       samples.current = [...samples.current, { t: Date.now() / 1000, percent }].slice(-300);
@@ -447,7 +443,8 @@ function WhyBox({ id }: { id: string }) {
   const [asked, setAsked] = useState(deviceId);
   const why = useQuery({
     queryKey: ['rollout', id, 'why', asked],
-    queryFn: () => get<Why>(path('/api/v1/rollouts/:id/devices/:deviceId/why', { id, deviceId: asked })),
+    queryFn: () =>
+      get<RolloutWhy>(path('/api/v1/rollouts/:id/devices/:deviceId/why', { id, deviceId: asked })),
     enabled: asked !== '',
     retry: false,
   });
@@ -484,9 +481,9 @@ function WhyBox({ id }: { id: string }) {
           </p>
           <KeyValues
             rows={[
-              ['Reason', <code key="r">{why.data.reason}</code>],
-              ['Wave', String(why.data.wave + 1)],
-              ['Since', why.data.since],
+              ['Reason', why.data.reason === null ? '—' : <code key="r">{why.data.reason}</code>],
+              ['Wave', why.data.wave === null ? '—' : String(why.data.wave + 1)],
+              ['Since', why.data.since ?? '—'],
               ['Retries', String(why.data.retries)],
               [
                 'Device',
