@@ -87,7 +87,9 @@ export async function buildAgentBundle(options: BundleOptions): Promise<BundleRe
     platform: 'node',
     format: 'esm',
     target: `node${process.versions.node.split('.')[0] ?? '20'}`,
-    external: [...Object.keys(NATIVE), 'bufferutil', 'utf-8-validate'],
+    // ssh2 (dockerode's ssh:// transport, unused: the agent talks to a unix socket or tcp://) loads
+    // two optional native addons inside try/catch; left out, it runs without them.
+    external: [...Object.keys(NATIVE), 'bufferutil', 'utf-8-validate', 'cpu-features', '*.node'],
     define: { 'process.env.FLOTILLA_BUNDLE_VERSION': JSON.stringify(version) },
     // CommonJS dependencies inside an ES module still need `require` for Node's built-ins, and
     // some read `__dirname` / `__filename` (those of the bundle file).

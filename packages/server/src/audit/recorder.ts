@@ -1,5 +1,5 @@
 import type { AuditEntryInput, AuditRecorder, Clock, Db } from '../context.js';
-import { insertAuditEvent } from '../events/log.js';
+import { insertAuditEvent } from '../db/event-rows.js';
 
 /**
  * Writes audit entries to `audit_log` and, as `audit.<action>` events, to the event log's outbox

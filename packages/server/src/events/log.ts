@@ -17,8 +17,9 @@
 import { sql } from 'kysely';
 import { Counter } from 'prom-client';
 import type { ServerContext } from '../context.js';
-import type { Db, EventsTable } from '../db/schema.js';
+import type { EventsTable } from '../db/schema.js';
 import { writeTransaction } from '../db/write-transaction.js';
+import { payloadText } from '../db/event-rows.js';
 import type { DomainEvent } from './bus.js';
 
 /** What the stream reads: one event of the log. */
@@ -41,26 +42,10 @@ export const EVENT_BATCH = 500;
  * 10,000 events at once; at ~0.5 kB each this bounds the queue near 25 MB).
  */
 const MAX_QUEUED = 50_000;
-/** A payload larger than this keeps only its scalar fields. */
-const MAX_PAYLOAD_CHARS = 16 * 1024;
 /** Rows per DELETE while pruning. */
 const PRUNE_BATCH = 1_000;
 /** The key of the PostgreSQL advisory lock under which sequence numbers are assigned. */
 const SEQ_LOCK_KEY = 0x466c7445; // "FltE"
-/** Keys of audit details whose values are never copied into an event. */
-const SECRET_KEY = /(password|secret|passphrase|private_?key|credential|^token$)/i;
-
-function payloadText(rest: Record<string, unknown>): string {
-  const text = JSON.stringify(rest);
-  if (text.length <= MAX_PAYLOAD_CHARS) return text;
-  const scalars: Record<string, unknown> = { truncated: true };
-  for (const [k, v] of Object.entries(rest)) {
-    if (typeof v === 'string' && v.length <= 1024) scalars[k] = v;
-    else if (typeof v === 'number' || typeof v === 'boolean' || v === null) scalars[k] = v;
-    else if (Array.isArray(v)) scalars[`${k}Count`] = v.length;
-  }
-  return JSON.stringify(scalars);
-}
 
 const textOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
@@ -72,62 +57,18 @@ export function rowOfDomainEvent(event: DomainEvent, at: Date): NewEvent {
     at: at.toISOString(),
     device_id: textOrNull(rest.deviceId),
     app: textOrNull(rest.app),
-    rollout: textOrNull(rest.rollout),
+    // Deployments name theirs `rollout` (`dep_…`), the rollout engine `rolloutId`.
+    rollout: textOrNull(rest.rollout) ?? textOrNull(rest.rolloutId),
     payload: '',
   };
   if (row.device_id !== null) delete rest.deviceId;
   if (row.app !== null) delete rest.app;
-  if (row.rollout !== null) delete rest.rollout;
+  if (row.rollout !== null) {
+    if (typeof rest.rollout === 'string') delete rest.rollout;
+    else delete rest.rolloutId;
+  }
   row.payload = payloadText(rest);
   return row;
-}
-
-/** Removes values under secret-looking keys, at any depth. */
-export function redactSecrets(value: unknown, depth = 0): unknown {
-  if (depth > 8) return '[…]';
-  if (Array.isArray(value)) return value.map((v) => redactSecrets(v, depth + 1));
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      out[k] = SECRET_KEY.test(k) ? '[redacted]' : redactSecrets(v, depth + 1);
-    }
-    return out;
-  }
-  return value;
-}
-
-/** An audit entry as an outbox row (`audit.<action>`), in the recorder's transaction. */
-export async function insertAuditEvent(
-  db: Db,
-  entry: {
-    at: string;
-    actorType: string;
-    actorId: string;
-    action: string;
-    subjectType: string;
-    subjectId: string;
-    sourceIp: string | null;
-    details: Record<string, unknown> | null;
-  },
-): Promise<void> {
-  await db
-    .insertInto('event_outbox')
-    .values({
-      type: `audit.${entry.action}`,
-      at: entry.at,
-      device_id: entry.subjectType === 'device' ? entry.subjectId : null,
-      app: null,
-      rollout: null,
-      payload: payloadText({
-        actorType: entry.actorType,
-        actorId: entry.actorId,
-        subjectType: entry.subjectType,
-        subjectId: entry.subjectId,
-        sourceIp: entry.sourceIp,
-        details: entry.details === null ? null : redactSecrets(entry.details),
-      }),
-    })
-    .execute();
 }
 
 export function loggedEvent(row: Omit<EventsTable, 'seq'> & { seq: number | string }): LoggedEvent {

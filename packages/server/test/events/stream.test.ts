@@ -61,9 +61,9 @@ forEachDialect((dialect) => {
     for (let i = 0; i < 40; i++) {
       t.events.emit(assigned('dev_order', i));
       emitted.push(`web/${i}/`);
-      // A type this server does not know yet flows through as it is.
+      // A rollout's event, as the engine emits it (its id as `rolloutId`): the log files it under the rollout.
       if (i % 10 === 0) {
-        t.events.emit({ type: 'rollout.wave.started', rollout: 'ro_x', wave: i } as unknown as DomainEvent);
+        t.events.emit({ type: 'rollout.wave.started', rolloutId: 'ro_x', wave: i, size: 1 });
         emitted.push(`wave ${i}`);
       }
     }

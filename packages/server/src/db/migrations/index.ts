@@ -11,9 +11,9 @@ import * as m004 from './004_device_app_previous.js';
 import * as m005 from './005_app_process_status.js';
 import * as m006 from './006_director_pending.js';
 import * as m007 from './007_gateway_images.js';
+import * as m008 from './008_events.js';
 import * as m009 from './009_rollouts.js';
 import * as m012 from './012_deployment_jobs.js';
-import * as m008 from './008_events.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -27,7 +27,7 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '005_app_process_status': m005,
   '006_director_pending': m006,
   '007_gateway_images': m007,
+  '008_events': m008,
   '009_rollouts': m009,
   '012_deployment_jobs': m012,
-  '008_events': m008,
 };

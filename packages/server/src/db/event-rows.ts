@@ -1,0 +1,71 @@
+/**
+ * Event log rows that other modules write in their own transactions (the audit recorder's outbox
+ * rows), below both audit/ and events/ so that neither imports the other (docs/events.md).
+ */
+import type { Db } from './schema.js';
+
+/** A payload larger than this keeps only its scalar fields. */
+const MAX_PAYLOAD_CHARS = 16 * 1024;
+/** Keys of audit details whose values are never copied into an event. */
+const SECRET_KEY = /(password|secret|passphrase|private_?key|credential|^token$)/i;
+
+/** A payload as stored: JSON, cut down to its scalar fields when large. */
+export function payloadText(rest: Record<string, unknown>): string {
+  const text = JSON.stringify(rest);
+  if (text.length <= MAX_PAYLOAD_CHARS) return text;
+  const scalars: Record<string, unknown> = { truncated: true };
+  for (const [k, v] of Object.entries(rest)) {
+    if (typeof v === 'string' && v.length <= 1024) scalars[k] = v;
+    else if (typeof v === 'number' || typeof v === 'boolean' || v === null) scalars[k] = v;
+    else if (Array.isArray(v)) scalars[`${k}Count`] = v.length;
+  }
+  return JSON.stringify(scalars);
+}
+
+/** Removes values under secret-looking keys, at any depth. */
+export function redactSecrets(value: unknown, depth = 0): unknown {
+  if (depth > 8) return '[…]';
+  if (Array.isArray(value)) return value.map((v) => redactSecrets(v, depth + 1));
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      out[k] = SECRET_KEY.test(k) ? '[redacted]' : redactSecrets(v, depth + 1);
+    }
+    return out;
+  }
+  return value;
+}
+
+/** An audit entry as an outbox row (`audit.<action>`), in the recorder's transaction. */
+export async function insertAuditEvent(
+  db: Db,
+  entry: {
+    at: string;
+    actorType: string;
+    actorId: string;
+    action: string;
+    subjectType: string;
+    subjectId: string;
+    sourceIp: string | null;
+    details: Record<string, unknown> | null;
+  },
+): Promise<void> {
+  await db
+    .insertInto('event_outbox')
+    .values({
+      type: `audit.${entry.action}`,
+      at: entry.at,
+      device_id: entry.subjectType === 'device' ? entry.subjectId : null,
+      app: null,
+      rollout: null,
+      payload: payloadText({
+        actorType: entry.actorType,
+        actorId: entry.actorId,
+        subjectType: entry.subjectType,
+        subjectId: entry.subjectId,
+        sourceIp: entry.sourceIp,
+        details: entry.details === null ? null : redactSecrets(entry.details),
+      }),
+    })
+    .execute();
+}
