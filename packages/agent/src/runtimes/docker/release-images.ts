@@ -295,6 +295,9 @@ async function loadImage(
     pack.destroy(error as Error);
     throw error;
   });
+  // Awaited below, but it may fail while docker.loadImage is still pending: handled now, so that
+  // the failure is never an unhandled rejection (which would end the agent's process).
+  producing.catch(() => undefined);
   let loaded: string | null = null;
   try {
     const body = Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
