@@ -392,31 +392,34 @@ export class DockerRuntime implements Runtime {
     return { exitCode: -1 };
   }
 
+  /** Each active container's state and usage; the containers are read in parallel (a stats read waits for two samples). */
   async services(app: string): Promise<ServiceStatus[]> {
-    const out: ServiceStatus[] = [];
-    for (const c of await this.activeContainers(app, undefined)) {
-      const container = this.docker.getContainer(c.Id);
-      const info = await this.call(() => container.inspect());
-      const status: ServiceStatus = {
-        service: serviceOf(c),
-        state: info.State.Status,
-        health: (info.State.Health?.Status as ServiceStatus['health'] | undefined) ?? 'none',
-        restarts: info.RestartCount,
-        containerId: c.Id,
-        image: info.Image,
-        startedAt: info.State.StartedAt,
-      };
-      if (info.State.Running) {
-        const stats = await this.call<Docker.ContainerStats>(() => container.stats({ stream: false }));
-        const cpu = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
-        const system = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
-        const cpus = stats.cpu_stats.online_cpus ?? 1;
-        if (system > 0) status.cpuPercent = (cpu / system) * cpus * 100;
-        status.memoryBytes = stats.memory_stats.usage ?? 0;
-      }
-      out.push(status);
-    }
+    const active = await this.activeContainers(app, undefined);
+    const out = await Promise.all(active.map((c) => this.serviceStatus(c)));
     return out.sort((a, b) => a.service.localeCompare(b.service));
+  }
+
+  private async serviceStatus(c: Info): Promise<ServiceStatus> {
+    const container = this.docker.getContainer(c.Id);
+    const info = await this.call(() => container.inspect());
+    const status: ServiceStatus = {
+      service: serviceOf(c),
+      state: info.State.Status,
+      health: (info.State.Health?.Status as ServiceStatus['health'] | undefined) ?? 'none',
+      restarts: info.RestartCount,
+      containerId: c.Id,
+      image: info.Image,
+      startedAt: info.State.StartedAt,
+    };
+    if (info.State.Running) {
+      const stats = await this.call<Docker.ContainerStats>(() => container.stats({ stream: false }));
+      const cpu = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
+      const system = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
+      const cpus = stats.cpu_stats.online_cpus ?? 1;
+      if (system > 0) status.cpuPercent = Math.max(0, (cpu / system) * cpus * 100);
+      if (stats.memory_stats.usage !== undefined) status.memoryBytes = stats.memory_stats.usage;
+    }
+    return status;
   }
 
   async tunnelAddress(
