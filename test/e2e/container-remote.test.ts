@@ -55,6 +55,7 @@ void describe('operator commands on a compose app: real server, real agent, real
   let api: Api;
   let configDir: string;
   let deviceId: string;
+  let agent: Proc;
 
   function cli(args: string[], input = '') {
     const r = spawnSync(process.execPath, [cliBin, ...args], {
@@ -109,7 +110,7 @@ void describe('operator commands on a compose app: real server, real agent, real
       autoAccept: true,
     });
     process.env.DOCKER_HOST = d.host;
-    await cluster.startAgent({ server: server.url, registrationKey: key.body.secret });
+    agent = (await cluster.startAgent({ server: server.url, registrationKey: key.body.secret })).proc;
     deviceId = await waitFor('the agent enrolled', async () => {
       const r = await api.call<{ items: { id: string; status: string }[] }>('GET', '/api/v1/devices');
       return r.body.items.find((x) => x.status === 'accepted')?.id ?? null;
@@ -255,6 +256,35 @@ void describe('operator commands on a compose app: real server, real agent, real
     ]);
     assert.equal(r.code, 3, r.stderr);
     assert.equal(r.stdout, 'hi\n');
+    // Large output arrives whole before the exit code; stdin reaches the command whole.
+    const big = spawnSync(
+      process.execPath,
+      [
+        cliBin,
+        'devices',
+        'exec',
+        deviceId,
+        '--app',
+        'shop',
+        '--service',
+        'web',
+        '--',
+        'sh',
+        '-c',
+        'head -c 8000000 /dev/zero; exit 0',
+      ],
+      { env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir }, input: '', maxBuffer: 64 * 1024 * 1024 },
+    );
+    assert.equal(big.status, 0, big.stderr.toString());
+    assert.equal(big.stdout.length, 8_000_000);
+    const input = randomBytes(3_000_000);
+    const counted = spawnSync(
+      process.execPath,
+      [cliBin, 'devices', 'exec', deviceId, '--app', 'shop', '--service', 'web', '--', 'busybox', 'wc', '-c'],
+      { env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir }, input, encoding: 'utf8' },
+    );
+    assert.equal(counted.status, 0, counted.stderr);
+    assert.equal(counted.stdout.trim(), String(input.length));
     const both = cli(['devices', 'exec', deviceId, '--app', 'shop', '--', 'true']);
     assert.equal(both.code, 1);
     assert.match(both.stderr, /FLT_VALIDATION/);
@@ -289,5 +319,25 @@ void describe('operator commands on a compose app: real server, real agent, real
     } finally {
       await cluster.stop(proc);
     }
+  });
+
+  void test('with the agent stopped, devices apps still lists the app and says why its services are not read', async () => {
+    await cluster.stop(agent);
+    const r = await waitFor('the device is offline', () => {
+      const x = cli(['devices', 'apps', deviceId, '--json']);
+      assert.equal(x.code, 0, x.stderr);
+      const shop = (
+        JSON.parse(x.stdout) as {
+          items: { app: string; services: unknown; servicesError?: { code: string } }[];
+        }
+      ).items.find((a) => a.app === 'shop');
+      return Promise.resolve(shop?.servicesError ? shop : null);
+    });
+    assert.equal(r.services, null);
+    assert.equal(r.servicesError?.code, 'FLT_DEVICE_OFFLINE');
+    const table = cli(['devices', 'apps', deviceId]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /shop\s+1\.0\.0\s+1\.0\.0\s+committed/);
+    assert.match(table.stderr, /shop: services not read: FLT_DEVICE_OFFLINE/);
   });
 });

@@ -368,7 +368,7 @@ export class DockerRuntime implements Runtime {
       }),
     );
     const stream = await this.call(() => exec.start({ hijack: true, stdin: io.stdin !== null }));
-    this.docker.modem.demuxStream(stream, io.stdout, io.stderr);
+    demuxWithBackpressure(stream, io.stdout, io.stderr);
     if (io.stdin !== null) io.stdin.pipe(stream);
     await new Promise<void>((resolve) => {
       const end = () => {
@@ -705,6 +705,35 @@ function unhealthy(service: string, what: string, info: Docker.ContainerInspectI
     `service ${service}: ${what}${output ? ` (healthcheck: ${output})` : ''}`,
     { details: { service } },
   );
+}
+
+/**
+ * Splits the engine's multiplexed stream (8-byte frame headers: type, size) into stdout and
+ * stderr, pausing the engine's stream while a destination is full, so a command that writes
+ * faster than the operator reads waits instead of filling the agent's memory (dockerode's
+ * `demuxStream` writes on regardless).
+ */
+export function demuxWithBackpressure(
+  source: NodeJS.ReadableStream,
+  stdout: NodeJS.WritableStream,
+  stderr: NodeJS.WritableStream,
+): void {
+  let pending: Buffer = Buffer.alloc(0);
+  source.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let full: NodeJS.WritableStream | null = null;
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4);
+      if (pending.length < 8 + size) break;
+      const target = pending[0] === 2 ? stderr : stdout;
+      if (size > 0 && !target.write(pending.subarray(8, 8 + size))) full = target;
+      pending = pending.subarray(8 + size);
+    }
+    if (full !== null) {
+      source.pause();
+      full.once('drain', () => source.resume());
+    }
+  });
 }
 
 /** Splits a non-streamed log body (8-byte frame headers) into stdout and stderr. */
