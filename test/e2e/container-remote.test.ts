@@ -227,8 +227,42 @@ void describe('operator commands on a compose app: real server, real agent, real
     const workerName = await containerOf('worker');
     const web = await inspect(webName);
     const worker = await inspect(workerName);
-    const r = cli(['devices', 'restart', deviceId, '--app', 'shop', '--service', 'web', '--json']);
-    assert.equal(r.code, 0, r.stderr);
+    // A follow started before the restart goes on with the restarted container.
+    const follow = spawnCli('logs-across', [
+      'devices',
+      'logs',
+      deviceId,
+      '--app',
+      'shop',
+      '--service',
+      'web',
+      '-f',
+      '--tail',
+      '0',
+      '--json',
+    ]);
+    try {
+      const before: string[] = [];
+      await waitFor('the follow is attached', async () => {
+        before.push(`before-${randomBytes(4).toString('hex')}`);
+        await d.docker(['exec', webName, 'sh', '-c', `echo ${before.at(-1)} > /proc/1/fd/1`]);
+        return before.some((m) => follow.output().includes(m));
+      });
+      const r = cli(['devices', 'restart', deviceId, '--app', 'shop', '--service', 'web', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const marker = `after-${randomBytes(6).toString('hex')}`;
+      await d.docker(['exec', webName, 'sh', '-c', `echo ${marker} > /proc/1/fd/1`]);
+      await waitFor('the line written after the restart, followed', () =>
+        Promise.resolve(follow.output().includes(marker)),
+      );
+      assert.equal(follow.child.exitCode, null, 'the follow is still running');
+      // Nothing is sent twice when the follow attaches again.
+      const lines = follow.output().split('\n');
+      for (const m of [...before, marker])
+        assert.ok(lines.filter((l) => l.includes(m)).length <= 1, `${m} once: ${follow.output()}`);
+    } finally {
+      await cluster.stop(follow, 'SIGINT');
+    }
     const webAfter = await inspect(webName);
     assert.equal(webAfter.Id, web.Id, 'the container is restarted, not recreated');
     assert.notEqual(webAfter.State.StartedAt, web.State.StartedAt);
