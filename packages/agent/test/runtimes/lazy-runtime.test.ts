@@ -70,3 +70,31 @@ void test('a runtime that cannot be imported is refused with FLT_RUNTIME_UNSUPPO
   assert.equal(attempts, 2);
   assert.equal(runtime.isLoaded(), false);
 });
+
+void test('every method a loaded runtime has is passed on, settle included (parked containers are removed through it)', async () => {
+  const calls: string[] = [];
+  const inner: Runtime = {
+    kind: 'docker',
+    validate: () => undefined,
+    start: () => Promise.resolve(void calls.push('start')),
+    adopt: () => Promise.resolve(void calls.push('adopt')),
+    stop: () => Promise.resolve(void calls.push('stop')),
+    health: () => Promise.resolve(void calls.push('health')),
+    settle: (app, current) => Promise.resolve(void calls.push(`settle ${app} ${current === null}`)),
+    close: () => Promise.resolve(void calls.push('close')),
+    control: (app, action, service) => Promise.resolve(void calls.push(`control ${action} ${service}`)),
+    logs: () => Promise.resolve(void calls.push('logs')),
+    exec: () => Promise.resolve({ exitCode: (calls.push('exec'), 0) }),
+    services: () => Promise.resolve((calls.push('services'), [])),
+    tunnelAddress: (_app, _service, port) =>
+      Promise.resolve({ host: (calls.push('tunnel'), '10.0.0.2'), port }),
+  };
+  const lazy = new LazyRuntime('docker', () => Promise.resolve(inner));
+  // What the interface has that the wrapper lacks would be skipped silently by its callers (`?.`).
+  for (const method of Object.keys(inner).filter((k) => typeof inner[k as keyof Runtime] === 'function'))
+    assert.equal(typeof lazy[method as keyof LazyRuntime], 'function', `LazyRuntime.${method}`);
+  await lazy.settle('shop', null);
+  await lazy.control('shop', 'restart', 'web');
+  await lazy.services('shop');
+  assert.deepEqual(calls, ['settle shop true', 'control restart web', 'services']);
+});
