@@ -290,7 +290,66 @@ export class DockerRuntime implements Runtime {
 
   async logs(app: string, options: LogFollowOptions, onLine: (line: LogLine) => void): Promise<void> {
     const targets = await this.activeContainers(app, options.service);
-    await Promise.all(targets.map((c) => this.containerLogs(c, options, onLine)));
+    if (!options.follow) {
+      await Promise.all(targets.map((c) => this.containerLogs(c, options, onLine)));
+      return;
+    }
+    await Promise.all(targets.map((c) => this.followService(app, c, options, onLine)));
+  }
+
+  /**
+   * Follows one service until `options.signal` aborts. The engine ends a container's log stream
+   * when the container stops (an operator's restart, a crash, an update that replaces it): the
+   * follow then waits for the service's container (the same, or its replacement) to run again and
+   * goes on from the last line sent, so no line is sent twice and none written since is lost.
+   */
+  private async followService(
+    app: string,
+    first: Info,
+    options: LogFollowOptions,
+    onLine: (line: LogLine) => void,
+  ): Promise<void> {
+    const service = serviceOf(first);
+    const startedAt = options.since ?? Date.now();
+    let lastAt: number | undefined;
+    /** Lines sent whose time is `lastAt` (resuming asks the engine from that instant again). */
+    let atLast = new Set<string>();
+    const sent = (line: LogLine) => {
+      if (line.at !== undefined) {
+        if (lastAt !== undefined && line.at < lastAt) return;
+        if (line.at === lastAt && atLast.has(line.text)) return;
+        if (line.at !== lastAt) atLast = new Set();
+        lastAt = line.at;
+        atLast.add(line.text);
+      }
+      onLine(line);
+    };
+    let c: Info = first;
+    let from = options;
+    for (;;) {
+      await this.containerLogs(c, from, sent);
+      if (options.signal.aborted) return;
+      const next = await this.waitForService(app, service, options.signal);
+      if (next === null) return;
+      c = next;
+      // Every line since the last one sent (or since the follow began).
+      from = { ...options, tail: Number.MAX_SAFE_INTEGER, since: lastAt ?? startedAt };
+    }
+  }
+
+  /** The service's active container once it runs (polled); null when `signal` aborts. */
+  private async waitForService(app: string, service: string, signal: AbortSignal): Promise<Info | null> {
+    const name = this.names.container(app, service);
+    while (!signal.aborted) {
+      try {
+        const found = (await this.containers(app)).find((c) => nameOf(c) === name);
+        if (found?.State === 'running') return found;
+      } catch (error) {
+        if (!engineUnavailable(error)) throw error;
+      }
+      await sleep(DOCKER_DEFAULTS.pollMs, signal);
+    }
+    return null;
   }
 
   private async containerLogs(
