@@ -104,7 +104,7 @@ void describe(
     }
 
     function app(): DeviceApp {
-      const r = cli(['devices', 'apps', deviceId, '--json']);
+      const r = cli(['devices', 'apps', deviceId, '--no-services', '--json']);
       assert.equal(r.code, 0, r.stderr);
       const found = (JSON.parse(r.stdout) as { items: DeviceApp[] }).items.find((a) => a.app === 'shop');
       assert.ok(found, r.stdout);

@@ -156,17 +156,16 @@ function exec(
         stream.write(chunk, channel).then(() => callback(), callback);
       },
     });
-  runtime
-    .exec(open.app, open.service, open.argv, {
-      stdin,
-      stdout: output('out'),
-      stderr: output('err'),
-      signal: abort.signal,
-    })
-    .then(
-      ({ exitCode }) => stream.close({ exitCode }),
-      (e: unknown) => closeWith(stream, e),
-    );
+  const stdout = output('out');
+  const stderr = output('err');
+  runtime.exec(open.app, open.service, open.argv, { stdin, stdout, stderr, signal: abort.signal }).then(
+    // What the command wrote and the writables still hold goes out before the exit code.
+    async ({ exitCode }) => {
+      await Promise.all([drained(stdout), drained(stderr)]);
+      stream.close({ exitCode });
+    },
+    (e: unknown) => closeWith(stream, e),
+  );
   stream.opened();
   return {
     onData: (chunk, _channel, done) => {
@@ -178,6 +177,17 @@ function exec(
       stdin.destroy();
     },
   };
+}
+
+/** Ends `w` and resolves when everything written to it was passed on (or it failed). */
+function drained(w: Writable): Promise<void> {
+  if (w.writableFinished || w.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    w.once('finish', () => resolve());
+    w.once('error', () => resolve());
+    w.once('close', () => resolve());
+    w.end();
+  });
 }
 
 function logs(

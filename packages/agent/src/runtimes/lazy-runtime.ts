@@ -12,7 +12,8 @@
  *
  * The engine awaits `ready()` before it validates a release of that kind (validation is the one
  * synchronous call); every other call loads the runtime first, except `close` and `status`, which
- * have nothing to do while it is not loaded.
+ * have nothing to do while it is not loaded. Every optional method of Runtime is passed on: one
+ * missing here is skipped silently by callers that use `?.` (a test checks it).
  */
 import { FlotillaError } from '@flotilla/protocol';
 import type { AppProcessStatus, RuntimeKind } from '@flotilla/protocol';
@@ -78,17 +79,21 @@ export class LazyRuntime implements Runtime {
     return (await this.ready()).health(ctx, signal);
   }
 
+  /**
+   * Passed on (the docker runtime removes its parked containers here); a runtime without it has
+   * nothing kept to drop. Not loading one that is not loaded would leave a previous agent
+   * process's parked containers behind, so it loads.
+   */
+  async settle(app: string, current: AppContext | null): Promise<void> {
+    await (await this.ready()).settle?.(app, current);
+  }
+
   async close(): Promise<void> {
     await this.loaded?.close();
   }
 
   status(app: string): AppProcessStatus | null {
     return this.loaded?.status?.(app) ?? null;
-  }
-
-  async settle(app: string, current: AppContext | null): Promise<void> {
-    // Nothing of this kind ran while the runtime was not loaded: nothing to settle.
-    await this.loaded?.settle?.(app, current);
   }
 
   async control(app: string, action: ServiceAction, service: string | undefined): Promise<void> {

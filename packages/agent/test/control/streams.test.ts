@@ -115,6 +115,26 @@ void test('exec: stdin reaches the command, stdout and stderr come back apart, t
   assert.equal(Buffer.concat(c.err).toString(), 'oops\n');
 });
 
+void test('exec: output a runtime wrote without waiting (as dockerode demuxes) all arrives before the exit code', async () => {
+  const written = 4 * 1024 * 1024;
+  const runtime: Runtime = {
+    ...testRuntime(tmpdir(), false),
+    exec: (_app, _service, _argv, io: ExecIo) => {
+      // Many writes, no regard for backpressure, then the command "ends" at once.
+      for (let i = 0; i < written / 65536; i++) io.stdout.write(Buffer.alloc(65536, 'x'));
+      io.stderr.write('bye\n');
+      return Promise.resolve({ exitCode: 7 });
+    },
+  };
+  const server = wired(remoteWith(runtime));
+  const c = collector();
+  server.open({ kind: 'exec', app: 'web', argv: ['cat', 'big'] }, c.sink).end();
+  const result = await c.closed;
+  assert.equal(result.exitCode, 7);
+  assert.equal(Buffer.concat(c.out).length, written);
+  assert.equal(Buffer.concat(c.err).toString(), 'bye\n');
+});
+
 void test('a runtime without exec, and a host port the agent does not allow, are refused', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'flt-streams-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -290,7 +290,66 @@ export class DockerRuntime implements Runtime {
 
   async logs(app: string, options: LogFollowOptions, onLine: (line: LogLine) => void): Promise<void> {
     const targets = await this.activeContainers(app, options.service);
-    await Promise.all(targets.map((c) => this.containerLogs(c, options, onLine)));
+    if (!options.follow) {
+      await Promise.all(targets.map((c) => this.containerLogs(c, options, onLine)));
+      return;
+    }
+    await Promise.all(targets.map((c) => this.followService(app, c, options, onLine)));
+  }
+
+  /**
+   * Follows one service until `options.signal` aborts. The engine ends a container's log stream
+   * when the container stops (an operator's restart, a crash, an update that replaces it): the
+   * follow then waits for the service's container (the same, or its replacement) to run again and
+   * goes on from the last line sent, so no line is sent twice and none written since is lost.
+   */
+  private async followService(
+    app: string,
+    first: Info,
+    options: LogFollowOptions,
+    onLine: (line: LogLine) => void,
+  ): Promise<void> {
+    const service = serviceOf(first);
+    const startedAt = options.since ?? Date.now();
+    let lastAt: number | undefined;
+    /** Lines sent whose time is `lastAt` (resuming asks the engine from that instant again). */
+    let atLast = new Set<string>();
+    const sent = (line: LogLine) => {
+      if (line.at !== undefined) {
+        if (lastAt !== undefined && line.at < lastAt) return;
+        if (line.at === lastAt && atLast.has(line.text)) return;
+        if (line.at !== lastAt) atLast = new Set();
+        lastAt = line.at;
+        atLast.add(line.text);
+      }
+      onLine(line);
+    };
+    let c: Info = first;
+    let from = options;
+    for (;;) {
+      await this.containerLogs(c, from, sent);
+      if (options.signal.aborted) return;
+      const next = await this.waitForService(app, service, options.signal);
+      if (next === null) return;
+      c = next;
+      // Every line since the last one sent (or since the follow began).
+      from = { ...options, tail: Number.MAX_SAFE_INTEGER, since: lastAt ?? startedAt };
+    }
+  }
+
+  /** The service's active container once it runs (polled); null when `signal` aborts. */
+  private async waitForService(app: string, service: string, signal: AbortSignal): Promise<Info | null> {
+    const name = this.names.container(app, service);
+    while (!signal.aborted) {
+      try {
+        const found = (await this.containers(app)).find((c) => nameOf(c) === name);
+        if (found?.State === 'running') return found;
+      } catch (error) {
+        if (!engineUnavailable(error)) throw error;
+      }
+      await sleep(DOCKER_DEFAULTS.pollMs, signal);
+    }
+    return null;
   }
 
   private async containerLogs(
@@ -368,7 +427,7 @@ export class DockerRuntime implements Runtime {
       }),
     );
     const stream = await this.call(() => exec.start({ hijack: true, stdin: io.stdin !== null }));
-    this.docker.modem.demuxStream(stream, io.stdout, io.stderr);
+    demuxWithBackpressure(stream, io.stdout, io.stderr);
     if (io.stdin !== null) io.stdin.pipe(stream);
     await new Promise<void>((resolve) => {
       const end = () => {
@@ -392,31 +451,34 @@ export class DockerRuntime implements Runtime {
     return { exitCode: -1 };
   }
 
+  /** Each active container's state and usage; the containers are read in parallel (a stats read waits for two samples). */
   async services(app: string): Promise<ServiceStatus[]> {
-    const out: ServiceStatus[] = [];
-    for (const c of await this.activeContainers(app, undefined)) {
-      const container = this.docker.getContainer(c.Id);
-      const info = await this.call(() => container.inspect());
-      const status: ServiceStatus = {
-        service: serviceOf(c),
-        state: info.State.Status,
-        health: (info.State.Health?.Status as ServiceStatus['health'] | undefined) ?? 'none',
-        restarts: info.RestartCount,
-        containerId: c.Id,
-        image: info.Image,
-        startedAt: info.State.StartedAt,
-      };
-      if (info.State.Running) {
-        const stats = await this.call<Docker.ContainerStats>(() => container.stats({ stream: false }));
-        const cpu = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
-        const system = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
-        const cpus = stats.cpu_stats.online_cpus ?? 1;
-        if (system > 0) status.cpuPercent = (cpu / system) * cpus * 100;
-        status.memoryBytes = stats.memory_stats.usage ?? 0;
-      }
-      out.push(status);
-    }
+    const active = await this.activeContainers(app, undefined);
+    const out = await Promise.all(active.map((c) => this.serviceStatus(c)));
     return out.sort((a, b) => a.service.localeCompare(b.service));
+  }
+
+  private async serviceStatus(c: Info): Promise<ServiceStatus> {
+    const container = this.docker.getContainer(c.Id);
+    const info = await this.call(() => container.inspect());
+    const status: ServiceStatus = {
+      service: serviceOf(c),
+      state: info.State.Status,
+      health: (info.State.Health?.Status as ServiceStatus['health'] | undefined) ?? 'none',
+      restarts: info.RestartCount,
+      containerId: c.Id,
+      image: info.Image,
+      startedAt: info.State.StartedAt,
+    };
+    if (info.State.Running) {
+      const stats = await this.call<Docker.ContainerStats>(() => container.stats({ stream: false }));
+      const cpu = stats.cpu_stats.cpu_usage.total_usage - stats.precpu_stats.cpu_usage.total_usage;
+      const system = (stats.cpu_stats.system_cpu_usage ?? 0) - (stats.precpu_stats.system_cpu_usage ?? 0);
+      const cpus = stats.cpu_stats.online_cpus ?? 1;
+      if (system > 0) status.cpuPercent = Math.max(0, (cpu / system) * cpus * 100);
+      if (stats.memory_stats.usage !== undefined) status.memoryBytes = stats.memory_stats.usage;
+    }
+    return status;
   }
 
   async tunnelAddress(
@@ -702,6 +764,35 @@ function unhealthy(service: string, what: string, info: Docker.ContainerInspectI
     `service ${service}: ${what}${output ? ` (healthcheck: ${output})` : ''}`,
     { details: { service } },
   );
+}
+
+/**
+ * Splits the engine's multiplexed stream (8-byte frame headers: type, size) into stdout and
+ * stderr, pausing the engine's stream while a destination is full, so a command that writes
+ * faster than the operator reads waits instead of filling the agent's memory (dockerode's
+ * `demuxStream` writes on regardless).
+ */
+export function demuxWithBackpressure(
+  source: NodeJS.ReadableStream,
+  stdout: NodeJS.WritableStream,
+  stderr: NodeJS.WritableStream,
+): void {
+  let pending: Buffer = Buffer.alloc(0);
+  source.on('data', (chunk: Buffer) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let full: NodeJS.WritableStream | null = null;
+    while (pending.length >= 8) {
+      const size = pending.readUInt32BE(4);
+      if (pending.length < 8 + size) break;
+      const target = pending[0] === 2 ? stderr : stdout;
+      if (size > 0 && !target.write(pending.subarray(8, 8 + size))) full = target;
+      pending = pending.subarray(8 + size);
+    }
+    if (full !== null) {
+      source.pause();
+      full.once('drain', () => source.resume());
+    }
+  });
 }
 
 /** Splits a non-streamed log body (8-byte frame headers) into stdout and stderr. */

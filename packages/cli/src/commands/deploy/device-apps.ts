@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import type { DeviceApp, DeviceAppAction } from '@flotilla/protocol';
+import { FlotillaError } from '@flotilla/protocol';
+import type { DeviceApp, DeviceAppAction, ServiceStats } from '@flotilla/protocol';
+import type { ApiClient } from '../../api/client.js';
 import { contextFor } from '../../context.js';
 import { examples } from '../../help.js';
 import type { CliIo } from '../../io.js';
@@ -8,7 +10,12 @@ import { checkAppName } from '../../push/release-ref.js';
 import { deviceAppAction, deviceApps } from '../../push/releases-api.js';
 import { resolveDeviceId } from '../devices/resolve-id.js';
 import { registerDeviceLogs } from './device-logs.js';
-import { registerRemoteDeviceCommands } from '../remote/device-commands.js';
+import {
+  SERVICE_HEAD,
+  appStats,
+  registerRemoteDeviceCommands,
+  serviceRow,
+} from '../remote/device-commands.js';
 import { progressText, releaseOfPath } from './view.js';
 
 function appRow(a: DeviceApp): string[] {
@@ -27,6 +34,38 @@ function appRow(a: DeviceApp): string[] {
   ];
 }
 
+/** One app of `devices apps`, with its services as the device reports them live (null: not read). */
+export type DeviceAppWithServices = DeviceApp & {
+  services: ServiceStats[] | null;
+  servicesError?: { code: string; message: string };
+};
+
+/**
+ * Each installed app's services (docker: each container; process: its process), read live from the
+ * device in parallel. A device that is offline, or a runtime without services (files), leaves
+ * `services` null with the reason; the app list itself never fails for it.
+ */
+export async function withServices(
+  client: ApiClient,
+  deviceId: string,
+  items: readonly DeviceApp[],
+): Promise<DeviceAppWithServices[]> {
+  return Promise.all(
+    items.map(async (a): Promise<DeviceAppWithServices> => {
+      if (a.current === null) return { ...a, services: null };
+      try {
+        return { ...a, services: (await appStats(client, deviceId, a.app)).services };
+      } catch (e) {
+        const error =
+          e instanceof FlotillaError
+            ? { code: e.code, message: e.message }
+            : { code: 'FLT_INTERNAL', message: e instanceof Error ? e.message : String(e) };
+        return { ...a, services: null, servicesError: error };
+      }
+    }),
+  );
+}
+
 /** `code 3` or the signal that ended the process. */
 export function exitText(exit: { code: number | null; signal: string | null }): string {
   return exit.signal !== null ? `killed by ${exit.signal}` : `code ${String(exit.code)}`;
@@ -37,14 +76,22 @@ export function registerDeviceAppCommands(devices: Command, io: CliIo): void {
   const apps = devices
     .command('apps')
     .description(
-      'what a device runs per app: running and assigned release, update phase, the process (state, restarts, last exit), errors',
+      'what a device runs per app: running and assigned release, update phase, the process (state, restarts, last exit), errors; and each service (docker: each container) with its state, health, restarts, CPU and memory, read live from a connected device',
     )
     .argument('<id>', 'device id, or the unique prefix `devices ls` prints')
-    .action(async (id: string, _opts: unknown, command: Command) => {
+    .option('--no-services', 'do not ask the device for its services (faster; works offline)')
+    .action(async (id: string, opts: { services: boolean }, command: Command) => {
       const ctx = contextFor(io, command);
       const client = await ctx.client();
-      const list = await deviceApps(client, await resolveDeviceId(client, id));
-      ctx.out.result(list, () =>
+      const deviceId = await resolveDeviceId(client, id);
+      const apps = await deviceApps(client, deviceId);
+      const list: { items: DeviceAppWithServices[] } = {
+        ...apps,
+        items: opts.services
+          ? await withServices(client, deviceId, apps.items)
+          : apps.items.map((a): DeviceAppWithServices => ({ ...a, services: null })),
+      };
+      ctx.out.result(list, () => {
         ctx.out.table(
           [
             'app',
@@ -60,10 +107,24 @@ export function registerDeviceAppCommands(devices: Command, io: CliIo): void {
           ],
           list.items.map(appRow),
           'no apps assigned to this device',
-        ),
-      );
+        );
+        for (const a of list.items) {
+          if (a.services === null || a.services.length === 0) continue;
+          ctx.out.line(`\n${a.app}: services`);
+          ctx.out.table(SERVICE_HEAD, a.services.map(serviceRow));
+        }
+        const unread = list.items.filter(
+          (a) => a.servicesError && a.servicesError.code !== 'FLT_RUNTIME_UNSUPPORTED',
+        );
+        for (const a of unread)
+          ctx.out.note(`${a.app}: services not read: ${a.servicesError!.code}: ${a.servicesError!.message}`);
+      });
     });
-  examples(apps, ['flotilla devices apps 3f2a9c0d1e4b', 'flotilla devices apps 3f2a9c0d1e4b --json']);
+  examples(apps, [
+    'flotilla devices apps 3f2a9c0d1e4b',
+    'flotilla devices apps 3f2a9c0d1e4b --no-services',
+    'flotilla devices apps 3f2a9c0d1e4b --json',
+  ]);
   registerAppAction(devices, io, 'rollback', 'switch an app back to the release it ran before');
   registerRemoteDeviceCommands(devices, io);
   registerDeviceLogs(devices, io);

@@ -16,6 +16,7 @@ import {
   parseDurationMs,
   routePath,
 } from '@flotilla/protocol';
+import type { ServiceStats } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 import type { ApiClient } from '../../api/client.js';
 import { contextFor } from '../../context.js';
@@ -132,6 +133,36 @@ export async function streamLogs(
   }
 }
 
+/** The columns of `devices stats` and of the per-service table of `devices apps`. */
+export const SERVICE_HEAD = [
+  'service',
+  'state',
+  'health',
+  'restarts',
+  'cpu',
+  'memory',
+  'pid / container',
+  'started',
+] as const;
+
+export function serviceRow(s: ServiceStats): string[] {
+  return [
+    s.service,
+    s.state,
+    s.health,
+    String(s.restarts),
+    s.cpuPercent === undefined ? '-' : `${s.cpuPercent.toFixed(1)}%`,
+    s.memoryBytes === undefined ? '-' : `${(s.memoryBytes / (1024 * 1024)).toFixed(1)} MiB`,
+    s.pid !== undefined ? String(s.pid) : (s.containerId?.slice(0, 12) ?? '-'),
+    s.startedAt ?? '-',
+  ];
+}
+
+/** Each service of `app`, read live from the device (`devices stats`). */
+export async function appStats(client: ApiClient, deviceId: string, app: string): Promise<AppStats> {
+  return client.request('GET', routePath(DEVICE_APP_STATS_ROUTE, { id: deviceId, app }), StatsAnswer);
+}
+
 function serviceOption(cmd: Command, what: string): Command {
   return cmd.option('--service <name>', what);
 }
@@ -185,26 +216,9 @@ export function registerRemoteDeviceCommands(devices: Command, io: CliIo): void 
       const app = checkAppName(opts.app);
       const client = await ctx.client();
       const deviceId = await resolveDeviceId(client, id);
-      const answer = await client.request(
-        'GET',
-        routePath(DEVICE_APP_STATS_ROUTE, { id: deviceId, app }),
-        StatsAnswer,
-      );
+      const answer = { deviceId, ...(await appStats(client, deviceId, app)) };
       ctx.out.result(answer, () =>
-        ctx.out.table(
-          ['service', 'state', 'health', 'restarts', 'cpu', 'memory', 'pid / container', 'started'],
-          answer.services.map((s) => [
-            s.service,
-            s.state,
-            s.health,
-            String(s.restarts),
-            s.cpuPercent === undefined ? '-' : `${s.cpuPercent.toFixed(1)}%`,
-            s.memoryBytes === undefined ? '-' : `${(s.memoryBytes / (1024 * 1024)).toFixed(1)} MiB`,
-            s.pid !== undefined ? String(s.pid) : (s.containerId?.slice(0, 12) ?? '-'),
-            s.startedAt ?? '-',
-          ]),
-          'no services',
-        ),
+        ctx.out.table(SERVICE_HEAD, answer.services.map(serviceRow), 'no services'),
       );
     });
   examples(stats, [
