@@ -15,6 +15,7 @@ import type {
   GatewayJobsTable,
   GatewayTx,
 } from './tables.js';
+import { writeTransaction } from './tables.js';
 
 export interface ImageKey {
   platform: string;
@@ -63,7 +64,7 @@ export class ImageStore {
     audit: GatewayAudit,
     sourceIp: string | null,
   ): Promise<PullOutcome> {
-    return this.db.transaction().execute(async (tx) => {
+    return writeTransaction(this.db, async (tx) => {
       const now = this.now();
       const existing = await this.image(input, tx);
       if (existing?.status === 'ready') return { image: existing, job: null, created: false };
@@ -221,7 +222,7 @@ export class ImageStore {
    * (nothing published) when the job is no longer this worker's.
    */
   async complete(id: string, worker: string, result: ImportedImage, audit: GatewayAudit): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
+    return writeTransaction(this.db, async (tx) => {
       const now = this.now();
       const r = await tx
         .updateTable('gateway_jobs')
@@ -280,7 +281,7 @@ export class ImageStore {
 
   /** Records a failed attempt; with `final`, the job and its image fail. */
   async fail(id: string, worker: string, error: string, final: boolean, audit: GatewayAudit): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
+    await writeTransaction(this.db, async (tx) => {
       const now = this.now();
       const r = await tx
         .updateTable('gateway_jobs')
@@ -330,7 +331,7 @@ export class ImageStore {
     entry: Parameters<GatewayAudit>[0],
     audit: GatewayAudit,
   ): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
+    return writeTransaction(this.db, async (tx) => {
       const r = await tx
         .deleteFrom('gateway_images')
         .where('platform', '=', row.platform)

@@ -2,6 +2,7 @@
  * The gateway's tables as Kysely sees them; the server's migration 007_gateway_images creates them.
  * Portable across SQLite and PostgreSQL: ISO-8601 UTC text timestamps, 0/1 booleans, JSON text.
  */
+import { SqliteAdapter, sql } from 'kysely';
 import type { Kysely, Transaction } from 'kysely';
 import type { ImageJobState, ImageStatus } from '@flotilla/protocol';
 
@@ -67,4 +68,27 @@ export type GatewayAudit = (entry: GatewayAuditEntry, db?: GatewayTx) => Promise
 
 export interface Clock {
   now(): Date;
+}
+
+/**
+ * A transaction for read-then-write work that several processes may do at once (the server and
+ * its workers on one database). SQLite: `BEGIN IMMEDIATE`, so the write lock is held from the
+ * first read and no other process's commit can invalidate what was read (a deferred transaction
+ * upgrading to a write after another process wrote fails with SQLITE_BUSY_SNAPSHOT, whatever the
+ * busy timeout). PostgreSQL: an ordinary transaction (the store's statements lock their rows).
+ */
+export async function writeTransaction<T>(db: GatewayDb, work: (tx: GatewayTx) => Promise<T>): Promise<T> {
+  if (!(db.getExecutor().adapter instanceof SqliteAdapter)) return db.transaction().execute(work);
+  return db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    let result: T;
+    try {
+      result = await work(conn);
+    } catch (e) {
+      await sql`rollback`.execute(conn).catch(() => undefined);
+      throw e;
+    }
+    await sql`commit`.execute(conn);
+    return result;
+  });
 }
