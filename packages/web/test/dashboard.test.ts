@@ -350,6 +350,56 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
     await ctx.close();
   });
 
+  void test('release files: the tree from the objects API, directories expand by click or keyboard, with sizes', async () => {
+    const ctx = await browsing.context();
+    const page = await ctx.newPage();
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
+    await page.goto(`${server.url}/releases/web/1.0.0`);
+    const files = page.getByRole('list', { name: 'Release files' });
+    // index.html is `<h1>v1</h1>\n`: 12 bytes, read from its file object.
+    await files.getByRole('listitem').filter({ hasText: 'index.html' }).getByText('12 B').waitFor();
+    const assets = files.getByRole('button', { name: 'assets/' });
+    assert.equal(await assets.getAttribute('aria-expanded'), 'false');
+    assert.equal(await files.getByText('app-1.0.0.js').count(), 0, 'a directory is read only when opened');
+    // Keyboard: focus the directory and press Enter.
+    await assets.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await assets.getAttribute('aria-expanded'), 'true');
+    // `console.log("v1");\n` is 19 bytes (the innermost list item: `assets/`'s holds it too).
+    await files.getByRole('listitem').filter({ hasText: 'app-1.0.0.js' }).last().getByText('19 B').waitFor();
+    // A click closes it again.
+    await assets.click();
+    assert.equal(await files.getByText('app-1.0.0.js').count(), 0);
+    const violations = await axe(page);
+    assert.deepEqual(violations, [], describeViolations(violations));
+    await screenshot(page, 'release-files', 'desktop');
+    await ctx.close();
+  });
+
+  void test('device update history: read from the event log, newest first, with phase, release and time', async () => {
+    const ctx = await browsing.context();
+    const page = await ctx.newPage();
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
+    // What the log holds for the agent, through the same public route the page reads.
+    await page.goto(`${server.url}/devices/${agentId}`);
+    const table = page.getByRole('table', { name: 'Update history' });
+    await table.getByRole('row').filter({ hasText: 'committed' }).filter({ hasText: 'web 1.0.0' }).waitFor();
+    const rows = table.locator('tbody tr');
+    const count = await rows.count();
+    assert.ok(count >= 2, `several phases of the two updates, got ${count}`);
+    // Newest first: the times do not increase down the table.
+    const times = await table
+      .locator('tbody time')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('datetime') ?? ''));
+    assert.equal(times.length, count);
+    assert.deepEqual([...times].sort().reverse(), times);
+    // The first update event the log holds (the bottom row) is not the commit.
+    assert.notEqual(await rows.last().getByRole('cell').nth(2).innerText(), 'committed');
+    // Only this device's update events: none of the simulated devices, no device.online.
+    assert.equal(await table.getByText('online').count(), 0);
+    await ctx.close();
+  });
+
   void test('device logs: the panel shows the app log tail and follows it', async () => {
     const ctx = await browsing.context();
     const page = await ctx.newPage();
