@@ -391,7 +391,6 @@ function History({ id }: { id: string }) {
             <thead>
               <tr>
                 <th scope="col">When</th>
-                <th scope="col">App</th>
                 <th scope="col">Phase</th>
                 <th scope="col">Release</th>
               </tr>
@@ -402,7 +401,6 @@ function History({ id }: { id: string }) {
                   <td data-label="When">
                     <Time at={e.at} />
                   </td>
-                  <td data-label="App">{e.app ?? '—'}</td>
                   <td data-label="Phase">
                     <Badge tone={phaseTone(e)}>{phaseOf(e)}</Badge>
                   </td>
@@ -434,7 +432,7 @@ function phaseTone(e: LiveEvent): 'ok' | 'bad' | 'info' {
 /** `app/version` from the event's target path (`<app>/<version>/<rootObject>`). */
 function eventRelease(e: LiveEvent): string {
   const target = e.data.targetPath;
-  if (typeof target !== 'string') return '—';
+  if (typeof target !== 'string') return e.app ?? '—';
   const [app, version] = target.split('/');
   return app && version ? `${app} ${version}` : target;
 }
