@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { BrowserContext, Page } from 'playwright-core';
+import { pino } from 'pino';
+import { openDatabase } from '@flotilla/server';
 import { enrollDevice } from '@flotilla/testkit';
 import {
   ADMIN_PASSWORD,
@@ -350,6 +352,56 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
     await ctx.close();
   });
 
+  void test('release files: the tree from the objects API, directories expand by click or keyboard, with sizes', async () => {
+    const ctx = await browsing.context();
+    const page = await ctx.newPage();
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
+    await page.goto(`${server.url}/releases/web/1.0.0`);
+    const files = page.getByRole('list', { name: 'Release files' });
+    // index.html is `<h1>v1</h1>\n`: 12 bytes, read from its file object.
+    await files.getByRole('listitem').filter({ hasText: 'index.html' }).getByText('12 B').waitFor();
+    const assets = files.getByRole('button', { name: 'assets/' });
+    assert.equal(await assets.getAttribute('aria-expanded'), 'false');
+    assert.equal(await files.getByText('app-1.0.0.js').count(), 0, 'a directory is read only when opened');
+    // Keyboard: focus the directory and press Enter.
+    await assets.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await assets.getAttribute('aria-expanded'), 'true');
+    // `console.log("v1");\n` is 19 bytes (the innermost list item: `assets/`'s holds it too).
+    await files.getByRole('listitem').filter({ hasText: 'app-1.0.0.js' }).last().getByText('19 B').waitFor();
+    // A click closes it again.
+    await assets.click();
+    assert.equal(await files.getByText('app-1.0.0.js').count(), 0);
+    const violations = await axe(page);
+    assert.deepEqual(violations, [], describeViolations(violations));
+    await screenshot(page, 'release-files', 'desktop');
+    await ctx.close();
+  });
+
+  void test('device update history: read from the event log, newest first, with phase, release and time', async () => {
+    const ctx = await browsing.context();
+    const page = await ctx.newPage();
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
+    // What the log holds for the agent, through the same public route the page reads.
+    await page.goto(`${server.url}/devices/${agentId}`);
+    const table = page.getByRole('table', { name: 'Update history' });
+    await table.getByRole('row').filter({ hasText: 'committed' }).filter({ hasText: 'web 1.0.0' }).waitFor();
+    const rows = table.locator('tbody tr');
+    const count = await rows.count();
+    assert.ok(count >= 2, `several phases of the two updates, got ${count}`);
+    // Newest first: the times do not increase down the table.
+    const times = await table
+      .locator('tbody time')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('datetime') ?? ''));
+    assert.equal(times.length, count);
+    assert.deepEqual([...times].sort().reverse(), times);
+    // The first update event the log holds (the bottom row) is not the commit.
+    assert.notEqual(await rows.last().getByRole('cell').nth(1).innerText(), 'committed');
+    // Only this device's update events: none of the simulated devices, no device.online.
+    assert.equal(await table.getByText('online').count(), 0);
+    await ctx.close();
+  });
+
   void test('device logs: the panel shows the app log tail and follows it', async () => {
     const ctx = await browsing.context();
     const page = await ctx.newPage();
@@ -506,5 +558,106 @@ void describe('dashboard in Chromium', { skip: missing ?? false }, () => {
       !Object.keys(doc.paths).some((p) => p === '/' || p.startsWith('/*')),
       'the SPA is not in the API document',
     );
+  });
+});
+
+void describe('dashboard with 10,000 devices', { skip: missing ?? false }, () => {
+  const N = 10_000;
+  let server: WebServer;
+  let browsing: Browsing;
+
+  before(async () => {
+    server = await WebServer.start();
+    // Enrolling 10,000 devices over HTTP takes minutes (bench/README.md: ~90/s); they are written
+    // through the server's own database layer instead, into the running server's SQLite file.
+    const opened = await openDatabase(
+      `sqlite:${join(server.dataDir, 'flotilla.db')}`,
+      pino({ level: 'silent' }),
+    );
+    try {
+      const at = new Date().toISOString();
+      for (let start = 0; start < N; start += 500) {
+        const ids = Array.from({ length: Math.min(500, N - start) }, (_, k) => start + k);
+        await opened.db.transaction().execute(async (tx) => {
+          await tx
+            .insertInto('devices')
+            .values(
+              ids.map((i) => ({
+                id: `bulk${String(i).padStart(5, '0')}`,
+                public_key: `pk-bulk-${i}`,
+                status: 'accepted',
+                hostname: `bulk-${String(i).padStart(5, '0')}`,
+                registration_key_id: null,
+                enrolled_at: at,
+                status_changed_at: at,
+                status_reason: null,
+                last_seen_at: null,
+                agent_version: null,
+                state_version: 0,
+              })),
+            )
+            .execute();
+          await tx
+            .insertInto('device_tags')
+            .values(
+              ids.map((i) => ({
+                device_id: `bulk${String(i).padStart(5, '0')}`,
+                tag: i % 2 ? 'odd' : 'even',
+              })),
+            )
+            .execute();
+        });
+      }
+    } finally {
+      await opened.close();
+    }
+    browsing = await Browsing.launch();
+  });
+
+  after(async () => {
+    await browsing?.close();
+    await server?.close();
+  });
+
+  void test('the devices page shows the first page, pages forward and filters with RSQL', async () => {
+    const ctx = await browsing.context();
+    const page = await ctx.newPage();
+    await signIn(page, server.url, 'admin', ADMIN_PASSWORD);
+    await page.goto(server.url + '/devices');
+    await page
+      .getByText(`1–50 of ${N}`)
+      .waitFor()
+      .catch(async (e: unknown) => {
+        throw new Error(
+          `${String(e)}\npage text:\n${(await page.locator('main').innerText()).slice(0, 1500)}`,
+        );
+      });
+    assert.equal(
+      await page.locator('tbody tr').count(),
+      50,
+      'one page of rows (50 by default), not the fleet',
+    );
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText(`51–100 of ${N}`).waitFor();
+    assert.equal(await page.locator('tbody tr').count(), 50);
+    // Sorted by hostname, the second page starts at the 51st.
+    await page.getByRole('button', { name: /Hostname/ }).click();
+    await page.locator('th[aria-sort="ascending"]').waitFor();
+    await page.getByText(`1–50 of ${N}`).waitFor();
+    await page.getByRole('link', { name: 'bulk-00000' }).waitFor();
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByRole('link', { name: 'bulk-00050' }).waitFor();
+    // RSQL, answered by the server over the whole fleet.
+    await page.getByLabel('RSQL filter').fill('tags==odd');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByText(`1–50 of ${N / 2}`).waitFor();
+    await page.getByLabel('RSQL filter').fill('hostname=in=(bulk-00042,bulk-09999)');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByText('1–2 of 2').waitFor();
+    assert.deepEqual((await page.locator('tbody tr').getByRole('link').allInnerTexts()).sort(), [
+      'bulk-00042',
+      'bulk-09999',
+    ]);
+    await ctx.close();
   });
 });

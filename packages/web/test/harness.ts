@@ -82,6 +82,11 @@ export class WebServer {
     return this.output();
   }
 
+  /** The server's `--data-dir` (its SQLite database is `flotilla.db` there). */
+  get dataDir(): string {
+    return join(this.dir, 'data');
+  }
+
   async close(): Promise<void> {
     if (this.child.exitCode === null) {
       const exited = new Promise((r) => this.child.once('exit', r));

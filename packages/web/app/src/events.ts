@@ -28,8 +28,16 @@ export class EventStream {
   private readonly handlers = new Set<Handler>();
   private readonly stateListeners = new Set<() => void>();
   private recent: LiveEvent[] = [];
+  private caughtUp = false;
 
-  constructor(private readonly url = '/api/v1/events') {}
+  /**
+   * `url` may carry filters and a start position (`?device=…&type=…&after=0`, docs/events.md);
+   * `recentMax` bounds the events kept for `getRecent` (newest first).
+   */
+  constructor(
+    private readonly url = '/api/v1/events',
+    private readonly recentMax = RECENT_MAX,
+  ) {}
 
   start(): void {
     if (this.state !== 'stopped' && this.state !== 'unavailable') return;
@@ -51,6 +59,8 @@ export class EventStream {
 
   getState = (): StreamState => this.state;
   getRecent = (): LiveEvent[] => this.recent;
+  /** Whether the stream has sent everything the log held when it opened (`: caught-up`). */
+  getCaughtUp = (): boolean => this.caughtUp;
   onState = (fn: () => void): (() => void) => {
     this.stateListeners.add(fn);
     return () => this.stateListeners.delete(fn);
@@ -109,7 +119,13 @@ export class EventStream {
     let type = 'message';
     const data: string[] = [];
     for (const line of block.split(/\r?\n/)) {
-      if (line.startsWith(':')) continue;
+      if (line.startsWith(':')) {
+        if (line.slice(1).trim() === 'caught-up' && !this.caughtUp) {
+          this.caughtUp = true;
+          for (const fn of this.stateListeners) fn();
+        }
+        continue;
+      }
       const colon = line.indexOf(':');
       const field = colon < 0 ? line : line.slice(0, colon);
       const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
@@ -137,7 +153,7 @@ export class EventStream {
       rollout: typeof payload.rollout === 'string' ? payload.rollout : null,
       data: typeof payload.data === 'object' && payload.data !== null ? payload.data : {},
     };
-    this.recent = [event, ...this.recent].slice(0, RECENT_MAX);
+    this.recent = [event, ...this.recent].slice(0, this.recentMax);
     for (const fn of this.handlers) fn(event);
     for (const fn of this.stateListeners) fn();
   }

@@ -1,10 +1,10 @@
-import { useEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link } from 'wouter';
 import type { Device, DeviceAppList, ErrorEnvelope, RemoteLogLine } from '@flotilla/protocol';
 import { ApiError, errorText, get, path, post, withQuery } from '../api.js';
 import { RequireRole, useSession } from '../auth.js';
-import { stream } from '../events.js';
+import { EventStream } from '../events.js';
 import type { LiveEvent } from '../events.js';
 import { ActionButton, Badge, ErrorNote, KeyValues, Loaded, Section, Time, formatBytes } from '../ui.js';
 import { statusTone } from './devices.js';
@@ -356,29 +356,83 @@ function Logs({ id, app }: { id: string; app: string }) {
   );
 }
 
-/** This device's update events since the page opened (from the live stream). */
+/** How many of a device's update events the page keeps (newest first). */
+const HISTORY_MAX = 500;
+
+/**
+ * This device's update history from the persisted event log: its own stream
+ * `GET /api/v1/events?device=ID&type=device.update.*&after=0` replays what the log holds (oldest
+ * first; shown newest first), says `: caught-up`, then carries new events live.
+ */
 function History({ id }: { id: string }) {
-  const [events, setEvents] = useState<LiveEvent[]>(() =>
-    stream.getRecent().filter((e) => e.deviceId === id),
+  const [history] = useState(
+    () =>
+      new EventStream(
+        withQuery('/api/v1/events', { device: id, type: 'device.update.*', after: 0 }),
+        HISTORY_MAX,
+      ),
   );
-  useEffect(
-    () => stream.subscribe((e) => e.deviceId === id && setEvents((prev) => [e, ...prev].slice(0, 50))),
-    [id],
-  );
+  useEffect(() => {
+    history.start();
+    return () => history.stop();
+  }, [history]);
+  const events = useSyncExternalStore(history.onState, history.getRecent);
+  const caughtUp = useSyncExternalStore(history.onState, history.getCaughtUp);
+  const state = useSyncExternalStore(history.onState, history.getState);
   return (
-    <Section title="Update history (live)">
-      {events.length === 0 ? (
-        <p className="muted">No update event for this device since this page opened.</p>
+    <Section title="Update history">
+      {state === 'unavailable' ? (
+        <p className="muted">This server keeps no event log.</p>
+      ) : events.length === 0 ? (
+        <p className="muted">{caughtUp ? 'No update event in the log for this device.' : 'Loading…'}</p>
       ) : (
-        <ol className="events">
-          {events.map((e) => (
-            <li key={e.id}>
-              <code>{e.type}</code> <Time at={e.at} /> {e.app ?? ''}{' '}
-              {typeof e.data.phase === 'string' ? e.data.phase : ''}
-            </li>
-          ))}
-        </ol>
+        <div className="table-wrap" tabIndex={0}>
+          <table className="data" aria-label="Update history">
+            <thead>
+              <tr>
+                <th scope="col">When</th>
+                <th scope="col">Phase</th>
+                <th scope="col">Release</th>
+              </tr>
+            </thead>
+            <tbody>
+              {events.map((e) => (
+                <tr key={e.id}>
+                  <td data-label="When">
+                    <Time at={e.at} />
+                  </td>
+                  <td data-label="Phase">
+                    <Badge tone={phaseTone(e)}>{phaseOf(e)}</Badge>
+                  </td>
+                  <td data-label="Release">{eventRelease(e)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
+      {state === 'reconnecting' ? <p className="muted">Reconnecting…</p> : null}
     </Section>
   );
+}
+
+function phaseOf(e: LiveEvent): string {
+  return typeof e.data.phase === 'string' ? e.data.phase : e.type.replace(/^device\.update\./, '');
+}
+
+function phaseTone(e: LiveEvent): 'ok' | 'bad' | 'info' {
+  const p = phaseOf(e);
+  return p === 'committed'
+    ? 'ok'
+    : p === 'failed' || p === 'rolled-back' || p === 'rolled_back'
+      ? 'bad'
+      : 'info';
+}
+
+/** `app/version` from the event's target path (`<app>/<version>/<rootObject>`). */
+function eventRelease(e: LiveEvent): string {
+  const target = e.data.targetPath;
+  if (typeof target !== 'string') return e.app ?? '—';
+  const [app, version] = target.split('/');
+  return app && version ? `${app} ${version}` : target;
 }

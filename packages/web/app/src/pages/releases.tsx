@@ -3,6 +3,7 @@ import { useQuery } from '@tanstack/react-query';
 import { Link } from 'wouter';
 import type { Release, ReleaseDiff, ReleaseList } from '@flotilla/protocol';
 import { get, path } from '../api.js';
+import { FileTree } from '../tree.js';
 import { Badge, KeyValues, Loaded, Section, Time, formatBytes } from '../ui.js';
 
 export function ReleasesPage() {
@@ -144,6 +145,9 @@ export function ReleasePage({ app, version }: { app: string; version: string }) 
                   </ul>
                 </>
               ) : null}
+            </Section>
+            <Section title="Files">
+              <FileTree root={r.rootObject} />
             </Section>
             {previous ? (
               <Section title={`Files changed since ${previous.version}`}>
