@@ -12,7 +12,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
+import type { Api } from './harness.js';
+import { Cluster, runCli, startAgentBundleServer, waitFor } from './harness.js';
 
 interface DeployStatus {
   devices: {
@@ -43,15 +44,7 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
   const targets = new Map<string, string>();
   const installDir = () => join(root, 'opt', 'flotilla-agent');
 
-  function cli(args: string[], env: Record<string, string> = {}) {
-    const r = spawnSync(process.execPath, [cliBin, ...args], {
-      env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir, ...env },
-      encoding: 'utf8',
-      input: '',
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  }
+  const cli = (args: string[], env: Record<string, string> = {}) => runCli(configDir, args, env);
 
   function startLoader() {
     const dataDir = join(root, 'var', 'lib', 'flotilla-agent');
@@ -148,36 +141,11 @@ void describe('agent lifecycle: install script, loader, agent releases', () => {
   }
 
   before(async () => {
-    work = await cluster.tempDir('flt-lifecycle-');
-    const downloads = join(work, 'downloads');
-    configDir = join(work, 'cli');
-    keysDir = join(configDir, 'keys');
-    root = join(work, 'root');
-    const first = cli([
-      'agent',
-      'bundle',
-      '--out',
-      join(work, 'bundle-1.0.0'),
-      '--version',
-      '1.0.0',
-      '--downloads',
-      downloads,
-    ]);
-    assert.equal(first.code, 0, first.stderr);
-    const server = await cluster.startServer({ env: { FLOTILLA_AGENT_DOWNLOADS_DIR: downloads } });
-    url = server.url;
-    api = await Api.login(url);
-    const login = spawnSync(
-      process.execPath,
-      [cliBin, 'login', '--server', url, '--user', 'admin', '--password-stdin'],
-      {
-        input: `${ADMIN_PASSWORD}\n`,
-        env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
-        encoding: 'utf8',
-      },
-    );
-    assert.equal(login.status, 0, login.stderr);
-    assert.equal(cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]).code, 0);
+    ({ work, root, configDir, keysDir, url, api } = await startAgentBundleServer(
+      cluster,
+      'flt-lifecycle-',
+      'bundle-1.0.0',
+    ));
   });
   after(async () => {
     if (launcher && launcher.child.exitCode === null) {

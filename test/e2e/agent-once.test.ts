@@ -12,7 +12,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADMIN_PASSWORD, Api, Cluster, cliBin, waitFor } from './harness.js';
+import type { Api } from './harness.js';
+import { Cluster, cliBin, runCli, startAgentBundleServer, waitFor } from './harness.js';
 
 interface DeployStatus {
   devices: { deviceId: string; current: string | null; phase: string | null }[];
@@ -30,15 +31,7 @@ void describe('agent timer mode (loader --once) and --update-on-start', () => {
   const installDir = () => join(root, 'opt', 'flotilla-agent');
   const dataDir = () => join(root, 'var', 'lib', 'flotilla-agent');
 
-  function cli(args: string[]) {
-    const r = spawnSync(process.execPath, [cliBin, ...args], {
-      env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
-      encoding: 'utf8',
-      input: '',
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  }
+  const cli = (args: string[]) => runCli(configDir, args);
 
   /** One update pass, as flotilla-agent-update.service runs it; resolves with its status and output. */
   function pass(): Promise<{ code: number | null; out: string }> {
@@ -106,36 +99,11 @@ void describe('agent timer mode (loader --once) and --update-on-start', () => {
   }
 
   before(async () => {
-    work = await cluster.tempDir('flt-once-');
-    const downloads = join(work, 'downloads');
-    configDir = join(work, 'cli');
-    keysDir = join(configDir, 'keys');
-    root = join(work, 'root');
-    const bundle = cli([
-      'agent',
+    ({ work, root, configDir, keysDir, url, api } = await startAgentBundleServer(
+      cluster,
+      'flt-once-',
       'bundle',
-      '--out',
-      join(work, 'bundle'),
-      '--version',
-      '1.0.0',
-      '--downloads',
-      downloads,
-    ]);
-    assert.equal(bundle.code, 0, bundle.stderr);
-    const server = await cluster.startServer({ env: { FLOTILLA_AGENT_DOWNLOADS_DIR: downloads } });
-    url = server.url;
-    api = await Api.login(url);
-    const login = spawnSync(
-      process.execPath,
-      [cliBin, 'login', '--server', url, '--user', 'admin', '--password-stdin'],
-      {
-        input: `${ADMIN_PASSWORD}\n`,
-        env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
-        encoding: 'utf8',
-      },
-    );
-    assert.equal(login.status, 0, login.stderr);
-    assert.equal(cli(['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]).code, 0);
+    ));
   });
   after(() => cluster.cleanup());
 

@@ -2,7 +2,7 @@
  * End-to-end harness: real `flotilla` processes (server, agents) started from the built CLI, talked
  * to over real HTTP. Every process started here is killed by `cleanup()`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir, chmod } from 'node:fs/promises';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
@@ -322,4 +322,71 @@ export class TamperingProxy {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+/** The CLI run to completion with the given config directory (and extra environment). */
+export function runCli(
+  configDir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cliBin, ...args], {
+    env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir, ...env },
+    encoding: 'utf8',
+    input: '',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export interface AgentBundleServer {
+  /** The test's directory; `root` under it is the machine the agent is installed into. */
+  work: string;
+  root: string;
+  /** The CLI's config directory (logged in as admin) and its offline keys (initialised). */
+  configDir: string;
+  keysDir: string;
+  url: string;
+  api: Api;
+}
+
+/**
+ * Where the agent lifecycle tests start: agent bundle 1.0.0 built into `<work>/<bundleName>` and
+ * served by a new server as its agent download, the CLI logged in, offline keys made.
+ */
+export async function startAgentBundleServer(
+  cluster: Cluster,
+  prefix: string,
+  bundleName: string,
+): Promise<AgentBundleServer> {
+  const work = await cluster.tempDir(prefix);
+  const downloads = join(work, 'downloads');
+  const configDir = join(work, 'cli');
+  const keysDir = join(configDir, 'keys');
+  const bundle = runCli(configDir, [
+    'agent',
+    'bundle',
+    '--out',
+    join(work, bundleName),
+    '--version',
+    '1.0.0',
+    '--downloads',
+    downloads,
+  ]);
+  if (bundle.code !== 0) throw new Error(`agent bundle failed: ${bundle.stderr}`);
+  const server = await cluster.startServer({ env: { FLOTILLA_AGENT_DOWNLOADS_DIR: downloads } });
+  const api = await Api.login(server.url);
+  const login = spawnSync(
+    process.execPath,
+    [cliBin, 'login', '--server', server.url, '--user', 'admin', '--password-stdin'],
+    {
+      input: `${ADMIN_PASSWORD}\n`,
+      env: { ...process.env, FLOTILLA_CONFIG_DIR: configDir },
+      encoding: 'utf8',
+    },
+  );
+  if (login.status !== 0) throw new Error(`login failed: ${login.stderr}`);
+  const keys = runCli(configDir, ['keys', 'init', '--no-passphrase', '--keys-dir', keysDir]);
+  if (keys.code !== 0) throw new Error(`keys init failed: ${keys.stderr}`);
+  return { work, root: join(work, 'root'), configDir, keysDir, url: server.url, api };
 }
