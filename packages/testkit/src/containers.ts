@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { startTestDockerd } from './dockerd.js';
 import { freePort } from './net.js';
 
 const run = promisify(execFile);
@@ -17,7 +18,7 @@ export interface PrivateDockerd {
   /** `unix://…` socket path of this daemon (for dockerode: `{ socketPath }`). */
   socketPath: string;
   /** Runs the docker CLI against this daemon; resolves to its stdout. */
-  docker(args: string[], options?: { input?: string }): Promise<string>;
+  docker(args: string[]): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -39,72 +40,10 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/**
- * Starts a dockerd of its own (vfs storage, no bridge or iptables; default ulimits lowered as
- * these machines refuse to raise them, see shared/DESIGN.md). `insecureRegistries` lists
- * `host:port` the daemon may pull from over http (127.0.0.0/8 already is).
- */
+/** A private dockerd (dockerd.ts's `startTestDockerd`), with the socket path dockerode takes. */
 export async function startPrivateDockerd(dir: string): Promise<PrivateDockerd> {
-  await mkdir(dir, { recursive: true });
-  const config = join(dir, 'daemon.json');
-  await writeFile(
-    config,
-    JSON.stringify({
-      'default-ulimits': {
-        nofile: { Name: 'nofile', Hard: 1024, Soft: 1024 },
-        nproc: { Name: 'nproc', Hard: 1024, Soft: 1024 },
-      },
-    }),
-  );
-  const socketPath = join(dir, 'docker.sock');
-  const child = spawn(
-    'dockerd',
-    [
-      '--config-file',
-      config,
-      '--data-root',
-      join(dir, 'root'),
-      '--exec-root',
-      join(dir, 'exec'),
-      '--pidfile',
-      join(dir, 'docker.pid'),
-      '-H',
-      `unix://${socketPath}`,
-      '--bridge=none',
-      '--iptables=false',
-      '--ip6tables=false',
-      '--storage-driver=vfs',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let log = '';
-  child.stderr?.on('data', (c: Buffer) => {
-    log = (log + c.toString()).slice(-4000);
-  });
-  const docker = (args: string[], options: { input?: string } = {}): Promise<string> =>
-    new Promise((resolve, reject) => {
-      const p = execFile(
-        'docker',
-        ['-H', `unix://${socketPath}`, ...args],
-        { maxBuffer: 64 * 1024 * 1024 },
-        (error, stdout, stderr) =>
-          error ? reject(new Error(`docker ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
-      );
-      if (options.input !== undefined) p.stdin?.end(options.input);
-    });
-  for (let i = 0; ; i++) {
-    try {
-      await docker(['version', '--format', '{{.Server.Version}}']);
-      break;
-    } catch {
-      if (child.exitCode !== null || i > 240) {
-        await stopChild(child);
-        throw new Error(`dockerd did not start: ${log}`);
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-  }
-  return { socketPath, docker, stop: () => stopChild(child) };
+  const d = await startTestDockerd(dir);
+  return { socketPath: d.socket, docker: (args) => d.docker(args), stop: () => d.stop() };
 }
 
 export interface LocalRegistry {
