@@ -14,6 +14,7 @@ import type { JobQueue } from './jobs/queue.js';
 import { ImageStore } from './jobs/store.js';
 import type { Clock, GatewayAudit, GatewayDb } from './jobs/tables.js';
 import { GatewayService } from './service/images.js';
+import type { FleetHost } from './platforms/fleet.js';
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   bull?: BullTuning;
   /** Name of this process in job rows (in-process mode). */
   workerId: string;
+  /** The server's side of `fleet` platforms (releases, gateway signatures, deployments). */
+  fleet?: FleetHost;
 }
 
 export interface Gateway {
@@ -57,14 +60,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         audit: opts.audit,
         log,
         workerId: opts.workerId,
+        ...(opts.fleet && { fleet: opts.fleet }),
       },
       log,
     );
   }
-  const service = new GatewayService(opts.config, store, queue, opts.audit, opts.clock, log);
+  const service = new GatewayService(opts.config, store, queue, opts.audit, opts.clock, log, opts.fleet);
   // Jobs queued or running when the last run stopped: queue them again (claim moves running ones).
   for (const job of await store.unfinishedJobs()) await queue.enqueue(job.id);
-  const removalDeps = { store, config: opts.config, audit: opts.audit, log };
+  const removalDeps = { store, config: opts.config, audit: opts.audit, log, fleet: opts.fleet };
   let sweeping: Promise<number> | null = null;
   const sweep = (): Promise<number> => {
     sweeping ??= sweepExpired(removalDeps, opts.clock).finally(() => {

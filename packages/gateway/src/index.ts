@@ -47,3 +47,5 @@ export { RemoteDelivery } from './platforms/remote.js';
 export { sweepExpired } from './expiry/sweep.js';
 export { registryImporter } from './jobs/registry-importer.js';
 export type { Delivery } from './platforms/delivery.js';
+export { fleetVersion } from './platforms/fleet.js';
+export type { FleetHost } from './platforms/fleet.js';

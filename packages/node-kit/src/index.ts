@@ -64,6 +64,14 @@ export {
   TufUnsignedMetadataError,
 } from './tuf/model-errors.js';
 export { readReleaseTarget, releaseTarget } from './tuf/release-target.js';
+export {
+  GATEWAY_ROLE,
+  gatewayPathPattern,
+  isGatewayPath,
+  readGatewayDelegation,
+  withGatewayDelegation,
+} from './tuf/gateway-delegation.js';
+export type { GatewayDelegation } from './tuf/gateway-delegation.js';
 export { nextRoot, nextTargets, roleKeysOf, verifyRootSuccessor, verifySignedBy } from './tuf/successors.js';
 
 // The bounded JSON HTTP client with the error envelope (agent and CLI).

@@ -97,6 +97,7 @@ export {
   DeviceAppList,
   DeviceReport,
   FRAME_CONTENT_TYPE,
+  GatewaySignatureResponse,
   GcResponse,
   isAppStatusReport,
   MAX_DELTA_PAIRS_PER_REQUEST,

@@ -4,6 +4,8 @@
  * composition root: modules get what they need from here and never build each other's parts).
  * It never listens; only `main.ts` does.
  */
+import { gatewayFleet } from './deployments/gateway-fleet.js';
+import type { GatewayFleet } from './deployments/gateway-fleet.js';
 import cookie from '@fastify/cookie';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
@@ -249,8 +251,8 @@ async function createFastify(
   registerTokenRoutes(app, ctx);
   registerUserRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  await composeModules(app, ctx, { events, rolloutTickMs, eventLog, operators });
-  await registerExtensions(app, ctx, extensions);
+  const fleet = await composeModules(app, ctx, { events, rolloutTickMs, eventLog, operators });
+  await registerExtensions(app, ctx, extensions, fleet);
   return app;
 }
 
@@ -268,7 +270,7 @@ async function composeModules(
     eventLog: OpenEventLog;
     operators: OperatorStreams;
   },
-): Promise<void> {
+): Promise<GatewayFleet> {
   const { events, rolloutTickMs, eventLog, operators } = parts;
   const { runtime: devices, auth: deviceAuth } = await registerDeviceApi(app, ctx, events);
   registerEventRoutes(app, {
@@ -366,4 +368,5 @@ async function composeModules(
   // Remote access: service commands, stats, logs, exec and tunnels (docs/remote-access.md).
   registerRemoteRoutes(app, { ctx, presence: devices.presence, operators });
   app.addHook('preClose', () => operators.stop());
+  return gatewayFleet({ ...deployServices, jobs, store });
 }

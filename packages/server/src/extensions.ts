@@ -12,6 +12,7 @@ import type { AuditRecorder, Clock, ServerContext } from './context.js';
 import type { Database } from './db/schema.js';
 import type { Dialect } from './db/dialect.js';
 import { sourceAddress } from './http/source-address.js';
+import type { GatewayFleet } from './deployments/gateway-fleet.js';
 
 export interface ExtensionOperator {
   userId: string;
@@ -31,6 +32,8 @@ export interface ExtensionHost {
   operatorOf(request: FastifyRequest): ExtensionOperator | null;
   /** The request's client address (honours the server's trustProxy setting). */
   sourceAddress(request: FastifyRequest): string;
+  /** Releases, gateway-role signatures and deployments for the gateway's `fleet` platforms. */
+  readonly fleet: GatewayFleet;
 }
 
 export interface ServerExtension {
@@ -38,8 +41,9 @@ export interface ServerExtension {
   register(app: FastifyInstance, host: ExtensionHost): Promise<void>;
 }
 
-export function extensionHost(ctx: ServerContext): ExtensionHost {
+export function extensionHost(ctx: ServerContext, fleet: GatewayFleet): ExtensionHost {
   return Object.freeze({
+    fleet,
     db: ctx.db,
     dialect: ctx.dialect,
     log: ctx.log,
@@ -59,8 +63,9 @@ export async function registerExtensions(
   app: FastifyInstance,
   ctx: ServerContext,
   extensions: readonly ServerExtension[],
+  fleet: GatewayFleet,
 ): Promise<void> {
-  const host = extensionHost(ctx);
+  const host = extensionHost(ctx, fleet);
   for (const extension of extensions) {
     await app.register(async (scope) => extension.register(scope, host));
   }

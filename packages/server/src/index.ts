@@ -14,5 +14,6 @@ export { resetPasswordOffline, unclaimedBootstrapAdmin, resetPasswordCommand } f
 export type { ResetPasswordResult } from './users/recovery.js';
 export { createAuditRecorder } from './audit/recorder.js';
 export type { ServerExtension, ExtensionHost, ExtensionOperator } from './extensions.js';
+export type { GatewayFleet, FleetPublishInput, FleetPublished } from './deployments/gateway-fleet.js';
 export type { Database } from './db/schema.js';
 export type { DomainEvent, DomainEventType, EventActor, EventBus, EventOf } from './events/bus.js';

@@ -55,6 +55,7 @@ export function gatewayExtension(options: GatewayOptions): ServerExtension {
         importer: options.importer ?? gw.registryImporter(),
         redisUrl: options.redisUrl,
         workerId: `server@${hostname()}:${process.pid}`,
+        fleet: host.fleet,
       });
       app.addHook('onClose', () => gateway.close());
       gw.registerImageRoutes(app, gateway.service, host);

@@ -33,6 +33,14 @@ export type PlatformAccess =
       imageDir: string;
       /** SHA-256 fingerprint of the host key (`SHA256:…` as ssh-keygen -l prints it); required. */
       hostKeySha256: string;
+    }
+  | {
+      /** Delivered by Flotilla agents: the image's release tree as a release of `app`, signed by the gateway role. */
+      type: 'fleet';
+      /** The app the images become releases of (delegated with `flotilla keys delegate-gateway --app`). */
+      app: string;
+      /** RSQL device filter selecting the platform's devices, e.g. `tags==cluster`. */
+      filter: string;
     };
 
 export interface PlatformConfig {
@@ -70,6 +78,8 @@ export interface GatewayConfig {
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** A release's app name (protocol AppName). */
+const APP = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
 
 /**
  * The configuration from `file` (YAML, may be undefined) with defaults under `dataDir`. Relative
@@ -199,11 +209,15 @@ export function parseGatewayConfig(
       if (parsed.imageDir !== '' && !parsed.imageDir.startsWith('/'))
         problems.push(`${where}.access.imageDir: must be an absolute path on the remote host`);
     } else if (access.type === 'fleet') {
-      problems.push(
-        `${where}.access.type: fleet platforms are not available yet (docs/gateway.md "Platforms and access")`,
-      );
+      const app = typeof access.app === 'string' ? access.app : '';
+      const filter = typeof access.filter === 'string' ? access.filter.trim() : '';
+      if (!APP.test(app))
+        problems.push(`${where}.access.app: required, an app name (letters, digits, _ . + -, no slash)`);
+      if (filter === '')
+        problems.push(`${where}.access.filter: required, a device filter such as tags==${name}`);
+      parsed = { type: 'fleet', app, filter };
     } else {
-      problems.push(`${where}.access.type: must be local or remote`);
+      problems.push(`${where}.access.type: must be local, remote or fleet`);
     }
     if (parsed) {
       platforms[name] = {
@@ -213,6 +227,16 @@ export function parseGatewayConfig(
         allowDevices: p.allowDevices === true,
       };
     }
+  }
+  const fleetApps = new Map<string, string>();
+  for (const platform of Object.values(platforms)) {
+    if (platform.access.type !== 'fleet') continue;
+    const other = fleetApps.get(platform.access.app);
+    if (other !== undefined)
+      problems.push(
+        `platforms.${platform.name}.access.app: ${platform.access.app} is already the app of platform ${other}`,
+      );
+    fleetApps.set(platform.access.app, platform.name);
   }
   const groups: Record<string, string[]> = {};
   for (const [name, members] of Object.entries(objectAt(raw.groups, 'groups', problems)))

@@ -11,6 +11,7 @@ import { deliveryFor } from '../platforms/delivery.js';
 import { cachedImagePath } from '../jobs/runner.js';
 import { subjectOf } from '../jobs/store.js';
 import type { ImageStore } from '../jobs/store.js';
+import type { FleetHost } from '../platforms/fleet.js';
 import type { Clock, GatewayAudit, GatewayAuditEntry, GatewayImagesTable } from '../jobs/tables.js';
 
 export interface RemovalDeps {
@@ -18,6 +19,8 @@ export interface RemovalDeps {
   config: GatewayConfig;
   audit: GatewayAudit;
   log: Logger;
+  /** The server's side of `fleet` platforms (withdraws their releases). */
+  fleet?: FleetHost | undefined;
 }
 
 /** Deletes the row (with `entry` audited), then the platform's file and the unshared cache file. */
@@ -37,8 +40,8 @@ export async function removeImage(
       .where('path', '=', row.path)
       .executeTakeFirst();
     if (others === undefined) {
-      await deliveryFor(platform)
-        .remove(row.path)
+      await Promise.resolve()
+        .then(() => deliveryFor(platform, deps.fleet).remove(row.path as string))
         .catch((err: unknown) =>
           log.error(
             { err, path: row.path },

@@ -2,6 +2,7 @@
  * The seam between jobs and the registry client + converter: an importer pulls one image from a
  * location and writes its squashfs file into a work directory that the job owns.
  */
+import type { ObjectSink } from '@flotilla/store';
 import type { LocationConfig, PlatformConfig } from '../config/config.js';
 
 export interface ImportRequest {
@@ -17,6 +18,11 @@ export interface ImportRequest {
   blobCacheDir: string;
   /** Aborted on the pull timeout or when the job moved to another worker. */
   signal: AbortSignal;
+  /**
+   * For a `fleet` platform: where the image's release tree goes (the server's object store); the
+   * result's `treeRoot` names its root directory object.
+   */
+  sink?: ObjectSink;
   /** `phase` is pulling or converting; `fraction` 0..1 within it. */
   onProgress(phase: 'pulling' | 'converting', fraction: number): void;
 }
@@ -27,6 +33,8 @@ export interface ImportResult {
   manifestDigest: string;
   /** SHA-256 (hex) of the squashfs file, when the importer computed it while writing. */
   squashfsSha256?: string;
+  /** The release tree's root object id, when a `sink` was given. */
+  treeRoot?: string;
 }
 
 export interface ImageImporter {

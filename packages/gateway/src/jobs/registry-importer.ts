@@ -24,6 +24,7 @@ export function registryImporter(): ImageImporter {
         outDir: req.workDir,
         outName: 'image.sqfs',
         allowDevices: req.platform.allowDevices,
+        ...(req.sink && { sink: req.sink }),
         signal: req.signal,
         onProgress: (p) => {
           if (p.phase === 'layer') req.onProgress('converting', (p.index / Math.max(1, p.count)) * 0.8);
@@ -34,6 +35,7 @@ export function registryImporter(): ImageImporter {
         squashfsPath: converted.squashfsPath,
         manifestDigest: pulled.manifestDigest,
         squashfsSha256: converted.squashfsSha256,
+        ...(converted.tree && { treeRoot: converted.tree.root }),
       };
     },
   };

@@ -12,6 +12,8 @@ import type { Logger } from 'pino';
 import { FlotillaError } from '@flotilla/protocol';
 import type { GatewayConfig } from '../config/config.js';
 import { deliveredName, deliveryFor } from '../platforms/delivery.js';
+import { fleetVersion, requireFleetHost } from '../platforms/fleet.js';
+import type { FleetHost } from '../platforms/fleet.js';
 import type { ImageImporter } from './importer.js';
 import { parseImageRef } from './refs.js';
 import type { ImageStore } from './store.js';
@@ -25,6 +27,8 @@ export interface JobRunnerDeps {
   log: Logger;
   /** This worker's name in job rows and audit entries. */
   workerId: string;
+  /** The server's side of `fleet` platforms; only in the server's own process. */
+  fleet?: FleetHost;
 }
 
 export type JobOutcome = 'done' | 'finished-elsewhere' | 'lost';
@@ -59,6 +63,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
         `platform ${job.platform} is not configured here`,
       );
     const ref = parseImageRef(config, job.image);
+    const fleet = platform.access.type === 'fleet' ? requireFleetHost(deps.fleet, platform.name) : undefined;
     await clearEarlierAttempts(join(config.cacheDir, 'work'), id);
     await mkdir(workDir, { recursive: true });
     jobLog.info('import started');
@@ -70,6 +75,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
       platform,
       workDir,
       blobCacheDir: join(config.cacheDir, 'registry'),
+      ...(fleet && { sink: fleet.objects }),
       signal,
       onProgress: (phase, fraction) =>
         void reporter.report(
@@ -85,7 +91,27 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
     await rename(result.squashfsPath, cached);
     const sizeBytes = (await stat(cached)).size;
     await reporter.report('delivering', PULL_SHARE + CONVERT_SHARE);
-    const path = await deliveryFor(platform).deliver(cached, deliveredName(contentId), signal);
+    let path: string;
+    if (platform.access.type === 'fleet' && fleet) {
+      if (result.treeRoot === undefined)
+        throw new FlotillaError(
+          'FLT_CONVERT_FAILED',
+          'the conversion built no release tree for a fleet platform',
+        );
+      // The objects are in the server's store; a release, the gateway role's signature and a
+      // deployment make them reach the platform's agents (an identical retry changes nothing).
+      const published = await fleet.publish({
+        app: platform.access.app,
+        version: fleetVersion(ref.tag, result.treeRoot),
+        rootObject: result.treeRoot,
+        filter: platform.access.filter,
+        actor: { userId: job.requested_by, username: job.requested_by },
+      });
+      jobLog.info(published, 'image released to the fleet platform');
+      path = published.targetPath;
+    } else {
+      path = await deliveryFor(platform).deliver(cached, deliveredName(contentId), signal);
+    }
     signal.throwIfAborted();
     const published = await store.complete(
       id,

@@ -2,6 +2,7 @@
  * The gateway's operations, knowing nothing of HTTP: pull (queue or share an import), list, show,
  * look up (counts as use), remove, follow a job. Access rules in access.ts; every action audited.
  */
+import type { FleetHost } from '../platforms/fleet.js';
 import type {
   Image,
   ImageJob,
@@ -39,6 +40,7 @@ export class GatewayService {
     private readonly audit: GatewayAudit,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly fleet?: FleetHost,
   ) {}
 
   private platform(name: string | undefined): PlatformConfig {
@@ -153,7 +155,7 @@ export class GatewayService {
         `removing images from ${platform.name} needs its admins or the admin role`,
       );
     const removed = await removeImage(
-      { store: this.store, config: this.config, audit: this.audit, log: this.log },
+      { store: this.store, config: this.config, audit: this.audit, log: this.log, fleet: this.fleet },
       row,
       {
         actorType: 'user',
@@ -177,7 +179,12 @@ export class GatewayService {
     return toImageJob(job);
   }
 
-  platforms(): { name: string; access: 'local' | 'remote'; admins: string[]; default: boolean }[] {
+  platforms(): {
+    name: string;
+    access: PlatformConfig['access']['type'];
+    admins: string[];
+    default: boolean;
+  }[] {
     return Object.values(this.config.platforms).map((p) => ({
       name: p.name,
       access: p.access.type,

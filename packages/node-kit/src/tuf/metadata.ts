@@ -80,12 +80,14 @@ export function newTargets(opts: {
   version: number;
   expires: Date;
   targets?: TargetFile[];
+  delegations?: Targets['delegations'];
 }): Metadata<Targets> {
   checkVersion(opts.version);
   const signed = new Targets({
     version: opts.version,
     specVersion: TUF_SPEC_VERSION,
     expires: tufExpires(opts.expires),
+    ...(opts.delegations && { delegations: opts.delegations }),
   });
   for (const target of opts.targets ?? []) signed.addTarget(target);
   return new Metadata(signed);
@@ -96,13 +98,17 @@ export function newSnapshot(opts: {
   version: number;
   expires: Date;
   targetsMeta: MetaFile;
+  /** Delegated targets roles' files, by role name (e.g. `gateway` for `gateway.json`). */
+  delegatedMeta?: Record<string, MetaFile>;
 }): Metadata<Snapshot> {
   checkVersion(opts.version);
+  const meta: Record<string, MetaFile> = { 'targets.json': opts.targetsMeta };
+  for (const [role, file] of Object.entries(opts.delegatedMeta ?? {})) meta[`${role}.json`] = file;
   const signed = new Snapshot({
     version: opts.version,
     specVersion: TUF_SPEC_VERSION,
     expires: tufExpires(opts.expires),
-    meta: { 'targets.json': opts.targetsMeta },
+    meta,
   });
   return new Metadata(signed);
 }

@@ -47,7 +47,13 @@ export function nextTargets(
   const byPath = new Map<string, TargetFile>(Object.entries(current?.signed.targets ?? {}));
   for (const path of remove) byPath.delete(path);
   for (const target of add) byPath.set(target.path, target);
-  return newTargets({ version: (current?.signed.version ?? 0) + 1, expires, targets: [...byPath.values()] });
+  return newTargets({
+    version: (current?.signed.version ?? 0) + 1,
+    expires,
+    targets: [...byPath.values()],
+    // A delegation (e.g. to the server's online gateway role) stays until the operator removes it.
+    ...(current?.signed.delegations && { delegations: current.signed.delegations }),
+  });
 }
 
 /** Checks `md` carries a threshold of valid signatures for `role` under `root`; FLT_TUF_SIGNATURE otherwise. */

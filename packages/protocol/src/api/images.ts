@@ -144,7 +144,7 @@ export type ImageLookupResponse = Static<typeof ImageLookupResponse>;
 
 export const ImagePlatform = Type.Object({
   name: Type.String(),
-  access: Type.Union([Type.Literal('local'), Type.Literal('remote')]),
+  access: Type.Union([Type.Literal('local'), Type.Literal('remote'), Type.Literal('fleet')]),
   admins: Type.Array(Type.String()),
   default: Type.Boolean(),
 });

@@ -125,7 +125,23 @@ export const ReleaseRoutes = {
   deployment: '/api/v1/deployments/:id',
   secrets: '/api/v1/releases/:app/:version/secrets',
   secretReveal: '/api/v1/releases/:app/:version/secrets/:name/reveal',
+  /** POST: signs the release with the server's online gateway role (admin); DELETE: withdraws it. */
+  gatewaySignature: '/api/v1/releases/:app/:version/gateway-signature',
 } as const;
+
+/** The answer of `ReleaseRoutes.gatewaySignature` (POST and DELETE). */
+export const GatewaySignatureResponse = Type.Object({
+  app: AppName,
+  version: ReleaseVersion,
+  targetPath: Type.String({ description: '<app>/<version>/<rootObject>' }),
+  signed: Type.Boolean({
+    description: 'Whether the release is signed (offline, or by the gateway role) now',
+  }),
+  gatewayVersion: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'The version of gateway.json published by this request, null when nothing changed',
+  }),
+});
+export type GatewaySignatureResponse = Static<typeof GatewaySignatureResponse>;
 
 export const CreateReleaseRequest = Type.Object(
   {

@@ -24,7 +24,12 @@ export const TufRoutes = {
 } as const;
 
 /** The server's online public keys (raw ed25519, base64url) that a new image root must name. */
-export const TufOnlineKeys = Type.Object({ snapshot: Type.String(), timestamp: Type.String() });
+export const TufOnlineKeys = Type.Object({
+  snapshot: Type.String(),
+  timestamp: Type.String(),
+  /** The key of the delegated `gateway` role (`flotilla keys delegate-gateway`); absent on older servers. */
+  gateway: Type.Optional(Type.String()),
+});
 export type TufOnlineKeys = Static<typeof TufOnlineKeys>;
 
 const RoleState = Type.Object({ version: Type.Integer({ minimum: 1 }), expires: Type.String() });

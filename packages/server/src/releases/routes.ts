@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import {
   AppName,
   CreateReleaseRequest,
+  GatewaySignatureResponse,
   GcResponse,
   OBJECT_GC_ROUTE,
   Release,
@@ -19,6 +20,7 @@ import { requireRole } from '../http/auth.js';
 import { NoContent, namedActorOf } from '../http/route-helpers.js';
 import { diffReleases } from './diff.js';
 import type { GcJob } from './gc.js';
+import { signWithGatewayRole, withdrawGatewaySignature } from './gateway-signing.js';
 import { createRelease, deleteRelease, getRelease, listReleases } from './service.js';
 import type { ReleaseServices } from './service.js';
 
@@ -45,6 +47,41 @@ export function registerReleaseRoutes(base: FastifyInstance, svc: ReleaseService
       const { release, created } = await createRelease(svc, request.body, namedActorOf(request));
       return reply.code(created ? 201 : 200).send(release);
     },
+  );
+
+  const gatewayErrors =
+    '409 `FLT_TUF_NOT_DELEGATED` when the offline targets do not delegate the app to the gateway role ' +
+    '(`flotilla keys delegate-gateway --app APP`), 422 `FLT_TUF_KEY_MISMATCH` when the delegation names ' +
+    "another key than this server's gateway key, 404 `FLT_NOT_FOUND` for an unknown release.";
+  app.post(
+    ReleaseRoutes.gatewaySignature,
+    {
+      schema: {
+        summary: "Sign a release with the server's online gateway role (a delegated app only)",
+        description: `Adds the release to gateway.json, the image repository's delegated targets role. ${gatewayErrors}`,
+        tags,
+        params: ReleaseParams,
+        response: { 200: GatewaySignatureResponse },
+      },
+      preHandler: requireRole('admin'),
+    },
+    (request) => signWithGatewayRole(svc, request.params.app, request.params.version, namedActorOf(request)),
+  );
+  app.delete(
+    ReleaseRoutes.gatewaySignature,
+    {
+      schema: {
+        summary: "Withdraw a release from the server's online gateway role",
+        description:
+          'Devices can no longer verify it once withdrawn; nothing changes for a release not in gateway.json.',
+        tags,
+        params: ReleaseParams,
+        response: { 200: GatewaySignatureResponse },
+      },
+      preHandler: requireRole('admin'),
+    },
+    (request) =>
+      withdrawGatewaySignature(svc, request.params.app, request.params.version, namedActorOf(request)),
   );
 
   app.get(

@@ -273,11 +273,12 @@ async function sameOrConflict(
 }
 
 /**
- * Sets each release's `signed` flag: true when the image repository's latest targets name its
- * target path with the root object's length and SHA-256. Returns how many flags changed.
+ * Sets each release's `signed` flag: true when the image repository's latest targets (or its
+ * delegated gateway role, within its delegation) name its target path with the root object's
+ * length and SHA-256. Returns how many flags changed.
  */
 export async function refreshSigned(ctx: ServerContext, image: ImageRepository): Promise<number> {
-  const targets = (await image.targets())?.signed.targets ?? {};
+  const targets = await image.allTargets();
   const rows = await ctx.db
     .selectFrom('releases')
     .select(['app', 'version', 'target_path', 'root_object', 'root_length', 'signed'])

@@ -9,7 +9,7 @@ import { createFileExclusive } from '@flotilla/node-kit';
 import { checkStoreKey, versionExists } from './metadata-store.js';
 import type { MetadataStore, StoredRole } from './metadata-store.js';
 
-const FILE_NAME = /^([1-9][0-9]{0,15})\.(root|targets|snapshot|timestamp)\.json$/;
+const FILE_NAME = /^([1-9][0-9]{0,15})\.(root|targets|snapshot|timestamp|gateway)\.json$/;
 
 export class FsMetadataStore implements MetadataStore {
   constructor(private readonly dir: string) {}

@@ -3,15 +3,26 @@
  * accepted only when they verify exactly as a client would verify them; snapshot and timestamp are
  * signed here with the online keys. Consistent snapshots: every version is served as
  * `N.<role>.json`, plus `root.json` and `timestamp.json` for the latest.
+ *
+ * The offline targets may delegate apps to the online `gateway` role (`gateway.json`, signed here
+ * with the server's gateway key): releases of those apps are then signed by the server, for the
+ * image gateway's `fleet` platforms, and by nothing else (docs/releases.md "Delegated signing").
  */
 import { FlotillaError } from '@flotilla/protocol';
 import {
+  GATEWAY_ROLE,
+  isGatewayPath,
+  newTargets,
   parseMetadata,
   publicKeyOfTufKey,
+  readGatewayDelegation,
   readReleaseTarget,
+  serializeMetadata,
+  signMetadata,
   verifyRootSuccessor,
   verifySignedBy,
 } from '@flotilla/node-kit';
+import type { GatewayDelegation } from '@flotilla/node-kit';
 import type { Metadata, Root, TargetFile, Targets } from '@tufjs/models';
 import type { Clock } from '../context.js';
 import { KeyedSerialQueue } from '@flotilla/node-kit';
@@ -24,6 +35,7 @@ import {
   refreshOnlineRoles,
 } from './online-publisher.js';
 import type { Published, PublisherContext } from './online-publisher.js';
+import { expiresAfter, needsRefresh } from './expiry.js';
 import type { ExpiryWarning, TufExpiryPolicy } from './expiry.js';
 
 const REPO = 'image';
@@ -49,10 +61,11 @@ export class ImageRepository {
   }
 
   /** The online public keys (raw ed25519, base64url) an offline root must name for snapshot and timestamp. */
-  onlinePublicKeys(): { snapshot: string; timestamp: string } {
+  onlinePublicKeys(): { snapshot: string; timestamp: string; gateway: string } {
     return {
       snapshot: publicKeyOfTufKey(this.#ctx.keys.snapshot.key),
       timestamp: publicKeyOfTufKey(this.#ctx.keys.timestamp.key),
+      gateway: publicKeyOfTufKey(this.#ctx.keys.gateway.key),
     };
   }
 
@@ -68,12 +81,139 @@ export class ImageRepository {
     return found && parseMetadata('targets', found.bytes);
   }
 
-  /** One target of the latest targets metadata, or undefined. */
+  /**
+   * One target, resolved as a TUF client resolves it: the latest offline-signed targets first, then,
+   * for a path the offline targets delegate to the gateway role, the latest `gateway.json` (only
+   * while it verifies under that delegation). Undefined when neither vouches for it.
+   */
   async target(path: string): Promise<TargetFile | undefined> {
     const targets = await this.targets();
-    return targets && Object.prototype.hasOwnProperty.call(targets.signed.targets, path)
-      ? targets.signed.targets[path]
-      : undefined;
+    if (!targets) return undefined;
+    if (Object.prototype.hasOwnProperty.call(targets.signed.targets, path))
+      return targets.signed.targets[path];
+    const delegated = await this.#delegatedTargets(targets);
+    return delegated && Object.prototype.hasOwnProperty.call(delegated, path) ? delegated[path] : undefined;
+  }
+
+  /** Every target a client would accept: the offline-signed ones and the delegated ones under their delegation. */
+  async allTargets(): Promise<Record<string, TargetFile>> {
+    const targets = await this.targets();
+    if (!targets) return {};
+    return { ...((await this.#delegatedTargets(targets)) ?? {}), ...targets.signed.targets };
+  }
+
+  /** The gateway delegation of the latest offline targets, or undefined (none, or one this server cannot honour). */
+  async gatewayDelegation(): Promise<GatewayDelegation | undefined> {
+    const targets = await this.targets();
+    return targets && this.#delegationOf(targets);
+  }
+
+  /** The latest `gateway.json`, or undefined before the gateway role signed anything. */
+  async gatewayTargets(): Promise<Metadata<Targets> | undefined> {
+    const found = await latest(this.#ctx.store, REPO, GATEWAY_ROLE);
+    return found && parseMetadata('targets', found.bytes);
+  }
+
+  #delegationOf(targets: Metadata<Targets>): GatewayDelegation | undefined {
+    try {
+      return readGatewayDelegation(targets.signed);
+    } catch {
+      return undefined; // refused at upload; an older file cannot be honoured either
+    }
+  }
+
+  async #delegatedTargets(targets: Metadata<Targets>): Promise<Record<string, TargetFile> | undefined> {
+    const delegation = this.#delegationOf(targets);
+    if (!delegation) return undefined;
+    const gateway = await this.gatewayTargets();
+    if (!gateway) return undefined;
+    try {
+      targets.verifyDelegate(GATEWAY_ROLE, gateway);
+    } catch {
+      return undefined; // signed by a key the delegation no longer names (re-signed at the next publish)
+    }
+    const found: Record<string, TargetFile> = {};
+    for (const [path, target] of Object.entries(gateway.signed.targets))
+      if (isGatewayPath(delegation, path)) found[path] = target;
+    return found;
+  }
+
+  /**
+   * Signs a release target into `gateway.json` with the online gateway key, then publishes snapshot
+   * and timestamp. Refused with FLT_TUF_NOT_DELEGATED unless the latest offline targets delegate the
+   * target's app to the gateway role, and with FLT_TUF_KEY_MISMATCH when the delegation names
+   * another key than this server's. A target the offline targets already list needs nothing.
+   */
+  async signGatewayTarget(target: TargetFile): Promise<{ gateway?: number } & Partial<Published>> {
+    readReleaseTarget(target);
+    return this.#mutex.run(REPO, async () => {
+      const targets = await this.targets();
+      const delegation = this.#requireDelegation(targets, target.path);
+      const listed = targets?.signed.targets[target.path];
+      if (listed && listed.equals(target)) return {};
+      return this.#publishGateway(delegation, [target], []);
+    });
+  }
+
+  /** Removes a target from `gateway.json` (an expired image); nothing when it is not there. */
+  async removeGatewayTarget(path: string): Promise<{ gateway?: number } & Partial<Published>> {
+    return this.#mutex.run(REPO, async () => {
+      const targets = await this.targets();
+      const delegation = targets && this.#delegationOf(targets);
+      const current = await this.gatewayTargets();
+      if (!delegation || !current || !Object.prototype.hasOwnProperty.call(current.signed.targets, path))
+        return {};
+      return this.#publishGateway(delegation, [], [path]);
+    });
+  }
+
+  #requireDelegation(targets: Metadata<Targets> | undefined, path: string): GatewayDelegation {
+    const delegation = targets && this.#delegationOf(targets);
+    if (!delegation || !isGatewayPath(delegation, path)) {
+      const app = path.split('/')[0] ?? '';
+      throw new FlotillaError(
+        'FLT_TUF_NOT_DELEGATED',
+        `the offline targets do not delegate app ${app} to the server's gateway role; ` +
+          `run \`flotilla keys delegate-gateway --app ${app}\` on the machine with the offline keys`,
+        { details: { path, app, delegated: delegation?.apps ?? [] } },
+      );
+    }
+    const own = this.#ctx.keys.gateway.key.keyID;
+    if (delegation.keyId !== own)
+      throw new FlotillaError(
+        'FLT_TUF_KEY_MISMATCH',
+        `the gateway delegation names key ${delegation.keyId}, not this server's gateway key ${own}; ` +
+          'run `flotilla keys delegate-gateway` again',
+        { details: { role: GATEWAY_ROLE, expected: own, got: delegation.keyId } },
+      );
+    return delegation;
+  }
+
+  /**
+   * `gateway.json` v(N+1): the current entries still under the delegation, minus `remove`, plus
+   * `add`, signed with the gateway key; then snapshot and timestamp. Runs under the mutex.
+   */
+  async #publishGateway(
+    delegation: GatewayDelegation,
+    add: readonly TargetFile[],
+    remove: readonly string[],
+  ): Promise<{ gateway: number } & Published> {
+    const now = this.#clock.now();
+    const current = await this.gatewayTargets();
+    const byPath = new Map<string, TargetFile>();
+    for (const [path, target] of Object.entries(current?.signed.targets ?? {}))
+      if (isGatewayPath(delegation, path)) byPath.set(path, target);
+    for (const path of remove) byPath.delete(path);
+    for (const target of add) byPath.set(target.path, target);
+    const version = ((await this.#ctx.store.latestVersion(REPO, GATEWAY_ROLE)) ?? 0) + 1;
+    const md = newTargets({
+      version,
+      expires: expiresAfter(now, this.#ctx.policy.directorTargetsSeconds),
+      targets: [...byPath.values()],
+    });
+    await signMetadata(md, [this.#ctx.keys.gateway]);
+    await this.#ctx.store.put(REPO, GATEWAY_ROLE, version, serializeMetadata(md));
+    return { gateway: version, ...(await publishSnapshotAndTimestamp(this.#ctx, REPO, now)) };
   }
 
   /**
@@ -173,14 +313,40 @@ export class ImageRepository {
           'FLT_TUF_FREEZE',
           `targets v${next.signed.version} expired at ${next.signed.expires}`,
         );
+      const delegation = readGatewayDelegation(next.signed);
+      const own = this.#ctx.keys.gateway.key.keyID;
+      if (delegation && delegation.keyId !== own)
+        throw new FlotillaError(
+          'FLT_TUF_KEY_MISMATCH',
+          `the gateway delegation must name this server's online gateway key ${own}, not ${delegation.keyId}`,
+          { details: { role: GATEWAY_ROLE, expected: own, got: delegation.keyId } },
+        );
       await this.#ctx.store.put(REPO, 'targets', next.signed.version, bytes);
+      // The delegation may have changed (apps removed, a new key after a rotation): gateway.json is
+      // re-signed with the current key and keeps only the targets still delegated.
+      if (delegation && (await this.gatewayTargets()))
+        return { targets: next.signed.version, ...(await this.#publishGateway(delegation, [], [])) };
       return { targets: next.signed.version, ...(await publishSnapshotAndTimestamp(this.#ctx, REPO, now)) };
     });
   }
 
-  /** Re-signs snapshot and/or timestamp when they near expiry (see TufExpiryPolicy). */
+  /**
+   * Re-signs the gateway role, snapshot and/or timestamp when they near expiry (see
+   * TufExpiryPolicy); the gateway role only while delegated to.
+   */
   refreshOnline(now: Date = this.#clock.now()): Promise<Published | undefined> {
-    return this.#mutex.run(REPO, () => refreshOnlineRoles(this.#ctx, REPO, now));
+    return this.#mutex.run(REPO, async () => {
+      const gateway = await this.gatewayTargets();
+      const targets = gateway && (await this.targets());
+      const delegation = targets && this.#delegationOf(targets);
+      if (
+        gateway &&
+        delegation?.keyId === this.#ctx.keys.gateway.key.keyID &&
+        needsRefresh(gateway.signed.expires, this.#ctx.policy.directorTargetsSeconds, now, this.#ctx.policy)
+      )
+        return this.#publishGateway(delegation, [], []);
+      return refreshOnlineRoles(this.#ctx, REPO, now);
+    });
   }
 
   /** Offline roles (root, targets) that expire within the policy's warning window, with the renewal command. */

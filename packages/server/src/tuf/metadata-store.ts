@@ -5,7 +5,8 @@
  */
 import { FlotillaError } from '@flotilla/protocol';
 
-export type StoredRole = 'root' | 'targets' | 'snapshot' | 'timestamp';
+/** The top-level roles, and `gateway`: the image repository's delegated targets role (signed online). */
+export type StoredRole = 'root' | 'targets' | 'snapshot' | 'timestamp' | 'gateway';
 
 export interface MetadataStore {
   /** The bytes of one version, or undefined. */

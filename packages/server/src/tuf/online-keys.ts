@@ -1,14 +1,16 @@
 /**
- * The server's online keys: snapshot and timestamp (image and director repositories) and the
- * director key (the director's root and per-device targets). They sign automatically, so they live
- * with the server; none of them can sign the image repository's root or targets.
+ * The server's online keys: snapshot and timestamp (image and director repositories), the
+ * director key (the director's root and per-device targets) and the gateway key (the image
+ * repository's delegated `gateway` role, which signs only the apps the offline targets key
+ * delegated to it). They sign automatically, so they live with the server; none of them can sign
+ * the image repository's root or targets.
  */
 import { join } from 'node:path';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import { generateEd25519, memorySigner, readKeyFile, writeKeyFile } from '@flotilla/node-kit';
 import type { LoadedKey, Signer } from '@flotilla/node-kit';
 
-export const ONLINE_ROLES = ['snapshot', 'timestamp', 'director'] as const;
+export const ONLINE_ROLES = ['snapshot', 'timestamp', 'director', 'gateway'] as const;
 export type OnlineRole = (typeof ONLINE_ROLES)[number];
 export type OnlineKeys = Readonly<Record<OnlineRole, Signer>>;
 
@@ -18,6 +20,7 @@ export function memoryOnlineKeys(): OnlineKeys {
     snapshot: memorySigner(generateEd25519().privateKeyPem),
     timestamp: memorySigner(generateEd25519().privateKeyPem),
     director: memorySigner(generateEd25519().privateKeyPem),
+    gateway: memorySigner(generateEd25519().privateKeyPem),
   };
 }
 
@@ -35,7 +38,10 @@ export async function loadOrCreateOnlineKeys(
     keys[role] = (await loadOrCreate(join(dir, `${role}.key.json`), role, opts.passphrase)).signer;
   const ids = new Set(Object.values(keys).map((k) => k.key.keyID));
   if (ids.size !== ONLINE_ROLES.length)
-    throw new FlotillaError('FLT_CONFIG_INVALID', `the online keys in ${dir} must be three different keys`);
+    throw new FlotillaError(
+      'FLT_CONFIG_INVALID',
+      `the online keys in ${dir} must be ${ONLINE_ROLES.length} different keys`,
+    );
   return keys;
 }
 

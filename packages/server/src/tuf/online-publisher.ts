@@ -56,10 +56,13 @@ export async function publishSnapshotAndTimestamp(
   const targets = await latest(ctx.store, repo, 'targets');
   if (!targets) throw new FlotillaError('FLT_TUF_NOT_INITIALIZED', `${repo} has no targets metadata yet`);
   const version = ((await ctx.store.latestVersion(repo, 'snapshot')) ?? 0) + 1;
+  // The delegated gateway role (image repository only) is listed once it was ever signed.
+  const gateway = await latest(ctx.store, repo, 'gateway');
   const snapshot = newSnapshot({
     version,
     expires: expiresAfter(now, ctx.policy.snapshotSeconds),
     targetsMeta: metaFileFor(targets.bytes, targets.version),
+    ...(gateway && { delegatedMeta: { gateway: metaFileFor(gateway.bytes, gateway.version) } }),
   });
   await signMetadata(snapshot, [ctx.keys.snapshot]);
   const bytes = serializeMetadata(snapshot);
@@ -127,7 +130,7 @@ export async function refreshOnlineRoles(
   return undefined;
 }
 
-const SERVED_NAME = /^(?:(root|timestamp)|([1-9][0-9]{0,15})\.(root|snapshot|targets))\.json$/;
+const SERVED_NAME = /^(?:(root|timestamp)|([1-9][0-9]{0,15})\.(root|snapshot|targets|gateway))\.json$/;
 
 /** Whether a metadata file name may be cached forever (consistent snapshots never change). */
 export function isImmutableName(name: string): boolean {
@@ -136,7 +139,7 @@ export function isImmutableName(name: string): boolean {
 
 /**
  * The bytes served for a metadata file name: `root.json` and `timestamp.json` (latest), and the
- * consistent-snapshot names `N.root.json`, `N.snapshot.json`, `N.targets.json`. `rootRepo` holds the
+ * consistent-snapshot names `N.root.json`, `N.snapshot.json`, `N.targets.json`, `N.gateway.json`. `rootRepo` holds the
  * roots (the director's root is shared by every device). Undefined for anything else.
  */
 export async function readServedFile(
@@ -154,6 +157,6 @@ export async function readServedFile(
   }
   const version = Number(versionText);
   if (!Number.isSafeInteger(version)) return undefined;
-  const role = versionedRole as 'root' | 'snapshot' | 'targets';
+  const role = versionedRole as 'root' | 'snapshot' | 'targets' | 'gateway';
   return store.get(role === 'root' ? rootRepo : repo, role, version);
 }

@@ -14,7 +14,7 @@ import type { DirectorRepository } from './director-repository.js';
 import type { ImageRepository } from './image-repository.js';
 import { isImmutableName } from './online-publisher.js';
 
-const FILE_NAME = /^(?:root|timestamp|[1-9][0-9]{0,15}\.(?:root|snapshot|targets))\.json$/;
+const FILE_NAME = /^(?:root|timestamp|[1-9][0-9]{0,15}\.(?:root|snapshot|targets|gateway))\.json$/;
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,128}$/;
 /** A target's last path segment: the root object id, optionally prefixed by its SHA-256 (consistent snapshots). */
 const TARGET_FILE = /^(?:([0-9a-f]{64})\.)?([0-9a-f]{64})$/;
