@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ErrorCode } from '@flotilla/protocol';
 import type { TufStep } from './failure-log.js';
-import { parseMetadata } from '@flotilla/node-kit';
+import { GATEWAY_ROLE, parseMetadata } from '@flotilla/node-kit';
 
 /** The first check `bytes` (downloaded for `step`) fails against the metadata trusted in `dir`. */
 export function diagnoseRefusal(step: TufStep, bytes: Uint8Array, dir: string, now = new Date()): ErrorCode {
@@ -24,6 +24,8 @@ export function diagnoseRefusal(step: TufStep, bytes: Uint8Array, dir: string, n
         return snapshot(bytes, dir, now);
       case 'targets':
         return targets(bytes, dir, now);
+      case 'gateway':
+        return delegated(GATEWAY_ROLE, bytes, dir, now);
     }
   } catch {
     // Malformed (not JSON, wrong type, fields of the wrong type) or a trusted file unreadable.
@@ -111,6 +113,23 @@ function targets(bytes: Uint8Array, dir: string, now: Date): ErrorCode {
   if (fails(() => meta.verify(Buffer.from(bytes)))) return 'FLT_TUF_HASH';
   const next = parseMetadata('targets', bytes);
   if (fails(() => rootMd.verifyDelegate('targets', next))) return 'FLT_TUF_SIGNATURE';
+  if (next.signed.version !== meta.version) return 'FLT_TUF_MIX_AND_MATCH';
+  if (next.signed.isExpired(now)) return 'FLT_TUF_FREEZE';
+  return 'FLT_TUF_METADATA_INVALID';
+}
+
+/**
+ * Spec 5.6.7.2 (delegated targets): hashes and length the trusted snapshot names, a threshold of
+ * the keys the trusted top-level targets delegate `role` to, the version the snapshot names, expiry.
+ */
+function delegated(role: string, bytes: Uint8Array, dir: string, now: Date): ErrorCode {
+  const snap = trustedSnapshot(dir);
+  const meta = snap.signed.meta[`${role}.json`];
+  if (meta === undefined) return 'FLT_TUF_METADATA_INVALID';
+  if (fails(() => meta.verify(Buffer.from(bytes)))) return 'FLT_TUF_HASH';
+  const next = parseMetadata('targets', bytes);
+  const parent = parseMetadata('targets', read(dir, 'targets'));
+  if (fails(() => parent.verifyDelegate(role, next))) return 'FLT_TUF_SIGNATURE';
   if (next.signed.version !== meta.version) return 'FLT_TUF_MIX_AND_MATCH';
   if (next.signed.isExpired(now)) return 'FLT_TUF_FREEZE';
   return 'FLT_TUF_METADATA_INVALID';

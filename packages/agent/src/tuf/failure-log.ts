@@ -5,7 +5,8 @@
  * (error-mapping.ts) reads this instead: a failed download says why itself; downloaded bytes that
  * tuf-js then refused are explained by diagnose.ts.
  */
-export type TufStep = 'root' | 'timestamp' | 'snapshot' | 'targets';
+/** `gateway`: the image repository's delegated targets role (`N.gateway.json`, docs/releases.md). */
+export type TufStep = 'root' | 'timestamp' | 'snapshot' | 'targets' | 'gateway';
 
 export type RefreshEvent =
   /** `bytes` arrived for `step` (tuf-js verifies them next). */
@@ -25,8 +26,8 @@ export class FailureLog {
   }
 }
 
-/** The TUF step a metadata URL belongs to (`N.root.json`, `timestamp.json`, `N.snapshot.json`, `N.targets.json`). */
+/** The TUF step a metadata URL belongs to (`N.root.json`, `timestamp.json`, `N.snapshot.json`, `N.targets.json`, `N.gateway.json`). */
 export function stepOfUrl(url: string): TufStep | undefined {
-  const m = /(?:^|\/)(?:\d+\.)?(root|timestamp|snapshot|targets)\.json$/.exec(new URL(url).pathname);
+  const m = /(?:^|\/)(?:\d+\.)?(root|timestamp|snapshot|targets|gateway)\.json$/.exec(new URL(url).pathname);
   return m?.[1] as TufStep | undefined;
 }

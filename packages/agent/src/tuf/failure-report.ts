@@ -15,6 +15,8 @@ export function tufFailureReport(error: unknown): TufVerificationFailure {
     report.repository = details.repository as 'image' | 'director';
   if (typeof details.step === 'string' && STEPS.has(details.step))
     report.step = details.step as TufVerificationFailure['step'];
+  // The delegated gateway role is a targets role (the report's steps are the top-level ones).
+  else if (details.step === 'gateway') report.step = 'targets';
   if (typeof details.path === 'string') report.path = details.path.slice(0, 512);
   return report;
 }
