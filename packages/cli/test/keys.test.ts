@@ -175,6 +175,31 @@ void describe('flotilla keys against a real server', () => {
     assert.match(short.stderr, /^error \[FLT_TUF_KEY_MISMATCH\]: root v5 needs 2 of its root keys/);
   });
 
+  void test("delegate-gateway delegates apps to the server's gateway key; renewals keep it; --remove and --none drop it", async () => {
+    const env = { FLOTILLA_KEY_PASSPHRASE: PASSPHRASE };
+    const res = await srv.run(['keys', 'delegate-gateway', '--app', 'imgs', '--app', 'tools', '--json'], {
+      env,
+    });
+    assert.equal(res.code, 0, res.stderr);
+    assert.deepEqual((JSON.parse(res.stdout) as { apps: string[] }).apps, ['imgs', 'tools']);
+    let gw = (await status()).gateway;
+    assert.deepEqual(gw?.apps, ['imgs', 'tools']);
+    assert.equal(gw?.keyMatches, true);
+    assert.equal((await srv.run(['keys', 'renew', '--role', 'targets'], { env })).code, 0);
+    assert.deepEqual((await status()).gateway?.apps, ['imgs', 'tools'], 'a renewal keeps the delegation');
+    const human = await srv.run(['keys', 'status']);
+    assert.match(human.stdout, /gateway .*delegated: imgs, tools/);
+    assert.equal((await srv.run(['keys', 'delegate-gateway', '--remove', 'tools'], { env })).code, 0);
+    gw = (await status()).gateway;
+    assert.deepEqual(gw?.apps, ['imgs']);
+    assert.equal((await srv.run(['keys', 'delegate-gateway', '--none'], { env })).code, 0);
+    assert.equal((await status()).gateway, undefined);
+    const mixed = await srv.run(['keys', 'delegate-gateway', '--none', '--app', 'x'], { env });
+    assert.equal(mixed.code, 2);
+    const bad = await srv.run(['keys', 'delegate-gateway', '--app', 'a/b'], { env });
+    assert.notEqual(bad.code, 0);
+  });
+
   void test('a key file readable by others is refused before anything is signed', async () => {
     const client = await apiClient(srv);
     const [targetsKey] = roleKeysOf((await currentRoot(client)).signed, 'targets').keys;

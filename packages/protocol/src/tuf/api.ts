@@ -54,6 +54,16 @@ export const TufStatus = Type.Object({
   targets: Type.Optional(RoleState),
   snapshot: Type.Optional(RoleState),
   timestamp: Type.Optional(RoleState),
+  /** The delegated gateway role, when the offline targets delegate apps to it. */
+  gateway: Type.Optional(
+    Type.Object({
+      apps: Type.Array(Type.String()),
+      keyId: Type.String({ description: 'The key the delegation names' }),
+      keyMatches: Type.Boolean({ description: "Whether it is this server's online gateway key" }),
+      version: Type.Optional(Type.Integer()),
+      expires: Type.Optional(Type.String()),
+    }),
+  ),
   warnings: Type.Array(TufExpiryWarning),
 });
 export type TufStatus = Static<typeof TufStatus>;

@@ -23,7 +23,7 @@ export interface FleetPublishInput {
   version: string;
   /** The release tree's root directory object, already in the server's object store. */
   rootObject: string;
-  /** RSQL device filter selecting the platform's devices (as `flotilla deploy --filter`). */
+  /** RSQL device filter selecting the platform's devices (the language of `flotilla devices ls --filter`). */
   filter: string;
   actor: { userId: string; username: string };
 }

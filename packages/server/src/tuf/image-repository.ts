@@ -69,6 +69,11 @@ export class ImageRepository {
     };
   }
 
+  /** The id of this server's online gateway key (the one a gateway delegation must name). */
+  gatewayKeyId(): string {
+    return this.#ctx.keys.gateway.key.keyID;
+  }
+
   /** The latest trusted root, or undefined before `flotilla keys init` registered one. */
   async root(): Promise<Metadata<Root> | undefined> {
     const found = await latest(this.#ctx.store, REPO, 'root');

@@ -36,12 +36,21 @@ export async function tufStatus(image: ImageRepository): Promise<TufStatus> {
   const snapshot = snapshotBytes && parseMetadata('snapshot', snapshotBytes);
   const state = (md: { signed: { version: number; expires: string } } | undefined) =>
     md && { version: md.signed.version, expires: md.signed.expires };
+  const delegation = await image.gatewayDelegation();
+  const gatewayMd = delegation && (await image.gatewayTargets());
+  const gateway = delegation && {
+    apps: delegation.apps,
+    keyId: delegation.keyId,
+    keyMatches: delegation.keyId === image.gatewayKeyId(),
+    ...(gatewayMd && state(gatewayMd)),
+  };
   return {
     initialized: root !== undefined,
     ...(root && { root: state(root) }),
     ...(targets && { targets: state(targets) }),
     ...(snapshot && { snapshot: state(snapshot) }),
     ...(timestamp && { timestamp: state(timestamp) }),
+    ...(gateway && { gateway }),
     warnings: await image.expiryWarnings(),
   };
 }

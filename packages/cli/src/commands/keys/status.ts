@@ -73,7 +73,20 @@ function printStatus(out: Printer, status: TufStatus, keysDir: string, local: re
       mine ? `${mine.present} of ${mine.named} (threshold ${mine.threshold})` : 'server (online)',
     ];
   });
+  const gw = status.gateway;
+  if (gw)
+    rows.push([
+      'gateway',
+      gw.version !== undefined ? `v${gw.version}` : '-',
+      gw.expires ?? '-',
+      gw.expires ? relativeTime(gw.expires) : '-',
+      `server (online), delegated: ${gw.apps.join(', ')}`,
+    ]);
   out.table(['role', 'version', 'expires', 'in', `keys in ${keysDir}`], rows);
+  if (gw && !gw.keyMatches)
+    out.warn(
+      "the gateway delegation names another key than the server's gateway key: run `flotilla keys delegate-gateway`",
+    );
   for (const warning of status.warnings) {
     const when = warning.expired ? 'has expired' : `expires ${relativeTime(warning.expires)}`;
     out.warn(`${warning.role} v${warning.version} ${when}: run \`${warning.command}\``);
