@@ -343,6 +343,10 @@ void test('fleet platform: an image reaches a real agent signed by the delegated
     `fetched ${app2.bytesFetched} bytes for a ${big2.length}-byte changed file`,
   );
   assert.ok(fetched.wireBytes <= big2.length, JSON.stringify(fetched));
+  t.diagnostic(
+    `v2: ${fetched.deltaFiles} file(s) from deltas, ${fetched.chunksFetched} chunks, ${fetched.wireBytes} bytes on the wire ` +
+      `(reported ${app2.bytesFetched}) for a ${big2.length}-byte changed file`,
+  );
 
   // Removing v1 withdraws its gateway signature; the device, on v2, is untouched.
   assert.equal((await flotilla(['images', 'rm', 'team/tool:v1', '--platform', 'cluster'])).code, 0);

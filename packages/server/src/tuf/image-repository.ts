@@ -29,6 +29,7 @@ import { KeyedSerialQueue } from '@flotilla/node-kit';
 import type { MetadataStore } from './metadata-store.js';
 import type { OnlineKeys } from './online-keys.js';
 import {
+  KEEP_SUPERSEDED_VERSIONS,
   latest,
   publishSnapshotAndTimestamp,
   readServedFile,
@@ -218,7 +219,10 @@ export class ImageRepository {
     });
     await signMetadata(md, [this.#ctx.keys.gateway]);
     await this.#ctx.store.put(REPO, GATEWAY_ROLE, version, serializeMetadata(md));
-    return { gateway: version, ...(await publishSnapshotAndTimestamp(this.#ctx, REPO, now)) };
+    const published = await publishSnapshotAndTimestamp(this.#ctx, REPO, now);
+    // Superseded versions stay served as long as the snapshots that may name them.
+    await this.#ctx.store.deleteBelow(REPO, GATEWAY_ROLE, version - KEEP_SUPERSEDED_VERSIONS);
+    return { gateway: version, ...published };
   }
 
   /**

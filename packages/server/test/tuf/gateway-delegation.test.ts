@@ -170,6 +170,9 @@ void test('with the delegation, the server signs the delegated app online and tu
   assert.equal(other.status, 409);
   assert.equal(other.body.error.code, 'FLT_TUF_NOT_DELEGATED');
 
+  const openapi = await http<{ paths: Record<string, unknown> }>('GET', '/openapi.json');
+  assert.ok(openapi.body.paths['/api/v1/releases/{app}/{version}/gateway-signature'], 'in the OpenAPI document');
+
   const updater = await client();
   await updater.refresh();
   const info = await updater.getTargetInfo(imgs.targetPath);
