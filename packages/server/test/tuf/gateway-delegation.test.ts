@@ -171,7 +171,10 @@ void test('with the delegation, the server signs the delegated app online and tu
   assert.equal(other.body.error.code, 'FLT_TUF_NOT_DELEGATED');
 
   const openapi = await http<{ paths: Record<string, unknown> }>('GET', '/openapi.json');
-  assert.ok(openapi.body.paths['/api/v1/releases/{app}/{version}/gateway-signature'], 'in the OpenAPI document');
+  assert.ok(
+    openapi.body.paths['/api/v1/releases/{app}/{version}/gateway-signature'],
+    'in the OpenAPI document',
+  );
 
   const updater = await client();
   await updater.refresh();
