@@ -56,6 +56,8 @@ export interface TestAppOptions {
   clock?: Clock;
   /** Passed to buildApp: observe routes (`onRoute`) or register test-only routes. */
   beforeRoutes?: BuildAppOptions['beforeRoutes'];
+  /** Passed to buildApp: extensions (e.g. one that captures the ExtensionHost). */
+  extensions?: BuildAppOptions['extensions'];
 }
 
 export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
@@ -80,6 +82,7 @@ export async function createTestApp(opts: TestAppOptions): Promise<TestApp> {
       logger,
       ...(opts.clock ? { clock: opts.clock } : {}),
       ...(opts.beforeRoutes ? { beforeRoutes: opts.beforeRoutes } : {}),
+      ...(opts.extensions ? { extensions: opts.extensions } : {}),
     });
     const { app, ctx, events, eventLog } = built;
     await app.ready();
