@@ -61,15 +61,19 @@ export function gatewayFleet(
   svc: DeployServices & { store: ObjectStore; jobs: DeploymentJobs },
 ): GatewayFleet {
   const { ctx } = svc;
-  const creatorOf = (actor: { userId: string; username: string }): Creator => ({
-    userId: actor.userId,
-    username: actor.username,
-    sourceIp: null,
-  });
+  // The gateway knows who pulled an image by name; audit entries and deployments name users by id.
+  const creatorOf = async (actor: { userId: string; username: string }): Promise<Creator> => {
+    const user = await ctx.db
+      .selectFrom('users')
+      .select('id')
+      .where('username', '=', actor.username)
+      .executeTakeFirst();
+    return { userId: user?.id ?? actor.userId, username: actor.username, sourceIp: null };
+  };
   return {
     objects: sinkOf(svc.store),
     async publish(input) {
-      const creator = creatorOf(input.actor);
+      const creator = await creatorOf(input.actor);
       const request: CreateReleaseRequest = {
         app: input.app,
         version: input.version,
@@ -97,6 +101,7 @@ export function gatewayFleet(
     },
     async withdraw(input) {
       const release = await getRelease(ctx.db, input.app, input.version);
+      const creator = await creatorOf(input.actor);
       const now = ctx.clock.now().toISOString();
       const changed = await writeTransaction(ctx.db, ctx.dialect, async (trx) => {
         const rows = await trx
@@ -158,7 +163,7 @@ export function gatewayFleet(
         await ctx.audit.record(
           {
             actorType: 'user',
-            actorId: input.actor.userId,
+            actorId: creator.userId,
             action: 'deployment.withdraw',
             subjectType: 'release',
             subjectId: `${input.app}@${input.version}`,
@@ -175,7 +180,7 @@ export function gatewayFleet(
         { ctx, store: svc.store, trust: svc.trust },
         input.app,
         input.version,
-        creatorOf(input.actor),
+        creator,
       );
     },
   };
