@@ -40,23 +40,28 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** Jobs of `local` platforms (by name) to `here`, the others to `elsewhere`. */
+function routedQueue(store: ImageStore, elsewhere: JobQueue, here: JobQueue, local: Set<string>): JobQueue {
+  return {
+    async enqueue(id) {
+      const job = await store.job(id);
+      await (job !== undefined && local.has(job.platform) ? here : elsewhere).enqueue(id);
+    },
+    async close() {
+      await Promise.all([here.close(), elsewhere.close()]);
+    },
+  };
+}
+
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const log = opts.log.child({ component: 'gateway' });
   const store = new ImageStore(opts.db, opts.clock);
-  let queue: JobQueue;
-  if (opts.redisUrl !== undefined) {
-    queue = new BullJobQueue(
-      opts.redisUrl,
-      { attempts: opts.config.attempts, backoffMs: opts.config.backoffMs },
-      opts.bull,
-    );
-  } else {
-    if (opts.importer === null) throw new Error('the in-process gateway queue needs an importer');
-    queue = new InProcessQueue(
+  const inProcess = (importer: ImageImporter): InProcessQueue =>
+    new InProcessQueue(
       {
         store,
         config: opts.config,
-        importer: opts.importer,
+        importer,
         audit: opts.audit,
         log,
         workerId: opts.workerId,
@@ -64,6 +69,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       },
       log,
     );
+  let queue: JobQueue;
+  if (opts.redisUrl !== undefined) {
+    const bull = new BullJobQueue(
+      opts.redisUrl,
+      { attempts: opts.config.attempts, backoffMs: opts.config.backoffMs },
+      opts.bull,
+    );
+    const fleetPlatforms = Object.values(opts.config.platforms).filter((p) => p.access.type === 'fleet');
+    // Fleet images are published by the server (its store, its gateway key): their jobs run here
+    // even when workers on Redis take the others.
+    queue =
+      fleetPlatforms.length > 0 && opts.fleet && opts.importer
+        ? routedQueue(store, bull, inProcess(opts.importer), new Set(fleetPlatforms.map((p) => p.name)))
+        : bull;
+  } else {
+    if (opts.importer === null) throw new Error('the in-process gateway queue needs an importer');
+    queue = inProcess(opts.importer);
   }
   const service = new GatewayService(opts.config, store, queue, opts.audit, opts.clock, log, opts.fleet);
   // Jobs queued or running when the last run stopped: queue them again (claim moves running ones).

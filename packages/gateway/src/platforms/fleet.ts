@@ -46,8 +46,8 @@ export function requireFleetHost(host: FleetHost | undefined, platform: string):
   if (host) return host;
   throw new FlotillaError(
     'FLT_GATEWAY_CONFIG_INVALID',
-    `platform ${platform} is a fleet platform: its images are published by the server, so they are ` +
-      'converted by the server itself (no --redis), not by a `flotilla gateway worker`',
+    `platform ${platform} is a fleet platform: its images are published by the server, whose own ` +
+      'process runs their jobs (also with --redis), not a `flotilla gateway worker`',
     { details: { platform } },
   );
 }
