@@ -1,7 +1,7 @@
 /**
  * With Redis, jobs of `fleet` platforms still run in the server's own process (their trees go to
  * its store and its gateway key signs them), while the other platforms' jobs wait in BullMQ for
- * `flotilla gateway worker` processes.
+ * `flotilla gateway worker` processes. Expiry withdraws a fleet image's release.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,12 +26,13 @@ void test('fleet jobs run in the server process beside a Redis queue; other plat
   const redisUrl = `${REDIS_URL.replace(/\/\d*$/, '')}/${randomInt(1, 16)}`;
   const configFile = await writeGatewayConfig(
     root,
-    `locations:\n  fixture:\n    url: http://127.0.0.1:9\ncacheDir: ${join(root, 'cache')}\nattempts: 1\n` +
+    `locations:\n  fixture:\n    url: http://127.0.0.1:9\ncacheDir: ${join(root, 'cache')}\nattempts: 1\nexpirationTimeout: 1d\n` +
       `platforms:\n  nodes:\n    access: { type: fleet, app: imgs, filter: 'tags==nodes' }\n` +
       `  shared:\n    access: { type: local, imageDir: ${join(root, 'shared')} }\n`,
   );
   const opened = await openDatabase(`sqlite:${join(root, 'db.sqlite')}`, silent);
   const published: { app: string; version: string; rootObject: string; filter: string }[] = [];
+  const withdrawn: string[] = [];
   const fleet: FleetHost = {
     objects: new MemoryStore(),
     publish: (input) => {
@@ -42,7 +43,10 @@ void test('fleet jobs run in the server process beside a Redis queue; other plat
         devices: 1,
       });
     },
-    withdraw: () => Promise.resolve(),
+    withdraw: (input) => {
+      withdrawn.push(`${input.app}@${input.version}`);
+      return Promise.resolve();
+    },
   };
   const real = fixtureImporter();
   const importer: ImageImporter = {
@@ -51,7 +55,8 @@ void test('fleet jobs run in the server process beside a Redis queue; other plat
       return { ...result, ...(req.sink && { treeRoot: 'a'.repeat(64) }) };
     },
   };
-  const clock = { now: () => new Date() };
+  let offsetMs = 0;
+  const clock = { now: () => new Date(Date.now() + offsetMs) };
   const gateway = await startGateway({
     config: loadGatewayConfig(configFile, root),
     db: gatewayDb(opened.db),
@@ -104,4 +109,9 @@ void test('fleet jobs run in the server process beside a Redis queue; other plat
   );
   const job = await gateway.service.job(sharedPull.answer.job?.id ?? '', ADMIN);
   assert.equal(job.state, 'queued');
+
+  // Two days unused: the sweep withdraws the fleet image's release from its devices and the gateway role.
+  offsetMs = 2 * 86_400_000;
+  assert.equal(await gateway.sweep(), 1);
+  assert.deepEqual(withdrawn, [`imgs@v1-${'a'.repeat(12)}`]);
 });
