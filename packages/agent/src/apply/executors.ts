@@ -33,7 +33,7 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     const early =
       !step.overlapStage || (await exists(ctx.layout.releaseDir(release.app, release.root)))
         ? null
-        : new EarlyStaging(ctx, release, signal);
+        : new EarlyStaging(ctx, release);
     try {
       const outcome = await ctx.fetchRelease(release, signal, false, () => early?.start());
       const staging = early?.fetched();
@@ -55,7 +55,7 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     const temp = `${final}.tmp`;
     let wireBytes = 0;
     try {
-      const stats = await (begun ?? stageIntoTemp(ctx, step.release, signal));
+      const stats = await (begun ?? stageIntoTemp(ctx, step.release));
       if (stats.stamps !== undefined) ctx.stamps.save(app, root, stats.stamps);
     } catch (error) {
       // The cache removes a corrupt item when it reads one. Read the whole release once to find

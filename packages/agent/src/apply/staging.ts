@@ -10,59 +10,15 @@
  * fetch step, into the same temporary directory, which nothing else reads: a crash there leaves
  * only a `.tmp` that the next staging removes, as a crash in the stage step does. The fetch step's
  * result carries the staging begun; the transaction hands it to the stage step.
- *
- * Once every file is in place and before the sync, the release's runtime may begin what `start`
- * will need without changing what runs (`Runtime.prepare`; docker: loading the release's images
- * the engine lacks, docs/containers.md "Image delivery"), so that work overlaps the sync, the
- * rename and the switch. It is bounded in time and its failure is only logged: `start` does it.
  */
 import { mkdir } from 'node:fs/promises';
 import { StampIndex, materialize } from '@flotilla/store';
 import type { FileStamp, MaterializeOptions, MaterializeStats } from '@flotilla/store';
 import type { ReleaseSpec } from '../model/release.js';
-import type { Runtime } from '../runtimes/runtime.js';
 import type { ApplyContext } from './context.js';
 import { ioError, removeTree } from '../util/fs-ops.js';
 
-/** How long staging waits for a runtime's `prepare` to need the staged tree no more. */
-const PREPARE_WAIT_MS = 5_000;
-
-/** `Runtime.prepare` on the staged tree in `dir`, never throwing, waited for at most PREPARE_WAIT_MS. */
-function prepareAhead(
-  ctx: ApplyContext,
-  release: ReleaseSpec,
-  dir: string,
-  signal: AbortSignal,
-): (() => Promise<void>) | undefined {
-  let runtime: Runtime;
-  try {
-    runtime = ctx.runtimeFor(release);
-  } catch {
-    return undefined; // a runtime this agent lacks: the start step reports it
-  }
-  if (runtime.prepare === undefined) return undefined;
-  return async () => {
-    let timer: NodeJS.Timeout | undefined;
-    const started = runtime.prepare!({ ...ctx.layout.context(release), releaseDir: dir }, signal).catch(
-      (error: unknown) =>
-        ctx.logger.warn({ err: error, app: release.app }, 'preparing the release while staging failed'),
-    );
-    await Promise.race([started, new Promise<void>((r) => (timer = setTimeout(r, PREPARE_WAIT_MS)))]);
-    clearTimeout(timer);
-  };
-}
-
-function stageOptions(
-  ctx: ApplyContext,
-  release: ReleaseSpec,
-  temp: string,
-  signal: AbortSignal,
-): MaterializeOptions {
-  const beforeSync = prepareAhead(ctx, release, temp, signal);
-  return beforeSync ? { ...reuseOptions(ctx, release), beforeSync } : reuseOptions(ctx, release);
-}
-
-function reuseOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptions {
+function stageOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptions {
   if (ctx.stageReuse === 'off') return { durability: 'filesystem' };
   const wholeFiles = (id: string) => ctx.cache.wholeFilePath(id);
   const installed = ctx.records.installed(release.app);
@@ -91,7 +47,6 @@ function reuseOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptio
 export async function stageIntoTemp(
   ctx: ApplyContext,
   release: ReleaseSpec,
-  signal: AbortSignal,
   pending?: Promise<Iterable<FileStamp>>,
 ): Promise<MaterializeStats> {
   const releases = ctx.layout.releasesDir(release.app);
@@ -102,7 +57,7 @@ export async function stageIntoTemp(
   await removeTree(temp).catch((e: unknown) => {
     throw ioError('cannot remove', temp, e);
   });
-  const options = stageOptions(ctx, release, temp, signal);
+  const options = stageOptions(ctx, release);
   return materialize(ctx.cache, release.root, temp, pending ? { ...options, pending } : options);
 }
 
@@ -134,12 +89,11 @@ export class EarlyStaging {
   constructor(
     private readonly ctx: ApplyContext,
     private readonly release: ReleaseSpec,
-    private readonly signal: AbortSignal,
   ) {}
 
   start(): void {
     if (this.staging !== undefined) return;
-    this.staging = stageIntoTemp(this.ctx, this.release, this.signal, this.contents.promise);
+    this.staging = stageIntoTemp(this.ctx, this.release, this.contents.promise);
     this.staging.catch(() => undefined); // seen by the stage step, or dropped after a failed fetch
   }
 

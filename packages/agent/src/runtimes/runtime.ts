@@ -24,14 +24,6 @@ export interface Runtime {
   /** Checks the release's `config` for this runtime; FLT_VALIDATION listing the problems. */
   validate(release: ReleaseSpec): void;
   start(ctx: AppContext, signal: AbortSignal): Promise<void>;
-  /**
-   * Begins, ahead of `start`, work that changes nothing that runs (docker: loading the release's
-   * images the engine lacks), while the stage step makes the new tree durable. `ctx.releaseDir` is
-   * the staged tree, complete but not yet renamed into place: the promise resolves once the
-   * runtime needs no more of its paths (files it reads on are open); the rest goes on in the
-   * background and `start` waits for it. A failure here is only logged: `start` does the work.
-   */
-  prepare?(ctx: AppContext, signal: AbortSignal): Promise<void>;
   /** Brings a committed release back up when the agent starts (no update ran). */
   adopt(ctx: AppContext): Promise<void>;
   /** Stops whatever runs for the app, including what a previous agent process left running. Idempotent. */

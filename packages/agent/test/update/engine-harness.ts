@@ -14,7 +14,6 @@ import type { SecretOpener } from '../../src/secrets/opener.js';
 import type { StateDatabase } from '../../src/state/db.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { UpdateEngine } from '../../src/update/engine.js';
-import type { UpdateEngineOptions } from '../../src/update/engine.js';
 import type { ReleaseSpec } from '../../src/model/release.js';
 import { tempDir } from '@flotilla/testkit';
 import { quietLogger, stateDb } from './fixtures.js';
@@ -46,7 +45,6 @@ export async function harness(
     deltaThreads?: number;
     secrets?: SecretOpener;
     logger?: Logger;
-    runtimes?: UpdateEngineOptions['runtimes'];
   } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
@@ -64,7 +62,6 @@ export async function harness(
     stageVerify: options.stageVerify,
     deltaThreads: options.deltaThreads,
     ...(options.secrets && { secrets: options.secrets }),
-    ...(options.runtimes && { runtimes: options.runtimes }),
   });
   t.after(async () => {
     await engine.close();

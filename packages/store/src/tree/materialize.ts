@@ -80,12 +80,6 @@ export interface MaterializeOptions {
    * throws that error. Every file object of the tree must already be readable.
    */
   pending?: Promise<Iterable<FileStamp> | undefined>;
-  /**
-   * Called once every file, directory and mode of the tree is in place, before the tree is made
-   * durable (`durability`), and awaited: a caller may start reading the new tree while the sync
-   * runs (the agent loads a release's container images then). What it throws fails materialize.
-   */
-  beforeSync?: () => Promise<void>;
 }
 
 export interface MaterializeStats {
@@ -641,7 +635,6 @@ export async function materialize(
     await materializer.writeFiles(rest, reuseIndex, targetDev);
     await materializer.applyDirModes();
     await applyMode(targetDir, rootMode, durability === 'file');
-    await options.beforeSync?.();
     if (durability === 'filesystem' && !(await syncFilesystem(targetDir)))
       await materializer.syncEachWritten(targetDir, rootMode);
   } catch (error) {

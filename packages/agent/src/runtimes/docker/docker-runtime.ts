@@ -105,12 +105,6 @@ export class DockerRuntime implements Runtime {
     await this.ping();
   }
 
-  /** Loads the release's images the engine lacks while the stage step syncs (`Runtime.prepare`). */
-  async prepare(ctx: AppContext, signal: AbortSignal): Promise<void> {
-    const config = dockerConfig(ctx.release);
-    await this.images.prepare?.(this.docker, ctx, config.images, signal);
-  }
-
   async start(ctx: AppContext, signal: AbortSignal): Promise<void> {
     const config = dockerConfig(ctx.release);
     await this.ping();

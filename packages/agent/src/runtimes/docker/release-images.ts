@@ -8,8 +8,8 @@
  * the ref, and checked: the engine must then hold exactly the image id the release names.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import type { TransformCallback } from 'node:stream';
@@ -27,64 +27,16 @@ const ID = /^sha256:[a-f0-9]{64}$/;
 const DIR = /^[a-z0-9][a-z0-9._-]*$/;
 const FILE = /^layer-[0-9]{3,}\.tar$/;
 
-/** An image found in a tree: its verified config, and its layer files held open. */
 interface TreeImage {
   id: string;
-  config: Buffer;
-  layers: { path: string; diffId: string; size: number; file: FileHandle }[];
-}
-
-async function closeImage(image: TreeImage): Promise<void> {
-  for (const l of image.layers) await l.file.close().catch(() => undefined);
+  configPath: string;
+  layers: { path: string; diffId: string; size: number }[];
 }
 
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
 export class ReleaseTreeImageProvider implements ImageProvider {
-  /** Loads `prepare` began, by image id; `ensure` waits for one before looking at the engine. */
-  private readonly loading = new Map<string, Promise<void>>();
-
   constructor(private readonly log: Log = () => undefined) {}
-
-  /**
-   * Begins loading each image the engine lacks while the release is still being staged: the
-   * tree's files are opened (and the config checked) before this resolves, so the staged
-   * directory may be renamed meanwhile; the loads go on in the background. A load that fails is
-   * logged and left to `ensure`, which loads again.
-   */
-  async prepare(
-    docker: Docker,
-    ctx: AppContext,
-    images: Readonly<Record<string, string>>,
-    signal: AbortSignal,
-  ): Promise<void> {
-    for (const [ref, id] of Object.entries(images)) {
-      if (!ID.test(id) || this.loading.has(id) || (await hasImage(docker, id))) continue;
-      const image = await findInTree(ctx.releaseDir, ref, id);
-      const started = Date.now();
-      const load = this.load(docker, image, ref, signal)
-        .then(() =>
-          this.log('image loaded from the release tree while it was staged', {
-            app: ctx.app,
-            image: ref,
-            id,
-            ms: Date.now() - started,
-          }),
-        )
-        .catch((error: unknown) =>
-          this.log('loading an image while staging failed; the start step loads it', {
-            app: ctx.app,
-            image: ref,
-            error: (error as Error).message,
-          }),
-        )
-        .finally(() => {
-          this.loading.delete(id);
-          return closeImage(image);
-        });
-      this.loading.set(id, load);
-    }
-  }
 
   async ensure(
     docker: Docker,
@@ -97,14 +49,20 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       if (!ID.test(id)) {
         throw new FlotillaError('FLT_VALIDATION', `image ${ref}: "${id}" is not an image id (sha256:<hex>)`);
       }
-      await this.loading.get(id); // begun by prepare (never rejects)
       if (!(await hasImage(docker, id))) {
         const image = await findInTree(ctx.releaseDir, ref, id);
         const started = Date.now();
+        const present = await presentLayers(docker, image);
         try {
-          await this.load(docker, image, ref, signal);
-        } finally {
-          await closeImage(image);
+          await loadImage(docker, image, ref, signal, present);
+        } catch (error) {
+          // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
+          if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
+          this.log('docker load without the layers the engine has failed; sending every layer', {
+            image: ref,
+            error: (error as Error).message,
+          });
+          await loadImage(docker, image, ref, signal, 0);
         }
         this.log('image loaded from the release tree', {
           app: ctx.app,
@@ -115,22 +73,6 @@ export class ReleaseTreeImageProvider implements ImageProvider {
         });
       }
       await tagImage(docker, id, ref);
-    }
-  }
-
-  /** Loads `image`, leaving out the bottom layers the engine has (all of them if it refuses that). */
-  private async load(docker: Docker, image: TreeImage, ref: string, signal: AbortSignal): Promise<void> {
-    const present = await presentLayers(docker, image);
-    try {
-      await loadImage(docker, image, ref, signal, present);
-    } catch (error) {
-      // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
-      if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
-      this.log('docker load without the layers the engine has failed; sending every layer', {
-        image: ref,
-        error: (error as Error).message,
-      });
-      await loadImage(docker, image, ref, signal, 0);
     }
   }
 }
@@ -217,9 +159,10 @@ async function findInTree(releaseDir: string, ref: string, id: string): Promise<
       `image ${ref}: ${IMAGES_DIR}/${hit[1].dir}/manifest.json is invalid`,
     );
   }
+  const configPath = join(dir, 'config.json');
   let config: Buffer;
   try {
-    config = await readFile(join(dir, 'config.json'));
+    config = await readFile(configPath);
   } catch {
     throw missing(`${IMAGES_DIR}/${hit[1].dir}/config.json is missing`);
   }
@@ -243,25 +186,16 @@ async function findInTree(releaseDir: string, ref: string, id: string): Promise<
   if (!Array.isArray(diffIds) || diffIds.join(',') !== listed.join(',')) {
     throw new FlotillaError('FLT_VALIDATION', `image ${ref}: the tree's layer list differs from its config`);
   }
-  // Each layer is opened now, so that the load reads these files even if the tree is renamed.
-  const out: TreeImage = { id, config, layers: [] };
-  try {
-    for (const l of layers as { file: string; diffId: string }[]) {
-      const path = join(dir, l.file);
-      let file: FileHandle;
-      try {
-        file = await open(path, 'r');
-      } catch {
-        throw missing(`its layer ${IMAGES_DIR}/${hit[1].dir}/${l.file} is missing`);
-      }
-      out.layers.push({ path, diffId: l.diffId, size: 0, file });
-      const info = await file.stat();
-      if (!info.isFile()) throw missing(`its layer ${IMAGES_DIR}/${hit[1].dir}/${l.file} is not a file`);
-      out.layers[out.layers.length - 1]!.size = info.size;
+  const out: TreeImage = { id, configPath, layers: [] };
+  for (const l of layers as { file: string; diffId: string }[]) {
+    const path = join(dir, l.file);
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      throw missing(`its layer ${IMAGES_DIR}/${hit[1].dir}/${l.file} is missing`);
     }
-  } catch (error) {
-    await closeImage(out);
-    throw error;
+    out.layers.push({ path, diffId: l.diffId, size });
   }
   return out;
 }
@@ -313,7 +247,7 @@ async function loadImage(
   const pack = tar.pack();
   const state: { refused: FlotillaError | null } = { refused: null };
   const produce = async (): Promise<void> => {
-    const config = image.config;
+    const config = await readFile(image.configPath);
     const configName = `${image.id.slice(7)}.json`;
     await new Promise<void>((resolve, reject) =>
       pack.entry({ name: configName, size: config.length, mode: 0o644 }, config, (e) =>
@@ -332,7 +266,7 @@ async function loadImage(
       const entry = pack.entry({ name, size: layer.size, mode: 0o644 });
       // The entry's end is held back until the hash is checked, so a bad layer never completes.
       await pipeline(
-        layer.file.createReadStream({ start: 0, autoClose: false }),
+        createReadStream(layer.path),
         hasher,
         async function* (source: AsyncIterable<Buffer>) {
           for await (const chunk of source) yield chunk;
