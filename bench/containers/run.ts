@@ -1,35 +1,46 @@
 /**
  * Image update through Flotilla versus `docker pull` (bench/README.md, "containers"): an image
  * whose application layer (`--layer-mb`, default 64 MiB of 1 MiB files, half random and half
- * text) changes in one file. Docker side: Debian's docker-registry on 127.0.0.1 behind a counting
- * TCP proxy; an engine holding v1 pulls v2 (bytes the proxy carried to the engine, time of the
- * pull). Flotilla side: both trees (images staged from the engine into `.flotilla/images`) pushed
- * to a real server with the real CLI, a device's update engine that runs v1 installs v2 (response
- * bytes, deltas on), then the image is loaded from the tree into an engine holding v1.
+ * text) changes in one file, served by `busybox httpd` from the image. Measured on both sides: the
+ * time from the update's start until the new container answers (its page says `v2`), and the
+ * bytes on the wire. Docker side: Debian's docker-registry on 127.0.0.1 behind a counting TCP
+ * proxy; on an engine running v1, `docker pull` of v2, `docker stop` of v1, `docker run` of v2.
+ * Flotilla side: both trees (images staged from the engine into `.flotilla/images`) pushed to a
+ * real server with the real CLI; a device (the agent's update engine with its docker runtime on
+ * the same engine) running v1 as a compose app is assigned v2 (deltas on). Each round runs both
+ * sides back to back (order alternating) after one warm-up round; medians are printed.
  *
- *   npx tsc -b bench && node bench/dist/containers/run.js [--layer-mb 64] [--json]
+ *   npx tsc -b bench && node bench/dist/containers/run.js [--layer-mb 64] [--reps 5] [--json]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
-import { ReleaseTreeImageProvider } from '@flotilla/agent';
+import type { ReleaseSpec } from '@flotilla/agent';
 import { stageImages } from '@flotilla/cli';
-import { importLayeredBusyboxImage, startLocalRegistry, startPrivateDockerd } from '@flotilla/testkit';
-import { measureFlotilla } from '../delta/flotilla-measure.js';
+import {
+  freePort,
+  importLayeredBusyboxImage,
+  startLocalRegistry,
+  startPrivateDockerd,
+} from '@flotilla/testkit';
+import { BenchDevice } from '../delta/flotilla-device.js';
 import { startFlotillaServer } from '../delta/flotilla-server.js';
+import { treeIds } from '../delta/tree-ids.js';
 
 const { values: opts } = parseArgs({
   options: {
     'layer-mb': { type: 'string', default: '64' },
+    reps: { type: 'string', default: '5' },
     json: { type: 'boolean', default: false },
   },
 });
 const layerMb = Number(opts['layer-mb']);
+const reps = Number(opts.reps);
 
 /** A TCP proxy counting the bytes it carries back to its clients. */
 async function countingProxy(
@@ -63,7 +74,7 @@ async function countingProxy(
   };
 }
 
-function appFiles(changed: boolean): Record<string, Buffer> {
+function appFiles(version: number): Record<string, Buffer> {
   const files: Record<string, Buffer> = {};
   const text = Buffer.from('{"id":1,"name":"flotilla","tags":["a","b"],"ok":true}\n'.repeat(10_000)).subarray(
     0,
@@ -71,7 +82,8 @@ function appFiles(changed: boolean): Record<string, Buffer> {
   );
   for (let i = 0; i < layerMb; i++)
     files[`lib/part-${String(i).padStart(3, '0')}.bin`] = Buffer.concat([seeded(i), text]);
-  if (changed) files['lib/part-017.bin'] = Buffer.concat([randomBytes(512 * 1024), text]);
+  if (version === 2) files['lib/part-017.bin'] = Buffer.concat([randomBytes(512 * 1024), text]);
+  files['www/index.html'] = Buffer.from(`v${version}\n`);
   return files;
 }
 
@@ -86,6 +98,39 @@ function seeded(i: number): Buffer {
 }
 
 const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(2)} MB`;
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : Math.round((s[s.length / 2 - 1]! + s[s.length / 2]!) / 2);
+};
+
+/** The container's command: httpd serving the image's /app/www, ending at once on SIGTERM. */
+const SERVE = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 8080 -h /app/www & wait'];
+
+/** Polls http://127.0.0.1:port/ until it answers `want`; the ms from `since`. */
+async function answers(port: number, want: string, since: number): Promise<number> {
+  for (;;) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
+      if ((await res.text()).trim() === want) return Date.now() - since;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() - since > 120_000) throw new Error(`port ${port} never answered ${want}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+interface DockerRun {
+  bytes: number;
+  pullMs: number;
+  answerMs: number;
+}
+interface FlotillaRun {
+  bytes: number;
+  fetchMs: number;
+  applyMs: number;
+  answerMs: number;
+}
 
 const work = await mkdtemp(join(tmpdir(), 'flt-bench-containers-'));
 const build = await startPrivateDockerd(join(work, 'build'));
@@ -98,80 +143,170 @@ try {
   const v1 = `${repo}:v1`;
   const v2 = `${repo}:v2`;
   await mkdir(join(work, 'img'), { recursive: true });
-  await importLayeredBusyboxImage(build, join(work, 'img'), v1, appFiles(false));
-  await importLayeredBusyboxImage(build, join(work, 'img'), v2, appFiles(true));
+  await importLayeredBusyboxImage(build, join(work, 'img'), v1, appFiles(1));
+  await importLayeredBusyboxImage(build, join(work, 'img'), v2, appFiles(2));
   for (const tag of ['v1', 'v2']) {
     await build.docker(['tag', `${repo}:${tag}`, `${registry.host}/${repo}:${tag}`]);
     await build.docker(['push', `${registry.host}/${repo}:${tag}`]);
   }
   const viaProxy = (tag: string): string => `127.0.0.1:${proxy.port}/${repo}:${tag}`;
 
-  // Docker: the device engine holds v1, pulls v2.
-  await device.docker(['pull', viaProxy('v1')]);
-  proxy.reset();
-  let t0 = Date.now();
-  await device.docker(['pull', viaProxy('v2')]);
-  const pullMs = Date.now() - t0;
-  const pullBytes = proxy.bytes();
-  const pulledId = (await device.docker(['image', 'inspect', '--format', '{{.Id}}', viaProxy('v2')])).trim();
-  await device.docker(['rmi', viaProxy('v2')]);
-
-  // Flotilla: trees with the images, pushed; a device on v1 installs v2; the image is loaded.
+  // Flotilla's releases: trees with the images, pushed with the CLI.
   const dockerBuild = new Docker({ socketPath: build.socketPath });
-  const t1 = join(work, 'tree-v1');
-  const t2 = join(work, 'tree-v2');
-  for (const d of [t1, t2]) await mkdir(d, { recursive: true });
-  await writeFile(join(t1, 'docker-compose.yml'), `services:\n  app:\n    image: ${repo}:v1\n`);
-  await writeFile(join(t2, 'docker-compose.yml'), `services:\n  app:\n    image: ${repo}:v2\n`);
-  await stageImages([v1], { from: 'engine', docker: dockerBuild }, t1);
-  const ids = await stageImages([v2], { from: 'engine', docker: dockerBuild }, t2);
-  const figures = await measureFlotilla(server, 'containers', t1, t2, 1);
-  const dockerDevice = new Docker({ socketPath: device.socketPath });
-  t0 = Date.now();
-  await new ReleaseTreeImageProvider().ensure(
-    dockerDevice,
-    {
-      app: 'containers',
-      release: {} as never,
-      appDir: t2,
-      releaseDir: t2,
-      currentLink: t2,
-      dataDir: t2,
-      logDir: t2,
-    },
-    ids,
-    new AbortController().signal,
-  );
-  const loadMs = Date.now() - t0;
-  const loadedId = (await device.docker(['image', 'inspect', '--format', '{{.Id}}', v2])).trim();
-  if (loadedId !== ids[v2] || pulledId !== ids[v2])
-    throw new Error(`ids differ: staged ${ids[v2]}, loaded ${loadedId}, pulled ${pulledId}`);
-  const flotillaMs = figures.fetchMs + figures.applyMs + loadMs;
+  const trees = [join(work, 'tree-v1'), join(work, 'tree-v2')] as const;
+  const ids: Record<string, string> = {};
+  const roots: string[] = [];
+  for (const [i, tree] of trees.entries()) {
+    const ref = i === 0 ? v1 : v2;
+    await mkdir(tree, { recursive: true });
+    await writeFile(join(tree, 'docker-compose.yml'), `services:\n  app:\n    image: ${ref}\n`);
+    Object.assign(ids, await stageImages([ref], { from: 'engine', docker: dockerBuild }, tree));
+    const root = (await treeIds(tree)).root;
+    const out = (await server.push(tree, 'containers', `${i + 1}.0.0`)) as {
+      release?: { rootObject?: string };
+    };
+    if (out.release?.rootObject !== root) throw new Error(`the CLI pushed another root than ${root}`);
+    roots.push(root);
+  }
+  const appAs = (version: 1 | 2, port: number): Pick<ReleaseSpec, 'runtime' | 'config'> => {
+    const ref = version === 1 ? v1 : v2;
+    return {
+      runtime: 'docker',
+      config: {
+        docker: {
+          compose: {
+            services: {
+              app: {
+                image: ref,
+                command: SERVE,
+                ports: [{ target: 8080, published: port, host_ip: '127.0.0.1' }],
+              },
+            },
+          },
+          images: { [ref]: ids[ref] as string },
+          health: { windowMs: 100, timeoutMs: 20_000 },
+          stopTimeoutS: 1,
+        },
+      },
+    };
+  };
+
+  // The device engine holds v1 (as pulled), never v2 before a run. Its dockerd has no default
+  // bridge: docker's containers publish their port from a network of their own.
+  await device.docker(['pull', viaProxy('v1')]);
+  await device.docker(['network', 'create', 'bench']);
+  const dropV2 = async (): Promise<void> => {
+    const ours = (await device.docker(['ps', '-aq', '--filter', 'label=io.flotilla.app=containers'])).trim();
+    if (ours) await device.docker(['rm', '-f', ...ours.split(/\s+/)]);
+    await device.docker(['rm', '-f', 'bench-v1', 'bench-v2']).catch(() => '');
+    const nets = (await device.docker(['network', 'ls', '-q', '--filter', 'name=fl-'])).trim();
+    if (nets) await device.docker(['network', 'rm', ...nets.split(/\s+/)]);
+    await device.docker(['rmi', '-f', ids[v2] as string]).catch(() => '');
+  };
+
+  const dockerRun = async (): Promise<DockerRun> => {
+    const port = await freePort();
+    const publish = ['--network', 'bench', '-p', `127.0.0.1:${port}:8080`];
+    await device.docker(['run', '-d', '--name', 'bench-v1', ...publish, viaProxy('v1'), ...SERVE]);
+    await answers(port, 'v1', Date.now());
+    proxy.reset();
+    const t0 = Date.now();
+    await device.docker(['pull', viaProxy('v2')]);
+    const pullMs = Date.now() - t0;
+    const bytes = proxy.bytes();
+    await device.docker(['stop', '-t', '1', 'bench-v1']);
+    await device.docker(['run', '-d', '--name', 'bench-v2', ...publish, viaProxy('v2'), ...SERVE]);
+    const answerMs = await answers(port, 'v2', t0);
+    const pulled = (await device.docker(['image', 'inspect', '--format', '{{.Id}}', viaProxy('v2')])).trim();
+    if (pulled !== ids[v2]) throw new Error(`docker pulled ${pulled}, Flotilla staged ${ids[v2]}`);
+    await dropV2();
+    return { bytes, pullMs, answerMs };
+  };
+
+  let devices = 0;
+  const flotillaRun = async (): Promise<FlotillaRun> => {
+    const port = await freePort();
+    const d = await BenchDevice.open(join(work, `device-${devices++}`), server, {
+      dockerHost: `unix://${device.socketPath}`,
+    });
+    try {
+      await d.install('containers', '1.0.0', roots[0]!, appAs(1, port));
+      await answers(port, 'v1', Date.now());
+      const t0 = Date.now();
+      const answered = answers(port, 'v2', t0);
+      const r = await d.install('containers', '2.0.0', roots[1]!, appAs(2, port));
+      const answerMs = await answered;
+      console.error(`  flotilla phases: ${d.phaseTimes().join(' ')}; answered at ${answerMs} ms`);
+      return { bytes: r.wireBytes, fetchMs: r.fetchMs, applyMs: r.applyMs, answerMs };
+    } finally {
+      await d.remove();
+      await dropV2();
+    }
+  };
+
+  // Reference: the bytes of a full install of v2 (a files device with nothing installed).
+  const full = await BenchDevice.open(join(work, 'device-full'), server);
+  const fullBytes = (await full.install('containers', '2.0.0', roots[1]!)).wireBytes;
+  await full.remove();
+
+  // One warm-up round (the server computes its deltas; caches fill), then `reps` rounds.
+  await dockerRun();
+  await flotillaRun();
+  const dockerRuns: DockerRun[] = [];
+  const flotillaRuns: FlotillaRun[] = [];
+  for (let i = 0; i < reps; i++) {
+    if (i % 2 === 0) {
+      dockerRuns.push(await dockerRun());
+      flotillaRuns.push(await flotillaRun());
+    } else {
+      flotillaRuns.push(await flotillaRun());
+      dockerRuns.push(await dockerRun());
+    }
+  }
+  const dockerMs = median(dockerRuns.map((r) => r.answerMs));
+  const flotillaMs = median(flotillaRuns.map((r) => r.answerMs));
+  const pullBytes = median(dockerRuns.map((r) => r.bytes));
+  const updateBytes = median(flotillaRuns.map((r) => r.bytes));
   const result = {
     date: new Date().toISOString().slice(0, 10),
     machine: `${cpus().length} cores, ${Math.round(totalmem() / 1024 ** 3)} GiB, Node ${process.versions.node}, Linux ${release()}`,
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
     layerMb,
-    docker: { pullBytes, pullMs },
-    flotilla: {
-      updateBytes: figures.updateBytes,
-      fetchMs: figures.fetchMs,
-      applyMs: figures.applyMs,
-      loadMs,
-      totalMs: flotillaMs,
-      fullBytes: figures.fullBytes,
+    docker: {
+      pullBytes,
+      answerMs: dockerMs,
+      pullMs: median(dockerRuns.map((r) => r.pullMs)),
+      runs: dockerRuns,
     },
-    bytesRatio: figures.updateBytes / pullBytes,
+    flotilla: {
+      updateBytes,
+      answerMs: flotillaMs,
+      fetchMs: median(flotillaRuns.map((r) => r.fetchMs)),
+      applyMs: median(flotillaRuns.map((r) => r.applyMs)),
+      fullBytes,
+      runs: flotillaRuns,
+    },
+    bytesRatio: updateBytes / pullBytes,
+    timeRatio: flotillaMs / dockerMs,
   };
   if (opts.json) console.log(JSON.stringify(result, null, 2));
   else {
-    console.log(`containers: ${layerMb} MiB application layer, one 1 MiB file changed (${result.machine})`);
-    console.log(`  docker pull v2 onto v1:   ${mb(pullBytes)} on the wire, ${pullMs} ms`);
     console.log(
-      `  flotilla update v1 → v2:  ${mb(figures.updateBytes)} on the wire, ${flotillaMs} ms (fetch ${figures.fetchMs} + apply ${figures.applyMs} + docker load ${loadMs})`,
+      `containers: ${layerMb} MiB application layer, one 1 MiB file changed (${result.machine}; load ${result.loadAverage.join(' ')})`,
     );
-    console.log(`  flotilla full install v2: ${mb(figures.fullBytes)}`);
     console.log(
-      `  bytes ratio ${(result.bytesRatio * 100).toFixed(1)}% of docker pull (target ≤ 50%); time ${flotillaMs <= pullMs ? 'no slower' : 'SLOWER'} than docker pull`,
+      `  docker pull + stop + run:  ${mb(pullBytes)} on the wire; new container answers after ${dockerMs} ms (median of ${reps}; pull ${result.docker.pullMs} ms)`,
+    );
+    console.log(`    runs: ${dockerRuns.map((r) => `${r.answerMs} (pull ${r.pullMs})`).join(', ')} ms`);
+    console.log(
+      `  flotilla update v1 → v2:   ${mb(updateBytes)} on the wire; new container answers after ${flotillaMs} ms (median; fetch ${result.flotilla.fetchMs}, apply ${result.flotilla.applyMs})`,
+    );
+    console.log(
+      `    runs: ${flotillaRuns.map((r) => `${r.answerMs} (fetch ${r.fetchMs}, apply ${r.applyMs})`).join(', ')} ms`,
+    );
+    console.log(`  flotilla full install v2:  ${mb(fullBytes)}`);
+    console.log(
+      `  bytes ${(result.bytesRatio * 100).toFixed(1)}% of docker pull's (target ≤ 50%); time ${(result.timeRatio * 100).toFixed(0)}% of docker's (target ≤ 100%)`,
     );
   }
 } finally {

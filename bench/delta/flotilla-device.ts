@@ -49,10 +49,23 @@ export class BenchDevice {
     private readonly close: () => void,
   ) {}
 
-  static async open(dir: string, server: { base: string; token: string }): Promise<BenchDevice> {
+  /**
+   * `dockerHost`: the engine the agent's docker runtime drives (bench/containers). The agent logs
+   * at `warn` (`BENCH_LOG=info` for more).
+   */
+  static async open(
+    dir: string,
+    server: { base: string; token: string },
+    options: { dockerHost?: string } = {},
+  ): Promise<BenchDevice> {
     await mkdir(dir, { recursive: true });
     const db = openStateDatabase(join(dir, 'state.db'));
-    const engine = await UpdateEngine.open({ dataDir: dir, db, logger: pino({ level: 'warn' }) });
+    const engine = await UpdateEngine.open({
+      dataDir: dir,
+      db,
+      logger: pino({ level: process.env.BENCH_LOG ?? 'warn' }),
+      ...(options.dockerHost !== undefined && { dockerHost: options.dockerHost }),
+    });
     const device = new BenchDevice(dir, engine, () => db.close());
     const fetcher = new HttpFetcher({
       baseUrl: server.base,
@@ -75,15 +88,20 @@ export class BenchDevice {
     return device;
   }
 
-  /** Installs `root` as `app@version` and measures it. */
-  async install(app: string, version: string, root: string): Promise<DeviceUpdate> {
+  /** Installs `root` as `app@version` (a files app unless `as` says otherwise) and measures it. */
+  async install(
+    app: string,
+    version: string,
+    root: string,
+    as: Pick<ReleaseSpec, 'runtime' | 'config'> = { runtime: 'files', config: { files: {} } },
+  ): Promise<DeviceUpdate> {
     const release: ReleaseSpec = {
       app,
       version,
-      runtime: 'files',
+      runtime: as.runtime,
       root,
       targetPath: releaseTargetPath(app, version, root),
-      config: { files: {} },
+      config: as.config,
     };
     this.assigned = [release];
     this.reports.length = 0;
