@@ -3,12 +3,14 @@
  * agent (this checkout's CLI, or the self-contained bundle with --bundle DIR) enrolled and running
  * one process app; the agent process's resident memory (VmRSS) and CPU time are sampled every 5 s
  * for the given duration. With --apply-mb N, it then deploys a second release of the app carrying
- * an N MiB file of random bytes and samples the agent every 250 ms while it applies it, then for
- * 45 s after (the rebuild workers end 30 s after the last update). Prints the figures; asserts nothing.
+ * an N MiB file of random bytes and samples the agent every 250 ms while it applies it (a timer,
+ * beside the status polls), then for 45 s after (the rebuild workers end 30 s after the last
+ * update). Prints the figures, with the resident memory's anonymous / file-backed split; asserts
+ * nothing.
  *
  *   node bench/dist/agent/footprint.js [seconds=60] [--bundle DIR] [--apply-mb 500]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -18,6 +20,9 @@ import { randomFillSync } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cliBin = join(here, '..', '..', '..', 'packages', 'cli', 'dist', 'src', 'bin.js');
@@ -51,6 +56,13 @@ async function until<T>(what: string, f: () => Promise<T | null>, ms = 60_000): 
 
 function rssKb(pid: number): Promise<number> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0));
+}
+/** The resident memory's split: anonymous (heaps, malloc) and file-backed (mostly the Node binary's pages). */
+function rssSplit(pid: number): Promise<string> {
+  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => {
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0);
+    return `${(kb('RssAnon') / 1024).toFixed(1)} / ${(kb('RssFile') / 1024).toFixed(1)}`;
+  });
 }
 async function cpuTicks(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
@@ -149,6 +161,7 @@ try {
   console.log(`| RSS mean (MB) | ${mb(samples.reduce((a, b) => a + b, 0) / samples.length)} |`);
   console.log(`| RSS max (MB) | ${mb(Math.max(...samples))} |`);
   console.log(`| RSS at end (MB) | ${mb(samples.at(-1)!)} |`);
+  console.log(`| RSS at end, anonymous / file-backed (MB) | ${await rssSplit(pid)} |`);
   console.log(`| CPU (% of one core) | ${(cpu * 100).toFixed(2)} |`);
   if (applyMb > 0) {
     // A second release: the app plus applyMb MiB of incompressible bytes, written in 16 MiB blocks.
@@ -180,18 +193,32 @@ try {
     const applyTicks0 = await cpuTicks(pid);
     const applyStart = Date.now();
     cli(['deploy', 'idle@2.0.0', '--device', deviceId]);
+    // Sampled every 250 ms by a timer, apart from the status polls: a CLI call takes a second or
+    // more on a loaded machine, and sampling between polls only missed the peaks.
     const during: number[] = [];
+    const sampler = setInterval(() => {
+      void rssKb(pid).then(
+        (kb) => during.push(kb),
+        () => undefined,
+      );
+    }, 250);
     let phase: string | null = null;
-    while (phase !== 'committed' && phase !== 'failed' && phase !== 'rolled-back') {
-      during.push(await rssKb(pid));
-      await new Promise((r) => setTimeout(r, 250));
-      if (during.length % 8 === 0) {
-        const s = JSON.parse(cli(['deploy', 'status', 'idle@2.0.0', '--json'])) as {
-          devices: { phase: string | null }[];
-        };
+    try {
+      while (phase !== 'committed' && phase !== 'failed' && phase !== 'rolled-back') {
+        await new Promise((r) => setTimeout(r, 2000));
+        const { stdout } = await execFileAsync(
+          process.execPath,
+          [cliBin, 'deploy', 'status', 'idle@2.0.0', '--json'],
+          {
+            env,
+          },
+        );
+        const s = JSON.parse(stdout) as { devices: { phase: string | null }[] };
         phase = s.devices[0]?.phase ?? null;
+        if (Date.now() - applyStart > 20 * 60_000) throw new Error('timed out applying the update');
       }
-      if (Date.now() - applyStart > 20 * 60_000) throw new Error('timed out applying the update');
+    } finally {
+      clearInterval(sampler);
     }
     const applySeconds = (Date.now() - applyStart) / 1000;
     const applyCpu = ((await cpuTicks(pid)) - applyTicks0) / hz;
@@ -211,6 +238,7 @@ try {
     console.log(`| agent CPU while applying (s) | ${applyCpu.toFixed(1)} |`);
     console.log(`| RSS 10 s after commit (MB) | ${mb(afterSamples[1]!)} |`);
     console.log(`| RSS 45 s after commit (MB) | ${mb(afterSamples.at(-1)!)} |`);
+    console.log(`| RSS 45 s after commit, anonymous / file-backed (MB) | ${await rssSplit(pid)} |`);
   }
 } finally {
   for (const p of procs.reverse()) {

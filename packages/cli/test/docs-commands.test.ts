@@ -189,6 +189,11 @@ const OTHER_PROGRAMS_FLAGS = new Set([
   '--max-semi-space-size',
   '--max-old-space-size',
   '--jitless',
+  '--lite-mode',
+  '--optimize-for-size',
+  '--single-threaded-gc',
+  '--v8-pool-size',
+  '--max-lazy',
 ]);
 
 void test('every --flag the docs mention in inline code is an option of some flotilla command', () => {

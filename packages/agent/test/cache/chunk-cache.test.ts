@@ -191,3 +191,22 @@ void test('whole files survive a restart; a temporary file a crash left behind i
   const last = file.chunks.at(-1)!;
   assert.deepEqual(Buffer.from(await again.getChunk(last.id)), content.subarray(content.length - last.size));
 });
+
+void test('garbage collections after every collectEveryBytes of chunks stored or read, every eighth a full one (an update keeps no dead buffers)', async (t) => {
+  const collections: string[] = [];
+  const { cache } = await openCache(t, {
+    maxBytes: 1 << 30,
+    collectGarbage: (type) => collections.push(type),
+    collectEveryBytes: 20_000,
+  });
+  const chunks = Array.from({ length: 5 }, () => randomBytes(30_000));
+  for (const bytes of chunks) await cache.putChunk(contentId(bytes), bytes);
+  assert.deepEqual(collections, ['minor', 'minor', 'minor', 'minor', 'minor'], 'one per chunk stored');
+  for (const bytes of chunks) assert.deepEqual(Buffer.from(await cache.getChunk(contentId(bytes))), bytes);
+  assert.equal(collections.length, 10, 'and one per chunk read');
+  assert.deepEqual(
+    collections.flatMap((type, i) => (type === 'major' ? [i] : [])),
+    [7],
+    'every eighth is a full collection',
+  );
+});

@@ -5,12 +5,32 @@
  */
 
 /**
- * `bin/flotilla-agent`: the bundle's own Node running the bundled JavaScript. `--expose-gc`: the
- * agent collects garbage after an update (docs/agent-lifecycle.md "Footprint").
+ * glibc's malloc for the agent (and the loader), unless `GLIBC_TUNABLES` is set already: a fixed
+ * mmap threshold of 32 KiB, so that the buffers of an update (chunks of 16–256 KiB, pack and
+ * decompression buffers) are mapped on their own and given back when freed. With glibc's default
+ * (a threshold that grows to the largest buffer freed) they came from the main heap, and 40 MB of
+ * it stayed after an update, free but not returned (docs/agent-lifecycle.md "Footprint").
+ */
+export const AGENT_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=32768:glibc.malloc.trim_threshold=131072';
+
+/**
+ * The agent's V8 flags. `--expose-gc`: the agent collects garbage after an update.
+ * `--max-semi-space-size=1`: a young generation of 1 MiB semi-spaces instead of up to 16 MiB; an
+ * update allocates fast, and a large young generation both grows the heap by 20 MB and lets dead
+ * buffers wait longer for the collection that frees their memory (docs/agent-lifecycle.md
+ * "Footprint").
+ */
+export const AGENT_NODE_FLAGS = '--expose-gc --max-semi-space-size=1';
+
+/**
+ * `bin/flotilla-agent`: the bundle's own Node running the bundled JavaScript, with the memory
+ * settings above; `FLOTILLA_NODE_OPTIONS` adds flags, `GLIBC_TUNABLES` replaces the malloc ones.
  */
 export const AGENT_WRAPPER = `#!/bin/sh
 here=$(dirname -- "$0")
-exec "$here/node" --expose-gc \${FLOTILLA_NODE_OPTIONS:-} "$here/../lib/flotilla-agent.mjs" "$@"
+GLIBC_TUNABLES=\${GLIBC_TUNABLES:-${AGENT_MALLOC_TUNABLES}}
+export GLIBC_TUNABLES
+exec "$here/node" ${AGENT_NODE_FLAGS} \${FLOTILLA_NODE_OPTIONS:-} "$here/../lib/flotilla-agent.mjs" "$@"
 `;
 
 /**
@@ -46,8 +66,8 @@ function hardening(installDir: string): string {
   return `User=flotilla-agent
 Group=flotilla-agent
 Environment=FLOTILLA_INSTALL_DIR=${installDir}
-# Transparent huge pages for large update buffers (docs/agent.md "Memory").
-Environment=GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+# Memory settings (malloc, V8): bin/flotilla-agent sets them; GLIBC_TUNABLES or
+# FLOTILLA_NODE_OPTIONS in agent.env override them (docs/agent-lifecycle.md "Footprint").
 EnvironmentFile=-/etc/flotilla-agent/agent.env
 StateDirectory=flotilla-agent
 StateDirectoryMode=0700
