@@ -1,12 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { buildTree } from '@flotilla/store';
 import { readLayer } from './layer-stream.js';
+import { makeIndex, storeEntry } from './reuse.js';
+import type { ConversionBase, ImageIndex, StoredEntry } from './reuse.js';
 import { Rootfs, normalizeEntryPath } from './rootfs.js';
+import type { FileContent } from './rootfs.js';
+import { BLOCK_SIZE, writeSquashfsImage } from './sqfs-writer.js';
 import { writeSquashfs } from './squashfs.js';
+import type { TarEntry } from './tar.js';
 import type { ConvertOptions, ConvertResult, LayerSource } from './types.js';
 
 /**
@@ -33,33 +38,79 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
   });
   const progress = options.onProgress ?? (() => undefined);
   const tmpOut = join(outDir, `.${outName}.${randomBytes(6).toString('hex')}.tmp`);
+  const writer =
+    options.squashfsWriter ?? ((options.compressor ?? 'gzip') === 'gzip' ? 'flotilla' : 'sqfstar');
+  const base = writer === 'flotilla' ? (options.base ?? null) : null;
+  // Without a release tree to build, a layer the base image has is applied from its recorded
+  // entries: no decompression, no file written; the bytes come from the base's blocks.
+  const fromBase = base !== null && !options.sink;
+  let reusedLayers = 0;
   try {
     await rootfs.init();
+    const layerEntries: { digest: string; entries: StoredEntry[] }[] = [];
     for (const [index, layer] of layers.entries()) {
       progress({ phase: 'layer', index, count: layers.length, digest: layer.digest });
       // Paths this layer put in place: an opaque marker hides only what lower layers left.
       const created = new Set<string>();
+      const handle = async (
+        entry: TarEntry,
+        body: AsyncIterable<Buffer> | null,
+        i: number,
+      ): Promise<void> => {
+        const path = normalizeEntryPath(entry.name, layer.digest);
+        const whiteout = Rootfs.whiteoutOf(path);
+        if (whiteout?.kind === 'opaque') await rootfs.clear(whiteout.target, created);
+        else if (whiteout) await rootfs.remove(whiteout.target);
+        else {
+          await rootfs.apply(entry, body, layer.digest, `${layer.digest}#${i}`);
+          created.add(path);
+        }
+      };
+      const known = fromBase ? base.layers.get(layer.digest) : undefined;
+      if (known) {
+        reusedLayers++;
+        for (const [i, entry] of known.entries()) {
+          if (options.signal?.aborted)
+            throw new FlotillaError('FLT_UNAVAILABLE', 'the conversion was cancelled');
+          await handle(entry, null, i);
+        }
+        layerEntries.push({ digest: layer.digest, entries: known.map(storeEntry) });
+        continue;
+      }
+      const entries: StoredEntry[] = [];
       await readLayer(
         layer.path,
         layer.digest,
         async (entry, body) => {
-          const path = normalizeEntryPath(entry.name, layer.digest);
-          const whiteout = Rootfs.whiteoutOf(path);
-          if (whiteout?.kind === 'opaque') await rootfs.clear(whiteout.target, created);
-          else if (whiteout) await rootfs.remove(whiteout.target);
-          else {
-            await rootfs.apply(entry, body, layer.digest);
-            created.add(path);
-          }
+          entries.push(storeEntry(entry));
+          await handle(entry, body, entries.length - 1);
         },
         options.signal,
       );
+      layerEntries.push({ digest: layer.digest, entries });
     }
-    await applyModes(rootfs);
+    if (fromBase) await extractMissing(rootfs, layers, base, join(work, 'extra'), options.signal);
+    if (options.sink) await applyModes(rootfs);
 
     progress({ phase: 'squashfs' });
-    await writeSquashfs(rootfs, tmpOut, options.compressor ?? 'gzip', options.signal);
-    const squashfsSha256 = await sha256File(tmpOut);
+    let squashfsSha256: string;
+    let index: ImageIndex | null = null;
+    let copiedBytes = 0;
+    if (writer === 'flotilla') {
+      const written = await writeSquashfsImage(
+        rootfs.nodes,
+        tmpOut,
+        (content, path) => content.extraPath ?? rootfs.diskPath(path),
+        base?.source ?? null,
+        options.signal,
+      );
+      squashfsSha256 = written.sha256;
+      copiedBytes = written.copiedBytes;
+      index = makeIndex(layerEntries, written.blocks);
+    } else {
+      await writeSquashfs(rootfs, tmpOut, options.compressor ?? 'gzip', options.signal);
+      squashfsSha256 = await sha256File(tmpOut);
+    }
     const squashfsBytes = (await stat(tmpOut)).size;
     const squashfsPath = join(outDir, outName);
     let tree = null;
@@ -82,6 +133,8 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
       notInTree: notInTree.sort(),
       entries: rootfs.nodes.size - 1,
       bytes,
+      index,
+      reused: { base: base?.id ?? null, layers: reusedLayers, copiedBytes },
     };
   } finally {
     await rm(tmpOut, { force: true });
@@ -99,8 +152,60 @@ async function applyModes(rootfs: Rootfs): Promise<void> {
   for (const path of paths) {
     const node = rootfs.nodes.get(path);
     if (!node) continue;
-    if (node.type === 'file') await chmod(rootfs.diskPath(path), node.mode);
+    if (node.type === 'file' && node.content?.onDisk) await chmod(rootfs.diskPath(path), node.mode);
     else if (node.type === 'dir') await chmod(rootfs.diskPath(path), node.mode | 0o700);
+  }
+}
+
+/**
+ * Files applied from the base's entries whose bytes the base's squashfs does not hold (a lower
+ * layer's file that the base image had replaced): read from their layers into `dir`.
+ */
+async function extractMissing(
+  rootfs: Rootfs,
+  layers: LayerSource[],
+  base: ConversionBase,
+  dir: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const wanted = new Map<string, FileContent[]>();
+  for (const node of rootfs.nodes.values()) {
+    const c = node.content;
+    if (node.type !== 'file' || !c || c.onDisk || c.extraPath !== undefined) continue;
+    const loc = base.source.blocks.get(c.origin);
+    if (loc && loc.words.length === Math.ceil(c.size / BLOCK_SIZE)) continue;
+    const list = wanted.get(c.origin) ?? [];
+    if (!list.includes(c)) list.push(c);
+    wanted.set(c.origin, list);
+  }
+  if (wanted.size === 0) return;
+  await mkdir(dir, { recursive: true });
+  let n = 0;
+  const done = new Set<string>();
+  for (const layer of layers) {
+    if (done.has(layer.digest)) continue;
+    done.add(layer.digest);
+    if (![...wanted.keys()].some((o) => o.startsWith(`${layer.digest}#`))) continue;
+    let i = 0;
+    await readLayer(
+      layer.path,
+      layer.digest,
+      async (_entry, body) => {
+        const contents = wanted.get(`${layer.digest}#${i++}`);
+        if (!contents) return;
+        const path = join(dir, String(n++));
+        const fh = await open(path, 'wx', 0o600);
+        try {
+          for await (const chunk of body) await fh.write(chunk);
+        } finally {
+          await fh.close();
+        }
+        if ((await stat(path)).size !== (contents[0] as FileContent).size)
+          throw new FlotillaError('FLT_LAYER_INVALID', `layer ${layer.digest}: an entry changed size`);
+        for (const c of contents) c.extraPath = path;
+      },
+      signal,
+    );
   }
 }
 

@@ -3,6 +3,7 @@
  * location and writes its squashfs file into a work directory that the job owns.
  */
 import type { LocationConfig, PlatformConfig } from '../config/config.js';
+import type { ConversionCache, ImageIndex } from '../convert/reuse.js';
 
 export interface ImportRequest {
   location: LocationConfig;
@@ -15,6 +16,8 @@ export interface ImportRequest {
   workDir: string;
   /** Layer blob cache shared by all jobs (and workers on the same file system). */
   blobCacheDir: string;
+  /** Earlier conversions' work, reused when the image shares layers with a cached one. */
+  conversionCache?: ConversionCache;
   /** Aborted on the pull timeout or when the job moved to another worker. */
   signal: AbortSignal;
   /** `phase` is pulling or converting; `fraction` 0..1 within it. */
@@ -27,6 +30,8 @@ export interface ImportResult {
   manifestDigest: string;
   /** SHA-256 (hex) of the squashfs file, when the importer computed it while writing. */
   squashfsSha256?: string;
+  /** What the next conversion may reuse, for the conversion cache once the file is cached. */
+  index?: ImageIndex | null;
 }
 
 export interface ImageImporter {
