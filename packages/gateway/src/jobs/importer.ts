@@ -32,6 +32,8 @@ export interface ImportResult {
   squashfsSha256?: string;
   /** What the next conversion may reuse, for the conversion cache once the file is cached. */
   index?: ImageIndex | null;
+  /** Content id of the cached image whose work the conversion reused, if any. */
+  reusedFrom?: string | null;
 }
 
 export interface ImageImporter {

@@ -46,6 +46,7 @@ export function registryImporter(): ImageImporter {
         manifestDigest: pulled.manifestDigest,
         squashfsSha256: converted.squashfsSha256,
         index: converted.index,
+        reusedFrom: converted.reused.base,
       };
     },
   };

@@ -110,7 +110,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
       jobLog.warn('the job moved to another worker before it was published here; nothing published');
       return 'lost';
     }
-    jobLog.info({ id: contentId, path }, 'image ready');
+    jobLog.info({ id: contentId, path, reusedFrom: result.reusedFrom ?? null }, 'image ready');
     return 'done';
   } catch (e) {
     if (moved.signal.aborted) {
