@@ -21,6 +21,7 @@ import { startRegistry } from './registry.js';
 
 const totalMb = Number(process.env.FLT_BENCH_GATEWAY_MB ?? '500');
 const layerCount = Number(process.env.FLT_BENCH_GATEWAY_LAYERS ?? '5');
+const order = process.env.FLT_BENCH_GATEWAY_ORDER ?? 'flotilla-first';
 if (!(totalMb > 0) || !Number.isInteger(layerCount) || layerCount < 1) {
   console.error(
     'FLT_BENCH_GATEWAY_MB must be a positive number and FLT_BENCH_GATEWAY_LAYERS a positive integer',
@@ -249,12 +250,27 @@ async function main(): Promise<void> {
     await rm(layout, { recursive: true, force: true });
 
     const cacheDir = join(dir, 'flotilla-cache');
-    const f1 = await flotillaImport(registry.url, 'v1', cacheDir, join(dir, 'flotilla-v1'));
-    const f2 = await flotillaImport(registry.url, 'v2', cacheDir, join(dir, 'flotilla-v2'));
-    await rm(cacheDir, { recursive: true, force: true });
     const kept = join(dir, 'pipeline-layout');
-    const p1 = await pipelineImport(registry.host, 'v1', kept, join(dir, 'pipeline-v1'), umoci);
-    const p2 = await pipelineImport(registry.host, 'v2', kept, join(dir, 'pipeline-v2'), umoci);
+    const flotilla = async (): Promise<[Figures, Figures]> => {
+      const v1 = await flotillaImport(registry.url, 'v1', cacheDir, join(dir, 'flotilla-v1'));
+      const v2 = await flotillaImport(registry.url, 'v2', cacheDir, join(dir, 'flotilla-v2'));
+      await rm(cacheDir, { recursive: true, force: true });
+      return [v1, v2];
+    };
+    const pipelineRun = async (): Promise<[Figures, Figures]> => [
+      await pipelineImport(registry.host, 'v1', kept, join(dir, 'pipeline-v1'), umoci),
+      await pipelineImport(registry.host, 'v2', kept, join(dir, 'pipeline-v2'), umoci),
+    ];
+    // On a shared machine the load drifts: FLT_BENCH_GATEWAY_ORDER=pipeline-first swaps the sides.
+    let f1: Figures, f2: Figures, p1: Figures, p2: Figures;
+    if (order === 'pipeline-first') {
+      [p1, p2] = await pipelineRun();
+      [f1, f2] = await flotilla();
+    } else {
+      [f1, f2] = await flotilla();
+      [p1, p2] = await pipelineRun();
+    }
+    console.log(`order: ${order === 'pipeline-first' ? 'pipeline first' : 'Flotilla first'}`);
 
     const pipeline = `skopeo + ${umoci ? 'umoci unpack' : 'tar'} + mksquashfs`;
     console.log(`\n${machineLine()}`);
