@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { chmod, link, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { buildTree } from '@flotilla/store';
@@ -8,7 +8,7 @@ import { readLayer } from './layer-stream.js';
 import { makeIndex, storeEntry } from './reuse.js';
 import type { ConversionBase, ImageIndex, StoredEntry } from './reuse.js';
 import { Rootfs, normalizeEntryPath } from './rootfs.js';
-import type { FileContent } from './rootfs.js';
+import type { FileContent, Node } from './rootfs.js';
 import { BLOCK_SIZE, writeSquashfsImage } from './sqfs-writer.js';
 import { writeSquashfs } from './squashfs.js';
 import type { TarEntry } from './tar.js';
@@ -41,9 +41,9 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
   const writer =
     options.squashfsWriter ?? ((options.compressor ?? 'gzip') === 'gzip' ? 'flotilla' : 'sqfstar');
   const base = writer === 'flotilla' ? (options.base ?? null) : null;
-  // Without a release tree to build, a layer the base image has is applied from its recorded
-  // entries: no decompression, no file written; the bytes come from the base's blocks.
-  const fromBase = base !== null && !options.sink;
+  // A layer the base image has is applied from its recorded entries: no decompression, no file
+  // written; the bytes come from the base's blocks (and, for the release tree, its file ids).
+  const fromBase = base !== null;
   let reusedLayers = 0;
   try {
     await rootfs.init();
@@ -89,8 +89,21 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
       );
       layerEntries.push({ digest: layer.digest, entries });
     }
-    if (fromBase) await extractMissing(rootfs, layers, base, join(work, 'extra'), options.signal);
-    if (options.sink) await applyModes(rootfs);
+    const sink = options.sink;
+    if (fromBase) {
+      const usable = new Set<string>();
+      if (sink) for (const [key, id] of base.trees) if (await sink.has(id)) usable.add(key);
+      await extractMissing(
+        rootfs,
+        layers,
+        base,
+        join(work, 'extra'),
+        usable,
+        sink !== undefined,
+        options.signal,
+      );
+    }
+    if (sink) await applyModes(rootfs);
 
     progress({ phase: 'squashfs' });
     let squashfsSha256: string;
@@ -116,7 +129,20 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
     let tree = null;
     if (options.sink) {
       progress({ phase: 'tree' });
-      tree = await buildTree(rootfs.dir, { sink: options.sink, limits: { allowSpecialModes: true } });
+      const trees = new Map<string, string>();
+      tree = await buildTree(rootfs.dir, {
+        sink: options.sink,
+        limits: { allowSpecialModes: true },
+        knownFile: (path, mode) => {
+          const origin = rootfs.nodes.get(path)?.content?.origin;
+          return origin === undefined ? undefined : base?.trees.get(treeKey(origin, mode));
+        },
+        onFile: (path, mode, id) => {
+          const origin = rootfs.nodes.get(path)?.content?.origin;
+          if (origin !== undefined) trees.set(treeKey(origin, mode), id);
+        },
+      });
+      if (index) index.trees = Object.fromEntries(trees);
     }
     await rename(tmpOut, squashfsPath);
     let bytes = 0;
@@ -152,38 +178,51 @@ async function applyModes(rootfs: Rootfs): Promise<void> {
   for (const path of paths) {
     const node = rootfs.nodes.get(path);
     if (!node) continue;
-    if (node.type === 'file' && node.content?.onDisk) await chmod(rootfs.diskPath(path), node.mode);
+    if (node.type === 'file') await chmod(rootfs.diskPath(path), node.mode);
     else if (node.type === 'dir') await chmod(rootfs.diskPath(path), node.mode | 0o700);
   }
 }
 
 /**
- * Files applied from the base's entries whose bytes the base's squashfs does not hold (a lower
- * layer's file that the base image had replaced): read from their layers into `dir`.
+ * Files applied from the base's entries need their bytes when the base's squashfs does not hold
+ * them (a lower layer's file that the base image had replaced or hidden) or, with a release tree
+ * to build (`tree`), when the base's tree has no usable file object for them (`usable`: keys of
+ * objects the sink has): those are read from their layers into `dir` (and linked into the tree).
+ * With a tree, the others get an empty placeholder that buildTree does not read (knownFile).
  */
 async function extractMissing(
   rootfs: Rootfs,
   layers: LayerSource[],
   base: ConversionBase,
   dir: string,
+  usable: ReadonlySet<string>,
+  tree: boolean,
   signal?: AbortSignal,
 ): Promise<void> {
-  const wanted = new Map<string, FileContent[]>();
-  for (const node of rootfs.nodes.values()) {
+  const pathsOf = new Map<FileContent, string[]>();
+  for (const [path, node] of rootfs.nodes) {
     const c = node.content;
-    if (node.type !== 'file' || !c || c.onDisk || c.extraPath !== undefined) continue;
+    if (node.type !== 'file' || !c || c.onDisk) continue;
+    const list = pathsOf.get(c) ?? [];
+    list.push(path);
+    pathsOf.set(c, list);
+  }
+  const wanted = new Map<string, FileContent[]>();
+  for (const [c, paths] of pathsOf) {
     const loc = base.source.blocks.get(c.origin);
-    if (loc && loc.words.length === Math.ceil(c.size / BLOCK_SIZE)) continue;
+    const inSquashfs = loc !== undefined && loc.words.length === Math.ceil(c.size / BLOCK_SIZE);
+    const inTree =
+      !tree || paths.every((p) => usable.has(treeKey(c.origin, (rootfs.nodes.get(p) as Node).mode)));
+    if (inSquashfs && inTree) continue;
     const list = wanted.get(c.origin) ?? [];
-    if (!list.includes(c)) list.push(c);
+    list.push(c);
     wanted.set(c.origin, list);
   }
-  if (wanted.size === 0) return;
-  await mkdir(dir, { recursive: true });
+  if (wanted.size > 0) await mkdir(dir, { recursive: true });
   let n = 0;
   const done = new Set<string>();
   for (const layer of layers) {
-    if (done.has(layer.digest)) continue;
+    if (wanted.size === 0 || done.has(layer.digest)) continue;
     done.add(layer.digest);
     if (![...wanted.keys()].some((o) => o.startsWith(`${layer.digest}#`))) continue;
     let i = 0;
@@ -207,6 +246,18 @@ async function extractMissing(
       signal,
     );
   }
+  if (!tree) return;
+  for (const [c, paths] of pathsOf) {
+    for (const p of paths) {
+      if (c.extraPath !== undefined) await link(c.extraPath, rootfs.diskPath(p));
+      else await writeFile(rootfs.diskPath(p), '', { flag: 'wx', mode: 0o600 });
+    }
+  }
+}
+
+/** Key of a release tree file object in the conversion cache: the same bytes with the same mode. */
+function treeKey(origin: string, mode: number): string {
+  return `${origin}:${mode.toString(8)}`;
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -42,6 +42,8 @@ export interface ImageIndex {
   layers: { digest: string; entries: StoredEntry[] }[];
   /** Origin → [start, ...block words]. */
   blocks: Record<string, number[]>;
+  /** `<origin>:<octal mode>` → release tree file object id, when the conversion built a tree. */
+  trees?: Record<string, string>;
 }
 
 /** What a conversion may take from an earlier image. */
@@ -51,6 +53,8 @@ export interface ConversionBase {
   source: BlockSource;
   /** Entries of its layers, by digest. */
   layers: ReadonlyMap<string, TarEntry[]>;
+  /** Its release tree's file object ids (see ImageIndex.trees); empty without a tree. */
+  trees: ReadonlyMap<string, string>;
   close(): Promise<void>;
 }
 
@@ -183,7 +187,8 @@ export class ConversionCache {
         const layers = new Map<string, TarEntry[]>();
         for (const l of index.layers)
           if (wanted.has(l.digest)) layers.set(l.digest, l.entries.map(loadEntry));
-        return { id, source: { file, blocks }, layers, close: () => file.close() };
+        const trees = new Map(Object.entries(index.trees ?? {}));
+        return { id, source: { file, blocks }, layers, trees, close: () => file.close() };
       } catch {
         await file.close();
       }

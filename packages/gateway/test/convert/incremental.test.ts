@@ -4,6 +4,7 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { MemoryStore } from '@flotilla/store';
 import { ConversionCache, convertImage } from '../../src/index.js';
 import type { ConvertResult, LayerSource } from '../../src/index.js';
 import { makeLayer } from '../helpers/oci.js';
@@ -159,6 +160,52 @@ void describe('incremental conversion', () => {
       assert.equal(again.squashfsSha256, v1.squashfsSha256);
     } finally {
       await back.close();
+    }
+  });
+
+  void it('builds the same release tree from v1 as cold, taking the unchanged files by id', async () => {
+    const images = new Map<string, string>();
+    const cache = new ConversionCache(join(dir, 'cache3'), (id) => images.get(id) ?? join(dir, 'none'));
+    const tmp = join(dir, 'tmp3');
+    await mkdir(tmp, { recursive: true });
+    const store = new MemoryStore();
+    const v2Layers = [...base, ...v2Top];
+
+    // A base converted without a tree: squashfs blocks are copied, every file is read for the tree.
+    const plain = await convert('t-plain', [...base, ...v1Top]);
+    images.set(plain.squashfsSha256, plain.squashfsPath);
+    await cache.remember(plain.squashfsSha256, plain.index!, tmp);
+    const cold = await convert('t-cold', v2Layers, { sink: new MemoryStore() });
+    const fromPlain = await cache.findBase(v2Layers.map((l) => l.digest));
+    assert.ok(fromPlain);
+    try {
+      const warm = await convert('t-warm1', v2Layers, { sink: store, base: fromPlain });
+      assert.equal(warm.tree?.root, cold.tree?.root);
+      assert.equal(warm.tree?.stats.reusedFiles, 0);
+      assert.equal(warm.squashfsSha256, cold.squashfsSha256);
+    } finally {
+      await fromPlain.close();
+    }
+
+    // A base with a tree in the same store: its unchanged files are taken by id, not read.
+    await cache.forget(plain.squashfsSha256);
+    const v1 = await convert('t-v1', [...base, ...v1Top], { sink: store });
+    images.set(v1.squashfsSha256, v1.squashfsPath);
+    await cache.remember(v1.squashfsSha256, v1.index!, tmp);
+    const found = await cache.findBase(v2Layers.map((l) => l.digest));
+    assert.ok(found);
+    try {
+      const warm = await convert('t-warm2', v2Layers, { sink: store, base: found });
+      assert.equal(warm.tree?.root, cold.tree?.root);
+      assert.ok((warm.tree?.stats.reusedFiles ?? 0) >= 3, 'usr/lib/big, etc/capable, opt/keep by id');
+      assert.equal(warm.squashfsSha256, cold.squashfsSha256);
+      assert.deepEqual(warm.index?.trees, cold.index?.trees);
+      // In another store, the ids are not usable: every file is read again.
+      const elsewhere = await convert('t-warm3', v2Layers, { sink: new MemoryStore(), base: found });
+      assert.equal(elsewhere.tree?.root, cold.tree?.root);
+      assert.equal(elsewhere.tree?.stats.reusedFiles, 0);
+    } finally {
+      await found.close();
     }
   });
 
