@@ -10,9 +10,9 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ConversionCache, convertImage, pullImage } from '@flotilla/gateway';
@@ -21,7 +21,7 @@ import { startRegistry } from './registry.js';
 
 const totalMb = Number(process.env.FLT_BENCH_GATEWAY_MB ?? '500');
 const layerCount = Number(process.env.FLT_BENCH_GATEWAY_LAYERS ?? '5');
-const order = process.env.FLT_BENCH_GATEWAY_ORDER ?? 'flotilla-first';
+const order = process.env.FLT_BENCH_GATEWAY_ORDER ?? 'interleaved';
 if (!(totalMb > 0) || !Number.isInteger(layerCount) || layerCount < 1) {
   console.error(
     'FLT_BENCH_GATEWAY_MB must be a positive number and FLT_BENCH_GATEWAY_LAYERS a positive integer',
@@ -115,6 +115,27 @@ interface Figures {
   squashfsBytes: number;
   /** Flotilla: bytes of squashfs blocks copied from the previous version instead of compressed. */
   copiedBytes?: number;
+  /** CPU seconds (Flotilla: this process; pipeline: its child processes). */
+  cpuSeconds: number;
+}
+
+/**
+ * CPU seconds used so far by this process (all its threads: zlib's and fs's thread pool
+ * included) and by its waited-for children (skopeo, umoci, mksquashfs): /proc/self/stat's utime,
+ * stime, cutime, cstime. Less sensitive than wall-clock time to other processes' load.
+ */
+function cpuSeconds(): { self: number; children: number } {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  // fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
+  const tick = 100;
+  return {
+    self: ((fields[11] ?? 0) + (fields[12] ?? 0)) / tick,
+    children: ((fields[13] ?? 0) + (fields[14] ?? 0)) / tick,
+  };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -136,6 +157,7 @@ async function flotillaImport(url: string, tag: string, cacheDir: string, outDir
     join(cacheDir, 'incremental'),
     (id) => flotillaImages.get(id) ?? '',
   );
+  const cpu0 = cpuSeconds().self;
   const [seconds, [pulled, converted]] = await timed(async () => {
     const [took, image] = await timed(() =>
       pullImage(`bench/data:${tag}`, { location: { url, auth: { type: 'none' } }, cacheDir }),
@@ -156,6 +178,7 @@ async function flotillaImport(url: string, tag: string, cacheDir: string, outDir
     pulledBytes: pulled.pulledBytes,
     squashfsBytes: converted.squashfsBytes,
     copiedBytes,
+    cpuSeconds: cpuSeconds().self - cpu0,
   };
 }
 
@@ -171,6 +194,7 @@ async function pipelineImport(
   const before = await dirBytes(blobs);
   const out = join(outDir, 'image.sqfs');
   let pullSeconds = 0;
+  const cpu0 = cpuSeconds().children;
   const [seconds] = await timed(async () => {
     [pullSeconds] = await timed(() =>
       run('skopeo', [
@@ -208,6 +232,7 @@ async function pipelineImport(
     pullSeconds,
     pulledBytes: (await dirBytes(blobs)) - before,
     squashfsBytes: (await stat(out)).size,
+    cpuSeconds: cpuSeconds().children - cpu0,
   };
 }
 
@@ -251,26 +276,37 @@ async function main(): Promise<void> {
 
     const cacheDir = join(dir, 'flotilla-cache');
     const kept = join(dir, 'pipeline-layout');
-    const flotilla = async (): Promise<[Figures, Figures]> => {
-      const v1 = await flotillaImport(registry.url, 'v1', cacheDir, join(dir, 'flotilla-v1'));
-      const v2 = await flotillaImport(registry.url, 'v2', cacheDir, join(dir, 'flotilla-v2'));
-      await rm(cacheDir, { recursive: true, force: true });
-      return [v1, v2];
-    };
-    const pipelineRun = async (): Promise<[Figures, Figures]> => [
-      await pipelineImport(registry.host, 'v1', kept, join(dir, 'pipeline-v1'), umoci),
-      await pipelineImport(registry.host, 'v2', kept, join(dir, 'pipeline-v2'), umoci),
-    ];
-    // On a shared machine the load drifts: FLT_BENCH_GATEWAY_ORDER=pipeline-first swaps the sides.
+    const flotillaSide = (tag: 'v1' | 'v2'): Promise<Figures> =>
+      flotillaImport(registry.url, tag, cacheDir, join(dir, `flotilla-${tag}`));
+    const pipelineSide = (tag: 'v1' | 'v2'): Promise<Figures> =>
+      pipelineImport(registry.host, tag, kept, join(dir, `pipeline-${tag}`), umoci);
+    // On a shared machine the load drifts within minutes: by default each import of one side is
+    // followed at once by the same import of the other (F1 P1 F2 P2), so that the two figures
+    // compared were taken under about the same load. FLT_BENCH_GATEWAY_ORDER=flotilla-first or
+    // pipeline-first runs one side's two imports, then the other's.
     let f1: Figures, f2: Figures, p1: Figures, p2: Figures;
     if (order === 'pipeline-first') {
-      [p1, p2] = await pipelineRun();
-      [f1, f2] = await flotilla();
+      p1 = await pipelineSide('v1');
+      p2 = await pipelineSide('v2');
+      f1 = await flotillaSide('v1');
+      f2 = await flotillaSide('v2');
+    } else if (order === 'flotilla-first') {
+      f1 = await flotillaSide('v1');
+      f2 = await flotillaSide('v2');
+      p1 = await pipelineSide('v1');
+      p2 = await pipelineSide('v2');
     } else {
-      [f1, f2] = await flotilla();
-      [p1, p2] = await pipelineRun();
+      f1 = await flotillaSide('v1');
+      p1 = await pipelineSide('v1');
+      f2 = await flotillaSide('v2');
+      p2 = await pipelineSide('v2');
     }
-    console.log(`order: ${order === 'pipeline-first' ? 'pipeline first' : 'Flotilla first'}`);
+    await rm(cacheDir, { recursive: true, force: true });
+    console.log(
+      `order: ${order} (load average now ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')})`,
+    );
 
     const pipeline = `skopeo + ${umoci ? 'umoci unpack' : 'tar'} + mksquashfs`;
     console.log(`\n${machineLine()}`);
@@ -291,6 +327,9 @@ async function main(): Promise<void> {
     }
     console.log(
       `\npipeline: ${pipeline}; squashfs: Flotilla ${mb(f2.squashfsBytes)} MB, pipeline ${mb(p2.squashfsBytes)} MB`,
+    );
+    console.log(
+      `CPU seconds: v1 Flotilla ${f1.cpuSeconds.toFixed(1)}, pipeline ${p1.cpuSeconds.toFixed(1)}; v2 Flotilla ${f2.cpuSeconds.toFixed(1)}, pipeline ${p2.cpuSeconds.toFixed(1)}`,
     );
     console.log(`v2: Flotilla copied ${mb(f2.copiedBytes ?? 0)} MB of squashfs blocks from v1`);
     console.log(
