@@ -1,6 +1,7 @@
 /**
  * Smoke test of the gateway benchmark's code (not a benchmark run): a 4 MB image in 2 layers goes
- * through both pipelines, and the second import pulls only the changed layer, both ways.
+ * through both pipelines, and the second import pulls only the changed layer, both ways, and
+ * Flotilla copies the unchanged layer's squashfs blocks from the first.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -24,4 +25,9 @@ void test('the gateway benchmark runs on a small image and reports the layer cac
   assert.equal(row('v1')[9], '4.0', 'the pipeline pulls the whole image first');
   assert.equal(row('v2')[5], '2.0', 'Flotilla pulls only the changed layer');
   assert.equal(row('v2')[9], '2.0', 'skopeo pulls only the changed layer');
+  assert.match(
+    stdout,
+    /v2: Flotilla copied 2\.0 MB of squashfs blocks from v1/,
+    'the unchanged layer is not compressed again',
+  );
 });

@@ -10,17 +10,18 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { convertImage, pullImage } from '@flotilla/gateway';
+import { ConversionCache, convertImage, pullImage } from '@flotilla/gateway';
 import { machineLine } from '../store/machine.js';
 import { startRegistry } from './registry.js';
 
 const totalMb = Number(process.env.FLT_BENCH_GATEWAY_MB ?? '500');
 const layerCount = Number(process.env.FLT_BENCH_GATEWAY_LAYERS ?? '5');
+const order = process.env.FLT_BENCH_GATEWAY_ORDER ?? 'interleaved';
 if (!(totalMb > 0) || !Number.isInteger(layerCount) || layerCount < 1) {
   console.error(
     'FLT_BENCH_GATEWAY_MB must be a positive number and FLT_BENCH_GATEWAY_LAYERS a positive integer',
@@ -112,6 +113,29 @@ interface Figures {
   pullSeconds: number;
   pulledBytes: number;
   squashfsBytes: number;
+  /** Flotilla: bytes of squashfs blocks copied from the previous version instead of compressed. */
+  copiedBytes?: number;
+  /** CPU seconds (Flotilla: this process; pipeline: its child processes). */
+  cpuSeconds: number;
+}
+
+/**
+ * CPU seconds used so far by this process (all its threads: zlib's and fs's thread pool
+ * included) and by its waited-for children (skopeo, umoci, mksquashfs): /proc/self/stat's utime,
+ * stime, cutime, cstime. Less sensitive than wall-clock time to other processes' load.
+ */
+function cpuSeconds(): { self: number; children: number } {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  // fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
+  const tick = 100;
+  return {
+    self: ((fields[11] ?? 0) + (fields[12] ?? 0)) / tick,
+    children: ((fields[13] ?? 0) + (fields[14] ?? 0)) / tick,
+  };
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
@@ -120,17 +144,42 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [Number(process.hrtime.bigint() - start) / 1e9, value];
 }
 
+/** Where each Flotilla squashfs is, by content id (the gateway's image cache, here). */
+const flotillaImages = new Map<string, string>();
+
 async function flotillaImport(url: string, tag: string, cacheDir: string, outDir: string): Promise<Figures> {
   await mkdir(outDir, { recursive: true });
   let pullSeconds = 0;
+  let copiedBytes = 0;
+  // As a gateway job does (jobs/registry-importer.ts, jobs/runner.ts): pull, find a cached image
+  // sharing layers, convert reusing it, record this conversion for the next one.
+  const conversions = new ConversionCache(
+    join(cacheDir, 'incremental'),
+    (id) => flotillaImages.get(id) ?? '',
+  );
+  const cpu0 = cpuSeconds().self;
   const [seconds, [pulled, converted]] = await timed(async () => {
     const [took, image] = await timed(() =>
       pullImage(`bench/data:${tag}`, { location: { url, auth: { type: 'none' } }, cacheDir }),
     );
     pullSeconds = took;
-    return [image, await convertImage(image.layers, { outDir, outName: 'image.sqfs' })] as const;
+    const base = await conversions.findBase(image.layers.map((l) => l.digest));
+    const result = await convertImage(image.layers, { outDir, outName: 'image.sqfs', base }).finally(() =>
+      base?.close(),
+    );
+    flotillaImages.set(result.squashfsSha256, result.squashfsPath);
+    if (result.index) await conversions.remember(result.squashfsSha256, result.index, outDir);
+    copiedBytes = result.reused.copiedBytes;
+    return [image, result] as const;
   });
-  return { seconds, pullSeconds, pulledBytes: pulled.pulledBytes, squashfsBytes: converted.squashfsBytes };
+  return {
+    seconds,
+    pullSeconds,
+    pulledBytes: pulled.pulledBytes,
+    squashfsBytes: converted.squashfsBytes,
+    copiedBytes,
+    cpuSeconds: cpuSeconds().self - cpu0,
+  };
 }
 
 async function pipelineImport(
@@ -145,6 +194,7 @@ async function pipelineImport(
   const before = await dirBytes(blobs);
   const out = join(outDir, 'image.sqfs');
   let pullSeconds = 0;
+  const cpu0 = cpuSeconds().children;
   const [seconds] = await timed(async () => {
     [pullSeconds] = await timed(() =>
       run('skopeo', [
@@ -182,6 +232,7 @@ async function pipelineImport(
     pullSeconds,
     pulledBytes: (await dirBytes(blobs)) - before,
     squashfsBytes: (await stat(out)).size,
+    cpuSeconds: cpuSeconds().children - cpu0,
   };
 }
 
@@ -224,12 +275,38 @@ async function main(): Promise<void> {
     await rm(layout, { recursive: true, force: true });
 
     const cacheDir = join(dir, 'flotilla-cache');
-    const f1 = await flotillaImport(registry.url, 'v1', cacheDir, join(dir, 'flotilla-v1'));
-    const f2 = await flotillaImport(registry.url, 'v2', cacheDir, join(dir, 'flotilla-v2'));
-    await rm(cacheDir, { recursive: true, force: true });
     const kept = join(dir, 'pipeline-layout');
-    const p1 = await pipelineImport(registry.host, 'v1', kept, join(dir, 'pipeline-v1'), umoci);
-    const p2 = await pipelineImport(registry.host, 'v2', kept, join(dir, 'pipeline-v2'), umoci);
+    const flotillaSide = (tag: 'v1' | 'v2'): Promise<Figures> =>
+      flotillaImport(registry.url, tag, cacheDir, join(dir, `flotilla-${tag}`));
+    const pipelineSide = (tag: 'v1' | 'v2'): Promise<Figures> =>
+      pipelineImport(registry.host, tag, kept, join(dir, `pipeline-${tag}`), umoci);
+    // On a shared machine the load drifts within minutes: by default each import of one side is
+    // followed at once by the same import of the other (F1 P1 F2 P2), so that the two figures
+    // compared were taken under about the same load. FLT_BENCH_GATEWAY_ORDER=flotilla-first or
+    // pipeline-first runs one side's two imports, then the other's.
+    let f1: Figures, f2: Figures, p1: Figures, p2: Figures;
+    if (order === 'pipeline-first') {
+      p1 = await pipelineSide('v1');
+      p2 = await pipelineSide('v2');
+      f1 = await flotillaSide('v1');
+      f2 = await flotillaSide('v2');
+    } else if (order === 'flotilla-first') {
+      f1 = await flotillaSide('v1');
+      f2 = await flotillaSide('v2');
+      p1 = await pipelineSide('v1');
+      p2 = await pipelineSide('v2');
+    } else {
+      f1 = await flotillaSide('v1');
+      p1 = await pipelineSide('v1');
+      f2 = await flotillaSide('v2');
+      p2 = await pipelineSide('v2');
+    }
+    await rm(cacheDir, { recursive: true, force: true });
+    console.log(
+      `order: ${order} (load average now ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')})`,
+    );
 
     const pipeline = `skopeo + ${umoci ? 'umoci unpack' : 'tar'} + mksquashfs`;
     console.log(`\n${machineLine()}`);
@@ -251,6 +328,10 @@ async function main(): Promise<void> {
     console.log(
       `\npipeline: ${pipeline}; squashfs: Flotilla ${mb(f2.squashfsBytes)} MB, pipeline ${mb(p2.squashfsBytes)} MB`,
     );
+    console.log(
+      `CPU seconds: v1 Flotilla ${f1.cpuSeconds.toFixed(1)}, pipeline ${p1.cpuSeconds.toFixed(1)}; v2 Flotilla ${f2.cpuSeconds.toFixed(1)}, pipeline ${p2.cpuSeconds.toFixed(1)}`,
+    );
+    console.log(`v2: Flotilla copied ${mb(f2.copiedBytes ?? 0)} MB of squashfs blocks from v1`);
     console.log(
       `v2 speed-up over its own v1: Flotilla ${(f1.seconds / f2.seconds).toFixed(2)}×, pipeline ${(p1.seconds / p2.seconds).toFixed(2)}×`,
     );

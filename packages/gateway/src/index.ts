@@ -21,6 +21,9 @@ export type {
 } from './registry/types.js';
 export { convertImage } from './convert/convert.js';
 export type { ConvertOptions, ConvertProgress, ConvertResult, LayerSource } from './convert/types.js';
+export { ConversionCache } from './convert/reuse.js';
+export type { ConversionBase, ImageIndex } from './convert/reuse.js';
+export { writeSquashfsImage } from './convert/sqfs-writer.js';
 export { loadGatewayConfig, parseGatewayConfig } from './config/config.js';
 export type {
   GatewayConfig,

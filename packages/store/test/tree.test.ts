@@ -83,6 +83,34 @@ void describe('buildTree → materialize → verifyTree', () => {
     });
   });
 
+  void it('takes a file by a known id when the sink has that object, and reads it otherwise', async () => {
+    await withTempDir(async (dir) => {
+      await mkdir(join(dir, 'a'));
+      await writeFile(join(dir, 'a/data'), 'the real bytes\n');
+      await writeFile(join(dir, 'a/other'), 'other\n');
+      const store = new MemoryStore();
+      const ids = new Map<string, string>();
+      const first = await buildTree(join(dir, 'a'), {
+        sink: store,
+        onFile: (path, mode, id) => ids.set(`${path}:${mode.toString(8)}`, id),
+      });
+      assert.equal(ids.size, 2);
+      // A placeholder under the known id: not read, the same root.
+      await mkdir(join(dir, 'b'));
+      await writeFile(join(dir, 'b/data'), '');
+      await writeFile(join(dir, 'b/other'), 'other\n');
+      const known = (path: string, mode: number): string | undefined =>
+        ids.get(`${path}:${mode.toString(8)}`);
+      const second = await buildTree(join(dir, 'b'), { sink: store, knownFile: known });
+      assert.equal(second.root, first.root);
+      assert.equal(second.stats.reusedFiles, 2);
+      // A sink without the object: the file is read (here the placeholder, so another root).
+      const third = await buildTree(join(dir, 'b'), { sink: new MemoryStore(), knownFile: known });
+      assert.equal(third.stats.reusedFiles, 0);
+      assert.notEqual(third.root, first.root);
+    });
+  });
+
   void it('verifyTree reports every kind of difference', async () => {
     await withTempDir(async (dir) => {
       const src = join(dir, 'src');

@@ -1,12 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, link, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { buildTree } from '@flotilla/store';
 import { readLayer } from './layer-stream.js';
+import { makeIndex, storeEntry } from './reuse.js';
+import type { ConversionBase, ImageIndex, StoredEntry } from './reuse.js';
 import { Rootfs, normalizeEntryPath } from './rootfs.js';
+import type { FileContent, Node } from './rootfs.js';
+import { BLOCK_SIZE, writeSquashfsImage } from './sqfs-writer.js';
 import { writeSquashfs } from './squashfs.js';
+import type { TarEntry } from './tar.js';
 import type { ConvertOptions, ConvertResult, LayerSource } from './types.js';
 
 /**
@@ -33,39 +38,111 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
   });
   const progress = options.onProgress ?? (() => undefined);
   const tmpOut = join(outDir, `.${outName}.${randomBytes(6).toString('hex')}.tmp`);
+  const writer =
+    options.squashfsWriter ?? ((options.compressor ?? 'gzip') === 'gzip' ? 'flotilla' : 'sqfstar');
+  const base = writer === 'flotilla' ? (options.base ?? null) : null;
+  // A layer the base image has is applied from its recorded entries: no decompression, no file
+  // written; the bytes come from the base's blocks (and, for the release tree, its file ids).
+  const fromBase = base !== null;
+  let reusedLayers = 0;
   try {
     await rootfs.init();
+    const layerEntries: { digest: string; entries: StoredEntry[] }[] = [];
     for (const [index, layer] of layers.entries()) {
       progress({ phase: 'layer', index, count: layers.length, digest: layer.digest });
       // Paths this layer put in place: an opaque marker hides only what lower layers left.
       const created = new Set<string>();
+      const handle = async (
+        entry: TarEntry,
+        body: AsyncIterable<Buffer> | null,
+        i: number,
+      ): Promise<void> => {
+        const path = normalizeEntryPath(entry.name, layer.digest);
+        const whiteout = Rootfs.whiteoutOf(path);
+        if (whiteout?.kind === 'opaque') await rootfs.clear(whiteout.target, created);
+        else if (whiteout) await rootfs.remove(whiteout.target);
+        else {
+          await rootfs.apply(entry, body, layer.digest, `${layer.digest}#${i}`);
+          created.add(path);
+        }
+      };
+      const known = fromBase ? base.layers.get(layer.digest) : undefined;
+      if (known) {
+        reusedLayers++;
+        for (const [i, entry] of known.entries()) {
+          if (options.signal?.aborted)
+            throw new FlotillaError('FLT_UNAVAILABLE', 'the conversion was cancelled');
+          await handle(entry, null, i);
+        }
+        layerEntries.push({ digest: layer.digest, entries: known.map(storeEntry) });
+        continue;
+      }
+      const entries: StoredEntry[] = [];
       await readLayer(
         layer.path,
         layer.digest,
         async (entry, body) => {
-          const path = normalizeEntryPath(entry.name, layer.digest);
-          const whiteout = Rootfs.whiteoutOf(path);
-          if (whiteout?.kind === 'opaque') await rootfs.clear(whiteout.target, created);
-          else if (whiteout) await rootfs.remove(whiteout.target);
-          else {
-            await rootfs.apply(entry, body, layer.digest);
-            created.add(path);
-          }
+          entries.push(storeEntry(entry));
+          await handle(entry, body, entries.length - 1);
         },
         options.signal,
       );
+      layerEntries.push({ digest: layer.digest, entries });
     }
-    await applyModes(rootfs);
+    const sink = options.sink;
+    if (fromBase) {
+      const usable = new Set<string>();
+      if (sink) for (const [key, id] of base.trees) if (await sink.has(id)) usable.add(key);
+      await extractMissing(
+        rootfs,
+        layers,
+        base,
+        join(work, 'extra'),
+        usable,
+        sink !== undefined,
+        options.signal,
+      );
+    }
+    if (sink) await applyModes(rootfs);
 
     progress({ phase: 'squashfs' });
-    await writeSquashfs(rootfs, tmpOut, options.compressor ?? 'gzip', options.signal);
-    const squashfsSha256 = await sha256File(tmpOut);
+    let squashfsSha256: string;
+    let index: ImageIndex | null = null;
+    let copiedBytes = 0;
+    if (writer === 'flotilla') {
+      const written = await writeSquashfsImage(
+        rootfs.nodes,
+        tmpOut,
+        (content, path) => content.extraPath ?? rootfs.diskPath(path),
+        base?.source ?? null,
+        options.signal,
+      );
+      squashfsSha256 = written.sha256;
+      copiedBytes = written.copiedBytes;
+      index = makeIndex(layerEntries, written.blocks);
+    } else {
+      await writeSquashfs(rootfs, tmpOut, options.compressor ?? 'gzip', options.signal);
+      squashfsSha256 = await sha256File(tmpOut);
+    }
     const squashfsBytes = (await stat(tmpOut)).size;
     const squashfsPath = join(outDir, outName);
     let tree = null;
     if (options.sink) {
       progress({ phase: 'tree' });
-      tree = await buildTree(rootfs.dir, { sink: options.sink, limits: { allowSpecialModes: true } });
+      const trees = new Map<string, string>();
+      tree = await buildTree(rootfs.dir, {
+        sink: options.sink,
+        limits: { allowSpecialModes: true },
+        knownFile: (path, mode) => {
+          const origin = rootfs.nodes.get(path)?.content?.origin;
+          return origin === undefined ? undefined : base?.trees.get(treeKey(origin, mode));
+        },
+        onFile: (path, mode, id) => {
+          const origin = rootfs.nodes.get(path)?.content?.origin;
+          if (origin !== undefined) trees.set(treeKey(origin, mode), id);
+        },
+      });
+      if (index) index.trees = Object.fromEntries(trees);
     }
     await rename(tmpOut, squashfsPath);
     let bytes = 0;
@@ -82,6 +159,8 @@ export async function convertImage(layers: LayerSource[], options: ConvertOption
       notInTree: notInTree.sort(),
       entries: rootfs.nodes.size - 1,
       bytes,
+      index,
+      reused: { base: base?.id ?? null, layers: reusedLayers, copiedBytes },
     };
   } finally {
     await rm(tmpOut, { force: true });
@@ -102,6 +181,83 @@ async function applyModes(rootfs: Rootfs): Promise<void> {
     if (node.type === 'file') await chmod(rootfs.diskPath(path), node.mode);
     else if (node.type === 'dir') await chmod(rootfs.diskPath(path), node.mode | 0o700);
   }
+}
+
+/**
+ * Files applied from the base's entries need their bytes when the base's squashfs does not hold
+ * them (a lower layer's file that the base image had replaced or hidden) or, with a release tree
+ * to build (`tree`), when the base's tree has no usable file object for them (`usable`: keys of
+ * objects the sink has): those are read from their layers into `dir` (and linked into the tree).
+ * With a tree, the others get an empty placeholder that buildTree does not read (knownFile).
+ */
+async function extractMissing(
+  rootfs: Rootfs,
+  layers: LayerSource[],
+  base: ConversionBase,
+  dir: string,
+  usable: ReadonlySet<string>,
+  tree: boolean,
+  signal?: AbortSignal,
+): Promise<void> {
+  const pathsOf = new Map<FileContent, string[]>();
+  for (const [path, node] of rootfs.nodes) {
+    const c = node.content;
+    if (node.type !== 'file' || !c || c.onDisk) continue;
+    const list = pathsOf.get(c) ?? [];
+    list.push(path);
+    pathsOf.set(c, list);
+  }
+  const wanted = new Map<string, FileContent[]>();
+  for (const [c, paths] of pathsOf) {
+    const loc = base.source.blocks.get(c.origin);
+    const inSquashfs = loc !== undefined && loc.words.length === Math.ceil(c.size / BLOCK_SIZE);
+    const inTree =
+      !tree || paths.every((p) => usable.has(treeKey(c.origin, (rootfs.nodes.get(p) as Node).mode)));
+    if (inSquashfs && inTree) continue;
+    const list = wanted.get(c.origin) ?? [];
+    list.push(c);
+    wanted.set(c.origin, list);
+  }
+  if (wanted.size > 0) await mkdir(dir, { recursive: true });
+  let n = 0;
+  const done = new Set<string>();
+  for (const layer of layers) {
+    if (wanted.size === 0 || done.has(layer.digest)) continue;
+    done.add(layer.digest);
+    if (![...wanted.keys()].some((o) => o.startsWith(`${layer.digest}#`))) continue;
+    let i = 0;
+    await readLayer(
+      layer.path,
+      layer.digest,
+      async (_entry, body) => {
+        const contents = wanted.get(`${layer.digest}#${i++}`);
+        if (!contents) return;
+        const path = join(dir, String(n++));
+        const fh = await open(path, 'wx', 0o600);
+        try {
+          for await (const chunk of body) await fh.write(chunk);
+        } finally {
+          await fh.close();
+        }
+        if ((await stat(path)).size !== (contents[0] as FileContent).size)
+          throw new FlotillaError('FLT_LAYER_INVALID', `layer ${layer.digest}: an entry changed size`);
+        for (const c of contents) c.extraPath = path;
+      },
+      signal,
+    );
+  }
+  if (!tree) return;
+  for (const [c, paths] of pathsOf) {
+    for (const p of paths) {
+      if (c.extraPath !== undefined) await link(c.extraPath, rootfs.diskPath(p));
+      else await writeFile(rootfs.diskPath(p), '', { flag: 'wx', mode: 0o600 });
+    }
+  }
+}
+
+/** Key of a release tree file object in the conversion cache: the same bytes with the same mode. */
+function treeKey(origin: string, mode: number): string {
+  return `${origin}:${mode.toString(8)}`;
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -3,6 +3,20 @@ import { join, posix } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { TarEntry } from './tar.js';
 
+/**
+ * A regular file's content, shared by the paths hard-linked to it (one inode in the squashfs).
+ * `origin` names the layer entry that wrote the bytes (`<layer digest>#<entry index>`): the same
+ * origin is the same bytes in any image, which is what lets a conversion reuse earlier work.
+ */
+export interface FileContent {
+  origin: string;
+  size: number;
+  /** The bytes are on disk under the paths of this content (else in an earlier image, or extraPath). */
+  onDisk: boolean;
+  /** Where the bytes were extracted when they are needed and not on disk under a path. */
+  extraPath?: string;
+}
+
 /** One path of the unpacked image with what the squashfs keeps of it. */
 export interface Node {
   type: 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo';
@@ -16,6 +30,7 @@ export interface Node {
   devmajor?: number;
   devminor?: number;
   size?: number;
+  content?: FileContent;
 }
 
 export interface RootfsLimits {
@@ -167,8 +182,16 @@ export class Rootfs {
     }
   }
 
-  /** Second pass: applies one non-whiteout entry of a layer. */
-  async apply(header: TarEntry, body: AsyncIterable<Buffer>, digest: string): Promise<void> {
+  /**
+   * Applies one non-whiteout entry of a layer. `origin` names the entry (see FileContent); a null
+   * `body` records a file without writing its bytes (they are taken from an earlier image).
+   */
+  async apply(
+    header: TarEntry,
+    body: AsyncIterable<Buffer> | null,
+    digest: string,
+    origin: string,
+  ): Promise<void> {
     const path = normalizeEntryPath(header.name, digest);
     const meta = {
       mode: header.mode & 0o7777,
@@ -191,6 +214,18 @@ export class Rootfs {
         this.nodes.set(path, { type: 'dir', ...meta });
         return;
       case 'file': {
+        if (body === null) {
+          this.bytes += header.size;
+          if (this.bytes > this.limits.maxUnpackedBytes) {
+            throw new FlotillaError(
+              'FLT_LIMIT_EXCEEDED',
+              `the unpacked image is larger than ${this.limits.maxUnpackedBytes} bytes`,
+            );
+          }
+          const content = { origin, size: header.size, onDisk: false };
+          this.nodes.set(path, { type: 'file', ...meta, size: header.size, content });
+          return;
+        }
         const fh = await open(disk, 'wx', 0o600);
         let size = 0;
         try {
@@ -208,7 +243,7 @@ export class Rootfs {
         } finally {
           await fh.close();
         }
-        this.nodes.set(path, { type: 'file', ...meta, size });
+        this.nodes.set(path, { type: 'file', ...meta, size, content: { origin, size, onDisk: true } });
         return;
       }
       case 'symlink': {
@@ -229,7 +264,7 @@ export class Rootfs {
             },
           );
         }
-        await link(this.diskPath(to), disk);
+        if (other.content?.onDisk) await link(this.diskPath(to), disk);
         this.nodes.set(path, { ...other, xattrs: new Map(other.xattrs) });
         return;
       }

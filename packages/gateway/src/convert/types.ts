@@ -1,5 +1,6 @@
 import type { BuildResult, ObjectSink } from '@flotilla/store';
 import type { CachedLayer } from '../registry/types.js';
+import type { ConversionBase, ImageIndex } from './reuse.js';
 
 /** A layer to apply: a cached blob (see CachedLayer), bottom first. */
 export type LayerSource = Pick<CachedLayer, 'digest' | 'path'> & Partial<Pick<CachedLayer, 'compression'>>;
@@ -23,6 +24,16 @@ export interface ConvertOptions {
   maxEntries?: number;
   /** The mksquashfs compressor (`gzip`, `zstd`, `xz`, ...). Default `gzip`. */
   compressor?: string;
+  /**
+   * Who writes the squashfs: `flotilla` (the gateway's own writer, gzip only, able to copy an
+   * earlier image's blocks) or `sqfstar`. Default: `flotilla` for gzip, `sqfstar` otherwise.
+   */
+  squashfsWriter?: 'flotilla' | 'sqfstar';
+  /**
+   * An earlier image to reuse (ConversionCache.findBase): its layers' entries and its files'
+   * compressed blocks. The output is the same bytes as without it. The caller closes it.
+   */
+  base?: ConversionBase | null;
 }
 
 export type ConvertProgress =
@@ -47,4 +58,8 @@ export interface ConvertResult {
   entries: number;
   /** Sum of regular file sizes, bytes. */
   bytes: number;
+  /** What the next conversion may reuse (ConversionCache.remember); null with sqfstar. */
+  index: ImageIndex | null;
+  /** What came from the base: its id, layers applied from its entries, bytes of blocks copied. */
+  reused: { base: string | null; layers: number; copiedBytes: number };
 }

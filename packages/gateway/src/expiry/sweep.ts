@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/config.js';
 import { deliveryFor } from '../platforms/delivery.js';
-import { cachedImagePath } from '../jobs/runner.js';
+import { cachedImagePath, conversionCacheOf } from '../jobs/runner.js';
 import { subjectOf } from '../jobs/store.js';
 import type { ImageStore } from '../jobs/store.js';
 import type { FleetHost } from '../platforms/fleet.js';
@@ -51,6 +51,7 @@ export async function removeImage(
     }
   }
   if (row.content_id !== null && (await deps.store.usersOfContent(row.content_id)) === 0) {
+    await conversionCacheOf(deps.config).forget(row.content_id);
     await rm(cachedImagePath(deps.config, row.content_id), { force: true });
   }
   return true;

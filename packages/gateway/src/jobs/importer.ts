@@ -4,6 +4,7 @@
  */
 import type { ObjectSink } from '@flotilla/store';
 import type { LocationConfig, PlatformConfig } from '../config/config.js';
+import type { ConversionCache, ImageIndex } from '../convert/reuse.js';
 
 export interface ImportRequest {
   location: LocationConfig;
@@ -16,6 +17,8 @@ export interface ImportRequest {
   workDir: string;
   /** Layer blob cache shared by all jobs (and workers on the same file system). */
   blobCacheDir: string;
+  /** Earlier conversions' work, reused when the image shares layers with a cached one. */
+  conversionCache?: ConversionCache;
   /** Aborted on the pull timeout or when the job moved to another worker. */
   signal: AbortSignal;
   /**
@@ -35,6 +38,10 @@ export interface ImportResult {
   squashfsSha256?: string;
   /** The release tree's root object id, when a `sink` was given. */
   treeRoot?: string;
+  /** What the next conversion may reuse, for the conversion cache once the file is cached. */
+  index?: ImageIndex | null;
+  /** Content id of the cached image whose work the conversion reused, if any. */
+  reusedFrom?: string | null;
 }
 
 export interface ImageImporter {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { FlotillaError } from '@flotilla/protocol';
 import type { GatewayConfig } from '../config/config.js';
+import { ConversionCache } from '../convert/reuse.js';
 import { deliveredName, deliveryFor } from '../platforms/delivery.js';
 import { fleetVersion, requireFleetHost } from '../platforms/fleet.js';
 import type { FleetHost } from '../platforms/fleet.js';
@@ -39,6 +40,11 @@ const CONVERT_SHARE = 0.3;
 
 export function cachedImagePath(config: GatewayConfig, contentId: string): string {
   return join(config.cacheDir, 'images', deliveredName(contentId));
+}
+
+/** The conversion cache (convert/reuse.ts) beside the image cache, entries named by content id. */
+export function conversionCacheOf(config: GatewayConfig): ConversionCache {
+  return new ConversionCache(join(config.cacheDir, 'incremental'), (id) => cachedImagePath(config, id));
 }
 
 /**
@@ -76,6 +82,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
       workDir,
       blobCacheDir: join(config.cacheDir, 'registry'),
       ...(fleet && { sink: fleet.objects }),
+      conversionCache: conversionCacheOf(config),
       signal,
       onProgress: (phase, fraction) =>
         void reporter.report(
@@ -90,6 +97,12 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
     // Same content, same name: a file already there (from another job or platform) is identical.
     await rename(result.squashfsPath, cached);
     const sizeBytes = (await stat(cached)).size;
+    if (result.index) {
+      // Advisory: without it the next version of the image is converted from scratch.
+      await conversionCacheOf(config)
+        .remember(contentId, result.index, workDir)
+        .catch((err: unknown) => jobLog.warn({ err }, 'could not record the conversion for reuse'));
+    }
     await reporter.report('delivering', PULL_SHARE + CONVERT_SHARE);
     let path: string;
     if (platform.access.type === 'fleet' && fleet) {
@@ -123,7 +136,7 @@ export async function runJob(deps: JobRunnerDeps, id: string, final: boolean): P
       jobLog.warn('the job moved to another worker before it was published here; nothing published');
       return 'lost';
     }
-    jobLog.info({ id: contentId, path }, 'image ready');
+    jobLog.info({ id: contentId, path, reusedFrom: result.reusedFrom ?? null }, 'image ready');
     return 'done';
   } catch (e) {
     if (moved.signal.aborted) {

@@ -18,6 +18,9 @@ import type {
 
 const caches = new Map<string, BlobCache>();
 
+/** Blobs fetched at once by default. */
+export const PULL_CONCURRENCY = 4;
+
 /** One BlobCache per directory in this process, so concurrent pulls share downloads. */
 function cacheFor(dir: string): BlobCache {
   let cache = caches.get(dir);
@@ -166,31 +169,51 @@ export async function pullImage(
   const progress = options.onProgress ?? (() => undefined);
   const repository = ref.repository;
   const cache = cacheFor(options.cacheDir);
-  const layers: CachedLayer[] = [];
+  const layers: CachedLayer[] = new Array<CachedLayer>(resolved.layers.length);
   let pulledBytes = 0;
   let cachedBytes = 0;
-  for (const layer of resolved.layers) {
-    const cached = await cache.has(layer.digest, layer.size);
-    progress({
-      phase: 'layer',
-      digest: layer.digest,
-      bytes: cached ? layer.size : 0,
-      totalBytes: layer.size,
-      cached,
-    });
-    const got = await cache.fetch(client, repository, layer.digest, layer.size, (bytes) =>
-      progress({ phase: 'layer', digest: layer.digest, bytes, totalBytes: layer.size, cached: false }),
-    );
-    if (got.pulledBytes === 0) cachedBytes += layer.size;
-    pulledBytes += got.pulledBytes;
-    layers.push({
-      digest: layer.digest,
-      mediaType: layer.mediaType,
-      compression: layer.compression,
-      size: layer.size,
-      path: got.path,
-    });
-  }
+  // Several blobs at once (as skopeo does): one stream rarely fills a link, and each blob's
+  // digest is checked while it streams anyway. The layers keep their manifest order.
+  let next = 0;
+  let stop = false;
+  const worker = async (): Promise<void> => {
+    while (next < resolved.layers.length && !stop) {
+      const index = next++;
+      const layer = resolved.layers[index] as (typeof resolved.layers)[number];
+      const cached = await cache.has(layer.digest, layer.size);
+      progress({
+        phase: 'layer',
+        digest: layer.digest,
+        bytes: cached ? layer.size : 0,
+        totalBytes: layer.size,
+        cached,
+      });
+      let got: { path: string; pulledBytes: number };
+      try {
+        got = await cache.fetch(client, repository, layer.digest, layer.size, (bytes) =>
+          progress({ phase: 'layer', digest: layer.digest, bytes, totalBytes: layer.size, cached: false }),
+        );
+      } catch (error) {
+        stop = true;
+        throw error;
+      }
+      if (got.pulledBytes === 0) cachedBytes += layer.size;
+      pulledBytes += got.pulledBytes;
+      layers[index] = {
+        digest: layer.digest,
+        mediaType: layer.mediaType,
+        compression: layer.compression,
+        size: layer.size,
+        path: got.path,
+      };
+    }
+  };
+  const parallel = Math.max(1, Math.min(options.concurrency ?? PULL_CONCURRENCY, resolved.layers.length));
+  const workers = Array.from({ length: parallel }, () => worker());
+  // The first failure is the pull's; the other workers finish their blob and take no other.
+  const settled = await Promise.allSettled(workers);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   progress({ phase: 'done', pulledBytes, cachedBytes });
   log('image pulled', {
     reference: resolved.reference,

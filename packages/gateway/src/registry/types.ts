@@ -150,6 +150,8 @@ export interface PullOptions {
   limits?: Partial<RegistryLimits>;
   /** Called with one line per notable event (never with credentials); default: silent. */
   log?: (message: string, fields?: Record<string, unknown>) => void;
+  /** Layer blobs downloaded at once. Default 4 (PULL_CONCURRENCY). */
+  concurrency?: number;
 }
 
 /** resolveImage's options: a pull's without the cache. */

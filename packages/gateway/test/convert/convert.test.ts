@@ -185,12 +185,15 @@ void describe('convertImage', () => {
     const path = process.env.PATH;
     process.env.PATH = join(dir, 'no-such-bin');
     try {
-      await assert.rejects(convertImage(sources, { outDir: out }), (error: unknown) => {
-        assert.ok(error instanceof FlotillaError, String((error as Error).stack));
-        assert.equal(error.code, 'FLT_CONVERT_FAILED');
-        assert.match(error.message, /not installed/);
-        return true;
-      });
+      await assert.rejects(
+        convertImage(sources, { outDir: out, squashfsWriter: 'sqfstar' }),
+        (error: unknown) => {
+          assert.ok(error instanceof FlotillaError, String((error as Error).stack));
+          assert.equal(error.code, 'FLT_CONVERT_FAILED');
+          assert.match(error.message, /not installed/);
+          return true;
+        },
+      );
     } finally {
       process.env.PATH = path;
     }

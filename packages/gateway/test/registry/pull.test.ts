@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -149,6 +151,73 @@ void describe('registry client against docker-registry', () => {
     const paths = pulls.map((p) => p.layers.map((l) => l.path));
     assert.deepEqual(paths[1], paths[0]);
     assert.deepEqual(paths[2], paths[0]);
+  });
+
+  void it('fetches several blobs at once, at most `concurrency`, and keeps the layers in manifest order', async () => {
+    const layers = await Promise.all(
+      [0, 1, 2, 3, 4].map((i) => makeLayer([{ name: `layer${i}`, content: randomBytes(64 * 1024) }])),
+    );
+    await writeOciLayout(join(dir, 'five'), 'v1', [{ architecture: 'amd64', layers }]);
+    await pushLayout(join(dir, 'five'), 'v1', open.host, 'team/five');
+    // A proxy that holds each blob answer until 3 blob requests are waiting (a barrier): the pull
+    // gets through only if it asks for 3 at once; a one-at-a-time pull is released after 10 s.
+    let waiting: (() => void)[] = [];
+    let inFlight = 0;
+    let most = 0;
+    const server = createServer((req, res) => {
+      const blob = /\/blobs\/sha256:/.test(req.url ?? '');
+      const forward = async (): Promise<void> => {
+        const accept = req.headers.accept;
+        const up = await fetch(`${open.url}${req.url ?? '/'}`, {
+          method: req.method ?? 'GET',
+          headers: typeof accept === 'string' ? { accept } : {},
+        });
+        const body = Buffer.from(await up.arrayBuffer());
+        const headers: Record<string, string> = {};
+        up.headers.forEach((v, k) => {
+          if (!['transfer-encoding', 'connection', 'content-encoding', 'content-length'].includes(k))
+            headers[k] = v;
+        });
+        res.writeHead(up.status, headers);
+        res.end(body);
+      };
+      if (!blob) return void forward();
+      inFlight++;
+      most = Math.max(most, inFlight);
+      res.on('close', () => inFlight--);
+      waiting.push(() => void forward());
+      if (waiting.length >= 3) {
+        const go = waiting;
+        waiting = [];
+        for (const release of go) release();
+      }
+    });
+    const fallback = setInterval(() => {
+      const go = waiting;
+      waiting = [];
+      for (const release of go) release();
+    }, 10_000);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const pulled = await pullImage('team/five:v1', {
+        location: anonymous(url),
+        cacheDir: join(dir, 'cache-five'),
+        concurrency: 3,
+      });
+      assert.equal(most, 3, 'three blobs at once, never more');
+      assert.deepEqual(
+        pulled.layers.map((l) => l.digest),
+        layers.map((l) => `sha256:${l.digestHex}`),
+      );
+      assert.equal(
+        pulled.pulledBytes,
+        layers.reduce((sum, l) => sum + l.blob.length, 0),
+      );
+    } finally {
+      clearInterval(fallback);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   void it('answers FLT_REGISTRY_IMAGE_NOT_FOUND for an unknown tag and FLT_IMAGE_REF_INVALID for a bad reference', async () => {

@@ -21,6 +21,15 @@ export interface BuildOptions {
   sink: ObjectSink;
   chunker?: ChunkerOptions | ChunkerParams;
   limits?: Partial<TreeLimits>;
+  /**
+   * A file object id the caller knows to be that of the file at `path` (relative, `a/b`) with
+   * `mode`, from an earlier build of the same bytes with the same chunker: used without reading
+   * the file when the sink has that object (its chunks went in before it). The file on disk may
+   * then be a placeholder; its chunks are not counted in the stats.
+   */
+  knownFile?: (path: string, mode: number) => string | undefined;
+  /** Called with each regular file's path, mode and file object id. */
+  onFile?: (path: string, mode: number, id: string) => void;
 }
 
 export interface BuildStats {
@@ -38,6 +47,8 @@ export interface BuildStats {
   newChunks: number;
   /** File and directory objects the sink did not have and received. */
   newObjects: number;
+  /** Files taken by id from BuildOptions.knownFile, not read (their bytes are not in `bytes`). */
+  reusedFiles: number;
 }
 
 export interface BuildResult {
@@ -58,6 +69,7 @@ class TreeBuilder {
     uniqueChunks: 0,
     newChunks: 0,
     newObjects: 0,
+    reusedFiles: 0,
   };
   private readonly seen = new Set<string>();
   private readonly budget: TreeBudget;
@@ -66,6 +78,7 @@ class TreeBuilder {
     private readonly sink: ObjectSink,
     private readonly chunker: ChunkerParams,
     private readonly limits: TreeLimits,
+    private readonly hooks: Pick<BuildOptions, 'knownFile' | 'onFile'> = {},
   ) {
     this.budget = new TreeBudget(limits);
   }
@@ -126,6 +139,14 @@ class TreeBuilder {
           details: { path },
         });
       const mode = checkMode(info.mode & 0o7777, this.limits);
+      const known = this.hooks.knownFile?.(path, mode);
+      if (known !== undefined && (this.seen.has(known) || (await this.sink.has(known)))) {
+        this.seen.add(known);
+        this.stats.files++;
+        this.stats.reusedFiles++;
+        this.hooks.onFile?.(path, mode, known);
+        return known;
+      }
       const chunks: ChunkRef[] = [];
       let size = 0;
       for await (const chunk of chunkStream(readFileHandle(handle), this.chunker)) {
@@ -145,7 +166,9 @@ class TreeBuilder {
       this.stats.files++;
       this.stats.bytes += size;
       this.stats.chunks += chunks.length;
-      return await this.putObject({ type: 'file', mode, size, chunks });
+      const id = await this.putObject({ type: 'file', mode, size, chunks });
+      this.hooks.onFile?.(path, mode, id);
+      return id;
     } finally {
       await handle.close();
     }
@@ -217,7 +240,7 @@ export async function buildTree(dir: string, options: BuildOptions): Promise<Bui
   });
   if (!info.isDirectory())
     throw new FlotillaError('FLT_VALIDATION', `${dir} is not a directory`, { details: { dir } });
-  const builder = new TreeBuilder(options.sink, resolveChunkerParams(options.chunker), limits);
+  const builder = new TreeBuilder(options.sink, resolveChunkerParams(options.chunker), limits, options);
   const root = await builder.dir(dir, '', 0).catch((error: unknown) => {
     throw withPath(error, '');
   });
