@@ -122,20 +122,34 @@ export async function unassignInTransaction(
     .where('app', '=', app)
     .executeTakeFirst();
   if (!row || row.rollout !== rollout || row.phase !== 'assigned') return null;
-  if (row.current === null)
+  return revertAppToCurrent(trx, deviceId, app, row.current, ctx.clock.now().toISOString());
+}
+
+/**
+ * Points a device's app back at the release it runs (`current`), or drops the app when it runs
+ * none, and bumps the device's state version so that it is told. Returns the new state version.
+ */
+export async function revertAppToCurrent(
+  trx: Db,
+  deviceId: string,
+  app: string,
+  current: string | null,
+  now: string,
+): Promise<number> {
+  if (current === null)
     await trx.deleteFrom('device_apps').where('device_id', '=', deviceId).where('app', '=', app).execute();
   else
     await trx
       .updateTable('device_apps')
       .set({
-        desired: row.current,
+        desired: current,
         rollout: null,
         phase: 'committed',
         bytes_done: null,
         bytes_total: null,
         bytes_fetched: null,
         error: null,
-        updated_at: ctx.clock.now().toISOString(),
+        updated_at: now,
       })
       .where('device_id', '=', deviceId)
       .where('app', '=', app)

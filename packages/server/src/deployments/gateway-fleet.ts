@@ -13,6 +13,7 @@ import { lockRows, writeTransaction } from '../db/write-transaction.js';
 import { signWithGatewayRole, withdrawGatewaySignature } from '../releases/gateway-signing.js';
 import { createRelease, getRelease } from '../releases/service.js';
 import type { Creator } from '../releases/service.js';
+import { revertAppToCurrent } from './assign.js';
 import type { AssignedDevice } from './assign.js';
 import type { DeploymentJobs } from './jobs.js';
 import { deploy } from './service.js';
@@ -127,38 +128,9 @@ export function gatewayFleet(
             .executeTakeFirst();
           if (row?.desired !== release.targetPath) continue;
           // Back to what the device runs, or the app is no longer assigned (the director stops naming it).
-          if (row.current === null || row.current === release.targetPath)
-            await trx
-              .deleteFrom('device_apps')
-              .where('device_id', '=', deviceId)
-              .where('app', '=', input.app)
-              .execute();
-          else
-            await trx
-              .updateTable('device_apps')
-              .set({
-                desired: row.current,
-                rollout: null,
-                phase: 'committed',
-                bytes_done: null,
-                bytes_total: null,
-                bytes_fetched: null,
-                error: null,
-                updated_at: now,
-              })
-              .where('device_id', '=', deviceId)
-              .where('app', '=', input.app)
-              .execute();
-          const device = await trx
-            .updateTable('devices')
-            .set((eb) => ({
-              state_version: eb('state_version', '+', 1),
-              director_pending: eb('state_version', '+', 1),
-            }))
-            .where('id', '=', deviceId)
-            .returning('state_version')
-            .executeTakeFirstOrThrow();
-          out.push({ deviceId, stateVersion: Number(device.state_version) });
+          const current = row.current === release.targetPath ? null : row.current;
+          const stateVersion = await revertAppToCurrent(trx, deviceId, input.app, current, now);
+          out.push({ deviceId, stateVersion });
         }
         await ctx.audit.record(
           {
