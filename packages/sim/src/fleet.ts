@@ -15,6 +15,7 @@ import { FlotillaError, errorSummary } from '@flotilla/protocol';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { SimDevice } from './device.js';
+import { memoizePublicKeys } from './key-memo.js';
 import type { CrashSpec, DurationRange } from './options.js';
 import { Behaviour, FleetShared } from './shared.js';
 import type { FleetStats, FleetSummary } from './shared.js';
@@ -63,6 +64,7 @@ export class Fleet {
   readonly #running: Promise<void>[] = [];
 
   constructor(private readonly opts: FleetOptions) {
+    memoizePublicKeys();
     // Every device's connection and timers listen to the one stop signal.
     setMaxListeners(0, this.#controller.signal);
     const latency = opts.latencyMs ?? 0;
