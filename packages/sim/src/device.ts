@@ -20,7 +20,7 @@ import {
   reactionTo,
 } from '@flotilla/agent';
 import type { VerifiedRelease } from '@flotilla/agent';
-import { DEVICE_REPORTS_ROUTE, errorSummary, isFlotillaError } from '@flotilla/protocol';
+import { DEVICE_REPORTS_ROUTE, FlotillaError, errorSummary, isFlotillaError } from '@flotilla/protocol';
 import type { AppProcessStatus, DeviceReport, UpdateReport } from '@flotilla/protocol';
 import type { FleetShared } from './shared.js';
 
@@ -91,6 +91,13 @@ export class SimDevice {
           this.converge(version);
         },
         onRequestInventory: () => Promise.resolve(),
+      },
+      onDropped: (end) => {
+        // Reset or closed before the welcome (a server's connection cap, a handshake timeout).
+        shared.stats.dropped++;
+        shared.stats.countError(
+          new FlotillaError('FLT_NETWORK', `control channel closed before the welcome (${end.code})`),
+        );
       },
       onError: (error) => {
         shared.stats.countError(error);
