@@ -41,6 +41,12 @@ export interface FleetOptions {
   /** HTTP requests at once across the fleet (default 256). */
   httpConcurrency?: number;
   /**
+   * Devices whose first control channel connection is under way at once (default 256): a fleet
+   * enrolled in one go would otherwise open thousands of WebSockets at the same moment, overflow
+   * the server's listen backlog, time out its handshakes and leave those devices to back off.
+   */
+  connectConcurrency?: number;
+  /**
    * Whether a device converges (refreshes its TUF metadata) when its first connection comes up, as
    * an agent does at start (default true). Benchmarks that time deployments turn it off to skip a
    * refresh per device that has nothing assigned yet.
@@ -90,6 +96,7 @@ export class Fleet {
         opts.random ?? Math.random,
       ),
       refreshLimit: concurrencyLimit(opts.refreshConcurrency ?? 64),
+      connectLimit: concurrencyLimit(opts.connectConcurrency ?? 256),
       localAddresses: opts.localAddresses ?? [],
       signal: this.#controller.signal,
       syncOnConnect: opts.syncOnConnect ?? true,

@@ -110,6 +110,8 @@ export interface FleetSharedOptions {
   logger: Logger;
   behaviour: Behaviour;
   refreshLimit: Limit;
+  /** First connections of the control channel under way at once (token, upgrade, welcome). */
+  connectLimit: Limit;
   localAddresses: readonly string[];
   signal: AbortSignal;
   syncOnConnect: boolean;
@@ -124,6 +126,7 @@ export class FleetShared {
   readonly logger: Logger;
   readonly behaviour: Behaviour;
   readonly refreshLimit: Limit;
+  readonly connectLimit: Limit;
   readonly signal: AbortSignal;
   readonly syncOnConnect: boolean;
   readonly onNotified: ((deviceId: string) => void) | undefined;
@@ -138,6 +141,7 @@ export class FleetShared {
     this.logger = opts.logger;
     this.behaviour = opts.behaviour;
     this.refreshLimit = opts.refreshLimit;
+    this.connectLimit = opts.connectLimit;
     this.signal = opts.signal;
     this.syncOnConnect = opts.syncOnConnect;
     this.onNotified = opts.onNotified;
