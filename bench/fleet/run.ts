@@ -16,17 +16,22 @@
  *    a success by the engine).
  *
  * Each way of starting an assignment is one function (`Trigger`): `deployTrigger`, `rolloutTrigger`.
+ *
+ * The simulator runs in this process, or with `--sim-procs N` in N child processes (sims.ts), each
+ * with its own open-files limit; the server's connection cap is lifted (`maxConnections` 0), so
+ * the server process's own open-files limit is what bounds the connections it holds.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { Fleet } from '@flotilla/sim';
+import { childSims, cpuSecondsOf as cpuSeconds, inProcessSims, rssMbOf as rssMb } from './sims.js';
+import type { Sims } from './sims.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -37,8 +42,10 @@ const { values: opts } = parseArgs({
     json: { type: 'boolean', default: false },
     'notify-only': { type: 'boolean', default: false },
     trigger: { type: 'string', default: 'deploy' },
+    'sim-procs': { type: 'string', default: '1' },
   },
 });
+const SIM_PROCS = Math.max(1, Number(opts['sim-procs']));
 const DEVICES = Number(opts.devices);
 const IDLE_SECONDS = Number(opts.idle);
 const DIALECTS = opts.dialect === 'both' ? ['sqlite', 'postgres'] : [opts.dialect];
@@ -56,20 +63,6 @@ async function freePort(): Promise<number> {
       s.close(() => res(typeof a === 'object' && a ? a.port : 0));
     });
   });
-}
-
-/** utime + stime of a process in seconds (Linux /proc; USER_HZ is 100). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Resident set size of a process in MB. */
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -152,6 +145,10 @@ async function startServer(dialect: string): Promise<Server> {
       FLOTILLA_ADMIN_PASSWORD: PASSWORD,
       // Every simulated device comes from 127.0.0.0/8: no per-address caps (docs/simulator.md).
       FLOTILLA_MAX_CONNECTIONS_PER_ADDRESS: '0',
+      // Nor the total cap (10,000 by default): the devices' WebSockets plus the simulator's idle
+      // keep-alive HTTP connections exceed it at 10,000 devices, and the devices refused would
+      // back off for minutes. The process's open-files limit bounds the connections instead.
+      FLOTILLA_MAX_CONNECTIONS: '0',
       FLOTILLA_ENROLL_NONCES_PER_ADDRESS: '0',
       FLOTILLA_TOKEN_CHALLENGES_PER_ADDRESS_PER_MINUTE: '0',
       FLOTILLA_REPORTS_PER_DEVICE_PER_MINUTE: '0',
@@ -266,6 +263,12 @@ interface Figures {
   /** CPU seconds the server and the simulator spent from the start until all committed (a rollout: completed). */
   deployServerCpuSeconds: number;
   deploySimCpuSeconds: number;
+  /** The same per device, ms. */
+  serverCpuMsPerDevice: number;
+  simCpuMsPerDevice: number;
+  simProcs: number;
+  /** Load average (1 min) at the start and at the end of the assignment: the machine is shared. */
+  loadAverage: [number, number];
   errors: Record<string, number>;
 }
 
@@ -273,7 +276,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
   const work = await mkdtemp(join(tmpdir(), 'flt-bench-fleet-work-'));
   const server = await startServer(dialect);
   const pid = server.child.pid!;
-  let fleet: Fleet | null = null;
+  let fleet: Sims | null = null;
   const stateDir = await mkdtemp(join('/dev/shm', 'flt-bench-sim-'));
   try {
     const api = await adminApi(server.base);
@@ -284,9 +287,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
     });
     await sleep(1000);
     const serverRssBaseMb = await rssMb(pid);
-    let notified = 0;
-    let lastNotifiedAt = 0;
-    fleet = new Fleet({
+    const spec = {
       serverUrl: server.base,
       registrationKey: key.body.secret,
       devices: DEVICES,
@@ -294,46 +295,49 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
       tags: ['bench'],
       localAddresses: Array.from({ length: ADDRESSES }, (_, i) => `127.0.0.${i + 1}`),
       syncOnConnect: false,
-      enrollConcurrency: 32,
-      onNotified: () => {
-        notified++;
-        lastNotifiedAt = performance.now();
-      },
-    });
+      enrollConcurrency: Math.max(4, Math.round(32 / SIM_PROCS)),
+      connectConcurrency: Math.max(16, Math.round(256 / SIM_PROCS)),
+    };
+    fleet = SIM_PROCS > 1 ? childSims(spec, SIM_PROCS) : inProcessSims(spec);
+    const sims = fleet;
     const t0 = performance.now();
     const progress = setInterval(() => {
-      const s = fleet!.summary();
+      const s = sims.summary();
+      const errors = Object.keys(s.errors).length > 0 ? ` errors ${JSON.stringify(s.errors)}` : '';
       process.stderr.write(
-        `  enrolled ${s.enrolled} connected ${s.connected} notified ${s.notified} committed ${s.committedReported}\n`,
+        `  enrolled ${s.enrolled} connected ${s.connected} notified ${s.notified} committed ${s.committedReported}${errors}\n`,
       );
     }, 10_000);
     try {
-      await fleet.start();
+      await sims.start();
       const enrollSeconds = (performance.now() - t0) / 1000;
-      if (!(await fleet.connected(300_000)))
-        throw new Error(`not all connected: ${JSON.stringify(fleet.summary())}`);
+      if (!(await sims.connected(300_000)))
+        throw new Error(`not all connected: ${JSON.stringify(sims.summary())}`);
       const connectSeconds = (performance.now() - t0) / 1000;
       await sleep(3000);
       const serverRssHeldMb = await rssMb(pid);
       const cpu0 = await cpuSeconds(pid);
       await sleep(IDLE_SECONDS * 1000);
       const idleCpu = (await cpuSeconds(pid)) - cpu0;
-      const simRssMb = process.memoryUsage().rss / 1024 / 1024;
+      const simRssMb = await sims.rssMb();
 
+      const loadBefore = loadavg()[0]!;
       const serverCpuBefore = await cpuSeconds(pid);
-      const simCpuBefore = process.cpuUsage();
+      const simCpuBefore = await sims.cpuSeconds();
       const d0 = performance.now();
+      const d0Wall = Date.now();
       const answered = await trigger(api);
-      while (notified < DEVICES) {
-        if (performance.now() - d0 > 300_000) throw new Error(`notified ${notified} of ${DEVICES}`);
+      while (sims.summary().notified < DEVICES) {
+        if (performance.now() - d0 > 300_000)
+          throw new Error(`notified ${sims.summary().notified} of ${DEVICES}`);
         await sleep(20);
       }
-      const notifiedAllSeconds = (lastNotifiedAt - d0) / 1000;
+      const notifiedAllSeconds = (sims.lastNotifiedAt() - d0Wall) / 1000;
       // --notify-only: stop once every device was told (large fleets on a busy machine).
       const waitCommitted = opts['notify-only'] !== true;
-      while (waitCommitted && fleet.stats.committedReported < DEVICES) {
+      while (waitCommitted && sims.summary().committedReported < DEVICES) {
         if (performance.now() - d0 > 600_000)
-          throw new Error(`committed ${fleet.stats.committedReported} of ${DEVICES}`);
+          throw new Error(`committed ${sims.summary().committedReported} of ${DEVICES}`);
         await sleep(50);
       }
       const committedAllSeconds = waitCommitted ? (performance.now() - d0) / 1000 : Number.NaN;
@@ -343,8 +347,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         completedSeconds = (performance.now() - d0) / 1000;
       }
       const deployServerCpuSeconds = (await cpuSeconds(pid)) - serverCpuBefore;
-      const simCpu = process.cpuUsage(simCpuBefore);
-      const deploySimCpuSeconds = (simCpu.user + simCpu.system) / 1e6;
+      const deploySimCpuSeconds = (await sims.cpuSeconds()) - simCpuBefore;
       const status = await api.call<{ phases: Record<string, number> }>(
         'GET',
         '/api/v1/deployments/status?app=web&version=1.0.0',
@@ -368,7 +371,11 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         completedSeconds,
         deployServerCpuSeconds,
         deploySimCpuSeconds,
-        errors: fleet.summary().errors,
+        serverCpuMsPerDevice: (deployServerCpuSeconds * 1000) / DEVICES,
+        simCpuMsPerDevice: (deploySimCpuSeconds * 1000) / DEVICES,
+        simProcs: SIM_PROCS,
+        loadAverage: [loadBefore, loadavg()[0]!],
+        errors: sims.summary().errors,
       };
     } finally {
       clearInterval(progress);
@@ -406,7 +413,9 @@ for (const dialect of DIALECTS) {
     if (!Number.isNaN(f.completedSeconds))
       console.log(`  rollout completed after ${f.completedSeconds.toFixed(1)} s`);
     console.log(
-      `  CPU meanwhile: server ${f.deployServerCpuSeconds.toFixed(1)} s, simulator ${f.deploySimCpuSeconds.toFixed(1)} s`,
+      `  CPU meanwhile: server ${f.deployServerCpuSeconds.toFixed(1)} s, simulator ${f.deploySimCpuSeconds.toFixed(1)} s ` +
+        `(${f.serverCpuMsPerDevice.toFixed(1)} / ${f.simCpuMsPerDevice.toFixed(1)} ms per device; ` +
+        `${f.simProcs} simulator process${f.simProcs > 1 ? 'es' : ''}; load average ${f.loadAverage[0].toFixed(1)} → ${f.loadAverage[1].toFixed(1)})`,
     );
     if (Object.keys(f.errors).length > 0)
       console.log(`  errors seen by devices: ${JSON.stringify(f.errors)}`);
