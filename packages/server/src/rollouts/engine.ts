@@ -151,29 +151,38 @@ export class RolloutEngine {
       const only = this.#full ? undefined : [...this.#reported];
       this.#full = false;
       this.#reported.clear();
+      let more = false;
       try {
-        await this.tickAll(only);
+        more = await this.tickAll(only);
       } catch (err) {
         this.#full = true;
         this.svc.ctx.log.warn({ err }, 'a rollout tick failed; the next tick retries');
       }
       const ended = Date.now();
-      next = ended + Math.max(MIN_TICK_GAP_MS, (ended - started) * TICK_GAP_PER_COST);
+      // A wave still being assigned goes on at once (devices wait to be told); reports can wait.
+      next =
+        ended + (more ? MIN_TICK_GAP_MS : Math.max(MIN_TICK_GAP_MS, (ended - started) * TICK_GAP_PER_COST));
     } while (this.#again && !this.#stopped);
   }
 
-  /** One tick of every active rollout; `only`: look at these in-flight devices alone. */
-  async tickAll(only?: readonly string[]): Promise<void> {
+  /**
+   * One tick of every active rollout; `only`: look at these in-flight devices alone. Returns
+   * whether one has more to do at once (devices of a started wave still to assign).
+   */
+  async tickAll(only?: readonly string[]): Promise<boolean> {
     const rows = await this.svc.ctx.db
       .selectFrom('rollouts')
       .select('id')
       .where('state', 'in', [...ACTIVE_STATES])
       .orderBy('created_at')
       .execute();
+    let more = false;
     for (const { id } of rows) {
-      if (this.#stopped) return;
-      if (await this.tick(id, only)) this.#again = true;
+      if (this.#stopped) return false;
+      if (await this.tick(id, only)) more = true;
     }
+    if (more) this.#again = true;
+    return more;
   }
 
   /**
