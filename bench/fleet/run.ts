@@ -16,17 +16,22 @@
  *    a success by the engine).
  *
  * Each way of starting an assignment is one function (`Trigger`): `deployTrigger`, `rolloutTrigger`.
+ *
+ * The simulator runs in this process, or with `--sim-procs N` in N child processes (sims.ts), each
+ * with its own open-files limit; the server's connection cap is lifted (`maxConnections` 0), so
+ * the server process's own open-files limit is what bounds the connections it holds.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { Fleet } from '@flotilla/sim';
+import { childSims, cpuSecondsOf as cpuSeconds, inProcessSims, rssMbOf as rssMb } from './sims.js';
+import type { Sims } from './sims.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -36,9 +41,14 @@ const { values: opts } = parseArgs({
     addresses: { type: 'string' },
     json: { type: 'boolean', default: false },
     'notify-only': { type: 'boolean', default: false },
+    'max-wait': { type: 'string', default: '600' },
     trigger: { type: 'string', default: 'deploy' },
+    'sim-procs': { type: 'string', default: '1' },
   },
 });
+const SIM_PROCS = Math.max(1, Number(opts['sim-procs']));
+/** Seconds to wait for every commit; then the figures so far are printed (`committed` short of N). */
+const MAX_WAIT_MS = Number(opts['max-wait']) * 1000;
 const DEVICES = Number(opts.devices);
 const IDLE_SECONDS = Number(opts.idle);
 const DIALECTS = opts.dialect === 'both' ? ['sqlite', 'postgres'] : [opts.dialect];
@@ -56,20 +66,6 @@ async function freePort(): Promise<number> {
       s.close(() => res(typeof a === 'object' && a ? a.port : 0));
     });
   });
-}
-
-/** utime + stime of a process in seconds (Linux /proc; USER_HZ is 100). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Resident set size of a process in MB. */
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -152,6 +148,10 @@ async function startServer(dialect: string): Promise<Server> {
       FLOTILLA_ADMIN_PASSWORD: PASSWORD,
       // Every simulated device comes from 127.0.0.0/8: no per-address caps (docs/simulator.md).
       FLOTILLA_MAX_CONNECTIONS_PER_ADDRESS: '0',
+      // Nor the total cap (10,000 by default): the devices' WebSockets plus the simulator's idle
+      // keep-alive HTTP connections exceed it at 10,000 devices, and the devices refused would
+      // back off for minutes. The process's open-files limit bounds the connections instead.
+      FLOTILLA_MAX_CONNECTIONS: '0',
       FLOTILLA_ENROLL_NONCES_PER_ADDRESS: '0',
       FLOTILLA_TOKEN_CHALLENGES_PER_ADDRESS_PER_MINUTE: '0',
       FLOTILLA_REPORTS_PER_DEVICE_PER_MINUTE: '0',
@@ -261,11 +261,20 @@ interface Figures {
   notifiedAllSeconds: number;
   committedAllSeconds: number;
   committedExact: number;
+  /** Commits the devices saw accepted by the end (short of `devices` when --max-wait ran out). */
+  committedByDevices: number;
+  waitedSeconds: number;
   /** Rollouts: until the rollout showed `completed` (NaN for a deploy). */
   completedSeconds: number;
   /** CPU seconds the server and the simulator spent from the start until all committed (a rollout: completed). */
   deployServerCpuSeconds: number;
   deploySimCpuSeconds: number;
+  /** The same per device, ms. */
+  serverCpuMsPerDevice: number;
+  simCpuMsPerDevice: number;
+  simProcs: number;
+  /** Load average (1 min) at the start and at the end of the assignment: the machine is shared. */
+  loadAverage: [number, number];
   errors: Record<string, number>;
 }
 
@@ -273,7 +282,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
   const work = await mkdtemp(join(tmpdir(), 'flt-bench-fleet-work-'));
   const server = await startServer(dialect);
   const pid = server.child.pid!;
-  let fleet: Fleet | null = null;
+  let fleet: Sims | null = null;
   const stateDir = await mkdtemp(join('/dev/shm', 'flt-bench-sim-'));
   try {
     const api = await adminApi(server.base);
@@ -284,9 +293,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
     });
     await sleep(1000);
     const serverRssBaseMb = await rssMb(pid);
-    let notified = 0;
-    let lastNotifiedAt = 0;
-    fleet = new Fleet({
+    const spec = {
       serverUrl: server.base,
       registrationKey: key.body.secret,
       devices: DEVICES,
@@ -294,57 +301,64 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
       tags: ['bench'],
       localAddresses: Array.from({ length: ADDRESSES }, (_, i) => `127.0.0.${i + 1}`),
       syncOnConnect: false,
-      enrollConcurrency: 32,
-      onNotified: () => {
-        notified++;
-        lastNotifiedAt = performance.now();
-      },
-    });
+      enrollConcurrency: Math.max(4, Math.round(32 / SIM_PROCS)),
+      connectConcurrency: Math.max(16, Math.round(256 / SIM_PROCS)),
+    };
+    fleet = SIM_PROCS > 1 ? childSims(spec, SIM_PROCS) : inProcessSims(spec);
+    const sims = fleet;
     const t0 = performance.now();
     const progress = setInterval(() => {
-      const s = fleet!.summary();
+      const s = sims.summary();
+      const errors = Object.keys(s.errors).length > 0 ? ` errors ${JSON.stringify(s.errors)}` : '';
       process.stderr.write(
-        `  enrolled ${s.enrolled} connected ${s.connected} notified ${s.notified} committed ${s.committedReported}\n`,
+        `  enrolled ${s.enrolled} connected ${s.connected} notified ${s.notified} committed ${s.committedReported}${errors}\n`,
       );
     }, 10_000);
     try {
-      await fleet.start();
+      await sims.start();
       const enrollSeconds = (performance.now() - t0) / 1000;
-      if (!(await fleet.connected(300_000)))
-        throw new Error(`not all connected: ${JSON.stringify(fleet.summary())}`);
+      if (!(await sims.connected(300_000)))
+        throw new Error(`not all connected: ${JSON.stringify(sims.summary())}`);
       const connectSeconds = (performance.now() - t0) / 1000;
       await sleep(3000);
       const serverRssHeldMb = await rssMb(pid);
       const cpu0 = await cpuSeconds(pid);
       await sleep(IDLE_SECONDS * 1000);
       const idleCpu = (await cpuSeconds(pid)) - cpu0;
-      const simRssMb = process.memoryUsage().rss / 1024 / 1024;
+      const simRssMb = await sims.rssMb();
 
+      const loadBefore = loadavg()[0]!;
       const serverCpuBefore = await cpuSeconds(pid);
-      const simCpuBefore = process.cpuUsage();
+      const simCpuBefore = await sims.cpuSeconds();
       const d0 = performance.now();
+      const d0Wall = Date.now();
       const answered = await trigger(api);
-      while (notified < DEVICES) {
-        if (performance.now() - d0 > 300_000) throw new Error(`notified ${notified} of ${DEVICES}`);
+      while (sims.summary().notified < DEVICES) {
+        if (performance.now() - d0 > 300_000)
+          throw new Error(`notified ${sims.summary().notified} of ${DEVICES}`);
         await sleep(20);
       }
-      const notifiedAllSeconds = (lastNotifiedAt - d0) / 1000;
+      const notifiedAllSeconds = (sims.lastNotifiedAt() - d0Wall) / 1000;
       // --notify-only: stop once every device was told (large fleets on a busy machine).
       const waitCommitted = opts['notify-only'] !== true;
-      while (waitCommitted && fleet.stats.committedReported < DEVICES) {
-        if (performance.now() - d0 > 600_000)
-          throw new Error(`committed ${fleet.stats.committedReported} of ${DEVICES}`);
+      let timedOut = false;
+      while (waitCommitted && sims.summary().committedReported < DEVICES) {
+        if (performance.now() - d0 > MAX_WAIT_MS) {
+          timedOut = true;
+          break;
+        }
         await sleep(50);
       }
-      const committedAllSeconds = waitCommitted ? (performance.now() - d0) / 1000 : Number.NaN;
+      const committedAllSeconds = waitCommitted && !timedOut ? (performance.now() - d0) / 1000 : Number.NaN;
+      const committedByDevices = sims.summary().committedReported;
+      const waitedSeconds = (performance.now() - d0) / 1000;
       let completedSeconds = Number.NaN;
-      if (waitCommitted && answered.finished) {
+      if (waitCommitted && !timedOut && answered.finished) {
         await answered.finished();
         completedSeconds = (performance.now() - d0) / 1000;
       }
       const deployServerCpuSeconds = (await cpuSeconds(pid)) - serverCpuBefore;
-      const simCpu = process.cpuUsage(simCpuBefore);
-      const deploySimCpuSeconds = (simCpu.user + simCpu.system) / 1e6;
+      const deploySimCpuSeconds = (await sims.cpuSeconds()) - simCpuBefore;
       const status = await api.call<{ phases: Record<string, number> }>(
         'GET',
         '/api/v1/deployments/status?app=web&version=1.0.0',
@@ -365,10 +379,16 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         notifiedAllSeconds,
         committedAllSeconds,
         committedExact: status.body.phases.committed ?? 0,
+        committedByDevices,
+        waitedSeconds,
         completedSeconds,
         deployServerCpuSeconds,
         deploySimCpuSeconds,
-        errors: fleet.summary().errors,
+        serverCpuMsPerDevice: (deployServerCpuSeconds * 1000) / DEVICES,
+        simCpuMsPerDevice: (deploySimCpuSeconds * 1000) / DEVICES,
+        simProcs: SIM_PROCS,
+        loadAverage: [loadBefore, loadavg()[0]!],
+        errors: sims.summary().errors,
       };
     } finally {
       clearInterval(progress);
@@ -400,13 +420,21 @@ for (const dialect of DIALECTS) {
     );
     console.log(`  ${f.trigger} answered in ${f.deployAnsweredMs.toFixed(0)} ms (HTTP ${f.deployStatus})`);
     console.log(`  all ${f.devices} notified after ${f.notifiedAllSeconds.toFixed(2)} s`);
-    console.log(
-      `  all committed after ${f.committedAllSeconds.toFixed(1)} s (deploy status: ${f.committedExact} committed)`,
-    );
+    if (Number.isNaN(f.committedAllSeconds))
+      console.log(
+        `  committed ${f.committedByDevices} of ${f.devices} after ${f.waitedSeconds.toFixed(1)} s ` +
+          `(${(f.committedByDevices / f.waitedSeconds).toFixed(1)} a second; deploy status: ${f.committedExact} committed)`,
+      );
+    else
+      console.log(
+        `  all committed after ${f.committedAllSeconds.toFixed(1)} s (deploy status: ${f.committedExact} committed)`,
+      );
     if (!Number.isNaN(f.completedSeconds))
       console.log(`  rollout completed after ${f.completedSeconds.toFixed(1)} s`);
     console.log(
-      `  CPU meanwhile: server ${f.deployServerCpuSeconds.toFixed(1)} s, simulator ${f.deploySimCpuSeconds.toFixed(1)} s`,
+      `  CPU meanwhile: server ${f.deployServerCpuSeconds.toFixed(1)} s, simulator ${f.deploySimCpuSeconds.toFixed(1)} s ` +
+        `(${f.serverCpuMsPerDevice.toFixed(1)} / ${f.simCpuMsPerDevice.toFixed(1)} ms per device; ` +
+        `${f.simProcs} simulator process${f.simProcs > 1 ? 'es' : ''}; load average ${f.loadAverage[0].toFixed(1)} → ${f.loadAverage[1].toFixed(1)})`,
     );
     if (Object.keys(f.errors).length > 0)
       console.log(`  errors seen by devices: ${JSON.stringify(f.errors)}`);

@@ -20,7 +20,7 @@ import {
   reactionTo,
 } from '@flotilla/agent';
 import type { VerifiedRelease } from '@flotilla/agent';
-import { DEVICE_REPORTS_ROUTE, errorSummary, isFlotillaError } from '@flotilla/protocol';
+import { DEVICE_REPORTS_ROUTE, FlotillaError, errorSummary, isFlotillaError } from '@flotilla/protocol';
 import type { AppProcessStatus, DeviceReport, UpdateReport } from '@flotilla/protocol';
 import type { FleetShared } from './shared.js';
 
@@ -62,8 +62,24 @@ export class SimDevice {
     return join(this.shared.stateDir, 'tuf', this.deviceId);
   }
 
-  /** Runs the control channel until the signal ends it (reconnecting as the agent does). */
-  run(signal: AbortSignal): Promise<void> {
+  /**
+   * Runs the control channel until the signal ends it (reconnecting as the agent does). The first
+   * connection waits for a slot of the fleet's `connectLimit`, held until it is welcomed or ends.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const { shared } = this;
+    const release = await new Promise<() => void>((acquired) => {
+      void shared.connectLimit(() => new Promise<void>((done) => acquired(done)));
+    });
+    try {
+      if (signal.aborted) return;
+      await this.#runChannel(signal, release);
+    } finally {
+      release();
+    }
+  }
+
+  #runChannel(signal: AbortSignal, firstAttemptDone: () => void): Promise<void> {
     const { shared } = this;
     const channel = new ControlChannel({
       baseUrl: shared.serverUrl,
@@ -79,6 +95,7 @@ export class SimDevice {
       handlers: {
         stateVersion: () => this.#heldVersion,
         onWelcome: (data) => {
+          firstAttemptDone();
           if (!this.connected) shared.stats.connected++;
           this.connected = true;
           for (const [app, running] of this.#apps) this.#pushStatus(app, running, 'running');
@@ -92,7 +109,16 @@ export class SimDevice {
         },
         onRequestInventory: () => Promise.resolve(),
       },
+      onDropped: (end) => {
+        firstAttemptDone();
+        // Reset or closed before the welcome (a server's connection cap, a handshake timeout).
+        shared.stats.dropped++;
+        shared.stats.countError(
+          new FlotillaError('FLT_NETWORK', `control channel closed before the welcome (${end.code})`),
+        );
+      },
       onError: (error) => {
+        firstAttemptDone();
         shared.stats.countError(error);
         // Revoked, rejected or unknown: this device stops, as an agent would.
         return reactionTo(error) === 'retry' || reactionTo(error) === 'refresh-token';

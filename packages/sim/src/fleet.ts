@@ -15,6 +15,7 @@ import { FlotillaError, errorSummary } from '@flotilla/protocol';
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { SimDevice } from './device.js';
+import { memoizePublicKeys } from './key-memo.js';
 import type { CrashSpec, DurationRange } from './options.js';
 import { Behaviour, FleetShared } from './shared.js';
 import type { FleetStats, FleetSummary } from './shared.js';
@@ -40,6 +41,12 @@ export interface FleetOptions {
   /** HTTP requests at once across the fleet (default 256). */
   httpConcurrency?: number;
   /**
+   * Devices whose first control channel connection is under way at once (default 256): a fleet
+   * enrolled in one go would otherwise open thousands of WebSockets at the same moment, overflow
+   * the server's listen backlog, time out its handshakes and leave those devices to back off.
+   */
+  connectConcurrency?: number;
+  /**
    * Whether a device converges (refreshes its TUF metadata) when its first connection comes up, as
    * an agent does at start (default true). Benchmarks that time deployments turn it off to skip a
    * refresh per device that has nothing assigned yet.
@@ -63,6 +70,7 @@ export class Fleet {
   readonly #running: Promise<void>[] = [];
 
   constructor(private readonly opts: FleetOptions) {
+    memoizePublicKeys();
     // Every device's connection and timers listen to the one stop signal.
     setMaxListeners(0, this.#controller.signal);
     const latency = opts.latencyMs ?? 0;
@@ -88,6 +96,7 @@ export class Fleet {
         opts.random ?? Math.random,
       ),
       refreshLimit: concurrencyLimit(opts.refreshConcurrency ?? 64),
+      connectLimit: concurrencyLimit(opts.connectConcurrency ?? 256),
       localAddresses: opts.localAddresses ?? [],
       signal: this.#controller.signal,
       syncOnConnect: opts.syncOnConnect ?? true,

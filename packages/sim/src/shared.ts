@@ -13,6 +13,8 @@ export class FleetStats {
   /** Devices whose identity was kept from an earlier run (no enrollment needed). */
   reused = 0;
   connected = 0;
+  /** Control channel connections that ended before the server's welcome (then retried with backoff). */
+  dropped = 0;
   /** `state-changed` notices received. */
   notified = 0;
   /** Successful refreshes and verifications of both TUF repositories. */
@@ -40,6 +42,7 @@ export class FleetStats {
       enrolled: this.enrolled,
       reused: this.reused,
       connected: this.connected,
+      dropped: this.dropped,
       notified: this.notified,
       verified: this.verified,
       installing: this.installing,
@@ -60,6 +63,7 @@ export interface FleetSummary {
   enrolled: number;
   reused: number;
   connected: number;
+  dropped: number;
   notified: number;
   verified: number;
   installing: number;
@@ -106,6 +110,8 @@ export interface FleetSharedOptions {
   logger: Logger;
   behaviour: Behaviour;
   refreshLimit: Limit;
+  /** First connections of the control channel under way at once (token, upgrade, welcome). */
+  connectLimit: Limit;
   localAddresses: readonly string[];
   signal: AbortSignal;
   syncOnConnect: boolean;
@@ -120,6 +126,7 @@ export class FleetShared {
   readonly logger: Logger;
   readonly behaviour: Behaviour;
   readonly refreshLimit: Limit;
+  readonly connectLimit: Limit;
   readonly signal: AbortSignal;
   readonly syncOnConnect: boolean;
   readonly onNotified: ((deviceId: string) => void) | undefined;
@@ -134,6 +141,7 @@ export class FleetShared {
     this.logger = opts.logger;
     this.behaviour = opts.behaviour;
     this.refreshLimit = opts.refreshLimit;
+    this.connectLimit = opts.connectLimit;
     this.signal = opts.signal;
     this.syncOnConnect = opts.syncOnConnect;
     this.onNotified = opts.onNotified;

@@ -22,10 +22,20 @@ export interface ChannelOptions {
   handlers: ConnectionHandlers;
   /** Returns false when the error ends the channel (device revoked, rejected, unknown). */
   onError: (error: unknown) => boolean;
+  /**
+   * A connection that ended before the server's welcome without an answer to go by (code 1006: reset
+   * or closed at once, e.g. by a server's connection cap, or the handshake timed out): the channel reconnects
+   * with backoff, so without this nothing shows that the device is not connected (the simulator
+   * counts them).
+   */
+  onDropped?: (end: Extract<ConnectionEnd, { kind: 'closed' }>) => void;
   random?: () => number;
   /** Source address of the connections (the fleet simulator spreads many over 127.0.0.0/8). */
   localAddress?: string;
 }
+
+/** WebSocket close code 1006: the connection ended without a close frame. */
+const ABNORMAL_CLOSURE = 1006;
 
 export class ControlChannel {
   constructor(private readonly options: ChannelOptions) {}
@@ -64,6 +74,8 @@ export class ControlChannel {
         signal,
       );
       if (end.kind === 'stopped' || signal.aborted) return;
+      if (end.kind === 'closed' && !end.welcomed && end.code === ABNORMAL_CLOSURE)
+        this.options.onDropped?.(end);
       if (!this.afterEnd(end)) return;
       const delayMs = backoff.nextAfter(end.kind === 'refused' ? end.error : null);
       logger.info({ retryInMs: delayMs, attempt: backoff.attempts }, 'control channel: reconnecting');

@@ -26,6 +26,15 @@ const ASSIGN_BATCH = 500;
 const INSERT_CHUNK = 500;
 /** Least time between two passes over the active rollouts. */
 const MIN_TICK_GAP_MS = 50;
+/**
+ * A pass waits this many times its own duration before the next one, so that the passes of a large
+ * rollout (reports nudge continuously) take at most a third of the process's time.
+ */
+const TICK_GAP_PER_COST = 2;
+/** Devices whose reports a pass looks at alone; more and it looks at every in-flight device. */
+const MAX_REPORTED = 5_000;
+/** Device ids per statement when a pass looks at the reported devices only. */
+const REPORTED_CHUNK = 500;
 /** Bytes of a failed device's app output kept with its failure. */
 const LOG_TAIL_BYTES = 4096;
 const ACTIVE_STATES = ['running', 'paused', 'waiting-approval'] as const;
@@ -77,6 +86,10 @@ export class RolloutEngine {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | null = null;
   #again = false;
+  /** Whether the next pass looks at every in-flight device (else at `#reported` only). */
+  #full = true;
+  /** Devices that reported to this process since the last pass. */
+  readonly #reported = new Set<string>();
   #stopped = false;
   #publishing: Promise<void> = Promise.resolve();
   readonly #abort = new AbortController();
@@ -100,9 +113,19 @@ export class RolloutEngine {
     await this.#publishing;
   }
 
-  /** Runs a tick of every active rollout soon (coalesced with one already running). */
-  nudge(): void {
+  /**
+   * Runs a tick of every active rollout soon (coalesced with one already running). With a device
+   * (its report arrived here), that pass may look at the devices that reported only; without, it
+   * looks at every in-flight device (the periodic tick, an operator's action). The periodic ticks
+   * catch whatever reached other server processes, or the soak's clock.
+   */
+  nudge(deviceId?: string): void {
     if (this.#stopped) return;
+    if (deviceId === undefined) this.#full = true;
+    else if (!this.#full) {
+      this.#reported.add(deviceId);
+      if (this.#reported.size > MAX_REPORTED) this.#full = true;
+    }
     if (this.#running) {
       this.#again = true;
       return;
@@ -118,36 +141,55 @@ export class RolloutEngine {
   }
 
   async #loop(): Promise<void> {
-    let last = 0;
+    let next = 0;
     do {
-      // Reports from a large fleet nudge continuously: at most one pass per MIN_TICK_GAP_MS.
-      const wait = last + MIN_TICK_GAP_MS - Date.now();
-      if (last > 0 && wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-      last = Date.now();
+      // Reports from a large fleet nudge continuously: passes are spaced by their own cost.
+      const wait = next - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const started = Date.now();
       this.#again = false;
+      const only = this.#full ? undefined : [...this.#reported];
+      this.#full = false;
+      this.#reported.clear();
+      let more = false;
       try {
-        await this.tickAll();
+        more = await this.tickAll(only);
       } catch (err) {
+        this.#full = true;
         this.svc.ctx.log.warn({ err }, 'a rollout tick failed; the next tick retries');
       }
+      const ended = Date.now();
+      // A wave still being assigned goes on at once (devices wait to be told); reports can wait.
+      next =
+        ended + (more ? MIN_TICK_GAP_MS : Math.max(MIN_TICK_GAP_MS, (ended - started) * TICK_GAP_PER_COST));
     } while (this.#again && !this.#stopped);
   }
 
-  async tickAll(): Promise<void> {
+  /**
+   * One tick of every active rollout; `only`: look at these in-flight devices alone. Returns
+   * whether one has more to do at once (devices of a started wave still to assign).
+   */
+  async tickAll(only?: readonly string[]): Promise<boolean> {
     const rows = await this.svc.ctx.db
       .selectFrom('rollouts')
       .select('id')
       .where('state', 'in', [...ACTIVE_STATES])
       .orderBy('created_at')
       .execute();
+    let more = false;
     for (const { id } of rows) {
-      if (this.#stopped) return;
-      if (await this.tick(id)) this.#again = true;
+      if (this.#stopped) return false;
+      if (await this.tick(id, only)) more = true;
     }
+    if (more) this.#again = true;
+    return more;
   }
 
-  /** One tick of one rollout; returns whether it has more to do at once. */
-  async tick(rolloutId: string): Promise<boolean> {
+  /**
+   * One tick of one rollout; returns whether it has more to do at once. `only`: the in-flight
+   * devices to move on (the others are looked at by the next tick without it).
+   */
+  async tick(rolloutId: string, only?: readonly string[]): Promise<boolean> {
     const { ctx } = this.svc;
     const post = afterCommit();
     await writeTransaction(ctx.db, ctx.dialect, async (trx) => {
@@ -157,7 +199,7 @@ export class RolloutEngine {
       ).executeTakeFirst();
       if (!row || !(ACTIVE_STATES as readonly string[]).includes(row.state)) return;
       const now = ctx.clock.now();
-      await this.#refresh(trx, row, now, post);
+      await this.#refresh(trx, row, now, post, only);
       if (row.state !== 'running') return;
       if (row.include_new === 1) await this.#addNew(trx, row, now);
       await this.#gate(trx, row, now, post);
@@ -232,10 +274,28 @@ export class RolloutEngine {
     }
   }
 
-  /** Moves in-flight devices on from their reports; the soak gate. */
-  async #refresh(trx: Db, row: RolloutRow, now: Date, post: AfterCommit): Promise<void> {
+  /** Moves in-flight devices (all, or `only` these) on from their reports; the soak gate. */
+  async #refresh(
+    trx: Db,
+    row: RolloutRow,
+    now: Date,
+    post: AfterCommit,
+    only?: readonly string[],
+  ): Promise<void> {
+    if (only === undefined) return this.#refreshDevices(trx, row, now, post);
+    for (let i = 0; i < only.length; i += REPORTED_CHUNK)
+      await this.#refreshDevices(trx, row, now, post, only.slice(i, i + REPORTED_CHUNK));
+  }
+
+  async #refreshDevices(
+    trx: Db,
+    row: RolloutRow,
+    now: Date,
+    post: AfterCommit,
+    only?: readonly string[],
+  ): Promise<void> {
     const { ctx } = this.svc;
-    const devices = await trx
+    let query = trx
       .selectFrom('rollout_devices as rd')
       .innerJoin('devices as d', 'd.id', 'rd.device_id')
       .leftJoin('device_apps as da', (join) =>
@@ -260,8 +320,9 @@ export class RolloutEngine {
         'da.bytes_done',
       ])
       .where('rd.rollout_id', '=', row.id)
-      .where('rd.phase', 'in', [...IN_FLIGHT])
-      .execute();
+      .where('rd.phase', 'in', [...IN_FLIGHT]);
+    if (only !== undefined) query = query.where('rd.device_id', 'in', only);
+    const devices = await query.execute();
     if (devices.length === 0) return;
     const iso = now.toISOString();
     const { presence } = this.svc.devices;

@@ -25,7 +25,7 @@ export function registerRollouts(app: FastifyInstance, opts: RolloutsOptions): R
   // A device's report may move it on in a rollout: look at once rather than at the next tick.
   svc.events.subscribe(
     (e) => e.type.startsWith('device.update.') || e.type === 'device.app.status',
-    () => engine.nudge(),
+    (e) => engine.nudge('deviceId' in e ? e.deviceId : undefined),
   );
   app.addHook('onReady', (done) => {
     engine.start();

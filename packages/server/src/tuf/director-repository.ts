@@ -82,6 +82,11 @@ export class DirectorRepository {
     });
   }
 
+  /** Creates the director's root at first use (without reading it back: `root()` does that). */
+  async #ensureRoot(): Promise<void> {
+    if ((await this.#ctx.store.latestVersion(ROOT_REPO, 'root')) === undefined) await this.root();
+  }
+
   async #publishRoot(current: Metadata<Root> | undefined, now: Date): Promise<Metadata<Root>> {
     const { director, snapshot, timestamp } = this.#ctx.keys;
     const expires = expiresAfter(now, this.#ctx.policy.directorRootSeconds);
@@ -115,7 +120,7 @@ export class DirectorRepository {
   /** Gives a device empty director targets (idempotent), so its agent can refresh before any assignment. */
   async initDevice(deviceId: string): Promise<void> {
     const repo = deviceRepo(deviceId);
-    await this.root();
+    await this.#ensureRoot();
     await this.#mutex.run(repo, async () => {
       if ((await this.#ctx.store.latestVersion(repo, 'targets')) !== undefined) return;
       await this.#publishTargets(repo, [], this.#clock.now());
@@ -171,7 +176,7 @@ export class DirectorRepository {
       readReleaseTarget(entry); // validates the rollout id and the sealed secrets
       entries.push(entry);
     }
-    await this.root();
+    await this.#ensureRoot();
     return this.#mutex.run(repo, () => this.#publishTargets(repo, entries, this.#clock.now()));
   }
 

@@ -55,6 +55,8 @@ export class ImageRepository {
   readonly #ctx: PublisherContext;
   readonly #clock: Clock;
   readonly #mutex = new KeyedSerialQueue();
+  /** The latest targets parsed, for `target` (a stored version never changes: kept until a newer one). */
+  #parsedTargets: { version: number; targets: Metadata<Targets> } | undefined;
 
   constructor(opts: ImageRepositoryOptions) {
     this.#ctx = { store: opts.store, keys: opts.keys, policy: opts.policy };
@@ -223,6 +225,21 @@ export class ImageRepository {
     // Superseded versions stay served as long as the snapshots that may name them.
     await this.#ctx.store.deleteBelow(REPO, GATEWAY_ROLE, version - KEEP_SUPERSEDED_VERSIONS);
     return { gateway: version, ...published };
+   * One target of the latest targets metadata, or undefined. Every director re-sign asks, so the
+   * latest targets are parsed once per version; the entry returned is shared: read it, never change it.
+   */
+  async target(path: string): Promise<TargetFile | undefined> {
+    const version = await this.#ctx.store.latestVersion(REPO, 'targets');
+    if (version === undefined) return undefined;
+    let parsed = this.#parsedTargets;
+    if (parsed?.version !== version) {
+      const found = await latest(this.#ctx.store, REPO, 'targets');
+      if (!found) return undefined;
+      parsed = { version: found.version, targets: parseMetadata('targets', found.bytes) };
+      this.#parsedTargets = parsed;
+    }
+    const { targets } = parsed.targets.signed;
+    return Object.prototype.hasOwnProperty.call(targets, path) ? targets[path] : undefined;
   }
 
   /**

@@ -32,6 +32,35 @@ void test('the filesystem store keeps immutable versions per repository', async 
   assert.deepEqual(await store.listRepos(''), ['director', 'director/dev-1', 'image']);
 });
 
+void test('the filesystem store answers from memory what its own writes and one listing taught it', async (t) => {
+  const dir = await tempDir(t);
+  const store = new FsMetadataStore(dir, { maxCachedBytes: 64 });
+  // Concurrent first uses of a repository, one of them with a write under way.
+  const [first] = await Promise.all([
+    store.latestVersion('director/dev-1', 'targets'),
+    store.put('director/dev-1', 'targets', 1, Buffer.from('t1')),
+  ]);
+  assert.ok(first === undefined || first === 1);
+  assert.equal(await store.latestVersion('director/dev-1', 'targets'), 1);
+  for (let v = 2; v <= 5; v++) await store.put('director/dev-1', 'targets', v, Buffer.from(`t${v}`));
+  assert.equal(await store.latestVersion('director/dev-1', 'targets'), 5);
+  await store.deleteBelow('director/dev-1', 'targets', 4);
+  assert.equal(await store.get('director/dev-1', 'targets', 3), undefined);
+  assert.equal((await store.get('director/dev-1', 'targets', 4))?.toString(), 't4');
+  // The bytes returned are a copy: changing them changes nothing stored.
+  const bytes = await store.get('director/dev-1', 'targets', 5);
+  bytes?.fill(0);
+  assert.equal((await store.get('director/dev-1', 'targets', 5))?.toString(), 't5');
+  // Another store on the same directory (the next start) reads the same from disk.
+  const again = new FsMetadataStore(dir);
+  assert.equal(await again.latestVersion('director/dev-1', 'targets'), 5);
+  assert.equal(await again.get('director/dev-1', 'targets', 3), undefined);
+  assert.equal((await again.get('director/dev-1', 'targets', 4))?.toString(), 't4');
+  await again.deleteBelow('director/dev-1', 'targets', 10);
+  assert.equal(await again.latestVersion('director/dev-1', 'targets'), undefined);
+  assert.equal(await again.get('director/dev-1', 'targets', 5), undefined);
+});
+
 void test('online keys are generated once, persisted 0600 (encrypted on request) and reloaded identical', async (t) => {
   const dir = await tempDir(t);
   const [a, b] = await Promise.all([
