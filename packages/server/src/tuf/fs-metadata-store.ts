@@ -153,7 +153,7 @@ export class FsMetadataStore implements MetadataStore {
       const generation = this.#generation.get(repo) ?? 0;
       listing = this.#list(join(this.dir, repo))
         .then((names) => {
-          const versions: Versions = { root: [], targets: [], snapshot: [], timestamp: [] };
+          const versions: Versions = { root: [], targets: [], snapshot: [], timestamp: [], gateway: [] };
           for (const name of names) {
             const m = FILE_NAME.exec(name);
             if (m) versions[m[2] as StoredRole].push(Number(m[1]));

@@ -92,15 +92,28 @@ export class ImageRepository {
   /**
    * One target, resolved as a TUF client resolves it: the latest offline-signed targets first, then,
    * for a path the offline targets delegate to the gateway role, the latest `gateway.json` (only
-   * while it verifies under that delegation). Undefined when neither vouches for it.
+   * while it verifies under that delegation). Undefined when neither vouches for it. Every director
+   * re-sign asks, so the latest targets are parsed once per version; the entry returned is shared:
+   * read it, never change it.
    */
   async target(path: string): Promise<TargetFile | undefined> {
-    const targets = await this.targets();
+    const targets = await this.#latestTargetsParsed();
     if (!targets) return undefined;
     if (Object.prototype.hasOwnProperty.call(targets.signed.targets, path))
       return targets.signed.targets[path];
     const delegated = await this.#delegatedTargets(targets);
     return delegated && Object.prototype.hasOwnProperty.call(delegated, path) ? delegated[path] : undefined;
+  }
+
+  async #latestTargetsParsed(): Promise<Metadata<Targets> | undefined> {
+    const version = await this.#ctx.store.latestVersion(REPO, 'targets');
+    if (version === undefined) return undefined;
+    if (this.#parsedTargets?.version !== version) {
+      const found = await latest(this.#ctx.store, REPO, 'targets');
+      if (!found) return undefined;
+      this.#parsedTargets = { version: found.version, targets: parseMetadata('targets', found.bytes) };
+    }
+    return this.#parsedTargets.targets;
   }
 
   /** Every target a client would accept: the offline-signed ones and the delegated ones under their delegation. */
@@ -225,21 +238,6 @@ export class ImageRepository {
     // Superseded versions stay served as long as the snapshots that may name them.
     await this.#ctx.store.deleteBelow(REPO, GATEWAY_ROLE, version - KEEP_SUPERSEDED_VERSIONS);
     return { gateway: version, ...published };
-   * One target of the latest targets metadata, or undefined. Every director re-sign asks, so the
-   * latest targets are parsed once per version; the entry returned is shared: read it, never change it.
-   */
-  async target(path: string): Promise<TargetFile | undefined> {
-    const version = await this.#ctx.store.latestVersion(REPO, 'targets');
-    if (version === undefined) return undefined;
-    let parsed = this.#parsedTargets;
-    if (parsed?.version !== version) {
-      const found = await latest(this.#ctx.store, REPO, 'targets');
-      if (!found) return undefined;
-      parsed = { version: found.version, targets: parseMetadata('targets', found.bytes) };
-      this.#parsedTargets = parsed;
-    }
-    const { targets } = parsed.targets.signed;
-    return Object.prototype.hasOwnProperty.call(targets, path) ? targets[path] : undefined;
   }
 
   /**
