@@ -52,7 +52,7 @@ export interface TrustOptions {
 /** The repositories and keys under the data directory (no routes: `registerTrustRoutes` adds those). */
 export async function createTrust(ctx: ServerContext): Promise<Trust> {
   const { dataDir } = ctx.config;
-  const store = new FsMetadataStore(join(dataDir, 'tuf'));
+  const store = FsMetadataStore.open(join(dataDir, 'tuf'));
   const keys = await loadOrCreateOnlineKeys(join(dataDir, 'tuf-keys'));
   const policy = expiryPolicy();
   const image = new ImageRepository({ store, keys, policy, clock: ctx.clock });

@@ -11,7 +11,7 @@
  * never change: a published version is immutable), both bounded.
  */
 import { readdir, readFile, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import { WeightedLru, writeFileAtomic } from '@flotilla/node-kit';
 import { checkStoreKey, versionExists } from './metadata-store.js';
@@ -29,7 +29,23 @@ export interface FsMetadataStoreOptions {
   maxCachedBytes?: number;
 }
 
+/**
+ * The stores opened in this process, by directory: `open` hands every user of one directory the same
+ * instance, so that what one writes the others read (the versions and bytes are kept in memory).
+ */
+const openStores = new Map<string, WeakRef<FsMetadataStore>>();
+
 export class FsMetadataStore implements MetadataStore {
+  /** The one store of `dir` in this process (created on first use); prefer it to `new`. */
+  static open(dir: string, opts: FsMetadataStoreOptions = {}): FsMetadataStore {
+    const key = resolve(dir);
+    const existing = openStores.get(key)?.deref();
+    if (existing) return existing;
+    const store = new FsMetadataStore(key, opts);
+    openStores.set(key, new WeakRef(store));
+    return store;
+  }
+
   readonly #versions: WeightedLru<string, Versions>;
   readonly #bytes: WeightedLru<string, Buffer>;
   /** Listings under way, so that concurrent first uses of a repository read its directory once. */

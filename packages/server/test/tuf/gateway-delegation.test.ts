@@ -191,7 +191,8 @@ void test('with the delegation, the server signs the delegated app online and tu
 
 /** What a compromised server could do with the online keys it holds: sign gateway.json as it likes. */
 async function forgeGatewayRole(targets: TargetFile[], signer?: Parameters<typeof signMetadata>[1][number]) {
-  const store = new FsMetadataStore(join(t.dataDir, 'tuf'));
+  // The running server's own store (a compromised server serves what it wrote).
+  const store = FsMetadataStore.open(join(t.dataDir, 'tuf'));
   const online = await loadOrCreateOnlineKeys(join(t.dataDir, 'tuf-keys'));
   const version = ((await store.latestVersion('image', 'gateway')) ?? 0) + 1;
   const md = newTargets({ version, expires: new Date(Date.now() + YEAR_MS), targets });
