@@ -6,7 +6,8 @@
  * agent's periodic work (state polls, heartbeats, token renewal) is all JSON requests. This
  * implements the part of fetch the JSON client uses (method, headers, a string or byte body, an
  * abort signal, `redirect: 'error'`; the answer's status, `headers.get`, its body as an async
- * iterable with `cancel`, `text()`), with keep-alive agents like undici's. Certificates: the
+ * iterable with `cancel`, `text()`), with keep-alive agents and no limit of connections per host,
+ * like undici's (a limit would queue pack requests behind their own idle timeouts). Certificates: the
  * default CA store and NODE_EXTRA_CA_CERTS, as with the global fetch. Errors are shaped like
  * fetch's (a TypeError `fetch failed` whose cause carries the socket's code), so the client's
  * messages and codes stay the same.
@@ -30,13 +31,13 @@ function transport(protocol: string): Promise<Transport> {
   if (protocol === 'https:') {
     secure ??= import('node:https').then((m) => ({
       module: m as unknown as HttpModule,
-      agent: new m.Agent({ keepAlive: true, maxSockets: 8 }),
+      agent: new m.Agent({ keepAlive: true }),
     }));
     return secure;
   }
   plain ??= import('node:http').then((m) => ({
     module: m,
-    agent: new m.Agent({ keepAlive: true, maxSockets: 8 }),
+    agent: new m.Agent({ keepAlive: true }),
   }));
   return plain;
 }

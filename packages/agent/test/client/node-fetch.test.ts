@@ -1,6 +1,11 @@
 // node-kit's JSON client tests (packages/node-kit/test/json-client.test.ts), run on the agent's node:http fetch.
 import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -219,4 +224,65 @@ void test('the agent client does not load undici (issue 20: the idle agent stays
   assert.equal(undiciLoaded(), false);
   await client.send({ method: 'GET', path: '/' });
   assert.equal(undiciLoaded(), false);
+});
+
+void test('https: the certificate is checked; a CA in NODE_EXTRA_CA_CERTS is trusted, as with fetch', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'flt-node-fetch-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+  } catch {
+    t.skip('openssl is not installed');
+    return;
+  }
+  const server = createHttpsServer(
+    { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+    (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(state)),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as { port: number };
+  const baseUrl = `https://127.0.0.1:${port}`;
+  const client = new JsonHttpClient({ baseUrl, fetch: nodeFetch, timeoutMs: 10_000, maxResponseBytes: 4096 });
+  await assert.rejects(client.request({ method: 'GET', path: '/s', schema: DeviceState }), (e: unknown) => {
+    return isCode('FLT_NETWORK')(e) && /SELF_SIGNED|self.signed/i.test((e as Error).message);
+  });
+  // NODE_EXTRA_CA_CERTS is read when Node starts: a child process with it set.
+  const script = `import { nodeFetch } from ${JSON.stringify(new URL('../../src/client/node-fetch.js', import.meta.url).href)};
+const r = await nodeFetch(${JSON.stringify(`${baseUrl}/s`)});
+process.stdout.write(String(r.status) + ' ' + (await r.text()));`;
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', script],
+      { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') } },
+      (error, stdout) => (error ? reject(error) : resolve(stdout)),
+    );
+  });
+  assert.equal(out, `200 ${JSON.stringify(state)}`);
 });
