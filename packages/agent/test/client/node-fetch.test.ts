@@ -6,6 +6,7 @@ import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
@@ -276,13 +277,8 @@ void test('https: the certificate is checked; a CA in NODE_EXTRA_CA_CERTS is tru
   const script = `import { nodeFetch } from ${JSON.stringify(new URL('../../src/client/node-fetch.js', import.meta.url).href)};
 const r = await nodeFetch(${JSON.stringify(`${baseUrl}/s`)});
 process.stdout.write(String(r.status) + ' ' + (await r.text()));`;
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile(
-      process.execPath,
-      ['--input-type=module', '-e', script],
-      { env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') } },
-      (error, stdout) => (error ? reject(error) : resolve(stdout)),
-    );
+  const { stdout: out } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') },
   });
   assert.equal(out, `200 ${JSON.stringify(state)}`);
 });
