@@ -35,9 +35,9 @@ function runWrapper(env: Record<string, string>): { args: string[]; tunables: st
 
 void test('bin/flotilla-agent starts Node with the memory settings (docs/agent-lifecycle.md "Footprint")', () => {
   const { args, tunables } = runWrapper({});
-  assert.deepEqual(args.slice(0, 2), ['--expose-gc', '--max-semi-space-size=1']);
-  assert.match(args[2]!, /\/lib\/flotilla-agent\.mjs$/);
-  assert.deepEqual(args.slice(3), ['agent', '--version']);
+  assert.deepEqual(args.slice(0, 3), ['--expose-gc', '--max-semi-space-size=1', '--no-opt']);
+  assert.match(args[3]!, /\/lib\/flotilla-agent\.mjs$/);
+  assert.deepEqual(args.slice(4), ['agent', '--version']);
   assert.equal(tunables, 'glibc.malloc.mmap_threshold=32768:glibc.malloc.trim_threshold=131072');
 });
 
@@ -47,5 +47,10 @@ void test("bin/flotilla-agent keeps the operator's GLIBC_TUNABLES and adds FLOTI
     FLOTILLA_NODE_OPTIONS: '--max-old-space-size=256',
   });
   assert.equal(tunables, 'glibc.malloc.hugetlb=1');
-  assert.deepEqual(args.slice(0, 3), ['--expose-gc', '--max-semi-space-size=1', '--max-old-space-size=256']);
+  assert.deepEqual(args.slice(0, 4), [
+    '--expose-gc',
+    '--max-semi-space-size=1',
+    '--no-opt',
+    '--max-old-space-size=256',
+  ]);
 });

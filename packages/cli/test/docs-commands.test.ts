@@ -194,6 +194,9 @@ const OTHER_PROGRAMS_FLAGS = new Set([
   '--single-threaded-gc',
   '--v8-pool-size',
   '--max-lazy',
+  '--no-opt',
+  '--opt',
+  '--no-sparkplug',
 ]);
 
 void test('every --flag the docs mention in inline code is an option of some flotilla command', () => {

@@ -4,9 +4,8 @@
  * rather than on the whole transfer, one bandwidth limit over every request, and the answers that
  * say a route does not exist (an older server) or failed. It knows no endpoint.
  */
-import { Readable } from 'node:stream';
-import type { ReadableStream as NodeWebStream } from 'node:stream/web';
 import { FlotillaError } from '@flotilla/protocol';
+import { nodeFetch } from '../client/node-fetch.js';
 import type { FetchRequestOptions } from './fetcher.js';
 import { TokenBucket } from './token-bucket.js';
 import type { BucketClock } from './token-bucket.js';
@@ -22,6 +21,7 @@ export interface TransportOptions {
   bandwidthClock?: BucketClock;
   /** Request timeout before the first byte, and for each silence after (default 30 s). */
   timeoutMs?: number;
+  /** Default: node-fetch.ts (node:http / node:https, not undici). */
   fetch?: typeof globalThis.fetch;
 }
 
@@ -63,7 +63,7 @@ export class Transport {
     const url = this.url(path);
     const idle = new IdleWatchdog(this.timeoutMs);
     try {
-      const response = await (this.options.fetch ?? globalThis.fetch)(url, {
+      const response = await (this.options.fetch ?? nodeFetch)(url, {
         ...init,
         headers: { ...(await this.options.headers()), ...(init.headers as Record<string, string>) },
         signal: signal ? AbortSignal.any([signal, idle.signal]) : idle.signal,
@@ -118,8 +118,11 @@ export class Transport {
 
   /** The response body under the bandwidth limit, counting wire bytes. */
   async *body({ response, idle }: Exchange, options: FetchRequestOptions): AsyncGenerator<Uint8Array> {
-    const body = Readable.fromWeb(response.body as unknown as NodeWebStream<Uint8Array>);
-    for await (const piece of body as AsyncIterable<Buffer>) {
+    // A web stream (fetch) and node-fetch.ts's body are both async iterables; leaving early ends them.
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      const piece = Buffer.isBuffer(chunk)
+        ? chunk
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       // Time spent in our own bandwidth limit is not the server's silence.
       idle.stop();
       await this.bucket.take(piece.length, options.signal);

@@ -2,6 +2,7 @@
 import { connect } from 'node:net';
 import { FlotillaError } from '@flotilla/protocol';
 import type { HealthCheckConfig } from '@flotilla/protocol';
+import { nodeFetch } from '../client/node-fetch.js';
 import { sleep } from '../util/sleep.js';
 import { describeFailure, runCommand } from './run-command.js';
 
@@ -16,7 +17,7 @@ export async function probe(
   const timeoutMs = check.timeoutMs ?? HEALTH_DEFAULTS.timeoutMs;
   if (check.http !== undefined) {
     try {
-      const response = await fetch(check.http, {
+      const response = await nodeFetch(check.http, {
         signal: AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)]),
         redirect: 'manual',
       });

@@ -1,5 +1,5 @@
 /**
- * The fetcher tuf-js downloads metadata with (its public `Fetcher` interface): Node's fetch with a
+ * The fetcher tuf-js downloads metadata with (its public `Fetcher` interface): the agent's fetch on node:http (client/node-fetch.ts) with a
  * timeout, optional extra headers (the device token), no retries (the agent's sync loop retries),
  * every download bounded by its maximum length while streaming, and what it saw recorded for error
  * mapping (failure-log.ts).
@@ -11,6 +11,7 @@ import type { Fetcher } from 'tuf-js';
 // tuf-js's Fetcher contract: a 403/404 on `N.root.json` ends the walk over root versions only as
 // this class (updater.js loadRoot), which tuf-js 5 does not export from its index.
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
+import { nodeFetch } from '../client/node-fetch.js';
 import { stepOfUrl } from './failure-log.js';
 import type { FailureLog } from './failure-log.js';
 
@@ -68,7 +69,7 @@ export class RecordingFetcher implements Fetcher {
   }
 
   private async download(url: string, maxLength: number): Promise<Buffer> {
-    const response = await fetch(url, {
+    const response = await nodeFetch(url, {
       headers: { accept: 'application/json', ...this.opts.headers?.() },
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
       redirect: 'error',
@@ -77,17 +78,12 @@ export class RecordingFetcher implements Fetcher {
       await response.body?.cancel();
       throw new DownloadHTTPError(`GET ${url}: HTTP ${response.status}`, response.status);
     }
-    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const pieces: Uint8Array[] = [];
     let total = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+    // Leaving the loop early (too long) ends the body's stream.
+    for await (const value of response.body as unknown as AsyncIterable<Uint8Array>) {
       total += value.byteLength;
-      if (total > maxLength) {
-        await reader.cancel();
-        throw new MetadataTooLongError(url, maxLength);
-      }
+      if (total > maxLength) throw new MetadataTooLongError(url, maxLength);
       pieces.push(value);
     }
     return Buffer.concat(pieces);

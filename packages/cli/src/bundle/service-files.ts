@@ -18,9 +18,11 @@ export const AGENT_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=32768:glibc.ma
  * `--max-semi-space-size=1`: a young generation of 1 MiB semi-spaces instead of up to 16 MiB; an
  * update allocates fast, and a large young generation both grows the heap by 20 MB and lets dead
  * buffers wait longer for the collection that frees their memory (docs/agent-lifecycle.md
- * "Footprint").
+ * "Footprint"). `--no-opt`: no optimizing compiler (TurboFan) for JavaScript; the agent's hot paths
+ * (hashing, compression, SQLite) are native, and the compiler's pages of the Node binary and its
+ * code stay out of memory: idle 59.4 MB instead of 63.3 MB. WebAssembly still compiles.
  */
-export const AGENT_NODE_FLAGS = '--expose-gc --max-semi-space-size=1';
+export const AGENT_NODE_FLAGS = '--expose-gc --max-semi-space-size=1 --no-opt';
 
 /**
  * `bin/flotilla-agent`: the bundle's own Node running the bundled JavaScript, with the memory
