@@ -62,14 +62,7 @@ export async function signWithGatewayRole(
     sourceIp: actor.sourceIp,
     details: { targetPath: release.targetPath, gatewayVersion: published.gateway ?? null },
   });
-  const after = await getRelease(ctx.db, app, version);
-  return {
-    app,
-    version,
-    targetPath: release.targetPath,
-    signed: after.signed,
-    gatewayVersion: published.gateway ?? null,
-  };
+  return signatureResponse(ctx, app, version, release.targetPath, published.gateway);
 }
 
 /**
@@ -97,12 +90,17 @@ export async function withdrawGatewaySignature(
       sourceIp: actor.sourceIp,
       details: { targetPath: release.targetPath, gatewayVersion: published.gateway },
     });
+  return signatureResponse(ctx, app, version, release.targetPath, published.gateway);
+}
+
+/** What the signature routes answer: the release's signed flag as it is now. */
+async function signatureResponse(
+  ctx: ReleaseServices['ctx'],
+  app: string,
+  version: string,
+  targetPath: string,
+  gatewayVersion: number | undefined,
+): Promise<GatewaySignatureResponse> {
   const after = await getRelease(ctx.db, app, version);
-  return {
-    app,
-    version,
-    targetPath: release.targetPath,
-    signed: after.signed,
-    gatewayVersion: published.gateway ?? null,
-  };
+  return { app, version, targetPath, signed: after.signed, gatewayVersion: gatewayVersion ?? null };
 }
