@@ -5,7 +5,7 @@
 import { FLOTILLA_VERSION } from '@flotilla/protocol';
 import { JsonHttpClient } from '@flotilla/node-kit';
 import type { FetchFn } from '@flotilla/node-kit';
-import { nodeFetch } from './node-fetch.js';
+import { nodeFetch } from '../util/node-fetch.js';
 
 export function agentHttpClient(
   serverUrl: string,

@@ -5,7 +5,7 @@
  * say a route does not exist (an older server) or failed. It knows no endpoint.
  */
 import { FlotillaError } from '@flotilla/protocol';
-import { nodeFetch } from '../client/node-fetch.js';
+import { nodeFetch } from '../util/node-fetch.js';
 import type { FetchRequestOptions } from './fetcher.js';
 import { TokenBucket } from './token-bucket.js';
 import type { BucketClock } from './token-bucket.js';

@@ -2,7 +2,7 @@
 import { connect } from 'node:net';
 import { FlotillaError } from '@flotilla/protocol';
 import type { HealthCheckConfig } from '@flotilla/protocol';
-import { nodeFetch } from '../client/node-fetch.js';
+import { nodeFetch } from '../util/node-fetch.js';
 import { sleep } from '../util/sleep.js';
 import { describeFailure, runCommand } from './run-command.js';
 

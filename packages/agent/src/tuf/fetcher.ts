@@ -1,5 +1,5 @@
 /**
- * The fetcher tuf-js downloads metadata with (its public `Fetcher` interface): the agent's fetch on node:http (client/node-fetch.ts) with a
+ * The fetcher tuf-js downloads metadata with (its public `Fetcher` interface): the agent's fetch on node:http (util/node-fetch.ts) with a
  * timeout, optional extra headers (the device token), no retries (the agent's sync loop retries),
  * every download bounded by its maximum length while streaming, and what it saw recorded for error
  * mapping (failure-log.ts).
@@ -11,7 +11,7 @@ import type { Fetcher } from 'tuf-js';
 // tuf-js's Fetcher contract: a 403/404 on `N.root.json` ends the walk over root versions only as
 // this class (updater.js loadRoot), which tuf-js 5 does not export from its index.
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
-import { nodeFetch } from '../client/node-fetch.js';
+import { nodeFetch } from '../util/node-fetch.js';
 import { stepOfUrl } from './failure-log.js';
 import type { FailureLog } from './failure-log.js';
 

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import { DeviceState, FlotillaError } from '@flotilla/protocol';
 import { JsonHttpClient } from '@flotilla/node-kit';
-import { nodeFetch } from '../../src/client/node-fetch.js';
+import { nodeFetch } from '../../src/util/node-fetch.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -274,7 +274,7 @@ void test('https: the certificate is checked; a CA in NODE_EXTRA_CA_CERTS is tru
     return isCode('FLT_NETWORK')(e) && /SELF_SIGNED|self.signed/i.test((e as Error).message);
   });
   // NODE_EXTRA_CA_CERTS is read when Node starts: a child process with it set.
-  const script = `import { nodeFetch } from ${JSON.stringify(new URL('../../src/client/node-fetch.js', import.meta.url).href)};
+  const script = `import { nodeFetch } from ${JSON.stringify(new URL('../../src/util/node-fetch.js', import.meta.url).href)};
 const r = await nodeFetch(${JSON.stringify(`${baseUrl}/s`)});
 process.stdout.write(String(r.status) + ' ' + (await r.text()));`;
   const { stdout: out } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
