@@ -38,29 +38,16 @@ export async function signWithGatewayRole(
   try {
     published = await svc.trust.image.signGatewayTarget(target);
   } catch (error) {
-    await ctx.audit.record({
-      actorType: 'user',
-      actorId: actor.userId,
-      action: 'tuf.gateway.refused',
-      subjectType: 'release',
-      subjectId: `${app}@${version}`,
-      sourceIp: actor.sourceIp,
-      details: {
-        targetPath: release.targetPath,
-        code: error instanceof FlotillaError ? error.code : 'FLT_INTERNAL',
-      },
+    await auditGateway(ctx, actor, 'tuf.gateway.refused', app, version, {
+      targetPath: release.targetPath,
+      code: error instanceof FlotillaError ? error.code : 'FLT_INTERNAL',
     });
     throw error;
   }
   await refreshSigned(ctx, svc.trust.image);
-  await ctx.audit.record({
-    actorType: 'user',
-    actorId: actor.userId,
-    action: 'tuf.gateway.sign',
-    subjectType: 'release',
-    subjectId: `${app}@${version}`,
-    sourceIp: actor.sourceIp,
-    details: { targetPath: release.targetPath, gatewayVersion: published.gateway ?? null },
+  await auditGateway(ctx, actor, 'tuf.gateway.sign', app, version, {
+    targetPath: release.targetPath,
+    gatewayVersion: published.gateway ?? null,
   });
   return signatureResponse(ctx, app, version, release.targetPath, published.gateway);
 }
@@ -81,14 +68,9 @@ export async function withdrawGatewaySignature(
   const published = await svc.trust.image.removeGatewayTarget(release.targetPath);
   await refreshSigned(ctx, svc.trust.image);
   if (published.gateway !== undefined)
-    await ctx.audit.record({
-      actorType: 'user',
-      actorId: actor.userId,
-      action: 'tuf.gateway.remove',
-      subjectType: 'release',
-      subjectId: `${app}@${version}`,
-      sourceIp: actor.sourceIp,
-      details: { targetPath: release.targetPath, gatewayVersion: published.gateway },
+    await auditGateway(ctx, actor, 'tuf.gateway.remove', app, version, {
+      targetPath: release.targetPath,
+      gatewayVersion: published.gateway,
     });
   return signatureResponse(ctx, app, version, release.targetPath, published.gateway);
 }
@@ -103,4 +85,24 @@ async function signatureResponse(
 ): Promise<GatewaySignatureResponse> {
   const after = await getRelease(ctx.db, app, version);
   return { app, version, targetPath, signed: after.signed, gatewayVersion: gatewayVersion ?? null };
+}
+
+/** An operator's gateway-role action on `app@version`, in the audit log. */
+async function auditGateway(
+  ctx: ReleaseServices['ctx'],
+  actor: Creator,
+  action: 'tuf.gateway.sign' | 'tuf.gateway.refused' | 'tuf.gateway.remove',
+  app: string,
+  version: string,
+  details: Record<string, unknown>,
+): Promise<void> {
+  await ctx.audit.record({
+    actorType: 'user',
+    actorId: actor.userId,
+    action,
+    subjectType: 'release',
+    subjectId: `${app}@${version}`,
+    sourceIp: actor.sourceIp,
+    details,
+  });
 }
