@@ -4,7 +4,7 @@
  * `mksquashfs`), both pulling from a real Debian `docker-registry` on 127.0.0.1.
  *
  * The image has LAYERS layers of incompressible files (FLT_BENCH_GATEWAY_MB in total, default
- * 500); its next version changes the top layer only. Each pipeline imports version 1, then
+ * 500; FLT_BENCH_GATEWAY_DATA=text or mixed for compressible files); its next version changes the top layer only. Each pipeline imports version 1, then
  * version 2 with what it kept from version 1 (Flotilla: its blob cache; skopeo: its OCI layout,
  * whose blobs it does not fetch again). Run: `node bench/dist/gateway/import.js`.
  */
@@ -22,9 +22,15 @@ import { startRegistry } from './registry.js';
 const totalMb = Number(process.env.FLT_BENCH_GATEWAY_MB ?? '500');
 const layerCount = Number(process.env.FLT_BENCH_GATEWAY_LAYERS ?? '5');
 const order = process.env.FLT_BENCH_GATEWAY_ORDER ?? 'interleaved';
-if (!(totalMb > 0) || !Number.isInteger(layerCount) || layerCount < 1) {
+const dataKind = process.env.FLT_BENCH_GATEWAY_DATA ?? 'random';
+if (
+  !(totalMb > 0) ||
+  !Number.isInteger(layerCount) ||
+  layerCount < 1 ||
+  !['random', 'text', 'mixed'].includes(dataKind)
+) {
   console.error(
-    'FLT_BENCH_GATEWAY_MB must be a positive number and FLT_BENCH_GATEWAY_LAYERS a positive integer',
+    'FLT_BENCH_GATEWAY_MB must be a positive number, FLT_BENCH_GATEWAY_LAYERS a positive integer, FLT_BENCH_GATEWAY_DATA random, text or mixed',
   );
   process.exit(2);
 }
@@ -43,12 +49,47 @@ interface BuiltLayer {
   size: number;
 }
 
-/** One gzip layer (level 1: random bytes do not compress) of `bytes` of random files under `name/`. */
+/** A vocabulary of 4096 made-up words of 2–9 letters, each followed by a space or a newline. */
+const WORDS: Buffer[] = (() => {
+  const r = randomBytes(4096 * 10);
+  return Array.from({ length: 4096 }, (_, i) => {
+    const length = 2 + ((r[i * 10] as number) % 8);
+    let word = '';
+    for (let j = 1; j <= length; j++) word += String.fromCharCode(97 + ((r[i * 10 + j] as number) % 26));
+    return Buffer.from(`${word}${i % 16 === 0 ? '\n' : ' '}`);
+  });
+})();
+
+/** Text-like bytes: words of WORDS in random order (deflate at level 9 keeps about 45 % of them). */
+function textBytes(length: number): Buffer {
+  const out = Buffer.allocUnsafe(length + 16);
+  const r = randomBytes(Math.ceil(length / 2) + 2);
+  let at = 0;
+  for (let i = 0; at < length; i += 2) at += (WORDS[r.readUInt16LE(i) & 4095] as Buffer).copy(out, at);
+  return out.subarray(0, length);
+}
+
+/**
+ * A file's bytes as FLT_BENCH_GATEWAY_DATA says: random (incompressible, the default), text, or
+ * mixed (runs of 1,000,000 bytes, alternately random and text, so that some blocks hold both).
+ */
+function fileBytes(length: number): Buffer {
+  if (dataKind === 'random') return randomBytes(length);
+  if (dataKind === 'text') return textBytes(length);
+  const parts: Buffer[] = [];
+  for (let at = 0, i = 0; at < length; at += 1_000_000, i++) {
+    const n = Math.min(1_000_000, length - at);
+    parts.push(i % 2 === 0 ? randomBytes(n) : textBytes(n));
+  }
+  return Buffer.concat(parts);
+}
+
+/** One gzip layer (level 1: random bytes do not compress) of `bytes` in files under `name/`. */
 async function buildLayer(dir: string, blobs: string, name: string, bytes: number): Promise<BuiltLayer> {
   const root = join(dir, 'src', name);
   await mkdir(join(root, name), { recursive: true });
   for (let i = 0, left = bytes; left > 0; i++, left -= FILE_BYTES) {
-    await writeFile(join(root, name, `part-${i}.bin`), randomBytes(Math.min(FILE_BYTES, left)));
+    await writeFile(join(root, name, `part-${i}.bin`), fileBytes(Math.min(FILE_BYTES, left)));
   }
   const tarPath = join(dir, `${name}.tar`);
   await run('tar', ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '-C', root, '-cf', tarPath, name]);
@@ -311,7 +352,7 @@ async function main(): Promise<void> {
     const pipeline = `skopeo + ${umoci ? 'umoci unpack' : 'tar'} + mksquashfs`;
     console.log(`\n${machineLine()}`);
     console.log(
-      `image: ${layerCount} gzip layers, ${mb(layers.reduce((s, l) => s + l.size, 0))} MB; v2 changes 1 layer\n`,
+      `image: ${layerCount} gzip layers, ${mb(layers.reduce((s, l) => s + l.size, 0))} MB (${dataKind} data); v2 changes 1 layer\n`,
     );
     const cells = (f: Figures): string =>
       `${f.seconds.toFixed(2)} | ${f.pullSeconds.toFixed(2)} | ${(f.seconds - f.pullSeconds).toFixed(2)} | ${mb(f.pulledBytes)}`;
@@ -326,7 +367,7 @@ async function main(): Promise<void> {
       console.log(`| ${name} | ${cells(f)} | ${cells(p)} | ${(p.seconds / f.seconds).toFixed(2)} |`);
     }
     console.log(
-      `\npipeline: ${pipeline}; squashfs: Flotilla ${mb(f2.squashfsBytes)} MB, pipeline ${mb(p2.squashfsBytes)} MB`,
+      `\npipeline: ${pipeline}; squashfs v1: Flotilla ${mb(f1.squashfsBytes)} MB, pipeline ${mb(p1.squashfsBytes)} MB; v2: Flotilla ${mb(f2.squashfsBytes)} MB, pipeline ${mb(p2.squashfsBytes)} MB`,
     );
     console.log(
       `CPU seconds: v1 Flotilla ${f1.cpuSeconds.toFixed(1)}, pipeline ${p1.cpuSeconds.toFixed(1)}; v2 Flotilla ${f2.cpuSeconds.toFixed(1)}, pipeline ${p2.cpuSeconds.toFixed(1)}`,

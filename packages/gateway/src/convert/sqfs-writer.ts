@@ -19,6 +19,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { deflate, deflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import { FlotillaError } from '@flotilla/protocol';
+import { looksIncompressible } from './incompressible.js';
 import type { FileContent, Node } from './rootfs.js';
 
 const deflateAsync = promisify(deflate);
@@ -537,7 +538,13 @@ function encodeXattrs(xattrs: ReadonlyMap<string, Buffer>): Buffer | null {
   return Buffer.concat([c, ...parts]);
 }
 
-async function compressBlock(raw: Buffer): Promise<{ bytes: Buffer; word: number }> {
+/**
+ * A data block as squashfs stores it: deflated at level 9 (in the thread pool) when that makes it
+ * smaller, else raw. A block that surely would not shrink (incompressible.ts: already compressed
+ * or random bytes) is stored raw without trying.
+ */
+export async function compressBlock(raw: Buffer): Promise<{ bytes: Buffer; word: number }> {
+  if (looksIncompressible(raw)) return { bytes: raw, word: raw.length | UNCOMPRESSED_BLOCK };
   const packed = await deflateAsync(raw, { level: 9 });
   return packed.length < raw.length
     ? { bytes: packed, word: packed.length }
