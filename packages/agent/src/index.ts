@@ -22,6 +22,7 @@ export type { LoaderState } from './loader/layout.js';
 // The device protocol's building blocks, for the fleet simulator (packages/sim), which speaks the
 // real protocol with many devices in one process.
 export { agentHttpClient } from './client/http.js';
+export { nodeFetch } from './util/node-fetch.js';
 export { enrollDevice } from './client/enroll.js';
 export type { EnrollInput } from './client/enroll.js';
 export { TokenManager } from './client/tokens.js';
@@ -32,7 +33,13 @@ export type { ChannelOptions } from './control/channel.js';
 export type { ConnectionHandlers } from './control/connection.js';
 export { ReportQueue } from './update/report-queue.js';
 export type { ReportQueueOptions } from './update/report-queue.js';
-export { downloadFirstRoot, provisionTrustedRoot, readAssignment } from './tuf/index.js';
+export {
+  downloadFirstRoot,
+  MemoryMetadata,
+  provisionTrustedRoot,
+  provisionTrustedRootInMemory,
+  readAssignment,
+} from './tuf/index.js';
 export type { Assignment, VerifiedRelease } from './tuf/index.js';
 export { ReleaseTreeImageProvider, IMAGES_DIR } from './runtimes/docker/release-images.js';
 export type { ImageProvider } from './runtimes/docker/image-provider.js';

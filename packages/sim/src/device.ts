@@ -6,16 +6,15 @@
  * at the configured rates. Shared things (the HTTP client, the logger, the image root) live in
  * the fleet; a device holds only its identity, token, channel and a few counters.
  */
-import { mkdir } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import {
   ControlChannel,
+  MemoryMetadata,
   ReportQueue,
   TokenManager,
   downloadFirstRoot,
-  provisionTrustedRoot,
+  provisionTrustedRootInMemory,
   readAssignment,
   reactionTo,
 } from '@flotilla/agent';
@@ -41,6 +40,11 @@ export class SimDevice {
   #heldVersion: number | null = null;
   #converging: Promise<void> | null = null;
   #again = false;
+  /**
+   * The device's trusted TUF metadata, in memory (files per device cost more CPU than verifying
+   * them); trusted on first use again when the simulator restarts.
+   */
+  #tuf: { image: MemoryMetadata; director: MemoryMetadata } | null = null;
   connected = false;
 
   constructor(
@@ -165,24 +169,22 @@ export class SimDevice {
       const headers = () => ({ authorization: `Bearer ${token}` });
       const fetch = { headers, timeoutMs: 30_000 };
       const directorRepoUrl = `${shared.serverUrl}/tuf/director/${this.deviceId}/`;
-      const imageDir = join(this.tufDir, 'image');
-      const directorDir = join(this.tufDir, 'director');
-      if (!existsSync(join(imageDir, 'root.json'))) {
+      const tuf = (this.#tuf ??= { image: shared.imageMetadata(), director: new MemoryMetadata() });
+      if (!tuf.image.has('root.json')) {
         const root = await shared.imageRoot(fetch);
         if (root === null) return [];
-        await mkdir(imageDir, { recursive: true });
-        await provisionTrustedRoot(imageDir, root);
+        provisionTrustedRootInMemory(tuf.image, root);
       }
-      if (!existsSync(join(directorDir, 'root.json'))) {
+      if (!tuf.director.has('root.json')) {
         const root = await downloadFirstRoot('director', `${directorRepoUrl}1.root.json`, fetch);
         if (root === null) return [];
-        await mkdir(directorDir, { recursive: true });
-        await provisionTrustedRoot(directorDir, root);
+        provisionTrustedRootInMemory(tuf.director, root);
       }
       const assignment = await readAssignment({
         imageRepoUrl: `${shared.serverUrl}/tuf/image/`,
         directorRepoUrl,
         metadataDir: this.tufDir,
+        memory: tuf,
         fetch,
       });
       shared.stats.verified++;

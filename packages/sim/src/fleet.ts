@@ -8,7 +8,7 @@ import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { createPrivateKey } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
-import { agentHttpClient, enrollDevice } from '@flotilla/agent';
+import { agentHttpClient, enrollDevice, nodeFetch } from '@flotilla/agent';
 import { concurrencyLimit, generateEd25519, publicKeyOfPrivatePem } from '@flotilla/node-kit';
 import type { FetchFn } from '@flotilla/node-kit';
 import { FlotillaError, errorSummary } from '@flotilla/protocol';
@@ -78,7 +78,7 @@ export class Fleet {
     const fetch: FetchFn = (input, init) =>
       httpLimit(async () => {
         if (latency > 0) await this.#shared.sleep(latency);
-        return globalThis.fetch(input, init);
+        return nodeFetch(input, init);
       });
     this.#shared = new FleetShared({
       serverUrl: opts.serverUrl.replace(/\/+$/, ''),

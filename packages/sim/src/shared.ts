@@ -1,9 +1,10 @@
 /** What every simulated device of a fleet shares: HTTP client, logger, limits, behaviour and counters. */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JsonHttpClient, Limit } from '@flotilla/node-kit';
-import { downloadFirstRoot } from '@flotilla/agent';
+import { MemoryMetadata, downloadFirstRoot } from '@flotilla/agent';
 import { errorSummary } from '@flotilla/protocol';
 import type { Logger } from 'pino';
+import { shareVerificationsOf } from './key-memo.js';
 import type { CrashSpec, DurationRange } from './options.js';
 
 /** The fleet's counters (the progress line and the `--json` summary). */
@@ -157,7 +158,9 @@ export class FleetShared {
   imageRoot(fetch: { headers: () => Record<string, string>; timeoutMs: number }): Promise<Uint8Array | null> {
     this.#imageRoot ??= downloadFirstRoot('image', `${this.serverUrl}/tuf/image/1.root.json`, fetch).then(
       (root) => {
-        if (root === null) this.#imageRoot = null; // ask again next time
+        if (root === null)
+          this.#imageRoot = null; // ask again next time
+        else shareVerificationsOf(root);
         return root;
       },
       (error: unknown) => {
@@ -166,6 +169,11 @@ export class FleetShared {
       },
     );
     return this.#imageRoot;
+  }
+
+  /** A device's trusted image metadata (in memory, like the director's). */
+  imageMetadata(): MemoryMetadata {
+    return new MemoryMetadata();
   }
 
   /** Resolves after `ms`, or at once when the fleet stops. */

@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { generateEd25519, memorySigner, newRoot, signMetadata, verifySignedBy } from '@flotilla/node-kit';
-import { memoizePublicKeys } from '../src/key-memo.js';
+import { memoizePublicKeys, shareVerificationsOf } from '../src/key-memo.js';
+
+// Counts the checks that reach Node's crypto.verify (installed before the memo wraps it).
+let checks = 0;
+const realVerify = crypto.verify;
+crypto.verify = ((...args: Parameters<typeof crypto.verify>) => {
+  checks++;
+  return (realVerify as (...a: unknown[]) => boolean)(...args);
+}) as typeof crypto.verify;
 
 void test('a memoized public key is reused by its bytes, and signatures are still verified', async () => {
   memoizePublicKeys();
@@ -41,4 +49,70 @@ void test('a memoized public key is reused by its bytes, and signatures are stil
   });
   await signMetadata(forged, [other]);
   assert.throws(() => verifySignedBy(root, 'root', forged), { code: 'FLT_TUF_SIGNATURE' });
+});
+
+void test('checks by a shared (image) key of identical bytes are done once; other keys, other bytes and failures always', async () => {
+  memoizePublicKeys();
+  const image = memorySigner(generateEd25519().privateKeyPem);
+  const director = memorySigner(generateEd25519().privateKeyPem);
+  const make = async (signer: typeof image, version: number) => {
+    const roles = { keys: [signer.key], threshold: 1 };
+    const md = newRoot({
+      version,
+      expires: new Date(Date.now() + 86_400_000),
+      roles: { root: roles, targets: roles, snapshot: roles, timestamp: roles },
+    });
+    await signMetadata(md, [signer]);
+    return md;
+  };
+  const imageRoot = await make(image, 1);
+  const directorRoot = await make(director, 1);
+  shareVerificationsOf(Buffer.from(JSON.stringify(imageRoot.toJSON())));
+
+  const counted = (fn: () => void) => {
+    const before = checks;
+    fn();
+    return checks - before;
+  };
+  assert.equal(
+    counted(() => verifySignedBy(imageRoot, 'root', imageRoot)),
+    1,
+    'the first check is real',
+  );
+  assert.equal(
+    counted(() => verifySignedBy(imageRoot, 'root', imageRoot)),
+    0,
+    'the same bytes again: shared',
+  );
+  // The same bytes parsed again (another device's copy) share the check too.
+  const copy = await make(image, 1);
+  copy.signatures = imageRoot.signatures;
+  assert.equal(
+    counted(() => verifySignedBy(imageRoot, 'root', copy)),
+    0,
+  );
+  // Different bytes under the same signature: checked, and refused.
+  (copy.signed as { version: number }).version = 2;
+  assert.equal(
+    counted(() =>
+      assert.throws(() => verifySignedBy(imageRoot, 'root', copy), { code: 'FLT_TUF_SIGNATURE' }),
+    ),
+    1,
+  );
+  assert.equal(
+    counted(() =>
+      assert.throws(() => verifySignedBy(imageRoot, 'root', copy), { code: 'FLT_TUF_SIGNATURE' }),
+    ),
+    1,
+    'a failed check is never kept',
+  );
+  // A director's key is not shared: every check is real.
+  assert.equal(
+    counted(() => verifySignedBy(directorRoot, 'root', directorRoot)),
+    1,
+  );
+  assert.equal(
+    counted(() => verifySignedBy(directorRoot, 'root', directorRoot)),
+    1,
+  );
 });

@@ -11,9 +11,16 @@ import { join } from 'node:path';
 import type { ErrorCode } from '@flotilla/protocol';
 import type { TufStep } from './failure-log.js';
 import { GATEWAY_ROLE, parseMetadata } from '@flotilla/node-kit';
+import { readTrusted } from './memory-metadata.js';
+import type { MetadataLocation } from './memory-metadata.js';
 
 /** The first check `bytes` (downloaded for `step`) fails against the metadata trusted in `dir`. */
-export function diagnoseRefusal(step: TufStep, bytes: Uint8Array, dir: string, now = new Date()): ErrorCode {
+export function diagnoseRefusal(
+  step: TufStep,
+  bytes: Uint8Array,
+  dir: MetadataLocation,
+  now = new Date(),
+): ErrorCode {
   try {
     switch (step) {
       case 'root':
@@ -33,10 +40,11 @@ export function diagnoseRefusal(step: TufStep, bytes: Uint8Array, dir: string, n
   return 'FLT_TUF_METADATA_INVALID';
 }
 
-const read = (dir: string, kind: string) => readFileSync(join(dir, `${kind}.json`));
-const trustedRoot = (dir: string) => parseMetadata('root', read(dir, 'root'));
-const trustedTimestamp = (dir: string) => parseMetadata('timestamp', read(dir, 'timestamp'));
-const trustedSnapshot = (dir: string) => parseMetadata('snapshot', read(dir, 'snapshot'));
+const read = (dir: MetadataLocation, kind: string) =>
+  typeof dir === 'string' ? readFileSync(join(dir, `${kind}.json`)) : readTrusted(dir, kind);
+const trustedRoot = (dir: MetadataLocation) => parseMetadata('root', read(dir, 'root'));
+const trustedTimestamp = (dir: MetadataLocation) => parseMetadata('timestamp', read(dir, 'timestamp'));
+const trustedSnapshot = (dir: MetadataLocation) => parseMetadata('snapshot', read(dir, 'snapshot'));
 
 function fails(check: () => void): boolean {
   try {
@@ -48,7 +56,7 @@ function fails(check: () => void): boolean {
 }
 
 /** Spec 5.3.4–5.3.5: signed by the trusted root and by itself, version exactly one more. */
-function root(bytes: Uint8Array, dir: string): ErrorCode {
+function root(bytes: Uint8Array, dir: MetadataLocation): ErrorCode {
   const current = trustedRoot(dir);
   const next = parseMetadata('root', bytes);
   if (fails(() => current.verifyDelegate('root', next))) return 'FLT_TUF_SIGNATURE';
@@ -58,7 +66,7 @@ function root(bytes: Uint8Array, dir: string): ErrorCode {
 }
 
 /** Spec 5.3.10 (final root expired), 5.4.2 signature, 5.4.3 rollback of it or its snapshot, 5.4.4 expiry. */
-function timestamp(bytes: Uint8Array, dir: string, now: Date): ErrorCode {
+function timestamp(bytes: Uint8Array, dir: MetadataLocation, now: Date): ErrorCode {
   const rootMd = trustedRoot(dir);
   if (rootMd.signed.isExpired(now)) return 'FLT_TUF_FREEZE';
   const next = parseMetadata('timestamp', bytes);
@@ -77,7 +85,7 @@ function timestamp(bytes: Uint8Array, dir: string, now: Date): ErrorCode {
  * version goes back (against the snapshot trusted before), 5.5.6 expiry, 5.5.4 version equals the
  * one the timestamp names.
  */
-function snapshot(bytes: Uint8Array, dir: string, now: Date): ErrorCode {
+function snapshot(bytes: Uint8Array, dir: MetadataLocation, now: Date): ErrorCode {
   const rootMd = trustedRoot(dir);
   const ts = trustedTimestamp(dir);
   if (ts.signed.isExpired(now)) return 'FLT_TUF_FREEZE';
@@ -102,7 +110,7 @@ function snapshot(bytes: Uint8Array, dir: string, now: Date): ErrorCode {
  * Spec 5.6.1 (the trusted snapshot expired or not the one the timestamp names), 5.6.2 hashes and
  * length, 5.6.3 signature, 5.6.4 version equals the one the snapshot names, 5.6.5 expiry.
  */
-function targets(bytes: Uint8Array, dir: string, now: Date): ErrorCode {
+function targets(bytes: Uint8Array, dir: MetadataLocation, now: Date): ErrorCode {
   const rootMd = trustedRoot(dir);
   const ts = trustedTimestamp(dir);
   const snap = trustedSnapshot(dir);
@@ -122,7 +130,7 @@ function targets(bytes: Uint8Array, dir: string, now: Date): ErrorCode {
  * Spec 5.6.7.2 (delegated targets): hashes and length the trusted snapshot names, a threshold of
  * the keys the trusted top-level targets delegate `role` to, the version the snapshot names, expiry.
  */
-function delegated(role: string, bytes: Uint8Array, dir: string, now: Date): ErrorCode {
+function delegated(role: string, bytes: Uint8Array, dir: MetadataLocation, now: Date): ErrorCode {
   const snap = trustedSnapshot(dir);
   const meta = snap.signed.meta[`${role}.json`];
   if (meta === undefined) return 'FLT_TUF_METADATA_INVALID';

@@ -8,6 +8,7 @@ import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import { TufLengthOrHashMismatchError, TufUnsignedMetadataError } from '@flotilla/node-kit';
 import type { ErrorCode } from '@flotilla/protocol';
 import { diagnoseRefusal } from './diagnose.js';
+import type { MetadataLocation } from './memory-metadata.js';
 import type { RefreshEvent, TufStep } from './failure-log.js';
 
 export type RepositoryName = 'image' | 'director';
@@ -15,13 +16,14 @@ export type RepositoryName = 'image' | 'director';
 function codeFor(
   thrown: unknown,
   event: RefreshEvent | undefined,
-  metadataDir: string | undefined,
+  metadataDir: MetadataLocation | undefined,
 ): ErrorCode {
   if (event?.kind === 'fetch-failed') return event.tooLong ? 'FLT_TUF_LENGTH' : 'FLT_TUF_FETCH';
   if (event?.kind === 'downloaded' && metadataDir !== undefined) {
     const code = diagnoseRefusal(event.step, event.bytes, metadataDir);
     // Every check passes: what failed is writing the verified metadata (tuf-js persistMetadata).
-    if (code === 'FLT_TUF_METADATA_INVALID' && !writable(metadataDir)) return 'FLT_IO';
+    if (code === 'FLT_TUF_METADATA_INVALID' && typeof metadataDir === 'string' && !writable(metadataDir))
+      return 'FLT_IO';
     return code;
   }
   // Nothing downloaded: the trusted metadata on disk itself (@tufjs/models' public errors).
@@ -47,7 +49,7 @@ export function mapRefreshError(
   repository: RepositoryName,
   thrown: unknown,
   event: RefreshEvent | undefined,
-  metadataDir?: string,
+  metadataDir?: MetadataLocation,
 ): FlotillaError {
   if (isFlotillaError(thrown)) return thrown;
   const code = codeFor(thrown, event, metadataDir);

@@ -20,13 +20,17 @@ import type { RepositoryName } from './error-mapping.js';
 import { FailureLog } from './failure-log.js';
 import { RecordingFetcher } from './fetcher.js';
 import type { FetchOptions } from './fetcher.js';
+import { memoryUpdater } from './memory-metadata.js';
+import type { MemoryMetadata } from './memory-metadata.js';
 
 export interface TrustedRepositoryOptions {
   name: RepositoryName;
   /** Base URL of the repository's metadata, e.g. `https://server/tuf/image/`. */
   metadataUrl: string;
-  /** Directory of trusted metadata, e.g. `<data-dir>/tuf/image`. */
+  /** Directory of trusted metadata, e.g. `<data-dir>/tuf/image` (with `memory`: its name only). */
   dir: string;
+  /** Trusted metadata in memory instead of `dir` (the fleet simulator; memory-metadata.ts). */
+  memory?: MemoryMetadata;
   fetch?: FetchOptions;
 }
 
@@ -46,6 +50,18 @@ export async function provisionTrustedRoot(dir: string, rootBytes: Uint8Array): 
   }
   if (created === 'exists') return 'kept';
   await writeFileAtomic(join(dir, LAST_GOOD_ROOT), Buffer.from(rootBytes));
+  return 'stored';
+}
+
+/** `provisionTrustedRoot` for trusted metadata kept in memory (memory-metadata.ts). */
+export function provisionTrustedRootInMemory(
+  memory: MemoryMetadata,
+  rootBytes: Uint8Array,
+): 'stored' | 'kept' {
+  const root = parseMetadata('root', rootBytes);
+  verifySignedBy(root, 'root', root);
+  if (memory.has('root.json')) return 'kept';
+  memory.write('root.json', rootBytes);
   return 'stored';
 }
 
@@ -75,12 +91,14 @@ export class TrustedRepository {
    */
   static async open(opts: TrustedRepositoryOptions): Promise<TrustedRepository> {
     const failures = new FailureLog();
-    const create = () =>
-      new Updater({
+    const create = () => {
+      const options = {
         metadataDir: opts.dir,
         metadataBaseUrl: opts.metadataUrl,
         fetcher: new RecordingFetcher(failures, opts.fetch),
-      });
+      };
+      return opts.memory ? memoryUpdater(opts.memory, options) : new Updater(options);
+    };
     let updater: Updater;
     try {
       updater = create();
@@ -92,6 +110,8 @@ export class TrustedRepository {
           { cause },
         );
       }
+      // Memory is never torn: a root that does not load there is refused.
+      if (opts.memory) throw mapRefreshError(opts.name, cause, undefined);
       const lastGood = await readFile(join(opts.dir, LAST_GOOD_ROOT)).catch(() => undefined);
       if (!lastGood) throw mapRefreshError(opts.name, cause, undefined);
       await writeFileAtomic(join(opts.dir, 'root.json'), lastGood);
@@ -120,7 +140,7 @@ export class TrustedRepository {
         await this.#keepLastGoodRoot();
         return 'unpublished';
       }
-      throw mapRefreshError(this.opts.name, error, this.failures.last, this.opts.dir);
+      throw mapRefreshError(this.opts.name, error, this.failures.last, this.#location);
     }
     await this.#keepLastGoodRoot();
     return 'refreshed';
@@ -132,11 +152,18 @@ export class TrustedRepository {
       last?.step === 'timestamp' &&
       last.kind === 'fetch-failed' &&
       last.status === 404 &&
-      !existsSync(join(this.opts.dir, 'timestamp.json'))
+      !(this.opts.memory
+        ? this.opts.memory.has('timestamp.json')
+        : existsSync(join(this.opts.dir, 'timestamp.json')))
     );
   }
 
+  get #location(): string | MemoryMetadata {
+    return this.opts.memory ?? this.opts.dir;
+  }
+
   async #keepLastGoodRoot(): Promise<void> {
+    if (this.opts.memory) return; // nothing to recover from: memory is never torn
     const root = await readFile(join(this.opts.dir, 'root.json'));
     const kept = await readFile(join(this.opts.dir, LAST_GOOD_ROOT)).catch(() => undefined);
     if (!kept || !kept.equals(root)) await writeFileAtomic(join(this.opts.dir, LAST_GOOD_ROOT), root);
@@ -148,7 +175,7 @@ export class TrustedRepository {
     try {
       return await this.updater.getTargetInfo(path);
     } catch (error) {
-      throw mapRefreshError(this.opts.name, error, this.failures.last, this.opts.dir);
+      throw mapRefreshError(this.opts.name, error, this.failures.last, this.#location);
     }
   }
 
@@ -160,7 +187,9 @@ export class TrustedRepository {
   async targets(): Promise<TargetFile[]> {
     let bytes: Buffer;
     try {
-      bytes = await readFile(join(this.opts.dir, 'targets.json'));
+      bytes = this.opts.memory
+        ? this.opts.memory.read('targets.json')
+        : await readFile(join(this.opts.dir, 'targets.json'));
     } catch (cause) {
       throw new FlotillaError(
         'FLT_TUF_NOT_INITIALIZED',

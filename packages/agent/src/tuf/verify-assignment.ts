@@ -13,6 +13,7 @@ import type { ReleaseTargetCustom, SealedSecrets } from '@flotilla/protocol';
 import type { TargetFile } from 'tuf-js';
 import type { FetchOptions } from './fetcher.js';
 import { TrustedRepository } from './trusted-repository.js';
+import type { MemoryMetadata } from './memory-metadata.js';
 
 export interface VerifyAssignmentOptions {
   /** Base URL of the image repository, e.g. `https://server/tuf/image/`. */
@@ -21,6 +22,8 @@ export interface VerifyAssignmentOptions {
   directorRepoUrl: string;
   /** `<data-dir>/tuf`; trusted metadata lives in its `image/` and `director/` subdirectories. */
   metadataDir: string;
+  /** Trusted metadata in memory instead (the fleet simulator); `metadataDir` then only names it. */
+  memory?: { image: MemoryMetadata; director: MemoryMetadata };
   fetch?: FetchOptions;
 }
 
@@ -65,12 +68,14 @@ export async function readAssignment(opts: VerifyAssignmentOptions): Promise<Ass
     name: 'director',
     metadataUrl: opts.directorRepoUrl,
     dir: join(opts.metadataDir, 'director'),
+    ...(opts.memory && { memory: opts.memory.director }),
     ...(opts.fetch && { fetch: opts.fetch }),
   });
   const image = await TrustedRepository.open({
     name: 'image',
     metadataUrl: opts.imageRepoUrl,
     dir: join(opts.metadataDir, 'image'),
+    ...(opts.memory && { memory: opts.memory.image }),
     ...(opts.fetch && { fetch: opts.fetch }),
   });
   if ((await director.refresh()) === 'unpublished') return { kind: 'no-releases', repository: 'director' };

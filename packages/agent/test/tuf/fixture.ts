@@ -26,6 +26,7 @@ import {
 import type { ReleaseTargetCustom } from '@flotilla/protocol';
 import type { RoleKeys, Signer, TopLevelRole } from '@flotilla/node-kit';
 import { TargetFile } from 'tuf-js';
+import type { MemoryMetadata } from '../../src/tuf/index.js';
 
 export const DAY_MS = 86_400_000;
 
@@ -223,6 +224,8 @@ export interface World {
   web1: TargetFile;
   web1Bytes: Buffer;
   close(): Promise<void>;
+  /** Trusted metadata in memory instead of `metadataDir` (helpers.ts `inMemory`). */
+  memory?: { image: MemoryMetadata; director: MemoryMetadata };
 }
 
 /**
@@ -317,7 +320,9 @@ export async function trustedVersion(
   role: TopLevelRole,
 ): Promise<number | undefined> {
   try {
-    const bytes = await readFile(join(w.metadataDir, repo, `${role}.json`));
+    const bytes = w.memory
+      ? w.memory[repo].read(`${role}.json`)
+      : await readFile(join(w.metadataDir, repo, `${role}.json`));
     return JSON.parse(bytes.toString('utf8')).signed.version as number;
   } catch {
     return undefined;

@@ -3,12 +3,30 @@ import { join } from 'node:path';
 import { isFlotillaError, TufVerificationFailure } from '@flotilla/protocol';
 import { Value } from '@sinclair/typebox/value';
 import type { ErrorCode } from '@flotilla/protocol';
-import { provisionTrustedRoot, tufFailureReport, verifyAssignment } from '../../src/tuf/index.js';
+import {
+  MemoryMetadata,
+  provisionTrustedRoot,
+  provisionTrustedRootInMemory,
+  tufFailureReport,
+  verifyAssignment,
+} from '../../src/tuf/index.js';
 import type { VerifiedRelease } from '../../src/tuf/index.js';
 import type { World } from './fixture.js';
 
+/**
+ * Where `provision` keeps the trusted metadata: files (the agent), or memory (the fleet
+ * simulator; memory-attacks.test.ts runs the attack list that way).
+ */
+export const trustedIn = { memory: false };
+
 /** Enrollment hands the device both v1 roots. */
 export async function provision(w: World): Promise<void> {
+  if (trustedIn.memory) {
+    w.memory = { image: new MemoryMetadata(), director: new MemoryMetadata() };
+    provisionTrustedRootInMemory(w.memory.image, w.image.get('1.root.json'));
+    provisionTrustedRootInMemory(w.memory.director, w.director.get('1.root.json'));
+    return;
+  }
   await provisionTrustedRoot(join(w.metadataDir, 'image'), w.image.get('1.root.json'));
   await provisionTrustedRoot(join(w.metadataDir, 'director'), w.director.get('1.root.json'));
 }
@@ -18,6 +36,7 @@ export function verify(w: World): Promise<VerifiedRelease[]> {
     imageRepoUrl: w.image.url,
     directorRepoUrl: w.director.url,
     metadataDir: w.metadataDir,
+    ...(w.memory && { memory: w.memory }),
     fetch: { timeoutMs: 10_000 },
   });
 }

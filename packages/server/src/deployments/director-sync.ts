@@ -30,9 +30,13 @@ export class DirectorSync {
   /**
    * Re-signs the device's director targets from its committed `device_apps` if they differ, then
    * clears the device's marker up to the state version read. Returns whether it re-signed.
+   * `atVersion`: the device's state version the caller needs reflected; nothing is done when a
+   * sync of this process already agreed at that version or a later one (the assignment's own
+   * re-sign and the device's first read, which races it, then cost one sync, not two).
    */
-  sync(deviceId: string): Promise<boolean> {
+  sync(deviceId: string, atVersion?: number): Promise<boolean> {
     return this.#local.run(deviceId, async () => {
+      if (atVersion !== undefined && (this.#agreedAt.get(deviceId) ?? -1) >= atVersion) return false;
       const { ctx, director } = this.opts;
       const { stateVersion, assignments } = await ctx.db.transaction().execute(async (trx) => {
         const device = await trx
@@ -98,8 +102,9 @@ export class DirectorSync {
       .where('id', '=', deviceId)
       .executeTakeFirst();
     if (row === undefined) return;
-    if (this.#agreedAt.get(deviceId) === Number(row.state_version)) return;
-    await this.sync(deviceId);
+    const version = Number(row.state_version);
+    if (this.#agreedAt.get(deviceId) === version) return;
+    await this.sync(deviceId, version);
   }
 
   /** At start: re-signs every device an assignment marked and no re-sign cleared (a crash between). */

@@ -123,14 +123,14 @@ export class DeploymentJobs {
       this.svc.devices.presence.send(deviceId, ServerCommands.stateChanged, { stateVersion });
       if (assigned) this.svc.events.emit({ type: 'device.assigned', deviceId, ...assigned, stateVersion });
     }
-    const resigns = changed.map(({ deviceId }) => {
+    const resigns = changed.map(({ deviceId, stateVersion }) => {
       const resign = this.#resign(() =>
         // A server stopping leaves the rest marked: re-signed at its next start (repairPending).
         this.#stopping
           ? Promise.resolve(false)
           : // The change is recorded: a failed re-sign stays marked and is retried before the
             // device's next director read and at the next start, so it fails nothing.
-            this.svc.directors.sync(deviceId).catch((err: unknown) => {
+            this.svc.directors.sync(deviceId, stateVersion).catch((err: unknown) => {
               ctx.log.warn(
                 { err, deviceId },
                 'director re-sign after an assignment failed; retried on the next read',

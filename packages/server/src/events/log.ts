@@ -13,6 +13,9 @@
  * - Retention: the newest `eventLogMaxEvents` and nothing older than `eventLogMaxAgeMs`, deleted in
  *   batches. Appends wait in a bounded queue while the database is unreachable; past the bound the
  *   oldest are dropped (counted in `flotilla_events_dropped_total`).
+ * - Writes are grouped: an append or an outbox entry is written within `EVENT_FLUSH_DELAY_MS`
+ *   together with whatever else arrived meanwhile (one transaction for what a burst of reports
+ *   emits, instead of one per few events); `settle` and `stop` write at once.
  */
 import { sql } from 'kysely';
 import { Counter } from 'prom-client';
@@ -42,6 +45,12 @@ export const EVENT_BATCH = 500;
  * 10,000 events at once; at ~0.5 kB each this bounds the queue near 25 MB).
  */
 const MAX_QUEUED = 50_000;
+/**
+ * How long an append waits for others to share its transaction (ms). A report emits one or two
+ * events and its audit entry goes through the outbox; at a few hundred reports a second, writing
+ * each burst on its own cost a transaction, an outbox read and a `max(seq)` per few events.
+ */
+export const EVENT_FLUSH_DELAY_MS = 25;
 /** Rows per DELETE while pruning. */
 const PRUNE_BATCH = 1_000;
 /** The key of the PostgreSQL advisory lock under which sequence numbers are assigned. */
@@ -104,6 +113,10 @@ export class EventLog {
   private again = false;
   private outboxDue = true;
   private timer: NodeJS.Timeout | null = null;
+  /** The pending grouped write (`EVENT_FLUSH_DELAY_MS`), if one is armed. */
+  private flushTimer: NodeJS.Timeout | null = null;
+  /** `settle`/`stop`: the running write goes on until the queue is empty. */
+  private draining = false;
   private lastPrune = 0;
   private sincePrune = 0;
   private pruning: Promise<void> | null = null;
@@ -140,7 +153,9 @@ export class EventLog {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.clearFlush();
     this.outboxDue = true;
+    this.draining = true;
     this.schedule();
     await this.writing;
     this.stopped = true;
@@ -155,21 +170,41 @@ export class EventLog {
       this.dropped.inc();
     }
     this.queue.push(rowOfDomainEvent(event, this.ctx.clock.now()));
-    this.schedule();
+    // A full batch goes at once; fewer wait a moment for company.
+    if (this.queue.length >= EVENT_BATCH) this.schedule();
+    else this.scheduleSoon();
   }
 
   /** An audit entry went into the outbox (maybe in a transaction not committed yet). */
   outboxWritten(): void {
     this.outboxDue = true;
-    // The caller's transaction commits after the recorder returns; the sweep catches later commits.
-    setTimeout(() => this.schedule(), 25).unref();
+    // The caller's transaction commits after the recorder returns (well within the delay); the
+    // sweep catches later commits.
+    this.scheduleSoon();
   }
 
   /** Resolves once everything queued so far is written (tests, shutdown). */
   async settle(): Promise<void> {
     this.outboxDue = true;
+    this.clearFlush();
+    this.draining = true;
     this.schedule();
     while (this.writing) await this.writing;
+  }
+
+  /** A write within EVENT_FLUSH_DELAY_MS, shared by everything that arrives until then. */
+  private scheduleSoon(): void {
+    if (this.stopped || this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      this.schedule();
+    }, EVENT_FLUSH_DELAY_MS);
+    this.flushTimer.unref();
+  }
+
+  private clearFlush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
   }
 
   private schedule(): void {
@@ -192,13 +227,17 @@ export class EventLog {
         if (more) this.again = true;
       } catch (e) {
         // Kept queued; the sweep retries.
+        this.draining = false;
         this.ctx.log.warn(
           { err: e, queued: this.queue.length },
           'could not write to the event log; will retry',
         );
         return;
       }
-    } while (this.again || this.queue.length > 0);
+      // What arrived during this write waits for its own grouped write, unless a batch is full.
+    } while (this.again || this.queue.length >= EVENT_BATCH || (this.draining && this.queue.length > 0));
+    this.draining = false;
+    if (this.queue.length > 0 || this.outboxDue) this.scheduleSoon();
   }
 
   /** One locked transaction: committed outbox rows and queued events get their numbers. */

@@ -90,6 +90,13 @@ export class RolloutEngine {
   #full = true;
   /** Devices that reported to this process since the last pass. */
   readonly #reported = new Set<string>();
+  /**
+   * Whether the last pass found an active rollout. While it found none, a report starts no pass
+   * (a deploy's thousands of reports would each read the rollouts table for nothing); a rollout
+   * started here nudges a full pass, one started by another server process is found by the
+   * periodic one.
+   */
+  #anyActive = true;
   #stopped = false;
   #publishing: Promise<void> = Promise.resolve();
   readonly #abort = new AbortController();
@@ -121,6 +128,7 @@ export class RolloutEngine {
    */
   nudge(deviceId?: string): void {
     if (this.#stopped) return;
+    if (deviceId !== undefined && !this.#anyActive) return;
     if (deviceId === undefined) this.#full = true;
     else if (!this.#full) {
       this.#reported.add(deviceId);
@@ -176,6 +184,7 @@ export class RolloutEngine {
       .where('state', 'in', [...ACTIVE_STATES])
       .orderBy('created_at')
       .execute();
+    this.#anyActive = rows.length > 0;
     let more = false;
     for (const { id } of rows) {
       if (this.#stopped) return false;
