@@ -2,7 +2,7 @@
  * The order of a stop-then-start replacement against a real dockerd: the new container is created
  * (under its parked name) before the old one is parked, so only the renames and the start lie
  * between the old container's end and the new one's; a new container that cannot start leaves
- * the old one restorable, and the rollback runs that very container again (same id, same port).
+ * the old one restorable, and the rollback runs that very container again (same id).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { DockerRuntimeConfig } from '@flotilla/protocol';
-import { dockerdAvailable, freePort, importBusyboxImage, startTestDockerd, tempDir } from '@flotilla/testkit';
+import { dockerdAvailable, importBusyboxImage, startTestDockerd, tempDir } from '@flotilla/testkit';
 import { ownerId } from '../../src/runtimes/docker/engine.js';
 import { harness } from '../update/engine-harness.js';
 import { buildRelease, serverStore, writeTree } from '../update/fixtures.js';
@@ -20,8 +20,11 @@ const skip = dockerdAvailable()
   ? false
   : 'dockerd or busybox-static is not installed (.ci/run installs them)';
 
-/** One web service serving `message` on `port`; `command` replaces its command. */
-function config(imageId: string, port: number, message: string, command?: string[]): DockerRuntimeConfig {
+/**
+ * One web service serving `message` on port 8080 of its address on the app network (no host port:
+ * test files run in parallel, and a published port picked by freePort could race another file's).
+ */
+function config(imageId: string, message: string, command?: string[]): DockerRuntimeConfig {
   return {
     docker: {
       compose: {
@@ -34,7 +37,6 @@ function config(imageId: string, port: number, message: string, command?: string
               'trap "exit 0" TERM; mkdir -p /www && echo "$MSG" > /www/index.html && httpd -f -p 8080 -h /www & wait',
             ],
             environment: { MSG: message },
-            ports: [{ target: 8080, published: port, host_ip: '127.0.0.1' }],
           },
         },
       },
@@ -57,7 +59,6 @@ void test(
     const store = await serverStore(t);
     const h = await harness(t, store, { dataDir: join(base, 'data') });
     const owner = ownerId(h.dataDir);
-    const port = await freePort();
     const name = `fl-${owner}-o-web`;
     const release = (version: string, c: DockerRuntimeConfig) =>
       buildRelease(store, writeTree(join(base, `t${version}`), { v: version }), {
@@ -79,6 +80,18 @@ void test(
         .split('\n')
         .filter(Boolean)
         .sort();
+    /** What the service's container serves, at its address on the app network. */
+    const page = async () => {
+      const ip = (
+        await d.docker([
+          'inspect',
+          '--format',
+          '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}',
+          name,
+        ])
+      ).trim();
+      return getBody(8080, ip);
+    };
     /** The engine's container events since `since` (unix seconds): `<action> <id>`, in order. */
     const events = async (since: number) =>
       (
@@ -97,18 +110,18 @@ void test(
         .split('\n')
         .filter(Boolean);
 
-    const v1 = await release('1', config(imageId, port, 'one'));
+    const v1 = await release('1', config(imageId, 'one'));
     h.assign([v1]);
     assert.equal(await h.converge(), true, JSON.stringify(h.reports.at(-1)));
-    assert.equal(await getBody(port), 'one');
+    assert.equal(await page(), 'one');
     const old = await inspect(name);
 
     // v2: the new container is created before the old one is parked (renamed).
     const since = Math.floor(Date.now() / 1000) - 1;
-    const v2 = await release('2', config(imageId, port, 'two'));
+    const v2 = await release('2', config(imageId, 'two'));
     h.assign([v2]);
     assert.equal(await h.converge(), true, JSON.stringify(h.reports.at(-1)));
-    assert.equal(await getBody(port), 'two');
+    assert.equal(await page(), 'two');
     const fresh = await inspect(name);
     assert.notEqual(fresh.Id, old.Id);
     const log = await events(since);
@@ -123,7 +136,7 @@ void test(
 
     // v3's container is created but cannot start (no such executable): the start step fails, and
     // the rollback runs the v2 container itself again.
-    const v3 = await release('3', config(imageId, port, 'three', ['/no/such/program']));
+    const v3 = await release('3', config(imageId, 'three', ['/no/such/program']));
     h.assign([v3]);
     await h.converge();
     const rolled = h.reports.find((r) => r.phase === 'rolled-back');
@@ -133,7 +146,7 @@ void test(
     const after = await inspect(name);
     assert.equal(after.Id, fresh.Id, 'the old container itself serves again');
     assert.ok(after.State.Running);
-    assert.equal(await getBody(port), 'two');
+    assert.equal(await page(), 'two');
     assert.deepEqual(await ours(), [name], 'no stray containers after the rollback');
   },
 );
