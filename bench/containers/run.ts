@@ -12,13 +12,14 @@
  *
  *   npx tsc -b bench && node bench/dist/containers/run.js [--layer-mb 64] [--reps 5] [--json]
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { ReleaseSpec } from '@flotilla/agent';
 import { stageImages } from '@flotilla/cli';
@@ -102,6 +103,16 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : Math.round((s[s.length / 2 - 1]! + s[s.length / 2]!) / 2);
 };
+
+/**
+ * Writes back what earlier rounds left dirty in the page cache (`sync`), before each timed section:
+ * the agent's stage ends with a syncfs of the file system, which would otherwise also flush what
+ * the other side wrote just before (a pulled layer, extracted, and a container's root file system
+ * copied by vfs: about 200 MB), so each side pays only for its own writes.
+ */
+async function flushDirty(): Promise<void> {
+  await promisify(execFile)('sync');
+}
 
 /** The container's command: httpd serving the image's /app/www, ending at once on SIGTERM. */
 const SERVE = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 8080 -h /app/www & wait'];
@@ -209,6 +220,7 @@ try {
     const publish = ['--network', 'bench', '-p', `127.0.0.1:${port}:8080`];
     await device.docker(['run', '-d', '--name', 'bench-v1', ...publish, viaProxy('v1'), ...SERVE]);
     await answers(port, 'v1', Date.now());
+    await flushDirty();
     proxy.reset();
     const t0 = Date.now();
     await device.docker(['pull', viaProxy('v2')]);
@@ -232,6 +244,7 @@ try {
     try {
       await d.install('containers', '1.0.0', roots[0]!, appAs(1, port));
       await answers(port, 'v1', Date.now());
+      await flushDirty();
       const t0 = Date.now();
       const answered = answers(port, 'v2', t0);
       const r = await d.install('containers', '2.0.0', roots[1]!, appAs(2, port));

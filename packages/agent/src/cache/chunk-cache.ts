@@ -73,6 +73,8 @@ const CORRUPTION = new Set(['FLT_HASH_MISMATCH', 'FLT_CHUNK_ENCODING_INVALID', '
 /** Tree objects kept in memory (bytes), and the largest one kept. */
 const OBJECT_MEMO_BYTES = 64 * 1024 * 1024;
 const OBJECT_MEMO_MAX_ITEM = 1024 * 1024;
+/** Whole files from this size on are written back as soon as they are in (WholeFiles.writeBack). */
+const WRITE_BACK_MIN = 1024 * 1024;
 
 export class ChunkCache implements StoreReader, ObjectSink {
   private readonly recency: Recency;
@@ -224,6 +226,8 @@ export class ChunkCache implements StoreReader, ObjectSink {
   /** Takes in the whole file `id` that `writeWholeFile` wrote into `wholeFilesDir`. */
   adoptWholeFile(id: string, file: FileObject, result: { written: number; stamp?: FileStamp }): void {
     this.whole.adopt(id, result.stamp);
+    // Large files only: small ones cost the syncfs little, and one pool thread each.
+    if (result.written >= WRITE_BACK_MIN) this.whole.writeBack(id);
     this.wholeFiles.add(id, file);
     this.written(id, result.written);
   }

@@ -76,6 +76,19 @@ export class WholeFiles {
     return written;
   }
 
+  /**
+   * Starts writing the whole file `id` back to disk (fdatasync on a thread of the pool, not
+   * awaited): the stage step's syncfs then finds it mostly clean instead of writing the whole
+   * layer out at the end (bench/README.md "containers": stage 1.12 s against 1.52 s, medians).
+   * Durability still comes from that syncfs; a failure here is ignored.
+   */
+  writeBack(id: string): void {
+    void fs.promises
+      .open(this.pathOf(id), READ)
+      .then((handle) => handle.datasync().finally(() => handle.close()))
+      .catch(() => undefined);
+  }
+
   /** Records the stamp of a whole file that `writeWholeFile` wrote (on another thread). */
   adopt(id: string, stamp: FileStamp | undefined): void {
     if (stamp !== undefined) this.stamped.set(id, stamp);

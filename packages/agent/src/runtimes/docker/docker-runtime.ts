@@ -4,8 +4,10 @@
  * Everything it creates carries labels (owner = this agent's data directory, app, service, release
  * root, config hash); it lists only its own containers and never touches others. Each service has
  * one active container, named `fl-<owner>-<app>-<service>`. An update replaces only the services
- * whose hash changed: the old container is stopped and *parked* (renamed `<name>.<hash12>`), so a
- * rollback (which starts the previous release again) finds it and renames it back. Parked
+ * whose hash changed: the new container is created under its parked name (`<name>.<hash12>`)
+ * while the old one stops; the old one is then *parked* (renamed `<name>.<hash12>` of its own hash)
+ * and the new one takes the service's name and starts, so a rollback (which starts the previous
+ * release again) finds the old one and renames it back. Parked
  * containers are removed when the transaction settles (its cleanup step). Every step is idempotent
  * against what the engine shows, so a crash at any instant converges when the transaction resumes.
  */
@@ -163,7 +165,22 @@ export class DockerRuntime implements Runtime {
       await this.rename(id, this.names.container(ctx.app, service));
       return;
     }
-    if (active) await this.park(ctx.app, active);
+    if (active) {
+      // Stop-then-start: the new container is created under its parked name while the old one
+      // stops (a create binds no ports; with a copying storage driver it is most of the work),
+      // so only the renames and the start remain between the old one's end and the new one's.
+      const [created, stopped] = await Promise.allSettled([
+        candidate ? Promise.resolve(candidate.Id) : this.create({ ...plan.options, name: parkedName }),
+        this.stopContainer(active.Id, config.stopTimeoutS),
+      ]);
+      // Both calls have ended before either failure is thrown: a rollback never races a pending stop.
+      if (stopped.status === 'rejected') throw stopped.reason;
+      if (created.status === 'rejected') throw created.reason;
+      await this.park(ctx.app, active);
+      await this.rename(created.value, this.names.container(ctx.app, service));
+      await this.startContainer(created.value);
+      return;
+    }
     if (candidate) await this.rename(candidate.Id, this.names.container(ctx.app, service));
     const id = candidate?.Id ?? (await this.create(plan.options));
     await this.startContainer(id);

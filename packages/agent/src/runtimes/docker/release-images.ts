@@ -11,8 +11,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import type { TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
@@ -200,13 +198,8 @@ async function findInTree(releaseDir: string, ref: string, id: string): Promise<
   return out;
 }
 
-class Hasher extends Transform {
-  readonly hash = createHash('sha256');
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(chunk);
-    done(null, chunk);
-  }
-}
+/** Layer files are read in 1 MiB pieces: fewer hops through the streams per layer (64 KiB by default). */
+const READ_CHUNK = 1024 * 1024;
 
 /**
  * Streams the image in docker-save format into `docker load`. Each layer is hashed as it streams;
@@ -262,15 +255,17 @@ async function loadImage(
       names.push(name);
       if (i < skipBottom || sent.has(name)) continue;
       sent.add(name);
-      const hasher = new Hasher();
+      const hash = createHash('sha256');
       const entry = pack.entry({ name, size: layer.size, mode: 0o644 });
       // The entry's end is held back until the hash is checked, so a bad layer never completes.
       await pipeline(
-        createReadStream(layer.path),
-        hasher,
+        createReadStream(layer.path, { highWaterMark: READ_CHUNK }),
         async function* (source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) yield chunk;
-          const got = `sha256:${hasher.hash.digest('hex')}`;
+          for await (const chunk of source) {
+            hash.update(chunk);
+            yield chunk;
+          }
+          const got = `sha256:${hash.digest('hex')}`;
           if (got !== layer.diffId) {
             state.refused = new FlotillaError(
               'FLT_HASH_MISMATCH',
@@ -300,7 +295,8 @@ async function loadImage(
   producing.catch(() => undefined);
   let loaded: string | null = null;
   try {
-    const body = Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
+    // tar-stream's pack is a Node stream: the request reads it directly (an error destroys the request).
+    const body = pack as unknown as NodeJS.ReadableStream;
     const response = await docker.loadImage(body, { quiet: true });
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(
