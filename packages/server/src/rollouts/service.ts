@@ -20,6 +20,7 @@ import type {
 } from '@flotilla/protocol';
 import type { Db } from '../context.js';
 import { isUniqueViolation } from '../db/errors.js';
+import { readSnapshot } from '../db/read-snapshot.js';
 import { lockRows, writeTransaction } from '../db/write-transaction.js';
 import type { DeployServices } from '../deployments/index.js';
 import { unassignInTransaction } from '../deployments/index.js';
@@ -185,16 +186,17 @@ export async function createRollout(
 }
 
 export async function listRollouts(svc: RolloutServices, state?: RolloutState): Promise<RolloutList> {
-  let query = svc.deploy.ctx.db
-    .selectFrom('rollouts')
-    .selectAll()
-    .orderBy('created_at', 'desc')
-    .orderBy('id');
-  if (state !== undefined) query = query.where('state', '=', state);
-  const rows = await query.limit(1000).execute();
-  const items: Rollout[] = [];
-  for (const row of rows) items.push(await toRollout(svc.deploy.ctx.db, row));
-  return { items };
+  const { db, dialect } = svc.deploy.ctx;
+  // The rows and their counts from one snapshot: an engine pass committing in between would
+  // otherwise show a state that does not match the counts (failed, yet still running).
+  return readSnapshot(db, dialect, async (trx) => {
+    let query = trx.selectFrom('rollouts').selectAll().orderBy('created_at', 'desc').orderBy('id');
+    if (state !== undefined) query = query.where('state', '=', state);
+    const rows = await query.limit(1000).execute();
+    const items: Rollout[] = [];
+    for (const row of rows) items.push(await toRollout(trx, row));
+    return { items };
+  });
 }
 
 async function rolloutRow(db: Db, id: string): Promise<RolloutRow> {
@@ -204,7 +206,8 @@ async function rolloutRow(db: Db, id: string): Promise<RolloutRow> {
 }
 
 export async function getRollout(svc: RolloutServices, id: string): Promise<Rollout> {
-  return toRollout(svc.deploy.ctx.db, await rolloutRow(svc.deploy.ctx.db, id));
+  const { db, dialect } = svc.deploy.ctx;
+  return readSnapshot(db, dialect, async (trx) => toRollout(trx, await rolloutRow(trx, id)));
 }
 
 const conflict = (row: RolloutRow, action: string) =>
