@@ -4,15 +4,12 @@
  * one running, untouched, and the update rolls back); `stop-start` (default) stops first.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { DockerRuntimeConfig } from '@flotilla/protocol';
-import { dockerdAvailable, importBusyboxImage, startTestDockerd, tempDir } from '@flotilla/testkit';
-import { ownerId } from '../../src/runtimes/docker/engine.js';
-import { harness } from '../update/engine-harness.js';
-import { buildRelease, serverStore, writeTree } from '../update/fixtures.js';
+import { dockerdAvailable } from '@flotilla/testkit';
+import { buildRelease, writeTree } from '../update/fixtures.js';
+import { dockerUpdateHarness } from './docker-harness.js';
 
 const skip = dockerdAvailable()
   ? false
@@ -46,14 +43,7 @@ void test(
   'update strategies: start-then-stop with health gating, stop-then-start',
   { skip, timeout: 300_000 },
   async (t) => {
-    const d = await startTestDockerd(mkdtempSync(join(tmpdir(), 'flt-dockerd-')));
-    t.after(() => d.destroy());
-    process.env.DOCKER_HOST = d.host;
-    const imageId = await importBusyboxImage(d, 'bb');
-    const base = tempDir(t, 'flt-dkstrat-');
-    const store = await serverStore(t);
-    const h = await harness(t, store, { dataDir: join(base, 'data') });
-    const owner = ownerId(h.dataDir);
+    const { d, imageId, base, store, h, owner } = await dockerUpdateHarness(t, 'bb', 'flt-dkstrat-');
     const release = (version: string, c: DockerRuntimeConfig) =>
       buildRelease(store, writeTree(join(base, `t${version}`), { v: version }), {
         app: 'w',

@@ -5,16 +5,13 @@
  * the old one restorable, and the rollback runs that very container again (same id).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { DockerRuntimeConfig } from '@flotilla/protocol';
-import { dockerdAvailable, importBusyboxImage, startTestDockerd, tempDir } from '@flotilla/testkit';
-import { ownerId } from '../../src/runtimes/docker/engine.js';
-import { harness } from '../update/engine-harness.js';
-import { buildRelease, serverStore, writeTree } from '../update/fixtures.js';
+import { dockerdAvailable } from '@flotilla/testkit';
+import { buildRelease, writeTree } from '../update/fixtures.js';
 import { getBody } from './docker-fixtures.js';
+import { dockerUpdateHarness } from './docker-harness.js';
 
 const skip = dockerdAvailable()
   ? false
@@ -51,14 +48,7 @@ void test(
   'stop-then-start creates the new container before parking the old one; a failed start rolls back to the old container',
   { skip, timeout: 300_000 },
   async (t) => {
-    const d = await startTestDockerd(mkdtempSync(join(tmpdir(), 'flt-dockerd-')));
-    t.after(() => d.destroy());
-    process.env.DOCKER_HOST = d.host;
-    const imageId = await importBusyboxImage(d, 'bb');
-    const base = tempDir(t, 'flt-dkorder-');
-    const store = await serverStore(t);
-    const h = await harness(t, store, { dataDir: join(base, 'data') });
-    const owner = ownerId(h.dataDir);
+    const { d, imageId, base, store, h, owner } = await dockerUpdateHarness(t, 'bb', 'flt-dkorder-');
     const name = `fl-${owner}-o-web`;
     const release = (version: string, c: DockerRuntimeConfig) =>
       buildRelease(store, writeTree(join(base, `t${version}`), { v: version }), {
