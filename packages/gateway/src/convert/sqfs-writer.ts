@@ -19,6 +19,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { deflate, deflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import { FlotillaError } from '@flotilla/protocol';
+import { WriteBatch } from '../write-batch.js';
 import { looksIncompressible } from './incompressible.js';
 import type { FileContent, Node } from './rootfs.js';
 
@@ -30,7 +31,6 @@ const METADATA_SIZE = 8192;
 const UNCOMPRESSED_BLOCK = 1 << 24;
 const GZIP_ID = 1;
 const INVALID = 0xffffffffffffffffn;
-const WRITE_BATCH = 1024 * 1024;
 /** Blocks compressed (or copied) ahead of the one being written. */
 const IN_FLIGHT = 8;
 
@@ -150,27 +150,15 @@ export async function writeSquashfsImage(
     let copiedBytes = 0;
     const queue: { loc: BlockLocation; data: Promise<{ bytes: Buffer; word: number }> }[] = [];
     // Finished blocks are written about 1 MiB at a time (one writev): fewer calls.
-    let batch: Buffer[] = [];
-    let batchAt = pos;
-    const flush = async (): Promise<void> => {
-      if (batch.length === 0) return;
-      const parts = batch;
-      batch = [];
-      const total = pos - batchAt;
-      const { bytesWritten } = await out.writev(parts, batchAt);
-      if (bytesWritten < total)
-        await writeAll(out, Buffer.concat(parts, total).subarray(bytesWritten), batchAt + bytesWritten);
-      batchAt = pos;
-    };
+    const batch = new WriteBatch(out, pos);
     const writeOne = async (): Promise<void> => {
       const item = queue.shift();
       if (!item) return;
       const { bytes, word } = await item.data;
       if (item.loc.words.length === 0) item.loc.start = pos;
       item.loc.words.push(word);
-      batch.push(bytes);
       pos += bytes.length;
-      if (pos - batchAt >= WRITE_BATCH) await flush();
+      await batch.push(bytes);
     };
     const push = async (
       loc: BlockLocation,
@@ -217,7 +205,7 @@ export async function writeSquashfsImage(
       }
     }
     while (queue.length > 0) await writeOne();
-    await flush();
+    await batch.flush();
     for (const loc of located.values()) if (loc.words.length === 0) loc.start = pos;
 
     // Inodes, numbered by one walk (children before their directory), then the directories.

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { FlotillaError } from '@flotilla/protocol';
 import type { RegistryClient } from './client.js';
+import { WriteBatch } from '../write-batch.js';
 import { networkError } from './http.js';
 
 /**
@@ -13,9 +14,6 @@ import { networkError } from './http.js';
  * HTTP Range after a cut (same process) or after a restart (another worker). A `<hex>.lock` file
  * (host and pid) keeps two downloaders on one cache from appending to the same partial file.
  */
-/** Bytes of a blob's response gathered before one write to its partial file. */
-const WRITE_BATCH = 1024 * 1024;
-
 export class BlobCache {
   private readonly inFlight = new Map<string, Promise<string>>();
 
@@ -148,20 +146,9 @@ export class BlobCache {
       }
       if (r.res.status !== 200 && r.res.status !== 206) return client.fail(r, `blob ${digest}`);
       const file = await open(partial, have > 0 ? 'a' : 'w');
-      // The response's chunks (often 16–64 KiB) are written in batches of about 1 MiB: fewer
-      // writes. What a cut leaves in the batch is written on the way out, for the resume.
-      let batch: Buffer[] = [];
-      let batchBytes = 0;
-      const flush = async (): Promise<void> => {
-        if (batchBytes === 0) return;
-        const parts = batch;
-        const total = batchBytes;
-        batch = [];
-        batchBytes = 0;
-        const { bytesWritten } = await file.writev(parts);
-        // A short write (rare on a file): the rest as one buffer.
-        if (bytesWritten < total) await file.write(Buffer.concat(parts, total).subarray(bytesWritten));
-      };
+      // The response's chunks are written in batches of about 1 MiB; what a cut leaves in the
+      // batch is written on the way out, for the resume.
+      const batch = new WriteBatch(file, null);
       try {
         if (r.res.body) {
           for await (const chunk of r.res.body) {
@@ -179,13 +166,11 @@ export class BlobCache {
               );
             }
             hash.update(buf);
-            batch.push(buf);
-            batchBytes += buf.length;
-            if (batchBytes >= WRITE_BATCH) await flush();
+            await batch.push(buf);
             onBytes(have, buf.length);
           }
         }
-        await flush();
+        await batch.flush();
         await file.sync();
       } catch (error) {
         if (error instanceof FlotillaError && error.code === 'FLT_REGISTRY_DIGEST_MISMATCH') {
@@ -194,7 +179,7 @@ export class BlobCache {
         }
         throw networkError(error, r.url, r.idle, undefined);
       } finally {
-        await flush().catch(() => undefined);
+        await batch.flush().catch(() => undefined);
         await file.close();
         r.idle.done();
       }
