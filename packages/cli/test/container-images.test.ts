@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -122,6 +122,23 @@ void test(
       assert.ok(a.equals(b));
       const releaseDir = await roundTrip('engine', [ref], { from: 'engine', docker });
 
+      await s.test(
+        'prepare loads from a staged tree renamed meanwhile; ensure waits, loads nothing more',
+        async () => {
+          await dockerd.docker(['rmi', '-f', ref]);
+          const staged = `${releaseDir}.tmp`;
+          await rename(releaseDir, staged);
+          const before = logged.length;
+          // As the stage step does: prepare on the staged tree, then the rename into place.
+          await provider.prepare(docker, context(staged), { [ref]: id }, signal);
+          await rename(staged, releaseDir);
+          await provider.ensure(docker, context(releaseDir), { [ref]: id }, signal);
+          const got = (await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).trim();
+          assert.equal(got, id);
+          assert.deepEqual(logged.slice(before), ['image loaded ahead of the start step']);
+        },
+      );
+
       await s.test('a layer changed in the tree is refused and nothing is tagged', async () => {
         const index2 = await readImagesIndex(releaseDir);
         const layer = join(releaseDir, IMAGES_DIR, index2!.images[ref]!.dir, 'layer-001.tar');
@@ -129,9 +146,14 @@ void test(
         await fh.write(Buffer.from('X'), 0, 1, 2000);
         await fh.close();
         await dockerd.docker(['rmi', '-f', ref]);
+        // A load begun by prepare fails the same way; it is only logged, and ensure refuses too.
+        await provider.prepare(docker, context(releaseDir), { [ref]: id }, signal);
         await rejectsWith(
           provider.ensure(docker, context(releaseDir), { [ref]: id }, signal),
           'FLT_HASH_MISMATCH',
+        );
+        assert.ok(
+          logged.includes('loading an image ahead of the start step failed; the start step loads it'),
         );
         await assert.rejects(dockerd.docker(['image', 'inspect', id]));
       });

@@ -6,6 +6,7 @@ import type { UpdateRecords } from '../state/update-records.js';
 import type { ReleaseStamps } from '../state/release-stamps.js';
 import type { ReleaseSpec } from '../model/release.js';
 import type { AppLayout } from './layout.js';
+import type { DurableTrees } from './durable.js';
 
 export interface FetchOutcome {
   /** Bytes on the wire. */
@@ -43,5 +44,7 @@ export interface ApplyContext {
   keepPrevious: number;
   stageReuse: StageReuse;
   stageVerify: StageVerify;
+  /** Staged trees made durable by their commit rather than before the switch (durable.ts). */
+  durable: DurableTrees;
   logger: Logger;
 }

@@ -3,10 +3,12 @@ import { readdir, rename, stat } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
 import { materialize, parseObject } from '@flotilla/store';
 import type { MaterializeStats } from '@flotilla/store';
-import type { Step } from '../model/release.js';
+import type { ReleaseSpec, Step } from '../model/release.js';
+import type { Runtime } from '../runtimes/runtime.js';
 import type { ApplyContext } from './context.js';
 import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from '../util/fs-ops.js';
-import { EarlyStaging, stageIntoTemp } from './staging.js';
+import { EarlyStaging, durableAtCommit, stageIntoTemp } from './staging.js';
+import { cacheTreeFiles } from './tree-files.js';
 
 type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
 export interface StepResult {
@@ -36,6 +38,9 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
         : new EarlyStaging(ctx, release);
     try {
       const outcome = await ctx.fetchRelease(release, signal, false, () => early?.start());
+      // Every file is in the cache now: the runtime may begin what `start` needs (docker: loading
+      // the images from the cache while the stage step writes them to disk).
+      await prepareAhead(ctx, release, signal);
       const staging = early?.fetched();
       return staging ? { ...outcome, staging } : outcome;
     } catch (error) {
@@ -54,9 +59,11 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     const releases = ctx.layout.releasesDir(app);
     const temp = `${final}.tmp`;
     let wireBytes = 0;
+    let durable = !durableAtCommit(step.release);
+    let stamps: MaterializeStats['stamps'];
     try {
       const stats = await (begun ?? stageIntoTemp(ctx, step.release));
-      if (stats.stamps !== undefined) ctx.stamps.save(app, root, stats.stamps);
+      stamps = stats.stamps;
     } catch (error) {
       // The cache removes a corrupt item when it reads one. Read the whole release once to find
       // (and remove) every other, fetch them again with no shortcut through installed subtrees, retry once.
@@ -72,15 +79,24 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       await materialize(ctx.cache, root, temp, { durability: 'filesystem' }).catch((e: unknown) => {
         throw asDiskError(e);
       });
+      durable = true;
+      stamps = undefined;
       // The disk corrupts data: verify installed files by content from now on, not by stamp.
       ctx.stamps.forgetAllBut(app, []);
     }
     try {
       await rename(temp, final);
-      await fsyncDir(releases);
+      // Deferred, the rename is made durable with the tree (the commit's sync covers it).
+      if (durable) await fsyncDir(releases);
     } catch (e) {
       throw ioError('cannot rename into place', final, e);
     }
+    // A stamp vouches for content on disk: saved once the tree is durable.
+    const saveStamps = (): void => {
+      if (stamps !== undefined) ctx.stamps.save(app, root, stamps);
+    };
+    if (durable) saveStamps();
+    else ctx.durable.begin(final, saveStamps);
     return { wireBytes };
   },
 
@@ -114,9 +130,12 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     return NOTHING;
   },
 
-  commit(step, ctx) {
+  async commit(step, ctx) {
+    // A tree staged without a sync (staging.ts durableAtCommit) is durable before it is committed.
+    if (durableAtCommit(step.release))
+      await ctx.durable.settle(ctx.layout.releaseDir(step.release.app, step.release.root));
     ctx.records.commit(step.release.app, step.release, step.replaced, ctx.keepPrevious);
-    return Promise.resolve(NOTHING);
+    return NOTHING;
   },
 
   async rollback(step, ctx) {
@@ -167,6 +186,32 @@ export function executeStep(
 ): Promise<StepResult> {
   const run = executors[step.kind] as Executor<Step['kind']>;
   return run(step, ctx, signal, begun);
+}
+
+/** How long the fetch step waits for a runtime's `prepare` to be under way. */
+const PREPARE_WAIT_MS = 5_000;
+
+/**
+ * `Runtime.prepare` with the release's files read from the cache (tree-files.ts), never throwing,
+ * waited for at most PREPARE_WAIT_MS (an engine that does not answer delays the update no more).
+ */
+async function prepareAhead(ctx: ApplyContext, release: ReleaseSpec, signal: AbortSignal): Promise<void> {
+  let runtime: Runtime;
+  try {
+    runtime = ctx.runtimeFor(release);
+  } catch {
+    return; // a runtime this agent lacks: the start step reports it
+  }
+  if (runtime.prepare === undefined) return;
+  let timer: NodeJS.Timeout | undefined;
+  const context = { ...ctx.layout.context(release), files: cacheTreeFiles(ctx.cache, release.root) };
+  const started = runtime
+    .prepare(context, signal)
+    .catch((error: unknown) =>
+      ctx.logger.warn({ err: error, app: release.app }, 'preparing the release ahead of its start failed'),
+    );
+  await Promise.race([started, new Promise<void>((r) => (timer = setTimeout(r, PREPARE_WAIT_MS)))]);
+  clearTimeout(timer);
 }
 
 /** Reads every object and chunk of a tree; the cache removes each corrupt one it meets. */

@@ -10,6 +10,7 @@
  * fetch step, into the same temporary directory, which nothing else reads: a crash there leaves
  * only a `.tmp` that the next staging removes, as a crash in the stage step does. The fetch step's
  * result carries the staging begun; the transaction hands it to the stage step.
+
  */
 import { mkdir } from 'node:fs/promises';
 import { StampIndex, materialize } from '@flotilla/store';
@@ -18,15 +19,28 @@ import type { ReleaseSpec } from '../model/release.js';
 import type { ApplyContext } from './context.js';
 import { ioError, removeTree } from '../util/fs-ops.js';
 
+/**
+ * Whether staging leaves `release`'s tree to be made durable by the commit (durable.ts) rather than
+ * before the switch: a docker release, whose runtime uses nothing of the tree unverified (each image
+ * layer is hashed against the signed config's diff ids while docker loads it, and the engine checks
+ * them again), so a tree torn by a power loss before its sync fails its start and the update rolls
+ * back, as any failed start does. The sync of the rebuilt layers then runs beside docker load and
+ * the container replacement instead of before them (docs/containers.md "Image delivery").
+ */
+export function durableAtCommit(release: ReleaseSpec): boolean {
+  return release.runtime === 'docker';
+}
+
 function stageOptions(ctx: ApplyContext, release: ReleaseSpec): MaterializeOptions {
-  if (ctx.stageReuse === 'off') return { durability: 'filesystem' };
+  const durability = durableAtCommit(release) ? 'none' : 'filesystem';
+  if (ctx.stageReuse === 'off') return { durability };
   const wholeFiles = (id: string) => ctx.cache.wholeFilePath(id);
   const installed = ctx.records.installed(release.app);
   const reuse = [installed.current, ...installed.previous]
     .filter((r): r is ReleaseSpec => r !== null && r.root !== release.root)
     .map((r) => ({ root: r.root, dir: ctx.layout.releaseDir(r.app, r.root) }));
   const options: MaterializeOptions = {
-    durability: 'filesystem',
+    durability,
     reuse,
     reuseMode: ctx.stageReuse,
     wholeFiles,

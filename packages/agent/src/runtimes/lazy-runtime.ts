@@ -67,6 +67,10 @@ export class LazyRuntime implements Runtime {
     return (await this.ready()).start(ctx, signal);
   }
 
+  async prepare(ctx: AppContext, signal: AbortSignal): Promise<void> {
+    await (await this.ready()).prepare?.(ctx, signal);
+  }
+
   async adopt(ctx: AppContext): Promise<void> {
     return (await this.ready()).adopt(ctx);
   }

@@ -3,6 +3,26 @@ import type { AppProcessStatus, RuntimeKind } from '@flotilla/protocol';
 import type { Readable, Writable } from 'node:stream';
 import type { ReleaseSpec } from '../model/release.js';
 
+/** One file of a release tree, opened for reading. */
+export interface TreeFile {
+  size: number;
+  /** Its content in pieces, from the start; read once. */
+  pieces(): AsyncIterable<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/**
+ * A release's files read from somewhere else than its directory (the agent's chunk cache, before
+ * the tree is staged): paths relative to the tree's root; null where the tree has no such file.
+ * `read` verifies each chunk against its hash (FLT_HASH_MISMATCH); the pieces of `open` are checked
+ * for size only: the reader verifies the whole (the docker runtime hashes each layer against its
+ * diff id, which the signed config names, as it streams).
+ */
+export interface TreeFiles {
+  read(path: string): Promise<Buffer | null>;
+  open(path: string): Promise<TreeFile | null>;
+}
+
 /** Where one app's release lives on disk (docs/updates.md "Disk layout"). */
 export interface AppContext {
   app: string;
@@ -11,6 +31,8 @@ export interface AppContext {
   appDir: string;
   /** `<data-dir>/apps/<app>/releases/<root>`: the real directory, stable while it runs. */
   releaseDir: string;
+  /** For `Runtime.prepare` only: the release's files, read from the cache (not yet staged). */
+  files?: TreeFiles;
   /** `<data-dir>/apps/<app>/current`, the symlink the switch renames. */
   currentLink: string;
   /** `<data-dir>/apps/<app>/data`, kept across releases. */
@@ -24,6 +46,14 @@ export interface Runtime {
   /** Checks the release's `config` for this runtime; FLT_VALIDATION listing the problems. */
   validate(release: ReleaseSpec): void;
   start(ctx: AppContext, signal: AbortSignal): Promise<void>;
+  /**
+   * Begins, ahead of `start`, work that changes nothing that runs (docker: loading the release's
+   * images the engine lacks), as soon as the fetch has brought every file of the release into the
+   * cache: `ctx.files` reads them there while the stage step writes the tree. The promise resolves
+   * once the work is under way; the rest goes on in the background and `start` waits for it. A
+   * failure here is only logged: `start` does the work.
+   */
+  prepare?(ctx: AppContext, signal: AbortSignal): Promise<void>;
   /** Brings a committed release back up when the agent starts (no update ran). */
   adopt(ctx: AppContext): Promise<void>;
   /** Stops whatever runs for the app, including what a previous agent process left running. Idempotent. */

@@ -16,6 +16,7 @@ import { ioError } from '../util/fs-ops.js';
 import { runTransaction } from '../apply/transaction.js';
 import type { PhaseEvent, TransactionOutcome } from '../apply/transaction.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
+import { DurableTrees } from '../apply/durable.js';
 import type { DiskProbe } from '../fetch/disk.js';
 import { statfsProbe } from '../fetch/disk.js';
 import type { RebuildPool } from '../fetch/rebuild-pool.js';
@@ -103,6 +104,8 @@ export class UpdateEngine {
   private retireRebuilders: NodeJS.Timeout | null = null;
   /** Apps a transaction or an operator action is working on: their process changes are not news. */
   private readonly busy = new Set<string>();
+  /** Staged trees whose sync runs until their commit (apply/durable.ts). */
+  private readonly durable = new DurableTrees();
 
   private constructor(
     private readonly options: UpdateEngineOptions,
@@ -464,6 +467,7 @@ export class UpdateEngine {
       keepPrevious: this.keepPrevious,
       stageReuse: this.options.stageReuse ?? 'link',
       stageVerify: this.options.stageVerify ?? 'stamp',
+      durable: this.durable,
       stamps: this.stamps,
       logger: this.options.logger,
     };

@@ -84,6 +84,7 @@ void test('every method of the Runtime interface is forwarded to the loaded runt
     kind: 'docker',
     validate: () => void calls.push('validate'),
     start: record('start'),
+    prepare: record('prepare'),
     adopt: record('adopt'),
     stop: record('stop'),
     health: record('health'),

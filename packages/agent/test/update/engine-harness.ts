@@ -14,6 +14,7 @@ import type { SecretOpener } from '../../src/secrets/opener.js';
 import type { StateDatabase } from '../../src/state/db.js';
 import { HttpFetcher } from '../../src/fetch/http-fetcher.js';
 import { UpdateEngine } from '../../src/update/engine.js';
+import type { UpdateEngineOptions } from '../../src/update/engine.js';
 import type { ReleaseSpec } from '../../src/model/release.js';
 import { tempDir } from '@flotilla/testkit';
 import { quietLogger, stateDb } from './fixtures.js';
@@ -45,6 +46,7 @@ export async function harness(
     deltaThreads?: number;
     secrets?: SecretOpener;
     logger?: Logger;
+    runtimes?: UpdateEngineOptions['runtimes'];
   } = {},
 ): Promise<Harness> {
   const dataDir = options.dataDir ?? join(tempDir(t, 'flt-upd-'), 'data');
@@ -62,6 +64,7 @@ export async function harness(
     stageVerify: options.stageVerify,
     deltaThreads: options.deltaThreads,
     ...(options.secrets && { secrets: options.secrets }),
+    ...(options.runtimes && { runtimes: options.runtimes }),
   });
   t.after(async () => {
     await engine.close();

@@ -107,6 +107,12 @@ export class DockerRuntime implements Runtime {
     await this.ping();
   }
 
+  /** Begins loading the release's images the engine lacks, from the cache, while the stage step runs (`Runtime.prepare`). */
+  async prepare(ctx: AppContext, signal: AbortSignal): Promise<void> {
+    const config = dockerConfig(ctx.release);
+    await this.images.prepare?.(this.docker, ctx, config.images, signal);
+  }
+
   async start(ctx: AppContext, signal: AbortSignal): Promise<void> {
     const config = dockerConfig(ctx.release);
     await this.ping();

@@ -4,6 +4,8 @@
  * id the signed release names, or throws a FlotillaError (FLT_IMAGE_MISSING when it cannot, or
  * FLT_HASH_MISMATCH when what it loaded has another id). Implementations: one that only checks the
  * engine (images loaded by other means), and one that loads them from the release's tree.
+ * `prepare`, where a provider has it, begins loading while the agent still stages the release
+ * (`Runtime.prepare`); `ensure` then waits for that load instead of starting another.
  */
 import type Docker from 'dockerode';
 import type { AppContext } from '../runtime.js';
@@ -11,6 +13,17 @@ import type { AppContext } from '../runtime.js';
 export interface ImageProvider {
   /** `images`: image reference as the compose file names it → image id (`sha256:…`, the config digest). */
   ensure(
+    docker: Docker,
+    ctx: AppContext,
+    images: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ): Promise<void>;
+  /**
+   * Begins loading the images the engine lacks from `ctx.files` (the cache) or `ctx.releaseDir`;
+   * resolves once the files it needs are open (a directory may be renamed after), the load going
+   * on in the background.
+   */
+  prepare?(
     docker: Docker,
     ctx: AppContext,
     images: Readonly<Record<string, string>>,

@@ -8,14 +8,14 @@
  * the ref, and checked: the engine must then hold exactly the image id the release names.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
-import type { AppContext } from '../runtime.js';
+import type { AppContext, TreeFile, TreeFiles } from '../runtime.js';
 import type { ImageProvider } from './image-provider.js';
 
 /** The tree's reserved images directory (written by `release push`). */
@@ -25,16 +25,114 @@ const ID = /^sha256:[a-f0-9]{64}$/;
 const DIR = /^[a-z0-9][a-z0-9._-]*$/;
 const FILE = /^layer-[0-9]{3,}\.tar$/;
 
+/** An image found in a tree: its verified config, and its layer files held open. */
 interface TreeImage {
   id: string;
-  configPath: string;
-  layers: { path: string; diffId: string; size: number }[];
+  config: Buffer;
+  layers: { path: string; diffId: string; size: number; file: TreeFile }[];
+}
+
+async function closeImage(image: TreeImage): Promise<void> {
+  for (const l of image.layers) await l.file.close().catch(() => undefined);
+}
+
+/** Layer files are read in 1 MiB pieces: fewer hops through the streams per layer (64 KiB by default). */
+const READ_CHUNK = 1024 * 1024;
+
+/** The files of a tree on disk; each opened file is held open (the tree may be renamed meanwhile). */
+export function dirFiles(dir: string): TreeFiles {
+  return {
+    read: (path) => readFile(join(dir, path)).catch(() => null),
+    open: async (path) => {
+      let file: FileHandle;
+      try {
+        file = await open(join(dir, path), 'r');
+      } catch {
+        return null;
+      }
+      try {
+        const info = await file.stat();
+        if (!info.isFile()) throw new Error('not a file');
+        return {
+          size: info.size,
+          pieces: () => file.createReadStream({ start: 0, autoClose: false, highWaterMark: READ_CHUNK }),
+          close: () => file.close(),
+        };
+      } catch {
+        await file.close().catch(() => undefined);
+        return null;
+      }
+    },
+  };
 }
 
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
 export class ReleaseTreeImageProvider implements ImageProvider {
+  /** Loads `prepare` began, by image id; `ensure` waits for one before looking at the engine. */
+  private readonly loading = new Map<string, Promise<void>>();
+
   constructor(private readonly log: Log = () => undefined) {}
+
+  /**
+   * Begins loading each image the engine lacks ahead of the start step, from `ctx.files` (the
+   * agent's cache, while the stage step writes the same tree) or from `ctx.releaseDir`. Resolves
+   * once each image's config is checked and its layers are open (a directory may be renamed
+   * after); the loads go on in the background. A load that fails is logged and left to `ensure`,
+   * which loads again from the staged tree.
+   */
+  async prepare(
+    docker: Docker,
+    ctx: AppContext,
+    images: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (const [ref, id] of Object.entries(images)) {
+      if (!ID.test(id) || this.loading.has(id)) continue;
+      let opened!: () => void;
+      const ready = new Promise<void>((resolve) => (opened = resolve));
+      // Registered at once: an `ensure` from here on waits for this load instead of starting one.
+      const load = this.prepareOne(docker, ctx, ref, id, signal, opened).finally(() =>
+        this.loading.delete(id),
+      );
+      this.loading.set(id, load);
+      await Promise.race([ready, load]);
+    }
+  }
+
+  /** One image for `prepare`; never rejects. */
+  private async prepareOne(
+    docker: Docker,
+    ctx: AppContext,
+    ref: string,
+    id: string,
+    signal: AbortSignal,
+    opened: () => void,
+  ): Promise<void> {
+    try {
+      if (await hasImage(docker, id)) return;
+      const image = await findInTree(ctx.files ?? dirFiles(ctx.releaseDir), ref, id);
+      opened();
+      const started = Date.now();
+      try {
+        await this.load(docker, image, ref, signal);
+      } finally {
+        await closeImage(image);
+      }
+      this.log('image loaded ahead of the start step', {
+        app: ctx.app,
+        image: ref,
+        id,
+        ms: Date.now() - started,
+      });
+    } catch (error) {
+      this.log('loading an image ahead of the start step failed; the start step loads it', {
+        app: ctx.app,
+        image: ref,
+        error: (error as Error).message,
+      });
+    }
+  }
 
   async ensure(
     docker: Docker,
@@ -47,20 +145,14 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       if (!ID.test(id)) {
         throw new FlotillaError('FLT_VALIDATION', `image ${ref}: "${id}" is not an image id (sha256:<hex>)`);
       }
+      await this.loading.get(id); // begun by prepare (never rejects)
       if (!(await hasImage(docker, id))) {
-        const image = await findInTree(ctx.releaseDir, ref, id);
+        const image = await findInTree(dirFiles(ctx.releaseDir), ref, id);
         const started = Date.now();
-        const present = await presentLayers(docker, image);
         try {
-          await loadImage(docker, image, ref, signal, present);
-        } catch (error) {
-          // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
-          if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
-          this.log('docker load without the layers the engine has failed; sending every layer', {
-            image: ref,
-            error: (error as Error).message,
-          });
-          await loadImage(docker, image, ref, signal, 0);
+          await this.load(docker, image, ref, signal);
+        } finally {
+          await closeImage(image);
         }
         this.log('image loaded from the release tree', {
           app: ctx.app,
@@ -71,6 +163,22 @@ export class ReleaseTreeImageProvider implements ImageProvider {
         });
       }
       await tagImage(docker, id, ref);
+    }
+  }
+
+  /** Loads `image`, leaving out the bottom layers the engine has (all of them if it refuses that). */
+  private async load(docker: Docker, image: TreeImage, ref: string, signal: AbortSignal): Promise<void> {
+    const present = await presentLayers(docker, image);
+    try {
+      await loadImage(docker, image, ref, signal, present);
+    } catch (error) {
+      // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
+      if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
+      this.log('docker load without the layers the engine has failed; sending every layer', {
+        image: ref,
+        error: (error as Error).message,
+      });
+      await loadImage(docker, image, ref, signal, 0);
     }
   }
 }
@@ -114,20 +222,22 @@ async function tagImage(docker: Docker, id: string, ref: string): Promise<void> 
   }
 }
 
-async function readJson(path: string): Promise<unknown> {
-  return JSON.parse(await readFile(path, 'utf8')) as unknown;
+async function readJson(files: TreeFiles, path: string): Promise<unknown> {
+  const bytes = await files.read(path);
+  if (bytes === null) throw new Error(`no ${path}`);
+  return JSON.parse(bytes.toString('utf8')) as unknown;
 }
 
 /** The image `id` as the tree describes it; FLT_IMAGE_MISSING when the tree does not hold it. */
-async function findInTree(releaseDir: string, ref: string, id: string): Promise<TreeImage> {
-  const root = join(releaseDir, IMAGES_DIR);
+async function findInTree(files: TreeFiles, ref: string, id: string): Promise<TreeImage> {
+  const root = IMAGES_DIR;
   const missing = (why: string): FlotillaError =>
     new FlotillaError('FLT_IMAGE_MISSING', `image ${ref} (${id}) is not on the engine and ${why}`, {
       details: { reference: ref, id },
     });
   let index: { images?: Record<string, { id?: unknown; dir?: unknown }> };
   try {
-    index = (await readJson(join(root, 'images.json'))) as typeof index;
+    index = (await readJson(files, `${root}/images.json`)) as typeof index;
   } catch {
     throw missing(`the release tree holds no images (${IMAGES_DIR}/images.json)`);
   }
@@ -136,10 +246,10 @@ async function findInTree(releaseDir: string, ref: string, id: string): Promise<
   if (!hit || typeof hit[1].dir !== 'string' || !DIR.test(hit[1].dir)) {
     throw missing('the release tree does not hold it');
   }
-  const dir = join(root, hit[1].dir);
+  const dir = `${root}/${hit[1].dir}`;
   let manifest: { id?: unknown; layers?: unknown };
   try {
-    manifest = (await readJson(join(dir, 'manifest.json'))) as typeof manifest;
+    manifest = (await readJson(files, `${dir}/manifest.json`)) as typeof manifest;
   } catch {
     throw missing(`${IMAGES_DIR}/${hit[1].dir}/manifest.json is missing or not JSON`);
   }
@@ -157,13 +267,8 @@ async function findInTree(releaseDir: string, ref: string, id: string): Promise<
       `image ${ref}: ${IMAGES_DIR}/${hit[1].dir}/manifest.json is invalid`,
     );
   }
-  const configPath = join(dir, 'config.json');
-  let config: Buffer;
-  try {
-    config = await readFile(configPath);
-  } catch {
-    throw missing(`${IMAGES_DIR}/${hit[1].dir}/config.json is missing`);
-  }
+  const config = await files.read(`${dir}/config.json`);
+  if (config === null) throw missing(`${IMAGES_DIR}/${hit[1].dir}/config.json is missing`);
   const got = `sha256:${createHash('sha256').update(config).digest('hex')}`;
   if (got !== id) {
     throw new FlotillaError(
@@ -184,22 +289,21 @@ async function findInTree(releaseDir: string, ref: string, id: string): Promise<
   if (!Array.isArray(diffIds) || diffIds.join(',') !== listed.join(',')) {
     throw new FlotillaError('FLT_VALIDATION', `image ${ref}: the tree's layer list differs from its config`);
   }
-  const out: TreeImage = { id, configPath, layers: [] };
-  for (const l of layers as { file: string; diffId: string }[]) {
-    const path = join(dir, l.file);
-    let size: number;
-    try {
-      size = (await stat(path)).size;
-    } catch {
-      throw missing(`its layer ${IMAGES_DIR}/${hit[1].dir}/${l.file} is missing`);
+  // Each layer is opened now, so that the load reads these files even if the tree is renamed.
+  const out: TreeImage = { id, config, layers: [] };
+  try {
+    for (const l of layers as { file: string; diffId: string }[]) {
+      const path = `${dir}/${l.file}`;
+      const file = await files.open(path);
+      if (file === null) throw missing(`its layer ${path} is missing`);
+      out.layers.push({ path, diffId: l.diffId, size: file.size, file });
     }
-    out.layers.push({ path, diffId: l.diffId, size });
+  } catch (error) {
+    await closeImage(out);
+    throw error;
   }
   return out;
 }
-
-/** Layer files are read in 1 MiB pieces: fewer hops through the streams per layer (64 KiB by default). */
-const READ_CHUNK = 1024 * 1024;
 
 /**
  * Streams the image in docker-save format into `docker load`. Each layer is hashed as it streams;
@@ -240,7 +344,7 @@ async function loadImage(
   const pack = tar.pack();
   const state: { refused: FlotillaError | null } = { refused: null };
   const produce = async (): Promise<void> => {
-    const config = await readFile(image.configPath);
+    const config = image.config;
     const configName = `${image.id.slice(7)}.json`;
     await new Promise<void>((resolve, reject) =>
       pack.entry({ name: configName, size: config.length, mode: 0o644 }, config, (e) =>
@@ -259,8 +363,8 @@ async function loadImage(
       const entry = pack.entry({ name, size: layer.size, mode: 0o644 });
       // The entry's end is held back until the hash is checked, so a bad layer never completes.
       await pipeline(
-        createReadStream(layer.path, { highWaterMark: READ_CHUNK }),
-        async function* (source: AsyncIterable<Buffer>) {
+        layer.file.pieces(),
+        async function* (source: AsyncIterable<Uint8Array>) {
           for await (const chunk of source) {
             hash.update(chunk);
             yield chunk;
