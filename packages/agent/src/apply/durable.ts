@@ -12,13 +12,28 @@ import { syncFilesystem } from '@flotilla/store';
 import { ioError } from '../util/fs-ops.js';
 
 export class DurableTrees {
-  private readonly pending = new Map<string, Promise<void>>();
+  private readonly pending = new Map<string, { done: Promise<void>; finished: boolean }>();
 
-  /** Starts making `dir` durable; `then` runs once it is (e.g. saving the stamps of its files). */
-  begin(dir: string, then?: () => void): void {
-    const done = syncTree(dir).then(() => then?.());
-    done.catch(() => undefined); // seen by `settle`, which runs the sync again after a failure
-    this.pending.set(dir, done);
+  /** The trees kept: begun and not settled, or the newest whose commit may still come. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Starts making `dir` durable; `then` runs once it is (e.g. saving the stamps of its files).
+   * Resolves (never rejects) when that is over; callers need not wait for it.
+   */
+  begin(dir: string, then?: () => void): Promise<void> {
+    // A tree whose sync is over and whose commit never came (rolled back) is forgotten here, so
+    // the map does not grow with each rollback; a late settle of one only syncs again.
+    for (const [begun, entry] of this.pending) if (entry.finished) this.pending.delete(begun);
+    const entry = { done: syncTree(dir).then(() => then?.()), finished: false };
+    this.pending.set(dir, entry);
+    // A failure is seen by `settle`, which runs the sync again.
+    return entry.done.then(
+      () => void (entry.finished = true),
+      () => void (entry.finished = true),
+    );
   }
 
   /** Resolves once `dir` is durable: the sync `begin` started, or a new one. */
@@ -27,7 +42,7 @@ export class DurableTrees {
     this.pending.delete(dir);
     if (begun !== undefined) {
       try {
-        await begun;
+        await begun.done;
         return;
       } catch {
         // once more below; its error is the one reported

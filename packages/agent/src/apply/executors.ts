@@ -96,7 +96,7 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       if (stamps !== undefined) ctx.stamps.save(app, root, stamps);
     };
     if (durable) saveStamps();
-    else ctx.durable.begin(final, saveStamps);
+    else void ctx.durable.begin(final, saveStamps);
     return { wireBytes };
   },
 

@@ -16,7 +16,7 @@ void test('begin syncs, then runs its follow-up; settle waits for it', async (t)
   writeFileSync(join(dir, 'a', 'f'), 'x');
   const trees = new DurableTrees();
   let after = 0;
-  trees.begin(dir, () => after++);
+  void trees.begin(dir, () => after++);
   await trees.settle(dir);
   assert.equal(after, 1);
   // Nothing begun (a restart in between): settle syncs by itself.
@@ -28,6 +28,21 @@ void test('a tree that is gone fails settle with FLT_IO', async (t) => {
   const dir = join(tempDir(t), 'gone');
   await assert.rejects(syncTree(dir), (e: { code?: string }) => e.code === 'FLT_IO');
   const trees = new DurableTrees();
-  trees.begin(dir);
+  void trees.begin(dir);
   await assert.rejects(trees.settle(dir), (e: { code?: string }) => e.code === 'FLT_IO');
+});
+
+void test('trees begun and never settled (rolled back) are not kept once their sync is done', async (t) => {
+  const trees = new DurableTrees();
+  const dirs = [0, 1, 2, 3, 4].map((i) => {
+    const dir = join(tempDir(t), `r${i}`);
+    mkdirSync(dir);
+    return dir;
+  });
+  for (const dir of dirs) {
+    await trees.begin(dir); // its sync done; its commit never comes
+  }
+  // Only the newest may still be waiting for its commit; the four rolled back ones are forgotten.
+  assert.ok(trees.size <= 1, `${trees.size} trees kept`);
+  await trees.settle(dirs[0]!); // a late settle of a forgotten tree still syncs
 });
