@@ -14,7 +14,6 @@ import {
   ReportQueue,
   TokenManager,
   downloadFirstRoot,
-  provisionTrustedRootInMemory,
   readAssignment,
   reactionTo,
 } from '@flotilla/agent';
@@ -173,12 +172,12 @@ export class SimDevice {
       if (!tuf.image.has('root.json')) {
         const root = await shared.imageRoot(fetch);
         if (root === null) return [];
-        provisionTrustedRootInMemory(tuf.image, root);
+        shared.provisionRoot(tuf.image, root);
       }
       if (!tuf.director.has('root.json')) {
         const root = await downloadFirstRoot('director', `${directorRepoUrl}1.root.json`, fetch);
         if (root === null) return [];
-        provisionTrustedRootInMemory(tuf.director, root);
+        shared.provisionRoot(tuf.director, root);
       }
       const assignment = await readAssignment({
         imageRepoUrl: `${shared.serverUrl}/tuf/image/`,
