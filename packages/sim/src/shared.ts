@@ -191,9 +191,9 @@ export class FleetShared {
     return new MemoryMetadata();
   }
 
-  /** Resolves after `ms`, or at once when the fleet stops. */
-  async sleep(ms: number): Promise<void> {
+  /** Resolves after `ms`, or at once when `signal` (default: the fleet's) ends. */
+  async sleep(ms: number, signal: AbortSignal = this.signal): Promise<void> {
     if (ms <= 0) return;
-    await delay(ms, undefined, { signal: this.signal }).catch(() => undefined);
+    await delay(ms, undefined, { signal }).catch(() => undefined);
   }
 }
