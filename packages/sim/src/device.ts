@@ -14,7 +14,6 @@ import {
   ReportQueue,
   TokenManager,
   downloadFirstRoot,
-  provisionTrustedRootInMemory,
   readAssignment,
   reactionTo,
 } from '@flotilla/agent';
@@ -45,6 +44,12 @@ export class SimDevice {
    * them); trusted on first use again when the simulator restarts.
    */
   #tuf: { image: MemoryMetadata; director: MemoryMetadata } | null = null;
+  /**
+   * The device's own stop signal, aborted by the fleet's `stop` (not a listener of the fleet's
+   * signal): Node's EventTarget keeps listeners in a list it walks on every add and remove, so
+   * thousands of devices listening to one signal made every request's listener cost O(devices).
+   */
+  readonly #stop = new AbortController();
   connected = false;
 
   constructor(
@@ -62,6 +67,15 @@ export class SimDevice {
     );
   }
 
+  get signal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  /** Ends the device's connection, timers and requests (the fleet is stopping). */
+  stop(reason?: unknown): void {
+    this.#stop.abort(reason);
+  }
+
   get tufDir(): string {
     return join(this.shared.stateDir, 'tuf', this.deviceId);
   }
@@ -70,8 +84,8 @@ export class SimDevice {
    * Runs the control channel until the signal ends it (reconnecting as the agent does). The first
    * connection waits for a slot of the fleet's `connectLimit`, held until it is welcomed or ends.
    */
-  async run(signal: AbortSignal): Promise<void> {
-    const { shared } = this;
+  async run(): Promise<void> {
+    const { shared, signal } = this;
     const release = await new Promise<() => void>((acquired) => {
       void shared.connectLimit(() => new Promise<void>((done) => acquired(done)));
     });
@@ -165,7 +179,7 @@ export class SimDevice {
   async #verifiedReleases(): Promise<VerifiedRelease[]> {
     const { shared } = this;
     const attempt = async (): Promise<VerifiedRelease[]> => {
-      const token = await this.tokens.get(shared.signal);
+      const token = await this.tokens.get(this.signal);
       const headers = () => ({ authorization: `Bearer ${token}` });
       const fetch = { headers, timeoutMs: 30_000 };
       const directorRepoUrl = `${shared.serverUrl}/tuf/director/${this.deviceId}/`;
@@ -173,12 +187,12 @@ export class SimDevice {
       if (!tuf.image.has('root.json')) {
         const root = await shared.imageRoot(fetch);
         if (root === null) return [];
-        provisionTrustedRootInMemory(tuf.image, root);
+        shared.provisionRoot(tuf.image, root);
       }
       if (!tuf.director.has('root.json')) {
         const root = await downloadFirstRoot('director', `${directorRepoUrl}1.root.json`, fetch);
         if (root === null) return [];
-        provisionTrustedRootInMemory(tuf.director, root);
+        shared.provisionRoot(tuf.director, root);
       }
       const assignment = await readAssignment({
         imageRepoUrl: `${shared.serverUrl}/tuf/image/`,
@@ -217,7 +231,7 @@ export class SimDevice {
     shared.stats.installing++;
     try {
       update('downloading', { bytesDone: 0, bytesTotal: release.length });
-      await shared.sleep(behaviour.installTimeMs());
+      await shared.sleep(behaviour.installTimeMs(), this.signal);
       update('installing', {
         bytesDone: release.length,
         bytesTotal: release.length,
@@ -256,7 +270,7 @@ export class SimDevice {
   /** The app exits with code 1 after `delayMs`, is restarted (restarts + 1), and again, backing off to 30 s. */
   #crashLoop(app: string, running: RunningApp, delayMs: number, backoffMs: number): void {
     running.crashTimer = setTimeout(() => {
-      if (this.#apps.get(app) !== running || this.shared.signal.aborted) return;
+      if (this.#apps.get(app) !== running || this.signal.aborted) return;
       if (running.restarts === 0) this.shared.stats.crashLooping++;
       running.restarts++;
       this.shared.stats.restarts++;

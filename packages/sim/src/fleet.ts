@@ -71,7 +71,8 @@ export class Fleet {
 
   constructor(private readonly opts: FleetOptions) {
     memoizePublicKeys();
-    // Every device's connection and timers listen to the one stop signal.
+    // Enrollments and HTTP waits listen to the fleet's signal (a bounded number at once); each
+    // device's connection and timers listen to its own, which `stop` aborts.
     setMaxListeners(0, this.#controller.signal);
     const latency = opts.latencyMs ?? 0;
     const httpLimit = concurrencyLimit(opts.httpConcurrency ?? 256);
@@ -188,6 +189,7 @@ export class Fleet {
   /** Closes every connection and stops every timer. */
   async stop(): Promise<void> {
     this.#controller.abort();
+    for (const device of this.#devices) device.stop(this.#controller.signal.reason);
     await Promise.allSettled(this.#running);
   }
 
@@ -199,10 +201,9 @@ export class Fleet {
     publicKey = publicKeyOfPrivatePem(pem),
   ) {
     const device = new SimDevice(this.#shared, index, id, key, publicKey);
+    if (this.#controller.signal.aborted) device.stop(this.#controller.signal.reason); // enrolled while stopping
     this.#devices.push(device);
-    this.#running.push(
-      device.run(this.#controller.signal).catch((error: unknown) => this.#shared.stats.countError(error)),
-    );
+    this.#running.push(device.run().catch((error: unknown) => this.#shared.stats.countError(error)));
   }
 
   async #kept(): Promise<KeptIdentity[]> {

@@ -7,8 +7,9 @@
  *
  * Installed once per process by the fleet (it replaces `crypto.createPublicKey`, which tuf-js
  * calls through the module object); any other call passes through unchanged. It also replaces
- * `crypto.verify` so that checks by the image repository's keys of identical bytes are done once
- * per process (`shareVerificationsOf`); a director's are always done.
+ * `crypto.verify` so that a check identical to one that succeeded before in this process (same
+ * key, same signature, same signed bytes) is not repeated: the image repository's metadata and the
+ * director's root are the same bytes for every device.
  */
 import crypto from 'node:crypto';
 import type { KeyObject, PublicKeyInput } from 'node:crypto';
@@ -20,22 +21,10 @@ const MAX_DER_BYTES = 256;
 
 let installed = false;
 
-/** Raw ed25519 public keys (hex) whose successful verifications are shared (`shareVerificationsOf`). */
-const sharedRaw = new Set<string>();
-/** The memoized KeyObjects of those keys. */
-const sharedKeys = new WeakSet<KeyObject>();
 /** Every memoized KeyObject, by its DER bytes (base64). */
 const kept = new Map<string, KeyObject>();
-/** An ed25519 SPKI DER is 12 bytes of prefix and the 32-byte key. */
-const ED25519_DER_BYTES = 44;
-
-const rawOfDer = (der: Buffer): string | undefined =>
-  der.length === ED25519_DER_BYTES ? der.subarray(12).toString('hex') : undefined;
-
-function markIfShared(der: Buffer, key: KeyObject): void {
-  const raw = rawOfDer(der);
-  if (raw !== undefined && sharedRaw.has(raw)) sharedKeys.add(key);
-}
+/** The memoized KeyObjects: only checks with one of them are kept. */
+const keptKeys = new WeakSet<KeyObject>();
 
 /** Replaces `crypto.createPublicKey` with one that reuses the `KeyObject` of a DER SPKI key it saw. */
 export function memoizePublicKeys(): void {
@@ -51,29 +40,31 @@ export function memoizePublicKeys(): void {
       key = original(input);
       if (kept.size >= MAX_KEYS) kept.clear();
       kept.set(id, key);
-      markIfShared(der, key);
+      keptKeys.add(key);
     }
     return key;
   };
   crypto.createPublicKey = memoized;
-  memoizeSharedVerifications();
+  memoizeVerifications();
 }
 
 /**
- * Successful checks kept, by signature: the signed bytes and the key they were checked with.
- * A repository's metadata is a few files: the map starts over when full.
+ * Successful checks kept, by signature, with the signed bytes and the key they were checked with;
+ * the least recently used goes first when full. Each device's own director metadata adds one entry
+ * (a few hundred bytes) that is rarely met again; the image repository's few are met by every
+ * device and so stay.
  */
 const verified = new Map<string, { key: KeyObject; data: Buffer }>();
-const MAX_VERIFIED = 64;
+const MAX_VERIFIED = 256;
 
 /**
- * The image repository's metadata is the same bytes for every simulated device, and its checks
- * against the same trusted keys come out the same: `crypto.verify` with one of the keys named by
- * `shareVerificationsOf` returns a kept success when the signature, the key and the signed bytes
- * are all identical to one it checked before (bytes compared in full). Anything else (other keys:
- * every director's, a signature not seen, different bytes, a failed check) is verified for real.
+ * A check whose key (one memoized here), signature and signed bytes are identical to those of one
+ * that succeeded before returns that success (bytes compared in full): the image repository's
+ * metadata and the director's root are the same for every simulated device, and a signature check
+ * of the same bytes with the same key comes out the same. Anything else (a signature not seen,
+ * other bytes, another key, a failed check) is verified for real, and a failure is never kept.
  */
-function memoizeSharedVerifications(): void {
+function memoizeVerifications(): void {
   type Verify = (...args: unknown[]) => boolean;
   const original = crypto.verify as unknown as Verify;
   const memoized = (...args: unknown[]): boolean => {
@@ -83,17 +74,21 @@ function memoizeSharedVerifications(): void {
       callback !== undefined ||
       (algorithm !== undefined && algorithm !== null) ||
       key === undefined ||
-      !sharedKeys.has(key) ||
+      !keptKeys.has(key) ||
       !Buffer.isBuffer(data) ||
       !Buffer.isBuffer(signature)
     )
       return original(...args);
     const id = signature.toString('base64');
     const seen = verified.get(id);
-    if (seen !== undefined && seen.key === key && seen.data.equals(data)) return true;
+    if (seen !== undefined && seen.key === key && seen.data.equals(data)) {
+      verified.delete(id); // most recently used: to the end
+      verified.set(id, seen);
+      return true;
+    }
     const ok = original(...args);
     if (ok === true) {
-      if (verified.size >= MAX_VERIFIED) verified.clear();
+      if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
       verified.set(id, { key, data: Buffer.from(data) });
     }
     return ok;
@@ -109,29 +104,6 @@ function keyObjectOf(input: unknown): KeyObject | undefined {
   if (keys.length !== 1 || keys[0] !== 'key') return undefined;
   const { key } = input as { key: unknown };
   return key instanceof crypto.KeyObject ? key : undefined;
-}
-
-/**
- * Lets the checks by the top-level keys of a repository's root (`rootBytes`) be shared across the
- * simulated devices: for the image repository, whose metadata is identical for every device.
- * Never for a director (each device's own). Keys other than ed25519 in hex are left out.
- */
-export function shareVerificationsOf(rootBytes: Uint8Array): void {
-  let keys: Record<string, { keytype?: unknown; keyval?: { public?: unknown } }>;
-  try {
-    const parsed = JSON.parse(Buffer.from(rootBytes).toString('utf8')) as {
-      signed?: { keys?: typeof keys };
-    };
-    keys = parsed.signed?.keys ?? {};
-  } catch {
-    return;
-  }
-  for (const key of Object.values(keys)) {
-    const hex = key.keyval?.public;
-    if (key.keytype !== 'ed25519' || typeof hex !== 'string' || !/^[0-9a-f]{64}$/.test(hex)) continue;
-    sharedRaw.add(hex);
-  }
-  for (const [id, key] of kept) markIfShared(Buffer.from(id, 'base64'), key);
 }
 
 function derSpki(input: unknown): Buffer | undefined {

@@ -1,10 +1,9 @@
 /** What every simulated device of a fleet shares: HTTP client, logger, limits, behaviour and counters. */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JsonHttpClient, Limit } from '@flotilla/node-kit';
-import { MemoryMetadata, downloadFirstRoot } from '@flotilla/agent';
+import { MemoryMetadata, downloadFirstRoot, provisionTrustedRootInMemory } from '@flotilla/agent';
 import { errorSummary } from '@flotilla/protocol';
 import type { Logger } from 'pino';
-import { shareVerificationsOf } from './key-memo.js';
 import type { CrashSpec, DurationRange } from './options.js';
 
 /** The fleet's counters (the progress line and the `--json` summary). */
@@ -134,6 +133,8 @@ export class FleetShared {
   readonly #localAddresses: readonly string[];
   /** The image repository's first root, downloaded once for the whole fleet. */
   #imageRoot: Promise<Uint8Array | null> | null = null;
+  /** First roots that passed `provisionTrustedRootInMemory`'s checks (`provisionRoot`). */
+  readonly #checkedRoots: Buffer[] = [];
 
   constructor(opts: FleetSharedOptions) {
     this.serverUrl = opts.serverUrl;
@@ -158,9 +159,7 @@ export class FleetShared {
   imageRoot(fetch: { headers: () => Record<string, string>; timeoutMs: number }): Promise<Uint8Array | null> {
     this.#imageRoot ??= downloadFirstRoot('image', `${this.serverUrl}/tuf/image/1.root.json`, fetch).then(
       (root) => {
-        if (root === null)
-          this.#imageRoot = null; // ask again next time
-        else shareVerificationsOf(root);
+        if (root === null) this.#imageRoot = null; // ask again next time
         return root;
       },
       (error: unknown) => {
@@ -171,14 +170,30 @@ export class FleetShared {
     return this.#imageRoot;
   }
 
+  /**
+   * `provisionTrustedRootInMemory` (parse the first root, check that it is self-signed, trust it)
+   * for a device. Roots byte-identical to one that passed these checks before in this process are
+   * trusted without repeating them (the image root and the director's root are the same for every
+   * device); any other is checked, and one that fails is never kept.
+   */
+  provisionRoot(memory: MemoryMetadata, rootBytes: Uint8Array): void {
+    if (!this.#checkedRoots.some((checked) => checked.equals(rootBytes))) {
+      provisionTrustedRootInMemory(memory, rootBytes);
+      if (this.#checkedRoots.length >= 8) this.#checkedRoots.shift();
+      this.#checkedRoots.push(Buffer.from(rootBytes));
+      return;
+    }
+    if (!memory.has('root.json')) memory.write('root.json', rootBytes);
+  }
+
   /** A device's trusted image metadata (in memory, like the director's). */
   imageMetadata(): MemoryMetadata {
     return new MemoryMetadata();
   }
 
-  /** Resolves after `ms`, or at once when the fleet stops. */
-  async sleep(ms: number): Promise<void> {
+  /** Resolves after `ms`, or at once when `signal` (default: the fleet's) ends. */
+  async sleep(ms: number, signal: AbortSignal = this.signal): Promise<void> {
     if (ms <= 0) return;
-    await delay(ms, undefined, { signal: this.signal }).catch(() => undefined);
+    await delay(ms, undefined, { signal }).catch(() => undefined);
   }
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { generateEd25519, memorySigner, newRoot, signMetadata, verifySignedBy } from '@flotilla/node-kit';
-import { memoizePublicKeys, shareVerificationsOf } from '../src/key-memo.js';
+import { memoizePublicKeys } from '../src/key-memo.js';
 
 // Counts the checks that reach Node's crypto.verify (installed before the memo wraps it).
 let checks = 0;
@@ -51,7 +51,7 @@ void test('a memoized public key is reused by its bytes, and signatures are stil
   assert.throws(() => verifySignedBy(root, 'root', forged), { code: 'FLT_TUF_SIGNATURE' });
 });
 
-void test('checks by a shared (image) key of identical bytes are done once; other keys, other bytes and failures always', async () => {
+void test('a check identical to one that succeeded (key, signature, bytes) is done once; other bytes and failures always', async () => {
   memoizePublicKeys();
   const image = memorySigner(generateEd25519().privateKeyPem);
   const director = memorySigner(generateEd25519().privateKeyPem);
@@ -67,7 +67,6 @@ void test('checks by a shared (image) key of identical bytes are done once; othe
   };
   const imageRoot = await make(image, 1);
   const directorRoot = await make(director, 1);
-  shareVerificationsOf(Buffer.from(JSON.stringify(imageRoot.toJSON())));
 
   const counted = (fn: () => void) => {
     const before = checks;
@@ -106,13 +105,65 @@ void test('checks by a shared (image) key of identical bytes are done once; othe
     1,
     'a failed check is never kept',
   );
-  // A director's key is not shared: every check is real.
+  // Any key's checks (the director's root is the same for every device), each once.
   assert.equal(
     counted(() => verifySignedBy(directorRoot, 'root', directorRoot)),
     1,
   );
   assert.equal(
     counted(() => verifySignedBy(directorRoot, 'root', directorRoot)),
+    0,
+  );
+  // The same signature and bytes checked with another key: real, and refused.
+  const der = (privatePem: string) =>
+    crypto.createPublicKey(privatePem).export({ format: 'der', type: 'spki' });
+  const pairA = generateEd25519();
+  const pairB = generateEd25519();
+  const keyA = crypto.createPublicKey({ key: der(pairA.privateKeyPem), format: 'der', type: 'spki' });
+  const keyB = crypto.createPublicKey({ key: der(pairB.privateKeyPem), format: 'der', type: 'spki' });
+  const data = Buffer.from('signed bytes');
+  const signature = crypto.sign(null, data, crypto.createPrivateKey(pairA.privateKeyPem));
+  assert.equal(
+    counted(() => assert.equal(crypto.verify(null, data, keyA, signature), true)),
     1,
   );
+  assert.equal(
+    counted(() => assert.equal(crypto.verify(null, data, { key: keyA }, signature), true)),
+    0,
+  );
+  assert.equal(
+    counted(() => assert.equal(crypto.verify(null, data, keyB, signature), false)),
+    1,
+  );
+});
+
+void test('many different checks push out the oldest, never the ones met again and again', async () => {
+  memoizePublicKeys();
+  const signer = memorySigner(generateEd25519().privateKeyPem);
+  const make = async (version: number) => {
+    const roles = { keys: [signer.key], threshold: 1 };
+    const md = newRoot({
+      version,
+      expires: new Date(Date.now() + 86_400_000),
+      roles: { root: roles, targets: roles, snapshot: roles, timestamp: roles },
+    });
+    await signMetadata(md, [signer]);
+    return md;
+  };
+  const often = await make(1);
+  verifySignedBy(often, 'root', often);
+  let real = 0;
+  for (let v = 2; v < 700; v++) {
+    // each device's own metadata, then the shared one again
+    const own = await make(v);
+    const before = checks;
+    verifySignedBy(own, 'root', own);
+    verifySignedBy(often, 'root', often);
+    real += checks - before;
+  }
+  assert.equal(real, 698, 'one real check per device: its own');
+  const first = await make(2);
+  const before = checks;
+  verifySignedBy(first, 'root', first);
+  assert.equal(checks - before, 1, 'the oldest was pushed out');
 });

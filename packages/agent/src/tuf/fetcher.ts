@@ -11,7 +11,7 @@ import type { Fetcher } from 'tuf-js';
 // tuf-js's Fetcher contract: a 403/404 on `N.root.json` ends the walk over root versions only as
 // this class (updater.js loadRoot), which tuf-js 5 does not export from its index.
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
-import { nodeFetch } from '../util/node-fetch.js';
+import { fetchOnNode } from '../util/node-fetch.js';
 import { stepOfUrl } from './failure-log.js';
 import type { FailureLog } from './failure-log.js';
 
@@ -69,14 +69,14 @@ export class RecordingFetcher implements Fetcher {
   }
 
   private async download(url: string, maxLength: number): Promise<Buffer> {
-    const response = await nodeFetch(url, {
+    const response = await fetchOnNode(url, {
       headers: { accept: 'application/json', ...this.opts.headers?.() },
-      signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),
+      timeoutMs: this.opts.timeoutMs ?? 30_000,
       redirect: 'error',
     });
     if (!response.ok || !response.body) {
       await response.body?.cancel();
-      throw new DownloadHTTPError(`GET ${url}: HTTP ${response.status}`, response.status);
+      throw httpError(url, response.status);
     }
     const pieces: Uint8Array[] = [];
     let total = 0;
@@ -87,5 +87,19 @@ export class RecordingFetcher implements Fetcher {
       pieces.push(value);
     }
     return Buffer.concat(pieces);
+  }
+}
+
+/**
+ * tuf-js's error for an HTTP status, without a stack trace: a 404 of `N.root.json` ends every
+ * root walk (twice per refresh of both repositories), and the stack would only show this file.
+ */
+function httpError(url: string, status: number): DownloadHTTPError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new DownloadHTTPError(`GET ${url}: HTTP ${status}`, status);
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }

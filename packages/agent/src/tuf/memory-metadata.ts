@@ -20,16 +20,29 @@ export class MemoryMetadata {
   /** The file's bytes; throws an ENOENT error as a missing file would (tuf-js relies on that). */
   read(name: string): Buffer {
     const bytes = this.#files.get(name);
-    if (bytes === undefined) {
-      const error = new Error(`ENOENT: no such trusted metadata, '${name}'`) as NodeJS.ErrnoException;
-      error.code = 'ENOENT';
-      throw error;
-    }
+    if (bytes === undefined) throw missing(name);
     return bytes;
   }
 
   write(name: string, bytes: Uint8Array): void {
     this.#files.set(name, Buffer.from(bytes));
+  }
+}
+
+/**
+ * A missing file's error, without a stack trace: tuf-js reads `timestamp`, `snapshot` and `targets`
+ * before each download and expects this on a device's first refresh (six per refresh of both
+ * repositories), where capturing the stack costs more than reading the file.
+ */
+function missing(name: string): NodeJS.ErrnoException {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    const error = new Error(`ENOENT: no such trusted metadata, '${name}'`) as NodeJS.ErrnoException;
+    error.code = 'ENOENT';
+    return error;
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 

@@ -282,3 +282,47 @@ process.stdout.write(String(r.status) + ' ' + (await r.text()));`;
   });
   assert.equal(out, `200 ${JSON.stringify(state)}`);
 });
+
+void test('cancelling an error answer that arrived whole keeps the connection for the next request', async (t) => {
+  // The TUF fetcher cancels the body of every 404 (`2.root.json`, the end of the root walk).
+  let connections = 0;
+  const server = createServer((req, res) => {
+    if (req.url === '/missing')
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":{"code":"FLT_NOT_FOUND"}}');
+    else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as { port: number };
+  for (let i = 0; i < 3; i++) {
+    const missing = await nodeFetch(`http://127.0.0.1:${port}/missing`);
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+    const found = await nodeFetch(`http://127.0.0.1:${port}/found`);
+    assert.equal(await found.text(), '{}');
+  }
+  assert.equal(connections, 1);
+});
+
+void test('cancelling a body still on its way ends the connection', async (t) => {
+  let closed = 0;
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.write('x'.repeat(1000)); // and never ends
+  });
+  server.on('connection', (socket) => socket.on('close', () => closed++));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as { port: number };
+  const response = await nodeFetch(`http://127.0.0.1:${port}/stream`);
+  await response.body?.cancel();
+  for (let i = 0; i < 100 && closed === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(closed, 1);
+});

@@ -136,24 +136,44 @@ export class JsonHttpClient {
       body = JSON.stringify(req.body);
     }
     const timeoutMs = req.timeoutMs ?? this.options.timeoutMs;
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
     const fetchFn = this.options.fetch ?? globalThis.fetch;
+    // One controller for the timeout and the caller's signal, cleared when the exchange ends (cheaper
+    // than AbortSignal.timeout and AbortSignal.any, which the fleet simulator paid for on every report).
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    }, timeoutMs);
+    timer.unref();
+    const callerSignal = req.signal;
+    const onAbort = (): void => controller.abort(callerSignal?.reason);
+    if (callerSignal?.aborted) onAbort();
+    else callerSignal?.addEventListener('abort', onAbort, { once: true });
 
     let response: Response;
     let text: string;
     try {
-      response = await fetchFn(url, { method: req.method, headers, body, signal, redirect: 'error' });
+      response = await fetchFn(url, {
+        method: req.method,
+        headers,
+        body,
+        signal: controller.signal,
+        redirect: 'error',
+      });
       text = await readBounded(response, url, this.options.maxResponseBytes);
     } catch (e) {
       if (e instanceof FlotillaError) throw e;
-      const reason = timeout.aborted
+      const reason = timedOut
         ? `no answer within ${timeoutMs}ms`
         : `cannot reach the server: ${describeFetchError(e)}`;
       throw new FlotillaError('FLT_NETWORK', `${req.method} ${url}: ${reason}`, {
         details: { url },
         cause: e,
       });
+    } finally {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', onAbort);
     }
     if ((response.status < 200 || response.status >= 300) && response.status !== 304) {
       const parsed = parseJson(text);
