@@ -183,20 +183,28 @@ export class Presence implements PresenceView {
     const batch = [...this.seen];
     for (let i = 0; i < batch.length; i += FLUSH_CHUNK) {
       const chunk = batch.slice(i, i + FLUSH_CHUNK);
-      const cases = sql.join(
-        chunk.map(([id, at]) => sql`WHEN ${id} THEN ${at}`),
-        sql` `,
-      );
       try {
-        await this.ctx.db
-          .updateTable('devices')
-          .set({ last_seen_at: sql<string>`CASE id ${cases} END` })
-          .where(
-            'id',
-            'in',
-            chunk.map(([id]) => id),
-          )
-          .execute();
+        if (this.ctx.dialect === 'postgres') {
+          // Two array parameters for the chunk instead of three per device.
+          await sql`
+            UPDATE devices SET last_seen_at = seen.at
+            FROM unnest(${chunk.map(([id]) => id)}::text[], ${chunk.map(([, at]) => at)}::text[]) AS seen(id, at)
+            WHERE devices.id = seen.id`.execute(this.ctx.db);
+        } else {
+          const cases = sql.join(
+            chunk.map(([id, at]) => sql`WHEN ${id} THEN ${at}`),
+            sql` `,
+          );
+          await this.ctx.db
+            .updateTable('devices')
+            .set({ last_seen_at: sql<string>`CASE id ${cases} END` })
+            .where(
+              'id',
+              'in',
+              chunk.map(([id]) => id),
+            )
+            .execute();
+        }
       } catch (e) {
         this.ctx.log.warn({ err: e, devices: chunk.length }, 'could not record last-seen times; will retry');
         continue;

@@ -96,7 +96,10 @@ function attempt(
     if (tags.length > LIMITS.tagsPerDevice) {
       throw new FlotillaError('FLT_VALIDATION', `a device may have at most ${LIMITS.tagsPerDevice} tags`);
     }
-    await useKey(trx, key, now);
+    // Refused early when the key is not active; its use is counted last (useKey), because on
+    // PostgreSQL the count's row lock serialises every enrollment with this key until the commit.
+    const keyNow = keyState(key, now);
+    if (keyNow !== 'active') throw refusal(keyNow);
     await consumeNonce(trx, req.nonce, 'enroll', now);
     const status = Number(key.auto_accept) === 1 ? 'accepted' : 'pending';
     const facts = req.facts ?? {};
@@ -137,6 +140,7 @@ function attempt(
       },
       trx,
     );
+    await useKey(trx, key, now);
     return { deviceId, status, created: true };
   });
 }
