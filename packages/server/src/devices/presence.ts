@@ -217,8 +217,15 @@ export class Presence implements PresenceView {
   private audit(deviceId: string, action: Transition['action']): void {
     this.events?.emit({ type: action, deviceId });
     this.transitions.push({ deviceId, action, at: this.ctx.clock.now().toISOString() });
-    this.auditing ??= this.writeTransitions().finally(() => {
+    this.startAuditing();
+  }
+
+  private startAuditing(): void {
+    if (this.auditing) return;
+    this.auditing = this.writeTransitions().finally(() => {
       this.auditing = null;
+      // A transition may have come between the writer's last look and this.
+      if (this.transitions.length > 0) this.startAuditing();
     });
   }
 
