@@ -251,6 +251,8 @@ interface Figures {
   devices: number;
   enrollSeconds: number;
   connectSeconds: number;
+  /** Server CPU from the fleet's start until all connected, per device (ms): enrollment's cost. */
+  enrollServerCpuMsPerDevice: number;
   serverRssBaseMb: number;
   serverRssHeldMb: number;
   mbPer1000: number;
@@ -315,11 +317,13 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
       );
     }, 10_000);
     try {
+      const enrollCpu0 = await cpuSeconds(pid);
       await sims.start();
       const enrollSeconds = (performance.now() - t0) / 1000;
       if (!(await sims.connected(300_000)))
         throw new Error(`not all connected: ${JSON.stringify(sims.summary())}`);
       const connectSeconds = (performance.now() - t0) / 1000;
+      const enrollServerCpuMsPerDevice = (((await cpuSeconds(pid)) - enrollCpu0) * 1000) / DEVICES;
       await sleep(3000);
       const serverRssHeldMb = await rssMb(pid);
       const cpu0 = await cpuSeconds(pid);
@@ -369,6 +373,7 @@ async function runOne(dialect: string, trigger: Trigger): Promise<Figures> {
         devices: DEVICES,
         enrollSeconds,
         connectSeconds,
+        enrollServerCpuMsPerDevice,
         serverRssBaseMb,
         serverRssHeldMb,
         mbPer1000: ((serverRssHeldMb - serverRssBaseMb) / DEVICES) * 1000,
@@ -409,7 +414,7 @@ for (const dialect of DIALECTS) {
   if (!opts.json) {
     console.log(`\n${dialect}, ${f.devices} devices, ${f.trigger}`);
     console.log(
-      `  enroll ${f.enrollSeconds.toFixed(1)} s, all connected after ${f.connectSeconds.toFixed(1)} s`,
+      `  enroll ${f.enrollSeconds.toFixed(1)} s, all connected after ${f.connectSeconds.toFixed(1)} s (server CPU ${f.enrollServerCpuMsPerDevice.toFixed(1)} ms per device)`,
     );
     console.log(
       `  server RSS ${f.serverRssBaseMb.toFixed(0)} MB → ${f.serverRssHeldMb.toFixed(0)} MB held: ` +

@@ -25,11 +25,18 @@ export interface AuditEntryInput {
   subjectId: string;
   sourceIp?: string | null;
   details?: Record<string, unknown> | null;
+  /** When it happened (ISO 8601); default: when it is recorded. */
+  at?: string;
 }
 
 export interface AuditRecorder {
   /** Records one mutation; pass the transaction that made the change so both commit together. */
   record(entry: AuditEntryInput, db?: Db): Promise<void>;
+  /**
+   * Records several entries with one insert per table (in order); pass a transaction so that both
+   * tables' rows commit together.
+   */
+  recordMany(entries: readonly AuditEntryInput[], db?: Db): Promise<void>;
 }
 
 export interface ServerContext {

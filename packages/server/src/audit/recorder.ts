@@ -1,5 +1,9 @@
 import type { AuditEntryInput, AuditRecorder, Clock, Db } from '../context.js';
-import { insertAuditEvent } from '../db/event-rows.js';
+import { insertAuditEvents } from '../db/event-rows.js';
+import type { AuditEventEntry } from '../db/event-rows.js';
+
+/** Entries per insert statement (8 parameters each: well below SQLite's 32,766). */
+const AUDIT_CHUNK = 500;
 
 /**
  * Writes audit entries to `audit_log` and, as `audit.<action>` events, to the event log's outbox
@@ -7,33 +11,41 @@ import { insertAuditEvent } from '../db/event-rows.js';
  * `afterRecord` tells the event log that the outbox has a new row.
  */
 export function createAuditRecorder(defaultDb: Db, clock: Clock, afterRecord?: () => void): AuditRecorder {
-  return {
-    async record(entry: AuditEntryInput, db: Db = defaultDb): Promise<void> {
-      const at = clock.now().toISOString();
-      await insertAuditEvent(db, {
-        at,
-        actorType: entry.actorType,
-        actorId: entry.actorId,
-        action: entry.action,
-        subjectType: entry.subjectType,
-        subjectId: entry.subjectId,
-        sourceIp: entry.sourceIp ?? null,
-        details: entry.details ?? null,
-      });
+  async function write(entries: readonly AuditEntryInput[], db: Db): Promise<void> {
+    const now = clock.now().toISOString();
+    const rows: (AuditEventEntry & { actorType: AuditEntryInput['actorType'] })[] = entries.map((entry) => ({
+      at: entry.at ?? now,
+      actorType: entry.actorType,
+      actorId: entry.actorId,
+      action: entry.action,
+      subjectType: entry.subjectType,
+      subjectId: entry.subjectId,
+      sourceIp: entry.sourceIp ?? null,
+      details: entry.details ?? null,
+    }));
+    for (let i = 0; i < rows.length; i += AUDIT_CHUNK) {
+      const chunk = rows.slice(i, i + AUDIT_CHUNK);
+      await insertAuditEvents(db, chunk);
       await db
         .insertInto('audit_log')
-        .values({
-          at,
-          actor_type: entry.actorType,
-          actor_id: entry.actorId,
-          action: entry.action,
-          subject_type: entry.subjectType,
-          subject_id: entry.subjectId,
-          source_ip: entry.sourceIp ?? null,
-          details: entry.details ? JSON.stringify(entry.details) : null,
-        })
+        .values(
+          chunk.map((row) => ({
+            at: row.at,
+            actor_type: row.actorType,
+            actor_id: row.actorId,
+            action: row.action,
+            subject_type: row.subjectType,
+            subject_id: row.subjectId,
+            source_ip: row.sourceIp,
+            details: row.details ? JSON.stringify(row.details) : null,
+          })),
+        )
         .execute();
-      afterRecord?.();
-    },
+    }
+    if (rows.length > 0) afterRecord?.();
+  }
+  return {
+    record: (entry, db = defaultDb) => write([entry], db),
+    recordMany: (entries, db = defaultDb) => write(entries, db),
   };
 }

@@ -36,36 +36,39 @@ export function redactSecrets(value: unknown, depth = 0): unknown {
   return value;
 }
 
-/** An audit entry as an outbox row (`audit.<action>`), in the recorder's transaction. */
-export async function insertAuditEvent(
-  db: Db,
-  entry: {
-    at: string;
-    actorType: string;
-    actorId: string;
-    action: string;
-    subjectType: string;
-    subjectId: string;
-    sourceIp: string | null;
-    details: Record<string, unknown> | null;
-  },
-): Promise<void> {
+/** An audit entry as the recorder writes it (below audit/, so both can use the shape). */
+export interface AuditEventEntry {
+  at: string;
+  actorType: string;
+  actorId: string;
+  action: string;
+  subjectType: string;
+  subjectId: string;
+  sourceIp: string | null;
+  details: Record<string, unknown> | null;
+}
+
+/** Audit entries as outbox rows (`audit.<action>`), in order, with one insert, in the recorder's transaction. */
+export async function insertAuditEvents(db: Db, entries: readonly AuditEventEntry[]): Promise<void> {
+  if (entries.length === 0) return;
   await db
     .insertInto('event_outbox')
-    .values({
-      type: `audit.${entry.action}`,
-      at: entry.at,
-      device_id: entry.subjectType === 'device' ? entry.subjectId : null,
-      app: null,
-      rollout: null,
-      payload: payloadText({
-        actorType: entry.actorType,
-        actorId: entry.actorId,
-        subjectType: entry.subjectType,
-        subjectId: entry.subjectId,
-        sourceIp: entry.sourceIp,
-        details: entry.details === null ? null : redactSecrets(entry.details),
-      }),
-    })
+    .values(
+      entries.map((entry) => ({
+        type: `audit.${entry.action}`,
+        at: entry.at,
+        device_id: entry.subjectType === 'device' ? entry.subjectId : null,
+        app: null,
+        rollout: null,
+        payload: payloadText({
+          actorType: entry.actorType,
+          actorId: entry.actorId,
+          subjectType: entry.subjectType,
+          subjectId: entry.subjectId,
+          sourceIp: entry.sourceIp,
+          details: entry.details === null ? null : redactSecrets(entry.details),
+        }),
+      })),
+    )
     .execute();
 }

@@ -1,7 +1,8 @@
 /**
  * Single-use nonces for enrollment and token challenges. Stored as SHA-256 with purpose, optional
- * device binding and expiry; checked before anything is written and consumed in the transaction
- * that succeeds, so a replay, an expired nonce or one issued for another purpose is refused.
+ * device binding and expiry; taken (deleted) first in the transaction that uses it, which rolls back
+ * on any refusal, so a replay, an expired nonce or one issued for another purpose is refused and
+ * only the request that succeeds uses a nonce up.
  */
 import { FlotillaError } from '@flotilla/protocol';
 import { hashSecret, randomSecret } from '@flotilla/node-kit';
@@ -42,8 +43,13 @@ function invalid(reason: string): FlotillaError {
   });
 }
 
-/** Throws FLT_NONCE_INVALID unless `nonce` is live, unused and was issued for this purpose/device. */
-export async function checkNonce(
+/**
+ * Takes `nonce` inside the caller's transaction (one statement: the row is deleted and returned),
+ * then throws FLT_NONCE_INVALID unless it was live and issued for this purpose/device. The caller's
+ * transaction must roll back on any error, which puts a refused or unused nonce back; of two
+ * concurrent uses exactly one deletes the row, the other finds none.
+ */
+export async function takeNonce(
   db: Db,
   nonce: string,
   purpose: NoncePurpose,
@@ -51,27 +57,13 @@ export async function checkNonce(
   now: Date,
 ): Promise<void> {
   const row = await db
-    .selectFrom('device_nonces')
-    .select(['purpose', 'device_id', 'expires_at'])
+    .deleteFrom('device_nonces')
     .where('nonce_hash', '=', hashSecret(nonce))
+    .returning(['purpose', 'device_id', 'expires_at'])
     .executeTakeFirst();
   if (!row) throw invalid('unknown or already used');
   if (row.purpose !== purpose)
     throw invalid(`not issued for ${purpose === 'enroll' ? 'enrollment' : 'a token'}`);
   if (deviceId !== null && row.device_id !== deviceId) throw invalid('bound to another device');
   if (row.expires_at <= now.toISOString()) throw invalid('expired');
-}
-
-/**
- * Consumes a checked nonce inside the caller's transaction. Exactly one of two concurrent uses
- * deletes the row; the other gets FLT_NONCE_INVALID and its transaction rolls back.
- */
-export async function consumeNonce(db: Db, nonce: string, purpose: NoncePurpose, now: Date): Promise<void> {
-  const result = await db
-    .deleteFrom('device_nonces')
-    .where('nonce_hash', '=', hashSecret(nonce))
-    .where('purpose', '=', purpose)
-    .where('expires_at', '>', now.toISOString())
-    .executeTakeFirst();
-  if (Number(result.numDeletedRows) !== 1) throw invalid('already used');
 }

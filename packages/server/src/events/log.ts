@@ -257,35 +257,49 @@ export class EventLog {
     let newest: number | null = null;
     try {
       await writeTransaction(db, dialect, async (trx) => {
-        if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${SEQ_LOCK_KEY})`.execute(trx);
-        const outbox = await trx
-          .selectFrom('event_outbox')
-          .selectAll()
-          .orderBy('id')
-          .limit(EVENT_BATCH)
-          .execute();
+        let outbox: { id: number | string; row: NewEvent }[];
+        if (dialect === 'postgres') {
+          await sql`select pg_advisory_xact_lock(${SEQ_LOCK_KEY})`.execute(trx);
+          // Taken and deleted in one round trip (the rows are ours: the lock is held).
+          const taken = await trx
+            .deleteFrom('event_outbox')
+            .where('id', 'in', (eb) =>
+              eb.selectFrom('event_outbox').select('id').orderBy('id').limit(EVENT_BATCH),
+            )
+            .returningAll()
+            .execute();
+          outbox = taken.map(({ id, ...row }) => ({ id, row })).sort((a, b) => Number(a.id) - Number(b.id));
+        } else {
+          const read = await trx
+            .selectFrom('event_outbox')
+            .selectAll()
+            .orderBy('id')
+            .limit(EVENT_BATCH)
+            .execute();
+          outbox = read.map(({ id, ...row }) => ({ id, row }));
+          if (outbox.length > 0)
+            await trx
+              .deleteFrom('event_outbox')
+              .where(
+                'id',
+                'in',
+                outbox.map((r) => r.id),
+              )
+              .execute();
+        }
         outboxFull = outbox.length === EVENT_BATCH;
-        const rows: NewEvent[] = [...outbox.map(({ id: _id, ...row }) => row), ...batch];
+        const rows: NewEvent[] = [...outbox.map((o) => o.row), ...batch];
         if (rows.length === 0) return;
-        for (let i = 0; i < rows.length; i += EVENT_BATCH)
-          await trx
+        let top = -1;
+        for (let i = 0; i < rows.length; i += EVENT_BATCH) {
+          const inserted = await trx
             .insertInto('events')
             .values(rows.slice(i, i + EVENT_BATCH))
+            .returning('seq')
             .execute();
-        if (outbox.length > 0)
-          await trx
-            .deleteFrom('event_outbox')
-            .where(
-              'id',
-              'in',
-              outbox.map((r) => r.id),
-            )
-            .execute();
-        const top = await trx
-          .selectFrom('events')
-          .select((eb) => eb.fn.max('seq').as('seq'))
-          .executeTakeFirst();
-        newest = top?.seq == null ? null : Number(top.seq);
+          for (const r of inserted) top = Math.max(top, Number(r.seq));
+        }
+        newest = top < 0 ? null : top;
         this.appended.inc(rows.length);
         this.sincePrune += rows.length;
       });

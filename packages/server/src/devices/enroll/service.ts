@@ -17,7 +17,7 @@ import type { Transaction } from 'kysely';
 import type { Database } from '../../db/schema.js';
 import { assertValidFacts, factsToRows, identityFacts } from '../facts.js';
 import { loadDeviceRow } from '../device-view.js';
-import { checkNonce, consumeNonce } from '../nonces.js';
+import { takeNonce } from '../nonces.js';
 import { keyState, parseTags } from '../regkeys/service.js';
 import type { RegistrationKeyRow } from '../regkeys/service.js';
 import type { DeviceRuntime } from '../runtime.js';
@@ -69,7 +69,8 @@ function attempt(
   const { ctx } = rt;
   return ctx.db.transaction().execute(async (trx) => {
     const now = ctx.clock.now();
-    await checkNonce(trx, req.nonce, 'enroll', null, now);
+    // Taken first (one statement); every refusal below rolls the transaction back and returns it.
+    await takeNonce(trx, req.nonce, 'enroll', null, now);
     const message = enrollmentMessage(req.nonce, req.publicKey, req.registrationKey);
     if (req.signature === undefined || !verifyMessage(req.publicKey, message, req.signature)) {
       throw new FlotillaError(
@@ -88,7 +89,6 @@ function attempt(
     if (existing) {
       if (existing.status === 'revoked')
         throw new FlotillaError('FLT_DEVICE_REVOKED', 'this device was revoked');
-      await consumeNonce(trx, req.nonce, 'enroll', now);
       return { deviceId, status: existing.status, created: false };
     }
 
@@ -96,8 +96,10 @@ function attempt(
     if (tags.length > LIMITS.tagsPerDevice) {
       throw new FlotillaError('FLT_VALIDATION', `a device may have at most ${LIMITS.tagsPerDevice} tags`);
     }
-    await useKey(trx, key, now);
-    await consumeNonce(trx, req.nonce, 'enroll', now);
+    // Refused early when the key is not active; its use is counted last (useKey), because on
+    // PostgreSQL the count's row lock serialises every enrollment with this key until the commit.
+    const keyNow = keyState(key, now);
+    if (keyNow !== 'active') throw refusal(keyNow);
     const status = Number(key.auto_accept) === 1 ? 'accepted' : 'pending';
     const facts = req.facts ?? {};
     const identity = identityFacts(facts);
@@ -137,6 +139,7 @@ function attempt(
       },
       trx,
     );
+    await useKey(trx, key, now);
     return { deviceId, status, created: true };
   });
 }

@@ -15,7 +15,7 @@ import type { TokenChallengeResponse, TokenRequest, TokenResponse } from '@floti
 import type { Db } from '../../context.js';
 import { loadDeviceRow } from '../device-view.js';
 import type { DeviceRow } from '../device-view.js';
-import { checkNonce, consumeNonce, issueNonce } from '../nonces.js';
+import { issueNonce, takeNonce } from '../nonces.js';
 import type { DeviceRuntime } from '../runtime.js';
 
 /** `flt_dt_<device id>.<random>` */
@@ -72,7 +72,7 @@ export async function issueToken(rt: DeviceRuntime, req: TokenRequest): Promise<
   const { ctx } = rt;
   return ctx.db.transaction().execute(async (trx) => {
     const now = ctx.clock.now();
-    await checkNonce(trx, req.challenge, 'token', req.deviceId, now);
+    await takeNonce(trx, req.challenge, 'token', req.deviceId, now);
     const device = await loadDeviceRow(trx, req.deviceId);
     if (!device) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${req.deviceId}`);
     if (
@@ -81,7 +81,6 @@ export async function issueToken(rt: DeviceRuntime, req: TokenRequest): Promise<
       throw new FlotillaError('FLT_SIGNATURE_INVALID', "the signature is not the device's");
     }
     refuseStatus(device.status);
-    await consumeNonce(trx, req.challenge, 'token', now);
     const token = newDeviceToken(device.id);
     const expiresAt = new Date(now.getTime() + ctx.config.deviceTokenTtlMs).toISOString();
     await trx
