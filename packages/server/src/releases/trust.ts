@@ -17,6 +17,8 @@ import { sourceAddress } from '../http/source-address.js';
 import {
   DirectorRepository,
   FsMetadataStore,
+  RoutedMetadataStore,
+  SqliteMetadataStore,
   ImageRepository,
   expiryPolicy,
   initLocalTrust,
@@ -52,7 +54,12 @@ export interface TrustOptions {
 /** The repositories and keys under the data directory (no routes: `registerTrustRoutes` adds those). */
 export async function createTrust(ctx: ServerContext): Promise<Trust> {
   const { dataDir } = ctx.config;
-  const store = FsMetadataStore.open(join(dataDir, 'tuf'));
+  const files = FsMetadataStore.open(join(dataDir, 'tuf'));
+  // The devices' director metadata: one SQLite file, not three files per device and re-sign.
+  const devices = SqliteMetadataStore.open(join(dataDir, 'tuf', 'director.sqlite'));
+  const moved = await devices.importFrom(join(dataDir, 'tuf'));
+  if (moved > 0) ctx.log.info({ devices: moved }, 'director metadata files moved into tuf/director.sqlite');
+  const store = new RoutedMetadataStore(files, devices);
   const keys = await loadOrCreateOnlineKeys(join(dataDir, 'tuf-keys'));
   const policy = expiryPolicy();
   const image = new ImageRepository({ store, keys, policy, clock: ctx.clock });
