@@ -105,6 +105,8 @@ export class RolloutEngine {
    */
   #anyActive = true;
   #stopped = false;
+  /** Rollouts whose last pass left devices of a started wave to assign. */
+  readonly #assigning = new Set<string>();
   /** Ends the wait before a pass early (a full pass was asked for). */
   #wake: (() => void) | undefined;
   #publishing: Promise<void> = Promise.resolve();
@@ -239,9 +241,22 @@ export class RolloutEngine {
       const added = row.include_new === 1 ? await this.#addNew(trx, row, now) : 0;
       // The gate's counts change only when a device ends (succeeded, failed, cancelled, or back to
       // pending for a retry) or joins: a pass over reports that ended none needs no gate.
+      const wave = row.current_wave;
       if (only === undefined || settled > 0 || added > 0) await this.#gate(trx, row, now, post);
-      if (row.state === 'running') await this.#assignDue(trx, row, now, post);
+      // Devices become due when a wave starts, a retry or a new device makes them pending, or the
+      // last pass left some of a started wave (500 a pass); else a pass over reports has none to
+      // look for (the query reads the rollout's devices). Full passes always look: a retry's delay
+      // ending, another server process's changes.
+      const mayBeDue =
+        only === undefined ||
+        settled > 0 ||
+        added > 0 ||
+        row.current_wave !== wave ||
+        this.#assigning.has(rolloutId);
+      if (row.state === 'running' && mayBeDue) await this.#assignDue(trx, row, now, post);
     });
+    if (post.more) this.#assigning.add(rolloutId);
+    else this.#assigning.delete(rolloutId);
     if (post.assigned.length > 0) crashPoint('rollout.after-assign');
     void this.publish(post);
     return post.more;
