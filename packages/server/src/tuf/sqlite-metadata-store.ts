@@ -4,12 +4,13 @@
  * to 10,000 devices wrote 30,000 files, each fsynced with its directory, which cost the server more
  * CPU (mostly in the kernel) than everything else it did per device (bench/README.md "fleet").
  *
- * Each `put` is one INSERT (WAL, no fsync at commit), then waits for an fdatasync of the WAL file
- * that started after it: the puts of concurrent re-signs share one fsync (group commit). So a put
- * resolves only once its version is durable, and a device's puts are made in order (targets, then
- * the snapshot naming it, then the timestamp naming that): a timestamp is never durable before what
- * it names, and a version served is never lost and re-issued with other content after a crash or a
- * power cut. Like the file store, it is local to this server process (its data directory is locked;
+ * Each `put` is one INSERT (WAL, no fsync at commit); a timestamp's then waits for an fdatasync of
+ * the WAL file that started after it, shared by the re-signs made meanwhile (group commit). A
+ * device's puts are made in order (targets, then the snapshot naming it, then the timestamp naming
+ * that), and after a power cut SQLite replays a prefix of the WAL's commits: so a timestamp is never
+ * durable before what it names, a put of a timestamp resolves only once it is durable, and the
+ * versions a device can reach from a served timestamp are never lost and re-issued with other
+ * content after a crash or a power cut. Like the file store, it is local to this server process (its data directory is locked;
  * replicas on one PostgreSQL derive their director metadata from the database).
  *
  * Metadata written by earlier versions as files (`tuf/director/<deviceId>/`) is moved in when the
@@ -141,7 +142,10 @@ export class SqliteMetadataStore implements MetadataStore {
         throw versionExists(repo, role, version);
       throw ioError(`cannot write TUF metadata ${repo}/${version}.${role}.json`, cause);
     }
-    await this.durable();
+    // A timestamp waits until it is on disk, and with it everything written before: targets and
+    // snapshot need no fsync of their own (after a power cut SQLite replays a prefix of the WAL's
+    // commits, so the timestamp is never there without what it names). One fsync wait per re-sign.
+    if (role === 'timestamp') await this.durable();
   }
 
   deleteBelow(repo: string, role: StoredRole, version: number): Promise<void> {

@@ -41,7 +41,7 @@ void test('the SQLite store keeps immutable versions per device repository', asy
     assert.equal((await stat(join(dir, file))).mode & 0o077, 0, `${file} is private`);
 });
 
-void test('a put resolves after an fdatasync that started after its write, shared by concurrent puts', async (t) => {
+void test('a timestamp put resolves after an fdatasync that started after its write, shared by concurrent puts', async (t) => {
   const dir = await tempDir(t);
   const pending: (() => void)[] = [];
   const store = new SqliteMetadataStore(join(dir, 'director.sqlite'), {
@@ -49,7 +49,7 @@ void test('a put resolves after an fdatasync that started after its write, share
   });
   const resolved: string[] = [];
   const put = (name: string, version: number) =>
-    store.put(`director/${name}`, 'targets', version, Buffer.from(name)).then(() => resolved.push(name));
+    store.put(`director/${name}`, 'timestamp', version, Buffer.from(name)).then(() => resolved.push(name));
   const a = put('a', 1);
   const b = put('b', 1);
   await new Promise((r) => setImmediate(r));
@@ -78,9 +78,25 @@ void test('a failed fdatasync fails the puts waiting for it with FLT_IO; the nex
     sync: (_fd, done) =>
       setImmediate(() => done(fail ? Object.assign(new Error('EIO'), { code: 'EIO' }) : null)),
   });
-  await assert.rejects(store.put('director/a', 'targets', 1, Buffer.from('a')), { code: 'FLT_IO' });
+  await assert.rejects(store.put('director/a', 'timestamp', 1, Buffer.from('a')), { code: 'FLT_IO' });
   fail = false;
-  await store.put('director/a', 'targets', 2, Buffer.from('a'));
+  await store.put('director/a', 'timestamp', 2, Buffer.from('a'));
+});
+
+void test('targets and snapshot wait for no fdatasync of their own: the timestamp naming them does', async (t) => {
+  const dir = await tempDir(t);
+  let syncs = 0;
+  const store = new SqliteMetadataStore(join(dir, 'director.sqlite'), {
+    sync: (_fd, done) => {
+      syncs++;
+      setImmediate(() => done(null));
+    },
+  });
+  await store.put('director/a', 'targets', 1, Buffer.from('t'));
+  await store.put('director/a', 'snapshot', 1, Buffer.from('s'));
+  assert.equal(syncs, 0);
+  await store.put('director/a', 'timestamp', 1, Buffer.from('ts'));
+  assert.equal(syncs, 1);
 });
 
 void test('director metadata files of earlier versions are moved into the store once', async (t) => {
