@@ -37,6 +37,8 @@ export interface Trust {
   director: DirectorRepository;
   /** Signs a release target with the server-held offline key; null unless `allowServerSideSigning`. */
   signLocally: ((target: TargetFile) => Promise<void>) | null;
+  /** Closes the devices' director metadata database (at the server's close). */
+  close: () => Promise<void>;
 }
 
 export interface TrustOptions {
@@ -77,7 +79,7 @@ export async function createTrust(ctx: ServerContext): Promise<Trust> {
       await signReleaseLocally(image, offline, target, ctx.clock);
     };
   }
-  return { image, director, signLocally };
+  return { image, director, signLocally, close: () => devices.close() };
 }
 
 /** The TUF routes (image repository, per-device director, operator submissions), metrics and refresher. */

@@ -101,7 +101,7 @@ export class SqliteMetadataStore implements MetadataStore {
     } catch (cause) {
       throw ioError(`cannot open the director metadata database ${path}`, cause);
     }
-    closeOnCollect.register(this, this.#walFd);
+    closeOnCollect.register(this, this.#walFd, this);
     this.#insert = this.#db.prepare('insert into metadata (repo, role, version, bytes) values (?, ?, ?, ?)');
     this.#select = this.#db
       .prepare('select bytes from metadata where repo = ? and role = ? and version = ?')
@@ -109,6 +109,23 @@ export class SqliteMetadataStore implements MetadataStore {
     this.#latest = this.#db.prepare('select max(version) from metadata where repo = ? and role = ?').pluck();
     this.#delete = this.#db.prepare('delete from metadata where repo = ? and role = ? and version < ?');
     this.#repos = this.#db.prepare('select distinct repo from metadata').pluck();
+  }
+
+  /**
+   * Closes the database (at the server's close: a store left open keeps its file system busy). The
+   * next `open` of the path opens it again; this instance answers FLT_IO from then on.
+   */
+  async close(): Promise<void> {
+    if (!this.#db.open) return;
+    await this.#running?.catch(() => undefined);
+    if (openStores.get(this.path)?.deref() === this) openStores.delete(this.path);
+    closeOnCollect.unregister(this);
+    this.#db.close();
+    try {
+      closeSync(this.#walFd);
+    } catch {
+      // already closed
+    }
   }
 
   get(repo: string, role: StoredRole, version: number): Promise<Buffer | undefined> {

@@ -119,3 +119,17 @@ void test('director metadata files of earlier versions are moved into the store 
   assert.equal(await store.importFrom(dir), 1);
   assert.equal((await store.get('director/dev-1', 'targets', 3))?.toString(), 't3');
 });
+
+void test('a closed store lets go of its file; the next open of the path opens it again', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'director.sqlite');
+  const store = SqliteMetadataStore.open(path);
+  assert.equal(SqliteMetadataStore.open(path), store, 'one instance per path');
+  await store.put('director/a', 'timestamp', 1, Buffer.from('ts'));
+  await store.close();
+  await assert.rejects(store.get('director/a', 'timestamp', 1), { code: 'FLT_IO' });
+  const again = SqliteMetadataStore.open(path);
+  assert.notEqual(again, store);
+  assert.equal((await again.get('director/a', 'timestamp', 1))?.toString(), 'ts');
+  await again.close();
+});
