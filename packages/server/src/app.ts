@@ -296,6 +296,8 @@ async function composeModules(
 
   const vault = await SecretVault.open(ctx.config.dataDir);
   const trust = await createTrust(ctx);
+  // Registered after the database's: onClose hooks run last-registered-first.
+  app.addHook('onClose', () => trust.close());
   const directors = new DirectorSync({ ctx, director: trust.director, vault });
   await registerTrustRoutes(app, ctx, trust, {
     deviceAuth,

@@ -17,6 +17,8 @@ import { sourceAddress } from '../http/source-address.js';
 import {
   DirectorRepository,
   FsMetadataStore,
+  RoutedMetadataStore,
+  SqliteMetadataStore,
   ImageRepository,
   expiryPolicy,
   initLocalTrust,
@@ -35,6 +37,8 @@ export interface Trust {
   director: DirectorRepository;
   /** Signs a release target with the server-held offline key; null unless `allowServerSideSigning`. */
   signLocally: ((target: TargetFile) => Promise<void>) | null;
+  /** Closes the devices' director metadata database (at the server's close). */
+  close: () => Promise<void>;
 }
 
 export interface TrustOptions {
@@ -52,7 +56,12 @@ export interface TrustOptions {
 /** The repositories and keys under the data directory (no routes: `registerTrustRoutes` adds those). */
 export async function createTrust(ctx: ServerContext): Promise<Trust> {
   const { dataDir } = ctx.config;
-  const store = FsMetadataStore.open(join(dataDir, 'tuf'));
+  const files = FsMetadataStore.open(join(dataDir, 'tuf'));
+  // The devices' director metadata: one SQLite file, not three files per device and re-sign.
+  const devices = SqliteMetadataStore.open(join(dataDir, 'tuf', 'director.sqlite'));
+  const moved = await devices.importFrom(join(dataDir, 'tuf'));
+  if (moved > 0) ctx.log.info({ devices: moved }, 'director metadata files moved into tuf/director.sqlite');
+  const store = new RoutedMetadataStore(files, devices);
   const keys = await loadOrCreateOnlineKeys(join(dataDir, 'tuf-keys'));
   const policy = expiryPolicy();
   const image = new ImageRepository({ store, keys, policy, clock: ctx.clock });
@@ -70,7 +79,7 @@ export async function createTrust(ctx: ServerContext): Promise<Trust> {
       await signReleaseLocally(image, offline, target, ctx.clock);
     };
   }
-  return { image, director, signLocally };
+  return { image, director, signLocally, close: () => devices.close() };
 }
 
 /** The TUF routes (image repository, per-device director, operator submissions), metrics and refresher. */

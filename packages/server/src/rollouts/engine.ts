@@ -31,6 +31,13 @@ const MIN_TICK_GAP_MS = 50;
  * rollout (reports nudge continuously) take at most a third of the process's time.
  */
 const TICK_GAP_PER_COST = 2;
+/**
+ * Least time between two passes that only look at the devices that reported (an operator's action
+ * or the periodic tick does not wait for it): each pass has a cost that does not depend on how many
+ * devices it moves on (the gate counts the rollout's devices), so a fleet's reports are taken in
+ * batches rather than a pass every 50 ms.
+ */
+const REPORT_TICK_GAP_MS = 250;
 /** Devices whose reports a pass looks at alone; more and it looks at every in-flight device. */
 const MAX_REPORTED = 5_000;
 /** Device ids per statement when a pass looks at the reported devices only. */
@@ -98,6 +105,10 @@ export class RolloutEngine {
    */
   #anyActive = true;
   #stopped = false;
+  /** Rollouts whose last pass left devices of a started wave to assign. */
+  readonly #assigning = new Set<string>();
+  /** Ends the wait before a pass early (a full pass was asked for). */
+  #wake: (() => void) | undefined;
   #publishing: Promise<void> = Promise.resolve();
   readonly #abort = new AbortController();
 
@@ -116,6 +127,7 @@ export class RolloutEngine {
     this.#stopped = true;
     this.#abort.abort();
     clearInterval(this.#timer);
+    this.#wake?.();
     await this.#running;
     await this.#publishing;
   }
@@ -129,8 +141,10 @@ export class RolloutEngine {
   nudge(deviceId?: string): void {
     if (this.#stopped) return;
     if (deviceId !== undefined && !this.#anyActive) return;
-    if (deviceId === undefined) this.#full = true;
-    else if (!this.#full) {
+    if (deviceId === undefined) {
+      this.#full = true;
+      this.#wake?.();
+    } else if (!this.#full) {
       this.#reported.add(deviceId);
       if (this.#reported.size > MAX_REPORTED) this.#full = true;
     }
@@ -149,11 +163,24 @@ export class RolloutEngine {
   }
 
   async #loop(): Promise<void> {
+    // When the next pass may start: a full one, and one over reports only (later, to batch them).
     let next = 0;
+    let nextForReports = 0;
     do {
       // Reports from a large fleet nudge continuously: passes are spaced by their own cost.
-      const wait = next - Date.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const wait = (this.#full ? next : nextForReports) - Date.now();
+      if (wait > 0)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          // A full pass asked for meanwhile waits only until `next`.
+          this.#wake = () => {
+            clearTimeout(timer);
+            setTimeout(resolve, Math.max(0, next - Date.now()));
+          };
+        }).finally(() => {
+          this.#wake = undefined;
+        });
+      if (this.#stopped) break;
       const started = Date.now();
       this.#again = false;
       const only = this.#full ? undefined : [...this.#reported];
@@ -167,9 +194,10 @@ export class RolloutEngine {
         this.svc.ctx.log.warn({ err }, 'a rollout tick failed; the next tick retries');
       }
       const ended = Date.now();
+      const cost = (ended - started) * TICK_GAP_PER_COST;
       // A wave still being assigned goes on at once (devices wait to be told); reports can wait.
-      next =
-        ended + (more ? MIN_TICK_GAP_MS : Math.max(MIN_TICK_GAP_MS, (ended - started) * TICK_GAP_PER_COST));
+      next = ended + (more ? MIN_TICK_GAP_MS : Math.max(MIN_TICK_GAP_MS, cost));
+      nextForReports = ended + (more ? MIN_TICK_GAP_MS : Math.max(REPORT_TICK_GAP_MS, cost));
     } while (this.#again && !this.#stopped);
   }
 
@@ -208,12 +236,27 @@ export class RolloutEngine {
       ).executeTakeFirst();
       if (!row || !(ACTIVE_STATES as readonly string[]).includes(row.state)) return;
       const now = ctx.clock.now();
-      await this.#refresh(trx, row, now, post, only);
+      const settled = await this.#refresh(trx, row, now, post, only);
       if (row.state !== 'running') return;
-      if (row.include_new === 1) await this.#addNew(trx, row, now);
-      await this.#gate(trx, row, now, post);
-      if (row.state === 'running') await this.#assignDue(trx, row, now, post);
+      const added = row.include_new === 1 ? await this.#addNew(trx, row, now) : 0;
+      // The gate's counts change only when a device ends (succeeded, failed, cancelled, or back to
+      // pending for a retry) or joins: a pass over reports that ended none needs no gate.
+      const wave = row.current_wave;
+      if (only === undefined || settled > 0 || added > 0) await this.#gate(trx, row, now, post);
+      // Devices become due when a wave starts, a retry or a new device makes them pending, or the
+      // last pass left some of a started wave (500 a pass); else a pass over reports has none to
+      // look for (the query reads the rollout's devices). Full passes always look: a retry's delay
+      // ending, another server process's changes.
+      const mayBeDue =
+        only === undefined ||
+        settled > 0 ||
+        added > 0 ||
+        row.current_wave !== wave ||
+        this.#assigning.has(rolloutId);
+      if (row.state === 'running' && mayBeDue) await this.#assignDue(trx, row, now, post);
     });
+    if (post.more) this.#assigning.add(rolloutId);
+    else this.#assigning.delete(rolloutId);
     if (post.assigned.length > 0) crashPoint('rollout.after-assign');
     void this.publish(post);
     return post.more;
@@ -283,17 +326,22 @@ export class RolloutEngine {
     }
   }
 
-  /** Moves in-flight devices (all, or `only` these) on from their reports; the soak gate. */
+  /**
+   * Moves in-flight devices (all, or `only` these) on from their reports; the soak gate. Returns how
+   * many left the in-flight phases.
+   */
   async #refresh(
     trx: Db,
     row: RolloutRow,
     now: Date,
     post: AfterCommit,
     only?: readonly string[],
-  ): Promise<void> {
+  ): Promise<number> {
     if (only === undefined) return this.#refreshDevices(trx, row, now, post);
+    let settled = 0;
     for (let i = 0; i < only.length; i += REPORTED_CHUNK)
-      await this.#refreshDevices(trx, row, now, post, only.slice(i, i + REPORTED_CHUNK));
+      settled += await this.#refreshDevices(trx, row, now, post, only.slice(i, i + REPORTED_CHUNK));
+    return settled;
   }
 
   async #refreshDevices(
@@ -302,8 +350,9 @@ export class RolloutEngine {
     now: Date,
     post: AfterCommit,
     only?: readonly string[],
-  ): Promise<void> {
+  ): Promise<number> {
     const { ctx } = this.svc;
+    let settled = 0;
     let query = trx
       .selectFrom('rollout_devices as rd')
       .innerJoin('devices as d', 'd.id', 'rd.device_id')
@@ -332,18 +381,20 @@ export class RolloutEngine {
       .where('rd.phase', 'in', [...IN_FLIGHT]);
     if (only !== undefined) query = query.where('rd.device_id', 'in', only);
     const devices = await query.execute();
-    if (devices.length === 0) return;
+    if (devices.length === 0) return 0;
     const iso = now.toISOString();
     const { presence } = this.svc.devices;
     const offlineBefore = new Date(now.getTime() - ctx.config.offlineAfterMs).toISOString();
     for (const d of devices) {
-      const set = (values: Record<string, unknown>) =>
-        trx
+      const set = (values: Record<string, unknown>) => {
+        if (values.phase !== undefined && !IN_FLIGHT.includes(values.phase as RolloutPhase)) settled++;
+        return trx
           .updateTable('rollout_devices')
           .set({ ...values, since: iso })
           .where('rollout_id', '=', row.id)
           .where('device_id', '=', d.device_id)
           .execute();
+      };
       /**
        * `retryable`: assigning the same release again can help (the update failed before the
        * switch: a download, the disk). A release the agent rolled back is held by it, and one that
@@ -372,8 +423,8 @@ export class RolloutEngine {
           reason,
         });
       };
-      const succeed = async () => {
-        await set({ phase: 'succeeded', reason: null });
+      const succeed = async (values: Record<string, unknown> = {}) => {
+        await set({ ...values, phase: 'succeeded', reason: null });
         post.events.push({
           type: 'rollout.device.succeeded',
           rolloutId: row.id,
@@ -402,8 +453,7 @@ export class RolloutEngine {
           const installMs =
             d.assigned_at === null ? null : Math.max(0, now.getTime() - Date.parse(d.assigned_at));
           if (row.soak_seconds === 0) {
-            await set({ install_ms: installMs, reason: null });
-            await succeed();
+            await succeed({ install_ms: installMs });
             continue;
           }
           await set({
@@ -459,12 +509,13 @@ export class RolloutEngine {
       }
       if (d.soak_until !== null && iso >= d.soak_until) await succeed();
     }
+    return settled;
   }
 
   /** Devices that match the filter now and are in no active rollout of the app join the current wave. */
-  async #addNew(trx: Db, row: RolloutRow, now: Date): Promise<void> {
+  async #addNew(trx: Db, row: RolloutRow, now: Date): Promise<number> {
     const ids = await matchingDevices(this.svc, trx, row.filter, row.app, now, row.id);
-    if (ids.length === 0) return;
+    if (ids.length === 0) return 0;
     await insertDevices(
       trx,
       row.id,
@@ -481,6 +532,7 @@ export class RolloutEngine {
       .set({ wave_sizes: row.wave_sizes, matched: row.matched, updated_at: now.toISOString() })
       .where('id', '=', row.id)
       .execute();
+    return ids.length;
   }
 
   /** The gates: failure threshold, success threshold, approval, completion. */

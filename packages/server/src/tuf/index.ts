@@ -1,5 +1,6 @@
 export * from './metadata-store.js';
 export * from './fs-metadata-store.js';
+export * from './sqlite-metadata-store.js';
 export * from './online-keys.js';
 export * from './expiry.js';
 export * from './image-repository.js';

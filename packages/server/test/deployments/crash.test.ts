@@ -12,7 +12,7 @@ import type { DeviceAppList, Release } from '@flotilla/protocol';
 import pino from 'pino';
 import type { CrashPoint } from '../../src/test-hooks.js';
 import { openDatabase } from '../../src/db/open.js';
-import { FsMetadataStore } from '../../src/tuf/index.js';
+import { SqliteMetadataStore } from '../../src/tuf/index.js';
 import { acceptedDevice } from '../devices/fixtures.js';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
@@ -21,9 +21,9 @@ import type { ServerProcess } from '../helpers/server-process.js';
 import { assign, publish, treeOf } from '../objects/push.js';
 import { parseMetadata } from '@flotilla/node-kit';
 
-/** The target paths the director signed for the device, read from the server's files. */
+/** The target paths the director signed for the device, read from the server's data directory. */
 async function signedOnDisk(dataDir: string, deviceId: string): Promise<string[]> {
-  const store = new FsMetadataStore(join(dataDir, 'tuf'));
+  const store = SqliteMetadataStore.open(join(dataDir, 'tuf', 'director.sqlite'));
   const repo = `director/${deviceId}`;
   const version = await store.latestVersion(repo, 'targets');
   assert.ok(version !== undefined, 'the device has director targets');

@@ -23,6 +23,7 @@ import type { TestApp } from '../helpers/app.js';
 import { errorCode } from '../helpers/http.js';
 import { resolveServerConfig } from '../../src/config.js';
 import { IdSet } from '../../src/objects/access.js';
+import { SqliteMetadataStore } from '../../src/tuf/index.js';
 import { publish, treeOf } from './push.js';
 import type { BuiltTree } from './push.js';
 
@@ -262,8 +263,10 @@ forEachDialect((dialect) => {
       assert.equal(res.statusCode, 404, res.body);
       assert.equal(errorCode(res), 'FLT_DEVICE_NOT_FOUND');
     }
-    const repos = await readdir(join(t.dataDir, 'tuf', 'director')).catch(() => [] as string[]);
-    assert.ok(!repos.some((r) => r.startsWith('dev_made-up')), repos.join(', '));
+    const repos = await SqliteMetadataStore.open(join(t.dataDir, 'tuf', 'director.sqlite')).listRepos(
+      'director/',
+    );
+    assert.ok(!repos.some((r) => r.startsWith('director/dev_made-up')), repos.join(', '));
     // An existing device's director is still created on first read (viewer or the device itself).
     const res = await t.app.inject({
       method: 'GET',
