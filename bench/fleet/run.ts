@@ -235,7 +235,10 @@ const rolloutTrigger: Trigger = async (api) => {
       if (state === 'completed') return;
       if (state !== 'running') throw new Error(`the rollout is ${state}`);
       if (performance.now() - t0 > 600_000) throw new Error('the rollout did not complete');
-      await sleep(100);
+      // Once a second, as an operator's `rollout show` would: each answer counts every device of
+      // the rollout and sorts their install times (10,000 rows), which every 100 ms cost the
+      // server more CPU than the engine's own passes.
+      await sleep(1000);
     }
   };
   return { answeredMs, status: r.status, finished };
