@@ -113,18 +113,8 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       if (await hasImage(docker, id)) return;
       const image = await findInTree(ctx.files ?? dirFiles(ctx.releaseDir), ref, id);
       opened();
-      const started = Date.now();
-      try {
-        await this.load(docker, image, ref, signal);
-      } finally {
-        await closeImage(image);
-      }
-      this.log('image loaded ahead of the start step', {
-        app: ctx.app,
-        image: ref,
-        id,
-        ms: Date.now() - started,
-      });
+      const ms = await this.loadAndClose(docker, image, ref, signal);
+      this.log('image loaded ahead of the start step', { app: ctx.app, image: ref, id, ms });
     } catch (error) {
       this.log('loading an image ahead of the start step failed; the start step loads it', {
         app: ctx.app,
@@ -148,22 +138,33 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       await this.loading.get(id); // begun by prepare (never rejects)
       if (!(await hasImage(docker, id))) {
         const image = await findInTree(dirFiles(ctx.releaseDir), ref, id);
-        const started = Date.now();
-        try {
-          await this.load(docker, image, ref, signal);
-        } finally {
-          await closeImage(image);
-        }
+        const ms = await this.loadAndClose(docker, image, ref, signal);
         this.log('image loaded from the release tree', {
           app: ctx.app,
           image: ref,
           id,
           layers: image.layers.length,
-          ms: Date.now() - started,
+          ms,
         });
       }
       await tagImage(docker, id, ref);
     }
+  }
+
+  /** Loads `image` (`load`), then closes its layer files; returns the milliseconds it took. */
+  private async loadAndClose(
+    docker: Docker,
+    image: TreeImage,
+    ref: string,
+    signal: AbortSignal,
+  ): Promise<number> {
+    const started = Date.now();
+    try {
+      await this.load(docker, image, ref, signal);
+    } finally {
+      await closeImage(image);
+    }
+    return Date.now() - started;
   }
 
   /** Loads `image`, leaving out the bottom layers the engine has (all of them if it refuses that). */
