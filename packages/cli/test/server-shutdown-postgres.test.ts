@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Fleet } from '@flotilla/sim';
 import { testDatabase } from './gateway/helpers.js';
+import { adminApiToken } from './helpers/server.js';
 
 const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
 const bin = fileURLToPath(new URL(`../src/bin.${ext}`, import.meta.url));
@@ -64,21 +65,6 @@ async function latencyProxy(target: URL): Promise<{ port: number; latencyMs: num
       server.close();
     },
   };
-}
-
-async function adminToken(base: string): Promise<string> {
-  const login = await fetch(`${base}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: PASSWORD }),
-  });
-  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  const token = await fetch(`${base}/api/v1/tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', cookie },
-    body: JSON.stringify({ name: 'shutdown-test' }),
-  });
-  return ((await token.json()) as { secret: string }).secret;
 }
 
 void test(
@@ -131,7 +117,7 @@ void test(
         void exited.then(() => resolve(null));
       });
       assert.ok(url, stderr);
-      const token = await adminToken(url);
+      const token = await adminApiToken(url, PASSWORD, 'shutdown-test');
       const key = await fetch(`${url}/api/v1/registration-keys`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Image } from '@flotilla/protocol';
 import { cli, json } from '../helpers/memory-io.js';
+import { adminApiToken } from '../helpers/server.js';
 import { tempRoot, until, writeGatewayConfig } from './helpers.js';
 
 const run = promisify(execFile);
@@ -218,18 +219,7 @@ void test('fleet platform: an image reaches a real agent signed by the delegated
   assert.equal(init.code, 0, init.stderr);
 
   // An API token for direct calls, and a registration key that tags the agent into the platform.
-  const loginRes = await fetch(`${url}/api/v1/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'admin', password: PASSWORD }),
-  });
-  const cookie = (loginRes.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-  const tokenRes = await fetch(`${url}/api/v1/tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', cookie },
-    body: JSON.stringify({ name: 'fleet-test' }),
-  });
-  const token = ((await tokenRes.json()) as { secret: string }).secret;
+  const token = await adminApiToken(url, PASSWORD, 'fleet-test');
   const api = async <T>(
     method: string,
     path: string,

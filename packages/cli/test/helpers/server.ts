@@ -35,3 +35,19 @@ export async function startTestServer(): Promise<TestServer> {
     },
   };
 }
+
+/** An API token of the admin user of the server at `base` (logged in with `password`). */
+export async function adminApiToken(base: string, password: string, name: string): Promise<string> {
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+  });
+  const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  const token = await fetch(`${base}/api/v1/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie },
+    body: JSON.stringify({ name }),
+  });
+  return ((await token.json()) as { secret: string }).secret;
+}
