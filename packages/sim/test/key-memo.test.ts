@@ -8,6 +8,18 @@ import { memoizePublicKeys } from '../src/key-memo.js';
 // Counts the checks that reach Node's crypto.verify (installed before the memo wraps it).
 let checks = 0;
 const realVerify = crypto.verify;
+
+/** A root of `version` whose every role is `signer`'s key, signed by it. */
+async function signedRoot(signer: ReturnType<typeof memorySigner>, version: number) {
+  const roles = { keys: [signer.key], threshold: 1 };
+  const md = newRoot({
+    version,
+    expires: new Date(Date.now() + 86_400_000),
+    roles: { root: roles, targets: roles, snapshot: roles, timestamp: roles },
+  });
+  await signMetadata(md, [signer]);
+  return md;
+}
 crypto.verify = ((...args: Parameters<typeof crypto.verify>) => {
   checks++;
   return (realVerify as (...a: unknown[]) => boolean)(...args);
@@ -55,18 +67,8 @@ void test('a check identical to one that succeeded (key, signature, bytes) is do
   memoizePublicKeys();
   const image = memorySigner(generateEd25519().privateKeyPem);
   const director = memorySigner(generateEd25519().privateKeyPem);
-  const make = async (signer: typeof image, version: number) => {
-    const roles = { keys: [signer.key], threshold: 1 };
-    const md = newRoot({
-      version,
-      expires: new Date(Date.now() + 86_400_000),
-      roles: { root: roles, targets: roles, snapshot: roles, timestamp: roles },
-    });
-    await signMetadata(md, [signer]);
-    return md;
-  };
-  const imageRoot = await make(image, 1);
-  const directorRoot = await make(director, 1);
+  const imageRoot = await signedRoot(image, 1);
+  const directorRoot = await signedRoot(director, 1);
 
   const counted = (fn: () => void) => {
     const before = checks;
@@ -84,7 +86,7 @@ void test('a check identical to one that succeeded (key, signature, bytes) is do
     'the same bytes again: shared',
   );
   // The same bytes parsed again (another device's copy) share the check too.
-  const copy = await make(image, 1);
+  const copy = await signedRoot(image, 1);
   copy.signatures = imageRoot.signatures;
   assert.equal(
     counted(() => verifySignedBy(imageRoot, 'root', copy)),
@@ -140,16 +142,7 @@ void test('a check identical to one that succeeded (key, signature, bytes) is do
 void test('many different checks push out the oldest, never the ones met again and again', async () => {
   memoizePublicKeys();
   const signer = memorySigner(generateEd25519().privateKeyPem);
-  const make = async (version: number) => {
-    const roles = { keys: [signer.key], threshold: 1 };
-    const md = newRoot({
-      version,
-      expires: new Date(Date.now() + 86_400_000),
-      roles: { root: roles, targets: roles, snapshot: roles, timestamp: roles },
-    });
-    await signMetadata(md, [signer]);
-    return md;
-  };
+  const make = (version: number) => signedRoot(signer, version);
   const often = await make(1);
   verifySignedBy(often, 'root', often);
   let real = 0;
