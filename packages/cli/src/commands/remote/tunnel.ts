@@ -48,11 +48,11 @@ export async function carryConnection(client: ApiClient, target: TunnelTarget, l
       }),
     onEof: () => local.end(),
   });
-  local.on('data', (chunk: Buffer) => {
-    local.pause();
-    void sendChunks(ws, chunk).then(() => local.resume());
-  });
-  local.on('end', () => sendEof(ws));
+  forwardLocal(
+    local,
+    (chunk) => sendChunks(ws, chunk),
+    () => sendEof(ws),
+  );
   local.on('close', () => ws.close(1000));
   local.on('error', () => ws.close(1000));
   local.resume();
@@ -60,6 +60,23 @@ export async function carryConnection(client: ApiClient, target: TunnelTarget, l
   if (end.error) local.destroy();
   else local.end();
   if (end.error) throw end.error;
+}
+
+/**
+ * Passes what `local` reads to `send`, reading no faster than `send` takes it, then calls `eof`
+ * once the peer half-closed and every chunk before it was sent. A paused socket may still emit
+ * 'end' while the last chunk is being sent (when the half-close is read right after that chunk),
+ * so the end waits for the send in flight: sent at once, it overtook the chunk's last pieces and
+ * the device never got them.
+ */
+export function forwardLocal(local: Socket, send: (chunk: Buffer) => Promise<void>, eof: () => void): void {
+  let sending: Promise<void> = Promise.resolve();
+  local.on('data', (chunk: Buffer) => {
+    local.pause();
+    sending = send(chunk);
+    void sending.then(() => local.resume());
+  });
+  local.on('end', () => void sending.then(eof));
 }
 
 async function sendChunks(ws: Parameters<typeof sendData>[0], chunk: Buffer): Promise<void> {
