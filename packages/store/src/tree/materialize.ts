@@ -21,6 +21,7 @@ import {
   fsyncFd,
   ftruncateFd,
   futimesFd,
+  lstatBig,
   openFd,
   readExactly,
   writeAll,
@@ -485,7 +486,8 @@ class Materializer {
    * the file is cut to its size. So a large file of which a few chunks changed (a container image
    * layer) is not decompressed and rewritten whole; a base changed on disk costs only the chunks
    * it spoilt. Undefined (nothing written) when there is no such base, it holds less than half of
-   * the file at the same offsets, or the copy fails: the caller writes the file from chunks.
+   * the file at the same offsets, is not a regular file of its file object's size, or the copy fails:
+   * the caller writes the file from chunks.
    */
   private async patchFromBase(
     file: FileObject,
@@ -511,6 +513,10 @@ class Materializer {
       return hit;
     });
     if (sameBytes * 2 < file.size) return undefined;
+    // A regular file of the old file object's size only: never a FIFO (the copy would block), a
+    // device, or a file grown or cut since (written from chunks instead).
+    const found = await lstatBig(base.abs).catch(() => undefined);
+    if (found === undefined || !found.isFile() || found.size !== BigInt(base.file.size)) return undefined;
     try {
       // COPYFILE_EXCL: never over a file (or symlink) already there, as O_EXCL for writeFromChunks.
       await copyFile(base.abs, absPath, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);

@@ -4,7 +4,8 @@
  * against the file object (a copied range that does not hash right is written from the store).
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { MemoryStore, buildTree, materialize, verifyTree } from '../../src/index.js';
@@ -83,14 +84,16 @@ void describe('materialize: a large changed file patched from the installed one'
     });
   });
 
-  void it('patches the whole tail when the installed file is too short or empty', async () => {
+  void it('writes from chunks when the installed file was cut, emptied or is not a regular file', async () => {
     await withLayers(async (f) => {
       const path = join(f.installed, 'layer.tar');
       await writeFile(path, (await readFile(path)).subarray(0, 2 * MiB));
-      const short = await stage(f, 'short');
-      assert.equal(short.patched, 1); // the missing tail is written from the store
+      assert.equal((await stage(f, 'short')).patched, 0);
       await writeFile(path, '');
-      await stage(f, 'empty');
+      assert.equal((await stage(f, 'empty')).patched, 0);
+      await rm(path);
+      execFileSync('mkfifo', [path]); // a copy would block on it
+      assert.equal((await stage(f, 'fifo')).patched, 0);
     });
   });
 });
