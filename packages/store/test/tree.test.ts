@@ -54,6 +54,8 @@ void describe('buildTree → materialize → verifyTree', () => {
         reuseFallbacks: 0,
         bytesWritten: stats.bytes,
         trustedByStamp: 0,
+        patched: 0,
+        bytesPatched: 0,
       });
       assert.deepEqual(await verifyTree(store, out, root), { ok: true, problems: [] });
       // Independent check with diff(1): same names, contents and symlinks.

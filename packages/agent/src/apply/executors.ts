@@ -8,7 +8,7 @@ import type { Runtime } from '../runtimes/runtime.js';
 import type { ApplyContext } from './context.js';
 import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from '../util/fs-ops.js';
 import { EarlyStaging, durableAtCommit, stageIntoTemp } from './staging.js';
-import { cacheTreeFiles } from './tree-files.js';
+import { FetchArrivals, cacheTreeFiles } from './tree-files.js';
 
 type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
 export interface StepResult {
@@ -36,14 +36,22 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       !step.overlapStage || (await exists(ctx.layout.releaseDir(release.app, release.root)))
         ? null
         : new EarlyStaging(ctx, release);
+    // The runtime may begin what `start` needs (docker: loading the images) as soon as the tree's
+    // objects are in the cache, reading the files' chunks as the fetch stores them (tree-files.ts).
+    const arrivals = new FetchArrivals(ctx.cache);
+    let preparing: Promise<void> | undefined;
+    const onTreeReady = (): void => {
+      early?.start();
+      preparing ??= prepareAhead(ctx, release, signal, arrivals);
+    };
     try {
-      const outcome = await ctx.fetchRelease(release, signal, false, () => early?.start());
-      // Every file is in the cache now: the runtime may begin what `start` needs (docker: loading
-      // the images from the cache while the stage step writes them to disk).
-      await prepareAhead(ctx, release, signal);
+      const outcome = await ctx.fetchRelease(release, signal, false, onTreeReady);
+      arrivals.end();
+      await settlePrepare(preparing ?? prepareAhead(ctx, release, signal, arrivals));
       const staging = early?.fetched();
       return staging ? { ...outcome, staging } : outcome;
     } catch (error) {
+      arrivals.end(error);
       await early?.failed(error);
       throw error;
     }
@@ -192,24 +200,40 @@ export function executeStep(
 const PREPARE_WAIT_MS = 5_000;
 
 /**
- * `Runtime.prepare` with the release's files read from the cache (tree-files.ts), never throwing,
- * waited for at most PREPARE_WAIT_MS (an engine that does not answer delays the update no more).
+ * `Runtime.prepare` with the release's files read from the cache (tree-files.ts) as the fetch
+ * brings them (`arrivals`), unchanged chunks of a file from the installed release's file at the
+ * same path; never rejects (a failure is logged, and `start` does the work from the staged tree).
  */
-async function prepareAhead(ctx: ApplyContext, release: ReleaseSpec, signal: AbortSignal): Promise<void> {
+function prepareAhead(
+  ctx: ApplyContext,
+  release: ReleaseSpec,
+  signal: AbortSignal,
+  arrivals: FetchArrivals,
+): Promise<void> {
   let runtime: Runtime;
   try {
     runtime = ctx.runtimeFor(release);
   } catch {
-    return; // a runtime this agent lacks: the start step reports it
+    return Promise.resolve(); // a runtime this agent lacks: the start step reports it
   }
-  if (runtime.prepare === undefined) return;
-  let timer: NodeJS.Timeout | undefined;
-  const context = { ...ctx.layout.context(release), files: cacheTreeFiles(ctx.cache, release.root) };
-  const started = runtime
+  if (runtime.prepare === undefined) return Promise.resolve();
+  const current = ctx.records.installed(release.app).current;
+  const base =
+    current && current.root !== release.root
+      ? { root: current.root, dir: ctx.layout.releaseDir(current.app, current.root) }
+      : null;
+  const files = cacheTreeFiles(ctx.cache, release.root, { arrivals, base });
+  const context = { ...ctx.layout.context(release), files };
+  return runtime
     .prepare(context, signal)
     .catch((error: unknown) =>
       ctx.logger.warn({ err: error, app: release.app }, 'preparing the release ahead of its start failed'),
     );
+}
+
+/** Waits for a `prepareAhead` to be under way, at most PREPARE_WAIT_MS (an engine that does not answer delays the update no more). */
+async function settlePrepare(started: Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
   await Promise.race([started, new Promise<void>((r) => (timer = setTimeout(r, PREPARE_WAIT_MS)))]);
   clearTimeout(timer);
 }

@@ -1,11 +1,20 @@
 /**
  * A release's files read out of the chunk cache, by path (`TreeFiles`), for a runtime that begins
  * its work before the tree is staged (`Runtime.prepare`; docker: `docker load` of the release's
- * images while the stage step writes the same layers to disk). Every object is checked against its
- * id; `read` checks every chunk against its hash, as staging does. The pieces of `open` are not
- * hashed chunk by chunk (their reader hashes the whole file against a signed digest: a docker
- * layer against its diff id), which halves the hashing of a large layer read beside the staging.
+ * images while the fetch brings the changed chunks and the stage step writes the same layers to
+ * disk). Every object is checked against its id; `read` checks every chunk against its hash, as
+ * staging does. The pieces of `open` are not hashed chunk by chunk (their reader hashes the whole
+ * file against a signed digest: a docker layer against its diff id), which halves the hashing of a
+ * large layer read beside the staging; for the same reason they may come from the installed
+ * release's file at the same path (`base`), read where it holds the same chunks (no decompression),
+ * a corrupt one failing the reader's check as a corrupt chunk would.
+ *
+ * With `arrivals`, the reads may begin before the fetch ends (once the tree's objects are in the
+ * cache): a chunk the cache lacks is waited for until the fetch stores it.
  */
+import { constants } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { FlotillaError } from '@flotilla/protocol';
 import { contentId } from '@flotilla/store';
 import type { FileObject } from '@flotilla/store';
@@ -15,9 +24,77 @@ import type { TreeFile, TreeFiles } from '../runtimes/runtime.js';
 /** Pieces handed on are gathered up to this size (fewer hops through the load's streams). */
 const PIECE_BYTES = 1024 * 1024;
 
-export function cacheTreeFiles(cache: ChunkCache, root: string): TreeFiles {
-  const fileAt = async (path: string): Promise<FileObject | null> => {
-    let id = root;
+/**
+ * The chunks a fetch is still bringing into the cache: a reader that lacks one waits until the
+ * cache stores it, until the fetch ends (then it looks once more, and a chunk still missing is the
+ * cache's FLT_OBJECT_MISSING), or until the fetch fails (that error).
+ */
+export class FetchArrivals {
+  private readonly waiting = new Map<string, Set<() => void>>();
+  private ended: { error: Error } | null = null;
+  private over = false;
+  private readonly unwatch: () => void;
+
+  constructor(cache: ChunkCache) {
+    this.unwatch = cache.onStored((id) => this.wake(id));
+  }
+
+  /**
+   * Begins waiting for `id` (before the caller looks for it, so no arrival is missed); undefined
+   * once the fetch is over. `arrived` resolves when the item is stored or the fetch ends, and
+   * rejects with the fetch's error when it fails.
+   */
+  expect(id: string): { arrived: Promise<void>; cancel: () => void } | undefined {
+    if (this.ended !== null) return { arrived: Promise.reject(this.ended.error), cancel: () => undefined };
+    if (this.over) return undefined;
+    let wake!: () => void;
+    const arrived = new Promise<void>((resolve, reject) => {
+      wake = () => (this.ended === null ? resolve() : reject(this.ended.error));
+    });
+    arrived.catch(() => undefined); // awaited only when the item is missing
+    let set = this.waiting.get(id);
+    if (set === undefined) this.waiting.set(id, (set = new Set()));
+    set.add(wake);
+    return { arrived, cancel: () => set.delete(wake) };
+  }
+
+  /** The fetch ended: with `error`, the waiting readers fail with it; without, they look once more. */
+  end(error?: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    if (error !== undefined)
+      this.ended = {
+        error: error instanceof Error ? error : new Error('the fetch failed', { cause: error }),
+      };
+    this.unwatch();
+    const all = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const set of all) for (const wake of set) wake();
+  }
+
+  private wake(id: string): void {
+    const set = this.waiting.get(id);
+    if (set === undefined) return;
+    this.waiting.delete(id);
+    for (const wake of set) wake();
+  }
+}
+
+export interface CacheTreeFilesOptions {
+  /** Chunks still arriving: reads wait for them (`FetchArrivals`). */
+  arrivals?: FetchArrivals;
+  /** The installed release (its root and directory): `open` reads the chunks its same-path file holds from there. */
+  base?: { root: string; dir: string } | null;
+}
+
+export function cacheTreeFiles(
+  cache: ChunkCache,
+  root: string,
+  options: CacheTreeFilesOptions = {},
+): TreeFiles {
+  const { arrivals } = options;
+  const fileAt = async (treeRoot: string, path: string): Promise<FileObject | null> => {
+    let id = treeRoot;
     const names = path.split('/');
     for (const [i, name] of names.entries()) {
       const dir = await cache.getTreeObject(id);
@@ -30,47 +107,142 @@ export function cacheTreeFiles(cache: ChunkCache, root: string): TreeFiles {
     const file = await cache.getTreeObject(id);
     return file.type === 'file' ? file : null;
   };
+  const chunk = async (id: string): Promise<Uint8Array> => {
+    for (;;) {
+      const wait = arrivals?.expect(id);
+      try {
+        const bytes = await cache.getChunk(id);
+        wait?.cancel();
+        return bytes;
+      } catch (error) {
+        if (wait === undefined || !(error instanceof FlotillaError && error.code === 'FLT_OBJECT_MISSING')) {
+          wait?.cancel();
+          throw error;
+        }
+        await wait.arrived;
+      }
+    }
+  };
   const open = async (path: string): Promise<TreeFile | null> => {
-    const file = await fileAt(path).catch(() => null);
+    const file = await fileAt(root, path).catch(() => null);
     if (file === null) return null;
-    return { size: file.size, pieces: () => chunksOf(cache, file, false), close: () => Promise.resolve() };
+    const base = options.base ? await openBase(options.base, path) : null;
+    return {
+      size: file.size,
+      pieces: () => piecesOf(chunk, file, base),
+      close: () => base?.handle.close() ?? Promise.resolve(),
+    };
+  };
+  /** The installed file at `path` and where its chunks start; null when there is none (or it cannot be opened). */
+  const openBase = async (base: { root: string; dir: string }, path: string): Promise<BaseFile | null> => {
+    const old = await fileAt(base.root, path).catch(() => null);
+    if (old === null) return null;
+    const handle = await openFile(`${base.dir}/${path}`, constants.O_RDONLY | constants.O_NOFOLLOW).catch(
+      () => null,
+    );
+    if (handle === null) return null;
+    const at = new Map<string, number>();
+    let offset = 0;
+    for (const c of old.chunks) {
+      if (!at.has(c.id)) at.set(c.id, offset);
+      offset += c.size;
+    }
+    return { handle, at };
   };
   return {
     open,
     read: async (path) => {
-      const file = await fileAt(path).catch(() => null);
+      const file = await fileAt(root, path).catch(() => null);
       if (file === null) return null;
       const parts: Uint8Array[] = [];
-      for await (const piece of chunksOf(cache, file, true)) parts.push(piece);
-      return Buffer.concat(parts);
+      for (const c of file.chunks) {
+        const bytes = await chunk(c.id);
+        if (bytes.length !== c.size || contentId(bytes) !== c.id)
+          throw chunkMismatch(c.id, c.size, bytes.length);
+        parts.push(bytes);
+      }
+      const whole = Buffer.concat(parts);
+      if (whole.length !== file.size)
+        throw new FlotillaError(
+          'FLT_HASH_MISMATCH',
+          `the chunks add up to ${whole.length} bytes, not ${file.size}`,
+        );
+      return whole;
     },
   };
 }
 
-async function* chunksOf(cache: ChunkCache, file: FileObject, verify: boolean): AsyncGenerator<Uint8Array> {
+interface BaseFile {
+  handle: FileHandle;
+  /** Offset in the installed file of each chunk id it holds. */
+  at: Map<string, number>;
+}
+
+function chunkMismatch(id: string, size: number, got: number): FlotillaError {
+  return new FlotillaError('FLT_HASH_MISMATCH', `chunk ${id} does not match its hash or size`, {
+    details: { chunk: id, size, got },
+  });
+}
+
+/** A stretch of the file: bytes of the installed file, or one chunk from the cache. */
+type Segment = { from: number; length: number } | { id: string; size: number };
+
+/** The file's chunks in order, runs the installed file holds contiguously merged (at most PIECE_BYTES each). */
+function segmentsOf(file: FileObject, base: BaseFile | null): Segment[] {
+  const out: Segment[] = [];
+  for (const c of file.chunks) {
+    const from = base?.at.get(c.id);
+    if (from === undefined) {
+      out.push({ id: c.id, size: c.size });
+      continue;
+    }
+    const last = out[out.length - 1];
+    if (last !== undefined && 'from' in last && last.from + last.length === from && last.length < PIECE_BYTES)
+      last.length += c.size;
+    else out.push({ from, length: c.size });
+  }
+  return out;
+}
+
+async function* piecesOf(
+  chunk: (id: string) => Promise<Uint8Array>,
+  file: FileObject,
+  base: BaseFile | null,
+): AsyncGenerator<Uint8Array> {
   let held: Uint8Array[] = [];
   let heldBytes = 0;
   let offset = 0;
-  for (const chunk of file.chunks) {
-    const bytes = await cache.getChunk(chunk.id);
-    if (
-      bytes.length !== chunk.size ||
-      offset + bytes.length > file.size ||
-      (verify && contentId(bytes) !== chunk.id)
-    )
-      throw new FlotillaError('FLT_HASH_MISMATCH', `chunk ${chunk.id} does not match its hash or size`, {
-        details: { chunk: chunk.id, size: chunk.size, got: bytes.length },
-      });
+  const release = (): Uint8Array => {
+    const piece = held.length === 1 ? held[0]! : Buffer.concat(held);
+    held = [];
+    heldBytes = 0;
+    return piece;
+  };
+  for (const segment of segmentsOf(file, base)) {
+    let bytes: Uint8Array;
+    if ('from' in segment) {
+      bytes = Buffer.allocUnsafe(segment.length);
+      let got = 0;
+      while (got < segment.length) {
+        const { bytesRead } = await base!.handle.read(bytes, got, segment.length - got, segment.from + got);
+        if (bytesRead === 0)
+          throw new FlotillaError('FLT_HASH_MISMATCH', `the installed file is shorter than its chunks`, {
+            details: { offset: segment.from + got },
+          });
+        got += bytesRead;
+      }
+    } else {
+      bytes = await chunk(segment.id);
+      if (bytes.length !== segment.size) throw chunkMismatch(segment.id, segment.size, bytes.length);
+    }
+    if (offset + bytes.length > file.size)
+      throw new FlotillaError('FLT_HASH_MISMATCH', `the chunks add up to more than ${file.size} bytes`);
     offset += bytes.length;
     held.push(bytes);
     heldBytes += bytes.length;
-    if (heldBytes >= PIECE_BYTES) {
-      yield held.length === 1 ? held[0]! : Buffer.concat(held);
-      held = [];
-      heldBytes = 0;
-    }
+    if (heldBytes >= PIECE_BYTES) yield release();
   }
   if (offset !== file.size)
     throw new FlotillaError('FLT_HASH_MISMATCH', `the chunks add up to ${offset} bytes, not ${file.size}`);
-  if (held.length > 0) yield held.length === 1 ? held[0]! : Buffer.concat(held);
+  if (held.length > 0) yield release();
 }

@@ -97,6 +97,8 @@ export class ChunkCache implements StoreReader, ObjectSink {
   private collections = 0;
   private readonly collectGarbage: ((type: 'minor' | 'major') => void) | undefined;
   private readonly collectEveryBytes: number;
+  /** Told of each item stored (and of each chunk of a whole file adopted): `onStored`. */
+  private readonly storedListeners = new Set<(id: string) => void>();
 
   private constructor(
     readonly store: FsStore,
@@ -230,6 +232,22 @@ export class ChunkCache implements StoreReader, ObjectSink {
     if (result.written >= WRITE_BACK_MIN) this.whole.writeBack(id);
     this.wholeFiles.add(id, file);
     this.written(id, result.written);
+    // Its chunks are readable now (`getChunk` finds them in the whole file).
+    if (this.storedListeners.size > 0) for (const c of file.chunks) this.stored(c.id);
+  }
+
+  /**
+   * Calls `listener` with the id of each item stored from now on (chunks, objects, frames, and the
+   * chunks of each whole file adopted), until the returned function is called: a reader that
+   * begins before the fetch ends (tree-files.ts) waits for what it lacks this way.
+   */
+  onStored(listener: (id: string) => void): () => void {
+    this.storedListeners.add(listener);
+    return () => this.storedListeners.delete(listener);
+  }
+
+  private stored(id: string): void {
+    for (const listener of this.storedListeners) listener(id);
   }
 
   async putChunk(id: string, bytes: Uint8Array): Promise<void> {
@@ -302,6 +320,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
   private written(id: string, frameBytes: number): void {
     if (this.storedBytes !== null) this.storedBytes += frameBytes;
     this.touch(id);
+    if (this.storedListeners.size > 0) this.stored(id);
   }
 
   private touch(id: string): void {

@@ -133,6 +133,14 @@ function basePath(dir: string, plan: PairPlan): string {
   return join(dir, ...plan.base.path.split('/'));
 }
 
+/**
+ * Files up to this size are rebuilt on this thread as their record arrives: decoding a few KB costs
+ * less than the hop to a worker, and far less than starting one (about 0.1 s, more on a busy
+ * device), and such files (a container image's config and manifest) are often what a runtime
+ * reading the release ahead waits for first (apply/tree-files.ts).
+ */
+const IN_THREAD_MAX_BYTES = 64 * 1024;
+
 /** Bounds what waits for the rebuild workers: records held in memory, and their bytes. */
 const MAX_QUEUED_JOBS = 8;
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -165,7 +173,11 @@ export async function fetchByDeltas(
   options: DeltaPhaseOptions,
 ): Promise<DeltaPhaseResult> {
   const result: DeltaPhaseResult = { rebuilt: 0, declined: 0 };
-  const plans = await planDeltaPairs(options.cache, options.base, wanted, options.maxFileBytes);
+  // Smallest first: the server answers in request order, and small files (a container image's
+  // config and manifest) are what a runtime reading the release ahead needs before the large ones.
+  const plans = (await planDeltaPairs(options.cache, options.base, wanted, options.maxFileBytes)).sort(
+    (a, b) => a.target.file.size - b.target.file.size,
+  );
   if (plans.length === 0) return result;
   const byKey = new Map(plans.map((p) => [`${p.target.id}:${p.base.id}`, p]));
   const maxBase = Math.max(...plans.map((p) => p.base.file.size));
@@ -218,7 +230,11 @@ export async function fetchByDeltas(
       result.declined += 1;
       return;
     }
-    if (!WholeFiles.canHold(plan.target.file) || options.base.dir === undefined)
+    if (
+      !WholeFiles.canHold(plan.target.file) ||
+      options.base.dir === undefined ||
+      plan.target.file.size <= IN_THREAD_MAX_BYTES
+    )
       return settle(plan, onThread(plan, record, true));
     const bytes = record.payload.length;
     const job = settle(plan, inWorker(plan, record)).finally(() => {

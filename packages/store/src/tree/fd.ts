@@ -64,6 +64,21 @@ export function readExactlySync(fd: number, into: Uint8Array, position: number):
   return true;
 }
 
+/** Writes all of `bytes` at `position`. */
+export async function writeAllAt(fd: number, bytes: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    done += await new Promise<number>((resolve, reject) =>
+      fs.write(fd, bytes, done, bytes.length - done, position + done, (error, written) =>
+        error ? reject(error) : resolve(written),
+      ),
+    );
+  }
+}
+
+export const ftruncateFd = (fd: number, length: number): Promise<void> =>
+  call((done) => fs.ftruncate(fd, length, done));
+
 /** Writes all of `bytes` at the current offset. */
 export async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
   let done = 0;

@@ -1,6 +1,6 @@
 import { constants, mkdirSync, symlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
-import { chmod, mkdir, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm, stat } from 'node:fs/promises';
 import { concurrencyLimit } from '@flotilla/node-kit';
 import type { Limit } from '@flotilla/node-kit';
 import { FlotillaError } from '@flotilla/protocol';
@@ -14,7 +14,19 @@ import type { DirObject, FileObject } from '../objects/types.js';
 import { checkMode } from '../objects/validate.js';
 import type { StoreReader } from '../store-api.js';
 import { TreeBudget, childPath, loadDir, loadFile, withPath } from './context.js';
-import { closeFd, fchmodFd, fstatFd, fsyncFd, futimesFd, openFd, writeAll } from './fd.js';
+import {
+  closeFd,
+  fchmodFd,
+  fstatFd,
+  fsyncFd,
+  ftruncateFd,
+  futimesFd,
+  lstatBig,
+  openFd,
+  readExactly,
+  writeAll,
+  writeAllAt,
+} from './fd.js';
 import { mapBounded, runBounded } from './pool.js';
 import {
   SYNC_REUSE_MAX_BYTES,
@@ -97,6 +109,12 @@ export interface MaterializeStats {
   /** Reused files linked on the word of a stamp (`trusted`), without being read. */
   trustedByStamp: number;
   /**
+   * Files written as a copy of the file at their path in a `reuse` tree, patched with the chunks
+   * that differ (every byte verified against the file object), and the bytes those chunks hold.
+   */
+  patched: number;
+  bytesPatched: number;
+  /**
    * With `recordStamps`: a stamp for each file linked into the tree whose modification time is not
    * racy, and for each file written here (its modification time set a few seconds before staging
    * began, so that it is not racy either): stamps.ts. Copies are not stamped.
@@ -107,6 +125,15 @@ export interface MaterializeStats {
 const CREATE_FILE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 const OPEN_DIR = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 const OPEN_FILE = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const PATCH_FILE = constants.O_RDWR | constants.O_NOFOLLOW;
+/**
+ * A file written from chunks is first copied from the file at its path in a `reuse` tree, then
+ * patched, when it is at least this large and that file holds at least half of its bytes at the
+ * same offsets (patchFromBase).
+ */
+const PATCH_MIN_BYTES = 1024 * 1024;
+/** Copied ranges are read back and verified in pieces of about this size. */
+const VERIFY_PIECE_BYTES = 1024 * 1024;
 const DEFAULT_CONCURRENCY = 8;
 const MAX_CONCURRENCY = 64;
 /** Synchronous reuse steps give the event loop a turn at least this often (ms). */
@@ -156,6 +183,8 @@ class Materializer {
     reuseFallbacks: 0,
     bytesWritten: 0,
     trustedByStamp: 0,
+    patched: 0,
+    bytesPatched: 0,
   };
   readonly files: FileJob[] = [];
   // Directory modes are applied last, deepest first, so read-only directories can still be filled.
@@ -190,6 +219,7 @@ class Materializer {
     private readonly wholeFiles: ((fileId: string) => string | undefined) | undefined,
     trusted: StampIndex | undefined,
     recordStamps: boolean,
+    private readonly reuseSources: readonly ReuseSource[] = [],
   ) {
     if (recordStamps) this.stats.stamps = [];
     this.umask = currentUmask();
@@ -375,7 +405,9 @@ class Materializer {
           }
           this.stats.reuseFallbacks++;
         }
-        const written = await this.writeFromChunks(file, job.abs, backdated);
+        const written =
+          (await this.patchFromBase(file, job.path, job.abs, backdated)) ??
+          (await this.writeFromChunks(file, job.abs, backdated));
         const stamp = written && stampOf(job.id, written, racyAfter);
         if (stamp) this.stats.stamps?.push(stamp);
         job.owned = true;
@@ -414,6 +446,142 @@ class Materializer {
       this.lastYield = performance.now();
     }
     return step();
+  }
+
+  /**
+   * The file at `path` in the first `reuse` tree that has one there (its file object and where it
+   * is on disk), for patchFromBase; undefined when none does.
+   */
+  private async baseAt(path: string): Promise<{ abs: string; file: FileObject } | undefined> {
+    const names = path.split('/');
+    for (const source of this.reuseSources) {
+      let id = source.root;
+      let at = '';
+      let found: string | undefined;
+      try {
+        for (const [i, name] of names.entries()) {
+          const dir = await this.loadDir(id, at);
+          const entry = dir.entries.find((e) => e.name === name);
+          const last = i === names.length - 1;
+          if (entry?.hash === undefined || entry.kind !== (last ? 'file' : 'dir')) break;
+          at = childPath(at, name);
+          if (last) found = entry.hash;
+          else id = entry.hash;
+        }
+        if (found === undefined) continue;
+        const file = await this.loadFile(found, path);
+        return { abs: `${source.dir}/${path}`, file };
+      } catch {
+        continue; // an unreadable tree: not a base
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Writes `file` as a copy of the file at its path in a `reuse` tree (an in-kernel copy, a reflink
+   * where the file system has them), then patches it: every chunk that tree's file object puts at
+   * the same offset is read back from the copy and verified against its hash, every other chunk
+   * (and any that fails) is written from the cache over it, verified as writeFromChunks does, and
+   * the file is cut to its size. So a large file of which a few chunks changed (a container image
+   * layer) is not decompressed and rewritten whole; a base changed on disk costs only the chunks
+   * it spoilt. Undefined (nothing written) when there is no such base, it holds less than half of
+   * the file at the same offsets, is not a regular file of its file object's size, or the copy fails:
+   * the caller writes the file from chunks.
+   */
+  private async patchFromBase(
+    file: FileObject,
+    path: string,
+    absPath: string,
+    backdated: number,
+  ): Promise<BigIntStats | undefined | false> {
+    if (file.size < PATCH_MIN_BYTES || this.reuseSources.length === 0) return undefined;
+    const base = await this.baseAt(path);
+    if (base === undefined) return undefined;
+    const old = new Map<number, string>();
+    let at = 0;
+    for (const c of base.file.chunks) {
+      old.set(at, c.id);
+      at += c.size;
+    }
+    let sameBytes = 0;
+    at = 0;
+    const same = file.chunks.map((c) => {
+      const hit = old.get(at) === c.id;
+      if (hit) sameBytes += c.size;
+      at += c.size;
+      return hit;
+    });
+    if (sameBytes * 2 < file.size) return undefined;
+    // A regular file of the old file object's size only: never a FIFO (the copy would block), a
+    // device, or a file grown or cut since (written from chunks instead).
+    const found = await lstatBig(base.abs).catch(() => undefined);
+    if (found === undefined || !found.isFile() || found.size !== BigInt(base.file.size)) return undefined;
+    try {
+      // COPYFILE_EXCL: never over a file (or symlink) already there, as O_EXCL for writeFromChunks.
+      await copyFile(base.abs, absPath, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+    } catch {
+      await rm(absPath, { force: true }).catch(() => undefined);
+      return undefined;
+    }
+    let written: BigIntStats | undefined;
+    await chmod(absPath, 0o600);
+    const fd = await openFd(absPath, PATCH_FILE);
+    try {
+      let patchedBytes = 0;
+      const patch = async (index: number, offset: number): Promise<void> => {
+        const chunk = file.chunks[index]!;
+        const bytes = await this.reader.getChunk(chunk.id);
+        if (bytes.length !== chunk.size || contentId(bytes) !== chunk.id) {
+          throw new FlotillaError('FLT_HASH_MISMATCH', `chunk ${chunk.id} does not match its hash or size`, {
+            details: { chunk: chunk.id, size: chunk.size, got: bytes.length },
+          });
+        }
+        await writeAllAt(fd, bytes, offset);
+        patchedBytes += chunk.size;
+      };
+      let offset = 0;
+      let i = 0;
+      while (i < file.chunks.length) {
+        if (!same[i]) {
+          await patch(i, offset);
+          offset += file.chunks[i]!.size;
+          i++;
+          continue;
+        }
+        // A run of same-offset chunks, read back from the copy in one piece and verified chunk by chunk.
+        let end = i;
+        let runBytes = 0;
+        while (end < file.chunks.length && same[end] && runBytes < VERIFY_PIECE_BYTES)
+          runBytes += file.chunks[end++]!.size;
+        const piece = Buffer.allocUnsafe(runBytes);
+        const complete = await readExactly(fd, piece, offset);
+        let within = 0;
+        for (let k = i; k < end; k++) {
+          const size = file.chunks[k]!.size;
+          const ok = complete && contentId(piece.subarray(within, within + size)) === file.chunks[k]!.id;
+          if (!ok) await patch(k, offset + within);
+          within += size;
+        }
+        offset += runBytes;
+        i = end;
+      }
+      await ftruncateFd(fd, file.size);
+      await fchmodFd(fd, file.mode);
+      if (this.stats.stamps !== undefined) {
+        await futimesFd(fd, backdated, backdated);
+        written = await fstatFd(fd);
+      }
+      if (this.syncEach) await fsyncFd(fd);
+      this.stats.patched++;
+      this.stats.bytesPatched += patchedBytes;
+      this.stats.bytesWritten += patchedBytes;
+    } finally {
+      await closeFd(fd);
+    }
+    this.stats.files++;
+    this.stats.bytes += file.size;
+    return written ?? false;
   }
 
   /** Writes `file` at `absPath`; with stamps recorded, backdates it and returns its fstat. */
@@ -608,6 +776,7 @@ export async function materialize(
     options.wholeFiles,
     options.trusted,
     options.recordStamps === true,
+    options.reuse ?? [],
   );
   try {
     await mkdir(targetDir, { mode: 0o700 });

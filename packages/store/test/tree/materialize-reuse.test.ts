@@ -109,6 +109,8 @@ void describe('materialize with reuse', () => {
         reuseFallbacks: 0,
         bytesWritten: changedBytes,
         trustedByStamp: 0,
+        patched: 0,
+        bytesPatched: 0,
       });
       for (const path of UNCHANGED) {
         const old = await inode(join(f.installed, path));
