@@ -9,6 +9,7 @@
 import type { ServerContext } from '../context.js';
 import type { SecretVault } from '../secrets/index.js';
 import { sealSecretsForDevice } from '../secrets/index.js';
+import type { ReleaseSecretsRow } from '../secrets/service.js';
 import { crashPoint } from '../test-hooks.js';
 import type { DirectorAssignment, DirectorRepository } from '../tuf/index.js';
 import { KeyedSerialQueue } from '@flotilla/node-kit';
@@ -45,15 +46,36 @@ export class DirectorSync {
         .leftJoin('device_apps as a', (join) =>
           join.onRef('a.device_id', '=', 'd.id').on('a.desired', 'is not', null),
         )
-        .select(['d.state_version', 'd.director_pending', 'a.desired', 'a.rollout'])
+        .leftJoin('releases as r', 'r.target_path', 'a.desired')
+        .select([
+          'd.state_version',
+          'd.director_pending',
+          'a.desired',
+          'a.rollout',
+          'r.app as release_app',
+          'r.version as release_version',
+          'r.secrets as release_secrets',
+        ])
         .where('d.id', '=', deviceId)
         .orderBy('a.app')
         .execute();
       const stateVersion = rows[0] === undefined ? undefined : Number(rows[0].state_version);
       const pending = rows[0]?.director_pending ?? null;
-      const assignments = rows
-        .filter((r) => r.desired !== null)
-        .map((r) => ({ path: r.desired!, ...(r.rollout !== null && { rollout: r.rollout }) }));
+      const assigned = rows.filter((r) => r.desired !== null);
+      const assignments = assigned.map((r) => ({
+        path: r.desired!,
+        ...(r.rollout !== null && { rollout: r.rollout }),
+      }));
+      // The assigned releases' rows (for their secrets), read with the rest.
+      const releases = new Map<string, ReleaseSecretsRow>();
+      for (const r of assigned)
+        if (r.release_app !== null && r.release_version !== null && r.release_secrets !== null)
+          releases.set(r.desired!, {
+            app: r.release_app,
+            version: r.release_version,
+            target_path: r.desired!,
+            secrets: r.release_secrets,
+          });
       if (stateVersion === undefined) return false;
       const signed = await director.targets(deviceId);
       const agrees =
@@ -69,7 +91,13 @@ export class DirectorSync {
         // Each release's secrets sealed to this device alone, inside the target its director signs.
         const sealed: DirectorAssignment[] = [];
         for (const a of assignments) {
-          const sealedSecrets = await sealSecretsForDevice(ctx, this.opts.vault, deviceId, a.path);
+          const sealedSecrets = await sealSecretsForDevice(
+            ctx,
+            this.opts.vault,
+            deviceId,
+            a.path,
+            releases.get(a.path),
+          );
           sealed.push(sealedSecrets === undefined ? a : { ...a, sealedSecrets });
         }
         await director.assign(deviceId, sealed);

@@ -31,6 +31,21 @@ export async function recordReport(
     events.emit(statusEvent(deviceId, report));
     return;
   }
+  if (!FINAL.has(report.phase) && report.running === undefined) {
+    // Progress on the release assigned, the common case: one statement, no transaction.
+    const result = await ctx.db
+      .updateTable('device_apps')
+      .set({ ...progressOf(report), updated_at: ctx.clock.now().toISOString() })
+      .where('device_id', '=', deviceId)
+      .where('app', '=', report.app)
+      .where('desired', '=', report.targetPath)
+      .executeTakeFirst();
+    if (Number(result.numUpdatedRows) > 0) {
+      events.emit(updateEvent(deviceId, report, undefined));
+      return;
+    }
+    // Not the release assigned: the transaction below says so (FLT_REPORT_STALE).
+  }
   const running = await ctx.db.transaction().execute(async (trx) => {
     const row = await trx
       .selectFrom('device_apps')
@@ -163,22 +178,13 @@ async function applyUpdate(
         details: { app: report.app, assigned: row?.desired ?? null },
       },
     );
-  const error = report.error
-    ? JSON.stringify({ code: report.error.code, message: report.error.message })
-    : null;
   const now = ctx.clock.now().toISOString();
   const moved = running !== undefined && running !== row.current;
   await trx
     .updateTable('device_apps')
     .set({
       // A report about a release no longer assigned changes only what is shown as running.
-      ...(!stale && {
-        phase: report.phase,
-        ...(report.bytesDone !== undefined && { bytes_done: report.bytesDone }),
-        ...(report.bytesTotal !== undefined && { bytes_total: report.bytesTotal }),
-        ...(report.bytesFetched !== undefined && { bytes_fetched: report.bytesFetched }),
-        error: report.phase === 'committed' ? null : error,
-      }),
+      ...(!stale && progressOf(report)),
       ...(running !== undefined && { current: running }),
       // The release it ran before stays readable while the device may roll back to it.
       ...(moved && row.current !== null && { previous: row.current }),
@@ -190,6 +196,20 @@ async function applyUpdate(
     .where('app', '=', report.app)
     .execute();
   return { running, audit: final ? auditEntry(deviceId, sourceIp, report, running) : null };
+}
+
+/** What a report on the release assigned sets: its phase, progress and error. */
+function progressOf(report: UpdateReport) {
+  return {
+    phase: report.phase,
+    ...(report.bytesDone !== undefined && { bytes_done: report.bytesDone }),
+    ...(report.bytesTotal !== undefined && { bytes_total: report.bytesTotal }),
+    ...(report.bytesFetched !== undefined && { bytes_fetched: report.bytesFetched }),
+    error:
+      report.phase === 'committed' || !report.error
+        ? null
+        : JSON.stringify({ code: report.error.code, message: report.error.message }),
+  };
 }
 
 /**

@@ -235,4 +235,13 @@ forEachDialect((dialect) => {
     assert.equal(after.status, 403);
     assert.equal(after.error?.code, 'FLT_DEVICE_REVOKED');
   });
+
+  void test('the batch route is in the OpenAPI document, with its body schema', async () => {
+    const res = await fetch(`${url}/openapi.json`);
+    const doc = (await res.json()) as { paths: Record<string, { post?: { requestBody?: unknown } }> };
+    const route = doc.paths[DEVICE_REPORT_BATCH_ROUTE]?.post;
+    assert.ok(route, 'documented');
+    assert.match(JSON.stringify(route.requestBody), /"reports"/);
+    assert.match(JSON.stringify(route.requestBody), /"maxItems":50/);
+  });
 });
