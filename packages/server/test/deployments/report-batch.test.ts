@@ -213,7 +213,7 @@ forEachDialect((dialect) => {
     assert.equal((await web(device.id)).phase, 'assigned');
   });
 
-  void test("an operator's token, no token and a revoked device's token are refused", async () => {
+  void test("an operator's token, no token and a revoked device's token (at once, though checked just before) are refused", async () => {
     const device = await deviceWithWeb1();
     const batch = { reports: [{ app: 'web', targetPath: web1.targetPath, phase: 'installing' }] };
     assert.equal((await post(t.adminToken, batch)).status, 401);
@@ -223,7 +223,11 @@ forEachDialect((dialect) => {
       body: JSON.stringify(batch),
     });
     assert.equal(none.status, 401);
+    // Both checks below are reused for a few seconds (DEVICE_AUTH_CACHE_MS) unless the device's
+    // status changes: the revocation must end them at once.
     assert.equal((await post(device.token, batch)).status, 204);
+    const image = () => fetch(`${url}/tuf/image/timestamp.json`, { headers: bearer(device.token) });
+    assert.equal((await image()).status, 200);
     const revoked = await t.app.inject({
       method: 'POST',
       url: `/api/v1/devices/${device.id}/revoke`,
@@ -234,6 +238,7 @@ forEachDialect((dialect) => {
     const after = await post(device.token, batch);
     assert.equal(after.status, 403);
     assert.equal(after.error?.code, 'FLT_DEVICE_REVOKED');
+    assert.equal((await image()).status, 403);
   });
 
   void test('the batch route is in the OpenAPI document, with its body schema', async () => {
