@@ -267,3 +267,32 @@ void test('a batch that fails to reach the server is retried whole, in order', a
   ]);
   queue.close();
 });
+
+void test('a status report in a batch under way is not replaced by a newer one; the newer is sent after', async () => {
+  const sent: string[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  let batches = 0;
+  const name = (r: DeviceReport) => (isAppStatusReport(r) ? `a:${r.process.restarts}` : r.phase);
+  const queue = new ReportQueue({
+    logger: quietLogger(),
+    send: (r) => {
+      sent.push(name(r));
+      return Promise.resolve();
+    },
+    sendBatch: async (reports) => {
+      if (batches++ === 0) await gate;
+      sent.push(reports.map(name).join(','));
+    },
+  });
+  queue.push(report('installing')); // sent alone at once
+  queue.push(report('committed'));
+  queue.push(status('a', 1));
+  await new Promise((r) => setImmediate(r)); // the batch of these two is under way
+  queue.push(status('a', 2)); // must not replace a:1 in flight
+  queue.push(report('health'));
+  release();
+  await queue.flushed();
+  assert.deepEqual(sent, ['installing', 'committed,a:1', 'a:2,health']);
+  queue.close();
+});
