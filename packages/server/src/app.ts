@@ -304,7 +304,7 @@ async function composeModules(
     deviceMayRead: async (device, id) => (await access.scopeOf(device)).canRead(id),
     store,
     onTargetsChanged: (image) => refreshSigned(ctx, image),
-    beforeDirectorRead: (deviceId) => directors.beforeRead(deviceId),
+    beforeDirectorRead: (deviceId, stateVersion) => directors.beforeRead(deviceId, stateVersion),
   });
   // Targets may have changed while the server was down (or another replica accepted them).
   await refreshSigned(ctx, trust.image);

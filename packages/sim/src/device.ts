@@ -18,7 +18,13 @@ import {
   reactionTo,
 } from '@flotilla/agent';
 import type { VerifiedRelease } from '@flotilla/agent';
-import { DEVICE_REPORTS_ROUTE, FlotillaError, errorSummary, isFlotillaError } from '@flotilla/protocol';
+import {
+  DEVICE_REPORTS_ROUTE,
+  DEVICE_REPORT_BATCH_ROUTE,
+  FlotillaError,
+  errorSummary,
+  isFlotillaError,
+} from '@flotilla/protocol';
 import type { AppProcessStatus, DeviceReport, UpdateReport } from '@flotilla/protocol';
 import type { FleetShared } from './shared.js';
 
@@ -292,30 +298,39 @@ export class SimDevice {
     });
   }
 
-  #report(report: DeviceReport): void {
+  /** Sends queued reports; whatever queued meanwhile goes in one batch (as the agent does). */
+  #reportQueue(): ReportQueue {
     const { shared } = this;
-    this.#reports ??= new ReportQueue({
-      logger: shared.logger,
-      send: async (r, signal) => {
-        try {
-          await shared.http.request({
-            method: 'POST',
-            path: DEVICE_REPORTS_ROUTE,
-            schema: null,
-            token: await this.tokens.get(signal),
-            body: r,
-            signal,
-          });
+    const post = async (path: string, body: unknown, sent: readonly DeviceReport[], signal: AbortSignal) => {
+      try {
+        await shared.http.request({
+          method: 'POST',
+          path,
+          schema: null,
+          token: await this.tokens.get(signal),
+          body,
+          signal,
+        });
+        for (const r of sent) {
           shared.stats.reports++;
           if ('phase' in r && r.phase === 'committed') shared.stats.committedReported++;
           if ('phase' in r && r.phase === 'failed') shared.stats.failedReported++;
-        } catch (error) {
-          if (reactionTo(error) === 'refresh-token') this.tokens.invalidate();
-          shared.stats.countError(error);
-          throw error;
         }
-      },
+      } catch (error) {
+        if (reactionTo(error) === 'refresh-token') this.tokens.invalidate();
+        shared.stats.countError(error);
+        throw error;
+      }
+    };
+    return new ReportQueue({
+      logger: shared.logger,
+      send: (r, signal) => post(DEVICE_REPORTS_ROUTE, r, [r], signal),
+      sendBatch: (reports, signal) => post(DEVICE_REPORT_BATCH_ROUTE, { reports }, reports, signal),
     });
+  }
+
+  #report(report: DeviceReport): void {
+    this.#reports ??= this.#reportQueue();
     this.#reports.push(report);
   }
 }

@@ -3,7 +3,12 @@
  * device token, the TUF assignment, a loop that converges at start, on `state-changed` and after a
  * failure (with backoff), and the operator's `rollback` / `restart` actions.
  */
-import { DEVICE_REPORTS_ROUTE, isFlotillaError, parseReleaseTargetPath } from '@flotilla/protocol';
+import {
+  DEVICE_REPORTS_ROUTE,
+  DEVICE_REPORT_BATCH_ROUTE,
+  isFlotillaError,
+  parseReleaseTargetPath,
+} from '@flotilla/protocol';
 import type { AppLogs, DeviceAppAction, LogsRequestData, UpdateReport } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config.js';
@@ -42,23 +47,25 @@ export class SessionUpdates {
 
   constructor(private readonly options: SessionUpdatesOptions) {
     const { config, http, tokens, logger } = options;
+    const post = async (path: string, body: unknown, signal: AbortSignal) => {
+      try {
+        await http.request({
+          method: 'POST',
+          path,
+          schema: null,
+          token: await tokens.get(signal),
+          body,
+          signal,
+        });
+      } catch (error) {
+        if (reactionTo(error) === 'refresh-token') tokens.invalidate();
+        throw error;
+      }
+    };
     this.reports = new ReportQueue({
       logger,
-      send: async (report, signal) => {
-        try {
-          await http.request({
-            method: 'POST',
-            path: DEVICE_REPORTS_ROUTE,
-            schema: null,
-            token: await tokens.get(signal),
-            body: report,
-            signal,
-          });
-        } catch (error) {
-          if (reactionTo(error) === 'refresh-token') tokens.invalidate();
-          throw error;
-        }
-      },
+      send: (report, signal) => post(DEVICE_REPORTS_ROUTE, report, signal),
+      sendBatch: (reports, signal) => post(DEVICE_REPORT_BATCH_ROUTE, { reports }, signal),
     });
     const { fetcher, assignment } = serverUpdateSource({
       serverUrl: http.baseUrl,

@@ -133,3 +133,166 @@ void test('a server older than the running field refuses it (FLT_VALIDATION): th
   assert.deepEqual(sent, [report('committed'), report('failed')]);
   queue.close();
 });
+
+/** A queue whose first send waits for `release`: what is pushed meanwhile queues up behind it. */
+function gatedQueue(opts: {
+  batch: (reports: DeviceReport[]) => Promise<void>;
+  single?: (report: DeviceReport) => Promise<void>;
+}) {
+  const calls: string[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const name = (r: DeviceReport) => (isAppStatusReport(r) ? `status:${r.app}` : r.phase);
+  const queue = new ReportQueue({
+    logger: quietLogger(),
+    retryMs: 5,
+    maxRetryMs: 10,
+    send: async (r) => {
+      await gate;
+      calls.push(`one ${name(r)}`);
+      await opts.single?.(r);
+    },
+    sendBatch: async (reports) => {
+      calls.push(`batch ${reports.map(name).join(',')}`);
+      await opts.batch(reports);
+    },
+  });
+  return { queue, calls, release };
+}
+
+void test('reports queued while one is sent go together in one batch, in order', async () => {
+  const { queue, calls, release } = gatedQueue({ batch: () => Promise.resolve() });
+  queue.push(report('downloading', 1));
+  queue.push(report('installing'));
+  queue.push(report('committed'));
+  queue.push(status('a', 1));
+  release();
+  await queue.flushed();
+  assert.deepEqual(calls, ['one downloading', 'batch installing,committed,status:a']);
+  queue.close();
+});
+
+void test('a batch refused for one entry (details.index) drops that entry and sends the rest again', async () => {
+  let refused = false;
+  const { queue, calls, release } = gatedQueue({
+    batch: (reports) => {
+      if (!refused) {
+        refused = true;
+        return Promise.reject(
+          new FlotillaError('FLT_REPORT_STALE', 'report 1: not assigned', { details: { index: 1 } }),
+        );
+      }
+      assert.equal(reports.length, 2);
+      return Promise.resolve();
+    },
+  });
+  queue.push(report('downloading', 1));
+  queue.push(report('installing'));
+  queue.push({ ...report('health'), targetPath: 'a/0/old' });
+  queue.push(report('committed'));
+  release();
+  await queue.flushed();
+  assert.deepEqual(calls, [
+    'one downloading',
+    'batch installing,health,committed',
+    'batch installing,committed',
+  ]);
+  queue.close();
+});
+
+void test('a batch refused as a whole (too large) sends its head alone, then batches again', async () => {
+  let tooLarge = true;
+  const { queue, calls, release } = gatedQueue({
+    batch: () => {
+      if (tooLarge) {
+        tooLarge = false;
+        return Promise.reject(new FlotillaError('FLT_BODY_TOO_LARGE', 'too large'));
+      }
+      return Promise.resolve();
+    },
+  });
+  queue.push(report('downloading', 1));
+  queue.push(report('installing'));
+  queue.push(report('committed'));
+  queue.push(status('a', 1));
+  release();
+  await queue.flushed();
+  assert.deepEqual(calls, [
+    'one downloading',
+    'batch installing,committed,status:a',
+    'one installing',
+    'batch committed,status:a',
+  ]);
+  queue.close();
+});
+
+void test('a server without the batch route (FLT_ROUTE_NOT_FOUND) gets one report per request from then on', async () => {
+  const { queue, calls, release } = gatedQueue({
+    batch: () => Promise.reject(new FlotillaError('FLT_ROUTE_NOT_FOUND', 'no route')),
+  });
+  queue.push(report('downloading', 1));
+  queue.push(report('installing'));
+  queue.push(report('committed'));
+  release();
+  await queue.flushed();
+  queue.push(report('health'));
+  queue.push(report('committed'));
+  await queue.flushed();
+  assert.deepEqual(calls, [
+    'one downloading',
+    'batch installing,committed',
+    'one installing',
+    'one committed',
+    'one health',
+    'one committed',
+  ]);
+  queue.close();
+});
+
+void test('a batch that fails to reach the server is retried whole, in order', async () => {
+  let failures = 2;
+  const { queue, calls, release } = gatedQueue({
+    batch: () => (failures-- > 0 ? Promise.reject(new Error('ECONNRESET')) : Promise.resolve()),
+  });
+  queue.push(report('downloading', 1));
+  queue.push(report('installing'));
+  queue.push(report('committed'));
+  release();
+  await queue.flushed();
+  assert.deepEqual(calls, [
+    'one downloading',
+    'batch installing,committed',
+    'batch installing,committed',
+    'batch installing,committed',
+  ]);
+  queue.close();
+});
+
+void test('a status report in a batch under way is not replaced by a newer one; the newer is sent after', async () => {
+  const sent: string[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  let batches = 0;
+  const name = (r: DeviceReport) => (isAppStatusReport(r) ? `a:${r.process.restarts}` : r.phase);
+  const queue = new ReportQueue({
+    logger: quietLogger(),
+    send: (r) => {
+      sent.push(name(r));
+      return Promise.resolve();
+    },
+    sendBatch: async (reports) => {
+      if (batches++ === 0) await gate;
+      sent.push(reports.map(name).join(','));
+    },
+  });
+  queue.push(report('installing')); // sent alone at once
+  queue.push(report('committed'));
+  queue.push(status('a', 1));
+  await new Promise((r) => setImmediate(r)); // the batch of these two is under way
+  queue.push(status('a', 2)); // must not replace a:1 in flight
+  queue.push(report('health'));
+  release();
+  await queue.flushed();
+  assert.deepEqual(sent, ['installing', 'committed,a:1', 'a:2,health']);
+  queue.close();
+});

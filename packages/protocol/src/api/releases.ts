@@ -380,6 +380,28 @@ export type AppStatusReport = Static<typeof AppStatusReport>;
 export const DeviceReport = Type.Union([UpdateReport, AppStatusReport]);
 export type DeviceReport = Static<typeof DeviceReport>;
 
+/**
+ * Several reports of one device in one request: `POST /api/v1/device/reports/batch`. Recorded in
+ * order in one transaction, all or none: the first entry refused fails the request with its own
+ * error code and `details.index`, and nothing of the batch is recorded.
+ */
+export const DEVICE_REPORT_BATCH_ROUTE = '/api/v1/device/reports/batch';
+/** Most reports in one batch (more: FLT_VALIDATION). */
+export const MAX_REPORTS_PER_BATCH = 50;
+/** Largest batch body the server reads (more: 413 FLT_BODY_TOO_LARGE). */
+export const MAX_REPORT_BATCH_BYTES = 256 * 1024;
+export const DeviceReportBatch = Type.Object(
+  {
+    reports: Type.Array(DeviceReport, {
+      minItems: 1,
+      maxItems: MAX_REPORTS_PER_BATCH,
+      description: 'In the order they happened; applied in this order',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type DeviceReportBatch = Static<typeof DeviceReportBatch>;
+
 export function isAppStatusReport(report: DeviceReport): report is AppStatusReport {
   return 'process' in report;
 }

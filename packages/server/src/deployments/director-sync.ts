@@ -9,6 +9,7 @@
 import type { ServerContext } from '../context.js';
 import type { SecretVault } from '../secrets/index.js';
 import { sealSecretsForDevice } from '../secrets/index.js';
+import type { ReleaseSecretsRow } from '../secrets/service.js';
 import { crashPoint } from '../test-hooks.js';
 import type { DirectorAssignment, DirectorRepository } from '../tuf/index.js';
 import { KeyedSerialQueue } from '@flotilla/node-kit';
@@ -38,27 +39,43 @@ export class DirectorSync {
     return this.#local.run(deviceId, async () => {
       if (atVersion !== undefined && (this.#agreedAt.get(deviceId) ?? -1) >= atVersion) return false;
       const { ctx, director } = this.opts;
-      const { stateVersion, assignments } = await ctx.db.transaction().execute(async (trx) => {
-        const device = await trx
-          .selectFrom('devices')
-          .select('state_version')
-          .where('id', '=', deviceId)
-          .executeTakeFirst();
-        const rows = await trx
-          .selectFrom('device_apps')
-          .select(['desired', 'rollout'])
-          .where('device_id', '=', deviceId)
-          .where('desired', 'is not', null)
-          .orderBy('app')
-          .execute();
-        return {
-          stateVersion: device === undefined ? undefined : Number(device.state_version),
-          assignments: rows.map((r) => ({
-            path: r.desired!,
-            ...(r.rollout !== null && { rollout: r.rollout }),
-          })),
-        };
-      });
+      // One statement (one snapshot, one round trip): the device's version and marker with its
+      // assigned rows, none of them when nothing is assigned.
+      const rows = await ctx.db
+        .selectFrom('devices as d')
+        .leftJoin('device_apps as a', (join) =>
+          join.onRef('a.device_id', '=', 'd.id').on('a.desired', 'is not', null),
+        )
+        .leftJoin('releases as r', 'r.target_path', 'a.desired')
+        .select([
+          'd.state_version',
+          'd.director_pending',
+          'a.desired',
+          'a.rollout',
+          'r.app as release_app',
+          'r.version as release_version',
+          'r.secrets as release_secrets',
+        ])
+        .where('d.id', '=', deviceId)
+        .orderBy('a.app')
+        .execute();
+      const stateVersion = rows[0] === undefined ? undefined : Number(rows[0].state_version);
+      const pending = rows[0]?.director_pending ?? null;
+      const assigned = rows.filter((r) => r.desired !== null);
+      const assignments = assigned.map((r) => ({
+        path: r.desired!,
+        ...(r.rollout !== null && { rollout: r.rollout }),
+      }));
+      // The assigned releases' rows (for their secrets), read with the rest.
+      const releases = new Map<string, ReleaseSecretsRow>();
+      for (const r of assigned)
+        if (r.release_app !== null && r.release_version !== null && r.release_secrets !== null)
+          releases.set(r.desired!, {
+            app: r.release_app,
+            version: r.release_version,
+            target_path: r.desired!,
+            secrets: r.release_secrets,
+          });
       if (stateVersion === undefined) return false;
       const signed = await director.targets(deviceId);
       const agrees =
@@ -74,18 +91,26 @@ export class DirectorSync {
         // Each release's secrets sealed to this device alone, inside the target its director signs.
         const sealed: DirectorAssignment[] = [];
         for (const a of assignments) {
-          const sealedSecrets = await sealSecretsForDevice(ctx, this.opts.vault, deviceId, a.path);
+          const sealedSecrets = await sealSecretsForDevice(
+            ctx,
+            this.opts.vault,
+            deviceId,
+            a.path,
+            releases.get(a.path),
+          );
           sealed.push(sealedSecrets === undefined ? a : { ...a, sealedSecrets });
         }
         await director.assign(deviceId, sealed);
         crashPoint('assignment.after-sign');
       }
-      await ctx.db
-        .updateTable('devices')
-        .set({ director_pending: null })
-        .where('id', '=', deviceId)
-        .where('director_pending', '<=', stateVersion)
-        .execute();
+      // Cleared only up to the version read: an assignment committed since keeps its marker.
+      if (pending !== null && Number(pending) <= stateVersion)
+        await ctx.db
+          .updateTable('devices')
+          .set({ director_pending: null })
+          .where('id', '=', deviceId)
+          .where('director_pending', '<=', stateVersion)
+          .execute();
       this.#agreedAt.set(deviceId, stateVersion);
       return !agrees;
     });
@@ -93,16 +118,20 @@ export class DirectorSync {
 
   /**
    * Before a device's director metadata is served: compares it with `device_apps` unless this
-   * process already did at the device's current state version.
+   * process already did at the device's current state version. `stateVersion`: the version the
+   * request's device token check read just now (read here when not given, e.g. for an operator).
    */
-  async beforeRead(deviceId: string): Promise<void> {
-    const row = await this.opts.ctx.db
-      .selectFrom('devices')
-      .select('state_version')
-      .where('id', '=', deviceId)
-      .executeTakeFirst();
-    if (row === undefined) return;
-    const version = Number(row.state_version);
+  async beforeRead(deviceId: string, stateVersion?: number): Promise<void> {
+    let version = stateVersion;
+    if (version === undefined) {
+      const row = await this.opts.ctx.db
+        .selectFrom('devices')
+        .select('state_version')
+        .where('id', '=', deviceId)
+        .executeTakeFirst();
+      if (row === undefined) return;
+      version = Number(row.state_version);
+    }
     if (this.#agreedAt.get(deviceId) === version) return;
     await this.sync(deviceId, version);
   }

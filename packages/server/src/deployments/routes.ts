@@ -7,6 +7,9 @@ import {
   AppName,
   DEVICE_APP_LOGS_ROUTE,
   DEVICE_REPORTS_ROUTE,
+  DEVICE_REPORT_BATCH_ROUTE,
+  MAX_REPORT_BATCH_BYTES,
+  FlotillaError,
   DeployRequest,
   DeployResponse,
   Deployment,
@@ -18,14 +21,16 @@ import {
   ReleaseRoutes,
   Type,
   DeviceReport,
+  DeviceReportBatch,
 } from '@flotilla/protocol';
 import { requireAccepted } from '../devices/index.js';
 import type { DeviceAuthenticator } from '../devices/index.js';
 import { requireRole } from '../http/auth.js';
 import { IdParams, NoContent, namedActorOf } from '../http/route-helpers.js';
 import { sourceAddress } from '../http/source-address.js';
+import { toFlotillaError } from '../http/errors.js';
 import { readAppLogs } from './logs.js';
-import { recordReport } from './reports.js';
+import { recordReport, recordReports } from './reports.js';
 import { deploy, deployStatus, deviceApps, getDeployment, sendAppAction } from './service.js';
 import type { DeployServices } from './service.js';
 
@@ -153,7 +158,8 @@ export function registerDeploymentRoutes(
         body: DeviceReport,
         response: { 204: NoContent },
       },
-      preHandler: auth.requireDevice(),
+      // A token checked up to DEVICE_AUTH_CACHE_MS ago will do (no state version needed).
+      preHandler: auth.requireDevice({ cached: true }),
     },
     async (request, reply) => {
       const device = auth.authOf(request);
@@ -163,4 +169,52 @@ export function registerDeploymentRoutes(
       return reply.code(204).send(null);
     },
   );
+
+  app.post(
+    DEVICE_REPORT_BATCH_ROUTE,
+    {
+      schema: {
+        summary: "Several of the agent's reports in one request, recorded in order in one transaction",
+        description:
+          'All or none: the first report refused fails the request with its own error code (e.g. 409 ' +
+          'FLT_REPORT_STALE, 400 FLT_VALIDATION) and details.index, the position of that report; nothing ' +
+          `of the batch is recorded. At most ${MAX_REPORT_BATCH_BYTES} bytes (413 FLT_BODY_TOO_LARGE). Each ` +
+          'report counts against reportsPerDevicePerMinute: 429 FLT_RATE_LIMITED with Retry-After.',
+        tags: ['device'],
+        body: DeviceReportBatch,
+        response: { 204: NoContent },
+      },
+      bodyLimit: MAX_REPORT_BATCH_BYTES,
+      // A report that does not validate is named by its position (after the device's authentication).
+      attachValidation: true,
+      // A token checked up to DEVICE_AUTH_CACHE_MS ago will do (no state version needed).
+      preHandler: auth.requireDevice({ cached: true }),
+    },
+    async (request, reply) => {
+      const device = auth.authOf(request);
+      requireAccepted(device.status);
+      if (request.validationError) throw batchValidationError(request.validationError);
+      const { reports } = request.body;
+      await ctx.limits.report.take(
+        device.deviceId,
+        'too many update reports from this device',
+        reports.length,
+      );
+      await recordReports(ctx, svc.events, device.deviceId, reports, sourceAddress(request));
+      return reply.code(204).send(null);
+    },
+  );
+}
+
+/** FLT_VALIDATION of a batch, `details.index` naming the first report that does not validate. */
+function batchValidationError(error: Error): FlotillaError {
+  const flt = toFlotillaError(error);
+  const issues = (error as { validation?: { instancePath?: string }[] }).validation ?? [];
+  const indexes = issues
+    .map((issue) => /^\/reports\/(\d+)(\/|$)/.exec(issue.instancePath ?? '')?.[1])
+    .filter((i): i is string => i !== undefined)
+    .map(Number);
+  if (indexes.length === 0) return flt;
+  const details = typeof flt.details === 'object' && flt.details !== null ? flt.details : {};
+  return new FlotillaError(flt.code, flt.message, { details: { ...details, index: Math.min(...indexes) } });
 }

@@ -51,11 +51,14 @@ export class KeyedLimit {
       points > 0 ? new RateLimiterMemory({ keyPrefix: name, points, duration: seconds(windowMs) }) : null;
   }
 
-  /** Counts one use by `key`; throws FLT_RATE_LIMITED (`message` says what) when over the limit. */
-  async take(key: string, message: string): Promise<void> {
+  /**
+   * Counts `uses` (default 1) by `key` at once; throws FLT_RATE_LIMITED (`message` says what) when
+   * over the limit.
+   */
+  async take(key: string, message: string, uses = 1): Promise<void> {
     if (this.limiter === null) return;
     try {
-      await this.limiter.consume(key);
+      await this.limiter.consume(key, uses);
     } catch (e) {
       if (!(e instanceof RateLimiterRes)) throw e;
       this.refusals(this.name, key);

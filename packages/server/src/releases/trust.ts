@@ -49,8 +49,11 @@ export interface TrustOptions {
   store: ObjectStore;
   /** Called after root or targets metadata was accepted (recompute the releases' signed flags). */
   onTargetsChanged: (image: ImageRepository) => Promise<unknown>;
-  /** Before a device's director metadata is served: bring it up to date with its assignments. */
-  beforeDirectorRead: (deviceId: string) => Promise<void>;
+  /**
+   * Before a device's director metadata is served: bring it up to date with its assignments.
+   * `stateVersion`: the device's, as its own token's check just read it (undefined for an operator).
+   */
+  beforeDirectorRead: (deviceId: string, stateVersion: number | undefined) => Promise<void>;
 }
 
 /** The repositories and keys under the data directory (no routes: `registerTrustRoutes` adds those). */
@@ -94,8 +97,9 @@ export async function registerTrustRoutes(
     tufRoutes({
       image,
       director,
+      // The same metadata for every device: a token checked up to DEVICE_AUTH_CACHE_MS ago will do.
       authorizeImage: async (request) => {
-        await opts.deviceAuth.operatorOrAcceptedDevice(request);
+        await opts.deviceAuth.operatorOrAcceptedDevice(request, { cached: true });
       },
       targetBytes: async (target, request) => {
         const id = target.hashes.sha256;
@@ -106,10 +110,10 @@ export async function registerTrustRoutes(
         return (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
       },
       authorizeDevice: async (request, deviceId) => {
-        await authorizeDirectorRead(ctx, request, deviceId, opts.deviceAuth);
+        const device = await authorizeDirectorRead(ctx, request, deviceId, opts.deviceAuth);
         // Devices accepted before any deployment get empty targets on first read (idempotent).
         await director.initDevice(deviceId);
-        await opts.beforeDirectorRead(deviceId);
+        await opts.beforeDirectorRead(deviceId, device?.stateVersion);
       },
     }),
   );
@@ -138,14 +142,14 @@ function requireOperator(request: FastifyRequest, role: 'viewer' | 'admin'): voi
 /**
  * A device reads only its own director metadata; operators (viewer and up) read that of any device
  * that exists: a repository is created (and signed) only for an enrolled device, never for an id
- * made up in a URL.
+ * made up in a URL. Returns the device's authentication (null for an operator).
  */
 async function authorizeDirectorRead(
   ctx: ServerContext,
   request: FastifyRequest,
   deviceId: string,
   deviceAuth: DeviceAuthenticator,
-): Promise<void> {
+): Promise<DeviceAuth | null> {
   const device = await deviceAuth.operatorOrAcceptedDevice(request);
   if (device === null) {
     const exists = await ctx.db
@@ -154,10 +158,11 @@ async function authorizeDirectorRead(
       .where('id', '=', deviceId)
       .executeTakeFirst();
     if (!exists) throw new FlotillaError('FLT_DEVICE_NOT_FOUND', `no device ${deviceId}`);
-    return;
+    return null;
   }
   if (device.deviceId !== deviceId)
     throw new FlotillaError('FLT_FORBIDDEN', 'a device may read only its own director metadata');
+  return device;
 }
 
 async function auditSubmission(ctx: ServerContext, request: FastifyRequest, result: TufSubmitResponse) {

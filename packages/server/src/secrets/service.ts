@@ -16,7 +16,7 @@ export interface SecretActor {
   username: string;
 }
 
-interface ReleaseSecretsRow {
+export interface ReleaseSecretsRow {
   app: string;
   version: string;
   target_path: string;
@@ -149,19 +149,23 @@ export async function revealSecret(
 
 /**
  * The release's secrets sealed to one device, for its director target; undefined when the release
- * has none. FLT_SECRET_MISSING when a committed value was never uploaded.
+ * has none. FLT_SECRET_MISSING when a committed value was never uploaded. `release`: the release's
+ * row when the caller read it already (else it is read here).
  */
 export async function sealSecretsForDevice(
   ctx: ServerContext,
   vault: SecretVault,
   deviceId: string,
   targetPath: string,
+  release?: ReleaseSecretsRow,
 ): Promise<SealedSecrets | undefined> {
-  const row = await ctx.db
-    .selectFrom('releases')
-    .select(['app', 'version', 'target_path', 'secrets'])
-    .where('target_path', '=', targetPath)
-    .executeTakeFirst();
+  const row =
+    release ??
+    (await ctx.db
+      .selectFrom('releases')
+      .select(['app', 'version', 'target_path', 'secrets'])
+      .where('target_path', '=', targetPath)
+      .executeTakeFirst());
   if (!row) return undefined;
   const names = Object.keys(commitmentsOf(row));
   if (names.length === 0) return undefined;

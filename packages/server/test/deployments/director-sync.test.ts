@@ -61,4 +61,48 @@ forEachDialect((dialect) => {
     await sync.beforeRead(device.id);
     assert.deepEqual(calls, { targets: 3, assign: 3 }, 'agreed at the current version: nothing to do');
   });
+
+  void test("a sync clears the device's marker only up to the version it read; a read passes the version its token check saw", async () => {
+    const device = await acceptedDevice(t);
+    const { calls, director } = countingDirector();
+    const sync = new DirectorSync({ ctx: t.ctx, director, vault: {} as SecretVault });
+    const pendingOf = async () =>
+      (
+        await t.ctx.db
+          .selectFrom('devices')
+          .select(['state_version', 'director_pending'])
+          .where('id', '=', device.id)
+          .executeTakeFirstOrThrow()
+      ).director_pending;
+    const version = Number(
+      (
+        await t.ctx.db
+          .selectFrom('devices')
+          .select('state_version')
+          .where('id', '=', device.id)
+          .executeTakeFirstOrThrow()
+      ).state_version,
+    );
+    await t.ctx.db
+      .updateTable('devices')
+      .set({ director_pending: version })
+      .where('id', '=', device.id)
+      .execute();
+    await sync.sync(device.id);
+    assert.equal(await pendingOf(), null, 'cleared at the version read');
+    // An assignment committed at a later version than the one read keeps its marker.
+    await t.ctx.db
+      .updateTable('devices')
+      .set({ director_pending: version + 5 })
+      .where('id', '=', device.id)
+      .execute();
+    await sync.sync(device.id);
+    assert.equal(Number(await pendingOf()), version + 5);
+    // The version given by the caller counts, not a second read of the row.
+    const before = calls.targets;
+    await sync.beforeRead(device.id, version);
+    assert.equal(calls.targets, before, 'agreed at that version already');
+    await sync.beforeRead(device.id, version + 1);
+    assert.equal(calls.targets, before + 1);
+  });
 });

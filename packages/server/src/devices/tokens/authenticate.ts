@@ -1,6 +1,13 @@
 /**
  * `requireDevice()`: authenticates `Authorization: Bearer flt_dt_…` with one indexed query joining
  * device_tokens and devices (the state poll's hot path: no writes, last-seen goes to presence).
+ *
+ * Routes that need neither the device's current state version nor anything but "an accepted
+ * device" (reports, the image repository's metadata) may reuse a token's check for
+ * DEVICE_AUTH_CACHE_MS (`{ cached: true }`): a device's update reads and reports several times
+ * within a second. The reuse ends at once on this server when the device is accepted, rejected or
+ * revoked (the status change's event), and at the token's expiry; a change made through another
+ * server replica (or in the database) is seen within DEVICE_AUTH_CACHE_MS.
  */
 import { CompiledQuery } from 'kysely';
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
@@ -9,6 +16,26 @@ import { SECRET_PREFIX, hashSecret } from '@flotilla/node-kit';
 import type { DeviceStatus } from '@flotilla/protocol';
 import type { DeviceRuntime } from '../runtime.js';
 import { deviceIdOfToken } from './service.js';
+
+/** How long a token's check is reused by routes that allow it (`{ cached: true }`). */
+export const DEVICE_AUTH_CACHE_MS = 5_000;
+/** Most token checks kept (the oldest go first). */
+const MAX_CACHED = 50_000;
+
+interface CachedAuth {
+  auth: DeviceAuth;
+  expiresAt: string;
+  /** Reused until then (ms, the process's monotonic clock). */
+  until: number;
+}
+
+export interface DeviceAuthOptions {
+  /**
+   * Whether a check of the same token up to DEVICE_AUTH_CACHE_MS ago may answer: then the
+   * `stateVersion` may be that old. Only for routes that do not use it.
+   */
+  cached?: boolean;
+}
 
 export interface DeviceAuth {
   deviceId: string;
@@ -25,9 +52,9 @@ interface TokenRow {
 
 export interface DeviceAuthenticator {
   /** Resolves a bearer header to a device; throws 401/403 FlotillaErrors. */
-  authenticate(header: string | undefined): Promise<DeviceAuth>;
+  authenticate(header: string | undefined, opts?: DeviceAuthOptions): Promise<DeviceAuth>;
   /** A preHandler that sets `request.principal` to the device. */
-  requireDevice(): preHandlerAsyncHookHandler;
+  requireDevice(opts?: DeviceAuthOptions): preHandlerAsyncHookHandler;
   /** The authentication of a request that passed `requireDevice()`. */
   authOf(request: FastifyRequest): DeviceAuth;
   /**
@@ -35,7 +62,7 @@ export interface DeviceAuthenticator {
    * ran), else the accepted device of the `Authorization: Bearer flt_dt_…` header, which becomes
    * the request's principal; FLT_UNAUTHENTICATED without either.
    */
-  operatorOrAcceptedDevice(request: FastifyRequest): Promise<DeviceAuth | null>;
+  operatorOrAcceptedDevice(request: FastifyRequest, opts?: DeviceAuthOptions): Promise<DeviceAuth | null>;
 }
 
 const DEVICE_BEARER = new RegExp(`^Bearer +${SECRET_PREFIX.deviceToken}`, 'i');
@@ -58,15 +85,38 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
     .where('t.token_hash', '=', '')
     .compile();
   const auths = new WeakMap<FastifyRequest, DeviceAuth>();
+  /** Recent checks by token hash (insertion order: the oldest first). */
+  const cache = new Map<string, CachedAuth>();
+  /** Moves on at every status change: a check under way across one is not kept. */
+  let epoch = 0;
+  rt.events?.subscribe(
+    (e) => e.type === 'device.accepted' || e.type === 'device.rejected' || e.type === 'device.revoked',
+    (e) => {
+      epoch++;
+      const deviceId = 'deviceId' in e ? e.deviceId : undefined;
+      for (const [hash, entry] of cache) if (entry.auth.deviceId === deviceId) cache.delete(hash);
+    },
+  );
 
-  async function authenticate(header: string | undefined): Promise<DeviceAuth> {
+  async function authenticate(header: string | undefined, opts: DeviceAuthOptions = {}): Promise<DeviceAuth> {
     const m = header === undefined ? null : /^Bearer +(\S+) *$/i.exec(header);
     const token = m?.[1];
     if (token === undefined)
       throw new FlotillaError('FLT_UNAUTHENTICATED', 'send a device token: Authorization: Bearer flt_dt_…');
     if (!token.startsWith(SECRET_PREFIX.deviceToken))
       throw new FlotillaError('FLT_TOKEN_INVALID', 'not a device token');
-    const result = await ctx.db.executeQuery<TokenRow>(CompiledQuery.raw(lookup.sql, [hashSecret(token)]));
+    const hash = hashSecret(token);
+    if (opts.cached) {
+      const hit = cache.get(hash);
+      if (hit !== undefined && hit.until > performance.now()) {
+        if (hit.expiresAt <= ctx.clock.now().toISOString())
+          throw new FlotillaError('FLT_TOKEN_EXPIRED', 'the device token has expired; request a new one');
+        rt.presence.touch(hit.auth.deviceId);
+        return hit.auth;
+      }
+    }
+    const started = epoch;
+    const result = await ctx.db.executeQuery<TokenRow>(CompiledQuery.raw(lookup.sql, [hash]));
     const row = result.rows[0];
     if (!row) throw await unknownToken(token);
     if (row.status === 'revoked') throw new FlotillaError('FLT_DEVICE_REVOKED', 'this device was revoked');
@@ -74,7 +124,17 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
       throw new FlotillaError('FLT_TOKEN_EXPIRED', 'the device token has expired; request a new one');
     }
     rt.presence.touch(row.device_id);
-    return { deviceId: row.device_id, status: row.status, stateVersion: Number(row.state_version) };
+    const auth: DeviceAuth = {
+      deviceId: row.device_id,
+      status: row.status,
+      stateVersion: Number(row.state_version),
+    };
+    if (started === epoch) {
+      cache.delete(hash);
+      cache.set(hash, { auth, expiresAt: row.expires_at, until: performance.now() + DEVICE_AUTH_CACHE_MS });
+      if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
+    }
+    return auth;
   }
 
   /** Revocation deletes a device's tokens; its token still names it, so say why it stopped working. */
@@ -92,8 +152,11 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
     return new FlotillaError('FLT_TOKEN_INVALID', 'unknown device token');
   }
 
-  const authenticateRequest = async (request: FastifyRequest): Promise<DeviceAuth> => {
-    const auth = await authenticate(request.headers.authorization);
+  const authenticateRequest = async (
+    request: FastifyRequest,
+    opts?: DeviceAuthOptions,
+  ): Promise<DeviceAuth> => {
+    const auth = await authenticate(request.headers.authorization, opts);
     request.principal = { kind: 'device', deviceId: auth.deviceId, status: auth.status };
     auths.set(request, auth);
     return auth;
@@ -101,16 +164,16 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
 
   return {
     authenticate,
-    requireDevice: () =>
+    requireDevice: (opts) =>
       async function requireDevice(request) {
-        await authenticateRequest(request);
+        await authenticateRequest(request, opts);
       },
-    async operatorOrAcceptedDevice(request) {
+    async operatorOrAcceptedDevice(request, opts) {
       if (request.principal?.kind === 'user') return null;
       const header = request.headers.authorization;
       if (header === undefined || !DEVICE_BEARER.test(header))
         throw new FlotillaError('FLT_UNAUTHENTICATED', 'send an operator token or a device token');
-      const auth = await authenticateRequest(request);
+      const auth = await authenticateRequest(request, opts);
       requireAccepted(auth.status);
       return auth;
     },
