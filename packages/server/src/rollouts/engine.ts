@@ -15,8 +15,8 @@ import type { AssignedDevice, AssignedTo, DeployServices } from '../deployments/
 import { compileFilter } from '../devices/index.js';
 import type { RolloutEvent } from '../events/bus.js';
 import { crashPoint } from '../test-hooks.js';
+import { Tally } from './counts.js';
 import type { RolloutRow } from './view.js';
-import { waveCounts } from './view.js';
 import { parseWindow, windowOpen } from './window.js';
 
 /** Restarts of the app's process during the soak that count as a crash loop. */
@@ -46,6 +46,9 @@ const REPORTED_CHUNK = 500;
 const LOG_TAIL_BYTES = 4096;
 const ACTIVE_STATES = ['running', 'paused', 'waiting-approval'] as const;
 const IN_FLIGHT: readonly RolloutPhase[] = ['notified', 'downloading', 'installing', 'soaking'];
+/** The agent's update phases that are the rollout phase `downloading`, and `installing`. */
+const DOWNLOAD_PHASES = ['verifying', 'downloading'];
+const INSTALL_PHASES = ['installing', 'stopping', 'switching', 'starting', 'health'];
 
 /** Delay before retry `n` (0-based): 30 s doubling, at most one hour. */
 export function retryDelayMs(n: number): number {
@@ -236,24 +239,28 @@ export class RolloutEngine {
       ).executeTakeFirst();
       if (!row || !(ACTIVE_STATES as readonly string[]).includes(row.state)) return;
       const now = ctx.clock.now();
-      const settled = await this.#refresh(trx, row, now, post, only);
-      if (row.state !== 'running') return;
-      const added = row.include_new === 1 ? await this.#addNew(trx, row, now) : 0;
-      // The gate's counts change only when a device ends (succeeded, failed, cancelled, or back to
-      // pending for a retry) or joins: a pass over reports that ended none needs no gate.
-      const wave = row.current_wave;
-      if (only === undefined || settled > 0 || added > 0) await this.#gate(trx, row, now, post);
-      // Devices become due when a wave starts, a retry or a new device makes them pending, or the
-      // last pass left some of a started wave (500 a pass); else a pass over reports has none to
-      // look for (the query reads the rollout's devices). Full passes always look: a retry's delay
-      // ending, another server process's changes.
-      const mayBeDue =
-        only === undefined ||
-        settled > 0 ||
-        added > 0 ||
-        row.current_wave !== wave ||
-        this.#assigning.has(rolloutId);
-      if (row.state === 'running' && mayBeDue) await this.#assignDue(trx, row, now, post);
+      // Devices per wave and phase, kept in the row: changed below with each device's phase.
+      const tally = await Tally.of(trx, row);
+      const settled = await this.#refresh(trx, row, tally, now, post, only);
+      if (row.state === 'running') {
+        const added = row.include_new === 1 ? await this.#addNew(trx, row, tally, now) : 0;
+        // The gates read the kept counts: no statement unless a gate opens or closes.
+        const wave = row.current_wave;
+        await this.#gate(trx, row, tally, now, post);
+        // Devices become due when a wave starts, a retry or a new device makes them pending, or the
+        // last pass left some of a started wave (500 a pass); else a pass over reports has none to
+        // look for. Full passes look whenever the counts have pending devices of a started wave
+        // (a retry's delay ending).
+        const mayBeDue =
+          only === undefined ||
+          settled > 0 ||
+          added > 0 ||
+          row.current_wave !== wave ||
+          this.#assigning.has(rolloutId);
+        if (row.state === 'running' && mayBeDue && tally.pendingUpTo(row.current_wave) > 0)
+          await this.#assignDue(trx, row, tally, now, post);
+      }
+      await tally.save(trx, row);
     });
     if (post.more) this.#assigning.add(rolloutId);
     else this.#assigning.delete(rolloutId);
@@ -333,20 +340,22 @@ export class RolloutEngine {
   async #refresh(
     trx: Db,
     row: RolloutRow,
+    tally: Tally,
     now: Date,
     post: AfterCommit,
     only?: readonly string[],
   ): Promise<number> {
-    if (only === undefined) return this.#refreshDevices(trx, row, now, post);
+    if (only === undefined) return this.#refreshDevices(trx, row, tally, now, post);
     let settled = 0;
     for (let i = 0; i < only.length; i += REPORTED_CHUNK)
-      settled += await this.#refreshDevices(trx, row, now, post, only.slice(i, i + REPORTED_CHUNK));
+      settled += await this.#refreshDevices(trx, row, tally, now, post, only.slice(i, i + REPORTED_CHUNK));
     return settled;
   }
 
   async #refreshDevices(
     trx: Db,
     row: RolloutRow,
+    tally: Tally,
     now: Date,
     post: AfterCommit,
     only?: readonly string[],
@@ -378,7 +387,25 @@ export class RolloutEngine {
         'da.bytes_done',
       ])
       .where('rd.rollout_id', '=', row.id)
-      .where('rd.phase', 'in', [...IN_FLIGHT]);
+      .where('rd.phase', 'in', [...IN_FLIGHT])
+      // Only the devices the loop below may move on: soaking ones (the soak's clock), and those whose
+      // device or update says something the rollout's phase does not show yet. Most devices of a
+      // large rollout are waiting for their agent at any moment: the database passes over them.
+      .where((eb) =>
+        eb.or([
+          eb('rd.phase', '=', 'soaking'),
+          eb('d.status', '!=', 'accepted'),
+          eb('da.rollout', 'is distinct from', eb.ref('rd.rollout_id')),
+          eb('da.phase', 'in', ['failed', 'rolled-back', 'committed']),
+          eb.and([
+            eb('da.phase', '=', 'assigned'),
+            eb('da.current', 'is not distinct from', eb.ref('da.desired')),
+          ]),
+          eb.and([eb('da.phase', '=', 'assigned'), eb('rd.phase', '!=', 'notified')]),
+          eb.and([eb('da.phase', 'in', DOWNLOAD_PHASES), eb('rd.phase', '!=', 'downloading')]),
+          eb.and([eb('da.phase', 'in', INSTALL_PHASES), eb('rd.phase', '!=', 'installing')]),
+        ]),
+      );
     if (only !== undefined) query = query.where('rd.device_id', 'in', only);
     const devices = await query.execute();
     if (devices.length === 0) return 0;
@@ -387,7 +414,11 @@ export class RolloutEngine {
     const offlineBefore = new Date(now.getTime() - ctx.config.offlineAfterMs).toISOString();
     for (const d of devices) {
       const set = (values: Record<string, unknown>) => {
-        if (values.phase !== undefined && !IN_FLIGHT.includes(values.phase as RolloutPhase)) settled++;
+        if (values.phase !== undefined) {
+          const to = values.phase as RolloutPhase;
+          if (!IN_FLIGHT.includes(to)) settled++;
+          tally.move(d.wave, d.phase as RolloutPhase, to);
+        }
         return trx
           .updateTable('rollout_devices')
           .set({ ...values, since: iso })
@@ -513,7 +544,7 @@ export class RolloutEngine {
   }
 
   /** Devices that match the filter now and are in no active rollout of the app join the current wave. */
-  async #addNew(trx: Db, row: RolloutRow, now: Date): Promise<number> {
+  async #addNew(trx: Db, row: RolloutRow, tally: Tally, now: Date): Promise<number> {
     const ids = await matchingDevices(this.svc, trx, row.filter, row.app, now, row.id);
     if (ids.length === 0) return 0;
     await insertDevices(
@@ -523,6 +554,7 @@ export class RolloutEngine {
       ids.map((id) => ({ id, wave: row.current_wave })),
       now,
     );
+    tally.add(row.current_wave, 'pending', ids.length);
     const sizes = JSON.parse(row.wave_sizes) as number[];
     sizes[row.current_wave] = (sizes[row.current_wave] ?? 0) + ids.length;
     row.wave_sizes = JSON.stringify(sizes);
@@ -536,9 +568,8 @@ export class RolloutEngine {
   }
 
   /** The gates: failure threshold, success threshold, approval, completion. */
-  async #gate(trx: Db, row: RolloutRow, now: Date, post: AfterCommit): Promise<void> {
+  async #gate(trx: Db, row: RolloutRow, tally: Tally, now: Date, post: AfterCommit): Promise<void> {
     const sizes = JSON.parse(row.wave_sizes) as number[];
-    const counts = await waveCounts(trx, row.id);
     const iso = now.toISOString();
     const update = async (values: Partial<RolloutRow>, event: RolloutEvent) => {
       Object.assign(row, values, { updated_at: iso });
@@ -562,21 +593,12 @@ export class RolloutEngine {
       );
       post.events.push(event);
     };
-    const acknowledged = await trx
-      .selectFrom('rollout_devices')
-      .select(['wave', (eb) => eb.fn.countAll<number | string>().as('n')])
-      .where('rollout_id', '=', row.id)
-      .where('phase', '=', 'failed')
-      .where('acknowledged', '=', 1)
-      .groupBy('wave')
-      .execute();
-    const acked = new Map(acknowledged.map((a) => [a.wave, Number(a.n)]));
     for (let w = 0; w <= row.current_wave; w++) {
-      const c = counts.get(w);
-      const size = (sizes[w] ?? 0) - (c?.cancelled ?? 0);
+      const c = tally.wave(w);
+      const size = (sizes[w] ?? 0) - c.cancelled;
       // Failures an operator resumed past no longer count against the threshold.
-      const failed = (c?.failed ?? 0) - (acked.get(w) ?? 0);
-      if (!c || size <= 0 || failed <= 0) continue;
+      const failed = c.failed - tally.acknowledged(w);
+      if (size <= 0 || failed <= 0) continue;
       const rate = (failed * 100) / size;
       if (rate > Number(row.max_failure)) {
         const reason =
@@ -591,11 +613,11 @@ export class RolloutEngine {
     }
     for (;;) {
       const cw = row.current_wave;
-      const c = counts.get(cw);
+      const c = tally.wave(cw);
       // Failures an operator resumed past are left out of the share, like the cancelled devices.
-      const size = (sizes[cw] ?? 0) - (c?.cancelled ?? 0) - (acked.get(cw) ?? 0);
-      const succeeded = c?.succeeded ?? 0;
-      const open = c ? c.pending + c.notified + c.downloading + c.installing + c.soaking : 0;
+      const size = (sizes[cw] ?? 0) - c.cancelled - tally.acknowledged(cw);
+      const succeeded = c.succeeded;
+      const open = c.pending + c.notified + c.downloading + c.installing + c.soaking;
       if (size > 0 && (succeeded * 100) / size < Number(row.min_success)) {
         if (open === 0) {
           const reason =
@@ -622,13 +644,7 @@ export class RolloutEngine {
         );
         continue;
       }
-      const remaining = await trx
-        .selectFrom('rollout_devices')
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .where('rollout_id', '=', row.id)
-        .where('phase', 'in', ['pending', ...IN_FLIGHT])
-        .executeTakeFirstOrThrow();
-      if (Number(remaining.n) > 0 || row.include_new === 1) return;
+      if (tally.open() > 0 || row.include_new === 1) return;
       await trx.updateTable('rollout_devices').set({ active: 0 }).where('rollout_id', '=', row.id).execute();
       await update(
         { state: 'completed', paused_reason: null },
@@ -639,12 +655,12 @@ export class RolloutEngine {
   }
 
   /** Assigns the devices whose wave has started and whose retry delay is over, inside the window. */
-  async #assignDue(trx: Db, row: RolloutRow, now: Date, post: AfterCommit): Promise<void> {
+  async #assignDue(trx: Db, row: RolloutRow, tally: Tally, now: Date, post: AfterCommit): Promise<void> {
     if (row.window !== null && !windowOpen(parseWindow(row.window), now)) return;
     const iso = now.toISOString();
     const due = await trx
       .selectFrom('rollout_devices')
-      .select('device_id')
+      .select(['device_id', 'wave'])
       .where('rollout_id', '=', row.id)
       .where('phase', '=', 'pending')
       .where('wave', '<=', row.current_wave)
@@ -664,6 +680,7 @@ export class RolloutEngine {
     );
     const done = new Set(assigned.map((a) => a.deviceId));
     const gone = ids.filter((id) => !done.has(id));
+    for (const d of due) tally.move(d.wave, 'pending', done.has(d.device_id) ? 'notified' : 'failed');
     if (assigned.length > 0)
       await trx
         .updateTable('rollout_devices')

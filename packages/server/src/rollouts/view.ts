@@ -1,8 +1,9 @@
 /** Rollout rows as the API shows them: waves with counts per phase, statistics, device pages. */
-import type { Rollout, RolloutDevice, RolloutPhase, WaveCounts } from '@flotilla/protocol';
+import type { Rollout, RolloutDevice, RolloutPhase } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db } from '../context.js';
 import type { RolloutDevicesTable, RolloutsTable } from '../db/schema.js';
+import { Tally } from './counts.js';
 
 export type RolloutRow = Selectable<RolloutsTable>;
 export type RolloutDeviceRow = Selectable<RolloutDevicesTable>;
@@ -18,36 +19,6 @@ export const PHASES: readonly RolloutPhase[] = [
   'cancelled',
 ];
 
-export function emptyCounts(): WaveCounts {
-  return {
-    pending: 0,
-    notified: 0,
-    downloading: 0,
-    installing: 0,
-    soaking: 0,
-    succeeded: 0,
-    failed: 0,
-    cancelled: 0,
-  };
-}
-
-/** Per wave, devices per phase. */
-export async function waveCounts(db: Db, rolloutId: string): Promise<Map<number, WaveCounts>> {
-  const rows = await db
-    .selectFrom('rollout_devices')
-    .select(['wave', 'phase', (eb) => eb.fn.countAll<number | string>().as('n')])
-    .where('rollout_id', '=', rolloutId)
-    .groupBy(['wave', 'phase'])
-    .execute();
-  const out = new Map<number, WaveCounts>();
-  for (const r of rows) {
-    const counts = out.get(r.wave) ?? emptyCounts();
-    counts[r.phase as RolloutPhase] += Number(r.n);
-    out.set(r.wave, counts);
-  }
-  return out;
-}
-
 function percentile(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
@@ -57,7 +28,8 @@ function percentile(sorted: readonly number[], p: number): number | null {
 export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
   const specs = JSON.parse(row.waves) as string[];
   const sizes = JSON.parse(row.wave_sizes) as number[];
-  const counts = await waveCounts(db, row.id);
+  // Kept in the row with every change of phase (counted from the devices for an older rollout).
+  const counts = await Tally.of(db, row);
   const installs = await db
     .selectFrom('rollout_devices')
     .select('install_ms')
@@ -101,7 +73,7 @@ export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
           : index === row.current_wave
             ? 'running'
             : 'waiting',
-      counts: counts.get(index) ?? emptyCounts(),
+      counts: counts.wave(index),
     })),
     stats: {
       installP50Ms: percentile(ms, 50),

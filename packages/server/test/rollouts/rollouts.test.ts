@@ -15,7 +15,15 @@ import type { TestApp } from '../helpers/app.js';
 import { ManualClock } from '../helpers/clock.js';
 import { publish, treeOf } from '../objects/push.js';
 import type { DomainEvent } from '../../src/events/bus.js';
-import { RolloutClient, enrollFleet, failInstall, install, processStatus, report } from './fleet.js';
+import {
+  RolloutClient,
+  assertCountsKept,
+  enrollFleet,
+  failInstall,
+  install,
+  processStatus,
+  report,
+} from './fleet.js';
 import type { FleetDevice } from './fleet.js';
 
 const counts = (r: Rollout) => r.waves.map((w) => w.counts);
@@ -519,5 +527,12 @@ forEachDialect((dialect) => {
     assert.deepEqual(r.stats.failuresByReason, [{ reason: 'heartbeat-lost', count: 1 }]);
     assert.match((await api.why(id, fleet[0]!.id)).text, /failed: heartbeat-lost \(no heartbeat since 2030-/);
     assert.equal(r.state, 'paused');
+  });
+
+  void test('each rollout keeps its counts in its row equal to its devices counted (after every test above)', async () => {
+    // Waves, failures, retries, resume (acknowledged failures), abort, new devices, approvals, soaks.
+    const rows = await t.ctx.db.selectFrom('rollouts').select('id').execute();
+    assert.ok(rows.length >= 10, `${rows.length} rollouts`);
+    for (const { id } of rows) await assertCountsKept(t.ctx.db, dialect, id);
   });
 });
