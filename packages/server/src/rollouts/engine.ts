@@ -412,19 +412,24 @@ export class RolloutEngine {
     const iso = now.toISOString();
     const { presence } = this.svc.devices;
     const offlineBefore = new Date(now.getTime() - ctx.config.offlineAfterMs).toISOString();
+    // The changes, grouped by what they set: devices of a pass mostly move alike (to `installing`,
+    // to `succeeded` with the same install time as the rest of their batch), one statement each.
+    const changes = new Map<string, { values: Record<string, unknown>; ids: string[] }>();
+    const change = (deviceId: string, values: Record<string, unknown>) => {
+      const key = JSON.stringify(values);
+      const group = changes.get(key);
+      if (group) group.ids.push(deviceId);
+      else changes.set(key, { values, ids: [deviceId] });
+    };
     for (const d of devices) {
-      const set = (values: Record<string, unknown>) => {
+      const set = async (values: Record<string, unknown>) => {
         if (values.phase !== undefined) {
           const to = values.phase as RolloutPhase;
           if (!IN_FLIGHT.includes(to)) settled++;
           tally.move(d.wave, d.phase as RolloutPhase, to);
         }
-        return trx
-          .updateTable('rollout_devices')
-          .set({ ...values, since: iso })
-          .where('rollout_id', '=', row.id)
-          .where('device_id', '=', d.device_id)
-          .execute();
+        change(d.device_id, { ...values, since: iso });
+        return Promise.resolve();
       };
       /**
        * `retryable`: assigning the same release again can help (the update failed before the
@@ -509,12 +514,7 @@ export class RolloutEngine {
         const base = d.soak_restarts ?? 0;
         if (process.restarts < base) {
           // The agent restarted (its counts start from 0): measure from there.
-          await trx
-            .updateTable('rollout_devices')
-            .set({ soak_restarts: process.restarts })
-            .where('rollout_id', '=', row.id)
-            .where('device_id', '=', d.device_id)
-            .execute();
+          change(d.device_id, { soak_restarts: process.restarts });
         } else if (process.restarts - base >= CRASH_LOOP_RESTARTS) {
           const exit = process.lastExit;
           await fail(
@@ -540,6 +540,14 @@ export class RolloutEngine {
       }
       if (d.soak_until !== null && iso >= d.soak_until) await succeed();
     }
+    for (const { values, ids } of changes.values())
+      for (let i = 0; i < ids.length; i += REPORTED_CHUNK)
+        await trx
+          .updateTable('rollout_devices')
+          .set(values)
+          .where('rollout_id', '=', row.id)
+          .where('device_id', 'in', ids.slice(i, i + REPORTED_CHUNK))
+          .execute();
     return settled;
   }
 

@@ -19,10 +19,23 @@ export const PHASES: readonly RolloutPhase[] = [
   'cancelled',
 ];
 
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
+/**
+ * The install time at percentile `p` of the rollout's `n` devices that committed (nearest rank): one
+ * value read, not all of them (the API is polled; a rollout may have 10,000 devices).
+ */
+async function percentile(db: Db, rolloutId: string, n: number, p: number): Promise<number | null> {
+  if (n === 0) return null;
+  const i = Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
+  const row = await db
+    .selectFrom('rollout_devices')
+    .select('install_ms')
+    .where('rollout_id', '=', rolloutId)
+    .where('install_ms', 'is not', null)
+    .orderBy('install_ms')
+    .limit(1)
+    .offset(i)
+    .executeTakeFirst();
+  return row?.install_ms === undefined || row.install_ms === null ? null : Number(row.install_ms);
 }
 
 export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
@@ -32,12 +45,10 @@ export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
   const counts = await Tally.of(db, row);
   const installs = await db
     .selectFrom('rollout_devices')
-    .select('install_ms')
+    .select((eb) => eb.fn.count<number | string>('install_ms').as('n'))
     .where('rollout_id', '=', row.id)
-    .where('install_ms', 'is not', null)
-    .orderBy('install_ms')
-    .execute();
-  const ms = installs.map((r) => Number(r.install_ms));
+    .executeTakeFirstOrThrow();
+  const committed = Number(installs.n);
   const failures = await db
     .selectFrom('rollout_devices')
     .select(['reason', (eb) => eb.fn.countAll<number | string>().as('n')])
@@ -76,8 +87,8 @@ export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
       counts: counts.wave(index),
     })),
     stats: {
-      installP50Ms: percentile(ms, 50),
-      installP95Ms: percentile(ms, 95),
+      installP50Ms: await percentile(db, row.id, committed, 50),
+      installP95Ms: await percentile(db, row.id, committed, 95),
       failuresByReason: failures
         .map((f) => ({ reason: f.reason ?? 'unknown', count: Number(f.n) }))
         .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),

@@ -535,4 +535,28 @@ forEachDialect((dialect) => {
     assert.ok(rows.length >= 10, `${rows.length} rollouts`);
     for (const { id } of rows) await assertCountsKept(t.ctx.db, dialect, id);
   });
+
+  void test('install time percentiles are the nearest-rank values of the devices that committed', async () => {
+    const rows = await t.ctx.db.selectFrom('rollouts').select('id').execute();
+    let seen = 0;
+    for (const { id } of rows) {
+      const ms = (
+        await t.ctx.db
+          .selectFrom('rollout_devices')
+          .select('install_ms')
+          .where('rollout_id', '=', id)
+          .where('install_ms', 'is not', null)
+          .execute()
+      )
+        .map((r) => Number(r.install_ms))
+        .sort((a, b) => a - b);
+      const rank = (p: number) =>
+        ms.length === 0 ? null : ms[Math.max(0, Math.ceil((p / 100) * ms.length) - 1)];
+      const { stats } = await api.get(id);
+      assert.equal(stats.installP50Ms, rank(50), `${id} p50`);
+      assert.equal(stats.installP95Ms, rank(95), `${id} p95`);
+      if (ms.length > 1) seen++;
+    }
+    assert.ok(seen > 0, 'a rollout with several installs');
+  });
 });
