@@ -8,7 +8,10 @@
  * from the rows. Ticks run periodically and when a device report or an operator action nudges.
  */
 import type { AppProcessStatus, RolloutPhase } from '@flotilla/protocol';
+import { sql } from 'kysely';
+import type { Expression, SqlBool } from 'kysely';
 import type { Db } from '../context.js';
+import type { Dialect } from '../db/dialect.js';
 import { lockRows, writeTransaction } from '../db/write-transaction.js';
 import { assignDevicesInTransaction, readAppLogs } from '../deployments/index.js';
 import type { AssignedDevice, AssignedTo, DeployServices } from '../deployments/index.js';
@@ -38,6 +41,13 @@ const TICK_GAP_PER_COST = 2;
  * batches rather than a pass every 50 ms.
  */
 const REPORT_TICK_GAP_MS = 250;
+/**
+ * The periodic full pass is skipped while less than this many times the last full pass's duration
+ * has passed since it ended: a rollout whose full passes are costly (thousands of soaking devices)
+ * spends at most about a tenth of the process's time on them. Reports and operators' actions are
+ * not held back by it.
+ */
+const PERIODIC_GAP_PER_COST = 10;
 /** Devices whose reports a pass looks at alone; more and it looks at every in-flight device. */
 const MAX_REPORTED = 5_000;
 /** Device ids per statement when a pass looks at the reported devices only. */
@@ -108,6 +118,8 @@ export class RolloutEngine {
    */
   #anyActive = true;
   #stopped = false;
+  /** Before this time (ms) the periodic tick starts no full pass (`PERIODIC_GAP_PER_COST`). */
+  #nextPeriodic = 0;
   /** Rollouts whose last pass left devices of a started wave to assign. */
   readonly #assigning = new Set<string>();
   /** Ends the wait before a pass early (a full pass was asked for). */
@@ -121,7 +133,9 @@ export class RolloutEngine {
   ) {}
 
   start(): void {
-    this.#timer = setInterval(() => this.nudge(), this.opts.tickMs);
+    this.#timer = setInterval(() => {
+      if (Date.now() >= this.#nextPeriodic) this.nudge();
+    }, this.opts.tickMs);
     this.#timer.unref();
     this.nudge();
   }
@@ -197,6 +211,7 @@ export class RolloutEngine {
         this.svc.ctx.log.warn({ err }, 'a rollout tick failed; the next tick retries');
       }
       const ended = Date.now();
+      if (only === undefined) this.#nextPeriodic = ended + (ended - started) * PERIODIC_GAP_PER_COST;
       const cost = (ended - started) * TICK_GAP_PER_COST;
       // A wave still being assigned goes on at once (devices wait to be told); reports can wait.
       next = ended + (more ? MIN_TICK_GAP_MS : Math.max(MIN_TICK_GAP_MS, cost));
@@ -406,7 +421,7 @@ export class RolloutEngine {
           eb.and([eb('da.phase', 'in', INSTALL_PHASES), eb('rd.phase', '!=', 'installing')]),
         ]),
       );
-    if (only !== undefined) query = query.where('rd.device_id', 'in', only);
+    if (only !== undefined) query = query.where(idIn(ctx.dialect, 'rd.device_id', only));
     const devices = await query.execute();
     if (devices.length === 0) return 0;
     const iso = now.toISOString();
@@ -546,7 +561,7 @@ export class RolloutEngine {
           .updateTable('rollout_devices')
           .set(values)
           .where('rollout_id', '=', row.id)
-          .where('device_id', 'in', ids.slice(i, i + REPORTED_CHUNK))
+          .where(idIn(ctx.dialect, 'device_id', ids.slice(i, i + REPORTED_CHUNK)))
           .execute();
     return settled;
   }
@@ -707,6 +722,16 @@ export class RolloutEngine {
     post.assignedTo = { app: row.app, targetPath: row.target_path, rollout: row.id };
     post.more = due.length === ASSIGN_BATCH;
   }
+}
+
+/**
+ * `column` in a set of ids passed as one parameter: the statement's text is the same for 1 id or
+ * 500, and building it does not walk every id (the passes over reports run several times a second).
+ */
+function idIn(dialect: Dialect, column: string, ids: readonly string[]): Expression<SqlBool> {
+  if (dialect === 'sqlite')
+    return sql<SqlBool>`${sql.ref(column)} IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`;
+  return sql<SqlBool>`${sql.ref(column)} = ANY(${[...ids]}::text[])`;
 }
 
 function round(n: number): number {
