@@ -536,6 +536,18 @@ forEachDialect((dialect) => {
     for (const { id } of rows) await assertCountsKept(t.ctx.db, dialect, id);
   });
 
+  void test('a rollout without kept counts (started before migration 013) is counted from its devices, then kept', async () => {
+    const rows = await t.ctx.db.selectFrom('rollouts').select(['id', 'state']).execute();
+    const shown = new Map<string, Rollout>();
+    for (const { id } of rows) shown.set(id, await api.get(id));
+    await t.ctx.db.updateTable('rollouts').set({ counts: null }).execute();
+    for (const { id } of rows) assert.deepEqual(counts(await api.get(id)), counts(shown.get(id)!), id);
+    const open = rows.find((r) => r.state !== 'completed' && r.state !== 'aborted');
+    assert.ok(open, 'a rollout still open');
+    assert.equal((await api.action(open.id, 'abort')).status, 200);
+    await assertCountsKept(t.ctx.db, dialect, open.id);
+  });
+
   void test('install time percentiles are the nearest-rank values of the devices that committed', async () => {
     const rows = await t.ctx.db.selectFrom('rollouts').select('id').execute();
     let seen = 0;
