@@ -118,6 +118,9 @@ export class RolloutEngine {
    */
   #anyActive = true;
   #stopped = false;
+  /** When the next pass may start (ms): a full one, and one over reports only (later, to batch them). */
+  #next = 0;
+  #nextForReports = 0;
   /** Before this time (ms) the periodic tick starts no full pass (`PERIODIC_GAP_PER_COST`). */
   #nextPeriodic = 0;
   /** Rollouts whose last pass left devices of a started wave to assign. */
@@ -180,12 +183,12 @@ export class RolloutEngine {
   }
 
   async #loop(): Promise<void> {
-    // When the next pass may start: a full one, and one over reports only (later, to batch them).
-    let next = 0;
-    let nextForReports = 0;
     do {
-      // Reports from a large fleet nudge continuously: passes are spaced by their own cost.
-      const wait = (this.#full ? next : nextForReports) - Date.now();
+      // Reports from a large fleet nudge continuously: passes are spaced by their own cost, and
+      // reports that arrive one by one are taken together (the spacing holds across loops: a
+      // report arriving after the loop ended waits like one that arrived during a pass).
+      const next = this.#next;
+      const wait = (this.#full ? next : this.#nextForReports) - Date.now();
       if (wait > 0)
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, wait);
@@ -214,8 +217,8 @@ export class RolloutEngine {
       if (only === undefined) this.#nextPeriodic = ended + (ended - started) * PERIODIC_GAP_PER_COST;
       const cost = (ended - started) * TICK_GAP_PER_COST;
       // A wave still being assigned goes on at once (devices wait to be told); reports can wait.
-      next = ended + (more ? MIN_TICK_GAP_MS : Math.max(MIN_TICK_GAP_MS, cost));
-      nextForReports = ended + (more ? MIN_TICK_GAP_MS : Math.max(REPORT_TICK_GAP_MS, cost));
+      this.#next = ended + (more ? MIN_TICK_GAP_MS : Math.max(MIN_TICK_GAP_MS, cost));
+      this.#nextForReports = ended + (more ? MIN_TICK_GAP_MS : Math.max(REPORT_TICK_GAP_MS, cost));
     } while (this.#again && !this.#stopped);
   }
 
