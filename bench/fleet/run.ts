@@ -173,6 +173,9 @@ async function startServer(dialect: string): Promise<Server> {
     child,
     dataDir,
     async stop() {
+      // FLT_BENCH_SERVER_METRICS=FILE: the server's /metrics (requests per route and status) to FILE.
+      const metricsFile = process.env.FLT_BENCH_SERVER_METRICS;
+      if (metricsFile) await writeFile(metricsFile, await (await fetch(`${base}/metrics`)).text());
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
       await rm(dataDir, { recursive: true, force: true });

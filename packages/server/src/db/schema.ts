@@ -225,6 +225,12 @@ export interface RolloutsTable {
   created_at: string;
   created_by: string;
   updated_at: string;
+  /**
+   * JSON `{ waves: WaveCounts[], acknowledged: number[] }`: devices per wave and phase, and the
+   * failed ones an operator resumed past, kept with every change of phase (migration 013; null:
+   * not kept yet, counted from the devices).
+   */
+  counts: string | null;
 }
 
 /** One device of a rollout (migration 009). */

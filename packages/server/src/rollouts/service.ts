@@ -28,6 +28,7 @@ import { getRelease } from '../releases/service.js';
 import type { Creator } from '../releases/service.js';
 import { missingError } from '../secrets/index.js';
 import type { AfterCommit, RolloutEngine } from './engine.js';
+import { Tally } from './counts.js';
 import { afterCommit, insertDevices, matchingDevices } from './engine.js';
 import type { RolloutRow } from './view.js';
 import { toRollout, toRolloutDevice } from './view.js';
@@ -130,6 +131,7 @@ export async function createRollout(
         created_at: iso,
         created_by: actor.username,
         updated_at: iso,
+        counts: Tally.ofSizes(sizes).toJSON(),
       };
       await trx.insertInto('rollouts').values(values).execute();
       const members: { id: string; wave: number }[] = [];
@@ -243,6 +245,8 @@ export async function rolloutAction(
     ).executeTakeFirst();
     if (!row) throw notFound(id);
     const now = ctx.clock.now().toISOString();
+    // Devices per wave and phase, kept in the row with each change of phase below.
+    const tally = await Tally.of(trx, row);
     const update = async (values: Partial<RolloutRow>) => {
       Object.assign(row, values, { updated_at: now });
       await trx
@@ -274,7 +278,7 @@ export async function rolloutAction(
         // agent rolled back and holds, or one that failed its soak) stay failed, acknowledged.
         const failed = await trx
           .selectFrom('rollout_devices')
-          .select(['device_id', 'detail'])
+          .select(['device_id', 'detail', 'wave', 'acknowledged'])
           .where('rollout_id', '=', id)
           .where('phase', '=', 'failed')
           .where('wave', '<=', row.current_wave)
@@ -286,7 +290,14 @@ export async function rolloutAction(
               (JSON.parse(f.detail ?? '{}') as { retryable?: boolean }).retryable === true,
           )
           .map((f) => f.device_id);
-        const acknowledged = failed.map((f) => f.device_id).filter((d) => !again.includes(d));
+        const retried = new Set(again);
+        const acknowledged = failed.map((f) => f.device_id).filter((d) => !retried.has(d));
+        for (const f of failed) {
+          if (retried.has(f.device_id)) {
+            tally.move(f.wave, 'failed', 'pending');
+            if (f.acknowledged === 1) tally.acknowledge(f.wave, -1);
+          } else if (f.acknowledged !== 1) tally.acknowledge(f.wave, 1);
+        }
         for (let i = 0; i < again.length; i += 500)
           await trx
             .updateTable('rollout_devices')
@@ -324,7 +335,7 @@ export async function rolloutAction(
         if (row.state === 'completed' || row.state === 'aborted') throw conflict(row, action);
         const notStarted = await trx
           .selectFrom('rollout_devices')
-          .select(['device_id', 'phase'])
+          .select(['device_id', 'phase', 'wave'])
           .where('rollout_id', '=', id)
           .where('phase', 'in', ['pending', 'notified'])
           .orderBy('device_id')
@@ -337,6 +348,7 @@ export async function rolloutAction(
             post.unassigned.push({ deviceId: d.device_id, stateVersion });
           }
           released.push(d.device_id);
+          tally.move(d.wave, d.phase as RolloutPhase, 'cancelled');
         }
         for (let i = 0; i < released.length; i += 500)
           await trx
@@ -356,6 +368,7 @@ export async function rolloutAction(
         break;
       }
     }
+    await tally.save(trx, row);
     await ctx.audit.record(
       {
         actorType: 'user',

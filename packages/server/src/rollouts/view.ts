@@ -1,8 +1,9 @@
 /** Rollout rows as the API shows them: waves with counts per phase, statistics, device pages. */
-import type { Rollout, RolloutDevice, RolloutPhase, WaveCounts } from '@flotilla/protocol';
+import type { Rollout, RolloutDevice, RolloutPhase } from '@flotilla/protocol';
 import type { Selectable } from 'kysely';
 import type { Db } from '../context.js';
 import type { RolloutDevicesTable, RolloutsTable } from '../db/schema.js';
+import { Tally } from './counts.js';
 
 export type RolloutRow = Selectable<RolloutsTable>;
 export type RolloutDeviceRow = Selectable<RolloutDevicesTable>;
@@ -18,54 +19,36 @@ export const PHASES: readonly RolloutPhase[] = [
   'cancelled',
 ];
 
-export function emptyCounts(): WaveCounts {
-  return {
-    pending: 0,
-    notified: 0,
-    downloading: 0,
-    installing: 0,
-    soaking: 0,
-    succeeded: 0,
-    failed: 0,
-    cancelled: 0,
-  };
-}
-
-/** Per wave, devices per phase. */
-export async function waveCounts(db: Db, rolloutId: string): Promise<Map<number, WaveCounts>> {
-  const rows = await db
+/**
+ * The install time at percentile `p` of the rollout's `n` devices that committed (nearest rank): one
+ * value read, not all of them (the API is polled; a rollout may have 10,000 devices).
+ */
+async function percentile(db: Db, rolloutId: string, n: number, p: number): Promise<number | null> {
+  if (n === 0) return null;
+  const i = Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
+  const row = await db
     .selectFrom('rollout_devices')
-    .select(['wave', 'phase', (eb) => eb.fn.countAll<number | string>().as('n')])
+    .select('install_ms')
     .where('rollout_id', '=', rolloutId)
-    .groupBy(['wave', 'phase'])
-    .execute();
-  const out = new Map<number, WaveCounts>();
-  for (const r of rows) {
-    const counts = out.get(r.wave) ?? emptyCounts();
-    counts[r.phase as RolloutPhase] += Number(r.n);
-    out.set(r.wave, counts);
-  }
-  return out;
-}
-
-function percentile(sorted: readonly number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
+    .where('install_ms', 'is not', null)
+    .orderBy('install_ms')
+    .limit(1)
+    .offset(i)
+    .executeTakeFirst();
+  return row?.install_ms === undefined || row.install_ms === null ? null : Number(row.install_ms);
 }
 
 export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
   const specs = JSON.parse(row.waves) as string[];
   const sizes = JSON.parse(row.wave_sizes) as number[];
-  const counts = await waveCounts(db, row.id);
+  // Kept in the row with every change of phase (counted from the devices for an older rollout).
+  const counts = await Tally.of(db, row);
   const installs = await db
     .selectFrom('rollout_devices')
-    .select('install_ms')
+    .select((eb) => eb.fn.count<number | string>('install_ms').as('n'))
     .where('rollout_id', '=', row.id)
-    .where('install_ms', 'is not', null)
-    .orderBy('install_ms')
-    .execute();
-  const ms = installs.map((r) => Number(r.install_ms));
+    .executeTakeFirstOrThrow();
+  const committed = Number(installs.n);
   const failures = await db
     .selectFrom('rollout_devices')
     .select(['reason', (eb) => eb.fn.countAll<number | string>().as('n')])
@@ -101,11 +84,11 @@ export async function toRollout(db: Db, row: RolloutRow): Promise<Rollout> {
           : index === row.current_wave
             ? 'running'
             : 'waiting',
-      counts: counts.get(index) ?? emptyCounts(),
+      counts: counts.wave(index),
     })),
     stats: {
-      installP50Ms: percentile(ms, 50),
-      installP95Ms: percentile(ms, 95),
+      installP50Ms: await percentile(db, row.id, committed, 50),
+      installP95Ms: await percentile(db, row.id, committed, 95),
       failuresByReason: failures
         .map((f) => ({ reason: f.reason ?? 'unknown', count: Number(f.n) }))
         .sort((a, b) => b.count - a.count || a.reason.localeCompare(b.reason)),

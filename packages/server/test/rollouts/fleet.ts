@@ -12,7 +12,13 @@ import type {
   Rollout,
   RolloutDevicePage,
   RolloutWhy,
+  WaveCounts,
 } from '@flotilla/protocol';
+import type { Kysely } from 'kysely';
+import type { Dialect } from '../../src/db/dialect.js';
+import { readSnapshot } from '../../src/db/read-snapshot.js';
+import type { Database } from '../../src/db/schema.js';
+import { countDevices, emptyCounts } from '../../src/rollouts/counts.js';
 
 export interface Answer<T> {
   status: number;
@@ -188,5 +194,40 @@ export class RolloutClient {
   /** The ids of a wave's devices in one phase. */
   async phase(id: string, wave: number, phase: string): Promise<string[]> {
     return (await this.devices(id, `?wave=${wave}&phase=${phase}&limit=1000`)).items.map((d) => d.deviceId);
+  }
+}
+
+/**
+ * The counts kept in a rollout's row (`rollouts.counts`) equal those counted from its devices' rows:
+ * per wave and phase, and the failed devices an operator resumed past.
+ */
+export async function assertCountsKept(
+  database: Kysely<Database>,
+  dialect: Dialect,
+  rolloutId: string,
+): Promise<void> {
+  // One snapshot: an engine pass committing between the two reads would make them differ.
+  const { row, counted } = await readSnapshot(database, dialect, async (db) => ({
+    row: await db
+      .selectFrom('rollouts')
+      .select('counts')
+      .where('id', '=', rolloutId)
+      .executeTakeFirstOrThrow(),
+    counted: await countDevices(db, rolloutId),
+  }));
+  assert.notEqual(row.counts, null, `${rolloutId}: counts kept in its row`);
+  const kept = JSON.parse(row.counts!) as { waves: WaveCounts[]; acknowledged: number[] };
+  const n = Math.max(kept.waves.length, counted.waves.length);
+  for (let w = 0; w < n; w++) {
+    assert.deepEqual(
+      kept.waves[w] ?? emptyCounts(),
+      counted.waves[w] ?? emptyCounts(),
+      `${rolloutId}: wave ${w + 1} counts kept = counted`,
+    );
+    assert.equal(
+      kept.acknowledged[w] ?? 0,
+      counted.acknowledged[w] ?? 0,
+      `${rolloutId}: wave ${w + 1} acknowledged`,
+    );
   }
 }

@@ -17,7 +17,7 @@ import type { TestApp } from '../helpers/app.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { publish, treeOf } from '../objects/push.js';
-import { RolloutClient, enrollFleet, install } from './fleet.js';
+import { RolloutClient, assertCountsKept, enrollFleet, install } from './fleet.js';
 import type { FleetDevice } from './fleet.js';
 
 /** The devices whose director metadata is marked for a re-sign (`director_pending`). */
@@ -103,6 +103,7 @@ for (const dialect of testDialects()) {
       const afterAll = await stateVersions(db, fleet);
       for (const d of fleet)
         assert.equal(afterAll.get(d.id)! - before.get(d.id)!, 1, `${d.id} assigned once`);
+      await assertCountsKept(db.db, dialect, row.id);
     } finally {
       await db?.close();
       for (const s of servers) await s.stop();
@@ -176,6 +177,8 @@ void test(
       const afterAll = await stateVersions(db, fleet);
       for (const d of fleet)
         assert.equal(afterAll.get(d.id)! - before.get(d.id)!, 1, `${d.id} assigned once`);
+      // Both engines changed the counts in the row, each under the row lock.
+      await assertCountsKept(db.db, 'postgres', id);
     } finally {
       await db?.close();
       for (const s of servers) await s.stop();

@@ -15,7 +15,15 @@ import type { TestApp } from '../helpers/app.js';
 import { ManualClock } from '../helpers/clock.js';
 import { publish, treeOf } from '../objects/push.js';
 import type { DomainEvent } from '../../src/events/bus.js';
-import { RolloutClient, enrollFleet, failInstall, install, processStatus, report } from './fleet.js';
+import {
+  RolloutClient,
+  assertCountsKept,
+  enrollFleet,
+  failInstall,
+  install,
+  processStatus,
+  report,
+} from './fleet.js';
 import type { FleetDevice } from './fleet.js';
 
 const counts = (r: Rollout) => r.waves.map((w) => w.counts);
@@ -519,5 +527,48 @@ forEachDialect((dialect) => {
     assert.deepEqual(r.stats.failuresByReason, [{ reason: 'heartbeat-lost', count: 1 }]);
     assert.match((await api.why(id, fleet[0]!.id)).text, /failed: heartbeat-lost \(no heartbeat since 2030-/);
     assert.equal(r.state, 'paused');
+  });
+
+  void test('each rollout keeps its counts in its row equal to its devices counted (after every test above)', async () => {
+    // Waves, failures, retries, resume (acknowledged failures), abort, new devices, approvals, soaks.
+    const rows = await t.ctx.db.selectFrom('rollouts').select('id').execute();
+    assert.ok(rows.length >= 10, `${rows.length} rollouts`);
+    for (const { id } of rows) await assertCountsKept(t.ctx.db, dialect, id);
+  });
+
+  void test('a rollout without kept counts (started before migration 013) is counted from its devices, then kept', async () => {
+    const rows = await t.ctx.db.selectFrom('rollouts').select(['id', 'state']).execute();
+    const shown = new Map<string, Rollout>();
+    for (const { id } of rows) shown.set(id, await api.get(id));
+    await t.ctx.db.updateTable('rollouts').set({ counts: null }).execute();
+    for (const { id } of rows) assert.deepEqual(counts(await api.get(id)), counts(shown.get(id)!), id);
+    const open = rows.find((r) => r.state !== 'completed' && r.state !== 'aborted');
+    assert.ok(open, 'a rollout still open');
+    assert.equal((await api.action(open.id, 'abort')).status, 200);
+    await assertCountsKept(t.ctx.db, dialect, open.id);
+  });
+
+  void test('install time percentiles are the nearest-rank values of the devices that committed', async () => {
+    const rows = await t.ctx.db.selectFrom('rollouts').select('id').execute();
+    let seen = 0;
+    for (const { id } of rows) {
+      const ms = (
+        await t.ctx.db
+          .selectFrom('rollout_devices')
+          .select('install_ms')
+          .where('rollout_id', '=', id)
+          .where('install_ms', 'is not', null)
+          .execute()
+      )
+        .map((r) => Number(r.install_ms))
+        .sort((a, b) => a - b);
+      const rank = (p: number) =>
+        ms.length === 0 ? null : ms[Math.max(0, Math.ceil((p / 100) * ms.length) - 1)];
+      const { stats } = await api.get(id);
+      assert.equal(stats.installP50Ms, rank(50), `${id} p50`);
+      assert.equal(stats.installP95Ms, rank(95), `${id} p95`);
+      if (ms.length > 1) seen++;
+    }
+    assert.ok(seen > 0, 'a rollout with several installs');
   });
 });

@@ -14,6 +14,7 @@ import * as m007 from './007_gateway_images.js';
 import * as m008 from './008_events.js';
 import * as m009 from './009_rollouts.js';
 import * as m012 from './012_deployment_jobs.js';
+import * as m013 from './013_rollout_counts.js';
 
 export interface NumberedMigration {
   up(db: Kysely<unknown>, dialect: Dialect): Promise<void>;
@@ -30,4 +31,5 @@ export const MIGRATIONS: Readonly<Record<string, NumberedMigration>> = {
   '008_events': m008,
   '009_rollouts': m009,
   '012_deployment_jobs': m012,
+  '013_rollout_counts': m013,
 };
