@@ -178,22 +178,28 @@ export function registerDeploymentRoutes(
         description:
           'All or none: the first report refused fails the request with its own error code (e.g. 409 ' +
           'FLT_REPORT_STALE, 400 FLT_VALIDATION) and details.index, the position of that report; nothing ' +
-          `of the batch is recorded. At most ${MAX_REPORT_BATCH_BYTES} bytes (413 FLT_BODY_TOO_LARGE). Each ` +
+          `of the batch is recorded. At most ${MAX_REPORT_BATCH_BYTES} bytes, or bodyLimitBytes if lower (413 FLT_BODY_TOO_LARGE). Each ` +
           'report counts against reportsPerDevicePerMinute: 429 FLT_RATE_LIMITED with Retry-After.',
         tags: ['device'],
         body: DeviceReportBatch,
         response: { 204: NoContent },
       },
-      bodyLimit: MAX_REPORT_BATCH_BYTES,
-      // A report that does not validate is named by its position (after the device's authentication).
+      // Never more than the server's own body limit (an operator who lowered it meant every route).
+      bodyLimit: Math.min(MAX_REPORT_BATCH_BYTES, ctx.config.bodyLimitBytes),
+      // A report that does not validate is named by its position; refused before the device's
+      // authentication, as every route's body is.
       attachValidation: true,
-      // A token checked up to DEVICE_AUTH_CACHE_MS ago will do (no state version needed).
-      preHandler: auth.requireDevice({ cached: true }),
+      preHandler: [
+        (request, _reply, done) => {
+          done(request.validationError ? batchValidationError(request.validationError) : undefined);
+        },
+        // A token checked up to DEVICE_AUTH_CACHE_MS ago will do (no state version needed).
+        auth.requireDevice({ cached: true }),
+      ],
     },
     async (request, reply) => {
       const device = auth.authOf(request);
       requireAccepted(device.status);
-      if (request.validationError) throw batchValidationError(request.validationError);
       const { reports } = request.body;
       await ctx.limits.report.take(
         device.deviceId,
