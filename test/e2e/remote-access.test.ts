@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -205,7 +205,11 @@ void describe('remote access to a process app on a real agent', () => {
     // The tail comes first: the line the app printed when it started listening.
     await waitFor('the tail', () => Promise.resolve(follow.output().includes('listening on')));
     const marker = `marker-${randomBytes(6).toString('hex')}`;
-    await writeFile(join(agentDir, 'apps', APP, 'data', 'say'), `${marker}\n`);
+    // Written whole, then renamed into place: the app polls for the file, and one caught between
+    // writeFile's create and its write printed an empty line and removed it, marker unwritten.
+    const say = join(agentDir, 'apps', APP, 'data', 'say');
+    await writeFile(`${say}.tmp`, `${marker}\n`);
+    await rename(`${say}.tmp`, say);
     await waitFor('the new line, followed', () => Promise.resolve(follow.output().includes(marker)));
     const line = follow
       .output()
