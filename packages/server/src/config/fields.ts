@@ -150,7 +150,7 @@ export const SERVER_CONFIG = defineConfig({
     'offline-after',
   ),
   deployBatchSize: key(
-    int({ minimum: 1, maximum: 5_000, default: 500 }),
+    int({ minimum: 1, maximum: 5_000, default: 2_000 }),
     'integer',
     'devices a deployment assigns per transaction; larger deployments go on in the background',
     'deploy-batch-size',

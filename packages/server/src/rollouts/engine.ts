@@ -24,8 +24,6 @@ import { parseWindow, windowOpen } from './window.js';
 
 /** Restarts of the app's process during the soak that count as a crash loop. */
 export const CRASH_LOOP_RESTARTS = 3;
-/** Devices assigned per transaction (two statements); a tick with more to do runs again at once. */
-const ASSIGN_BATCH = 500;
 const INSERT_CHUNK = 500;
 /** Least time between two passes over the active rollouts. */
 const MIN_TICK_GAP_MS = 50;
@@ -692,7 +690,9 @@ export class RolloutEngine {
       .where('wave', '<=', row.current_wave)
       .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', iso)]))
       .orderBy('device_id')
-      .limit(ASSIGN_BATCH)
+      // Devices assigned per transaction: `deployBatchSize`, as a deployment's batches (two
+      // statements each); a tick with more to do runs again at once.
+      .limit(this.svc.ctx.config.deployBatchSize)
       .execute();
     if (due.length === 0) return;
     const ids = due.map((d) => d.device_id);
@@ -723,7 +723,7 @@ export class RolloutEngine {
         .execute();
     post.assigned.push(...assigned);
     post.assignedTo = { app: row.app, targetPath: row.target_path, rollout: row.id };
-    post.more = due.length === ASSIGN_BATCH;
+    post.more = due.length === this.svc.ctx.config.deployBatchSize;
   }
 }
 
