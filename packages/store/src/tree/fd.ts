@@ -64,13 +64,18 @@ export function readExactlySync(fd: number, into: Uint8Array, position: number):
   return true;
 }
 
-/** Writes all of `bytes` at `position`. */
-export async function writeAllAt(fd: number, bytes: Uint8Array, position: number): Promise<void> {
+/** Writes all of `bytes` at `position` (null: at the current offset, which moves on). */
+export async function writeAllAt(fd: number, bytes: Uint8Array, position: number | null): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
     done += await new Promise<number>((resolve, reject) =>
-      fs.write(fd, bytes, done, bytes.length - done, position + done, (error, written) =>
-        error ? reject(error) : resolve(written),
+      fs.write(
+        fd,
+        bytes,
+        done,
+        bytes.length - done,
+        position === null ? null : position + done,
+        (error, written) => (error ? reject(error) : resolve(written)),
       ),
     );
   }
@@ -80,13 +85,4 @@ export const ftruncateFd = (fd: number, length: number): Promise<void> =>
   call((done) => fs.ftruncate(fd, length, done));
 
 /** Writes all of `bytes` at the current offset. */
-export async function writeAll(fd: number, bytes: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < bytes.length) {
-    done += await new Promise<number>((resolve, reject) =>
-      fs.write(fd, bytes, done, bytes.length - done, null, (error, written) =>
-        error ? reject(error) : resolve(written),
-      ),
-    );
-  }
-}
+export const writeAll = (fd: number, bytes: Uint8Array): Promise<void> => writeAllAt(fd, bytes, null);
