@@ -129,12 +129,16 @@ export class UpdateEngine {
       // Imported at first use: an agent without docker apps never loads dockerode (footprint).
       docker: new LazyRuntime('docker', async () => {
         const { DockerRuntime } = await import('../runtimes/docker/docker-runtime.js');
-        const { ReleaseTreeImageProvider } = await import('../runtimes/docker/release-images.js');
+        const { ReleaseTreeImageProvider, imageDeliveryFromEnv } =
+          await import('../runtimes/docker/release-images.js');
         const dockerLog = options.logger.child({ component: 'docker' });
+        const delivery = imageDeliveryFromEnv(process.env);
         return new DockerRuntime({
           logger: dockerLog,
           // Images the engine lacks are loaded from the release tree (docs/containers.md "Image delivery").
-          images: new ReleaseTreeImageProvider((message, fields) => dockerLog.info(fields ?? {}, message)),
+          images: new ReleaseTreeImageProvider((message, fields) => dockerLog.info(fields ?? {}, message), {
+            delivery,
+          }),
           dataDir: options.dataDir,
           ...(options.dockerHost !== undefined && { host: options.dockerHost }),
           onStatus: (app) => {

@@ -17,6 +17,8 @@ import * as tar from 'tar-stream';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { AppContext, TreeFile, TreeFiles } from '../runtime.js';
 import type { ImageProvider } from './image-provider.js';
+import { serveImage } from './loopback-registry.js';
+import type { RegistryAnswer } from './loopback-registry.js';
 
 /** The tree's reserved images directory (written by `release push`). */
 export const IMAGES_DIR = '.flotilla/images';
@@ -68,11 +70,41 @@ export function dirFiles(dir: string): TreeFiles {
 
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
+/**
+ * How an image reaches the engine: `pull` (default) from the agent's loopback registry, falling back
+ * to `docker load` when the engine cannot pull; `load` always through `docker load`.
+ */
+export type ImageDelivery = 'pull' | 'load';
+
+/** `FLOTILLA_DOCKER_IMAGE_DELIVERY` (`pull` or `load`; unset: `pull`); FLT_VALIDATION otherwise. */
+export function imageDeliveryFromEnv(env: NodeJS.ProcessEnv): ImageDelivery {
+  const v = env.FLOTILLA_DOCKER_IMAGE_DELIVERY?.trim();
+  if (v === undefined || v === '' || v === 'pull') return 'pull';
+  if (v === 'load') return 'load';
+  throw new FlotillaError(
+    'FLT_VALIDATION',
+    `FLOTILLA_DOCKER_IMAGE_DELIVERY must be "pull" or "load", not "${v}"`,
+  );
+}
+
+export interface ReleaseTreeImageOptions {
+  delivery?: ImageDelivery;
+  /** For tests: replaces the loopback registry's answer to a path. */
+  registryAnswer?: RegistryAnswer;
+}
+
 export class ReleaseTreeImageProvider implements ImageProvider {
   /** Loads `prepare` began, by image id; `ensure` waits for one before looking at the engine. */
   private readonly loading = new Map<string, Promise<void>>();
+  /** Set once the engine failed to pull from the loopback registry: `docker load` from then on. */
+  private pullFailed: boolean;
 
-  constructor(private readonly log: Log = () => undefined) {}
+  constructor(
+    private readonly log: Log = () => undefined,
+    private readonly options: ReleaseTreeImageOptions = {},
+  ) {
+    this.pullFailed = options.delivery === 'load';
+  }
 
   /**
    * Begins loading each image the engine lacks ahead of the start step, from `ctx.files` (the
@@ -113,7 +145,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       if (await hasImage(docker, id)) return;
       const image = await findInTree(ctx.files ?? dirFiles(ctx.releaseDir), ref, id);
       opened();
-      const ms = await this.loadAndClose(docker, image, ref, signal);
+      const ms = await this.loadAndClose(docker, image, ref, signal, ctx.files === undefined);
       this.log('image loaded ahead of the start step', { app: ctx.app, image: ref, id, ms });
     } catch (error) {
       this.log('loading an image ahead of the start step failed; the start step loads it', {
@@ -138,7 +170,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       await this.loading.get(id); // begun by prepare (never rejects)
       if (!(await hasImage(docker, id))) {
         const image = await findInTree(dirFiles(ctx.releaseDir), ref, id);
-        const ms = await this.loadAndClose(docker, image, ref, signal);
+        const ms = await this.loadAndClose(docker, image, ref, signal, true);
         this.log('image loaded from the release tree', {
           app: ctx.app,
           image: ref,
@@ -151,20 +183,62 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     }
   }
 
-  /** Loads `image` (`load`), then closes its layer files; returns the milliseconds it took. */
+  /**
+   * Puts `image` on the engine (`pull`, else `load`), then closes its layer files; returns the
+   * milliseconds it took. `rereadable`: its files can be read again (tree files on disk), so a
+   * failed pull can fall back to `docker load` at once; otherwise the failure is thrown (the start
+   * step loads from the staged tree).
+   */
   private async loadAndClose(
     docker: Docker,
     image: TreeImage,
     ref: string,
     signal: AbortSignal,
+    rereadable: boolean,
   ): Promise<number> {
     const started = Date.now();
     try {
+      if (await this.pull(docker, image, ref, signal, rereadable)) return Date.now() - started;
       await this.load(docker, image, ref, signal);
     } finally {
       await closeImage(image);
     }
     return Date.now() - started;
+  }
+
+  /**
+   * Pulls `image` from a loopback registry; false when the pull path is not taken (delivery `load`,
+   * a ref pinned by digest, or an earlier pull failed). A pull that fails for another reason than a
+   * layer's content is logged and turns the pull path off for this agent's run.
+   */
+  private async pull(
+    docker: Docker,
+    image: TreeImage,
+    ref: string,
+    signal: AbortSignal,
+    rereadable: boolean,
+  ): Promise<boolean> {
+    if (this.pullFailed || splitRef(ref) === null) return false;
+    try {
+      const blobs = await pullImage(docker, image, ref, signal, rereadable, this.options.registryAnswer);
+      this.log("image pulled from the agent's loopback registry", {
+        image: ref,
+        id: image.id,
+        blobs,
+        layers: image.layers.length,
+      });
+      return true;
+    } catch (error) {
+      if (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH') throw error;
+      if (signal.aborted) throw signal.reason as Error;
+      this.pullFailed = true;
+      this.log("the engine could not pull from the agent's loopback registry; docker load instead", {
+        image: ref,
+        error: (error as Error).message,
+      });
+      if (!rereadable) throw error;
+      return false;
+    }
   }
 
   /** Loads `image`, leaving out the bottom layers the engine has (all of them if it refuses that). */
@@ -432,5 +506,74 @@ async function loadImage(
       `image ${ref}: the engine loaded ${loaded ?? 'another image'}, not ${image.id}`,
       { details: { reference: ref, expected: image.id, actual: loaded } },
     );
+  }
+}
+
+/**
+ * Serves `image` on a loopback registry and has the engine pull it, tags it with `ref`, removes the
+ * registry's own tag (the image is kept: it has `ref`), and checks the engine then holds `image.id`.
+ * Returns how many blobs the engine fetched (config and layers; the layers it holds are skipped).
+ */
+async function pullImage(
+  docker: Docker,
+  image: TreeImage,
+  ref: string,
+  signal: AbortSignal,
+  rereadable: boolean,
+  answer: RegistryAnswer | undefined,
+): Promise<number> {
+  const abort = new AbortController();
+  const stop = (): void => abort.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  const registry = await serveImage(image, ref, {
+    rereadable,
+    onRefused: stop,
+    ...(answer !== undefined && { answer }),
+  });
+  try {
+    const at = registry.ref.lastIndexOf(':');
+    try {
+      const response = await docker.createImage({
+        fromImage: registry.ref.slice(0, at),
+        tag: registry.ref.slice(at + 1),
+        abortSignal: abort.signal,
+      });
+      await new Promise<void>((resolve, reject) => {
+        response.on('error', reject);
+        response.on('close', () => reject(new Error('the pull was interrupted')));
+        docker.modem.followProgress(response, (error: Error | null) => (error ? reject(error) : resolve()));
+      });
+    } catch (error) {
+      if (registry.refused) throw registry.refused;
+      if (signal.aborted) throw signal.reason as Error;
+      throw new FlotillaError(
+        'FLT_ENGINE_UNAVAILABLE',
+        `docker pull of ${ref} from the agent's loopback registry failed: ${(error as Error).message ?? String(error)}`,
+        { cause: error },
+      );
+    }
+    if (registry.refused) throw registry.refused;
+    let pulled: string | null = null;
+    try {
+      pulled = ((await docker.getImage(registry.ref).inspect()) as { Id: string }).Id;
+    } catch {
+      pulled = null;
+    }
+    if (pulled === image.id) await tagImage(docker, image.id, ref);
+    await docker
+      .getImage(registry.ref)
+      .remove({ noprune: true })
+      .catch(() => undefined);
+    if (pulled !== image.id) {
+      throw new FlotillaError(
+        'FLT_HASH_MISMATCH',
+        `image ${ref}: the engine pulled ${pulled ?? 'another image'}, not ${image.id}`,
+        { details: { reference: ref, expected: image.id, actual: pulled } },
+      );
+    }
+    return registry.blobsServed;
+  } finally {
+    signal.removeEventListener('abort', stop);
+    await registry.close();
   }
 }
