@@ -3,7 +3,7 @@
  * delivery"): the engine pulls the image from the agent's loopback registry and holds exactly the
  * pushed id with the ref's tag and no 127.0.0.1 reference; an update fetches only the changed layer;
  * a tampered layer is FLT_HASH_MISMATCH and leaves no image; a registry answer the engine refuses
- * falls back to `docker load`; the `load` delivery never pulls, and a pull over a
+ * falls back to `docker load`; a layer source failing mid-pull fails only that delivery; the `load` delivery never pulls, and a pull over a
  * loaded image is still exact.
  */
 import assert from 'node:assert/strict';
@@ -21,10 +21,11 @@ import type { TestDockerd } from '@flotilla/testkit';
 import {
   IMAGES_DIR,
   ReleaseTreeImageProvider,
+  dirFiles,
   imageDeliveryFromEnv,
 } from '../../src/runtimes/docker/release-images.js';
 import type { ReleaseTreeImageOptions } from '../../src/runtimes/docker/release-images.js';
-import type { AppContext } from '../../src/runtimes/runtime.js';
+import type { AppContext, TreeFiles } from '../../src/runtimes/runtime.js';
 
 const skip = dockerdAvailable()
   ? false
@@ -191,6 +192,37 @@ void describe('image delivery to a real dockerd', { skip }, () => {
       JSON.stringify(logs),
     );
     assert.ok(logs.some((l) => l.message === 'image loaded from the release tree'));
+    assert.deepEqual(await loopbackRefs(), []);
+  });
+
+  void test('a layer source that fails during the pull (a fetch failing) fails that delivery only: no fallback, the next one pulls', async (t) => {
+    const dir = tempDir(t, 'flt-img-');
+    const v = await tree(join(dir, 's'), 'shop/source:1', [await layerTar({ 'app/s': 'x'.repeat(300_000) })]);
+    const disk = dirFiles(v.dir);
+    const failing: TreeFiles = {
+      read: (path) => disk.read(path),
+      open: async (path) => {
+        const file = await disk.open(path);
+        if (file === null) return null;
+        return {
+          size: file.size,
+          close: () => file.close(),
+          pieces: async function* () {
+            yield new Uint8Array(1024);
+            await new Promise((r) => setTimeout(r, 10));
+            throw new Error('the fetch failed: connection reset');
+          },
+        };
+      },
+    };
+    const { p, logs } = provider();
+    await p.prepare(docker, { ...ctx(v.dir), files: failing }, { 'shop/source:1': v.id }, signal);
+    await p.ensure(docker, ctx(v.dir), { 'shop/source:1': v.id }, signal);
+    const ahead = logs.find((l) => l.message.startsWith('loading an image ahead of the start step failed'));
+    assert.match(String(ahead?.fields.error), /connection reset/, JSON.stringify(logs));
+    assert.ok(!logs.some((l) => l.message.startsWith('the engine could not pull')), JSON.stringify(logs));
+    assert.ok(logs.some((l) => l.message === "image pulled from the agent's loopback registry"));
+    assert.equal((await image(v.id))?.Id, v.id);
     assert.deepEqual(await loopbackRefs(), []);
   });
 

@@ -41,6 +41,8 @@ export interface LoopbackRegistry {
   readonly blobsServed: number;
   /** The layer whose content was not its diff id, once one was found (the pull must then fail). */
   readonly refused: FlotillaError | null;
+  /** A layer's source that failed while it was sent (e.g. the fetch bringing its chunks). */
+  readonly sourceFailed: Error | null;
   close(): Promise<void>;
 }
 
@@ -52,13 +54,13 @@ const LAYER = 'application/vnd.docker.image.rootfs.diff.tar';
 /**
  * Starts serving `image` (its config verified, its layers open). `rereadable`: the layer files can
  * be read more than once (tree files on disk); the cache's pieces cannot, so a second GET of such a
- * layer (an engine retrying) is 404 and the pull fails. `onRefused` runs once a layer proves not to
- * be its diff id (the caller aborts the pull).
+ * layer (an engine retrying) is 404 and the pull fails. `onFailed` runs once a layer proves not to
+ * be its diff id, or a layer's source fails (the caller aborts the pull).
  */
 export async function serveImage(
   image: ServedImage,
   ref: string,
-  options: { rereadable: boolean; onRefused: () => void; answer?: RegistryAnswer },
+  options: { rereadable: boolean; onFailed: () => void; answer?: RegistryAnswer },
 ): Promise<LoopbackRegistry> {
   const repo = `flotilla-${randomBytes(12).toString('hex')}/image`;
   const manifest = Buffer.from(
@@ -72,7 +74,7 @@ export async function serveImage(
   const manifestDigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
   const layers = new Map(image.layers.map((l) => [l.diffId, l]));
   const taken = new Set<string>();
-  const state = { served: 0, refused: null as FlotillaError | null };
+  const state = { served: 0, refused: null as FlotillaError | null, sourceFailed: null as Error | null };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '').split('?')[0] as string;
@@ -85,7 +87,7 @@ export async function serveImage(
       return end(res, override.status, head ? undefined : Buffer.from(override.body));
     }
     if (path === '/v2/' || path === '/v2') return end(res, 200, head ? undefined : Buffer.from('{}'));
-    if (state.refused) return end(res, 404);
+    if (state.refused || state.sourceFailed) return end(res, 404);
     const prefix = `/v2/${repo}/`;
     if (!path.startsWith(prefix)) return end(res, 404);
     const [kind, name] = path.slice(prefix.length).split('/') as [string, string | undefined];
@@ -116,9 +118,10 @@ export async function serveImage(
     state.served++;
     res.writeHead(start > 0 ? 206 : 200);
     await sendLayer(layer, start, res, ref, (error) => {
-      if (state.refused) return;
-      state.refused = error;
-      options.onRefused();
+      if (state.refused || state.sourceFailed) return;
+      if (error instanceof FlotillaError && error.code === 'FLT_HASH_MISMATCH') state.refused = error;
+      else state.sourceFailed = error;
+      options.onFailed();
     });
   };
 
@@ -137,6 +140,9 @@ export async function serveImage(
     },
     get refused() {
       return state.refused;
+    },
+    get sourceFailed() {
+      return state.sourceFailed;
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -164,14 +170,16 @@ function rangeStart(range: string | undefined, size: number): number | null {
 /**
  * Streams the layer from `start`, hashing all of it (a range still reads from the beginning). The
  * last piece is written only once the hash is checked; a layer that is not its diff id ends the
- * response early (the connection destroyed) and `refuse` gets FLT_HASH_MISMATCH.
+ * response early (the connection destroyed) and `fail` gets FLT_HASH_MISMATCH; a source that
+ * fails ends it too and `fail` gets its error. An engine that closes the connection is no failure
+ * of ours (its pull reports it).
  */
 async function sendLayer(
   layer: ServedLayer,
   start: number,
   res: ServerResponse,
   ref: string,
-  refuse: (error: FlotillaError) => void,
+  fail: (error: Error) => void,
 ): Promise<void> {
   const hash = createHash('sha256');
   let offset = 0;
@@ -194,17 +202,35 @@ async function sendLayer(
       });
     }
   };
-  for await (const chunk of layer.file.pieces()) {
+  const source = layer.file.pieces()[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<Uint8Array>;
+    try {
+      next = await source.next();
+    } catch (error) {
+      fail(error instanceof Error ? error : new Error(String(error)));
+      res.destroy();
+      return;
+    }
+    if (next.done === true) break;
+    const chunk = next.value;
     hash.update(chunk);
     const from = Math.max(0, start - offset);
     offset += chunk.length;
     if (from >= chunk.length) continue;
-    if (held) await write(held);
+    if (held) {
+      try {
+        await write(held);
+      } catch {
+        await source.return?.();
+        return;
+      }
+    }
     held = from > 0 ? chunk.subarray(from) : chunk;
   }
   const got = `sha256:${hash.digest('hex')}`;
   if (got !== layer.diffId || offset !== layer.size) {
-    refuse(
+    fail(
       new FlotillaError(
         'FLT_HASH_MISMATCH',
         `image ${ref}: layer ${layer.diffId} in the release tree has other content (${got}); it was changed after the release was installed`,

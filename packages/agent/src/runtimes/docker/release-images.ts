@@ -231,6 +231,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     } catch (error) {
       if (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH') throw error;
       if (signal.aborted) throw signal.reason as Error;
+      if (error instanceof SourceFailed) throw error.error; // the tree's side: docker load would fail as well
       this.pullFailed = true;
       this.log("the engine could not pull from the agent's loopback registry; docker load instead", {
         image: ref,
@@ -514,6 +515,13 @@ async function loadImage(
  * registry's own tag (the image is kept: it has `ref`), and checks the engine then holds `image.id`.
  * Returns how many blobs the engine fetched (config and layers; the layers it holds are skipped).
  */
+/** A layer's source failed while the engine pulled it (e.g. the fetch bringing its chunks): not the engine's fault. */
+class SourceFailed extends Error {
+  constructor(readonly error: Error) {
+    super(error.message, { cause: error });
+  }
+}
+
 async function pullImage(
   docker: Docker,
   image: TreeImage,
@@ -527,7 +535,7 @@ async function pullImage(
   signal.addEventListener('abort', stop, { once: true });
   const registry = await serveImage(image, ref, {
     rereadable,
-    onRefused: stop,
+    onFailed: stop,
     ...(answer !== undefined && { answer }),
   });
   try {
@@ -539,13 +547,24 @@ async function pullImage(
         abortSignal: abort.signal,
       });
       await new Promise<void>((resolve, reject) => {
+        let failed: string | null = null;
         response.on('error', reject);
+        // Registered before followProgress's own, which takes an early close for the end.
         response.on('close', () => reject(new Error('the pull was interrupted')));
-        docker.modem.followProgress(response, (error: Error | null) => (error ? reject(error) : resolve()));
+        docker.modem.followProgress(
+          response,
+          (error: Error | null) =>
+            error ? reject(error) : failed !== null ? reject(new Error(failed)) : resolve(),
+          // Once the pull has begun, the engine reports its failure as an event in the stream.
+          (event: { error?: string }) => {
+            if (typeof event.error === 'string') failed ??= event.error;
+          },
+        );
       });
     } catch (error) {
       if (registry.refused) throw registry.refused;
       if (signal.aborted) throw signal.reason as Error;
+      if (registry.sourceFailed) throw new SourceFailed(registry.sourceFailed);
       throw new FlotillaError(
         'FLT_ENGINE_UNAVAILABLE',
         `docker pull of ${ref} from the agent's loopback registry failed: ${(error as Error).message ?? String(error)}`,
@@ -553,11 +572,15 @@ async function pullImage(
       );
     }
     if (registry.refused) throw registry.refused;
-    let pulled: string | null = null;
+    let pulled: string;
     try {
       pulled = ((await docker.getImage(registry.ref).inspect()) as { Id: string }).Id;
-    } catch {
-      pulled = null;
+    } catch (error) {
+      throw new FlotillaError(
+        'FLT_ENGINE_UNAVAILABLE',
+        `docker pull of ${ref} from the agent's loopback registry ended without the image: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     if (pulled === image.id) await tagImage(docker, image.id, ref);
     await docker
@@ -567,7 +590,7 @@ async function pullImage(
     if (pulled !== image.id) {
       throw new FlotillaError(
         'FLT_HASH_MISMATCH',
-        `image ${ref}: the engine pulled ${pulled ?? 'another image'}, not ${image.id}`,
+        `image ${ref}: the engine pulled ${pulled}, not ${image.id}`,
         { details: { reference: ref, expected: image.id, actual: pulled } },
       );
     }
