@@ -10,7 +10,7 @@
  * files, or the agent's cache whose pieces wait for chunks still arriving); each layer is hashed
  * while it streams and its last piece is held back until the hash is its diff id, so the engine
  * never receives a whole layer that is not what the signed config names (it checks each blob's
- * digest too). A random repository name per pull; anything else is 404.
+ * digest too). A random repository name per pull, pulled by its manifest's digest; anything else is 404.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -35,7 +35,10 @@ export interface ServedImage {
 export type RegistryAnswer = (path: string) => { status: number; type: string; body: string } | undefined;
 
 export interface LoopbackRegistry {
-  /** `127.0.0.1:<port>/<random>/image:pull`: the reference to pull. */
+  /**
+   * `127.0.0.1:<port>/<random>/image@<manifest digest>`: the reference to pull, by digest (the engine
+   * then neither resolves a tag with a HEAD request nor stores that answer first: 0.1–0.2 s).
+   */
   readonly ref: string;
   /** How many blob GETs were answered with content (config and layers). */
   readonly blobsServed: number;
@@ -134,7 +137,7 @@ export async function serveImage(
   });
   const port = (server.address() as { port: number }).port;
   return {
-    ref: `127.0.0.1:${port}/${repo}:pull`,
+    ref: `127.0.0.1:${port}/${repo}@${manifestDigest}`,
     get blobsServed() {
       return state.served;
     },

@@ -539,11 +539,9 @@ async function pullImage(
     ...(answer !== undefined && { answer }),
   });
   try {
-    const at = registry.ref.lastIndexOf(':');
     try {
       const response = await docker.createImage({
-        fromImage: registry.ref.slice(0, at),
-        tag: registry.ref.slice(at + 1),
+        fromImage: registry.ref,
         abortSignal: abort.signal,
       });
       await new Promise<void>((resolve, reject) => {
