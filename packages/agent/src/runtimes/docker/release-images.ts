@@ -580,11 +580,15 @@ async function pullImage(
         { cause: error },
       );
     }
-    if (pulled === image.id) await tagImage(docker, image.id, ref);
-    await docker
-      .getImage(registry.ref)
-      .remove({ noprune: true })
-      .catch(() => undefined);
+    try {
+      if (pulled === image.id) await tagImage(docker, image.id, ref);
+    } finally {
+      // After the tag, so that the image keeps a reference and only this one goes.
+      await docker
+        .getImage(registry.ref)
+        .remove({ noprune: true })
+        .catch(() => undefined);
+    }
     if (pulled !== image.id) {
       throw new FlotillaError(
         'FLT_HASH_MISMATCH',
