@@ -6,7 +6,7 @@
  */
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { FlotillaError, ROLE_RANK, isFlotillaError } from '@flotilla/protocol';
+import { FlotillaError, ROLE_RANK, STATE_VERSION_HEADER, isFlotillaError } from '@flotilla/protocol';
 import { generateEd25519, readKeyFile, writeKeyFile } from '@flotilla/node-kit';
 import type { TufSubmitResponse } from '@flotilla/protocol';
 import type { Signer } from '@flotilla/node-kit';
@@ -150,7 +150,12 @@ async function authorizeDirectorRead(
   deviceId: string,
   deviceAuth: DeviceAuthenticator,
 ): Promise<DeviceAuth | null> {
-  const device = await deviceAuth.operatorOrAcceptedDevice(request);
+  // A check that read the state version the device was told about (or a newer one) will do.
+  const told = toldStateVersion(request);
+  const device = await deviceAuth.operatorOrAcceptedDevice(
+    request,
+    told === undefined ? undefined : { cached: true, minStateVersion: told },
+  );
   if (device === null) {
     const exists = await ctx.db
       .selectFrom('devices')
@@ -163,6 +168,13 @@ async function authorizeDirectorRead(
   if (device.deviceId !== deviceId)
     throw new FlotillaError('FLT_FORBIDDEN', 'a device may read only its own director metadata');
   return device;
+}
+
+/** STATE_VERSION_HEADER's value; undefined when absent or not a decimal integer (then ignored). */
+export function toldStateVersion(request: FastifyRequest): number | undefined {
+  const value = request.headers[STATE_VERSION_HEADER];
+  if (typeof value !== 'string' || !/^[0-9]{1,15}$/.test(value)) return undefined;
+  return Number(value);
 }
 
 async function auditSubmission(ctx: ServerContext, request: FastifyRequest, result: TufSubmitResponse) {
