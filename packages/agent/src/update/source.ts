@@ -19,6 +19,8 @@ export interface ServerUpdateSourceOptions {
   /** Server base URL. */
   serverUrl: string;
   deviceId: string;
+  /** The newest state version the server told (sent with TUF reads: STATE_VERSION_HEADER). */
+  stateVersion?: () => number | null;
   dataDir: string;
   /** The image repository's root shipped with the agent; null: trust on first use from the server. */
   trustedRootFile: string | null;
@@ -57,6 +59,7 @@ export function serverUpdateSource(options: ServerUpdateSourceOptions): ServerUp
   const assignment = tufAssignment({
     serverUrl: options.serverUrl,
     deviceId: options.deviceId,
+    ...(options.stateVersion && { stateVersion: options.stateVersion }),
     dataDir: options.dataDir,
     trustedRootFile: options.trustedRootFile,
     token: (signal) => tokens.get(signal),
