@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
+import { STATE_VERSION_HEADER } from '@flotilla/protocol';
 import { HttpFetcher } from '../fetch/http-fetcher.js';
 import type { ReleaseSpec } from '../model/release.js';
 import { tufAssignment } from './tuf-source.js';
@@ -50,7 +51,12 @@ export function serverUpdateSource(options: ServerUpdateSourceOptions): ServerUp
   const unbounded = new AbortController().signal;
   const fetcher = new HttpFetcher({
     baseUrl: options.serverUrl,
-    headers: async () => ({ authorization: `Bearer ${await tokens.get(unbounded)}` }),
+    headers: async (): Promise<Record<string, string>> => {
+      const authorization = `Bearer ${await tokens.get(unbounded)}`;
+      const told = options.stateVersion?.() ?? null;
+      // The version told, so that the server may reuse a recent token check (its scope follows it).
+      return told === null ? { authorization } : { authorization, [STATE_VERSION_HEADER]: String(told) };
+    },
     partialDir: options.partialDir,
     timeoutMs: options.timeoutMs,
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),

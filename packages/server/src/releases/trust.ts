@@ -6,12 +6,13 @@
  */
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { FlotillaError, ROLE_RANK, STATE_VERSION_HEADER, isFlotillaError } from '@flotilla/protocol';
+import { FlotillaError, ROLE_RANK, isFlotillaError } from '@flotilla/protocol';
 import { generateEd25519, readKeyFile, writeKeyFile } from '@flotilla/node-kit';
 import type { TufSubmitResponse } from '@flotilla/protocol';
 import type { Signer } from '@flotilla/node-kit';
 import type { TargetFile } from '@tufjs/models';
 import type { ServerContext } from '../context.js';
+import { reuseIfTold } from '../devices/index.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
 import { sourceAddress } from '../http/source-address.js';
 import {
@@ -105,7 +106,7 @@ export async function registerTrustRoutes(
         const id = target.hashes.sha256;
         if (id === undefined) return undefined;
         // A device gets the root object of its own releases only, answered as if others were absent.
-        const device = await opts.deviceAuth.operatorOrAcceptedDevice(request);
+        const device = await opts.deviceAuth.operatorOrAcceptedDevice(request, reuseIfTold(request));
         if (device !== null && !(await opts.deviceMayRead(device, id))) return undefined;
         return (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
       },
@@ -151,11 +152,7 @@ async function authorizeDirectorRead(
   deviceAuth: DeviceAuthenticator,
 ): Promise<DeviceAuth | null> {
   // A check that read the state version the device was told about (or a newer one) will do.
-  const told = toldStateVersion(request);
-  const device = await deviceAuth.operatorOrAcceptedDevice(
-    request,
-    told === undefined ? undefined : { cached: true, minStateVersion: told },
-  );
+  const device = await deviceAuth.operatorOrAcceptedDevice(request, reuseIfTold(request));
   if (device === null) {
     const exists = await ctx.db
       .selectFrom('devices')
@@ -168,13 +165,6 @@ async function authorizeDirectorRead(
   if (device.deviceId !== deviceId)
     throw new FlotillaError('FLT_FORBIDDEN', 'a device may read only its own director metadata');
   return device;
-}
-
-/** STATE_VERSION_HEADER's value; undefined when absent or not a decimal integer (then ignored). */
-export function toldStateVersion(request: FastifyRequest): number | undefined {
-  const value = request.headers[STATE_VERSION_HEADER];
-  if (typeof value !== 'string' || !/^[0-9]{1,15}$/.test(value)) return undefined;
-  return Number(value);
 }
 
 async function auditSubmission(ctx: ServerContext, request: FastifyRequest, result: TufSubmitResponse) {

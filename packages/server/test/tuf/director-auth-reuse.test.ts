@@ -3,7 +3,8 @@
  * says it was told about (`x-flotilla-state-version`), through real HTTP: an assignment committed
  * elsewhere (another replica, here written straight to the database) shows at once to a device
  * presenting the new version, an assignment made here shows at once whatever the device presents,
- * and a revocation here refuses the device at once.
+ * and a revocation here refuses the device at once. Object reads (whose scope follows the state
+ * version) reuse checks under the same rule.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -20,9 +21,11 @@ forEachDialect((dialect) => {
   let t: TestApp;
   let url: string;
   let web1: Release;
+  let web2: Release;
   before(async () => {
     t = await createTestApp({ dialect, config: { allowServerSideSigning: true } });
     web1 = await publish(t, await treeOf({ 'index.html': 'v1' }), 'web', '1.0.0');
+    web2 = await publish(t, await treeOf({ 'index.html': 'v2' }), 'web', '2.0.0');
     url = await t.app.listen({ host: '127.0.0.1', port: 0 });
   });
   after(() => t.close());
@@ -111,12 +114,36 @@ forEachDialect((dialect) => {
     assert.deepEqual(await targets(device.id, device.token, v0 + 1), [web1.targetPath]);
   });
 
+  const object = (id: string, token: string, told?: number) =>
+    fetch(`${url}/api/v1/objects/${id}`, {
+      headers: { ...bearer(token), ...(told !== undefined && { [STATE_VERSION_HEADER]: String(told) }) },
+    });
+
+  void test('object reads follow the same rule: an assignment committed elsewhere opens its objects at once', async () => {
+    const device = await acceptedDevice(t);
+    const v0 = await stateVersion(device.id);
+    const missing = await object(web2.rootObject, device.token, v0);
+    assert.equal(missing.status, 404, 'not assigned: as if not stored');
+    assert.equal(await errorCode(missing), 'FLT_OBJECT_MISSING');
+    await assignMany(t.ctx, t.ctx.db, [device.id], 'web', web2.targetPath, 'dep_elsewhere');
+    const opened = await object(web2.rootObject, device.token, v0 + 1);
+    assert.equal(opened.status, 200, 'the version told is newer than the reused check: checked again');
+    await opened.arrayBuffer();
+    await t.ctx.db.deleteFrom('device_tokens').where('device_id', '=', device.id).execute();
+    const reused = await object(web2.rootObject, device.token, v0 + 1);
+    assert.equal(reused.status, 200, 'reused');
+    await reused.arrayBuffer();
+    assert.equal((await object(web2.rootObject, device.token, v0 + 2)).status, 401);
+    assert.equal((await object(web2.rootObject, device.token)).status, 401, 'no version: checked');
+  });
+
   void test('a device revoked here is refused at once, though its check was reused', async () => {
     const device = await acceptedDevice(t);
     const other = await acceptedDevice(t);
     const v0 = await stateVersion(device.id);
     assert.equal((await read(device.id, 'timestamp.json', device.token, v0)).status, 200);
     assert.equal((await read(device.id, 'timestamp.json', device.token, v0)).status, 200);
+    assert.equal((await object(web1.rootObject, device.token, v0)).status, 404, 'not its release');
     // Another device's reused check does not open this device's director.
     assert.equal((await read(other.id, 'timestamp.json', other.token, 0)).status, 200);
     const foreign = await read(device.id, 'timestamp.json', other.token, 0);
@@ -132,6 +159,9 @@ forEachDialect((dialect) => {
     const after = await read(device.id, 'timestamp.json', device.token, v0);
     assert.equal(after.status, 403);
     assert.equal(await errorCode(after), 'FLT_DEVICE_REVOKED');
+    const objectAfter = await object(web1.rootObject, device.token, v0);
+    assert.equal(objectAfter.status, 403);
+    assert.equal(await errorCode(objectAfter), 'FLT_DEVICE_REVOKED');
     const none = await fetch(`${url}/tuf/director/${device.id}/timestamp.json`, {
       headers: { [STATE_VERSION_HEADER]: String(v0) },
     });

@@ -14,7 +14,7 @@
  */
 import { CompiledQuery } from 'kysely';
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, STATE_VERSION_HEADER } from '@flotilla/protocol';
 import { SECRET_PREFIX, hashSecret } from '@flotilla/node-kit';
 import type { DeviceStatus } from '@flotilla/protocol';
 import type { DeviceRuntime } from '../runtime.js';
@@ -76,6 +76,18 @@ export interface DeviceAuthenticator {
 }
 
 const DEVICE_BEARER = new RegExp(`^Bearer +${SECRET_PREFIX.deviceToken}`, 'i');
+
+/**
+ * For routes whose answer depends on the device's state version (director metadata, objects): a
+ * reused check will do if it read at least the version the device says it was told
+ * (STATE_VERSION_HEADER, docs/devices.md "Director reads"); without the header, or with one that is
+ * not a decimal integer, none.
+ */
+export function reuseIfTold(request: FastifyRequest): DeviceAuthOptions | undefined {
+  const value = request.headers[STATE_VERSION_HEADER];
+  if (typeof value !== 'string' || !/^[0-9]{1,15}$/.test(value)) return undefined;
+  return { cached: true, minStateVersion: Number(value) };
+}
 
 /** Throws the device lifecycle error for anything but an accepted device. */
 export function requireAccepted(status: string): void {
