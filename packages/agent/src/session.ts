@@ -65,6 +65,7 @@ export async function runSession(deps: SessionDeps, signal: AbortSignal): Promis
         http: deps.http,
         tokens,
         deviceId: deps.deviceId,
+        stateVersion: () => state.stateCursor().stateVersion,
         logger: logger.child({ component: 'updates' }),
         random: deps.random,
         ...(deps.assignment && { assignment: deps.assignment }),

@@ -244,6 +244,7 @@ export {
   secretReferences,
 } from './secrets.js';
 export {
+  STATE_VERSION_HEADER,
   TufExpiryWarning,
   TufOnlineKeys,
   TufRoutes,

@@ -22,6 +22,7 @@ import {
   DEVICE_REPORTS_ROUTE,
   DEVICE_REPORT_BATCH_ROUTE,
   FlotillaError,
+  STATE_VERSION_HEADER,
   errorSummary,
   isFlotillaError,
 } from '@flotilla/protocol';
@@ -43,6 +44,8 @@ export class SimDevice {
   #apps = new Map<string, RunningApp>();
   /** The state version the last converge pass answered; null before the first. */
   #heldVersion: number | null = null;
+  /** The newest state version the server told (welcome, state-changed); sent with director reads. */
+  #toldVersion: number | null = null;
   #converging: Promise<void> | null = null;
   #again = false;
   /**
@@ -123,6 +126,7 @@ export class SimDevice {
           if (!this.connected) shared.stats.connected++;
           this.connected = true;
           for (const [app, running] of this.#apps) this.#pushStatus(app, running, 'running');
+          this.#toldVersion = Math.max(this.#toldVersion ?? data.stateVersion, data.stateVersion);
           if (this.#heldVersion === null && !shared.syncOnConnect) this.#heldVersion = data.stateVersion;
           if (data.stateVersion !== this.#heldVersion) this.converge(data.stateVersion);
         },
@@ -158,6 +162,7 @@ export class SimDevice {
 
   /** Brings the device to what the server assigns (one pass at a time; a notice during a pass runs another). */
   converge(version: number): void {
+    this.#toldVersion = Math.max(this.#toldVersion ?? version, version);
     if (this.#converging) {
       this.#again = true;
       return;
@@ -170,7 +175,7 @@ export class SimDevice {
         this.#converging = null;
         if (this.#again) {
           this.#again = false;
-          this.converge(version);
+          this.converge(this.#toldVersion ?? version);
         }
       });
   }
@@ -186,7 +191,12 @@ export class SimDevice {
     const { shared } = this;
     const attempt = async (): Promise<VerifiedRelease[]> => {
       const token = await this.tokens.get(this.signal);
-      const headers = () => ({ authorization: `Bearer ${token}` });
+      // As the agent: the version told, so that the server may reuse a recent token check.
+      const told = this.#toldVersion;
+      const headers = (): Record<string, string> =>
+        told === null
+          ? { authorization: `Bearer ${token}` }
+          : { authorization: `Bearer ${token}`, [STATE_VERSION_HEADER]: String(told) };
       const fetch = { headers, timeoutMs: 30_000 };
       const directorRepoUrl = `${shared.serverUrl}/tuf/director/${this.deviceId}/`;
       const tuf = (this.#tuf ??= { image: shared.imageMetadata(), director: new MemoryMetadata() });

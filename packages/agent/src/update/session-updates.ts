@@ -32,6 +32,8 @@ export interface SessionUpdatesOptions {
   http: JsonHttpClient;
   tokens: TokenManager;
   deviceId: string;
+  /** The newest state version the server told (sent with TUF reads: STATE_VERSION_HEADER). */
+  stateVersion?: () => number | null;
   logger: Logger;
   random?: () => number;
   /** Replaces the TUF-verified assignment (tests of the session's wiring); each call is one converge pass. */
@@ -70,6 +72,7 @@ export class SessionUpdates {
     const { fetcher, assignment } = serverUpdateSource({
       serverUrl: http.baseUrl,
       deviceId: options.deviceId,
+      ...(options.stateVersion && { stateVersion: options.stateVersion }),
       dataDir: config.dataDir,
       trustedRootFile: config.trustedRootFile,
       tokens,

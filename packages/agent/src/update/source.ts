@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
+import { STATE_VERSION_HEADER } from '@flotilla/protocol';
 import { HttpFetcher } from '../fetch/http-fetcher.js';
 import type { ReleaseSpec } from '../model/release.js';
 import { tufAssignment } from './tuf-source.js';
@@ -19,6 +20,8 @@ export interface ServerUpdateSourceOptions {
   /** Server base URL. */
   serverUrl: string;
   deviceId: string;
+  /** The newest state version the server told (sent with TUF reads: STATE_VERSION_HEADER). */
+  stateVersion?: () => number | null;
   dataDir: string;
   /** The image repository's root shipped with the agent; null: trust on first use from the server. */
   trustedRootFile: string | null;
@@ -48,7 +51,12 @@ export function serverUpdateSource(options: ServerUpdateSourceOptions): ServerUp
   const unbounded = new AbortController().signal;
   const fetcher = new HttpFetcher({
     baseUrl: options.serverUrl,
-    headers: async () => ({ authorization: `Bearer ${await tokens.get(unbounded)}` }),
+    headers: async (): Promise<Record<string, string>> => {
+      const authorization = `Bearer ${await tokens.get(unbounded)}`;
+      const told = options.stateVersion?.() ?? null;
+      // The version told, so that the server may reuse a recent token check (its scope follows it).
+      return told === null ? { authorization } : { authorization, [STATE_VERSION_HEADER]: String(told) };
+    },
     partialDir: options.partialDir,
     timeoutMs: options.timeoutMs,
     ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
@@ -57,6 +65,7 @@ export function serverUpdateSource(options: ServerUpdateSourceOptions): ServerUp
   const assignment = tufAssignment({
     serverUrl: options.serverUrl,
     deviceId: options.deviceId,
+    ...(options.stateVersion && { stateVersion: options.stateVersion }),
     dataDir: options.dataDir,
     trustedRootFile: options.trustedRootFile,
     token: (signal) => tokens.get(signal),

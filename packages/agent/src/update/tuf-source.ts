@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
+import { FlotillaError, STATE_VERSION_HEADER, isFlotillaError } from '@flotilla/protocol';
 import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
@@ -18,6 +18,12 @@ import type { ReleaseSpec } from '../model/release.js';
 export interface TufSourceOptions {
   serverUrl: string;
   deviceId: string;
+  /**
+   * The newest state version the server told (`welcome`, `state-changed`, the state poll), sent
+   * with every TUF read (STATE_VERSION_HEADER): the server may then answer the director's reads
+   * from a token check of a few seconds ago that read at least that version.
+   */
+  stateVersion?: () => number | null;
   dataDir: string;
   /** The image repository's root shipped with the agent; null: trust on first use from the server. */
   trustedRootFile: string | null;
@@ -71,7 +77,11 @@ function tuf() {
 
 async function verifiedReleases(options: TufSourceOptions, token: string): Promise<VerifiedRelease[]> {
   const { readAssignment } = await tuf();
-  const headers = () => ({ authorization: `Bearer ${token}` });
+  const told = options.stateVersion?.() ?? null;
+  const headers = (): Record<string, string> =>
+    told === null
+      ? { authorization: `Bearer ${token}` }
+      : { authorization: `Bearer ${token}`, [STATE_VERSION_HEADER]: String(told) };
   const metadataDir = join(options.dataDir, 'tuf');
   const imageRepoUrl = `${options.serverUrl}/tuf/image/`;
   const directorRepoUrl = `${options.serverUrl}/tuf/director/${options.deviceId}/`;

@@ -46,12 +46,16 @@ export class FileServer {
   requireAuthorization: string | null = null;
   /** The Authorization headers of the requests refused with 401, in order. */
   readonly refused: (string | undefined)[] = [];
+  /** Each request's path and `x-flotilla-state-version` header, in order. */
+  readonly told: { path: string; stateVersion: string | undefined }[] = [];
   #server: Server | undefined;
   url = '';
 
   async start(): Promise<void> {
     this.#server = createServer((req, res) => {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+      const told = req.headers['x-flotilla-state-version'];
+      this.told.push({ path, stateVersion: typeof told === 'string' ? told : undefined });
       if (this.requireAuthorization !== null && req.headers.authorization !== this.requireAuthorization) {
         this.refused.push(req.headers.authorization);
         res

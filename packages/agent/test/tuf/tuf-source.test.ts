@@ -40,6 +40,7 @@ async function source(
   w: World,
   tokens: { get: () => string; invalidate: () => void },
   lines?: ReturnType<typeof memoryLogger>,
+  stateVersion?: () => number | null,
 ) {
   const db = stateDb(t, w.dataDir);
   t.after(() => db.close());
@@ -48,6 +49,7 @@ async function source(
   return tufAssignment({
     serverUrl: w.server.url,
     deviceId: DEVICE,
+    ...(stateVersion && { stateVersion }),
     dataDir: w.dataDir,
     trustedRootFile: null,
     token: () => Promise.resolve(tokens.get()),
@@ -97,6 +99,22 @@ void test('a token refused again after renewal is an error naming the HTTP statu
     return true;
   });
   assert.equal(invalidated, 1);
+});
+
+void test('the state version the server told goes with every TUF request, none before one was told', async (t) => {
+  const w = await served(t);
+  let told: number | null = null;
+  const tokens = { get: () => 'flt_dt_x', invalidate: () => undefined };
+  const assignment = await source(t, w, tokens, undefined, () => told);
+  await assignment(AbortSignal.timeout(30_000));
+  assert.ok(w.server.told.length > 0);
+  assert.deepEqual(new Set(w.server.told.map((r) => r.stateVersion)), new Set([undefined]));
+  w.server.told.length = 0;
+  told = 42;
+  await assignment(AbortSignal.timeout(30_000));
+  const director = w.server.told.filter((r) => r.path.startsWith(`/tuf/director/${DEVICE}/`));
+  assert.ok(director.length >= 2, 'the director was read');
+  assert.deepEqual(new Set(w.server.told.map((r) => r.stateVersion)), new Set(['42']));
 });
 
 function atLeastWarn(lines: LogLine[]): LogLine[] {

@@ -23,6 +23,16 @@ export const TufRoutes = {
   targets: '/api/v1/tuf/targets',
 } as const;
 
+/**
+ * Sent by a device with its director reads: the newest state version it was told about (`welcome`,
+ * `state-changed`), as a decimal integer. The server may then answer from a token check made up to a
+ * few seconds ago only if that check read this version or a newer one, so a device never gets
+ * director metadata older than what it was told about (docs/devices.md "Director reads"). Without
+ * it, every director read checks the token against the database. Not a credential: a wrong value
+ * costs the sender a database check, nothing more.
+ */
+export const STATE_VERSION_HEADER = 'x-flotilla-state-version';
+
 /** The server's online public keys (raw ed25519, base64url) that a new image root must name. */
 export const TufOnlineKeys = Type.Object({
   snapshot: Type.String(),

@@ -21,7 +21,7 @@ import { registerGateway } from './ws/gateway.js';
 
 export { compileFilter, FILTER_SELECTORS } from './rsql/translate.js';
 export type { FilterContext } from './rsql/translate.js';
-export { createDeviceAuthenticator, requireAccepted } from './tokens/authenticate.js';
+export { createDeviceAuthenticator, requireAccepted, reuseIfTold } from './tokens/authenticate.js';
 export type { DeviceAuth, DeviceAuthenticator } from './tokens/authenticate.js';
 export type { DeviceRuntime } from './runtime.js';
 export { agentFrame } from './ws/frames.js';

@@ -14,6 +14,7 @@
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
 import { FlotillaError } from '@flotilla/protocol';
 import type { Clock, Db } from '../context.js';
+import { reuseIfTold } from '../devices/index.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
 import { WeightedLru } from '@flotilla/node-kit';
 
@@ -216,7 +217,8 @@ export interface ObjectReaders {
 export function objectReaders(auth: DeviceAuthenticator, access: ObjectAccess): ObjectReaders {
   return {
     async preHandler(request: FastifyRequest) {
-      await auth.operatorOrAcceptedDevice(request);
+      // The scope follows the check's state version: reused only if it read the version told.
+      await auth.operatorOrAcceptedDevice(request, reuseIfTold(request));
     },
     async scopeOf(request) {
       if (request.principal?.kind === 'user') return null;

@@ -12,6 +12,7 @@ import type { TufSubmitResponse } from '@flotilla/protocol';
 import type { Signer } from '@flotilla/node-kit';
 import type { TargetFile } from '@tufjs/models';
 import type { ServerContext } from '../context.js';
+import { reuseIfTold } from '../devices/index.js';
 import type { DeviceAuth, DeviceAuthenticator } from '../devices/index.js';
 import { sourceAddress } from '../http/source-address.js';
 import {
@@ -105,7 +106,7 @@ export async function registerTrustRoutes(
         const id = target.hashes.sha256;
         if (id === undefined) return undefined;
         // A device gets the root object of its own releases only, answered as if others were absent.
-        const device = await opts.deviceAuth.operatorOrAcceptedDevice(request);
+        const device = await opts.deviceAuth.operatorOrAcceptedDevice(request, reuseIfTold(request));
         if (device !== null && !(await opts.deviceMayRead(device, id))) return undefined;
         return (await opts.store.has(id)) ? opts.store.getObject(id) : undefined;
       },
@@ -150,7 +151,8 @@ async function authorizeDirectorRead(
   deviceId: string,
   deviceAuth: DeviceAuthenticator,
 ): Promise<DeviceAuth | null> {
-  const device = await deviceAuth.operatorOrAcceptedDevice(request);
+  // A check that read the state version the device was told about (or a newer one) will do.
+  const device = await deviceAuth.operatorOrAcceptedDevice(request, reuseIfTold(request));
   if (device === null) {
     const exists = await ctx.db
       .selectFrom('devices')

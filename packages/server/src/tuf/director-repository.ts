@@ -66,6 +66,8 @@ export class DirectorRepository {
   readonly #clock: Clock;
   readonly #image: ImageRepository;
   readonly #mutex = new KeyedSerialQueue();
+  /** Devices whose repository this process found or published (`initDevice`). */
+  readonly #initialized = new Set<string>();
 
   constructor(opts: DirectorRepositoryOptions) {
     this.#ctx = { store: opts.store, keys: opts.keys, policy: opts.policy };
@@ -119,12 +121,16 @@ export class DirectorRepository {
 
   /** Gives a device empty director targets (idempotent), so its agent can refresh before any assignment. */
   async initDevice(deviceId: string): Promise<void> {
+    // Every director read asks; a repository once published stays (superseded versions go, the
+    // latest never does), so each device's is looked for once per process.
+    if (this.#initialized.has(deviceId)) return;
     const repo = deviceRepo(deviceId);
     await this.#ensureRoot();
     await this.#mutex.run(repo, async () => {
-      if ((await this.#ctx.store.latestVersion(repo, 'targets')) !== undefined) return;
-      await this.#publishTargets(repo, [], this.#clock.now());
+      if ((await this.#ctx.store.latestVersion(repo, 'targets')) === undefined)
+        await this.#publishTargets(repo, [], this.#clock.now());
     });
+    this.#initialized.add(deviceId);
   }
 
   /**

@@ -170,7 +170,11 @@ export function tufRoutes(opts: TufRoutesOptions): FastifyPluginAsync {
         schema: {
           summary:
             "A device's director metadata: root.json, timestamp.json, N.root.json, N.snapshot.json, N.targets.json",
-          description: "Needs that device's own token, or an operator (viewer and up).",
+          description:
+            "Needs that device's own token, or an operator (viewer and up). A device may send " +
+            '`x-flotilla-state-version: <N>`, the newest state version it was told: its token check ' +
+            'may then be reused from the last few seconds if that check read N or a newer version ' +
+            '(docs/devices.md "Director reads"); an absent or malformed value means a check every time.',
           tags: ['tuf'],
           response: {
             200: metadataBody,

@@ -5,13 +5,16 @@
  * Routes that need neither the device's current state version nor anything but "an accepted
  * device" (reports, the image repository's metadata) may reuse a token's check for
  * DEVICE_AUTH_CACHE_MS (`{ cached: true }`): a device's update reads and reports several times
- * within a second. The reuse ends at once on this server when the device is accepted, rejected or
- * revoked (the status change's event), and at the token's expiry; a change made through another
- * server replica (or in the database) is seen within DEVICE_AUTH_CACHE_MS.
+ * within a second. The director's reads may too, but only a check that read at least the state
+ * version the device says it was told about (`minStateVersion`, from STATE_VERSION_HEADER): see
+ * docs/devices.md "Director reads". The reuse ends at once on this server when the device is
+ * accepted, rejected, revoked or assigned (the events of those changes), and at the token's
+ * expiry; a status change made through another server replica (or in the database) is seen within
+ * DEVICE_AUTH_CACHE_MS.
  */
 import { CompiledQuery } from 'kysely';
 import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
-import { FlotillaError } from '@flotilla/protocol';
+import { FlotillaError, STATE_VERSION_HEADER } from '@flotilla/protocol';
 import { SECRET_PREFIX, hashSecret } from '@flotilla/node-kit';
 import type { DeviceStatus } from '@flotilla/protocol';
 import type { DeviceRuntime } from '../runtime.js';
@@ -32,9 +35,11 @@ interface CachedAuth {
 export interface DeviceAuthOptions {
   /**
    * Whether a check of the same token up to DEVICE_AUTH_CACHE_MS ago may answer: then the
-   * `stateVersion` may be that old. Only for routes that do not use it.
+   * `stateVersion` may be that old. Only for routes that do not use it, or with `minStateVersion`.
    */
   cached?: boolean;
+  /** With `cached`: only a check that read this state version or a newer one may answer. */
+  minStateVersion?: number;
 }
 
 export interface DeviceAuth {
@@ -55,6 +60,11 @@ export interface DeviceAuthenticator {
   authenticate(header: string | undefined, opts?: DeviceAuthOptions): Promise<DeviceAuth>;
   /** A preHandler that sets `request.principal` to the device. */
   requireDevice(opts?: DeviceAuthOptions): preHandlerAsyncHookHandler;
+  /**
+   * Drops the device's reused checks (its status or assignments changed on this server); a check
+   * under way for it is not kept either.
+   */
+  forget(deviceId: string): void;
   /** The authentication of a request that passed `requireDevice()`. */
   authOf(request: FastifyRequest): DeviceAuth;
   /**
@@ -66,6 +76,18 @@ export interface DeviceAuthenticator {
 }
 
 const DEVICE_BEARER = new RegExp(`^Bearer +${SECRET_PREFIX.deviceToken}`, 'i');
+
+/**
+ * For routes whose answer depends on the device's state version (director metadata, objects): a
+ * reused check will do if it read at least the version the device says it was told
+ * (STATE_VERSION_HEADER, docs/devices.md "Director reads"); without the header, or with one that is
+ * not a decimal integer, none.
+ */
+export function reuseIfTold(request: FastifyRequest): DeviceAuthOptions | undefined {
+  const value = request.headers[STATE_VERSION_HEADER];
+  if (typeof value !== 'string' || !/^[0-9]{1,15}$/.test(value)) return undefined;
+  return { cached: true, minStateVersion: Number(value) };
+}
 
 /** Throws the device lifecycle error for anything but an accepted device. */
 export function requireAccepted(status: string): void {
@@ -87,14 +109,66 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
   const auths = new WeakMap<FastifyRequest, DeviceAuth>();
   /** Recent checks by token hash (insertion order: the oldest first). */
   const cache = new Map<string, CachedAuth>();
-  /** Moves on at every status change: a check under way across one is not kept. */
-  let epoch = 0;
+  /** The token hashes in `cache` of each device (usually one; two while a token is renewed). */
+  const hashesOf = new Map<string, Set<string>>();
+  /** Counts `forget` calls; a check remembers the count it started at. */
+  let forgets = 0;
+  /** Per device, the count of its last `forget` (kept while checks are under way). */
+  const forgottenAt = new Map<string, number>();
+  /** Checks (database reads) under way; at 0 `forgottenAt` is not needed and is cleared. */
+  let checking = 0;
+  /** `forgottenAt` was cleared when full at this count: checks started before it are not kept. */
+  let clearedAt = 0;
+
+  const drop = (hash: string, deviceId: string) => {
+    cache.delete(hash);
+    const hashes = hashesOf.get(deviceId);
+    if (hashes === undefined) return;
+    hashes.delete(hash);
+    if (hashes.size === 0) hashesOf.delete(deviceId);
+  };
+
+  function forget(deviceId: string): void {
+    forgets++;
+    const hashes = hashesOf.get(deviceId);
+    if (hashes !== undefined) {
+      for (const hash of hashes) cache.delete(hash);
+      hashesOf.delete(deviceId);
+    }
+    if (checking === 0) return;
+    forgottenAt.set(deviceId, forgets);
+    if (forgottenAt.size > MAX_CACHED) {
+      forgottenAt.clear();
+      clearedAt = forgets;
+    }
+  }
+
+  /** Whether no `forget` of the device came since a check started at `started`. */
+  const unforgotten = (deviceId: string, started: number) =>
+    started >= clearedAt && (forgottenAt.get(deviceId) ?? 0) <= started;
+
+  const keep = (hash: string, entry: CachedAuth) => {
+    const { deviceId } = entry.auth;
+    const previous = cache.get(hash);
+    if (previous !== undefined) drop(hash, previous.auth.deviceId);
+    cache.set(hash, entry);
+    let hashes = hashesOf.get(deviceId);
+    if (hashes === undefined) hashesOf.set(deviceId, (hashes = new Set()));
+    hashes.add(hash);
+    if (cache.size > MAX_CACHED) {
+      const [oldest, old] = cache.entries().next().value!;
+      drop(oldest, old.auth.deviceId);
+    }
+  };
+
   rt.events?.subscribe(
-    (e) => e.type === 'device.accepted' || e.type === 'device.rejected' || e.type === 'device.revoked',
+    (e) =>
+      e.type === 'device.accepted' ||
+      e.type === 'device.rejected' ||
+      e.type === 'device.revoked' ||
+      e.type === 'device.assigned',
     (e) => {
-      epoch++;
-      const deviceId = 'deviceId' in e ? e.deviceId : undefined;
-      for (const [hash, entry] of cache) if (entry.auth.deviceId === deviceId) cache.delete(hash);
+      if ('deviceId' in e) forget(e.deviceId);
     },
   );
 
@@ -108,16 +182,27 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
     const hash = hashSecret(token);
     if (opts.cached) {
       const hit = cache.get(hash);
-      if (hit !== undefined && hit.until > performance.now()) {
+      if (
+        hit !== undefined &&
+        hit.until > performance.now() &&
+        (opts.minStateVersion === undefined || hit.auth.stateVersion >= opts.minStateVersion)
+      ) {
         if (hit.expiresAt <= ctx.clock.now().toISOString())
           throw new FlotillaError('FLT_TOKEN_EXPIRED', 'the device token has expired; request a new one');
         rt.presence.touch(hit.auth.deviceId);
         return hit.auth;
       }
     }
-    const started = epoch;
-    const result = await ctx.db.executeQuery<TokenRow>(CompiledQuery.raw(lookup.sql, [hash]));
-    const row = result.rows[0];
+    const started = forgets;
+    let row: TokenRow | undefined;
+    let keepable = false;
+    checking++;
+    try {
+      row = (await ctx.db.executeQuery<TokenRow>(CompiledQuery.raw(lookup.sql, [hash]))).rows[0];
+      keepable = row !== undefined && unforgotten(row.device_id, started);
+    } finally {
+      if (--checking === 0) forgottenAt.clear();
+    }
     if (!row) throw await unknownToken(token);
     if (row.status === 'revoked') throw new FlotillaError('FLT_DEVICE_REVOKED', 'this device was revoked');
     if (row.expires_at <= ctx.clock.now().toISOString()) {
@@ -129,11 +214,8 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
       status: row.status,
       stateVersion: Number(row.state_version),
     };
-    if (started === epoch) {
-      cache.delete(hash);
-      cache.set(hash, { auth, expiresAt: row.expires_at, until: performance.now() + DEVICE_AUTH_CACHE_MS });
-      if (cache.size > MAX_CACHED) cache.delete(cache.keys().next().value!);
-    }
+    if (keepable)
+      keep(hash, { auth, expiresAt: row.expires_at, until: performance.now() + DEVICE_AUTH_CACHE_MS });
     return auth;
   }
 
@@ -164,6 +246,7 @@ export function createDeviceAuthenticator(rt: DeviceRuntime): DeviceAuthenticato
 
   return {
     authenticate,
+    forget,
     requireDevice: (opts) =>
       async function requireDevice(request) {
         await authenticateRequest(request, opts);
