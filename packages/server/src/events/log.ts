@@ -269,7 +269,7 @@ export class EventLog {
                   (e, i) =>
                     sql`(${sql.lit(i)}, ${e.type}::text, ${e.at}::text, ${e.device_id}::text, ${e.app}::text, ${e.rollout}::text, ${e.payload}::text)`,
                 ),
-              )}) AS q(ord, type, at, device_id, app, rollout, payload)`;
+              )}) AS q(ord, type, at, device_id, app, rollout, payload) WHERE EXISTS (SELECT 1 FROM locked)`;
         const result = await sql<{ seq: number | string; outbox: number | string }>`
           WITH locked AS (SELECT pg_advisory_xact_lock(${SEQ_LOCK_KEY})),
           taken AS (
