@@ -72,10 +72,19 @@ export class DirectorSync {
   async #clear(items: readonly { deviceId: string; stateVersion: number }[]): Promise<void[]> {
     const { ctx } = this.opts;
     if (ctx.dialect === 'postgres') {
+      // The rows locked in id order, as assignments lock them (lockAcceptedIds): several rows in
+      // one statement must not take them in another order and deadlock with an assignment.
       await sql`
         UPDATE devices SET director_pending = NULL
-        FROM unnest(${items.map((i) => i.deviceId)}::text[], ${items.map((i) => i.stateVersion)}::bigint[]) AS c(id, version)
-        WHERE devices.id = c.id AND devices.director_pending <= c.version`.execute(ctx.db);
+        FROM (
+          SELECT d.id, c.version
+          FROM devices AS d
+          JOIN unnest(${items.map((i) => i.deviceId)}::text[], ${items.map((i) => i.stateVersion)}::bigint[]) AS c(id, version)
+            ON d.id = c.id
+          ORDER BY d.id
+          FOR UPDATE OF d
+        ) AS l
+        WHERE devices.id = l.id AND devices.director_pending <= l.version`.execute(ctx.db);
     } else {
       for (const { deviceId, stateVersion } of items)
         await ctx.db
