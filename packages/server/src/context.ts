@@ -2,10 +2,10 @@
  * What every service and route plugin of the server receives. Built once by `buildApp` from a
  * validated, frozen config; nothing here is an import-time singleton.
  */
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { Database, Db } from './db/schema.js';
+import type { AuditLogTable, Database, Db, EventOutboxTable } from './db/schema.js';
 import type { Dialect } from './db/dialect.js';
 import type { ServerConfig } from './config.js';
 import type { RateLimits } from './http/rate-limits.js';
@@ -37,6 +37,19 @@ export interface AuditRecorder {
    * tables' rows commit together.
    */
   recordMany(entries: readonly AuditEntryInput[], db?: Db): Promise<void>;
+  /**
+   * The rows `recordMany` inserts, for a caller that writes them within a statement of its own
+   * (one round trip on PostgreSQL); it calls `written()` once that statement has run.
+   */
+  rows(entries: readonly AuditEntryInput[]): AuditRows;
+  /** The rows of `rows` were written: the event log looks at its outbox. */
+  written(): void;
+}
+
+/** An audit batch as rows of `audit_log` and of the event log's outbox, in order. */
+export interface AuditRows {
+  audit: Insertable<AuditLogTable>[];
+  outbox: Insertable<EventOutboxTable>[];
 }
 
 export interface ServerContext {

@@ -2,7 +2,8 @@
  * Event log rows that other modules write in their own transactions (the audit recorder's outbox
  * rows), below both audit/ and events/ so that neither imports the other (docs/events.md).
  */
-import type { Db } from './schema.js';
+import type { Insertable } from 'kysely';
+import type { Db, EventOutboxTable } from './schema.js';
 
 /** A payload larger than this keeps only its scalar fields. */
 const MAX_PAYLOAD_CHARS = 16 * 1024;
@@ -48,27 +49,27 @@ export interface AuditEventEntry {
   details: Record<string, unknown> | null;
 }
 
+/** Audit entries as outbox rows (`audit.<action>`), in order. */
+export function auditEventRows(entries: readonly AuditEventEntry[]): Insertable<EventOutboxTable>[] {
+  return entries.map((entry) => ({
+    type: `audit.${entry.action}`,
+    at: entry.at,
+    device_id: entry.subjectType === 'device' ? entry.subjectId : null,
+    app: null,
+    rollout: null,
+    payload: payloadText({
+      actorType: entry.actorType,
+      actorId: entry.actorId,
+      subjectType: entry.subjectType,
+      subjectId: entry.subjectId,
+      sourceIp: entry.sourceIp,
+      details: entry.details === null ? null : redactSecrets(entry.details),
+    }),
+  }));
+}
+
 /** Audit entries as outbox rows (`audit.<action>`), in order, with one insert, in the recorder's transaction. */
 export async function insertAuditEvents(db: Db, entries: readonly AuditEventEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  await db
-    .insertInto('event_outbox')
-    .values(
-      entries.map((entry) => ({
-        type: `audit.${entry.action}`,
-        at: entry.at,
-        device_id: entry.subjectType === 'device' ? entry.subjectId : null,
-        app: null,
-        rollout: null,
-        payload: payloadText({
-          actorType: entry.actorType,
-          actorId: entry.actorId,
-          subjectType: entry.subjectType,
-          subjectId: entry.subjectId,
-          sourceIp: entry.sourceIp,
-          details: entry.details === null ? null : redactSecrets(entry.details),
-        }),
-      })),
-    )
-    .execute();
+  await db.insertInto('event_outbox').values(auditEventRows(entries)).execute();
 }

@@ -13,6 +13,8 @@ import type { ReleaseSecretsRow } from '../secrets/service.js';
 import { crashPoint } from '../test-hooks.js';
 import type { DirectorAssignment, DirectorRepository } from '../tuf/index.js';
 import { KeyedSerialQueue } from '@flotilla/node-kit';
+import { sql } from 'kysely';
+import { Coalescer } from '../db/coalesce.js';
 
 export interface DirectorSyncOptions {
   ctx: ServerContext;
@@ -26,7 +28,74 @@ export class DirectorSync {
   /** This process's director files are read, compared and rewritten one device at a time. */
   readonly #local = new KeyedSerialQueue();
 
+  /** The devices' rows that syncs read, several devices in one statement. */
+  readonly #reads = new Coalescer<string, SyncRow[]>((ids) => this.#read(ids));
+  /** Markers cleared, several devices in one statement. */
+  readonly #clears = new Coalescer<{ deviceId: string; stateVersion: number }, void>((items) =>
+    this.#clear(items),
+  );
+
   constructor(private readonly opts: DirectorSyncOptions) {}
+
+  /** Per device (in the order given): its version and marker with its assigned rows, none of them when nothing is assigned. */
+  async #read(deviceIds: readonly string[]): Promise<SyncRow[][]> {
+    const rows = await this.opts.ctx.db
+      .selectFrom('devices as d')
+      .leftJoin('device_apps as a', (join) =>
+        join.onRef('a.device_id', '=', 'd.id').on('a.desired', 'is not', null),
+      )
+      .leftJoin('releases as r', 'r.target_path', 'a.desired')
+      .select([
+        'd.id',
+        'd.state_version',
+        'd.director_pending',
+        'a.desired',
+        'a.rollout',
+        'r.app as release_app',
+        'r.version as release_version',
+        'r.secrets as release_secrets',
+      ])
+      .where('d.id', 'in', [...new Set(deviceIds)])
+      .orderBy('d.id')
+      .orderBy('a.app')
+      .execute();
+    const byDevice = new Map<string, SyncRow[]>();
+    for (const row of rows) {
+      const list = byDevice.get(row.id);
+      if (list) list.push(row);
+      else byDevice.set(row.id, [row]);
+    }
+    return deviceIds.map((id) => byDevice.get(id) ?? []);
+  }
+
+  /** Clears each device's marker up to the version its sync read (an assignment committed since keeps it). */
+  async #clear(items: readonly { deviceId: string; stateVersion: number }[]): Promise<void[]> {
+    const { ctx } = this.opts;
+    if (ctx.dialect === 'postgres') {
+      // The rows locked in id order, as assignments lock them (lockAcceptedIds): several rows in
+      // one statement must not take them in another order and deadlock with an assignment.
+      await sql`
+        UPDATE devices SET director_pending = NULL
+        FROM (
+          SELECT d.id, c.version
+          FROM devices AS d
+          JOIN unnest(${items.map((i) => i.deviceId)}::text[], ${items.map((i) => i.stateVersion)}::bigint[]) AS c(id, version)
+            ON d.id = c.id
+          ORDER BY d.id
+          FOR UPDATE OF d
+        ) AS l
+        WHERE devices.id = l.id AND devices.director_pending <= l.version`.execute(ctx.db);
+    } else {
+      for (const { deviceId, stateVersion } of items)
+        await ctx.db
+          .updateTable('devices')
+          .set({ director_pending: null })
+          .where('id', '=', deviceId)
+          .where('director_pending', '<=', stateVersion)
+          .execute();
+    }
+    return items.map(() => undefined);
+  }
 
   /**
    * Re-signs the device's director targets from its committed `device_apps` if they differ, then
@@ -39,26 +108,9 @@ export class DirectorSync {
     return this.#local.run(deviceId, async () => {
       if (atVersion !== undefined && (this.#agreedAt.get(deviceId) ?? -1) >= atVersion) return false;
       const { ctx, director } = this.opts;
-      // One statement (one snapshot, one round trip): the device's version and marker with its
-      // assigned rows, none of them when nothing is assigned.
-      const rows = await ctx.db
-        .selectFrom('devices as d')
-        .leftJoin('device_apps as a', (join) =>
-          join.onRef('a.device_id', '=', 'd.id').on('a.desired', 'is not', null),
-        )
-        .leftJoin('releases as r', 'r.target_path', 'a.desired')
-        .select([
-          'd.state_version',
-          'd.director_pending',
-          'a.desired',
-          'a.rollout',
-          'r.app as release_app',
-          'r.version as release_version',
-          'r.secrets as release_secrets',
-        ])
-        .where('d.id', '=', deviceId)
-        .orderBy('a.app')
-        .execute();
+      // One statement (one snapshot, one round trip) for this device and the others' syncs that
+      // came meanwhile: the version and marker with the assigned rows.
+      const rows = await this.#reads.run(deviceId);
       const stateVersion = rows[0] === undefined ? undefined : Number(rows[0].state_version);
       const pending = rows[0]?.director_pending ?? null;
       const assigned = rows.filter((r) => r.desired !== null);
@@ -105,12 +157,7 @@ export class DirectorSync {
       }
       // Cleared only up to the version read: an assignment committed since keeps its marker.
       if (pending !== null && Number(pending) <= stateVersion)
-        await ctx.db
-          .updateTable('devices')
-          .set({ director_pending: null })
-          .where('id', '=', deviceId)
-          .where('director_pending', '<=', stateVersion)
-          .execute();
+        await this.#clears.run({ deviceId, stateVersion });
       this.#agreedAt.set(deviceId, stateVersion);
       return !agrees;
     });
@@ -153,6 +200,18 @@ export class DirectorSync {
       );
     return resigned;
   }
+}
+
+/** A row of a sync's read: the device's, with one assigned app's (nulls when none). */
+interface SyncRow {
+  id: string;
+  state_version: number | string;
+  director_pending: number | null;
+  desired: string | null;
+  rollout: string | null;
+  release_app: string | null;
+  release_version: string | null;
+  release_secrets: string | null;
 }
 
 interface Assigned {

@@ -5,7 +5,8 @@
  */
 import { FlotillaError, isAppStatusReport, isFlotillaError } from '@flotilla/protocol';
 import type { AppStatusReport, DeviceReport, UpdatePhase, UpdateReport } from '@flotilla/protocol';
-import type { Kysely, Transaction } from 'kysely';
+import { sql } from 'kysely';
+import type { Kysely, RawBuilder, Transaction } from 'kysely';
 import type { AuditEntryInput, ServerContext } from '../context.js';
 import type { Database } from '../db/schema.js';
 import type { DomainEvent, EventBus } from '../events/bus.js';
@@ -45,6 +46,12 @@ export async function recordReport(
       return;
     }
     // Not the release assigned: the transaction below says so (FLT_REPORT_STALE).
+  } else {
+    const folded = await recordFolded(ctx, deviceId, [report], sourceIp);
+    if (folded) {
+      for (const event of folded) events.emit(event);
+      return;
+    }
   }
   const running = await ctx.db.transaction().execute(async (trx) => {
     const row = await trx
@@ -72,6 +79,11 @@ export async function recordReports(
   reports: readonly DeviceReport[],
   sourceIp: string | null,
 ): Promise<void> {
+  const folded = await recordFolded(ctx, deviceId, reports, sourceIp);
+  if (folded) {
+    for (const event of folded) events.emit(event);
+    return;
+  }
   const emitted = await ctx.db.transaction().execute(async (trx) => {
     const apps = [...new Set(reports.map((r) => r.app))];
     // Every app's row once; what the reports change is followed here, report after report.
@@ -109,6 +121,151 @@ export async function recordReports(
     return out;
   });
   for (const event of emitted) events.emit(event);
+}
+
+/** What `device_apps` columns a folded batch sets: values, or expressions over the row before it. */
+type FoldedSet = Record<string, string | number | null | RawBuilder<unknown>>;
+
+/** A batch folded into one update of the app's row, with its audit entries and events. */
+interface Folded {
+  app: string;
+  /** The release every update report is about: the row must have it assigned (undefined: only status reports). */
+  targetPath: string | undefined;
+  set: FoldedSet;
+  audits: AuditEntryInput[];
+  events: DomainEvent[];
+}
+
+/**
+ * The batch as one update of its app's row, when that is what it is in the common case: every
+ * report on one app, the update reports all on one release, which the row must have assigned. The
+ * final row is computed here report after report, from the row before the batch where a report
+ * depends on it (whether a commit moves what runs: `previous` and the process status). Null: the
+ * batch is not of that form.
+ */
+function foldReports(
+  ctx: ServerContext,
+  deviceId: string,
+  reports: readonly DeviceReport[],
+  sourceIp: string | null,
+): Folded | null {
+  const app = reports[0]?.app;
+  if (app === undefined) return null;
+  let targetPath: string | undefined;
+  const set: FoldedSet = {};
+  // What runs as the batch goes: unknown (the row's `current`) until a report says it.
+  let current: { value: string | null } | undefined;
+  const audits: AuditEntryInput[] = [];
+  const out: DomainEvent[] = [];
+  for (const report of reports) {
+    if (report.app !== app) return null;
+    if (isAppStatusReport(report)) {
+      set.current = report.targetPath;
+      set.process_status = JSON.stringify(report.process);
+      current = { value: report.targetPath };
+      out.push(statusEvent(deviceId, report));
+      continue;
+    }
+    if (targetPath !== undefined && report.targetPath !== targetPath) return null;
+    targetPath = report.targetPath;
+    Object.assign(set, progressOf(report));
+    const running =
+      report.running !== undefined
+        ? report.running
+        : report.phase === 'committed'
+          ? report.targetPath
+          : undefined;
+    if (running !== undefined) {
+      if (current === undefined) {
+        // As applyUpdate does with the row it read, in SQL over the row before the batch.
+        const moved = sql`${sql.ref('current')} is distinct from ${running}`;
+        set.previous = sql`case when ${moved} and ${sql.ref('current')} is not null then ${sql.ref('current')} else ${sql.ref('previous')} end`;
+        set.process_status = sql`case when ${moved} then null else ${sql.ref('process_status')} end`;
+      } else if (running !== current.value) {
+        if (current.value !== null) set.previous = current.value;
+        set.process_status = null;
+      }
+      set.current = running;
+      current = { value: running };
+    }
+    if (FINAL.has(report.phase)) audits.push(auditEntry(deviceId, sourceIp, report, running));
+    out.push(updateEvent(deviceId, report, running));
+  }
+  set.updated_at = ctx.clock.now().toISOString();
+  return { app, targetPath, set, audits, events: out };
+}
+
+/**
+ * Records a batch of the form `foldReports` takes in one statement on PostgreSQL (the update, the
+ * audit and outbox rows in a data-modifying WITH: no BEGIN/COMMIT, one round trip) and in one
+ * transaction on SQLite. Returns the events to emit, or null when nothing was written: the batch
+ * is not of that form, or the row is not as it requires (no row, another release assigned), and
+ * the caller's transaction reads the row and says which report is refused and why.
+ */
+async function recordFolded(
+  ctx: ServerContext,
+  deviceId: string,
+  reports: readonly DeviceReport[],
+  sourceIp: string | null,
+): Promise<DomainEvent[] | null> {
+  const folded = foldReports(ctx, deviceId, reports, sourceIp);
+  if (!folded) return null;
+  const update = (db: Kysely<Database> | Transaction<Database>) => {
+    let query = db
+      .updateTable('device_apps')
+      .set(folded.set)
+      .where('device_id', '=', deviceId)
+      .where('app', '=', folded.app);
+    if (folded.targetPath !== undefined) query = query.where('desired', '=', folded.targetPath);
+    return query;
+  };
+  if (ctx.dialect === 'postgres') {
+    const { audit, outbox } = ctx.audit.rows(folded.audits);
+    const parts = [sql`u as (${update(ctx.db).returning('device_id')})`];
+    if (audit.length > 0) {
+      const columns = [
+        'at',
+        'actor_type',
+        'actor_id',
+        'action',
+        'subject_type',
+        'subject_id',
+        'source_ip',
+        'details',
+      ] as const;
+      parts.push(sql`a as (${insertAfter('audit_log', columns, audit)})`);
+      parts.push(
+        sql`o as (${insertAfter('event_outbox', ['type', 'at', 'device_id', 'app', 'rollout', 'payload'], outbox)})`,
+      );
+    }
+    const result = await sql<{ ok: number }>`with ${sql.join(parts)} select 1 as ok from u`.execute(ctx.db);
+    if (result.rows.length === 0) return null;
+    if (audit.length > 0) ctx.audit.written();
+    return folded.events;
+  }
+  const written = await ctx.db.transaction().execute(async (trx) => {
+    const result = await update(trx).executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return false;
+    if (folded.audits.length > 0) await ctx.audit.recordMany(folded.audits, trx);
+    return true;
+  });
+  return written ? folded.events : null;
+}
+
+/**
+ * `INSERT … SELECT` of rows, in order, only when the statement's update (`u`) changed its row:
+ * the audit and outbox rows of a folded batch within its one statement (PostgreSQL).
+ */
+function insertAfter(
+  table: string,
+  columns: readonly string[],
+  rows: readonly Record<string, unknown>[],
+): RawBuilder<unknown> {
+  const names = sql.join(columns.map((c) => sql.ref(c)));
+  const values = sql.join(
+    rows.map((row, i) => sql`(${sql.lit(i)}, ${sql.join(columns.map((c) => row[c] ?? null))})`),
+  );
+  return sql`insert into ${sql.table(table)} (${names}) select ${names} from (values ${values}) as v(${sql.ref('ord')}, ${names}) where exists (select 1 from u) order by ${sql.ref('ord')}`;
 }
 
 function statusEvent(deviceId: string, report: AppStatusReport): DomainEvent {

@@ -185,10 +185,19 @@ export class Presence implements PresenceView {
       const chunk = batch.slice(i, i + FLUSH_CHUNK);
       try {
         if (this.ctx.dialect === 'postgres') {
-          // Two array parameters for the chunk instead of three per device.
+          // Two array parameters for the chunk instead of three per device. The rows are locked in
+          // id order, as assignments lock them (lockAcceptedIds): taken in another order, a
+          // statement over several rows could deadlock with an assignment or a director sync.
           await sql`
             UPDATE devices SET last_seen_at = seen.at
-            FROM unnest(${chunk.map(([id]) => id)}::text[], ${chunk.map(([, at]) => at)}::text[]) AS seen(id, at)
+            FROM (
+              SELECT d.id, s.at
+              FROM devices AS d
+              JOIN unnest(${chunk.map(([id]) => id)}::text[], ${chunk.map(([, at]) => at)}::text[]) AS s(id, at)
+                ON d.id = s.id
+              ORDER BY d.id
+              FOR UPDATE OF d
+            ) AS seen
             WHERE devices.id = seen.id`.execute(this.ctx.db);
         } else {
           const cases = sql.join(

@@ -256,27 +256,56 @@ export class EventLog {
     let outboxFull = false;
     let newest: number | null = null;
     try {
-      await writeTransaction(db, dialect, async (trx) => {
-        let outbox: { id: number | string; row: NewEvent }[];
-        if (dialect === 'postgres') {
-          await sql`select pg_advisory_xact_lock(${SEQ_LOCK_KEY})`.execute(trx);
-          // Taken and deleted in one round trip (the rows are ours: the lock is held).
-          const taken = await trx
-            .deleteFrom('event_outbox')
-            .where('id', 'in', (eb) =>
-              eb.selectFrom('event_outbox').select('id').orderBy('id').limit(EVENT_BATCH),
+      if (dialect === 'postgres') {
+        // One statement, one round trip (its own transaction): the lock, the outbox's rows taken and
+        // deleted, and they and the queued events numbered in that order. The lock is taken before
+        // the rows are read and numbered (an InitPlan), so the numbers' order is the commits' order;
+        // outbox rows another writer took meanwhile are skipped by the DELETE (already deleted).
+        const queued =
+          batch.length === 0
+            ? sql``
+            : sql`UNION ALL SELECT 1, ord, type, at, device_id, app, rollout, payload FROM (VALUES ${sql.join(
+                batch.map(
+                  (e, i) =>
+                    sql`(${sql.lit(i)}, ${e.type}::text, ${e.at}::text, ${e.device_id}::text, ${e.app}::text, ${e.rollout}::text, ${e.payload}::text)`,
+                ),
+              )}) AS q(ord, type, at, device_id, app, rollout, payload) WHERE EXISTS (SELECT 1 FROM locked)`;
+        const result = await sql<{ seq: number | string; outbox: number | string }>`
+          WITH locked AS (SELECT pg_advisory_xact_lock(${SEQ_LOCK_KEY})),
+          taken AS (
+            DELETE FROM event_outbox
+            WHERE id IN (
+              SELECT id FROM event_outbox WHERE EXISTS (SELECT 1 FROM locked) ORDER BY id LIMIT ${EVENT_BATCH}
             )
-            .returningAll()
-            .execute();
-          outbox = taken.map(({ id, ...row }) => ({ id, row })).sort((a, b) => Number(a.id) - Number(b.id));
-        } else {
+            RETURNING *
+          ),
+          numbered AS (
+            INSERT INTO events (type, at, device_id, app, rollout, payload)
+            SELECT type, at, device_id, app, rollout, payload FROM (
+              SELECT 0 AS part, id AS ord, type, at, device_id, app, rollout, payload FROM taken
+              ${queued}
+            ) AS rows
+            ORDER BY part, ord
+            RETURNING seq
+          )
+          SELECT (SELECT max(seq) FROM numbered) AS seq, (SELECT count(*) FROM taken) AS outbox`.execute(db);
+        const { seq, outbox } = result.rows[0]!;
+        outboxFull = Number(outbox) === EVENT_BATCH;
+        const rows = Number(outbox) + batch.length;
+        if (rows > 0) {
+          newest = seq === null ? null : Number(seq);
+          this.appended.inc(rows);
+          this.sincePrune += rows;
+        }
+      } else
+        await writeTransaction(db, dialect, async (trx) => {
           const read = await trx
             .selectFrom('event_outbox')
             .selectAll()
             .orderBy('id')
             .limit(EVENT_BATCH)
             .execute();
-          outbox = read.map(({ id, ...row }) => ({ id, row }));
+          const outbox = read.map(({ id, ...row }) => ({ id, row }));
           if (outbox.length > 0)
             await trx
               .deleteFrom('event_outbox')
@@ -286,23 +315,22 @@ export class EventLog {
                 outbox.map((r) => r.id),
               )
               .execute();
-        }
-        outboxFull = outbox.length === EVENT_BATCH;
-        const rows: NewEvent[] = [...outbox.map((o) => o.row), ...batch];
-        if (rows.length === 0) return;
-        let top = -1;
-        for (let i = 0; i < rows.length; i += EVENT_BATCH) {
-          const inserted = await trx
-            .insertInto('events')
-            .values(rows.slice(i, i + EVENT_BATCH))
-            .returning('seq')
-            .execute();
-          for (const r of inserted) top = Math.max(top, Number(r.seq));
-        }
-        newest = top < 0 ? null : top;
-        this.appended.inc(rows.length);
-        this.sincePrune += rows.length;
-      });
+          outboxFull = outbox.length === EVENT_BATCH;
+          const rows: NewEvent[] = [...outbox.map((o) => o.row), ...batch];
+          if (rows.length === 0) return;
+          let top = -1;
+          for (let i = 0; i < rows.length; i += EVENT_BATCH) {
+            const inserted = await trx
+              .insertInto('events')
+              .values(rows.slice(i, i + EVENT_BATCH))
+              .returning('seq')
+              .execute();
+            for (const r of inserted) top = Math.max(top, Number(r.seq));
+          }
+          newest = top < 0 ? null : top;
+          this.appended.inc(rows.length);
+          this.sincePrune += rows.length;
+        });
     } catch (e) {
       // Back in front, in order; the bound holds.
       this.queue = [...batch, ...this.queue];

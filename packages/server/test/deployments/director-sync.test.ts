@@ -105,4 +105,58 @@ forEachDialect((dialect) => {
     await sync.beforeRead(device.id, version + 1);
     assert.equal(calls.targets, before + 1);
   });
+
+  void test('syncs at once share their reads and marker clears; each marker cleared only up to its own version', async () => {
+    const devices = await Promise.all(Array.from({ length: 12 }, () => acceptedDevice(t)));
+    const ids = devices.map((d) => d.id);
+    const { calls, director } = countingDirector();
+    const sync = new DirectorSync({ ctx: t.ctx, director, vault: {} as SecretVault });
+    // Each device marked at its own version; the last one's marker is newer than what it has.
+    for (const [i, id] of ids.entries())
+      await t.ctx.db
+        .updateTable('devices')
+        .set((eb) => ({
+          state_version: eb('state_version', '+', i),
+          director_pending: eb('state_version', '+', i === ids.length - 1 ? i + 5 : i),
+        }))
+        .where('id', '=', id)
+        .execute();
+    // The statements of the syncs, counted where every query of the database handle goes.
+    const executor = t.ctx.db.getExecutor();
+    const executeQuery = executor.executeQuery.bind(executor);
+    const statements = { reads: 0, clears: 0 };
+    executor.executeQuery = ((query: Parameters<typeof executeQuery>[0], ...rest: unknown[]) => {
+      const text = query.sql.toLowerCase();
+      if (text.includes('"director_pending" <=') || text.includes('director_pending = null'))
+        statements.clears++;
+      else if (text.includes('from "devices" as "d"')) statements.reads++;
+      return (executeQuery as (...a: unknown[]) => ReturnType<typeof executeQuery>)(query, ...rest);
+    }) as typeof executor.executeQuery;
+    try {
+      assert.deepEqual(
+        await Promise.all(ids.map((id) => sync.sync(id))),
+        ids.map(() => true),
+      );
+    } finally {
+      executor.executeQuery = executeQuery;
+    }
+    assert.equal(calls.assign, ids.length);
+    // The first sync's read alone, the others' together (they came while it was in flight).
+    assert.ok(statements.reads <= 2, `${statements.reads} reads`);
+    // One statement per device's clear on SQLite (in process; the last one keeps its marker),
+    // batched on PostgreSQL.
+    assert.ok(
+      dialect === 'postgres' ? statements.clears <= 2 : statements.clears === ids.length - 1,
+      `${statements.clears} clears`,
+    );
+    const rows = await t.ctx.db
+      .selectFrom('devices')
+      .select(['id', 'state_version', 'director_pending'])
+      .where('id', 'in', ids)
+      .execute();
+    for (const row of rows) {
+      if (row.id === ids.at(-1)) assert.equal(Number(row.director_pending), Number(row.state_version) + 5);
+      else assert.equal(row.director_pending, null, row.id);
+    }
+  });
 });

@@ -11,6 +11,7 @@ import {
   ReleaseRoutes,
 } from '@flotilla/protocol';
 import type { DeviceAppList, DeviceReport, Release } from '@flotilla/protocol';
+import { sql } from 'kysely';
 import { acceptedDevice } from '../devices/fixtures.js';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
@@ -179,6 +180,150 @@ forEachDialect((dialect) => {
     assert.equal(unassigned.error?.code, 'FLT_REPORT_STALE');
     assert.equal(unassigned.error?.details?.index, 1);
     assert.equal((await web(device.id)).phase, 'assigned');
+  });
+
+  void test('an upgrade, a repeat and a rollback, each one batch: the row as report by report; on PostgreSQL its audit rows in its one statement', async () => {
+    const device = await deviceWithWeb1();
+    const [p1, p2] = [web1.targetPath, web2.targetPath];
+    const appRow = () =>
+      t.ctx.db
+        .selectFrom('device_apps')
+        .select(['phase', 'current', 'previous', 'process_status', 'error'])
+        .where('device_id', '=', device.id)
+        .where('app', '=', 'web')
+        .executeTakeFirstOrThrow();
+    // The recorder's own inserts of this device's audit entries, counted: on PostgreSQL a batch of
+    // one form writes them within its one statement instead (no transaction either).
+    const audit = t.ctx.audit;
+    const recordMany = audit.recordMany.bind(audit);
+    let recorded = 0;
+    audit.recordMany = (entries, db) => {
+      if (entries.some((e) => e.actorId === device.id)) recorded++;
+      return recordMany(entries, db);
+    };
+    try {
+      const ok = async (reports: DeviceReport[]) => {
+        const before = recorded;
+        const answer = await post(device.token, { reports });
+        assert.equal(answer.status, 204, JSON.stringify(answer.error));
+        return recorded - before;
+      };
+      const oneForm = dialect === 'postgres' ? 0 : 1;
+      assert.equal(
+        await ok([
+          { app: 'web', targetPath: p1, phase: 'installing' },
+          { app: 'web', targetPath: p1, phase: 'committed' },
+          status(p1),
+        ]),
+        oneForm,
+      );
+      let row = await appRow();
+      assert.deepEqual([row.phase, row.current, row.previous], ['committed', p1, null]);
+      assert.equal(JSON.parse(row.process_status!).state, 'running');
+
+      const res = await t.app.inject({
+        method: 'POST',
+        url: ReleaseRoutes.deploy,
+        headers: bearer(t.adminToken),
+        payload: { app: 'web', version: '2.0.0', deviceId: device.id },
+      });
+      assert.equal(res.statusCode, 200, res.body);
+      // The commit moves what runs: web1 becomes the previous release, its process status goes.
+      assert.equal(
+        await ok([
+          { app: 'web', targetPath: p2, phase: 'installing' },
+          { app: 'web', targetPath: p2, phase: 'committed' },
+        ]),
+        oneForm,
+      );
+      row = await appRow();
+      assert.deepEqual(
+        [row.phase, row.current, row.previous, row.process_status],
+        ['committed', p2, p1, null],
+      );
+      // The same commit again with a status: nothing moves, the status stays.
+      assert.equal(await ok([{ app: 'web', targetPath: p2, phase: 'committed' }, status(p2)]), oneForm);
+      assert.equal(await ok([{ app: 'web', targetPath: p2, phase: 'committed' }]), oneForm);
+      row = await appRow();
+      assert.deepEqual([row.current, row.previous], [p2, p1]);
+      assert.equal(JSON.parse(row.process_status!).state, 'running');
+      // A rollback to web1 in one report: web2 becomes the previous release.
+      const error = { code: 'FLT_HEALTH', message: 'unhealthy' };
+      assert.equal(
+        await ok([{ app: 'web', targetPath: p2, phase: 'rolled-back', running: p1, error }]),
+        oneForm,
+      );
+      row = await appRow();
+      assert.deepEqual(
+        [row.phase, row.current, row.previous, row.process_status, row.error],
+        ['rolled-back', p1, p2, null, JSON.stringify(error)],
+      );
+      // A commit of web1 after web2 was assigned (a stale release, what runs recorded): not the
+      // one form, the transaction as before.
+      assert.equal(await ok([{ app: 'web', targetPath: p1, phase: 'committed' }]), 1);
+      row = await appRow();
+      assert.deepEqual([row.phase, row.current, row.previous], ['rolled-back', p1, p2]);
+      assert.deepEqual(await updateAudits(device.id), [
+        'update.committed',
+        'update.committed',
+        'update.committed',
+        'update.committed',
+        'update.rolled-back',
+        'update.committed',
+      ]);
+    } finally {
+      audit.recordMany = recordMany;
+    }
+  });
+
+  void test('a stale entry after entries of the one form rolls all back; counts exact (PostgreSQL and SQLite)', async () => {
+    const device = await deviceWithWeb1();
+    const p = web1.targetPath;
+    const audits = async () =>
+      Number(
+        (
+          await t.ctx.db
+            .selectFrom('audit_log')
+            .select((eb) => eb.fn.countAll().as('n'))
+            .where('actor_id', '=', device.id)
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+    // Audit entries as events: in the outbox or already moved into the log (one snapshot).
+    const outbox = async () =>
+      Number(
+        (
+          await sql<{ n: number | string }>`select
+            (select count(*) from event_outbox where device_id = ${device.id} and type like 'audit.%')
+            + (select count(*) from events where device_id = ${device.id} and type like 'audit.%') as n`.execute(
+            t.ctx.db,
+          )
+        ).rows[0]!.n,
+      );
+    const [audit0, outbox0] = [await audits(), await outbox()];
+    const stale = await post(device.token, {
+      reports: [
+        { app: 'web', targetPath: p, phase: 'installing' },
+        { app: 'web', targetPath: p, phase: 'committed' },
+        status(p),
+        { app: 'web', targetPath: web2.targetPath, phase: 'installing' },
+      ],
+    });
+    assert.equal(stale.status, 409);
+    assert.deepEqual(stale.error?.details, { app: 'web', assigned: p, index: 3 });
+    const row = await web(device.id);
+    assert.deepEqual([row.phase, row.current, row.process], ['assigned', null, null]);
+    assert.deepEqual([await audits(), await outbox()], [audit0, outbox0]);
+    // The same batch without the stale entry: one audit row, one outbox (or log) row.
+    const answer = await post(device.token, {
+      reports: [
+        { app: 'web', targetPath: p, phase: 'installing' },
+        { app: 'web', targetPath: p, phase: 'committed' },
+        status(p),
+      ],
+    });
+    assert.equal(answer.status, 204, JSON.stringify(answer.error));
+    assert.deepEqual([await audits(), await outbox()], [audit0 + 1, outbox0 + 1]);
   });
 
   void test('empty, too many, too large, not JSON: refused as a whole, without an index', async () => {
