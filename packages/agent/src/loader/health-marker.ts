@@ -3,7 +3,7 @@
  * answer accepted it), it writes `{ pid }` to FLOTILLA_LOADER_HEALTH_FILE. Without a loader the
  * variable is unset and nothing is written.
  */
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 
 let marked = false;
 
@@ -13,7 +13,10 @@ export function markReachedServer(env: NodeJS.ProcessEnv = process.env): void {
   if (marked || file === undefined || file === '') return;
   marked = true;
   try {
-    writeFileSync(file, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }) + '\n');
+    // Written whole, then renamed into place: the loader polls the file and must never read half of it.
+    const temp = `${file}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify({ pid: process.pid, at: new Date().toISOString() }) + '\n');
+    renameSync(temp, file);
   } catch {
     // The loader then judges the agent unhealthy and says so; nothing to do here.
   }

@@ -327,8 +327,18 @@ export class Loader {
     rmSync(this.layout.pidFile, { force: true });
   }
 
+  /**
+   * Whether the agent `pid` wrote the health marker. A marker that is not JSON (yet) is not one: an
+   * agent may be writing it this moment (older agents wrote it in place), so it is read again at the
+   * next poll; the health window still ends the trial if it never becomes valid.
+   */
   private markerOf(pid: number): boolean {
-    const marker = readJson<{ pid?: number }>(this.layout.healthFile);
+    let marker: { pid?: number } | null;
+    try {
+      marker = readJson<{ pid?: number }>(this.layout.healthFile);
+    } catch {
+      return false;
+    }
     return marker !== null && marker.pid === pid;
   }
 

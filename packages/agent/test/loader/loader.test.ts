@@ -80,6 +80,31 @@ void test('a handed-over release becomes current once it reports healthy', async
   assert.equal(await running, 'stopped');
 });
 
+// The marker is read while the agent may still be writing it (CI saw "healthy is not valid JSON"
+// end the loader's run once): a marker caught half written is "not yet", not an error.
+const SLOW_MARKER = `#!/bin/sh
+printf '{"pid":' > "$FLOTILLA_LOADER_HEALTH_FILE"
+sleep 1
+printf '{"pid":%s}\\n' $$ > "$FLOTILLA_LOADER_HEALTH_FILE"
+exec sleep 600
+`;
+
+void test('a health marker caught half written is read again, not an error', async () => {
+  const { base, install, handover, loader, state } = await setup();
+  const controller = new AbortController();
+  const running = loader.run(controller.signal);
+  const dir = await release(join(base, 'engine', ROOT_A), '2.0.0', SLOW_MARKER);
+  await writeFile(handover, JSON.stringify({ releaseDir: dir, root: ROOT_A, version: '2.0.0' }));
+  const outcome = await Promise.race([
+    running.then((r) => `the loader's run ended: ${JSON.stringify(r)}`),
+    until('committed', async () => (await state()).committed[ROOT_A] === '2.0.0').then(() => 'committed'),
+  ]);
+  assert.equal(outcome, 'committed');
+  assert.equal(await readlink(join(install, 'current')), 'versions/2.0.0');
+  controller.abort();
+  assert.equal(await running, 'stopped');
+});
+
 void test('a release that exits at start is switched back, with the reason', async () => {
   const { base, install, handover, loader, state } = await setup();
   const controller = new AbortController();
