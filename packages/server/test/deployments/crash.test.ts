@@ -20,6 +20,7 @@ import { startServerProcess } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { assign, publish, treeOf } from '../objects/push.js';
 import { parseMetadata } from '@flotilla/node-kit';
+import { directorTargetPaths } from '../helpers/director.js';
 
 /** The target paths the director signed for the device, read from the server's data directory. */
 async function signedOnDisk(dataDir: string, deviceId: string): Promise<string[]> {
@@ -38,13 +39,7 @@ async function signedOverHttp(url: string, deviceId: string, token: string): Pro
     assert.equal(res.status, 200, `${file}: ${await res.clone().text()}`);
     return Buffer.from(await res.arrayBuffer());
   };
-  const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-  const snapshot = parseMetadata(
-    'snapshot',
-    await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
-  );
-  const version = snapshot.signed.meta['targets.json']!.version;
-  return Object.keys(parseMetadata('targets', await get(`${version}.targets.json`)).signed.targets).sort();
+  return directorTargetPaths(get);
 }
 
 async function appsOverHttp(url: string, deviceId: string, token: string): Promise<string[]> {

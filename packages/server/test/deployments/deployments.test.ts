@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { DEVICE_REPORTS_ROUTE, ReleaseRoutes, ServerCommands } from '@flotilla/protocol';
-import { parseMetadata } from '@flotilla/node-kit';
 import type {
   AppProcessStatus,
   DeployResponse,
@@ -17,6 +16,7 @@ import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { errorCode } from '../helpers/http.js';
 import { publish, treeOf } from '../objects/push.js';
+import { readDirectorTargets } from '../helpers/director.js';
 
 /** The device's director targets, read as an agent would: timestamp → snapshot → targets. */
 async function directorTargets(t: TestApp, deviceId: string, token: string): Promise<Metadata<Targets>> {
@@ -29,13 +29,7 @@ async function directorTargets(t: TestApp, deviceId: string, token: string): Pro
     assert.equal(res.statusCode, 200, `${file}: ${res.body}`);
     return res.rawPayload;
   };
-  const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-  const snapshot = parseMetadata(
-    'snapshot',
-    await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
-  );
-  const version = snapshot.signed.meta['targets.json']!.version;
-  return parseMetadata('targets', await get(`${version}.targets.json`));
+  return readDirectorTargets(get);
 }
 
 async function stateVersion(t: TestApp, deviceId: string): Promise<number> {

@@ -19,7 +19,7 @@ import { bearer, createTestApp, testDialects } from '../helpers/app.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { publish, treeOf } from '../objects/push.js';
-import { parseMetadata } from '@flotilla/node-kit';
+import { directorTargetPaths } from '../helpers/director.js';
 
 const DEVICES = 6;
 const ROUNDS = 3;
@@ -30,13 +30,7 @@ async function directorPaths(url: string, deviceId: string, token: string): Prom
     assert.equal(res.status, 200, file);
     return Buffer.from(await res.arrayBuffer());
   };
-  const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-  const snapshot = parseMetadata(
-    'snapshot',
-    await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
-  );
-  const version = snapshot.signed.meta['targets.json']!.version;
-  return Object.keys(parseMetadata('targets', await get(`${version}.targets.json`)).signed.targets).sort();
+  return directorTargetPaths(get);
 }
 
 async function deploy(server: ServerProcess, token: string, release: Release): Promise<DeployResponse> {

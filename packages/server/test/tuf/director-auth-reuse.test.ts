@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { parseMetadata } from '@flotilla/node-kit';
 import { ReleaseRoutes, STATE_VERSION_HEADER } from '@flotilla/protocol';
 import type { Release } from '@flotilla/protocol';
 import { assignMany } from '../../src/deployments/assign.js';
@@ -16,6 +15,7 @@ import { acceptedDevice } from '../devices/fixtures.js';
 import { bearer, createTestApp, forEachDialect } from '../helpers/app.js';
 import type { TestApp } from '../helpers/app.js';
 import { publish, treeOf } from '../objects/push.js';
+import { directorTargetPaths } from '../helpers/director.js';
 
 forEachDialect((dialect) => {
   let t: TestApp;
@@ -42,13 +42,7 @@ forEachDialect((dialect) => {
       assert.equal(res.status, 200, `${file}: ${await res.clone().text()}`);
       return Buffer.from(await res.arrayBuffer());
     };
-    const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-    const snapshot = parseMetadata(
-      'snapshot',
-      await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
-    );
-    const version = snapshot.signed.meta['targets.json']!.version;
-    return Object.keys(parseMetadata('targets', await get(`${version}.targets.json`)).signed.targets).sort();
+    return directorTargetPaths(get);
   }
 
   async function stateVersion(deviceId: string): Promise<number> {

@@ -10,7 +10,6 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseMetadata } from '@flotilla/node-kit';
 import { ReleaseRoutes, STATE_VERSION_HEADER } from '@flotilla/protocol';
 import { acceptedDevice } from '../devices/fixtures.js';
 import { TestSocket } from '../devices/ws-client.js';
@@ -18,6 +17,7 @@ import { bearer, createTestApp, testDialects } from '../helpers/app.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import type { ServerProcess } from '../helpers/server-process.js';
 import { publish, treeOf } from '../objects/push.js';
+import { directorTargetPaths } from '../helpers/director.js';
 
 const REDIS_URL = process.env.FLOTILLA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -34,13 +34,7 @@ async function directorTargets(
     assert.equal(res.status, 200, file);
     return Buffer.from(await res.arrayBuffer());
   };
-  const timestamp = parseMetadata('timestamp', await get('timestamp.json'));
-  const snapshot = parseMetadata(
-    'snapshot',
-    await get(`${timestamp.signed.snapshotMeta.version}.snapshot.json`),
-  );
-  const version = snapshot.signed.meta['targets.json']!.version;
-  return Object.keys(parseMetadata('targets', await get(`${version}.targets.json`)).signed.targets).sort();
+  return directorTargetPaths(get);
 }
 
 void test(
