@@ -169,12 +169,7 @@ function foldReports(
     if (targetPath !== undefined && report.targetPath !== targetPath) return null;
     targetPath = report.targetPath;
     Object.assign(set, progressOf(report));
-    const running =
-      report.running !== undefined
-        ? report.running
-        : report.phase === 'committed'
-          ? report.targetPath
-          : undefined;
+    const running = runningAfter(report);
     if (running !== undefined) {
       if (current === undefined) {
         // As applyUpdate does with the row it read, in SQL over the row before the batch.
@@ -320,12 +315,7 @@ async function applyUpdate(
   sourceIp: string | null,
 ): Promise<{ running: string | null | undefined; audit: AuditEntryInput | null }> {
   const final = FINAL.has(report.phase);
-  const running =
-    report.running !== undefined
-      ? report.running
-      : report.phase === 'committed'
-        ? report.targetPath
-        : undefined;
+  const running = runningAfter(report);
   const stale = !row || row.desired !== report.targetPath;
   if (stale && !(row && final && running !== undefined))
     throw new FlotillaError(
@@ -353,6 +343,12 @@ async function applyUpdate(
     .where('app', '=', report.app)
     .execute();
   return { running, audit: final ? auditEntry(deviceId, sourceIp, report, running) : null };
+}
+
+/** What runs once the report is true (undefined: it does not say): what it names, or a commit's release. */
+function runningAfter(report: UpdateReport): string | null | undefined {
+  if (report.running !== undefined) return report.running;
+  return report.phase === 'committed' ? report.targetPath : undefined;
 }
 
 /** What a report on the release assigned sets: its phase, progress and error. */
