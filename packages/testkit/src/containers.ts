@@ -40,10 +40,20 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A private dockerd (dockerd.ts's `startTestDockerd`), with the socket path dockerode takes. */
+/**
+ * A private dockerd (dockerd.ts's `startTestDockerd`), with the socket path dockerode takes. Its
+ * `stop` removes the containers and networks first: a network's bridge interface outlives the
+ * daemon, and leftovers use up the default address pools of every later daemon on the machine.
+ */
 export async function startPrivateDockerd(dir: string): Promise<PrivateDockerd> {
   const d = await startTestDockerd(dir);
-  return { socketPath: d.socket, docker: (args) => d.docker(args), stop: () => d.stop() };
+  const stop = async (): Promise<void> => {
+    const ids = (await d.docker(['ps', '-aq']).catch(() => '')).split('\n').filter(Boolean);
+    if (ids.length > 0) await d.docker(['rm', '-f', ...ids]).catch(() => undefined);
+    await d.docker(['network', 'prune', '-f']).catch(() => undefined);
+    await d.stop();
+  };
+  return { socketPath: d.socket, docker: (args) => d.docker(args), stop };
 }
 
 export interface LocalRegistry {
