@@ -16,20 +16,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { FlotillaError } from '@flotilla/protocol';
-import type { TreeFile } from '../runtime.js';
-
-export interface ServedLayer {
-  path: string;
-  diffId: string;
-  size: number;
-  file: TreeFile;
-}
-
-export interface ServedImage {
-  id: string;
-  config: Buffer;
-  layers: ServedLayer[];
-}
+import { layerMismatch } from './tree-image.js';
+import type { TreeImage, TreeLayer } from './tree-image.js';
 
 /** For tests: replaces the answer to a request path (e.g. a manifest the engine refuses). */
 export type RegistryAnswer = (path: string) => { status: number; type: string; body: string } | undefined;
@@ -61,7 +49,7 @@ const LAYER = 'application/vnd.docker.image.rootfs.diff.tar';
  * be its diff id, or a layer's source fails (the caller aborts the pull).
  */
 export async function serveImage(
-  image: ServedImage,
+  image: TreeImage,
   ref: string,
   options: { rereadable: boolean; onFailed: () => void; answer?: RegistryAnswer },
 ): Promise<LoopbackRegistry> {
@@ -178,7 +166,7 @@ function rangeStart(range: string | undefined, size: number): number | null {
  * of ours (its pull reports it).
  */
 async function sendLayer(
-  layer: ServedLayer,
+  layer: TreeLayer,
   start: number,
   res: ServerResponse,
   ref: string,
@@ -233,13 +221,7 @@ async function sendLayer(
   }
   const got = `sha256:${hash.digest('hex')}`;
   if (got !== layer.diffId || offset !== layer.size) {
-    fail(
-      new FlotillaError(
-        'FLT_HASH_MISMATCH',
-        `image ${ref}: layer ${layer.diffId} in the release tree has other content (${got}); it was changed after the release was installed`,
-        { details: { reference: ref, expected: layer.diffId, actual: got, path: layer.path } },
-      ),
-    );
+    fail(layerMismatch(ref, layer, got));
     res.destroy();
     return;
   }

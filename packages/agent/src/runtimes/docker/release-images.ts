@@ -15,10 +15,12 @@ import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
-import type { AppContext, TreeFile, TreeFiles } from '../runtime.js';
+import type { AppContext, TreeFiles } from '../runtime.js';
 import type { ImageProvider } from './image-provider.js';
 import { serveImage } from './loopback-registry.js';
 import type { RegistryAnswer } from './loopback-registry.js';
+import { layerMismatch } from './tree-image.js';
+import type { TreeImage } from './tree-image.js';
 
 /** The tree's reserved images directory (written by `release push`). */
 export const IMAGES_DIR = '.flotilla/images';
@@ -26,13 +28,6 @@ export const IMAGES_DIR = '.flotilla/images';
 const ID = /^sha256:[a-f0-9]{64}$/;
 const DIR = /^[a-z0-9][a-z0-9._-]*$/;
 const FILE = /^layer-[0-9]{3,}\.tar$/;
-
-/** An image found in a tree: its verified config, and its layer files held open. */
-interface TreeImage {
-  id: string;
-  config: Buffer;
-  layers: { path: string; diffId: string; size: number; file: TreeFile }[];
-}
 
 async function closeImage(image: TreeImage): Promise<void> {
   for (const l of image.layers) await l.file.close().catch(() => undefined);
@@ -447,11 +442,7 @@ async function loadImage(
           }
           const got = `sha256:${hash.digest('hex')}`;
           if (got !== layer.diffId) {
-            state.refused = new FlotillaError(
-              'FLT_HASH_MISMATCH',
-              `image ${ref}: layer ${layer.diffId} in the release tree has other content (${got}); it was changed after the release was installed`,
-              { details: { reference: ref, expected: layer.diffId, actual: got, path: layer.path } },
-            );
+            state.refused = layerMismatch(ref, layer, got);
             throw state.refused;
           }
         },
@@ -510,11 +501,6 @@ async function loadImage(
   }
 }
 
-/**
- * Serves `image` on a loopback registry and has the engine pull it, tags it with `ref`, removes the
- * registry's own tag (the image is kept: it has `ref`), and checks the engine then holds `image.id`.
- * Returns how many blobs the engine fetched (config and layers; the layers it holds are skipped).
- */
 /** A layer's source failed while the engine pulled it (e.g. the fetch bringing its chunks): not the engine's fault. */
 class SourceFailed extends Error {
   constructor(readonly error: Error) {
@@ -522,6 +508,11 @@ class SourceFailed extends Error {
   }
 }
 
+/**
+ * Serves `image` on a loopback registry and has the engine pull it, tags it with `ref`, removes the
+ * registry's own tag (the image is kept: it has `ref`), and checks the engine then holds `image.id`.
+ * Returns how many blobs the engine fetched (config and layers; the layers it holds are skipped).
+ */
 async function pullImage(
   docker: Docker,
   image: TreeImage,
