@@ -8,7 +8,7 @@ import type { Runtime } from '../runtimes/runtime.js';
 import type { ApplyContext } from './context.js';
 import { fsyncDir, ioError, removeStaleLinks, removeTree, switchSymlink } from '../util/fs-ops.js';
 import { EarlyStaging, durableAtCommit, stageIntoTemp } from './staging.js';
-import { FetchArrivals, cacheTreeFiles } from './tree-files.js';
+import { FetchArrivals, TreeReads, cacheTreeFiles } from './tree-files.js';
 
 type StepOf<K extends Step['kind']> = Extract<Step, { kind: K }>;
 export interface StepResult {
@@ -39,16 +39,18 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
     // The runtime may begin what `start` needs (docker: loading the images) as soon as the tree's
     // objects are in the cache, reading the files' chunks as the fetch stores them (tree-files.ts).
     const arrivals = new FetchArrivals(ctx.cache);
+    const reads = new TreeReads();
     let preparing: Promise<void> | undefined;
     const onTreeReady = (): void => {
       early?.start();
-      preparing ??= prepareAhead(ctx, release, signal, arrivals);
+      preparing ??= prepareAhead(ctx, release, signal, arrivals, reads);
     };
     try {
       const outcome = await ctx.fetchRelease(release, signal, false, onTreeReady);
       arrivals.end();
-      await settlePrepare(preparing ?? prepareAhead(ctx, release, signal, arrivals));
-      const staging = early?.fetched();
+      await settlePrepare(preparing ?? prepareAhead(ctx, release, signal, arrivals, reads));
+      // The changed files are written once the runtime's reads of them are over (TreeReads).
+      const staging = early?.fetched(reads.over(STAGE_HOLD_MS));
       return staging ? { ...outcome, staging } : outcome;
     } catch (error) {
       arrivals.end(error);
@@ -198,6 +200,8 @@ export function executeStep(
 
 /** How long the fetch step waits for a runtime's `prepare` to be under way. */
 const PREPARE_WAIT_MS = 5_000;
+/** How long staging holds its rewrite of changed files for the runtime's reads of them, at most. */
+const STAGE_HOLD_MS = 3_000;
 
 /**
  * `Runtime.prepare` with the release's files read from the cache (tree-files.ts) as the fetch
@@ -209,6 +213,7 @@ function prepareAhead(
   release: ReleaseSpec,
   signal: AbortSignal,
   arrivals: FetchArrivals,
+  reads: TreeReads,
 ): Promise<void> {
   let runtime: Runtime;
   try {
@@ -222,7 +227,7 @@ function prepareAhead(
     current && current.root !== release.root
       ? { root: current.root, dir: ctx.layout.releaseDir(current.app, current.root) }
       : null;
-  const files = cacheTreeFiles(ctx.cache, release.root, { arrivals, base });
+  const files = cacheTreeFiles(ctx.cache, release.root, { arrivals, base, reads });
   const context = { ...ctx.layout.context(release), files };
   return runtime
     .prepare(context, signal)

@@ -111,10 +111,15 @@ export class EarlyStaging {
     this.staging.catch(() => undefined); // seen by the stage step, or dropped after a failed fetch
   }
 
-  /** The download is complete: staging goes on, and the stage step takes over what this returns. */
-  fetched(): Promise<MaterializeStats> | undefined {
+  /**
+   * The download is complete: staging goes on (once `hold` resolves, if given), and the stage step
+   * takes over what this returns.
+   */
+  fetched(hold?: Promise<void>): Promise<MaterializeStats> | undefined {
     if (this.staging === undefined) return undefined;
-    this.contents.resolve(this.ctx.cache.wholeFileStamps());
+    const stamps = this.ctx.cache.wholeFileStamps();
+    if (hold === undefined) this.contents.resolve(stamps);
+    else void hold.then(() => this.contents.resolve(stamps));
     return this.staging;
   }
 
