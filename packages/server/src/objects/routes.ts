@@ -46,6 +46,8 @@ export interface ObjectRoutesOptions {
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const ObjectParams = Type.Object({ id: Sha256Hex }, { additionalProperties: false });
+/** How many objects a pack's stream reads ahead of what it has sent. */
+const PACK_READ_AHEAD = 8;
 /** A tree-pack body is a root and at most 16 ids: anything near this is not one. */
 const TREE_PACK_BODY_LIMIT = 16 * 1024;
 const PackBody = Type.Unsafe<Readable>({ type: 'string', format: 'binary' });
@@ -173,11 +175,24 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
       if (missing.length > 0) throw notStored(missing);
       const codec = request.body.codec ?? 'zstd';
       async function* records(): AsyncGenerator<PackRecord> {
-        for (const id of ids) {
-          const bytes = Buffer.from(await store.getObject(id));
+        // Reads run PACK_READ_AHEAD objects ahead of the stream: one at a time, each read's round
+        // trip through the thread pool and back was paid in turn (a 73-chunk pack took 0.4 s
+        // beside an agent's update on 2 cores).
+        const ahead: { id: string; read: Promise<Uint8Array> }[] = [];
+        let next = 0;
+        for (;;) {
+          while (next < ids.length && ahead.length < PACK_READ_AHEAD) {
+            const id = ids[next++]!;
+            const read = store.getObject(id);
+            read.catch(() => undefined); // awaited in order below, or dropped with a closed stream
+            ahead.push({ id, read });
+          }
+          const first = ahead.shift();
+          if (first === undefined) return;
+          const bytes = Buffer.from(await first.read);
           metrics.objectsServed.inc({ via: 'pack' });
           metrics.bytesServed.inc({ via: 'pack' }, bytes.length);
-          yield { id, bytes };
+          yield { id: first.id, bytes };
         }
       }
       const stream = packStream(records(), codec);
