@@ -264,3 +264,34 @@ void test('a files release pushed without any configuration installs (its defaul
   assert.equal(h.engine.records.installed('plain').current?.version, '1');
   assert.equal(readFileSync(join(h.dataDir, 'apps', 'plain', 'current', 'a.txt'), 'utf8'), 'one');
 });
+
+void test('the journal is written when a step begins a new recovery group, not at every step', async (t) => {
+  const store = await serverStore(t);
+  const base = tempDir(t);
+  const config = { files: {} };
+  const v1 = await buildRelease(store, writeTree(join(base, '1'), { 'a.txt': 'one\n' }), {
+    app: 'site',
+    version: '1',
+    config,
+  });
+  const v2 = await buildRelease(store, writeTree(join(base, '2'), { 'a.txt': 'two\n' }), {
+    app: 'site',
+    version: '2',
+    config,
+  });
+  const h = await harness(t, store);
+  h.assign([v1]);
+  assert.equal(await h.converge(), true);
+  const written: string[] = [];
+  const records = h.engine.records;
+  const write = records.writeJournal.bind(records);
+  records.writeJournal = (entry) => {
+    written.push(entry.step);
+    write(entry);
+  };
+  h.assign([v2]);
+  assert.equal(await h.converge(), true);
+  // fetch, stage | stop, switch, start, health | commit | cleanup (update/planner.ts planRecovery).
+  assert.deepEqual(written, ['fetch', 'stop', 'commit', 'cleanup']);
+  assert.equal(records.journal('site'), null);
+});

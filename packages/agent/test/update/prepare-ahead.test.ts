@@ -5,6 +5,7 @@
  * that fails or hangs never fails the update.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,7 +14,7 @@ import { tempDir } from '@flotilla/testkit';
 import type { ReleaseSpec } from '../../src/model/release.js';
 import { FilesRuntime } from '../../src/runtimes/files-runtime.js';
 import type { AppContext } from '../../src/runtimes/runtime.js';
-import { FetchArrivals, cacheTreeFiles } from '../../src/apply/tree-files.js';
+import { FetchArrivals, TreeReads, cacheTreeFiles } from '../../src/apply/tree-files.js';
 import { contentId } from '@flotilla/store';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { assertCurrent, harness } from './engine-harness.js';
@@ -199,3 +200,104 @@ void test("a reader waiting for a chunk fails with the fetch's error, and looks 
   await waiting.arrived; // the fetch is over: look once more
   assert.equal(done.expect('1'.repeat(64)), undefined);
 });
+
+void test('a file read beside its installed copy is read in sequential runs: repeated content comes from the copy that continues the run', async (t) => {
+  const store = await serverStore(t);
+  const base = tempDir(t);
+  // Three random parts, each followed by the same block (as the same text in many files of an
+  // image layer): the block's chunks stand at three offsets of the installed file.
+  // Seeded, so that the chunk boundaries (content-defined) are the same at every run.
+  const part = (seed: string): Buffer => seededBytes(300 * 1024, seed);
+  const block = part('block');
+  const [a, b, c] = [part('a'), part('b'), part('c')];
+  const layer = Buffer.concat([a, block, b, block, c, block]);
+  const changed = Buffer.concat([a, block, part('b2'), block, c, block]);
+  const config = { files: {} };
+  const v1 = await buildRelease(store, writeTree(join(base, '1'), { 'img/layer.tar': layer }), {
+    app: APP,
+    version: '1',
+    config,
+  });
+  const v2 = await buildRelease(store, writeTree(join(base, '2'), { 'img/layer.tar': changed }), {
+    app: APP,
+    version: '2',
+    config,
+  });
+  const h = await harness(t, store);
+  h.assign([v1]);
+  assert.equal(await h.converge(), true);
+  h.assign([v2]);
+  assert.equal(await h.converge(), true);
+  const reads = new TreeReads();
+  const read = async (): Promise<Buffer> => {
+    const files = cacheTreeFiles(h.engine.cache, v2.root, {
+      base: { root: v1.root, dir: join(h.dataDir, 'apps', APP, 'releases', v1.root) },
+      reads,
+    });
+    const file = await files.open('img/layer.tar');
+    const parts: Uint8Array[] = [];
+    const pieces = file!.pieces();
+    for await (const piece of pieces) {
+      parts.push(piece);
+      // Counted from the first piece until the last.
+      assert.equal(await settledWithin(reads.over(60_000), 20), false);
+    }
+    await file!.close();
+    return Buffer.concat(parts);
+  };
+  assert.equal((await read()).equals(changed), true);
+  assert.equal(await settledWithin(reads.over(60_000), 20), true);
+  // Spoil the installed file's third block, well inside (past any chunk that straddles c and the
+  // block): the reader takes the block's chunks from there, after c, not from the first block.
+  const installed = join(h.dataDir, 'apps', APP, 'releases', v1.root, 'img/layer.tar');
+  const spoilt = readFileSync(installed);
+  const third = 5 * 300 * 1024;
+  spoilt.fill(1, third + 200 * 1024, third + 201 * 1024);
+  writeFileSync(installed, spoilt);
+  const got = await read();
+  assert.equal(got.length, changed.length);
+  // Taken from the third block, after c (the first block holds the same chunk): the spoilt bytes.
+  assert.equal(got.subarray(third + 200 * 1024, third + 201 * 1024).equals(Buffer.alloc(1024, 1)), true);
+  // Anything else that differs is those bytes too (a chunk the other blocks do not hold).
+  for (let at = 0; at < got.length; at += 1024) {
+    const piece = got.subarray(at, at + 1024);
+    if (!piece.equals(changed.subarray(at, at + 1024)))
+      assert.equal(piece.equals(Buffer.alloc(1024, 1)), true, `at ${at}`);
+  }
+});
+
+void test('TreeReads: over() resolves at once with no read under way, waits for the reads, and gives up after its bound', async () => {
+  const reads = new TreeReads();
+  assert.equal(await settledWithin(reads.over(60_000), 20), true);
+  const end = reads.begin();
+  const end2 = reads.begin();
+  const waiting = reads.over(60_000);
+  assert.equal(await settledWithin(waiting, 20), false);
+  end();
+  end(); // once only: the second read is still under way
+  assert.equal(await settledWithin(waiting, 20), false);
+  end2();
+  assert.equal(await settledWithin(waiting, 20), true);
+  const stuck = reads.begin();
+  assert.equal(await settledWithin(reads.over(30), 200), true);
+  stuck();
+});
+
+/** `size` bytes that look random, the same for the same seed. */
+function seededBytes(size: number, seed: string): Buffer {
+  const out = Buffer.alloc(size);
+  for (let at = 0, i = 0; at < size; at += 32, i++)
+    createHash('sha256').update(`${seed}:${i}`).digest().copy(out, at);
+  return out;
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([
+    promise.then(() => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  return settled;
+}
