@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { verifyTree } from '@flotilla/store';
 import { memoryLogger } from '../helpers/agent.js';
 import { tempDir } from '@flotilla/testkit';
+import type { ReleaseSpec } from '../../src/model/release.js';
 import { harness } from './engine-harness.js';
 import { buildRelease, randomFiles, serverStore, writeTree } from './fixtures.js';
 
@@ -196,20 +197,7 @@ function makeUnwritable(dir: string): (() => void) | null {
 void test('an unwritable data dir: a clear FLT_IO error is reported and the running release keeps running', async (t) => {
   const store = await serverStore(t);
   const base = tempDir(t);
-  const config = { files: { path: join(base, 'site') } };
-  const v1 = await buildRelease(store, writeTree(join(base, 'v1'), { 'a.txt': 'one' }), {
-    app: 'site',
-    version: '1',
-    config,
-  });
-  const v2 = await buildRelease(store, writeTree(join(base, 'v2'), { 'a.txt': 'two' }), {
-    app: 'site',
-    version: '2',
-    config,
-  });
-  const h = await harness(t, store);
-  h.assign([v1]);
-  assert.equal(await h.converge(), true);
+  const { h, v1, v2 } = await siteOneThenTwo(t, store, base, { files: { path: join(base, 'site') } });
   const releases = join(h.dataDir, 'apps/site/releases');
   const restore = makeUnwritable(releases);
   if (!restore)
@@ -267,21 +255,7 @@ void test('a files release pushed without any configuration installs (its defaul
 
 void test('the journal is written when a step begins a new recovery group, not at every step', async (t) => {
   const store = await serverStore(t);
-  const base = tempDir(t);
-  const config = { files: {} };
-  const v1 = await buildRelease(store, writeTree(join(base, '1'), { 'a.txt': 'one\n' }), {
-    app: 'site',
-    version: '1',
-    config,
-  });
-  const v2 = await buildRelease(store, writeTree(join(base, '2'), { 'a.txt': 'two\n' }), {
-    app: 'site',
-    version: '2',
-    config,
-  });
-  const h = await harness(t, store);
-  h.assign([v1]);
-  assert.equal(await h.converge(), true);
+  const { h, v2 } = await siteOneThenTwo(t, store, tempDir(t), { files: {} });
   const written: string[] = [];
   const records = h.engine.records;
   const write = records.writeJournal.bind(records);
@@ -295,3 +269,24 @@ void test('the journal is written when a step begins a new recovery group, not a
   assert.deepEqual(written, ['fetch', 'stop', 'commit', 'cleanup']);
   assert.equal(records.journal('site'), null);
 });
+
+/** Releases 1 and 2 of the files app `site` (a.txt "one", then "two"), and a harness running 1. */
+async function siteOneThenTwo(
+  t: Parameters<typeof harness>[0],
+  store: Awaited<ReturnType<typeof serverStore>>,
+  base: string,
+  config: Record<string, unknown>,
+): Promise<{ h: Awaited<ReturnType<typeof harness>>; v1: ReleaseSpec; v2: ReleaseSpec }> {
+  const release = (version: string, text: string): Promise<ReleaseSpec> =>
+    buildRelease(store, writeTree(join(base, `v${version}`), { 'a.txt': text }), {
+      app: 'site',
+      version,
+      config,
+    });
+  const v1 = await release('1', 'one');
+  const v2 = await release('2', 'two');
+  const h = await harness(t, store);
+  h.assign([v1]);
+  assert.equal(await h.converge(), true);
+  return { h, v1, v2 };
+}
