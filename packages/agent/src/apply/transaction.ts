@@ -9,7 +9,15 @@ import { randomUUID } from 'node:crypto';
 import { FlotillaError, errorSummary } from '@flotilla/protocol';
 import type { UpdatePhase } from '@flotilla/protocol';
 import type { MaterializeStats } from '@flotilla/store';
-import type { FailureReason, JournalEntry, Plan, ReleaseSpec, Step } from '../model/release.js';
+import { recoveryGroup } from '../model/release.js';
+import type {
+  FailureReason,
+  JournalEntry,
+  Plan,
+  RecoveryGroup,
+  ReleaseSpec,
+  Step,
+} from '../model/release.js';
 import type { ApplyContext } from './context.js';
 import { executeStep } from './executors.js';
 
@@ -47,21 +55,6 @@ const PHASE_OF: Partial<Record<Step['kind'], UpdatePhase>> = {
 };
 const BEFORE_SWITCH = new Set<Step['kind']>(['fetch', 'stage']);
 
-/**
- * The steps that recovery (update/planner.ts `planRecovery`) treats alike, by mode: an update
- * interrupted at `fetch` or `stage` stages again; at `stop`, `switch`, `start` or `health` it
- * starts again; `commit` and `cleanup` each finish on their own; a rollback starts over unless it
- * was at `cleanup`. The journal is written when a step begins a new group, not at every step:
- * each write is a synchronous fsync of state.db on the event loop, and under an update's disk
- * load one took up to 150 ms, stalling the image stream to the engine beside it.
- */
-function recoveryGroup(mode: Plan['mode'], step: Step['kind']): string {
-  if (mode === 'rollback') return step === 'cleanup' ? 'cleanup' : 'rollback';
-  if (step === 'fetch' || step === 'stage') return 'staging';
-  if (step === 'stop' || step === 'switch' || step === 'start' || step === 'health') return 'starting';
-  return step;
-}
-
 export function failureReason(error: unknown): FailureReason {
   return errorSummary(error);
 }
@@ -90,7 +83,10 @@ export async function runTransaction(
   const targetPath = subject?.targetPath ?? '';
   // The staging a fetch step began (overlapStage), handed to the stage step right after it.
   let begun: Promise<MaterializeStats> | undefined;
-  let written: string | null = null;
+  // The journal is written when a step begins a new recovery group, not at every step: each write
+  // is a synchronous fsync of state.db on the event loop, and under an update's disk load one took
+  // up to 150 ms, stalling the image stream to the engine beside it.
+  let written: RecoveryGroup | null = null;
   for (const step of plan.steps) {
     const group = recoveryGroup(plan.mode, step.kind);
     if (group !== written) {

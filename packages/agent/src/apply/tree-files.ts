@@ -242,17 +242,12 @@ function segmentsOf(file: FileObject, base: BaseFile | null): Segment[] {
       out.push({ id: c.id, size: c.size });
       continue;
     }
-    const last = out[out.length - 1];
-    const end = last !== undefined && 'from' in last ? last.from + last.length : -1;
-    if (
-      end >= 0 &&
-      last !== undefined &&
-      'from' in last &&
-      last.length < PIECE_BYTES &&
-      offsets.includes(end)
-    )
-      last.length += c.size;
-    else out.push({ from: offsets.includes(end) ? end : offsets[0]!, length: c.size });
+    const last = out.at(-1);
+    const run = last !== undefined && 'from' in last ? last : undefined;
+    const end = run === undefined ? -1 : run.from + run.length;
+    const continues = offsets.includes(end);
+    if (run !== undefined && continues && run.length < PIECE_BYTES) run.length += c.size;
+    else out.push({ from: continues ? end : offsets[0]!, length: c.size });
   }
   return out;
 }

@@ -83,6 +83,22 @@ export type Step =
 
 export type StepKind = Step['kind'];
 
+/** Steps that recovery after a crash treats alike (update/planner.ts `planRecovery`). */
+export type RecoveryGroup = 'staging' | 'starting' | 'commit' | 'cleanup' | 'rollback';
+
+/**
+ * The recovery group of `step` in a transaction of `mode`: an update interrupted at `fetch` or
+ * `stage` stages again; at `stop`, `switch`, `start` or `health` it starts again; at `commit` it
+ * commits; anywhere else it only cleans up. A rollback starts over unless it was at `cleanup`. The
+ * transaction writes the journal only when a step begins a new group.
+ */
+export function recoveryGroup(mode: TransactionMode, step: StepKind): RecoveryGroup {
+  if (mode === 'rollback') return step === 'cleanup' ? 'cleanup' : 'rollback';
+  if (step === 'fetch' || step === 'stage') return 'staging';
+  if (step === 'stop' || step === 'switch' || step === 'start' || step === 'health') return 'starting';
+  return step === 'commit' ? 'commit' : 'cleanup';
+}
+
 export interface Plan {
   app: string;
   /** What the plan does: nothing, a fresh update, a resumed one, an (operator or recovery) rollback. */

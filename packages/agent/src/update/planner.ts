@@ -3,6 +3,7 @@
  * so every case, including recovery from each journal state, is unit-tested without processes.
  */
 import { releaseId, sameRelease } from '../model/identity.js';
+import { recoveryGroup } from '../model/release.js';
 import type { FailureReason, InstalledApp, JournalEntry, Plan, ReleaseSpec, Step } from '../model/release.js';
 
 export interface PlanInput {
@@ -19,15 +20,13 @@ export interface PlanInput {
   maxAttempts: number;
 }
 
-const RESUME_FROM_STOP = new Set(['stop', 'switch', 'start', 'health']);
-
 /** The steps that take the app from what is installed to `target`, or finish an interrupted transaction. */
 export function planUpdate(input: PlanInput): Plan {
   const { journal, target, installed } = input;
   if (journal !== null) {
     const abandon =
       journal.mode === 'update' &&
-      (journal.step === 'fetch' || journal.step === 'stage') &&
+      recoveryGroup(journal.mode, journal.step) === 'staging' &&
       target !== null &&
       !sameRelease(target, journal.to);
     if (!abandon) return planRecovery(input, journal);
@@ -120,11 +119,12 @@ function planRecovery(input: PlanInput, journal: JournalEntry): Plan {
     steps,
     note: `resuming after an interruption at "${journal.step}" (attempt ${journal.attempts + 1})`,
   });
+  const group = recoveryGroup(journal.mode, journal.step);
   if (journal.mode === 'rollback') {
     const failed = journal.from;
     const reason = journal.reason ?? { code: 'FLT_RUNTIME_FAILED', message: 'rollback interrupted' };
     if (failed === null) return resumed([]);
-    if (journal.step === 'cleanup')
+    if (group === 'cleanup')
       return resumed([
         { kind: 'cleanup', app: input.app, keep: keepAfterRollback(input, journal.to, failed) },
       ]);
@@ -133,20 +133,16 @@ function planRecovery(input: PlanInput, journal: JournalEntry): Plan {
   const to = journal.to;
   if (to === null) return resumed([]);
   const from = journal.from;
-  if (RESUME_FROM_STOP.has(journal.step) && journal.attempts >= input.maxAttempts) {
+  if (group === 'starting' && journal.attempts >= input.maxAttempts) {
     return planFailureRollback(input, to, from, {
       code: 'FLT_RUNTIME_FAILED',
       message: `the agent was interrupted ${journal.attempts} times while starting ${to.targetPath}`,
     });
   }
-  switch (journal.step) {
-    case 'fetch':
-    case 'stage':
+  switch (group) {
+    case 'staging':
       return resumed(forwardSteps(input, from, to, true));
-    case 'stop':
-    case 'switch':
-    case 'start':
-    case 'health':
+    case 'starting':
       return resumed(forwardSteps(input, from, to, false));
     case 'commit':
       return resumed([
