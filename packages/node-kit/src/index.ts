@@ -94,6 +94,7 @@ export type { WeightedLruOptions } from './cache/weighted-lru.js';
 // Concurrency limits and in-process serialisation.
 export { KeyedSerialQueue, concurrencyLimit, serialQueue } from './concurrency/limit.js';
 export type { Limit } from './concurrency/limit.js';
+export { readAhead } from './concurrency/read-ahead.js';
 
 // Worker threads.
 export { WorkerPool, ownedBuffers, poolWorkerData, transferring } from './workers/pool.js';

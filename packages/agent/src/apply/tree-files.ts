@@ -15,6 +15,7 @@
 import { constants } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { readAhead } from '@flotilla/node-kit';
 import { FlotillaError } from '@flotilla/protocol';
 import { contentId } from '@flotilla/store';
 import type { FileObject } from '@flotilla/store';
@@ -252,12 +253,7 @@ function segmentsOf(file: FileObject, base: BaseFile | null): Segment[] {
   return out;
 }
 
-/**
- * How far the reads run ahead of the reader, in bytes. Each read is a round trip through libuv's
- * thread pool and back to the event loop; one at a time, a 64 MiB layer read beside a fetch, a
- * stage and an engine pull spent 350–640 ms waiting on its ~90 reads of files in the page cache
- * (17 ms alone), the better part of the stream to the engine (bench/README.md "containers").
- */
+/** How far the reads of a file run ahead of its reader, in bytes (node-kit's `readAhead`). */
 const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 
 /** `source`, counted in `reads` from its first piece asked for until it ends (or is given up). */
@@ -302,21 +298,12 @@ async function* piecesOf(
   file: FileObject,
   base: BaseFile | null,
 ): AsyncGenerator<Uint8Array> {
-  const segments = segmentsOf(file, base);
-  // Reads begun ahead, in order, up to READ_AHEAD_BYTES past the one being handed on.
-  const ahead: Promise<Uint8Array>[] = [];
-  let aheadBytes = 0;
-  let next = 0;
-  const sizeOf = (segment: Segment): number => ('from' in segment ? segment.length : segment.size);
-  const fill = (): void => {
-    while (next < segments.length && (ahead.length === 0 || aheadBytes < READ_AHEAD_BYTES)) {
-      const segment = segments[next++]!;
-      const read = readSegment(segment, chunk, base);
-      read.catch(() => undefined); // awaited in order below, or dropped when the reader stops early
-      ahead.push(read);
-      aheadBytes += sizeOf(segment);
-    }
-  };
+  const reads = readAhead(
+    segmentsOf(file, base),
+    (segment) => readSegment(segment, chunk, base),
+    READ_AHEAD_BYTES,
+    (segment) => ('from' in segment ? segment.length : segment.size),
+  );
   let held: Uint8Array[] = [];
   let heldBytes = 0;
   let offset = 0;
@@ -326,12 +313,7 @@ async function* piecesOf(
     heldBytes = 0;
     return piece;
   };
-  for (;;) {
-    fill();
-    const read = ahead.shift();
-    if (read === undefined) break;
-    const bytes = await read;
-    aheadBytes -= bytes.length;
+  for await (const bytes of reads) {
     if (offset + bytes.length > file.size)
       throw new FlotillaError('FLT_HASH_MISMATCH', `the chunks add up to more than ${file.size} bytes`);
     offset += bytes.length;

@@ -23,6 +23,7 @@ import {
   UploadResponse,
   isFlotillaError,
 } from '@flotilla/protocol';
+import { readAhead } from '@flotilla/node-kit';
 import { requireRole } from '../http/auth.js';
 import { notStored } from './access.js';
 import type { ObjectReaders } from './access.js';
@@ -175,24 +176,14 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
       if (missing.length > 0) throw notStored(missing);
       const codec = request.body.codec ?? 'zstd';
       async function* records(): AsyncGenerator<PackRecord> {
-        // Reads run PACK_READ_AHEAD objects ahead of the stream: one at a time, each read's round
-        // trip through the thread pool and back was paid in turn (a 73-chunk pack took 0.4 s
-        // beside an agent's update on 2 cores).
-        const ahead: { id: string; read: Promise<Uint8Array> }[] = [];
-        let next = 0;
-        for (;;) {
-          while (next < ids.length && ahead.length < PACK_READ_AHEAD) {
-            const id = ids[next++]!;
-            const read = store.getObject(id);
-            read.catch(() => undefined); // awaited in order below, or dropped with a closed stream
-            ahead.push({ id, read });
-          }
-          const first = ahead.shift();
-          if (first === undefined) return;
-          const bytes = Buffer.from(await first.read);
+        const read = async (id: string): Promise<PackRecord> => ({
+          id,
+          bytes: Buffer.from(await store.getObject(id)),
+        });
+        for await (const record of readAhead(ids, read, PACK_READ_AHEAD)) {
           metrics.objectsServed.inc({ via: 'pack' });
-          metrics.bytesServed.inc({ via: 'pack' }, bytes.length);
-          yield { id: first.id, bytes };
+          metrics.bytesServed.inc({ via: 'pack' }, record.bytes.length);
+          yield record;
         }
       }
       const stream = packStream(records(), codec);
