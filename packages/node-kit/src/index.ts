@@ -95,6 +95,7 @@ export type { WeightedLruOptions } from './cache/weighted-lru.js';
 export { KeyedSerialQueue, concurrencyLimit, serialQueue } from './concurrency/limit.js';
 export type { Limit } from './concurrency/limit.js';
 export { readAhead } from './concurrency/read-ahead.js';
+export { timeSlices } from './concurrency/time-slice.js';
 
 // Worker threads.
 export { WorkerPool, ownedBuffers, poolWorkerData, transferring } from './workers/pool.js';

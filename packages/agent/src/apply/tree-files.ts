@@ -82,7 +82,8 @@ export class FetchArrivals {
 }
 
 /**
- * The reads of a tree's files under way (iterations of `open(path).pieces()`). Staging holds its
+ * The reads of a tree's files under way (iterations of `open(path).pieces()`, and what a runtime
+ * announces with `TreeFiles.reading`). Staging holds its
  * rewrite of the changed files until they are over (executors.ts), so that the two do not split
  * a small machine while the runtime streams the same files to the engine: on 2 cores the stage
  * beside the engine's pull stretched the stream of a 64 MiB layer from ~0.5 s to ~1 s.
@@ -193,6 +194,7 @@ export function cacheTreeFiles(
   };
   return {
     open,
+    reading: () => options.reads?.begin() ?? (() => undefined),
     read: async (path) => {
       const file = await fileAt(root, path).catch(() => null);
       if (file === null) return null;

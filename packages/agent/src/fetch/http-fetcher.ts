@@ -44,7 +44,10 @@ export interface HttpFetcherOptions {
   bandwidthClock?: BucketClock;
   /** Ids per pack request (default 1000). */
   batchSize?: number;
-  /** Whole-stream codec asked of the pack endpoint (default zstd). */
+  /**
+   * Codec asked of the pack endpoint (default `frames`: the server's stored frames, stored as they
+   * come; `zstd` from a server that refuses it). Tree packs use it too, but for `frames`: `zstd`.
+   */
   packCodec?: PackCodec;
   /** Largest object accepted, bytes (default 64 MiB). */
   maxObjectBytes?: number;
@@ -65,11 +68,12 @@ export class HttpFetcher implements ObjectFetcher, DeltaFetcher, TreeFetcher {
 
   constructor(private readonly options: HttpFetcherOptions) {
     const transport = new Transport(options);
-    const codec = options.packCodec ?? 'zstd';
+    const codec = options.packCodec ?? 'frames';
     const maxObjectBytes = options.maxObjectBytes ?? 64 * 1024 * 1024;
     this.packs = new PackClient(transport, codec, maxObjectBytes);
     this.objects = new ObjectClient(transport, options.partialDir, maxObjectBytes, options.attempts ?? 4);
-    this.trees = new TreePackClient(transport, codec, maxObjectBytes);
+    // Tree objects are small: compressed together they take far less than framed one by one.
+    this.trees = new TreePackClient(transport, codec === 'frames' ? 'zstd' : codec, maxObjectBytes);
     this.deltas = new DeltaClient(transport, options.maxDeltaBytes ?? DEFAULT_MAX_DELTA_FILE_BYTES);
   }
 

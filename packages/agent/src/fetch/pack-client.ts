@@ -12,9 +12,14 @@ import type { FetchRequestOptions, FetchSink } from './fetcher.js';
 import { readPack } from './pack-reader.js';
 import type { Exchange, Transport } from './transport.js';
 
+/** What is asked of a server that refuses `frames` (one from before that codec). */
+const FRAMES_FALLBACK: PackCodec = 'zstd';
+
 export class PackClient {
   /** The server has no pack route (an older one): per-object GETs only, and no more asking. */
   unsupported = false;
+  /** The server refused the `frames` codec (an older one): FRAMES_FALLBACK from then on. */
+  private framesRefused = false;
 
   constructor(
     private readonly transport: Transport,
@@ -29,23 +34,34 @@ export class PackClient {
     options: FetchRequestOptions,
     done: (id: string) => void,
   ): Promise<void> {
-    const exchange = await this.transport.postJson(
-      ObjectRoutes.pack,
-      { ids, codec: this.codec },
-      options.signal,
-    );
+    const codec = this.codec === 'frames' && this.framesRefused ? FRAMES_FALLBACK : this.codec;
+    const exchange = await this.transport.postJson(ObjectRoutes.pack, { ids, codec }, options.signal);
     const { response, idle } = exchange;
     try {
       if (await this.transport.routeMissing(response, 'the server lacks objects of this release')) {
         this.unsupported = true;
         throw new FlotillaError('FLT_NETWORK', `pack endpoint unavailable (HTTP ${response.status})`);
       }
+      // A server from before `frames` refuses the request (its codec is not in its schema).
+      if (codec === 'frames' && response.status === 400) {
+        await response.body?.cancel().catch(() => undefined);
+        this.framesRefused = true;
+        return await this.fetch(ids, sink, options, done);
+      }
       await this.transport.expectOk(response, ObjectRoutes.pack);
       const records = decodedBody(this.transport, exchange, options);
-      await readPack(records, new Set(ids), this.maxObjectBytes, async (id, bytes) => {
-        await sink.putChunk(id, bytes);
-        done(id);
-      });
+      // Frames are stored as they came (the store decodes and hashes each first).
+      const frames = response.headers.get(PACK_CODEC_HEADER) === 'frames';
+      await readPack(
+        records,
+        new Set(ids),
+        this.maxObjectBytes,
+        async (id, bytes) => {
+          await (frames ? sink.putFrame(id, bytes) : sink.putChunk(id, bytes));
+          done(id);
+        },
+        { frames },
+      );
     } finally {
       idle.stop();
     }
@@ -69,6 +85,7 @@ function decompress(wire: AsyncIterable<Uint8Array>, codec: string): AsyncIterab
     pipeline(source, decoder, () => undefined) as unknown as AsyncIterable<Uint8Array>;
   switch (codec) {
     case 'identity':
+    case 'frames': // each record is compressed on its own
       return source;
     case 'gzip':
       return through(createGunzip());

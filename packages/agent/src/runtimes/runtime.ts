@@ -21,6 +21,12 @@ export interface TreeFile {
 export interface TreeFiles {
   read(path: string): Promise<Buffer | null>;
   open(path: string): Promise<TreeFile | null>;
+  /**
+   * Announces reads to come (docker: the engine asked to pull, and not yet asking for the layers
+   * it lacks): staging holds its rewrite of the changed files as it does during a read, until the
+   * function returned is called. Absent where nothing waits on the reads (files on disk).
+   */
+  reading?(): () => void;
 }
 
 /** Where one app's release lives on disk (docs/updates.md "Disk layout"). */

@@ -32,14 +32,17 @@ async function setup(t: TestContext) {
   return { store, server, local, fetcher, ids, release, base };
 }
 
-void test('the pack endpoint fetches every object, verified, compressed as one stream', async (t) => {
-  const { server, local, fetcher, ids } = await setup(t);
+void test('the pack endpoint fetches every object, verified, as the stored frames or compressed as one stream', async (t) => {
+  const { server, local, fetcher, ids, store } = await setup(t);
   let wire = 0;
   await fetcher().fetch(ids, local, { onWireBytes: (n) => (wire += n) });
   assert.deepEqual(await local.missing(ids), []);
   assert.equal(server.objectGets.length, 0);
   assert.equal(wire, server.bytesSent);
-  for (const codec of ['gzip', 'identity'] as const) {
+  // By default the frames as the server stores them, stored as they came.
+  assert.deepEqual(server.packCodecs, ['frames']);
+  for (const id of ids) assert.equal((await local.getFrame(id)).equals(await store.getFrame(id)), true);
+  for (const codec of ['gzip', 'identity', 'zstd'] as const) {
     const other = await FsStore.open({ root: join(tempDir(t), codec) });
     await fetcher({ packCodec: codec }).fetch(ids, other);
     assert.deepEqual(await other.missing(ids), []);
@@ -47,12 +50,16 @@ void test('the pack endpoint fetches every object, verified, compressed as one s
 });
 
 void test('a connection cut mid-pack: what arrived is kept, only the rest is fetched, per object', async (t) => {
-  const { server, local, fetcher, ids } = await setup(t);
-  server.cut = { afterBytes: 200_000, times: 1 };
-  await fetcher({ packCodec: 'identity', batchSize: 1000 }).fetch(ids, local);
-  assert.deepEqual(await local.missing(ids), []);
-  assert.ok(server.objectGets.length > 0, 'the rest came per object');
-  assert.ok(server.objectGets.length < ids.length, 'records before the cut were not fetched again');
+  const { server, fetcher, ids } = await setup(t);
+  for (const codec of ['identity', 'frames'] as const) {
+    const local = await FsStore.open({ root: join(tempDir(t), codec) });
+    server.cut = { afterBytes: 200_000, times: 1 };
+    server.objectGets.length = 0;
+    await fetcher({ packCodec: codec, batchSize: 1000 }).fetch(ids, local);
+    assert.deepEqual(await local.missing(ids), []);
+    assert.ok(server.objectGets.length > 0, 'the rest came per object');
+    assert.ok(server.objectGets.length < ids.length, 'records before the cut were not fetched again');
+  }
 });
 
 void test('a cut per-object transfer resumes with Range from the partial file', async (t) => {
@@ -73,11 +80,26 @@ void test('a cut per-object transfer resumes with Range from the partial file', 
   assert.deepEqual(readdirSync(join(base, 'partial')), [], 'partial files are removed once stored');
 });
 
+void test('a server that refuses the frames codec (an older one) is asked for a zstd pack, once', async (t) => {
+  const { server, local, fetcher, ids } = await setup(t);
+  server.framesRefused = true;
+  const f = fetcher({ batchSize: Math.ceil(ids.length / 2) });
+  await f.fetch(ids.slice(0, 3), local);
+  await f.fetch(ids.slice(3), local);
+  assert.deepEqual(await local.missing(ids), []);
+  assert.equal(server.objectGets.length, 0);
+  assert.deepEqual(server.packCodecs, ['frames', 'zstd', 'zstd', 'zstd']);
+});
+
 void test('a tampered object is refused (FLT_HASH_MISMATCH) and never stored, by pack or per object', async (t) => {
   const { server, local, fetcher, release, store } = await setup(t);
   server.tamper.add(release.root);
-  await assert.rejects(fetcher().fetch([release.root], local), { code: 'FLT_HASH_MISMATCH' });
-  assert.equal(await local.has(release.root), false);
+  for (const codec of ['frames', 'zstd'] as const) {
+    await assert.rejects(fetcher({ packCodec: codec }).fetch([release.root], local), {
+      code: 'FLT_HASH_MISMATCH',
+    });
+    assert.equal(await local.has(release.root), false);
+  }
   // Per object: the frame decodes (its codec and length are intact) to other content than its id.
   const chunk = (await store.list().next()).value as string;
   server.tamper.clear();

@@ -59,3 +59,26 @@ void test('hostile packs are refused with stable codes; records before the probl
     if (name === 'duplicate' || name === 'no end marker') assert.deepEqual(kept, [idOf(a)], name);
   }
 });
+
+void test('a pack read from memory lets the event loop turn while its records are stored', async () => {
+  // Every piece at hand at once (as a fast connection leaves them buffered): the old reader ran the
+  // whole pack in microtasks, and an I/O callback waiting meanwhile (the engine's connection to the
+  // loopback registry) ran only after the last record.
+  const records = Array.from({ length: 40 }, (_, i) => Buffer.from(`record ${i}`));
+  const pack = Buffer.concat([...records.map((r) => record(idOf(r), r)), END]);
+  let turned = false;
+  let storedWhenTurned = -1;
+  let stored = 0;
+  setImmediate(() => {
+    turned = true;
+    storedWhenTurned = stored;
+  });
+  await readPack(pieces(pack, 64), new Set(records.map(idOf)), 1024, () => {
+    const until = performance.now() + 2; // a slow disk: 2 ms per record, 80 ms in all
+    while (performance.now() < until);
+    stored++;
+    return Promise.resolve();
+  });
+  assert.equal(stored, 40);
+  assert.ok(turned && storedWhenTurned < 40, `the event loop turned only after ${storedWhenTurned} records`);
+});

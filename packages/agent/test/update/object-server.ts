@@ -35,6 +35,10 @@ export interface ObjectServer {
   /** Serve these ids with their first byte flipped (tampering), in packs and per-object frames. */
   tamper: Set<string>;
   packDisabled: boolean;
+  /** Refuse the `frames` pack codec with a 400, as a server from before it does. */
+  framesRefused: boolean;
+  /** Pack codecs asked for, in order. */
+  packCodecs: string[];
   /**
    * The deltas route: `off` answers 404 like an older server; `ok` makes real deltas; `none` declines
    * every pair; `garbage` sends bytes that are no zstd frame; `wrong` a valid delta of other content.
@@ -54,11 +58,18 @@ export async function packRecords(
   store: FsStore,
   ids: readonly string[],
   tamper: (id: string) => boolean = () => false,
+  frames = false,
 ): Promise<Buffer> {
   const parts: Buffer[] = [];
   for (const id of ids) {
-    const bytes = Buffer.from(await store.getObject(id));
-    if (tamper(id)) bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+    let bytes: Buffer;
+    if (frames) {
+      bytes = await store.getFrame(id);
+      if (tamper(id)) bytes = tamperedFrame(bytes);
+    } else {
+      bytes = Buffer.from(await store.getObject(id));
+      if (tamper(id)) bytes[0] = (bytes[0] ?? 0) ^ 0xff;
+    }
     const header = Buffer.alloc(36);
     Buffer.from(id, 'hex').copy(header);
     header.writeUInt32BE(bytes.length, 32);
@@ -78,6 +89,8 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
     cut: null,
     tamper: new Set(),
     packDisabled: false,
+    framesRefused: false,
+    packCodecs: [],
     deltas: 'off',
     deltaPairs: [],
     beforePack: null,
@@ -118,6 +131,11 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
         codec?: string;
       };
       state.packIds.push(...ids);
+      state.packCodecs.push(codec ?? '');
+      if (codec === 'frames' && state.framesRefused) {
+        const error = { error: { code: 'FLT_VALIDATION', message: 'body/codec must be equal to constant' } };
+        return send(res, 400, {}, Buffer.from(JSON.stringify(error)));
+      }
       await state.beforePack?.(ids);
       const lacking = await store.missing(ids);
       if (lacking.length > 0) {
@@ -126,8 +144,8 @@ export async function startObjectServer(store: FsStore): Promise<ObjectServer> {
         };
         return send(res, 404, {}, Buffer.from(JSON.stringify(error)));
       }
-      const raw = await packRecords(store, ids, (id) => state.tamper.has(id));
-      const chosen = codec === 'gzip' ? 'gzip' : codec === 'identity' ? 'identity' : 'zstd';
+      const raw = await packRecords(store, ids, (id) => state.tamper.has(id), codec === 'frames');
+      const chosen = codec === 'gzip' || codec === 'identity' || codec === 'frames' ? codec : 'zstd';
       const body = chosen === 'gzip' ? gzipSync(raw) : chosen === 'zstd' ? compress(raw) : raw;
       return send(res, 200, { [PACK_CODEC_HEADER]: chosen }, body);
     }

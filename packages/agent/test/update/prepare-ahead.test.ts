@@ -247,6 +247,11 @@ void test('a file read beside its installed copy is read in sequential runs: rep
   };
   assert.equal((await read()).equals(changed), true);
   assert.equal(await settledWithin(reads.over(60_000), 20), true);
+  // Reads announced ahead (an engine asked to pull, not yet asking for the layer) hold as a read does.
+  const announced = cacheTreeFiles(h.engine.cache, v2.root, { reads }).reading!();
+  assert.equal(await settledWithin(reads.over(60_000), 20), false);
+  announced();
+  assert.equal(await settledWithin(reads.over(60_000), 20), true);
   // Spoil the installed file's third block, well inside (past any chunk that straddles c and the
   // block): the reader takes the block's chunks from there, after c, not from the first block.
   const installed = join(h.dataDir, 'apps', APP, 'releases', v1.root, 'img/layer.tar');

@@ -29,11 +29,18 @@ export const ObjectRoutes = {
 export const PACK_CONTENT_TYPE = 'application/vnd.flotilla.pack';
 export const FRAME_CONTENT_TYPE = 'application/vnd.flotilla.frame';
 export const PACK_CODEC_HEADER = 'x-flotilla-pack-codec';
+/**
+ * How a pack travels: compressed as a whole (`zstd`, `br`, `gzip`) or not (`identity`), each record
+ * holding an object's bytes; or `frames`: each record holds the object's frame as the server stores
+ * it (already compressed, FRAME_CONTENT_TYPE's format, verified by decoding and hashing it) and the
+ * stream is not compressed again, so neither side compresses anything (download packs only).
+ */
 export const PackCodec = Type.Union([
   Type.Literal('zstd'),
   Type.Literal('br'),
   Type.Literal('gzip'),
   Type.Literal('identity'),
+  Type.Literal('frames'),
 ]);
 export type PackCodec = Static<typeof PackCodec>;
 /** Most ids in one "missing" or "pack" request. */

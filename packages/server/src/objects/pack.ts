@@ -131,6 +131,7 @@ export function decompressor(codec: PackCodec): Transform {
     case 'gzip':
       return zlib.createGunzip();
     case 'identity':
+    case 'frames': // the records are compressed, each on its own
       return new PassThrough();
   }
 }
@@ -144,6 +145,7 @@ export function compressor(codec: PackCodec): Transform {
     case 'gzip':
       return zlib.createGzip();
     case 'identity':
+    case 'frames':
       return new PassThrough();
   }
 }

@@ -160,7 +160,8 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
     {
       schema: {
         summary:
-          'Objects as one pack stream, compressed as a whole; unknown ids (for a device, also ids of ' +
+          'Objects as one pack stream, compressed as a whole, or (codec `frames`) each record the ' +
+          'stored frame of its object as the per-object GET serves it; unknown ids (for a device, also ids of ' +
           'releases not assigned to it) are a 404 listing them',
         tags,
         body: PackRequest,
@@ -175,10 +176,12 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
       const missing = [...unreadable, ...(await store.missing(ids.filter((id) => !hidden.has(id))))];
       if (missing.length > 0) throw notStored(missing);
       const codec = request.body.codec ?? 'zstd';
+      // `frames`: the stored frames as they are (nothing decompressed, nothing compressed again).
+      const frames = codec === 'frames';
       async function* records(): AsyncGenerator<PackRecord> {
         const read = async (id: string): Promise<PackRecord> => ({
           id,
-          bytes: Buffer.from(await store.getObject(id)),
+          bytes: frames ? await store.get(id) : Buffer.from(await store.getObject(id)),
         });
         for await (const record of readAhead(ids, read, PACK_READ_AHEAD)) {
           metrics.objectsServed.inc({ via: 'pack' });
@@ -244,10 +247,12 @@ function routes(base: FastifyInstance, opts: ObjectRoutesOptions): void {
       const codec = request.body.codec ?? 'zstd';
       async function* records(): AsyncGenerator<PackRecord> {
         for (const id of ids) {
-          const bytes = await store.getObject(id).catch((error: unknown) => {
-            if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') closures.forget(root);
-            throw error;
-          });
+          const bytes = await (codec === 'frames' ? store.get(id) : store.getObject(id)).catch(
+            (error: unknown) => {
+              if (isFlotillaError(error) && error.code === 'FLT_OBJECT_MISSING') closures.forget(root);
+              throw error;
+            },
+          );
           metrics.objectsServed.inc({ via: 'tree-pack' });
           metrics.bytesServed.inc({ via: 'tree-pack' }, bytes.length);
           yield { id, bytes: Buffer.from(bytes) };

@@ -2,8 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Readable } from 'node:stream';
-import { ObjectRoutes, PACK_CODEC_HEADER, PACK_CONTENT_TYPE } from '@flotilla/protocol';
+import { FRAME_CONTENT_TYPE, ObjectRoutes, PACK_CODEC_HEADER, PACK_CONTENT_TYPE } from '@flotilla/protocol';
 import type { UploadResponse } from '@flotilla/protocol';
+import { contentId, decodeFrame } from '@flotilla/store';
 import { decompressor, readPack } from '../../src/objects/pack.js';
 import { acceptedDevice } from '../devices/fixtures.js';
 import { createTestApp, forEachDialect } from '../helpers/app.js';
@@ -53,6 +54,47 @@ forEachDialect((dialect) => {
       for await (const r of readPack(records, { maxRecordBytes: 1 << 24, maxTotalBytes: 1 << 26 }))
         got.push(r.id);
       assert.deepEqual(got, ids);
+    }));
+
+  void test('a pack of frames carries the stored frames as they are, uncompressed as a whole', () =>
+    withServer(async (t, url) => {
+      const tree = await treeOf({ 'big.bin': noise(1_000_000), 'text.txt': 'text '.repeat(20_000) });
+      const ids = tree.store.ids();
+      assert.equal(
+        (await upload(t, url, await encodePack(await recordsOf(tree.store, ids), 'zstd'))).status,
+        200,
+      );
+      const device = await acceptedDevice(t);
+      await assign(t, await publish(t, tree, 'framed', '1'), device.id);
+      const pack = await fetch(`${url}${ObjectRoutes.pack}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${device.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ ids, codec: 'frames' }),
+      });
+      assert.equal(pack.status, 200);
+      assert.equal(pack.headers.get(PACK_CODEC_HEADER), 'frames');
+      const body = Buffer.from(await pack.arrayBuffer());
+      const got: string[] = [];
+      let at = 0;
+      for (;;) {
+        const id = body.subarray(at, at + 32).toString('hex');
+        if (/^0+$/.test(id)) break;
+        const length = body.readUInt32BE(at + 32);
+        const frame = body.subarray(at + 36, at + 36 + length);
+        // The frame the server stores (its per-object GET serves it), byte for byte.
+        const stored = await fetch(`${url}${ObjectRoutes.object.replace(':id', id)}`, {
+          headers: { authorization: `Bearer ${device.token}`, accept: FRAME_CONTENT_TYPE },
+        });
+        assert.equal(frame.equals(Buffer.from(await stored.arrayBuffer())), true);
+        assert.equal(contentId(decodeFrame(frame)), id);
+        got.push(id);
+        at += 36 + length;
+      }
+      assert.equal(at + 32, body.length);
+      assert.deepEqual(got, ids);
+      // Frames are a download codec only: an upload in it is refused.
+      const refused = await upload(t, url, body, 'frames');
+      assert.equal(refused.status, 400);
     }));
 
   void test('a corrupt upload gets its 400 over HTTP and the server keeps serving', () =>

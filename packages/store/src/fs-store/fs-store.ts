@@ -75,6 +75,12 @@ export class FsStore implements ObjectSink, StoreReader {
   private readonly dirOptions: { recursive: true; mode?: number };
   /** Shard directories known to exist (sync mode), so a write needs no mkdir. */
   private readonly shards = new Set<string>();
+  /**
+   * Temporary names: random per store (processes may share it), then counted. A random name per
+   * write cost a `getrandom` call each, ~0.3 ms on a loaded VM: 20 ms of an 80-chunk fetch.
+   */
+  private readonly tmpPrefix = randomBytes(6).toString('hex');
+  private tmpCount = 0;
 
   private constructor(options: FsStoreOptions) {
     this.root = options.root;
@@ -245,7 +251,7 @@ export class FsStore implements ObjectSink, StoreReader {
 
   private async writeAtomically(id: string, frame: Uint8Array): Promise<void> {
     const finalPath = this.pathOf(id);
-    const tmpPath = join(this.tmpDir, `${id}.${randomBytes(6).toString('hex')}`);
+    const tmpPath = join(this.tmpDir, `${id}.${this.tmpPrefix}${(this.tmpCount++).toString(36)}`);
     if (this.syncIo) {
       this.writeAtomicallySync(id, frame, tmpPath, finalPath);
       return;

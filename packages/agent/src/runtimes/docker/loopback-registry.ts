@@ -51,7 +51,13 @@ const LAYER = 'application/vnd.docker.image.rootfs.diff.tar';
 export async function serveImage(
   image: TreeImage,
   ref: string,
-  options: { rereadable: boolean; onFailed: () => void; answer?: RegistryAnswer },
+  options: {
+    rereadable: boolean;
+    onFailed: () => void;
+    answer?: RegistryAnswer;
+    /** Called once a layer's stream has begun (its first piece asked for). */
+    onLayerRequested?: () => void;
+  },
 ): Promise<LoopbackRegistry> {
   const repo = `flotilla-${randomBytes(12).toString('hex')}/image`;
   const manifest = Buffer.from(
@@ -108,12 +114,14 @@ export async function serveImage(
     taken.add(name);
     state.served++;
     res.writeHead(start > 0 ? 206 : 200);
-    await sendLayer(layer, start, res, ref, (error) => {
+    const sending = sendLayer(layer, start, res, ref, (error) => {
       if (state.refused || state.sourceFailed) return;
       if (error instanceof FlotillaError && error.code === 'FLT_HASH_MISMATCH') state.refused = error;
       else state.sourceFailed = error;
       options.onFailed();
     });
+    options.onLayerRequested?.();
+    await sending;
   };
 
   const server: Server = createServer((req, res) => {

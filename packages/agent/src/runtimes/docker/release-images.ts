@@ -136,11 +136,14 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     signal: AbortSignal,
     opened: () => void,
   ): Promise<void> {
+    // From the pull request until the engine asks for a layer, which it does only once it has the
+    // image's config and has looked for each layer (0.1–0.3 s); then the layer's read counts.
+    const requesting = ctx.files?.reading?.();
     try {
       if (await hasImage(docker, id)) return;
       const image = await findInTree(ctx.files ?? dirFiles(ctx.releaseDir), ref, id);
       opened();
-      const ms = await this.loadAndClose(docker, image, ref, signal, ctx.files === undefined);
+      const ms = await this.loadAndClose(docker, image, ref, signal, ctx.files === undefined, requesting);
       this.log('image loaded ahead of the start step', { app: ctx.app, image: ref, id, ms });
     } catch (error) {
       this.log('loading an image ahead of the start step failed; the start step loads it', {
@@ -148,6 +151,8 @@ export class ReleaseTreeImageProvider implements ImageProvider {
         image: ref,
         error: (error as Error).message,
       });
+    } finally {
+      requesting?.();
     }
   }
 
@@ -190,10 +195,12 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     ref: string,
     signal: AbortSignal,
     rereadable: boolean,
+    onLayerRequested?: () => void,
   ): Promise<number> {
     const started = Date.now();
     try {
-      if (await this.pull(docker, image, ref, signal, rereadable)) return Date.now() - started;
+      if (await this.pull(docker, image, ref, signal, rereadable, onLayerRequested))
+        return Date.now() - started;
       await this.load(docker, image, ref, signal);
     } finally {
       await closeImage(image);
@@ -212,10 +219,14 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     ref: string,
     signal: AbortSignal,
     rereadable: boolean,
+    onLayerRequested?: () => void,
   ): Promise<boolean> {
     if (this.pullFailed || splitRef(ref) === null) return false;
     try {
-      const blobs = await pullImage(docker, image, ref, signal, rereadable, this.options.registryAnswer);
+      const blobs = await pullImage(docker, image, ref, signal, rereadable, {
+        answer: this.options.registryAnswer,
+        onLayerRequested,
+      });
       this.log("image pulled from the agent's loopback registry", {
         image: ref,
         id: image.id,
@@ -519,15 +530,17 @@ async function pullImage(
   ref: string,
   signal: AbortSignal,
   rereadable: boolean,
-  answer: RegistryAnswer | undefined,
+  options: { answer: RegistryAnswer | undefined; onLayerRequested: (() => void) | undefined },
 ): Promise<number> {
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   signal.addEventListener('abort', stop, { once: true });
+  const { answer, onLayerRequested } = options;
   const registry = await serveImage(image, ref, {
     rereadable,
     onFailed: stop,
     ...(answer !== undefined && { answer }),
+    ...(onLayerRequested !== undefined && { onLayerRequested }),
   });
   try {
     try {
