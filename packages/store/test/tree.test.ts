@@ -56,6 +56,7 @@ void describe('buildTree → materialize → verifyTree', () => {
         trustedByStamp: 0,
         patched: 0,
         bytesPatched: 0,
+        bytesReadBack: 0,
       });
       assert.deepEqual(await verifyTree(store, out, root), { ok: true, problems: [] });
       // Independent check with diff(1): same names, contents and symlinks.

@@ -115,6 +115,11 @@ export interface MaterializeStats {
   patched: number;
   bytesPatched: number;
   /**
+   * Bytes of such copies read back and verified: none where a stamp (`trusted`) vouches for the
+   * file copied, whose chunks are then trusted as a link to it would be.
+   */
+  bytesReadBack: number;
+  /**
    * With `recordStamps`: a stamp for each file linked into the tree whose modification time is not
    * racy, and for each file written here (its modification time set a few seconds before staging
    * began, so that it is not racy either): stamps.ts. Copies are not stamped.
@@ -185,6 +190,7 @@ class Materializer {
     trustedByStamp: 0,
     patched: 0,
     bytesPatched: 0,
+    bytesReadBack: 0,
   };
   readonly files: FileJob[] = [];
   // Directory modes are applied last, deepest first, so read-only directories can still be filled.
@@ -452,7 +458,7 @@ class Materializer {
    * The file at `path` in the first `reuse` tree that has one there (its file object and where it
    * is on disk), for patchFromBase; undefined when none does.
    */
-  private async baseAt(path: string): Promise<{ abs: string; file: FileObject } | undefined> {
+  private async baseAt(path: string): Promise<{ abs: string; id: string; file: FileObject } | undefined> {
     const names = path.split('/');
     for (const source of this.reuseSources) {
       let id = source.root;
@@ -470,7 +476,7 @@ class Materializer {
         }
         if (found === undefined) continue;
         const file = await this.loadFile(found, path);
-        return { abs: `${source.dir}/${path}`, file };
+        return { abs: `${source.dir}/${path}`, id: found, file };
       } catch {
         continue; // an unreadable tree: not a base
       }
@@ -483,7 +489,11 @@ class Materializer {
    * where the file system has them), then patches it: every chunk that tree's file object puts at
    * the same offset is read back from the copy and verified against its hash, every other chunk
    * (and any that fails) is written from the cache over it, verified as writeFromChunks does, and
-   * the file is cut to its size. So a large file of which a few chunks changed (a container image
+   * the file is cut to its size. Where a stamp vouches for the installed file before and after the
+   * copy (unchanged since it was verified or written), the copied chunks are trusted as a link to
+   * it would be, and not read back: the read-back and its hashing were most of a 64 MiB layer's
+   * stage, on the event loop beside the engine extracting the same layer (bench/README.md
+   * "containers"). So a large file of which a few chunks changed (a container image
    * layer) is not decompressed and rewritten whole; a base changed on disk costs only the chunks
    * it spoilt. Undefined (nothing written) when there is no such base, it holds less than half of
    * the file at the same offsets, is not a regular file of its file object's size, or the copy fails:
@@ -524,6 +534,12 @@ class Materializer {
       await rm(absPath, { force: true }).catch(() => undefined);
       return undefined;
     }
+    const after = this.linkTrusted && (await lstatBig(base.abs).catch(() => undefined));
+    const trustedCopy =
+      after !== undefined &&
+      after.ino === found.ino &&
+      this.linkTrusted!.vouchesFor(base.id, found) &&
+      this.linkTrusted!.vouchesFor(base.id, after);
     let written: BigIntStats | undefined;
     await chmod(absPath, 0o600);
     const fd = await openFd(absPath, PATCH_FILE);
@@ -549,6 +565,11 @@ class Materializer {
           i++;
           continue;
         }
+        if (trustedCopy) {
+          offset += file.chunks[i]!.size;
+          i++;
+          continue;
+        }
         // A run of same-offset chunks, read back from the copy in one piece and verified chunk by chunk.
         let end = i;
         let runBytes = 0;
@@ -556,6 +577,7 @@ class Materializer {
           runBytes += file.chunks[end++]!.size;
         const piece = Buffer.allocUnsafe(runBytes);
         const complete = await readExactly(fd, piece, offset);
+        this.stats.bytesReadBack += runBytes;
         let within = 0;
         for (let k = i; k < end; k++) {
           const size = file.chunks[k]!.size;

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { MemoryStore, buildTree, materialize, verifyTree } from '../../src/index.js';
+import { MemoryStore, StampIndex, buildTree, materialize, verifyTree } from '../../src/index.js';
 import type { MaterializeStats } from '../../src/index.js';
 import { seededBytes, withTempDir } from '../helpers.js';
 
@@ -81,6 +81,49 @@ void describe('materialize: a large changed file patched from the installed one'
       assert.equal(stats.patched, 1);
       const clean = await withLayersPatchedBytes();
       assert.ok(stats.bytesPatched > clean, `${stats.bytesPatched} > ${clean}`);
+    });
+  });
+
+  void it('trusts the copy of an installed file a stamp vouches for (no read-back), and reads back one changed since', async () => {
+    await withTempDir(async (dir) => {
+      const old = seededBytes(3, 8 * MiB);
+      const layer = Buffer.concat([
+        old.subarray(0, 4 * MiB),
+        seededBytes(9, 256 * 1024),
+        old.subarray(4 * MiB + 256 * 1024),
+      ]);
+      await mkdir(join(dir, 'src1'));
+      await mkdir(join(dir, 'src2'));
+      await writeFile(join(dir, 'src1/layer.tar'), old);
+      await writeFile(join(dir, 'src2/layer.tar'), layer);
+      const store = new MemoryStore();
+      const v1 = (await buildTree(join(dir, 'src1'), { sink: store })).root;
+      const v2 = (await buildTree(join(dir, 'src2'), { sink: store })).root;
+      const installed = join(dir, 'v1');
+      const { stamps } = await materialize(store, v1, installed, { durability: 'none', recordStamps: true });
+      assert.ok(stamps !== undefined && stamps.length === 1, 'the installed layer is stamped');
+      const stageWith = async (name: string) => {
+        const target = join(dir, name);
+        const stats = await materialize(store, v2, target, {
+          reuse: [{ dir: installed, root: v1 }],
+          durability: 'none',
+          trusted: new StampIndex(stamps),
+        });
+        assert.deepEqual(await verifyTree(store, target, v2), { ok: true, problems: [] });
+        return stats;
+      };
+      const trusted = await stageWith('trusted');
+      assert.equal(trusted.patched, 1);
+      assert.equal(trusted.bytesReadBack, 0);
+      // Spoilt since its stamp (its modification time moves): read back, the spoilt chunks rewritten.
+      const path = join(installed, 'layer.tar');
+      const bytes = await readFile(path);
+      bytes.fill(0x55, MiB, MiB + 4096);
+      await writeFile(path, bytes);
+      const checked = await stageWith('checked');
+      assert.equal(checked.patched, 1);
+      assert.ok(checked.bytesReadBack > 6 * MiB, `read back ${checked.bytesReadBack}`);
+      assert.ok(checked.bytesPatched > trusted.bytesPatched);
     });
   });
 
