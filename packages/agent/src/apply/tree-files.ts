@@ -24,6 +24,34 @@ import type { TreeFile, TreeFiles } from '../runtimes/runtime.js';
 
 /** Pieces handed on are gathered up to this size (fewer hops through the load's streams). */
 const PIECE_BYTES = 1024 * 1024;
+/** Buffers a tree's reads keep for reuse (`PieceBuffers`): the read-ahead window and some more. */
+const KEPT_BUFFERS = 16;
+
+/**
+ * The buffers that reads of installed files fill, taken back once their reader is done with them
+ * (`TreeFile.recycle`) and filled again. A 64 MiB layer read into fresh buffers made V8 collect
+ * garbage whole every ~0.1 s while it streamed (external memory drives its heuristics): a quarter
+ * of the agent's time during an image update (bench/README.md "containers").
+ */
+class PieceBuffers {
+  private readonly free: Buffer[] = [];
+  /** The memory of the buffers handed out and not yet taken back. */
+  private readonly lent = new WeakSet<ArrayBufferLike>();
+
+  /** A buffer of `length` bytes (at most PIECE_BYTES), kept or new. */
+  take(length: number): Buffer {
+    if (length > PIECE_BYTES) return Buffer.allocUnsafe(length);
+    const buffer = this.free.pop() ?? Buffer.allocUnsafeSlow(PIECE_BYTES);
+    this.lent.add(buffer.buffer);
+    return buffer.subarray(0, length);
+  }
+
+  /** Takes back the buffer `piece` is a view of, if it is one handed out (once; others are ignored). */
+  give(piece: Uint8Array): void {
+    if (!this.lent.delete(piece.buffer)) return;
+    if (this.free.length < KEPT_BUFFERS) this.free.push(Buffer.from(piece.buffer, 0, PIECE_BYTES));
+  }
+}
 
 /**
  * The chunks a fetch is still bringing into the cache: a reader that lacks one waits until the
@@ -134,6 +162,7 @@ export function cacheTreeFiles(
   options: CacheTreeFilesOptions = {},
 ): TreeFiles {
   const { arrivals } = options;
+  const buffers = new PieceBuffers();
   const fileAt = async (treeRoot: string, path: string): Promise<FileObject | null> => {
     let id = treeRoot;
     const names = path.split('/');
@@ -170,7 +199,8 @@ export function cacheTreeFiles(
     const base = options.base ? await openBase(options.base, path) : null;
     return {
       size: file.size,
-      pieces: () => counted(piecesOf(chunk, file, base), options.reads),
+      pieces: () => counted(piecesOf(chunk, file, base, buffers), options.reads),
+      recycle: (piece) => buffers.give(piece),
       close: () => base?.handle.close() ?? Promise.resolve(),
     };
   };
@@ -233,7 +263,7 @@ type Segment = { from: number; length: number } | { id: string; size: number };
 
 /**
  * The file's chunks in order, runs the installed file holds contiguously merged (at most
- * PIECE_BYTES each). A chunk the installed file holds at several offsets (repeated content) is
+ * PIECE_BYTES each, so that a run fits a kept buffer: PieceBuffers). A chunk the installed file holds at several offsets (repeated content) is
  * read from the one that continues the run, so that a file much like the installed one is read
  * in long sequential runs rather than broken at every repeat.
  */
@@ -249,7 +279,7 @@ function segmentsOf(file: FileObject, base: BaseFile | null): Segment[] {
     const run = last !== undefined && 'from' in last ? last : undefined;
     const end = run === undefined ? -1 : run.from + run.length;
     const continues = offsets.includes(end);
-    if (run !== undefined && continues && run.length < PIECE_BYTES) run.length += c.size;
+    if (run !== undefined && continues && run.length + c.size <= PIECE_BYTES) run.length += c.size;
     else out.push({ from: continues ? end : offsets[0]!, length: c.size });
   }
   return out;
@@ -276,13 +306,14 @@ async function readSegment(
   segment: Segment,
   chunk: (id: string) => Promise<Uint8Array>,
   base: BaseFile | null,
+  buffers: PieceBuffers,
 ): Promise<Uint8Array> {
   if (!('from' in segment)) {
     const bytes = await chunk(segment.id);
     if (bytes.length !== segment.size) throw chunkMismatch(segment.id, segment.size, bytes.length);
     return bytes;
   }
-  const bytes = Buffer.allocUnsafe(segment.length);
+  const bytes = buffers.take(segment.length);
   let got = 0;
   while (got < segment.length) {
     const { bytesRead } = await base!.handle.read(bytes, got, segment.length - got, segment.from + got);
@@ -299,10 +330,11 @@ async function* piecesOf(
   chunk: (id: string) => Promise<Uint8Array>,
   file: FileObject,
   base: BaseFile | null,
+  buffers: PieceBuffers,
 ): AsyncGenerator<Uint8Array> {
   const reads = readAhead(
     segmentsOf(file, base),
-    (segment) => readSegment(segment, chunk, base),
+    (segment) => readSegment(segment, chunk, base, buffers),
     READ_AHEAD_BYTES,
     (segment) => ('from' in segment ? segment.length : segment.size),
   );
@@ -310,7 +342,14 @@ async function* piecesOf(
   let heldBytes = 0;
   let offset = 0;
   const release = (): Uint8Array => {
-    const piece = held.length === 1 ? held[0]! : Buffer.concat(held);
+    if (held.length === 1) {
+      const piece = held[0]!;
+      held = [];
+      heldBytes = 0;
+      return piece;
+    }
+    const piece = Buffer.concat(held);
+    for (const bytes of held) buffers.give(bytes); // copied: the buffers can be filled again
     held = [];
     heldBytes = 0;
     return piece;

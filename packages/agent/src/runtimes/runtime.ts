@@ -8,6 +8,11 @@ export interface TreeFile {
   size: number;
   /** Its content in pieces, from the start; read once. */
   pieces(): AsyncIterable<Uint8Array>;
+  /**
+   * The reader is done with a piece (its bytes are sent on): its memory may hold a later read.
+   * Optional for the reader; a piece must not be used after.
+   */
+  recycle?(piece: Uint8Array): void;
   close(): Promise<void>;
 }
 

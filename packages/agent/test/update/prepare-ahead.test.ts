@@ -271,6 +271,48 @@ void test('a file read beside its installed copy is read in sequential runs: rep
   }
 });
 
+void test('pieces handed back (TreeFile.recycle) hold later reads of the installed file, and what is read stays intact', async (t) => {
+  const store = await serverStore(t);
+  const base = tempDir(t);
+  const layer = seededBytes(24 * 1024 * 1024, 'big');
+  const changed = Buffer.concat([
+    layer.subarray(0, 12 * 1024 * 1024),
+    seededBytes(64 * 1024, 'new'),
+    layer.subarray(12 * 1024 * 1024 + 64 * 1024),
+  ]);
+  const config = { files: {} };
+  const v1 = await buildRelease(store, writeTree(join(base, '1'), { 'img/layer.tar': layer }), {
+    app: APP,
+    version: '1',
+    config,
+  });
+  const v2 = await buildRelease(store, writeTree(join(base, '2'), { 'img/layer.tar': changed }), {
+    app: APP,
+    version: '2',
+    config,
+  });
+  const h = await harness(t, store);
+  h.assign([v1]);
+  assert.equal(await h.converge(), true);
+  h.assign([v2]);
+  assert.equal(await h.converge(), true);
+  const files = cacheTreeFiles(h.engine.cache, v2.root, {
+    base: { root: v1.root, dir: join(h.dataDir, 'apps', APP, 'releases', v1.root) },
+  });
+  const file = (await files.open('img/layer.tar'))!;
+  const parts: Buffer[] = [];
+  const memory = new Set<ArrayBufferLike>();
+  for await (const piece of file.pieces()) {
+    parts.push(Buffer.from(piece));
+    memory.add(piece.buffer);
+    file.recycle!(piece);
+  }
+  await file.close();
+  assert.equal(Buffer.concat(parts).equals(changed), true);
+  // 24 pieces of about 1 MiB in ~8 MiB read ahead, plus the new chunks: far fewer buffers than pieces.
+  assert.ok(parts.length >= 24 && memory.size <= 16, `${memory.size} buffers for ${parts.length} pieces`);
+});
+
 void test('TreeReads: over() resolves at once with no read under way, waits for the reads, and gives up after its bound', async () => {
   const reads = new TreeReads();
   assert.equal(await settledWithin(reads.over(60_000), 20), true);

@@ -183,9 +183,11 @@ async function sendLayer(
   const hash = createHash('sha256');
   let offset = 0;
   let held: Uint8Array | null = null;
+  // Once written out, a piece's memory may hold a later read of the layer (TreeFile.recycle).
+  const recycle = (piece: Uint8Array) => () => layer.file.recycle?.(piece);
   const write = async (piece: Uint8Array): Promise<void> => {
     if (res.destroyed) throw new Error('the engine closed the connection');
-    if (!res.write(piece)) {
+    if (!res.write(piece, recycle(piece))) {
       await new Promise<void>((resolve, reject) => {
         const done = (): void => {
           res.off('drain', done);
@@ -216,7 +218,10 @@ async function sendLayer(
     hash.update(chunk);
     const from = Math.max(0, start - offset);
     offset += chunk.length;
-    if (from >= chunk.length) continue;
+    if (from >= chunk.length) {
+      recycle(chunk)();
+      continue;
+    }
     if (held) {
       try {
         await write(held);
