@@ -24,6 +24,8 @@ import type { TreeFile, TreeFiles } from '../runtimes/runtime.js';
 
 /** Pieces handed on are gathered up to this size (fewer hops through the load's streams). */
 const PIECE_BYTES = 1024 * 1024;
+/** The content of fetched chunks kept in memory for the reads (FetchArrivals.keep), at most. */
+const KEEP_ARRIVED_BYTES = 16 * 1024 * 1024;
 /** Buffers a tree's reads keep for reuse (`PieceBuffers`): the read-ahead window and some more. */
 const KEPT_BUFFERS = 16;
 
@@ -63,9 +65,41 @@ export class FetchArrivals {
   private ended: { error: Error } | null = null;
   private over = false;
   private readonly unwatch: () => void;
+  /** The content of chunks stored, kept (`keep`) for a reader to `take` instead of reading it back. */
+  private readonly kept = new Map<string, Uint8Array>();
+  private keptBytes = 0;
+  private keepBytes = 0;
 
   constructor(cache: ChunkCache) {
-    this.unwatch = cache.onStored((id) => this.wake(id));
+    this.unwatch = cache.onStored((id, content) => {
+      if (content !== undefined) this.hold(id, content);
+      this.wake(id);
+    });
+  }
+
+  /**
+   * From now until the fetch ends, keeps the content of the chunks stored, up to `bytes`, for a
+   * reader to take (a reader of the tree's files: cacheTreeFiles). Taken from memory, a chunk is
+   * not read back from the cache, decompressed and hashed again: a fetch stores what the stream
+   * to the engine reads next.
+   */
+  keep(bytes: number): void {
+    if (!this.over) this.keepBytes = Math.max(this.keepBytes, bytes);
+  }
+
+  /** The content of chunk `id` kept since it was stored (verified by the store), once; else undefined. */
+  take(id: string): Uint8Array | undefined {
+    const content = this.kept.get(id);
+    if (content === undefined) return undefined;
+    this.kept.delete(id);
+    this.keptBytes -= content.byteLength;
+    return content;
+  }
+
+  private hold(id: string, content: Uint8Array): void {
+    if (this.kept.has(id) || this.keptBytes + content.byteLength > this.keepBytes) return;
+    this.kept.set(id, content);
+    this.keptBytes += content.byteLength;
   }
 
   /**
@@ -91,6 +125,9 @@ export class FetchArrivals {
   end(error?: unknown): void {
     if (this.over) return;
     this.over = true;
+    this.kept.clear();
+    this.keptBytes = 0;
+    this.keepBytes = 0;
     if (error !== undefined)
       this.ended = {
         error: error instanceof Error ? error : new Error('the fetch failed', { cause: error }),
@@ -163,6 +200,7 @@ export function cacheTreeFiles(
 ): TreeFiles {
   const { arrivals } = options;
   const buffers = new PieceBuffers();
+  arrivals?.keep(KEEP_ARRIVED_BYTES);
   const fileAt = async (treeRoot: string, path: string): Promise<FileObject | null> => {
     let id = treeRoot;
     const names = path.split('/');
@@ -179,6 +217,8 @@ export function cacheTreeFiles(
   };
   const chunk = async (id: string): Promise<Uint8Array> => {
     for (;;) {
+      const kept = arrivals?.take(id);
+      if (kept !== undefined) return kept;
       const wait = arrivals?.expect(id);
       try {
         const bytes = await cache.getChunk(id);

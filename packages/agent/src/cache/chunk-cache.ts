@@ -76,6 +76,12 @@ const OBJECT_MEMO_MAX_ITEM = 1024 * 1024;
 /** Whole files from this size on are written back as soon as they are in (WholeFiles.writeBack). */
 const WRITE_BACK_MIN = 1024 * 1024;
 
+/**
+ * Told of an item stored: its id, and its content where the store had it at hand (a chunk or a
+ * frame, verified against its id; not the chunks of a whole file adopted).
+ */
+export type StoredListener = (id: string, content?: Uint8Array) => void;
+
 export class ChunkCache implements StoreReader, ObjectSink {
   private readonly recency: Recency;
   private readonly wholeFiles: WholeFileIndex;
@@ -98,7 +104,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
   private readonly collectGarbage: ((type: 'minor' | 'major') => void) | undefined;
   private readonly collectEveryBytes: number;
   /** Told of each item stored (and of each chunk of a whole file adopted): `onStored`. */
-  private readonly storedListeners = new Set<(id: string) => void>();
+  private readonly storedListeners = new Set<StoredListener>();
 
   private constructor(
     readonly store: FsStore,
@@ -242,17 +248,17 @@ export class ChunkCache implements StoreReader, ObjectSink {
    * chunks of each whole file adopted), until the returned function is called: a reader that
    * begins before the fetch ends (tree-files.ts) waits for what it lacks this way.
    */
-  onStored(listener: (id: string) => void): () => void {
+  onStored(listener: StoredListener): () => void {
     this.storedListeners.add(listener);
     return () => this.storedListeners.delete(listener);
   }
 
-  private stored(id: string): void {
-    for (const listener of this.storedListeners) listener(id);
+  private stored(id: string, content?: Uint8Array): void {
+    for (const listener of this.storedListeners) listener(id, content);
   }
 
   async putChunk(id: string, bytes: Uint8Array): Promise<void> {
-    this.written(id, await this.store.putChunk(id, bytes));
+    this.written(id, await this.store.putChunk(id, bytes), bytes);
     this.passed(bytes.length);
   }
 
@@ -263,7 +269,8 @@ export class ChunkCache implements StoreReader, ObjectSink {
 
   /** Stores a frame received from the server; decoded and verified against `id` first. */
   async putFrame(id: string, frame: Uint8Array): Promise<void> {
-    this.written(id, await this.store.putFrame(id, frame));
+    const { written, content } = await this.store.putFrameDecoded(id, frame);
+    this.written(id, written, content);
     this.passed(frame.length);
   }
 
@@ -318,10 +325,10 @@ export class ChunkCache implements StoreReader, ObjectSink {
     return result;
   }
 
-  private written(id: string, frameBytes: number): void {
+  private written(id: string, frameBytes: number, content?: Uint8Array): void {
     if (this.storedBytes !== null) this.storedBytes += frameBytes;
     this.touch(id);
-    if (this.storedListeners.size > 0) this.stored(id);
+    if (this.storedListeners.size > 0) this.stored(id, content);
   }
 
   private touch(id: string): void {

@@ -15,7 +15,7 @@ import type { ReleaseSpec } from '../../src/model/release.js';
 import { FilesRuntime } from '../../src/runtimes/files-runtime.js';
 import type { AppContext } from '../../src/runtimes/runtime.js';
 import { FetchArrivals, TreeReads, cacheTreeFiles } from '../../src/apply/tree-files.js';
-import { contentId } from '@flotilla/store';
+import { contentId, encodeFrame } from '@flotilla/store';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { assertCurrent, harness } from './engine-harness.js';
 import { buildRelease, randomFiles, serverStore, writeTree } from './fixtures.js';
@@ -177,6 +177,34 @@ void test('prepare begins before the fetch ends: it waits for the chunks still a
   assert.equal(Buffer.concat(parts).equals(changed), false);
   assert.equal(Buffer.concat(parts).subarray(1000).equals(changed.subarray(1000)), true);
   assert.equal((await files.read('etc/c'))?.toString('utf8'), 'two\n');
+});
+
+void test('chunks stored while a reader keeps them are taken from memory once, within the budget, until the fetch ends', async (t) => {
+  const store = await serverStore(t);
+  const h = await harness(t, store);
+  const cache = h.engine.cache;
+  const arrivals = new FetchArrivals(cache);
+  const chunk = (text: string) => {
+    const bytes = Buffer.from(text.repeat(100));
+    return { bytes, id: contentId(bytes) };
+  };
+  const before = chunk('stored before keep ');
+  await cache.putChunk(before.id, before.bytes);
+  arrivals.keep(1000);
+  const [a, b, big] = [chunk('a'), chunk('b'), chunk('over the budget ')];
+  await cache.putChunk(a.id, a.bytes);
+  // A frame as a pack of frames brings it: its content decoded once, by the store.
+  await cache.putFrame(b.id, encodeFrame(b.bytes));
+  await cache.putChunk(big.id, big.bytes);
+  assert.equal(arrivals.take(before.id), undefined);
+  assert.equal(Buffer.from(arrivals.take(a.id)!).equals(a.bytes), true);
+  assert.equal(arrivals.take(a.id), undefined); // once
+  assert.equal(Buffer.from(arrivals.take(b.id)!).equals(b.bytes), true);
+  assert.equal(arrivals.take(big.id), undefined); // 1600 bytes: more than the 800 left
+  const late = chunk('c');
+  arrivals.end();
+  await cache.putChunk(late.id, late.bytes);
+  assert.equal(arrivals.take(late.id), undefined);
 });
 
 void test("a reader waiting for a chunk fails with the fetch's error, and looks once more when the fetch ends", async (t) => {

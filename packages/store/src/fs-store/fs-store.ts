@@ -173,6 +173,11 @@ export class FsStore implements ObjectSink, StoreReader {
    * and its content verified against `id` first, so a bad frame is refused and nothing is written.
    */
   async putFrame(id: string, frame: Uint8Array): Promise<number> {
+    return (await this.putFrameDecoded(id, frame)).written;
+  }
+
+  /** `putFrame`, also giving back the frame's content (decoded and verified on the way). */
+  async putFrameDecoded(id: string, frame: Uint8Array): Promise<{ written: number; content: Uint8Array }> {
     assertContentId(id);
     if (frame.length > this.maxDecodedBytes + FRAME_HEADER_LENGTH) {
       throw new FlotillaError(
@@ -181,10 +186,11 @@ export class FsStore implements ObjectSink, StoreReader {
         { details: { id } },
       );
     }
-    verifyContentId(id, decodeFrame(frame, this.maxDecodedBytes));
-    if (await this.has(id)) return 0;
+    const content = decodeFrame(frame, this.maxDecodedBytes);
+    verifyContentId(id, content);
+    if (await this.has(id)) return { written: 0, content };
     await this.writeAtomically(id, frame);
-    return frame.length;
+    return { written: frame.length, content };
   }
 
   getChunk(id: string): Promise<Uint8Array> {
