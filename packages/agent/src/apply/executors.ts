@@ -106,7 +106,7 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       if (stamps !== undefined) ctx.stamps.save(app, root, stamps);
     };
     if (durable) saveStamps();
-    else void ctx.durable.begin(final, saveStamps);
+    else ctx.durable.defer(final, saveStamps);
     return { wireBytes };
   },
 

@@ -24,8 +24,8 @@ import { ioError, removeTree } from '../util/fs-ops.js';
  * before the switch: a docker release, whose runtime uses nothing of the tree unverified (each image
  * layer is hashed against the signed config's diff ids while docker loads it, and the engine checks
  * them again), so a tree torn by a power loss before its sync fails its start and the update rolls
- * back, as any failed start does. The sync of the rebuilt layers then runs beside docker load and
- * the container replacement instead of before them (docs/containers.md "Image delivery").
+ * back, as any failed start does. The sync of the rebuilt layers then runs at the commit, once the
+ * new containers serve, instead of before them (docs/containers.md "Image delivery").
  */
 export function durableAtCommit(release: ReleaseSpec): boolean {
   return release.runtime === 'docker';

@@ -1,48 +1,52 @@
 /**
- * A staged tree made durable by its commit (apply/durable.ts): `begin` starts the sync and runs
- * its follow-up once it is done; `settle` waits for that sync, or runs one when none was begun (an
- * agent restarted between the stage and the commit).
+ * A staged tree made durable by its commit (apply/durable.ts): `defer` records it and what runs once
+ * it is durable; `settle` syncs it then (and syncs by itself when nothing was deferred: an agent
+ * restarted between the stage and the commit).
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tempDir } from '@flotilla/testkit';
 import { DurableTrees, syncTree } from '../../src/apply/durable.js';
 
-void test('begin syncs, then runs its follow-up; settle waits for it', async (t) => {
+void test('defer waits for the commit: settle syncs, then runs the follow-up once', async (t) => {
   const dir = tempDir(t);
   mkdirSync(join(dir, 'a'));
   writeFileSync(join(dir, 'a', 'f'), 'x');
   const trees = new DurableTrees();
   let after = 0;
-  void trees.begin(dir, () => after++);
+  trees.defer(dir, () => after++);
+  await sleep(50);
+  assert.equal(after, 0, 'nothing runs before the commit');
   await trees.settle(dir);
   assert.equal(after, 1);
-  // Nothing begun (a restart in between): settle syncs by itself.
+  // Nothing deferred (a restart in between): settle syncs by itself.
   await trees.settle(dir);
   assert.equal(after, 1);
 });
 
-void test('a tree that is gone fails settle with FLT_IO', async (t) => {
+void test('a tree that is gone fails settle with FLT_IO, and its follow-up does not run', async (t) => {
   const dir = join(tempDir(t), 'gone');
   await assert.rejects(syncTree(dir), (e: { code?: string }) => e.code === 'FLT_IO');
   const trees = new DurableTrees();
-  void trees.begin(dir);
+  let after = 0;
+  trees.defer(dir, () => after++);
   await assert.rejects(trees.settle(dir), (e: { code?: string }) => e.code === 'FLT_IO');
+  assert.equal(after, 0);
 });
 
-void test('trees begun and never settled (rolled back) are not kept once their sync is done', async (t) => {
+void test('trees deferred and never settled (rolled back) are forgotten when their app stages again', async (t) => {
   const trees = new DurableTrees();
+  const releases = join(tempDir(t), 'apps', 'a', 'releases');
   const dirs = [0, 1, 2, 3, 4].map((i) => {
-    const dir = join(tempDir(t), `r${i}`);
-    mkdirSync(dir);
+    const dir = join(releases, `r${i}`);
+    mkdirSync(dir, { recursive: true });
     return dir;
   });
-  for (const dir of dirs) {
-    await trees.begin(dir); // its sync done; its commit never comes
-  }
-  // Only the newest may still be waiting for its commit; the four rolled back ones are forgotten.
-  assert.ok(trees.size <= 1, `${trees.size} trees kept`);
+  for (const dir of dirs) trees.defer(dir); // each rolled back: its commit never comes
+  trees.defer(join(tempDir(t), 'apps', 'b', 'releases', 'r0')); // another app's is kept
+  assert.equal(trees.size, 2);
   await trees.settle(dirs[0]!); // a late settle of a forgotten tree still syncs
 });
