@@ -45,6 +45,7 @@ export class PackClient {
       // A server from before `frames` refuses the request (its codec is not in its schema).
       if (codec === 'frames' && response.status === 400) {
         await response.body?.cancel().catch(() => undefined);
+        idle.stop();
         this.framesRefused = true;
         return await this.fetch(ids, sink, options, done);
       }

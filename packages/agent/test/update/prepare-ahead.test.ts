@@ -240,22 +240,7 @@ void test('a file read beside its installed copy is read in sequential runs: rep
   const [a, b, c] = [part('a'), part('b'), part('c')];
   const layer = Buffer.concat([a, block, b, block, c, block]);
   const changed = Buffer.concat([a, block, part('b2'), block, c, block]);
-  const config = { files: {} };
-  const v1 = await buildRelease(store, writeTree(join(base, '1'), { 'img/layer.tar': layer }), {
-    app: APP,
-    version: '1',
-    config,
-  });
-  const v2 = await buildRelease(store, writeTree(join(base, '2'), { 'img/layer.tar': changed }), {
-    app: APP,
-    version: '2',
-    config,
-  });
-  const h = await harness(t, store);
-  h.assign([v1]);
-  assert.equal(await h.converge(), true);
-  h.assign([v2]);
-  assert.equal(await h.converge(), true);
+  const { h, v1, v2 } = await layerUpdated(t, store, base, layer, changed);
   const reads = new TreeReads();
   const read = async (): Promise<Buffer> => {
     const files = cacheTreeFiles(h.engine.cache, v2.root, {
@@ -308,22 +293,7 @@ void test('pieces handed back (TreeFile.recycle) hold later reads of the install
     seededBytes(64 * 1024, 'new'),
     layer.subarray(12 * 1024 * 1024 + 64 * 1024),
   ]);
-  const config = { files: {} };
-  const v1 = await buildRelease(store, writeTree(join(base, '1'), { 'img/layer.tar': layer }), {
-    app: APP,
-    version: '1',
-    config,
-  });
-  const v2 = await buildRelease(store, writeTree(join(base, '2'), { 'img/layer.tar': changed }), {
-    app: APP,
-    version: '2',
-    config,
-  });
-  const h = await harness(t, store);
-  h.assign([v1]);
-  assert.equal(await h.converge(), true);
-  h.assign([v2]);
-  assert.equal(await h.converge(), true);
+  const { h, v1, v2 } = await layerUpdated(t, store, base, layer, changed);
   const files = cacheTreeFiles(h.engine.cache, v2.root, {
     base: { root: v1.root, dir: join(h.dataDir, 'apps', APP, 'releases', v1.root) },
   });
@@ -357,6 +327,33 @@ void test('TreeReads: over() resolves at once with no read under way, waits for 
   assert.equal(await settledWithin(reads.over(30), 200), true);
   stuck();
 });
+
+/** An agent that installed a release holding `img/layer.tar` as `layer`, then one holding `changed`. */
+async function layerUpdated(
+  t: TestContext,
+  store: Awaited<ReturnType<typeof serverStore>>,
+  base: string,
+  layer: Buffer,
+  changed: Buffer,
+) {
+  const config = { files: {} };
+  const v1 = await buildRelease(store, writeTree(join(base, '1'), { 'img/layer.tar': layer }), {
+    app: APP,
+    version: '1',
+    config,
+  });
+  const v2 = await buildRelease(store, writeTree(join(base, '2'), { 'img/layer.tar': changed }), {
+    app: APP,
+    version: '2',
+    config,
+  });
+  const h = await harness(t, store);
+  for (const release of [v1, v2]) {
+    h.assign([release]);
+    assert.equal(await h.converge(), true);
+  }
+  return { h, v1, v2 };
+}
 
 /** `size` bytes that look random, the same for the same seed. */
 function seededBytes(size: number, seed: string): Buffer {

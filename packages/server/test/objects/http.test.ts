@@ -31,6 +31,18 @@ forEachDialect((dialect) => {
       body,
     });
 
+  /** A device's pack download in `codec`, checked to be answered in it. */
+  const downloadPack = async (url: string, token: string, ids: string[], codec: string) => {
+    const pack = await fetch(`${url}${ObjectRoutes.pack}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ids, codec }),
+    });
+    assert.equal(pack.status, 200);
+    assert.equal(pack.headers.get(PACK_CODEC_HEADER), codec);
+    return pack;
+  };
+
   void test('a multi-megabyte pack streams in, and a pack download streams out to a device', () =>
     withServer(async (t, url) => {
       const tree = await treeOf({ 'big.bin': noise(3_000_000), 'small.txt': 'small' });
@@ -42,13 +54,7 @@ forEachDialect((dialect) => {
 
       const device = await acceptedDevice(t);
       await assign(t, await publish(t, tree, 'streamed', '1'), device.id);
-      const pack = await fetch(`${url}${ObjectRoutes.pack}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${device.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ ids, codec: 'gzip' }),
-      });
-      assert.equal(pack.status, 200);
-      assert.equal(pack.headers.get(PACK_CODEC_HEADER), 'gzip');
+      const pack = await downloadPack(url, device.token, ids, 'gzip');
       const records = Readable.fromWeb(pack.body! as never).pipe(decompressor('gzip'));
       const got: string[] = [];
       for await (const r of readPack(records, { maxRecordBytes: 1 << 24, maxTotalBytes: 1 << 26 }))
@@ -66,13 +72,7 @@ forEachDialect((dialect) => {
       );
       const device = await acceptedDevice(t);
       await assign(t, await publish(t, tree, 'framed', '1'), device.id);
-      const pack = await fetch(`${url}${ObjectRoutes.pack}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${device.token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ ids, codec: 'frames' }),
-      });
-      assert.equal(pack.status, 200);
-      assert.equal(pack.headers.get(PACK_CODEC_HEADER), 'frames');
+      const pack = await downloadPack(url, device.token, ids, 'frames');
       const body = Buffer.from(await pack.arrayBuffer());
       const got: string[] = [];
       let at = 0;
