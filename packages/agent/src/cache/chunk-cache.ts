@@ -181,7 +181,7 @@ export class ChunkCache implements StoreReader, ObjectSink {
 
   private remember(id: string, bytes: Uint8Array): void {
     // A copy: the bytes may be a view of a larger buffer (a pack's piece) that would stay alive with them.
-    if (!this.objects.has(id)) this.objects.set(id, { bytes: new Uint8Array(bytes) });
+    if (!this.objects.has(id)) this.objects.set(id, { bytes: Buffer.from(bytes) });
   }
 
   private forget(id: string): void {

@@ -111,6 +111,7 @@ void describe('materialize with reuse', () => {
         trustedByStamp: 0,
         patched: 0,
         bytesPatched: 0,
+        bytesReadBack: 0,
       });
       for (const path of UNCHANGED) {
         const old = await inode(join(f.installed, path));
