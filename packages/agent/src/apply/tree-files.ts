@@ -382,14 +382,9 @@ async function* piecesOf(
   let heldBytes = 0;
   let offset = 0;
   const release = (): Uint8Array => {
-    if (held.length === 1) {
-      const piece = held[0]!;
-      held = [];
-      heldBytes = 0;
-      return piece;
-    }
-    const piece = Buffer.concat(held);
-    for (const bytes of held) buffers.give(bytes); // copied: the buffers can be filled again
+    const piece = held.length === 1 ? held[0]! : Buffer.concat(held);
+    // Copied together: the buffers can be filled again.
+    if (held.length > 1) for (const bytes of held) buffers.give(bytes);
     held = [];
     heldBytes = 0;
     return piece;

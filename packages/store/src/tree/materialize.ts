@@ -1,7 +1,7 @@
 import { constants, mkdirSync, symlinkSync } from 'node:fs';
 import type { BigIntStats } from 'node:fs';
 import { chmod, copyFile, mkdir, rm, stat } from 'node:fs/promises';
-import { concurrencyLimit } from '@flotilla/node-kit';
+import { concurrencyLimit, timeSlices } from '@flotilla/node-kit';
 import type { Limit } from '@flotilla/node-kit';
 import { FlotillaError } from '@flotilla/protocol';
 import { syncFilesystem } from '../fs-sync.js';
@@ -200,7 +200,8 @@ class Materializer {
   private readonly linkTrusted: StampIndex | undefined;
   private readonly budget: TreeBudget;
   private readonly syncEach: boolean;
-  private lastYield = performance.now();
+  /** Lets the event loop turn between synchronous reuse steps (node-kit's `timeSlices`). */
+  private readonly pause = timeSlices(YIELD_EVERY_MS);
   private readonly fileLoads = new Map<string, Promise<FileObject>>();
   private readonly fileLimiter: Limit;
   private readonly dirObjects = new Map<string, Promise<DirObject>>();
@@ -446,11 +447,7 @@ class Materializer {
 
   /** Runs a synchronous step, first letting the event loop run if the last such pause was long ago. */
   private async yieldSometimes<T>(step: () => T): Promise<T> {
-    const now = performance.now();
-    if (now - this.lastYield > YIELD_EVERY_MS) {
-      await new Promise((resolve) => setImmediate(resolve));
-      this.lastYield = performance.now();
-    }
+    await this.pause();
     return step();
   }
 
