@@ -20,6 +20,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import Docker from 'dockerode';
 import type { ReleaseSpec } from '@flotilla/agent';
 import { stageImages } from '@flotilla/cli';
@@ -123,19 +124,17 @@ const SERVE = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 8080 -h /app/www & w
  * made from the moment the engine joins the new container to its network until its interface is
  * up (the ~0.3 s of the start) waits about 1 s (the host's next ARP probe, retrans_time_ms 1000)
  * and every later one with it, so a poller that begins only after `docker run` has returned
- * misses the wait that one running through the start pays.
+ * misses the wait that one running through the start pays. The polls run on a worker thread
+ * (poller.ts), apart from the agent this process hosts.
  */
-async function answers(port: number, want: string, since: number): Promise<number> {
-  for (;;) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) });
-      if ((await res.text()).trim() === want) return Date.now() - since;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() - since > 120_000) throw new Error(`port ${port} never answered ${want}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+function answers(port: number, want: string, since: number): Promise<number> {
+  const poller = new Worker(new URL('./poller.js', import.meta.url), { workerData: { port, want, since } });
+  return new Promise<number>((resolve, reject) => {
+    poller.once('message', (m: { ms?: number; error?: string }) =>
+      m.ms !== undefined ? resolve(m.ms) : reject(new Error(m.error)),
+    );
+    poller.once('error', reject);
+  }).finally(() => void poller.terminate());
 }
 
 interface DockerRun {

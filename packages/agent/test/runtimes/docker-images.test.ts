@@ -3,7 +3,8 @@
  * delivery"): the engine pulls the image from the agent's loopback registry and holds exactly the
  * pushed id with the ref's tag and no 127.0.0.1 reference; an update fetches only the changed layer;
  * a tampered layer is FLT_HASH_MISMATCH and leaves no image; a registry answer the engine refuses
- * falls back to `docker load`; a layer source failing mid-pull fails only that delivery; the `load` delivery never pulls, and a pull over a
+ * falls back to `docker load`; a layer source failing mid-pull fails only that delivery; the `load` delivery never pulls,
+ * refuses a tampered layer the same way, gives each layer piece back once written out, and a pull over a
  * loaded image is still exact.
  */
 import assert from 'node:assert/strict';
@@ -224,6 +225,77 @@ void describe('image delivery to a real dockerd', { skip }, () => {
     assert.ok(logs.some((l) => l.message === "image pulled from the agent's loopback registry"));
     assert.equal((await image(v.id))?.Id, v.id);
     assert.deepEqual(await loopbackRefs(), []);
+  });
+
+  void test('delivery "load": a tampered layer is FLT_HASH_MISMATCH and the engine holds no such image', async (t) => {
+    const dir = tempDir(t, 'flt-img-');
+    const v = await tree(join(dir, 'lt'), 'shop/badload:1', [await layerTar({ 'app/y': 'good content\n' })]);
+    const path = join(v.dir, IMAGES_DIR, 'img', 'layer-000.tar');
+    const bytes = await readFile(path);
+    bytes.write('bad!', 512);
+    await writeFile(path, bytes);
+    const { p } = provider({ delivery: 'load' });
+    await assert.rejects(
+      p.ensure(docker, ctx(v.dir), { 'shop/badload:1': v.id }, signal),
+      (e: unknown) =>
+        isFlotillaError(e) &&
+        e.code === 'FLT_HASH_MISMATCH' &&
+        (e.details as { path?: string }).path === `${IMAGES_DIR}/img/layer-000.tar`,
+    );
+    assert.equal(await image(v.id), null);
+    assert.equal(await image('shop/badload:1'), null);
+  });
+
+  void test('delivery "load" ahead of the start step: each piece of the layer is given back once written out, the stage is let go as the layer streams, the id exact', async (t) => {
+    const dir = tempDir(t, 'flt-img-');
+    const big: Record<string, string> = {};
+    for (let i = 0; i < 6; i++) big[`app/part-${i}`] = `${i}`.repeat(1024 * 1024);
+    const v = await tree(join(dir, 'lb'), 'shop/bigload:1', [await layerTar(big)]);
+    const files = dirFiles(v.dir);
+    const recycled: number[] = [];
+    const events: string[] = [];
+    const counted: TreeFiles = {
+      read: (p) => files.read(p),
+      open: async (p) => {
+        const f = await files.open(p);
+        return f && { ...f, recycle: (piece: Uint8Array) => void recycled.push(piece.length) };
+      },
+      reading: () => {
+        events.push('hold');
+        let held = true;
+        return () => {
+          if (held) events.push('let go');
+          held = false;
+        };
+      },
+    };
+    const logs: Logged[] = [];
+    const p = new ReleaseTreeImageProvider(
+      (message, fields) => {
+        logs.push({ message, fields: fields ?? {} });
+        events.push(message);
+      },
+      { delivery: 'load' },
+    );
+    const at = { app: 'shop', releaseDir: v.dir, files: counted } as AppContext;
+    await p.prepare(docker, at, { 'shop/bigload:1': v.id }, signal);
+    await p.ensure(docker, at, { 'shop/bigload:1': v.id }, signal);
+    assert.equal((await image(v.id))?.Id, v.id);
+    assert.deepEqual((await image(v.id))?.RepoTags, ['shop/bigload:1']);
+    const layerSize = (await readFile(join(v.dir, IMAGES_DIR, 'img', 'layer-000.tar'))).length;
+    assert.equal(
+      recycled.reduce((a, b) => a + b, 0),
+      layerSize,
+      'every byte of the layer went out in a piece that was given back',
+    );
+    assert.ok(recycled.length >= 6, `pieces: ${recycled.length}`);
+    // Staging's hold ends as the layer begins to stream (its reads are counted from there), not
+    // once the engine has loaded it.
+    assert.deepEqual(
+      events,
+      ['hold', 'let go', 'image loaded ahead of the start step'],
+      JSON.stringify(logs),
+    );
   });
 
   void test('delivery "load" never pulls; the variable accepts pull or load only', async (t) => {

@@ -16,7 +16,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { FlotillaError } from '@flotilla/protocol';
-import { layerMismatch } from './tree-image.js';
+import { writeLayer } from './layer-stream.js';
 import type { TreeImage, TreeLayer } from './tree-image.js';
 
 /** For tests: replaces the answer to a request path (e.g. a manifest the engine refuses). */
@@ -167,11 +167,9 @@ function rangeStart(range: string | undefined, size: number): number | null {
 }
 
 /**
- * Streams the layer from `start`, hashing all of it (a range still reads from the beginning). The
- * last piece is written only once the hash is checked; a layer that is not its diff id ends the
- * response early (the connection destroyed) and `fail` gets FLT_HASH_MISMATCH; a source that
- * fails ends it too and `fail` gets its error. An engine that closes the connection is no failure
- * of ours (its pull reports it).
+ * Streams the layer from `start` (writeLayer); a layer that is not its diff id, or whose source
+ * fails, ends the response early (the connection destroyed) and `fail` gets the error. An engine
+ * that closes the connection is no failure of ours (its pull reports it).
  */
 async function sendLayer(
   layer: TreeLayer,
@@ -180,64 +178,10 @@ async function sendLayer(
   ref: string,
   fail: (error: Error) => void,
 ): Promise<void> {
-  const hash = createHash('sha256');
-  let offset = 0;
-  let held: Uint8Array | null = null;
-  // Once written out, a piece's memory may hold a later read of the layer (TreeFile.recycle).
-  const recycle = (piece: Uint8Array) => () => layer.file.recycle?.(piece);
-  const write = async (piece: Uint8Array): Promise<void> => {
-    if (res.destroyed) throw new Error('the engine closed the connection');
-    if (!res.write(piece, recycle(piece))) {
-      await new Promise<void>((resolve, reject) => {
-        const done = (): void => {
-          res.off('drain', done);
-          res.off('close', closed);
-          resolve();
-        };
-        const closed = (): void => {
-          res.off('drain', done);
-          reject(new Error('the engine closed the connection'));
-        };
-        res.on('drain', done);
-        res.on('close', closed);
-      });
-    }
-  };
-  const source = layer.file.pieces()[Symbol.asyncIterator]();
-  for (;;) {
-    let next: IteratorResult<Uint8Array>;
-    try {
-      next = await source.next();
-    } catch (error) {
-      fail(error instanceof Error ? error : new Error(String(error)));
-      res.destroy();
-      return;
-    }
-    if (next.done === true) break;
-    const chunk = next.value;
-    hash.update(chunk);
-    const from = Math.max(0, start - offset);
-    offset += chunk.length;
-    if (from >= chunk.length) {
-      recycle(chunk)();
-      continue;
-    }
-    if (held) {
-      try {
-        await write(held);
-      } catch {
-        await source.return?.();
-        return;
-      }
-    }
-    held = from > 0 ? chunk.subarray(from) : chunk;
-  }
-  const got = `sha256:${hash.digest('hex')}`;
-  if (got !== layer.diffId || offset !== layer.size) {
-    fail(layerMismatch(ref, layer, got));
+  const written = await writeLayer(layer, res, ref, start);
+  if (written.ok) res.end();
+  else if (written.reason !== 'closed') {
+    fail(written.error);
     res.destroy();
-    return;
   }
-  if (held) await write(held);
-  res.end();
 }

@@ -11,15 +11,13 @@ import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
-import * as tar from 'tar-stream';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { AppContext, TreeFiles } from '../runtime.js';
 import type { ImageProvider } from './image-provider.js';
+import { loadImage } from './load-archive.js';
 import { serveImage } from './loopback-registry.js';
 import type { RegistryAnswer } from './loopback-registry.js';
-import { layerMismatch } from './tree-image.js';
 import type { TreeImage } from './tree-image.js';
 
 /** The tree's reserved images directory (written by `release push`). */
@@ -201,7 +199,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     try {
       if (await this.pull(docker, image, ref, signal, rereadable, onLayerRequested))
         return Date.now() - started;
-      await this.load(docker, image, ref, signal);
+      await this.load(docker, image, ref, signal, onLayerRequested);
     } finally {
       await closeImage(image);
     }
@@ -248,11 +246,20 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     }
   }
 
-  /** Loads `image`, leaving out the bottom layers the engine has (all of them if it refuses that). */
-  private async load(docker: Docker, image: TreeImage, ref: string, signal: AbortSignal): Promise<void> {
+  /**
+   * Loads `image`, leaving out the bottom layers the engine has (all of them if it refuses that).
+   * `onStreaming` runs once the first layer tar is being read.
+   */
+  private async load(
+    docker: Docker,
+    image: TreeImage,
+    ref: string,
+    signal: AbortSignal,
+    onStreaming?: () => void,
+  ): Promise<void> {
     const present = await presentLayers(docker, image);
     try {
-      await loadImage(docker, image, ref, signal, present);
+      await loadChecked(docker, image, ref, signal, present, onStreaming);
     } catch (error) {
       // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
       if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
@@ -260,7 +267,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
         image: ref,
         error: (error as Error).message,
       });
-      await loadImage(docker, image, ref, signal, 0);
+      await loadChecked(docker, image, ref, signal, 0, onStreaming);
     }
   }
 }
@@ -388,11 +395,6 @@ async function findInTree(files: TreeFiles, ref: string, id: string): Promise<Tr
 }
 
 /**
- * Streams the image in docker-save format into `docker load`. Each layer is hashed as it streams;
- * a layer whose content is not its diff_id aborts the stream before its end (docker loads nothing)
- * and is FLT_HASH_MISMATCH.
- */
-/**
  * How many bottom layers of `image` the engine already holds: the longest prefix of its diff_ids
  * that an image on the engine starts with (docker load looks a layer up by its chain id and reads
  * its tar only when the engine lacks it, so those tars need not be sent).
@@ -416,93 +418,16 @@ async function presentLayers(docker: Docker, image: TreeImage): Promise<number> 
   return Math.min(best, want.length - 1);
 }
 
-async function loadImage(
+/** Loads `image` (load-archive.ts) and checks the engine then holds exactly `image.id`. */
+async function loadChecked(
   docker: Docker,
   image: TreeImage,
   ref: string,
   signal: AbortSignal,
   skipBottom: number,
+  onStreaming?: () => void,
 ): Promise<void> {
-  const pack = tar.pack();
-  const state: { refused: FlotillaError | null } = { refused: null };
-  const produce = async (): Promise<void> => {
-    const config = image.config;
-    const configName = `${image.id.slice(7)}.json`;
-    await new Promise<void>((resolve, reject) =>
-      pack.entry({ name: configName, size: config.length, mode: 0o644 }, config, (e) =>
-        e ? reject(e) : resolve(),
-      ),
-    );
-    const names: string[] = [];
-    const sent = new Set<string>();
-    for (const [i, layer] of image.layers.entries()) {
-      signal.throwIfAborted();
-      const name = `${layer.diffId.slice(7)}/layer.tar`;
-      names.push(name);
-      if (i < skipBottom || sent.has(name)) continue;
-      sent.add(name);
-      const hash = createHash('sha256');
-      const entry = pack.entry({ name, size: layer.size, mode: 0o644 });
-      // The entry's end is held back until the hash is checked, so a bad layer never completes.
-      await pipeline(
-        layer.file.pieces(),
-        async function* (source: AsyncIterable<Uint8Array>) {
-          for await (const chunk of source) {
-            hash.update(chunk);
-            yield chunk;
-          }
-          const got = `sha256:${hash.digest('hex')}`;
-          if (got !== layer.diffId) {
-            state.refused = layerMismatch(ref, layer, got);
-            throw state.refused;
-          }
-        },
-        entry,
-      );
-    }
-    const manifest = Buffer.from(JSON.stringify([{ Config: configName, RepoTags: null, Layers: names }]));
-    await new Promise<void>((resolve, reject) =>
-      pack.entry({ name: 'manifest.json', size: manifest.length, mode: 0o644 }, manifest, (e) =>
-        e ? reject(e) : resolve(),
-      ),
-    );
-    pack.finalize();
-  };
-  const producing = produce().catch((error: unknown) => {
-    pack.destroy(error as Error);
-    throw error;
-  });
-  // Awaited below, but it may fail while docker.loadImage is still pending: handled now, so that
-  // the failure is never an unhandled rejection (which would end the agent's process).
-  producing.catch(() => undefined);
-  let loaded: string | null = null;
-  try {
-    // tar-stream's pack is a Node stream: the request reads it directly (an error destroys the request).
-    const body = pack as unknown as NodeJS.ReadableStream;
-    const response = await docker.loadImage(body, { quiet: true });
-    await new Promise<void>((resolve, reject) => {
-      docker.modem.followProgress(
-        response,
-        (error: Error | null) => (error ? reject(error) : resolve()),
-        (event: { stream?: string; error?: string }) => {
-          const m = /Loaded image ID: (sha256:[a-f0-9]{64})/.exec(event.stream ?? '');
-          if (m) loaded = m[1] as string;
-        },
-      );
-    });
-    await producing;
-  } catch (error) {
-    await producing.catch(() => undefined);
-    if (state.refused) throw state.refused;
-    if (isFlotillaError(error)) throw error;
-    if (signal.aborted) throw signal.reason as Error;
-    throw new FlotillaError(
-      'FLT_ENGINE_UNAVAILABLE',
-      `docker load of ${ref} failed: ${(error as Error).message ?? String(error)}`,
-      { cause: error },
-    );
-  }
-  if (state.refused) throw state.refused;
+  const loaded = await loadImage(docker, image, ref, signal, skipBottom, onStreaming);
   if (!(await hasImage(docker, image.id))) {
     throw new FlotillaError(
       'FLT_HASH_MISMATCH',
