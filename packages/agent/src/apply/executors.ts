@@ -38,6 +38,7 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
         : new EarlyStaging(ctx, release);
     // The runtime may begin what `start` needs (docker: loading the images) as soon as the tree's
     // objects are in the cache, reading the files' chunks as the fetch stores them (tree-files.ts).
+    expectAhead(ctx, release);
     const arrivals = new FetchArrivals(ctx.cache);
     const reads = new TreeReads();
     let preparing: Promise<void> | undefined;
@@ -233,6 +234,21 @@ function prepareAhead(
     .prepare(context, signal)
     .catch((error: unknown) =>
       ctx.logger.warn({ err: error, app: release.app }, 'preparing the release ahead of its start failed'),
+    );
+}
+
+/** `Runtime.expect`, in the background: the update of `release` begins (never fails the fetch). */
+function expectAhead(ctx: ApplyContext, release: ReleaseSpec): void {
+  let runtime: Runtime;
+  try {
+    runtime = ctx.runtimeFor(release);
+  } catch {
+    return;
+  }
+  void runtime
+    .expect?.(release)
+    .catch((error: unknown) =>
+      ctx.logger.warn({ err: error, app: release.app }, 'expecting the release ahead of its fetch failed'),
     );
 }
 

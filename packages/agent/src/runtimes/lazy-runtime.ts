@@ -71,6 +71,10 @@ export class LazyRuntime implements Runtime {
     await (await this.ready()).prepare?.(ctx, signal);
   }
 
+  async expect(release: ReleaseSpec): Promise<void> {
+    await (await this.ready()).expect?.(release);
+  }
+
   async adopt(ctx: AppContext): Promise<void> {
     return (await this.ready()).adopt(ctx);
   }

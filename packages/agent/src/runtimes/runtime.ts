@@ -65,6 +65,13 @@ export interface Runtime {
    * failure here is only logged: `start` does the work.
    */
   prepare?(ctx: AppContext, signal: AbortSignal): Promise<void>;
+  /**
+   * An update to `release` begins (its fetch step), before any of its files is there: work that
+   * needs none of them may begin (docker: the engine's `docker load` of each image it lacks is
+   * opened, so the engine is ready to read when the files come). Never rejects; what it begins is
+   * dropped when nothing uses it.
+   */
+  expect?(release: ReleaseSpec): Promise<void>;
   /** Brings a committed release back up when the agent starts (no update ran). */
   adopt(ctx: AppContext): Promise<void>;
   /** Stops whatever runs for the app, including what a previous agent process left running. Idempotent. */

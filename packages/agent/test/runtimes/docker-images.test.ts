@@ -135,7 +135,7 @@ void describe('image delivery to a real dockerd', { skip }, () => {
     base = tempDir(t, 'flt-img-');
     const baseLayer = await layerTar({ 'etc/base.txt': 'base\n'.repeat(1000) });
     const v1 = await tree(join(base, 'v1'), 'shop/pull:1', [baseLayer, await layerTar({ 'app/v': 'one\n' })]);
-    const { p, logs } = provider();
+    const { p, logs } = provider({ delivery: 'pull' });
     await p.ensure(docker, ctx(v1.dir), { 'shop/pull:1': v1.id }, signal);
     const got = await image(v1.id);
     assert.equal(got?.Id, v1.id);
@@ -162,7 +162,7 @@ void describe('image delivery to a real dockerd', { skip }, () => {
     const bytes = await readFile(path);
     bytes.write('bad!', 512); // the file's content, same size
     await writeFile(path, bytes);
-    const { p, logs } = provider();
+    const { p, logs } = provider({ delivery: 'pull' });
     await assert.rejects(
       p.ensure(docker, ctx(v.dir), { 'shop/bad:1': v.id }, signal),
       (e: unknown) =>
@@ -180,6 +180,7 @@ void describe('image delivery to a real dockerd', { skip }, () => {
     const dir = tempDir(t, 'flt-img-');
     const v = await tree(join(dir, 'f'), 'shop/fallback:1', [await layerTar({ 'app/f': 'fallback\n' })]);
     const { p, logs } = provider({
+      delivery: 'pull',
       registryAnswer: (path) =>
         path.includes('/manifests/')
           ? { status: 200, type: 'text/plain', body: 'not a manifest' }
@@ -216,7 +217,7 @@ void describe('image delivery to a real dockerd', { skip }, () => {
         };
       },
     };
-    const { p, logs } = provider();
+    const { p, logs } = provider({ delivery: 'pull' });
     await p.prepare(docker, { ...ctx(v.dir), files: failing }, { 'shop/source:1': v.id }, signal);
     await p.ensure(docker, ctx(v.dir), { 'shop/source:1': v.id }, signal);
     const ahead = logs.find((l) => l.message.startsWith('loading an image ahead of the start step failed'));
@@ -298,10 +299,35 @@ void describe('image delivery to a real dockerd', { skip }, () => {
     );
   });
 
+  void test('expect opens the load as the update begins: the load then claims it and the id is exact; one no load claims is cut and loads nothing', async (t) => {
+    const dir = tempDir(t, 'flt-img-');
+    const v = await tree(join(dir, 'e'), 'shop/expect:1', [await layerTar({ 'app/e': 'early\n' })]);
+    const unused = await tree(join(dir, 'u'), 'shop/unused:1', [await layerTar({ 'app/u': 'never\n' })]);
+    const { p, logs } = provider();
+    await p.expect(docker, { 'shop/expect:1': v.id, 'shop/unused:1': unused.id });
+    assert.deepEqual(p.expecting().sort(), [v.id, unused.id].sort());
+    await p.ensure(docker, ctx(v.dir), { 'shop/expect:1': v.id }, signal);
+    assert.deepEqual(p.expecting(), [unused.id], 'the load took the request opened for it');
+    assert.equal((await image(v.id))?.Id, v.id);
+    assert.deepEqual((await image(v.id))?.RepoTags, ['shop/expect:1']);
+    assert.ok(!logs.some((l) => l.message.includes('loopback')), JSON.stringify(logs));
+    // An image already there opens nothing; the unclaimed request is cut when the provider closes.
+    await p.expect(docker, { 'shop/expect:1': v.id });
+    assert.deepEqual(p.expecting(), [unused.id]);
+    p.close();
+    assert.deepEqual(p.expecting(), []);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await image(unused.id), null);
+    // A later update of the unused image still loads it (no request left half-written).
+    await p.ensure(docker, ctx(unused.dir), { 'shop/unused:1': unused.id }, signal);
+    assert.equal((await image(unused.id))?.Id, unused.id);
+  });
+
   void test('delivery "load" never pulls; the variable accepts pull or load only', async (t) => {
     const dir = tempDir(t, 'flt-img-');
     const v = await tree(join(dir, 'l'), 'shop/load:1', [await layerTar({ 'app/l': 'load\n' })]);
     const { p, logs } = provider({ delivery: 'load' });
+    await p.expect(docker, { 'shop/load:1': v.id });
     await p.ensure(docker, ctx(v.dir), { 'shop/load:1': v.id }, signal);
     assert.equal((await image(v.id))?.Id, v.id);
     assert.ok(!logs.some((l) => l.message.includes('loopback')), JSON.stringify(logs));
@@ -311,14 +337,17 @@ void describe('image delivery to a real dockerd', { skip }, () => {
       await layerTar({ 'app/l': 'load\n' }),
       await layerTar({ 'app/m': 'more\n' }),
     ]);
-    const pulling = provider();
+    const pulling = provider({ delivery: 'pull' });
+    await pulling.p.expect(docker, { 'shop/load:2': v2.id });
+    assert.deepEqual(pulling.p.expecting(), [], 'the pull opens nothing ahead');
     await pulling.p.ensure(docker, ctx(v2.dir), { 'shop/load:2': v2.id }, signal);
     assert.equal((await image(v2.id))?.Id, v2.id);
     assert.deepEqual((await image(v2.id))?.RepoTags, ['shop/load:2']);
     const pulled = pulling.logs.find((l) => l.message === "image pulled from the agent's loopback registry");
     assert.equal(pulled?.fields.blobs, 3, JSON.stringify(pulling.logs));
     assert.deepEqual(await loopbackRefs(), []);
-    assert.equal(imageDeliveryFromEnv({}), 'pull');
+    assert.equal(imageDeliveryFromEnv({}), 'load');
+    assert.equal(imageDeliveryFromEnv({ FLOTILLA_DOCKER_IMAGE_DELIVERY: 'pull' }), 'pull');
     assert.equal(imageDeliveryFromEnv({ FLOTILLA_DOCKER_IMAGE_DELIVERY: 'load' }), 'load');
     assert.throws(
       () => imageDeliveryFromEnv({ FLOTILLA_DOCKER_IMAGE_DELIVERY: 'ftp' }),

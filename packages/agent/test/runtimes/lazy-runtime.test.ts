@@ -85,6 +85,7 @@ void test('every method of the Runtime interface is forwarded to the loaded runt
     validate: () => void calls.push('validate'),
     start: record('start'),
     prepare: record('prepare'),
+    expect: record('expect'),
     adopt: record('adopt'),
     stop: record('stop'),
     health: record('health'),

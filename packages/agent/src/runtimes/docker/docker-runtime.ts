@@ -107,6 +107,17 @@ export class DockerRuntime implements Runtime {
     await this.ping();
   }
 
+  /** Opens the engine's load of each image of `release` it lacks, as the update begins (`Runtime.expect`). */
+  async expect(release: ReleaseSpec): Promise<void> {
+    let images: Readonly<Record<string, string>>;
+    try {
+      images = dockerConfig(release).images;
+    } catch {
+      return; // not a valid docker release: validation reports it
+    }
+    await this.images.expect?.(this.docker, images);
+  }
+
   /** Begins loading the release's images the engine lacks, from the cache, while the stage step runs (`Runtime.prepare`). */
   async prepare(ctx: AppContext, signal: AbortSignal): Promise<void> {
     const config = dockerConfig(ctx.release);
@@ -286,6 +297,7 @@ export class DockerRuntime implements Runtime {
   /** Containers keep running when the agent stops; dockerd supervises them. */
   close(): Promise<void> {
     this.closed.abort();
+    this.images.close?.();
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     return Promise.resolve();

@@ -29,4 +29,11 @@ export interface ImageProvider {
     images: Readonly<Record<string, string>>,
     signal: AbortSignal,
   ): Promise<void>;
+  /**
+   * An update to a release naming `images` begins, before any of its files is there: what needs
+   * none of them may begin (the release tree provider opens the engine's load). Never rejects.
+   */
+  expect?(docker: Docker, images: Readonly<Record<string, string>>): Promise<void>;
+  /** The runtime closes: drops whatever `expect` began. */
+  close?(): void;
 }

@@ -84,12 +84,52 @@ class DirectBody extends Readable {
 }
 
 /**
+ * A `docker load` request, opened before its archive is written: the engine starts the child
+ * that untars the archive at once (0.15–0.25 s on a busy 2-core machine) and reads the archive
+ * as it comes, so a request opened when an update begins has the engine ready by the time the
+ * fetch brings the layers. Written once (`claim`), or cut (`abandon`): the engine loads nothing.
+ */
+export class LoadRequest {
+  /** The request to write the archive into, once docker-modem has made it. */
+  readonly out: Promise<Writable>;
+  /** The engine's answer (it comes once the whole archive is read, or at a failure). */
+  readonly response: Promise<NodeJS.ReadableStream>;
+  private claimed = false;
+
+  constructor(docker: Docker) {
+    let take!: (out: Writable) => void;
+    this.out = new Promise<Writable>((resolve) => (take = resolve));
+    this.response = docker.loadImage(new DirectBody(take), { quiet: true });
+    // Awaited by whoever claims it; an abandoned one's failure is expected.
+    this.response.catch(() => undefined);
+  }
+
+  /** True the first time: the caller writes the archive. */
+  claim(): boolean {
+    if (this.claimed) return false;
+    this.claimed = true;
+    return true;
+  }
+
+  /** Cuts the request unless it was claimed: the engine reads no archive and loads nothing. */
+  abandon(): void {
+    if (!this.claim()) return;
+    void this.out.then((out) => out.destroy());
+    void this.response.then(
+      (res) => (res as unknown as { destroy?: () => void }).destroy?.(),
+      () => undefined,
+    );
+  }
+}
+
+/**
  * Streams `image` in docker-save format into `docker load`, leaving out the tars of its
  * `skipBottom` bottom layers (the engine has them; it looks each layer up by its chain id and
  * reads a tar only when it lacks the layer). Each layer is hashed as it streams; a layer whose
  * content is not its diff id ends the request before its end (docker loads nothing) and is
- * FLT_HASH_MISMATCH. `onStreaming` runs once the first layer tar begins. Returns the id the
- * engine says it loaded (the caller checks the engine holds `image.id`).
+ * FLT_HASH_MISMATCH. `onStreaming` runs once the first layer tar begins. `opened`: a request
+ * opened ahead (LoadRequest), used if no one claimed it yet. Returns the id the engine says it
+ * loaded (the caller checks the engine holds `image.id`).
  */
 export async function loadImage(
   docker: Docker,
@@ -98,10 +138,14 @@ export async function loadImage(
   signal: AbortSignal,
   skipBottom: number,
   onStreaming?: () => void,
+  opened?: LoadRequest,
 ): Promise<string | null> {
   const state: { refused: FlotillaError | null } = { refused: null };
-  let request!: (out: Writable) => void;
-  const requested = new Promise<Writable>((resolve) => (request = resolve));
+  let request = opened;
+  if (request === undefined || !request.claim()) {
+    request = new LoadRequest(docker);
+    request.claim();
+  }
   const write = async (out: Writable): Promise<void> => {
     const entry = async (name: string, bytes: Buffer): Promise<void> => {
       await writeOut(out, tarHeader(name, bytes.length));
@@ -132,8 +176,10 @@ export async function loadImage(
     await writeOut(out, ZEROS);
     await new Promise<void>((resolve) => out.end(resolve));
   };
-  const body = new DirectBody(request);
-  const producing = requested.then(async (out) => {
+  // An engine that fails before it reads (or is not there) answers without taking the request.
+  const taken = Promise.race([request.out, request.response.then(() => null)]);
+  const producing = taken.then(async (out) => {
+    if (out === null) return;
     try {
       await write(out);
     } catch (error) {
@@ -147,7 +193,7 @@ export async function loadImage(
   producing.catch(() => undefined);
   let loaded: string | null = null;
   try {
-    const response = await docker.loadImage(body, { quiet: true });
+    const response = await request.response;
     await new Promise<void>((resolve, reject) => {
       docker.modem.followProgress(
         response,

@@ -15,7 +15,7 @@ import type Docker from 'dockerode';
 import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { AppContext, TreeFiles } from '../runtime.js';
 import type { ImageProvider } from './image-provider.js';
-import { loadImage } from './load-archive.js';
+import { LoadRequest, loadImage } from './load-archive.js';
 import { serveImage } from './loopback-registry.js';
 import type { RegistryAnswer } from './loopback-registry.js';
 import type { TreeImage } from './tree-image.js';
@@ -64,21 +64,25 @@ export function dirFiles(dir: string): TreeFiles {
 type Log = (message: string, fields?: Record<string, unknown>) => void;
 
 /**
- * How an image reaches the engine: `pull` (default) from the agent's loopback registry, falling back
- * to `docker load` when the engine cannot pull; `load` always through `docker load`.
+ * How an image reaches the engine: `load` (default) through `docker load`, its request opened as
+ * the update begins; `pull` from the agent's loopback registry, falling back to `docker load` when
+ * the engine cannot pull (docs/containers.md "Image delivery" compares them).
  */
 export type ImageDelivery = 'pull' | 'load';
 
-/** `FLOTILLA_DOCKER_IMAGE_DELIVERY` (`pull` or `load`; unset: `pull`); FLT_VALIDATION otherwise. */
+/** `FLOTILLA_DOCKER_IMAGE_DELIVERY` (`load` or `pull`; unset: `load`); FLT_VALIDATION otherwise. */
 export function imageDeliveryFromEnv(env: NodeJS.ProcessEnv): ImageDelivery {
   const v = env.FLOTILLA_DOCKER_IMAGE_DELIVERY?.trim();
-  if (v === undefined || v === '' || v === 'pull') return 'pull';
-  if (v === 'load') return 'load';
+  if (v === undefined || v === '' || v === 'load') return 'load';
+  if (v === 'pull') return 'pull';
   throw new FlotillaError(
     'FLT_VALIDATION',
-    `FLOTILLA_DOCKER_IMAGE_DELIVERY must be "pull" or "load", not "${v}"`,
+    `FLOTILLA_DOCKER_IMAGE_DELIVERY must be "load" or "pull", not "${v}"`,
   );
 }
+
+/** How long a `docker load` opened as an update began waits for its image before it is cut. */
+const EXPECTED_LOAD_MS = 120_000;
 
 export interface ReleaseTreeImageOptions {
   delivery?: ImageDelivery;
@@ -89,14 +93,62 @@ export interface ReleaseTreeImageOptions {
 export class ReleaseTreeImageProvider implements ImageProvider {
   /** Loads `prepare` began, by image id; `ensure` waits for one before looking at the engine. */
   private readonly loading = new Map<string, Promise<void>>();
-  /** Set once the engine failed to pull from the loopback registry: `docker load` from then on. */
+  /** `load` delivery, or the engine failed to pull from the loopback registry: `docker load` from then on. */
   private pullFailed: boolean;
+  /** `docker load` requests opened as an update began (`expect`), by image id, until a load claims one. */
+  private readonly expected = new Map<string, { request: LoadRequest; timer: NodeJS.Timeout }>();
 
   constructor(
     private readonly log: Log = () => undefined,
     private readonly options: ReleaseTreeImageOptions = {},
   ) {
-    this.pullFailed = options.delivery === 'load';
+    this.pullFailed = (options.delivery ?? 'load') === 'load';
+  }
+
+  /**
+   * An update to a release naming `images` begins: for each image the engine lacks, a `docker
+   * load` request is opened now (LoadRequest), so that the engine's untar child is up when the
+   * fetch brings the layers. Never rejects; a request no load claims is cut after
+   * EXPECTED_LOAD_MS (the engine loads nothing from it).
+   */
+  async expect(docker: Docker, images: Readonly<Record<string, string>>): Promise<void> {
+    if (!this.pullFailed) return; // the pull asks the engine itself once the files are there
+    for (const id of new Set(Object.values(images))) {
+      if (!ID.test(id) || this.loading.has(id) || this.expected.has(id)) continue;
+      try {
+        if (await hasImage(docker, id)) continue;
+      } catch {
+        return; // the engine does not answer: the start step reports it
+      }
+      if (this.expected.has(id)) continue;
+      const request = new LoadRequest(docker);
+      const timer = setTimeout(() => this.dropExpected(id), EXPECTED_LOAD_MS);
+      timer.unref();
+      this.expected.set(id, { request, timer });
+    }
+  }
+
+  /** The image ids whose `docker load` request `expect` opened and no load has taken yet. */
+  expecting(): string[] {
+    return [...this.expected.keys()];
+  }
+
+  /** The request `expect` opened for `id`, taken (once); undefined when there is none. */
+  private takeExpected(id: string): LoadRequest | undefined {
+    const entry = this.expected.get(id);
+    if (entry === undefined) return undefined;
+    this.expected.delete(id);
+    clearTimeout(entry.timer);
+    return entry.request;
+  }
+
+  private dropExpected(id: string): void {
+    this.takeExpected(id)?.abandon();
+  }
+
+  /** Cuts every request `expect` opened that no load took (the agent closes). */
+  close(): void {
+    for (const id of [...this.expected.keys()]) this.dropExpected(id);
   }
 
   /**
@@ -138,7 +190,10 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     // image's config and has looked for each layer (0.1–0.3 s); then the layer's read counts.
     const requesting = ctx.files?.reading?.();
     try {
-      if (await hasImage(docker, id)) return;
+      if (await hasImage(docker, id)) {
+        this.dropExpected(id);
+        return;
+      }
       const image = await findInTree(ctx.files ?? dirFiles(ctx.releaseDir), ref, id);
       opened();
       const ms = await this.loadAndClose(docker, image, ref, signal, ctx.files === undefined, requesting);
@@ -178,6 +233,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
         });
       }
       await tagImage(docker, id, ref);
+      this.dropExpected(id); // the image was there after all
     }
   }
 
@@ -257,9 +313,10 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     signal: AbortSignal,
     onStreaming?: () => void,
   ): Promise<void> {
-    const present = await presentLayers(docker, image);
+    const opened = this.takeExpected(image.id);
+    const present = await presentLayers(docker, image, ref);
     try {
-      await loadChecked(docker, image, ref, signal, present, onStreaming);
+      await loadChecked(docker, image, ref, signal, present, onStreaming, opened);
     } catch (error) {
       // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
       if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
@@ -394,16 +451,34 @@ async function findInTree(files: TreeFiles, ref: string, id: string): Promise<Tr
   return out;
 }
 
+/** How many of the engine's images `presentLayers` inspects at most (one API call each). */
+const PRESENT_LAYERS_INSPECTS = 24;
+
 /**
  * How many bottom layers of `image` the engine already holds: the longest prefix of its diff_ids
  * that an image on the engine starts with (docker load looks a layer up by its chain id and reads
- * its tar only when the engine lacks it, so those tars need not be sent).
+ * its tar only when the engine lacks it, so those tars need not be sent). The listing has no
+ * layers, so images are inspected one by one: those of the ref's repository first (an earlier
+ * version, the likeliest to share them), then the newest, PRESENT_LAYERS_INSPECTS at most, so that
+ * an engine holding hundreds of images does not delay the load (a base left unfound is only sent
+ * again, and the engine skips it).
  */
-async function presentLayers(docker: Docker, image: TreeImage): Promise<number> {
+async function presentLayers(docker: Docker, image: TreeImage, ref: string): Promise<number> {
   const want = image.layers.map((l) => l.diffId);
+  const repo = splitRef(ref)?.repo;
   let best = 0;
   try {
-    for (const summary of await docker.listImages()) {
+    const summaries = (await docker.listImages()) as {
+      Id: string;
+      RepoTags?: string[] | null;
+      Created?: number;
+    }[];
+    const sameRepo = (s: (typeof summaries)[number]): boolean =>
+      repo !== undefined && (s.RepoTags ?? []).some((t) => splitRef(t)?.repo === repo);
+    const order = [...summaries].sort(
+      (a, b) => Number(sameRepo(b)) - Number(sameRepo(a)) || (b.Created ?? 0) - (a.Created ?? 0),
+    );
+    for (const summary of order.slice(0, PRESENT_LAYERS_INSPECTS)) {
       const info = (await docker.getImage(summary.Id).inspect()) as { RootFS?: { Layers?: string[] } };
       const have = info.RootFS?.Layers ?? [];
       let n = 0;
@@ -426,8 +501,9 @@ async function loadChecked(
   signal: AbortSignal,
   skipBottom: number,
   onStreaming?: () => void,
+  opened?: LoadRequest,
 ): Promise<void> {
-  const loaded = await loadImage(docker, image, ref, signal, skipBottom, onStreaming);
+  const loaded = await loadImage(docker, image, ref, signal, skipBottom, onStreaming, opened);
   if (!(await hasImage(docker, image.id))) {
     throw new FlotillaError(
       'FLT_HASH_MISMATCH',
