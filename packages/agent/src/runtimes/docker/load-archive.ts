@@ -131,14 +131,21 @@ export class LoadRequest {
  * opened ahead (LoadRequest), used if no one claimed it yet. Returns the id the engine says it
  * loaded (the caller checks the engine holds `image.id`).
  */
+export interface LoadOptions {
+  signal: AbortSignal;
+  /** Bottom layers whose tars are left out (the engine has them). */
+  skipBottom: number;
+  /** Runs once the first layer tar begins. */
+  onStreaming?: () => void;
+  /** A request opened ahead, used if no one claimed it yet. */
+  opened?: LoadRequest;
+}
+
 export async function loadImage(
   docker: Docker,
   image: TreeImage,
   ref: string,
-  signal: AbortSignal,
-  skipBottom: number,
-  onStreaming?: () => void,
-  opened?: LoadRequest,
+  { signal, skipBottom, onStreaming, opened }: LoadOptions,
 ): Promise<string | null> {
   const state: { refused: FlotillaError | null } = { refused: null };
   let request = opened;

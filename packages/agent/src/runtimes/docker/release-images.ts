@@ -16,6 +16,7 @@ import { FlotillaError, isFlotillaError } from '@flotilla/protocol';
 import type { AppContext, TreeFiles } from '../runtime.js';
 import type { ImageProvider } from './image-provider.js';
 import { LoadRequest, loadImage } from './load-archive.js';
+import type { LoadOptions } from './load-archive.js';
 import { serveImage } from './loopback-registry.js';
 import type { RegistryAnswer } from './loopback-registry.js';
 import type { TreeImage } from './tree-image.js';
@@ -316,7 +317,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     const opened = this.takeExpected(image.id);
     const present = await presentLayers(docker, image, ref);
     try {
-      await loadChecked(docker, image, ref, signal, present, onStreaming, opened);
+      await loadChecked(docker, image, ref, { signal, skipBottom: present, onStreaming, opened });
     } catch (error) {
       // An engine that wants every layer in the archive (or an image removed meanwhile): send all.
       if (present === 0 || (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH')) throw error;
@@ -324,7 +325,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
         image: ref,
         error: (error as Error).message,
       });
-      await loadChecked(docker, image, ref, signal, 0, onStreaming);
+      await loadChecked(docker, image, ref, { signal, skipBottom: 0, onStreaming });
     }
   }
 }
@@ -498,12 +499,9 @@ async function loadChecked(
   docker: Docker,
   image: TreeImage,
   ref: string,
-  signal: AbortSignal,
-  skipBottom: number,
-  onStreaming?: () => void,
-  opened?: LoadRequest,
+  options: LoadOptions,
 ): Promise<void> {
-  const loaded = await loadImage(docker, image, ref, signal, skipBottom, onStreaming, opened);
+  const loaded = await loadImage(docker, image, ref, options);
   if (!(await hasImage(docker, image.id))) {
     throw new FlotillaError(
       'FLT_HASH_MISMATCH',
