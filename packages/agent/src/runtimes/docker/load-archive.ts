@@ -85,7 +85,7 @@ class DirectBody extends Readable {
 
 /**
  * A `docker load` request, opened before its archive is written: the engine starts the child
- * that untars the archive at once (0.15–0.25 s on a busy 2-core machine) and reads the archive
+ * that untars the archive at once (it is up 0.15–0.3 s later on a busy 2-core machine) and reads the archive
  * as it comes, so a request opened when an update begins has the engine ready by the time the
  * fetch brings the layers. Written once (`claim`), or cut (`abandon`): the engine loads nothing.
  */
