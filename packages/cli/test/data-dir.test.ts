@@ -13,7 +13,8 @@ import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cli } from './helpers/memory-io.js';
+import { cli, memoryIo } from './helpers/memory-io.js';
+import { runCli } from '../src/program.js';
 
 const ext = import.meta.url.endsWith('.ts') ? 'ts' : 'js';
 const bin = fileURLToPath(new URL(`../src/bin.${ext}`, import.meta.url));
@@ -218,4 +219,33 @@ void test('an agent with an invalid registration key prints the clear message, n
   assert.match(agent.output(), /error \[FLT_REGKEY_INVALID\]: /);
   assert.doesNotMatch(agent.output(), /\n\s+at /, 'no stack trace');
   assert.doesNotMatch(agent.output(), /"stack"/, 'no stack in the JSON log either');
+});
+
+void test('a SIGTERM while the agent starts stops it once it is up: exit 0, its data directory unlocked', async (t) => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'flt-lock-early-'));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const io = memoryIo({ env: { FLOTILLA_LOG_FORMAT: 'json' } });
+  // The agent's first line is written while it starts (before `startAgent` returns): the signal comes then.
+  const write = io.stdout.write.bind(io.stdout);
+  let sent = false;
+  io.stdout.write = (chunk: string): boolean => {
+    const written = write(chunk);
+    if (!sent) {
+      sent = true;
+      io.signals.emit('SIGTERM');
+    }
+    return written;
+  };
+  const running = runCli(['agent', '--offline', '--data-dir', dataDir], io);
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 10_000)));
+  const code = await Promise.race([running, hung]);
+  clearTimeout(timer);
+  if (code === 'hung') {
+    io.signals.emit('SIGTERM'); // a handler there by now: end the agent this test started
+    await running;
+  }
+  assert.equal(code, 0, io.stdout.text);
+  assert.match(io.stdout.text, /agent stopped/);
+  assert.equal(existsSync(join(dataDir, 'flotilla.lock')), false);
 });

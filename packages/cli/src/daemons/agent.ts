@@ -17,13 +17,23 @@ export async function runAgent(io: CliIo, flags: AgentFlags): Promise<void> {
     destination: config.logFile ? { file: config.logFile } : io.stdout,
     color: isTTY,
   });
-  const agent = await startAgent(config, { logger });
+  const starting = startAgent(config, { logger });
+  starting.catch(() => undefined); // awaited below
+  // Listening before the agent starts: a signal while it starts stops it once it is up, where the
+  // default action would end the process with its data directory still locked.
   const shutdown = handleShutdownSignals({
     signals: io.signals,
     exit: io.exit,
     log: (message) => logger.info(message),
-    stop: () => agent.stop(),
+    stop: async () => (await starting).stop(),
   });
+  let agent: Awaited<typeof starting>;
+  try {
+    agent = await starting;
+  } catch (error) {
+    shutdown.dispose();
+    throw error;
+  }
   // An offline agent (or one between retries) may have nothing pending for a while: the process
   // stays up until the agent ends, not until Node runs out of work (exit code 13).
   const keepAlive = setInterval(() => undefined, 1 << 30);
