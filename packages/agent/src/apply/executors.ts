@@ -36,9 +36,10 @@ const executors: { [K in Step['kind']]: Executor<K> } = {
       !step.overlapStage || (await exists(ctx.layout.releaseDir(release.app, release.root)))
         ? null
         : new EarlyStaging(ctx, release);
+    // The runtime learns at once which release is coming (docker: the engine's load is opened).
+    expectAhead(ctx, release);
     // The runtime may begin what `start` needs (docker: loading the images) as soon as the tree's
     // objects are in the cache, reading the files' chunks as the fetch stores them (tree-files.ts).
-    expectAhead(ctx, release);
     const arrivals = new FetchArrivals(ctx.cache);
     const reads = new TreeReads();
     let preparing: Promise<void> | undefined;
@@ -216,13 +217,8 @@ function prepareAhead(
   arrivals: FetchArrivals,
   reads: TreeReads,
 ): Promise<void> {
-  let runtime: Runtime;
-  try {
-    runtime = ctx.runtimeFor(release);
-  } catch {
-    return Promise.resolve(); // a runtime this agent lacks: the start step reports it
-  }
-  if (runtime.prepare === undefined) return Promise.resolve();
+  const runtime = runtimeOrNull(ctx, release);
+  if (runtime?.prepare === undefined) return Promise.resolve();
   const current = ctx.records.installed(release.app).current;
   const base =
     current && current.root !== release.root
@@ -237,16 +233,19 @@ function prepareAhead(
     );
 }
 
+/** The release's runtime; null for one this agent lacks (the start step reports it). */
+function runtimeOrNull(ctx: ApplyContext, release: ReleaseSpec): Runtime | null {
+  try {
+    return ctx.runtimeFor(release);
+  } catch {
+    return null;
+  }
+}
+
 /** `Runtime.expect`, in the background: the update of `release` begins (never fails the fetch). */
 function expectAhead(ctx: ApplyContext, release: ReleaseSpec): void {
-  let runtime: Runtime;
-  try {
-    runtime = ctx.runtimeFor(release);
-  } catch {
-    return;
-  }
-  void runtime
-    .expect?.(release)
+  void runtimeOrNull(ctx, release)
+    ?.expect?.(release)
     .catch((error: unknown) =>
       ctx.logger.warn({ err: error, app: release.app }, 'expecting the release ahead of its fetch failed'),
     );

@@ -85,35 +85,27 @@ class DirectBody extends Readable {
 
 /**
  * A `docker load` request, opened before its archive is written: the engine starts the child
- * that untars the archive at once (it is up 0.15–0.3 s later on a busy 2-core machine) and reads the archive
- * as it comes, so a request opened when an update begins has the engine ready by the time the
- * fetch brings the layers. Written once (`claim`), or cut (`abandon`): the engine loads nothing.
+ * that untars the archive at once (it is up 0.15–0.3 s later on a busy 2-core machine) and reads
+ * the archive as it comes, so a request opened when an update begins has the engine ready by the
+ * time the fetch brings the layers. Its owner either writes one archive into it (`loadImage`) or
+ * cuts it (`abandon`): the engine then loads nothing.
  */
 export class LoadRequest {
   /** The request to write the archive into, once docker-modem has made it. */
   readonly out: Promise<Writable>;
   /** The engine's answer (it comes once the whole archive is read, or at a failure). */
   readonly response: Promise<NodeJS.ReadableStream>;
-  private claimed = false;
 
   constructor(docker: Docker) {
     let take!: (out: Writable) => void;
     this.out = new Promise<Writable>((resolve) => (take = resolve));
     this.response = docker.loadImage(new DirectBody(take), { quiet: true });
-    // Awaited by whoever claims it; an abandoned one's failure is expected.
+    // Awaited by the load that writes into it; an abandoned one's failure is expected.
     this.response.catch(() => undefined);
   }
 
-  /** True the first time: the caller writes the archive. */
-  claim(): boolean {
-    if (this.claimed) return false;
-    this.claimed = true;
-    return true;
-  }
-
-  /** Cuts the request unless it was claimed: the engine reads no archive and loads nothing. */
+  /** Cuts the request, never written: the engine reads no archive and loads nothing. */
   abandon(): void {
-    if (!this.claim()) return;
     void this.out.then((out) => out.destroy());
     void this.response.then(
       (res) => (res as unknown as { destroy?: () => void }).destroy?.(),
@@ -122,37 +114,34 @@ export class LoadRequest {
   }
 }
 
-/**
- * Streams `image` in docker-save format into `docker load`, leaving out the tars of its
- * `skipBottom` bottom layers (the engine has them; it looks each layer up by its chain id and
- * reads a tar only when it lacks the layer). Each layer is hashed as it streams; a layer whose
- * content is not its diff id ends the request before its end (docker loads nothing) and is
- * FLT_HASH_MISMATCH. `onStreaming` runs once the first layer tar begins. `opened`: a request
- * opened ahead (LoadRequest), used if no one claimed it yet. Returns the id the engine says it
- * loaded (the caller checks the engine holds `image.id`).
- */
 export interface LoadOptions {
   signal: AbortSignal;
   /** Bottom layers whose tars are left out (the engine has them). */
   skipBottom: number;
   /** Runs once the first layer tar begins. */
   onStreaming?: () => void;
-  /** A request opened ahead, used if no one claimed it yet. */
+  /** A request opened ahead (LoadRequest), this load's alone. */
   opened?: LoadRequest;
 }
 
+/**
+ * Streams `image` in docker-save format into `docker load`, leaving out the tars of its
+ * `skipBottom` bottom layers (the engine has them; it looks each layer up by its chain id and
+ * reads a tar only when it lacks the layer). Each layer is hashed as it streams; a layer whose
+ * content is not its diff id ends the request before its end (docker loads nothing) and is
+ * FLT_HASH_MISMATCH. `onStreaming` runs once the first layer tar begins. `opened`: a request
+ * opened ahead (LoadRequest), written into instead of a new one. Returns the id the engine says it
+ * loaded (the caller checks the engine holds `image.id`).
+ */
 export async function loadImage(
   docker: Docker,
   image: TreeImage,
   ref: string,
   { signal, skipBottom, onStreaming, opened }: LoadOptions,
 ): Promise<string | null> {
+  // An object, not a `let`: it is set inside `write`, which flow analysis does not follow.
   const state: { refused: FlotillaError | null } = { refused: null };
-  let request = opened;
-  if (request === undefined || !request.claim()) {
-    request = new LoadRequest(docker);
-    request.claim();
-  }
+  const request = opened ?? new LoadRequest(docker);
   const write = async (out: Writable): Promise<void> => {
     const entry = async (name: string, bytes: Buffer): Promise<void> => {
       await writeOut(out, tarHeader(name, bytes.length));

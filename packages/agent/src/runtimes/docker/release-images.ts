@@ -94,8 +94,8 @@ export interface ReleaseTreeImageOptions {
 export class ReleaseTreeImageProvider implements ImageProvider {
   /** Loads `prepare` began, by image id; `ensure` waits for one before looking at the engine. */
   private readonly loading = new Map<string, Promise<void>>();
-  /** `load` delivery, or the engine failed to pull from the loopback registry: `docker load` from then on. */
-  private pullFailed: boolean;
+  /** No pull: the `load` delivery, or the engine failed to pull from the loopback registry (`docker load` from then on). */
+  private pullOff: boolean;
   /** `docker load` requests opened as an update began (`expect`), by image id, until a load claims one. */
   private readonly expected = new Map<string, { request: LoadRequest; timer: NodeJS.Timeout }>();
 
@@ -103,7 +103,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     private readonly log: Log = () => undefined,
     private readonly options: ReleaseTreeImageOptions = {},
   ) {
-    this.pullFailed = (options.delivery ?? 'load') === 'load';
+    this.pullOff = (options.delivery ?? 'load') === 'load';
   }
 
   /**
@@ -113,7 +113,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
    * EXPECTED_LOAD_MS (the engine loads nothing from it).
    */
   async expect(docker: Docker, images: Readonly<Record<string, string>>): Promise<void> {
-    if (!this.pullFailed) return; // the pull asks the engine itself once the files are there
+    if (!this.pullOff) return; // the pull asks the engine itself once the files are there
     for (const id of new Set(Object.values(images))) {
       if (!ID.test(id) || this.loading.has(id) || this.expected.has(id)) continue;
       try {
@@ -276,7 +276,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
     rereadable: boolean,
     onLayerRequested?: () => void,
   ): Promise<boolean> {
-    if (this.pullFailed || splitRef(ref) === null) return false;
+    if (this.pullOff || splitRef(ref) === null) return false;
     try {
       const blobs = await pullImage(docker, image, ref, signal, rereadable, {
         answer: this.options.registryAnswer,
@@ -293,7 +293,7 @@ export class ReleaseTreeImageProvider implements ImageProvider {
       if (isFlotillaError(error) && error.code === 'FLT_HASH_MISMATCH') throw error;
       if (signal.aborted) throw signal.reason as Error;
       if (error instanceof SourceFailed) throw error.error; // the tree's side: docker load would fail as well
-      this.pullFailed = true;
+      this.pullOff = true;
       this.log("the engine could not pull from the agent's loopback registry; docker load instead", {
         image: ref,
         error: (error as Error).message,
@@ -474,10 +474,14 @@ async function presentLayers(docker: Docker, image: TreeImage, ref: string): Pro
       RepoTags?: string[] | null;
       Created?: number;
     }[];
-    const sameRepo = (s: (typeof summaries)[number]): boolean =>
-      repo !== undefined && (s.RepoTags ?? []).some((t) => splitRef(t)?.repo === repo);
-    const order = [...summaries].sort(
-      (a, b) => Number(sameRepo(b)) - Number(sameRepo(a)) || (b.Created ?? 0) - (a.Created ?? 0),
+    const sameRepo = new Set(
+      summaries
+        .filter((i) => repo !== undefined && (i.RepoTags ?? []).some((t) => splitRef(t)?.repo === repo))
+        .map((i) => i.Id),
+    );
+    const order = summaries.sort(
+      (a, b) =>
+        Number(sameRepo.has(b.Id)) - Number(sameRepo.has(a.Id)) || (b.Created ?? 0) - (a.Created ?? 0),
     );
     for (const summary of order.slice(0, PRESENT_LAYERS_INSPECTS)) {
       const info = (await docker.getImage(summary.Id).inspect()) as { RootFS?: { Layers?: string[] } };
