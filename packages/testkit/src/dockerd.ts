@@ -25,6 +25,8 @@ export interface TestDockerd {
   start(): Promise<void>;
   /** Stops it and removes its directory (register with `t.after`; the directory is not a tempDir). */
   destroy(): Promise<void>;
+  /** The daemon's process id while it runs (its re-executed children, such as `docker-untar`, have it as parent). */
+  pid(): number | undefined;
 }
 
 export function dockerdAvailable(): boolean {
@@ -109,6 +111,7 @@ export async function startTestDockerd(dir: string): Promise<TestDockerd> {
     docker,
     start,
     stop,
+    pid: () => child?.pid,
     destroy: async () => {
       if (child !== null) {
         // Containers and networks first: a network's bridge interface outlives a stopped dockerd.

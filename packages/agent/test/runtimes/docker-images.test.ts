@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -121,6 +121,30 @@ void describe('image delivery to a real dockerd', { skip }, () => {
       return await docker.getImage(id).inspect();
     } catch {
       return null;
+    }
+  }
+
+  /** The engine's `docker-untar` children (a `docker load` that has its archive's first bytes). */
+  async function untarChildren(): Promise<number[]> {
+    const found: number[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        const argv0 = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0')[0];
+        if (ppid === d.pid() && argv0 === 'docker-untar') found.push(Number(entry));
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    return found;
+  }
+
+  async function waitFor(what: string, ok: () => Promise<boolean>): Promise<void> {
+    for (let i = 0; !(await ok()); i++) {
+      if (i > 100) assert.fail(`waited 10 s for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
@@ -306,6 +330,8 @@ void describe('image delivery to a real dockerd', { skip }, () => {
     const { p, logs } = provider();
     await p.expect(docker, { 'shop/expect:1': v.id, 'shop/unused:1': unused.id });
     assert.deepEqual(p.expecting().sort(), [v.id, unused.id].sort());
+    // The engine's untar child comes up for each request before any layer is there (its primer).
+    await waitFor('two untar children', async () => (await untarChildren()).length === 2);
     await p.ensure(docker, ctx(v.dir), { 'shop/expect:1': v.id }, signal);
     assert.deepEqual(p.expecting(), [unused.id], 'the load took the request opened for it');
     assert.equal((await image(v.id))?.Id, v.id);
@@ -316,7 +342,8 @@ void describe('image delivery to a real dockerd', { skip }, () => {
     assert.deepEqual(p.expecting(), [unused.id]);
     p.close();
     assert.deepEqual(p.expecting(), []);
-    await new Promise((r) => setTimeout(r, 300));
+    // The cut request's child ends; the engine loaded nothing from it.
+    await waitFor('the untar child to end', async () => (await untarChildren()).length === 0);
     assert.equal(await image(unused.id), null);
     // A later update of the unused image still loads it (no request left half-written).
     await p.ensure(docker, ctx(unused.dir), { 'shop/unused:1': unused.id }, signal);

@@ -84,21 +84,35 @@ class DirectBody extends Readable {
 }
 
 /**
- * A `docker load` request, opened before its archive is written: the engine starts the child
- * that untars the archive at once (it is up 0.15–0.3 s later on a busy 2-core machine) and reads
- * the archive as it comes, so a request opened when an update begins has the engine ready by the
- * time the fetch brings the layers. Its owner either writes one archive into it (`loadImage`) or
- * cuts it (`abandon`): the engine then loads nothing.
+ * The archive's first entry, an empty file the load ignores (it reads what manifest.json names).
+ * The engine starts the child that untars the archive only once the archive's first bytes are
+ * there (it peeks at them for a compression), and that child takes 0.15–0.5 s to come up on a
+ * busy 2-core machine: sent as the request opens, it has the child up before the layers come.
+ */
+const PRIMER_NAME = 'flotilla-load';
+const PRIMER = tarHeader(PRIMER_NAME, 0);
+
+/**
+ * A `docker load` request, opened before its archive is written: the engine reads the archive
+ * as it comes, and the request's first bytes (PRIMER) have it start its untar child at once, so a
+ * request opened when an update begins has the engine ready by the time the fetch brings the
+ * layers. Its owner either writes the rest of one archive into it (`loadImage`) or cuts it
+ * (`abandon`): the engine then loads nothing.
  */
 export class LoadRequest {
-  /** The request to write the archive into, once docker-modem has made it. */
+  /** The request to write the rest of the archive into, once docker-modem has made it and the primer is out. */
   readonly out: Promise<Writable>;
   /** The engine's answer (it comes once the whole archive is read, or at a failure). */
   readonly response: Promise<NodeJS.ReadableStream>;
 
   constructor(docker: Docker) {
     let take!: (out: Writable) => void;
-    this.out = new Promise<Writable>((resolve) => (take = resolve));
+    this.out = new Promise<Writable>((resolve) => (take = resolve)).then(async (out) => {
+      await writeOut(out, PRIMER);
+      return out;
+    });
+    // A primer the engine never took: the request failed, which `response` reports.
+    this.out.catch(() => undefined);
     this.response = docker.loadImage(new DirectBody(take), { quiet: true });
     // Awaited by the load that writes into it; an abandoned one's failure is expected.
     this.response.catch(() => undefined);
@@ -106,7 +120,10 @@ export class LoadRequest {
 
   /** Cuts the request, never written: the engine reads no archive and loads nothing. */
   abandon(): void {
-    void this.out.then((out) => out.destroy());
+    void this.out.then(
+      (out) => out.destroy(),
+      () => undefined,
+    );
     void this.response.then(
       (res) => (res as unknown as { destroy?: () => void }).destroy?.(),
       () => undefined,
