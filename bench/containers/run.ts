@@ -14,7 +14,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo, Server } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
@@ -105,13 +105,33 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : Math.round((s[s.length / 2 - 1]! + s[s.length / 2]!) / 2);
 };
 
+/** Page cache written and dropped before each timed section (settle). */
+const WARM_MB = 768;
+
 /**
- * Writes back what earlier rounds left dirty in the page cache (`sync`), before each timed section:
- * the agent's stage ends with a syncfs of the file system, which would otherwise also flush what
- * the other side wrote just before (a pulled layer, extracted, and a container's root file system
- * copied by vfs: about 200 MB), so each side pays only for its own writes.
+ * Brings the machine to the same state before each timed section, whichever side ran before:
+ *
+ * - Memory: writes WARM_MB of page cache and drops it. On these VMs (virtio-balloon with free
+ *   page reporting on) new page cache costs several times more unless memory was freed just
+ *   before: vfs's copy of the image for a new container (~132 MB) took 250–350 ms on Flotilla's
+ *   side and 55–70 ms on docker's, whose section happened to follow such frees; after a write
+ *   and delete of 300 MB it took 50–57 ms on Flotilla's side too (2026-12-07, bench/README.md).
+ *   Warmed this way, docker's side measures the same as before; Flotilla's create takes
+ *   50–70 ms.
+ * - Dirty pages: `sync`. The agent's commit syncs the file system, which would otherwise also
+ *   flush what the other side wrote just before (a pulled layer, extracted, and a container's
+ *   root file system copied by vfs: about 200 MB), so each side pays only for its own writes.
  */
-async function flushDirty(): Promise<void> {
+async function settle(work: string): Promise<void> {
+  const file = join(work, 'warm');
+  const piece = Buffer.alloc(1024 * 1024, 1);
+  const handle = await open(file, 'w');
+  try {
+    for (let i = 0; i < WARM_MB; i++) await handle.write(piece);
+  } finally {
+    await handle.close();
+  }
+  await rm(file);
   await promisify(execFile)('sync');
 }
 
@@ -226,7 +246,7 @@ try {
     const publish = ['--network', 'bench', '-p', `127.0.0.1:${port}:8080`];
     await device.docker(['run', '-d', '--name', 'bench-v1', ...publish, viaProxy('v1'), ...SERVE]);
     await answers(port, 'v1', Date.now());
-    await flushDirty();
+    await settle(work);
     proxy.reset();
     const t0 = Date.now();
     const answered = answers(port, 'v2', t0);
@@ -251,7 +271,7 @@ try {
     try {
       await d.install('containers', '1.0.0', roots[0]!, appAs(1, port));
       await answers(port, 'v1', Date.now());
-      await flushDirty();
+      await settle(work);
       const t0 = Date.now();
       const answered = answers(port, 'v2', t0);
       const r = await d.install('containers', '2.0.0', roots[1]!, appAs(2, port));

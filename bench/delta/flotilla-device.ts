@@ -74,7 +74,9 @@ export class BenchDevice {
       fetch: countingFetch(device.counter),
     });
     engine.attach({
-      assignment: async () => {
+      // As the agent's TUF assignment: the releases are told ahead, then their root objects fetched.
+      assignment: async (_signal, ahead) => {
+        ahead?.(device.assigned);
         for (const r of device.assigned)
           if (!(await engine.cache.has(r.root))) await fetcher.fetch([r.root], engine.cache);
         return device.assigned;

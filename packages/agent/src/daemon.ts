@@ -23,7 +23,7 @@ import type { LocalSetup } from './startup.js';
 import { serverBackoff } from './sync/backoff.js';
 import { SecretOpener } from './secrets/opener.js';
 import { UpdateEngine } from './update/engine.js';
-import type { ReleaseSpec } from './model/release.js';
+import type { AssignmentAhead, ReleaseSpec } from './model/release.js';
 import { sleep } from './util/sleep.js';
 
 export interface StartAgentOptions {
@@ -39,7 +39,7 @@ export interface StartAgentOptions {
    * The assignment each converge pass starts from, instead of the server's TUF-verified one (tests of
    * the session's wiring against a server without a TUF repository). Every call is one converge pass.
    */
-  assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
+  assignment?: (signal: AbortSignal, ahead?: AssignmentAhead) => Promise<ReleaseSpec[]>;
 }
 
 export interface RunningAgent {

@@ -20,7 +20,7 @@ import { serverBackoff } from './sync/backoff.js';
 import { StatePoller } from './sync/poller.js';
 import { sleep } from './util/sleep.js';
 import type { UpdateEngine } from './update/engine.js';
-import type { ReleaseSpec } from './model/release.js';
+import type { AssignmentAhead, ReleaseSpec } from './model/release.js';
 import { SessionUpdates } from './update/session-updates.js';
 import type { RemoteAccess } from './control/streams.js';
 
@@ -39,7 +39,7 @@ export interface SessionDeps {
   /** The update engine (docs/updates.md); null when updates are not wired (tests of other parts). */
   updates?: UpdateEngine | null;
   /** Replaces the TUF-verified assignment (StartAgentOptions.assignment). */
-  assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
+  assignment?: (signal: AbortSignal, ahead?: AssignmentAhead) => Promise<ReleaseSpec[]>;
   /** `--once`: told how the update pass went; the session then ends. */
   onPassDone?: (ok: boolean) => void;
 }

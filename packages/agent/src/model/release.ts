@@ -110,3 +110,9 @@ export interface Plan {
   /** Why nothing happens, or why a rollback runs. */
   note: string | null;
 }
+
+/**
+ * Told the verified releases of an assignment before their root objects are fetched, so that the
+ * runtimes may begin what an update needs (`Runtime.expect`); it must not throw.
+ */
+export type AssignmentAhead = (releases: readonly ReleaseSpec[]) => void;

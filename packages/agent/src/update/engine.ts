@@ -31,7 +31,7 @@ import type { StateDatabase } from '../state/db.js';
 import { planFailureRollback, planRollback, planUpdate } from './planner.js';
 import type { PlanInput } from './planner.js';
 import { UpdateRecords } from '../state/update-records.js';
-import type { Plan, ReleaseSpec } from '../model/release.js';
+import type { AssignmentAhead, Plan, ReleaseSpec } from '../model/release.js';
 
 export interface UpdateEngineOptions {
   dataDir: string;
@@ -65,8 +65,8 @@ export interface UpdateEngineOptions {
 
 /** What a connected session provides. */
 export interface UpdateSource {
-  /** The verified assignment, one release per app (TUF); throws on a refusal. */
-  assignment: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
+  /** The verified assignment, one release per app (TUF); throws on a refusal. `ahead`: see AssignmentAhead. */
+  assignment: (signal: AbortSignal, ahead?: AssignmentAhead) => Promise<ReleaseSpec[]>;
   fetcher: ObjectFetcher;
   report: (report: DeviceReport) => void;
 }
@@ -209,7 +209,7 @@ export class UpdateEngine {
       if (!source) return true;
       let targets: ReleaseSpec[];
       try {
-        targets = await source.assignment(signal);
+        targets = await source.assignment(signal, (releases) => this.expect(releases));
       } catch (error) {
         this.options.logger.error({ err: error }, 'the assignment could not be verified; installing nothing');
         this.lastPassClean = false;
@@ -606,6 +606,31 @@ export class UpdateEngine {
       if ((await lstat(`${dir}/${name}`).catch(() => null))?.isDirectory()) roots.push(name);
     }
     return roots;
+  }
+
+  /**
+   * `Runtime.expect` for each release that is not the one its app runs, as soon as the assignment
+   * is verified (docker: the engine's load is opened while the tree is fetched). In the
+   * background; a failure only loses the head start.
+   */
+  private expect(releases: readonly ReleaseSpec[]): void {
+    for (const release of releases) {
+      if (this.records.installed(release.app).current?.root === release.root) continue;
+      let runtime: Runtime;
+      try {
+        runtime = this.runtimeFor(release);
+      } catch {
+        continue; // a runtime this agent lacks: the update reports it
+      }
+      void runtime
+        .expect?.(release)
+        .catch((error: unknown) =>
+          this.options.logger.warn(
+            { err: error, app: release.app },
+            'expecting the release ahead of its fetch failed',
+          ),
+        );
+    }
   }
 
   private runtimeFor(release: ReleaseSpec): Runtime {

@@ -19,7 +19,7 @@ import { serverBackoff } from '../sync/backoff.js';
 import { tufFailureReport } from '../tuf/failure-report.js';
 import { WakeableSleep } from '../util/sleep.js';
 import type { UpdateEngine } from './engine.js';
-import type { ReleaseSpec } from '../model/release.js';
+import type { AssignmentAhead, ReleaseSpec } from '../model/release.js';
 import { ReportQueue } from './report-queue.js';
 import { serverUpdateSource } from './source.js';
 
@@ -37,7 +37,7 @@ export interface SessionUpdatesOptions {
   logger: Logger;
   random?: () => number;
   /** Replaces the TUF-verified assignment (tests of the session's wiring); each call is one converge pass. */
-  assignment?: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
+  assignment?: (signal: AbortSignal, ahead?: AssignmentAhead) => Promise<ReleaseSpec[]>;
 }
 
 /** How long a `--once` pass waits for its reports to reach the server. */
@@ -86,9 +86,9 @@ export class SessionUpdates {
     options.engine.attach({
       fetcher,
       report: (r) => this.reports.push(r),
-      assignment: async (signal) => {
+      assignment: async (signal, ahead) => {
         try {
-          return await (options.assignment ?? assignment)(signal);
+          return await (options.assignment ?? assignment)(signal, ahead);
         } catch (error) {
           this.reportRefusal(error);
           throw error;

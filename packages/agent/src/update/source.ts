@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import { STATE_VERSION_HEADER } from '@flotilla/protocol';
 import { HttpFetcher } from '../fetch/http-fetcher.js';
-import type { ReleaseSpec } from '../model/release.js';
+import type { AssignmentAhead, ReleaseSpec } from '../model/release.js';
 import { tufAssignment } from './tuf-source.js';
 
 /** The device token: the held one unless due for renewal, and a way to drop one the server refused. */
@@ -42,7 +42,7 @@ export interface ServerUpdateSourceOptions {
 export interface ServerUpdateSource {
   fetcher: HttpFetcher;
   /** The verified assignment, one release per app; throws a FLT_TUF_* (or fetch) error on a refusal. */
-  assignment: (signal: AbortSignal) => Promise<ReleaseSpec[]>;
+  assignment: (signal: AbortSignal, ahead?: AssignmentAhead) => Promise<ReleaseSpec[]>;
 }
 
 export function serverUpdateSource(options: ServerUpdateSourceOptions): ServerUpdateSource {

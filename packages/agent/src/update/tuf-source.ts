@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import type { ChunkCache } from '../cache/chunk-cache.js';
 import type { ObjectFetcher } from '../fetch/fetcher.js';
 import type { VerifiedRelease } from '../tuf/index.js';
-import type { ReleaseSpec } from '../model/release.js';
+import type { AssignmentAhead, ReleaseSpec } from '../model/release.js';
 
 export interface TufSourceOptions {
   serverUrl: string;
@@ -39,8 +39,10 @@ export interface TufSourceOptions {
 
 const MAX_ROOT_OBJECT_BYTES = 32 * 1024 * 1024;
 
-export function tufAssignment(options: TufSourceOptions): (signal: AbortSignal) => Promise<ReleaseSpec[]> {
-  return async (signal) => {
+export function tufAssignment(
+  options: TufSourceOptions,
+): (signal: AbortSignal, ahead?: AssignmentAhead) => Promise<ReleaseSpec[]> {
+  return async (signal, ahead) => {
     let verified: VerifiedRelease[];
     try {
       verified = await verifiedReleases(options, await options.token(signal));
@@ -52,10 +54,10 @@ export function tufAssignment(options: TufSourceOptions): (signal: AbortSignal) 
       options.invalidateToken();
       verified = await verifiedReleases(options, await options.token(signal));
     }
-    const releases: ReleaseSpec[] = [];
-    for (const v of verified) {
-      releases.push(await rootObjectOf(v, options, signal));
-    }
+    const releases = verified.map(releaseOf);
+    // The runtimes learn what is coming before the root objects are fetched.
+    ahead?.(releases);
+    for (const v of verified) await fetchRootObject(v, options, signal);
     return releases;
   };
 }
@@ -124,11 +126,11 @@ async function verifiedReleases(options: TufSourceOptions, token: string): Promi
 }
 
 /** The release's root object, fetched into the cache unless there, checked against the signed length. */
-async function rootObjectOf(
+async function fetchRootObject(
   v: VerifiedRelease,
   options: TufSourceOptions,
   signal: AbortSignal,
-): Promise<ReleaseSpec> {
+): Promise<void> {
   if (v.length > MAX_ROOT_OBJECT_BYTES) {
     throw new FlotillaError(
       'FLT_TUF_LENGTH',
@@ -160,6 +162,10 @@ async function rootObjectOf(
       },
     );
   }
+}
+
+/** The release a verified target describes. */
+function releaseOf(v: VerifiedRelease): ReleaseSpec {
   return {
     app: v.app,
     version: v.release.version,

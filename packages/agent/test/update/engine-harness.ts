@@ -79,7 +79,9 @@ export async function harness(
     partialDir: engine.layout.partialDir,
   });
   engine.attach({
-    assignment: async () => {
+    // As tufAssignment: the releases are told ahead, then their root objects are fetched.
+    assignment: async (_signal, ahead) => {
+      ahead?.(assigned);
       for (const r of assigned)
         if (!(await engine.cache.has(r.root))) await fetcher.fetch([r.root], engine.cache);
       return assigned;

@@ -373,3 +373,30 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<boo
   clearTimeout(timer);
   return settled;
 }
+
+void test('expect is told each release its app does not run as soon as the assignment is verified, before its root object is fetched', async (t) => {
+  const { store, v1, v2 } = await releases(t);
+  const told: { version: string; rootCached: boolean }[] = [];
+  let h: Awaited<ReturnType<typeof harness>> | null = null;
+  class ExpectingRuntime extends FilesRuntime {
+    async expect(release: ReleaseSpec): Promise<void> {
+      told.push({ version: release.version, rootCached: await h!.engine.cache.has(release.root) });
+    }
+  }
+  h = await harness(t, store, { runtimes: { files: new ExpectingRuntime() } });
+  h.assign([v1]);
+  assert.equal(await h.converge(), true);
+  await assertCurrent(h, APP, v1.root);
+  // The release it runs is not expected again.
+  assert.equal(await h.converge(), true);
+  h.assign([v2]);
+  assert.equal(await h.converge(), true);
+  await assertCurrent(h, APP, v2.root);
+  // Each told once by the engine (before the root object) and once more as its fetch step begins.
+  assert.deepEqual(told, [
+    { version: '1', rootCached: false },
+    { version: '1', rootCached: true },
+    { version: '2', rootCached: false },
+    { version: '2', rootCached: true },
+  ]);
+});

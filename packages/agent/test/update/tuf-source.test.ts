@@ -59,7 +59,7 @@ async function setup(t: TestContext) {
     logger: quietLogger(),
     timeoutMs: 10_000,
   });
-  return { w, cache, fetcher, assign: () => assignment(new AbortController().signal) };
+  return { w, cache, fetcher, assignment, assign: () => assignment(new AbortController().signal) };
 }
 
 /** Signs `target` offline in the image repository and assigns it through the director. */
@@ -99,6 +99,29 @@ void test('a signed release is returned with the root object fetched into the ca
   });
   assert.deepEqual(fetcher.asked, [w.web1.hashes.sha256]);
   assert.deepEqual(Buffer.from(await cache.getObject(release.root)), w.web1Bytes);
+});
+
+void test('ahead is told the verified releases before any root object is fetched, and nothing of a refused assignment', async (t) => {
+  const { w, fetcher, assignment } = await setup(t);
+  const told: { roots: string[]; askedBefore: number }[] = [];
+  const ahead = (releases: readonly ReleaseSpec[]) =>
+    told.push({ roots: releases.map((r) => r.root), askedBefore: fetcher.asked.length });
+  const [release] = await assignment(new AbortController().signal, ahead);
+  assert.deepEqual(told, [{ roots: [w.web1.hashes.sha256], askedBefore: 0 }]);
+  assert.equal(release?.root, w.web1.hashes.sha256);
+  // A target refused in verification (its hash names another object than its root): nothing is told.
+  const evil = Buffer.from(JSON.stringify({ type: 'dir', entries: [] }));
+  await assign(
+    w,
+    new TargetFile({
+      path: w.web1.path,
+      length: evil.length,
+      hashes: { sha256: sha256(evil) },
+      unrecognizedFields: { custom: w.web1.custom as never },
+    }),
+  );
+  await refused(() => assignment(new AbortController().signal, ahead), 'FLT_TUF_METADATA_INVALID');
+  assert.equal(told.length, 1);
 });
 
 void test('a root object whose length is not the signed length is refused (FLT_TUF_LENGTH) and removed from the cache', async (t) => {
