@@ -609,28 +609,33 @@ export class UpdateEngine {
   }
 
   /**
-   * `Runtime.expect` for each release that is not the one its app runs, as soon as the assignment
-   * is verified (docker: the engine's load is opened while the tree is fetched). In the
-   * background; a failure only loses the head start.
+   * `Runtime.expect` for each release whose update this pass will fetch (as the planner sees it
+   * now: not the release its app runs, one held after an operator's rollback, or one that used up
+   * its attempts), as soon as the assignment is verified (docker: the engine's load is opened
+   * while the tree is fetched). In the background; a failure only loses the head start.
    */
   private expect(releases: readonly ReleaseSpec[]): void {
     for (const release of releases) {
-      if (this.records.installed(release.app).current?.root === release.root) continue;
-      let runtime: Runtime;
-      try {
-        runtime = this.runtimeFor(release);
-      } catch {
-        continue; // a runtime this agent lacks: the update reports it
-      }
-      void runtime
-        .expect?.(release)
-        .catch((error: unknown) =>
-          this.options.logger.warn(
-            { err: error, app: release.app },
-            'expecting the release ahead of its fetch failed',
-          ),
-        );
+      void this.expectOne(release).catch((error: unknown) =>
+        this.options.logger.warn(
+          { err: error, app: release.app },
+          'expecting the release ahead of its fetch failed',
+        ),
+      );
     }
+  }
+
+  private async expectOne(release: ReleaseSpec): Promise<void> {
+    if (this.records.installed(release.app).current?.root === release.root) return;
+    const plan = planUpdate(await this.planInput(release.app, release));
+    if (!plan.steps.some((s) => s.kind === 'fetch')) return;
+    let runtime: Runtime;
+    try {
+      runtime = this.runtimeFor(release);
+    } catch {
+      return; // a runtime this agent lacks: the update reports it
+    }
+    await runtime.expect?.(release);
   }
 
   private runtimeFor(release: ReleaseSpec): Runtime {

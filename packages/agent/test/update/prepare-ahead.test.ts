@@ -399,4 +399,13 @@ void test('expect is told each release its app does not run as soon as the assig
     { version: '2', rootCached: false },
     { version: '2', rootCached: true },
   ]);
+  // Rolled back by an operator, v2 is held while the assignment names it: a pass runs no update
+  // of it, and nothing is expected.
+  told.length = 0;
+  assert.equal((await h.engine.rollback(APP, new AbortController().signal)).kind, 'rolled-back');
+  await assertCurrent(h, APP, v1.root);
+  assert.equal(await h.converge(), true);
+  await assertCurrent(h, APP, v1.root);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(told, []);
 });
