@@ -234,7 +234,7 @@ function prepareAhead(
 }
 
 /** The release's runtime; null for one this agent lacks (the start step reports it). */
-function runtimeOrNull(ctx: ApplyContext, release: ReleaseSpec): Runtime | null {
+function runtimeOrNull(ctx: Pick<ApplyContext, 'runtimeFor'>, release: ReleaseSpec): Runtime | null {
   try {
     return ctx.runtimeFor(release);
   } catch {
@@ -242,8 +242,8 @@ function runtimeOrNull(ctx: ApplyContext, release: ReleaseSpec): Runtime | null 
   }
 }
 
-/** `Runtime.expect`, in the background: the update of `release` begins (never fails the fetch). */
-function expectAhead(ctx: ApplyContext, release: ReleaseSpec): void {
+/** `Runtime.expect`, in the background: the update of `release` begins (never fails the update). */
+export function expectAhead(ctx: Pick<ApplyContext, 'runtimeFor' | 'logger'>, release: ReleaseSpec): void {
   void runtimeOrNull(ctx, release)
     ?.expect?.(release)
     .catch((error: unknown) =>

@@ -13,6 +13,7 @@ import { AppLayout } from '../apply/layout.js';
 import type { ApplyContext, StageReuse, StageVerify } from '../apply/context.js';
 import { ReleaseStamps } from '../state/release-stamps.js';
 import { ioError } from '../util/fs-ops.js';
+import { expectAhead } from '../apply/executors.js';
 import { runTransaction } from '../apply/transaction.js';
 import type { PhaseEvent, TransactionOutcome } from '../apply/transaction.js';
 import { ChunkCache } from '../cache/chunk-cache.js';
@@ -615,27 +616,20 @@ export class UpdateEngine {
    * while the tree is fetched). In the background; a failure only loses the head start.
    */
   private expect(releases: readonly ReleaseSpec[]): void {
-    for (const release of releases) {
-      void this.expectOne(release).catch((error: unknown) =>
-        this.options.logger.warn(
-          { err: error, app: release.app },
-          'expecting the release ahead of its fetch failed',
-        ),
-      );
-    }
+    const ctx = { runtimeFor: (r: ReleaseSpec) => this.runtimeFor(r), logger: this.options.logger };
+    for (const release of releases)
+      void this.willFetch(release).then((fetch) => fetch && expectAhead(ctx, release));
   }
 
-  private async expectOne(release: ReleaseSpec): Promise<void> {
-    if (this.records.installed(release.app).current?.root === release.root) return;
-    const plan = planUpdate(await this.planInput(release.app, release));
-    if (!plan.steps.some((s) => s.kind === 'fetch')) return;
-    let runtime: Runtime;
+  /** Whether this pass's plan for `release` fetches it (never rejects: false on a failure). */
+  private async willFetch(release: ReleaseSpec): Promise<boolean> {
+    // The release the app runs: no update, and no need to look at the disk for a plan.
+    if (this.records.installed(release.app).current?.root === release.root) return false;
     try {
-      runtime = this.runtimeFor(release);
+      return planUpdate(await this.planInput(release.app, release)).steps.some((s) => s.kind === 'fetch');
     } catch {
-      return; // a runtime this agent lacks: the update reports it
+      return false;
     }
-    await runtime.expect?.(release);
   }
 
   private runtimeFor(release: ReleaseSpec): Runtime {

@@ -60,9 +60,13 @@ export async function startTestAgent(
 }
 
 /** Waits until `condition` holds; fails with `what` if it never does (a hang guard, not a timing assertion). */
-export async function waitFor(what: string, condition: () => boolean, limitMs = 15_000): Promise<void> {
+export async function waitFor(
+  what: string,
+  condition: () => boolean | Promise<boolean>,
+  limitMs = 15_000,
+): Promise<void> {
   const deadline = Date.now() + limitMs;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

@@ -18,6 +18,7 @@ import Docker from 'dockerode';
 import * as tar from 'tar-stream';
 import { isFlotillaError } from '@flotilla/protocol';
 import { dockerdAvailable, startTestDockerd, tempDir } from '@flotilla/testkit';
+import { waitFor } from '../helpers/agent.js';
 import type { TestDockerd } from '@flotilla/testkit';
 import {
   IMAGES_DIR,
@@ -139,13 +140,6 @@ void describe('image delivery to a real dockerd', { skip }, () => {
       }
     }
     return found;
-  }
-
-  async function waitFor(what: string, ok: () => Promise<boolean>): Promise<void> {
-    for (let i = 0; !(await ok()); i++) {
-      if (i > 100) assert.fail(`waited 10 s for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 
   async function loopbackRefs(): Promise<string[]> {
