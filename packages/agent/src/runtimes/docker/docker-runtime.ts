@@ -34,6 +34,7 @@ import type { ServicePlan } from './container-spec.js';
 import { EngineImageProvider } from './engine-image-provider.js';
 import { LABEL, Names, connectEngine, engineCall, engineUnavailable, ownerId, statusOf } from './engine.js';
 import type { ImageProvider } from './image-provider.js';
+import { NeighbourAnnouncer } from './neighbours.js';
 
 export const DOCKER_DEFAULTS = {
   windowMs: 5000,
@@ -75,6 +76,8 @@ export class DockerRuntime implements Runtime {
   private readonly pending = new Map<string, AppContext>();
   private retryTimer: NodeJS.Timeout | null = null;
   private readonly closed = new AbortController();
+  /** Null for an engine that is not on this host's unix socket (its bridges are not ours). */
+  private readonly neighbours: NeighbourAnnouncer | null;
 
   constructor(private readonly options: DockerRuntimeOptions) {
     const { docker, where } = connectEngine(options.host ?? process.env.DOCKER_HOST);
@@ -83,6 +86,7 @@ export class DockerRuntime implements Runtime {
     this.names = new Names(ownerId(options.dataDir));
     this.images = options.images ?? new EngineImageProvider();
     this.logger = options.logger;
+    this.neighbours = where.startsWith('unix://') ? new NeighbourAnnouncer(docker, this.logger) : null;
   }
 
   validate(release: ReleaseSpec): void {
@@ -316,10 +320,12 @@ export class DockerRuntime implements Runtime {
     for (const c of targets) {
       if (action === 'start') await this.startContainer(c.Id);
       else if (action === 'stop') await this.stopContainer(c.Id, stopTimeoutS);
-      else
+      else {
         await this.call(() =>
           this.docker.getContainer(c.Id).restart({ t: stopTimeoutS ?? DOCKER_DEFAULTS.stopTimeoutS }),
         );
+        await this.neighbours?.announce(c.Id);
+      }
     }
   }
 
@@ -752,6 +758,7 @@ export class DockerRuntime implements Runtime {
   private async startContainer(id: string): Promise<void> {
     try {
       await this.call(() => this.docker.getContainer(id).start());
+      await this.neighbours?.announce(id);
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
       throw new FlotillaError(
