@@ -139,22 +139,40 @@ async function settle(work: string): Promise<void> {
 const SERVE = ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 8080 -h /app/www & wait'];
 
 /**
- * Polls http://127.0.0.1:port/ until it answers `want`; the ms from `since`. Both sides poll from
- * their t0, as a client of the app would: on this engine (userland docker-proxy), a connection
- * made from the moment the engine joins the new container to its network until its interface is
- * up (the ~0.3 s of the start) waits about 1 s (the host's next ARP probe, retrans_time_ms 1000)
- * and every later one with it, so a poller that begins only after `docker run` has returned
- * misses the wait that one running through the start pays. The polls run on a worker thread
- * (poller.ts), apart from the agent this process hosts.
+ * A poller of http://127.0.0.1:port/, started and waiting: `go(since)` begins the polls and
+ * resolves with the ms from `since` until the page answers `want`. Both sides poll from their
+ * t0, as a client of the app would: on this engine (userland docker-proxy), a connection made
+ * from the moment the engine joins the new container to its network until its interface is up
+ * (the ~0.3 s of the start) waits about 1 s (the host's next ARP probe, retrans_time_ms 1000)
+ * and every later one with it, unless something tells the host where the container is (Flotilla's
+ * agent does, docs/containers.md "A client connecting while a container starts"; `docker run`
+ * does not), so a poller that begins only after `docker run` has returned would miss the wait
+ * that one running through the start pays. The polls run on a worker thread (poller.ts), apart
+ * from the agent this process hosts, started before the timed section.
  */
-function answers(port: number, want: string, since: number): Promise<number> {
-  const poller = new Worker(new URL('./poller.js', import.meta.url), { workerData: { port, want, since } });
-  return new Promise<number>((resolve, reject) => {
-    poller.once('message', (m: { ms?: number; error?: string }) =>
-      m.ms !== undefined ? resolve(m.ms) : reject(new Error(m.error)),
-    );
-    poller.once('error', reject);
-  }).finally(() => void poller.terminate());
+async function poller(port: number, want: string): Promise<(since: number) => Promise<number>> {
+  const worker = new Worker(new URL('./poller.js', import.meta.url), { workerData: { port, want } });
+  const result = new Promise<number>((resolve, reject) => {
+    worker.on('message', (m: { ready?: boolean; ms?: number; error?: string }) => {
+      if (m.ms !== undefined) resolve(m.ms);
+      else if (m.error !== undefined) reject(new Error(m.error));
+    });
+    worker.once('error', reject);
+  }).finally(() => void worker.terminate());
+  result.catch(() => undefined); // seen by whoever calls go()
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+  });
+  return (since) => {
+    worker.postMessage(since);
+    return result;
+  };
+}
+
+/** Polls until the page answers `want` (the app is up before a timed section). */
+async function answersNow(port: number, want: string): Promise<number> {
+  return (await poller(port, want))(Date.now());
 }
 
 interface DockerRun {
@@ -245,11 +263,12 @@ try {
     const port = await freePort();
     const publish = ['--network', 'bench', '-p', `127.0.0.1:${port}:8080`];
     await device.docker(['run', '-d', '--name', 'bench-v1', ...publish, viaProxy('v1'), ...SERVE]);
-    await answers(port, 'v1', Date.now());
+    await answersNow(port, 'v1');
+    const go = await poller(port, 'v2');
     await settle(work);
     proxy.reset();
     const t0 = Date.now();
-    const answered = answers(port, 'v2', t0);
+    const answered = go(t0);
     await device.docker(['pull', viaProxy('v2')]);
     const pullMs = Date.now() - t0;
     const bytes = proxy.bytes();
@@ -270,10 +289,11 @@ try {
     });
     try {
       await d.install('containers', '1.0.0', roots[0]!, appAs(1, port));
-      await answers(port, 'v1', Date.now());
+      await answersNow(port, 'v1');
+      const go = await poller(port, 'v2');
       await settle(work);
       const t0 = Date.now();
-      const answered = answers(port, 'v2', t0);
+      const answered = go(t0);
       const r = await d.install('containers', '2.0.0', roots[1]!, appAs(2, port));
       const answerMs = await answered;
       console.error(`  flotilla phases: ${d.phaseTimes().join(' ')}; answered at ${answerMs} ms`);
