@@ -33,6 +33,21 @@ export function dockerdAvailable(): boolean {
   return ['/usr/sbin/dockerd', '/usr/bin/dockerd'].some((p) => existsSync(p)) && existsSync('/bin/busybox');
 }
 
+let instances = 0;
+
+/**
+ * The address pool of one private dockerd's networks, its own: test files run in parallel, and
+ * two dockerds creating a network at the same moment could both take the first default pool that
+ * no host route covers yet (neither bridge exists when the other looks), giving two bridges the
+ * same subnet and a container's address reaching the wrong one. 172.18–172.31 (not 172.17, a
+ * system engine's docker0), a /20 for each dockerd of /24 networks: 224 slots, by process and
+ * instance.
+ */
+function addressPool(): { base: string; size: number } {
+  const slot = (process.pid * 31 + instances++) % 224;
+  return { base: `172.${18 + (slot >> 4)}.${(slot & 15) << 4}.0/20`, size: 24 };
+}
+
 /** Starts a dockerd in `dir` (created), e.g. `mkdtempSync(join(tmpdir(), 'flt-dockerd-'))`. */
 export async function startTestDockerd(dir: string): Promise<TestDockerd> {
   await mkdir(dir, { recursive: true });
@@ -40,6 +55,7 @@ export async function startTestDockerd(dir: string): Promise<TestDockerd> {
   await writeFile(
     config,
     JSON.stringify({
+      'default-address-pools': [addressPool()],
       'default-ulimits': {
         nofile: { Name: 'nofile', Hard: 1024, Soft: 1024 },
         nproc: { Name: 'nproc', Hard: 1024, Soft: 1024 },

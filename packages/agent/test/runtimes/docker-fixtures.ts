@@ -65,3 +65,30 @@ export async function getBody(port: number, host = '127.0.0.1'): Promise<string 
     return null;
   }
 }
+
+/**
+ * One web service serving `message` on port 8080 of its address on the app network (no host port:
+ * test files run in parallel, and a published port picked by freePort could race another file's).
+ */
+export function webConfig(imageId: string, message: string, command?: string[]): DockerRuntimeConfig {
+  return {
+    docker: {
+      compose: {
+        services: {
+          web: {
+            image: 'bb',
+            command: command ?? [
+              'sh',
+              '-c',
+              'trap "exit 0" TERM; mkdir -p /www && echo "$MSG" > /www/index.html && httpd -f -p 8080 -h /www & wait',
+            ],
+            environment: { MSG: message },
+          },
+        },
+      },
+      images: { bb: imageId },
+      health: { windowMs: 300, timeoutMs: 15_000 },
+      stopTimeoutS: 1,
+    },
+  };
+}

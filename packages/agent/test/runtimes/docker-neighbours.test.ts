@@ -11,43 +11,19 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
-import type { DockerRuntimeConfig } from '@flotilla/protocol';
-import { dockerdAvailable, freePort } from '@flotilla/testkit';
+import { dockerdAvailable } from '@flotilla/testkit';
 import Docker from 'dockerode';
 import pino from 'pino';
 import { NeighbourAnnouncer, bridgeOf } from '../../src/runtimes/docker/neighbours.js';
 import { buildRelease, writeTree } from '../update/fixtures.js';
 import { dockerUpdateHarness } from './docker-harness.js';
-import { getBody } from './docker-fixtures.js';
+import { getBody, webConfig } from './docker-fixtures.js';
 
 const skip = !dockerdAvailable()
   ? 'dockerd or busybox-static is not installed (.ci/run installs them)'
   : process.getuid?.() !== 0
     ? 'writing the host neighbour table needs root'
     : false;
-
-function config(imageId: string, port: number, message: string): DockerRuntimeConfig {
-  return {
-    docker: {
-      compose: {
-        services: {
-          web: {
-            image: 'bb',
-            command: [
-              'sh',
-              '-c',
-              `mkdir -p /www && echo ${message} > /www/index.html && exec httpd -f -p 8080 -h /www`,
-            ],
-            ports: [{ target: 8080, published: port, host_ip: '127.0.0.1' }],
-          },
-        },
-      },
-      images: { bb: imageId },
-      health: { windowMs: 300, timeoutMs: 15_000 },
-      stopTimeoutS: 1,
-    },
-  };
-}
 
 interface Endpoint {
   NetworkID: string;
@@ -78,13 +54,12 @@ void test(
   async (t) => {
     const { d, imageId, base, store, h, owner } = await dockerUpdateHarness(t, 'bb', 'flt-dkneigh-');
     const docker = new Docker({ socketPath: d.host.slice('unix://'.length) });
-    const port = await freePort();
     const release = (version: string) =>
       buildRelease(store, writeTree(join(base, `t${version}`), { v: version }), {
         app: 'n',
         version,
         runtime: 'docker',
-        config: config(imageId, port, `v${version}`),
+        config: webConfig(imageId, `v${version}`),
       });
     const name = `fl-${owner}-n-web`;
 
@@ -100,7 +75,7 @@ void test(
         `v${version}: ${entry || 'no entry'}`,
       );
       assert.doesNotMatch(entry, /INCOMPLETE|FAILED/);
-      assert.equal(await getBody(port), `v${version}`);
+      assert.equal(await getBody(8080, endpoint.IPAddress), `v${version}`);
     }
   },
 );

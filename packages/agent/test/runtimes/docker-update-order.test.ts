@@ -10,39 +10,12 @@ import { test } from 'node:test';
 import type { DockerRuntimeConfig } from '@flotilla/protocol';
 import { dockerdAvailable } from '@flotilla/testkit';
 import { buildRelease, writeTree } from '../update/fixtures.js';
-import { getBody } from './docker-fixtures.js';
+import { getBody, webConfig } from './docker-fixtures.js';
 import { dockerUpdateHarness } from './docker-harness.js';
 
 const skip = dockerdAvailable()
   ? false
   : 'dockerd or busybox-static is not installed (.ci/run installs them)';
-
-/**
- * One web service serving `message` on port 8080 of its address on the app network (no host port:
- * test files run in parallel, and a published port picked by freePort could race another file's).
- */
-function config(imageId: string, message: string, command?: string[]): DockerRuntimeConfig {
-  return {
-    docker: {
-      compose: {
-        services: {
-          web: {
-            image: 'bb',
-            command: command ?? [
-              'sh',
-              '-c',
-              'trap "exit 0" TERM; mkdir -p /www && echo "$MSG" > /www/index.html && httpd -f -p 8080 -h /www & wait',
-            ],
-            environment: { MSG: message },
-          },
-        },
-      },
-      images: { bb: imageId },
-      health: { windowMs: 300, timeoutMs: 15_000 },
-      stopTimeoutS: 1,
-    },
-  };
-}
 
 void test(
   'stop-then-start creates the new container before parking the old one; a failed start rolls back to the old container',
@@ -100,7 +73,7 @@ void test(
         .split('\n')
         .filter(Boolean);
 
-    const v1 = await release('1', config(imageId, 'one'));
+    const v1 = await release('1', webConfig(imageId, 'one'));
     h.assign([v1]);
     assert.equal(await h.converge(), true, JSON.stringify(h.reports.at(-1)));
     assert.equal(await page(), 'one');
@@ -108,7 +81,7 @@ void test(
 
     // v2: the new container is created before the old one is parked (renamed).
     const since = Math.floor(Date.now() / 1000) - 1;
-    const v2 = await release('2', config(imageId, 'two'));
+    const v2 = await release('2', webConfig(imageId, 'two'));
     h.assign([v2]);
     assert.equal(await h.converge(), true, JSON.stringify(h.reports.at(-1)));
     assert.equal(await page(), 'two');
@@ -126,7 +99,7 @@ void test(
 
     // v3's container is created but cannot start (no such executable): the start step fails, and
     // the rollback runs the v2 container itself again.
-    const v3 = await release('3', config(imageId, 'three', ['/no/such/program']));
+    const v3 = await release('3', webConfig(imageId, 'three', ['/no/such/program']));
     h.assign([v3]);
     await h.converge();
     const rolled = h.reports.find((r) => r.phase === 'rolled-back');
