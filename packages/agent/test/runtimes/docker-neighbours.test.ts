@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { dockerdAvailable } from '@flotilla/testkit';
 import Docker from 'dockerode';
 import pino from 'pino';
-import { NeighbourAnnouncer, bridgeOf } from '../../src/runtimes/docker/neighbours.js';
+import { NeighbourAnnouncer, bridgeOf, neighboursOf } from '../../src/runtimes/docker/neighbours.js';
 import { buildRelease, writeTree } from '../update/fixtures.js';
 import { dockerUpdateHarness } from './docker-harness.js';
 import { getBody, webConfig } from './docker-fixtures.js';
@@ -116,4 +116,39 @@ void test('bridgeOf: the named bridge, br-<id12>, or none for other drivers', ()
   );
   assert.equal(bridgeOf({ Id: id, Driver: 'macvlan', Options: {} }), null);
   assert.equal(bridgeOf({ Id: id, Driver: 'host' }), null);
+});
+
+void test('neighboursOf: plain addresses, MACs and interface names only (they become ip arguments)', () => {
+  const bridges = new Map<string, string | null>([
+    ['n1', 'br-aaaaaaaaaaaa'],
+    ['n2', '-force'],
+    ['n3', null],
+  ]);
+  const endpoint = (NetworkID: string, IPAddress: string, MacAddress: string, GlobalIPv6Address = '') =>
+    ({ NetworkID, IPAddress, MacAddress, GlobalIPv6Address }) as unknown as Docker.NetworkInfo;
+  const info = (...endpoints: Docker.NetworkInfo[]) =>
+    ({
+      NetworkSettings: { Networks: Object.fromEntries(endpoints.map((e, i) => [`net${i}`, e])) },
+    }) as unknown as Docker.ContainerInspectInfo;
+  assert.deepEqual(
+    neighboursOf(info(endpoint('n1', '172.18.0.2', '02:42:ac:12:00:02', 'fd00::2')), bridges),
+    [
+      { family: 4, address: '172.18.0.2', mac: '02:42:ac:12:00:02', bridge: 'br-aaaaaaaaaaaa' },
+      { family: 6, address: 'fd00::2', mac: '02:42:ac:12:00:02', bridge: 'br-aaaaaaaaaaaa' },
+    ],
+  );
+  assert.deepEqual(
+    neighboursOf(
+      info(
+        endpoint('n1', '-f', '02:42:ac:12:00:02'),
+        endpoint('n1', '172.18.0.3', 'lladdr'),
+        endpoint('n1', '', ''),
+        endpoint('n2', '172.18.0.4', '02:42:ac:12:00:04'),
+        endpoint('n3', '172.18.0.5', '02:42:ac:12:00:05'),
+        endpoint('unknown', '172.18.0.6', '02:42:ac:12:00:06'),
+      ),
+      bridges,
+    ),
+    [],
+  );
 });

@@ -20,6 +20,7 @@
  * once and otherwise ignored; the container runs either way.
  */
 import { execFile } from 'node:child_process';
+import { isIP } from 'node:net';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 
@@ -44,7 +45,14 @@ export function bridgeOf(network: {
   return network.Options?.[BRIDGE_NAME_OPTION] ?? `br-${network.Id.slice(0, 12)}`;
 }
 
-/** The container's addresses on bridge networks, as `inspect` reports them after the start. */
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+/** A Linux interface name (at most 15 bytes; never an option of `ip`). */
+const INTERFACE = /^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$/;
+
+/**
+ * The container's addresses on bridge networks, as `inspect` reports them after the start; what
+ * is not a plain address, MAC or interface name is left out (the values become `ip` arguments).
+ */
 export function neighboursOf(
   info: Pick<Docker.ContainerInspectInfo, 'NetworkSettings'>,
   bridges: ReadonlyMap<string, string | null>,
@@ -53,9 +61,11 @@ export function neighboursOf(
   for (const endpoint of Object.values(info.NetworkSettings.Networks ?? {})) {
     const bridge = bridges.get(endpoint.NetworkID) ?? null;
     const mac = endpoint.MacAddress;
-    if (bridge === null || !mac) continue;
-    if (endpoint.IPAddress) out.push({ family: 4, address: endpoint.IPAddress, mac, bridge });
-    if (endpoint.GlobalIPv6Address) out.push({ family: 6, address: endpoint.GlobalIPv6Address, mac, bridge });
+    if (bridge === null || !INTERFACE.test(bridge) || !MAC.test(mac ?? '')) continue;
+    if (isIP(endpoint.IPAddress ?? '') === 4)
+      out.push({ family: 4, address: endpoint.IPAddress, mac, bridge });
+    if (isIP(endpoint.GlobalIPv6Address ?? '') === 6)
+      out.push({ family: 6, address: endpoint.GlobalIPv6Address, mac, bridge });
   }
   return out;
 }
