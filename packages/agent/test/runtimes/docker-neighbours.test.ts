@@ -25,16 +25,14 @@ const skip = !dockerdAvailable()
     ? 'writing the host neighbour table needs root'
     : false;
 
-interface Endpoint {
-  NetworkID: string;
-  IPAddress: string;
-  MacAddress: string;
-}
-
 /** The container's one endpoint and the host's neighbour entry for its address on the bridge. */
-async function neighbourOf(docker: Docker, name: string): Promise<{ endpoint: Endpoint; entry: string }> {
+async function neighbourOf(
+  docker: Docker,
+  name: string,
+): Promise<{ endpoint: Docker.NetworkInfo; entry: string }> {
   const info = await docker.getContainer(name).inspect();
-  const endpoint = Object.values(info.NetworkSettings.Networks)[0] as Endpoint;
+  const endpoint = Object.values(info.NetworkSettings.Networks)[0];
+  assert.ok(endpoint !== undefined, 'the container is on a network');
   const bridge = bridgeOf(await docker.getNetwork(endpoint.NetworkID).inspect());
   assert.ok(bridge !== null);
   const { stdout } = await promisify(execFile)('ip', [

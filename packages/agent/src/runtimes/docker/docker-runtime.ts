@@ -758,7 +758,6 @@ export class DockerRuntime implements Runtime {
   private async startContainer(id: string): Promise<void> {
     try {
       await this.call(() => this.docker.getContainer(id).start());
-      await this.neighbours?.announce(id);
     } catch (error) {
       if (statusOf(error) === 304) return; // already running
       throw new FlotillaError(
@@ -769,6 +768,7 @@ export class DockerRuntime implements Runtime {
         },
       );
     }
+    await this.neighbours?.announce(id); // never throws
   }
 
   private async stopContainer(id: string, stopTimeoutS: number | undefined): Promise<void> {
